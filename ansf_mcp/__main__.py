@@ -1,0 +1,3 @@
+from ansf_mcp.cli import main
+
+raise SystemExit(main())

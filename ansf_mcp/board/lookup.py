@@ -1,0 +1,26 @@
+"""Row lookups that fail with a clear NotFound; shared by every board module."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ansf_mcp.board.errors import NotFound
+
+
+def require(conn: sqlite3.Connection, swarm_id: str) -> sqlite3.Row:
+    row = conn.execute("SELECT * FROM swarms WHERE id = ?", (swarm_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"unknown swarm {swarm_id!r}; swarm_status() lists the swarms")
+    return row
+
+
+def agent_rows(conn: sqlite3.Connection, swarm_id: str) -> list[sqlite3.Row]:
+    return conn.execute("SELECT * FROM agents WHERE swarm_id = ? ORDER BY position", (swarm_id,)).fetchall()
+
+
+def require_agent(conn: sqlite3.Connection, swarm_id: str, agent_id: str) -> sqlite3.Row:
+    row = conn.execute("SELECT * FROM agents WHERE swarm_id = ? AND id = ?", (swarm_id, agent_id)).fetchone()
+    if row is None:
+        known = ", ".join(r["id"] for r in agent_rows(conn, swarm_id)[:20])
+        raise NotFound(f"unknown agent {agent_id!r} in swarm {swarm_id!r} (agents: {known})")
+    return row

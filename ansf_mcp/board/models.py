@@ -1,0 +1,119 @@
+"""Pydantic models of the board: what callers send and what they get back."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from ansf_mcp.coordinator.episode import MAX_TEXT_CHARS
+
+Topology = Literal["mesh", "hierarchical", "ring", "star"]
+TaskState = Literal["blocked", "ready", "claimed", "succeeded", "failed"]
+
+MAX_AGENTS_PER_SWARM = 64
+MAX_TASKS_PER_CALL = 1_000
+MAX_MESSAGE_CHARS = 32_000
+MAX_SUMMARY_CHARS = 16_000
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$"
+
+
+class AgentSpec(BaseModel):
+    role: str = Field(min_length=1, max_length=200)
+    capabilities: list[str] = Field(default_factory=list, max_length=50)
+    capacity: int = Field(default=1, ge=1, le=100)
+    id: str | None = Field(default=None, pattern=ID_PATTERN)
+    lead: str | None = Field(
+        default=None, description="hierarchical only: id of this agent's lead (default: the first agent)"
+    )
+
+
+class TaskSpec(BaseModel):
+    id: str | None = Field(default=None, pattern=ID_PATTERN)
+    description: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    priority: int = Field(default=1, ge=0, le=1_000, description="higher runs first")
+    depends_on: list[str] = Field(default_factory=list, max_length=100)
+
+
+class AgentView(BaseModel):
+    id: str
+    role: str
+    capabilities: list[str]
+    capacity: int
+    lead: str | None = None
+    active_claims: int = 0
+    assigned_open: int = 0
+    successes: int = 0
+    failures: int = 0
+
+
+class TaskView(BaseModel):
+    id: str
+    description: str
+    priority: int
+    state: TaskState
+    depends_on: list[str]
+    assignee: str | None = None
+    p_success: float | None = None
+    strategy: str | None = None
+    lease_owner: str | None = None
+    lease_expires_in_s: float | None = None
+    attempts: int = 0
+    blocked_by: list[str] = Field(default_factory=list)
+    last_error: str | None = None
+    result: str | None = None
+
+
+class SwarmSummary(BaseModel):
+    swarm_id: str
+    name: str
+    topology: Topology
+    agents: int
+    tasks_by_state: dict[str, int]
+
+
+class SwarmView(BaseModel):
+    swarm_id: str
+    name: str
+    topology: Topology
+    created_at: float
+    agents: list[AgentView]
+    tasks_by_state: dict[str, int]
+    tasks: list[TaskView]
+    tasks_omitted: int = 0
+
+
+class Claim(BaseModel):
+    claimed: bool
+    task: TaskView | None = None
+    lease_expires_in_s: float | None = None
+    reason: str | None = Field(default=None, description="why nothing was claimed")
+
+
+class OutcomeReceipt(BaseModel):
+    task_id: str
+    state: TaskState
+    attempts: int
+    outcome_id: int
+    unblocked: list[str] = Field(default_factory=list, description="tasks this success made ready")
+    note: str | None = None
+
+
+class MessageView(BaseModel):
+    id: int
+    from_agent: str
+    to_agent: str | None
+    route: str
+    body: str
+    created_at: float
+
+
+class SentMessage(BaseModel):
+    id: int
+    delivered_to: list[str]
+    route: str
+
+
+class DissolveReceipt(BaseModel):
+    swarm_id: str
+    removed: dict[str, int]

@@ -1,0 +1,78 @@
+"""`ansf coordinate`: stateless coordination of episodes from a file, one JSON result per line on stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+
+from pydantic import ValidationError
+
+from ansf_mcp.coordinator.episode import Episode
+from ansf_mcp.coordinator.strategies import ModelUnavailable, NeuralEstimator, coordinate
+
+
+def read_episodes(text: str) -> Iterator[tuple[int, object]]:
+    """(line number, parsed JSON or the exception) for a single JSON document or JSON Lines."""
+    stripped = text.strip()
+    if not stripped:
+        return
+    try:
+        yield 1, json.loads(stripped)
+        return
+    except json.JSONDecodeError:
+        pass  # not one document: read it as JSON Lines
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, exc
+
+
+def run_coordinate(path: str, strategy: str, model: str | None) -> int:
+    try:
+        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"ansf coordinate: cannot read {path}: {exc}", file=sys.stderr)
+        return 2
+    neural: NeuralEstimator | None = None
+    note = None
+    if strategy in ("auto", "neural"):
+        from ansf_mcp.coordinator import neural as neural_loader
+
+        try:
+            neural = neural_loader.load(model)  # once for the whole file
+        except ModelUnavailable as exc:
+            if strategy == "neural":
+                print(f"ansf coordinate: {exc}", file=sys.stderr)
+                return 2
+            note = str(exc)
+    failures = 0
+    count = 0
+    for number, parsed in read_episodes(text):
+        count += 1
+        try:
+            if isinstance(parsed, Exception):
+                raise ValueError(f"line {number}: not JSON: {parsed}")
+            if not isinstance(parsed, dict):
+                raise ValueError(f"line {number}: an episode is a JSON object")
+            episode = Episode.model_validate(parsed)
+            if neural is None and strategy == "auto":
+                result = coordinate(episode, "history")
+                result.note = f"{note}; used the history estimate" if note else None
+            else:
+                result = coordinate(episode, strategy, neural=neural)
+            print(result.model_dump_json(), flush=True)
+        except (ValidationError, ValueError, ModelUnavailable) as exc:
+            failures += 1
+            ident = parsed.get("id") if isinstance(parsed, dict) else None
+            message = str(exc).replace("\n", "; ")
+            print(json.dumps({"id": ident, "line": number, "error": message}), flush=True)
+    if count == 0:
+        print("ansf coordinate: the input holds no episode", file=sys.stderr)
+        return 2
+    if failures:
+        print(f"ansf coordinate: {failures} of {count} episode(s) were invalid", file=sys.stderr)
+        return 1
+    return 0

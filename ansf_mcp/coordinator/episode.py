@@ -1,0 +1,74 @@
+"""The public episode and result formats (docs: ../shared/docs/COORDINATION.md)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_TEXT_CHARS = 8_000
+MAX_AGENTS = 1_000
+MAX_TASKS = 5_000
+MAX_HISTORY = 500
+
+
+class HistoryItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    task: str = Field(max_length=MAX_TEXT_CHARS)
+    success: bool
+
+
+class EpisodeAgent(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(min_length=1, max_length=200)
+    role: str = Field(default="", max_length=200)
+    capabilities: list[str] = Field(default_factory=list, max_length=100)
+    capacity: int = Field(default=1, ge=1, le=1_000)
+    history: list[HistoryItem] = Field(default_factory=list, max_length=MAX_HISTORY)
+
+
+class EpisodeTask(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(min_length=1, max_length=200)
+    description: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    priority: int = Field(default=1, ge=0, le=1_000)
+    depends_on: list[str] = Field(default_factory=list, max_length=200)
+
+
+class Episode(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(default="", max_length=200)
+    agents: list[EpisodeAgent] = Field(min_length=1, max_length=MAX_AGENTS)
+    tasks: list[EpisodeTask] = Field(default_factory=list, max_length=MAX_TASKS)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Episode:
+        for kind, ids in (("agent", [a.id for a in self.agents]), ("task", [t.id for t in self.tasks])):
+            seen: set[str] = set()
+            for i in ids:
+                if i in seen:
+                    raise ValueError(f"duplicate {kind} id {i!r}")
+                seen.add(i)
+        return self
+
+
+class Assignment(BaseModel):
+    task: str
+    agent: str
+    p_success: float = Field(ge=0.0, le=1.0)
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
+class Unassigned(BaseModel):
+    task: str
+    reason: str
+
+
+class CoordinationResult(BaseModel):
+    id: str
+    strategy: str
+    model: str | None = None
+    assignments: list[Assignment]
+    unassigned: list[Unassigned]
+    elapsed_ms: float
+    note: str | None = Field(
+        default=None, description="Why the strategy differs from the one asked for, when it does."
+    )

@@ -1,0 +1,139 @@
+"""Exact assignment over estimated success probabilities (scipy's Hungarian solver).
+
+Agents are repeated once per unit of capacity. When tasks outnumber slots, higher priorities win outright
+(a per-level bonus larger than any possible sum of probability gains); within a level the solver maximises
+the summed probability. A task whose dependency is left unassigned is left out too, and the rest re-solved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from ansf_mcp.coordinator.episode import Assignment, Episode, Unassigned
+
+TERMINAL_FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Solution:
+    assignments: list[Assignment]
+    unassigned: list[Unassigned]
+
+
+def _cycle_members(episode: Episode) -> set[str]:
+    ids = {t.id for t in episode.tasks}
+    graph = {t.id: [d for d in t.depends_on if d in ids] for t in episode.tasks}
+    state: dict[str, int] = {}  # 1 = on stack, 2 = done
+    in_cycle: set[str] = set()
+    for root in graph:
+        if root in state:
+            continue
+        stack: list[tuple[str, int]] = [(root, 0)]
+        path: list[str] = []
+        while stack:
+            node, idx = stack.pop()
+            if idx == 0:
+                state[node] = 1
+                path.append(node)
+            deps = graph[node]
+            if idx < len(deps):
+                stack.append((node, idx + 1))
+                nxt = deps[idx]
+                if state.get(nxt) == 1:
+                    in_cycle.update(path[path.index(nxt) :])
+                elif nxt not in state:
+                    stack.append((nxt, 0))
+            else:
+                state[node] = 2
+                path.pop()
+    return in_cycle
+
+
+def confidence_from_margin(p: np.ndarray, agent: int, task: int) -> float:
+    """0.5 + (chosen estimate - best other agent's estimate), clipped to [0, 1]: 0.5 is a tie."""
+    column = np.delete(p[:, task], agent)
+    alternative = float(column.max()) if column.size else 0.5
+    return float(np.clip(0.5 + p[agent, task] - alternative, 0.0, 1.0))
+
+
+def solve(
+    episode: Episode,
+    p: np.ndarray,
+    *,
+    confidence: np.ndarray | None = None,
+    external_states: Mapping[str, str] | None = None,
+) -> Solution:
+    """Assign tasks to agents; `confidence` (same shape as p) overrides the margin-based default.
+
+    `external_states` maps dependencies that live outside the episode (earlier tasks on the board) to their
+    state; a dependency found neither there nor in the episode is unknown and blocks its task.
+    """
+    n_agents, n_tasks = len(episode.agents), len(episode.tasks)
+    if p.shape != (n_agents, n_tasks):
+        raise ValueError(f"estimate has shape {p.shape}, expected {(n_agents, n_tasks)}")
+    external = external_states or {}
+    episode_ids = {t.id for t in episode.tasks}
+    reasons: dict[str, str] = {}
+
+    for task_id in sorted(_cycle_members(episode)):
+        reasons[task_id] = "dependency cycle"
+    for task in episode.tasks:
+        if task.id in reasons:
+            continue
+        for dep in task.depends_on:
+            if dep in episode_ids:
+                continue
+            if dep not in external:
+                reasons[task.id] = f"unknown dependency {dep!r}"
+                break
+            if external[dep] == TERMINAL_FAILED:
+                reasons[task.id] = f"dependency {dep!r} failed"
+                break
+
+    slots = np.repeat(np.arange(n_agents), [a.capacity for a in episode.agents])
+    levels = sorted({t.priority for t in episode.tasks})
+    level_rank = {lvl: r for r, lvl in enumerate(levels)}
+    bonus = float(len(slots) + 1)
+    chosen: dict[int, int] = {}
+
+    while True:
+        candidates = [j for j, t in enumerate(episode.tasks) if t.id not in reasons]
+        chosen = {}
+        if candidates and len(slots):
+            gain = p[slots][:, candidates] + bonus * np.array(
+                [level_rank[episode.tasks[j].priority] for j in candidates], dtype=np.float64
+            )
+            rows, cols = linear_sum_assignment(gain, maximize=True)
+            chosen = {candidates[c]: int(slots[r]) for r, c in zip(rows, cols, strict=True)}
+        assigned_ids = {episode.tasks[j].id for j in chosen}
+        dropped = False
+        for j in chosen:
+            task = episode.tasks[j]
+            missing = [d for d in task.depends_on if d in episode_ids and d not in assigned_ids]
+            if missing:
+                reasons[task.id] = f"dependency {missing[0]!r} is not assigned"
+                dropped = True
+        if not dropped:
+            break
+
+    assignments = []
+    for j, task in enumerate(episode.tasks):
+        if j in chosen:
+            i = chosen[j]
+            conf = float(confidence[i, j]) if confidence is not None else confidence_from_margin(p, i, j)
+            assignments.append(
+                Assignment(
+                    task=task.id,
+                    agent=episode.agents[i].id,
+                    p_success=round(float(np.clip(p[i, j], 0.0, 1.0)), 4),
+                    confidence=round(conf, 4),
+                )
+            )
+        elif task.id not in reasons:
+            reasons[task.id] = "capacity exhausted"
+    unassigned = [Unassigned(task=t.id, reason=reasons[t.id]) for t in episode.tasks if t.id in reasons]
+    return Solution(assignments=assignments, unassigned=unassigned)

@@ -1,0 +1,36 @@
+"""`ansf status`: the same figures as the system_status tool, read without a running server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansf_mcp import __version__
+from ansf_mcp.server.context import PhaseLimits
+from ansf_mcp.settings import Settings
+from ansf_mcp.system.measure import loaded_models, machine_figures
+
+
+def offline_status(settings: Settings) -> dict[str, Any]:
+    from ansf_mcp.store.db import Store, StoreError
+
+    store_info: dict[str, Any] = {"path": str(settings.db_path), "exists": settings.db_path.exists()}
+    if settings.db_path.exists():
+        try:
+            store = Store(settings.db_path)
+            with store.reading() as conn:
+                store_info["schema_version"] = store.schema_version
+                store_info["swarms"] = conn.execute("SELECT COUNT(*) FROM swarms").fetchone()[0]
+                store_info["tasks"] = conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
+                store_info["outcomes"] = conn.execute("SELECT COUNT(*) FROM outcomes").fetchone()[0]
+            store.close()
+        except StoreError as exc:
+            store_info["error"] = str(exc)
+    limits = PhaseLimits()
+    return {
+        "version": __version__,
+        "data_dir": str(settings.data_dir),
+        "store": store_info,
+        "phase": {"phase": limits.phase, "reason": limits.reason},
+        "machine": machine_figures().model_dump(),
+        "models": loaded_models(),
+    }

@@ -1,0 +1,74 @@
+"""Settings: one pydantic model, filled from defaults, then environment variables, then CLI flags."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+Transport = Literal["stdio", "sse", "http"]
+
+# env var -> field; the README's settings table is generated from the same source of truth by hand,
+# so keep both in step (tests/test_settings.py checks every variable here is documented).
+ENV_VARS: dict[str, str] = {
+    "ANSF_DATA_DIR": "data_dir",
+    "ANSF_PROJECT": "project_root",
+    "ANSF_HOST": "host",
+    "ANSF_PORT": "port",
+    "ANSF_TOKEN": "token",
+    "ANSF_LOG_LEVEL": "log_level",
+    "ANSF_MAX_ATTEMPTS": "max_attempts",
+    "ANSF_DEFAULT_LEASE_S": "default_lease_s",
+    "ANSF_CGROUP_ROOT": "cgroup_root",
+}
+
+
+def default_data_dir() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return (base / "ansf-mcp").resolve()
+
+
+class Settings(BaseModel):
+    data_dir: Path = Field(default_factory=default_data_dir)
+    project_root: Path = Field(default_factory=lambda: Path.cwd().resolve())
+    transport: Transport = "stdio"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    token: str | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    default_lease_s: float = Field(default=300.0, gt=0, le=7 * 24 * 3600)
+    cgroup_root: Path = Path("/sys/fs/cgroup")
+
+    @field_validator("data_dir", "project_root", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # Never relative to whatever directory a client happened to launch us from.
+        return value.expanduser().resolve()
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "ansf.sqlite3"
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in {"127.0.0.1", "localhost", "::1"} or self.host.startswith("127.")
+
+    @classmethod
+    def load(cls, **overrides: object) -> Settings:
+        """Defaults < environment < explicit overrides (CLI flags); None overrides are ignored."""
+        values: dict[str, object] = {}
+        for env, field in ENV_VARS.items():
+            raw = os.environ.get(env)
+            if raw not in (None, ""):
+                values[field] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)

@@ -1,0 +1,84 @@
+"""Schema migrations, applied in order; entry N upgrades user_version N-1 to N. Never edit a shipped entry."""
+
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE swarms (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            topology TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+        """CREATE TABLE agents (
+            swarm_id TEXT NOT NULL REFERENCES swarms(id) ON DELETE CASCADE,
+            id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            role TEXT NOT NULL,
+            capabilities TEXT NOT NULL,
+            capacity INTEGER NOT NULL,
+            lead TEXT,
+            PRIMARY KEY (swarm_id, id)
+        )""",
+        """CREATE TABLE tasks (
+            swarm_id TEXT NOT NULL REFERENCES swarms(id) ON DELETE CASCADE,
+            id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            description TEXT NOT NULL,
+            priority INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            assignee TEXT,
+            p_success REAL,
+            confidence REAL,
+            strategy TEXT,
+            lease_owner TEXT,
+            lease_expires_at REAL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            result TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (swarm_id, id)
+        )""",
+        "CREATE INDEX tasks_by_status ON tasks (swarm_id, status)",
+        """CREATE TABLE task_deps (
+            swarm_id TEXT NOT NULL,
+            task_id TEXT NOT NULL,
+            depends_on TEXT NOT NULL,
+            PRIMARY KEY (swarm_id, task_id, depends_on),
+            FOREIGN KEY (swarm_id, task_id) REFERENCES tasks(swarm_id, id) ON DELETE CASCADE
+        )""",
+        """CREATE TABLE outcomes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            swarm_id TEXT NOT NULL REFERENCES swarms(id) ON DELETE CASCADE,
+            task_id TEXT NOT NULL,
+            agent_id TEXT NOT NULL,
+            task_text TEXT NOT NULL,
+            success INTEGER NOT NULL,
+            summary TEXT NOT NULL,
+            duration_s REAL,
+            p_success REAL,
+            created_at REAL NOT NULL
+        )""",
+        "CREATE INDEX outcomes_by_agent ON outcomes (swarm_id, agent_id, id)",
+        """CREATE TABLE messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            swarm_id TEXT NOT NULL REFERENCES swarms(id) ON DELETE CASCADE,
+            from_agent TEXT NOT NULL,
+            to_agent TEXT,
+            route TEXT NOT NULL,
+            body TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+        "CREATE INDEX messages_by_swarm ON messages (swarm_id, id)",
+        """CREATE TABLE message_recipients (
+            message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            agent_id TEXT NOT NULL,
+            PRIMARY KEY (message_id, agent_id)
+        )""",
+        """CREATE TABLE benchmark_runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            suite TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            report TEXT NOT NULL
+        )""",
+    ],
+]

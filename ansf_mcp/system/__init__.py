@@ -1,0 +1,1 @@
+"""Measurements of the machine and the process: memory, CPU, loaded models."""

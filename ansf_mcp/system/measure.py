@@ -1,0 +1,65 @@
+"""What the server can say about itself, measured at the moment of asking."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+import psutil
+from pydantic import BaseModel
+
+
+class ProcessFigures(BaseModel):
+    pid: int
+    rss_bytes: int
+    cpu_percent: float
+    threads: int
+
+
+class MachineFigures(BaseModel):
+    cpu_count: int | None
+    memory_total_bytes: int
+    memory_available_bytes: int
+    memory_used_percent: float
+    load_average_1m: float | None
+    python: str
+    platform: str
+
+
+def process_figures() -> ProcessFigures:
+    proc = psutil.Process()
+    with proc.oneshot():
+        return ProcessFigures(
+            pid=proc.pid,
+            rss_bytes=proc.memory_info().rss,
+            # Since the previous call on this Process object; the first call says 0.0.
+            cpu_percent=_PROC.cpu_percent(None),
+            threads=proc.num_threads(),
+        )
+
+
+def machine_figures() -> MachineFigures:
+    vm = psutil.virtual_memory()
+    return MachineFigures(
+        cpu_count=os.cpu_count(),
+        memory_total_bytes=vm.total,
+        memory_available_bytes=vm.available,
+        memory_used_percent=vm.percent,
+        load_average_1m=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        python=sys.version.split()[0],
+        platform=platform.platform(),
+    )
+
+
+def loaded_models() -> dict[str, object]:
+    """Which heavy pieces this process has actually loaded (not which it could load)."""
+    info: dict[str, object] = {"torch_imported": "torch" in sys.modules}
+    neural = sys.modules.get("ansf_mcp.coordinator.neural")
+    loaded = getattr(neural, "loaded_profiles", None)
+    info["neural_profiles"] = loaded() if callable(loaded) else []
+    return info
+
+
+_PROC = psutil.Process()
+_PROC.cpu_percent(None)

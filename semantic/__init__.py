@@ -1,0 +1,1 @@
+"""Semantic code layer over real language servers (multilspy), cached on disk."""

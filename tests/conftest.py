@@ -1,0 +1,108 @@
+"""Shared fixtures: an isolated data directory, an in-process server, and helpers to run `ansf` subprocesses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from mcp import Client
+
+from ansf_mcp.server.app import build_server
+from ansf_mcp.settings import Settings
+
+REQUIRE_ALL = os.environ.get("ANSF_REQUIRE_ALL") == "1"
+
+
+def need(condition: bool, what: str) -> None:
+    """Skip when a system dependency is missing locally; under the README test command it must be there."""
+    if not condition:
+        if REQUIRE_ALL:
+            pytest.fail(f"{what} is missing, but the test set-up should have installed it")
+        pytest.skip(f"{what} is not installed (the README test command installs it)")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def settings(data_dir: Path, tmp_path: Path) -> Settings:
+    return Settings.load(data_dir=data_dir, project_root=tmp_path)
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[Client]:
+    server, app = build_server(settings)
+    async with Client(server) as c:
+        yield c
+    app.shutdown()
+
+
+def ansf_command() -> list[str]:
+    """The installed console script, as a user runs it."""
+    script = shutil.which("ansf", path=str(Path(sys.executable).parent))
+    assert script, "the ansf console script is not installed next to this Python"
+    return [script]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def subprocess_env(data_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["ANSF_DATA_DIR"] = str(data_dir)
+    env.pop("ANSF_TOKEN", None)
+    return env
+
+
+@pytest.fixture
+def http_server(data_dir: Path, tmp_path: Path) -> Iterator[callable]:
+    """Start `ansf serve` on an HTTP transport; yields a starter returning (base_url, process)."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(transport: str, *extra: str, host: str = "127.0.0.1") -> tuple[str, subprocess.Popen[bytes]]:
+        port = free_port()
+        proc = subprocess.Popen(
+            [*ansf_command(), "serve", "--transport", transport, "--host", host, "--port", str(port), *extra],
+            env=subprocess_env(data_dir),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        procs.append(proc)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"server exited: {proc.stderr.read().decode()}")
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    return base, proc
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("server did not become healthy in 30 s")
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()

@@ -1,0 +1,178 @@
+"""The MCP tool surface through a real in-process client: schemas, annotations, answers and errors."""
+
+from __future__ import annotations
+
+import pytest
+from mcp import Client
+
+pytestmark = pytest.mark.anyio
+
+EXPECTED_TOOLS = {
+    "spawn_swarm": (False, False),
+    "swarm_status": (True, False),
+    "coordinate": (False, False),
+    "next_task": (False, False),
+    "report_outcome": (False, False),
+    "send_message": (False, False),
+    "read_messages": (True, False),
+    "dissolve_swarm": (False, True),
+    "system_status": (True, False),
+}
+
+
+async def call(client: Client, tool: str, /, **args):
+    result = await client.call_tool(tool, args)
+    assert not result.is_error, result.content[0].text
+    return result.structured_content
+
+
+async def error(client: Client, tool: str, /, **args) -> str:
+    result = await client.call_tool(tool, args)
+    assert result.is_error, f"{tool} accepted {args!r}"
+    return result.content[0].text
+
+
+async def spawn(client: Client, *roles: str, topology: str = "mesh", capacity: int = 1) -> str:
+    out = await call(
+        client,
+        "spawn_swarm",
+        name="team",
+        agents=[{"role": r, "capacity": capacity} for r in roles],
+        topology=topology,
+    )
+    return out["swarm_id"]
+
+
+async def test_tools_have_schemas_and_honest_annotations(client: Client) -> None:
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert set(tools) >= set(EXPECTED_TOOLS)
+    for name, (read_only, destructive) in EXPECTED_TOOLS.items():
+        tool = tools[name]
+        assert tool.annotations.read_only_hint is read_only, name
+        assert tool.annotations.destructive_hint is destructive, name
+        assert tool.output_schema, f"{name} has no output schema"
+        assert len(tool.description) < 300, f"{name}'s description costs too much context"
+
+
+async def test_round_trip_spawn_coordinate_claim_report(client: Client) -> None:
+    sw = await spawn(client, "backend", "frontend")
+    result = await call(
+        client,
+        "coordinate",
+        swarm_id=sw,
+        tasks=[
+            {"id": "api", "description": "Add pagination to the orders API"},
+            {"id": "ui", "description": "Show pages in the orders table", "depends_on": ["api"]},
+        ],
+        strategy="history",
+    )
+    assert result["strategy"] == "history"
+    assert {a["task"] for a in result["assignments"]} == {"api", "ui"}
+    owner = next(a["agent"] for a in result["assignments"] if a["task"] == "api")
+    claim = await call(client, "next_task", swarm_id=sw, agent_id=owner, lease_seconds=30)
+    assert claim["claimed"] and claim["task"]["id"] == "api"
+    receipt = await call(
+        client, "report_outcome", swarm_id=sw, task_id="api", agent_id=owner, success=True, summary="done"
+    )
+    assert receipt["state"] == "succeeded" and receipt["unblocked"] == ["ui"]
+    status = (await call(client, "swarm_status", swarm_id=sw))["swarm"]
+    assert {t["id"]: t["state"] for t in status["tasks"]} == {"api": "succeeded", "ui": "ready"}
+    assert sum(a["successes"] for a in status["agents"]) == 1
+    listing = await call(client, "swarm_status")
+    assert [s["swarm_id"] for s in listing["swarms"]] == [sw]
+
+
+async def test_auto_says_which_strategy_it_used(client: Client) -> None:
+    sw = await spawn(client, "backend")
+    result = await call(client, "coordinate", swarm_id=sw, tasks=[{"description": "anything"}])
+    assert result["strategy"] in {"neural", "history"}
+    if result["strategy"] != "neural":
+        assert result["note"], "auto fell back without saying why"
+
+
+async def test_nothing_ready_is_explicit(client: Client) -> None:
+    sw = await spawn(client, "backend")
+    claim = await call(client, "next_task", swarm_id=sw, agent_id="agent-0")
+    assert claim["claimed"] is False and claim["reason"]
+
+
+async def test_reported_failures_steer_later_assignments(client: Client) -> None:
+    """An agent whose outcomes show it failing at a kind of task stops receiving that kind."""
+    sw = await spawn(client, "generalist", "generalist")
+    for round_ in range(3):
+        for agent, (kind, ok) in {"agent-0": ("database migration", False), "agent-1": ("database migration", True)}.items():
+            task_id = f"{agent}-{round_}"
+            await call(
+                client,
+                "coordinate",
+                swarm_id=sw,
+                tasks=[{"id": task_id, "description": f"Write the {kind} for table {round_}"}],
+                strategy="round-robin",
+            )
+            await call(client, "report_outcome", swarm_id=sw, task_id=task_id, agent_id=agent, success=ok)
+    result = await call(
+        client,
+        "coordinate",
+        swarm_id=sw,
+        tasks=[{"id": "next", "description": "Write the database migration for the invoices table"}],
+        strategy="history",
+    )
+    assert result["assignments"][0]["agent"] == "agent-1"
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "fragment"),
+    [
+        ("spawn_swarm", {"name": "x", "agents": "nope"}, "agents"),
+        ("spawn_swarm", {"name": "x", "agents": []}, "agents"),
+        ("spawn_swarm", {"name": "x", "agents": [{"role": "a"}], "topology": "blob"}, "topology"),
+        ("swarm_status", {"swarm_id": "swarm-000000000000"}, "unknown swarm"),
+        ("swarm_status", {"swarm_id": 42}, "swarm_id"),
+        ("next_task", {"swarm_id": "swarm-000000000000", "agent_id": "a"}, "unknown swarm"),
+        ("dissolve_swarm", {"swarm_id": "../../etc"}, "swarm_id"),
+    ],
+)
+async def test_bad_input_is_a_clear_error(client: Client, tool: str, args: dict, fragment: str) -> None:
+    assert fragment in await error(client, tool, **args)
+
+
+async def test_unknown_ids_and_oversized_input_write_nothing(client: Client) -> None:
+    sw = await spawn(client, "backend")
+    assert "unknown agent" in await error(client, "next_task", swarm_id=sw, agent_id="ghost")
+    huge = "x" * (1024 * 1024)
+    await error(client, "coordinate", swarm_id=sw, tasks=[{"description": huge}])
+    many = [{"description": f"t{i}"} for i in range(10_000)]
+    await error(client, "coordinate", swarm_id=sw, tasks=many)
+    partly_bad = [{"id": "ok", "description": "fine"}, {"id": "bad", "description": "x", "depends_on": ["missing"]}]
+    assert "unknown task 'missing'" in await error(client, "coordinate", swarm_id=sw, tasks=partly_bad)
+    await error(client, "send_message", swarm_id=sw, from_agent="agent-0", body=huge)
+    status = (await call(client, "swarm_status", swarm_id=sw))["swarm"]
+    assert status["tasks"] == [] and sum(status["tasks_by_state"].values()) == 0
+
+
+async def test_messages_respect_topology_through_tools(client: Client) -> None:
+    sw = await spawn(client, "hub", "a", "b", topology="star")
+    refused = await error(client, "send_message", swarm_id=sw, from_agent="agent-1", to_agent="agent-2", body="hi")
+    assert "through the hub" in refused
+    await call(client, "send_message", swarm_id=sw, from_agent="agent-1", to_agent="agent-0", body="hi hub")
+    inbox = await call(client, "read_messages", swarm_id=sw, agent_id="agent-0")
+    assert [m["body"] for m in inbox["messages"]] == ["hi hub"]
+    assert (await call(client, "read_messages", swarm_id=sw, agent_id="agent-0", since=inbox["next_since"]))[
+        "messages"
+    ] == []
+
+
+async def test_dissolve_reports_removals(client: Client) -> None:
+    sw = await spawn(client, "a", "b")
+    await call(client, "coordinate", swarm_id=sw, tasks=[{"description": "x"}], strategy="tags")
+    receipt = await call(client, "dissolve_swarm", swarm_id=sw)
+    assert receipt["removed"]["agents"] == 2 and receipt["removed"]["tasks"] == 1
+    assert "unknown swarm" in await error(client, "dissolve_swarm", swarm_id=sw)
+
+
+async def test_system_status_measures(client: Client, settings) -> None:
+    status = await call(client, "system_status")
+    assert status["data_dir"] == str(settings.data_dir)
+    assert status["process"]["rss_bytes"] > 10 * 1024 * 1024
+    assert status["machine"]["memory_total_bytes"] > status["machine"]["memory_available_bytes"] > 0
+    assert status["models"]["torch_imported"] in (True, False)

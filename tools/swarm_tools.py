@@ -1,0 +1,170 @@
+"""Swarm and task-board tools: thin adapters from validated input to ansf_mcp.board."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio
+from ansf_mcp.tools.errors import clear_errors
+from mcp.server.mcpserver import MCPServer
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from ansf_mcp.board import assign, messages, swarms
+from ansf_mcp.board import tasks as board
+from ansf_mcp.board.models import (
+    ID_PATTERN,
+    MAX_MESSAGE_CHARS,
+    MAX_SUMMARY_CHARS,
+    MAX_TASKS_PER_CALL,
+    AgentSpec,
+    Claim,
+    DissolveReceipt,
+    MessageView,
+    OutcomeReceipt,
+    SentMessage,
+    SwarmSummary,
+    SwarmView,
+    TaskSpec,
+    Topology,
+)
+from ansf_mcp.coordinator.episode import CoordinationResult
+from ansf_mcp.coordinator.strategies import Strategy
+from ansf_mcp.server.context import AppContext
+
+SwarmId = Annotated[str, Field(pattern=r"^swarm-[0-9a-f]{12}$", description="id from spawn_swarm")]
+AgentId = Annotated[str, Field(pattern=ID_PATTERN)]
+TaskId = Annotated[str, Field(pattern=ID_PATTERN)]
+
+
+class SwarmStatus(BaseModel):
+    swarm: SwarmView | None = None
+    swarms: list[SwarmSummary] = Field(default_factory=list)
+
+
+class Inbox(BaseModel):
+    messages: list[MessageView]
+    next_since: int = Field(description="pass as `since` to read only newer messages")
+
+
+def _ro() -> ToolAnnotations:
+    return ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+
+
+def _rw(*, destructive: bool = False, idempotent: bool = False) -> ToolAnnotations:
+    return ToolAnnotations(
+        read_only_hint=False, destructive_hint=destructive, idempotent_hint=idempotent, open_world_hint=False
+    )
+
+
+def register(server: MCPServer, app: AppContext) -> None:
+    store = app.store
+    settings = app.settings
+
+    async def spawn_swarm(
+        name: Annotated[str, Field(min_length=1, max_length=200)],
+        agents: Annotated[list[AgentSpec], Field(min_length=1, max_length=64)],
+        topology: Topology = "mesh",
+    ) -> SwarmView:
+        """Create a swarm of typed agents. Topology routes messages: mesh, star (first agent is the hub),
+        hierarchical (each agent's `lead`, default the first agent), ring."""
+        with clear_errors():
+            return swarms.spawn(store, name, agents, topology)
+
+    async def swarm_status(
+        swarm_id: SwarmId | None = None,
+        max_tasks: Annotated[int, Field(ge=0, le=5000)] = 200,
+    ) -> SwarmStatus:
+        """One swarm's agents (with load) and tasks (state, lease, assignee); without an id, all swarms."""
+        with clear_errors():
+            if swarm_id is None:
+                return SwarmStatus(swarms=swarms.summaries(store))
+            return SwarmStatus(swarm=swarms.view(store, swarm_id, max_tasks=max_tasks))
+
+    async def coordinate(
+        swarm_id: SwarmId,
+        tasks: Annotated[list[TaskSpec], Field(min_length=1, max_length=MAX_TASKS_PER_CALL)],
+        strategy: Strategy = "auto",
+    ) -> CoordinationResult:
+        """Put tasks on the board and assign them to agents (estimate success per agent, then exact matching).
+        `auto` says which strategy it used."""
+        limits = app.limits()
+
+        def run() -> CoordinationResult:
+            with clear_errors():
+                return assign.submit_and_assign(
+                    store, swarm_id, tasks, strategy, neural_allowed=limits.neural_allowed
+                )
+
+        return await anyio.to_thread.run_sync(run)
+
+    async def next_task(
+        swarm_id: SwarmId,
+        agent_id: AgentId,
+        lease_seconds: Annotated[float, Field(gt=0, le=7 * 24 * 3600)] | None = None,
+    ) -> Claim:
+        """Claim the agent's next ready task under a lease (default 300 s), or say why nothing is ready."""
+        limits = app.limits()
+        with clear_errors():
+            return board.claim_next(
+                store,
+                swarm_id,
+                agent_id,
+                lease_seconds or settings.default_lease_s,
+                max_attempts=settings.max_attempts,
+                max_active_agents=limits.max_active_agents,
+            )
+
+    async def report_outcome(
+        swarm_id: SwarmId,
+        task_id: TaskId,
+        agent_id: AgentId,
+        success: bool,
+        summary: Annotated[str, Field(max_length=MAX_SUMMARY_CHARS)] = "",
+        duration_s: Annotated[float, Field(ge=0)] | None = None,
+    ) -> OutcomeReceipt:
+        """Record a task's outcome; it joins the agent's history and shapes later assignments.
+        A failure re-offers the task until the attempt limit."""
+        with clear_errors():
+            return board.report(
+                store, swarm_id, task_id, agent_id, success, summary, duration_s, max_attempts=settings.max_attempts
+            )
+
+    async def send_message(
+        swarm_id: SwarmId,
+        from_agent: AgentId,
+        body: Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)],
+        to_agent: AgentId | None = None,
+    ) -> SentMessage:
+        """Message another agent (or, without to_agent, every neighbour); the topology decides who is reachable."""
+        with clear_errors():
+            return messages.send(store, swarm_id, from_agent, to_agent, body)
+
+    async def read_messages(
+        swarm_id: SwarmId,
+        agent_id: AgentId,
+        since: Annotated[int, Field(ge=0)] = 0,
+        limit: Annotated[int, Field(ge=1, le=1000)] = 100,
+    ) -> Inbox:
+        """Messages delivered to an agent, oldest first, newer than `since`."""
+        with clear_errors():
+            found = messages.read(store, swarm_id, agent_id, since, limit)
+        return Inbox(messages=found, next_since=found[-1].id if found else since)
+
+    async def dissolve_swarm(swarm_id: SwarmId) -> DissolveReceipt:
+        """Delete a swarm with its agents, tasks, outcomes and messages; says what it removed."""
+        with clear_errors():
+            return swarms.dissolve(store, swarm_id)
+
+    for fn, hints in (
+        (spawn_swarm, _rw()),
+        (swarm_status, _ro()),
+        (coordinate, _rw()),
+        (next_task, _rw()),
+        (report_outcome, _rw()),
+        (send_message, _rw()),
+        (read_messages, _ro()),
+        (dissolve_swarm, _rw(destructive=True)),
+    ):
+        # One line per description: clients show it verbatim and every character costs context.
+        server.add_tool(fn, description=" ".join((fn.__doc__ or "").split()), annotations=hints)

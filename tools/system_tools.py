@@ -1,0 +1,76 @@
+"""system_status: what the server is, where its data lives, and what it measures about itself right now."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel
+
+from ansf_mcp import __version__
+from ansf_mcp.server.context import AppContext
+from ansf_mcp.system.measure import (
+    MachineFigures,
+    ProcessFigures,
+    loaded_models,
+    machine_figures,
+    process_figures,
+)
+
+
+class SystemStatus(BaseModel):
+    version: str
+    uptime_s: float
+    data_dir: str
+    database: str
+    schema_version: int
+    project_root: str
+    transport: str
+    process: ProcessFigures
+    machine: MachineFigures
+    phase: dict[str, Any]
+    models: dict[str, Any]
+    components: dict[str, Any]
+
+
+def collect(app: AppContext) -> SystemStatus:
+    limits = app.limits()
+    components: dict[str, Any] = {}
+    for name, provider in app.status_providers.items():
+        try:
+            components[name] = provider()
+        except Exception as exc:
+            components[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    return SystemStatus(
+        version=__version__,
+        uptime_s=app.uptime_s(),
+        data_dir=str(app.settings.data_dir),
+        database=str(app.settings.db_path),
+        schema_version=app.store.schema_version,
+        project_root=str(app.settings.project_root),
+        transport=app.settings.transport,
+        process=process_figures(),
+        machine=machine_figures(),
+        phase={
+            "phase": limits.phase,
+            "reason": limits.reason,
+            "neural_allowed": limits.neural_allowed,
+            "max_active_agents": limits.max_active_agents,
+        },
+        models=loaded_models(),
+        components=components,
+    )
+
+
+def register(server: MCPServer, app: AppContext) -> None:
+    async def system_status() -> SystemStatus:
+        """Version, data directory, measured memory and CPU, operating phase, loaded models, uptime."""
+        return collect(app)
+
+    server.add_tool(
+        system_status,
+        annotations=ToolAnnotations(
+            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+        ),
+    )
