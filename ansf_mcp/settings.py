@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 Transport = Literal["stdio", "sse", "http"]
 
@@ -22,6 +22,9 @@ ENV_VARS: dict[str, str] = {
     "ANSF_MAX_ATTEMPTS": "max_attempts",
     "ANSF_DEFAULT_LEASE_S": "default_lease_s",
     "ANSF_CGROUP_ROOT": "cgroup_root",
+    "ANSF_PHASE_CRITICAL_AT": "phase_critical_at",
+    "ANSF_PHASE_ENHANCED_AT": "phase_enhanced_at",
+    "ANSF_PHASE_HYSTERESIS": "phase_hysteresis",
 }
 
 
@@ -42,6 +45,16 @@ class Settings(BaseModel):
     max_attempts: int = Field(default=3, ge=1, le=100)
     default_lease_s: float = Field(default=300.0, gt=0, le=7 * 24 * 3600)
     cgroup_root: Path = Path("/sys/fs/cgroup")
+    # Fractions of the memory limit in use: at or above critical_at -> phase 1, above enhanced_at -> phase 2.
+    phase_critical_at: float = Field(default=0.99, gt=0, le=1)
+    phase_enhanced_at: float = Field(default=0.80, gt=0, le=1)
+    phase_hysteresis: float = Field(default=0.03, ge=0, lt=0.5)
+
+    @model_validator(mode="after")
+    def _ordered_thresholds(self) -> Settings:
+        if self.phase_enhanced_at >= self.phase_critical_at:
+            raise ValueError("phase_enhanced_at must be below phase_critical_at")
+        return self
 
     @field_validator("data_dir", "project_root", mode="after")
     @classmethod

@@ -52,12 +52,9 @@ def collect(app: AppContext) -> SystemStatus:
         transport=app.settings.transport,
         process=process_figures(),
         machine=machine_figures(),
-        phase={
-            "phase": limits.phase,
-            "reason": limits.reason,
-            "neural_allowed": limits.neural_allowed,
-            "max_active_agents": limits.max_active_agents,
-        },
+        phase=app.governor.snapshot()
+        if app.governor
+        else {"phase": limits.phase, "reason": limits.reason},
         models=loaded_models(),
         components=components,
     )

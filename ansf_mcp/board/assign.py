@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from ansf_mcp.board.lookup import agent_rows, require
 from ansf_mcp.board.models import TaskSpec
@@ -83,6 +84,20 @@ def submit_and_assign(
         conn.executemany(
             "UPDATE tasks SET assignee = ?, p_success = ?, confidence = ?, strategy = ? WHERE swarm_id = ? AND id = ?",
             [(a.agent, a.p_success, a.confidence, result.strategy, swarm_id, a.task) for a in result.assignments],
+        )
+        conn.execute(
+            "INSERT INTO decisions (swarm_id, strategy, model, agents, tasks, assigned, elapsed_ms, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                swarm_id,
+                result.strategy,
+                result.model,
+                len(episode.agents),
+                len(episode.tasks),
+                len(result.assignments),
+                result.elapsed_ms,
+                time.time(),
+            ),
         )
         for u in result.unassigned:
             conn.execute(

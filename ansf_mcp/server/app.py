@@ -8,6 +8,7 @@ import sys
 from mcp.server.mcpserver import MCPServer
 
 from ansf_mcp import __version__
+from ansf_mcp.governor.phases import Governor, record_phase_change
 from ansf_mcp.server.context import AppContext
 from ansf_mcp.settings import Settings
 from ansf_mcp.store.db import Store
@@ -35,6 +36,9 @@ def build_server(settings: Settings) -> tuple[MCPServer, AppContext]:
 
     configure_logging(settings.log_level)
     app = AppContext(settings=settings, store=Store(settings.db_path))
+    app.governor = Governor(settings)
+    app.governor.on_change.append(lambda old, new, reason, reading: record_phase_change(app.store, old, new, reason, reading))
+    app.governor.refresh(force=True)
     server = MCPServer(
         name="ansf-mcp",
         version=__version__,

@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ansf_mcp.settings import Settings
 from ansf_mcp.store.db import Store
+
+if TYPE_CHECKING:
+    from ansf_mcp.governor.phases import Governor
 
 
 @dataclass
@@ -29,7 +32,10 @@ class AppContext:
     ready: bool = False
     status_providers: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
-    limits: Callable[[], PhaseLimits] = PhaseLimits
+    governor: Governor | None = None
+
+    def limits(self) -> PhaseLimits:
+        return self.governor.limits() if self.governor else PhaseLimits()
 
     def uptime_s(self) -> float:
         return round(time.time() - self.started_at, 3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ansf_mcp import __version__
-from ansf_mcp.server.context import PhaseLimits
+from ansf_mcp.governor.phases import Governor
 from ansf_mcp.settings import Settings
 from ansf_mcp.system.measure import loaded_models, machine_figures
 
@@ -25,12 +25,12 @@ def offline_status(settings: Settings) -> dict[str, Any]:
             store.close()
         except StoreError as exc:
             store_info["error"] = str(exc)
-    limits = PhaseLimits()
+    governor = Governor(settings)
     return {
         "version": __version__,
         "data_dir": str(settings.data_dir),
         "store": store_info,
-        "phase": {"phase": limits.phase, "reason": limits.reason},
+        "phase": governor.snapshot(),
         "machine": machine_figures().model_dump(),
         "models": loaded_models(),
     }

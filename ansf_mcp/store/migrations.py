@@ -82,3 +82,47 @@ MIGRATIONS: list[list[str]] = [
         )""",
     ],
 ]
+
+MIGRATIONS.append(
+    [
+        # One row per coordination decision: what the dashboard and benchmarks read latency and use from.
+        """CREATE TABLE decisions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            swarm_id TEXT,
+            strategy TEXT NOT NULL,
+            model TEXT,
+            agents INTEGER NOT NULL,
+            tasks INTEGER NOT NULL,
+            assigned INTEGER NOT NULL,
+            elapsed_ms REAL NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+        "CREATE INDEX decisions_by_time ON decisions (created_at)",
+        # Monitoring history: a ring of points per series (the collector trims old rows).
+        """CREATE TABLE metric_points (
+            series TEXT NOT NULL,
+            ts REAL NOT NULL,
+            value REAL NOT NULL,
+            PRIMARY KEY (series, ts)
+        )""",
+        """CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            message TEXT NOT NULL,
+            value REAL,
+            threshold REAL,
+            raised_at REAL NOT NULL,
+            cleared_at REAL
+        )""",
+        "CREATE INDEX alerts_open ON alerts (name, cleared_at)",
+        """CREATE TABLE phase_changes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            from_phase TEXT,
+            to_phase TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            used_fraction REAL,
+            created_at REAL NOT NULL
+        )""",
+    ]
+)

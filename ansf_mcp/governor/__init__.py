@@ -1,0 +1,1 @@
+"""The resource governor: memory readings (cgroup-aware) and the operating phases they select."""

@@ -1,0 +1,107 @@
+"""Memory as the process's container sees it: cgroup v2, cgroup v1, else the host (psutil).
+
+Inside a container psutil reports the host's memory, which says nothing about the limit we will be killed at,
+so cgroup files win whenever they hold a real limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+# cgroup v1 reports "no limit" as a huge page-aligned number; anything above this is treated as unlimited.
+UNLIMITED_V1 = 1 << 60
+
+
+@dataclass(frozen=True)
+class MemoryReading:
+    used_bytes: int
+    limit_bytes: int
+    fraction: float
+    source: str
+
+
+def _own_cgroup_paths() -> tuple[str | None, str | None]:
+    """(v2 path, v1 memory-controller path) of this process, from /proc/self/cgroup."""
+    v2 = v1 = None
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None, None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if parts[0] == "0" and parts[1] == "":
+            v2 = parts[2]
+        elif "memory" in parts[1].split(","):
+            v1 = parts[2]
+    return v2, v1
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        raw = path.read_text().strip()
+    except OSError:
+        return None
+    if raw == "max":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+def _stat(path: Path, key: str) -> int:
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _candidates(root: Path, own: str | None) -> list[Path]:
+    dirs = []
+    if own and own != "/":
+        dirs.append(root / own.lstrip("/"))
+    dirs.append(root)
+    return dirs
+
+
+def _host_total() -> int:
+    return psutil.virtual_memory().total
+
+
+def read_memory(cgroup_root: Path) -> MemoryReading:
+    """Used memory excludes reclaimable page cache (inactive files), as the kernel's OOM decisions do."""
+    own_v2, own_v1 = _own_cgroup_paths()
+    for d in _candidates(cgroup_root, own_v2):
+        current = _read_int(d / "memory.current")
+        if current is None or not (d / "memory.max").exists():
+            continue
+        limit = _read_int(d / "memory.max")
+        used = max(0, current - _stat(d / "memory.stat", "inactive_file"))
+        source = "cgroup v2"
+        if limit is None:
+            limit, source = _host_total(), "cgroup v2 (no limit set; host memory as the limit)"
+        return MemoryReading(used, limit, used / limit if limit else 0.0, source)
+    for d in _candidates(cgroup_root / "memory", own_v1):
+        usage = _read_int(d / "memory.usage_in_bytes")
+        limit = _read_int(d / "memory.limit_in_bytes")
+        if usage is None or limit is None:
+            continue
+        stat = d / "memory.stat"
+        inactive = _stat(stat, "total_inactive_file") or _stat(stat, "inactive_file")
+        used = max(0, usage - inactive)
+        source = "cgroup v1"
+        if limit >= UNLIMITED_V1:
+            limit, source = _host_total(), "cgroup v1 (no limit set; host memory as the limit)"
+        return MemoryReading(used, limit, used / limit if limit else 0.0, source)
+    vm = psutil.virtual_memory()
+    used = vm.total - vm.available
+    return MemoryReading(used, vm.total, used / vm.total, "psutil (host memory)")

@@ -1,0 +1,159 @@
+"""The resource governor, driven through prepared cgroup folders (ANSF_CGROUP_ROOT)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from ansf_mcp.governor.memory import read_memory
+from ansf_mcp.governor.phases import Governor, target_phase
+from ansf_mcp.server.app import build_server
+from ansf_mcp.settings import Settings
+from tests.conftest import ansf_command, subprocess_env
+
+GiB = 1 << 30
+
+
+def cgroup_v2(root: Path, used: int, limit: int | str, inactive_file: int = 0) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "memory.max").write_text(f"{limit}\n")
+    (root / "memory.current").write_text(f"{used + inactive_file}\n")
+    (root / "memory.stat").write_text(f"anon {used}\ninactive_file {inactive_file}\n")
+    return root
+
+
+def cgroup_v1(root: Path, used: int, limit: int) -> Path:
+    mem = root / "memory"
+    mem.mkdir(parents=True, exist_ok=True)
+    (mem / "memory.limit_in_bytes").write_text(f"{limit}\n")
+    (mem / "memory.usage_in_bytes").write_text(f"{used}\n")
+    (mem / "memory.stat").write_text("total_inactive_file 0\n")
+    return root
+
+
+def test_v2_reading_excludes_reclaimable_cache(tmp_path: Path) -> None:
+    r = read_memory(cgroup_v2(tmp_path, used=1 * GiB, limit=4 * GiB, inactive_file=2 * GiB))
+    assert (r.used_bytes, r.limit_bytes, r.source) == (1 * GiB, 4 * GiB, "cgroup v2")
+    assert r.fraction == pytest.approx(0.25)
+
+
+def test_v2_without_limit_uses_host_memory(tmp_path: Path) -> None:
+    r = read_memory(cgroup_v2(tmp_path, used=1 * GiB, limit="max"))
+    assert "no limit" in r.source and r.limit_bytes > 1 * GiB
+
+
+def test_v1_reading(tmp_path: Path) -> None:
+    r = read_memory(cgroup_v1(tmp_path, used=3 * GiB, limit=4 * GiB))
+    assert r.source == "cgroup v1" and r.fraction == pytest.approx(0.75)
+
+
+def test_no_cgroup_falls_back_to_psutil(tmp_path: Path) -> None:
+    r = read_memory(tmp_path / "empty")
+    assert r.source.startswith("psutil") and 0 < r.fraction < 1
+
+
+@pytest.mark.parametrize(
+    ("readings", "expected"),
+    [
+        ([0.5], "optimal"),
+        ([0.85], "enhanced"),
+        ([0.995], "critical"),
+        ([0.995, 0.975], "critical"),  # inside the hysteresis band: stays
+        ([0.995, 0.95], "enhanced"),
+        ([0.85, 0.79], "enhanced"),  # just under the threshold is not enough to improve
+        ([0.85, 0.70], "optimal"),
+        ([0.5, 0.81], "enhanced"),  # getting worse is immediate
+    ],
+)
+def test_hysteresis(readings: list[float], expected: str) -> None:
+    settings = Settings()
+    phase = None
+    for fraction in readings:
+        phase = target_phase(fraction, phase, settings)
+    assert phase == expected
+
+
+def test_transitions_are_counted_and_relieve_pressure(tmp_path: Path) -> None:
+    root = cgroup_v2(tmp_path / "cg", used=1 * GiB, limit=10 * GiB)
+    governor = Governor(Settings(cgroup_root=root), min_interval_s=0)
+    relieved: list[bool] = []
+    governor.on_pressure.append(lambda: relieved.append(True))
+    assert governor.limits().phase == "3 optimal"
+    cgroup_v2(root, used=int(9.95 * GiB), limit=10 * GiB)
+    limits = governor.limits()
+    assert limits.phase == "1 critical" and not limits.neural_allowed and limits.max_active_agents == 2
+    assert relieved == [True]
+    assert "99.5%" in limits.reason and "cgroup v2" in limits.reason
+    cgroup_v2(root, used=int(8.5 * GiB), limit=10 * GiB)
+    assert governor.limits().phase == "2 enhanced"
+    assert governor.changes == {"optimal->critical": 1, "critical->enhanced": 1}
+
+
+@pytest.mark.anyio
+async def test_critical_phase_through_the_tools(tmp_path: Path) -> None:
+    root = cgroup_v2(tmp_path / "cg", used=int(9.95 * GiB), limit=10 * GiB)
+    settings = Settings(data_dir=tmp_path / "data", cgroup_root=root)
+    server, app = build_server(settings)
+    async with Client(server) as client:
+        status = (await client.call_tool("system_status", {})).structured_content
+        assert status["phase"]["phase"] == "1 critical" and status["phase"]["memory"]["source"] == "cgroup v2"
+        sw = (await client.call_tool("spawn_swarm", {"name": "s", "agents": [{"role": "r"}] * 3})).structured_content
+        result = (await client.call_tool(
+            "coordinate", {"swarm_id": sw["swarm_id"], "tasks": [{"description": f"t{i}"} for i in range(3)]}
+        )).structured_content
+        assert result["strategy"] == "history" and "operating phase" in result["note"]
+        neural = await client.call_tool(
+            "coordinate", {"swarm_id": sw["swarm_id"], "tasks": [{"description": "x"}], "strategy": "neural"}
+        )
+        assert neural.is_error and "operating phase" in neural.content[0].text
+        claims = [
+            (await client.call_tool("next_task", {"swarm_id": sw["swarm_id"], "agent_id": f"agent-{i}"})).structured_content
+            for i in range(3)
+        ]
+        assert [c["claimed"] for c in claims] == [True, True, False]
+        assert "operating phase" in claims[2]["reason"]
+        # Memory is freed: after the hysteresis margin the phase improves and the third agent may work.
+        cgroup_v2(root, used=int(5 * GiB), limit=10 * GiB)
+        time.sleep(0.6)
+        status = (await client.call_tool("system_status", {})).structured_content
+        assert status["phase"]["phase"] == "3 optimal"
+        assert status["phase"]["changes"] == {"critical->optimal": 1}
+        third = (await client.call_tool("next_task", {"swarm_id": sw["swarm_id"], "agent_id": "agent-2"})).structured_content
+        assert third["claimed"]
+    with app.store.reading() as conn:
+        rows = [tuple(r) for r in conn.execute("SELECT from_phase, to_phase FROM phase_changes ORDER BY id")]
+    assert rows == [(None, "critical"), ("critical", "optimal")]
+    app.shutdown()
+
+
+def test_ansf_status_json_shows_phase_and_reason(tmp_path: Path) -> None:
+    root = cgroup_v1(tmp_path / "cg", used=int(3.5 * GiB), limit=4 * GiB)
+    env = {**subprocess_env(tmp_path / "data"), "ANSF_CGROUP_ROOT": str(root)}
+    out = subprocess.run([*ansf_command(), "status", "--json"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["phase"]["phase"] == "2 enhanced" and "cgroup v1" in report["phase"]["reason"]
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_critical_phase_never_imports_torch(tmp_path: Path) -> None:
+    """A real stdio server under a critical cgroup: coordinating with auto must not pay for torch."""
+    from mcp import StdioServerParameters
+
+    root = cgroup_v2(tmp_path / "cg", used=int(9.95 * GiB), limit=10 * GiB)
+    env = {**subprocess_env(tmp_path / "data"), "ANSF_CGROUP_ROOT": str(root)}
+    cmd = ansf_command()
+    params = StdioServerParameters(command=cmd[0], args=[*cmd[1:], "serve"], env=env, cwd=str(tmp_path))
+    async with Client(params, mode="legacy") as client:
+        sw = (await client.call_tool("spawn_swarm", {"name": "s", "agents": [{"role": "r"}]})).structured_content
+        result = await client.call_tool("coordinate", {"swarm_id": sw["swarm_id"], "tasks": [{"description": "x"}]})
+        assert result.structured_content["strategy"] == "history"
+        status = (await client.call_tool("system_status", {})).structured_content
+    assert status["phase"]["phase"] == "1 critical"
+    assert status["models"]["torch_imported"] is False
