@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import anyio
 from ansf_mcp.tools.errors import clear_errors
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from ansf_mcp.board import assign, messages, swarms
+from ansf_mcp.board import assign, messages, presets, swarms
 from ansf_mcp.board import tasks as board
 from ansf_mcp.board.models import (
     ID_PATTERN,
@@ -40,6 +41,10 @@ TaskId = Annotated[str, Field(pattern=ID_PATTERN)]
 class SwarmStatus(BaseModel):
     swarm: SwarmView | None = None
     swarms: list[SwarmSummary] = Field(default_factory=list)
+
+
+class PresetSwarms(BaseModel):
+    swarms: list[SwarmView]
 
 
 class Inbox(BaseModel):
@@ -151,6 +156,14 @@ def register(server: MCPServer, app: AppContext) -> None:
             found = messages.read(store, swarm_id, agent_id, since, limit)
         return Inbox(messages=found, next_since=found[-1].id if found else since)
 
+    async def spawn_preset(preset: Literal["six-swarms"] = "six-swarms") -> PresetSwarms:
+        """Multi-swarm operation (phase 3 "optimal" only): spawn the six specialised swarms, 32 agents."""
+        limits = app.limits()
+        if limits.max_active_agents is not None:
+            raise ToolError(f"multi-swarm presets need phase 3 optimal; now {limits.phase}: {limits.reason}")
+        with clear_errors():
+            return PresetSwarms(swarms=presets.spawn_preset(store, preset))
+
     async def dissolve_swarm(swarm_id: SwarmId) -> DissolveReceipt:
         """Delete a swarm with its agents, tasks, outcomes and messages; says what it removed."""
         with clear_errors():
@@ -165,6 +178,7 @@ def register(server: MCPServer, app: AppContext) -> None:
         (send_message, _rw()),
         (read_messages, _ro()),
         (dissolve_swarm, _rw(destructive=True)),
+        (spawn_preset, _rw()),
     ):
         # One line per description: clients show it verbatim and every character costs context.
         server.add_tool(fn, description=" ".join((fn.__doc__ or "").split()), annotations=hints)

@@ -41,7 +41,7 @@ async def _run(data_dir: Path, quick: bool, progress: Progress | None) -> dict[s
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "ansf_mcp.bench.stdio_target", "--data-dir", str(data_dir)]
     )
-    samples: dict[str, list[float]] = {k: [] for k in ("echo", "swarm_status", "next_task", "report_outcome",
+    samples: dict[str, list[float]] = {k: [] for k in ("echo", "swarm_status", "swarm_status_16_tasks", "next_task", "report_outcome",
                                                           "next_task+report_outcome", "coordinate_16x64",
                                                           "swarm_status (SDK client validation on)")}
     async with Client(params, mode="legacy") as client:
@@ -66,6 +66,9 @@ async def _run(data_dir: Path, quick: bool, progress: Progress | None) -> dict[s
         for _ in range(n_status):
             samples["echo"].append((await _timed(client, "echo", {"text": "ping"}))[0])
             samples["swarm_status"].append((await _timed(client, "swarm_status", {"swarm_id": sw, "max_tasks": 64}))[0])
+            samples["swarm_status_16_tasks"].append(
+                (await _timed(client, "swarm_status", {"swarm_id": sw, "max_tasks": 16}))[0]
+            )
         client.session.validate_tool_result = validate  # type: ignore[method-assign]
         for _ in range(max(10, n_status // 10)):
             samples["swarm_status (SDK client validation on)"].append(
@@ -108,6 +111,7 @@ async def _run(data_dir: Path, quick: bool, progress: Progress | None) -> dict[s
         figures["ratio_to_echo_p50"] = round(figures["p50_ms"] / echo_p50, 3) if echo_p50 else None
     return {
         "transport": "stdio (legacy initialize handshake, subprocess)",
+        "board": f"16 agents, {n_pairs} tasks; swarm_status shows 64 tasks (16 in the *_16_tasks series)",
         "latency": summary,
         "sequential_calls_per_s": {"swarm_status": round(status_rate, 1), "echo": round(echo_rate, 1)},
         "targets": {
@@ -131,5 +135,6 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {name} | {f['n']} | {f['p50_ms']:.3f} | {f['p99_ms']:.3f} | {f['ratio_to_echo_p50']:.2f} |")
     rates = report["sequential_calls_per_s"]
     lines.append("")
+    lines.append(f"Board: {report['board']}; transport: {report['transport']}.")
     lines.append(f"Sequential calls/s: swarm_status {rates['swarm_status']}, echo {rates['echo']}.")
     return "\n".join(lines)

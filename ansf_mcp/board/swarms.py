@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 import uuid
 
@@ -75,26 +76,22 @@ def spawn(store: Store, name: str, agents: list[AgentSpec], topology: Topology) 
     return view(store, swarm_id)
 
 
+def _counts(conn: sqlite3.Connection, sql: str, swarm_id: str) -> dict[str, int]:
+    return {key: n for key, n in conn.execute(sql, (swarm_id,)) if key is not None}
+
+
 def view(store: Store, swarm_id: str, max_tasks: int = 200) -> SwarmView:
     expire_leases(store, swarm_id)
     with store.reading() as conn:
         swarm = require(conn, swarm_id)
-        load = {
-            r["agent"]: r
-            for r in conn.execute(
-                """SELECT a.id AS agent,
-                    (SELECT COUNT(*) FROM tasks t WHERE t.swarm_id = a.swarm_id AND t.status = 'claimed'
-                        AND t.lease_owner = a.id) AS active,
-                    (SELECT COUNT(*) FROM tasks t WHERE t.swarm_id = a.swarm_id AND t.status = 'open'
-                        AND t.assignee = a.id) AS assigned,
-                    (SELECT COUNT(*) FROM outcomes o WHERE o.swarm_id = a.swarm_id AND o.agent_id = a.id
-                        AND o.success = 1) AS ok,
-                    (SELECT COUNT(*) FROM outcomes o WHERE o.swarm_id = a.swarm_id AND o.agent_id = a.id
-                        AND o.success = 0) AS ko
-                   FROM agents a WHERE a.swarm_id = ?""",
-                (swarm_id,),
-            )
-        }
+        active = _counts(conn, "SELECT lease_owner, COUNT(*) FROM tasks WHERE swarm_id = ? AND status = 'claimed' "
+                         "GROUP BY lease_owner", swarm_id)
+        assigned = _counts(conn, "SELECT assignee, COUNT(*) FROM tasks WHERE swarm_id = ? AND status = 'open' "
+                           "GROUP BY assignee", swarm_id)
+        ok = _counts(conn, "SELECT agent_id, COUNT(*) FROM outcomes WHERE swarm_id = ? AND success = 1 "
+                     "GROUP BY agent_id", swarm_id)
+        ko = _counts(conn, "SELECT agent_id, COUNT(*) FROM outcomes WHERE swarm_id = ? AND success = 0 "
+                     "GROUP BY agent_id", swarm_id)
         agents = [
             AgentView(
                 id=r["id"],
@@ -102,10 +99,10 @@ def view(store: Store, swarm_id: str, max_tasks: int = 200) -> SwarmView:
                 capabilities=json.loads(r["capabilities"]),
                 capacity=r["capacity"],
                 lead=r["lead"],
-                active_claims=load[r["id"]]["active"],
-                assigned_open=load[r["id"]]["assigned"],
-                successes=load[r["id"]]["ok"],
-                failures=load[r["id"]]["ko"],
+                active_claims=active.get(r["id"], 0),
+                assigned_open=assigned.get(r["id"], 0),
+                successes=ok.get(r["id"], 0),
+                failures=ko.get(r["id"], 0),
             )
             for r in agent_rows(conn, swarm_id)
         ]

@@ -60,10 +60,18 @@ def expire_leases(store: Store, swarm_id: str, max_attempts: int | None = None, 
     return len(rows)
 
 
-def _deps(conn: sqlite3.Connection, swarm_id: str) -> dict[str, list[str]]:
-    deps: dict[str, list[str]] = defaultdict(list)
-    for r in conn.execute("SELECT task_id, depends_on FROM task_deps WHERE swarm_id = ?", (swarm_id,)):
-        deps[r["task_id"]].append(r["depends_on"])
+def _deps_of(conn: sqlite3.Connection, swarm_id: str, ids: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """task id -> [(dependency id, dependency status)] for the given tasks only."""
+    deps: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for start in range(0, len(ids), 500):  # SQLite caps the number of bound parameters
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for r in conn.execute(
+            "SELECT d.task_id, d.depends_on, dep.status FROM task_deps d JOIN tasks dep "
+            f"ON dep.swarm_id = d.swarm_id AND dep.id = d.depends_on WHERE d.swarm_id = ? AND d.task_id IN ({marks})",
+            (swarm_id, *chunk),
+        ):
+            deps[r[0]].append((r[1], r[2]))
     return deps
 
 
@@ -77,32 +85,30 @@ def task_views(
     conn: sqlite3.Connection, swarm_id: str, limit: int | None = None, ids: list[str] | None = None
 ) -> tuple[list[TaskView], int]:
     """Views of the swarm's tasks in board order; returns (views, how many were left out by `limit`)."""
-    deps = _deps(conn, swarm_id)
-    status = {
-        r["id"]: r["status"] for r in conn.execute("SELECT id, status FROM tasks WHERE swarm_id = ?", (swarm_id,))
-    }
     if ids is None:
         rows = conn.execute(
             "SELECT * FROM tasks WHERE swarm_id = ? ORDER BY seq LIMIT ?", (swarm_id, -1 if limit is None else limit)
         ).fetchall()
-        omitted = max(0, len(status) - len(rows))
+        total = conn.execute("SELECT COUNT(*) FROM tasks WHERE swarm_id = ?", (swarm_id,)).fetchone()[0]
+        omitted = max(0, total - len(rows))
     else:
         marks = ",".join("?" * len(ids))
         rows = conn.execute(
             f"SELECT * FROM tasks WHERE swarm_id = ? AND id IN ({marks}) ORDER BY seq", (swarm_id, *ids)
         ).fetchall()
         omitted = 0
+    deps = _deps_of(conn, swarm_id, [r["id"] for r in rows])
     now = time.time()
     views = []
     for r in rows:
-        blockers = [d for d in deps.get(r["id"], []) if status.get(d) != "succeeded"]
+        blockers = [d for d, state in deps.get(r["id"], []) if state != "succeeded"]
         views.append(
             TaskView(
                 id=r["id"],
                 description=r["description"],
                 priority=r["priority"],
                 state=_display_state(r["status"], blockers),
-                depends_on=deps.get(r["id"], []),
+                depends_on=[d for d, _ in deps.get(r["id"], [])],
                 assignee=r["assignee"],
                 p_success=r["p_success"],
                 strategy=r["strategy"],

@@ -1,0 +1,225 @@
+"""Semantic benchmark: cold/warm latency per tool through the MCP server in-process, jedi-language-server
+direct beside ours, server start time and RSS, cache bytes on disk, hit ratio on a replayed query log.
+
+Query set: up to `max_files` Python files of the project (seeded sample); per file a `symbols_overview`, and for
+up to 2 of its top-level functions/classes a `find_symbol`, a `find_references` and a `goto_definition` on the
+name. The replayed log draws `replay_len` queries from that set with Zipf(1.2) popularity (agents revisit hot
+files) in seeded random order, and replays them against a fresh cache.
+
+Run: python -m ansf_mcp.semantic.bench PROJECT [--data-dir DIR] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from ansf_mcp.semantic.languages import PY_EXT, python_spec
+from ansf_mcp.semantic.lsp import LanguageServer, LspLoop
+from ansf_mcp.semantic.paths import walk_files
+
+
+def _pct(xs: list[float], q: float) -> float | None:
+    if not xs:
+        return None
+    xs = sorted(xs)
+    k = min(len(xs) - 1, max(0, round(q * (len(xs) - 1))))
+    return round(xs[k] * 1000, 3)
+
+
+def _summary(xs: list[float]) -> dict:
+    return {"n": len(xs), "p50_ms": _pct(xs, 0.5), "p99_ms": _pct(xs, 0.99),
+            "mean_ms": round(statistics.fmean(xs) * 1000, 3) if xs else None}
+
+
+def run_semantic_bench(project: Path, data_dir: Path, progress: Callable[[float, str], None] | None = None,
+                       *, max_files: int = 25, warm_reps: int = 5, replay_len: int = 400, seed: int = 7) -> dict:
+    from ansf_mcp.tools.semantic_tools import register_with_service
+    from mcp.server.mcpserver import MCPServer
+
+    project = Path(project).resolve()
+    data_dir = Path(data_dir).resolve()
+    say = progress or (lambda _f, _m: None)
+    rnd = random.Random(seed)
+    files = sorted(p for p in walk_files(project, project, PY_EXT))
+    files = [p for p in files if p.stat().st_size < 300_000]
+    sample = sorted(rnd.sample(files, min(max_files, len(files))))
+    rels = [p.relative_to(project).as_posix() for p in sample]
+    if not rels:
+        raise ValueError(f"no Python files under {project}")
+    bench_dir = Path(tempfile.mkdtemp(prefix="semantic-bench-", dir=data_dir if data_dir.exists() else None))
+
+    def make(cache_name: str):
+        server = MCPServer("semantic-bench")
+        app = types.SimpleNamespace(settings=types.SimpleNamespace(project_root=project, data_dir=data_dir),
+                                    status_providers={}, on_shutdown=[])
+        svc = register_with_service(server, app, cache_dir=bench_dir / cache_name)
+        return server, svc
+
+    result: dict[str, Any] = {"project": str(project), "files_in_project": len(files), "files_sampled": len(rels)}
+
+    async def main() -> None:
+        from mcp import Client
+
+        server, svc = make("cache")
+        tools: dict[str, dict[str, list[float]]] = {}
+        queries: list[tuple[str, dict]] = []
+
+        def rec(phase: str, tool: str, dt: float) -> None:
+            tools.setdefault(tool, {"cold": [], "warm": []})[phase].append(dt)
+
+        async with Client(server) as c:
+            t0 = time.perf_counter()
+            await c.call_tool("symbols_overview", {"relative_path": rels[0]})
+            first_call = time.perf_counter() - t0
+            srv = svc.server("python")
+            result["server"] = {"name": "jedi-language-server", "version": srv.spec.version,
+                                "start_seconds": srv.start_seconds, "first_call_seconds": round(first_call, 3)}
+            svc.cache.clear()
+            say(0.05, "cold pass")
+            for i, rel in enumerate(rels):
+                t0 = time.perf_counter()
+                r = await c.call_tool("symbols_overview", {"relative_path": rel})
+                rec("cold", "symbols_overview", time.perf_counter() - t0)
+                queries.append(("symbols_overview", {"relative_path": rel}))
+                syms = [] if r.is_error else next(iter(r.structured_content["files"].values()), [])
+                picks = [s for s in syms if s["kind"] in ("function", "class")][:2]
+                for s in picks:
+                    for tool, args in (
+                        ("find_symbol", {"name_path": s["name_path"], "relative_path": rel}),
+                        ("find_references", {"name_path": s["name_path"], "relative_path": rel}),
+                        ("goto_definition", {"relative_path": rel, "line": s["line"], "column": s["column"]}),
+                    ):
+                        t0 = time.perf_counter()
+                        r = await c.call_tool(tool, args)
+                        rec("cold", tool, time.perf_counter() - t0)
+                        if not r.is_error:
+                            queries.append((tool, args))
+                say(0.05 + 0.4 * (i + 1) / len(rels), f"cold {i + 1}/{len(rels)}")
+            say(0.5, "warm passes")
+            for _ in range(warm_reps):
+                for tool, args in queries:
+                    t0 = time.perf_counter()
+                    await c.call_tool(tool, args)
+                    rec("warm", tool, time.perf_counter() - t0)
+            result["server"]["rss_mb"] = round((srv.rss_bytes() or 0) / 2**20, 1)
+            result["tools"] = {t: {"cold": _summary(v["cold"]), "warm": _summary(v["warm"])} for t, v in tools.items()}
+            result["cache_after_passes"] = {k: svc.cache.stats()[k] for k in ("entries", "bytes_on_disk", "hits",
+                                                                             "misses")}
+        svc.shutdown()
+
+        # Replayed mixed log against a fresh cache.
+        say(0.65, "replaying the query log")
+        server2, svc2 = make("replay-cache")
+        weights = [1 / (k + 1) ** 1.2 for k in range(len(queries))]
+        order = list(range(len(queries)))
+        rnd.shuffle(order)
+        log = [queries[order[rnd.choices(range(len(queries)), weights)[0]]] for _ in range(replay_len)]
+        lat: list[float] = []
+        async with Client(server2) as c:
+            for tool, args in log:
+                t0 = time.perf_counter()
+                await c.call_tool(tool, args)
+                lat.append(time.perf_counter() - t0)
+        st = svc2.cache.stats()
+        result["replay"] = {"queries": replay_len, "distinct": len({json.dumps(q, sort_keys=True) for q in log}),
+                            "hit_ratio": st["hit_ratio"], "hits": st["hits"], "misses": st["misses"],
+                            "latency": _summary(lat), "bytes_on_disk": st["bytes_on_disk"],
+                            "how": "seeded Zipf(1.2) draw over the benchmark's own query set, fresh cache"}
+        svc2.shutdown()
+        result["queries"] = len(queries)
+        result["_queries"] = queries
+
+    anyio.run(main)
+    queries = result.pop("_queries")
+
+    # jedi-language-server direct: same init options, same requests, no MCP, no cache, no post-processing.
+    say(0.8, "jedi-language-server direct")
+    loop = LspLoop()
+    direct = LanguageServer(python_spec(project), project, loop)
+    direct_lat: dict[str, list[float]] = {}
+    t0 = time.perf_counter()
+    direct.request("textDocument/documentSymbol", project / rels[0], lambda u: {"textDocument": {"uri": u}})
+    direct_start = time.perf_counter() - t0
+    svc3 = None
+    try:
+        from ansf_mcp.semantic.service import SemanticService
+
+        svc3 = SemanticService(project, data_dir, cache_dir=bench_dir / "locate-cache")
+        for tool, args in queries:
+            path = project / args["relative_path"]
+            if tool in ("symbols_overview", "find_symbol"):
+                method, extra = "textDocument/documentSymbol", {}
+            elif tool == "find_references":
+                _p, _r, _l, loc = svc3._locate(args["name_path"], args["relative_path"])
+                method = "textDocument/references"
+                extra = {"position": {"line": loc.node["sel"][0], "character": loc.node["sel"][1]},
+                         "context": {"includeDeclaration": False}}
+            else:
+                method = "textDocument/definition"
+                extra = {"position": {"line": args["line"] - 1, "character": args["column"] - 1}}
+            t0 = time.perf_counter()
+            direct.request(method, path, lambda u, extra=extra: {"textDocument": {"uri": u}, **extra})
+            direct_lat.setdefault(method, []).append(time.perf_counter() - t0)
+    finally:
+        if svc3:
+            svc3.shutdown()
+        result["direct_jedi"] = {"start_plus_first_call_seconds": round(direct_start, 3),
+                                 "start_seconds": direct.start_seconds,
+                                 "rss_mb": round((direct.rss_bytes() or 0) / 2**20, 1),
+                                 "requests": {m: _summary(v) for m, v in direct_lat.items()}}
+        direct.stop()
+        loop.stop()
+        shutil.rmtree(bench_dir, ignore_errors=True)
+    say(1.0, "done")
+    return result
+
+
+def format_table(r: dict) -> str:
+    lines = [f"Project: `{r['project']}` ({r['files_in_project']} Python files, {r['files_sampled']} sampled, "
+             f"{r['queries']} queries)", "",
+             "| tool | cold p50 ms | cold p99 ms | warm p50 ms | warm p99 ms |", "|---|---|---|---|---|"]
+    for t, v in r["tools"].items():
+        lines.append(f"| {t} | {v['cold']['p50_ms']} | {v['cold']['p99_ms']} | {v['warm']['p50_ms']} | "
+                     f"{v['warm']['p99_ms']} |")
+    lines += ["", "| jedi-language-server direct (no MCP, no cache) | p50 ms | p99 ms |", "|---|---|---|"]
+    for m, v in r["direct_jedi"]["requests"].items():
+        lines.append(f"| {m} | {v['p50_ms']} | {v['p99_ms']} |")
+    s, rp = r["server"], r["replay"]
+    lines += ["", f"Server start {s['start_seconds']:.2f} s, RSS {s['rss_mb']} MiB; cache on disk after passes "
+              f"{r['cache_after_passes']['bytes_on_disk'] / 1e6:.2f} MB; replay of {rp['queries']} queries "
+              f"({rp['distinct']} distinct): hit ratio {rp['hit_ratio']:.1%}, p50 {rp['latency']['p50_ms']} ms, "
+              f"cache {rp['bytes_on_disk'] / 1e6:.2f} MB."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("project", type=Path)
+    ap.add_argument("--data-dir", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--max-files", type=int, default=25)
+    a = ap.parse_args(argv)
+    data = a.data_dir or Path(tempfile.mkdtemp(prefix="semantic-bench-data-"))
+    data.mkdir(parents=True, exist_ok=True)
+    r = run_semantic_bench(a.project, data, lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr),
+                           max_files=a.max_files)
+    if a.json:
+        a.json.write_text(json.dumps(r, indent=2))
+    print(format_table(r), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

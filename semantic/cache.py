@@ -1,0 +1,126 @@
+"""Bounded on-disk answer cache (diskcache), real size incl. WAL kept under a budget."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import zlib
+from pathlib import Path
+from typing import Any
+
+import diskcache
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+DISK_BUDGET_BYTES = 25_000_000  # the promise: the directory never exceeds this on disk
+SIZE_LIMIT_BYTES = 19 * MIB  # diskcache's own limit (main db only, culled lazily) leaves room for WAL + slack
+MAX_ENTRY_BYTES = 1 * MIB  # compressed; larger answers are not cached (they would thrash eviction)
+
+
+def make_key(*parts: Any) -> str:
+    raw = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(raw.encode("utf-8"), digest_size=20).hexdigest()
+
+
+def dir_bytes(directory: Path) -> int:
+    """Real bytes on disk of every file in `directory` (allocated blocks, or apparent size if larger)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(directory):
+        for f in files:
+            try:
+                st = os.stat(os.path.join(dirpath, f))
+            except OSError:
+                continue
+            total += max(st.st_size, getattr(st, "st_blocks", 0) * 512)
+    return total
+
+
+class SemanticCache:
+    """zlib-compressed JSON values in one SQLite file; no side files (min_file_size is huge)."""
+
+    def __init__(self, directory: Path, size_limit: int = SIZE_LIMIT_BYTES):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._cache = diskcache.Cache(
+            str(self.directory),
+            size_limit=size_limit,
+            cull_limit=16,
+            eviction_policy="least-recently-stored",  # reads stay read-only (no access-time writes)
+            disk_min_file_size=2**31,  # keep values inside SQLite: no stray files, exact accounting
+            sqlite_journal_size_limit=MIB,  # truncate the WAL back to 1 MiB after checkpoints
+            sqlite_wal_autocheckpoint=128,  # pages (4 KiB): checkpoint at ~512 KiB of WAL
+            sqlite_cache_size=2**10,
+            sqlite_mmap_size=0,
+        )
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+        self.sets = 0
+        self.skipped_empty = 0
+        self.skipped_large = 0
+        self._count0 = len(self._cache)
+
+    def get(self, key: str) -> Any | None:
+        blob = self._cache.get(key, default=None, retry=True)
+        if blob is None:
+            with self._lock:
+                self.misses += 1
+            return None
+        try:
+            value = json.loads(zlib.decompress(blob))
+        except (zlib.error, ValueError, TypeError):
+            self._cache.delete(key, retry=True)
+            with self._lock:
+                self.misses += 1
+            return None
+        with self._lock:
+            self.hits += 1
+        return value
+
+    def set(self, key: str, value: Any) -> bool:
+        """Store a non-empty JSON value. Empty results are never cached."""
+        if value is None or value == [] or value == {} or (isinstance(value, dict) and value.get("empty")):
+            self.skipped_empty += 1
+            return False
+        blob = zlib.compress(json.dumps(value, separators=(",", ":")).encode("utf-8"), 1)
+        if len(blob) > MAX_ENTRY_BYTES:
+            self.skipped_large += 1
+            return False
+        self._cache.set(key, blob, retry=True)
+        with self._lock:
+            self.sets += 1
+        return True
+
+    def bytes_on_disk(self) -> int:
+        return dir_bytes(self.directory)
+
+    def stats(self) -> dict:
+        count = len(self._cache)
+        total = self.hits + self.misses
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "hit_ratio": round(self.hits / total, 4) if total else None,
+            "entries": count,
+            "evictions": max(0, self._count0 + self.sets - count),
+            "not_cached_empty": self.skipped_empty,
+            "not_cached_too_large": self.skipped_large,
+            "bytes_on_disk": self.bytes_on_disk(),
+            "budget_bytes": DISK_BUDGET_BYTES,
+            "directory": str(self.directory),
+        }
+
+    def clear(self) -> None:
+        self._cache.clear(retry=True)
+        self._count0 = 0
+        self.sets = 0
+
+    def close(self) -> None:
+        try:
+            self._cache.close()
+        except Exception:  # pragma: no cover
+            pass

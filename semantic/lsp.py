@@ -1,0 +1,402 @@
+"""Language-server processes over multilspy's JSON-RPC handler: lifecycle, timeouts, restart, document sync.
+
+One background thread runs an asyncio loop that owns every server process. Callers (worker threads) submit
+coroutines with `LspLoop.call`. Each request has a timeout; a hung or dead server is restarted and the request
+retried once. Children get PR_SET_PDEATHSIG(SIGKILL) and their own process group, and receive our pid as the
+LSP `processId`, so they die with us even after SIGKILL of this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+from ansf_mcp.semantic.paths import read_text
+from multilspy.lsp_protocol_handler.server import Error as LspProtocolError
+from multilspy.lsp_protocol_handler.server import LanguageServerHandler, ProcessLaunchInfo
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except Exception:
+        pass
+
+
+class LspError(RuntimeError):
+    """A language server failed to answer (after one restart)."""
+
+
+class LspTimeout(LspError):
+    pass
+
+
+class _Handler(LanguageServerHandler):
+    """multilspy's handler, started with death-signal + own session so children die with us."""
+
+    async def start(self) -> None:
+        env = os.environ.copy()
+        env.update(self.process_launch_info.env)
+        self.process = await asyncio.create_subprocess_exec(
+            *self.process_launch_info.cmd,
+            stdout=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=self.process_launch_info.cwd,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+            limit=2**20,
+        )
+        self.loop = asyncio.get_event_loop()
+        self.tasks[self.task_counter] = self.loop.create_task(self.run_forever())
+        self.task_counter += 1
+        self.tasks[self.task_counter] = self.loop.create_task(self.run_forever_stderr())
+        self.task_counter += 1
+
+
+class LspLoop:
+    """A daemon thread running the asyncio loop that owns all language-server processes."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="semantic-lsp-loop", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def call(self, coro, timeout: float | None = None):
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return fut.result(timeout)
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+
+
+@dataclass
+class ServerSpec:
+    language: str  # human name, e.g. "Python"
+    key: str  # short id, e.g. "python"
+    cmd: list[str]
+    version: str
+    init_options: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)  # answers workspace/configuration
+    env: dict[str, str] = field(default_factory=dict)
+    language_ids: dict[str, str] = field(default_factory=dict)  # extension -> languageId
+    wait_for_diagnostics: bool = False  # clangd: wait until a file is parsed before querying
+    open_all_for_references: bool = False  # clangd without background index: open project files first
+
+    def language_id(self, path: Path) -> str:
+        return self.language_ids.get(path.suffix.lower(), self.key)
+
+
+@dataclass
+class _OpenDoc:
+    version: int
+    mtime_ns: int
+    size: int
+
+
+class LanguageServer:
+    """One running server for (spec, root). Thread-safe `request()`; restarts on hang/death."""
+
+    MAX_OPEN = 64
+
+    def __init__(self, spec: ServerSpec, root: Path, loop: LspLoop, request_timeout: float = 30.0,
+                 init_timeout: float = 60.0) -> None:
+        self.spec = spec
+        self.root = root.resolve()
+        self.loop = loop
+        self.request_timeout = request_timeout
+        self.init_timeout = init_timeout
+        self.handler: _Handler | None = None
+        self.open_docs: OrderedDict[str, _OpenDoc] = OrderedDict()
+        self._lock: asyncio.Lock | None = None
+        self._diag: dict[str, asyncio.Event] = {}
+        self.started_at: float | None = None
+        self.start_seconds: float | None = None
+        self.restarts = 0
+        self.requests = 0
+
+    # ---- lifecycle (loop thread) -------------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        h = self.handler
+        return h.process.pid if h and h.process else None
+
+    def alive(self) -> bool:
+        h = self.handler
+        return bool(h and h.process and h.process.returncode is None)
+
+    async def _start(self) -> None:
+        t0 = time.perf_counter()
+        h = _Handler(ProcessLaunchInfo(cmd=list(self.spec.cmd), env=dict(self.spec.env), cwd=str(self.root)),
+                     logger=None)
+        self.handler = h
+        self.open_docs.clear()
+        self._diag.clear()
+
+        async def _configuration(params):
+            items = (params or {}).get("items", [])
+            return [self.spec.settings.get(i.get("section", ""), None) if i.get("section") else self.spec.settings
+                    for i in items]
+
+        async def _null(_params):
+            return None
+
+        async def _ignore(_params):
+            return None
+
+        async def _diagnostics(params):
+            uri = (params or {}).get("uri")
+            if uri:
+                self._diag.setdefault(uri, asyncio.Event()).set()
+
+        h.on_request("workspace/configuration", _configuration)
+        h.on_request("client/registerCapability", _null)
+        h.on_request("client/unregisterCapability", _null)
+        h.on_request("window/workDoneProgress/create", _null)
+        h.on_request("window/showMessageRequest", _null)
+        h.on_request("workspace/workspaceFolders", lambda _p: _folders(self.root))
+        for n in ("window/logMessage", "window/showMessage", "$/progress", "telemetry/event",
+                  "language/status", "$/typescriptVersion", "textDocument/clangd.fileStatus"):
+            h.on_notification(n, _ignore)
+        h.on_notification("textDocument/publishDiagnostics", _diagnostics)
+        await h.start()
+        params = {
+            "processId": os.getpid(),
+            "rootPath": str(self.root),
+            "rootUri": self.root.as_uri(),
+            "workspaceFolders": [{"uri": self.root.as_uri(), "name": self.root.name}],
+            "initializationOptions": self.spec.init_options,
+            "capabilities": _CLIENT_CAPABILITIES,
+            "clientInfo": {"name": "ansf-mcp-semantic", "version": "0.1"},
+        }
+        try:
+            await asyncio.wait_for(h.send_request("initialize", params), self.init_timeout)
+        except Exception as exc:
+            await self._kill()
+            raise LspError(f"{self.spec.language} language server ({self.spec.cmd[0]}) failed to initialise: "
+                           f"{type(exc).__name__}: {exc}") from exc
+        h.send_notification("initialized", {})
+        if self.spec.settings:
+            h.send_notification("workspace/didChangeConfiguration", {"settings": self.spec.settings})
+        self.started_at = time.time()
+        self.start_seconds = time.perf_counter() - t0
+        log.info("started %s server pid=%s in %.2fs", self.spec.key, self.pid, self.start_seconds)
+
+    async def _kill(self) -> None:
+        h = self.handler
+        self.handler = None
+        self.open_docs.clear()
+        if not h or not h.process:
+            return
+        proc = h.process
+        _kill_tree(proc.pid)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(proc.wait(), 3)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(h._cancel_pending_tasks(), 3)
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            with contextlib.suppress(Exception):
+                pipe.close()  # type: ignore[union-attr]
+
+    async def _shutdown(self) -> None:
+        h = self.handler
+        if h and self.alive():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(h.send_request("shutdown", None), 2)
+                h.send_notification("exit", None)
+        await self._kill()
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.loop.call(self._shutdown(), timeout=8)
+
+    # ---- documents (loop thread) -------------------------------------------------------------------
+    async def _sync_doc(self, path: Path, h: _Handler) -> str:
+        uri = path.as_uri()
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            if uri in self.open_docs:
+                self.open_docs.pop(uri)
+                h.send_notification("textDocument/didClose", {"textDocument": {"uri": uri}})
+            return uri
+        doc = self.open_docs.get(uri)
+        if doc and doc.mtime_ns == st.st_mtime_ns and doc.size == st.st_size:
+            self.open_docs.move_to_end(uri)
+            return uri
+        text, _clean = read_text(path)
+        if doc:
+            doc.version += 1
+            doc.mtime_ns, doc.size = st.st_mtime_ns, st.st_size
+            self._diag.pop(uri, None)
+            h.send_notification("textDocument/didChange", {
+                "textDocument": {"uri": uri, "version": doc.version},
+                "contentChanges": [{"text": text}],
+            })
+        else:
+            self.open_docs[uri] = _OpenDoc(1, st.st_mtime_ns, st.st_size)
+            self._diag.pop(uri, None)
+            h.send_notification("textDocument/didOpen", {
+                "textDocument": {"uri": uri, "languageId": self.spec.language_id(path), "version": 1, "text": text},
+            })
+            while len(self.open_docs) > self.MAX_OPEN:
+                old, _ = self.open_docs.popitem(last=False)
+                h.send_notification("textDocument/didClose", {"textDocument": {"uri": old}})
+        if self.spec.wait_for_diagnostics:
+            ev = self._diag.setdefault(uri, asyncio.Event())
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(ev.wait(), min(self.request_timeout, 20))
+        return uri
+
+    async def _refresh_open(self, h: _Handler) -> None:
+        """Re-sync every open document whose file changed on disk (so cross-file answers are fresh)."""
+        for uri in list(self.open_docs):
+            await self._sync_doc(Path(_uri_to_path(uri)), h)
+
+    async def _request(self, method: str, path: Path | None, make_params: Callable[[str | None], dict],
+                       also_open: list[Path] | None) -> Any:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if not self.alive():
+                await self._start()
+            h = self.handler
+            assert h is not None
+            await self._refresh_open(h)
+            for p in also_open or ():
+                await self._sync_doc(p, h)
+            uri = await self._sync_doc(path, h) if path is not None else None
+            self.requests += 1
+            return await asyncio.wait_for(h.send_request(method, make_params(uri)), self.request_timeout)
+
+    async def _restart(self) -> None:
+        self.restarts += 1
+        await self._kill()
+        await self._start()
+
+    def request(self, method: str, path: Path | None, make_params: Callable[[str | None], dict],
+                also_open: list[Path] | None = None) -> Any:
+        """Blocking; call from a worker thread. Retries once after restarting a hung or dead server."""
+        last: Exception | None = None
+        budget = self.request_timeout + self.init_timeout + 10 + 25 * len(also_open or ())
+        for attempt in (1, 2):
+            try:
+                return self.loop.call(self._request(method, path, make_params, also_open), timeout=budget)
+            except LspProtocolError as exc:
+                raise LspError(f"{self.spec.language} server answered {method} with an error: {exc}") from exc
+            except LspError as exc:
+                last = exc
+            except (TimeoutError, BrokenPipeError, ConnectionResetError, OSError) as exc:
+                last = exc
+            if attempt == 2:  # give up; the next call starts a fresh server lazily
+                log.warning("%s %s failed again (%r); stopping the server", self.spec.key, method, last)
+                with contextlib.suppress(Exception):
+                    self.loop.call(self._kill(), timeout=10)
+                break
+            log.warning("%s %s failed (%r); restarting the server and retrying once", self.spec.key, method, last)
+            try:
+                self.loop.call(self._restart(), timeout=self.init_timeout + 10)
+            except Exception as exc:
+                last = exc
+                break
+        if isinstance(last, (TimeoutError, asyncio.TimeoutError)):
+            raise LspTimeout(f"{self.spec.language} language server did not answer {method} within "
+                             f"{self.request_timeout:.0f}s, even after a restart")
+        raise LspError(f"{self.spec.language} language server failed on {method} (restarted once): {last}")
+
+    def rss_bytes(self) -> int | None:
+        pid = self.pid
+        if not pid:
+            return None
+        try:
+            p = psutil.Process(pid)
+            return p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))
+        except psutil.Error:
+            return None
+
+    def status(self) -> dict:
+        return {
+            "language": self.spec.language,
+            "server": self.spec.cmd[0].rsplit("/", 1)[-1],
+            "version": self.spec.version,
+            "root": str(self.root),
+            "pid": self.pid,
+            "alive": self.alive(),
+            "start_seconds": round(self.start_seconds, 3) if self.start_seconds else None,
+            "rss_bytes": self.rss_bytes(),
+            "restarts": self.restarts,
+            "requests": self.requests,
+            "open_documents": len(self.open_docs),
+        }
+
+
+def _folders(root: Path):
+    async def _f():
+        return [{"uri": root.as_uri(), "name": root.name}]
+    return _f()
+
+
+def _uri_to_path(uri: str) -> str:
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(uri).path)
+
+
+def _kill_tree(pid: int) -> None:
+    try:
+        parent = psutil.Process(pid)
+        procs = [*parent.children(recursive=True), parent]
+    except psutil.Error:
+        procs = []
+    with contextlib.suppress(Exception):
+        os.killpg(pid, signal.SIGKILL)  # own session => pgid == pid
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+
+
+_CLIENT_CAPABILITIES: dict[str, Any] = {
+    "workspace": {
+        "configuration": True,
+        "workspaceFolders": True,
+        "didChangeConfiguration": {"dynamicRegistration": True},
+        "symbol": {"dynamicRegistration": True},
+    },
+    "textDocument": {
+        "synchronization": {"dynamicRegistration": True, "didSave": False},
+        "documentSymbol": {
+            "dynamicRegistration": True,
+            "hierarchicalDocumentSymbolSupport": True,
+            "symbolKind": {"valueSet": list(range(1, 27))},
+        },
+        "definition": {"dynamicRegistration": True, "linkSupport": True},
+        "references": {"dynamicRegistration": True},
+        "publishDiagnostics": {"relatedInformation": False},
+    },
+    "window": {"workDoneProgress": False},
+    "general": {"positionEncodings": ["utf-16"]},
+}

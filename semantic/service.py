@@ -1,0 +1,455 @@
+"""The semantic service: language servers per (language, project root), cached answers, shrinking."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ansf_mcp.semantic import symbols as sym
+from ansf_mcp.semantic.cache import SemanticCache, make_key
+from ansf_mcp.semantic.languages import (
+    LANGUAGE_EXTENSIONS,
+    LANGUAGE_NAMES,
+    LanguageUnavailable,
+    language_of,
+    make_spec,
+)
+from ansf_mcp.semantic.lsp import LanguageServer, LspError, LspLoop, ServerSpec, _uri_to_path
+from ansf_mcp.semantic.paths import (
+    PathRefused,
+    check_text_file,
+    read_text,
+    resolve_in_root,
+    stat_fingerprint,
+    walk_files,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_ANSWER_CHARS = 40_000
+MAX_SCAN_FILES = 2_000
+C_OPEN_ALL_LIMIT = 100
+
+
+class SemanticInputError(ValueError):
+    """Bad input (unknown symbol, ambiguous name path, position out of range...)."""
+
+
+# Every error a caller should show to the user as-is.
+USER_ERRORS = (SemanticInputError, PathRefused, LanguageUnavailable, sym.NamePathError, LspError)
+
+
+def _size(obj: Any) -> int:
+    return len(json.dumps(obj, separators=(",", ":"), default=str))
+
+
+def _drop_python_imports(tree: list[dict], lines: list[str]) -> list[dict]:
+    """jedi lists imported names as symbols; they are not definitions (they show up as references instead)."""
+    out = []
+    for node in tree:
+        ln = node["sel"][0]
+        text = lines[ln].lstrip() if 0 <= ln < len(lines) else ""
+        if not node["children"] and (text.startswith(("import ", "from ")) or _in_import(lines, ln)):
+            continue
+        node["children"] = _drop_python_imports(node["children"], lines)
+        out.append(node)
+    return out
+
+
+def _in_import(lines: list[str], ln: int) -> bool:
+    """A name inside a parenthesised multi-line `from x import (...)`."""
+    for k in range(ln, max(-1, ln - 50), -1):
+        if k >= len(lines):
+            return False
+        t = lines[k].strip()
+        if t.startswith(("from ", "import ")):
+            return k != ln and t.endswith("(")
+        if k != ln and not (t.endswith(",") or t.endswith("(")):
+            return False
+    return False
+
+
+class SemanticService:
+    def __init__(self, project_root: Path, data_dir: Path, *, request_timeout: float = 30.0,
+                 max_answer_chars: int = MAX_ANSWER_CHARS, cache_dir: Path | None = None,
+                 spec_overrides: dict[str, ServerSpec] | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self.root = Path(project_root).resolve()
+        self.data_dir = Path(data_dir).resolve()
+        self.lsp_dir = self.data_dir / "lsp"
+        self.cache = SemanticCache(cache_dir or (self.data_dir / "semantic-cache"))
+        self.request_timeout = request_timeout
+        self.max_answer_chars = max_answer_chars
+        self.spec_overrides = dict(spec_overrides or {})
+        self.progress = progress or (lambda msg: log.info("%s", msg))
+        self._loop: LspLoop | None = None
+        self._servers: dict[str, LanguageServer] = {}
+        self._unavailable: dict[str, LanguageUnavailable] = {}
+        self._lock = threading.RLock()
+        self._hash_memo: dict[str, tuple[int, int, int, str]] = {}
+        self._lines_memo: dict[str, tuple[str, list[str]]] = {}
+
+    # ---- servers -----------------------------------------------------------------------------------
+    def server(self, lang: str) -> LanguageServer:
+        srv = self._servers.get(lang)
+        if srv is not None:
+            return srv
+        with self._lock:
+            srv = self._servers.get(lang)
+            if srv is not None:
+                return srv
+            if lang in self._unavailable:
+                raise self._unavailable[lang]
+            try:
+                spec = self.spec_overrides.get(lang) or make_spec(lang, self.root, self.lsp_dir, self.progress)
+            except LanguageUnavailable as exc:
+                if "npm install" not in str(exc):  # a failed download may succeed later; a missing tool won't
+                    self._unavailable[lang] = exc
+                raise
+            if self._loop is None:
+                self._loop = LspLoop()
+            srv = LanguageServer(spec, self.root, self._loop, request_timeout=self.request_timeout)
+            self._servers[lang] = srv
+            return srv
+
+    def fingerprint(self, srv: LanguageServer) -> str:
+        s = srv.spec
+        return make_key(s.key, s.version, s.cmd[1:], s.init_options, s.settings, str(self.root))
+
+    def shutdown(self) -> None:
+        with self._lock:
+            servers = list(self._servers.values())
+            self._servers.clear()
+        for srv in servers:
+            srv.stop()
+        if self._loop is not None:
+            self._loop.stop()
+            self._loop = None
+        self.cache.close()
+
+    # ---- files -------------------------------------------------------------------------------------
+    def _file(self, relative_path: str) -> tuple[Path, str, str]:
+        path, rel = resolve_in_root(self.root, relative_path, kind="file")
+        lang = language_of(path)
+        check_text_file(path, rel)
+        return path, rel, lang
+
+    def content_hash(self, path: Path) -> str:
+        st = path.stat()
+        key = str(path)
+        memo = self._hash_memo.get(key)
+        if memo and memo[:3] == (st.st_mtime_ns, st.st_size, st.st_ino):
+            return memo[3]
+        digest = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+        self._hash_memo[key] = (st.st_mtime_ns, st.st_size, st.st_ino, digest)
+        return digest
+
+    def lines(self, path: Path) -> list[str]:
+        h = self.content_hash(path)
+        memo = self._lines_memo.get(str(path))
+        if memo and memo[0] == h:
+            return memo[1]
+        text, _clean = read_text(path)
+        lines = text.splitlines()
+        if len(self._lines_memo) > 512:
+            self._lines_memo.clear()
+        self._lines_memo[str(path)] = (h, lines)
+        return lines
+
+    def project_state(self, lang: str) -> str:
+        """Hash of (path, mtime, size) of every source file of `lang`: cross-file answers key on it."""
+        h = hashlib.blake2b(digest_size=16)
+        stat_fingerprint(self.root, LANGUAGE_EXTENSIONS[lang], h)
+        return h.hexdigest()
+
+    def rel(self, path: Path) -> str | None:
+        try:
+            return Path(os.path.realpath(path)).relative_to(self.root).as_posix()
+        except ValueError:
+            return None
+
+    # ---- document symbols --------------------------------------------------------------------------
+    def document_symbols(self, path: Path, rel: str, lang: str) -> list[dict]:
+        srv = self.server(lang)
+        key = make_key(self.fingerprint(srv), rel, self.content_hash(path), "documentSymbol")
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        raw = srv.request("textDocument/documentSymbol", path, lambda uri: {"textDocument": {"uri": uri}})
+        tree = sym.normalise(raw)
+        if lang == "python":
+            tree = _drop_python_imports(tree, self.lines(path))
+        self.cache.set(key, tree)
+        return tree
+
+    # ---- tools -------------------------------------------------------------------------------------
+    def symbols_overview(self, relative_path: str, depth: int = 0) -> dict:
+        if depth < 0:
+            raise SemanticInputError("depth must be >= 0")
+        path, rel = resolve_in_root(self.root, relative_path, kind="any")
+        if path.is_file():
+            path, rel, lang = self._file(relative_path)
+            tree = self.document_symbols(path, rel, lang)
+            files = {rel: self._top_level(tree, rel, depth)}
+            notes: list[str] = []
+        else:
+            files, notes = {}, []
+            for fpath, frel, lang, err in self._scan(path):
+                if err:
+                    notes.append(err)
+                    continue
+                tree = self.document_symbols(fpath, frel, lang)
+                if tree:
+                    files[frel] = self._top_level(tree, frel, depth)
+        result: dict[str, Any] = {"relative_path": rel, "files": files, "notes": notes, "shrunk": None}
+        return self._shrink_overview(result)
+
+    def _top_level(self, tree: list[dict], rel: str, depth: int) -> list[dict]:
+        out = []
+        for loc in sym.iter_symbols(tree):
+            if len(loc.path) == 1:
+                out.append(sym.to_public(loc.node, loc.name_path, rel, depth))
+        return out
+
+    def _scan(self, start: Path):
+        """Yield (path, rel, lang, error_note) for every supported source file under start."""
+        exts = frozenset().union(*LANGUAGE_EXTENSIONS.values())
+        reported: set[str] = set()
+        n = 0
+        for p in walk_files(self.root, start, exts):
+            n += 1
+            if n > MAX_SCAN_FILES:
+                yield None, None, None, f"stopped after {MAX_SCAN_FILES} files; narrow relative_path"
+                return
+            rel = self.rel(p)
+            if rel is None:
+                continue
+            lang = language_of(p)
+            try:
+                self.server(lang)
+                check_text_file(p, rel)
+            except LanguageUnavailable as exc:
+                if lang not in reported:
+                    reported.add(lang)
+                    yield None, None, None, f"{LANGUAGE_NAMES[lang]} files skipped: {exc}"
+                continue
+            except PathRefused as exc:
+                yield None, None, None, str(exc)
+                continue
+            yield p, rel, lang, None
+
+    def find_symbol(self, name_path: str, relative_path: str | None = None, include_body: bool = False,
+                    substring: bool = False, max_matches: int = 50) -> dict:
+        sym.parse_name_path(name_path)
+        if max_matches < 1:
+            raise SemanticInputError("max_matches must be >= 1")
+        start, _rel = resolve_in_root(self.root, relative_path, kind="any")
+        if start.is_file():
+            path, rel, lang = self._file(relative_path or "")
+            sources: Any = [(path, rel, lang, None)]
+        else:
+            sources = self._scan(start)
+        matches: list[dict] = []
+        notes: list[str] = []
+        total = 0
+        for path, rel, lang, err in sources:
+            if err:
+                notes.append(err)
+                continue
+            tree = self.document_symbols(path, rel, lang)
+            found = sym.find(tree, name_path, substring)
+            total += len(found)
+            for loc in found:
+                if len(matches) < max_matches:
+                    lines = self.lines(path) if include_body else None
+                    matches.append(sym.to_public(loc.node, loc.name_path, rel, 0, lines, include_body))
+        result = {"total": total, "matches": matches, "truncated": total > len(matches), "notes": notes,
+                  "shrunk": None}
+        return self._shrink_symbols(result)
+
+    def _locate(self, name_path: str, relative_path: str) -> tuple[Path, str, str, sym.Located]:
+        path, rel, lang = self._file(relative_path)
+        tree = self.document_symbols(path, rel, lang)
+        found = sym.find(tree, name_path)
+        if not found:
+            top = [loc.name_path for loc in sym.iter_symbols(tree) if len(loc.path) <= 2][:20]
+            raise SemanticInputError(f"no symbol {name_path!r} in {rel}; symbols there include: {', '.join(top)}"
+                                     if top else f"no symbol {name_path!r} in {rel} (the file has no symbols)")
+        if len(found) > 1:
+            exact = [f for f in found if f.name_path == name_path.strip("/")]
+            if len(exact) == 1:
+                found = exact
+            else:
+                cands = ", ".join(f.name_path for f in found[:10])
+                raise SemanticInputError(f"{name_path!r} is ambiguous in {rel}: {cands}; use a longer name path "
+                                         "or an index like name[1]")
+        return path, rel, lang, found[0]
+
+    def find_references(self, name_path: str, relative_path: str) -> dict:
+        path, rel, lang, loc = self._locate(name_path, relative_path)
+        srv = self.server(lang)
+        line, col = loc.node["sel"]
+        state = self.project_state(lang)
+        key = make_key(self.fingerprint(srv), rel, self.content_hash(path), "references", line, col, state)
+        refs = self.cache.get(key)
+        if refs is None:
+            also = None
+            if srv.spec.open_all_for_references:
+                also = [p for p in walk_files(self.root, self.root, LANGUAGE_EXTENSIONS[lang])][:C_OPEN_ALL_LIMIT]
+            raw = srv.request("textDocument/references", path, lambda uri: {
+                "textDocument": {"uri": uri}, "position": {"line": line, "character": col},
+                "context": {"includeDeclaration": False}}, also_open=also) or []
+            refs = self._locations_to_refs(raw, lang, exclude=(str(path), line, col))
+            self.cache.set(key, refs)
+        result = {"name_path": loc.name_path, "relative_path": rel, "total": len(refs), "references": refs,
+                  "per_file": None, "shrunk": None}
+        return self._shrink_refs(result)
+
+    def _locations_to_refs(self, raw: list[dict], lang: str, exclude: tuple[str, int, int] | None) -> list[dict]:
+        refs = []
+        seen = set()
+        for item in raw:
+            uri = item.get("uri") or item.get("targetUri")
+            rng = item.get("range") or item.get("targetSelectionRange")
+            if not uri or not rng or not uri.startswith("file://"):
+                continue
+            p = Path(_uri_to_path(uri))
+            ln, cl = rng["start"]["line"], rng["start"]["character"]
+            real = os.path.realpath(p)
+            if exclude and (real, ln, cl) == (os.path.realpath(exclude[0]), exclude[1], exclude[2]):
+                continue
+            if (real, ln, cl) in seen:
+                continue
+            seen.add((real, ln, cl))
+            rel = self.rel(p)
+            if rel is None:
+                continue  # outside the project (environment, stdlib)
+            refs.append(self._describe(p, rel, lang, ln, cl))
+        refs.sort(key=lambda r: (r["relative_path"], r["line"], r["column"]))
+        return refs
+
+    def _describe(self, p: Path, rel: str, lang: str, ln: int, cl: int) -> dict:
+        context = None
+        symbol = None
+        try:
+            lines = self.lines(p)
+            if 0 <= ln < len(lines):
+                context = lines[ln].strip()[:200]
+            flang = language_of(p) if p.suffix else lang
+            tree = self.document_symbols(p, rel, flang)
+            enc = sym.enclosing(tree, ln, cl)
+            symbol = enc.name_path if enc else None
+        except (OSError, LanguageUnavailable, LspError, PathRefused) as exc:
+            log.debug("describe %s:%s failed: %s", rel, ln, exc)
+        return {"relative_path": rel, "line": ln + 1, "column": cl + 1, "symbol": symbol, "context": context}
+
+    def goto_definition(self, relative_path: str, line: int, column: int) -> dict:
+        path, rel, lang = self._file(relative_path)
+        lines = self.lines(path)
+        if line < 1 or line > max(1, len(lines)):
+            raise SemanticInputError(f"line {line} is outside {rel} (1..{len(lines)}); lines and columns are 1-based")
+        width = len(lines[line - 1]) + 1 if lines else 1
+        if column < 1 or column > width:
+            raise SemanticInputError(f"column {column} is outside line {line} of {rel} (1..{width})")
+        srv = self.server(lang)
+        state = self.project_state(lang)
+        key = make_key(self.fingerprint(srv), rel, self.content_hash(path), "definition", line, column, state)
+        defs = self.cache.get(key)
+        if defs is None:
+            raw = srv.request("textDocument/definition", path, lambda uri: {
+                "textDocument": {"uri": uri}, "position": {"line": line - 1, "character": column - 1}})
+            if isinstance(raw, dict):
+                raw = [raw]
+            defs = []
+            for item in raw or []:
+                uri = item.get("targetUri") or item.get("uri")
+                rng = item.get("targetSelectionRange") or item.get("range")
+                if not uri or not rng:
+                    continue
+                p = Path(_uri_to_path(uri))
+                drel = self.rel(p)
+                ln, cl = rng["start"]["line"], rng["start"]["character"]
+                if drel is None:
+                    defs.append({"relative_path": None, "external_path": str(p), "line": ln + 1, "column": cl + 1,
+                                 "symbol": None, "context": None})
+                else:
+                    defs.append(self._describe(p, drel, lang, ln, cl))
+            self.cache.set(key, defs)
+        return {"relative_path": rel, "line": line, "column": column, "definitions": defs,
+                "note": None if defs else f"no definition found at {rel}:{line}:{column} (not on a name, or "
+                                          "the name is defined nowhere the server can see)"}
+
+    # ---- shrinking ---------------------------------------------------------------------------------
+    def _shrink_refs(self, result: dict) -> dict:
+        limit = self.max_answer_chars
+        if _size(result) <= limit:
+            return result
+        slim = [{k: v for k, v in r.items() if k != "context"} for r in result["references"]]
+        step = {**result, "references": slim,
+                "shrunk": f"answer over {limit} characters: context lines dropped"}
+        if _size(step) <= limit:
+            return step
+        per_file: dict[str, int] = {}
+        for r in result["references"]:
+            per_file[r["relative_path"]] = per_file.get(r["relative_path"], 0) + 1
+        step = {**result, "references": [], "per_file": per_file,
+                "shrunk": f"answer over {limit} characters: only per-file counts given; query a narrower symbol"}
+        if _size(step) <= limit:
+            return step
+        return {**result, "references": [], "per_file": None,
+                "shrunk": f"answer over {limit} characters even as per-file counts: only the total is given"}
+
+    def _shrink_symbols(self, result: dict) -> dict:
+        limit = self.max_answer_chars
+        if _size(result) <= limit:
+            return result
+        slim = [{k: v for k, v in m.items() if k not in ("body", "children")} for m in result["matches"]]
+        step = {**result, "matches": slim, "shrunk": f"answer over {limit} characters: bodies dropped"}
+        if _size(step) <= limit:
+            return step
+        per_file: dict[str, int] = {}
+        for m in result["matches"]:
+            per_file[m["relative_path"]] = per_file.get(m["relative_path"], 0) + 1
+        step = {**result, "matches": [], "per_file": per_file,
+                "shrunk": f"answer over {limit} characters: only per-file counts given; narrow relative_path"}
+        if _size(step) <= limit:
+            return step
+        return {**result, "matches": [], "per_file": None,
+                "shrunk": f"answer over {limit} characters: only the total is given"}
+
+    def _shrink_overview(self, result: dict) -> dict:
+        limit = self.max_answer_chars
+        if _size(result) <= limit:
+            return result
+
+        def strip(items):
+            return [{k: v for k, v in s.items() if k != "children"} for s in items]
+
+        step = {**result, "files": {f: strip(v) for f, v in result["files"].items()},
+                "shrunk": f"answer over {limit} characters: children dropped (depth 0)"}
+        if _size(step) <= limit:
+            return step
+        counts = {f: len(v) for f, v in result["files"].items()}
+        step = {**result, "files": {}, "per_file": counts,
+                "shrunk": f"answer over {limit} characters: only per-file symbol counts; ask for one file"}
+        if _size(step) <= limit:
+            return step
+        return {**result, "files": {}, "per_file": None, "total": sum(counts.values()),
+                "shrunk": f"answer over {limit} characters: only the total is given"}
+
+    # ---- status ------------------------------------------------------------------------------------
+    def status(self) -> dict:
+        return {
+            "project_root": str(self.root),
+            "cache": self.cache.stats(),
+            "servers": [s.status() for s in list(self._servers.values())],
+            "unavailable": {k: str(v) for k, v in self._unavailable.items()},
+            "time": time.time(),
+        }

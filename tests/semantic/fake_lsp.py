@@ -1,0 +1,41 @@
+"""A minimal LSP server for lifecycle tests: hangs on the first documentSymbol when told to."""
+
+import json
+import os
+import sys
+
+marker = sys.argv[1] if len(sys.argv) > 1 else ""
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+
+
+def send(obj):
+    body = json.dumps(obj).encode()
+    out.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    out.flush()
+
+
+while True:
+    length = None
+    while True:
+        line = inp.readline()
+        if not line:
+            sys.exit(0)
+        if line.startswith(b"Content-Length:"):
+            length = int(line.split(b":")[1])
+        if line in (b"\r\n", b"\n"):
+            break
+    msg = json.loads(inp.read(length))
+    method, mid = msg.get("method"), msg.get("id")
+    if method == "initialize":
+        send({"jsonrpc": "2.0", "id": mid, "result": {"capabilities": {"documentSymbolProvider": True}}})
+    elif method == "textDocument/documentSymbol":
+        if marker == "always":
+            continue  # hang forever
+        if marker and not os.path.exists(marker):
+            open(marker, "w").close()
+            continue  # hang: never answer this one
+        rng = {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 5}}
+        send({"jsonrpc": "2.0", "id": mid, "result": [
+            {"name": "fake", "kind": 12, "range": rng, "selectionRange": rng, "children": []}]})
+    elif mid is not None:
+        send({"jsonrpc": "2.0", "id": mid, "result": None})

@@ -1,0 +1,109 @@
+"""Language-server lifecycle: timeouts, restart + retry once, no orphans (also after SIGKILL of the parent)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from ansf_mcp.semantic.lsp import ServerSpec
+
+from tests.semantic.conftest import FIXTURES, build
+from tests.semantic.helpers import err, ok
+
+pytestmark = pytest.mark.anyio
+FAKE = Path(__file__).with_name("fake_lsp.py")
+
+
+def _spec(*args: str) -> ServerSpec:
+    return ServerSpec(language="Python", key="python", cmd=[sys.executable, str(FAKE), *args], version="fake-1")
+
+
+async def test_hung_server_is_restarted_and_call_retried(tmp_path):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "a.py").write_text("fake = 1\n")
+    marker = tmp_path / "hung-once"
+    server, _, service = build(proj, tmp_path / "data", request_timeout=1.5,
+                               spec_overrides={"python": _spec(str(marker))})
+    try:
+        r = await ok(server, "symbols_overview", {"relative_path": "a.py"})
+        assert [s["name_path"] for s in r["files"]["a.py"]] == ["fake"]
+        srv = service.server("python")
+        assert marker.exists() and srv.restarts == 1
+    finally:
+        service.shutdown()
+
+
+async def test_server_that_always_hangs_gives_a_clear_error(tmp_path):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "a.py").write_text("fake = 1\n")
+    server, _, service = build(proj, tmp_path / "data", request_timeout=1.0,
+                               spec_overrides={"python": _spec("always")})
+    try:
+        msg = await err(server, "symbols_overview", {"relative_path": "a.py"})
+        assert "did not answer textDocument/documentSymbol within 1s, even after a restart" in msg
+        assert service.server("python").restarts == 1
+    finally:
+        service.shutdown()
+
+
+async def test_dead_server_is_restarted_transparently(tmp_path):
+    server, _, service = build(FIXTURES / "pyproj", tmp_path / "data")
+    try:
+        args = {"name_path": "Shape", "relative_path": "src/geo/base.py"}
+        await ok(server, "find_symbol", args)
+        srv = service.server("python")
+        pid = srv.pid
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.3)
+        service.cache.clear()
+        r = await ok(server, "find_references", {"name_path": "make_id", "relative_path": "src/geo/base.py"})
+        assert r["total"] == 2 and srv.pid != pid and srv.alive()
+    finally:
+        service.shutdown()
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+async def test_shutdown_leaves_no_processes(tmp_path):
+    server, app, service = build(FIXTURES / "pyproj", tmp_path / "data")
+    await ok(server, "find_symbol", {"name_path": "Shape", "relative_path": "src/geo/base.py"})
+    pid = service.server("python").pid
+    for hook in app.on_shutdown:
+        hook()
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.slow
+def test_no_orphans_after_sigkill_of_parent(tmp_path):
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from ansf_mcp.semantic.service import SemanticService
+        s = SemanticService(Path({str(FIXTURES / "pyproj")!r}), Path({str(tmp_path / "data")!r}))
+        s.symbols_overview("src/geo/base.py")
+        print(s.server("python").pid, flush=True)
+        time.sleep(600)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = int(proc.stdout.readline())
+    assert psutil.pid_exists(child)
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and psutil.pid_exists(child):
+        try:
+            if psutil.Process(child).status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.1)
+    alive = psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE
+    assert not alive, f"language server {child} outlived its SIGKILLed parent"
