@@ -38,8 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     coord.add_argument("--model", help="neural profile (default: the shipped default)")
 
     bench = sub.add_parser("bench", help="run benchmark suites")
-    bench.add_argument("--suite", default="mcp", help="benchmark suite (mcp)")
-    bench.add_argument("--json", type=Path, help="also write the report as JSON here")
+    bench.add_argument(
+        "--suite", default="all", choices=["mcp", "coordination", "semantic", "memory", "phases", "all"]
+    )
+    bench.add_argument("--out", type=Path, help="folder for report.json, report.md and charts (default: data dir)")
+    bench.add_argument("--json", type=Path, help="also write the JSON report to this file")
+    bench.add_argument("--project", type=Path, help="repository for the semantic suite (default: cwd)")
     bench.add_argument("--quick", action="store_true", help="fewer iterations (smoke test)")
     _common(bench)
 
@@ -61,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         from ansf_mcp.bench.runner import run_cli
 
-        return run_cli(args.suite, json_path=args.json, quick=args.quick, data_dir=args.data_dir)
+        return run_cli(
+            args.suite, json_path=args.json, out_dir=args.out, quick=args.quick, data_dir=args.data_dir,
+            project=args.project,
+        )
     if args.command == "train":
         try:
             from ansf_mcp.coordinator.train import main as train_main

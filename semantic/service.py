@@ -151,6 +151,14 @@ class SemanticService:
         self._hash_memo[key] = (st.st_mtime_ns, st.st_size, st.st_ino, digest)
         return digest
 
+    def trim_memory(self) -> int:
+        """Drop in-memory file memos (critical memory phase); returns how many entries were dropped."""
+        with self._lock:
+            dropped = len(self._lines_memo) + len(self._hash_memo)
+            self._lines_memo.clear()
+            self._hash_memo.clear()
+        return dropped
+
     def lines(self, path: Path) -> list[str]:
         h = self.content_hash(path)
         memo = self._lines_memo.get(str(path))

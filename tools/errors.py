@@ -11,7 +11,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 
 from ansf_mcp.board.errors import BoardError
-from ansf_mcp.coordinator.strategies import ModelUnavailable
+from ansf_mcp.coordinator.episode import ModelUnavailable
 from ansf_mcp.store.db import StoreError
 
 T = TypeVar("T")

@@ -11,7 +11,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from ansf_mcp.board import assign, messages, presets, swarms
+from ansf_mcp.board import messages, presets, swarms
 from ansf_mcp.board import tasks as board
 from ansf_mcp.board.models import (
     ID_PATTERN,
@@ -29,8 +29,7 @@ from ansf_mcp.board.models import (
     TaskSpec,
     Topology,
 )
-from ansf_mcp.coordinator.episode import CoordinationResult
-from ansf_mcp.coordinator.strategies import Strategy
+from ansf_mcp.coordinator.episode import CoordinationResult, Strategy
 from ansf_mcp.server.context import AppContext
 
 SwarmId = Annotated[str, Field(pattern=r"^swarm-[0-9a-f]{12}$", description="id from spawn_swarm")]
@@ -96,6 +95,9 @@ def register(server: MCPServer, app: AppContext) -> None:
         limits = app.limits()
 
         def run() -> CoordinationResult:
+            # Imported on first use: numpy and scipy cost ~60 MB that an idle server should not carry.
+            from ansf_mcp.board import assign
+
             with clear_errors():
                 return assign.submit_and_assign(
                     store, swarm_id, tasks, strategy, neural_allowed=limits.neural_allowed

@@ -10,7 +10,6 @@ check off to measure the server round trip; one series keeps it on, so its cost 
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -18,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from mcp import Client, StdioServerParameters
+from mcp import Client
 
+from ansf_mcp.bench.context import SuiteContext
+from ansf_mcp.bench.procs import server_params
 from ansf_mcp.bench.stats import latency_summary
 
 Progress = Callable[[float, str], None]
@@ -38,9 +39,7 @@ async def _run(data_dir: Path, quick: bool, progress: Progress | None) -> dict[s
     n_status = 60 if quick else 600
     n_pairs = 40 if quick else 300
     n_coord = 5 if quick else 40
-    params = StdioServerParameters(
-        command=sys.executable, args=["-m", "ansf_mcp.bench.stdio_target", "--data-dir", str(data_dir)]
-    )
+    params = server_params(data_dir, echo=True)
     samples: dict[str, list[float]] = {k: [] for k in ("echo", "swarm_status", "swarm_status_16_tasks", "next_task", "report_outcome",
                                                           "next_task+report_outcome", "coordinate_16x64",
                                                           "swarm_status (SDK client validation on)")}
@@ -121,9 +120,9 @@ async def _run(data_dir: Path, quick: bool, progress: Progress | None) -> dict[s
     }
 
 
-def run(quick: bool = False, progress: Progress | None = None) -> dict[str, Any]:
+def run(ctx: SuiteContext) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ansf-bench-") as tmp:
-        return anyio.run(_run, Path(tmp), quick, progress)
+        return anyio.run(_run, Path(tmp), ctx.quick, ctx.progress)
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""Running suites: one report format with provenance, kept in the store, printed and optionally written."""
+"""Running suites: one report format with provenance, kept in the store, written as JSON, Markdown and charts."""
 
 from __future__ import annotations
 
@@ -13,42 +13,83 @@ from pathlib import Path
 from typing import Any
 
 from ansf_mcp import __version__
+from ansf_mcp.bench import external_suites, mcp_suite, memory_suite, phases_suite
+from ansf_mcp.bench.context import BenchCancelled, SuiteContext
 
-Progress = Callable[[float, str], None]
-SUITES = ("mcp",)
+Runner = Callable[[SuiteContext], dict[str, Any]]
+SUITES: dict[str, tuple[Runner, Callable[[dict[str, Any]], str], str]] = {
+    "mcp": (mcp_suite.run, mcp_suite.markdown,
+            "a real stdio server subprocess driven by the SDK client; echo tool in the same run"),
+    "coordination": (external_suites.run_coordination, external_suites.markdown_from_result,
+                     "ansf_mcp.coordinator.bench on simulated held-out and shifted episodes with the shipped checkpoints"),
+    "semantic": (external_suites.run_semantic, external_suites.markdown_from_result,
+                 "ansf_mcp.semantic.bench: the semantic tools in-process over real language servers on --project"),
+    "memory": (memory_suite.run, memory_suite.markdown,
+               "psutil RSS of a real stdio server, getrusage peaks of fresh interpreters, the cache directory on disk"),
+    "phases": (phases_suite.run, phases_suite.markdown,
+               "stdio servers under prepared cgroup folders, one per phase; quality on simulated held-out episodes"),
+}
+ALL_ORDER = ("mcp", "coordination", "semantic", "memory", "phases")
+SUITE_NAMES = (*SUITES, "all")
 
 
 def commit() -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
             cwd=Path(__file__).resolve().parent,
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
 def machine() -> dict[str, Any]:
     import psutil
 
+    gpu = None
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=5)
+        gpu = out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        pass
     return {
         "cpu_count": os.cpu_count(),
         "memory_total_bytes": psutil.virtual_memory().total,
-        "gpu": None,  # the suites here run on the CPU; a GPU, if present, is not used by them
+        "gpu": gpu or "none found (nvidia-smi absent or no device); suites run on the CPU",
         "platform": platform.platform(),
         "python": sys.version.split()[0],
     }
 
 
-def run_suite(suite: str, *, quick: bool = False, progress: Progress | None = None) -> dict[str, Any]:
-    if suite not in SUITES:
-        raise ValueError(f"unknown suite {suite!r}; available: {', '.join(SUITES)}")
+def run_suite(suite: str, ctx: SuiteContext) -> dict[str, Any]:
+    if suite not in SUITE_NAMES:
+        raise ValueError(f"unknown suite {suite!r}; available: {', '.join(SUITE_NAMES)}")
+    names = ALL_ORDER if suite == "all" else (suite,)
     started = time.time()
-    from ansf_mcp.bench import mcp_suite
-
-    results = mcp_suite.run(quick=quick, progress=progress)
-    table = mcp_suite.markdown(results)
+    results: dict[str, Any] = {}
+    sections = []
+    report_progress = ctx.report
+    for k, name in enumerate(names):
+        run, markdown, source = SUITES[name]
+        ctx.report = _scaled(report_progress, k / len(names), (k + 1) / len(names), name)
+        t0 = time.time()
+        try:
+            result = run(ctx)
+        except BenchCancelled:
+            raise
+        except Exception as exc:  # a suite that fails says so in the report; the others still run
+            result = {"error": f"{type(exc).__name__}: {exc}"}
+        result["duration_s"] = round(time.time() - t0, 2)
+        result["source"] = source
+        ctx.previous[name] = result
+        results[name] = result
+        body = f"**failed:** {result['error']}" if "error" in result else markdown(result)
+        sections.append(f"## {name}\n\nSource: {source}. Took {result['duration_s']} s.\n\n{body}\n")
+    ctx.report = report_progress
     return {
         "suite": suite,
         "version": __version__,
@@ -56,37 +97,72 @@ def run_suite(suite: str, *, quick: bool = False, progress: Progress | None = No
         "machine": machine(),
         "started_at": started,
         "duration_s": round(time.time() - started, 2),
-        "quick": quick,
+        "quick": ctx.quick,
         "results": results,
-        "markdown": table,
+        "markdown": "\n".join(sections),
     }
 
 
-def keep(report: dict[str, Any], data_dir: Path | None) -> None:
-    from ansf_mcp.settings import Settings
+def _scaled(report: Callable[[float, str], None], start: float, end: float, name: str) -> Callable[[float, str], None]:
+    return lambda f, m: report(start + (end - start) * f, f"{name}: {m}")
+
+
+def keep(report: dict[str, Any], data_dir: Path) -> int:
     from ansf_mcp.store.db import Store
 
-    store = Store(Settings.load(data_dir=data_dir).db_path)
-    with store.transaction() as conn:
-        conn.execute(
-            "INSERT INTO benchmark_runs (suite, created_at, report) VALUES (?, ?, ?)",
-            (report["suite"], report["started_at"], json.dumps(report)),
-        )
-    store.close()
-
-
-def run_cli(suite: str, *, json_path: Path | None, quick: bool, data_dir: Path | None) -> int:
-    def progress(fraction: float, message: str) -> None:
-        print(f"[{fraction:4.0%}] {message}", file=sys.stderr)
-
+    store = Store(data_dir / "ansf.sqlite3")
     try:
-        report = run_suite(suite, quick=quick, progress=progress)
-    except (ValueError, RuntimeError) as exc:
+        with store.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO benchmark_runs (suite, created_at, report) VALUES (?, ?, ?)",
+                (report["suite"], report["started_at"], json.dumps(report)),
+            )
+        return cur.lastrowid or 0
+    finally:
+        store.close()
+
+
+def write_outputs(report: dict[str, Any], out_dir: Path) -> list[Path]:
+    from ansf_mcp.bench.charts import draw_charts
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    header = (
+        f"# ANSF-MCP benchmark: {report['suite']}\n\nVersion {report['version']}, commit {report['commit']}, "
+        f"{report['machine']['cpu_count']} CPUs, GPU: {report['machine']['gpu']}, "
+        f"started {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(report['started_at']))}, "
+        f"took {report['duration_s']} s{' (quick)' if report['quick'] else ''}.\n\n"
+    )
+    written = [out_dir / "report.json", out_dir / "report.md"]
+    written[0].write_text(json.dumps(report, indent=2))
+    written[1].write_text(header + report["markdown"])
+    written += draw_charts(report, out_dir)
+    return written
+
+
+def run_cli(
+    suite: str, *, json_path: Path | None, out_dir: Path | None, quick: bool, data_dir: Path | None,
+    project: Path | None,
+) -> int:
+    from ansf_mcp.settings import Settings
+
+    settings = Settings.load(data_dir=data_dir, project_root=project)
+
+    def progress(fraction: float, message: str) -> None:
+        print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
+
+    ctx = SuiteContext(quick=quick, project=settings.project_root, data_dir=settings.data_dir, report=progress)
+    try:
+        report = run_suite(suite, ctx)
+    except ValueError as exc:
         print(f"ansf bench: {exc}", file=sys.stderr)
         return 2
-    keep(report, data_dir)
-    print(f"# ansf bench --suite {suite}  (commit {report['commit']}, {report['machine']['cpu_count']} CPUs)")
-    print(report["markdown"])
+    run_id = keep(report, settings.data_dir)
+    out = out_dir or settings.data_dir / "bench" / time.strftime("%Y%m%d-%H%M%S", time.gmtime(report["started_at"]))
+    written = write_outputs(report, out)
     if json_path:
         json_path.write_text(json.dumps(report, indent=2))
-    return 0
+        written.append(json_path)
+    print(report["markdown"])
+    print(f"\nrun {run_id} stored in {settings.db_path}; written: " + ", ".join(str(p) for p in written))
+    failed = [name for name, r in report["results"].items() if "error" in r]
+    return 1 if failed else 0

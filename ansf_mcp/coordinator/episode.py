@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Strategy = Literal["auto", "neural", "history", "tags", "round-robin"]
+STRATEGIES: tuple[str, ...] = ("auto", "neural", "history", "tags", "round-robin")
+
+
+class ModelUnavailable(RuntimeError):
+    """The neural coordinator cannot be used (no checkpoint, bad checkpoint, not enough memory...)."""
 
 MAX_TEXT_CHARS = 8_000
 MAX_AGENTS = 1_000

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from ansf_mcp.coordinator.baselines import ESTIMATORS
-from ansf_mcp.coordinator.episode import CoordinationResult, Episode
+from ansf_mcp.coordinator.episode import STRATEGIES, CoordinationResult, Episode, ModelUnavailable, Strategy
 from ansf_mcp.coordinator.solver import solve
 
-Strategy = Literal["auto", "neural", "history", "tags", "round-robin"]
-STRATEGIES: tuple[str, ...] = ("auto", "neural", "history", "tags", "round-robin")
-
-
-class ModelUnavailable(RuntimeError):
-    """The neural coordinator cannot be used (no checkpoint, bad checkpoint, not enough memory...)."""
+__all__ = ["STRATEGIES", "ModelUnavailable", "NeuralEstimator", "Strategy", "coordinate"]
 
 
 class NeuralEstimator(Protocol):

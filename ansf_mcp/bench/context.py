@@ -1,0 +1,33 @@
+"""What every suite is given, and how it reports progress and notices cancellation."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class BenchCancelled(Exception):
+    """The caller cancelled; the suite stops at its next progress report."""
+
+
+@dataclass
+class SuiteContext:
+    quick: bool
+    project: Path
+    data_dir: Path
+    report: Callable[[float, str], None] = lambda fraction, message: None
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    # Results of suites already run in the same `all` run, by suite name.
+    previous: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def progress(self, fraction: float, message: str) -> None:
+        if self.cancelled.is_set():
+            raise BenchCancelled("benchmark cancelled")
+        self.report(max(0.0, min(1.0, fraction)), message)
+
+    def scaled(self, start: float, end: float) -> Callable[[float, str], None]:
+        """A progress callback for a sub-step that owns [start, end] of this suite's progress."""
+        return lambda f, m: self.progress(start + (end - start) * f, m)

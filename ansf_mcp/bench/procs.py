@@ -1,0 +1,47 @@
+"""Measuring other processes: the server as a client starts it, and a one-off Python snippet's peak memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+from mcp import StdioServerParameters
+
+
+def server_params(data_dir: Path, env: dict[str, str] | None = None, *, echo: bool = False) -> StdioServerParameters:
+    """The stdio server exactly as `ansf serve` runs it (with the benchmark's echo tool when asked)."""
+    module = "ansf_mcp.bench.stdio_target" if echo else "ansf_mcp"
+    args = ["-m", module, "--data-dir", str(data_dir)] if echo else ["-m", module, "serve", "--data-dir", str(data_dir)]
+    return StdioServerParameters(command=sys.executable, args=args, env={**(env or {})})
+
+
+def server_process(data_dir: Path) -> psutil.Process:
+    """Our child server process, found by its data directory on the command line."""
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if str(data_dir) in " ".join(child.cmdline()):
+                return child
+        except psutil.Error:
+            continue
+    raise RuntimeError(f"no server process with data directory {data_dir} found")
+
+
+def python_peak_rss(code: str, timeout: float = 600) -> dict[str, float]:
+    """Run `code` in a fresh interpreter; it must print one JSON object. Adds the process's peak RSS (MiB)."""
+    wrapper = (
+        "import json, resource, sys\n"
+        f"{code}\n"
+        "out = result if 'result' in dir() else {}\n"
+        "out['peak_rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "print(json.dumps(out))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", wrapper], capture_output=True, text=True, timeout=timeout, env=dict(os.environ)
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"measurement subprocess failed: {proc.stderr.strip()[-800:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
