@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,14 +59,16 @@ async def _agents_served(client: Client, phase: str) -> dict[str, Any]:
     return {"swarms": len(swarms), "agents": offered, "agents_holding_work": served}
 
 
-async def _measure(phase: str, tmp: Path, n_coord: int) -> dict[str, Any]:
+async def _measure(phase: str, tmp: Path, n_coord: int, progress: Callable[[float, str], None]) -> dict[str, Any]:
     cg = _cgroup(tmp / f"cg-{phase}", FRACTIONS[phase])
     data_dir = tmp / f"data-{phase}"
     async with Client(server_params(data_dir, {"ANSF_CGROUP_ROOT": str(cg)}), mode="legacy") as client:
         status = await _ok(client, "system_status", {})
         if not status["phase"]["phase"].endswith(phase):
             raise RuntimeError(f"server reports {status['phase']['phase']!r} under the {phase} cgroup")
+        progress(0.1, f"{phase}: agents served")
         served = await _agents_served(client, phase)
+        progress(0.4, f"{phase}: coordinate latency")
         sw = await _ok(client, "spawn_swarm", {"name": "lat", "agents": [{"role": "dev"}] * 16})
         latencies, strategies = [], set()
         started = time.perf_counter()
@@ -75,6 +78,7 @@ async def _measure(phase: str, tmp: Path, n_coord: int) -> dict[str, Any]:
             t0 = time.perf_counter()
             result = await _ok(client, "coordinate", {"swarm_id": sw["swarm_id"], "tasks": tasks})
             latencies.append(time.perf_counter() - t0)
+            progress(0.4 + 0.5 * (i + 1) / n_coord, f"{phase}: coordinate {i + 1}/{n_coord}")
             strategies.add(result["strategy"])
         wall = time.perf_counter() - started
         rss = server_process(data_dir).memory_info().rss
@@ -112,7 +116,7 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ansf-phases-") as tmp:
         for k, phase in enumerate(FRACTIONS):
             ctx.progress(k / 3, f"phase {phase}")
-            row = anyio.run(_measure, phase, Path(tmp), n_coord)
+            row = anyio.run(_measure, phase, Path(tmp), n_coord, ctx.scaled(k / 3, (k + 0.9) / 3))
             row["quality"] = _quality(row["strategy"][0], episodes)
             rows[phase] = row
     ctx.progress(1.0, "done")

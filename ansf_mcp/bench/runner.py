@@ -15,6 +15,7 @@ from typing import Any
 from ansf_mcp import __version__
 from ansf_mcp.bench import external_suites, mcp_suite, memory_suite, phases_suite
 from ansf_mcp.bench.context import BenchCancelled, SuiteContext
+from ansf_mcp.store.db import Store
 
 Runner = Callable[[SuiteContext], dict[str, Any]]
 SUITES: dict[str, tuple[Runner, Callable[[dict[str, Any]], str], str]] = {
@@ -90,6 +91,7 @@ def run_suite(suite: str, ctx: SuiteContext) -> dict[str, Any]:
         body = f"**failed:** {result['error']}" if "error" in result else markdown(result)
         sections.append(f"## {name}\n\nSource: {source}. Took {result['duration_s']} s.\n\n{body}\n")
     ctx.report = report_progress
+    ctx.progress(1.0, f"{suite}: done")
     return {
         "suite": suite,
         "version": __version__,
@@ -107,19 +109,14 @@ def _scaled(report: Callable[[float, str], None], start: float, end: float, name
     return lambda f, m: report(start + (end - start) * f, f"{name}: {m}")
 
 
-def keep(report: dict[str, Any], data_dir: Path) -> int:
-    from ansf_mcp.store.db import Store
-
-    store = Store(data_dir / "ansf.sqlite3")
-    try:
-        with store.transaction() as conn:
-            cur = conn.execute(
-                "INSERT INTO benchmark_runs (suite, created_at, report) VALUES (?, ?, ?)",
-                (report["suite"], report["started_at"], json.dumps(report)),
-            )
-        return cur.lastrowid or 0
-    finally:
-        store.close()
+def keep(report: dict[str, Any], store: Store) -> int:
+    """Store the run so later runs (and the dashboard) can compare against it."""
+    with store.transaction() as conn:
+        cur = conn.execute(
+            "INSERT INTO benchmark_runs (suite, created_at, report) VALUES (?, ?, ?)",
+            (report["suite"], report["started_at"], json.dumps(report)),
+        )
+    return cur.lastrowid or 0
 
 
 def write_outputs(report: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -156,7 +153,11 @@ def run_cli(
     except ValueError as exc:
         print(f"ansf bench: {exc}", file=sys.stderr)
         return 2
-    run_id = keep(report, settings.data_dir)
+    store = Store(settings.db_path)
+    try:
+        run_id = keep(report, store)
+    finally:
+        store.close()
     out = out_dir or settings.data_dir / "bench" / time.strftime("%Y%m%d-%H%M%S", time.gmtime(report["started_at"]))
     written = write_outputs(report, out)
     if json_path:

@@ -32,7 +32,7 @@ def configure_logging(level: str) -> None:
 
 def build_server(settings: Settings) -> tuple[MCPServer, AppContext]:
     # Imported here so that the core never imports the tool surface at module import time.
-    from ansf_mcp.tools import semantic_tools, swarm_tools, system_tools
+    from ansf_mcp.tools import bench_tools, semantic_tools, swarm_tools, system_tools
 
     configure_logging(settings.log_level)
     app = AppContext(settings=settings, store=Store(settings.db_path))
@@ -46,7 +46,7 @@ def build_server(settings: Settings) -> tuple[MCPServer, AppContext]:
         log_level=settings.log_level,
     )
     logging.getLogger().setLevel(settings.log_level)  # MCPServer's own logging set-up must not win
-    for family in (swarm_tools, system_tools, semantic_tools):
+    for family in (swarm_tools, system_tools, semantic_tools, bench_tools):
         family.register(server, app)
     app.ready = True
     return server, app
