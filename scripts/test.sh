@@ -12,10 +12,23 @@ fi
 # torch is pinned in pyproject.toml to a CPU build that installs from a local wheel on these machines.
 .venv/bin/python -m pip install -q -e ".[test]"
 
+# Headless Chromium for the dashboard's browser tests (Playwright drives it; its own download is not used).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >&2
+  else
+    echo "Install Debian's chromium (sudo apt-get install chromium) for the dashboard tests" >&2
+    exit 1
+  fi
+fi
+
 INSPECTOR_VERSION=0.15.0
 export ANSF_NODE_PREFIX="$PWD/.cache/node"
 if [ ! -x "$ANSF_NODE_PREFIX/node_modules/.bin/mcp-inspector" ]; then
-  command -v npm >/dev/null || { echo "npm is required for the MCP Inspector tests" >&2; exit 1; }
+  if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm) >&2
+  fi
+  command -v npm >/dev/null || { echo "Node.js and npm are required (MCP Inspector, TypeScript language server)" >&2; exit 1; }
   mkdir -p "$ANSF_NODE_PREFIX"
   npm install --prefix "$ANSF_NODE_PREFIX" --no-audit --no-fund --silent \
     "@modelcontextprotocol/inspector@$INSPECTOR_VERSION" >&2
