@@ -26,7 +26,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--project", type=Path, help="project root for the semantic tools (default: cwd)")
     serve.add_argument("--token", help="token required on HTTP requests (env ANSF_TOKEN)")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING (default), ERROR; logs go to stderr")
+    serve.add_argument("--dashboard", action="store_true", help="also serve the monitoring dashboard at / (http/sse)")
     _common(serve)
+
+    from ansf_mcp.dashboard.cli import add_parser as add_dashboard
+
+    add_dashboard(sub)
 
     status = sub.add_parser("status", help="phase, memory, data directory, models")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -69,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
             args.suite, json_path=args.json, out_dir=args.out, quick=args.quick, data_dir=args.data_dir,
             project=args.project,
         )
+    if args.command == "dashboard":
+        from ansf_mcp.dashboard.cli import run as run_dashboard
+
+        return run_dashboard(args)
     if args.command == "train":
         try:
             from ansf_mcp.coordinator.train import main as train_main
@@ -98,7 +107,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
         if not settings.project_root.is_dir():
             raise ConfigError(f"project root {settings.project_root} is not a directory")
-        serve(settings)
+        serve(settings, dashboard=args.dashboard)
     except (ConfigError, StoreError) as exc:
         print(f"ansf serve: {exc}", file=sys.stderr)
         return 2

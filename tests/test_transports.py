@@ -198,3 +198,24 @@ def test_busy_port_names_the_flag(http_server, data_dir: Path) -> None:
         timeout=60,
     )
     assert out.returncode == 2 and "--port" in out.stderr
+
+
+async def test_http_serve_with_dashboard_is_one_process(http_server) -> None:
+    base, _ = http_server("http", "--dashboard")
+    page = httpx.get(f"{base}/")
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    assert httpx.get(f"{base}/metrics").status_code == 200
+    async with Client(f"{base}/mcp") as client:
+        status = await call(client, "system_status")
+    snapshot = httpx.get(f"{base}/api/snapshot").json()
+    # One process, one governor: the page shows the phase the MCP tools report.
+    assert snapshot["phase"]["phase"] == status["phase"]["phase"]
+    assert snapshot["memory"]["source"] == status["phase"]["memory"]["source"]
+
+
+def test_stdio_with_dashboard_is_refused(data_dir: Path) -> None:
+    out = subprocess.run(
+        [*ansf_command(), "serve", "--dashboard"], env=subprocess_env(data_dir), capture_output=True, text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2 and "--transport http" in out.stderr

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ansf_mcp import __version__
@@ -71,17 +72,23 @@ def _security(app: AppContext) -> TransportSecuritySettings | None:
     return TransportSecuritySettings(enable_dns_rebinding_protection=False)
 
 
-def build_http_app(server: MCPServer, app: AppContext, transport: str) -> ASGIApp:
-    """One Starlette app: /health, then the MCP transport mounted at the root."""
+def build_http_app(server: MCPServer, app: AppContext, transport: str, *, dashboard: bool = False) -> ASGIApp:
+    """One Starlette app: /health, the dashboard when asked, then the MCP transport mounted at the root."""
     app.ready = False
     host = app.settings.host
+    dashboard_routes: list[BaseRoute] = []
+    collecting: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext
+    if dashboard:
+        from ansf_mcp.dashboard.app import build_dashboard
+
+        dashboard_routes, collecting = build_dashboard(app)
     if transport == "http":
         inner = server.streamable_http_app(host=host, transport_security=_security(app))
 
         @contextlib.asynccontextmanager
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
             # Mounted sub-app lifespans never run, so the session manager is started here.
-            async with server.session_manager.run():
+            async with server.session_manager.run(), collecting():
                 app.ready = True
                 try:
                     yield
@@ -94,14 +101,17 @@ def build_http_app(server: MCPServer, app: AppContext, transport: str) -> ASGIAp
 
         @contextlib.asynccontextmanager
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
-            app.ready = True
-            try:
-                yield
-            finally:
-                app.ready = False
-                app.shutdown()
+            async with collecting():
+                app.ready = True
+                try:
+                    yield
+                finally:
+                    app.ready = False
+                    app.shutdown()
 
-    outer: ASGIApp = Starlette(routes=[health_route(app), Mount("/", app=inner)], lifespan=lifespan)
+    outer: ASGIApp = Starlette(
+        routes=[health_route(app), *dashboard_routes, Mount("/", app=inner)], lifespan=lifespan
+    )
     if app.settings.token:
         outer = TokenRequired(outer, app.settings.token)
     return outer

@@ -22,8 +22,10 @@ def check(settings: Settings) -> None:
         check_port_free(settings.host, settings.port)
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, *, dashboard: bool = False) -> None:
     check(settings)
+    if dashboard and settings.transport == "stdio":
+        raise ConfigError("--dashboard needs --transport http or sse (or run `ansf dashboard` beside a stdio server)")
     from ansf_mcp.server.app import build_server
 
     server, app = build_server(settings)
@@ -37,7 +39,7 @@ def serve(settings: Settings) -> None:
 
     from ansf_mcp.server.http import build_http_app
 
-    asgi = build_http_app(server, app, settings.transport)
+    asgi = build_http_app(server, app, settings.transport, dashboard=dashboard)
     path = "/mcp" if settings.transport == "http" else "/sse"
     log.warning("ansf-mcp %s transport on http://%s:%d%s", settings.transport, settings.host, settings.port, path)
     uvicorn.run(asgi, host=settings.host, port=settings.port, log_level="warning", lifespan="on")

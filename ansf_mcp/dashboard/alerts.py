@@ -1,0 +1,142 @@
+"""Alerts on live figures measured from reported outcomes and coordinate decisions, with hysteresis on clear.
+
+The `alerts` table is the state: an open alert is a row with `cleared_at IS NULL`. Several processes may watch
+one store (`ansf serve --dashboard` and `ansf dashboard`); the check re-reads open rows inside its write
+transaction, so a breach is raised once, not once per watcher.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ansf_mcp.dashboard import metrics
+from ansf_mcp.dashboard.config import DashboardConfig
+from ansf_mcp.store.db import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    name: str
+    label: str
+    figure: str  # key into the figures dict
+    direction: Literal["below", "above"]
+    threshold_field: str  # DashboardConfig field
+    severity: str = "warning"
+    unit: str = ""
+
+    def threshold(self, config: DashboardConfig) -> float:
+        return float(getattr(config, self.threshold_field))
+
+    def breached(self, value: float, config: DashboardConfig) -> bool:
+        t = self.threshold(config)
+        return value < t if self.direction == "below" else value > t
+
+    def recovered(self, value: float, config: DashboardConfig) -> bool:
+        """Hysteresis: clear only once the value is a margin beyond the threshold, not merely back across it."""
+        t = self.threshold(config)
+        h = config.hysteresis
+        return value >= t * (1 + h) if self.direction == "below" else value <= t * (1 - h)
+
+
+RULES: tuple[AlertRule, ...] = (
+    AlertRule("coordination_accuracy", "coordination accuracy", "coordination_accuracy", "below",
+              "coordination_accuracy_min", severity="critical"),
+    AlertRule("neural_accuracy", "neural accuracy", "neural_accuracy", "below", "neural_accuracy_min"),
+    AlertRule("coordinate_p95", "coordinate p95 latency", "coordinate_p95_ms", "above",
+              "coordinate_p95_max_ms", unit=" ms"),
+    AlertRule("system_efficiency", "system efficiency", "efficiency", "below", "efficiency_min"),
+)
+
+
+def live_figures(store: Store, config: DashboardConfig, now: float | None = None) -> dict[str, metrics.Figure]:
+    now = time.time() if now is None else now
+    since = now - config.alert_window_s
+    with store.reading() as conn:
+        accuracy = metrics.coordination_accuracy(conn, since, config.min_samples)
+        neural, brier = metrics.neural_accuracy(conn, since, config.min_samples)
+        latency = metrics.coordinate_latency(conn, since, config.min_samples)
+        eff = metrics.efficiency(conn, since, config.min_samples)
+    return {
+        "coordination_accuracy": accuracy,
+        "neural_accuracy": neural,
+        "neural_brier": brier,
+        "coordinate_p50_ms": latency["p50"],
+        "coordinate_p95_ms": latency["p95"],
+        "efficiency": eff,
+    }
+
+
+def open_alerts(store: Store) -> list[dict[str, Any]]:
+    with store.reading() as conn:
+        rows = conn.execute(
+            "SELECT id, name, severity, message, value, threshold, raised_at FROM alerts "
+            "WHERE cleared_at IS NULL ORDER BY raised_at"
+        ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def recent_alerts(store: Store, limit: int = 20) -> list[dict[str, Any]]:
+    with store.reading() as conn:
+        rows = conn.execute(
+            "SELECT id, name, severity, message, value, threshold, raised_at, cleared_at FROM alerts "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def check(
+    store: Store, config: DashboardConfig, figures: dict[str, metrics.Figure] | None = None,
+    now: float | None = None,
+) -> tuple[dict[str, metrics.Figure], list[dict[str, Any]]]:
+    """Measure, then raise or clear alerts; returns the figures and the events (raised/cleared) this call made."""
+    now = time.time() if now is None else now
+    figures = live_figures(store, config, now) if figures is None else figures
+    currently_open = {a["name"] for a in open_alerts(store)}
+    wanted: list[tuple[AlertRule, str]] = []
+    for rule in RULES:
+        fig = figures[rule.figure]
+        is_open = rule.name in currently_open
+        if not is_open and fig.value is not None and rule.breached(fig.value, config):
+            wanted.append((rule, "raise"))
+        elif is_open and (fig.value is None or rule.recovered(fig.value, config)):
+            wanted.append((rule, "clear"))
+    if not wanted:
+        return figures, []
+    events: list[dict[str, Any]] = []
+    with store.transaction() as conn:
+        for rule, action in wanted:
+            row = conn.execute(
+                "SELECT id FROM alerts WHERE name = ? AND cleared_at IS NULL ORDER BY id DESC LIMIT 1", (rule.name,)
+            ).fetchone()
+            fig = figures[rule.figure]
+            threshold = rule.threshold(config)
+            if action == "raise" and row is None:
+                message = (
+                    f"{rule.label} {_fmt(fig.value)}{rule.unit} is {rule.direction} {_fmt(threshold)}{rule.unit} "
+                    f"({fig.samples} samples in the last {config.alert_window_s:g} s)"
+                )
+                cur = conn.execute(
+                    "INSERT INTO alerts (name, severity, message, value, threshold, raised_at) VALUES (?,?,?,?,?,?)",
+                    (rule.name, rule.severity, message, fig.value, threshold, now),
+                )
+                events.append({"event": "raised", "id": cur.lastrowid, "name": rule.name, "severity": rule.severity,
+                               "message": message, "value": fig.value, "threshold": threshold, "at": now})
+                log.warning("alert raised: %s", message)
+            elif action == "clear" and row is not None:
+                conn.execute("UPDATE alerts SET cleared_at = ? WHERE id = ?", (now, row["id"]))
+                why = "no data in the window" if fig.value is None else f"back to {_fmt(fig.value)}{rule.unit}"
+                events.append({"event": "cleared", "id": row["id"], "name": rule.name, "reason": why, "at": now})
+                log.warning("alert cleared: %s (%s)", rule.name, why)
+    return figures, events
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.0f}"

@@ -1,0 +1,301 @@
+"""The dashboard as Starlette routes plus a lifespan that runs the collector and the fast alert check.
+
+`build_dashboard(app)` gives routes to mount into the MCP HTTP server (one process, one store);
+`run_dashboard(settings)` serves them on their own (`ansf dashboard`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import json
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from importlib import resources
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ansf_mcp.dashboard import alerts
+from ansf_mcp.dashboard.collector import SERIES, Collector
+from ansf_mcp.dashboard.config import DEFAULT_PORT, DashboardConfig
+from ansf_mcp.dashboard.prom import metrics_response
+from ansf_mcp.server.context import AppContext
+from ansf_mcp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_PORT", "Dashboard", "build_dashboard", "dashboard_asgi", "run_dashboard"]
+
+
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _hostname(netloc: str) -> str:
+    from urllib.parse import urlsplit
+
+    return (urlsplit("//" + netloc).hostname or "").lower()
+
+
+def same_origin_ok(headers: Any, loopback: bool) -> str | None:
+    """Why a request must be refused, or None.
+
+    On loopback the token is not required, so two browser attacks are closed here instead: a DNS-rebound name
+    (Host not a loopback name) and a cross-site page opening our WebSocket (Origin not our own host).
+    """
+    host = headers.get("host", "")
+    if loopback and host and _hostname(host) not in LOOPBACK_NAMES and not _hostname(host).startswith("127."):
+        return f"host {host!r} is not a loopback name"
+    origin = headers.get("origin")
+    if origin and origin != "null":
+        from urllib.parse import urlsplit
+
+        if urlsplit(origin).netloc.lower() != host.lower():
+            return f"origin {origin!r} is not this dashboard"
+    elif origin == "null":
+        return "opaque origin"
+    return None
+
+
+class Hub:
+    """Connected pages; a page that reports its tab hidden is paused and gets nothing until it resumes."""
+
+    def __init__(self) -> None:
+        self.clients: dict[WebSocket, bool] = {}  # socket -> paused
+
+    def counts(self) -> dict[str, int]:
+        paused = sum(1 for p in self.clients.values() if p)
+        return {"connected": len(self.clients), "paused": paused}
+
+    async def broadcast(self, message: dict[str, Any]) -> None:
+        text = json.dumps(message, default=str)
+        for ws, paused in list(self.clients.items()):
+            if paused:
+                continue
+            try:
+                await ws.send_text(text)
+            except Exception:
+                self.clients.pop(ws, None)
+
+
+class Dashboard:
+    def __init__(self, app: AppContext, config: DashboardConfig):
+        self.app = app
+        self.config = config
+        self.collector = Collector(app, config)
+        self.hub = Hub()
+        self.active: list[dict[str, Any]] = []
+        self._active_ids: tuple[int, ...] | None = None
+
+    # -- loops -----------------------------------------------------------------------------------------------------
+
+    async def collect_once(self) -> dict[str, Any]:
+        snapshot = await asyncio.to_thread(self.collector.collect)
+        await self.check_alerts_once()
+        await self.hub.broadcast({"type": "snapshot", "snapshot": self.decorate(snapshot)})
+        return snapshot
+
+    async def check_alerts_once(self) -> list[dict[str, Any]]:
+        _, events = await asyncio.to_thread(alerts.check, self.app.store, self.config)
+        active = await asyncio.to_thread(alerts.open_alerts, self.app.store)
+        ids = tuple(a["id"] for a in active)
+        self.active = active
+        if events or ids != self._active_ids:  # also picks up alerts another watcher of the store raised
+            self._active_ids = ids
+            await self.hub.broadcast({"type": "alerts", "ts": time.time(), "active": active, "events": events})
+        return events
+
+    async def _loop(self, every: float, step: Callable[[], Any], what: str) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dashboard %s failed; trying again next round", what)
+            await asyncio.sleep(max(0.05, every - (time.monotonic() - started)))
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        tasks = [
+            asyncio.create_task(self._loop(self.config.interval_s, self.collect_once, "collection")),
+            asyncio.create_task(self._loop(self.config.alert_interval_s, self.check_alerts_once, "alert check")),
+        ]
+        try:
+            yield
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+
+    # -- answers ---------------------------------------------------------------------------------------------------
+
+    def decorate(self, snapshot: dict[str, Any] | None) -> dict[str, Any] | None:
+        if snapshot is None:
+            return None
+        return {**snapshot, "alerts": self.active, "clients": self.hub.counts()}
+
+    async def hello(self) -> dict[str, Any]:
+        history = await asyncio.to_thread(self.collector.history)
+        recent = await asyncio.to_thread(alerts.recent_alerts, self.app.store)
+        return {
+            "type": "hello",
+            "snapshot": self.decorate(self.collector.latest),
+            "history": history,
+            "series": {k: {"label": v[0], "unit": v[1]} for k, v in SERIES.items()},
+            "recent_alerts": recent,
+            "ring_size": self.config.ring_size,
+        }
+
+    def _refused(self, request: Request) -> Response | None:
+        why = same_origin_ok(request.headers, self.app.settings.is_loopback)
+        return JSONResponse({"error": why}, status_code=403) if why else None
+
+    async def page(self, request: Request) -> Response:
+        if refused := self._refused(request):
+            return refused
+        token = request.query_params.get("token")
+        suffix = f"?token={quote(token, safe='')}" if token else ""
+        text = resources.files("ansf_mcp.dashboard").joinpath("static/index.html").read_text(encoding="utf-8")
+        return HTMLResponse(text.replace("{{asset_query}}", html.escape(suffix, quote=True)))
+
+    async def snapshot(self, request: Request) -> Response:
+        if refused := self._refused(request):
+            return refused
+        return JSONResponse(json.loads(json.dumps(self.decorate(self.collector.latest), default=str)))
+
+    async def metrics(self, request: Request) -> Response:
+        if refused := self._refused(request):
+            return refused
+        return metrics_response(self)
+
+    async def websocket(self, ws: WebSocket) -> None:
+        why = same_origin_ok(ws.headers, self.app.settings.is_loopback)
+        if why:
+            log.warning("dashboard WebSocket refused: %s", why)
+            await ws.close(code=4403)
+            return
+        await ws.accept()
+        self.hub.clients[ws] = False
+        try:
+            await ws.send_text(json.dumps(await self.hello(), default=str))
+            while True:
+                message = await ws.receive_json()
+                kind = message.get("type") if isinstance(message, dict) else None
+                if kind == "pause":
+                    self.hub.clients[ws] = True
+                elif kind == "resume":
+                    self.hub.clients[ws] = False
+                    await ws.send_text(json.dumps(await self.hello(), default=str))
+        except (WebSocketDisconnect, RuntimeError, ValueError):
+            pass
+        finally:
+            self.hub.clients.pop(ws, None)
+
+    def routes(self) -> list[BaseRoute]:
+        static = resources.files("ansf_mcp.dashboard").joinpath("static")
+        return [
+            Route("/", self.page, methods=["GET"]),
+            Route("/api/snapshot", self.snapshot, methods=["GET"]),
+            Route("/metrics", self.metrics, methods=["GET"]),
+            WebSocketRoute("/ws", self.websocket),
+            Mount("/static", app=StaticFiles(directory=str(static)), name="dashboard-static"),
+        ]
+
+
+def build_dashboard(
+    app: AppContext, config: DashboardConfig | None = None
+) -> tuple[list[BaseRoute], Callable[[], AbstractAsyncContextManager[None]]]:
+    """Routes (/, /static, /ws, /metrics, /api/snapshot) and a context manager factory that runs collection.
+
+    Mount the routes before any catch-all Mount("/") and enter the context inside the server's lifespan.
+    """
+    dash = Dashboard(app, config or DashboardConfig.load())
+    return dash.routes(), dash.running
+
+
+def dashboard_asgi(app: AppContext, config: DashboardConfig | None = None):
+    """The standalone ASGI app: /health, the dashboard, token required off loopback (HTTP and WebSocket)."""
+    from starlette.applications import Starlette
+
+    from ansf_mcp.server.http import TokenRequired, health_route
+
+    routes, running = build_dashboard(app, config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with running():
+            app.ready = True
+            try:
+                yield
+            finally:
+                app.ready = False
+                app.shutdown()
+
+    asgi: Any = Starlette(routes=[health_route(app), *routes], lifespan=lifespan)
+    if app.settings.token:
+        asgi = TokenRequired(asgi, app.settings.token)
+    return asgi
+
+
+def attach_governor(app: AppContext) -> None:
+    """Standalone: a governor of our own so the page shows the phase for this machine's memory reading.
+
+    It records nothing: phase changes in the store are the serving process's; the page shows the last of them too.
+    """
+    if getattr(app, "governor", None) is not None:
+        return
+    try:
+        from ansf_mcp.governor.phases import Governor
+    except ImportError:  # the governor is not in this build: the page says "not governed"
+        return
+    app.governor = Governor(app.settings)
+
+
+def run_dashboard(
+    settings: Settings, host: str = "127.0.0.1", port: int = DEFAULT_PORT, config: DashboardConfig | None = None
+) -> int:
+    """`ansf dashboard`: serve the dashboard over the store of `settings`; returns the process exit code."""
+    from pydantic import ValidationError
+
+    from ansf_mcp.server.run import ConfigError, check_port_free
+    from ansf_mcp.store.db import Store, StoreError
+
+    try:
+        settings = settings.model_copy(update={"host": host, "port": port, "transport": "http"})
+        if not settings.is_loopback and not settings.token:
+            raise ConfigError(f"refusing to bind {host}: off loopback a token is required (--token or ANSF_TOKEN)")
+        config = config or DashboardConfig.load()
+        check_port_free(host, port)
+        app = AppContext(settings=settings, store=Store(settings.db_path))
+        attach_governor(app)
+    except (ConfigError, StoreError) as exc:
+        print(f"ansf dashboard: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"ansf dashboard: invalid setting: {exc}", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from ansf_mcp.server.app import configure_logging
+
+    configure_logging(settings.log_level)
+    asgi = dashboard_asgi(app, config)
+    log.warning("ansf-mcp dashboard on http://%s:%d/ (store %s)", host, port, settings.db_path)
+    try:
+        uvicorn.run(asgi, host=host, port=port, log_level="warning", lifespan="on")
+    except KeyboardInterrupt:
+        pass
+    return 0

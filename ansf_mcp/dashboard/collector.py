@@ -1,0 +1,170 @@
+"""Collection: one snapshot every `interval_s`, its numeric figures kept as a persisted ring per series, and trends."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ansf_mcp.dashboard import alerts, metrics
+from ansf_mcp.dashboard.config import DashboardConfig
+from ansf_mcp.server.context import AppContext
+
+# series name -> (label, unit) — what the page and /api/snapshot call each ring.
+SERIES: dict[str, tuple[str, str]] = {
+    "memory.used_fraction": ("memory used", "fraction"),
+    "memory.used_bytes": ("memory used", "bytes"),
+    "process.rss_bytes": ("this process RSS", "bytes"),
+    "phase.level": ("phase (1 critical, 2 enhanced, 3 optimal)", "level"),
+    "tasks.open": ("tasks open", "count"),
+    "tasks.claimed": ("tasks claimed", "count"),
+    "tasks.succeeded": ("tasks succeeded", "count"),
+    "tasks.failed": ("tasks failed", "count"),
+    "rate.claims_per_min": ("claims per minute", "1/min"),
+    "rate.outcomes_per_min": ("outcomes per minute", "1/min"),
+    "latency.p50_ms": ("coordinate p50", "ms"),
+    "latency.p95_ms": ("coordinate p95", "ms"),
+    "quality.coordination_accuracy": ("coordination accuracy", "ratio"),
+    "quality.neural_accuracy": ("neural accuracy", "fraction"),
+    "quality.neural_brier": ("neural Brier score", "score"),
+    "quality.efficiency": ("system efficiency", "fraction"),
+    "semantic.cache_hit_ratio": ("semantic cache hit ratio", "fraction"),
+    "semantic.cache_bytes": ("semantic cache on disk", "bytes"),
+    "semantic.servers_alive": ("language servers alive", "count"),
+    "semantic.lsp_rss_bytes": ("language servers RSS", "bytes"),
+}
+
+
+class Collector:
+    def __init__(self, app: AppContext, config: DashboardConfig):
+        self.app = app
+        self.config = config
+        self._last_ts: float | None = None
+        self._last_claims: int | None = None
+        self.latest: dict[str, Any] | None = None
+
+    # -- one collection ------------------------------------------------------------------------------------------
+
+    def collect(self, now: float | None = None) -> dict[str, Any]:
+        """Measure everything, persist the numeric points, and return the snapshot (blocking: run in a thread)."""
+        now = time.time() if now is None else now
+        store = self.app.store
+        figures = alerts.live_figures(store, self.config, now)
+        memory = metrics.memory_reading(self.app.settings.cgroup_root)
+        with store.reading() as conn:
+            phase = metrics.phase_info(self.app, conn)
+            tasks = metrics.task_counts(conn)
+            claims = metrics.claims_counter(conn)
+            elapsed = (now - self._last_ts) if self._last_ts else self.config.interval_s
+            outcomes = metrics.outcomes_since(conn, now - elapsed)
+            benchmark = metrics.latest_benchmark(conn)
+        claims_rate = None
+        if self._last_claims is not None and claims >= self._last_claims and elapsed > 0:
+            claims_rate = (claims - self._last_claims) * 60.0 / elapsed
+        self._last_ts, self._last_claims = now, claims
+        semantic = metrics.semantic_health(self.app)
+
+        points: dict[str, float | None] = {
+            "memory.used_fraction": memory.get("fraction"),
+            "memory.used_bytes": memory.get("used_bytes"),
+            "process.rss_bytes": metrics.process_rss(),
+            "phase.level": phase.get("level"),
+            **{f"tasks.{k}": v for k, v in tasks.items() if k in metrics.TASK_STATES},
+            "rate.claims_per_min": claims_rate,
+            "rate.outcomes_per_min": outcomes * 60.0 / elapsed if elapsed > 0 else None,
+            "latency.p50_ms": figures["coordinate_p50_ms"].value,
+            "latency.p95_ms": figures["coordinate_p95_ms"].value,
+            "quality.coordination_accuracy": figures["coordination_accuracy"].value,
+            "quality.neural_accuracy": figures["neural_accuracy"].value,
+            "quality.neural_brier": figures["neural_brier"].value,
+            "quality.efficiency": figures["efficiency"].value,
+        }
+        if semantic and "error" not in semantic:
+            cache = semantic.get("cache") or {}
+            servers = semantic.get("servers") or []
+            points["semantic.cache_hit_ratio"] = cache.get("hit_ratio")
+            points["semantic.cache_bytes"] = cache.get("bytes_on_disk")
+            points["semantic.servers_alive"] = sum(1 for s in servers if s.get("alive"))
+            points["semantic.lsp_rss_bytes"] = sum(s.get("rss_bytes") or 0 for s in servers) if servers else None
+        points = {k: float(v) for k, v in points.items() if v is not None}
+        self.persist(now, points)
+        history = self.history(since=now - self.config.trend_window_s)
+        snapshot = {
+            "ts": now,
+            "interval_s": self.config.interval_s,
+            "memory": memory,
+            "phase": phase,
+            "tasks": tasks,
+            "rates": {"claims_per_min": claims_rate, "outcomes_per_min": points.get("rate.outcomes_per_min"),
+                      "claims_total": claims},
+            "figures": {k: f.as_dict() for k, f in figures.items()},
+            "benchmark": benchmark,
+            "semantic": semantic,
+            "points": points,
+            "trends": trends(history, now, self.config.trend_window_s),
+            "thresholds": thresholds(self.config),
+            "alert_window_s": self.config.alert_window_s,
+        }
+        self.latest = snapshot
+        return snapshot
+
+    # -- the ring ------------------------------------------------------------------------------------------------
+
+    def persist(self, ts: float, points: dict[str, float]) -> None:
+        if not points:
+            return
+        keep = self.config.ring_size
+        with self.app.store.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO metric_points (series, ts, value) VALUES (?, ?, ?)",
+                [(series, ts, value) for series, value in points.items()],
+            )
+            for series in points:
+                conn.execute(
+                    "DELETE FROM metric_points WHERE series = ? AND ts < ("
+                    "SELECT ts FROM metric_points WHERE series = ? ORDER BY ts DESC LIMIT 1 OFFSET ?)",
+                    (series, series, keep - 1),
+                )
+
+    def history(self, since: float | None = None) -> dict[str, list[list[float]]]:
+        out: dict[str, list[list[float]]] = {}
+        with self.app.store.reading() as conn:
+            rows = conn.execute(
+                "SELECT series, ts, value FROM metric_points WHERE ts >= ? ORDER BY series, ts",
+                (since if since is not None else 0.0,),
+            ).fetchall()
+        for r in rows:
+            out.setdefault(r["series"], []).append([r["ts"], r["value"]])
+        return out
+
+
+def trends(history: dict[str, list[list[float]]], now: float, window_s: float) -> dict[str, dict[str, Any]]:
+    """Least-squares slope per series over the window, per minute, and a direction (flat within 1 % of scale)."""
+    out: dict[str, dict[str, Any]] = {}
+    for series, pts in history.items():
+        pts = [p for p in pts if p[0] >= now - window_s]
+        n = len(pts)
+        if n < 3:
+            out[series] = {"points": n, "slope_per_min": None, "direction": "no data"}
+            continue
+        xs = [p[0] for p in pts]
+        ys = [p[1] for p in pts]
+        mx, my = sum(xs) / n, sum(ys) / n
+        sxx = sum((x - mx) ** 2 for x in xs)
+        if sxx <= 0:
+            out[series] = {"points": n, "slope_per_min": None, "direction": "no data"}
+            continue
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx  # per second
+        change = slope * (xs[-1] - xs[0])  # fitted change over the span covered
+        scale = max(abs(my), max(ys) - min(ys), 1e-12)
+        direction = "flat" if abs(change) < 0.01 * scale else ("rising" if slope > 0 else "falling")
+        out[series] = {"points": n, "slope_per_min": slope * 60.0, "direction": direction,
+                       "span_s": xs[-1] - xs[0]}
+    return out
+
+
+def thresholds(config: DashboardConfig) -> dict[str, dict[str, Any]]:
+    return {
+        rule.name: {"figure": rule.figure, "direction": rule.direction, "threshold": rule.threshold(config),
+                    "severity": rule.severity}
+        for rule in alerts.RULES
+    }

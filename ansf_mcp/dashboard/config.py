@@ -1,0 +1,53 @@
+"""Dashboard settings: collection cadence, windows and alert thresholds, from defaults then environment variables.
+
+Kept here (not in `ansf_mcp.settings`) so the dashboard owns its knobs; every variable is listed in ENV_VARS and
+documented in docs/DASHBOARD.md.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import BaseModel, Field
+
+DEFAULT_PORT = 8053
+
+ENV_VARS: dict[str, str] = {
+    "ANSF_DASHBOARD_INTERVAL_S": "interval_s",
+    "ANSF_DASHBOARD_ALERT_INTERVAL_S": "alert_interval_s",
+    "ANSF_DASHBOARD_TREND_WINDOW_S": "trend_window_s",
+    "ANSF_DASHBOARD_RING_SIZE": "ring_size",
+    "ANSF_ALERT_WINDOW_S": "alert_window_s",
+    "ANSF_ALERT_MIN_SAMPLES": "min_samples",
+    "ANSF_ALERT_COORDINATION_ACCURACY": "coordination_accuracy_min",
+    "ANSF_ALERT_NEURAL_ACCURACY": "neural_accuracy_min",
+    "ANSF_ALERT_P95_MS": "coordinate_p95_max_ms",
+    "ANSF_ALERT_EFFICIENCY": "efficiency_min",
+    "ANSF_ALERT_HYSTERESIS": "hysteresis",
+}
+
+
+class DashboardConfig(BaseModel):
+    interval_s: float = Field(default=30.0, gt=0, le=3600, description="collection cadence")
+    alert_interval_s: float = Field(default=2.0, gt=0, le=60, description="fast alert check cadence")
+    trend_window_s: float = Field(default=900.0, gt=0, description="trend (slope) window")
+    ring_size: int = Field(default=1000, ge=10, le=100_000, description="points kept per series")
+    alert_window_s: float = Field(default=900.0, gt=0, description="window of outcomes/decisions alerts read")
+    min_samples: int = Field(default=10, ge=1, description="fewest outcomes/decisions before a figure can alert")
+    coordination_accuracy_min: float = 0.95
+    neural_accuracy_min: float = 0.85
+    coordinate_p95_max_ms: float = 500.0
+    efficiency_min: float = 0.90
+    hysteresis: float = Field(
+        default=0.03, ge=0, lt=1, description="an alert clears only this fraction beyond its threshold"
+    )
+
+    @classmethod
+    def load(cls, **overrides: object) -> DashboardConfig:
+        values: dict[str, object] = {}
+        for env, field in ENV_VARS.items():
+            raw = os.environ.get(env)
+            if raw not in (None, ""):
+                values[field] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)

@@ -1,0 +1,270 @@
+/* ANSF-MCP dashboard: live charts (uPlot) fed by the /ws WebSocket. No data -> says "no data", draws nothing. */
+(function () {
+  "use strict";
+
+  const params = new URLSearchParams(location.search);
+  const token = params.get("token");
+  const COLORS = ["#1565c0", "#c62828", "#2e7d32", "#ef6c00", "#6a1b9a", "#00838f"];
+
+  const state = {
+    ws: null, hist: {}, series: {}, ringSize: 1000, snapshot: null, received: 0, snapshots: 0,
+    connects: 0, paused: false, backoff: 1000, alertSeenAt: {}, lastMessageAt: null, closeCode: null,
+  };
+  window.__ansf = state;  // for tests and for curious operators
+
+  // --- charts ---------------------------------------------------------------------------------------------------
+  // Each series: [name, label, scale]; a threshold key draws the alert threshold as a labelled reference line.
+  const CHARTS = {
+    memory: { series: [["memory.used_fraction", "memory used (fraction)", "frac"], ["phase.level", "phase level", "phase"]],
+              scales: { frac: { range: [0, 1] }, phase: { range: [0, 3.5] } } },
+    latency: { series: [["latency.p50_ms", "p50 ms", "ms"], ["latency.p95_ms", "p95 ms", "ms"]], threshold: ["coordinate_p95", "ms"] },
+    quality: { series: [["quality.coordination_accuracy", "coordination accuracy", "r"], ["quality.neural_accuracy", "neural accuracy", "r"],
+                        ["quality.neural_brier", "neural Brier", "r"], ["quality.efficiency", "efficiency", "r"]] },
+    tasks: { series: [["tasks.open", "open", "n"], ["tasks.claimed", "claimed", "n"], ["tasks.succeeded", "succeeded", "n"], ["tasks.failed", "failed", "n"]] },
+    rates: { series: [["rate.claims_per_min", "claims / min", "n"], ["rate.outcomes_per_min", "outcomes / min", "n"]] },
+    semantic: { series: [["semantic.cache_hit_ratio", "cache hit ratio", "frac"], ["semantic.servers_alive", "servers alive", "count"]],
+                scales: { frac: { range: [0, 1] } } },
+  };
+  const plots = {};
+
+  function card(name) { return document.querySelector(`.card[data-chart="${name}"]`); }
+
+  function noData(name, text) {
+    const c = card(name);
+    if (plots[name]) { plots[name].destroy(); delete plots[name]; }
+    c.querySelector(".chart").innerHTML = `<div class="nodata">${text || "no data"}</div>`;
+    c.dataset.state = "nodata";
+  }
+
+  function width(name) { return Math.max(300, card(name).clientWidth - 24); }
+
+  function renderTimeChart(name) {
+    const def = CHARTS[name];
+    const present = def.series.filter(([s]) => (state.hist[s] || []).length > 0);
+    if (present.length === 0) { noData(name); return; }
+    const xsSet = new Set();
+    present.forEach(([s]) => state.hist[s].forEach((p) => xsSet.add(p[0])));
+    const xs = Array.from(xsSet).sort((a, b) => a - b);
+    const data = [xs];
+    const seriesOpts = [{}];
+    present.forEach(([s, label, scale], i) => {
+      const m = new Map(state.hist[s]);
+      data.push(xs.map((x) => (m.has(x) ? m.get(x) : null)));
+      seriesOpts.push({ label, scale, stroke: COLORS[i % COLORS.length], width: 2, points: { size: 4 } });
+    });
+    const th = def.threshold && state.snapshot && state.snapshot.thresholds && state.snapshot.thresholds[def.threshold[0]];
+    if (th) {
+      data.push(xs.map(() => th.threshold));
+      seriesOpts.push({ label: "alert threshold", scale: def.threshold[1], stroke: "#999", dash: [6, 4], width: 1, points: { show: false } });
+    }
+    const scales = Object.assign({ x: { time: true } }, def.scales || {});
+    const usedScales = Array.from(new Set(present.map((p) => p[2])));
+    const axes = [{}].concat(usedScales.map((sc, i) => ({ scale: sc, side: i === 0 ? 3 : 1, grid: { show: i === 0 } })));
+    const key = seriesOpts.map((s) => s.label).join("|");
+    const c = card(name);
+    c.dataset.state = "chart";
+    c.dataset.points = String(xs.length);
+    if (plots[name] && plots[name]._key === key) {
+      plots[name].setData(data);
+      return;
+    }
+    if (plots[name]) plots[name].destroy();
+    const el = c.querySelector(".chart");
+    el.innerHTML = "";
+    const u = new uPlot({ width: width(name), height: 200, scales, axes, series: seriesOpts, legend: { live: false } }, data, el);
+    u._key = key;
+    plots[name] = u;
+  }
+
+  function renderBenchmark() {
+    const name = "benchmark";
+    const b = state.snapshot && state.snapshot.benchmark;
+    const note = card(name).querySelector(".note");
+    if (!b || !b.value_ratios || b.value_ratios.length === 0) {
+      noData(name, "no benchmark yet");
+      note.textContent = "run the coordination suite (ansf bench) to fill this chart";
+      return;
+    }
+    const labels = b.value_ratios.map((v) => v.label);
+    const xs = labels.map((_, i) => i);
+    const data = [xs, b.value_ratios.map((v) => v.mean)];
+    const key = "bench-" + b.id + "-" + labels.join("|");
+    note.textContent = `run #${b.id} (${b.suite}) at ${new Date(b.created_at * 1000).toLocaleString()}; ` +
+      b.value_ratios.map((v) => `${v.label}: ${v.mean.toFixed(3)}` + (v.ci ? ` [${v.ci[0].toFixed(3)}, ${v.ci[1].toFixed(3)}]` : "")).join("; ");
+    const c = card(name);
+    c.dataset.state = "chart";
+    if (plots[name] && plots[name]._key === key) return;
+    if (plots[name]) plots[name].destroy();
+    const el = c.querySelector(".chart");
+    el.innerHTML = "";
+    const u = new uPlot({
+      width: width(name), height: 200, legend: { live: false },
+      scales: { x: { time: false, range: [-0.5, labels.length - 0.5] }, y: { range: [0, 1.05] } },
+      axes: [{ values: (_, ticks) => ticks.map((t) => (Number.isInteger(t) ? labels[t] || "" : "")), splits: () => xs }, {}],
+      series: [{}, { label: "value ratio (1 = oracle)", fill: "#1565c055", stroke: "#1565c0",
+                     paths: uPlot.paths.bars({ size: [0.6, 80] }), points: { show: false } }],
+    }, data, el);
+    u._key = key;
+    plots[name] = u;
+  }
+
+  // --- text ------------------------------------------------------------------------------------------------------
+
+  function fmt(v, digits) {
+    if (v === null || v === undefined) return "no data";
+    if (Math.abs(v) >= 1e6) return (v / 1048576).toFixed(0) + " MiB";
+    return Number(v).toFixed(digits === undefined ? 3 : digits);
+  }
+
+  function renderFigures(snap) {
+    const active = new Set((snap.alerts || []).map((a) => a.name));
+    const ruleOf = {};
+    Object.entries(snap.thresholds || {}).forEach(([rule, t]) => { ruleOf[t.figure] = [rule, t]; });
+    ["coordination_accuracy", "neural_accuracy", "neural_brier", "coordinate_p95_ms", "efficiency"].forEach((k) => {
+      const f = snap.figures[k];
+      const el = document.getElementById("fig-" + k);
+      el.querySelector("b").textContent = fmt(f.value, k.endsWith("_ms") ? 1 : 3) + (f.value !== null && k.endsWith("_ms") ? " ms" : "");
+      const r = ruleOf[k];
+      el.querySelector("small").textContent = `${f.samples} samples` + (f.note ? ` — ${f.note}` : "") +
+        (r ? ` — alert ${r[1].direction} ${r[1].threshold}` : "");
+      el.classList.toggle("breach", !!(r && active.has(r[0])));
+    });
+    const m = snap.memory;
+    const fm = document.getElementById("fig-memory");
+    fm.querySelector("b").textContent = m.fraction === null ? "no data" : (100 * m.fraction).toFixed(1) + " %";
+    fm.querySelector("small").textContent = `${fmt(m.used_bytes)} of ${fmt(m.limit_bytes)} — ${m.source}`;
+    const ph = snap.phase;
+    let phaseText = `phase: ${ph.phase}`;
+    if (ph.last_change) phaseText += ` (last recorded change → ${ph.last_change.to_phase} at ${new Date(ph.last_change.created_at * 1000).toLocaleTimeString()})`;
+    const badge = document.getElementById("phase");
+    badge.textContent = phaseText;
+    badge.title = ph.reason || "";
+    card("memory").querySelector(".note").textContent = `${ph.reason || ""}`;
+    card("latency").querySelector(".note").textContent = `over coordinate decisions of the last ${snap.alert_window_s} s`;
+    card("quality").querySelector(".note").textContent = `measured from reported outcomes of the last ${snap.alert_window_s} s`;
+    card("tasks").querySelector(".note").textContent = Object.entries(snap.tasks).map(([k, v]) => `${k} ${v}`).join(", ");
+    const r = snap.rates;
+    card("rates").querySelector(".note").textContent = `claims/min ${fmt(r.claims_per_min, 2)}, outcomes/min ${fmt(r.outcomes_per_min, 2)}`;
+    const sem = snap.semantic;
+    card("semantic").querySelector(".note").textContent = !sem ? "not available: the semantic layer does not run in this process"
+      : sem.error ? "error: " + sem.error
+      : (sem.servers || []).map((s) => `${s.language}/${s.server}: ${s.alive ? "alive" : "down"}, ${s.requests} requests, ${s.restarts} restarts`).join("; ") +
+        ` — cache ${sem.cache.entries} entries, ${fmt(sem.cache.bytes_on_disk)} bytes of ${fmt(sem.cache.budget_bytes)}`;
+    const tbody = document.querySelector("#trends tbody");
+    tbody.innerHTML = "";
+    Object.entries(snap.trends || {}).sort().forEach(([s, t]) => {
+      const tr = document.createElement("tr");
+      const label = state.series[s] ? `${state.series[s].label} (${state.series[s].unit})` : s;
+      [label, t.slope_per_min === null ? "no data" : Math.abs(t.slope_per_min) < 1e-9 ? "0" : t.slope_per_min.toPrecision(3), t.direction, t.points].forEach((v) => {
+        const td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
+      });
+      tbody.appendChild(tr);
+    });
+    document.getElementById("updated").textContent = "updated " + new Date(snap.ts * 1000).toLocaleTimeString();
+  }
+
+  function renderAlerts(active) {
+    const ul = document.getElementById("alerts");
+    ul.innerHTML = "";
+    if (!active || active.length === 0) {
+      ul.innerHTML = '<li class="none">no alerts</li>';
+      return;
+    }
+    active.forEach((a) => {
+      if (!state.alertSeenAt[a.id]) state.alertSeenAt[a.id] = { name: a.name, shownAt: Date.now() / 1000, raisedAt: a.raised_at };
+      const li = document.createElement("li");
+      li.className = "alert " + a.severity;
+      li.dataset.name = a.name;
+      li.dataset.id = String(a.id);
+      li.textContent = `[${a.severity}] ${a.message} — since ${new Date(a.raised_at * 1000).toLocaleTimeString()}`;
+      ul.appendChild(li);
+    });
+  }
+
+  function renderAll() {
+    if (!state.snapshot) return;
+    renderFigures(state.snapshot);
+    Object.keys(CHARTS).forEach(renderTimeChart);
+    renderBenchmark();
+  }
+
+  // --- data ------------------------------------------------------------------------------------------------------
+
+  function addPoints(snap) {
+    Object.entries(snap.points || {}).forEach(([s, v]) => {
+      const arr = state.hist[s] || (state.hist[s] = []);
+      if (arr.length === 0 || arr[arr.length - 1][0] < snap.ts) arr.push([snap.ts, v]);
+      if (arr.length > state.ringSize) arr.splice(0, arr.length - state.ringSize);
+    });
+  }
+
+  function onMessage(ev) {
+    if (state.paused) return;
+    const msg = JSON.parse(ev.data);
+    state.received += 1;
+    state.lastMessageAt = Date.now() / 1000;
+    if (msg.type === "hello") {
+      state.hist = msg.history || {};
+      state.series = msg.series || {};
+      state.ringSize = msg.ring_size || 1000;
+      if (msg.snapshot) { state.snapshot = msg.snapshot; renderAll(); renderAlerts(msg.snapshot.alerts); }
+    } else if (msg.type === "snapshot") {
+      state.snapshots += 1;
+      state.snapshot = msg.snapshot;
+      addPoints(msg.snapshot);
+      renderAll();
+      renderAlerts(msg.snapshot.alerts);
+    } else if (msg.type === "alerts") {
+      if (state.snapshot) state.snapshot.alerts = msg.active;
+      renderAlerts(msg.active);
+      if (state.snapshot) renderFigures(state.snapshot);
+    }
+  }
+
+  function setConn(text, cls) {
+    const el = document.getElementById("conn");
+    el.textContent = text;
+    el.className = "badge conn-" + cls;
+  }
+
+  function connect() {
+    const url = new URL("ws", location.href);
+    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    url.search = token ? "?token=" + encodeURIComponent(token) : "";
+    const ws = new WebSocket(url.toString());
+    state.ws = ws;
+    ws.onopen = () => {
+      state.connects += 1;
+      state.backoff = 1000;
+      if (document.hidden) { ws.send(JSON.stringify({ type: "pause" })); state.paused = true; setConn("paused (tab hidden)", "paused"); }
+      else setConn("live", "live");
+    };
+    ws.onmessage = onMessage;
+    ws.onclose = (ev) => {
+      state.closeCode = ev.code;
+      if (state.ws !== ws) return;
+      setConn(ev.code === 4401 ? "token required — reconnecting" : "reconnecting", ev.code === 4401 ? "denied" : "reconnecting");
+      const wait = state.backoff;
+      state.backoff = Math.min(state.backoff * 2, 10000);
+      setTimeout(connect, wait);
+    };
+  }
+
+  document.addEventListener("visibilitychange", () => {
+    const ws = state.ws;
+    if (document.hidden) {
+      state.paused = true;
+      if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "pause" }));
+      setConn("paused (tab hidden)", "paused");
+    } else {
+      state.paused = false;
+      if (ws && ws.readyState === WebSocket.OPEN) { ws.send(JSON.stringify({ type: "resume" })); setConn("live", "live"); }
+    }
+  });
+
+  window.addEventListener("resize", () => { Object.values(plots).forEach((u) => u.destroy()); Object.keys(plots).forEach((k) => delete plots[k]); renderAll(); });
+
+  Object.keys(CHARTS).forEach((n) => noData(n));
+  noData("benchmark", "no benchmark yet");
+  connect();
+})();
