@@ -77,11 +77,15 @@ class Settings(BaseModel):
 
     @classmethod
     def load(cls, **overrides: object) -> Settings:
-        """Defaults < environment < explicit overrides (CLI flags); None overrides are ignored."""
-        values: dict[str, object] = {}
-        for env, field in ENV_VARS.items():
-            raw = os.environ.get(env)
-            if raw not in (None, ""):
-                values[field] = raw
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate(values)
+        return cls.model_validate(layered(ENV_VARS, overrides))
+
+
+def layered(env_vars: dict[str, str], overrides: dict[str, object]) -> dict[str, object]:
+    """Defaults < environment < explicit overrides (CLI flags); None overrides are ignored."""
+    values: dict[str, object] = {}
+    for env, field in env_vars.items():
+        raw = os.environ.get(env)
+        if raw not in (None, ""):
+            values[field] = raw
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return values

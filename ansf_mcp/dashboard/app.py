@@ -230,21 +230,10 @@ def dashboard_asgi(app: AppContext, config: DashboardConfig | None = None):
     """The standalone ASGI app: /health, the dashboard, token required off loopback (HTTP and WebSocket)."""
     from starlette.applications import Starlette
 
-    from ansf_mcp.server.http import TokenRequired, health_route
+    from ansf_mcp.server.http import TokenRequired, health_route, serving_lifespan
 
     routes, running = build_dashboard(app, config)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        async with running():
-            app.ready = True
-            try:
-                yield
-            finally:
-                app.ready = False
-                app.shutdown()
-
-    asgi: Any = Starlette(routes=[health_route(app), *routes], lifespan=lifespan)
+    asgi: Any = Starlette(routes=[health_route(app), *routes], lifespan=serving_lifespan(app, running))
     if app.settings.token:
         asgi = TokenRequired(asgi, app.settings.token)
     return asgi

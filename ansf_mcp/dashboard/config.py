@@ -6,9 +6,9 @@ documented in docs/DASHBOARD.md.
 
 from __future__ import annotations
 
-import os
-
 from pydantic import BaseModel, Field
+
+from ansf_mcp.settings import layered
 
 DEFAULT_PORT = 8053
 
@@ -44,10 +44,4 @@ class DashboardConfig(BaseModel):
 
     @classmethod
     def load(cls, **overrides: object) -> DashboardConfig:
-        values: dict[str, object] = {}
-        for env, field in ENV_VARS.items():
-            raw = os.environ.get(env)
-            if raw not in (None, ""):
-                values[field] = raw
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate(values)
+        return cls.model_validate(layered(ENV_VARS, overrides))

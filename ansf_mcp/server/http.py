@@ -6,6 +6,7 @@ import contextlib
 import hmac
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
@@ -65,6 +66,26 @@ def health_route(app: AppContext) -> Route:
     return Route("/health", health, methods=["GET"])
 
 
+def serving_lifespan(
+    app: AppContext, *running: Callable[[], AbstractAsyncContextManager[Any]]
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """Start `running` in order, mark the app ready (/health 200) while serving, shut it down after."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for start in running:
+                await stack.enter_async_context(start())
+            app.ready = True
+            try:
+                yield
+            finally:
+                app.ready = False
+                app.shutdown()
+
+    return lifespan
+
+
 def _security(app: AppContext) -> TransportSecuritySettings | None:
     if app.settings.is_loopback:
         return None  # the SDK turns DNS-rebinding protection on for loopback hosts by itself
@@ -84,31 +105,11 @@ def build_http_app(server: MCPServer, app: AppContext, transport: str, *, dashbo
         dashboard_routes, collecting = build_dashboard(app)
     if transport == "http":
         inner = server.streamable_http_app(host=host, transport_security=_security(app))
-
-        @contextlib.asynccontextmanager
-        async def lifespan(_: Starlette) -> AsyncIterator[None]:
-            # Mounted sub-app lifespans never run, so the session manager is started here.
-            async with server.session_manager.run(), collecting():
-                app.ready = True
-                try:
-                    yield
-                finally:
-                    app.ready = False
-                    app.shutdown()
-
+        # Mounted sub-app lifespans never run, so the session manager is started by ours.
+        lifespan = serving_lifespan(app, server.session_manager.run, collecting)
     else:
         inner = server.sse_app(host=host, transport_security=_security(app))
-
-        @contextlib.asynccontextmanager
-        async def lifespan(_: Starlette) -> AsyncIterator[None]:
-            async with collecting():
-                app.ready = True
-                try:
-                    yield
-                finally:
-                    app.ready = False
-                    app.shutdown()
-
+        lifespan = serving_lifespan(app, collecting)
     outer: ASGIApp = Starlette(
         routes=[health_route(app), *dashboard_routes, Mount("/", app=inner)], lifespan=lifespan
     )
