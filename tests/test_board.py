@@ -89,6 +89,23 @@ def test_expired_lease_puts_the_task_back(store: Store) -> None:
     assert "expired" in (again.task.last_error or "")
 
 
+def test_status_reads_expired_leases_without_writing(store: Store) -> None:
+    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh").swarm_id
+    put(store, sw, tasks("once", "twice"))
+    board.claim_next(store, sw, "agent-0", 0.05, max_attempts=1)
+    board.claim_next(store, sw, "agent-1", 0.05, max_attempts=3)
+    time.sleep(0.1)
+    seen = swarms.view(store, sw, max_attempts=1)
+    assert {t.id: t.state for t in seen.tasks} == {"t0": "failed", "t1": "failed"}
+    seen = swarms.view(store, sw, max_attempts=3)
+    assert {t.id: t.state for t in seen.tasks} == {"t0": "ready", "t1": "ready"}
+    assert seen.tasks_by_state["ready"] == 2 and seen.tasks_by_state["claimed"] == 0
+    assert all(a.active_claims == 0 for a in seen.agents)
+    assert all("expired" in t.last_error and t.lease_owner is None for t in seen.tasks)
+    with store.reading() as conn:  # nothing was written by reading
+        assert {r[0] for r in conn.execute("SELECT status FROM tasks")} == {"claimed"}
+
+
 def test_failures_retry_then_fail_with_reason(store: Store) -> None:
     sw = swarms.spawn(store, "s", agents("a"), "mesh").swarm_id
     put(store, sw, tasks("flaky"))

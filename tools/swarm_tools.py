@@ -83,7 +83,9 @@ def register(server: MCPServer, app: AppContext) -> None:
         with clear_errors():
             if swarm_id is None:
                 return SwarmStatus(swarms=swarms.summaries(store))
-            return SwarmStatus(swarm=swarms.view(store, swarm_id, max_tasks=max_tasks))
+            return SwarmStatus(
+                swarm=swarms.view(store, swarm_id, max_tasks=max_tasks, max_attempts=settings.max_attempts)
+            )
 
     async def coordinate(
         swarm_id: SwarmId,

@@ -18,7 +18,7 @@ from ansf_mcp.board.models import (
     SwarmView,
     Topology,
 )
-from ansf_mcp.board.tasks import expire_leases, state_counts, task_views
+from ansf_mcp.board.tasks import state_counts, task_views
 from ansf_mcp.store.db import Store
 
 
@@ -76,16 +76,16 @@ def spawn(store: Store, name: str, agents: list[AgentSpec], topology: Topology) 
     return view(store, swarm_id)
 
 
-def _counts(conn: sqlite3.Connection, sql: str, swarm_id: str) -> dict[str, int]:
-    return {key: n for key, n in conn.execute(sql, (swarm_id,)) if key is not None}
+def _counts(conn: sqlite3.Connection, sql: str, *params: object) -> dict[str, int]:
+    return {key: n for key, n in conn.execute(sql, params) if key is not None}
 
 
-def view(store: Store, swarm_id: str, max_tasks: int = 200) -> SwarmView:
-    expire_leases(store, swarm_id)
+def view(store: Store, swarm_id: str, max_tasks: int = 200, max_attempts: int | None = None) -> SwarmView:
+    """Read-only: expired leases are shown as re-offered without writing (the next claim writes it down)."""
     with store.reading() as conn:
         swarm = require(conn, swarm_id)
         active = _counts(conn, "SELECT lease_owner, COUNT(*) FROM tasks WHERE swarm_id = ? AND status = 'claimed' "
-                         "GROUP BY lease_owner", swarm_id)
+                         "AND lease_expires_at >= ? GROUP BY lease_owner", swarm_id, time.time())
         assigned = _counts(conn, "SELECT assignee, COUNT(*) FROM tasks WHERE swarm_id = ? AND status = 'open' "
                            "GROUP BY assignee", swarm_id)
         ok = _counts(conn, "SELECT agent_id, COUNT(*) FROM outcomes WHERE swarm_id = ? AND success = 1 "
@@ -106,8 +106,8 @@ def view(store: Store, swarm_id: str, max_tasks: int = 200) -> SwarmView:
             )
             for r in agent_rows(conn, swarm_id)
         ]
-        tasks, omitted = task_views(conn, swarm_id, limit=max_tasks)
-        counts = state_counts(conn, swarm_id)
+        tasks, omitted = task_views(conn, swarm_id, limit=max_tasks, max_attempts=max_attempts)
+        counts = state_counts(conn, swarm_id, max_attempts)
     return SwarmView(
         swarm_id=swarm_id,
         name=swarm["name"],

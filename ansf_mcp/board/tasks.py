@@ -81,8 +81,23 @@ def _display_state(status: str, blockers: list[str]) -> TaskState:
     return status  # type: ignore[return-value]
 
 
+def effective_status(row: sqlite3.Row, now: float, max_attempts: int | None) -> tuple[str, str | None]:
+    """(status, note) as of `now`: a claim whose lease ran out reads as re-offered (or failed, attempts used up)
+    even before the next claim writes that down, so status reads never need to write."""
+    if row["status"] == "claimed" and row["lease_expires_at"] is not None and row["lease_expires_at"] < now:
+        note = f"lease of {row['lease_owner']!r} expired"
+        if max_attempts is not None and row["attempts"] >= max_attempts:
+            return "failed", f"{note}; gave up after {row['attempts']} attempts"
+        return "open", note
+    return row["status"], None
+
+
 def task_views(
-    conn: sqlite3.Connection, swarm_id: str, limit: int | None = None, ids: list[str] | None = None
+    conn: sqlite3.Connection,
+    swarm_id: str,
+    limit: int | None = None,
+    ids: list[str] | None = None,
+    max_attempts: int | None = None,
 ) -> tuple[list[TaskView], int]:
     """Views of the swarm's tasks in board order; returns (views, how many were left out by `limit`)."""
     if ids is None:
@@ -102,35 +117,42 @@ def task_views(
     views = []
     for r in rows:
         blockers = [d for d, state in deps.get(r["id"], []) if state != "succeeded"]
+        status, expired = effective_status(r, now, max_attempts)
         views.append(
             TaskView(
                 id=r["id"],
                 description=r["description"],
                 priority=r["priority"],
-                state=_display_state(r["status"], blockers),
+                state=_display_state(status, blockers),
                 depends_on=[d for d, _ in deps.get(r["id"], [])],
                 assignee=r["assignee"],
                 p_success=r["p_success"],
                 strategy=r["strategy"],
-                lease_owner=r["lease_owner"],
-                lease_expires_in_s=round(r["lease_expires_at"] - now, 3) if r["lease_expires_at"] else None,
+                lease_owner=None if expired else r["lease_owner"],
+                lease_expires_in_s=round(r["lease_expires_at"] - now, 3) if r["lease_expires_at"] and not expired else None,
                 attempts=r["attempts"],
-                blocked_by=blockers if r["status"] == "open" else [],
-                last_error=r["last_error"],
+                blocked_by=blockers if status == "open" else [],
+                last_error=expired or r["last_error"],
                 result=r["result"],
             )
         )
     return views, omitted
 
 
-def state_counts(conn: sqlite3.Connection, swarm_id: str) -> dict[str, int]:
+def state_counts(conn: sqlite3.Connection, swarm_id: str, max_attempts: int | None = None) -> dict[str, int]:
+    """Tasks per displayed state, with expired leases read as effective_status() reads them."""
     counts = dict.fromkeys(("blocked", "ready", "claimed", "succeeded", "failed"), 0)
     for r in conn.execute(
-        f"SELECT t.status, ({READY_SQL}) AS ready, COUNT(*) AS n FROM tasks t WHERE t.swarm_id = ? "
-        "GROUP BY t.status, ready",
-        (swarm_id,),
+        """SELECT CASE WHEN t.status = 'claimed' AND t.lease_expires_at < :now
+                       THEN CASE WHEN t.attempts >= :max THEN 'failed' ELSE 'open' END
+                       ELSE t.status END AS status,
+                  EXISTS (SELECT 1 FROM task_deps d JOIN tasks dep ON dep.swarm_id = d.swarm_id AND dep.id = d.depends_on
+                          WHERE d.swarm_id = t.swarm_id AND d.task_id = t.id AND dep.status != 'succeeded') AS blocked,
+                  COUNT(*) AS n
+           FROM tasks t WHERE t.swarm_id = :swarm GROUP BY 1, 2""",
+        {"now": time.time(), "max": max_attempts if max_attempts is not None else 1 << 62, "swarm": swarm_id},
     ):
-        key = ("ready" if r["ready"] else "blocked") if r["status"] == "open" else r["status"]
+        key = ("blocked" if r["blocked"] else "ready") if r["status"] == "open" else r["status"]
         counts[key] += r["n"]
     return counts
 
