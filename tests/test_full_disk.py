@@ -1,0 +1,56 @@
+"""A full disk under the data directory: a clear error result, and the board keeps what it had."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from ansf_mcp.server.app import build_server
+from ansf_mcp.settings import Settings
+from tests.conftest import need
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    ok = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)], capture_output=True
+    ).returncode == 0
+    need(ok, "a 400 KiB tmpfs (root and mount)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+async def test_full_disk_is_a_clear_error_and_loses_nothing(tiny_disk: Path) -> None:
+    server, app = build_server(Settings(data_dir=tiny_disk / "data"))
+    async with Client(server) as client:
+        sw = (await client.call_tool("spawn_swarm", {"name": "s", "agents": [{"role": "r"}]})).structured_content
+        first = await client.call_tool(
+            "coordinate", {"swarm_id": sw["swarm_id"], "tasks": [{"id": "keep", "description": "small"}]}
+        )
+        assert not first.is_error
+        failure = None
+        for i in range(200):
+            tasks = [{"description": f"{i}-{j} " + "x" * 7000} for j in range(20)]
+            result = await client.call_tool("coordinate", {"swarm_id": sw["swarm_id"], "tasks": tasks})
+            if result.is_error:
+                failure = result.content[0].text
+                break
+        assert failure is not None, "the 400 KiB disk never filled"
+        assert "full" in failure.lower() or "storage" in failure.lower(), failure
+        status = await client.call_tool("swarm_status", {"swarm_id": sw["swarm_id"], "max_tasks": 5000})
+        assert not status.is_error
+        tasks = status.structured_content["swarm"]["tasks"]
+        assert tasks[0]["id"] == "keep"
+        assert len(tasks) % 20 == 1, "a batch was half-written"
+    app.shutdown()
