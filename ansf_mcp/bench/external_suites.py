@@ -14,7 +14,7 @@ def run_coordination(ctx: SuiteContext) -> dict[str, Any]:
 
 
 def run_semantic(ctx: SuiteContext) -> dict[str, Any]:
-    from ansf_mcp.semantic.bench import format_table, run_semantic_bench
+    from ansf_mcp.bench.semantic_suite import format_table, run_semantic_bench
 
     options = {"max_files": 8, "warm_reps": 2, "replay_len": 100} if ctx.quick else {}
     result = run_semantic_bench(ctx.project, ctx.data_dir, ctx.progress, **options)

@@ -24,7 +24,7 @@ SUITES: dict[str, tuple[Runner, Callable[[dict[str, Any]], str], str]] = {
     "coordination": (external_suites.run_coordination, external_suites.markdown_from_result,
                      "ansf_mcp.coordinator.bench on simulated held-out and shifted episodes with the shipped checkpoints"),
     "semantic": (external_suites.run_semantic, external_suites.markdown_from_result,
-                 "ansf_mcp.semantic.bench: the semantic tools in-process over real language servers on --project"),
+                 "ansf_mcp.bench.semantic_suite: the semantic tools in-process over real language servers on --project"),
     "memory": (memory_suite.run, memory_suite.markdown,
                "psutil RSS of a real stdio server, getrusage peaks of fresh interpreters, the cache directory on disk"),
     "phases": (phases_suite.run, phases_suite.markdown,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from ansf_mcp.semantic.bench import format_table, run_semantic_bench
 
+from ansf_mcp.bench.semantic_suite import format_table, run_semantic_bench
 from tests.semantic.conftest import FIXTURES
 
 

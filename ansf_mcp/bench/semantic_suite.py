@@ -6,7 +6,7 @@ up to 2 of its top-level functions/classes a `find_symbol`, a `find_references` 
 name. The replayed log draws `replay_len` queries from that set with Zipf(1.2) popularity (agents revisit hot
 files) in seeded random order, and replays them against a fresh cache.
 
-Run: python -m ansf_mcp.semantic.bench PROJECT [--data-dir DIR] [--json FILE]
+Run: ansf bench --suite semantic --project PROJECT (or python -m ansf_mcp.bench.semantic_suite PROJECT [--json FILE])
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+
 from ansf_mcp.semantic.languages import PY_EXT, python_spec
 from ansf_mcp.semantic.lsp import LanguageServer, LspLoop
 from ansf_mcp.semantic.paths import walk_files
@@ -45,8 +46,9 @@ def _summary(xs: list[float]) -> dict:
 
 def run_semantic_bench(project: Path, data_dir: Path, progress: Callable[[float, str], None] | None = None,
                        *, max_files: int = 25, warm_reps: int = 5, replay_len: int = 400, seed: int = 7) -> dict:
-    from ansf_mcp.tools.semantic_tools import register_with_service
     from mcp.server.mcpserver import MCPServer
+
+    from ansf_mcp.tools.semantic_tools import register_with_service
 
     project = Path(project).resolve()
     data_dir = Path(data_dir).resolve()
