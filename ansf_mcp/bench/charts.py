@@ -61,8 +61,9 @@ def draw_charts(report: dict[str, Any], out_dir: Path) -> list[Path]:
                                  [r["phase"] for r in quality], [r["quality"]["value_ratio"] for r in quality],
                                  "value ratio", [r["quality"]["ci95"] for r in quality]))
     coordination = results.get("coordination", {})
-    methods = coordination.get("chart_bars")  # [(label, mean, ci95)], provided by the coordination suite
-    if methods:
-        written.append(_bars(out_dir / "coordination-quality.png", "value ratio vs oracle, 95 % CI",
-                             [m[0] for m in methods], [m[1] for m in methods], "value ratio", [m[2] for m in methods]))
+    bars = coordination.get("value_ratios")
+    if bars:
+        written.append(_bars(out_dir / "coordination-quality.png",
+                             "value ratio vs oracle (simulated), 95 % CI", [b["label"] for b in bars],
+                             [b["value_ratio"] for b in bars], "value ratio", [b["ci95"] for b in bars]))
     return written

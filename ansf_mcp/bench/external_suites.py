@@ -10,7 +10,14 @@ from ansf_mcp.bench.context import SuiteContext
 def run_coordination(ctx: SuiteContext) -> dict[str, Any]:
     from ansf_mcp.coordinator.bench import run_coordination_bench
 
-    return run_coordination_bench(ctx.progress, quick=ctx.quick)
+    result = run_coordination_bench(ctx.progress, quick=ctx.quick)
+    # One flat list (label, value ratio, CI half-width) for the charts and the dashboard.
+    result["value_ratios"] = [
+        {"label": f"{method} · {split}", "value_ratio": figures["mean"], "ci95": figures["ci95"]}
+        for method, splits in result["quality"].items()
+        for split, figures in splits.items()
+    ]
+    return result
 
 
 def run_semantic(ctx: SuiteContext) -> dict[str, Any]:
