@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from pydantic import ValidationError
 
@@ -12,17 +12,29 @@ from ansf_mcp.coordinator.episode import Episode
 from ansf_mcp.coordinator.strategies import ModelUnavailable, NeuralEstimator, coordinate
 
 
-def read_episodes(text: str) -> Iterator[tuple[int, object]]:
-    """(line number, parsed JSON or the exception) for a single JSON document or JSON Lines."""
-    stripped = text.strip()
-    if not stripped:
+def read_episodes(lines: Iterable[str]) -> Iterator[tuple[int, object]]:
+    """(line number, parsed JSON or the exception) for JSON Lines, streamed one line at a time, or for a single
+    (pretty-printed) JSON document, which is the one case read whole."""
+    numbered = enumerate(lines, start=1)
+    for number, line in numbered:
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            rest = [line, *(later for _, later in numbered)]
+            try:
+                yield number, json.loads("".join(rest))  # one document over several lines
+            except json.JSONDecodeError:
+                yield number, exc
+                yield from _each_line(rest[1:], number + 1)
+            return
+        yield from _each_line((later for _, later in numbered), number + 1)
         return
-    try:
-        yield 1, json.loads(stripped)
-        return
-    except json.JSONDecodeError:
-        pass  # not one document: read it as JSON Lines
-    for number, line in enumerate(text.splitlines(), start=1):
+
+
+def _each_line(lines: Iterable[str], start: int) -> Iterator[tuple[int, object]]:
+    for number, line in enumerate(lines, start=start):
         if line.strip():
             try:
                 yield number, json.loads(line)
@@ -32,10 +44,21 @@ def read_episodes(text: str) -> Iterator[tuple[int, object]]:
 
 def run_coordinate(path: str, strategy: str, model: str | None) -> int:
     try:
-        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
-    except (OSError, UnicodeDecodeError) as exc:
+        source = sys.stdin if path == "-" else open(path, encoding="utf-8")
+    except OSError as exc:
         print(f"ansf coordinate: cannot read {path}: {exc}", file=sys.stderr)
         return 2
+    try:
+        return _run(source, strategy, model)
+    except UnicodeDecodeError as exc:
+        print(f"ansf coordinate: {path} is not UTF-8 text: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if source is not sys.stdin:
+            source.close()
+
+
+def _run(source: Iterable[str], strategy: str, model: str | None) -> int:
     neural: NeuralEstimator | None = None
     note = None
     if strategy in ("auto", "neural"):
@@ -50,7 +73,7 @@ def run_coordinate(path: str, strategy: str, model: str | None) -> int:
             note = str(exc)
     failures = 0
     count = 0
-    for number, parsed in read_episodes(text):
+    for number, parsed in read_episodes(source):
         count += 1
         try:
             if isinstance(parsed, Exception):

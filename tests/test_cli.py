@@ -1,0 +1,82 @@
+"""`ansf coordinate` and `ansf status` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.conftest import ansf_command, subprocess_env
+
+EPISODE = {
+    "id": "ep-1",
+    "agents": [
+        {"id": "a", "role": "backend", "capacity": 2,
+         "history": [{"task": "Fix the payments API timeout", "success": True}]},
+        {"id": "b", "role": "frontend", "history": [{"task": "Fix the payments API timeout", "success": False}]},
+    ],
+    "tasks": [
+        {"id": "t1", "description": "Fix the orders API timeout"},
+        {"id": "t2", "description": "Style the settings page", "depends_on": ["t1"]},
+        {"id": "t3", "description": "Anything", "depends_on": ["nowhere"]},
+    ],
+}
+
+
+def coordinate(tmp_path: Path, text: str, *args: str, stdin: bool = False) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "episodes.jsonl"
+    path.write_text(text)
+    return subprocess.run(
+        [*ansf_command(), "coordinate", "--input", "-" if stdin else str(path), *args],
+        input=text if stdin else None,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=subprocess_env(tmp_path / "data"),
+    )
+
+
+def test_single_pretty_printed_episode(tmp_path: Path) -> None:
+    out = coordinate(tmp_path, json.dumps(EPISODE, indent=2), "--strategy", "history")
+    assert out.returncode == 0, out.stderr
+    (line,) = out.stdout.splitlines()
+    result = json.loads(line)
+    assert result["id"] == "ep-1" and result["strategy"] == "history"
+    assert {a["task"]: a["agent"] for a in result["assignments"]}["t1"] == "a"
+    assert result["unassigned"] == [{"task": "t3", "reason": "unknown dependency 'nowhere'"}]
+
+
+def test_json_lines_keep_order_and_report_bad_lines_in_place(tmp_path: Path) -> None:
+    second = {**EPISODE, "id": "ep-2"}
+    text = "\n".join([json.dumps(EPISODE), "{not json", json.dumps({"id": "ep-bad", "agents": []}), json.dumps(second)])
+    out = coordinate(tmp_path, text + "\n", "--strategy", "round-robin")
+    assert out.returncode == 1
+    lines = [json.loads(x) for x in out.stdout.splitlines()]
+    assert [x.get("id") for x in lines] == ["ep-1", None, "ep-bad", "ep-2"]
+    assert "error" in lines[1] and lines[1]["line"] == 2 and "error" in lines[2]
+    assert all(x["strategy"] == "round-robin" for x in (lines[0], lines[3]))
+    assert "2 of 4" in out.stderr
+
+
+def test_stdin_and_auto_says_what_it_used(tmp_path: Path) -> None:
+    out = coordinate(tmp_path, json.dumps(EPISODE), stdin=True)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["strategy"] in {"neural", "history"}
+    assert result["strategy"] == "neural" or result["note"]
+
+
+def test_empty_and_missing_input(tmp_path: Path) -> None:
+    assert coordinate(tmp_path, "\n\n").returncode == 2
+    missing = subprocess.run([*ansf_command(), "coordinate", "--input", str(tmp_path / "nope.json")],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_status_json(tmp_path: Path) -> None:
+    out = subprocess.run([*ansf_command(), "status", "--json"], capture_output=True, text=True, timeout=60,
+                         env=subprocess_env(tmp_path / "data"))
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["data_dir"] == str((tmp_path / "data").resolve())
+    assert report["phase"]["phase"] and report["phase"]["reason"]
