@@ -39,12 +39,9 @@ async def _idle_server(data_dir: Path) -> dict[str, Any]:
 
 
 def _profiles() -> list[str]:
-    try:
-        from ansf_mcp.coordinator import neural
-    except ImportError:
-        return []
-    listing = getattr(neural, "available_profiles", None)
-    return list(listing()) if callable(listing) else []
+    from ansf_mcp.coordinator import neural
+
+    return list(neural.PROFILES)
 
 
 def run(ctx: SuiteContext) -> dict[str, Any]:

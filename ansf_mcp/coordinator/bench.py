@@ -1,0 +1,246 @@
+"""`ansf bench --suite coordination`: value ratio of every profile and baseline on SIMULATED held-out and shifted
+episodes, the information ceiling, latency of `coordinate` by episode size, RSS with each profile loaded, and
+checkpoint file sizes. Every number is computed here, on the checkpoints found at run time; nothing is hard-coded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ansf_mcp.coordinator import evaluate, simulator
+from ansf_mcp.coordinator.strategies import ModelUnavailable, coordinate
+
+Progress = Callable[[float, str], None]
+BASELINES = ("history", "tags", "round-robin")
+HELDOUT_SEED = 20_261
+SHIFTED_SEED = 20_262
+LATENCY_SIZES = ((4, 8), (8, 16), (8, 32), (16, 32), (16, 64))
+QUALITY_AGENTS = (4, 12)
+QUALITY_TASKS = (6, 24)
+
+_RSS_SCRIPT = """
+import json, sys, psutil
+from ansf_mcp.coordinator import simulator
+from ansf_mcp.coordinator.strategies import coordinate
+profile = sys.argv[1]
+ep = simulator.generate("heldout", 1, 5, n_agents=16, n_tasks=64)[0].episode
+if profile == "none":
+    coordinate(ep, "history")
+else:
+    from ansf_mcp.coordinator import neural
+    est = neural.load(profile)
+    coordinate(ep, "neural", neural=est)
+info = psutil.Process().memory_info()
+print(json.dumps({"rss_mb": info.rss / 2**20}))
+"""
+
+
+def _rss(profile: str) -> float | None:
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", _RSS_SCRIPT, profile],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=True,
+        )
+        return round(json.loads(out.stdout.strip().splitlines()[-1])["rss_mb"], 1)
+    except (subprocess.SubprocessError, ValueError, IndexError, KeyError):
+        return None
+
+
+def _fmt(mean_ci: tuple[float, float] | None) -> str:
+    if mean_ci is None:
+        return "–"
+    m, c = mean_ci
+    return f"{m:.4f} ± {c:.4f}"
+
+
+def run_coordination_bench(
+    progress: Progress | None = None,
+    *,
+    episodes: int = 500,
+    quick: bool = False,
+    profiles: list[str] | None = None,
+) -> dict:
+    from ansf_mcp.coordinator import neural  # loading models imports torch; only this suite needs it
+
+    def say(frac: float, msg: str) -> None:
+        if progress is not None:
+            progress(min(max(frac, 0.0), 1.0), msg)
+
+    started = time.time()
+    n = 40 if quick else episodes
+    reps = 5 if quick else 100
+    sizes = ((4, 8), (16, 64)) if quick else LATENCY_SIZES
+    wanted = profiles or list(neural.PROFILES)
+    if quick and profiles is None:
+        wanted = [neural.DEFAULT_PROFILE]
+    loaded: dict = {}
+    errors: dict[str, str] = {}
+    for prof in wanted:
+        try:
+            loaded[prof] = neural.load(prof)
+        except ModelUnavailable as exc:
+            errors[prof] = str(exc)
+    say(0.02, f"loaded {', '.join(loaded) or 'no profile'}")
+
+    splits = {
+        "heldout": simulator.generate("heldout", n, HELDOUT_SEED, QUALITY_AGENTS, QUALITY_TASKS),
+        "shifted": simulator.generate("shifted", n, SHIFTED_SEED, QUALITY_AGENTS, QUALITY_TASKS),
+    }
+    methods = [*loaded, *BASELINES, "ceiling"]
+    quality: dict[str, dict] = {m: {} for m in methods}
+    total = len(methods) * 2
+    done = 0
+    for split, sims in splits.items():
+        for m in methods:
+            ratios = []
+            for s in sims:
+                if m == "ceiling":
+                    ratios.append(evaluate.ratio_of_estimate(s, simulator.ceiling_estimate(s)))
+                else:
+                    if m in loaded:
+                        res = coordinate(s.episode, "neural", neural=loaded[m])
+                    else:
+                        res = coordinate(s.episode, m)
+                    ratios.append(evaluate.value_ratio(s.episode, s.p_true, res))  # also checks validity
+            mean, ci = evaluate.mean_ci(ratios)
+            quality[m][split] = {"mean": mean, "ci95": ci, "n": len(ratios)}
+            done += 1
+            say(0.05 + 0.6 * done / total, f"{split} {m}: {mean:.4f} ± {ci:.4f}")
+
+    latency: dict[str, dict] = {m: {} for m in [*loaded, "history"]}
+    lat_eps = {sz: simulator.generate("heldout", 4, 99, n_agents=sz[0], n_tasks=sz[1]) for sz in sizes}
+    for k, m in enumerate(latency):
+        for a, t in sizes:
+            times = []
+            eps = lat_eps[(a, t)]
+            for r in range(reps + 2):
+                ep = eps[r % len(eps)].episode
+                t0 = time.perf_counter()
+                if m in loaded:
+                    coordinate(ep, "neural", neural=loaded[m])
+                else:
+                    coordinate(ep, m)
+                if r >= 2:  # two warm-up calls
+                    times.append((time.perf_counter() - t0) * 1000)
+            latency[m][f"{a}x{t}"] = {
+                "p50_ms": float(np.percentile(times, 50)),
+                "p99_ms": float(np.percentile(times, 99)),
+                "n": len(times),
+            }
+        say(0.65 + 0.2 * (k + 1) / len(latency), f"latency {m}")
+
+    rss: dict[str, float | None] = {"none (history only)": _rss("none")}
+    for prof in loaded:
+        if quick and prof != neural.DEFAULT_PROFILE:
+            continue
+        rss[prof] = _rss(prof)
+    say(0.95, "rss")
+
+    files = {}
+    for path in sorted(neural.CHECKPOINT_DIR.glob("*.safetensors")):
+        card = (
+            json.loads(path.with_suffix(".json").read_text()) if path.with_suffix(".json").is_file() else {}
+        )
+        files[path.name] = {
+            "bytes": path.stat().st_size,
+            "sha256": card.get("sha256"),
+            "params": card.get("params"),
+        }
+    base_of = {p: neural.PROFILES[p][0] + ".safetensors" for p in neural.PROFILES}
+
+    big = f"{sizes[-1][0]}x{sizes[-1][1]}"
+    lines = [
+        f"Simulated episodes: {n} held-out + {n} shifted, {QUALITY_AGENTS[0]}-{QUALITY_AGENTS[1]} agents × "
+        f"{QUALITY_TASKS[0]}-{QUALITY_TASKS[1]} tasks; value ratio mean ± 95 % CI. Latency: `coordinate` end to end "
+        f"(estimate + solver), {reps} calls, {os.cpu_count()} CPUs, torch threads ≤ 4. RSS: a fresh process after one "
+        f"{big} decision.",
+        "",
+        f"| method | held-out value ratio | shifted value ratio | {big} p50 ms | {big} p99 ms | RSS MB | file MB |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for m in methods:
+        lat = latency.get(m, {}).get(big)
+        size = files.get(base_of.get(m, ""), {}).get("bytes")
+        lines.append(
+            "| {} | {} | {} | {} | {} | {} | {} |".format(
+                m if m != "ceiling" else "information ceiling (reads text perfectly)",
+                _fmt((quality[m]["heldout"]["mean"], quality[m]["heldout"]["ci95"])),
+                _fmt((quality[m]["shifted"]["mean"], quality[m]["shifted"]["ci95"])),
+                f"{lat['p50_ms']:.1f}" if lat else "–",
+                f"{lat['p99_ms']:.1f}" if lat else "–",
+                rss.get(m)
+                if rss.get(m) is not None
+                else ("–" if m != "history" else rss["none (history only)"]),
+                f"{size / 2**20:.2f}" if size else "–",
+            )
+        )
+    lines += [
+        "",
+        "| method | " + " | ".join(f"{a}x{t} p50/p99 ms" for a, t in sizes) + " |",
+        "| --- |" + " --- |" * len(sizes),
+    ]
+    for m, per in latency.items():
+        lines.append(
+            f"| {m} | "
+            + " | ".join(
+                f"{per[f'{a}x{t}']['p50_ms']:.1f} / {per[f'{a}x{t}']['p99_ms']:.1f}" for a, t in sizes
+            )
+            + " |"
+        )
+    for prof, err in errors.items():
+        lines.append(f"\n{prof}: not measured — {err}")
+    say(1.0, "done")
+    return {
+        "suite": "coordination",
+        "simulated": True,
+        "quick": quick,
+        "episodes_per_split": n,
+        "seeds": {"heldout": HELDOUT_SEED, "shifted": SHIFTED_SEED},
+        "default_profile": neural.DEFAULT_PROFILE,
+        "quality": quality,
+        "latency": latency,
+        "rss_mb": rss,
+        "files": files,
+        "unavailable": errors,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "wall_s": round(time.time() - started, 1),
+        "markdown": "\n".join(lines),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m ansf_mcp.coordinator.bench [--quick] [--episodes N] [--json FILE] (Markdown table to stderr)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m ansf_mcp.coordinator.bench")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--episodes", type=int, default=500)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--profile", action="append", dest="profiles")
+    args = parser.parse_args(argv)
+    out = run_coordination_bench(
+        lambda f, m: print(f"[{f:5.1%}] {m}", file=sys.stderr, flush=True),
+        episodes=args.episodes,
+        quick=args.quick,
+        profiles=args.profiles,
+    )
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    print(out["markdown"], file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
