@@ -18,7 +18,7 @@ from mcp import Client
 
 from ansf_mcp.bench.context import SuiteContext
 from ansf_mcp.bench.procs import server_params, server_process
-from ansf_mcp.bench.stats import latency_summary, mean_ci95
+from ansf_mcp.bench.stats import latency_summary
 
 GiB = 1 << 30
 # Memory fraction written into each phase's cgroup folder (defaults: critical ≥ 0.99, enhanced ≥ 0.80).
@@ -104,7 +104,7 @@ def _quality(strategy: str, episodes: int) -> dict[str, Any]:
 
     sims = simulator.generate("heldout", episodes, 20_261, n_agents=8, n_tasks=16)
     ratios = [evaluate.value_ratio(s.episode, s.p_true, coordinate(s.episode, strategy)) for s in sims]
-    mean, half = mean_ci95(ratios)
+    mean, half = evaluate.mean_ci(ratios)
     return {"value_ratio": round(mean, 4), "ci95": round(half, 4), "episodes": episodes,
             "data": "simulated held-out episodes, 8 agents x 16 tasks"}
 

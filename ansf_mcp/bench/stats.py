@@ -1,8 +1,7 @@
-"""Percentiles and confidence intervals used by every suite."""
+"""Latency percentiles used by every suite (confidence intervals: ansf_mcp.coordinator.evaluate.mean_ci)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,10 +17,3 @@ def latency_summary(samples_s: Sequence[float]) -> dict[str, float]:
         "mean_ms": round(float(ms.mean()), 4),
     }
 
-
-def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and the half-width of its normal-approximation 95 % confidence interval."""
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.size < 2:
-        return float(arr.mean()) if arr.size else math.nan, math.nan
-    return float(arr.mean()), float(1.96 * arr.std(ddof=1) / math.sqrt(arr.size))

@@ -10,6 +10,14 @@ from ansf_mcp.settings import Settings
 from ansf_mcp.system.measure import loaded_models, machine_figures
 
 
+def shipped_models() -> dict[str, Any]:
+    """What `auto` would load, read from the checkpoint files (torch stays unimported)."""
+    from ansf_mcp.coordinator import neural
+
+    files = {p.name: p.stat().st_size for p in sorted(neural.CHECKPOINT_DIR.glob("*.safetensors"))}
+    return {"default_profile": neural.DEFAULT_PROFILE, "profiles": list(neural.PROFILES), "checkpoint_bytes": files}
+
+
 def offline_status(settings: Settings) -> dict[str, Any]:
     from ansf_mcp.store.db import Store, StoreError
 
@@ -32,5 +40,5 @@ def offline_status(settings: Settings) -> dict[str, Any]:
         "store": store_info,
         "phase": governor.snapshot(),
         "machine": machine_figures().model_dump(),
-        "models": loaded_models(),
+        "models": {**loaded_models(), **shipped_models()},
     }
