@@ -31,12 +31,17 @@ def server_process(data_dir: Path) -> psutil.Process:
 
 
 def python_peak_rss(code: str, timeout: float = 600) -> dict[str, float]:
-    """Run `code` in a fresh interpreter; it must print one JSON object. Adds the process's peak RSS (MiB)."""
+    """Run `code` in a fresh interpreter that sets `result` (a dict); adds the process's peak RSS (MiB).
+
+    The peak is VmHWM from /proc: getrusage's ru_maxrss survives fork+exec on Linux, so a child would report
+    the benchmark runner's own peak instead of its own.
+    """
     wrapper = (
-        "import json, resource, sys\n"
+        "import json\n"
         f"{code}\n"
         "out = result if 'result' in dir() else {}\n"
-        "out['peak_rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+        "out['peak_rss_mib'] = int(hwm) / 1024\n"
         "print(json.dumps(out))\n"
     )
     proc = subprocess.run(

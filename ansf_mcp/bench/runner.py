@@ -26,7 +26,7 @@ SUITES: dict[str, tuple[Runner, Callable[[dict[str, Any]], str], str]] = {
     "semantic": (external_suites.run_semantic, external_suites.markdown_from_result,
                  "ansf_mcp.bench.semantic_suite: the semantic tools in-process over real language servers on --project"),
     "memory": (memory_suite.run, memory_suite.markdown,
-               "psutil RSS of a real stdio server, getrusage peaks of fresh interpreters, the cache directory on disk"),
+               "psutil RSS of a real stdio server, VmHWM peaks of fresh interpreters, the cache directory on disk"),
     "phases": (phases_suite.run, phases_suite.markdown,
                "stdio servers under prepared cgroup folders, one per phase; quality on simulated held-out episodes"),
 }
