@@ -150,6 +150,22 @@ async def test_unknown_ids_and_oversized_input_write_nothing(client: Client) -> 
     assert status["tasks"] == [] and sum(status["tasks_by_state"].values()) == 0
 
 
+async def test_large_boards_shrink_and_say_so(client: Client) -> None:
+    sw = await spawn(client, "backend")
+    long_tasks = [{"description": f"task {i} " + "details " * 900} for i in range(40)]
+    await call(client, "coordinate", swarm_id=sw, tasks=long_tasks, strategy="round-robin")
+    compact = (await call(client, "swarm_status", swarm_id=sw, max_tasks=40))["swarm"]
+    assert compact["shrunk"] == "compact" and len(compact["tasks"]) == 40
+    assert all(len(t["description"]) <= 161 for t in compact["tasks"])
+    many = [{"description": f"item {i} " + "words " * 30} for i in range(900)]
+    await call(client, "coordinate", swarm_id=sw, tasks=many, strategy="round-robin")
+    counts = (await call(client, "swarm_status", swarm_id=sw, max_tasks=940))["swarm"]
+    assert counts["shrunk"] == "counts" and counts["tasks"] == [] and counts["tasks_omitted"] == 940
+    assert sum(counts["tasks_by_state"].values()) == 940
+    small = (await call(client, "swarm_status", swarm_id=sw, max_tasks=3))["swarm"]
+    assert (small["shrunk"] == "compact" and len(small["tasks"]) == 3) or small["shrunk"] is None
+
+
 async def test_messages_respect_topology_through_tools(client: Client) -> None:
     sw = await spawn(client, "hub", "a", "b", topology="star")
     refused = await error(client, "send_message", swarm_id=sw, from_agent="agent-1", to_agent="agent-2", body="hi")

@@ -51,6 +51,36 @@ class Inbox(BaseModel):
     next_since: int = Field(description="pass as `since` to read only newer messages")
 
 
+# Past this many characters of JSON an answer costs a client more context than it is worth.
+MAX_ANSWER_CHARS = 40_000
+PREVIEW_CHARS = 160
+
+
+def shrink(view: SwarmView) -> SwarmView:
+    """Full -> compact (long texts cut to a preview) -> counts (no task list), saying which step was taken."""
+    if len(view.model_dump_json()) <= MAX_ANSWER_CHARS:
+        return view
+
+    def cut(text: str | None) -> str | None:
+        return text if text is None or len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "…"
+
+    compact = view.model_copy(
+        update={
+            "tasks": [
+                t.model_copy(update={"description": cut(t.description), "result": cut(t.result),
+                                     "last_error": cut(t.last_error)})
+                for t in view.tasks
+            ],
+            "shrunk": "compact",
+        }
+    )
+    if len(compact.model_dump_json()) <= MAX_ANSWER_CHARS:
+        return compact
+    return view.model_copy(
+        update={"tasks": [], "tasks_omitted": view.tasks_omitted + len(view.tasks), "shrunk": "counts"}
+    )
+
+
 def _ro() -> ToolAnnotations:
     return ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
@@ -79,12 +109,13 @@ def register(server: MCPServer, app: AppContext) -> None:
         swarm_id: SwarmId | None = None,
         max_tasks: Annotated[int, Field(ge=0, le=5000)] = 200,
     ) -> SwarmStatus:
-        """One swarm's agents (with load) and tasks (state, lease, assignee); without an id, all swarms."""
+        """One swarm's agents (with load) and tasks (state, lease, assignee); without an id, all swarms.
+        Large boards shrink: texts cut, then counts only (`shrunk` says so); lower max_tasks to page less."""
         with clear_errors():
             if swarm_id is None:
                 return SwarmStatus(swarms=swarms.summaries(store))
             return SwarmStatus(
-                swarm=swarms.view(store, swarm_id, max_tasks=max_tasks, max_attempts=settings.max_attempts)
+                swarm=shrink(swarms.view(store, swarm_id, max_tasks=max_tasks, max_attempts=settings.max_attempts))
             )
 
     async def coordinate(

@@ -81,6 +81,9 @@ class SwarmView(BaseModel):
     tasks_by_state: dict[str, int]
     tasks: list[TaskView]
     tasks_omitted: int = 0
+    shrunk: str | None = Field(
+        default=None, description="set when the answer was too large: 'compact' (texts cut) or 'counts' (no task list)"
+    )
 
 
 class Claim(BaseModel):
