@@ -59,8 +59,12 @@ PREVIEW_CHARS = 160
 def shrink(view: SwarmView) -> SwarmView:
     """Full -> compact (long texts cut to a preview) -> counts (no task list), saying which step was taken."""
     # A cheap upper bound first: serialising every answer just to measure it would tax the hot path.
-    bound = sum(len(t.description) + len(t.result or "") + len(t.last_error or "") + 400 for t in view.tasks)
-    if bound + 300 * len(view.agents) <= MAX_ANSWER_CHARS or len(view.model_dump_json()) <= MAX_ANSWER_CHARS:
+    bound = sum(
+        len(t.description) + len(t.result or "") + len(t.last_error or "") + 400
+        + sum(len(d) + 4 for d in (*t.depends_on, *t.blocked_by))
+        for t in view.tasks
+    ) + sum(300 + len(a.role) + sum(len(c) + 4 for c in a.capabilities) for a in view.agents)
+    if bound <= MAX_ANSWER_CHARS or len(view.model_dump_json()) <= MAX_ANSWER_CHARS:
         return view
 
     def cut(text: str | None) -> str | None:
