@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
@@ -13,8 +12,6 @@ from pydantic import ValidationError
 from ansf_mcp.board.errors import BoardError
 from ansf_mcp.coordinator.episode import ModelUnavailable
 from ansf_mcp.store.db import StoreError
-
-T = TypeVar("T")
 
 EXPECTED = (BoardError, StoreError, ModelUnavailable, ValidationError, ValueError)
 
@@ -33,7 +30,3 @@ def clear_errors() -> Iterator[None]:
     except (OSError, sqlite3.Error) as exc:  # a full disk or an unwritable data directory
         raise ToolError(f"storage error: {exc}") from exc
 
-
-def guarded(fn: Callable[[], T]) -> T:
-    with clear_errors():
-        return fn()

@@ -27,7 +27,7 @@ READY_SQL = """t.status = 'open' AND NOT EXISTS (
     WHERE d.swarm_id = t.swarm_id AND d.task_id = t.id AND dep.status != 'succeeded')"""
 
 
-def expire_leases(store: Store, swarm_id: str, max_attempts: int | None = None, now: float | None = None) -> int:
+def expire_leases(store: Store, swarm_id: str, max_attempts: int, now: float | None = None) -> int:
     """Put tasks whose lease ran out back on the board (or fail them once attempts are used up)."""
     now = time.time() if now is None else now
     with store.reading() as conn:
@@ -45,7 +45,7 @@ def expire_leases(store: Store, swarm_id: str, max_attempts: int | None = None, 
         ).fetchall()
         for r in rows:
             reason = f"lease of {r['lease_owner']!r} expired"
-            exhausted = max_attempts is not None and r["attempts"] >= max_attempts
+            exhausted = r["attempts"] >= max_attempts
             conn.execute(
                 "UPDATE tasks SET status = ?, lease_owner = NULL, lease_expires_at = NULL, assignee = NULL, "
                 "last_error = ?, updated_at = ? WHERE swarm_id = ? AND id = ?",

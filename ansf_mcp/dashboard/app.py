@@ -246,10 +246,8 @@ def attach_governor(app: AppContext) -> None:
     """
     if getattr(app, "governor", None) is not None:
         return
-    try:
-        from ansf_mcp.governor.phases import Governor
-    except ImportError:  # the governor is not in this build: the page says "not governed"
-        return
+    from ansf_mcp.governor.phases import Governor
+
     app.governor = Governor(app.settings)
 
 
@@ -259,15 +257,13 @@ def run_dashboard(
     """`ansf dashboard`: serve the dashboard over the store of `settings`; returns the process exit code."""
     from pydantic import ValidationError
 
-    from ansf_mcp.server.run import ConfigError, check_port_free
+    from ansf_mcp.server.run import ConfigError, check
     from ansf_mcp.store.db import Store, StoreError
 
     try:
         settings = settings.model_copy(update={"host": host, "port": port, "transport": "http"})
-        if not settings.is_loopback and not settings.token:
-            raise ConfigError(f"refusing to bind {host}: off loopback a token is required (--token or ANSF_TOKEN)")
+        check(settings)  # the server's own rules: a token off loopback, a free port
         config = config or DashboardConfig.load()
-        check_port_free(host, port)
         app = AppContext(settings=settings, store=Store(settings.db_path))
         attach_governor(app)
     except (ConfigError, StoreError) as exc:

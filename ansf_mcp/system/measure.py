@@ -28,14 +28,13 @@ class MachineFigures(BaseModel):
 
 
 def process_figures() -> ProcessFigures:
-    proc = psutil.Process()
-    with proc.oneshot():
+    with _PROC.oneshot():
         return ProcessFigures(
-            pid=proc.pid,
-            rss_bytes=proc.memory_info().rss,
-            # Since the previous call on this Process object; the first call says 0.0.
+            pid=_PROC.pid,
+            rss_bytes=_PROC.memory_info().rss,
+            # Since the previous call on this (module-wide) Process object, so it needs to be the same one.
             cpu_percent=_PROC.cpu_percent(None),
-            threads=proc.num_threads(),
+            threads=_PROC.num_threads(),
         )
 
 
