@@ -11,7 +11,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel
 
 from ansf_mcp.bench.context import BenchCancelled, SuiteContext
-from ansf_mcp.server.context import AppContext
+from ansf_mcp.runtime import Runtime
 
 Suite = Literal["mcp", "coordination", "semantic", "memory", "phases", "all"]
 
@@ -29,7 +29,7 @@ class BenchmarkReport(BaseModel):
     markdown: str
 
 
-def register(server: MCPServer, app: AppContext) -> None:
+def register(server: MCPServer, app: Runtime) -> None:
     async def benchmark(ctx: Context, suite: Suite = "mcp", quick: bool = True) -> BenchmarkReport:
         """Measure this server: mcp latency, coordination quality vs oracle and baselines, semantic tools,
         memory, the phase matrix, or all. Streams progress; quick=False takes minutes. Stored for comparison."""

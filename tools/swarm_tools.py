@@ -30,7 +30,7 @@ from ansf_mcp.board.models import (
     Topology,
 )
 from ansf_mcp.coordinator.episode import CoordinationResult, Strategy
-from ansf_mcp.server.context import AppContext
+from ansf_mcp.runtime import Runtime
 
 SwarmId = Annotated[str, Field(pattern=r"^swarm-[0-9a-f]{12}$", description="id from spawn_swarm")]
 AgentId = Annotated[str, Field(pattern=ID_PATTERN)]
@@ -97,7 +97,7 @@ def _rw(*, destructive: bool = False, idempotent: bool = False) -> ToolAnnotatio
     )
 
 
-def register(server: MCPServer, app: AppContext) -> None:
+def register(server: MCPServer, app: Runtime) -> None:
     store = app.store
     settings = app.settings
 

@@ -9,7 +9,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel
 
 from ansf_mcp import __version__
-from ansf_mcp.server.context import AppContext
+from ansf_mcp.runtime import Runtime
 from ansf_mcp.system.measure import (
     MachineFigures,
     ProcessFigures,
@@ -34,7 +34,7 @@ class SystemStatus(BaseModel):
     components: dict[str, Any]
 
 
-def collect(app: AppContext) -> SystemStatus:
+def collect(app: Runtime) -> SystemStatus:
     limits = app.limits()
     components: dict[str, Any] = {}
     for name, provider in app.status_providers.items():
@@ -60,7 +60,7 @@ def collect(app: AppContext) -> SystemStatus:
     )
 
 
-def register(server: MCPServer, app: AppContext) -> None:
+def register(server: MCPServer, app: Runtime) -> None:
     async def system_status() -> SystemStatus:
         """Version, data directory, measured memory and CPU, operating phase, loaded models, uptime."""
         return collect(app)
