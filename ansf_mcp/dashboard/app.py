@@ -31,7 +31,6 @@ from ansf_mcp.dashboard.config import DEFAULT_PORT, DashboardConfig
 from ansf_mcp.dashboard.prom import metrics_response
 from ansf_mcp.runtime import Runtime
 from ansf_mcp.settings import Settings
-from ansf_mcp.web import same_origin_ok
 
 log = logging.getLogger(__name__)
 
@@ -131,34 +130,19 @@ class Dashboard:
             "ring_size": self.config.ring_size,
         }
 
-    def _refused(self, request: Request) -> Response | None:
-        why = same_origin_ok(request.headers, self.app.settings.is_loopback)
-        return JSONResponse({"error": why}, status_code=403) if why else None
-
     async def page(self, request: Request) -> Response:
-        if refused := self._refused(request):
-            return refused
         token = request.query_params.get("token")
         suffix = f"?token={quote(token, safe='')}" if token else ""
         text = resources.files("ansf_mcp.dashboard").joinpath("static/index.html").read_text(encoding="utf-8")
         return HTMLResponse(text.replace("{{asset_query}}", html.escape(suffix, quote=True)))
 
     async def snapshot(self, request: Request) -> Response:
-        if refused := self._refused(request):
-            return refused
         return JSONResponse(json.loads(json.dumps(self.decorate(self.collector.latest), default=str)))
 
     async def metrics(self, request: Request) -> Response:
-        if refused := self._refused(request):
-            return refused
         return metrics_response(self)
 
     async def websocket(self, ws: WebSocket) -> None:
-        why = same_origin_ok(ws.headers, self.app.settings.is_loopback)
-        if why:
-            log.warning("dashboard WebSocket refused: %s", why)
-            await ws.close(code=4403)
-            return
         await ws.accept()
         self.hub.clients[ws] = False
         try:
@@ -230,15 +214,14 @@ def run_dashboard(
     except ValidationError as exc:
         print(f"ansf dashboard: invalid setting: {exc}", file=sys.stderr)
         return 2
-    import uvicorn
-
     from ansf_mcp.runtime import configure_logging
+    from ansf_mcp.web import run_uvicorn
 
     configure_logging(settings.log_level)
     asgi = dashboard_asgi(runtime, config)
     log.warning("ansf-mcp dashboard on http://%s:%d/ (store %s)", host, port, settings.db_path)
     try:
-        uvicorn.run(asgi, host=host, port=port, log_level="warning", lifespan="on")
+        run_uvicorn(asgi, settings)
     except KeyboardInterrupt:
         pass
     return 0

@@ -16,9 +16,16 @@ from ansf_mcp import web
 from ansf_mcp.runtime import Runtime
 
 
-def _security(runtime: Runtime) -> TransportSecuritySettings | None:
+def _security(runtime: Runtime) -> TransportSecuritySettings:
+    """The SDK's own DNS-rebinding check, kept as a second layer with the same exact names as `web.refusal`."""
     if runtime.settings.is_loopback:
-        return None  # the SDK turns DNS-rebinding protection on for loopback hosts by itself
+        names = ["127.0.0.1", "localhost", "[::1]"]
+        return TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=[*names, *(f"{n}:*" for n in names)],
+            allowed_origins=[f"{scheme}://{n}{port}" for scheme in ("http", "https") for n in names
+                             for port in ("", ":*")],
+        )
     # Off loopback the host names clients use are unknown here; the token is the guard.
     return TransportSecuritySettings(enable_dns_rebinding_protection=False)
 

@@ -23,13 +23,12 @@ def serve(settings: Settings, *, dashboard: bool = False) -> None:
         if settings.transport == "stdio":
             server.run("stdio")  # the SDK lifespan starts and stops the runtime
             return
-        import uvicorn
-
         from ansf_mcp.server.http import build_http_app
+        from ansf_mcp.web import run_uvicorn
 
         asgi = build_http_app(server, runtime, settings.transport, dashboard=dashboard)
         path = "/mcp" if settings.transport == "http" else "/sse"
         log.warning("ansf-mcp %s transport on http://%s:%d%s", settings.transport, settings.host, settings.port, path)
-        uvicorn.run(asgi, host=settings.host, port=settings.port, log_level="warning", lifespan="on")
+        run_uvicorn(asgi, settings)
     finally:
         runtime.shutdown()  # idempotent: a no-op when the lifespan already stopped it
