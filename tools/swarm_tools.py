@@ -51,6 +51,9 @@ class Inbox(BaseModel):
     next_since: int = Field(description="pass as `since` to read only newer messages")
 
 
+# Numbers at the edge are finite and bounded: one absurd duration must not poison every later sum.
+MAX_DURATION_S = 30 * 24 * 3600.0
+
 # Past this many characters of JSON an answer costs a client more context than it is worth.
 MAX_ANSWER_CHARS = 40_000
 PREVIEW_CHARS = 160
@@ -167,7 +170,7 @@ def register(server: MCPServer, app: Runtime) -> None:
         agent_id: AgentId,
         success: bool,
         summary: Annotated[str, Field(max_length=MAX_SUMMARY_CHARS)] = "",
-        duration_s: Annotated[float, Field(ge=0)] | None = None,
+        duration_s: Annotated[float, Field(ge=0, le=MAX_DURATION_S, allow_inf_nan=False)] | None = None,
     ) -> OutcomeReceipt:
         """Record a task's outcome; it joins the agent's history and shapes later assignments.
         A failure re-offers the task until the attempt limit."""
