@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="run benchmark suites")
     bench.add_argument(
-        "--suite", default="all", choices=["mcp", "coordination", "semantic", "memory", "phases", "all"]
+        "--suite", default="all", choices=["mcp", "coordination", "semantic", "memory", "phases", "chaos", "all"]
     )
     bench.add_argument("--out", type=Path, help="folder for report.json, report.md and charts (default: data dir)")
     bench.add_argument("--json", type=Path, help="also write the JSON report to this file")

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ansf_mcp.semantic.models import Definitions, FoundSymbols, References, SymbolsOverview
@@ -52,6 +53,23 @@ class _LazyService:
     def trim(self) -> None:
         if self._service is not None:
             self._service.trim_memory()
+
+
+_LIBRARY_DIRS = ("site-packages", "dist-packages", "typeshed", "node_modules")
+
+
+def outside_name(path: str) -> str:
+    """A definition outside the project, named without this machine's layout: the part after the last library
+    folder (`json/__init__.pyi`, `starlette/routing.py`), else the file name alone."""
+    parts = Path(path).parts
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] in _LIBRARY_DIRS or (parts[i].startswith("python") and i > 0 and parts[i - 1] == "lib"):
+            rest = parts[i + 1:]
+            if rest and rest[0] in ("stdlib", "stubs"):
+                rest = rest[1:]
+            if rest:
+                return "/".join(rest)
+    return parts[-1] if parts else ""
 
 
 class SemanticPool:
@@ -188,6 +206,8 @@ def _register(server: MCPServer, app: Any, lazy: _LazyService) -> None:
             raise ToolError(str(exc)) from exc
         except OSError as exc:  # e.g. a path longer than the file system allows
             raise ToolError(f"{what}: cannot read that path ({exc.strerror or exc})") from exc
+        except UnicodeError as exc:  # a lone surrogate cannot name a file
+            raise ToolError(f"{what}: the path is not valid Unicode text") from exc
 
     async def symbols_overview(relative_path: str, depth: int = 0) -> SymbolsOverview:
         return SymbolsOverview.model_validate(await _run("symbols_overview", relative_path, depth))
@@ -201,7 +221,11 @@ def _register(server: MCPServer, app: Any, lazy: _LazyService) -> None:
         return References.model_validate(await _run("find_references", name_path, relative_path))
 
     async def goto_definition(relative_path: str, line: int, column: int) -> Definitions:
-        return Definitions.model_validate(await _run("goto_definition", relative_path, line, column))
+        answer = Definitions.model_validate(await _run("goto_definition", relative_path, line, column))
+        for d in answer.definitions:
+            if d.external_path:
+                d.external_path = outside_name(d.external_path)
+        return answer
 
     server.add_tool(symbols_overview, name="symbols_overview", annotations=READ_ONLY,
                     description="Top-level symbols of a file or folder (relative_path); depth>0 adds children.")

@@ -85,9 +85,18 @@ def shrink(view: SwarmView) -> SwarmView:
     )
     if len(compact.model_dump_json()) <= MAX_ANSWER_CHARS:
         return compact
-    return view.model_copy(
+    counts = view.model_copy(
         update={"tasks": [], "tasks_omitted": view.tasks_omitted + len(view.tasks), "shrunk": "counts"}
     )
+    if len(counts.model_dump_json()) <= MAX_ANSWER_CHARS:
+        return counts
+    # Many agents with long capability lists: keep each agent's first few, cut, and say so.
+    return counts.model_copy(update={
+        "agents": [a.model_copy(update={"capabilities": [c[:24] for c in a.capabilities[:3]]
+                                        + ([f"…(+{len(a.capabilities) - 3})"] if len(a.capabilities) > 3 else [])})
+                   for a in view.agents],
+        "shrunk": "counts",
+    })
 
 
 def _ro() -> ToolAnnotations:
@@ -192,7 +201,7 @@ def register(server: MCPServer, app: Runtime) -> None:
     async def read_messages(
         swarm_id: SwarmId,
         agent_id: AgentId,
-        since: Annotated[int, Field(ge=0)] = 0,
+        since: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0,
         limit: Annotated[int, Field(ge=1, le=1000)] = 100,
     ) -> Inbox:
         """Messages delivered to an agent, oldest first, newer than `since`."""

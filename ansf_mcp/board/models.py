@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -15,16 +15,20 @@ MAX_AGENTS_PER_SWARM = 64
 MAX_TASKS_PER_CALL = 1_000
 MAX_MESSAGE_CHARS = 32_000
 MAX_SUMMARY_CHARS = 16_000
+MAX_CAPABILITY_CHARS = 100
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$"
 
 
 class AgentSpec(BaseModel):
     role: str = Field(min_length=1, max_length=200)
-    capabilities: list[str] = Field(default_factory=list, max_length=50)
+    capabilities: list[Annotated[str, Field(min_length=1, max_length=MAX_CAPABILITY_CHARS)]] = Field(
+        default_factory=list, max_length=50
+    )
     capacity: int = Field(default=1, ge=1, le=100)
     id: str | None = Field(default=None, pattern=ID_PATTERN)
     lead: str | None = Field(
-        default=None, description="hierarchical only: id of this agent's lead (default: the first agent)"
+        default=None, pattern=ID_PATTERN,
+        description="hierarchical only: id of this agent's lead (default: the first agent)",
     )
 
 
