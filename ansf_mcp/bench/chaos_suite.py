@@ -158,9 +158,10 @@ def kill_soak(data_dir: Path, *, tasks: int = 1000, kills: int = 72, agents: int
             return True
         return False
 
-    def board() -> dict[str, Any]:
-        view = server.call("swarm_status", swarm_id=sw, max_tasks=5000)["data"]["swarm"]
-        return {t["id"]: t for t in view["tasks"]}
+    def board() -> dict[str, dict[str, Any]]:
+        """The store itself (a tool's answer may be shrunk): what a restarted agent would look up."""
+        rows = _store_rows(data_dir, "SELECT id, status, lease_owner FROM tasks WHERE swarm_id = ?", (sw,))
+        return {tid: {"state": status, "lease_owner": owner} for tid, status, owner in rows}
 
     def resync() -> None:
         """After a restart an agent learns what it holds from the board (a claim may have committed unanswered)."""
