@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from ansf_mcp.server.stdio import request_id
 from tests.conftest import ansf_command, subprocess_env
 
 HANDSHAKE = [
@@ -72,6 +71,8 @@ def test_unreadable_requests_are_answered_with_their_id(data_dir: Path, tmp_path
 
 
 def test_request_id_scan_needs_no_parser() -> None:
+    from ansf_mcp.server.stdio import request_id
+
     assert request_id('{"params":{"id":9},"id":"abc","jsonrpc":"2.0"}') == "abc"
     assert request_id('{"a":"he said \\"id\\": 5","id" : 12}') == 12
     assert request_id('{"id":"\\ud800"}') is None
