@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from ansf_mcp.coordinator.episode import MAX_TEXT_CHARS
+from ansf_mcp.coordinator.scoring import EstimatorScore
 
 Topology = Literal["mesh", "hierarchical", "ring", "star"]
 TaskState = Literal["blocked", "ready", "claimed", "succeeded", "failed"]
@@ -85,6 +86,10 @@ class SwarmView(BaseModel):
     tasks_by_state: dict[str, int]
     tasks: list[TaskView]
     tasks_omitted: int = 0
+    estimators: list[EstimatorScore] = Field(
+        default_factory=list, description="each probabilistic estimator's realised score on this swarm's outcomes"
+    )
+    auto_uses: str | None = Field(default=None, description="what strategy='auto' would use now, and why")
     shrunk: str | None = Field(
         default=None, description="set when the answer was too large: 'compact' (texts cut) or 'counts' (no task list)"
     )

@@ -7,6 +7,7 @@ import sqlite3
 import time
 import uuid
 
+from ansf_mcp.board import scores
 from ansf_mcp.board.errors import BoardError
 from ansf_mcp.board.lookup import agent_rows, require
 from ansf_mcp.board.models import (
@@ -19,6 +20,7 @@ from ansf_mcp.board.models import (
     Topology,
 )
 from ansf_mcp.board.tasks import state_counts, task_views
+from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES, choose
 from ansf_mcp.store.db import Store
 
 
@@ -108,6 +110,7 @@ def view(store: Store, swarm_id: str, max_tasks: int = 200, max_attempts: int | 
         ]
         tasks, omitted = task_views(conn, swarm_id, limit=max_tasks, max_attempts=max_attempts)
         counts = state_counts(conn, swarm_id, max_attempts)
+        auto = choose(scores.tallies(conn, swarm_id), list(AUTO_CANDIDATES))
     return SwarmView(
         swarm_id=swarm_id,
         name=swarm["name"],
@@ -117,6 +120,8 @@ def view(store: Store, swarm_id: str, max_tasks: int = 200, max_attempts: int | 
         tasks_by_state=counts,
         tasks=tasks,
         tasks_omitted=omitted,
+        estimators=auto.scores,
+        auto_uses=f"{auto.estimator} ({auto.reason}), when the operating phase allows the network",
     )
 
 

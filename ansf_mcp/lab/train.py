@@ -1,0 +1,320 @@
+"""`ansf train --profile NAME --seed S --mirror DIR`: train a coordinator checkpoint, reproducibly.
+
+Data, mixed in every batch (`replay_share` of it replayed history):
+- REPLAYED git history of the repositories in `training_repos.txt` (read from `--mirror`): agents are authors,
+  tasks their commits; the target is who really did each task, learnt as a softmax over the block's agents.
+- SIMULATED episodes: the broad family (`family.py`, many randomised generators) and the classic simulator
+  (`simulator.py`); the target is each pair's true success probability p* (binary cross-entropy). A share of the
+  classic episodes has every word renamed to a nonce word (`nonce_frac`), so the network compares in context.
+The profile's record (`coordinator/profiles.py`) holds every default; a flag overrides one. Logs go to stderr.
+Same seed, arguments, data, device and torch version: same checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+
+from ansf_mcp.coordinator.profiles import Training, network_of
+
+log = logging.getLogger("ansf.train")
+
+
+def _nonce_mapping(rng: np.random.Generator, episode) -> dict[str, str]:
+    from ansf_mcp.coordinator.tokenizer import split_words
+
+    texts = [t.description for t in episode.tasks]
+    for a in episode.agents:
+        texts.append(a.role)
+        texts.extend(a.capabilities)
+        texts.extend(h.task for h in a.history)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    mapping: dict[str, str] = {}
+    for text in texts:
+        for w in split_words(text):
+            if w not in mapping:
+                mapping[w] = "".join(rng.choice(letters, size=int(rng.integers(4, 10))))
+    return mapping
+
+
+def _domain_labels(sim) -> np.ndarray:
+    """Domain of every text of a classic simulated episode, in sequence order (-1: agent items)."""
+    rows = []
+    for i, agent in enumerate(sim.episode.agents):
+        rows.append(-1)
+        rows.extend(int(sim.hist_domain[i][k]) for k in range(len(agent.history)))
+    rows.extend(int(d) for d in sim.task_domain)
+    return np.array(rows, dtype=np.int64)
+
+
+def synthetic_data(cfg: Training, seed: int) -> list:
+    """Prepared blocks of simulated episodes: three quarters from the broad family, a quarter classic."""
+    from ansf_mcp.coordinator import features as F
+    from ansf_mcp.lab import family, simulator
+
+    rng = np.random.default_rng([seed, 7])
+    n_family = int(cfg.synthetic_episodes * 0.75)
+    sizes = {"n_agents": (3, cfg.max_agents), "n_tasks": (4, cfg.max_tasks)}
+    out = []
+    for fe in family.generate(n_family, seed, sources=family.TRAIN_SOURCES, **sizes):
+        slots = rng.permutation(F.MAX_AGENTS)[: len(fe.episode.agents)]
+        out.append(F.prepare(fe.episode, slots=slots, target=fe.p_true.astype(np.float32)))
+    for s in simulator.generate("train", cfg.synthetic_episodes - n_family, seed, **sizes):
+        slots = rng.permutation(F.MAX_AGENTS)[: len(s.episode.agents)]
+        mapping = _nonce_mapping(rng, s.episode) if rng.random() < cfg.nonce_frac else None
+        out.append(
+            F.prepare(
+                s.episode,
+                slots=slots,
+                mapping=mapping,
+                target=s.p_true.astype(np.float32),
+                text_label=None if mapping else _domain_labels(s),
+            )
+        )
+    return out
+
+
+def replay_data(
+    cfg: Training, seed: int, mirror: Path, per_repo: int, repos: Path | None = None
+) -> tuple[list, list[str]]:
+    """Prepared blocks of replayed history from every training repository, and the repositories used."""
+    from ansf_mcp.coordinator import features as F
+    from ansf_mcp.lab import corpus
+
+    refs = corpus.read_list(repos or corpus.TRAINING_LIST)
+    rng = np.random.default_rng([seed, 13])
+    out = []
+    for h in corpus.histories(mirror, refs):
+        for rep in corpus.sample_windows(h, rng, per_repo, max_agents=cfg.max_agents):
+            ep = rep.episode
+            ids = {a.id: i for i, a in enumerate(ep.agents)}
+            target = np.zeros((len(ep.agents), len(ep.tasks)), dtype=np.float32)
+            for j, t in enumerate(ep.tasks):
+                target[ids[rep.truth[t.id]], j] = 1.0
+            slots = rng.permutation(F.MAX_AGENTS)[: len(ep.agents)]
+            out.append(F.prepare(ep, slots=slots, target=target, listwise=True))
+        log.info("replayed %s: %d blocks so far", h.name, len(out))
+    return out, [f"{r.name} {r.commit}" for r in refs]
+
+
+def _plot(curves: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    axes[0].plot(curves["step"], curves["train_loss"], label="train loss (running mean)", alpha=0.8)
+    axes[0].set_xlabel("step")
+    axes[0].legend()
+    for key, label in (
+        ("classic_ratio", "classic held-out (simulated)"),
+        ("shifted_ratio", "classic shifted (simulated)"),
+        ("family_ratio", "family held-out sources (simulated)"),
+    ):
+        axes[1].plot(curves["eval_step"], curves[key], "o-", label=label)
+    axes[1].set_xlabel("step")
+    axes[1].set_ylabel("value ratio")
+    axes[1].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ansf train", description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", required=True, help="spec (or spec-fp32/-int8/-pruned20) or student")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("ansf-train-out"))
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument(
+        "--mirror", type=Path, help="folder holding the training repositories (see lab/corpus.py)"
+    )
+    parser.add_argument("--replay-per-repo", type=int, default=100, help="replayed windows per repository")
+    parser.add_argument("--repos", type=Path, help="list of training repositories (default: lab/training_repos.txt)")
+    for f in fields(Training):
+        flag = "--" + f.name.replace("_", "-")
+        kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
+        if f.name == "teacher":
+            parser.add_argument(flag, type=Path, help="spec checkpoint (.safetensors) to distil from")
+        else:
+            parser.add_argument(flag, type=kind, help=f"default: the profile's {f.name}")
+    parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--val-episodes", type=int, default=150)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--name", help="checkpoint name (default: the network's)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
+    try:
+        network = network_of(args.profile)
+    except KeyError as exc:
+        parser.error(str(exc))
+    overrides = {f.name: getattr(args, f.name) for f in fields(Training) if getattr(args, f.name) is not None}
+    if "teacher" in overrides:
+        overrides["teacher"] = str(overrides["teacher"])
+    cfg = Training(**{**asdict(network.training), **overrides})
+    if cfg.replay_share > 0 and args.mirror is None:
+        parser.error("--mirror is required to replay the training repositories (or pass --replay-share 0)")
+
+    import torch
+
+    from ansf_mcp.coordinator import ckpt
+    from ansf_mcp.coordinator import features as F
+    from ansf_mcp.coordinator import model as M
+    from ansf_mcp.lab import evaluate, family, simulator
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda but no CUDA device is available")
+    device = torch.device(args.device)
+    started = time.time()
+    synth = synthetic_data(cfg, args.seed)
+    real, repos = replay_data(cfg, args.seed, args.mirror, args.replay_per_repo, args.repos) if cfg.replay_share > 0 else ([], [])
+    val = {
+        "classic": simulator.generate("heldout", args.val_episodes, 10_000 + args.seed),
+        "shifted": simulator.generate("shifted", args.val_episodes // 2, 10_000 + args.seed),
+        "family": family.generate(args.val_episodes, 10_000 + args.seed, sources=family.HELDOUT_SOURCES),
+    }
+    val_preps = {k: [F.prepare(s.episode) for s in v] for k, v in val.items()}
+    log.info(
+        "data ready in %.1fs: %d simulated + %d replayed blocks from %d repositories",
+        time.time() - started,
+        len(synth),
+        len(real),
+        len(repos),
+    )
+
+    teacher = None
+    if cfg.teacher:
+        from ansf_mcp.coordinator import neural
+
+        teacher = neural.load_file(Path(cfg.teacher), variant="fp32").net.to(device)
+
+    net = M.CoordinatorNet(network.config)
+    seen = torch.zeros(network.config.vocab)
+    for prep in [*synth, *real]:
+        if prep.text_label is not None or prep.listwise:  # renamed (nonce) episodes do not count as seen text
+            for w in prep.wtexts:
+                seen[list(w)] = 1.0
+    seen[0] = 0.0
+    net.seen.copy_(seen)
+    log.info("%d word ids seen in training text", int(seen.sum()))
+    net = net.to(device)
+    emb_params = [net.embed.weight]
+    other = [p for n, p in net.named_parameters() if n != "embed.weight"]
+    opt = torch.optim.AdamW(
+        [
+            {"params": emb_params, "lr": cfg.lr * cfg.embed_lr_mult, "weight_decay": 0.0},
+            {"params": other, "lr": cfg.lr},
+        ],
+        weight_decay=0.01,
+    )
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    warmup = max(1, cfg.steps // 20)
+    rng = np.random.default_rng([args.seed, 11])
+
+    def move(batch):
+        return {k: v.to(device) for k, v in batch.items()}
+
+    def validate(kind: str) -> float:
+        net.eval()
+        ratios = []
+        with torch.inference_mode():
+            for i in range(0, len(val_preps[kind]), 32):
+                chunk = val_preps[kind][i : i + 32]
+                probs = torch.sigmoid(net(move(F.collate(chunk)))).cpu().double().numpy()
+                for k, s in enumerate(val[kind][i : i + 32]):
+                    a, t = s.p_true.shape
+                    ratios.append(evaluate.ratio_of_estimate(s.episode, s.p_true, probs[k, :a, :t]))
+        net.train()
+        return float(np.mean(ratios))
+
+    curves: dict = {"step": [], "train_loss": [], "eval_step": []}
+    n_real = round(cfg.batch * cfg.replay_share) if real else 0
+    running = None
+    net.train()
+    for step in range(1, cfg.steps + 1):
+        idx_s = rng.integers(len(synth), size=cfg.batch - n_real)
+        idx_r = rng.integers(len(real), size=n_real) if n_real else []
+        items = [synth[i] for i in idx_s] + [real[i] for i in idx_r]
+        b = move(F.collate(items))
+        target = b["target"]
+        if teacher is not None:
+            with torch.no_grad():
+                soft = torch.sigmoid(teacher(b))
+            keep = (~b["listwise"]).view(-1, 1, 1).to(soft.dtype) * cfg.distill_weight
+            target = keep * soft + (1 - keep) * target
+        frac = (
+            step / warmup
+            if step <= warmup
+            else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(cfg.steps - warmup, 1)))
+        )
+        for g, lr in zip(opt.param_groups, base_lrs, strict=True):
+            g["lr"] = lr * max(frac, 0.02)
+        loss = M.loss(net(b), b, target)
+        if cfg.aux_weight > 0:
+            loss = loss + cfg.aux_weight * net.aux_loss(b)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        lv = float(loss.detach())
+        running = lv if running is None else 0.95 * running + 0.05 * lv
+        curves["step"].append(step)
+        curves["train_loss"].append(running)
+        if step % args.eval_every == 0 or step == cfg.steps:
+            curves["eval_step"].append(step)
+            for kind in val:
+                curves.setdefault(f"{kind}_ratio", []).append(validate(kind))
+            log.info(
+                "step %d/%d loss %.4f classic %.4f shifted %.4f family %.4f (%.0fs)",
+                step,
+                cfg.steps,
+                running,
+                curves["classic_ratio"][-1],
+                curves["shifted_ratio"][-1],
+                curves["family_ratio"][-1],
+                time.time() - started,
+            )
+
+    name = args.name or network.name
+    args.out.mkdir(parents=True, exist_ok=True)
+    _plot(curves, args.out / f"{name}-loss.png", f"{name} (seed {args.seed})")
+    card = {
+        "profile": network.name,
+        "name": name,
+        "config": network.config.as_dict(),
+        "params": M.count_parameters(net),
+        "seed": args.seed,
+        "torch": torch.__version__,
+        "device": args.device,
+        "train": {
+            **asdict(cfg),
+            "replay_per_repo": args.replay_per_repo,
+            "wall_s": round(time.time() - started, 1),
+            "simulated_blocks": len(synth),
+            "replayed_blocks": len(real),
+            "final": {k: curves[f"{k}_ratio"][-1] for k in val},
+            "data": "SIMULATED episodes (lab/family.py, lab/simulator.py) and REPLAYED git history of the "
+            "repositories in lab/training_repos.txt",
+            "repositories": repos,
+        },
+    }
+    weights, meta = ckpt.save(net.cpu().state_dict(), args.out, name, card)
+    (args.out / f"{name}-curves.json").write_text(json.dumps(curves) + "\n")
+    log.info("saved %s (%d bytes), %s", weights, weights.stat().st_size, meta)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
