@@ -274,3 +274,44 @@ def test_replay_results_are_real_and_nan_free(store: Store) -> None:
 def test_benchmark_value_ratios_say_simulated(store: Store) -> None:
     add_benchmark(store)
     assert metrics.latest_benchmark(store._conn)["data"] == "simulated"
+
+
+def test_estimator_scores_per_swarm_what_auto_uses_and_the_prior(settings, store: Store, monkeypatch, tmp_path) -> None:
+    import json
+
+    import anyio
+
+    from ansf_mcp.coordinator import scoring
+    from tests.dashboard.conftest import seed_through_tools
+
+    seeded = anyio.run(seed_through_tools, settings, ["history", "similarity"])
+    monkeypatch.setattr(scoring, "PRIOR_FILE", tmp_path / "absent.json")
+    scoring.prior.cache_clear()
+    try:
+        est = metrics.estimator_scores(store._conn, neural_allowed=True)
+        assert not est["prior"]["present"] and "no held-out prior" in est["prior"]["note"]
+        (swarm,) = est["swarms"]
+        assert swarm["swarm_id"] == seeded["swarm_id"] and est["swarms_with_outcomes"] == 1
+        board_view = {s["estimator"]: s for s in seeded["estimators"]}  # what swarm_status answered
+        for s in swarm["scores"]:
+            assert s["outcomes"] == board_view[s["estimator"]]["outcomes"] == (0 if s["estimator"] == "neural" else 12)
+            assert s["brier"] == board_view[s["estimator"]]["brier"] and s["prior_brier"] is None
+        assert swarm["auto"]["estimator"] == seeded["auto_uses"].split(" ")[0]
+
+        # A held-out prior that trusts the network: auto would use it, except in a phase that disables it.
+        prior = {"data": "SIMULATED held-out episodes", "estimators": {
+            "neural": {"log_loss": 0.1, "brier": 0.03}, "similarity": {"log_loss": 0.7, "brier": 0.25},
+            "history": {"log_loss": 0.69, "brier": 0.24}}}
+        (tmp_path / "prior.json").write_text(json.dumps(prior))
+        monkeypatch.setattr(scoring, "PRIOR_FILE", tmp_path / "prior.json")
+        scoring.prior.cache_clear()
+        est = metrics.estimator_scores(store._conn, neural_allowed=True)
+        assert est["prior"]["present"] and est["prior"]["data"] == "SIMULATED held-out episodes"
+        assert est["swarms"][0]["auto"] == {"estimator": "neural", "reason": est["swarms"][0]["auto"]["reason"]}
+        assert {s["estimator"]: s["prior_brier"] for s in est["swarms"][0]["scores"]} == {
+            "neural": 0.03, "similarity": 0.25, "history": 0.24}
+        held = metrics.estimator_scores(store._conn, neural_allowed=False)["swarms"][0]["auto"]
+        assert held["estimator"] == "neural" and held["in_this_phase"] in ("similarity", "history")
+        assert "disabled in the current phase" in held["reason"]
+    finally:
+        scoring.prior.cache_clear()
