@@ -23,9 +23,9 @@ SERIES: dict[str, tuple[str, str]] = {
     "rate.outcomes_per_min": ("outcomes per minute", "1/min"),
     "latency.p50_ms": ("coordinate p50", "ms"),
     "latency.p95_ms": ("coordinate p95", "ms"),
-    "quality.coordination_accuracy": ("coordination accuracy", "ratio"),
-    "quality.neural_accuracy": ("neural accuracy", "fraction"),
-    "quality.neural_brier": ("neural Brier score", "score"),
+    **{f"calibration.{name}.brier": (f"{name}: Brier score on real outcomes", "score 0-1")
+       for name in metrics.PROBABILISTIC},
+    "quality.neural_accuracy": ("neural: share of outcomes called right", "fraction"),
     "quality.efficiency": ("system efficiency", "fraction"),
     "semantic.cache_hit_ratio": ("semantic cache hit ratio", "fraction"),
     "semantic.cache_bytes": ("semantic cache on disk", "bytes"),
@@ -48,7 +48,8 @@ class Collector:
         """Measure everything, persist the numeric points, and return the snapshot (blocking: run in a thread)."""
         now = time.time() if now is None else now
         store = self.app.store
-        figures = alerts.live_figures(store, self.config, now)
+        measured = alerts.measure(store, self.config, now)
+        figures = measured.figures
         memory = metrics.memory_reading(self.app.settings.cgroup_root)
         with store.reading() as conn:
             phase = metrics.phase_info(self.app, conn)
@@ -57,6 +58,8 @@ class Collector:
             elapsed = (now - self._last_ts) if self._last_ts else self.config.interval_s
             outcomes = metrics.outcomes_since(conn, now - elapsed)
             benchmark = metrics.latest_benchmark(conn)
+            replay = metrics.latest_replay(conn)
+            estimators = metrics.estimator_scores(conn, phase.get("neural_allowed"))
         claims_rate = None
         if self._last_claims is not None and claims >= self._last_claims and elapsed > 0:
             claims_rate = (claims - self._last_claims) * 60.0 / elapsed
@@ -73,9 +76,8 @@ class Collector:
             "rate.outcomes_per_min": outcomes * 60.0 / elapsed if elapsed > 0 else None,
             "latency.p50_ms": figures["coordinate_p50_ms"].value,
             "latency.p95_ms": figures["coordinate_p95_ms"].value,
-            "quality.coordination_accuracy": figures["coordination_accuracy"].value,
+            **{f"calibration.{name}.brier": cell["brier"] for name, cell in measured.calibration["strategies"].items()},
             "quality.neural_accuracy": figures["neural_accuracy"].value,
-            "quality.neural_brier": figures["neural_brier"].value,
             "quality.efficiency": figures["efficiency"].value,
         }
         if semantic and "error" not in semantic:
@@ -97,7 +99,10 @@ class Collector:
             "rates": {"claims_per_min": claims_rate, "outcomes_per_min": points.get("rate.outcomes_per_min"),
                       "claims_total": claims},
             "figures": {k: f.as_dict() for k, f in figures.items()},
+            "calibration": measured.calibration,
+            "estimators": estimators,
             "benchmark": benchmark,
+            "replay": replay,
             "semantic": semantic,
             "points": points,
             "trends": trends(history, now, self.config.trend_window_s),
