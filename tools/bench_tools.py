@@ -14,7 +14,7 @@ from ansf_mcp.bench.context import BenchCancelled, SuiteContext
 from ansf_mcp.runtime import Runtime
 
 # runner.SUITE_NAMES, spelled out: importing the runner pulls in numpy, which an idle server should not carry.
-Suite = Literal["mcp", "coordination", "replay", "semantic", "memory", "phases", "all"]
+Suite = Literal["mcp", "coordination", "replay", "semantic", "memory", "phases", "chaos", "all"]
 
 
 class BenchmarkReport(BaseModel):
@@ -34,7 +34,7 @@ def register(server: MCPServer, app: Runtime) -> None:
     async def benchmark(ctx: Context, suite: Suite = "mcp", quick: bool = True) -> BenchmarkReport:
         """Measure this server: mcp latency, coordination quality vs oracle and baselines on SIMULATED episodes,
         replay (top-1 on the project's real git history), semantic tools, memory, the phase matrix (quality
-        simulated), or all. Streams progress; quick=False takes minutes. Stored for comparison."""
+        simulated), chaos (kills, shared store, fuzz), or all. Streams progress; stored for comparison."""
         from ansf_mcp.bench import runner  # the suites pull in numpy and friends; only when asked
 
         async def send(fraction: float, message: str) -> None:
