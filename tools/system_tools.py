@@ -6,9 +6,13 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ansf_mcp import __version__
+from ansf_mcp.board import scores
+from ansf_mcp.coordinator import scoring
+from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE
+from ansf_mcp.coordinator.scoring import EstimatorScore
 from ansf_mcp.server.context import AppContext
 from ansf_mcp.system.measure import (
     MachineFigures,
@@ -31,11 +35,16 @@ class SystemStatus(BaseModel):
     machine: MachineFigures
     phase: dict[str, Any]
     models: dict[str, Any]
+    estimators: list[EstimatorScore] = Field(
+        description="realised predictive scores of each probabilistic estimator over every swarm's outcomes"
+    )
     components: dict[str, Any]
 
 
 def collect(app: AppContext) -> SystemStatus:
     limits = app.limits()
+    with app.store.reading() as conn:
+        estimators = scoring.scores(scores.overall(conn), list(scoring.AUTO_CANDIDATES))
     components: dict[str, Any] = {}
     for name, provider in app.status_providers.items():
         try:
@@ -55,14 +64,16 @@ def collect(app: AppContext) -> SystemStatus:
         phase=app.governor.snapshot()
         if app.governor
         else {"phase": limits.phase, "reason": limits.reason},
-        models=loaded_models(),
+        models={**loaded_models(), "default_profile": DEFAULT_PROFILE},
+        estimators=estimators,
         components=components,
     )
 
 
 def register(server: MCPServer, app: AppContext) -> None:
     async def system_status() -> SystemStatus:
-        """Version, data directory, measured memory and CPU, operating phase, loaded models, uptime."""
+        """Version, data directory, measured memory and CPU, operating phase, loaded models, the estimators'
+        realised scores, uptime."""
         return collect(app)
 
     server.add_tool(

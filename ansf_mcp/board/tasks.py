@@ -289,9 +289,12 @@ def claim_next(
             return Claim(claimed=False, reason=reason)
         now = time.time()
         conn.execute(
-            "UPDATE tasks SET status = 'claimed', lease_owner = ?, lease_expires_at = ?, assignee = ?, "
+            # An estimate made for another agent says nothing about this one: it does not follow the task.
+            "UPDATE tasks SET status = 'claimed', lease_owner = ?, lease_expires_at = ?, "
+            "p_success = CASE WHEN assignee = ? THEN p_success END, "
+            "confidence = CASE WHEN assignee = ? THEN confidence END, assignee = ?, "
             "attempts = attempts + 1, updated_at = ? WHERE swarm_id = ? AND id = ?",
-            (agent_id, now + lease_seconds, agent_id, now, swarm_id, row["id"]),
+            (agent_id, now + lease_seconds, agent_id, agent_id, agent_id, now, swarm_id, row["id"]),
         )
         views, _ = task_views(conn, swarm_id, ids=[row["id"]])
     return Claim(claimed=True, task=views[0], lease_expires_in_s=lease_seconds)
