@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp.server.mcpserver import MCPServer
-from mcp.types import ToolAnnotations
+from ansf_mcp.tools.registry import Kind, Toolbox
 from pydantic import BaseModel
 
 from ansf_mcp import __version__
@@ -60,14 +59,8 @@ def collect(app: AppContext) -> SystemStatus:
     )
 
 
-def register(server: MCPServer, app: AppContext) -> None:
+def register(tools: Toolbox, app: AppContext) -> None:
+    @tools.add(Kind.READ, "System status")
     async def system_status() -> SystemStatus:
         """Version, data directory, measured memory and CPU, operating phase, loaded models, uptime."""
         return collect(app)
-
-    server.add_tool(
-        system_status,
-        annotations=ToolAnnotations(
-            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-        ),
-    )

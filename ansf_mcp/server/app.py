@@ -33,20 +33,16 @@ def configure_logging(level: str) -> None:
 def build_server(settings: Settings) -> tuple[MCPServer, AppContext]:
     # Imported here so that the core never imports the tool surface at module import time.
     from ansf_mcp.tools import bench_tools, semantic_tools, swarm_tools, system_tools
+    from ansf_mcp.tools.registry import Toolbox, tool_server
 
     configure_logging(settings.log_level)
     app = AppContext(settings=settings, store=Store(settings.db_path))
     app.governor = Governor(settings)
     app.governor.on_change.append(lambda old, new, reason, reading: record_phase_change(app.store, old, new, reason, reading))
     app.governor.refresh(force=True)
-    server = MCPServer(
-        name="ansf-mcp",
-        version=__version__,
-        instructions=INSTRUCTIONS,
-        log_level=settings.log_level,
-    )
-    logging.getLogger().setLevel(settings.log_level)  # MCPServer's own logging set-up must not win
+    server = tool_server("ansf-mcp", version=__version__, instructions=INSTRUCTIONS, log_level=settings.log_level)
+    tools = Toolbox(server)
     for family in (swarm_tools, system_tools, semantic_tools, bench_tools):
-        family.register(server, app)
+        family.register(tools, app)
     app.ready = True
     return server, app
