@@ -11,7 +11,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from ansf_mcp.bench.context import BenchCancelled, SuiteContext
-from ansf_mcp.server.context import AppContext
+from ansf_mcp.runtime import Runtime
 
 Suite = Literal["mcp", "coordination", "semantic", "memory", "phases", "all"]
 
@@ -29,7 +29,7 @@ class BenchmarkReport(BaseModel):
     markdown: str
 
 
-def register(tools: Toolbox, app: AppContext) -> None:
+def register(tools: Toolbox, app: Runtime) -> None:
     @tools.add(Kind.WRITE, "Run a benchmark")
     async def benchmark(
         ctx: Context,

@@ -29,7 +29,7 @@ from ansf_mcp.board.models import (
     Topology,
 )
 from ansf_mcp.coordinator.episode import CoordinationResult, Strategy
-from ansf_mcp.server.context import AppContext
+from ansf_mcp.runtime import Runtime
 
 SwarmId = Annotated[
     str, Field(pattern=r"^swarm-[0-9a-f]{12}$", description="swarm id from spawn_swarm, e.g. 'swarm-1a2b3c4d5e6f'")
@@ -79,7 +79,7 @@ def status_steps(view: SwarmView) -> Shrinking[SwarmStatus]:
     return Shrinking(SwarmStatus(swarm=view), compact, counts)
 
 
-def register(tools: Toolbox, app: AppContext) -> None:
+def register(tools: Toolbox, app: Runtime) -> None:
     store = app.store
     settings = app.settings
 
