@@ -79,6 +79,8 @@ class Runtime:
     ready: bool = False
     status_providers: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
+    # What the board reads the time from; tests move it instead of sleeping.
+    clock: Callable[[], float] = time.time
     _holders: int = 0
     _closed: bool = False
 

@@ -64,6 +64,7 @@ class TaskView(BaseModel):
     lease_owner: str | None = None
     lease_expires_in_s: float | None = None
     attempts: int = 0
+    claim: int | None = Field(default=None, description="number of the current (or last) claim on this task")
     blocked_by: list[str] = Field(default_factory=list)
     last_error: str | None = None
     result: str | None = None
@@ -85,7 +86,9 @@ class SwarmView(BaseModel):
     agents: list[AgentView]
     tasks_by_state: dict[str, int]
     tasks: list[TaskView]
-    tasks_omitted: int = 0
+    tasks_matching: int = Field(default=0, description="tasks that match the filters (all tasks without filters)")
+    tasks_omitted: int = Field(default=0, description="matching tasks not in this answer")
+    next_cursor: str | None = Field(default=None, description="pass as `cursor` for the next page of tasks")
     shrunk: str | None = Field(
         default=None, description="set when the answer was too large: 'compact' (texts cut) or 'counts' (no task list)"
     )
@@ -94,17 +97,43 @@ class SwarmView(BaseModel):
 class Claim(BaseModel):
     claimed: bool
     task: TaskView | None = None
+    claim: int | None = Field(default=None, description="this claim's number; outcomes and renewals refer to it")
     lease_expires_in_s: float | None = None
+    taken_over_from: str | None = Field(
+        default=None, description="the absent agent the task was assigned to, when it was taken over"
+    )
     reason: str | None = Field(default=None, description="why nothing was claimed")
+    note: str | None = None
 
 
 class OutcomeReceipt(BaseModel):
     task_id: str
     state: TaskState
     attempts: int
+    claim: int = Field(description="the claim this outcome closed")
     outcome_id: int
     unblocked: list[str] = Field(default_factory=list, description="tasks this success made ready")
     note: str | None = None
+
+
+class LeaseReceipt(BaseModel):
+    task_id: str
+    claim: int
+    lease_expires_in_s: float
+
+
+class ReleaseReceipt(BaseModel):
+    task_id: str
+    state: TaskState
+    attempts: int = Field(description="attempts counted so far; a released claim is not counted")
+    claim: int
+
+
+class ReassignReceipt(BaseModel):
+    task_id: str
+    state: TaskState
+    assignee: str | None = Field(default=None, description="the new assignee; null: any agent may take it")
+    previous: str | None = None
 
 
 class MessageView(BaseModel):

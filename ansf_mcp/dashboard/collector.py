@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ansf_mcp.board.board import Board
+from ansf_mcp.board.lifecycle import TASK_STATES, BoardPolicy
 from ansf_mcp.dashboard import alerts, metrics
 from ansf_mcp.dashboard.config import DashboardConfig
 from ansf_mcp.runtime import Runtime
@@ -15,7 +17,8 @@ SERIES: dict[str, tuple[str, str]] = {
     "memory.used_bytes": ("memory used", "bytes"),
     "process.rss_bytes": ("this process RSS", "bytes"),
     "phase.level": ("phase (1 critical, 2 enhanced, 3 optimal)", "level"),
-    "tasks.open": ("tasks open", "count"),
+    "tasks.ready": ("tasks ready", "count"),
+    "tasks.blocked": ("tasks blocked", "count"),
     "tasks.claimed": ("tasks claimed", "count"),
     "tasks.succeeded": ("tasks succeeded", "count"),
     "tasks.failed": ("tasks failed", "count"),
@@ -41,6 +44,7 @@ class Collector:
         self._last_ts: float | None = None
         self._last_claims: int | None = None
         self.latest: dict[str, Any] | None = None
+        self.board = Board(app.store, BoardPolicy.from_settings(app.settings))
 
     # -- one collection ------------------------------------------------------------------------------------------
 
@@ -52,7 +56,7 @@ class Collector:
         memory = metrics.memory_reading(self.app.settings.cgroup_root)
         with store.reading() as conn:
             phase = metrics.phase_info(self.app, conn)
-            tasks = metrics.task_counts(conn)
+            tasks = metrics.task_counts(conn, self.board, now)
             claims = metrics.claims_counter(conn)
             elapsed = (now - self._last_ts) if self._last_ts else self.config.interval_s
             outcomes = metrics.outcomes_since(conn, now - elapsed)
@@ -68,7 +72,7 @@ class Collector:
             "memory.used_bytes": memory.get("used_bytes"),
             "process.rss_bytes": metrics.process_rss(),
             "phase.level": phase.get("level"),
-            **{f"tasks.{k}": v for k, v in tasks.items() if k in metrics.TASK_STATES},
+            **{f"tasks.{k}": v for k, v in tasks.items() if k in TASK_STATES},
             "rate.claims_per_min": claims_rate,
             "rate.outcomes_per_min": outcomes * 60.0 / elapsed if elapsed > 0 else None,
             "latency.p50_ms": figures["coordinate_p50_ms"].value,

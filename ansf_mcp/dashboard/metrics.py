@@ -12,7 +12,8 @@ import sqlite3
 from dataclasses import asdict, dataclass
 from typing import Any
 
-TASK_STATES = ("open", "claimed", "succeeded", "failed")
+from ansf_mcp.board.lifecycle import state_counts
+
 PHASE_LEVELS = {"critical": 1, "enhanced": 2, "optimal": 3}
 
 
@@ -103,16 +104,15 @@ def phase_level(phase: object) -> int | None:
 # --- board activity ---------------------------------------------------------------------------------------------
 
 
-def task_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    counts = dict.fromkeys(TASK_STATES, 0)
-    for r in conn.execute("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status"):
-        counts[r["status"]] = r["n"]
-    return counts
+def task_counts(conn: sqlite3.Connection, board: Any, now: float | None = None) -> dict[str, int]:
+    """Tasks of every swarm per state, as the board reads them (its policy, lifecycle.STATE_SQL)."""
+    return state_counts(conn, board.policy, board.clock() if now is None else now)
 
 
 def claims_counter(conn: sqlite3.Connection) -> int:
-    """Σ tasks.attempts: every claim (next_task) adds one, so its increase between readings counts claims."""
-    return int(conn.execute("SELECT COALESCE(SUM(attempts), 0) FROM tasks").fetchone()[0])
+    """Σ tasks.claim_seq: every claim (next_task) adds one and nothing takes one away, so its increase between
+    readings counts claims."""
+    return int(conn.execute("SELECT COALESCE(SUM(claim_seq), 0) FROM tasks").fetchone()[0])
 
 
 def outcomes_since(conn: sqlite3.Connection, since: float) -> int:

@@ -104,7 +104,7 @@ def test_collect_snapshot_has_every_chart_source(settings, store: Store) -> None
     t = time.time()
     c.collect(now=t - 1)
     with store.transaction() as conn:
-        conn.execute("UPDATE tasks SET attempts = attempts + 1 WHERE id IN ('t1', 't2')")  # two claims
+        conn.execute("UPDATE tasks SET claim_seq = claim_seq + 1 WHERE id IN ('t1', 't2')")  # two claims
     snap = c.collect(now=t)
     assert snap["tasks"]["succeeded"] == 10
     assert abs(snap["rates"]["claims_per_min"] - 120.0) < 1e-6  # 2 claims in 1 s

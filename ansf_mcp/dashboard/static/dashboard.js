@@ -20,7 +20,7 @@
     latency: { series: [["latency.p50_ms", "p50 ms", "ms"], ["latency.p95_ms", "p95 ms", "ms"]], threshold: ["coordinate_p95", "ms"] },
     quality: { series: [["quality.coordination_accuracy", "coordination accuracy", "r"], ["quality.neural_accuracy", "neural accuracy", "r"],
                         ["quality.neural_brier", "neural Brier", "r"], ["quality.efficiency", "efficiency", "r"]] },
-    tasks: { series: [["tasks.open", "open", "n"], ["tasks.claimed", "claimed", "n"], ["tasks.succeeded", "succeeded", "n"], ["tasks.failed", "failed", "n"]] },
+    tasks: { series: [["tasks.ready", "ready", "n"], ["tasks.blocked", "blocked", "n"], ["tasks.claimed", "claimed", "n"], ["tasks.succeeded", "succeeded", "n"], ["tasks.failed", "failed", "n"]] },
     rates: { series: [["rate.claims_per_min", "claims / min", "n"], ["rate.outcomes_per_min", "outcomes / min", "n"]] },
     semantic: { series: [["semantic.cache_hit_ratio", "cache hit ratio", "frac"], ["semantic.servers_alive", "servers alive", "count"]],
                 scales: { frac: { range: [0, 1] } } },
