@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
@@ -139,9 +140,26 @@ def reference_steps(result: dict[str, Any]) -> Shrinking[References]:
     )
 
 
+def root_refusal(root: Path) -> str | None:
+    """Why `root` cannot be a project (the file system's root or the home folder: scanning it takes minutes and
+    meets every language there is), or None."""
+    root = Path(root).resolve()
+    for name, refused in (("the file system root", Path("/")), ("the home folder", Path.home().resolve())):
+        if root == refused:
+            return (f"the project root is {name} ({root}), probably the working directory the client started the "
+                    "server in; the semantic tools need a project: start the server with --project DIR (or set "
+                    "ANSF_PROJECT)")
+    return None
+
+
 def _register(tools: Toolbox, app: Any, lazy: _LazyService) -> None:
+    refusal = root_refusal(app.settings.project_root)
+
     async def _run(method: str, *args: Any) -> Any:
         from ansf_mcp.semantic.service import USER_ERRORS
+
+        if refusal:
+            raise ToolError(refusal)
 
         def call() -> Any:
             return getattr(lazy.get(), method)(*args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Literal
 
 import anyio
@@ -33,7 +34,8 @@ from ansf_mcp.board.models import (
     TaskState,
     Topology,
 )
-from ansf_mcp.coordinator.episode import CoordinationResult, Strategy
+from ansf_mcp.coordinator.episode import CoordinationResult, ModelUnavailable, Strategy
+from ansf_mcp.coordinator.warmup import ModelWarmer
 from ansf_mcp.runtime import Runtime
 
 SwarmId = Annotated[
@@ -141,6 +143,12 @@ def status_text(status: SwarmStatus) -> str:
 def register(tools: Toolbox, app: Runtime) -> None:
     store = app.store
     board = Board(store, BoardPolicy.from_settings(app.settings), clock=lambda: app.clock())
+    warmer = ModelWarmer(store)
+    app.status_providers["model_warmup"] = warmer.status
+    if app.settings.warm_model:
+        app.on_start.append(lambda: warmer.start(app.limits().neural_allowed, app.limits().reason))
+    else:
+        warmer.start(False, "off (ANSF_WARMUP=0): the model loads on the first neural decision")
 
     @tools.add(Kind.WRITE, "Spawn a swarm")
     async def spawn_swarm(
@@ -206,6 +214,10 @@ def register(tools: Toolbox, app: Runtime) -> None:
             # Imported on first use: numpy and scipy cost ~60 MB that an idle server should not carry.
             from ansf_mcp.board import assign
 
+            if strategy in ("auto", "neural") and limits.neural_allowed:
+                # A model not loaded yet loads here, timed as a model load, not inside the decision.
+                with contextlib.suppress(ModelUnavailable):  # auto falls back; neural says why in the decision
+                    warmer.ensure(None)
             return assign.submit_and_assign(store, swarm_id, tasks, strategy, neural_allowed=limits.neural_allowed)
 
         return await anyio.to_thread.run_sync(run)

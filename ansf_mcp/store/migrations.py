@@ -153,5 +153,21 @@ MIGRATIONS.append(
         "WHERE claim_seq IS NOT NULL",
         # When an agent last did anything on the board: work pinned to an agent away for long may be taken over.
         "ALTER TABLE agents ADD COLUMN last_seen_at REAL",
+        # Model loads, timed apart from the decisions they precede (the latency alert reads decisions only).
+        """CREATE TABLE model_loads (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            profile TEXT NOT NULL,
+            trigger TEXT NOT NULL,
+            elapsed_ms REAL NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+        # What a serving process last reported about its parts (the language servers...), for watchers in
+        # other processes such as the standalone dashboard.
+        """CREATE TABLE component_status (
+            name TEXT PRIMARY KEY,
+            pid INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
     ]
 )
