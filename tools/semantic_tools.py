@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -152,8 +155,44 @@ def root_refusal(root: Path) -> str | None:
     return None
 
 
+class _Publisher:
+    """Writes the semantic layer's status to the store (at most every `every_s`, and at shutdown), so a watcher in
+    another process — the standalone dashboard — shows the language servers of the process that runs them."""
+
+    def __init__(self, lazy: _LazyService, store: Any, every_s: float = 5.0):
+        self.lazy, self.store, self.every_s = lazy, store, every_s
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def due(self) -> bool:
+        """True at most once per `every_s` (the caller then publishes)."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last < self.every_s:
+                return False
+            self._last = now
+            return True
+
+    def now(self, final: bool = False) -> None:
+        try:
+            status = self.lazy.status()
+            if final:
+                status = {**status, "servers": [], "stopped": True,
+                          "note": "the server process stopped, and its language servers with it"}
+            status = json.dumps(status, default=str)
+            with self.store.transaction() as conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO component_status (name, pid, status, updated_at) VALUES (?, ?, ?, ?)",
+                    ("semantic", os.getpid(), status, time.time()),
+                )
+        except Exception:  # a status report must never fail a call or a shutdown
+            log.debug("could not publish the semantic status", exc_info=True)
+
+
 def _register(tools: Toolbox, app: Any, lazy: _LazyService) -> None:
     refusal = root_refusal(app.settings.project_root)
+    store = getattr(app, "store", None)
+    publisher = _Publisher(lazy, store) if store is not None else None
 
     async def _run(method: str, *args: Any) -> Any:
         from ansf_mcp.semantic.service import USER_ERRORS
@@ -168,6 +207,9 @@ def _register(tools: Toolbox, app: Any, lazy: _LazyService) -> None:
             return await anyio.to_thread.run_sync(call)
         except USER_ERRORS as exc:
             raise ToolError(str(exc)) from exc
+        finally:
+            if publisher is not None and publisher.due():
+                await anyio.to_thread.run_sync(publisher.now)
 
     @tools.add(Kind.READ, "Symbols overview")
     async def symbols_overview(
@@ -214,6 +256,8 @@ def _register(tools: Toolbox, app: Any, lazy: _LazyService) -> None:
         providers["semantic"] = lazy.status
     hooks = getattr(app, "on_shutdown", None)
     if isinstance(hooks, list):
+        if publisher is not None:
+            hooks.append(lambda: publisher.now(final=True))  # runs after lazy.shutdown (hooks run newest first)
         hooks.append(lazy.shutdown)
     governor = getattr(app, "governor", None)
     if governor is not None:

@@ -53,8 +53,9 @@ class Collector:
         now = time.time() if now is None else now
         store = self.app.store
         figures = alerts.live_figures(store, self.config, now)
-        memory = metrics.memory_reading(self.app.settings.cgroup_root)
+        memory = self._memory()
         with store.reading() as conn:
+            model_load = metrics.model_load(conn)
             phase = metrics.phase_info(self.app, conn)
             tasks = metrics.task_counts(conn, self.board, now)
             claims = metrics.claims_counter(conn)
@@ -102,6 +103,7 @@ class Collector:
                       "claims_total": claims},
             "figures": {k: f.as_dict() for k, f in figures.items()},
             "benchmark": benchmark,
+            "model_load": model_load.as_dict(),
             "semantic": semantic,
             "points": points,
             "trends": trends(history, now, self.config.trend_window_s),
@@ -110,6 +112,20 @@ class Collector:
         }
         self.latest = snapshot
         return snapshot
+
+    def _memory(self) -> dict[str, Any]:
+        """The governor's own reading when there is a governor, so the memory card and the phase's reason (which
+        quotes the reading it rests on) show the same number."""
+        governor = getattr(self.app, "governor", None)
+        if governor is None:
+            return metrics.memory_reading(self.app.settings.cgroup_root)
+        try:
+            governor.refresh(force=True)
+        except Exception:  # fall back to the dashboard's own reading, which says where it came from
+            return metrics.memory_reading(self.app.settings.cgroup_root)
+        r = governor.reading
+        return {"used_bytes": int(r.used_bytes), "limit_bytes": int(r.limit_bytes) if r.limit_bytes else None,
+                "fraction": float(r.fraction), "source": str(r.source)}
 
     # -- the ring ------------------------------------------------------------------------------------------------
 

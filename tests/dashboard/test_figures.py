@@ -140,16 +140,24 @@ def test_settings_come_from_the_environment(monkeypatch) -> None:
 def test_benchmark_value_ratios_are_found_in_the_suites_formats(store: Store) -> None:
     import json
 
-    phases = {"suite": "phases", "results": {"matrix": {
-        "0.5": {"phase": "3 optimal", "quality": {"value_ratio": 0.91, "ci95": 0.02, "episodes": 300}},
-        "0.995": {"phase": "1 critical", "quality": {"value_ratio": None, "why": "no simulator"}},
-    }}}
+    # As the phases suite writes it: each row has its phase and the strategy it used (two phases share one).
+    phases = {"suite": "phases", "results": {"phases": {"matrix": {
+        "0.5": {"phase": "3 optimal", "strategy": ["neural"],
+                "quality": {"value_ratio": 0.91, "ci95": 0.02, "episodes": 300}},
+        "0.9": {"phase": "2 enhanced", "strategy": ["neural"],
+                "quality": {"value_ratio": 0.9, "ci95": 0.03, "episodes": 300}},
+        "0.995": {"phase": "1 critical", "strategy": ["history"],
+                  "quality": {"value_ratio": None, "why": "no simulator"}},
+    }}}}
     with store.transaction() as conn:
         conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('phases', 1, ?)",
                      (json.dumps(phases),))
         conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('mcp', 2, ?)", ('{"p50": 1}',))
     b = metrics.latest_benchmark(store._conn)
-    assert b["suite"] == "phases" and b["value_ratios"] == [{"label": "3 optimal", "mean": 0.91, "ci": [0.89, 0.93]}]
+    assert b["suite"] == "phases" and b["value_ratios"] == [
+        {"label": "3 optimal (neural)", "mean": 0.91, "ci": [0.89, 0.93]},
+        {"label": "2 enhanced (neural)", "mean": 0.9, "ci": [0.87, 0.93]},
+    ]
     with store.transaction() as conn:
         conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('coordination', 3, ?)",
                      (json.dumps({"methods": {"history": {"value_ratio": 0.8}, "neural": {"value_ratio": 0.9}}}),))
