@@ -152,7 +152,7 @@ class Board:
         ):
             outcomes[r[0]] = [r[1], r[2]]
         return [
-            AgentView(
+            AgentView.model_construct(  # straight from our own rows, on the hot path of swarm_status
                 id=r["id"],
                 role=r["role"],
                 capabilities=json.loads(r["capabilities"]),
