@@ -36,7 +36,11 @@ class _Repeats(logging.Filter):
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, record.levelno, record.getMessage()[:300])
+        try:
+            text = record.getMessage()
+        except Exception:  # a bad format string is logging's to report, not ours
+            return True
+        key = (record.name, record.levelno, text[:300])
         now = time.monotonic()
         with self._lock:
             last, dropped = self._seen.get(key, (-1e18, 0))

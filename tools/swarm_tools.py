@@ -59,6 +59,8 @@ class Inbox(BaseModel):
     next_since: int = Field(description="pass as `since` to read only newer messages")
 
 
+# Numbers at the edge are finite and bounded: one absurd duration must not poison every later sum.
+MAX_DURATION_S = 30 * 24 * 3600.0
 PREVIEW_CHARS = 160
 TEXT_DESCRIPTION_CHARS = 80
 DEFAULT_PAGE = 10
@@ -93,7 +95,17 @@ def status_steps(status: SwarmStatus) -> Shrinking[SwarmStatus]:
             update={"tasks": [], "tasks_omitted": view.tasks_omitted + len(view.tasks), "shrunk": "counts"}
         ))
 
-    return Shrinking(status, compact, counts)
+    def counts_and_short_agents() -> SwarmStatus:
+        # Many agents with long capability lists: keep each agent's first few, cut, and say so.
+        short = counts().swarm
+        return SwarmStatus(swarm=short.model_copy(update={  # type: ignore[union-attr]
+            "agents": [a.model_copy(update={"capabilities": [c[:24] for c in a.capabilities[:3]]
+                                            + ([f"…(+{len(a.capabilities) - 3})"] if len(a.capabilities) > 3 else [])})
+                       for a in view.agents],
+            "shrunk": "counts, capabilities cut",
+        }))
+
+    return Shrinking(status, compact, counts, counts_and_short_agents)
 
 
 def _counts_text(counts: dict[str, int]) -> str:
@@ -268,7 +280,9 @@ def register(tools: Toolbox, app: Runtime) -> None:
             str, Field(max_length=MAX_SUMMARY_CHARS, description="what was done, or why it failed")
         ] = "",
         duration_s: Annotated[
-            float | None, Field(ge=0, description="seconds the agent worked on it (feeds the efficiency figure)")
+            float | None,
+            Field(ge=0, le=MAX_DURATION_S, allow_inf_nan=False,
+                  description="seconds the agent worked on it (feeds the efficiency figure)"),
         ] = None,
     ) -> OutcomeReceipt:
         """Record the outcome of a task the agent holds under a live lease; it joins the agent's history and
@@ -294,7 +308,8 @@ def register(tools: Toolbox, app: Runtime) -> None:
         swarm_id: SwarmId,
         agent_id: AgentId,
         since: Annotated[
-            int, Field(ge=0, description="only messages with a larger id: the next_since of the previous answer")
+            int, Field(ge=0, le=2**63 - 1,
+                       description="only messages with a larger id: the next_since of the previous answer")
         ] = 0,
         limit: Annotated[int, Field(ge=1, le=1000, description="at most this many messages")] = 100,
     ) -> Inbox:

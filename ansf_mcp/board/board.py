@@ -16,6 +16,7 @@ import json
 import sqlite3
 from dataclasses import dataclass, field
 
+from ansf_mcp.board import scores
 from ansf_mcp.board.errors import Conflict, NotFound, Refused
 from ansf_mcp.board.lifecycle import (
     LEASE_EXPIRED_SQL,
@@ -42,6 +43,7 @@ from ansf_mcp.board.models import (
     TaskView,
 )
 from ansf_mcp.board.tasks import task_rows, to_views
+from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES, choose
 from ansf_mcp.store.db import Store
 
 
@@ -113,6 +115,7 @@ class Board:
             more = len(rows) > limit
             rows = rows[:limit]
             tasks = to_views(conn, swarm_id, rows, now)
+            auto = choose(scores.tallies(conn, swarm_id), list(AUTO_CANDIDATES))
             before = 0
             if filters.after_seq is not None:
                 before = conn.execute(
@@ -131,6 +134,8 @@ class Board:
             tasks_matching=matching,
             tasks_omitted=matching - before - len(tasks),
             next_cursor=str(rows[-1]["seq"]) if more and rows else None,
+            estimators=auto.scores,
+            auto_uses=f"{auto.estimator} ({auto.reason}), when the operating phase allows the network",
         )
 
     def _agents(self, conn: sqlite3.Connection, swarm_id: str, now: float) -> list[AgentView]:
@@ -416,6 +421,8 @@ class Board:
                 (swarm_id, task_id, agent_id, task["description"], int(success), summary, duration_s, p, now, seq),
             )
             outcome_id = cur.lastrowid or 0
+            # The estimators' predictions for this (task, agent) are scored in the same transaction.
+            scores.record_outcome(conn, swarm_id, task_id, agent_id, success)
             unblocked: list[str] = []
             if success:
                 unblocked = [

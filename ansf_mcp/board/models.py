@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from ansf_mcp.coordinator.episode import MAX_TEXT_CHARS
+from ansf_mcp.coordinator.scoring import EstimatorScore
 
 Topology = Literal["mesh", "hierarchical", "ring", "star"]
 TaskState = Literal["blocked", "ready", "claimed", "succeeded", "failed"]
@@ -15,18 +16,20 @@ MAX_AGENTS_PER_SWARM = 64
 MAX_TASKS_PER_CALL = 1_000
 MAX_MESSAGE_CHARS = 32_000
 MAX_SUMMARY_CHARS = 16_000
+MAX_CAPABILITY_CHARS = 100
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$"
 
 
 class AgentSpec(BaseModel):
     role: str = Field(min_length=1, max_length=200, description="what the agent does, e.g. 'backend'")
-    capabilities: list[str] = Field(
+    capabilities: list[Annotated[str, Field(min_length=1, max_length=MAX_CAPABILITY_CHARS)]] = Field(
         default_factory=list, max_length=50, description="skills, e.g. ['python', 'sql']; they steer assignment"
     )
     capacity: int = Field(default=1, ge=1, le=100, description="how many tasks it may hold at once")
     id: str | None = Field(default=None, pattern=ID_PATTERN, description="its id (default: 'agent-<n>')")
     lead: str | None = Field(
-        default=None, description="hierarchical only: id of this agent's lead (default: the first agent)"
+        default=None, pattern=ID_PATTERN,
+        description="hierarchical only: id of this agent's lead (default: the first agent)",
     )
 
 
@@ -89,6 +92,10 @@ class SwarmView(BaseModel):
     tasks_matching: int = Field(default=0, description="tasks that match the filters (all tasks without filters)")
     tasks_omitted: int = Field(default=0, description="matching tasks not in this answer")
     next_cursor: str | None = Field(default=None, description="pass as `cursor` for the next page of tasks")
+    estimators: list[EstimatorScore] = Field(
+        default_factory=list, description="each probabilistic estimator's realised score on this swarm's outcomes"
+    )
+    auto_uses: str | None = Field(default=None, description="what strategy='auto' would use now, and why")
     shrunk: str | None = Field(
         default=None, description="set when the answer was too large: 'compact' (texts cut) or 'counts' (no task list)"
     )

@@ -77,8 +77,29 @@ def expiry_note(row: sqlite3.Row) -> str:
     return f"{note}; gave up after {row['attempts']} attempts" if row["state"] == "failed" else note
 
 
+def plan_tasks(conn: sqlite3.Connection, swarm_id: str, specs: list[TaskSpec]) -> list[str]:
+    """The ids `insert_tasks` would give these tasks now; refuses unknown dependencies and cycles. Reads only."""
+    return _plan(conn, swarm_id, specs)[0]
+
+
 def insert_tasks(conn: sqlite3.Connection, swarm_id: str, specs: list[TaskSpec], now: float | None = None) -> list[str]:
     """Add tasks inside the caller's transaction; refuses unknown dependencies and cycles. Returns the ids."""
+    ids, seq0 = _plan(conn, swarm_id, specs)
+    new = dict(zip(ids, specs, strict=True))
+    now = time.time() if now is None else now
+    conn.executemany(
+        "INSERT INTO tasks (swarm_id, id, seq, description, priority, status, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, 'open', ?, ?)",
+        [(swarm_id, tid, seq0 + k, s.description, s.priority, now, now) for k, (tid, s) in enumerate(new.items())],
+    )
+    conn.executemany(
+        "INSERT INTO task_deps (swarm_id, task_id, depends_on) VALUES (?, ?, ?)",
+        [(swarm_id, tid, d) for tid, s in new.items() for d in dict.fromkeys(s.depends_on)],
+    )
+    return ids
+
+
+def _plan(conn: sqlite3.Connection, swarm_id: str, specs: list[TaskSpec]) -> tuple[list[str], int]:
     if not specs:
         raise BoardError("no tasks given")
     if len(specs) > MAX_TASKS_PER_CALL:
@@ -109,17 +130,7 @@ def insert_tasks(conn: sqlite3.Connection, swarm_id: str, specs: list[TaskSpec],
     cycle = _find_cycle({t: [d for d in s.depends_on if d in new] for t, s in new.items()})
     if cycle:
         raise BoardError("dependency cycle: " + " -> ".join(cycle))
-    now = time.time() if now is None else now
-    conn.executemany(
-        "INSERT INTO tasks (swarm_id, id, seq, description, priority, status, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, 'open', ?, ?)",
-        [(swarm_id, tid, seq0 + k, s.description, s.priority, now, now) for k, (tid, s) in enumerate(new.items())],
-    )
-    conn.executemany(
-        "INSERT INTO task_deps (swarm_id, task_id, depends_on) VALUES (?, ?, ?)",
-        [(swarm_id, tid, d) for tid, s in new.items() for d in dict.fromkeys(s.depends_on)],
-    )
-    return ids
+    return ids, seq0
 
 
 def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:

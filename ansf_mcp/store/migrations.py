@@ -129,6 +129,30 @@ MIGRATIONS.append(
 
 MIGRATIONS.append(
     [
+        # What each probabilistic estimator predicted for an assigned (task, agent) pair, until the outcome comes
+        # back and is scored (then the row is consumed): what `auto` learns which estimator to trust from.
+        """CREATE TABLE predictions (
+            swarm_id TEXT NOT NULL REFERENCES swarms(id) ON DELETE CASCADE,
+            task_id TEXT NOT NULL,
+            agent_id TEXT NOT NULL,
+            estimator TEXT NOT NULL,
+            p REAL NOT NULL,
+            PRIMARY KEY (swarm_id, task_id, agent_id, estimator)
+        )""",
+        # Realised predictive scores per swarm and estimator (sums; divide by n).
+        """CREATE TABLE estimator_scores (
+            swarm_id TEXT NOT NULL REFERENCES swarms(id) ON DELETE CASCADE,
+            estimator TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            log_loss_sum REAL NOT NULL,
+            brier_sum REAL NOT NULL,
+            PRIMARY KEY (swarm_id, estimator)
+        )""",
+    ]
+)
+
+MIGRATIONS.append(
+    [
         # Claims as history: each claim of a task has a number (tasks.claim_seq, the fencing number of its lease);
         # an outcome belongs to one claim, at most once.
         "ALTER TABLE tasks ADD COLUMN claim_seq INTEGER NOT NULL DEFAULT 0",
