@@ -169,11 +169,15 @@ def with_live_text(active: list[dict[str, Any]], figures: dict[str, metrics.Figu
             continue
         t, h = rule.threshold(config), config.hysteresis
         clear = t * (1 + h) if rule.direction == "below" else t * (1 - h)
-        now = (f"{_fmt(fig.value)}{rule.unit} now ({fig.samples} samples in the last {config.alert_window_s:g} s)"
-               if fig.value is not None else f"no figure now ({fig.note})")
-        message = (f"{rule.label} {now}; alert {rule.direction} {_fmt(t)}{rule.unit}, clears "
-                   f"{'at or above' if rule.direction == 'below' else 'at or below'} {_fmt(clear)}{rule.unit}; "
-                   f"raised at {_fmt(alert.get('value'))}{rule.unit}")
+        about = f" of {fig.strategy}" if getattr(fig, "strategy", None) else ""
+        if fig.value is not None:
+            where = "is" if rule.breached(fig.value, config) else "is no longer"
+            now = (f"{_fmt(fig.value)}{rule.unit} now ({fig.samples} samples in the last {config.alert_window_s:g} s) "
+                   f"{where} {rule.direction} {_fmt(t)}{rule.unit}")
+        else:
+            now = f"has no figure now ({fig.note})"
+        message = (f"{rule.label}{about} {now}; clears {'at or above' if rule.direction == 'below' else 'at or below'}"
+                   f" {_fmt(clear)}{rule.unit}; raised at {_fmt(alert.get('value'))}{rule.unit}")
         out.append({**alert, "message": message, "raised_message": alert["message"], "current_value": fig.value,
                     "current_samples": fig.samples})
     return out

@@ -141,6 +141,8 @@
     const base = top + rowH * rows.length;
     add("line", { x1: x(1), x2: x(1), y1: top - 4, y2: base, stroke: "#c62828", "stroke-dasharray": "4 3", class: "bench-oracle" });
     add("text", { x: x(1), y: base + 14, "text-anchor": "middle", "font-size": 11, fill: "#c62828" }, "oracle 1.0");
+    add("text", { x: 4, y: base + 14, "font-size": 11, fill: "#607080", class: "bench-caption" },
+        "value ratio on SIMULATED episodes");
     [0, 0.5].forEach((t) => add("text", { x: x(t), y: base + 14, "text-anchor": "middle", "font-size": 11, fill: "#607080" }, String(t)));
     el.innerHTML = "";
     el.appendChild(svg);
