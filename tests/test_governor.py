@@ -125,10 +125,10 @@ async def test_critical_phase_through_the_tools(tmp_path: Path) -> None:
         assert status["phase"]["changes"] == {"critical->optimal": 1}
         third = (await client.call_tool("next_task", {"swarm_id": sw["swarm_id"], "agent_id": "agent-2"})).structured_content
         assert third["claimed"]
-    with app.store.reading() as conn:
-        rows = [tuple(r) for r in conn.execute("SELECT from_phase, to_phase FROM phase_changes ORDER BY id")]
-    assert rows == [(None, "critical"), ("critical", "optimal")]
-    app.shutdown()
+        with app.store.reading() as conn:
+            rows = [tuple(r) for r in conn.execute("SELECT from_phase, to_phase FROM phase_changes ORDER BY id")]
+    assert rows == [("critical", "optimal")]  # where the process started is no change
+    assert not app.ready, "the SDK lifespan stops the runtime when the client leaves"
 
 
 def test_ansf_status_json_shows_phase_and_reason(tmp_path: Path) -> None:
@@ -157,3 +157,29 @@ async def test_critical_phase_never_imports_torch(tmp_path: Path) -> None:
         status = (await client.call_tool("system_status", {})).structured_content
     assert status["phase"]["phase"] == "1 critical"
     assert status["models"]["torch_imported"] is False
+
+
+@pytest.mark.anyio
+async def test_a_start_is_not_logged_as_a_phase_change(tmp_path: Path) -> None:
+    root = cgroup_v2(tmp_path / "cg", used=int(2 * GiB), limit=10 * GiB)
+    settings = Settings(data_dir=tmp_path / "data", cgroup_root=root, warm_model=False)
+    for _ in range(2):  # two starts of a server on one store
+        server, _ = build_server(settings)
+        async with Client(server) as client:
+            assert (await client.call_tool("system_status", {})).structured_content["phase"]["phase"] == "3 optimal"
+    from ansf_mcp.store.db import Store
+
+    store = Store(settings.db_path)
+    with store.reading() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM phase_changes").fetchone()[0] == 0
+    store.close()
+
+
+def test_the_phase_reason_quotes_the_current_reading(tmp_path: Path) -> None:
+    root = cgroup_v2(tmp_path / "cg", used=int(2 * GiB), limit=10 * GiB)
+    governor = Governor(Settings(cgroup_root=root), min_interval_s=0)
+    governor.refresh()
+    assert "memory 20.0% used" in governor.reason
+    cgroup_v2(root, used=int(3 * GiB), limit=10 * GiB)  # no phase change, a new reading
+    governor.refresh()
+    assert "memory 30.0% used" in governor.reason

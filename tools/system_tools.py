@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp.server.mcpserver import MCPServer
-from mcp.types import ToolAnnotations
+from ansf_mcp.tools.registry import Kind, Toolbox
 from pydantic import BaseModel, Field
 
 from ansf_mcp import __version__
@@ -13,7 +12,7 @@ from ansf_mcp.board import scores
 from ansf_mcp.coordinator import scoring
 from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE
 from ansf_mcp.coordinator.scoring import EstimatorScore
-from ansf_mcp.server.context import AppContext
+from ansf_mcp.runtime import Runtime
 from ansf_mcp.system.measure import (
     MachineFigures,
     ProcessFigures,
@@ -41,7 +40,7 @@ class SystemStatus(BaseModel):
     components: dict[str, Any]
 
 
-def collect(app: AppContext) -> SystemStatus:
+def collect(app: Runtime) -> SystemStatus:
     limits = app.limits()
     with app.store.reading() as conn:
         estimators = scoring.scores(scores.overall(conn), list(scoring.AUTO_CANDIDATES))
@@ -70,15 +69,9 @@ def collect(app: AppContext) -> SystemStatus:
     )
 
 
-def register(server: MCPServer, app: AppContext) -> None:
+def register(tools: Toolbox, app: Runtime) -> None:
+    @tools.add(Kind.READ, "System status")
     async def system_status() -> SystemStatus:
         """Version, data directory, measured memory and CPU, operating phase, loaded models, the estimators'
         realised scores, uptime."""
         return collect(app)
-
-    server.add_tool(
-        system_status,
-        annotations=ToolAnnotations(
-            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-        ),
-    )

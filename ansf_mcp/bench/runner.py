@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ansf_mcp import __version__
-from ansf_mcp.bench import external_suites, mcp_suite, memory_suite, phases_suite, replay_suite
+from ansf_mcp.bench import chaos_suite, external_suites, mcp_suite, memory_suite, phases_suite, replay_suite
 from ansf_mcp.bench.context import BenchCancelled, SuiteContext
 from ansf_mcp.store.db import Store
 
@@ -31,8 +31,10 @@ SUITES: dict[str, tuple[Runner, Callable[[dict[str, Any]], str], str]] = {
                "psutil RSS of a real stdio server, VmHWM peaks of fresh interpreters, the cache directory on disk"),
     "phases": (phases_suite.run, phases_suite.markdown,
                "stdio servers under prepared cgroup folders, one per phase; quality on simulated held-out episodes"),
+    "chaos": (chaos_suite.run, chaos_suite.markdown,
+              "stdio servers SIGKILLed mid-workload, several servers on one data directory, schema fuzzing"),
 }
-ALL_ORDER = ("mcp", "coordination", "replay", "semantic", "memory", "phases")
+ALL_ORDER = ("mcp", "coordination", "replay", "semantic", "memory", "phases")  # chaos runs only when named
 SUITE_NAMES = (*SUITES, "all")
 
 

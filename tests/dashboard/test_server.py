@@ -31,7 +31,7 @@ def test_health_metrics_snapshot_and_page(dashboard_process) -> None:
     assert snap["calibration"]["strategies"]["history"]["outcomes"] == 0 and snap["estimators"]["swarms"] == []
     text = httpx.get(f"{base}/metrics")
     assert text.headers["content-type"].startswith("text/plain")
-    assert "ansf_memory_used_bytes" in text.text and 'ansf_tasks{state="open"} 0.0' in text.text
+    assert "ansf_memory_used_bytes" in text.text and 'ansf_tasks{state="ready"} 0.0' in text.text
     assert "ansf_neural_accuracy " not in text.text  # no data: left out, not reported as 0
     assert "ansf_calibration_brier_score{" not in text.text and "ansf_coordination_accuracy" not in text.text
 
@@ -104,7 +104,7 @@ def test_mounted_into_the_mcp_http_app(settings) -> None:
     from ansf_mcp.dashboard.app import build_dashboard
     from ansf_mcp.dashboard.config import DashboardConfig
     from ansf_mcp.server.app import build_server
-    from ansf_mcp.server.http import health_route
+    from ansf_mcp.web import health_route
 
     server, app = build_server(settings)
     inner = server.streamable_http_app(host="127.0.0.1")
