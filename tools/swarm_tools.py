@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Literal
 
 import anyio
-from ansf_mcp.tools.errors import clear_errors
-from mcp.server.mcpserver import MCPServer
+from ansf_mcp.tools.answers import Shrinking, cut
+from ansf_mcp.tools.registry import Kind, Toolbox
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ansf_mcp.board import messages, presets, swarms
-from ansf_mcp.board import tasks as board
+from ansf_mcp.board.board import Board, TaskFilter
+from ansf_mcp.board.lifecycle import BoardPolicy
 from ansf_mcp.board.models import (
     ID_PATTERN,
     MAX_MESSAGE_CHARS,
@@ -21,20 +22,27 @@ from ansf_mcp.board.models import (
     AgentSpec,
     Claim,
     DissolveReceipt,
+    LeaseReceipt,
     MessageView,
     OutcomeReceipt,
+    ReassignReceipt,
+    ReleaseReceipt,
     SentMessage,
     SwarmSummary,
     SwarmView,
     TaskSpec,
+    TaskState,
     Topology,
 )
-from ansf_mcp.coordinator.episode import CoordinationResult, Strategy
+from ansf_mcp.coordinator.episode import CoordinationResult, ModelUnavailable, Strategy
+from ansf_mcp.coordinator.warmup import ModelWarmer
 from ansf_mcp.runtime import Runtime
 
-SwarmId = Annotated[str, Field(pattern=r"^swarm-[0-9a-f]{12}$", description="id from spawn_swarm")]
-AgentId = Annotated[str, Field(pattern=ID_PATTERN)]
-TaskId = Annotated[str, Field(pattern=ID_PATTERN)]
+SwarmId = Annotated[
+    str, Field(pattern=r"^swarm-[0-9a-f]{12}$", description="swarm id from spawn_swarm, e.g. 'swarm-1a2b3c4d5e6f'")
+]
+AgentId = Annotated[str, Field(pattern=ID_PATTERN, description="agent id within the swarm, e.g. 'agent-0'")]
+TaskId = Annotated[str, Field(pattern=ID_PATTERN, description="task id within the swarm, e.g. 'task-3'")]
 
 
 class SwarmStatus(BaseModel):
@@ -53,93 +61,162 @@ class Inbox(BaseModel):
 
 # Numbers at the edge are finite and bounded: one absurd duration must not poison every later sum.
 MAX_DURATION_S = 30 * 24 * 3600.0
-
-# Past this many characters of JSON an answer costs a client more context than it is worth.
-MAX_ANSWER_CHARS = 40_000
 PREVIEW_CHARS = 160
+TEXT_DESCRIPTION_CHARS = 80
+DEFAULT_PAGE = 10
+LeaseSeconds = Annotated[
+    float | None,
+    Field(gt=0, le=7 * 24 * 3600,
+          description="how long the claim holds before the task returns to the board (default 300)"),
+]
 
 
-def shrink(view: SwarmView) -> SwarmView:
-    """Full -> compact (long texts cut to a preview) -> counts (no task list), saying which step was taken."""
-    # A cheap upper bound first: serialising every answer just to measure it would tax the hot path.
-    bound = sum(
-        len(t.description) + len(t.result or "") + len(t.last_error or "") + 400
-        + sum(len(d) + 4 for d in (*t.depends_on, *t.blocked_by))
-        for t in view.tasks
-    ) + sum(300 + len(a.role) + sum(len(c) + 4 for c in a.capabilities) for a in view.agents)
-    if bound <= MAX_ANSWER_CHARS or len(view.model_dump_json()) <= MAX_ANSWER_CHARS:
-        return view
+def status_steps(status: SwarmStatus) -> Shrinking[SwarmStatus]:
+    """Full -> compact (long texts cut to a preview) -> counts (no task list), each saying what it left out."""
+    view = status.swarm
+    if view is None:
+        return Shrinking(status)
 
-    def cut(text: str | None) -> str | None:
-        return text if text is None or len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "…"
+    def compact() -> SwarmStatus:
+        return SwarmStatus(swarm=view.model_copy(
+            update={
+                "tasks": [
+                    t.model_copy(update={"description": cut(t.description, PREVIEW_CHARS + 1),
+                                         "result": cut(t.result, PREVIEW_CHARS + 1),
+                                         "last_error": cut(t.last_error, PREVIEW_CHARS + 1)})
+                    for t in view.tasks
+                ],
+                "shrunk": "compact",
+            }
+        ))
 
-    compact = view.model_copy(
-        update={
-            "tasks": [
-                t.model_copy(update={"description": cut(t.description), "result": cut(t.result),
-                                     "last_error": cut(t.last_error)})
-                for t in view.tasks
-            ],
-            "shrunk": "compact",
-        }
-    )
-    if len(compact.model_dump_json()) <= MAX_ANSWER_CHARS:
-        return compact
-    counts = view.model_copy(
-        update={"tasks": [], "tasks_omitted": view.tasks_omitted + len(view.tasks), "shrunk": "counts"}
-    )
-    if len(counts.model_dump_json()) <= MAX_ANSWER_CHARS:
-        return counts
-    # Many agents with long capability lists: keep each agent's first few, cut, and say so.
-    return counts.model_copy(update={
-        "agents": [a.model_copy(update={"capabilities": [c[:24] for c in a.capabilities[:3]]
-                                        + ([f"…(+{len(a.capabilities) - 3})"] if len(a.capabilities) > 3 else [])})
-                   for a in view.agents],
-        "shrunk": "counts",
-    })
+    def counts() -> SwarmStatus:
+        return SwarmStatus(swarm=view.model_copy(
+            update={"tasks": [], "tasks_omitted": view.tasks_omitted + len(view.tasks), "shrunk": "counts"}
+        ))
+
+    def counts_and_short_agents() -> SwarmStatus:
+        # Many agents with long capability lists: keep each agent's first few, cut, and say so.
+        short = counts().swarm
+        return SwarmStatus(swarm=short.model_copy(update={  # type: ignore[union-attr]
+            "agents": [a.model_copy(update={"capabilities": [c[:24] for c in a.capabilities[:3]]
+                                            + ([f"…(+{len(a.capabilities) - 3})"] if len(a.capabilities) > 3 else [])})
+                       for a in view.agents],
+            "shrunk": "counts, capabilities cut",
+        }))
+
+    return Shrinking(status, compact, counts, counts_and_short_agents)
 
 
-def _ro() -> ToolAnnotations:
-    return ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+def _counts_text(counts: dict[str, int]) -> str:
+    shown = [f"{state} {n}" for state, n in counts.items() if n]
+    return ", ".join(shown) or "none"
 
 
-def _rw(*, destructive: bool = False, idempotent: bool = False) -> ToolAnnotations:
-    return ToolAnnotations(
-        read_only_hint=False, destructive_hint=destructive, idempotent_hint=idempotent, open_world_hint=False
-    )
+def status_text(status: SwarmStatus) -> str:
+    """swarm_status for the model: one line per agent and per task shown; the full data is structured content."""
+    if status.swarm is None:
+        if not status.swarms:
+            return "no swarms; spawn_swarm creates one"
+        return "\n".join(
+            f"{s.swarm_id} {s.name!r} ({s.topology}, {s.agents} agents): tasks {_counts_text(s.tasks_by_state)}"
+            for s in status.swarms
+        )
+    v = status.swarm
+    lines = [f"swarm {v.swarm_id} {v.name!r} ({v.topology}); tasks: {_counts_text(v.tasks_by_state)}"]
+    lines.append("agents (holding/capacity, assigned, succeeded, failed): " + "; ".join(
+        f"{a.id} {a.role} {a.active_claims}/{a.capacity} {a.assigned_open} {a.successes} {a.failures}"
+        for a in v.agents))
+    if v.tasks:
+        first = v.tasks_matching - v.tasks_omitted - len(v.tasks) + 1
+        lines.append(f"tasks {first}-{first + len(v.tasks) - 1} of {v.tasks_matching}"
+                     + (f" (next page: cursor={v.next_cursor!r})" if v.next_cursor else "") + ":")
+    elif v.tasks_matching:
+        lines.append(f"{v.tasks_matching} matching task(s), none listed here")
+    for t in v.tasks:
+        if t.state == "claimed":
+            detail = f" by {t.lease_owner}, {t.lease_expires_in_s:.0f} s left"
+        elif t.state == "blocked":
+            detail = f" on {', '.join(t.blocked_by)}"
+        elif t.state == "failed":
+            detail = f": {cut(t.last_error, 60)}"
+        else:
+            detail = ""
+        if t.assignee and t.state in ("ready", "blocked"):
+            detail += f" -> {t.assignee}"
+        if t.attempts and t.state != "succeeded":
+            detail += f", attempt {t.attempts}"
+        lines.append(f"- {t.id} [{t.state}{detail}] p{t.priority}: {cut(t.description, TEXT_DESCRIPTION_CHARS)}")
+    if v.shrunk:
+        lines.append(f"(answer shrunk: {v.shrunk}; filter by state or agent, or page with a smaller limit)")
+    return "\n".join(lines)
 
 
-def register(server: MCPServer, app: Runtime) -> None:
+def register(tools: Toolbox, app: Runtime) -> None:
     store = app.store
-    settings = app.settings
+    board = Board(store, BoardPolicy.from_settings(app.settings), clock=lambda: app.clock())
+    warmer = ModelWarmer(store)
+    app.status_providers["model_warmup"] = warmer.status
+    if app.settings.warm_model:
+        app.on_start.append(lambda: warmer.start(app.limits().neural_allowed, app.limits().reason))
+    else:
+        warmer.start(False, "off (ANSF_WARMUP=0): the model loads on the first neural decision")
 
+    @tools.add(Kind.WRITE, "Spawn a swarm")
     async def spawn_swarm(
-        name: Annotated[str, Field(min_length=1, max_length=200)],
-        agents: Annotated[list[AgentSpec], Field(min_length=1, max_length=64)],
-        topology: Topology = "mesh",
+        name: Annotated[str, Field(min_length=1, max_length=200, description="a name for people, e.g. 'billing'")],
+        agents: Annotated[
+            list[AgentSpec],
+            Field(min_length=1, max_length=64,
+                  description="the agents, e.g. [{\"role\": \"backend\", \"capabilities\": [\"python\"]}]"),
+        ],
+        topology: Annotated[Topology, Field(description="who may message whom")] = "mesh",
     ) -> SwarmView:
         """Create a swarm of typed agents. Topology routes messages: mesh, star (first agent is the hub),
         hierarchical (each agent's `lead`, default the first agent), ring."""
-        with clear_errors():
-            return swarms.spawn(store, name, agents, topology)
+        return swarms.spawn(store, name, agents, topology)
 
+    @tools.add(Kind.READ, "Swarm status", text=status_text)
     async def swarm_status(
-        swarm_id: SwarmId | None = None,
-        max_tasks: Annotated[int, Field(ge=0, le=5000)] = 200,
-    ) -> SwarmStatus:
-        """One swarm's agents (with load) and tasks (state, lease, assignee); without an id, all swarms.
-        Large boards shrink: texts cut, then counts only (`shrunk` says so); lower max_tasks to page less."""
-        with clear_errors():
-            if swarm_id is None:
-                return SwarmStatus(swarms=swarms.summaries(store))
-            return SwarmStatus(
-                swarm=shrink(swarms.view(store, swarm_id, max_tasks=max_tasks, max_attempts=settings.max_attempts))
-            )
+        swarm_id: Annotated[
+            SwarmId | None,
+            Field(description="swarm id from spawn_swarm, e.g. 'swarm-1a2b3c4d5e6f'; leave out to list all swarms"),
+        ] = None,
+        state: Annotated[
+            list[TaskState] | None,
+            Field(description="only tasks in these states, e.g. ['ready', 'claimed']", max_length=5),
+        ] = None,
+        agent: Annotated[
+            str | None, Field(pattern=ID_PATTERN, description="only tasks assigned to or claimed by this agent")
+        ] = None,
+        cursor: Annotated[
+            str | None, Field(pattern=r"^[0-9]{1,12}$", description="next_cursor of the previous answer: the next page")
+        ] = None,
+        limit: Annotated[int, Field(ge=0, le=500, description=f"at most this many tasks (default {DEFAULT_PAGE})")]
+        = DEFAULT_PAGE,
+    ) -> Shrinking[SwarmStatus]:
+        """One swarm's task counts, agents (with load) and a page of its tasks in board order (filter by state
+        or agent, page with cursor); without an id, every swarm's counts."""
+        if swarm_id is None:
+            return Shrinking(SwarmStatus(swarms=board.summaries()))
+        filters = TaskFilter(states=tuple(state or ()), agent=agent,
+                             after_seq=int(cursor) if cursor is not None else None)
+        return status_steps(SwarmStatus(swarm=board.view(swarm_id, limit=limit, filters=filters)))
 
+    @tools.add(Kind.WRITE, "Coordinate tasks")
     async def coordinate(
         swarm_id: SwarmId,
-        tasks: Annotated[list[TaskSpec], Field(min_length=1, max_length=MAX_TASKS_PER_CALL)],
-        strategy: Strategy = "auto",
+        tasks: Annotated[
+            list[TaskSpec],
+            Field(min_length=1, max_length=MAX_TASKS_PER_CALL,
+                  description="tasks to put on the board, e.g. [{\"id\": \"api\", \"description\": \"Add "
+                              "paging\"}, {\"description\": \"Test paging\", \"depends_on\": [\"api\"]}]"),
+        ],
+        strategy: Annotated[
+            Strategy,
+            Field(description="how success is estimated: auto (neural when allowed, else history), neural, "
+                              "history, tags, round-robin"),
+        ] = "auto",
     ) -> CoordinationResult:
         """Put tasks on the board and assign them to agents (estimate success per agent, then exact matching).
         `auto` says which strategy it used."""
@@ -149,89 +226,109 @@ def register(server: MCPServer, app: Runtime) -> None:
             # Imported on first use: numpy and scipy cost ~60 MB that an idle server should not carry.
             from ansf_mcp.board import assign
 
-            with clear_errors():
-                return assign.submit_and_assign(
-                    store, swarm_id, tasks, strategy, neural_allowed=limits.neural_allowed
-                )
+            if strategy in ("auto", "neural") and limits.neural_allowed:
+                # A model not loaded yet loads here, timed as a model load, not inside the decision.
+                with contextlib.suppress(ModelUnavailable):  # auto falls back; neural says why in the decision
+                    warmer.ensure(None)
+            return assign.submit_and_assign(store, swarm_id, tasks, strategy, neural_allowed=limits.neural_allowed)
 
         return await anyio.to_thread.run_sync(run)
 
-    async def next_task(
-        swarm_id: SwarmId,
-        agent_id: AgentId,
-        lease_seconds: Annotated[float, Field(gt=0, le=7 * 24 * 3600)] | None = None,
-    ) -> Claim:
-        """Claim the agent's next ready task under a lease (default 300 s), or say why nothing is ready."""
+    @tools.add(Kind.WRITE, "Claim the next task")
+    async def next_task(swarm_id: SwarmId, agent_id: AgentId, lease_seconds: LeaseSeconds = None) -> Claim:
+        """Claim the agent's next ready task under a lease (default 300 s): its own assignments, then unassigned
+        work, then work of an agent that has been away too long; or say why nothing is ready."""
         limits = app.limits()
-        with clear_errors():
-            return board.claim_next(
-                store,
-                swarm_id,
-                agent_id,
-                lease_seconds or settings.default_lease_s,
-                max_attempts=settings.max_attempts,
-                max_active_agents=limits.max_active_agents,
-            )
+        return board.claim_next(swarm_id, agent_id, lease_seconds, max_active_agents=limits.max_active_agents)
 
+    @tools.add(Kind.IDEMPOTENT, "Renew a lease")
+    async def renew_lease(
+        swarm_id: SwarmId, task_id: TaskId, agent_id: AgentId, lease_seconds: LeaseSeconds = None
+    ) -> LeaseReceipt:
+        """Heartbeat for long work: the agent holding the task's live lease extends it to lease_seconds from now."""
+        return board.renew(swarm_id, task_id, agent_id, lease_seconds)
+
+    @tools.add(Kind.IDEMPOTENT, "Release a task")
+    async def release_task(
+        swarm_id: SwarmId,
+        task_id: TaskId,
+        agent_id: AgentId,
+        reason: Annotated[str, Field(max_length=2000, description="why it is given back (kept as last_error)")]
+        = "",
+    ) -> ReleaseReceipt:
+        """Give a claimed task back without an outcome: any agent may take it, and the attempt is not counted."""
+        return board.release(swarm_id, task_id, agent_id, reason)
+
+    @tools.add(Kind.IDEMPOTENT, "Reassign a task")
+    async def reassign_task(
+        swarm_id: SwarmId,
+        task_id: TaskId,
+        to_agent: Annotated[
+            str | None, Field(pattern=ID_PATTERN, description="the new assignee; leave out to let any agent take it")
+        ] = None,
+    ) -> ReassignReceipt:
+        """Move a ready or blocked task to another agent (or to nobody); a claimed task must be released first."""
+        return board.reassign(swarm_id, task_id, to_agent)
+
+    @tools.add(Kind.IDEMPOTENT, "Report an outcome")
     async def report_outcome(
         swarm_id: SwarmId,
         task_id: TaskId,
         agent_id: AgentId,
-        success: bool,
-        summary: Annotated[str, Field(max_length=MAX_SUMMARY_CHARS)] = "",
-        duration_s: Annotated[float, Field(ge=0, le=MAX_DURATION_S, allow_inf_nan=False)] | None = None,
+        success: Annotated[bool, Field(description="true if the task was done, false if the attempt failed")],
+        summary: Annotated[
+            str, Field(max_length=MAX_SUMMARY_CHARS, description="what was done, or why it failed")
+        ] = "",
+        duration_s: Annotated[
+            float | None,
+            Field(ge=0, le=MAX_DURATION_S, allow_inf_nan=False,
+                  description="seconds the agent worked on it (feeds the efficiency figure)"),
+        ] = None,
     ) -> OutcomeReceipt:
-        """Record a task's outcome; it joins the agent's history and shapes later assignments.
-        A failure re-offers the task until the attempt limit."""
-        with clear_errors():
-            return board.report(
-                store, swarm_id, task_id, agent_id, success, summary, duration_s, max_attempts=settings.max_attempts
-            )
+        """Record the outcome of a task the agent holds under a live lease; it joins the agent's history and
+        shapes later assignments. A failure re-offers the task until the attempt limit; a repeated report gets
+        the first answer."""
+        return board.report(swarm_id, task_id, agent_id, success, summary, duration_s)
 
+    @tools.add(Kind.WRITE, "Send a message")
     async def send_message(
         swarm_id: SwarmId,
-        from_agent: AgentId,
-        body: Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)],
-        to_agent: AgentId | None = None,
+        from_agent: Annotated[str, Field(pattern=ID_PATTERN, description="the sending agent's id")],
+        body: Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="the message text")],
+        to_agent: Annotated[
+            str | None, Field(pattern=ID_PATTERN, description="the recipient's id; leave out to reach every "
+                                                              "neighbour the topology allows")
+        ] = None,
     ) -> SentMessage:
         """Message another agent (or, without to_agent, every neighbour); the topology decides who is reachable."""
-        with clear_errors():
-            return messages.send(store, swarm_id, from_agent, to_agent, body)
+        return messages.send(store, swarm_id, from_agent, to_agent, body)
 
+    @tools.add(Kind.READ, "Read messages")
     async def read_messages(
         swarm_id: SwarmId,
         agent_id: AgentId,
-        since: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0,
-        limit: Annotated[int, Field(ge=1, le=1000)] = 100,
+        since: Annotated[
+            int, Field(ge=0, le=2**63 - 1,
+                       description="only messages with a larger id: the next_since of the previous answer")
+        ] = 0,
+        limit: Annotated[int, Field(ge=1, le=1000, description="at most this many messages")] = 100,
     ) -> Inbox:
         """Messages delivered to an agent, oldest first, newer than `since`."""
-        with clear_errors():
-            found = messages.read(store, swarm_id, agent_id, since, limit)
+        found = messages.read(store, swarm_id, agent_id, since, limit)
         return Inbox(messages=found, next_since=found[-1].id if found else since)
 
-    async def spawn_preset(preset: Literal["six-swarms"] = "six-swarms") -> PresetSwarms:
+    @tools.add(Kind.WRITE, "Spawn the preset swarms")
+    async def spawn_preset(
+        preset: Annotated[Literal["six-swarms"], Field(description="which preset: the six specialised swarms")]
+        = "six-swarms",
+    ) -> PresetSwarms:
         """Multi-swarm operation (phase 3 "optimal" only): spawn the six specialised swarms, 32 agents."""
         limits = app.limits()
         if limits.max_active_agents is not None:
             raise ToolError(f"multi-swarm presets need phase 3 optimal; now {limits.phase}: {limits.reason}")
-        with clear_errors():
-            return PresetSwarms(swarms=presets.spawn_preset(store, preset))
+        return PresetSwarms(swarms=presets.spawn_preset(store, preset))
 
+    @tools.add(Kind.DESTRUCTIVE, "Dissolve a swarm")
     async def dissolve_swarm(swarm_id: SwarmId) -> DissolveReceipt:
         """Delete a swarm with its agents, tasks, outcomes and messages; says what it removed."""
-        with clear_errors():
-            return swarms.dissolve(store, swarm_id)
-
-    for fn, hints in (
-        (spawn_swarm, _rw()),
-        (swarm_status, _ro()),
-        (coordinate, _rw()),
-        (next_task, _rw()),
-        (report_outcome, _rw()),
-        (send_message, _rw()),
-        (read_messages, _ro()),
-        (dissolve_swarm, _rw(destructive=True)),
-        (spawn_preset, _rw()),
-    ):
-        # One line per description: clients show it verbatim and every character costs context.
-        server.add_tool(fn, description=" ".join((fn.__doc__ or "").split()), annotations=hints)
+        return swarms.dissolve(store, swarm_id)

@@ -21,12 +21,12 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$"
 
 
 class AgentSpec(BaseModel):
-    role: str = Field(min_length=1, max_length=200)
+    role: str = Field(min_length=1, max_length=200, description="what the agent does, e.g. 'backend'")
     capabilities: list[Annotated[str, Field(min_length=1, max_length=MAX_CAPABILITY_CHARS)]] = Field(
-        default_factory=list, max_length=50
+        default_factory=list, max_length=50, description="skills, e.g. ['python', 'sql']; they steer assignment"
     )
-    capacity: int = Field(default=1, ge=1, le=100)
-    id: str | None = Field(default=None, pattern=ID_PATTERN)
+    capacity: int = Field(default=1, ge=1, le=100, description="how many tasks it may hold at once")
+    id: str | None = Field(default=None, pattern=ID_PATTERN, description="its id (default: 'agent-<n>')")
     lead: str | None = Field(
         default=None, pattern=ID_PATTERN,
         description="hierarchical only: id of this agent's lead (default: the first agent)",
@@ -34,10 +34,13 @@ class AgentSpec(BaseModel):
 
 
 class TaskSpec(BaseModel):
-    id: str | None = Field(default=None, pattern=ID_PATTERN)
-    description: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    id: str | None = Field(default=None, pattern=ID_PATTERN, description="its id (default: 'task-<n>')")
+    description: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="what is to be done")
     priority: int = Field(default=1, ge=0, le=1_000, description="higher runs first")
-    depends_on: list[str] = Field(default_factory=list, max_length=100)
+    depends_on: list[str] = Field(
+        default_factory=list, max_length=100,
+        description="ids of tasks (on the board or in this call) that must succeed first, e.g. ['api']",
+    )
 
 
 class AgentView(BaseModel):
@@ -64,6 +67,7 @@ class TaskView(BaseModel):
     lease_owner: str | None = None
     lease_expires_in_s: float | None = None
     attempts: int = 0
+    claim: int | None = Field(default=None, description="number of the current (or last) claim on this task")
     blocked_by: list[str] = Field(default_factory=list)
     last_error: str | None = None
     result: str | None = None
@@ -85,7 +89,9 @@ class SwarmView(BaseModel):
     agents: list[AgentView]
     tasks_by_state: dict[str, int]
     tasks: list[TaskView]
-    tasks_omitted: int = 0
+    tasks_matching: int = Field(default=0, description="tasks that match the filters (all tasks without filters)")
+    tasks_omitted: int = Field(default=0, description="matching tasks not in this answer")
+    next_cursor: str | None = Field(default=None, description="pass as `cursor` for the next page of tasks")
     estimators: list[EstimatorScore] = Field(
         default_factory=list, description="each probabilistic estimator's realised score on this swarm's outcomes"
     )
@@ -98,23 +104,49 @@ class SwarmView(BaseModel):
 class Claim(BaseModel):
     claimed: bool
     task: TaskView | None = None
+    claim: int | None = Field(default=None, description="this claim's number; outcomes and renewals refer to it")
     lease_expires_in_s: float | None = None
+    taken_over_from: str | None = Field(
+        default=None, description="the absent agent the task was assigned to, when it was taken over"
+    )
     reason: str | None = Field(default=None, description="why nothing was claimed")
+    note: str | None = None
 
 
 class OutcomeReceipt(BaseModel):
     task_id: str
     state: TaskState
     attempts: int
+    claim: int = Field(description="the claim this outcome closed")
     outcome_id: int
     unblocked: list[str] = Field(default_factory=list, description="tasks this success made ready")
     note: str | None = None
 
 
+class LeaseReceipt(BaseModel):
+    task_id: str
+    claim: int
+    lease_expires_in_s: float
+
+
+class ReleaseReceipt(BaseModel):
+    task_id: str
+    state: TaskState
+    attempts: int = Field(description="attempts counted so far; a released claim is not counted")
+    claim: int
+
+
+class ReassignReceipt(BaseModel):
+    task_id: str
+    state: TaskState
+    assignee: str | None = Field(default=None, description="the new assignee; null: any agent may take it")
+    previous: str | None = None
+
+
 class MessageView(BaseModel):
     id: int
     from_agent: str
-    to_agent: str | None
+    to_agent: str | None = Field(default=None, description="null for a broadcast")
     route: str
     body: str
     created_at: float

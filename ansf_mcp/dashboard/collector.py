@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ansf_mcp.board.board import Board
+from ansf_mcp.board.lifecycle import TASK_STATES, BoardPolicy
 from ansf_mcp.dashboard import alerts, metrics
 from ansf_mcp.dashboard.config import DashboardConfig
 from ansf_mcp.runtime import Runtime
@@ -21,7 +23,8 @@ SERIES: dict[str, tuple[str, str]] = {
     "memory.used_bytes": ("memory used", "bytes"),
     "process.rss_bytes": ("this process RSS", "bytes"),
     "phase.level": ("phase (1 critical, 2 enhanced, 3 optimal)", "level"),
-    "tasks.open": ("tasks open", "count"),
+    "tasks.ready": ("tasks ready", "count"),
+    "tasks.blocked": ("tasks blocked", "count"),
     "tasks.claimed": ("tasks claimed", "count"),
     "tasks.succeeded": ("tasks succeeded", "count"),
     "tasks.failed": ("tasks failed", "count"),
@@ -47,6 +50,7 @@ class Collector:
         self._last_ts: float | None = None
         self._last_claims: int | None = None
         self.latest: dict[str, Any] | None = None
+        self.board = Board(app.store, BoardPolicy.from_settings(app.settings))
 
     # -- one collection ------------------------------------------------------------------------------------------
 
@@ -74,9 +78,10 @@ class Collector:
         measured = part("figures", lambda: alerts.measure(store, self.config, now), None)
         figures = measured.figures if measured is not None else {}
         calibration = measured.calibration if measured is not None else {"strategies": {}}
-        memory = part("memory", lambda: metrics.memory_reading(self.app.settings.cgroup_root), {})
+        memory = part("memory", self._memory, {})
+        model_load = part("model_load", read(metrics.model_load), metrics.Figure(None, 0, "could not be read"))
         phase = part("phase", read(lambda conn: metrics.phase_info(self.app, conn)), {})
-        tasks = part("tasks", read(metrics.task_counts), {})
+        tasks = part("tasks", read(lambda conn: metrics.task_counts(conn, self.board, now)), {})
         claims = part("claims", read(metrics.claims_counter), None)
         elapsed = (now - self._last_ts) if self._last_ts else self.config.interval_s
         outcomes = part("outcomes", read(lambda conn: metrics.outcomes_since(conn, now - elapsed)), None)
@@ -99,7 +104,7 @@ class Collector:
             "memory.used_bytes": memory.get("used_bytes"),
             "process.rss_bytes": metrics.process_rss(),
             "phase.level": phase.get("level"),
-            **{f"tasks.{k}": v for k, v in tasks.items() if k in metrics.TASK_STATES},
+            **{f"tasks.{k}": v for k, v in tasks.items() if k in TASK_STATES},
             "rate.claims_per_min": claims_rate,
             "rate.outcomes_per_min": outcomes * 60.0 / elapsed if outcomes is not None and elapsed > 0 else None,
             "latency.p50_ms": fig("coordinate_p50_ms"),
@@ -130,6 +135,7 @@ class Collector:
             "calibration": calibration,
             "estimators": estimators,
             "benchmark": benchmark,
+            "model_load": model_load.as_dict(),
             "replay": replay,
             "semantic": semantic,
             "points": points,
@@ -141,6 +147,20 @@ class Collector:
         snapshot = finite(snapshot)
         self.latest = snapshot
         return snapshot
+
+    def _memory(self) -> dict[str, Any]:
+        """The governor's own reading when there is a governor, so the memory card and the phase's reason (which
+        quotes the reading it rests on) show the same number."""
+        governor = getattr(self.app, "governor", None)
+        if governor is None:
+            return metrics.memory_reading(self.app.settings.cgroup_root)
+        try:
+            governor.refresh(force=True)
+        except Exception:  # fall back to the dashboard's own reading, which says where it came from
+            return metrics.memory_reading(self.app.settings.cgroup_root)
+        r = governor.reading
+        return {"used_bytes": int(r.used_bytes), "limit_bytes": int(r.limit_bytes) if r.limit_bytes else None,
+                "fraction": float(r.fraction), "source": str(r.source)}
 
     # -- the ring ------------------------------------------------------------------------------------------------
 

@@ -76,6 +76,10 @@ class SnapshotCollector(PromCollector):
         ):
             if figures[key]["value"] is not None:
                 yield GaugeMetricFamily(name, doc, value=figures[key]["value"])
+        load = snap.get("model_load") or {}
+        if load.get("value") is not None:
+            yield GaugeMetricFamily("ansf_model_load_ms", "Last neural model load (kept out of coordinate latency)",
+                                    value=load["value"])
         yield from calibration_gauges(snap.get("calibration"))
         yield from estimator_gauges(snap.get("estimators"))
         yield from benchmark_gauges(snap.get("benchmark"), snap.get("replay"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 
 from mcp.server.mcpserver import MCPServer
 
@@ -16,25 +16,28 @@ INSTRUCTIONS = (
 )
 
 
-def build_server(settings: Settings) -> tuple[MCPServer[Runtime], Runtime]:
-    """The MCP server over a runtime built from `settings`.
+def build_server(settings: Settings, *, clock: Callable[[], float] | None = None) -> tuple[MCPServer[Runtime], Runtime]:
+    """The MCP server over a runtime built from `settings` (`clock`: the board's time, for tests).
 
     The runtime starts and stops in the SDK's lifespan: once per stdio run, once per Streamable HTTP app (the
     session manager enters it), and nested inside the HTTP app's own lifespan for SSE.
     """
     # Imported here so that the core never imports the tool surface at module import time.
     from ansf_mcp.tools import bench_tools, semantic_tools, swarm_tools, system_tools
+    from ansf_mcp.tools.registry import Toolbox, tool_server
 
     configure_logging(settings.log_level)
     runtime = Runtime.open(settings)
-    server: MCPServer[Runtime] = MCPServer(
-        name="ansf-mcp",
+    if clock is not None:
+        runtime.clock = clock
+    server = tool_server(
+        "ansf-mcp",
         version=__version__,
         instructions=INSTRUCTIONS,
         log_level=settings.log_level,
         lifespan=lambda _server: runtime.serving(),
     )
-    logging.getLogger().setLevel(settings.log_level)  # MCPServer's own logging set-up must not win
+    tools = Toolbox(server)
     for family in (swarm_tools, system_tools, semantic_tools, bench_tools):
-        family.register(server, runtime)
+        family.register(tools, runtime)
     return server, runtime

@@ -31,7 +31,7 @@ def test_health_metrics_snapshot_and_page(dashboard_process) -> None:
     assert snap["calibration"]["strategies"]["history"]["outcomes"] == 0 and snap["estimators"]["swarms"] == []
     text = httpx.get(f"{base}/metrics")
     assert text.headers["content-type"].startswith("text/plain")
-    assert "ansf_memory_used_bytes" in text.text and 'ansf_tasks{state="open"} 0.0' in text.text
+    assert "ansf_memory_used_bytes" in text.text and 'ansf_tasks{state="ready"} 0.0' in text.text
     assert "ansf_neural_accuracy " not in text.text  # no data: left out, not reported as 0
     assert "ansf_calibration_brier_score{" not in text.text and "ansf_coordination_accuracy" not in text.text
 
