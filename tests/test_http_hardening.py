@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
@@ -183,16 +184,20 @@ def test_half_open_sockets_time_out_and_real_clients_get_through(server) -> None
         while pending and time.monotonic() < deadline:  # wait until every handshake completed
             _, writable, _ = select.select([], list(pending), [], 1.0)
             pending.difference_update(writable)
+        sent = []
         for s in attackers:
             try:
                 s.send(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # headers never finish
+                sent.append(s)
             except OSError:
-                pass
-        # Every half-open socket is closed by the server: at once past the connection cap, else at the header
-        # deadline; a server without either keeps them all.
-        open_ = set(attackers)
+                pass  # refused at the cap, or a handshake the kernel is still retrying: not a held connection
+        assert len(sent) >= 100, f"only {len(sent)} sockets got their partial headers out"
+        # The server closes the half-open sockets: at once past the connection cap, else at the header deadline;
+        # a server without either keeps every one. (A few may still sit in the kernel's handshake queue, which
+        # the listener has not accepted yet: they hold nothing of the server's.)
+        open_ = set(sent)
         deadline = time.monotonic() + 30
-        while open_ and time.monotonic() < deadline:
+        while len(open_) > len(sent) // 10 and time.monotonic() < deadline:
             readable, _, _ = select.select(list(open_), [], [], 1.0)
             for s in readable:
                 try:
@@ -200,7 +205,8 @@ def test_half_open_sockets_time_out_and_real_clients_get_through(server) -> None
                         open_.discard(s)
                 except (ConnectionResetError, BlockingIOError):
                     open_.discard(s)
-        assert not open_, f"{len(open_)} of {len(attackers)} half-open sockets still held after 30 s"
+        assert len(open_) <= len(sent) // 10, f"{len(open_)} of {len(sent)} half-open sockets still open after 30 s"
+        assert psutil.Process(srv.proc.pid).num_fds() < 256 - 32, "the server's file table is nearly full"
         # A real client gets through while the attack goes on.
         started = time.monotonic()
         with httpx.Client(timeout=5) as client:
