@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ansf_mcp.semantic.lsp import ServerSpec
+from ansf_mcp.semantic.positions import UTF32
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +95,19 @@ def python_extra_paths(root: Path) -> list[str]:
     return paths
 
 
-def python_spec(root: Path) -> ServerSpec:
-    cands = _bin_candidates("jedi-language-server")
-    if not cands:
+def python_spec(root: Path, parse_limit: int = 2000) -> ServerSpec:
+    import importlib.util
+
+    if importlib.util.find_spec("jedi_language_server") is None:
         raise LanguageUnavailable("Python", "Python needs jedi-language-server: `pip install jedi-language-server` "
                                   "into the environment that runs ansf-mcp")
+    from ansf_mcp.semantic.jedi_server import WRAPPER_VERSION
+
     try:
-        version = f"jls-{metadata.version('jedi-language-server')}+jedi-{metadata.version('jedi')}"
+        version = (f"jls-{metadata.version('jedi-language-server')}+jedi-{metadata.version('jedi')}"
+                   f"+{WRAPPER_VERSION}")
     except metadata.PackageNotFoundError:  # pragma: no cover
-        version = "unknown"
+        version = f"unknown+{WRAPPER_VERSION}"
     env_python = python_project_env(root)
     init = {
         "diagnostics": {"enable": False, "didOpen": False, "didChange": False, "didSave": False},
@@ -115,8 +120,15 @@ def python_spec(root: Path) -> ServerSpec:
     }
     if env_python:
         init["workspace"]["environmentPath"] = env_python
-    return ServerSpec(language="Python", key="python", cmd=[cands[0]], version=version, init_options=init,
-                      language_ids={".py": "python", ".pyi": "python"})
+    # Our wrapper around jedi-language-server (the project's own code first, no 30-file reference limit), run
+    # by this interpreter, which has both installed.
+    return ServerSpec(language="Python", key="python",
+                      cmd=[sys.executable, "-m", "ansf_mcp.semantic.jedi_server"], version=version,
+                      init_options=init, env={"ANSF_JEDI_PARSE_LIMIT": str(parse_limit)},
+                      language_ids={".py": "python", ".pyi": "python"}, server_name="jedi-language-server",
+                      # jedi-language-server announces UTF-16 but passes jedi's columns through unconverted:
+                      # code points (tests/semantic/test_positions.py pins this down).
+                      position_encoding=UTF32)
 
 
 _ts_lock = threading.Lock()

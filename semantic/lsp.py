@@ -24,6 +24,7 @@ from typing import Any
 
 import psutil
 from ansf_mcp.semantic.paths import read_text
+from ansf_mcp.semantic.positions import OFFERED, UTF16
 from multilspy.lsp_protocol_handler.server import Error as LspProtocolError
 from multilspy.lsp_protocol_handler.server import LanguageServerHandler, ProcessLaunchInfo
 
@@ -106,6 +107,13 @@ class ServerSpec:
     language_ids: dict[str, str] = field(default_factory=dict)  # extension -> languageId
     wait_for_diagnostics: bool = False  # clangd: wait until a file is parsed before querying
     open_all_for_references: bool = False  # clangd without background index: open project files first
+    server_name: str | None = None  # shown in status; default: the command's file name
+    # Column unit the server really uses, when it differs from what it announces; None: as negotiated.
+    position_encoding: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.server_name or self.cmd[0].rsplit("/", 1)[-1]
 
     def language_id(self, path: Path) -> str:
         return self.language_ids.get(path.suffix.lower(), self.key)
@@ -138,6 +146,8 @@ class LanguageServer:
         self.start_seconds: float | None = None
         self.restarts = 0
         self.requests = 0
+        self.capabilities: dict[str, Any] = {}
+        self.position_encoding = UTF16  # what the running server counts columns in (negotiated at initialise)
 
     # ---- lifecycle (loop thread) -------------------------------------------------------------------
     @property
@@ -194,11 +204,14 @@ class LanguageServer:
             "clientInfo": {"name": "ansf-mcp-semantic", "version": "0.1"},
         }
         try:
-            await asyncio.wait_for(h.send_request("initialize", params), self.init_timeout)
+            init = await asyncio.wait_for(h.send_request("initialize", params), self.init_timeout)
         except Exception as exc:
             await self._kill()
-            raise LspError(f"{self.spec.language} language server ({self.spec.cmd[0]}) failed to initialise: "
+            raise LspError(f"{self.spec.language} language server ({self.spec.display_name}) failed to initialise: "
                            f"{type(exc).__name__}: {exc}") from exc
+        caps = (init or {}).get("capabilities") or {}
+        self.capabilities = caps
+        self.position_encoding = self.spec.position_encoding or caps.get("positionEncoding") or UTF16
         h.send_notification("initialized", {})
         if self.spec.settings:
             h.send_notification("workspace/didChangeConfiguration", {"settings": self.spec.settings})
@@ -341,7 +354,7 @@ class LanguageServer:
     def status(self) -> dict:
         return {
             "language": self.spec.language,
-            "server": self.spec.cmd[0].rsplit("/", 1)[-1],
+            "server": self.spec.display_name,
             "version": self.spec.version,
             "root": str(self.root),
             "pid": self.pid,
@@ -351,6 +364,7 @@ class LanguageServer:
             "restarts": self.restarts,
             "requests": self.requests,
             "open_documents": len(self.open_docs),
+            "position_encoding": self.position_encoding,
         }
 
 
@@ -398,5 +412,5 @@ _CLIENT_CAPABILITIES: dict[str, Any] = {
         "publishDiagnostics": {"relatedInformation": False},
     },
     "window": {"workDoneProgress": False},
-    "general": {"positionEncodings": ["utf-16"]},
+    "general": {"positionEncodings": OFFERED},
 }

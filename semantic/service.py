@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -30,10 +31,12 @@ from ansf_mcp.semantic.paths import (
     stat_fingerprint,
     walk_files,
 )
+from ansf_mcp.semantic.positions import UTF32, from_server, to_server
 
 log = logging.getLogger(__name__)
 
 MAX_ANSWER_CHARS = 40_000
+ANSWER_FORMAT = "columns-in-code-points"  # in the cache fingerprint: answers cached in another format never match
 MAX_SCAN_FILES = 2_000
 C_OPEN_ALL_LIMIT = 100
 
@@ -74,6 +77,26 @@ def _in_import(lines: list[str], ln: int) -> bool:
         if k != ln and not (t.endswith(",") or t.endswith("(")):
             return False
     return False
+
+
+def _tree_to_code_points(tree: list[dict], lines: list[str], encoding: str) -> None:
+    """Symbol ranges from the server's column units to code points, in place."""
+    def line(n: int) -> str:
+        return lines[n] if 0 <= n < len(lines) else ""
+
+    for node in tree:
+        sl, sc, el, ec = node["range"]
+        node["range"] = [sl, from_server(line(sl), sc, encoding), el, from_server(line(el), ec, encoding)]
+        node["sel"] = [node["sel"][0], from_server(line(node["sel"][0]), node["sel"][1], encoding)]
+        _tree_to_code_points(node["children"], lines, encoding)
+
+
+def _external_line(path: Path, line: int) -> str:
+    """One line of a file outside the project (a definition in the environment), for its column only."""
+    if path.stat().st_size > 8 * 1024 * 1024:
+        return ""
+    lines = read_text(path)[0].splitlines()
+    return lines[line] if 0 <= line < len(lines) else ""
 
 
 class SemanticService:
@@ -121,7 +144,7 @@ class SemanticService:
 
     def fingerprint(self, srv: LanguageServer) -> str:
         s = srv.spec
-        return make_key(s.key, s.version, s.cmd[1:], s.init_options, s.settings, str(self.root))
+        return make_key(s.key, s.version, s.cmd[1:], s.init_options, s.settings, str(self.root), ANSWER_FORMAT)
 
     def shutdown(self) -> None:
         with self._lock:
@@ -192,6 +215,8 @@ class SemanticService:
             return hit
         raw = srv.request("textDocument/documentSymbol", path, lambda uri: {"textDocument": {"uri": uri}})
         tree = sym.normalise(raw)
+        if srv.position_encoding != UTF32:
+            _tree_to_code_points(tree, self.lines(path), srv.position_encoding)
         if lang == "python":
             tree = _drop_python_imports(tree, self.lines(path))
         self.cache.set(key, tree)
@@ -304,6 +329,7 @@ class SemanticService:
         path, rel, lang, loc = self._locate(name_path, relative_path)
         srv = self.server(lang)
         line, col = loc.node["sel"]
+        line_text = self._line(path, line)
         state = self.project_state(lang)
         key = make_key(self.fingerprint(srv), rel, self.content_hash(path), "references", line, col, state)
         refs = self.cache.get(key)
@@ -312,15 +338,21 @@ class SemanticService:
             if srv.spec.open_all_for_references:
                 also = [p for p in walk_files(self.root, self.root, LANGUAGE_EXTENSIONS[lang])][:C_OPEN_ALL_LIMIT]
             raw = srv.request("textDocument/references", path, lambda uri: {
-                "textDocument": {"uri": uri}, "position": {"line": line, "character": col},
+                "textDocument": {"uri": uri},
+                "position": {"line": line, "character": to_server(line_text, col, srv.position_encoding)},
                 "context": {"includeDeclaration": False}}, also_open=also) or []
-            refs = self._locations_to_refs(raw, lang, exclude=(str(path), line, col))
+            refs = self._locations_to_refs(raw, lang, srv.position_encoding, exclude=(str(path), line, col))
             self.cache.set(key, refs)
         result = {"name_path": loc.name_path, "relative_path": rel, "total": len(refs), "references": refs,
                   "per_file": None, "shrunk": None}
         return self._shrink_refs(result)
 
-    def _locations_to_refs(self, raw: list[dict], lang: str, exclude: tuple[str, int, int] | None) -> list[dict]:
+    def _line(self, path: Path, line: int) -> str:
+        lines = self.lines(path)
+        return lines[line] if 0 <= line < len(lines) else ""
+
+    def _locations_to_refs(self, raw: list[dict], lang: str, encoding: str,
+                           exclude: tuple[str, int, int] | None) -> list[dict]:
         refs = []
         seen = set()
         for item in raw:
@@ -329,16 +361,20 @@ class SemanticService:
             if not uri or not rng or not uri.startswith("file://"):
                 continue
             p = Path(_uri_to_path(uri))
-            ln, cl = rng["start"]["line"], rng["start"]["character"]
+            rel = self.rel(p)
+            if rel is None:
+                continue  # outside the project (environment, stdlib)
+            ln = rng["start"]["line"]
+            try:
+                cl = from_server(self._line(p, ln), rng["start"]["character"], encoding)
+            except OSError:
+                continue  # deleted since the server answered
             real = os.path.realpath(p)
             if exclude and (real, ln, cl) == (os.path.realpath(exclude[0]), exclude[1], exclude[2]):
                 continue
             if (real, ln, cl) in seen:
                 continue
             seen.add((real, ln, cl))
-            rel = self.rel(p)
-            if rel is None:
-                continue  # outside the project (environment, stdlib)
             refs.append(self._describe(p, rel, lang, ln, cl))
         refs.sort(key=lambda r: (r["relative_path"], r["line"], r["column"]))
         return refs
@@ -371,8 +407,9 @@ class SemanticService:
         key = make_key(self.fingerprint(srv), rel, self.content_hash(path), "definition", line, column, state)
         defs = self.cache.get(key)
         if defs is None:
+            character = to_server(lines[line - 1] if lines else "", column - 1, srv.position_encoding)
             raw = srv.request("textDocument/definition", path, lambda uri: {
-                "textDocument": {"uri": uri}, "position": {"line": line - 1, "character": column - 1}})
+                "textDocument": {"uri": uri}, "position": {"line": line - 1, "character": character}})
             if isinstance(raw, dict):
                 raw = [raw]
             defs = []
@@ -384,6 +421,9 @@ class SemanticService:
                 p = Path(_uri_to_path(uri))
                 drel = self.rel(p)
                 ln, cl = rng["start"]["line"], rng["start"]["character"]
+                with contextlib.suppress(OSError):
+                    text = self._line(p, ln) if drel is not None else _external_line(p, ln)
+                    cl = from_server(text, cl, srv.position_encoding)
                 if drel is None:
                     defs.append({"relative_path": None, "external_path": str(p), "line": ln + 1, "column": cl + 1,
                                  "symbol": None, "context": None})
