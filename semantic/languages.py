@@ -110,8 +110,9 @@ def python_spec(root: Path, parse_limit: int = 2000) -> ServerSpec:
         version = f"unknown+{WRAPPER_VERSION}"
     env_python = python_project_env(root)
     init = {
-        "diagnostics": {"enable": False, "didOpen": False, "didChange": False, "didSave": False},
-        "hover": {"enable": False},
+        # jedi's diagnostics are syntax errors (compile()), cheap, published 1 s after a change: get_diagnostics
+        "diagnostics": {"enable": True, "didOpen": True, "didChange": True, "didSave": False},
+        "hover": {"enable": True},  # signature and docstring for find_symbol(include_info=True)
         "completion": {"disableSnippets": True},
         "workspace": {
             "extraPaths": python_extra_paths(root),

@@ -142,6 +142,7 @@ class LanguageServer:
         self.open_docs: OrderedDict[str, _OpenDoc] = OrderedDict()
         self._lock: asyncio.Lock | None = None
         self._diag: dict[str, asyncio.Event] = {}
+        self._published: dict[str, list[dict]] = {}  # uri -> the diagnostics last published for its content
         self.started_at: float | None = None
         self.start_seconds: float | None = None
         self.restarts = 0
@@ -166,6 +167,7 @@ class LanguageServer:
         self.handler = h
         self.open_docs.clear()
         self._diag.clear()
+        self._published.clear()
 
         async def _configuration(params):
             items = (params or {}).get("items", [])
@@ -181,6 +183,7 @@ class LanguageServer:
         async def _diagnostics(params):
             uri = (params or {}).get("uri")
             if uri:
+                self._published[uri] = list((params or {}).get("diagnostics") or [])
                 self._diag.setdefault(uri, asyncio.Event()).set()
 
         h.on_request("workspace/configuration", _configuration)
@@ -266,6 +269,7 @@ class LanguageServer:
             doc.version += 1
             doc.mtime_ns, doc.size = st.st_mtime_ns, st.st_size
             self._diag.pop(uri, None)
+            self._published.pop(uri, None)
             h.send_notification("textDocument/didChange", {
                 "textDocument": {"uri": uri, "version": doc.version},
                 "contentChanges": [{"text": text}],
@@ -273,6 +277,7 @@ class LanguageServer:
         else:
             self.open_docs[uri] = _OpenDoc(1, st.st_mtime_ns, st.st_size)
             self._diag.pop(uri, None)
+            self._published.pop(uri, None)
             h.send_notification("textDocument/didOpen", {
                 "textDocument": {"uri": uri, "languageId": self.spec.language_id(path), "version": 1, "text": text},
             })
@@ -341,6 +346,27 @@ class LanguageServer:
                              f"{self.request_timeout:.0f}s, even after a restart")
         raise LspError(f"{self.spec.language} language server failed on {method} (restarted once): {last}")
 
+    async def _diagnostics_of(self, path: Path, wait: float) -> list[dict] | None:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if not self.alive():
+                await self._start()
+            assert self.handler is not None
+            uri = await self._sync_doc(path, self.handler)
+            ev = self._diag.setdefault(uri, asyncio.Event())
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(ev.wait(), wait)
+        return self._published.get(uri)
+
+    def diagnostics(self, path: Path, wait: float = 10.0) -> list[dict] | None:
+        """What the server published for the file's current content (None: nothing within `wait` seconds)."""
+        try:
+            return self.loop.call(self._diagnostics_of(path, wait), timeout=wait + self.init_timeout + 10)
+        except (TimeoutError, OSError) as exc:
+            raise LspError(f"{self.spec.language} language server failed while publishing diagnostics: {exc}") \
+                from exc
+
     def rss_bytes(self) -> int | None:
         pid = self.pid
         if not pid:
@@ -399,6 +425,7 @@ _CLIENT_CAPABILITIES: dict[str, Any] = {
         "workspaceFolders": True,
         "didChangeConfiguration": {"dynamicRegistration": True},
         "symbol": {"dynamicRegistration": True},
+        "workspaceEdit": {"documentChanges": True, "resourceOperations": [], "failureHandling": "abort"},
     },
     "textDocument": {
         "synchronization": {"dynamicRegistration": True, "didSave": False},
@@ -409,6 +436,8 @@ _CLIENT_CAPABILITIES: dict[str, Any] = {
         },
         "definition": {"dynamicRegistration": True, "linkSupport": True},
         "references": {"dynamicRegistration": True},
+        "rename": {"dynamicRegistration": True, "prepareSupport": False},
+        "hover": {"dynamicRegistration": True, "contentFormat": ["markdown", "plaintext"]},
         "publishDiagnostics": {"relatedInformation": False},
     },
     "window": {"workDoneProgress": False},

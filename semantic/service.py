@@ -15,6 +15,8 @@ from typing import Any
 
 from ansf_mcp.semantic import symbols as sym
 from ansf_mcp.semantic.cache import SemanticCache, make_key
+from ansf_mcp.semantic.editing import EditError
+from ansf_mcp.semantic.inspection import InputError, InspectionMixin
 from ansf_mcp.semantic.languages import (
     LANGUAGE_EXTENSIONS,
     LANGUAGE_NAMES,
@@ -32,13 +34,25 @@ from ansf_mcp.semantic.paths import (
     walk_files,
 )
 from ansf_mcp.semantic.positions import UTF32, from_server, to_server
+from ansf_mcp.semantic.symbolic_edit import EditingMixin
 
 log = logging.getLogger(__name__)
 
 MAX_ANSWER_CHARS = 40_000
 ANSWER_FORMAT = "columns-in-code-points"  # in the cache fingerprint: answers cached in another format never match
 MAX_SCAN_FILES = 2_000
+MAX_INFO_MATCHES = 20  # hover requests per find_symbol(include_info=True)
 C_OPEN_ALL_LIMIT = 100
+
+
+def file_tag(lang: str, rel: str) -> str:
+    """Cache tag of answers that depend on one file's content only (its symbol tree)."""
+    return f"file:{lang}:{rel}"
+
+
+def project_tag(lang: str) -> str:
+    """Cache tag of answers that depend on every file of a language (references, definitions, hover)."""
+    return f"project:{lang}"
 
 
 class SemanticInputError(ValueError):
@@ -46,7 +60,8 @@ class SemanticInputError(ValueError):
 
 
 # Every error a caller should show to the user as-is.
-USER_ERRORS = (SemanticInputError, PathRefused, LanguageUnavailable, sym.NamePathError, LspError)
+USER_ERRORS = (SemanticInputError, PathRefused, LanguageUnavailable, sym.NamePathError, LspError, EditError,
+               InputError)
 
 
 def _size(obj: Any) -> int:
@@ -99,8 +114,9 @@ def _external_line(path: Path, line: int) -> str:
     return lines[line] if 0 <= line < len(lines) else ""
 
 
-class SemanticService:
+class SemanticService(InspectionMixin, EditingMixin):
     def __init__(self, project_root: Path, data_dir: Path, *, request_timeout: float = 30.0,
+                 read_only: bool = False,
                  max_answer_chars: int = MAX_ANSWER_CHARS, cache_dir: Path | None = None,
                  spec_overrides: dict[str, ServerSpec] | None = None,
                  progress: Callable[[str], None] | None = None) -> None:
@@ -109,6 +125,7 @@ class SemanticService:
         self.lsp_dir = self.data_dir / "lsp"
         self.cache = SemanticCache(cache_dir or (self.data_dir / "semantic-cache"))
         self.request_timeout = request_timeout
+        self.read_only = read_only
         self.max_answer_chars = max_answer_chars
         self.spec_overrides = dict(spec_overrides or {})
         self.progress = progress or (lambda msg: log.info("%s", msg))
@@ -219,7 +236,7 @@ class SemanticService:
             _tree_to_code_points(tree, self.lines(path), srv.position_encoding)
         if lang == "python":
             tree = _drop_python_imports(tree, self.lines(path))
-        self.cache.set(key, tree)
+        self.cache.set(key, tree, tag=file_tag(lang, rel))
         return tree
 
     # ---- tools -------------------------------------------------------------------------------------
@@ -279,7 +296,7 @@ class SemanticService:
             yield p, rel, lang, None
 
     def find_symbol(self, name_path: str, relative_path: str | None = None, include_body: bool = False,
-                    substring: bool = False, max_matches: int = 50) -> dict:
+                    substring: bool = False, max_matches: int = 50, include_info: bool = False) -> dict:
         sym.parse_name_path(name_path)
         if max_matches < 1:
             raise SemanticInputError("max_matches must be >= 1")
@@ -302,7 +319,13 @@ class SemanticService:
             for loc in found:
                 if len(matches) < max_matches:
                     lines = self.lines(path) if include_body else None
-                    matches.append(sym.to_public(loc.node, loc.name_path, rel, 0, lines, include_body))
+                    public = sym.to_public(loc.node, loc.name_path, rel, 0, lines, include_body)
+                    if include_info and len(matches) < MAX_INFO_MATCHES:
+                        try:
+                            public["info"] = self.symbol_info(path, rel, lang, loc.node)
+                        except LspError as exc:
+                            notes.append(f"no info for {rel}:{public['line']}: {exc}")
+                    matches.append(public)
         result = {"total": total, "matches": matches, "truncated": total > len(matches), "notes": notes,
                   "shrunk": None}
         return self._shrink_symbols(result)
@@ -326,6 +349,13 @@ class SemanticService:
         return path, rel, lang, found[0]
 
     def find_references(self, name_path: str, relative_path: str) -> dict:
+        _path, rel, _lang, loc, refs = self.reference_list(name_path, relative_path)
+        result = {"name_path": loc.name_path, "relative_path": rel, "total": len(refs), "references": refs,
+                  "per_file": None, "shrunk": None}
+        return self._shrink_refs(result)
+
+    def reference_list(self, name_path: str, relative_path: str) -> tuple[Path, str, str, sym.Located, list[dict]]:
+        """Every reference to the symbol (cached), sorted by (file, line, column)."""
         path, rel, lang, loc = self._locate(name_path, relative_path)
         srv = self.server(lang)
         line, col = loc.node["sel"]
@@ -334,18 +364,19 @@ class SemanticService:
         key = make_key(self.fingerprint(srv), rel, self.content_hash(path), "references", line, col, state)
         refs = self.cache.get(key)
         if refs is None:
-            also = None
-            if srv.spec.open_all_for_references:
-                also = [p for p in walk_files(self.root, self.root, LANGUAGE_EXTENSIONS[lang])][:C_OPEN_ALL_LIMIT]
             raw = srv.request("textDocument/references", path, lambda uri: {
                 "textDocument": {"uri": uri},
                 "position": {"line": line, "character": to_server(line_text, col, srv.position_encoding)},
-                "context": {"includeDeclaration": False}}, also_open=also) or []
+                "context": {"includeDeclaration": False}}, also_open=self.also_open(srv, lang)) or []
             refs = self._locations_to_refs(raw, lang, srv.position_encoding, exclude=(str(path), line, col))
-            self.cache.set(key, refs)
-        result = {"name_path": loc.name_path, "relative_path": rel, "total": len(refs), "references": refs,
-                  "per_file": None, "shrunk": None}
-        return self._shrink_refs(result)
+            self.cache.set(key, refs, tag=project_tag(lang))
+        return path, rel, lang, loc, refs
+
+    def also_open(self, srv: LanguageServer, lang: str) -> list[Path] | None:
+        """Files to open first for cross-file requests (clangd has no background index)."""
+        if not srv.spec.open_all_for_references:
+            return None
+        return list(walk_files(self.root, self.root, LANGUAGE_EXTENSIONS[lang]))[:C_OPEN_ALL_LIMIT]
 
     def _line(self, path: Path, line: int) -> str:
         lines = self.lines(path)
@@ -429,7 +460,7 @@ class SemanticService:
                                  "symbol": None, "context": None})
                 else:
                     defs.append(self._describe(p, drel, lang, ln, cl))
-            self.cache.set(key, defs)
+            self.cache.set(key, defs, tag=project_tag(lang))
         return {"relative_path": rel, "line": line, "column": column, "definitions": defs,
                 "note": None if defs else f"no definition found at {rel}:{line}:{column} (not on a name, or "
                                           "the name is defined nowhere the server can see)"}
