@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_dashboard(args)
     if args.command == "train":
         try:
-            from ansf_mcp.coordinator.train import main as train_main
+            from ansf_mcp.lab.train import main as train_main
         except ImportError:
             print("ansf train: the learned coordinator's training code is not in this build", file=sys.stderr)
             return 2

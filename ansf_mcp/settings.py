@@ -25,7 +25,14 @@ ENV_VARS: dict[str, str] = {
     "ANSF_PHASE_CRITICAL_AT": "phase_critical_at",
     "ANSF_PHASE_ENHANCED_AT": "phase_enhanced_at",
     "ANSF_PHASE_HYSTERESIS": "phase_hysteresis",
+    "ANSF_HTTP_HEADER_TIMEOUT_S": "http_header_timeout_s",
+    "ANSF_HTTP_MAX_CONNECTIONS": "http_max_connections",
+    "ANSF_SEMANTIC_WORKERS": "semantic_workers",
+    "ANSF_SEMANTIC_DEADLINE_S": "semantic_deadline_s",
 }
+
+# The only names served without a token: the ones a DNS-rebinding check can list exactly.
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def default_data_dir() -> Path:
@@ -49,6 +56,13 @@ class Settings(BaseModel):
     phase_critical_at: float = Field(default=0.99, gt=0, le=1)
     phase_enhanced_at: float = Field(default=0.80, gt=0, le=1)
     phase_hysteresis: float = Field(default=0.03, ge=0, lt=0.5)
+    # HTTP listeners: a request's headers must arrive within this many seconds (and its body within 6x), and
+    # at most this many connections are open at once (default: below the process's open-file limit).
+    http_header_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    http_max_connections: int | None = Field(default=None, ge=1, le=1_000_000)
+    # Semantic tools: worker threads of their own (never the transport's) and a deadline per call.
+    semantic_workers: int = Field(default=4, ge=1, le=64)
+    semantic_deadline_s: float = Field(default=20.0, gt=0, le=600)
 
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> Settings:
@@ -73,7 +87,9 @@ class Settings(BaseModel):
 
     @property
     def is_loopback(self) -> bool:
-        return self.host in {"127.0.0.1", "localhost", "::1"} or self.host.startswith("127.")
+        """Only the exact loopback names: another 127.x address is not covered by the Host check, so it needs
+        the token like any other address."""
+        return self.host.lower() in LOOPBACK_NAMES
 
     @classmethod
     def load(cls, **overrides: object) -> Settings:

@@ -1,10 +1,10 @@
-"""The semantic service: language servers per (language, project root), cached answers, shrinking."""
+"""The semantic service: language servers per (language, project root), cached answers (full; the tool layer
+shrinks them to fit a context window)."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import threading
@@ -38,7 +38,6 @@ from ansf_mcp.semantic.symbolic_edit import EditingMixin
 
 log = logging.getLogger(__name__)
 
-MAX_ANSWER_CHARS = 40_000
 ANSWER_FORMAT = "columns-in-code-points"  # in the cache fingerprint: answers cached in another format never match
 MAX_SCAN_FILES = 2_000
 MAX_INFO_MATCHES = 20  # hover requests per find_symbol(include_info=True)
@@ -62,10 +61,6 @@ class SemanticInputError(ValueError):
 # Every error a caller should show to the user as-is.
 USER_ERRORS = (SemanticInputError, PathRefused, LanguageUnavailable, sym.NamePathError, LspError, EditError,
                InputError)
-
-
-def _size(obj: Any) -> int:
-    return len(json.dumps(obj, separators=(",", ":"), default=str))
 
 
 def _drop_python_imports(tree: list[dict], lines: list[str]) -> list[dict]:
@@ -116,8 +111,7 @@ def _external_line(path: Path, line: int) -> str:
 
 class SemanticService(InspectionMixin, EditingMixin):
     def __init__(self, project_root: Path, data_dir: Path, *, request_timeout: float = 30.0,
-                 read_only: bool = False,
-                 max_answer_chars: int = MAX_ANSWER_CHARS, cache_dir: Path | None = None,
+                 read_only: bool = False, cache_dir: Path | None = None,
                  spec_overrides: dict[str, ServerSpec] | None = None,
                  progress: Callable[[str], None] | None = None) -> None:
         self.root = Path(project_root).resolve()
@@ -126,7 +120,6 @@ class SemanticService(InspectionMixin, EditingMixin):
         self.cache = SemanticCache(cache_dir or (self.data_dir / "semantic-cache"))
         self.request_timeout = request_timeout
         self.read_only = read_only
-        self.max_answer_chars = max_answer_chars
         self.spec_overrides = dict(spec_overrides or {})
         self.progress = progress or (lambda msg: log.info("%s", msg))
         self._loop: LspLoop | None = None
@@ -259,7 +252,7 @@ class SemanticService(InspectionMixin, EditingMixin):
                 if tree:
                     files[frel] = self._top_level(tree, frel, depth)
         result: dict[str, Any] = {"relative_path": rel, "files": files, "notes": notes, "shrunk": None}
-        return self._shrink_overview(result)
+        return result
 
     def _top_level(self, tree: list[dict], rel: str, depth: int) -> list[dict]:
         out = []
@@ -328,7 +321,7 @@ class SemanticService(InspectionMixin, EditingMixin):
                     matches.append(public)
         result = {"total": total, "matches": matches, "truncated": total > len(matches), "notes": notes,
                   "shrunk": None}
-        return self._shrink_symbols(result)
+        return result
 
     def _locate(self, name_path: str, relative_path: str) -> tuple[Path, str, str, sym.Located]:
         path, rel, lang = self._file(relative_path)
@@ -352,7 +345,7 @@ class SemanticService(InspectionMixin, EditingMixin):
         _path, rel, _lang, loc, refs = self.reference_list(name_path, relative_path)
         result = {"name_path": loc.name_path, "relative_path": rel, "total": len(refs), "references": refs,
                   "per_file": None, "shrunk": None}
-        return self._shrink_refs(result)
+        return result
 
     def reference_list(self, name_path: str, relative_path: str) -> tuple[Path, str, str, sym.Located, list[dict]]:
         """Every reference to the symbol (cached), sorted by (file, line, column)."""
@@ -464,64 +457,6 @@ class SemanticService(InspectionMixin, EditingMixin):
         return {"relative_path": rel, "line": line, "column": column, "definitions": defs,
                 "note": None if defs else f"no definition found at {rel}:{line}:{column} (not on a name, or "
                                           "the name is defined nowhere the server can see)"}
-
-    # ---- shrinking ---------------------------------------------------------------------------------
-    def _shrink_refs(self, result: dict) -> dict:
-        limit = self.max_answer_chars
-        if _size(result) <= limit:
-            return result
-        slim = [{k: v for k, v in r.items() if k != "context"} for r in result["references"]]
-        step = {**result, "references": slim,
-                "shrunk": f"answer over {limit} characters: context lines dropped"}
-        if _size(step) <= limit:
-            return step
-        per_file: dict[str, int] = {}
-        for r in result["references"]:
-            per_file[r["relative_path"]] = per_file.get(r["relative_path"], 0) + 1
-        step = {**result, "references": [], "per_file": per_file,
-                "shrunk": f"answer over {limit} characters: only per-file counts given; query a narrower symbol"}
-        if _size(step) <= limit:
-            return step
-        return {**result, "references": [], "per_file": None,
-                "shrunk": f"answer over {limit} characters even as per-file counts: only the total is given"}
-
-    def _shrink_symbols(self, result: dict) -> dict:
-        limit = self.max_answer_chars
-        if _size(result) <= limit:
-            return result
-        slim = [{k: v for k, v in m.items() if k not in ("body", "children")} for m in result["matches"]]
-        step = {**result, "matches": slim, "shrunk": f"answer over {limit} characters: bodies dropped"}
-        if _size(step) <= limit:
-            return step
-        per_file: dict[str, int] = {}
-        for m in result["matches"]:
-            per_file[m["relative_path"]] = per_file.get(m["relative_path"], 0) + 1
-        step = {**result, "matches": [], "per_file": per_file,
-                "shrunk": f"answer over {limit} characters: only per-file counts given; narrow relative_path"}
-        if _size(step) <= limit:
-            return step
-        return {**result, "matches": [], "per_file": None,
-                "shrunk": f"answer over {limit} characters: only the total is given"}
-
-    def _shrink_overview(self, result: dict) -> dict:
-        limit = self.max_answer_chars
-        if _size(result) <= limit:
-            return result
-
-        def strip(items):
-            return [{k: v for k, v in s.items() if k != "children"} for s in items]
-
-        step = {**result, "files": {f: strip(v) for f, v in result["files"].items()},
-                "shrunk": f"answer over {limit} characters: children dropped (depth 0)"}
-        if _size(step) <= limit:
-            return step
-        counts = {f: len(v) for f, v in result["files"].items()}
-        step = {**result, "files": {}, "per_file": counts,
-                "shrunk": f"answer over {limit} characters: only per-file symbol counts; ask for one file"}
-        if _size(step) <= limit:
-            return step
-        return {**result, "files": {}, "per_file": None, "total": sum(counts.values()),
-                "shrunk": f"answer over {limit} characters: only the total is given"}
 
     # ---- status ------------------------------------------------------------------------------------
     def status(self) -> dict:

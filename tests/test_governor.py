@@ -125,10 +125,10 @@ async def test_critical_phase_through_the_tools(tmp_path: Path) -> None:
         assert status["phase"]["changes"] == {"critical->optimal": 1}
         third = (await client.call_tool("next_task", {"swarm_id": sw["swarm_id"], "agent_id": "agent-2"})).structured_content
         assert third["claimed"]
-    with app.store.reading() as conn:
-        rows = [tuple(r) for r in conn.execute("SELECT from_phase, to_phase FROM phase_changes ORDER BY id")]
+        with app.store.reading() as conn:
+            rows = [tuple(r) for r in conn.execute("SELECT from_phase, to_phase FROM phase_changes ORDER BY id")]
     assert rows == [(None, "critical"), ("critical", "optimal")]
-    app.shutdown()
+    assert not app.ready, "the SDK lifespan stops the runtime when the client leaves"
 
 
 def test_ansf_status_json_shows_phase_and_reason(tmp_path: Path) -> None:

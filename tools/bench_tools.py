@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import anyio
-from mcp.server.mcpserver import Context, MCPServer
+from ansf_mcp.tools.registry import Kind, Toolbox
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ansf_mcp.bench.context import BenchCancelled, SuiteContext
-from ansf_mcp.server.context import AppContext
+from ansf_mcp.runtime import Runtime
 
 Suite = Literal["mcp", "coordination", "semantic", "memory", "phases", "all"]
 
@@ -20,7 +20,7 @@ class BenchmarkReport(BaseModel):
     run_id: int
     suite: str
     version: str
-    commit: str | None
+    commit: str | None = None
     machine: dict[str, Any]
     started_at: float
     duration_s: float
@@ -29,8 +29,14 @@ class BenchmarkReport(BaseModel):
     markdown: str
 
 
-def register(server: MCPServer, app: AppContext) -> None:
-    async def benchmark(ctx: Context, suite: Suite = "mcp", quick: bool = True) -> BenchmarkReport:
+def register(tools: Toolbox, app: Runtime) -> None:
+    @tools.add(Kind.WRITE, "Run a benchmark")
+    async def benchmark(
+        ctx: Context,
+        suite: Annotated[Suite, Field(description="which suite: mcp, coordination, semantic, memory, phases or all")]
+        = "mcp",
+        quick: Annotated[bool, Field(description="fewer repetitions (seconds, not minutes)")] = True,
+    ) -> BenchmarkReport:
         """Measure this server: mcp latency, coordination quality vs oracle and baselines, semantic tools,
         memory, the phase matrix, or all. Streams progress; quick=False takes minutes. Stored for comparison."""
         from ansf_mcp.bench import runner  # the suites pull in numpy and friends; only when asked
@@ -57,11 +63,3 @@ def register(server: MCPServer, app: AppContext) -> None:
             raise ToolError("benchmark cancelled") from exc
         run_id = runner.keep(result, app.store)
         return BenchmarkReport(run_id=run_id, **result)
-
-    server.add_tool(
-        benchmark,
-        description=" ".join((benchmark.__doc__ or "").split()),
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
-        ),
-    )

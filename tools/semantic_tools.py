@@ -5,21 +5,30 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 from ansf_mcp.semantic.models import Definitions, FoundSymbols, References, SymbolsOverview
+from ansf_mcp.tools.answers import Shrinking
+from ansf_mcp.tools.registry import Kind, Toolbox
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
+from pydantic import Field
 
 if TYPE_CHECKING:
     from ansf_mcp.semantic.service import SemanticService
-    from mcp.server.mcpserver import MCPServer
 
 log = logging.getLogger(__name__)
 
-READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, destructive_hint=False,
-                            open_world_hint=False)
+RelativePath = Annotated[
+    str, Field(description="a file or folder relative to the project root, e.g. 'src/pkg/module.py'")
+]
+NamePath = Annotated[
+    str,
+    Field(description="a symbol's name path: 'Class/method', '/top_level' (anchored), 'name[1]' (the second of "
+                      "that name)"),
+]
+Line = Annotated[int, Field(ge=1, description="1-based line number")]
+Column = Annotated[int, Field(ge=1, description="1-based column number")]
 
 
 class _LazyService:
@@ -51,7 +60,7 @@ class _LazyService:
             self._service.trim_memory()
 
 
-def register(server: MCPServer, app: Any) -> None:
+def register(tools: Toolbox, app: Any) -> None:
     """Add the four semantic tools; the service and its language servers start lazily on first use."""
     settings = app.settings
 
@@ -60,21 +69,77 @@ def register(server: MCPServer, app: Any) -> None:
 
         return SemanticService(settings.project_root, settings.data_dir)
 
-    _register(server, app, _LazyService(build))
+    _register(tools, app, _LazyService(build))
 
 
-def register_with_service(server: MCPServer, app: Any, **service_options: Any) -> SemanticService:
+def register_with_service(tools: Toolbox, app: Any, **service_options: Any) -> SemanticService:
     """`register` with an eagerly built service, returned (tests and the benchmark use it)."""
     from ansf_mcp.semantic.service import SemanticService
 
     service = SemanticService(app.settings.project_root, app.settings.data_dir, **service_options)
     lazy = _LazyService(lambda: service)
     lazy.get()
-    _register(server, app, lazy)
+    _register(tools, app, lazy)
     return service
 
 
-def _register(server: MCPServer, app: Any, lazy: _LazyService) -> None:
+def _per_file(items: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item["relative_path"]] = counts.get(item["relative_path"], 0) + 1
+    return counts
+
+
+def overview_steps(result: dict[str, Any]) -> Shrinking[SymbolsOverview]:
+    """Full -> without children -> per-file symbol counts -> the total."""
+
+    def strip(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in s.items() if k != "children"} for s in items]
+
+    counts = {f: len(v) for f, v in result["files"].items()}
+    return Shrinking(
+        SymbolsOverview.model_validate(result),
+        lambda: SymbolsOverview.model_validate(
+            {**result, "files": {f: strip(v) for f, v in result["files"].items()},
+             "shrunk": "too large: children dropped (depth 0)"}),
+        lambda: SymbolsOverview.model_validate(
+            {**result, "files": {}, "per_file": counts,
+             "shrunk": "too large: only per-file symbol counts; ask for one file"}),
+        lambda: SymbolsOverview.model_validate(
+            {**result, "files": {}, "total": sum(counts.values()), "shrunk": "too large: only the total is given"}),
+    )
+
+
+def symbol_steps(result: dict[str, Any]) -> Shrinking[FoundSymbols]:
+    """Full -> without bodies and children -> per-file counts -> the total."""
+    slim = [{k: v for k, v in m.items() if k not in ("body", "children")} for m in result["matches"]]
+    return Shrinking(
+        FoundSymbols.model_validate(result),
+        lambda: FoundSymbols.model_validate({**result, "matches": slim, "shrunk": "too large: bodies dropped"}),
+        lambda: FoundSymbols.model_validate(
+            {**result, "matches": [], "per_file": _per_file(result["matches"]),
+             "shrunk": "too large: only per-file counts given; narrow relative_path"}),
+        lambda: FoundSymbols.model_validate(
+            {**result, "matches": [], "shrunk": "too large: only the total is given"}),
+    )
+
+
+def reference_steps(result: dict[str, Any]) -> Shrinking[References]:
+    """Full -> without context lines -> per-file counts -> the total."""
+    slim = [{k: v for k, v in r.items() if k != "context"} for r in result["references"]]
+    return Shrinking(
+        References.model_validate(result),
+        lambda: References.model_validate(
+            {**result, "references": slim, "shrunk": "too large: context lines dropped"}),
+        lambda: References.model_validate(
+            {**result, "references": [], "per_file": _per_file(result["references"]),
+             "shrunk": "too large: only per-file counts given; query a narrower symbol"}),
+        lambda: References.model_validate(
+            {**result, "references": [], "shrunk": "too large even as per-file counts: only the total is given"}),
+    )
+
+
+def _register(tools: Toolbox, app: Any, lazy: _LazyService) -> None:
     async def _run(method: str, *args: Any) -> Any:
         from ansf_mcp.semantic.service import USER_ERRORS
 
@@ -86,30 +151,45 @@ def _register(server: MCPServer, app: Any, lazy: _LazyService) -> None:
         except USER_ERRORS as exc:
             raise ToolError(str(exc)) from exc
 
-    async def symbols_overview(relative_path: str, depth: int = 0) -> SymbolsOverview:
-        return SymbolsOverview.model_validate(await _run("symbols_overview", relative_path, depth))
+    @tools.add(Kind.READ, "Symbols overview")
+    async def symbols_overview(
+        relative_path: RelativePath,
+        depth: Annotated[int, Field(ge=0, le=10, description="0: top-level symbols only; 1: with their children")]
+        = 0,
+    ) -> Shrinking[SymbolsOverview]:
+        """Top-level symbols of a file or folder (relative_path); depth>0 adds children."""
+        return overview_steps(await _run("symbols_overview", relative_path, depth))
 
-    async def find_symbol(name_path: str, relative_path: str | None = None, include_body: bool = False,
-                          substring: bool = False, max_matches: int = 50) -> FoundSymbols:
-        return FoundSymbols.model_validate(
+    @tools.add(Kind.READ, "Find symbols")
+    async def find_symbol(
+        name_path: NamePath,
+        relative_path: Annotated[
+            str | None, Field(description="a file or folder to search in, relative to the project root; "
+                                          "leave out to search the whole project")
+        ] = None,
+        include_body: Annotated[bool, Field(description="also return each symbol's source text")] = False,
+        substring: Annotated[bool, Field(description="match the last name-path part as a substring")] = False,
+        max_matches: Annotated[int, Field(ge=1, le=1000, description="at most this many matches")] = 50,
+    ) -> Shrinking[FoundSymbols]:
+        """Find symbols by name path ('Class/method', '/top', 'f[1]'), optionally in a file or folder;
+        include_body returns source."""
+        return symbol_steps(
             await _run("find_symbol", name_path, relative_path, include_body, substring, max_matches))
 
-    async def find_references(name_path: str, relative_path: str) -> References:
-        return References.model_validate(await _run("find_references", name_path, relative_path))
+    @tools.add(Kind.READ, "Find references")
+    async def find_references(
+        name_path: NamePath,
+        relative_path: Annotated[str, Field(description="the file that defines the symbol, relative to the "
+                                                        "project root")],
+    ) -> Shrinking[References]:
+        """References to the symbol name_path defined in relative_path (1-based lines/columns, enclosing
+        symbol, context)."""
+        return reference_steps(await _run("find_references", name_path, relative_path))
 
-    async def goto_definition(relative_path: str, line: int, column: int) -> Definitions:
+    @tools.add(Kind.READ, "Go to definition")
+    async def goto_definition(relative_path: RelativePath, line: Line, column: Column) -> Definitions:
+        """Definition(s) of the name at relative_path:line:column (1-based)."""
         return Definitions.model_validate(await _run("goto_definition", relative_path, line, column))
-
-    server.add_tool(symbols_overview, name="symbols_overview", annotations=READ_ONLY,
-                    description="Top-level symbols of a file or folder (relative_path); depth>0 adds children.")
-    server.add_tool(find_symbol, name="find_symbol", annotations=READ_ONLY,
-                    description="Find symbols by name path ('Class/method', '/top', 'f[1]'), optionally in a "
-                                "file or folder; include_body returns source.")
-    server.add_tool(find_references, name="find_references", annotations=READ_ONLY,
-                    description="References to the symbol name_path defined in relative_path (1-based "
-                                "lines/columns, enclosing symbol, context).")
-    server.add_tool(goto_definition, name="goto_definition", annotations=READ_ONLY,
-                    description="Definition(s) of the name at relative_path:line:column (1-based).")
 
     providers = getattr(app, "status_providers", None)
     if isinstance(providers, dict):

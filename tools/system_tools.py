@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp.server.mcpserver import MCPServer
-from mcp.types import ToolAnnotations
+from ansf_mcp.tools.registry import Kind, Toolbox
 from pydantic import BaseModel
 
 from ansf_mcp import __version__
-from ansf_mcp.server.context import AppContext
+from ansf_mcp.runtime import Runtime
 from ansf_mcp.system.measure import (
     MachineFigures,
     ProcessFigures,
@@ -34,7 +33,7 @@ class SystemStatus(BaseModel):
     components: dict[str, Any]
 
 
-def collect(app: AppContext) -> SystemStatus:
+def collect(app: Runtime) -> SystemStatus:
     limits = app.limits()
     components: dict[str, Any] = {}
     for name, provider in app.status_providers.items():
@@ -60,14 +59,8 @@ def collect(app: AppContext) -> SystemStatus:
     )
 
 
-def register(server: MCPServer, app: AppContext) -> None:
+def register(tools: Toolbox, app: Runtime) -> None:
+    @tools.add(Kind.READ, "System status")
     async def system_status() -> SystemStatus:
         """Version, data directory, measured memory and CPU, operating phase, loaded models, uptime."""
         return collect(app)
-
-    server.add_tool(
-        system_status,
-        annotations=ToolAnnotations(
-            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-        ),
-    )

@@ -8,7 +8,7 @@ from ansf_mcp.bench.context import SuiteContext
 
 
 def run_coordination(ctx: SuiteContext) -> dict[str, Any]:
-    from ansf_mcp.coordinator.bench import run_coordination_bench
+    from ansf_mcp.lab.bench import run_coordination_bench
 
     result = run_coordination_bench(ctx.progress, quick=ctx.quick)
     # One flat list (label, value ratio, CI half-width) for the charts and the dashboard.

@@ -61,7 +61,7 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
     ctx.progress(0.75, "peak while coordinating")
     episodes = 20 if ctx.quick else 100
     peak = python_peak_rss(
-        "from ansf_mcp.coordinator import simulator\n"
+        "from ansf_mcp.lab import simulator\n"
         "from ansf_mcp.coordinator.strategies import coordinate\n"
         f"sims = simulator.generate('heldout', {episodes}, 7, n_agents=16, n_tasks=64)\n"
         "used = {coordinate(s.episode, 'auto').strategy for s in sims}\n"

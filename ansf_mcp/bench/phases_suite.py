@@ -103,7 +103,7 @@ async def _measure(phase: str, tmp: Path, n_coord: int, progress: Callable[[floa
 
 def _quality(strategy: str, episodes: int) -> dict[str, Any]:
     try:
-        from ansf_mcp.coordinator import evaluate, simulator
+        from ansf_mcp.lab import evaluate, simulator
     except ImportError:
         return {"value_ratio": None, "why": "the simulator is not in this build"}
     from ansf_mcp.coordinator.strategies import coordinate

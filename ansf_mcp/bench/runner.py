@@ -22,7 +22,7 @@ SUITES: dict[str, tuple[Runner, Callable[[dict[str, Any]], str], str]] = {
     "mcp": (mcp_suite.run, mcp_suite.markdown,
             "a real stdio server subprocess driven by the SDK client; echo tool in the same run"),
     "coordination": (external_suites.run_coordination, external_suites.markdown_from_result,
-                     "ansf_mcp.coordinator.bench on simulated held-out and shifted episodes with the shipped checkpoints"),
+                     "ansf_mcp.lab.bench on simulated held-out and shifted episodes with the shipped checkpoints"),
     "semantic": (external_suites.run_semantic, external_suites.markdown_from_result,
                  "ansf_mcp.bench.semantic_suite: the semantic tools in-process over real language servers on --project"),
     "memory": (memory_suite.run, memory_suite.markdown,

@@ -46,8 +46,7 @@ def _summary(xs: list[float]) -> dict:
 
 def run_semantic_bench(project: Path, data_dir: Path, progress: Callable[[float, str], None] | None = None,
                        *, max_files: int = 25, warm_reps: int = 5, replay_len: int = 400, seed: int = 7) -> dict:
-    from mcp.server.mcpserver import MCPServer
-
+    from ansf_mcp.tools.registry import Toolbox, tool_server
     from ansf_mcp.tools.semantic_tools import register_with_service
 
     project = Path(project).resolve()
@@ -63,10 +62,10 @@ def run_semantic_bench(project: Path, data_dir: Path, progress: Callable[[float,
     bench_dir = Path(tempfile.mkdtemp(prefix="semantic-bench-", dir=data_dir if data_dir.exists() else None))
 
     def make(cache_name: str):
-        server = MCPServer("semantic-bench")
+        server = tool_server("semantic-bench")
         app = types.SimpleNamespace(settings=types.SimpleNamespace(project_root=project, data_dir=data_dir),
                                     status_providers={}, on_shutdown=[])
-        svc = register_with_service(server, app, cache_dir=bench_dir / cache_name)
+        svc = register_with_service(Toolbox(server), app, cache_dir=bench_dir / cache_name)
         return server, svc
 
     result: dict[str, Any] = {"project": str(project), "files_in_project": len(files), "files_sampled": len(rels)}

@@ -1,4 +1,4 @@
-"""Latency percentiles used by every suite (confidence intervals: ansf_mcp.coordinator.evaluate.mean_ci)."""
+"""Latency percentiles used by every suite (confidence intervals: ansf_mcp.lab.evaluate.mean_ci)."""
 
 from __future__ import annotations
 

@@ -19,20 +19,25 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$"
 
 
 class AgentSpec(BaseModel):
-    role: str = Field(min_length=1, max_length=200)
-    capabilities: list[str] = Field(default_factory=list, max_length=50)
-    capacity: int = Field(default=1, ge=1, le=100)
-    id: str | None = Field(default=None, pattern=ID_PATTERN)
+    role: str = Field(min_length=1, max_length=200, description="what the agent does, e.g. 'backend'")
+    capabilities: list[str] = Field(
+        default_factory=list, max_length=50, description="skills, e.g. ['python', 'sql']; they steer assignment"
+    )
+    capacity: int = Field(default=1, ge=1, le=100, description="how many tasks it may hold at once")
+    id: str | None = Field(default=None, pattern=ID_PATTERN, description="its id (default: 'agent-<n>')")
     lead: str | None = Field(
         default=None, description="hierarchical only: id of this agent's lead (default: the first agent)"
     )
 
 
 class TaskSpec(BaseModel):
-    id: str | None = Field(default=None, pattern=ID_PATTERN)
-    description: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    id: str | None = Field(default=None, pattern=ID_PATTERN, description="its id (default: 'task-<n>')")
+    description: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="what is to be done")
     priority: int = Field(default=1, ge=0, le=1_000, description="higher runs first")
-    depends_on: list[str] = Field(default_factory=list, max_length=100)
+    depends_on: list[str] = Field(
+        default_factory=list, max_length=100,
+        description="ids of tasks (on the board or in this call) that must succeed first, e.g. ['api']",
+    )
 
 
 class AgentView(BaseModel):
@@ -105,7 +110,7 @@ class OutcomeReceipt(BaseModel):
 class MessageView(BaseModel):
     id: int
     from_agent: str
-    to_agent: str | None
+    to_agent: str | None = Field(default=None, description="null for a broadcast")
     route: str
     body: str
     created_at: float

@@ -29,41 +29,12 @@ from ansf_mcp.dashboard import alerts
 from ansf_mcp.dashboard.collector import SERIES, Collector
 from ansf_mcp.dashboard.config import DEFAULT_PORT, DashboardConfig
 from ansf_mcp.dashboard.prom import metrics_response
-from ansf_mcp.server.context import AppContext
+from ansf_mcp.runtime import Runtime
 from ansf_mcp.settings import Settings
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_PORT", "Dashboard", "build_dashboard", "dashboard_asgi", "run_dashboard"]
-
-
-LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-def _hostname(netloc: str) -> str:
-    from urllib.parse import urlsplit
-
-    return (urlsplit("//" + netloc).hostname or "").lower()
-
-
-def same_origin_ok(headers: Any, loopback: bool) -> str | None:
-    """Why a request must be refused, or None.
-
-    On loopback the token is not required, so two browser attacks are closed here instead: a DNS-rebound name
-    (Host not a loopback name) and a cross-site page opening our WebSocket (Origin not our own host).
-    """
-    host = headers.get("host", "")
-    if loopback and host and _hostname(host) not in LOOPBACK_NAMES and not _hostname(host).startswith("127."):
-        return f"host {host!r} is not a loopback name"
-    origin = headers.get("origin")
-    if origin and origin != "null":
-        from urllib.parse import urlsplit
-
-        if urlsplit(origin).netloc.lower() != host.lower():
-            return f"origin {origin!r} is not this dashboard"
-    elif origin == "null":
-        return "opaque origin"
-    return None
 
 
 class Hub:
@@ -88,7 +59,7 @@ class Hub:
 
 
 class Dashboard:
-    def __init__(self, app: AppContext, config: DashboardConfig):
+    def __init__(self, app: Runtime, config: DashboardConfig):
         self.app = app
         self.config = config
         self.collector = Collector(app, config)
@@ -159,34 +130,19 @@ class Dashboard:
             "ring_size": self.config.ring_size,
         }
 
-    def _refused(self, request: Request) -> Response | None:
-        why = same_origin_ok(request.headers, self.app.settings.is_loopback)
-        return JSONResponse({"error": why}, status_code=403) if why else None
-
     async def page(self, request: Request) -> Response:
-        if refused := self._refused(request):
-            return refused
         token = request.query_params.get("token")
         suffix = f"?token={quote(token, safe='')}" if token else ""
         text = resources.files("ansf_mcp.dashboard").joinpath("static/index.html").read_text(encoding="utf-8")
         return HTMLResponse(text.replace("{{asset_query}}", html.escape(suffix, quote=True)))
 
     async def snapshot(self, request: Request) -> Response:
-        if refused := self._refused(request):
-            return refused
         return JSONResponse(json.loads(json.dumps(self.decorate(self.collector.latest), default=str)))
 
     async def metrics(self, request: Request) -> Response:
-        if refused := self._refused(request):
-            return refused
         return metrics_response(self)
 
     async def websocket(self, ws: WebSocket) -> None:
-        why = same_origin_ok(ws.headers, self.app.settings.is_loopback)
-        if why:
-            log.warning("dashboard WebSocket refused: %s", why)
-            await ws.close(code=4403)
-            return
         await ws.accept()
         self.hub.clients[ws] = False
         try:
@@ -216,7 +172,7 @@ class Dashboard:
 
 
 def build_dashboard(
-    app: AppContext, config: DashboardConfig | None = None
+    app: Runtime, config: DashboardConfig | None = None
 ) -> tuple[list[BaseRoute], Callable[[], AbstractAsyncContextManager[None]]]:
     """Routes (/, /static, /ws, /metrics, /api/snapshot) and a context manager factory that runs collection.
 
@@ -226,29 +182,15 @@ def build_dashboard(
     return dash.routes(), dash.running
 
 
-def dashboard_asgi(app: AppContext, config: DashboardConfig | None = None):
+def dashboard_asgi(runtime: Runtime, config: DashboardConfig | None = None):
     """The standalone ASGI app: /health, the dashboard, token required off loopback (HTTP and WebSocket)."""
     from starlette.applications import Starlette
 
-    from ansf_mcp.server.http import TokenRequired, health_route, serving_lifespan
+    from ansf_mcp import web
 
-    routes, running = build_dashboard(app, config)
-    asgi: Any = Starlette(routes=[health_route(app), *routes], lifespan=serving_lifespan(app, running))
-    if app.settings.token:
-        asgi = TokenRequired(asgi, app.settings.token)
-    return asgi
-
-
-def attach_governor(app: AppContext) -> None:
-    """Standalone: a governor of our own so the page shows the phase for this machine's memory reading.
-
-    It records nothing: phase changes in the store are the serving process's; the page shows the last of them too.
-    """
-    if getattr(app, "governor", None) is not None:
-        return
-    from ansf_mcp.governor.phases import Governor
-
-    app.governor = Governor(app.settings)
+    routes, running = build_dashboard(runtime, config)
+    asgi = Starlette(routes=[web.health_route(runtime), *routes], lifespan=web.lifespan(runtime, running))
+    return web.protect(asgi, runtime.settings)
 
 
 def run_dashboard(
@@ -257,30 +199,29 @@ def run_dashboard(
     """`ansf dashboard`: serve the dashboard over the store of `settings`; returns the process exit code."""
     from pydantic import ValidationError
 
-    from ansf_mcp.server.run import ConfigError, check
-    from ansf_mcp.store.db import Store, StoreError
+    from ansf_mcp.store.db import StoreError
+    from ansf_mcp.web import ConfigError, check
 
     try:
         settings = settings.model_copy(update={"host": host, "port": port, "transport": "http"})
         check(settings)  # the server's own rules: a token off loopback, a free port
         config = config or DashboardConfig.load()
-        app = AppContext(settings=settings, store=Store(settings.db_path))
-        attach_governor(app)
+        # A governor of its own shows this machine's phase; it records nothing (phase changes are the server's).
+        runtime = Runtime.open(settings, record_phases=False)
     except (ConfigError, StoreError) as exc:
         print(f"ansf dashboard: {exc}", file=sys.stderr)
         return 2
     except ValidationError as exc:
         print(f"ansf dashboard: invalid setting: {exc}", file=sys.stderr)
         return 2
-    import uvicorn
-
-    from ansf_mcp.server.app import configure_logging
+    from ansf_mcp.runtime import configure_logging
+    from ansf_mcp.web import run_uvicorn
 
     configure_logging(settings.log_level)
-    asgi = dashboard_asgi(app, config)
+    asgi = dashboard_asgi(runtime, config)
     log.warning("ansf-mcp dashboard on http://%s:%d/ (store %s)", host, port, settings.db_path)
     try:
-        uvicorn.run(asgi, host=host, port=port, log_level="warning", lifespan="on")
+        run_uvicorn(asgi, settings)
     except KeyboardInterrupt:
         pass
     return 0

@@ -7,7 +7,7 @@ from typing import Any
 
 from ansf_mcp.dashboard import alerts, metrics
 from ansf_mcp.dashboard.config import DashboardConfig
-from ansf_mcp.server.context import AppContext
+from ansf_mcp.runtime import Runtime
 
 # series name -> (label, unit) — what the page and /api/snapshot call each ring.
 SERIES: dict[str, tuple[str, str]] = {
@@ -35,7 +35,7 @@ SERIES: dict[str, tuple[str, str]] = {
 
 
 class Collector:
-    def __init__(self, app: AppContext, config: DashboardConfig):
+    def __init__(self, app: Runtime, config: DashboardConfig):
         self.app = app
         self.config = config
         self._last_ts: float | None = None

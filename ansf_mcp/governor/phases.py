@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ansf_mcp.governor.memory import MemoryReading, read_memory
-from ansf_mcp.server.context import PhaseLimits
 from ansf_mcp.settings import Settings
 from ansf_mcp.store.db import Store
 
@@ -50,6 +49,16 @@ def target_phase(fraction: float, current: str | None, settings: Settings) -> st
     if raw == "optimal" and fraction > settings.phase_enhanced_at - margin:
         return "enhanced"
     return raw
+
+
+@dataclass
+class PhaseLimits:
+    """What the current operating phase allows."""
+
+    neural_allowed: bool = True
+    max_active_agents: int | None = None
+    phase: str = "not governed"
+    reason: str = "no resource governor is running"
 
 
 @dataclass

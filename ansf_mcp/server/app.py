@@ -1,17 +1,12 @@
-"""Server assembly: the MCP server with every tool family registered over one AppContext."""
+"""Server assembly: the MCP server with every tool family registered over one runtime."""
 
 from __future__ import annotations
-
-import logging
-import sys
 
 from mcp.server.mcpserver import MCPServer
 
 from ansf_mcp import __version__
-from ansf_mcp.governor.phases import Governor, record_phase_change
-from ansf_mcp.server.context import AppContext
+from ansf_mcp.runtime import Runtime, configure_logging
 from ansf_mcp.settings import Settings
-from ansf_mcp.store.db import Store
 
 INSTRUCTIONS = (
     "Coordinate agent swarms: spawn_swarm, then coordinate(tasks) to put work on the board and assign it; "
@@ -19,34 +14,26 @@ INSTRUCTIONS = (
 )
 
 
-def configure_logging(level: str) -> None:
-    """Everything to stderr: in stdio mode stdout carries the protocol and nothing else."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(level)
+def build_server(settings: Settings) -> tuple[MCPServer[Runtime], Runtime]:
+    """The MCP server over a runtime built from `settings`.
 
-
-def build_server(settings: Settings) -> tuple[MCPServer, AppContext]:
+    The runtime starts and stops in the SDK's lifespan: once per stdio run, once per Streamable HTTP app (the
+    session manager enters it), and nested inside the HTTP app's own lifespan for SSE.
+    """
     # Imported here so that the core never imports the tool surface at module import time.
     from ansf_mcp.tools import bench_tools, semantic_tools, swarm_tools, system_tools
+    from ansf_mcp.tools.registry import Toolbox, tool_server
 
     configure_logging(settings.log_level)
-    app = AppContext(settings=settings, store=Store(settings.db_path))
-    app.governor = Governor(settings)
-    app.governor.on_change.append(lambda old, new, reason, reading: record_phase_change(app.store, old, new, reason, reading))
-    app.governor.refresh(force=True)
-    server = MCPServer(
-        name="ansf-mcp",
+    runtime = Runtime.open(settings)
+    server = tool_server(
+        "ansf-mcp",
         version=__version__,
         instructions=INSTRUCTIONS,
         log_level=settings.log_level,
+        lifespan=lambda _server: runtime.serving(),
     )
-    logging.getLogger().setLevel(settings.log_level)  # MCPServer's own logging set-up must not win
+    tools = Toolbox(server)
     for family in (swarm_tools, system_tools, semantic_tools, bench_tools):
-        family.register(server, app)
-    app.ready = True
-    return server, app
+        family.register(tools, runtime)
+    return server, runtime

@@ -18,11 +18,11 @@ class ProcessFigures(BaseModel):
 
 
 class MachineFigures(BaseModel):
-    cpu_count: int | None
+    cpu_count: int | None = None
     memory_total_bytes: int
     memory_available_bytes: int
     memory_used_percent: float
-    load_average_1m: float | None
+    load_average_1m: float | None = None
     python: str
     platform: str
 

@@ -13,9 +13,10 @@ import pytest
 
 pytest.importorskip("torch")
 
-from ansf_mcp.coordinator import baselines, evaluate, neural, simulator
+from ansf_mcp.coordinator import baselines, neural
 from ansf_mcp.coordinator.episode import Episode
 from ansf_mcp.coordinator.strategies import ModelUnavailable, coordinate
+from ansf_mcp.lab import evaluate, simulator
 
 SHIPPED = neural.CHECKPOINT_DIR
 
@@ -23,8 +24,8 @@ SHIPPED = neural.CHECKPOINT_DIR
 def test_strategies_do_not_import_torch():
     code = (
         "import sys, ansf_mcp.coordinator.strategies, ansf_mcp.coordinator.baselines, "
-        "ansf_mcp.coordinator.simulator, ansf_mcp.coordinator.evaluate, ansf_mcp.coordinator.neural, "
-        "ansf_mcp.coordinator.bench; assert 'torch' not in sys.modules, 'torch imported'"
+        "ansf_mcp.lab.simulator, ansf_mcp.lab.evaluate, ansf_mcp.coordinator.neural, "
+        "ansf_mcp.lab.bench; assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ansf_mcp.coordinator import baselines, evaluate, simulator, tokenizer
+from ansf_mcp.coordinator import baselines, tokenizer
 from ansf_mcp.coordinator.episode import Assignment, CoordinationResult
 from ansf_mcp.coordinator.strategies import coordinate
+from ansf_mcp.lab import evaluate, simulator
 
 
 def test_generate_is_reproducible_and_splits_differ():

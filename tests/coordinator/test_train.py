@@ -8,7 +8,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from ansf_mcp.coordinator import neural, train
+from ansf_mcp.coordinator import neural
+from ansf_mcp.lab import train
 
 TINY = [
     "--profile",
@@ -47,7 +48,7 @@ def test_unknown_profile_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_quick_bench_reports_every_method():
-    from ansf_mcp.coordinator.bench import run_coordination_bench
+    from ansf_mcp.lab.bench import run_coordination_bench
 
     seen = []
     out = run_coordination_bench(lambda f, m: seen.append(f), quick=True)

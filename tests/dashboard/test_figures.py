@@ -7,7 +7,7 @@ import time
 from ansf_mcp.dashboard import alerts, metrics
 from ansf_mcp.dashboard.collector import Collector, trends
 from ansf_mcp.dashboard.config import DashboardConfig
-from ansf_mcp.server.context import AppContext
+from ansf_mcp.runtime import Runtime
 from ansf_mcp.store.db import Store
 from tests.dashboard.conftest import add_benchmark, add_decisions, add_outcomes
 
@@ -84,13 +84,13 @@ def test_latency_alert_above_threshold(store: Store) -> None:
 
 def test_ring_keeps_the_newest_1000_points_and_survives_a_restart(settings) -> None:
     store = Store(settings.db_path)
-    app = AppContext(settings=settings, store=store)
+    app = Runtime(settings=settings, store=store)
     c = Collector(app, DashboardConfig())
     for i in range(1005):
         c.persist(1000.0 + i, {"x.series": float(i)})
     store.close()
     store = Store(settings.db_path)  # a restart: a new connection over the same file
-    h = Collector(AppContext(settings=settings, store=store), DashboardConfig()).history()
+    h = Collector(Runtime(settings=settings, store=store), DashboardConfig()).history()
     assert len(h["x.series"]) == 1000 and h["x.series"][0] == [1005.0, 5.0] and h["x.series"][-1][1] == 1004.0
     store.close()
 
@@ -99,7 +99,7 @@ def test_collect_snapshot_has_every_chart_source(settings, store: Store) -> None
     add_outcomes(store, [(True, 0.9)] * 10, duration_s=1.0)
     add_decisions(store, [5.0] * 10)
     add_benchmark(store)
-    app = AppContext(settings=settings, store=store)
+    app = Runtime(settings=settings, store=store)
     c = Collector(app, cfg(interval_s=1))
     t = time.time()
     c.collect(now=t - 1)
@@ -167,7 +167,7 @@ def test_every_dashboard_setting_is_documented() -> None:
 
 
 def test_semantic_health_points_when_the_layer_runs_in_process(settings, store: Store) -> None:
-    app = AppContext(settings=settings, store=store)
+    app = Runtime(settings=settings, store=store)
     app.status_providers["semantic"] = lambda: {
         "cache": {"hits": 3, "misses": 1, "hit_ratio": 0.75, "entries": 4, "bytes_on_disk": 4096,
                   "budget_bytes": 25 * 2**20},

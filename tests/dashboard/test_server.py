@@ -102,7 +102,7 @@ def test_mounted_into_the_mcp_http_app(settings) -> None:
     from ansf_mcp.dashboard.app import build_dashboard
     from ansf_mcp.dashboard.config import DashboardConfig
     from ansf_mcp.server.app import build_server
-    from ansf_mcp.server.http import health_route
+    from ansf_mcp.web import health_route
 
     server, app = build_server(settings)
     inner = server.streamable_http_app(host="127.0.0.1")

@@ -7,8 +7,8 @@ import types
 from pathlib import Path
 
 import pytest
+from ansf_mcp.tools.registry import Toolbox, tool_server
 from ansf_mcp.tools.semantic_tools import register_with_service
-from mcp.server.mcpserver import MCPServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "semantic"
 
@@ -23,10 +23,12 @@ def make_app(project: Path, data_dir: Path) -> types.SimpleNamespace:
     return types.SimpleNamespace(settings=settings, status_providers={}, on_shutdown=[])
 
 
-def build(project: Path, data_dir: Path, **options):
-    server = MCPServer("semantic-test")
+def build(project: Path, data_dir: Path, max_answer_chars: int | None = None, **options):
+    server = tool_server("semantic-test")
+    tools = Toolbox(server) if max_answer_chars is None else Toolbox(server, max_answer_chars=max_answer_chars)
     app = make_app(project, data_dir)
-    service = register_with_service(server, app, **options)
+    service = register_with_service(tools, app, **options)
+    server.toolbox = tools  # tests change the answer cap on the fly
     return server, app, service
 
 

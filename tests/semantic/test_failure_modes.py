@@ -49,24 +49,48 @@ async def test_settings_change_changes_fingerprint(pyproj_copy, tmp_path):
     b.shutdown()
 
 
-async def test_large_answers_shrink_step_by_step(tmp_path):
-    from tests.semantic.conftest import FIXTURES
+def sent(result) -> int:
+    """Characters of the answer as sent: its text content and its structured content, JSON-encoded."""
+    import json
 
-    server, _, service = build(FIXTURES / "pyproj", tmp_path / "data", max_answer_chars=1500)
+    text = "".join(c.text for c in result.content)
+    return len(json.dumps(text, ensure_ascii=False)) + len(
+        json.dumps(result.structured_content, separators=(",", ":"), ensure_ascii=False))
+
+
+async def test_large_answers_shrink_step_by_step(tmp_path):
+    """The cap is measured on what is sent; each step down is taken only when the one above does not fit."""
+    from ansf_mcp.tools.answers import render
+    from ansf_mcp.tools.semantic_tools import overview_steps, reference_steps
+
+    from tests.semantic.conftest import FIXTURES
+    from tests.semantic.helpers import call
+
+    server, _, service = build(FIXTURES / "pyproj", tmp_path / "data")
     try:
         args = {"name_path": "scale", "relative_path": "src/geo/units.py"}
-        r = await ok(server, "find_references", args)
-        assert r["total"] == 15 and len(r["references"]) == 15
-        assert all(x["context"] is None for x in r["references"]) and "context lines dropped" in r["shrunk"]
-        service.max_answer_chars = 700
-        r = await ok(server, "find_references", args)
-        assert r["references"] == [] and sum(r["per_file"].values()) == 15 and "per-file" in r["shrunk"]
-        service.max_answer_chars = 200
-        r = await ok(server, "find_references", args)
-        assert r["total"] == 15 and r["per_file"] is None and "only the total" in r["shrunk"]
-        service.max_answer_chars = 900
+        steps = reference_steps(service.find_references(**args))
+        sizes = [render(m, None)[1] for m in (steps.full, *(step() for step in steps.shorter))]
+        assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 4
+        expected = [
+            lambda r: len(r["references"]) == 15 and r["references"][0]["context"] and r["shrunk"] is None,
+            lambda r: len(r["references"]) == 15 and all(x["context"] is None for x in r["references"])
+            and "context lines dropped" in r["shrunk"],
+            lambda r: r["references"] == [] and sum(r["per_file"].values()) == 15 and "per-file" in r["shrunk"],
+            lambda r: r["references"] == [] and r["per_file"] is None and "only the total" in r["shrunk"],
+        ]
+        for size, check in zip(sizes, expected, strict=True):
+            server.toolbox.max_answer_chars = size
+            result = await call(server, "find_references", args)
+            assert not result.is_error and check(result.structured_content), result.structured_content
+            assert result.structured_content["total"] == 15
+            assert sent(result) <= size
+            server.toolbox.max_answer_chars = size - 1  # one character less: the next step
+        server.toolbox.max_answer_chars = 900
         r = await ok(server, "symbols_overview", {"relative_path": "src/geo", "depth": 1})
         assert r["shrunk"] and (r["per_file"] or r["total"])
+        full = overview_steps(service.symbols_overview("src/geo", 1)).full
+        assert render(full, None)[1] > 900
     finally:
         service.shutdown()
 

@@ -69,7 +69,7 @@ def _nonce_mapping(rng: np.random.Generator, episode) -> dict[str, str]:
 
 def _text_labels(sim) -> np.ndarray:
     """Domain and difficulty level of every text of a simulated episode, in sequence order (-1: agent item)."""
-    from ansf_mcp.coordinator import simulator as S
+    from ansf_mcp.lab import simulator as S
 
     levels = {v: i for i, v in enumerate(S.DIFFICULTY_LEVELS)}
     rows = []
@@ -84,7 +84,7 @@ def _text_labels(sim) -> np.ndarray:
 
 def build_data(n: int, seed: int, nonce_frac: float, max_agents: int = 8, max_tasks: int = 12):
     from ansf_mcp.coordinator import model as M
-    from ansf_mcp.coordinator import simulator as S
+    from ansf_mcp.lab import simulator as S
 
     sims = S.generate("train", n, seed, n_agents=(3, max_agents), n_tasks=(4, max_tasks))
     rng = np.random.default_rng([seed, 7])
@@ -169,8 +169,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from ansf_mcp.coordinator import baselines, ckpt, evaluate, simulator
+    from ansf_mcp.coordinator import baselines, ckpt
     from ansf_mcp.coordinator import model as M
+    from ansf_mcp.lab import evaluate, simulator
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -352,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             "shifted_val_history_ratio": shift_hist,
             "val_ceiling_ratio": ceil_ratio,
             "val_episodes": args.val_episodes,
-            "data": "SIMULATED episodes (ansf_mcp.coordinator.simulator, split 'train')",
+            "data": "SIMULATED episodes (ansf_mcp.lab.simulator, split 'train')",
         },
     }
     weights, meta = ckpt.save(net.cpu().state_dict(), args.out, name, card)

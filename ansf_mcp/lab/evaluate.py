@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ansf_mcp.coordinator.episode import CoordinationResult, Episode
-from ansf_mcp.coordinator.simulator import SimEpisode
 from ansf_mcp.coordinator.solver import solve
+from ansf_mcp.lab.simulator import SimEpisode
 
 
 def _index(episode: Episode) -> tuple[dict[str, int], dict[str, int]]:

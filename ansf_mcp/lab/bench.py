@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ansf_mcp.coordinator import evaluate, simulator
 from ansf_mcp.coordinator.strategies import ModelUnavailable, coordinate
+from ansf_mcp.lab import evaluate, simulator
 
 Progress = Callable[[float, str], None]
 BASELINES = ("history", "tags", "round-robin")
@@ -29,7 +29,7 @@ QUALITY_TASKS = (6, 24)
 
 _RSS_SCRIPT = """
 import json, sys, psutil
-from ansf_mcp.coordinator import simulator
+from ansf_mcp.lab import simulator
 from ansf_mcp.coordinator.strategies import coordinate
 profile = sys.argv[1]
 ep = simulator.generate("heldout", 1, 5, n_agents=16, n_tasks=64)[0].episode
@@ -221,10 +221,10 @@ def run_coordination_bench(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """python -m ansf_mcp.coordinator.bench [--quick] [--episodes N] [--json FILE] (Markdown table to stderr)."""
+    """python -m ansf_mcp.lab.bench [--quick] [--episodes N] [--json FILE] (Markdown table to stderr)."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m ansf_mcp.coordinator.bench")
+    parser = argparse.ArgumentParser(prog="python -m ansf_mcp.lab.bench")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--episodes", type=int, default=500)
     parser.add_argument("--json", type=Path)

@@ -1,0 +1,139 @@
+"""The runtime every part of the server shares: settings, the store, the governor, status and shutdown hooks.
+
+Built once from the settings (`Runtime.open`). It starts and stops in one place, `serving()`, which is the MCP
+SDK's lifespan for stdio and Streamable HTTP alike and which the HTTP apps (MCP server, dashboard) also enter
+from their own lifespans. Nothing here imports the server, the tools or the dashboard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansf_mcp.governor.phases import Governor, PhaseLimits, record_phase_change
+from ansf_mcp.settings import Settings
+from ansf_mcp.store.db import Store
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PhaseLimits", "Runtime", "configure_logging"]
+
+
+class _Repeats(logging.Filter):
+    """Lets the same message (logger, level, template) through at most once per `every_s`, then says how many
+    were dropped: a flood of one error (a full file table, a client retrying garbage) cannot fill the disk."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, record.getMessage()[:300])
+        now = time.monotonic()
+        with self._lock:
+            last, dropped = self._seen.get(key, (-1e18, 0))
+            if now - last < self.every_s:
+                self._seen[key] = (last, dropped + 1)
+                return False
+            if len(self._seen) > 1000:  # bounded: forget the oldest half
+                for k, _ in sorted(self._seen.items(), key=lambda kv: kv[1][0])[:500]:
+                    del self._seen[k]
+            self._seen[key] = (now, 0)
+        if dropped:
+            record.msg = f"{record.msg} [{dropped} more like this in the last {self.every_s:.0f} s not logged]"
+        return True
+
+
+def configure_logging(level: str) -> None:
+    """Everything to stderr (in stdio mode stdout carries the protocol and nothing else), repeats rate-limited."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_Repeats())
+    root.addHandler(handler)
+    root.setLevel(level)
+    # uvicorn configures its own loggers with handlers of their own; route them through ours instead.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "asyncio"):
+        lg = logging.getLogger(name)
+        for h in list(lg.handlers):
+            lg.removeHandler(h)
+        lg.propagate = True
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    governor: Governor | None = None
+    started_at: float = field(default_factory=time.time)
+    ready: bool = False
+    status_providers: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
+    on_shutdown: list[Callable[[], None]] = field(default_factory=list)
+    _holders: int = 0
+    _closed: bool = False
+
+    @classmethod
+    def open(cls, settings: Settings, *, record_phases: bool = True) -> Runtime:
+        """The store and a governor for `settings`. `record_phases=False` for watchers (the standalone dashboard)
+        whose readings describe their own process, not the server's."""
+        runtime = cls(settings=settings, store=Store(settings.db_path), governor=Governor(settings))
+        if record_phases:
+            runtime.governor.on_change.append(
+                lambda old, new, reason, reading: record_phase_change(runtime.store, old, new, reason, reading)
+            )
+        return runtime
+
+    def limits(self) -> PhaseLimits:
+        return self.governor.limits() if self.governor else PhaseLimits()
+
+    def uptime_s(self) -> float:
+        return round(time.time() - self.started_at, 3)
+
+    # -- start and stop ----------------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[Runtime]:
+        """Start on the first entry, stop when the last holder leaves.
+
+        Entered by the SDK's lifespan (once per stdio run or Streamable HTTP app, once per SSE connection) and by
+        the HTTP apps' own lifespans, so nested entries share one start and one stop.
+        """
+        if self._holders == 0:
+            self.start()
+        self._holders += 1
+        try:
+            yield self
+        finally:
+            self._holders -= 1
+            if self._holders == 0:
+                self.shutdown()
+
+    def start(self) -> None:
+        if self._closed:
+            raise RuntimeError("this runtime was shut down; open a new one")
+        if self.governor is not None:
+            self.governor.refresh(force=True)
+        self.ready = True
+
+    def shutdown(self) -> None:
+        """Run the shutdown hooks (language servers...) newest first, then close the store. Idempotent."""
+        self.ready = False
+        if self._closed:
+            return
+        self._closed = True
+        for hook in reversed(self.on_shutdown):
+            try:
+                hook()
+            except Exception:
+                log.exception("shutdown hook failed")
+        self.store.close()

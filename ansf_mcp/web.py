@@ -1,0 +1,293 @@
+"""What the MCP server's HTTP transports and the dashboard share: start-up checks, the token, /health, the
+Host/Origin check and the lifespan that starts the runtime with whatever else an app runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import re
+import resource
+import socket
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ansf_mcp import __version__
+from ansf_mcp.runtime import Runtime
+from ansf_mcp.settings import LOOPBACK_NAMES, Settings
+
+log = logging.getLogger(__name__)
+
+UNPROTECTED_PATHS = frozenset({"/health"})
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message says which flag to change."""
+
+
+def check(settings: Settings) -> None:
+    """The rules every HTTP listener obeys before it starts: a token off loopback, a free port."""
+    if settings.transport != "stdio" and not settings.is_loopback and not settings.token:
+        raise ConfigError(
+            f"refusing to bind {settings.host} without a token: only {', '.join(sorted(LOOPBACK_NAMES))} are "
+            "served without one (--token or ANSF_TOKEN)"
+        )
+    if settings.transport != "stdio" and settings.port:
+        check_port_free(settings.host, settings.port)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail before start-up with a message that names the flag, instead of uvicorn's bare errno."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port") from exc
+
+
+# -- token ---------------------------------------------------------------------------------------------------------
+
+
+class TokenRequired:
+    """Rejects requests without the token (Authorization: Bearer, X-ANSF-Token, or ?token=)."""
+
+    def __init__(self, app: ASGIApp, token: str):
+        self.app = app
+        self.token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and scope.get("path") not in UNPROTECTED_PATHS:
+            if not self._authorised(scope):
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 4401})
+                    return
+                response = JSONResponse({"error": "missing or wrong token"}, status_code=401)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _authorised(self, scope: Scope) -> bool:
+        # latin-1 decodes any byte: a stray non-UTF-8 header byte is a wrong token, not a server error.
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        offered = headers.get("x-ansf-token", "")
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            offered = auth[7:].strip()
+        if not offered:
+            offered = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
+        return bool(offered) and hmac.compare_digest(offered.encode("utf-8", "surrogateescape"), self.token)
+
+
+# -- Host and Origin -----------------------------------------------------------------------------------------------
+
+
+_NETLOC = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9.\-]+))(?::(?P<port>[0-9]{1,5}))?$")
+
+
+def _hostname(netloc: str) -> str | None:
+    """The host name of `host[:port]`, lower-case, or None when it is not exactly that shape."""
+    m = _NETLOC.match(netloc.strip())
+    if not m:
+        return None
+    return (m.group("v6") or m.group("name")).lower()
+
+
+def refusal(headers: Mapping[str, str], settings: Settings) -> str | None:
+    """Why a request must be refused on its Host or Origin header, or None. One rule for every HTTP app.
+
+    Served without a token (a loopback name), the token cannot stop a browser, so: the Host must be one of the
+    loopback names exactly (a DNS-rebound name such as `127.0.0.1.evil.example` is not), and so must an Origin's
+    host. With a token, an Origin, when sent, must be this very server (a cross-site page cannot borrow it).
+    """
+    host = headers.get("host", "")
+    origin = headers.get("origin")
+    if origin == "null":
+        return "an opaque (null) Origin is refused"
+    if settings.is_loopback:
+        if host and _hostname(host) not in LOOPBACK_NAMES:
+            return f"Host {host[:100]!r} is not one of {', '.join(sorted(LOOPBACK_NAMES))}"
+        if origin:
+            parts = urlsplit(origin) if "://" in origin else None
+            if parts is None or parts.scheme not in ("http", "https") or _hostname(parts.netloc) not in LOOPBACK_NAMES:
+                return f"Origin {origin[:100]!r} is not a loopback page"
+        return None
+    if origin and (not host or urlsplit(origin).netloc.lower() != host.lower()):
+        return f"Origin {origin[:100]!r} is not this server"
+    return None
+
+
+class HostGuard:
+    """Refuses HTTP requests (403) and WebSocket handshakes (close 4403) that `refusal` names."""
+
+    def __init__(self, app: ASGIApp, settings: Settings):
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            headers: dict[str, str] = {}
+            for k, v in scope.get("headers", []):
+                headers.setdefault(k.decode("latin-1").lower(), v.decode("latin-1"))
+            why = refusal(headers, self.settings)
+            if why:
+                log.warning("refused %s %s: %s", scope["type"], scope.get("path", "")[:200], why)
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 4403})
+                    return
+                await JSONResponse({"error": why}, status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def protect(app: ASGIApp, settings: Settings) -> ASGIApp:
+    """Every HTTP app's outer layers: the Host/Origin check, then the token when one is set."""
+    inner = TokenRequired(app, settings.token) if settings.token else app
+    return HostGuard(inner, settings)
+
+
+# -- /health and the lifespan --------------------------------------------------------------------------------------
+
+
+def health_route(runtime: Runtime) -> Route:
+    async def health(_: Request) -> JSONResponse:
+        body = {
+            "status": "ok" if runtime.ready else "starting",
+            "version": __version__,
+            "uptime_s": runtime.uptime_s(),
+            # No paths: /health answers anyone, token or not.
+            "store": {"schema_version": runtime.store.schema_version},
+        }
+        return JSONResponse(body, status_code=200 if runtime.ready else 503)
+
+    return Route("/health", health, methods=["GET"])
+
+
+def lifespan(
+    runtime: Runtime, *running: Callable[[], AbstractAsyncContextManager[Any]]
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """A Starlette lifespan: hold the runtime (started on entry, stopped on exit) and run `running` inside it."""
+
+    @contextlib.asynccontextmanager
+    async def span(_: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(runtime.serving())
+            for start in running:
+                await stack.enter_async_context(start())
+            yield
+
+    return span
+
+
+# -- the listener --------------------------------------------------------------------------------------------------
+
+
+def _file_limit() -> int:
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 80_000 if soft == resource.RLIM_INFINITY else soft
+
+
+def default_max_connections() -> int:
+    """Below the open-file limit, leaving room for the store, language servers, logs and one accept batch."""
+    soft = _file_limit()
+    return max(8, min(10_000, soft - 64 - soft // 8))
+
+
+def accept_backlog() -> int:
+    """asyncio accepts up to `backlog` sockets per wake-up before any is checked against the cap: keep a batch
+    inside the room `default_max_connections` leaves."""
+    return max(16, min(2048, _file_limit() // 8))
+
+
+def _guarded_h11(header_timeout_s: float, max_connections: int) -> type:
+    """uvicorn's h11 protocol with the two limits uvicorn lacks (its keep-alive timer restarts on every byte and
+    nothing bounds the time to send a request): a deadline for a request's headers (and 6x for its body), and a
+    cap on open connections that refuses the surplus at once instead of running out of file descriptors."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11Protocol(H11Protocol):
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            self._deadline: tuple[Any, Any] | None = None
+            super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                log.warning("refusing new connections: %d are open, the limit (ANSF_HTTP_MAX_CONNECTIONS)",
+                            max_connections)
+                transport.abort()
+                return
+            self._watch()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self._watch()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._watch()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _disarm(self) -> None:
+            if getattr(self, "_deadline", None) is not None:
+                self._deadline[1].cancel()
+                self._deadline = None
+
+        def _watch(self) -> None:
+            """Arm a deadline while the peer owes us a request (headers, then body); keep it while they trickle."""
+            state = self.conn.their_state
+            if self.transport.is_closing() or self.transport.get_protocol() is not self:  # closed or upgraded
+                self._disarm()
+                return
+            if state is h11.IDLE:
+                limit = header_timeout_s
+            elif state is h11.SEND_BODY:
+                limit = header_timeout_s * 6
+            else:
+                self._disarm()
+                return
+            if self._deadline is not None and self._deadline[0] is state:
+                return
+            self._disarm()
+            self._deadline = (state, self.loop.call_later(limit, self._expired, state))
+
+        def _expired(self, state: Any) -> None:
+            self._deadline = None
+            if self.transport.is_closing() or self.transport.get_protocol() is not self:
+                return
+            if self.conn.their_state is state:
+                log.info("closing a connection that sent no complete request in time (%s)", state.__name__)
+                self.transport.close()
+
+    return GuardedH11Protocol
+
+
+def run_uvicorn(asgi: ASGIApp, settings: Settings) -> None:
+    """Serve `asgi` on the settings' host and port with header and idle time-outs and a connection cap."""
+    import uvicorn
+
+    cap = settings.http_max_connections or default_max_connections()
+    config = uvicorn.Config(
+        asgi,
+        host=settings.host,
+        port=settings.port,
+        http=_guarded_h11(settings.http_header_timeout_s, cap),
+        lifespan="on",
+        log_config=None,  # keep ours: stderr, repeats rate-limited
+        log_level="warning",
+        timeout_keep_alive=5,
+        backlog=accept_backlog(),
+        limit_concurrency=cap + 1,  # uvicorn answers 503 past this many connections or running requests
+    )
+    uvicorn.Server(config).run()

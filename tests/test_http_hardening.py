@@ -1,0 +1,258 @@
+"""HTTP listeners under attack, through real sockets: other loopback addresses, DNS-rebound names, slow headers,
+stray header bytes, and what /health tells anyone (issue 10, items 1-3 and 9)."""
+
+from __future__ import annotations
+
+import json
+import resource
+import select
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from tests.conftest import ansf_command, free_port, subprocess_env
+
+pytestmark = pytest.mark.slow
+
+INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+REBOUND = "127.0.0.1.evil.example"
+
+
+class Server:
+    """`ansf serve` (or `ansf dashboard`) as a subprocess on a free port, stderr kept in a file."""
+
+    def __init__(self, tmp_path: Path, data_dir: Path):
+        self.tmp_path, self.data_dir = tmp_path, data_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = free_port()
+        self.stderr_path = tmp_path / f"stderr-{self.port}.log"
+
+    def start(self, *args: str, host: str = "127.0.0.1", env: dict[str, str] | None = None,
+              nofile: int | None = None, dashboard: bool = False) -> str:
+        environment = {**subprocess_env(self.data_dir), **(env or {})}
+        if dashboard:
+            cmd = [sys.executable, "-m", "ansf_mcp.dashboard", "--host", host, "--port", str(self.port), *args]
+        else:
+            cmd = [*ansf_command(), "serve", "--host", host, "--port", str(self.port), *args]
+
+        def limit() -> None:
+            if nofile:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+        self.proc = subprocess.Popen(cmd, env=environment, cwd=self.tmp_path, stdout=subprocess.DEVNULL,
+                                     stderr=self.stderr_path.open("wb"), preexec_fn=limit)
+        base = f"http://{host}:{self.port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.stderr_path.read_text()}")
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    return base
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("server did not become healthy in 30 s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def server(tmp_path: Path, data_dir: Path):
+    started: list[Server] = []
+
+    def make() -> Server:
+        s = Server(tmp_path, data_dir)
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+def raw(host: str, port: int, request: bytes, timeout: float = 10) -> bytes:
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(request)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if b"\r\n\r\n" in b"".join(chunks):
+                break
+    return b"".join(chunks)
+
+
+# -- item 1: another loopback address is not a loopback name -------------------------------------------------------
+
+
+def test_other_127_addresses_need_the_token(data_dir: Path) -> None:
+    out = subprocess.run(
+        [*ansf_command(), "serve", "--transport", "http", "--host", "127.0.0.2", "--port", str(free_port())],
+        env=subprocess_env(data_dir), capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 2, out.stderr
+    assert "without a token" in out.stderr and "127.0.0.1" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_127_0_0_2_with_a_token_refuses_a_rebound_page_without_it(server) -> None:
+    srv = server()
+    base = srv.start("--transport", "http", "--token", "s3cret", host="127.0.0.2")
+    rebound = {**MCP_HEADERS, "Host": f"evil.example:{srv.port}", "Origin": f"http://evil.example:{srv.port}"}
+    assert httpx.post(f"{base}/mcp", json=INIT, headers=rebound).status_code in (401, 403)
+    assert httpx.post(f"{base}/mcp", json=INIT, headers={**MCP_HEADERS, "Host": f"evil.example:{srv.port}"}
+                      ).status_code == 401
+    ok = httpx.post(f"{base}/mcp", json=INIT, headers={**MCP_HEADERS, "Authorization": "Bearer s3cret"})
+    assert ok.status_code == 200
+
+
+@pytest.mark.parametrize("host", ["evil.example", REBOUND, "127.0.0.2", "localhost.evil.example"])
+def test_loopback_mcp_refuses_names_that_are_not_exactly_loopback(server, host: str) -> None:
+    srv = server()
+    base = srv.start("--transport", "http")
+    answer = httpx.post(f"{base}/mcp", json=INIT, headers={**MCP_HEADERS, "Host": f"{host}:{srv.port}"})
+    assert answer.status_code in (403, 421), answer.text
+    foreign = httpx.post(f"{base}/mcp", json=INIT, headers={**MCP_HEADERS, "Origin": f"http://{host}:{srv.port}"})
+    assert foreign.status_code == 403, foreign.text
+    assert httpx.post(f"{base}/mcp", json=INIT, headers={**MCP_HEADERS, "Host": f"localhost:{srv.port}",
+                                                         "Origin": f"http://localhost:{srv.port}"}).status_code == 200
+
+
+# -- item 2: the dashboard matches hosts exactly --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["standalone", "serve --dashboard"])
+def test_dashboard_refuses_a_name_that_only_starts_with_127(server, mode: str) -> None:
+    srv = server()
+    if mode == "standalone":
+        base = srv.start(dashboard=True, env={"ANSF_DASHBOARD_INTERVAL_S": "1"})
+    else:
+        base = srv.start("--transport", "http", "--dashboard")
+    evil = {"Host": f"{REBOUND}:{srv.port}", "Origin": f"http://{REBOUND}:{srv.port}"}
+    for path in ("/", "/api/snapshot", "/metrics"):
+        assert httpx.get(f"{base}{path}", headers=evil).status_code == 403, path
+        assert httpx.get(f"{base}{path}").status_code == 200, path
+    ws_url = f"ws://127.0.0.1:{srv.port}/ws"
+    with pytest.raises(InvalidStatus):
+        with connect(ws_url, origin=f"http://{REBOUND}:{srv.port}", open_timeout=5):
+            pass
+    with pytest.raises(InvalidStatus):  # what a rebound page sends: Host and Origin both the evil name
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        with connect(f"ws://{REBOUND}:{srv.port}/ws", sock=sock, origin=f"http://{REBOUND}:{srv.port}",
+                     open_timeout=5):
+            pass
+    with connect(ws_url, origin=base, open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "hello"
+
+
+# -- item 3: slow headers cannot starve real clients ----------------------------------------------------------------
+
+
+def test_half_open_sockets_time_out_and_real_clients_get_through(server) -> None:
+    srv = server()
+    base = srv.start("--transport", "http", nofile=256, env={"ANSF_HTTP_HEADER_TIMEOUT_S": "1"})
+    attackers: list[socket.socket] = []
+    try:
+        for _ in range(400):  # more than the server's whole file table
+            s = socket.socket()
+            s.setblocking(False)
+            try:
+                s.connect(("127.0.0.1", srv.port))
+            except BlockingIOError:
+                pass
+            attackers.append(s)
+        pending = set(attackers)
+        deadline = time.monotonic() + 10
+        while pending and time.monotonic() < deadline:  # wait until every handshake completed
+            _, writable, _ = select.select([], list(pending), [], 1.0)
+            pending.difference_update(writable)
+        for s in attackers:
+            try:
+                s.send(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # headers never finish
+            except OSError:
+                pass
+        # Every half-open socket is closed by the server: at once past the connection cap, else at the header
+        # deadline; a server without either keeps them all.
+        open_ = set(attackers)
+        deadline = time.monotonic() + 30
+        while open_ and time.monotonic() < deadline:
+            readable, _, _ = select.select(list(open_), [], [], 1.0)
+            for s in readable:
+                try:
+                    if s.recv(4096) == b"":
+                        open_.discard(s)
+                except (ConnectionResetError, BlockingIOError):
+                    open_.discard(s)
+        assert not open_, f"{len(open_)} of {len(attackers)} half-open sockets still held after 30 s"
+        # A real client gets through while the attack goes on.
+        started = time.monotonic()
+        with httpx.Client(timeout=5) as client:
+            assert client.post(f"{base}/mcp", json=INIT, headers=MCP_HEADERS).status_code == 200
+        assert time.monotonic() - started < 5
+    finally:
+        for s in attackers:
+            s.close()
+    assert srv.proc.poll() is None, "the server died"
+    log = srv.stderr_path.read_bytes()
+    assert b"Too many open files" not in log
+    assert len(log) < 20_000, f"{len(log)} bytes of stderr"
+
+
+def test_a_trickled_header_is_cut_at_the_deadline(server) -> None:
+    srv = server()
+    srv.start("--transport", "http", env={"ANSF_HTTP_HEADER_TIMEOUT_S": "1"})
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\n")
+        started = time.monotonic()
+        closed = False
+        while time.monotonic() - started < 8:
+            try:
+                sock.sendall(b"X-A: b\r\n")  # one header line every 0.2 s: keep-alive timers restart on each
+            except OSError:
+                closed = True
+                break
+            ready, _, _ = select.select([sock], [], [], 0.2)
+            if ready and sock.recv(4096) == b"":
+                closed = True
+                break
+        assert closed, "a client trickling header lines held the connection for 8 s"
+        assert time.monotonic() - started < 4
+
+
+# -- item 9: a stray header byte, and what /health says --------------------------------------------------------------
+
+
+def test_non_utf8_header_byte_is_a_wrong_token_not_a_server_error(server) -> None:
+    srv = server()
+    srv.start("--transport", "http", "--token", "s3cret", host="127.0.0.2")
+    for header in (b"X-ANSF-Token: \xff\xfe", b"Authorization: Bearer \xe9t\xe9", b"X-Other: \xff"):
+        answer = raw("127.0.0.2", srv.port, b"GET /mcp HTTP/1.1\r\nHost: 127.0.0.2\r\n" + header + b"\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    log = srv.stderr_path.read_text(errors="replace")
+    assert "Traceback" not in log and "UnicodeDecodeError" not in log
+
+
+def test_health_names_no_paths(server, data_dir: Path) -> None:
+    srv = server()
+    base = srv.start("--transport", "http")
+    body = httpx.get(f"{base}/health").text
+    assert str(data_dir) not in body and "sqlite3" not in body
+    assert json.loads(body)["store"]["schema_version"] >= 1

@@ -1,0 +1,90 @@
+"""The tool surface an LLM fills in: titles, a description on every parameter, one-sentence errors, one way
+to register a tool."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+pytestmark = pytest.mark.anyio
+
+TOOLS_DIR = Path(__file__).resolve().parents[1] / "tools"
+
+
+def parameters(schema: dict, where: str = "") -> list[tuple[str, dict]]:
+    """Every parameter of an input schema, nested object fields included ($defs resolved)."""
+    defs = schema.get("$defs", {})
+    found: list[tuple[str, dict]] = []
+    seen: set[str] = set()
+
+    def walk(obj: dict, path: str) -> None:
+        for name, spec in (obj.get("properties") or {}).items():
+            found.append((f"{path}{name}", spec))
+            for ref in re.findall(r'"\$ref": "#/\$defs/(\w+)"', str(spec).replace("'", '"')):
+                if ref not in seen:
+                    seen.add(ref)
+                    walk(defs[ref], f"{path}{name}.")
+
+    walk(schema, where)
+    return found
+
+
+async def test_every_tool_has_a_title_and_every_parameter_a_description(client: Client) -> None:
+    tools = (await client.list_tools()).tools
+    assert len(tools) >= 15
+    missing = []
+    for tool in tools:
+        assert tool.title and tool.title[0].isupper(), f"{tool.name} has no title"
+        assert tool.description and "\n" not in tool.description, f"{tool.name}'s description is not one line"
+        for name, spec in parameters(tool.input_schema, f"{tool.name}."):
+            if not spec.get("description"):
+                missing.append(name)
+    assert missing == [], f"parameters without a description: {missing}"
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "fragments"),
+    [
+        # a swarm's name where its id is expected: the form, an example and where to get one
+        ("swarm_status", {"swarm_id": "team"}, ["swarm_id 'team'", "e.g. 'swarm-", "use swarm_status() to list"]),
+        ("next_task", {"swarm_id": "swarm-000000000000", "agent_id": "a b"}, ["agent_id", "swarm_status(swarm_id)"]),
+        ("spawn_swarm", {"name": "x"}, ["agents is required"]),
+        ("spawn_swarm", {"name": "x", "agents": [{"role": "a"}], "topology": "blob"}, ["'mesh'", "not 'blob'"]),
+        ("read_messages", {"swarm_id": "swarm-000000000000", "agent_id": "a", "since": -1}, ["since must be at"]),
+        ("coordinate", {"swarm_id": "swarm-000000000000", "tasks": [{"description": ""}]},
+         ["tasks[0].description must not be empty"]),
+        ("swarm_status", {"swarm_id": 42}, ["must be a string, not 42"]),
+    ],
+)
+async def test_validation_errors_are_one_sentence(client: Client, tool: str, args: dict, fragments: list) -> None:
+    result = await client.call_tool(tool, args)
+    assert result.is_error
+    text = result.content[0].text
+    assert "\n" not in text and text.replace("e.g.", "eg").count(". ") == 0 and text.endswith("."), text
+    for noise in ("validation error", "pydantic", "input_value", "[type=", "^swarm-", "Error executing"):
+        assert noise not in text, text
+    for fragment in fragments:
+        assert fragment in text, text
+
+
+async def test_core_errors_come_through_without_noise(client: Client) -> None:
+    result = await client.call_tool("next_task", {"swarm_id": "swarm-000000000000", "agent_id": "a"})
+    assert result.is_error and result.content[0].text == (
+        "unknown swarm 'swarm-000000000000'; swarm_status() lists the swarms")
+
+
+def test_one_way_to_register_a_tool_and_one_shrinker() -> None:
+    """Tool families register through Toolbox.add and shrink through answers.Shrinking only."""
+    offenders = []
+    for path in [*TOOLS_DIR.glob("*.py"), *(TOOLS_DIR.parent / "semantic").glob("*.py")]:
+        if path.name in ("registry.py", "answers.py"):
+            continue
+        text = path.read_text()
+        for pattern in (r"\.add_tool\(", r"@\w+\.tool\(", r"ToolAnnotations\(", r"MAX_ANSWER_CHARS\s*=",
+                        r"def _?shrink"):
+            if re.search(pattern, text):
+                offenders.append(f"{path.name}: {pattern}")
+    assert offenders == []

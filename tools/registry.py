@@ -1,0 +1,242 @@
+"""One way to register a tool, one error mapping, one way to shape an answer.
+
+A tool family's `register(tools, app)` decorates plain functions:
+
+    @tools.add(Kind.READ, "Swarm status")
+    async def swarm_status(swarm_id: SwarmId | None = None) -> SwarmStatus:
+        '''One line that becomes the description.'''
+
+- the description is the docstring on one line; the title is given; the annotations follow from the kind;
+- the function returns a pydantic model (or `Shrinking` candidates, see `answers.py`); the client gets that model
+  as structured content and a compact text rendering, within `max_answer_chars` measured on what is sent;
+- errors: a family raises core errors (BoardError, StoreError, ...) or a ToolError; `ToolServer.call_tool` turns
+  each into a one-sentence error result, argument validation errors included, and keeps tracebacks for crashes.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import sqlite3
+import typing
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from typing import Annotated, Any, TypeVar
+
+from ansf_mcp.tools.answers import MAX_ANSWER_CHARS, Shrinking, TextRenderer, shape
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import BaseModel, ValidationError
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+class Kind(Enum):
+    """What a tool does to the world; the MCP annotations follow from it."""
+
+    READ = "read"  # reads only; the same call twice gives the same answer
+    WRITE = "write"  # adds or changes state; calling twice does it twice
+    IDEMPOTENT = "idempotent"  # changes state, but repeating the same call changes nothing more
+    DESTRUCTIVE = "destructive"  # deletes state
+
+
+def annotations_for(kind: Kind) -> ToolAnnotations:
+    return ToolAnnotations(
+        read_only_hint=kind is Kind.READ,
+        destructive_hint=kind is Kind.DESTRUCTIVE,
+        idempotent_hint=kind in (Kind.READ, Kind.IDEMPOTENT, Kind.DESTRUCTIVE),
+        open_world_hint=False,
+    )
+
+
+def one_line(doc: str | None) -> str:
+    """Clients show a description verbatim and every character costs context: one line, no indentation."""
+    return " ".join((doc or "").split())
+
+
+# Where to find a valid value, per parameter name: appended to validation errors.
+HINTS: dict[str, str] = {
+    "swarm_id": "use swarm_status() to list swarm ids",
+    "agent_id": "swarm_status(swarm_id) lists the swarm's agents",
+    "from_agent": "swarm_status(swarm_id) lists the swarm's agents",
+    "to_agent": "swarm_status(swarm_id) lists the swarm's agents",
+    "task_id": "swarm_status(swarm_id) lists the swarm's tasks",
+    "run_id": "benchmark() returns the run id",
+    "cursor": "pass the next_cursor of the previous answer, or leave it out to start at the beginning",
+    "relative_path": "give a path relative to the project root, e.g. 'src/pkg/module.py'",
+}
+
+
+class ToolServer(MCPServer):
+    """MCPServer whose tool errors read as one sentence: what was expected and how to get it."""
+
+    _descriptions: dict[str, dict[str, str]] | None = None
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError) and type(exc) is ToolError:
+                described = (await self._parameter_descriptions()).get(name, {})
+                raise ToolError(validation_sentence(name, exc.__cause__, described)) from exc.__cause__
+            message = explain(name, exc)
+            if message is None:
+                raise  # a crash: the SDK logs it and answers with a generic message
+            raise ToolError(message) from exc.__cause__
+
+    async def _parameter_descriptions(self) -> dict[str, dict[str, str]]:
+        if self._descriptions is None:
+            self._descriptions = {
+                t.name: {p: str(spec.get("description", "")) for p, spec in
+                         (t.input_schema.get("properties") or {}).items()}
+                for t in await self.list_tools()
+            }
+        return self._descriptions
+
+
+# Errors of the core that mean "the request cannot be carried out"; their text is written for the caller.
+def _expected() -> tuple[type[BaseException], ...]:
+    from ansf_mcp.board.errors import BoardError
+    from ansf_mcp.coordinator.episode import ModelUnavailable
+    from ansf_mcp.store.db import StoreError
+
+    return (BoardError, StoreError, ModelUnavailable, ValueError)
+
+
+def explain(tool: str, exc: ToolError) -> str | None:
+    """The error result's text for `exc`, or None when it is a crash that must stay generic."""
+    cause = exc.__cause__
+    if type(exc) is ToolError:  # raised on purpose; the SDK has prefixed "Error executing tool <name>: "
+        text = str(exc)
+        prefix = f"Error executing tool {tool}: "
+        return text[len(prefix):] if text.startswith(prefix) else text
+    if isinstance(cause, ValidationError):  # the tool's own model checks on what it was given
+        return validation_sentence(tool, cause, {})
+    if isinstance(cause, _expected()):
+        return str(cause)
+    if isinstance(cause, OSError | sqlite3.Error):  # a full disk or an unwritable data directory
+        return f"storage error: {cause}"
+    return None
+
+
+def validation_sentence(tool: str, error: ValidationError, described: dict[str, str]) -> str:
+    """One sentence from a pydantic error: which argument, what was expected, where to get a good value."""
+    errors = error.errors(include_url=False)
+    first = errors[0]
+    loc = [str(p) for p in first.get("loc", ())]
+    where = "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc).lstrip(".") or "the arguments"
+    what = _expected_text(first)
+    if first.get("type") == "string_pattern_mismatch" and loc and described.get(loc[0]):
+        what += f" ({described[loc[0]]})"
+    hint = next((HINTS[p] for p in reversed(loc) if p in HINTS), None)
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    sentence = f"{tool}: {where} {what}{more}"
+    if hint:
+        sentence += f"; {hint}"
+    return sentence + "."
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+TYPE_WORDS = {
+    "string_type": "a string", "int_type": "an integer", "int_parsing": "an integer", "float_type": "a number",
+    "float_parsing": "a number", "bool_type": "true or false", "bool_parsing": "true or false",
+    "list_type": "a list", "dict_type": "an object", "model_type": "an object", "int_from_float": "an integer",
+}
+
+
+def _expected_text(e: dict[str, Any]) -> str:
+    kind = e.get("type", "")
+    ctx = e.get("ctx") or {}
+    given = e.get("input")
+    if kind == "missing":
+        return "is required"
+    if kind in TYPE_WORDS:
+        return f"must be {TYPE_WORDS[kind]}, not {_shown(given)}"
+    if kind == "string_pattern_mismatch":
+        return f"{_shown(given)} is not in the expected form"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '?')}, not {_shown(given)}"
+    if kind in ("too_short", "too_long", "string_too_short", "string_too_long"):
+        short = kind.endswith("too_short")
+        bound = ctx.get("min_length" if short else "max_length")
+        unit = "characters" if kind.startswith("string") else "items"
+        if short and bound == 1:
+            return "must not be empty"
+        return f"needs {'at least' if short else 'at most'} {bound} {unit}"
+    for key, word in (("gt", "greater than"), ("ge", "at least"), ("lt", "less than"), ("le", "at most")):
+        if key in ctx and kind.startswith(("greater", "less")):
+            return f"must be {word} {ctx[key]}, not {_shown(given)}"
+    message = str(e.get("msg", "is invalid"))
+    return message[:1].lower() + message[1:]
+
+
+class Toolbox:
+    """Registers a family's tools on one server, the one way: title, kind, docstring, answer shaping."""
+
+    def __init__(self, server: ToolServer, *, max_answer_chars: int = MAX_ANSWER_CHARS):
+        if not isinstance(server, ToolServer):
+            raise TypeError("tools register on a ToolServer (its call_tool writes the error sentences)")
+        self.server = server
+        self.max_answer_chars = max_answer_chars
+
+    def add(self, kind: Kind, title: str, *, text: TextRenderer | None = None) -> Callable[[F], F]:
+        """Decorator: register `fn` under its own name. `fn` is async and returns its answer model, or
+        `Shrinking[Model]` renderings; `text` renders the answer as compact text for the model (default:
+        compact JSON of the structured content)."""
+
+        def decorator(fn: F) -> F:
+            self.server.add_tool(
+                self._shaped(fn, text), name=fn.__name__, title=title, description=one_line(fn.__doc__),
+                annotations=annotations_for(kind),
+            )
+            return fn
+
+        return decorator
+
+    def _shaped(self, fn: Callable[..., Awaitable[Any]], text: TextRenderer | None) -> Callable[..., Any]:
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(f"tool {fn.__name__} must be async (sync tools take a worker thread per call)")
+        hints = typing.get_type_hints(fn, include_extras=True)
+        answer_type = hints.get("return")
+        if typing.get_origin(answer_type) is Shrinking:
+            answer_type = typing.get_args(answer_type)[0]
+        if not (isinstance(answer_type, type) and issubclass(answer_type, BaseModel)):
+            raise TypeError(f"tool {fn.__name__} must declare a pydantic model as its answer type")
+        sig = inspect.signature(fn)
+        params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values()]
+        returns = Annotated[CallToolResult, answer_type]
+
+        @functools.wraps(fn)
+        async def tool(**kwargs: Any) -> CallToolResult:
+            out = await fn(**kwargs)
+            return shape(out, text, self.max_answer_chars)
+
+        del tool.__wrapped__  # the SDK reads the signature below, not the wrapped function's
+        tool.__signature__ = sig.replace(parameters=params, return_annotation=returns)  # type: ignore[attr-defined]
+        tool.__annotations__ = {**{p.name: p.annotation for p in params}, "return": returns}
+        return tool
+
+
+def tool_server(name: str, **options: Any) -> ToolServer:
+    """A ToolServer that leaves the process's logging alone (MCPServer configures the root logger)."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    server = ToolServer(name=name, **options)
+    root.setLevel(level)
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    return server
+
+
+__all__ = ["HINTS", "Kind", "Shrinking", "ToolServer", "Toolbox", "annotations_for", "explain", "tool_server"]
