@@ -3,8 +3,10 @@ shrinks them to fit a context window)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -42,6 +44,27 @@ ANSWER_FORMAT = "columns-in-code-points"  # in the cache fingerprint: answers ca
 MAX_SCAN_FILES = 2_000
 MAX_INFO_MATCHES = 20  # hover requests per find_symbol(include_info=True)
 C_OPEN_ALL_LIMIT = 100
+
+
+Progress = Callable[[int, "int | None", str], None]  # (done, total or None, message)
+
+
+def _encode_cursor(state: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, what: str) -> dict:
+    try:
+        state = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if isinstance(state, dict):
+            return state
+    except ValueError:
+        pass
+    raise SemanticInputError(f"cursor {cursor[:40]!r} is not a cursor this server gave for {what}")
+
+
+def _size(obj: Any) -> int:
+    return len(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
 
 
 def file_tag(lang: str, rel: str) -> str:
@@ -341,14 +364,54 @@ class SemanticService(InspectionMixin, EditingMixin):
                                          "or an index like name[1]")
         return path, rel, lang, found[0]
 
-    def find_references(self, name_path: str, relative_path: str) -> dict:
-        _path, rel, _lang, loc, refs = self.reference_list(name_path, relative_path)
-        result = {"name_path": loc.name_path, "relative_path": rel, "total": len(refs), "references": refs,
-                  "per_file": None, "shrunk": None}
-        return result
+    def find_references(self, name_path: str, relative_path: str, cursor: str | None = None,
+                        page_chars: int | None = None, progress: Progress | None = None) -> dict:
+        """References grouped by file, one page at a time: files are kept whole on a page unless one file alone
+        exceeds `page_chars` (JSON characters of the references); `next_cursor` continues."""
+        _path, rel, _lang, loc, refs, key = self.reference_list(name_path, relative_path, progress)
+        groups: list[tuple[str, list[dict]]] = []
+        for r in refs:
+            item = {k: v for k, v in r.items() if k != "relative_path"}
+            if groups and groups[-1][0] == r["relative_path"]:
+                groups[-1][1].append(item)
+            else:
+                groups.append((r["relative_path"], [item]))
+        first_file, first_ref = 0, 0
+        if cursor:
+            state = _decode_cursor(cursor, "find_references")
+            if state.get("k") != key[:20]:
+                raise SemanticInputError("the project changed since this cursor was given (or it belongs to another "
+                                         "symbol); ask again without a cursor")
+            first_file, first_ref = int(state.get("f", 0)), int(state.get("r", 0))
+        page: list[dict] = []
+        used = 0
+        nxt: tuple[int, int] | None = None
+        for fi in range(first_file, len(groups)):
+            frel, items = groups[fi]
+            j0 = first_ref if fi == first_file else 0
+            costs = [_size(x) + 1 for x in items[j0:]]
+            head = _size({"relative_path": frel, "count": len(items), "references": []}) + 1
+            if page_chars is not None and page and used + head + sum(costs) > page_chars:
+                nxt = (fi, j0)  # the whole file goes on the next page
+                break
+            chunk: list[dict] = []
+            used += head
+            for j, cost in zip(range(j0, len(items)), costs, strict=True):
+                if page_chars is not None and chunk and used + cost > page_chars:
+                    nxt = (fi, j)  # one file larger than a page: split it
+                    break
+                chunk.append(items[j])
+                used += cost
+            page.append({"relative_path": frel, "count": len(items), "references": chunk})
+            if nxt:
+                break
+        return {"name_path": loc.name_path, "relative_path": rel, "total": len(refs), "total_files": len(groups),
+                "files": page, "next_cursor": _encode_cursor({"k": key[:20], "f": nxt[0], "r": nxt[1]}) if nxt
+                else None, "per_file": None, "shrunk": None}
 
-    def reference_list(self, name_path: str, relative_path: str) -> tuple[Path, str, str, sym.Located, list[dict]]:
-        """Every reference to the symbol (cached), sorted by (file, line, column)."""
+    def reference_list(self, name_path: str, relative_path: str, progress: Progress | None = None
+                       ) -> tuple[Path, str, str, sym.Located, list[dict], str]:
+        """Every reference to the symbol (cached), sorted by (file, line, column); and the answer's cache key."""
         path, rel, lang, loc = self._locate(name_path, relative_path)
         srv = self.server(lang)
         line, col = loc.node["sel"]
@@ -357,13 +420,16 @@ class SemanticService(InspectionMixin, EditingMixin):
         key = make_key(self.fingerprint(srv), rel, self.content_hash(path), "references", line, col, state)
         refs = self.cache.get(key)
         if refs is None:
+            if progress:
+                progress(0, None, f"asking the {srv.spec.language} language server for references")
             raw = srv.request("textDocument/references", path, lambda uri: {
                 "textDocument": {"uri": uri},
                 "position": {"line": line, "character": to_server(line_text, col, srv.position_encoding)},
                 "context": {"includeDeclaration": False}}, also_open=self.also_open(srv, lang)) or []
-            refs = self._locations_to_refs(raw, lang, srv.position_encoding, exclude=(str(path), line, col))
+            refs = self._locations_to_refs(raw, lang, srv.position_encoding, exclude=(str(path), line, col),
+                                           progress=progress)
             self.cache.set(key, refs, tag=project_tag(lang))
-        return path, rel, lang, loc, refs
+        return path, rel, lang, loc, refs, key
 
     def also_open(self, srv: LanguageServer, lang: str) -> list[Path] | None:
         """Files to open first for cross-file requests (clangd has no background index)."""
@@ -376,10 +442,12 @@ class SemanticService(InspectionMixin, EditingMixin):
         return lines[line] if 0 <= line < len(lines) else ""
 
     def _locations_to_refs(self, raw: list[dict], lang: str, encoding: str,
-                           exclude: tuple[str, int, int] | None) -> list[dict]:
+                           exclude: tuple[str, int, int] | None, progress: Progress | None = None) -> list[dict]:
         refs = []
         seen = set()
-        for item in raw:
+        files = sorted({item.get("uri") or item.get("targetUri") or "" for item in raw})
+        described: set[str] = set()
+        for item in sorted(raw, key=lambda i: i.get("uri") or i.get("targetUri") or ""):
             uri = item.get("uri") or item.get("targetUri")
             rng = item.get("range") or item.get("targetSelectionRange")
             if not uri or not rng or not uri.startswith("file://"):
@@ -399,6 +467,9 @@ class SemanticService(InspectionMixin, EditingMixin):
             if (real, ln, cl) in seen:
                 continue
             seen.add((real, ln, cl))
+            if progress and uri not in described:
+                described.add(uri)
+                progress(len(described), len(files), f"naming the enclosing symbols in {rel}")
             refs.append(self._describe(p, rel, lang, ln, cl))
         refs.sort(key=lambda r: (r["relative_path"], r["line"], r["column"]))
         return refs

@@ -148,7 +148,7 @@ class EditingMixin:
     def safe_delete_symbol(self, name_path: str, relative_path: str) -> dict:
         """Delete the symbol (with its decorators) only when nothing outside its own body refers to it."""
         self._writable()
-        path, rel, lang, loc, refs = self.reference_list(name_path, relative_path)
+        path, rel, lang, loc, refs, _key = self.reference_list(name_path, relative_path)
         raw, text, bom = editing.load(path, rel)
         lines = text.splitlines(keepends=True)
         first, last = self._span(path, lang, loc, lines, rel, True)

@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
-from ansf_mcp.semantic.models import Definitions, FoundSymbols, References, SymbolsOverview
-from ansf_mcp.tools.answers import Shrinking
+from ansf_mcp.semantic.models import (
+    Definitions,
+    Diagnostics,
+    EditResult,
+    FoundSymbols,
+    PatternMatches,
+    References,
+    SymbolsOverview,
+)
+from ansf_mcp.tools.answers import Shrinking, render
 from ansf_mcp.tools.registry import Kind, Toolbox
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 if TYPE_CHECKING:
     from ansf_mcp.semantic.service import SemanticService
+
+Progress = Callable[[int, "int | None", str], None]
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +39,22 @@ NamePath = Annotated[
     Field(description="a symbol's name path: 'Class/method', '/top_level' (anchored), 'name[1]' (the second of "
                       "that name)"),
 ]
+DefiningFile = Annotated[str, Field(description="the file that defines the symbol, relative to the project root")]
 Line = Annotated[int, Field(ge=1, description="1-based line number")]
 Column = Annotated[int, Field(ge=1, description="1-based column number")]
+Body = Annotated[str, Field(min_length=1, max_length=200_000,
+                            description="source text; its indentation is adjusted to the symbol's")]
+PAGE_SHARE = 0.4  # first page budget, in JSON characters of its items, as a share of the cap on what is sent
+PROGRESS_EVERY_S = 1.0
 
 
 class _LazyService:
     """Builds the semantic service (multilspy, diskcache: ~8 MB of imports) on the first semantic call,
     so an idle server that never reads code does not carry it."""
 
-    def __init__(self, factory: Callable[[], SemanticService]):
+    def __init__(self, factory: Callable[[], SemanticService], read_only: bool = False):
         self._factory = factory
+        self.read_only = read_only
         self._service: SemanticService | None = None
         self._lock = threading.Lock()
 
@@ -61,15 +79,17 @@ class _LazyService:
 
 
 def register(tools: Toolbox, app: Any) -> None:
-    """Add the four semantic tools; the service and its language servers start lazily on first use."""
+    """Add the semantic tools (the editing ones unless read-only); the service and its language servers start
+    lazily on first use."""
     settings = app.settings
+    read_only = bool(getattr(settings, "read_only", False))
 
     def build() -> SemanticService:
         from ansf_mcp.semantic.service import SemanticService
 
-        return SemanticService(settings.project_root, settings.data_dir)
+        return SemanticService(settings.project_root, settings.data_dir, read_only=read_only)
 
-    _register(tools, app, _LazyService(build))
+    _register(tools, app, _LazyService(build, read_only))
 
 
 def register_with_service(tools: Toolbox, app: Any, **service_options: Any) -> SemanticService:
@@ -77,7 +97,7 @@ def register_with_service(tools: Toolbox, app: Any, **service_options: Any) -> S
     from ansf_mcp.semantic.service import SemanticService
 
     service = SemanticService(app.settings.project_root, app.settings.data_dir, **service_options)
-    lazy = _LazyService(lambda: service)
+    lazy = _LazyService(lambda: service, service.read_only)
     lazy.get()
     _register(tools, app, lazy)
     return service
@@ -125,31 +145,121 @@ def symbol_steps(result: dict[str, Any]) -> Shrinking[FoundSymbols]:
 
 
 def reference_steps(result: dict[str, Any]) -> Shrinking[References]:
-    """Full -> without context lines -> per-file counts -> the total."""
-    slim = [{k: v for k, v in r.items() if k != "context"} for r in result["references"]]
+    """A page (already fitted to the cap) -> without context lines -> per-file counts -> the total."""
+    slim = [{**f, "references": [{k: v for k, v in r.items() if k != "context"} for r in f["references"]]}
+            for f in result["files"]]
     return Shrinking(
         References.model_validate(result),
+        lambda: References.model_validate({**result, "files": slim, "shrunk": "too large: context lines dropped"}),
         lambda: References.model_validate(
-            {**result, "references": slim, "shrunk": "too large: context lines dropped"}),
-        lambda: References.model_validate(
-            {**result, "references": [], "per_file": _per_file(result["references"]),
+            {**result, "files": [], "per_file": {f["relative_path"]: f["count"] for f in result["files"]},
              "shrunk": "too large: only per-file counts given; query a narrower symbol"}),
         lambda: References.model_validate(
-            {**result, "references": [], "shrunk": "too large even as per-file counts: only the total is given"}),
+            {**result, "files": [], "shrunk": "too large even as per-file counts: only the total is given"}),
     )
 
 
+async def fitted(build: Callable[[int], Awaitable[dict[str, Any]]], model: type[BaseModel], cap: int) -> dict[str, Any]:
+    """A page whose answer, as sent (text + structured content), fits `cap`: built with a budget in JSON
+    characters of its items, measured, and rebuilt smaller while it does not fit."""
+    budget = max(500, int(cap * PAGE_SHARE))
+    page = await build(budget)
+    for _ in range(4):
+        _result, sent = render(model.model_validate(page), None)
+        if sent <= cap or budget <= 500:
+            break
+        budget = max(500, int(budget * cap / sent * 0.9))
+        page = await build(budget)
+    return page
+
+
+async def with_progress(ctx: Context, start: Callable[[Progress], Awaitable[Any]]) -> Any:
+    """Run a long semantic call, sending a progress notification every PROGRESS_EVERY_S seconds while it runs
+    (what it is doing, files done of total, seconds so far); nothing is sent for calls that finish sooner."""
+    state: dict[str, Any] = {"done": 0, "total": None, "message": "working"}
+    t0 = time.monotonic()
+
+    def progress(done: int, total: int | None, message: str) -> None:  # called from the worker thread
+        state.update(done=done, total=total, message=message)
+
+    async def beat() -> None:
+        while True:
+            await anyio.sleep(PROGRESS_EVERY_S)
+            elapsed = time.monotonic() - t0
+            files = f"; {state['done']} of {state['total']} files" if state["total"] else ""
+            try:  # progress must grow: seconds elapsed do
+                await ctx.report_progress(round(elapsed, 1), None, f"{state['message']}{files} ({elapsed:.0f} s)")
+            except Exception:  # a client that went away must not fail the call
+                log.debug("progress notification failed", exc_info=True)
+
+    result: Any = None
+    error: Exception | None = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(beat)
+        try:
+            result = await start(progress)
+        except Exception as exc:  # raised as itself, not inside an exception group
+            error = exc
+        tg.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    return result
+
+
+def _register_editing(tools: Toolbox, _run: Callable[..., Awaitable[Any]]) -> None:
+    """The editing tools (left out when the server is read-only)."""
+
+    @tools.add(Kind.DESTRUCTIVE, "Replace a symbol's body")
+    async def replace_symbol_body(
+        name_path: NamePath, relative_path: DefiningFile, body: Body,
+    ) -> EditResult:
+        """Replace a symbol's whole definition (signature included) with body; decorators stay unless body
+        starts with one. Atomic."""
+        return EditResult.model_validate(await _run("replace_symbol_body", name_path, relative_path, body))
+
+    @tools.add(Kind.WRITE, "Insert before a symbol")
+    async def insert_before_symbol(
+        name_path: NamePath, relative_path: DefiningFile, body: Body,
+    ) -> EditResult:
+        """Insert body before a symbol (and its decorators), at its indentation, e.g. a new function or import."""
+        return EditResult.model_validate(await _run("insert_before_symbol", name_path, relative_path, body))
+
+    @tools.add(Kind.WRITE, "Insert after a symbol")
+    async def insert_after_symbol(
+        name_path: NamePath, relative_path: DefiningFile, body: Body,
+    ) -> EditResult:
+        """Insert body after a symbol's last line, at its indentation, e.g. a new method after another."""
+        return EditResult.model_validate(await _run("insert_after_symbol", name_path, relative_path, body))
+
+    @tools.add(Kind.DESTRUCTIVE, "Rename a symbol")
+    async def rename_symbol(
+        name_path: NamePath, relative_path: DefiningFile,
+        new_name: Annotated[str, Field(min_length=1, max_length=200, description="the new identifier")],
+    ) -> EditResult:
+        """Rename a symbol everywhere in the project with the language server's rename: all files written, or
+        none."""
+        return EditResult.model_validate(await _run("rename_symbol", name_path, relative_path, new_name))
+
+    @tools.add(Kind.DESTRUCTIVE, "Delete an unused symbol")
+    async def safe_delete_symbol(name_path: NamePath, relative_path: DefiningFile) -> EditResult:
+        """Delete a symbol (with its decorators) only if nothing refers to it; otherwise say where it is used."""
+        return EditResult.model_validate(await _run("safe_delete_symbol", name_path, relative_path))
+
+
 def _register(tools: Toolbox, app: Any, lazy: _LazyService) -> None:
-    async def _run(method: str, *args: Any) -> Any:
+    async def _run(method: str, *args: Any, **kwargs: Any) -> Any:
         from ansf_mcp.semantic.service import USER_ERRORS
 
         def call() -> Any:
-            return getattr(lazy.get(), method)(*args)
+            return getattr(lazy.get(), method)(*args, **kwargs)
 
         try:
             return await anyio.to_thread.run_sync(call)
         except USER_ERRORS as exc:
             raise ToolError(str(exc)) from exc
+
+    async def _with_progress(ctx: Context, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await with_progress(ctx, lambda progress: _run(method, *args, progress=progress, **kwargs))
 
     @tools.add(Kind.READ, "Symbols overview")
     async def symbols_overview(
@@ -170,27 +280,68 @@ def _register(tools: Toolbox, app: Any, lazy: _LazyService) -> None:
         include_body: Annotated[bool, Field(description="also return each symbol's source text")] = False,
         substring: Annotated[bool, Field(description="match the last name-path part as a substring")] = False,
         max_matches: Annotated[int, Field(ge=1, le=1000, description="at most this many matches")] = 50,
+        include_info: Annotated[bool, Field(description="also return signature and docstring (the language "
+                                                        "server's hover), for the first 20 matches")] = False,
     ) -> Shrinking[FoundSymbols]:
         """Find symbols by name path ('Class/method', '/top', 'f[1]'), optionally in a file or folder;
-        include_body returns source."""
-        return symbol_steps(
-            await _run("find_symbol", name_path, relative_path, include_body, substring, max_matches))
+        include_body returns source, include_info signature and docs."""
+        return symbol_steps(await _run("find_symbol", name_path, relative_path, include_body, substring,
+                                       max_matches, include_info=include_info))
 
     @tools.add(Kind.READ, "Find references")
     async def find_references(
+        ctx: Context,
         name_path: NamePath,
         relative_path: Annotated[str, Field(description="the file that defines the symbol, relative to the "
                                                         "project root")],
+        cursor: Annotated[str | None, Field(description="next_cursor of the previous page; leave out for the "
+                                                        "first page")] = None,
     ) -> Shrinking[References]:
-        """References to the symbol name_path defined in relative_path (1-based lines/columns, enclosing
-        symbol, context)."""
-        return reference_steps(await _run("find_references", name_path, relative_path))
+        """References to name_path defined in relative_path, grouped by file, paged (next_cursor); 1-based
+        line/column, enclosing symbol, context."""
+
+        async def page(budget: int) -> dict[str, Any]:
+            return await _with_progress(ctx, "find_references", name_path, relative_path, cursor=cursor,
+                                        page_chars=budget)
+
+        return reference_steps(await fitted(page, References, tools.max_answer_chars))
 
     @tools.add(Kind.READ, "Go to definition")
     async def goto_definition(relative_path: RelativePath, line: Line, column: Column) -> Definitions:
         """Definition(s) of the name at relative_path:line:column (1-based)."""
         return Definitions.model_validate(await _run("goto_definition", relative_path, line, column))
 
+    @tools.add(Kind.READ, "Search for a pattern")
+    async def search_for_pattern(
+        pattern: Annotated[str, Field(min_length=1, max_length=2000,
+                                      description="a Python regular expression, matched line by line")],
+        relative_path: Annotated[str | None, Field(description="a file or folder to search, relative to the "
+                                                               "project root; leave out for the whole project")]
+        = None,
+        include_glob: Annotated[str | None, Field(description="only files matching this glob, e.g. '*.py' or "
+                                                              "'src/**/*.ts'")] = None,
+        exclude_glob: Annotated[str | None, Field(description="skip files matching this glob")] = None,
+        context_lines: Annotated[int, Field(ge=0, le=10, description="lines of context before and after")] = 0,
+        ignore_case: bool = False,
+        code_only: Annotated[bool, Field(description="only source files of the supported languages")] = False,
+        cursor: Annotated[str | None, Field(description="next_cursor of the previous page")] = None,
+    ) -> PatternMatches:
+        """Regular-expression search over the project's text files (skips VCS, virtualenvs, build output,
+        binaries); paged with next_cursor."""
+
+        async def page(budget: int) -> dict[str, Any]:
+            return await _run("search_for_pattern", pattern, relative_path, include_glob, exclude_glob,
+                              context_lines, ignore_case, code_only, cursor, budget)
+
+        return PatternMatches.model_validate(await fitted(page, PatternMatches, tools.max_answer_chars))
+
+    @tools.add(Kind.READ, "Diagnostics of a file")
+    async def get_diagnostics(relative_path: RelativePath) -> Diagnostics:
+        """Errors and warnings the language server reports for a file (Python: syntax errors only)."""
+        return Diagnostics.model_validate(await _run("get_diagnostics", relative_path))
+
+    if not lazy.read_only:
+        _register_editing(tools, _run)
     providers = getattr(app, "status_providers", None)
     if isinstance(providers, dict):
         providers["semantic"] = lazy.status

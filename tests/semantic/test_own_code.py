@@ -13,7 +13,7 @@ import pytest
 
 from ansf_mcp.bench.semantic_truth import name_lines
 from tests.semantic.conftest import FIXTURES, build
-from tests.semantic.helpers import ok
+from tests.semantic.helpers import flat, ok
 
 pytestmark = pytest.mark.anyio
 
@@ -89,11 +89,11 @@ async def test_definitions_land_in_the_project(shadowed):
 async def test_references_match_the_tokenizer_truth(shadowed, name):
     server, _service, proj = shadowed
     r = await ok(server, "find_references", {"name_path": name, "relative_path": "src/termcolor/core.py"})
-    got = {(x["relative_path"], x["line"]) for x in r["references"]}
+    got = {(x["relative_path"], x["line"]) for x in flat(r)}
     truth = name_lines(proj, name)
     definition = {("src/termcolor/core.py", 4 if name == "Palette" else 12)}
     assert got == truth - definition
-    assert not any(x["relative_path"].startswith(".venv") for x in r["references"])
+    assert not any(x["relative_path"].startswith(".venv") for x in flat(r))
 
 
 async def test_references_beyond_jedis_30_file_limit(tmp_path):
@@ -109,7 +109,7 @@ async def test_references_beyond_jedis_30_file_limit(tmp_path):
     try:
         r = await ok(server, "find_references", {"name_path": "shared_helper", "relative_path": "many/base.py"})
         assert r["total"] == 90
-        assert {x["relative_path"] for x in r["references"]} == {f"many/m{i:02d}.py" for i in range(45)}
+        assert {x["relative_path"] for x in flat(r)} == {f"many/m{i:02d}.py" for i in range(45)}
     finally:
         service.shutdown()
 

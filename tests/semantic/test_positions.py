@@ -9,7 +9,7 @@ from ansf_mcp.semantic.positions import UTF8, UTF16, UTF32, from_server, to_serv
 
 from tests.conftest import need
 from tests.semantic.conftest import FIXTURES, build
-from tests.semantic.helpers import ok
+from tests.semantic.helpers import flat, ok
 
 pytestmark = pytest.mark.anyio
 WIDE = FIXTURES / "widechars"
@@ -33,7 +33,7 @@ def _column_points_at(rel: str, line: int, column: int, name: str) -> bool:
 
 async def _check_language(server, rel: str, tag_lines: list[int], loud_line: int, shout_def_line: int):
     r = await ok(server, "find_references", {"name_path": "tag", "relative_path": rel})
-    refs = [(x["line"], x["column"]) for x in r["references"]]
+    refs = [(x["line"], x["column"]) for x in flat(r)]
     assert sorted({ln for ln, _ in refs}) == tag_lines, refs
     for ln, col in refs:
         assert _column_points_at(rel, ln, col, "tag"), (ln, col)
