@@ -184,7 +184,7 @@ def typescript_spec(root: Path, lsp_dir: Path, progress: Callable[[str], None] |
                       init_options={"tsserver": {"path": str(tsserver), "useSyntaxServer": "never"},
                                     "preferences": {},
                                     "disableAutomaticTypingAcquisition": True},
-                      language_ids=ids)
+                      language_ids=ids, diagnostics_settle_s=1.5)
 
 
 def c_spec(root: Path) -> ServerSpec:

@@ -110,6 +110,8 @@ class ServerSpec:
     server_name: str | None = None  # shown in status; default: the command's file name
     # Column unit the server really uses, when it differs from what it announces; None: as negotiated.
     position_encoding: str | None = None
+    # Servers that publish diagnostics in stages (syntax first, then semantics): wait this long for a later one.
+    diagnostics_settle_s: float = 0.0
 
     @property
     def display_name(self) -> str:
@@ -357,6 +359,9 @@ class LanguageServer:
             ev = self._diag.setdefault(uri, asyncio.Event())
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(ev.wait(), wait)
+            while self.spec.diagnostics_settle_s > 0:  # a later stage replaces the earlier list
+                ev.clear()
+                await asyncio.wait_for(ev.wait(), self.spec.diagnostics_settle_s)
         return self._published.get(uri)
 
     def diagnostics(self, path: Path, wait: float = 10.0) -> list[dict] | None:
