@@ -210,14 +210,19 @@ def c_spec(root: Path) -> ServerSpec:
 def go_spec(root: Path) -> ServerSpec:
     exe = shutil.which("gopls")
     if not exe:
-        raise LanguageUnavailable("Go", "Go needs gopls on PATH: `go install golang.org/x/tools/gopls@latest` or "
-                                  "`apt-get install gopls`")
+        raise LanguageUnavailable("Go", "Go needs gopls and the go command on PATH: `apt-get install gopls "
+                                  "golang-go` or `go install golang.org/x/tools/gopls@latest`")
     try:
-        version = subprocess.run([exe, "version"], capture_output=True, text=True, timeout=20).stdout.split()[-1]
-    except (OSError, subprocess.SubprocessError, IndexError):
+        out = subprocess.run([exe, "version"], capture_output=True, text=True, timeout=20).stdout
+        version = " ".join(out.split()[1:]) or "unknown"
+    except (OSError, subprocess.SubprocessError):
         version = "unknown"
-    return ServerSpec(language="Go", key="go", cmd=[exe, "serve"], version=f"gopls-{version}",
-                      language_ids={".go": "go"})
+    st = os.stat(exe)  # Debian's build says only "master": the binary itself tells builds apart
+    # never download modules on our behalf (a user who set GOPROXY keeps theirs)
+    env = {} if "GOPROXY" in os.environ else {"GOPROXY": "off"}
+    return ServerSpec(language="Go", key="go", cmd=[exe, "serve"],
+                      version=f"gopls-{version}-{st.st_size}-{int(st.st_mtime)}", env=env,
+                      language_ids={".go": "go"}, diagnostics_settle_s=1.0)
 
 
 def make_spec(key: str, root: Path, lsp_dir: Path, progress: Callable[[str], None] | None = None) -> ServerSpec:
