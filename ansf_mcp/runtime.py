@@ -79,6 +79,7 @@ class Runtime:
     ready: bool = False
     status_providers: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
+    on_start: list[Callable[[], None]] = field(default_factory=list)  # quick; long work goes to a thread
     _holders: int = 0
     _closed: bool = False
 
@@ -123,6 +124,11 @@ class Runtime:
             raise RuntimeError("this runtime was shut down; open a new one")
         if self.governor is not None:
             self.governor.refresh(force=True)
+        for hook in self.on_start:
+            try:
+                hook()
+            except Exception:
+                log.exception("start hook failed")
         self.ready = True
 
     def shutdown(self) -> None:

@@ -13,17 +13,12 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
+from ansf_mcp.semantic.extensions import LANGUAGE_EXTENSIONS
 from ansf_mcp.semantic.lsp import ServerSpec
 from ansf_mcp.semantic.positions import UTF32
 
 log = logging.getLogger(__name__)
 
-PY_EXT = frozenset({".py", ".pyi"})
-TS_EXT = frozenset({".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".mts", ".cts"})
-C_EXT = frozenset({".c", ".h", ".cc", ".cpp", ".cxx", ".hpp", ".hh", ".hxx", ".ipp"})
-GO_EXT = frozenset({".go"})
-
-LANGUAGE_EXTENSIONS: dict[str, frozenset[str]] = {"python": PY_EXT, "typescript": TS_EXT, "c": C_EXT, "go": GO_EXT}
 LANGUAGE_NAMES = {"python": "Python", "typescript": "TypeScript/JavaScript", "c": "C/C++", "go": "Go"}
 
 # Languages we recognise but cannot serve here: name and why/how.

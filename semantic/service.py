@@ -150,6 +150,7 @@ class SemanticService(InspectionMixin, EditingMixin):
         self._unavailable: dict[str, LanguageUnavailable] = {}
         self._lock = threading.RLock()
         self._hash_memo: dict[str, tuple[int, int, int, str]] = {}
+        self.indexing: dict[str, Any] | None = None  # the background index's progress (status)
         self._lines_memo: dict[str, tuple[str, list[str]]] = {}
 
     # ---- servers -----------------------------------------------------------------------------------
@@ -529,10 +530,64 @@ class SemanticService(InspectionMixin, EditingMixin):
                 "note": None if defs else f"no definition found at {rel}:{line}:{column} (not on a name, or "
                                           "the name is defined nowhere the server can see)"}
 
+    # ---- background index --------------------------------------------------------------------------
+    def index(self, budget: Callable[[], int], stop: threading.Event | None = None) -> dict:
+        """Fetch the symbol tree of every source file (into the cache; the language server parses each file and
+        keeps it), so the first heavy query finds it done. `budget()` is how many files the operating phase
+        allows now (0 stops); it is asked again every 25 files, so a phase change takes effect at once."""
+        stop = stop or threading.Event()
+        t0 = time.monotonic()
+        state = self.indexing = {"state": "running", "files": 0, "total": None, "seconds": 0.0, "stopped": None}
+        langs = [lang for lang in LANGUAGE_EXTENSIONS if self._indexable(lang)]
+        files = [p for p in walk_files(self.root, self.root, frozenset().union(
+            *(LANGUAGE_EXTENSIONS[lang] for lang in langs)) if langs else frozenset(), limit=MAX_SCAN_FILES)]
+        state["total"] = len(files)
+        allowed = budget()
+        for i, path in enumerate(files):
+            if i % 25 == 0 and i:
+                allowed = budget()
+            if stop.is_set():
+                state["stopped"] = "server shutting down"
+                break
+            if i >= allowed:
+                state["stopped"] = (f"the operating phase allows {allowed} files" if allowed else
+                                    "memory is critical: indexing paused")
+                break
+            rel = self.rel(path)
+            if rel is None:
+                continue
+            try:
+                lang = language_of(path)
+                check_text_file(path, rel)
+                self.document_symbols(path, rel, lang)
+            except (LanguageUnavailable, PathRefused, LspError, OSError) as exc:
+                log.debug("index: %s skipped: %s", rel, exc)
+                continue
+            state["files"] = i + 1
+            state["seconds"] = round(time.monotonic() - t0, 2)
+        state["state"] = "done" if state["stopped"] is None else "stopped"
+        state["seconds"] = round(time.monotonic() - t0, 2)
+        log.info("semantic index: %s", state)
+        return state
+
+    def _indexable(self, lang: str) -> bool:
+        """A language is indexed when the project has its files and its server needs no download."""
+        if lang == "typescript" and not (self.lsp_dir / "typescript" / "node_modules" / ".bin" /
+                                         "typescript-language-server").exists():
+            return False
+        if not any(True for _ in walk_files(self.root, self.root, LANGUAGE_EXTENSIONS[lang], limit=1)):
+            return False
+        try:
+            self.server(lang)
+        except LanguageUnavailable:
+            return False
+        return True
+
     # ---- status ------------------------------------------------------------------------------------
     def status(self) -> dict:
         return {
             "project_root": str(self.root),
+            "index": self.indexing,
             "cache": self.cache.stats(),
             "servers": [s.status() for s in list(self._servers.values())],
             "unavailable": {k: str(v) for k, v in self._unavailable.items()},

@@ -57,6 +57,8 @@ class _LazyService:
         self.read_only = read_only
         self._service: SemanticService | None = None
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._index_thread: threading.Thread | None = None
 
     def get(self) -> SemanticService:
         with self._lock:
@@ -69,7 +71,30 @@ class _LazyService:
             return {"started": False, "note": "no semantic query yet; language servers start on first use"}
         return self._service.status()
 
+    def start_indexing(self, root: Any, budget: Callable[[], int]) -> threading.Thread:
+        """Index the project in a daemon thread (the service and its language servers start there, and only when
+        the project has source files of a served language: an idle server elsewhere stays light)."""
+
+        def run() -> None:
+            from ansf_mcp.semantic.extensions import SOURCE_EXTENSIONS
+            from ansf_mcp.semantic.paths import walk_files
+
+            try:
+                if not any(True for _ in walk_files(root, root, SOURCE_EXTENSIONS, limit=1)) or budget() == 0:
+                    return
+                self.get().index(budget, self._stop)
+            except Exception:  # an index is an optimisation: log, never crash the server
+                log.exception("semantic index failed")
+
+        thread = threading.Thread(target=run, name="semantic-index", daemon=True)
+        thread.start()
+        self._index_thread = thread
+        return thread
+
     def shutdown(self) -> None:
+        self._stop.set()
+        if self._index_thread is not None:
+            self._index_thread.join(timeout=5)
         if self._service is not None:
             self._service.shutdown()
 
@@ -89,7 +114,22 @@ def register(tools: Toolbox, app: Any) -> None:
 
         return SemanticService(settings.project_root, settings.data_dir, read_only=read_only)
 
-    _register(tools, app, _LazyService(build, read_only))
+    lazy = _LazyService(build, read_only)
+    _register(tools, app, lazy)
+    starts = getattr(app, "on_start", None)
+    if getattr(settings, "semantic_index", False) and isinstance(starts, list):
+        starts.append(lambda: lazy.start_indexing(settings.project_root, lambda: index_budget(app)))
+
+
+# Files the background index may parse, per operating phase: none when memory is critical.
+INDEX_FILES = {"critical": 0, "enhanced": 500, "optimal": 2_000}
+
+
+def index_budget(app: Any) -> int:
+    governor = getattr(app, "governor", None)
+    if governor is None:
+        return INDEX_FILES["optimal"]
+    return INDEX_FILES.get(governor.refresh(), 0)
 
 
 def register_with_service(tools: Toolbox, app: Any, **service_options: Any) -> SemanticService:
