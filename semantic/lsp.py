@@ -128,10 +128,25 @@ class _OpenDoc:
     size: int
 
 
+_background = threading.local()
+
+
+@contextlib.contextmanager
+def background_work():
+    """Requests made inside (the background index) yield to callers' requests: each waits until no caller's
+    request has run for FOREGROUND_QUIET_S, so a query never queues behind the index."""
+    _background.active = True
+    try:
+        yield
+    finally:
+        _background.active = False
+
+
 class LanguageServer:
     """One running server for (spec, root). Thread-safe `request()`; restarts on hang/death."""
 
     MAX_OPEN = 64
+    FOREGROUND_QUIET_S = 0.3
 
     def __init__(self, spec: ServerSpec, root: Path, loop: LspLoop, request_timeout: float = 30.0,
                  init_timeout: float = 60.0) -> None:
@@ -150,6 +165,9 @@ class LanguageServer:
         self.restarts = 0
         self.requests = 0
         self.capabilities: dict[str, Any] = {}
+        self._foreground = 0  # callers' requests in flight (the background index waits for them)
+        self._foreground_at = 0.0
+        self._fg_lock = threading.Lock()
         self.position_encoding = UTF16  # what the running server counts columns in (negotiated at initialise)
 
     # ---- lifecycle (loop thread) -------------------------------------------------------------------
@@ -321,6 +339,29 @@ class LanguageServer:
     def request(self, method: str, path: Path | None, make_params: Callable[[str | None], dict],
                 also_open: list[Path] | None = None) -> Any:
         """Blocking; call from a worker thread. Retries once after restarting a hung or dead server."""
+        if getattr(_background, "active", False):
+            self._yield_to_foreground()
+            return self._request_with_retry(method, path, make_params, also_open)
+        with self._fg_lock:
+            self._foreground += 1
+        try:
+            return self._request_with_retry(method, path, make_params, also_open)
+        finally:
+            with self._fg_lock:
+                self._foreground -= 1
+                self._foreground_at = time.monotonic()
+
+    def _yield_to_foreground(self, limit_s: float = 120.0) -> None:
+        end = time.monotonic() + limit_s
+        while time.monotonic() < end:
+            with self._fg_lock:
+                quiet = self._foreground == 0 and time.monotonic() - self._foreground_at >= self.FOREGROUND_QUIET_S
+            if quiet:
+                return
+            time.sleep(0.05)
+
+    def _request_with_retry(self, method: str, path: Path | None, make_params: Callable[[str | None], dict],
+                            also_open: list[Path] | None) -> Any:
         last: Exception | None = None
         budget = self.request_timeout + self.init_timeout + 10 + 25 * len(also_open or ())
         for attempt in (1, 2):

@@ -26,7 +26,7 @@ from ansf_mcp.semantic.languages import (
     language_of,
     make_spec,
 )
-from ansf_mcp.semantic.lsp import LanguageServer, LspError, LspLoop, ServerSpec, _uri_to_path
+from ansf_mcp.semantic.lsp import LanguageServer, LspError, LspLoop, ServerSpec, _uri_to_path, background_work
 from ansf_mcp.semantic.paths import (
     PathRefused,
     check_text_file,
@@ -559,7 +559,8 @@ class SemanticService(InspectionMixin, EditingMixin):
             try:
                 lang = language_of(path)
                 check_text_file(path, rel)
-                self.document_symbols(path, rel, lang)
+                with background_work():
+                    self.document_symbols(path, rel, lang)
             except (LanguageUnavailable, PathRefused, LspError, OSError) as exc:
                 log.debug("index: %s skipped: %s", rel, exc)
                 continue
