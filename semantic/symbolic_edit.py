@@ -198,8 +198,6 @@ class EditingMixin:
             changes.append(FileChange(fpath, frel, raw, new, bom))
             summary.append({"relative_path": frel, "edits": len(edits)})
         evicted = self._finish(changes, lang)
-        for ch in changes:  # other languages' trees of the same files are unaffected; this one's are gone
-            self.lines(ch.path)
         total = sum(s["edits"] for s in summary)
         return {"action": "rename_symbol", "name_path": loc.name_path, "new_name": new_name, "files": summary,
                 "total_edits": total, "cache_entries_invalidated": evicted,

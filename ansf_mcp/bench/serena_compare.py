@@ -125,7 +125,8 @@ def our_ref_lines(pages: list[dict[str, Any]]) -> set[tuple[str, int]]:
 
 
 def serena_ref_lines(text: str) -> set[tuple[str, int]]:
-    """Serena answers JSON text {file: {kind: [{..., content_around_reference: '... >  N: code'}]}}."""
+    """Serena answers JSON text {file: {kind: [{..., content_around_reference: '... >  N: code'}]}}; its line
+    numbers there are 0-based (checked by hand: '>   4:' marks a file's fifth line)."""
     out: set[tuple[str, int]] = set()
     try:
         data = json.loads(text)
@@ -135,9 +136,9 @@ def serena_ref_lines(text: str) -> set[tuple[str, int]]:
         for items in (kinds or {}).values():
             for item in items:
                 for m in re.finditer(r">\s*(\d+):", item.get("content_around_reference") or ""):
-                    out.add((rel, int(m.group(1))))
+                    out.add((rel, int(m.group(1)) + 1))
                 if "reference_line" in item:
-                    out.add((rel, int(item["reference_line"])))
+                    out.add((rel, int(item["reference_line"]) + 1))
     return out
 
 
