@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from ansf_mcp import __version__
+from ansf_mcp.coordinator.episode import STRATEGIES
+from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE, PROFILES
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -39,16 +41,16 @@ def _parser() -> argparse.ArgumentParser:
 
     coord = sub.add_parser("coordinate", help="assign the tasks of episodes (JSON or JSON Lines); one result per line")
     coord.add_argument("--input", required=True, help="episode file, or - for stdin")
-    coord.add_argument("--strategy", default="auto", choices=["auto", "neural", "history", "tags", "round-robin"])
-    coord.add_argument("--model", help="neural profile (default: the shipped default)")
+    coord.add_argument("--strategy", default="auto", choices=STRATEGIES)
+    coord.add_argument("--model", choices=list(PROFILES), help=f"neural profile (default: {DEFAULT_PROFILE})")
 
     bench = sub.add_parser("bench", help="run benchmark suites")
-    bench.add_argument(
-        "--suite", default="all", choices=["mcp", "coordination", "semantic", "memory", "phases", "all"]
-    )
+    # Validated by the runner against its registry (importing it here would slow every command by ~1 s).
+    bench.add_argument("--suite", default="all", help="mcp, coordination, replay, semantic, memory, phases, all; or chaos (only when named)")
     bench.add_argument("--out", type=Path, help="folder for report.json, report.md and charts (default: data dir)")
     bench.add_argument("--json", type=Path, help="also write the JSON report to this file")
     bench.add_argument("--project", type=Path, help="repository for the semantic suite (default: cwd)")
+    bench.add_argument("--repo", type=Path, help="git repository the replay suite replays (default: --project)")
     bench.add_argument("--quick", action="store_true", help="fewer iterations (smoke test)")
     _common(bench)
 
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_cli(
             args.suite, json_path=args.json, out_dir=args.out, quick=args.quick, data_dir=args.data_dir,
-            project=args.project,
+            project=args.project, repo=args.repo,
         )
     if args.command == "dashboard":
         from ansf_mcp.dashboard.cli import run as run_dashboard

@@ -36,7 +36,11 @@ class _Repeats(logging.Filter):
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, record.levelno, record.getMessage()[:300])
+        try:
+            text = record.getMessage()
+        except Exception:  # a bad format string is logging's to report, not ours
+            return True
+        key = (record.name, record.levelno, text[:300])
         now = time.monotonic()
         with self._lock:
             last, dropped = self._seen.get(key, (-1e18, 0))
@@ -80,6 +84,8 @@ class Runtime:
     status_providers: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
     on_start: list[Callable[[], None]] = field(default_factory=list)  # quick; long work goes to a thread
+    # What the board reads the time from; tests move it instead of sleeping.
+    clock: Callable[[], float] = time.time
     _holders: int = 0
     _closed: bool = False
 

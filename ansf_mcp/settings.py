@@ -21,6 +21,8 @@ ENV_VARS: dict[str, str] = {
     "ANSF_LOG_LEVEL": "log_level",
     "ANSF_MAX_ATTEMPTS": "max_attempts",
     "ANSF_DEFAULT_LEASE_S": "default_lease_s",
+    "ANSF_TAKEOVER_GRACE_S": "takeover_grace_s",
+    "ANSF_WARMUP": "warm_model",
     "ANSF_CGROUP_ROOT": "cgroup_root",
     "ANSF_PHASE_CRITICAL_AT": "phase_critical_at",
     "ANSF_PHASE_ENHANCED_AT": "phase_enhanced_at",
@@ -53,6 +55,10 @@ class Settings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     max_attempts: int = Field(default=3, ge=1, le=100)
     default_lease_s: float = Field(default=300.0, gt=0, le=7 * 24 * 3600)
+    # A ready task assigned to an agent not seen for this long may be claimed by another agent.
+    takeover_grace_s: float = Field(default=600.0, ge=0, le=30 * 24 * 3600)
+    # Load the neural model in the background at start when the operating phase allows it.
+    warm_model: bool = True
     cgroup_root: Path = Path("/sys/fs/cgroup")
     # Fractions of the memory limit in use: at or above critical_at -> phase 1, above enhanced_at -> phase 2.
     phase_critical_at: float = Field(default=0.99, gt=0, le=1)

@@ -46,4 +46,8 @@ fi
 
 .venv/bin/ruff check .
 export ANSF_REQUIRE_ALL=1
-exec .venv/bin/python -m pytest "$@"
+# Line coverage of ansf_mcp (tools/ and semantic/ included), subprocess servers too (pyproject: [tool.coverage]).
+# An absolute data file: servers started in other folders write beside it. CI adds the gate (.ci/run).
+rm -rf .cache/coverage && mkdir -p .cache/coverage
+export COVERAGE_FILE="$PWD/.cache/coverage/data"
+exec .venv/bin/python -m pytest --cov --cov-report=term "$@"

@@ -25,6 +25,7 @@ from typing import Any
 import psutil
 from ansf_mcp.semantic.paths import read_text
 from ansf_mcp.semantic.positions import OFFERED, UTF16
+from multilspy.lsp_protocol_handler.lsp_types import ErrorCodes
 from multilspy.lsp_protocol_handler.server import Error as LspProtocolError
 from multilspy.lsp_protocol_handler.server import LanguageServerHandler, ProcessLaunchInfo
 
@@ -71,6 +72,17 @@ class _Handler(LanguageServerHandler):
         self.task_counter += 1
         self.tasks[self.task_counter] = self.loop.create_task(self.run_forever_stderr())
         self.task_counter += 1
+
+    async def run_forever(self) -> bool:
+        try:
+            return await super().run_forever()
+        finally:
+            # The server's stdout ended (it exited or was killed): answer what still waits now, not at the timeout.
+            pending = list(self._response_handlers.values())
+            self._response_handlers.clear()
+            for request in pending:
+                with contextlib.suppress(Exception):
+                    await request.on_error(LspProtocolError(ErrorCodes.InternalError, "the language server exited"))
 
 
 class LspLoop:

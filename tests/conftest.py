@@ -43,7 +43,8 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(data_dir: Path, tmp_path: Path) -> Settings:
-    return Settings.load(data_dir=data_dir, project_root=tmp_path)
+    # No background model warm-up in tests unless a test asks for it: it would import torch into every server.
+    return Settings.load(data_dir=data_dir, project_root=tmp_path, warm_model=False)
 
 
 @pytest.fixture
@@ -70,6 +71,7 @@ def free_port() -> int:
 def subprocess_env(data_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["ANSF_DATA_DIR"] = str(data_dir)
+    env["ANSF_WARMUP"] = "0"  # tests that want the warm-up set it back to 1
     env.pop("ANSF_TOKEN", None)
     return env
 

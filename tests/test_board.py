@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from ansf_mcp.board import assign, messages, swarms
-from ansf_mcp.board import tasks as board
+from ansf_mcp.board import tasks as board_tasks
+from ansf_mcp.board.board import Board
 from ansf_mcp.board.errors import BoardError, Conflict, NotFound, Refused
+from ansf_mcp.board.lifecycle import BoardPolicy
 from ansf_mcp.board.models import AgentSpec, TaskSpec
 from ansf_mcp.store.db import Store, StoreError
-from tests.board_helpers import agents, tasks
+from tests.board_helpers import FakeClock, agents, tasks
 
 
 @pytest.fixture
@@ -21,13 +22,23 @@ def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "db.sqlite3")
 
 
-def put(store: Store, swarm_id: str, specs: list[TaskSpec]) -> list[str]:
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def board(store: Store, clock: FakeClock) -> Board:
+    return Board(store, BoardPolicy(max_attempts=3, lease_s=60, takeover_grace_s=600), clock=clock)
+
+
+def put(store: Store, swarm_id: str, specs: list[TaskSpec], now: float | None = None) -> list[str]:
     with store.transaction() as conn:
-        return board.insert_tasks(conn, swarm_id, specs)
+        return board_tasks.insert_tasks(conn, swarm_id, specs, now=now)
 
 
-def states(store: Store, swarm_id: str) -> dict[str, str]:
-    return {t.id: t.state for t in swarms.view(store, swarm_id).tasks}
+def states(board: Board, swarm_id: str) -> dict[str, str]:
+    return {t.id: t.state for t in board.view(swarm_id).tasks}
 
 
 def test_store_is_wal_and_versioned(store: Store) -> None:
@@ -45,15 +56,15 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         Store(tmp_path / "db.sqlite3")
 
 
-def test_dependencies_gate_readiness(store: Store) -> None:
+def test_dependencies_gate_readiness(store: Store, board: Board) -> None:
     sw = swarms.spawn(store, "s", agents("a"), "mesh").swarm_id
     put(store, sw, tasks("build", "test", "ship", t1=["t0"], t2=["t0", "t1"]))
-    assert states(store, sw) == {"t0": "ready", "t1": "blocked", "t2": "blocked"}
-    claim = board.claim_next(store, sw, "agent-0", 60, max_attempts=3)
-    assert claim.claimed and claim.task.id == "t0"
-    receipt = board.report(store, sw, "t0", "agent-0", True, "built", 1.5, max_attempts=3)
-    assert receipt.state == "succeeded" and receipt.unblocked == ["t1"]
-    assert states(store, sw)["t2"] == "blocked"
+    assert states(board, sw) == {"t0": "ready", "t1": "blocked", "t2": "blocked"}
+    claim = board.claim_next(sw, "agent-0")
+    assert claim.claimed and claim.task.id == "t0" and claim.claim == 1
+    receipt = board.report(sw, "t0", "agent-0", True, "built", 1.5)
+    assert receipt.state == "succeeded" and receipt.unblocked == ["t1"] and receipt.claim == 1
+    assert states(board, sw)["t2"] == "blocked"
 
 
 @pytest.mark.parametrize(
@@ -64,11 +75,11 @@ def test_dependencies_gate_readiness(store: Store) -> None:
         (tasks("a", t0=["nope"]), "unknown task 'nope'"),
     ],
 )
-def test_bad_dependencies_are_refused_and_nothing_is_written(store: Store, specs, message: str) -> None:
+def test_bad_dependencies_are_refused_and_nothing_is_written(store: Store, board: Board, specs, message: str) -> None:
     sw = swarms.spawn(store, "s", agents("a"), "mesh").swarm_id
     with pytest.raises(BoardError, match=message):
         put(store, sw, specs)
-    assert swarms.view(store, sw).tasks == []
+    assert board.view(sw).tasks == []
 
 
 def test_duplicate_task_id_is_a_conflict(store: Store) -> None:
@@ -78,26 +89,31 @@ def test_duplicate_task_id_is_a_conflict(store: Store) -> None:
         put(store, sw, tasks("again"))
 
 
-def test_expired_lease_puts_the_task_back(store: Store) -> None:
+def test_expired_lease_puts_the_task_back(store: Store, board: Board, clock: FakeClock) -> None:
     sw = swarms.spawn(store, "s", agents("a", "b"), "mesh").swarm_id
     put(store, sw, tasks("only"))
-    assert board.claim_next(store, sw, "agent-0", 0.05, max_attempts=3).claimed
-    assert not board.claim_next(store, sw, "agent-1", 60, max_attempts=3).claimed
-    time.sleep(0.1)
-    again = board.claim_next(store, sw, "agent-1", 60, max_attempts=3)
-    assert again.claimed and again.task.id == "t0" and again.task.attempts == 2
+    assert board.claim_next(sw, "agent-0", 30).claimed
+    assert not board.claim_next(sw, "agent-1").claimed
+    clock.advance(29)
+    assert not board.claim_next(sw, "agent-1").claimed, "the lease has a second left"
+    clock.advance(2)
+    again = board.claim_next(sw, "agent-1")
+    assert again.claimed and again.task.id == "t0" and again.task.attempts == 2 and again.claim == 2
     assert "expired" in (again.task.last_error or "")
 
 
-def test_status_reads_expired_leases_without_writing(store: Store) -> None:
+def test_status_reads_expired_leases_without_writing(store: Store, clock: FakeClock) -> None:
     sw = swarms.spawn(store, "s", agents("a", "b"), "mesh").swarm_id
     put(store, sw, tasks("once", "twice"))
-    board.claim_next(store, sw, "agent-0", 0.05, max_attempts=1)
-    board.claim_next(store, sw, "agent-1", 0.05, max_attempts=3)
-    time.sleep(0.1)
-    seen = swarms.view(store, sw, max_attempts=1)
+    strict = Board(store, BoardPolicy(max_attempts=1), clock=clock)
+    lenient = Board(store, BoardPolicy(max_attempts=3), clock=clock)
+    strict.claim_next(sw, "agent-0", 5)
+    strict.claim_next(sw, "agent-1", 5)
+    clock.advance(6)
+    seen = strict.view(sw)
     assert {t.id: t.state for t in seen.tasks} == {"t0": "failed", "t1": "failed"}
-    seen = swarms.view(store, sw, max_attempts=3)
+    assert seen.tasks_by_state["failed"] == 2
+    seen = lenient.view(sw)
     assert {t.id: t.state for t in seen.tasks} == {"t0": "ready", "t1": "ready"}
     assert seen.tasks_by_state["ready"] == 2 and seen.tasks_by_state["claimed"] == 0
     assert all(a.active_claims == 0 for a in seen.agents)
@@ -106,52 +122,69 @@ def test_status_reads_expired_leases_without_writing(store: Store) -> None:
         assert {r[0] for r in conn.execute("SELECT status FROM tasks")} == {"claimed"}
 
 
-def test_failures_retry_then_fail_with_reason(store: Store) -> None:
+def test_every_reader_sees_the_same_state(store: Store, clock: FakeClock) -> None:
+    """The all-swarms list, one swarm's view, its counts and the dashboard agree on an expired, exhausted claim."""
+    from ansf_mcp.dashboard import metrics
+
+    sw = swarms.spawn(store, "s", agents("a"), "mesh").swarm_id
+    put(store, sw, tasks("once"))
+    strict = Board(store, BoardPolicy(max_attempts=1), clock=clock)
+    strict.claim_next(sw, "agent-0", 5)
+    clock.advance(6)
+    assert strict.view(sw).tasks[0].state == "failed"
+    assert strict.view(sw).tasks_by_state["failed"] == 1
+    assert strict.summaries()[0].tasks_by_state["failed"] == 1
+    assert strict.counts(sw)["failed"] == strict.counts()["failed"] == 1
+    with store.reading() as conn:
+        assert metrics.task_counts(conn, strict)["failed"] == 1
+
+
+def test_failures_retry_then_fail_with_reason(store: Store, board: Board) -> None:
     sw = swarms.spawn(store, "s", agents("a"), "mesh").swarm_id
     put(store, sw, tasks("flaky"))
     for attempt in (1, 2):
-        assert board.claim_next(store, sw, "agent-0", 60, max_attempts=3).claimed
-        receipt = board.report(store, sw, "t0", "agent-0", False, f"boom {attempt}", None, max_attempts=3)
+        assert board.claim_next(sw, "agent-0").claimed
+        receipt = board.report(sw, "t0", "agent-0", False, f"boom {attempt}")
         assert receipt.state == "ready"
-    assert board.claim_next(store, sw, "agent-0", 60, max_attempts=3).claimed
-    receipt = board.report(store, sw, "t0", "agent-0", False, "boom 3", None, max_attempts=3)
+    assert board.claim_next(sw, "agent-0").claimed
+    receipt = board.report(sw, "t0", "agent-0", False, "boom 3")
     assert receipt.state == "failed"
-    task = swarms.view(store, sw).tasks[0]
+    task = board.view(sw).tasks[0]
     assert task.attempts == 3 and "boom 3" in task.last_error
-    with pytest.raises(Conflict, match="already failed"):
-        board.report(store, sw, "t0", "agent-0", True, "", None, max_attempts=3)
+    with pytest.raises(Conflict, match=r"already reported as a failure \(the task is failed now\)"):
+        board.report(sw, "t0", "agent-0", True)
 
 
-def test_capacity_limits_concurrent_claims(store: Store) -> None:
+def test_capacity_limits_concurrent_claims(store: Store, board: Board) -> None:
     sw = swarms.spawn(store, "s", agents("a", capacity=2), "mesh").swarm_id
     put(store, sw, tasks("x", "y", "z"))
-    assert board.claim_next(store, sw, "agent-0", 60, max_attempts=3).claimed
-    assert board.claim_next(store, sw, "agent-0", 60, max_attempts=3).claimed
-    third = board.claim_next(store, sw, "agent-0", 60, max_attempts=3)
+    assert board.claim_next(sw, "agent-0").claimed
+    assert board.claim_next(sw, "agent-0").claimed
+    third = board.claim_next(sw, "agent-0")
     assert not third.claimed and "capacity" in third.reason
 
 
-def test_phase_limit_on_active_agents(store: Store) -> None:
+def test_phase_limit_on_active_agents(store: Store, board: Board) -> None:
     sw = swarms.spawn(store, "s", agents("a", "b", "c"), "mesh").swarm_id
     put(store, sw, tasks("x", "y", "z"))
     for agent in ("agent-0", "agent-1"):
-        assert board.claim_next(store, sw, agent, 60, max_attempts=3, max_active_agents=2).claimed
-    refused = board.claim_next(store, sw, "agent-2", 60, max_attempts=3, max_active_agents=2)
+        assert board.claim_next(sw, agent, max_active_agents=2).claimed
+    refused = board.claim_next(sw, "agent-2", max_active_agents=2)
     assert not refused.claimed and "operating phase" in refused.reason
 
 
-def test_claim_prefers_own_assignment_and_reports_others(store: Store) -> None:
+def test_claim_prefers_own_assignment_and_reports_others(store: Store, board: Board) -> None:
     sw = swarms.spawn(store, "s", agents("backend", "frontend"), "mesh").swarm_id
     result = assign.submit_and_assign(store, sw, tasks("one", "two"), "round-robin")
     mine = {a.agent: a.task for a in result.assignments}
-    claim = board.claim_next(store, sw, "agent-1", 60, max_attempts=3)
+    claim = board.claim_next(sw, "agent-1")
     assert claim.task.id == mine["agent-1"]
-    board.report(store, sw, claim.task.id, "agent-1", True, "", None, max_attempts=3)
-    nothing = board.claim_next(store, sw, "agent-1", 60, max_attempts=3)
-    assert not nothing.claimed and "assigned to other agents" in nothing.reason
+    board.report(sw, claim.task.id, "agent-1", True)
+    nothing = board.claim_next(sw, "agent-1")
+    assert not nothing.claimed and "assigned to other agents" in nothing.reason and "reassign_task" in nothing.reason
 
 
-def test_sixteen_agents_claiming_at_once_never_share_a_task(store: Store) -> None:
+def test_sixteen_agents_claiming_at_once_never_share_a_task(store: Store, board: Board) -> None:
     sw = swarms.spawn(store, "s", agents(*[f"r{i}" for i in range(16)]), "mesh").swarm_id
     put(store, sw, [TaskSpec(description=f"task {i}") for i in range(12)])
     barrier = threading.Barrier(16)
@@ -159,7 +192,7 @@ def test_sixteen_agents_claiming_at_once_never_share_a_task(store: Store) -> Non
 
     def claim(agent: str) -> None:
         barrier.wait()
-        c = board.claim_next(store, sw, agent, 60, max_attempts=3)
+        c = board.claim_next(sw, agent)
         got[agent] = c.task.id if c.claimed else None
 
     threads = [threading.Thread(target=claim, args=(f"agent-{i}",)) for i in range(16)]
@@ -176,13 +209,13 @@ def test_two_processes_worth_of_connections_never_share_a_task(tmp_path: Path) -
     first = Store(tmp_path / "db.sqlite3")
     sw = swarms.spawn(first, "s", agents(*[f"r{i}" for i in range(16)]), "mesh").swarm_id
     put(first, sw, [TaskSpec(description=f"task {i}") for i in range(16)])
-    stores = [Store(tmp_path / "db.sqlite3") for _ in range(16)]
+    boards = [Board(Store(tmp_path / "db.sqlite3")) for _ in range(16)]
     barrier = threading.Barrier(16)
     got: list[str] = []
 
     def claim(i: int) -> None:
         barrier.wait()
-        c = board.claim_next(stores[i], sw, f"agent-{i}", 60, max_attempts=3)
+        c = boards[i].claim_next(sw, f"agent-{i}")
         got.append(c.task.id)
 
     threads = [threading.Thread(target=claim, args=(i,)) for i in range(16)]
@@ -191,6 +224,145 @@ def test_two_processes_worth_of_connections_never_share_a_task(tmp_path: Path) -
     for t in threads:
         t.join()
     assert sorted(got) == sorted(set(got)) and len(got) == 16
+
+
+# -- outcomes only from the live lease holder, once per claim (issue 11 item 1, issue 10 item 6) --------------
+
+
+def test_outcomes_need_a_live_lease_and_nothing_is_written_otherwise(store: Store, board: Board,
+                                                                     clock: FakeClock) -> None:
+    sw = swarms.spawn(store, "s", agents("ui", "qa", "e2e"), "mesh").swarm_id
+    put(store, sw, tasks("ui", "tests", "e2e", t2=["t0", "t1"]))
+    assert board.claim_next(sw, "agent-0").task.id == "t0"
+    cases = [
+        ("t2", "agent-2", True, "blocked (waiting for 't0', 't1')"),  # a blocked task nobody claimed
+        ("t1", "agent-1", True, "ready and held by nobody"),  # never claimed
+        ("t1", "agent-1", False, "ready and held by nobody"),  # failures too: no attempts used, no history
+        ("t0", "agent-1", True, "claimed by 'agent-0'"),  # someone else's claim
+    ]
+    for task, agent, success, fragment in cases:
+        with pytest.raises(Refused, match="nothing was recorded") as refused:
+            board.report(sw, task, agent, success)
+        assert fragment in str(refused.value)
+    clock.advance(61)  # agent-0's own lease ran out
+    with pytest.raises(Refused, match="claim #1 of 'agent-0' on it ended: its lease expired 1 s ago"):
+        board.report(sw, "t0", "agent-0", True)
+    with store.reading() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM outcomes").fetchone()[0] == 0
+        assert [tuple(r) for r in conn.execute("SELECT id, attempts FROM tasks ORDER BY seq")] == [
+            ("t0", 1), ("t1", 0), ("t2", 0)]
+    assert states(board, sw) == {"t0": "ready", "t1": "ready", "t2": "blocked"}
+
+
+def test_a_success_right_after_a_failure_needs_a_new_claim(store: Store, board: Board) -> None:
+    sw = swarms.spawn(store, "s", agents("a"), "mesh").swarm_id
+    put(store, sw, tasks("flaky"))
+    board.claim_next(sw, "agent-0")
+    assert board.report(sw, "t0", "agent-0", False, "boom").state == "ready"
+    with pytest.raises(Conflict, match="already reported as a failure"):
+        board.report(sw, "t0", "agent-0", True)
+    board.claim_next(sw, "agent-0")
+    assert board.report(sw, "t0", "agent-0", True).claim == 2
+
+
+def test_the_same_report_twice_gives_the_same_answer_and_one_row(store: Store, board: Board) -> None:
+    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh").swarm_id
+    put(store, sw, tasks("flaky", "other"))
+    board.claim_next(sw, "agent-0")
+    first = board.report(sw, "t0", "agent-0", False, "boom", 3.0)
+    assert board.report(sw, "t0", "agent-0", False, "boom", 3.0) == first
+    # also after another agent has picked the task up again
+    assert board.claim_next(sw, "agent-1").task.id == "t0"
+    assert board.report(sw, "t0", "agent-0", False, "boom", 3.0) == first
+    with store.reading() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM outcomes").fetchone()[0] == 1
+        assert conn.execute("SELECT attempts FROM tasks WHERE id = 't0'").fetchone()[0] == 2
+    second = board.report(sw, "t0", "agent-1", True)
+    assert board.report(sw, "t0", "agent-1", True) == second and second.outcome_id != first.outcome_id
+
+
+def test_heartbeat_keeps_long_work(store: Store, board: Board, clock: FakeClock) -> None:
+    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh").swarm_id
+    put(store, sw, tasks("long"))
+    board.claim_next(sw, "agent-0", 60)
+    for _ in range(5):  # five minutes of work on a one-minute lease
+        clock.advance(50)
+        assert board.renew(sw, "t0", "agent-0", 60).lease_expires_in_s == 60
+        assert not board.claim_next(sw, "agent-1").claimed
+    with pytest.raises(Refused, match="claimed by 'agent-0'"):
+        board.renew(sw, "t0", "agent-1")
+    assert board.report(sw, "t0", "agent-0", True).state == "succeeded"
+    with pytest.raises(Refused, match="already succeeded"):
+        board.renew(sw, "t0", "agent-0")
+
+
+def test_an_expired_lease_cannot_be_renewed(store: Store, board: Board, clock: FakeClock) -> None:
+    sw = swarms.spawn(store, "s", agents("a"), "mesh").swarm_id
+    put(store, sw, tasks("late"))
+    board.claim_next(sw, "agent-0", 10)
+    clock.advance(11)
+    with pytest.raises(Refused, match="lease expired"):
+        board.renew(sw, "t0", "agent-0")
+
+
+def test_release_gives_the_task_back_without_using_an_attempt(store: Store, board: Board) -> None:
+    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh").swarm_id
+    result = assign.submit_and_assign(store, sw, tasks("x"), "round-robin")
+    assert result.assignments[0].agent == "agent-0"
+    board.claim_next(sw, "agent-0")
+    receipt = board.release(sw, "t0", "agent-0", "out of my depth")
+    assert receipt.state == "ready" and receipt.attempts == 0 and receipt.claim == 1
+    with pytest.raises(Refused):
+        board.release(sw, "t0", "agent-0")
+    with pytest.raises(Refused, match="claim #1 of 'agent-0' on it ended: it was released"):
+        board.report(sw, "t0", "agent-0", True)
+    taken = board.claim_next(sw, "agent-1")  # unassigned now: anyone may take it
+    assert taken.claimed and taken.claim == 2 and taken.task.attempts == 1
+
+
+def test_reassign_moves_ready_work_and_refuses_claimed_work(store: Store, board: Board) -> None:
+    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh").swarm_id
+    assign.submit_and_assign(store, sw, tasks("x", "y"), "round-robin")  # t0 -> agent-0, t1 -> agent-1
+    moved = board.reassign(sw, "t0", "agent-1")
+    assert moved.previous == "agent-0" and moved.assignee == "agent-1"
+    assert not board.claim_next(sw, "agent-0").claimed
+    assert board.claim_next(sw, "agent-1").task.id == "t0"
+    with pytest.raises(Refused, match="claimed by 'agent-1'"):
+        board.reassign(sw, "t0", "agent-0")
+    assert board.reassign(sw, "t1", None).assignee is None
+    assert board.claim_next(sw, "agent-0").task.id == "t1"
+    with pytest.raises(NotFound, match="unknown agent"):
+        board.reassign(sw, "t1", "ghost")
+
+
+def test_work_pinned_to_an_absent_agent_is_taken_over_after_the_grace(store: Store, board: Board,
+                                                                      clock: FakeClock) -> None:
+    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh").swarm_id
+    assign.submit_and_assign(store, sw, tasks("x", "y"), "round-robin")
+    # submit_and_assign stamps real time; the test clock starts there too
+    assert board.claim_next(sw, "agent-1").task.id == "t1"
+    board.report(sw, "t1", "agent-1", True)
+    waiting = board.claim_next(sw, "agent-1")
+    assert not waiting.claimed and "the first in 600 s" in waiting.reason
+    clock.advance(599)
+    assert not board.claim_next(sw, "agent-1").claimed
+    clock.advance(2)
+    taken = board.claim_next(sw, "agent-1")
+    assert taken.claimed and taken.task.id == "t0" and taken.taken_over_from == "agent-0"
+    assert "has not been seen for 601 s" in taken.note
+
+
+def test_an_agent_that_shows_up_keeps_its_work(store: Store, board: Board, clock: FakeClock) -> None:
+    sw = swarms.spawn(store, "s", agents("a", "b", capacity=2), "mesh").swarm_id
+    result = assign.submit_and_assign(store, sw, tasks("x", "y", "z"), "round-robin")
+    assert {a.task: a.agent for a in result.assignments} == {"t0": "agent-0", "t1": "agent-1", "t2": "agent-0"}
+    board.claim_next(sw, "agent-0", 3600)  # seen now, holding t0
+    clock.advance(500)
+    board.renew(sw, "t0", "agent-0", 3600)  # still here
+    clock.advance(500)
+    assert board.claim_next(sw, "agent-1").task.id == "t1"
+    board.report(sw, "t1", "agent-1", True)
+    assert not board.claim_next(sw, "agent-1").claimed, "agent-0 was seen 500 s ago: t2 stays its"
 
 
 @pytest.mark.parametrize(
@@ -230,14 +402,15 @@ def test_broadcast_follows_the_topology(store: Store) -> None:
     assert messages.send(store, sw, "agent-0", None, "down").delivered_to == ["agent-1", "agent-2"]
 
 
-def test_dissolve_says_what_it_removed(store: Store) -> None:
+def test_dissolve_says_what_it_removed(store: Store, board: Board) -> None:
     sw = swarms.spawn(store, "s", agents("a", "b"), "mesh").swarm_id
     put(store, sw, tasks("x"))
+    board.claim_next(sw, "agent-0")
     messages.send(store, sw, "agent-0", "agent-1", "hi")
     receipt = swarms.dissolve(store, sw)
-    assert receipt.removed == {"agents": 2, "tasks": 1, "outcomes": 0, "messages": 1}
+    assert receipt.removed == {"agents": 2, "tasks": 1, "outcomes": 0, "messages": 1, "claims": 1}
     with pytest.raises(NotFound):
-        swarms.view(store, sw)
+        board.view(sw)
 
 
 def test_hierarchy_leads_must_exist_before(store: Store) -> None:

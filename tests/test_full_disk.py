@@ -32,7 +32,7 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 async def test_full_disk_is_a_clear_error_and_loses_nothing(tiny_disk: Path) -> None:
-    server, app = build_server(Settings(data_dir=tiny_disk / "data"))
+    server, app = build_server(Settings(data_dir=tiny_disk / "data", warm_model=False))
     async with Client(server) as client:
         sw = (await client.call_tool("spawn_swarm", {"name": "s", "agents": [{"role": "r"}]})).structured_content
         first = await client.call_tool(

@@ -13,6 +13,9 @@ EXPECTED_TOOLS = {
     "coordinate": (False, False),
     "next_task": (False, False),
     "report_outcome": (False, False),
+    "renew_lease": (False, False),
+    "release_task": (False, False),
+    "reassign_task": (False, False),
     "send_message": (False, False),
     "read_messages": (True, False),
     "dissolve_swarm": (False, True),
@@ -85,7 +88,7 @@ async def test_round_trip_spawn_coordinate_claim_report(client: Client) -> None:
 async def test_auto_says_which_strategy_it_used(client: Client) -> None:
     sw = await spawn(client, "backend")
     result = await call(client, "coordinate", swarm_id=sw, tasks=[{"description": "anything"}])
-    assert result["strategy"] in {"neural", "history"}
+    assert result["strategy"] in {"neural", "similarity", "history"}  # auto: by realised scores (COORDINATION.md)
     if result["strategy"] != "neural":
         assert result["note"], "auto fell back without saying why"
 
@@ -109,6 +112,9 @@ async def test_reported_failures_steer_later_assignments(client: Client) -> None
                 tasks=[{"id": task_id, "description": f"Write the {kind} for table {round_}"}],
                 strategy="round-robin",
             )
+            await call(client, "reassign_task", swarm_id=sw, task_id=task_id, to_agent=agent)
+            claim = await call(client, "next_task", swarm_id=sw, agent_id=agent)
+            assert claim["task"]["id"] == task_id
             await call(client, "report_outcome", swarm_id=sw, task_id=task_id, agent_id=agent, success=ok)
     result = await call(
         client,
@@ -154,15 +160,15 @@ async def test_large_boards_shrink_and_say_so(client: Client) -> None:
     sw = await spawn(client, "backend")
     long_tasks = [{"description": f"task {i} " + "details " * 900} for i in range(40)]
     await call(client, "coordinate", swarm_id=sw, tasks=long_tasks, strategy="round-robin")
-    compact = (await call(client, "swarm_status", swarm_id=sw, max_tasks=30))["swarm"]
+    compact = (await call(client, "swarm_status", swarm_id=sw, limit=30))["swarm"]
     assert compact["shrunk"] == "compact" and len(compact["tasks"]) == 30
     assert all(len(t["description"]) <= 161 for t in compact["tasks"])
     many = [{"description": f"item {i} " + "words " * 30} for i in range(900)]
     await call(client, "coordinate", swarm_id=sw, tasks=many, strategy="round-robin")
-    counts = (await call(client, "swarm_status", swarm_id=sw, max_tasks=940))["swarm"]
+    counts = (await call(client, "swarm_status", swarm_id=sw, limit=500))["swarm"]
     assert counts["shrunk"] == "counts" and counts["tasks"] == [] and counts["tasks_omitted"] == 940
     assert sum(counts["tasks_by_state"].values()) == 940
-    small = (await call(client, "swarm_status", swarm_id=sw, max_tasks=3))["swarm"]
+    small = (await call(client, "swarm_status", swarm_id=sw, limit=3))["swarm"]
     assert (small["shrunk"] == "compact" and len(small["tasks"]) == 3) or small["shrunk"] is None
 
 

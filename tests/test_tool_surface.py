@@ -15,7 +15,7 @@ TOOLS_DIR = Path(__file__).resolve().parents[1] / "tools"
 
 
 def parameters(schema: dict, where: str = "") -> list[tuple[str, dict]]:
-    """Every parameter of an input schema, nested object fields included ($defs resolved)."""
+    """Every parameter of an input schema, nested object fields included (inline or in $defs)."""
     defs = schema.get("$defs", {})
     found: list[tuple[str, dict]] = []
     seen: set[str] = set()
@@ -23,10 +23,21 @@ def parameters(schema: dict, where: str = "") -> list[tuple[str, dict]]:
     def walk(obj: dict, path: str) -> None:
         for name, spec in (obj.get("properties") or {}).items():
             found.append((f"{path}{name}", spec))
-            for ref in re.findall(r'"\$ref": "#/\$defs/(\w+)"', str(spec).replace("'", '"')):
-                if ref not in seen:
-                    seen.add(ref)
-                    walk(defs[ref], f"{path}{name}.")
+            nested(spec, f"{path}{name}.")
+
+    def nested(spec: dict, path: str) -> None:
+        ref = spec.get("$ref")
+        if isinstance(ref, str) and ref not in seen:
+            seen.add(ref)
+            walk(defs[ref.rsplit("/", 1)[-1]], path)
+        if "properties" in spec:
+            walk(spec, path)
+        for key in ("items", "additionalProperties"):
+            if isinstance(spec.get(key), dict):
+                nested(spec[key], path)
+        for key in ("anyOf", "oneOf", "allOf"):
+            for alt in spec.get(key) or []:
+                nested(alt, path)
 
     walk(schema, where)
     return found
@@ -88,3 +99,43 @@ def test_one_way_to_register_a_tool_and_one_shrinker() -> None:
             if re.search(pattern, text):
                 offenders.append(f"{path.name}: {pattern}")
     assert offenders == []
+
+
+async def test_listed_schemas_are_lean_and_mean_the_same(client: Client) -> None:
+    """Listed schemas carry no titles and no $ref to non-recursive definitions; answers still validate."""
+    import json
+
+    from jsonschema.validators import validator_for
+
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    for tool in tools.values():
+        for schema in (tool.input_schema, tool.output_schema or {}):
+            text = json.dumps(schema)
+            assert '"title"' not in text.replace('"title": {', ""), tool.name
+            assert "$ref" not in text or tool.name in {"symbols_overview", "find_symbol"}, tool.name
+    sw = (await client.call_tool("spawn_swarm", {"name": "x", "agents": [{"role": "a"}]})).structured_content
+    status = await client.call_tool("swarm_status", {"swarm_id": sw["swarm_id"]})
+    schema = tools["swarm_status"].output_schema
+    validator = validator_for(schema)(schema)
+    assert list(validator.iter_errors(status.structured_content)) == []
+    broken = json.loads(json.dumps(status.structured_content))
+    broken["swarm"]["agents"][0]["lead"] = 3  # neither a string nor null
+    assert list(validator.iter_errors(broken))
+
+
+@pytest.mark.parametrize("root", ["/", "~"])
+async def test_semantic_tools_refuse_the_root_or_home_folder_as_project(tmp_path, root: str) -> None:
+    from pathlib import Path
+
+    from ansf_mcp.server.app import build_server
+    from ansf_mcp.settings import Settings
+
+    settings = Settings.load(data_dir=tmp_path / "data", project_root=Path(root).expanduser(), warm_model=False)
+    server, runtime = build_server(settings)
+    async with Client(server) as client:
+        for tool, args in (("find_symbol", {"name_path": "main"}), ("symbols_overview", {"relative_path": "."})):
+            result = await client.call_tool(tool, args)
+            assert result.is_error and "--project" in result.content[0].text, result.content
+        status = (await client.call_tool("system_status", {})).structured_content
+        assert status["components"]["semantic"]["started"] is False  # refused before any language server
+    runtime.shutdown()

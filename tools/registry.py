@@ -75,6 +75,22 @@ class ToolServer(MCPServer):
     """MCPServer whose tool errors read as one sentence: what was expected and how to get it."""
 
     _descriptions: dict[str, dict[str, str]] | None = None
+    _listing: tuple[int, list[Any]] | None = None
+
+    async def list_tools(self) -> list[Any]:
+        """The SDK's listing with lean schemas: a client validates every structured answer against the output
+        schema, and a model reads the input schema on every turn."""
+        tools = await super().list_tools()
+        key = hash(tuple(t.name for t in tools))
+        if self._listing is None or self._listing[0] != key:
+            self._listing = (key, [
+                t.model_copy(update={
+                    "input_schema": lean_schema(t.input_schema),
+                    "output_schema": lean_schema(t.output_schema) if t.output_schema else None,
+                })
+                for t in tools
+            ])
+        return self._listing[1]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -98,6 +114,51 @@ class ToolServer(MCPServer):
                 for t in await self.list_tools()
             }
         return self._descriptions
+
+
+def lean_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The same JSON schema, cheaper to read and to validate against: `$ref`s to non-recursive definitions
+    inlined, `anyOf [X, null]` written as `type: [x, "null"]`, titles dropped (they repeat the property names)."""
+    defs: dict[str, Any] = schema.get("$defs") or {}
+
+    def refs(node: Any) -> set[str]:
+        if isinstance(node, dict):
+            found = {node["$ref"].rsplit("/", 1)[-1]} if isinstance(node.get("$ref"), str) else set()
+            return found.union(*(refs(v) for v in node.values()))
+        if isinstance(node, list):
+            return set().union(*(refs(v) for v in node))
+        return set()
+
+    def recursive(name: str, path: tuple[str, ...] = ()) -> bool:
+        return name in path or any(recursive(r, (*path, name)) for r in refs(defs.get(name, {})))
+
+    kept = {name for name in defs if recursive(name)}
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.rsplit("/", 1)[-1] not in kept:
+            target = walk(defs[ref.rsplit("/", 1)[-1]])
+            return {**target, **{k: walk(v) for k, v in node.items() if k != "$ref"}}
+        out = {k: walk(v) for k, v in node.items() if k not in ("title", "$defs")}
+        alts = out.get("anyOf")
+        if isinstance(alts, list) and len(alts) == 2 and {"type": "null"} in alts:
+            other = alts[0] if alts[1] == {"type": "null"} else alts[1]
+            if isinstance(other.get("type"), str) and not {"anyOf", "oneOf", "allOf", "const"} & set(other):
+                merged = {**other, "type": [other["type"], "null"]}
+                if "enum" in merged:
+                    merged["enum"] = [*merged["enum"], None]
+                del out["anyOf"]
+                out = {**merged, **out}
+        return out
+
+    lean = walk(schema)
+    if kept:
+        lean["$defs"] = {name: walk(defs[name]) for name in sorted(kept)}
+    return lean
 
 
 # Errors of the core that mean "the request cannot be carried out"; their text is written for the caller.

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import os
+import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
@@ -46,6 +52,9 @@ Body = Annotated[str, Field(min_length=1, max_length=200_000,
                             description="source text; its indentation is adjusted to the symbol's")]
 PAGE_SHARE = 0.4  # first page budget, in JSON characters of its items, as a share of the cap on what is sent
 PROGRESS_EVERY_S = 1.0
+# Whole-project calls (many language-server requests, each under its own timeout) get a longer deadline.
+LONG_CALLS = frozenset({"find_references", "rename_symbol", "safe_delete_symbol", "search_for_pattern"})
+LONG_CALL_FACTOR = 6
 
 
 class _LazyService:
@@ -101,6 +110,119 @@ class _LazyService:
     def trim(self) -> None:
         if self._service is not None:
             self._service.trim_memory()
+
+
+_LIBRARY_DIRS = ("site-packages", "dist-packages", "typeshed", "node_modules")
+
+
+def outside_name(path: str) -> str:
+    """A definition outside the project, named without this machine's layout: the part after the last library
+    folder (`json/__init__.pyi`, `starlette/routing.py`), else the file name alone."""
+    parts = Path(path).parts
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] in _LIBRARY_DIRS or (parts[i].startswith("python") and i > 0 and parts[i - 1] == "lib"):
+            rest = parts[i + 1:]
+            if rest and rest[0] in ("stdlib", "stubs"):
+                rest = rest[1:]
+            if rest:
+                return "/".join(rest)
+    return parts[-1] if parts else ""
+
+
+class SemanticPool:
+    """The semantic tools' own worker threads and a deadline per call, so that a hung language server can
+    neither take the transport's threads (anyio's 40, which also read stdin) nor keep a caller waiting.
+
+    A call past its deadline answers with the reason at once; its thread stays with the language server until
+    that request's own timeout. While such a call is stuck, queued and new calls fail fast instead of waiting
+    behind it. Threads are daemons: a stuck one never holds up the process's exit.
+    """
+
+    def __init__(self, workers: int = 4, deadline_s: float = 20.0) -> None:
+        self.workers = workers
+        self.deadline_s = deadline_s
+        self._queue: queue.SimpleQueue[tuple[Future, Callable[[], Any]] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._pending: set[Future] = set()
+        self._stuck: dict[Future, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            fut, fn = item
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn())
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+    def _submit(self, fn: Callable[[], Any]) -> Future:
+        fut: Future = Future()
+        with self._lock:
+            if len(self._threads) < self.workers:
+                t = threading.Thread(target=self._work, name=f"semantic-{len(self._threads)}", daemon=True)
+                t.start()
+                self._threads.append(t)
+            self._pending.add(fut)
+        fut.add_done_callback(self._finished)
+        self._queue.put((fut, fn))
+        return fut
+
+    def _finished(self, fut: Future) -> None:
+        with self._lock:
+            self._pending.discard(fut)
+            self._stuck.pop(fut, None)
+
+    def unavailable(self) -> str | None:
+        """Why calls fail fast now, or None."""
+        with self._lock:
+            if not self._stuck:
+                return None
+            what, since = min(self._stuck.values(), key=lambda v: v[1])
+            n = len(self._stuck)
+        return (f"semantic tools are failing fast: {what} has had no answer from its language server for "
+                f"{time.monotonic() - since:.0f} s ({n} call(s) stuck); the server is restarted after its own "
+                "request timeout, so try again shortly")
+
+    async def run(self, what: str, fn: Callable[[], Any], deadline_s: float | None = None) -> Any:
+        """`deadline_s`: a longer deadline for calls that report progress while they work (references and
+        renames over a whole project: many requests, each under the language server's own timeout)."""
+        if why := self.unavailable():
+            raise ToolError(why)
+        fut = self._submit(fn)
+        started = time.monotonic()
+        deadline = deadline_s or self.deadline_s
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(fut), deadline)
+        except TimeoutError:
+            if fut.cancelled():  # never started: every worker was busy for the whole deadline
+                raise ToolError(f"{what}: all {self.workers} semantic workers stayed busy for "
+                                f"{deadline:.0f} s; try again shortly") from None
+            with self._lock:
+                if not fut.done():
+                    self._stuck[fut] = (what, started)
+                queued = [f for f in self._pending if f is not fut and not f.running()]
+            for f in queued:  # they would only wait behind the stuck call: answer them now
+                f.cancel()
+            log.warning("semantic call %s passed its %.0f s deadline; %d queued call(s) failed fast",
+                        what, deadline, len(queued))
+            raise ToolError(f"{what}: no answer from the language server within {deadline:.0f} s "
+                            "(it may be hung or still starting); try again shortly") from None
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if fut.cancelled() and task is not None and not task.cancelling():
+                raise ToolError(self.unavailable() or f"{what}: cancelled while waiting for a worker") from None
+            raise
+
+    def shutdown(self) -> None:
+        with self._lock:
+            pending = list(self._pending)
+            threads = len(self._threads)
+        for f in pending:
+            f.cancel()
+        for _ in range(threads):
+            self._queue.put(None)
 
 
 def register(tools: Toolbox, app: Any) -> None:
@@ -286,17 +408,82 @@ def _register_editing(tools: Toolbox, _run: Callable[..., Awaitable[Any]]) -> No
         return EditResult.model_validate(await _run("safe_delete_symbol", name_path, relative_path))
 
 
+def root_refusal(root: Path) -> str | None:
+    """Why `root` cannot be a project (the file system's root or the home folder: scanning it takes minutes and
+    meets every language there is), or None."""
+    root = Path(root).resolve()
+    for name, refused in (("the file system root", Path("/")), ("the home folder", Path.home().resolve())):
+        if root == refused:
+            return (f"the project root is {name} ({root}), probably the working directory the client started the "
+                    "server in; the semantic tools need a project: start the server with --project DIR (or set "
+                    "ANSF_PROJECT)")
+    return None
+
+
+class _Publisher:
+    """Writes the semantic layer's status to the store (at most every `every_s`, and at shutdown), so a watcher in
+    another process — the standalone dashboard — shows the language servers of the process that runs them."""
+
+    def __init__(self, lazy: _LazyService, store: Any, every_s: float = 5.0):
+        self.lazy, self.store, self.every_s = lazy, store, every_s
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def due(self) -> bool:
+        """True at most once per `every_s` (the caller then publishes)."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last < self.every_s:
+                return False
+            self._last = now
+            return True
+
+    def now(self, final: bool = False) -> None:
+        try:
+            status = self.lazy.status()
+            if final:
+                status = {**status, "servers": [], "stopped": True,
+                          "note": "the server process stopped, and its language servers with it"}
+            status = json.dumps(status, default=str)
+            with self.store.transaction() as conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO component_status (name, pid, status, updated_at) VALUES (?, ?, ?, ?)",
+                    ("semantic", os.getpid(), status, time.time()),
+                )
+        except Exception:  # a status report must never fail a call or a shutdown
+            log.debug("could not publish the semantic status", exc_info=True)
+
+
 def _register(tools: Toolbox, app: Any, lazy: _LazyService) -> None:
+    settings = app.settings
+    refusal = root_refusal(settings.project_root)
+    store = getattr(app, "store", None)
+    publisher = _Publisher(lazy, store) if store is not None else None
+    pool = SemanticPool(workers=getattr(settings, "semantic_workers", 4),
+                        deadline_s=getattr(settings, "semantic_deadline_s", 20.0))
+
     async def _run(method: str, *args: Any, **kwargs: Any) -> Any:
         from ansf_mcp.semantic.service import USER_ERRORS
+
+        if refusal:
+            raise ToolError(refusal)
 
         def call() -> Any:
             return getattr(lazy.get(), method)(*args, **kwargs)
 
+        what = f"{method}({', '.join(repr(a)[:80] for a in args[:1])})"
+        long = pool.deadline_s * LONG_CALL_FACTOR if method in LONG_CALLS else None
         try:
-            return await anyio.to_thread.run_sync(call)
+            return await pool.run(what, call, long)
         except USER_ERRORS as exc:
             raise ToolError(str(exc)) from exc
+        except OSError as exc:  # e.g. a path longer than the file system allows
+            raise ToolError(f"{what}: cannot read that path ({exc.strerror or exc})") from exc
+        except UnicodeError as exc:  # a lone surrogate cannot name a file
+            raise ToolError(f"{what}: the path is not valid Unicode text") from exc
+        finally:
+            if publisher is not None and publisher.due():
+                await anyio.to_thread.run_sync(publisher.now)
 
     async def _with_progress(ctx: Context, method: str, *args: Any, **kwargs: Any) -> Any:
         return await with_progress(ctx, lambda progress: _run(method, *args, progress=progress, **kwargs))
@@ -349,7 +536,11 @@ def _register(tools: Toolbox, app: Any, lazy: _LazyService) -> None:
     @tools.add(Kind.READ, "Go to definition")
     async def goto_definition(relative_path: RelativePath, line: Line, column: Column) -> Definitions:
         """Definition(s) of the name at relative_path:line:column (1-based)."""
-        return Definitions.model_validate(await _run("goto_definition", relative_path, line, column))
+        answer = Definitions.model_validate(await _run("goto_definition", relative_path, line, column))
+        for d in answer.definitions:
+            if d.external_path:
+                d.external_path = outside_name(d.external_path)
+        return answer
 
     @tools.add(Kind.READ, "Search for a pattern")
     async def search_for_pattern(
@@ -387,7 +578,10 @@ def _register(tools: Toolbox, app: Any, lazy: _LazyService) -> None:
         providers["semantic"] = lazy.status
     hooks = getattr(app, "on_shutdown", None)
     if isinstance(hooks, list):
-        hooks.append(lazy.shutdown)
+        if publisher is not None:
+            hooks.append(lambda: publisher.now(final=True))  # runs after lazy.shutdown (hooks run newest first)
+        hooks.append(pool.shutdown)
+        hooks.append(lazy.shutdown)  # runs first (hooks run newest first): servers stop, stuck calls end
     governor = getattr(app, "governor", None)
     if governor is not None:
         governor.on_pressure.append(lazy.trim)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Literal
 
 import anyio
@@ -11,7 +12,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from ansf_mcp.board import messages, presets, swarms
-from ansf_mcp.board import tasks as board
+from ansf_mcp.board.board import Board, TaskFilter
+from ansf_mcp.board.lifecycle import BoardPolicy
 from ansf_mcp.board.models import (
     ID_PATTERN,
     MAX_MESSAGE_CHARS,
@@ -20,15 +22,20 @@ from ansf_mcp.board.models import (
     AgentSpec,
     Claim,
     DissolveReceipt,
+    LeaseReceipt,
     MessageView,
     OutcomeReceipt,
+    ReassignReceipt,
+    ReleaseReceipt,
     SentMessage,
     SwarmSummary,
     SwarmView,
     TaskSpec,
+    TaskState,
     Topology,
 )
-from ansf_mcp.coordinator.episode import CoordinationResult, Strategy
+from ansf_mcp.coordinator.episode import CoordinationResult, ModelUnavailable, Strategy
+from ansf_mcp.coordinator.warmup import ModelWarmer
 from ansf_mcp.runtime import Runtime
 
 SwarmId = Annotated[
@@ -52,11 +59,23 @@ class Inbox(BaseModel):
     next_since: int = Field(description="pass as `since` to read only newer messages")
 
 
+# Numbers at the edge are finite and bounded: one absurd duration must not poison every later sum.
+MAX_DURATION_S = 30 * 24 * 3600.0
 PREVIEW_CHARS = 160
+TEXT_DESCRIPTION_CHARS = 80
+DEFAULT_PAGE = 10
+LeaseSeconds = Annotated[
+    float | None,
+    Field(gt=0, le=7 * 24 * 3600,
+          description="how long the claim holds before the task returns to the board (default 300)"),
+]
 
 
-def status_steps(view: SwarmView) -> Shrinking[SwarmStatus]:
+def status_steps(status: SwarmStatus) -> Shrinking[SwarmStatus]:
     """Full -> compact (long texts cut to a preview) -> counts (no task list), each saying what it left out."""
+    view = status.swarm
+    if view is None:
+        return Shrinking(status)
 
     def compact() -> SwarmStatus:
         return SwarmStatus(swarm=view.model_copy(
@@ -76,12 +95,72 @@ def status_steps(view: SwarmView) -> Shrinking[SwarmStatus]:
             update={"tasks": [], "tasks_omitted": view.tasks_omitted + len(view.tasks), "shrunk": "counts"}
         ))
 
-    return Shrinking(SwarmStatus(swarm=view), compact, counts)
+    def counts_and_short_agents() -> SwarmStatus:
+        # Many agents with long capability lists: keep each agent's first few, cut, and say so.
+        short = counts().swarm
+        return SwarmStatus(swarm=short.model_copy(update={  # type: ignore[union-attr]
+            "agents": [a.model_copy(update={"capabilities": [c[:24] for c in a.capabilities[:3]]
+                                            + ([f"…(+{len(a.capabilities) - 3})"] if len(a.capabilities) > 3 else [])})
+                       for a in view.agents],
+            "shrunk": "counts, capabilities cut",
+        }))
+
+    return Shrinking(status, compact, counts, counts_and_short_agents)
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    shown = [f"{state} {n}" for state, n in counts.items() if n]
+    return ", ".join(shown) or "none"
+
+
+def status_text(status: SwarmStatus) -> str:
+    """swarm_status for the model: one line per agent and per task shown; the full data is structured content."""
+    if status.swarm is None:
+        if not status.swarms:
+            return "no swarms; spawn_swarm creates one"
+        return "\n".join(
+            f"{s.swarm_id} {s.name!r} ({s.topology}, {s.agents} agents): tasks {_counts_text(s.tasks_by_state)}"
+            for s in status.swarms
+        )
+    v = status.swarm
+    lines = [f"swarm {v.swarm_id} {v.name!r} ({v.topology}); tasks: {_counts_text(v.tasks_by_state)}"]
+    lines.append("agents (holding/capacity, assigned, succeeded, failed): " + "; ".join(
+        f"{a.id} {a.role} {a.active_claims}/{a.capacity} {a.assigned_open} {a.successes} {a.failures}"
+        for a in v.agents))
+    if v.tasks:
+        first = v.tasks_matching - v.tasks_omitted - len(v.tasks) + 1
+        lines.append(f"tasks {first}-{first + len(v.tasks) - 1} of {v.tasks_matching}"
+                     + (f" (next page: cursor={v.next_cursor!r})" if v.next_cursor else "") + ":")
+    elif v.tasks_matching:
+        lines.append(f"{v.tasks_matching} matching task(s), none listed here")
+    for t in v.tasks:
+        if t.state == "claimed":
+            detail = f" by {t.lease_owner}, {t.lease_expires_in_s:.0f} s left"
+        elif t.state == "blocked":
+            detail = f" on {', '.join(t.blocked_by)}"
+        elif t.state == "failed":
+            detail = f": {cut(t.last_error, 60)}"
+        else:
+            detail = ""
+        if t.assignee and t.state in ("ready", "blocked"):
+            detail += f" -> {t.assignee}"
+        if t.attempts and t.state != "succeeded":
+            detail += f", attempt {t.attempts}"
+        lines.append(f"- {t.id} [{t.state}{detail}] p{t.priority}: {cut(t.description, TEXT_DESCRIPTION_CHARS)}")
+    if v.shrunk:
+        lines.append(f"(answer shrunk: {v.shrunk}; filter by state or agent, or page with a smaller limit)")
+    return "\n".join(lines)
 
 
 def register(tools: Toolbox, app: Runtime) -> None:
     store = app.store
-    settings = app.settings
+    board = Board(store, BoardPolicy.from_settings(app.settings), clock=lambda: app.clock())
+    warmer = ModelWarmer(store)
+    app.status_providers["model_warmup"] = warmer.status
+    if app.settings.warm_model:
+        app.on_start.append(lambda: warmer.start(app.limits().neural_allowed, app.limits().reason))
+    else:
+        warmer.start(False, "off (ANSF_WARMUP=0): the model loads on the first neural decision")
 
     @tools.add(Kind.WRITE, "Spawn a swarm")
     async def spawn_swarm(
@@ -97,19 +176,32 @@ def register(tools: Toolbox, app: Runtime) -> None:
         hierarchical (each agent's `lead`, default the first agent), ring."""
         return swarms.spawn(store, name, agents, topology)
 
-    @tools.add(Kind.READ, "Swarm status")
+    @tools.add(Kind.READ, "Swarm status", text=status_text)
     async def swarm_status(
         swarm_id: Annotated[
             SwarmId | None,
             Field(description="swarm id from spawn_swarm, e.g. 'swarm-1a2b3c4d5e6f'; leave out to list all swarms"),
         ] = None,
-        max_tasks: Annotated[int, Field(ge=0, le=5000, description="at most this many tasks in the answer")] = 200,
+        state: Annotated[
+            list[TaskState] | None,
+            Field(description="only tasks in these states, e.g. ['ready', 'claimed']", max_length=5),
+        ] = None,
+        agent: Annotated[
+            str | None, Field(pattern=ID_PATTERN, description="only tasks assigned to or claimed by this agent")
+        ] = None,
+        cursor: Annotated[
+            str | None, Field(pattern=r"^[0-9]{1,12}$", description="next_cursor of the previous answer: the next page")
+        ] = None,
+        limit: Annotated[int, Field(ge=0, le=500, description=f"at most this many tasks (default {DEFAULT_PAGE})")]
+        = DEFAULT_PAGE,
     ) -> Shrinking[SwarmStatus]:
-        """One swarm's agents (with load) and tasks (state, lease, assignee); without an id, all swarms.
-        Large boards shrink: texts cut, then counts only (`shrunk` says so); lower max_tasks to page less."""
+        """One swarm's task counts, agents (with load) and a page of its tasks in board order (filter by state
+        or agent, page with cursor); without an id, every swarm's counts."""
         if swarm_id is None:
-            return SwarmStatus(swarms=swarms.summaries(store))
-        return status_steps(swarms.view(store, swarm_id, max_tasks=max_tasks, max_attempts=settings.max_attempts))
+            return Shrinking(SwarmStatus(swarms=board.summaries()))
+        filters = TaskFilter(states=tuple(state or ()), agent=agent,
+                             after_seq=int(cursor) if cursor is not None else None)
+        return status_steps(SwarmStatus(swarm=board.view(swarm_id, limit=limit, filters=filters)))
 
     @tools.add(Kind.WRITE, "Coordinate tasks")
     async def coordinate(
@@ -134,32 +226,51 @@ def register(tools: Toolbox, app: Runtime) -> None:
             # Imported on first use: numpy and scipy cost ~60 MB that an idle server should not carry.
             from ansf_mcp.board import assign
 
+            if strategy in ("auto", "neural") and limits.neural_allowed:
+                # A model not loaded yet loads here, timed as a model load, not inside the decision.
+                with contextlib.suppress(ModelUnavailable):  # auto falls back; neural says why in the decision
+                    warmer.ensure(None)
             return assign.submit_and_assign(store, swarm_id, tasks, strategy, neural_allowed=limits.neural_allowed)
 
         return await anyio.to_thread.run_sync(run)
 
     @tools.add(Kind.WRITE, "Claim the next task")
-    async def next_task(
-        swarm_id: SwarmId,
-        agent_id: AgentId,
-        lease_seconds: Annotated[
-            float | None,
-            Field(gt=0, le=7 * 24 * 3600,
-                  description="how long the claim holds before the task returns to the board (default 300)"),
-        ] = None,
-    ) -> Claim:
-        """Claim the agent's next ready task under a lease (default 300 s), or say why nothing is ready."""
+    async def next_task(swarm_id: SwarmId, agent_id: AgentId, lease_seconds: LeaseSeconds = None) -> Claim:
+        """Claim the agent's next ready task under a lease (default 300 s): its own assignments, then unassigned
+        work, then work of an agent that has been away too long; or say why nothing is ready."""
         limits = app.limits()
-        return board.claim_next(
-            store,
-            swarm_id,
-            agent_id,
-            lease_seconds or settings.default_lease_s,
-            max_attempts=settings.max_attempts,
-            max_active_agents=limits.max_active_agents,
-        )
+        return board.claim_next(swarm_id, agent_id, lease_seconds, max_active_agents=limits.max_active_agents)
 
-    @tools.add(Kind.WRITE, "Report an outcome")
+    @tools.add(Kind.IDEMPOTENT, "Renew a lease")
+    async def renew_lease(
+        swarm_id: SwarmId, task_id: TaskId, agent_id: AgentId, lease_seconds: LeaseSeconds = None
+    ) -> LeaseReceipt:
+        """Heartbeat for long work: the agent holding the task's live lease extends it to lease_seconds from now."""
+        return board.renew(swarm_id, task_id, agent_id, lease_seconds)
+
+    @tools.add(Kind.IDEMPOTENT, "Release a task")
+    async def release_task(
+        swarm_id: SwarmId,
+        task_id: TaskId,
+        agent_id: AgentId,
+        reason: Annotated[str, Field(max_length=2000, description="why it is given back (kept as last_error)")]
+        = "",
+    ) -> ReleaseReceipt:
+        """Give a claimed task back without an outcome: any agent may take it, and the attempt is not counted."""
+        return board.release(swarm_id, task_id, agent_id, reason)
+
+    @tools.add(Kind.IDEMPOTENT, "Reassign a task")
+    async def reassign_task(
+        swarm_id: SwarmId,
+        task_id: TaskId,
+        to_agent: Annotated[
+            str | None, Field(pattern=ID_PATTERN, description="the new assignee; leave out to let any agent take it")
+        ] = None,
+    ) -> ReassignReceipt:
+        """Move a ready or blocked task to another agent (or to nobody); a claimed task must be released first."""
+        return board.reassign(swarm_id, task_id, to_agent)
+
+    @tools.add(Kind.IDEMPOTENT, "Report an outcome")
     async def report_outcome(
         swarm_id: SwarmId,
         task_id: TaskId,
@@ -169,14 +280,15 @@ def register(tools: Toolbox, app: Runtime) -> None:
             str, Field(max_length=MAX_SUMMARY_CHARS, description="what was done, or why it failed")
         ] = "",
         duration_s: Annotated[
-            float | None, Field(ge=0, description="seconds the agent worked on it (feeds the efficiency figure)")
+            float | None,
+            Field(ge=0, le=MAX_DURATION_S, allow_inf_nan=False,
+                  description="seconds the agent worked on it (feeds the efficiency figure)"),
         ] = None,
     ) -> OutcomeReceipt:
-        """Record a task's outcome; it joins the agent's history and shapes later assignments.
-        A failure re-offers the task until the attempt limit."""
-        return board.report(
-            store, swarm_id, task_id, agent_id, success, summary, duration_s, max_attempts=settings.max_attempts
-        )
+        """Record the outcome of a task the agent holds under a live lease; it joins the agent's history and
+        shapes later assignments. A failure re-offers the task until the attempt limit; a repeated report gets
+        the first answer."""
+        return board.report(swarm_id, task_id, agent_id, success, summary, duration_s)
 
     @tools.add(Kind.WRITE, "Send a message")
     async def send_message(
@@ -196,7 +308,8 @@ def register(tools: Toolbox, app: Runtime) -> None:
         swarm_id: SwarmId,
         agent_id: AgentId,
         since: Annotated[
-            int, Field(ge=0, description="only messages with a larger id: the next_since of the previous answer")
+            int, Field(ge=0, le=2**63 - 1,
+                       description="only messages with a larger id: the next_since of the previous answer")
         ] = 0,
         limit: Annotated[int, Field(ge=1, le=1000, description="at most this many messages")] = 100,
     ) -> Inbox:

@@ -18,6 +18,8 @@ class SuiteContext:
     quick: bool
     project: Path
     data_dir: Path
+    # The git repository the replay suite reads (None: the project).
+    repo: Path | None = None
     report: Callable[[float, str], None] = lambda fraction, message: None
     cancelled: threading.Event = field(default_factory=threading.Event)
     # Results of suites already run in the same `all` run, by suite name.

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ansf_mcp import __version__
-from ansf_mcp.bench import external_suites, mcp_suite, memory_suite, phases_suite
+from ansf_mcp.bench import chaos_suite, external_suites, mcp_suite, memory_suite, phases_suite, replay_suite
 from ansf_mcp.bench.context import BenchCancelled, SuiteContext
 from ansf_mcp.store.db import Store
 
@@ -23,14 +23,18 @@ SUITES: dict[str, tuple[Runner, Callable[[dict[str, Any]], str], str]] = {
             "a real stdio server subprocess driven by the SDK client; echo tool in the same run"),
     "coordination": (external_suites.run_coordination, external_suites.markdown_from_result,
                      "ansf_mcp.lab.bench on simulated held-out and shifted episodes with the shipped checkpoints"),
+    "replay": (replay_suite.run, replay_suite.markdown,
+               "ansf_mcp.lab.replay_eval on the git history of --repo (REAL data: authors as agents, commits as tasks)"),
     "semantic": (external_suites.run_semantic, external_suites.markdown_from_result,
                  "ansf_mcp.bench.semantic_suite: the semantic tools in-process over real language servers on --project"),
     "memory": (memory_suite.run, memory_suite.markdown,
                "psutil RSS of a real stdio server, VmHWM peaks of fresh interpreters, the cache directory on disk"),
     "phases": (phases_suite.run, phases_suite.markdown,
                "stdio servers under prepared cgroup folders, one per phase; quality on simulated held-out episodes"),
+    "chaos": (chaos_suite.run, chaos_suite.markdown,
+              "stdio servers SIGKILLed mid-workload, several servers on one data directory, schema fuzzing"),
 }
-ALL_ORDER = ("mcp", "coordination", "semantic", "memory", "phases")
+ALL_ORDER = ("mcp", "coordination", "replay", "semantic", "memory", "phases")  # chaos runs only when named
 SUITE_NAMES = (*SUITES, "all")
 
 
@@ -138,7 +142,7 @@ def write_outputs(report: dict[str, Any], out_dir: Path) -> list[Path]:
 
 def run_cli(
     suite: str, *, json_path: Path | None, out_dir: Path | None, quick: bool, data_dir: Path | None,
-    project: Path | None,
+    project: Path | None, repo: Path | None = None,
 ) -> int:
     from ansf_mcp.settings import Settings
 
@@ -147,7 +151,10 @@ def run_cli(
     def progress(fraction: float, message: str) -> None:
         print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
 
-    ctx = SuiteContext(quick=quick, project=settings.project_root, data_dir=settings.data_dir, report=progress)
+    ctx = SuiteContext(
+        quick=quick, project=settings.project_root, data_dir=settings.data_dir, report=progress,
+        repo=repo.resolve() if repo else None,
+    )
     try:
         report = run_suite(suite, ctx)
     except ValueError as exc:

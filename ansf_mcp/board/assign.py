@@ -1,25 +1,36 @@
-"""Coordination on the board: put tasks up, build an episode from the swarm and its history, assign."""
+"""Coordination on the board: build an episode from the swarm and its history, decide, then write.
+
+The decision (the estimators, the first model load included) runs outside any transaction; the tasks, the
+assignment, the estimators' predictions and the decision record are written in one short transaction after it,
+so other clients' claims and reads never wait on a model.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 
+from ansf_mcp.board import scores
 from ansf_mcp.board.lookup import agent_rows, require
 from ansf_mcp.board.models import TaskSpec
-from ansf_mcp.board.tasks import insert_tasks
+from ansf_mcp.board.tasks import insert_tasks, plan_tasks
 from ansf_mcp.coordinator.episode import CoordinationResult, Episode, EpisodeAgent, EpisodeTask, HistoryItem
-from ansf_mcp.coordinator.strategies import NeuralEstimator, coordinate
+from ansf_mcp.coordinator.strategies import decide
 from ansf_mcp.store.db import Store
 
 # Most recent outcomes per agent that enter a decision; older ones say less about today's agent.
 HISTORY_WINDOW = 200
 
 
-def build_episode(store: Store, swarm_id: str, task_ids: list[str]) -> tuple[Episode, dict[str, str]]:
-    """The episode for `task_ids`, plus the states of board tasks they depend on outside the episode."""
+def build_episode(
+    store: Store, swarm_id: str, specs: Sequence[TaskSpec]
+) -> tuple[Episode, dict[str, str], list[str], dict]:
+    """The episode for tasks not yet on the board, the states of board tasks they depend on, the ids they will
+    get, and the swarm's realised estimator scores."""
     with store.reading() as conn:
         require(conn, swarm_id)
+        ids = plan_tasks(conn, swarm_id, list(specs))
         agents = []
         for a in agent_rows(conn, swarm_id):
             hist = conn.execute(
@@ -36,18 +47,7 @@ def build_episode(store: Store, swarm_id: str, task_ids: list[str]) -> tuple[Epi
                     history=[HistoryItem(task=h["task_text"], success=bool(h["success"])) for h in hist],
                 )
             )
-        marks = ",".join("?" * len(task_ids))
-        rows = conn.execute(
-            f"SELECT id, description, priority FROM tasks WHERE swarm_id = ? AND id IN ({marks}) ORDER BY seq",
-            (swarm_id, *task_ids),
-        ).fetchall()
-        deps: dict[str, list[str]] = {}
-        for r in conn.execute(
-            f"SELECT task_id, depends_on FROM task_deps WHERE swarm_id = ? AND task_id IN ({marks})",
-            (swarm_id, *task_ids),
-        ):
-            deps.setdefault(r["task_id"], []).append(r["depends_on"])
-        outside = {d for ds in deps.values() for d in ds} - set(task_ids)
+        outside = sorted({d for s in specs for d in s.depends_on} - set(ids))
         external = {
             r["id"]: r["status"]
             for r in conn.execute(
@@ -55,11 +55,12 @@ def build_episode(store: Store, swarm_id: str, task_ids: list[str]) -> tuple[Epi
                 (swarm_id, *outside),
             )
         }
+        tallies = scores.tallies(conn, swarm_id)
     tasks = [
-        EpisodeTask(id=r["id"], description=r["description"], priority=r["priority"], depends_on=deps.get(r["id"], []))
-        for r in rows
+        EpisodeTask(id=i, description=s.description, priority=s.priority, depends_on=list(s.depends_on))
+        for i, s in zip(ids, specs, strict=True)
     ]
-    return Episode(id=swarm_id, agents=agents, tasks=tasks), external
+    return Episode(id=swarm_id, agents=agents, tasks=tasks), external, ids, tallies
 
 
 def submit_and_assign(
@@ -69,21 +70,39 @@ def submit_and_assign(
     strategy: str,
     *,
     neural_allowed: bool = True,
-    neural: NeuralEstimator | None = None,
+    neural=None,
     model: str | None = None,
 ) -> CoordinationResult:
     """Add the tasks and record the chosen assignment, atomically: a failure leaves the board as it was."""
+    episode, external, planned, tallies = build_episode(store, swarm_id, specs)
+    decision = decide(
+        episode,
+        strategy,
+        model=model,
+        neural_allowed=neural_allowed,
+        neural=neural,
+        external_states=external,
+        tallies=tallies,
+    )
+    result = decision.result
     with store.transaction() as conn:
         require(conn, swarm_id)
         ids = insert_tasks(conn, swarm_id, specs)
-        # The store lock is re-entrant: reading inside our own transaction sees the new rows.
-        episode, external = build_episode(store, swarm_id, ids)
-        result = coordinate(
-            episode, strategy, model=model, neural_allowed=neural_allowed, neural=neural, external_states=external
-        )
+        # Another client may have added tasks since the plan: the same specs in the same order get the new ids.
+        rename = dict(zip(planned, ids, strict=True))
+        if ids != planned:
+            result = result.model_copy(
+                update={
+                    "assignments": [a.model_copy(update={"task": rename[a.task]}) for a in result.assignments],
+                    "unassigned": [u.model_copy(update={"task": rename[u.task]}) for u in result.unassigned],
+                }
+            )
         conn.executemany(
             "UPDATE tasks SET assignee = ?, p_success = ?, confidence = ?, strategy = ? WHERE swarm_id = ? AND id = ?",
             [(a.agent, a.p_success, a.confidence, result.strategy, swarm_id, a.task) for a in result.assignments],
+        )
+        scores.record_predictions(
+            conn, swarm_id, episode, decision.result.assignments, decision.estimates, task_ids=rename
         )
         conn.execute(
             "INSERT INTO decisions (swarm_id, strategy, model, agents, tasks, assigned, elapsed_ms, created_at) "

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from ansf_mcp.coordinator.episode import MAX_TEXT_CHARS
+from ansf_mcp.coordinator.scoring import EstimatorScore
 
 Topology = Literal["mesh", "hierarchical", "ring", "star"]
 TaskState = Literal["blocked", "ready", "claimed", "succeeded", "failed"]
@@ -15,18 +16,20 @@ MAX_AGENTS_PER_SWARM = 64
 MAX_TASKS_PER_CALL = 1_000
 MAX_MESSAGE_CHARS = 32_000
 MAX_SUMMARY_CHARS = 16_000
+MAX_CAPABILITY_CHARS = 100
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$"
 
 
 class AgentSpec(BaseModel):
     role: str = Field(min_length=1, max_length=200, description="what the agent does, e.g. 'backend'")
-    capabilities: list[str] = Field(
+    capabilities: list[Annotated[str, Field(min_length=1, max_length=MAX_CAPABILITY_CHARS)]] = Field(
         default_factory=list, max_length=50, description="skills, e.g. ['python', 'sql']; they steer assignment"
     )
     capacity: int = Field(default=1, ge=1, le=100, description="how many tasks it may hold at once")
     id: str | None = Field(default=None, pattern=ID_PATTERN, description="its id (default: 'agent-<n>')")
     lead: str | None = Field(
-        default=None, description="hierarchical only: id of this agent's lead (default: the first agent)"
+        default=None, pattern=ID_PATTERN,
+        description="hierarchical only: id of this agent's lead (default: the first agent)",
     )
 
 
@@ -64,6 +67,7 @@ class TaskView(BaseModel):
     lease_owner: str | None = None
     lease_expires_in_s: float | None = None
     attempts: int = 0
+    claim: int | None = Field(default=None, description="number of the current (or last) claim on this task")
     blocked_by: list[str] = Field(default_factory=list)
     last_error: str | None = None
     result: str | None = None
@@ -85,7 +89,13 @@ class SwarmView(BaseModel):
     agents: list[AgentView]
     tasks_by_state: dict[str, int]
     tasks: list[TaskView]
-    tasks_omitted: int = 0
+    tasks_matching: int = Field(default=0, description="tasks that match the filters (all tasks without filters)")
+    tasks_omitted: int = Field(default=0, description="matching tasks not in this answer")
+    next_cursor: str | None = Field(default=None, description="pass as `cursor` for the next page of tasks")
+    estimators: list[EstimatorScore] = Field(
+        default_factory=list, description="each probabilistic estimator's realised score on this swarm's outcomes"
+    )
+    auto_uses: str | None = Field(default=None, description="what strategy='auto' would use now, and why")
     shrunk: str | None = Field(
         default=None, description="set when the answer was too large: 'compact' (texts cut) or 'counts' (no task list)"
     )
@@ -94,17 +104,43 @@ class SwarmView(BaseModel):
 class Claim(BaseModel):
     claimed: bool
     task: TaskView | None = None
+    claim: int | None = Field(default=None, description="this claim's number; outcomes and renewals refer to it")
     lease_expires_in_s: float | None = None
+    taken_over_from: str | None = Field(
+        default=None, description="the absent agent the task was assigned to, when it was taken over"
+    )
     reason: str | None = Field(default=None, description="why nothing was claimed")
+    note: str | None = None
 
 
 class OutcomeReceipt(BaseModel):
     task_id: str
     state: TaskState
     attempts: int
+    claim: int = Field(description="the claim this outcome closed")
     outcome_id: int
     unblocked: list[str] = Field(default_factory=list, description="tasks this success made ready")
     note: str | None = None
+
+
+class LeaseReceipt(BaseModel):
+    task_id: str
+    claim: int
+    lease_expires_in_s: float
+
+
+class ReleaseReceipt(BaseModel):
+    task_id: str
+    state: TaskState
+    attempts: int = Field(description="attempts counted so far; a released claim is not counted")
+    claim: int
+
+
+class ReassignReceipt(BaseModel):
+    task_id: str
+    state: TaskState
+    assignee: str | None = Field(default=None, description="the new assignee; null: any agent may take it")
+    previous: str | None = None
 
 
 class MessageView(BaseModel):

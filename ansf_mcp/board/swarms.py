@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import uuid
 
 from ansf_mcp.board.errors import BoardError
-from ansf_mcp.board.lookup import agent_rows, require
+from ansf_mcp.board.lookup import require
 from ansf_mcp.board.models import (
     MAX_AGENTS_PER_SWARM,
     AgentSpec,
-    AgentView,
     DissolveReceipt,
-    SwarmSummary,
     SwarmView,
     Topology,
 )
-from ansf_mcp.board.tasks import state_counts, task_views
 from ansf_mcp.store.db import Store
 
 
@@ -76,66 +72,11 @@ def spawn(store: Store, name: str, agents: list[AgentSpec], topology: Topology) 
     return view(store, swarm_id)
 
 
-def _counts(conn: sqlite3.Connection, sql: str, *params: object) -> dict[str, int]:
-    return {key: n for key, n in conn.execute(sql, params) if key is not None}
+def view(store: Store, swarm_id: str) -> SwarmView:
+    """A swarm as the board shows it (default policy: for a new swarm there is nothing it could change)."""
+    from ansf_mcp.board.board import Board
 
-
-def view(store: Store, swarm_id: str, max_tasks: int = 200, max_attempts: int | None = None) -> SwarmView:
-    """Read-only: expired leases are shown as re-offered without writing (the next claim writes it down)."""
-    with store.reading() as conn:
-        swarm = require(conn, swarm_id)
-        active = _counts(conn, "SELECT lease_owner, COUNT(*) FROM tasks WHERE swarm_id = ? AND status = 'claimed' "
-                         "AND lease_expires_at >= ? GROUP BY lease_owner", swarm_id, time.time())
-        assigned = _counts(conn, "SELECT assignee, COUNT(*) FROM tasks WHERE swarm_id = ? AND status = 'open' "
-                           "GROUP BY assignee", swarm_id)
-        ok = _counts(conn, "SELECT agent_id, COUNT(*) FROM outcomes WHERE swarm_id = ? AND success = 1 "
-                     "GROUP BY agent_id", swarm_id)
-        ko = _counts(conn, "SELECT agent_id, COUNT(*) FROM outcomes WHERE swarm_id = ? AND success = 0 "
-                     "GROUP BY agent_id", swarm_id)
-        agents = [
-            AgentView(
-                id=r["id"],
-                role=r["role"],
-                capabilities=json.loads(r["capabilities"]),
-                capacity=r["capacity"],
-                lead=r["lead"],
-                active_claims=active.get(r["id"], 0),
-                assigned_open=assigned.get(r["id"], 0),
-                successes=ok.get(r["id"], 0),
-                failures=ko.get(r["id"], 0),
-            )
-            for r in agent_rows(conn, swarm_id)
-        ]
-        tasks, omitted = task_views(conn, swarm_id, limit=max_tasks, max_attempts=max_attempts)
-        counts = state_counts(conn, swarm_id, max_attempts)
-    return SwarmView(
-        swarm_id=swarm_id,
-        name=swarm["name"],
-        topology=swarm["topology"],
-        created_at=swarm["created_at"],
-        agents=agents,
-        tasks_by_state=counts,
-        tasks=tasks,
-        tasks_omitted=omitted,
-    )
-
-
-def summaries(store: Store) -> list[SwarmSummary]:
-    with store.reading() as conn:
-        rows = conn.execute(
-            """SELECT s.id, s.name, s.topology, (SELECT COUNT(*) FROM agents a WHERE a.swarm_id = s.id) AS n
-               FROM swarms s ORDER BY s.created_at"""
-        ).fetchall()
-        return [
-            SwarmSummary(
-                swarm_id=r["id"],
-                name=r["name"],
-                topology=r["topology"],
-                agents=r["n"],
-                tasks_by_state=state_counts(conn, r["id"]),
-            )
-            for r in rows
-        ]
+    return Board(store).view(swarm_id)
 
 
 def dissolve(store: Store, swarm_id: str) -> DissolveReceipt:
@@ -143,7 +84,7 @@ def dissolve(store: Store, swarm_id: str) -> DissolveReceipt:
         require(conn, swarm_id)
         removed = {
             table: conn.execute(f"SELECT COUNT(*) FROM {table} WHERE swarm_id = ?", (swarm_id,)).fetchone()[0]
-            for table in ("agents", "tasks", "outcomes", "messages")
+            for table in ("agents", "tasks", "outcomes", "messages", "claims")
         }
         conn.execute("DELETE FROM swarms WHERE id = ?", (swarm_id,))
     return DissolveReceipt(swarm_id=swarm_id, removed=removed)

@@ -1,24 +1,32 @@
-"""Non-learned estimators of p(agent succeeds at task): round-robin, tag matching, history estimate.
+"""Non-learned estimators of p(agent succeeds at task): round-robin, tag matching, history, similarity.
 
-Each returns an (agents x tasks) matrix of probabilities; the exact solver turns it into an assignment.
+Each returns an (agents x tasks) matrix; the exact solver turns it into an assignment. `history` and `similarity`
+produce probabilities; `tags` and `round-robin` produce scores that only order the pairs, so no `p_success` is
+reported for them (PROBABILISTIC says which is which).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ansf_mcp.coordinator.comparisons import Comparisons
 from ansf_mcp.coordinator.episode import Episode
-from ansf_mcp.coordinator.text import TfIdf, words
+from ansf_mcp.coordinator.text import words
 
-# What an agent with no evidence is assumed to achieve; also the round-robin "estimate".
+# What an agent with no evidence is assumed to achieve.
 PRIOR = 0.5
 # Pseudo-count of the prior in the history estimate: how many similar past tasks outweigh it.
 PRIOR_WEIGHT = 1.0
 # Past tasks less similar than this say nothing about the new task.
 MIN_SIMILARITY = 0.05
+# similarity: p = sigmoid(BIAS + GAIN_OK * cos(task, successes) - GAIN_FAIL * cos(task, failures)), a logistic fit
+# of success on these two cosines over SIMULATED training episodes (reproduced by `python -m ansf_mcp.lab.calibrate`).
+SIMILARITY_BIAS = -0.150
+SIMILARITY_GAIN_OK = 1.735
+SIMILARITY_GAIN_FAIL = 1.102
 
 
-def round_robin(episode: Episode) -> np.ndarray:
+def round_robin(episode: Episode, comparisons: Comparisons | None = None) -> np.ndarray:
     """No estimate at all: every pair looks the same, ties are broken by order (agent i gets task i mod n)."""
     n_a, n_t = len(episode.agents), len(episode.tasks)
     p = np.full((n_a, n_t), PRIOR)
@@ -28,8 +36,8 @@ def round_robin(episode: Episode) -> np.ndarray:
     return p
 
 
-def tags(episode: Episode) -> np.ndarray:
-    """Match task words against what agents claim: role and capability tags (which may be stale)."""
+def tags(episode: Episode, comparisons: Comparisons | None = None) -> np.ndarray:
+    """Match task words against what agents claim: role and capability tags (which may be stale). A score."""
     task_words = [set(words(t.description)) for t in episode.tasks]
     p = np.full((len(episode.agents), len(episode.tasks)), PRIOR)
     for i, agent in enumerate(episode.agents):
@@ -45,25 +53,23 @@ def tags(episode: Episode) -> np.ndarray:
     return p
 
 
-def history(episode: Episode) -> np.ndarray:
+def history(episode: Episode, comparisons: Comparisons | None = None) -> np.ndarray:
     """Similarity-weighted success rate of each agent's past tasks, shrunk toward the prior."""
-    task_docs = [words(t.description) for t in episode.tasks]
-    hist_docs = [[words(h.task) for h in a.history] for a in episode.agents]
-    all_docs = task_docs + [d for docs in hist_docs for d in docs]
-    if not all_docs:
-        return np.full((len(episode.agents), 0), PRIOR)
-    tfidf = TfIdf(all_docs)
-    tasks_m = tfidf.matrix(task_docs)
-    p = np.full((len(episode.agents), len(episode.tasks)), PRIOR)
-    for i, agent in enumerate(episode.agents):
-        if not agent.history:
-            continue
-        sim = tfidf.matrix(hist_docs[i]) @ tasks_m.T  # (history, tasks)
-        sim = np.where(sim >= MIN_SIMILARITY, sim, 0.0)
-        outcomes = np.array([1.0 if h.success else 0.0 for h in agent.history])
-        weight = sim.sum(axis=0)
-        p[i] = (sim.T @ outcomes + PRIOR_WEIGHT * PRIOR) / (weight + PRIOR_WEIGHT)
-    return p
+    cmp = comparisons or Comparisons(episode)
+    hits, mass = cmp.weighted_success("words", MIN_SIMILARITY)
+    return (hits + PRIOR_WEIGHT * PRIOR) / (mass + PRIOR_WEIGHT)
 
 
-ESTIMATORS = {"history": history, "tags": tags, "round-robin": round_robin}
+def similarity(episode: Episode, comparisons: Comparisons | None = None) -> np.ndarray:
+    """TF-IDF cosine of the task with the agent's past successes, against its past failures."""
+    cmp = comparisons or Comparisons(episode)
+    z = (
+        SIMILARITY_BIAS
+        + SIMILARITY_GAIN_OK * cmp.centroid_cosine("words", success=True)
+        - SIMILARITY_GAIN_FAIL * cmp.centroid_cosine("words", success=False)
+    )
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+ESTIMATORS = {"similarity": similarity, "history": history, "tags": tags, "round-robin": round_robin}
+PROBABILISTIC = frozenset({"similarity", "history"})

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from pydantic import ValidationError
 
 from ansf_mcp.coordinator.episode import Episode
-from ansf_mcp.coordinator.strategies import ModelUnavailable, NeuralEstimator, coordinate
+from ansf_mcp.coordinator.strategies import ModelUnavailable, coordinate
 
 
 def read_episodes(lines: Iterable[str]) -> Iterator[tuple[int, object]]:
@@ -59,7 +59,7 @@ def run_coordinate(path: str, strategy: str, model: str | None) -> int:
 
 
 def _run(source: Iterable[str], strategy: str, model: str | None) -> int:
-    neural: NeuralEstimator | None = None
+    neural = None
     note = None
     if strategy in ("auto", "neural"):
         from ansf_mcp.coordinator import neural as neural_loader
@@ -81,11 +81,10 @@ def _run(source: Iterable[str], strategy: str, model: str | None) -> int:
             if not isinstance(parsed, dict):
                 raise ValueError(f"line {number}: an episode is a JSON object")
             episode = Episode.model_validate(parsed)
-            if neural is None and strategy == "auto":
-                result = coordinate(episode, "history")
-                result.note = f"{note}; used the history estimate" if note else None
-            else:
-                result = coordinate(episode, strategy, neural=neural)
+            # A model that failed to load once is not retried per episode; the note says why it is missing.
+            result = coordinate(episode, strategy, neural=neural, neural_allowed=note is None)
+            if note:
+                result.note = f"{note}; auto chose among the non-learned estimators"
             print(result.model_dump_json(), flush=True)
         except (ValidationError, ValueError, ModelUnavailable) as exc:
             failures += 1

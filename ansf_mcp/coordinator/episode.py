@@ -1,4 +1,4 @@
-"""The public episode and result formats (docs: ../shared/docs/COORDINATION.md)."""
+"""The public episode and result formats (docs/COORDINATION.md)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Strategy = Literal["auto", "neural", "history", "tags", "round-robin"]
-STRATEGIES: tuple[str, ...] = ("auto", "neural", "history", "tags", "round-robin")
+Strategy = Literal["auto", "neural", "similarity", "history", "tags", "round-robin"]
+STRATEGIES: tuple[str, ...] = ("auto", "neural", "similarity", "history", "tags", "round-robin")
 
 
 class ModelUnavailable(RuntimeError):
@@ -62,8 +62,10 @@ class Episode(BaseModel):
 class Assignment(BaseModel):
     task: str
     agent: str
-    p_success: float = Field(ge=0.0, le=1.0)
-    confidence: float = Field(ge=0.0, le=1.0)
+    p_success: float | None = Field(
+        ge=0.0, le=1.0, description="estimated chance that the agent succeeds; null for strategies that only rank"
+    )
+    confidence: float = Field(ge=0.0, le=1.0, description="0.5 + margin over the best other agent, clipped")
 
 
 class Unassigned(BaseModel):
@@ -78,6 +80,7 @@ class CoordinationResult(BaseModel):
     assignments: list[Assignment]
     unassigned: list[Unassigned]
     elapsed_ms: float
+    reason: str | None = Field(default=None, description="Why `auto` chose this estimator.")
     note: str | None = Field(
         default=None, description="Why the strategy differs from the one asked for, when it does."
     )

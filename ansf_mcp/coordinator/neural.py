@@ -1,11 +1,5 @@
-"""Loading the learned coordinator: shipped checkpoints, verified by checksum, one load per process per profile.
-
-Profiles (docs/MODEL.md):
-  spec-fp32      spec network (512/8/6), shipped int8-per-row weights dequantized to float32 at load
-  spec-int8      the same weights with torch dynamic int8 quantization of the Linear layers
-  spec-pruned20  spec-fp32 with 20 % of each weight matrix's smallest-magnitude entries zeroed at load
-  student        compact network (128/4/2) distilled from the spec network
-``None`` picks DEFAULT_PROFILE, the one the measured table supports.
+"""Loading the learned coordinator and running it: shipped checkpoints, verified by checksum, one load per
+process per profile (the profiles and their variants: `profiles.PROFILES`; ``None`` picks DEFAULT_PROFILE).
 
 torch is imported only inside this loading path; strategies, baselines and the server import it never.
 Any problem with a checkpoint (missing, empty, garbage, truncated, checksum mismatch, wrong shapes) raises
@@ -21,42 +15,55 @@ from pathlib import Path
 
 import numpy as np
 
-from ansf_mcp.coordinator.episode import Episode
-from ansf_mcp.coordinator.strategies import ModelUnavailable, NeuralEstimator
+from ansf_mcp.coordinator.episode import Episode, ModelUnavailable
+from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE, PROFILES
 
 log = logging.getLogger("ansf.coordinator.neural")
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
-# The profile the benchmark table supports (docs/MODEL.md): same value ratio as spec within the CI, fastest
-# 16x64 latency, smallest memory.
-DEFAULT_PROFILE = "student"
-PROFILES = {
-    "spec-fp32": ("spec", "fp32"),
-    "spec-int8": ("spec", "int8"),
-    "spec-pruned20": ("spec", "pruned20"),
-    "student": ("student", "fp32"),
-}
 PRUNE_AMOUNT = 0.2
 
-_cache: dict[tuple[str, str], NeuralEstimator] = {}
+_cache: dict[tuple[str, str], TorchEstimator] = {}
 _lock = threading.Lock()
 
 
 class TorchEstimator:
-    """A loaded network behind the NeuralEstimator protocol. Confidence is left to the solver's margin."""
+    """A loaded network: p(agent succeeds at task) for an episode. Confidence is left to the solver's margin."""
 
-    def __init__(self, name: str, net, card: dict):
+    def __init__(self, name: str, net, card: dict, threads: int = 1):
         self.name = name
         self.net = net
         self.card = card
+        self.threads = threads
 
-    def estimate(self, episode: Episode) -> tuple[np.ndarray, np.ndarray | None]:
+    def estimate(self, episode: Episode, comparisons=None) -> np.ndarray:
         import torch
 
-        from ansf_mcp.coordinator import model as M
-
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
         with torch.inference_mode():
-            return M.predict(self.net, episode), None
+            return predict(self.net, episode, comparisons)
+
+
+def predict(net, episode: Episode, comparisons=None) -> np.ndarray:
+    """p(agent succeeds at task), (agents x tasks), block by block. Call under torch.inference_mode()."""
+    import torch
+
+    from ansf_mcp.coordinator import features as F
+    from ansf_mcp.coordinator.comparisons import Comparisons
+
+    n_a, n_t = len(episode.agents), len(episode.tasks)
+    p = np.full((n_a, n_t), 0.5)
+    if n_t == 0:
+        return p
+    cmp = comparisons or Comparisons(episode)
+    pair = F.pair_features(episode, cmp)
+    for agents, tasks in F.blocks(episode):
+        if tasks:
+            prep = F.prepare(episode, cmp=cmp, pair=pair, agents=agents, tasks=tasks)
+            logits = net(F.collate([prep]))[0]
+            p[np.ix_(agents, tasks)] = torch.sigmoid(logits).double().numpy()
+    return p
 
 
 def _read_card(weights: Path) -> dict:
@@ -86,7 +93,9 @@ def _read_card(weights: Path) -> dict:
     return card
 
 
-def load_file(weights: Path, variant: str = "fp32", name: str | None = None) -> TorchEstimator:
+def load_file(
+    weights: Path, variant: str = "fp32", name: str | None = None, threads: int = 1
+) -> TorchEstimator:
     """Load one checkpoint file as fp32, int8 (dynamic quantization) or pruned20; no caching."""
     weights = Path(weights)
     card = _read_card(weights)
@@ -96,6 +105,7 @@ def load_file(weights: Path, variant: str = "fp32", name: str | None = None) -> 
 
         from ansf_mcp.coordinator import model as M
         from ansf_mcp.coordinator.ckpt import dequantize_state
+        from ansf_mcp.coordinator.profiles import NetConfig
     except ImportError as exc:  # torch is an optional extra
         raise ModelUnavailable(f"the neural coordinator needs torch and safetensors: {exc}") from exc
     try:
@@ -105,7 +115,7 @@ def load_file(weights: Path, variant: str = "fp32", name: str | None = None) -> 
             f"checkpoint {weights.name} is not a readable safetensors file: {exc}"
         ) from exc
     try:
-        cfg = M.Config(**card["config"])
+        cfg = NetConfig(**card["config"])
         net = M.CoordinatorNet(cfg)
         net.load_state_dict(dequantize_state(stored), strict=True)
     except Exception as exc:
@@ -135,7 +145,7 @@ def load_file(weights: Path, variant: str = "fp32", name: str | None = None) -> 
     elif variant != "fp32":
         raise ModelUnavailable(f"unknown variant {variant!r}")
     _trim_heap()
-    return TorchEstimator(name or f"{weights.stem}-{variant}", net, card)
+    return TorchEstimator(name or f"{weights.stem}-{variant}", net, card, threads)
 
 
 def _trim_heap() -> None:
@@ -150,12 +160,12 @@ def _trim_heap() -> None:
         pass
 
 
-def load(model: str | None = None, *, directory: Path | None = None) -> NeuralEstimator:
+def load(model: str | None = None, *, directory: Path | None = None) -> TorchEstimator:
     """The estimator of a profile (None: DEFAULT_PROFILE), loaded once per process and profile."""
     profile = model or DEFAULT_PROFILE
     if profile not in PROFILES:
         raise ModelUnavailable(f"unknown model {profile!r}; profiles: {', '.join(PROFILES)}")
-    base, variant = PROFILES[profile]
+    record = PROFILES[profile]
     root = Path(directory) if directory is not None else CHECKPOINT_DIR
     key = (str(root), profile)
     with _lock:
@@ -166,8 +176,13 @@ def load(model: str | None = None, *, directory: Path | None = None) -> NeuralEs
             import torch
         except ImportError as exc:
             raise ModelUnavailable(f"the neural coordinator needs torch: {exc}") from exc
-        torch.set_num_threads(min(torch.get_num_threads(), 4))
-        estimator = load_file(root / f"{base}.safetensors", variant, name=profile)
+        del torch  # imported to fail early with a clear reason
+        estimator = load_file(
+            root / f"{record.network.name}.safetensors",
+            record.variant,
+            name=profile,
+            threads=record.network.inference_threads,
+        )
         _cache[key] = estimator
         log.info("loaded coordinator model %s from %s", profile, root)
         return estimator

@@ -1,81 +1,110 @@
-"""Choosing a strategy, running it, and shaping the result: one entry point for the CLI and the tools."""
+"""Choosing an estimator, running it, and shaping the result: one entry point for the CLI, the board and the tools.
+
+Estimators (agents x tasks): `neural` (the learned network, `neural.py`), and the non-learned `similarity`,
+`history`, `tags` and `round-robin` (`baselines.py`). `auto` picks among the probabilistic ones — the network
+when it may be used, similarity, history — by their realised predictive scores on the swarm's reported outcomes,
+starting from a prior measured on held-out data (`scoring.py`), and says which it used and why.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Protocol
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ansf_mcp.coordinator.baselines import ESTIMATORS
+from ansf_mcp.coordinator.baselines import ESTIMATORS, PROBABILISTIC
+from ansf_mcp.coordinator.comparisons import Comparisons
 from ansf_mcp.coordinator.episode import STRATEGIES, CoordinationResult, Episode, ModelUnavailable, Strategy
+from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES, AutoChoice, Tally, choose
 from ansf_mcp.coordinator.solver import solve
 
-__all__ = ["STRATEGIES", "ModelUnavailable", "NeuralEstimator", "Strategy", "coordinate"]
+__all__ = ["STRATEGIES", "Decision", "ModelUnavailable", "Strategy", "coordinate", "decide"]
 
 
-class NeuralEstimator(Protocol):
-    name: str
-
-    def estimate(self, episode: Episode) -> tuple[np.ndarray, np.ndarray | None]:
-        """(p, confidence-or-None), both (agents x tasks)."""
-        ...
-
-
-def _load_neural(model: str | None) -> NeuralEstimator:
+def _load_neural(model: str | None):
     from ansf_mcp.coordinator import neural  # torch stays unimported unless a neural strategy is tried
 
     return neural.load(model)
 
 
-def coordinate(
+@dataclass
+class Decision:
+    result: CoordinationResult
+    # Every probabilistic estimate computed for this decision, so that the board can score each estimator on the
+    # outcomes that come back (what `auto` learns from).
+    estimates: dict[str, np.ndarray] = field(default_factory=dict)
+    auto: AutoChoice | None = None
+
+
+def decide(
     episode: Episode,
     strategy: str = "auto",
     *,
     model: str | None = None,
     neural_allowed: bool = True,
     external_states: Mapping[str, str] | None = None,
-    neural: NeuralEstimator | None = None,
-) -> CoordinationResult:
-    """Estimate, then solve. `auto` uses the neural model when it loads and is allowed, else the history estimate.
+    neural=None,
+    tallies: Mapping[str, Tally] | None = None,
+) -> Decision:
+    """Estimate, then solve.
 
     `neural` passes an already-loaded estimator (the CLI loads once per file); `neural_allowed=False` is how the
-    resource governor keeps torch out in the critical phase.
+    resource governor keeps torch out in the critical phase; `tallies` are the swarm's realised scores per
+    estimator (none: the held-out prior alone decides `auto`).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     started = time.perf_counter()
     note = None
-    used = strategy
-    confidence = None
-    model_name = None
+    net = None
     if strategy in ("auto", "neural"):
         if not neural_allowed:
             if strategy == "neural":
                 raise ModelUnavailable("the neural coordinator is disabled in the current operating phase")
-            note, used = "neural coordinator disabled in the current operating phase; used the history estimate", "history"
+            note = "the neural coordinator is disabled in the current operating phase"
         else:
             try:
-                estimator = neural if neural is not None else _load_neural(model)
+                net = neural if neural is not None else _load_neural(model)
             except ModelUnavailable as exc:
                 if strategy == "neural":
                     raise
-                note, used = f"{exc}; used the history estimate", "history"
-            else:
-                p, confidence = estimator.estimate(episode)
-                used, model_name = "neural", estimator.name
-    if used != "neural":
-        p = ESTIMATORS[used](episode)
-        if used == "round-robin":
-            confidence = np.zeros_like(p)  # no information behind the choice
+                note = str(exc)
+    cmp = Comparisons(episode)
+    estimates: dict[str, np.ndarray] = {}
+    if net is not None:
+        estimates["neural"] = net.estimate(episode, cmp)
+    for name in ("similarity", "history"):
+        estimates[name] = ESTIMATORS[name](episode, cmp)
+    auto = None
+    if strategy == "auto":
+        auto = choose(dict(tallies or {}), [c for c in AUTO_CANDIDATES if c in estimates])
+        used = auto.estimator
+        if note:
+            note = f"{note}; auto chose among {', '.join(estimates)}"
+    else:
+        used = strategy
+    p = estimates[used] if used in estimates else ESTIMATORS[used](episode, cmp)
+    confidence = np.zeros_like(p) if used == "round-robin" else None  # no information behind the choice
     solution = solve(episode, p, confidence=confidence, external_states=external_states)
-    return CoordinationResult(
+    probabilistic = used == "neural" or used in PROBABILISTIC
+    assignments = solution.assignments
+    if not probabilistic:
+        assignments = [a.model_copy(update={"p_success": None}) for a in assignments]
+    result = CoordinationResult(
         id=episode.id,
         strategy=used,
-        model=model_name,
-        assignments=solution.assignments,
+        model=net.name if used == "neural" and net is not None else None,
+        assignments=assignments,
         unassigned=solution.unassigned,
         elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+        reason=auto.reason if auto else None,
         note=note,
     )
+    return Decision(result=result, estimates=estimates, auto=auto)
+
+
+def coordinate(episode: Episode, strategy: str = "auto", **options) -> CoordinationResult:
+    """`decide` without the bookkeeping: the result alone."""
+    return decide(episode, strategy, **options).result

@@ -1,13 +1,24 @@
-"""Word-level text features shared by the non-learned estimators: tokens and TF-IDF cosine similarity."""
+"""Texts as sparse bags for the comparisons one decision makes: content words and character n-grams.
+
+Two views of a text:
+- **words**: lower-cased content words with a crude suffix strip (what a task is about);
+- **chars**: case-sensitive character 2- to 4-grams inside each whitespace token, punctuation kept (identifiers,
+  paths, ``CamelCase``, ``fix:`` prefixes — and, in people's own commit subjects, how they write).
+Both are hashed into a fixed space, so nothing is fitted globally and nothing drifts; each decision builds its own
+sparse matrices over the ids its texts use. Bags are cached per text: agents' histories recur across decisions.
+Only the first MAX_FEATURE_CHARS characters of a text are compared, which bounds memory and time per decision
+whatever the accepted text size.
+"""
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
+from scipy import sparse
 
 _WORD = re.compile(r"[a-z0-9]+")
 STOPWORDS = frozenset(
@@ -15,6 +26,9 @@ STOPWORDS = frozenset(
     "these those it its as we our you your they their them all any some each per new add make fix do does "
     "via not no so than then when while after before about".split()
 )
+MAX_FEATURE_CHARS = 2_000
+_HASH_BITS = 24
+_CHAR_N = (2, 3, 4)
 
 
 def words(text: str) -> list[str]:
@@ -31,25 +45,60 @@ def words(text: str) -> list[str]:
     return out
 
 
-class TfIdf:
-    """TF-IDF vectors over the documents one decision sees; fitted per decision, nothing global to drift."""
+def _hash(s: str) -> int:
+    return zlib.crc32(s.encode("utf-8", "surrogatepass")) & ((1 << _HASH_BITS) - 1)
 
-    def __init__(self, documents: Iterable[Sequence[str]]):
-        docs = [set(d) for d in documents]
-        df: Counter[str] = Counter()
-        for d in docs:
-            df.update(d)
-        n = max(len(docs), 1)
-        self.vocab = {w: i for i, w in enumerate(sorted(df))}
-        self.idf = np.array([math.log((1 + n) / (1 + df[w])) + 1.0 for w in sorted(df)], dtype=np.float64)
 
-    def matrix(self, documents: Sequence[Sequence[str]]) -> np.ndarray:
-        m = np.zeros((len(documents), len(self.vocab)), dtype=np.float64)
-        for row, doc in enumerate(documents):
-            for w, c in Counter(doc).items():
-                j = self.vocab.get(w)
-                if j is not None:
-                    m[row, j] = c * self.idf[j]
-        norms = np.linalg.norm(m, axis=1, keepdims=True)
+@lru_cache(maxsize=200_000)
+def _token_grams(token: str) -> tuple[int, ...]:
+    padded = f" {token} "
+    out = []
+    for n in _CHAR_N:
+        if len(padded) < n:
+            break
+        out.extend(_hash(f"{n}{padded[i : i + n]}") for i in range(len(padded) - n + 1))
+    return tuple(out)
+
+
+@lru_cache(maxsize=100_000)
+def word_bag(text: str) -> np.ndarray:
+    """Hashed ids of the content words of a text (one per occurrence)."""
+    return np.fromiter((_hash(w) for w in words(text[:MAX_FEATURE_CHARS])), dtype=np.int64)
+
+
+@lru_cache(maxsize=100_000)
+def char_bag(text: str) -> np.ndarray:
+    """Hashed ids of the character n-grams of a text (one per occurrence)."""
+    ids: list[int] = []
+    for token in text[:MAX_FEATURE_CHARS].split():
+        ids.extend(_token_grams(token))
+    return np.fromiter(ids, dtype=np.int64, count=len(ids))
+
+
+BAGS = {"words": word_bag, "chars": char_bag}
+
+
+class SparseTexts:
+    """One decision's texts as a sparse count matrix over the ids they use, and its TF-IDF rows."""
+
+    def __init__(self, texts: Sequence[str], kind: str = "words"):
+        bag = BAGS[kind]
+        bags = [bag(t) for t in texts]
+        lengths = np.fromiter((len(b) for b in bags), dtype=np.int64, count=len(bags))
+        flat = np.concatenate(bags) if bags else np.zeros(0, dtype=np.int64)
+        vocab, cols = np.unique(flat, return_inverse=True)
+        rows = np.repeat(np.arange(len(bags)), lengths)
+        self.counts = sparse.csr_matrix(
+            (np.ones(len(flat)), (rows, cols.ravel())), shape=(len(bags), len(vocab))
+        )
+        self.counts.sum_duplicates()
+        self.lengths = lengths
+        n = max(len(bags), 1)
+        df = np.bincount(self.counts.indices, minlength=len(vocab))
+        self.idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
+        tf = self.counts.copy()
+        tf.data = 1.0 + np.log(tf.data)  # sublinear: a word said twice is not twice the topic
+        tf = tf.multiply(self.idf[None, :]).tocsr()
+        norms = np.sqrt(np.asarray(tf.multiply(tf).sum(axis=1)).ravel())
         norms[norms == 0] = 1.0
-        return m / norms
+        self.tfidf = sparse.diags(1.0 / norms) @ tf

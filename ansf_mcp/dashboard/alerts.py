@@ -136,6 +136,30 @@ def check(
     return figures, events
 
 
+def with_live_text(active: list[dict[str, Any]], figures: dict[str, metrics.Figure], config: DashboardConfig
+                   ) -> list[dict[str, Any]]:
+    """Open alerts with `message` saying what the figure is now (the text written when the alert was raised
+    stays as `raised_message`): an alert must not read "0.692 (13 samples)" beside a card showing 0.851."""
+    rules = {rule.name: rule for rule in RULES}
+    out = []
+    for alert in active:
+        rule = rules.get(alert["name"])
+        fig = figures.get(rule.figure) if rule else None
+        if rule is None or fig is None:
+            out.append(alert)
+            continue
+        t, h = rule.threshold(config), config.hysteresis
+        clear = t * (1 + h) if rule.direction == "below" else t * (1 - h)
+        now = (f"{_fmt(fig.value)}{rule.unit} now ({fig.samples} samples in the last {config.alert_window_s:g} s)"
+               if fig.value is not None else f"no figure now ({fig.note})")
+        message = (f"{rule.label} {now}; alert {rule.direction} {_fmt(t)}{rule.unit}, clears "
+                   f"{'at or above' if rule.direction == 'below' else 'at or below'} {_fmt(clear)}{rule.unit}; "
+                   f"raised at {_fmt(alert.get('value'))}{rule.unit}")
+        out.append({**alert, "message": message, "raised_message": alert["message"], "current_value": fig.value,
+                    "current_samples": fig.samples})
+    return out
+
+
 def _fmt(value: float | None) -> str:
     if value is None:
         return "n/a"

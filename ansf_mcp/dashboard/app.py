@@ -65,7 +65,7 @@ class Dashboard:
         self.collector = Collector(app, config)
         self.hub = Hub()
         self.active: list[dict[str, Any]] = []
-        self._active_ids: tuple[int, ...] | None = None
+        self._active_ids: tuple[tuple[int, str], ...] | None = None
 
     # -- loops -----------------------------------------------------------------------------------------------------
 
@@ -76,13 +76,17 @@ class Dashboard:
         return snapshot
 
     async def check_alerts_once(self) -> list[dict[str, Any]]:
-        _, events = await asyncio.to_thread(alerts.check, self.app.store, self.config)
+        figures, events = await asyncio.to_thread(alerts.check, self.app.store, self.config)
         active = await asyncio.to_thread(alerts.open_alerts, self.app.store)
-        ids = tuple(a["id"] for a in active)
+        active = alerts.with_live_text(active, figures, self.config)
+        ids = tuple((a["id"], a["message"]) for a in active)
         self.active = active
-        if events or ids != self._active_ids:  # also picks up alerts another watcher of the store raised
+        # also picks up alerts another watcher of the store raised, and figures that moved under an open alert
+        if events or ids != self._active_ids:
             self._active_ids = ids
-            await self.hub.broadcast({"type": "alerts", "ts": time.time(), "active": active, "events": events})
+            # with the figures they were judged on, so the cards beside the alerts show the same numbers
+            await self.hub.broadcast({"type": "alerts", "ts": time.time(), "active": active, "events": events,
+                                      "figures": {k: f.as_dict() for k, f in figures.items()}})
         return events
 
     async def _loop(self, every: float, step: Callable[[], Any], what: str) -> None:
@@ -136,6 +140,10 @@ class Dashboard:
         text = resources.files("ansf_mcp.dashboard").joinpath("static/index.html").read_text(encoding="utf-8")
         return HTMLResponse(text.replace("{{asset_query}}", html.escape(suffix, quote=True)))
 
+    async def favicon(self, request: Request) -> Response:
+        data = resources.files("ansf_mcp.dashboard").joinpath("static/favicon.ico").read_bytes()
+        return Response(data, media_type="image/x-icon", headers={"Cache-Control": "max-age=86400"})
+
     async def snapshot(self, request: Request) -> Response:
         return JSONResponse(json.loads(json.dumps(self.decorate(self.collector.latest), default=str)))
 
@@ -164,6 +172,7 @@ class Dashboard:
         static = resources.files("ansf_mcp.dashboard").joinpath("static")
         return [
             Route("/", self.page, methods=["GET"]),
+            Route("/favicon.ico", self.favicon, methods=["GET"]),
             Route("/api/snapshot", self.snapshot, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
             WebSocketRoute("/ws", self.websocket),

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from ansf_mcp.board.board import Board
+from ansf_mcp.board.lifecycle import TASK_STATES, BoardPolicy
 from ansf_mcp.dashboard import alerts, metrics
 from ansf_mcp.dashboard.config import DashboardConfig
 from ansf_mcp.runtime import Runtime
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # series name -> (label, unit) — what the page and /api/snapshot call each ring.
 SERIES: dict[str, tuple[str, str]] = {
@@ -15,7 +23,8 @@ SERIES: dict[str, tuple[str, str]] = {
     "memory.used_bytes": ("memory used", "bytes"),
     "process.rss_bytes": ("this process RSS", "bytes"),
     "phase.level": ("phase (1 critical, 2 enhanced, 3 optimal)", "level"),
-    "tasks.open": ("tasks open", "count"),
+    "tasks.ready": ("tasks ready", "count"),
+    "tasks.blocked": ("tasks blocked", "count"),
     "tasks.claimed": ("tasks claimed", "count"),
     "tasks.succeeded": ("tasks succeeded", "count"),
     "tasks.failed": ("tasks failed", "count"),
@@ -41,6 +50,7 @@ class Collector:
         self._last_ts: float | None = None
         self._last_claims: int | None = None
         self.latest: dict[str, Any] | None = None
+        self.board = Board(app.store, BoardPolicy.from_settings(app.settings))
 
     # -- one collection ------------------------------------------------------------------------------------------
 
@@ -48,35 +58,56 @@ class Collector:
         """Measure everything, persist the numeric points, and return the snapshot (blocking: run in a thread)."""
         now = time.time() if now is None else now
         store = self.app.store
-        figures = alerts.live_figures(store, self.config, now)
-        memory = metrics.memory_reading(self.app.settings.cgroup_root)
-        with store.reading() as conn:
-            phase = metrics.phase_info(self.app, conn)
-            tasks = metrics.task_counts(conn)
-            claims = metrics.claims_counter(conn)
-            elapsed = (now - self._last_ts) if self._last_ts else self.config.interval_s
-            outcomes = metrics.outcomes_since(conn, now - elapsed)
-            benchmark = metrics.latest_benchmark(conn)
+        failed: dict[str, str] = {}
+
+        def part(name: str, compute: Callable[[], T], fallback: T) -> T:
+            """One section of the snapshot: a bad row costs that section, never the whole collection."""
+            try:
+                return compute()
+            except Exception as exc:
+                log.warning("dashboard: %s could not be measured this round: %r", name, exc)
+                failed[name] = f"{type(exc).__name__}: {exc}"[:300]
+                return fallback
+
+        def read(compute: Callable[[Any], T]) -> Callable[[], T]:
+            def run() -> T:
+                with store.reading() as conn:
+                    return compute(conn)
+            return run
+
+        figures = part("figures", lambda: alerts.live_figures(store, self.config, now), {})
+        memory = part("memory", self._memory, {})
+        model_load = part("model_load", read(metrics.model_load), metrics.Figure(None, 0, "could not be read"))
+        phase = part("phase", read(lambda conn: metrics.phase_info(self.app, conn)), {})
+        tasks = part("tasks", read(lambda conn: metrics.task_counts(conn, self.board, now)), {})
+        claims = part("claims", read(metrics.claims_counter), None)
+        elapsed = (now - self._last_ts) if self._last_ts else self.config.interval_s
+        outcomes = part("outcomes", read(lambda conn: metrics.outcomes_since(conn, now - elapsed)), None)
+        benchmark = part("benchmark", read(metrics.latest_benchmark), None)
         claims_rate = None
-        if self._last_claims is not None and claims >= self._last_claims and elapsed > 0:
+        if claims is not None and self._last_claims is not None and claims >= self._last_claims and elapsed > 0:
             claims_rate = (claims - self._last_claims) * 60.0 / elapsed
         self._last_ts, self._last_claims = now, claims
-        semantic = metrics.semantic_health(self.app)
+        semantic = part("semantic", lambda: metrics.semantic_health(self.app), None)
+
+        def fig(name: str) -> float | None:
+            f = figures.get(name)
+            return None if f is None else f.value
 
         points: dict[str, float | None] = {
             "memory.used_fraction": memory.get("fraction"),
             "memory.used_bytes": memory.get("used_bytes"),
             "process.rss_bytes": metrics.process_rss(),
             "phase.level": phase.get("level"),
-            **{f"tasks.{k}": v for k, v in tasks.items() if k in metrics.TASK_STATES},
+            **{f"tasks.{k}": v for k, v in tasks.items() if k in TASK_STATES},
             "rate.claims_per_min": claims_rate,
-            "rate.outcomes_per_min": outcomes * 60.0 / elapsed if elapsed > 0 else None,
-            "latency.p50_ms": figures["coordinate_p50_ms"].value,
-            "latency.p95_ms": figures["coordinate_p95_ms"].value,
-            "quality.coordination_accuracy": figures["coordination_accuracy"].value,
-            "quality.neural_accuracy": figures["neural_accuracy"].value,
-            "quality.neural_brier": figures["neural_brier"].value,
-            "quality.efficiency": figures["efficiency"].value,
+            "rate.outcomes_per_min": outcomes * 60.0 / elapsed if outcomes is not None and elapsed > 0 else None,
+            "latency.p50_ms": fig("coordinate_p50_ms"),
+            "latency.p95_ms": fig("coordinate_p95_ms"),
+            "quality.coordination_accuracy": fig("coordination_accuracy"),
+            "quality.neural_accuracy": fig("neural_accuracy"),
+            "quality.neural_brier": fig("neural_brier"),
+            "quality.efficiency": fig("efficiency"),
         }
         if semantic and "error" not in semantic:
             cache = semantic.get("cache") or {}
@@ -85,9 +116,9 @@ class Collector:
             points["semantic.cache_bytes"] = cache.get("bytes_on_disk")
             points["semantic.servers_alive"] = sum(1 for s in servers if s.get("alive"))
             points["semantic.lsp_rss_bytes"] = sum(s.get("rss_bytes") or 0 for s in servers) if servers else None
-        points = {k: float(v) for k, v in points.items() if v is not None}
-        self.persist(now, points)
-        history = self.history(since=now - self.config.trend_window_s)
+        points = {k: float(v) for k, v in points.items() if v is not None and math.isfinite(float(v))}
+        part("persist", lambda: self.persist(now, points), None)
+        history = part("history", lambda: self.history(since=now - self.config.trend_window_s), {})
         snapshot = {
             "ts": now,
             "interval_s": self.config.interval_s,
@@ -98,14 +129,31 @@ class Collector:
                       "claims_total": claims},
             "figures": {k: f.as_dict() for k, f in figures.items()},
             "benchmark": benchmark,
+            "model_load": model_load.as_dict(),
             "semantic": semantic,
             "points": points,
             "trends": trends(history, now, self.config.trend_window_s),
             "thresholds": thresholds(self.config),
             "alert_window_s": self.config.alert_window_s,
+            "failed": failed,
         }
+        snapshot = finite(snapshot)
         self.latest = snapshot
         return snapshot
+
+    def _memory(self) -> dict[str, Any]:
+        """The governor's own reading when there is a governor, so the memory card and the phase's reason (which
+        quotes the reading it rests on) show the same number."""
+        governor = getattr(self.app, "governor", None)
+        if governor is None:
+            return metrics.memory_reading(self.app.settings.cgroup_root)
+        try:
+            governor.refresh(force=True)
+        except Exception:  # fall back to the dashboard's own reading, which says where it came from
+            return metrics.memory_reading(self.app.settings.cgroup_root)
+        r = governor.reading
+        return {"used_bytes": int(r.used_bytes), "limit_bytes": int(r.limit_bytes) if r.limit_bytes else None,
+                "fraction": float(r.fraction), "source": str(r.source)}
 
     # -- the ring ------------------------------------------------------------------------------------------------
 
@@ -135,6 +183,17 @@ class Collector:
         for r in rows:
             out.setdefault(r["series"], []).append([r["ts"], r["value"]])
         return out
+
+
+def finite(value: Any) -> Any:
+    """The snapshot with every non-finite number as None: JSON has no NaN or infinity, browsers reject them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
 
 
 def trends(history: dict[str, list[list[float]]], now: float, window_s: float) -> dict[str, dict[str, Any]]:

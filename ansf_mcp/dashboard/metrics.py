@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-TASK_STATES = ("open", "claimed", "succeeded", "failed")
+from ansf_mcp.board.lifecycle import state_counts
+
 PHASE_LEVELS = {"critical": 1, "enhanced": 2, "optimal": 3}
 
 
@@ -103,16 +105,15 @@ def phase_level(phase: object) -> int | None:
 # --- board activity ---------------------------------------------------------------------------------------------
 
 
-def task_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    counts = dict.fromkeys(TASK_STATES, 0)
-    for r in conn.execute("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status"):
-        counts[r["status"]] = r["n"]
-    return counts
+def task_counts(conn: sqlite3.Connection, board: Any, now: float | None = None) -> dict[str, int]:
+    """Tasks of every swarm per state, as the board reads them (its policy, lifecycle.STATE_SQL)."""
+    return state_counts(conn, board.policy, board.clock() if now is None else now)
 
 
 def claims_counter(conn: sqlite3.Connection) -> int:
-    """Σ tasks.attempts: every claim (next_task) adds one, so its increase between readings counts claims."""
-    return int(conn.execute("SELECT COALESCE(SUM(attempts), 0) FROM tasks").fetchone()[0])
+    """Σ tasks.claim_seq: every claim (next_task) adds one and nothing takes one away, so its increase between
+    readings counts claims."""
+    return int(conn.execute("SELECT COALESCE(SUM(claim_seq), 0) FROM tasks").fetchone()[0])
 
 
 def outcomes_since(conn: sqlite3.Connection, since: float) -> int:
@@ -231,16 +232,25 @@ def latest_benchmark(conn: sqlite3.Connection) -> dict[str, Any] | None:
     return fallback
 
 
-LABEL_KEYS = ("method", "strategy", "name", "profile", "phase", "label")
+# What names a row, most specific first; a strategy is an attribute of a row named otherwise (a phase uses one),
+# so it comes last and is added in brackets when the row has a name of its own.
+LABEL_KEYS = ("method", "name", "profile", "phase", "label", "strategy")
+
+
+def _label_value(value: Any) -> str | None:
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return ", ".join(value)
+    return None
 
 
 def _label_of(node: dict[str, Any]) -> str | None:
     for key in LABEL_KEYS:
-        value = node.get(key)
-        if isinstance(value, str | int | float) and not isinstance(value, bool):
-            return str(value)
-        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-            return ", ".join(value)
+        label = _label_value(node.get(key))
+        if label is not None:
+            strategy = _label_value(node.get("strategy")) if key != "strategy" else None
+            return f"{label} ({strategy})" if strategy and strategy != label else label
     return None
 
 
@@ -284,14 +294,25 @@ def _value_ratios(node: Any, path: list[str], context: str | None) -> list[dict[
 # --- semantic layer ---------------------------------------------------------------------------------------------
 
 
-def semantic_health(app: Any) -> dict[str, Any] | None:
+def semantic_health(app: Any, now: float | None = None) -> dict[str, Any] | None:
+    """The semantic layer's health: from this process when it runs the layer, else as the serving process last
+    reported it to the store (with who reported it and how long ago), else None."""
     provider = getattr(app, "status_providers", {}).get("semantic")
+    reported: dict[str, Any] | None = None
     if provider is None:
-        return None
-    try:
-        status = provider()
-    except Exception as exc:
-        return {"error": f"{type(exc).__name__}: {exc}"}
+        with app.store.reading() as conn:
+            row = conn.execute("SELECT pid, status, updated_at FROM component_status WHERE name = 'semantic'"
+                               ).fetchone()
+        if row is None:
+            return None
+        status = json.loads(row["status"])
+        reported = {"pid": row["pid"], "at": row["updated_at"],
+                    "age_s": round((time.time() if now is None else now) - row["updated_at"], 1)}
+    else:
+        try:
+            status = provider()
+        except Exception as exc:
+            return {"error": f"{type(exc).__name__}: {exc}"}
     cache = status.get("cache") or {}
     servers = status.get("servers") or []
     return {
@@ -302,4 +323,17 @@ def semantic_health(app: Any) -> dict[str, Any] | None:
             if isinstance(s, dict)
         ],
         "unavailable": status.get("unavailable") or {},
+        "started": status.get("started", True),
+        "note": status.get("note"),
+        "reported_by": reported,
     }
+
+
+def model_load(conn: sqlite3.Connection) -> Figure:
+    """The last model load (ms), kept apart from decision latency: the alert on coordinate p95 never sees it."""
+    row = conn.execute("SELECT profile, trigger, elapsed_ms, created_at, (SELECT COUNT(*) FROM model_loads) AS n "
+                       "FROM model_loads ORDER BY id DESC LIMIT 1").fetchone()
+    if row is None:
+        return Figure(None, 0, "no model loaded by a server on this store yet")
+    return Figure(row["elapsed_ms"], row["n"], f"{row['profile']} ({row['trigger']}) at "
+                  f"{time.strftime('%H:%M:%S', time.localtime(row['created_at']))}")

@@ -76,6 +76,10 @@ class SnapshotCollector(PromCollector):
         ):
             if figures[key]["value"] is not None:
                 yield GaugeMetricFamily(name, doc, value=figures[key]["value"])
+        load = snap.get("model_load") or {}
+        if load.get("value") is not None:
+            yield GaugeMetricFamily("ansf_model_load_ms", "Last neural model load (kept out of coordinate latency)",
+                                    value=load["value"])
         bench = snap.get("benchmark")
         if bench:
             g = GaugeMetricFamily("ansf_benchmark_value_ratio", "Value ratio in the latest benchmark", labels=["label"])

@@ -85,19 +85,21 @@ class Governor:
             self.reading = reading
             new = target_phase(reading.fraction, self.phase, self.settings)
             old = self.phase
+            # The reason describes the reading it rests on now, not the one of the last change: a page showing
+            # "1.8 % used" beside a live 2.9 % misleads.
+            self.reason = (
+                f"memory {reading.fraction:.1%} used ({reading.used_bytes // 2**20} of "
+                f"{reading.limit_bytes // 2**20} MiB, {reading.source}); thresholds: critical ≥ "
+                f"{self.settings.phase_critical_at:.0%}, enhanced ≥ {self.settings.phase_enhanced_at:.0%}, "
+                f"hysteresis {self.settings.phase_hysteresis:.0%}"
+            )
             if new != old:
                 self.phase = new
-                self.reason = (
-                    f"memory {reading.fraction:.1%} used ({reading.used_bytes // 2**20} of "
-                    f"{reading.limit_bytes // 2**20} MiB, {reading.source}); thresholds: critical ≥ "
-                    f"{self.settings.phase_critical_at:.0%}, enhanced ≥ {self.settings.phase_enhanced_at:.0%}, "
-                    f"hysteresis {self.settings.phase_hysteresis:.0%}"
-                )
-                if old is not None:
+                if old is not None:  # the first reading is where this process starts, not a change
                     self.changes[f"{old}->{new}"] += 1
                     log.warning("operating phase %s -> %s: %s", old, new, self.reason)
-                for hook in self.on_change:
-                    hook(old or "", new, self.reason, reading)
+                    for hook in self.on_change:
+                        hook(old, new, self.reason, reading)
                 if new == "critical":
                     self.relieve()
         return new

@@ -107,7 +107,7 @@ def run_coordination_bench(
             ratios = []
             for s in sims:
                 if m == "ceiling":
-                    ratios.append(evaluate.ratio_of_estimate(s, simulator.ceiling_estimate(s)))
+                    ratios.append(evaluate.ratio_of_estimate(s.episode, s.p_true, simulator.ceiling_estimate(s)))
                 else:
                     if m in loaded:
                         res = coordinate(s.episode, "neural", neural=loaded[m])

@@ -1,4 +1,4 @@
-"""Coordination quality on SIMULATED episodes: the value ratio against the oracle (COORDINATION.md)."""
+"""Coordination quality on SIMULATED episodes: the value ratio against the oracle (docs/COORDINATION.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import numpy as np
 
 from ansf_mcp.coordinator.episode import CoordinationResult, Episode
 from ansf_mcp.coordinator.solver import solve
+from ansf_mcp.lab.family import FamilyEpisode
 from ansf_mcp.lab.simulator import SimEpisode
+
+Simulated = SimEpisode | FamilyEpisode  # anything with .episode and the hidden .p_true
 
 
 def _index(episode: Episode) -> tuple[dict[str, int], dict[str, int]]:
@@ -60,12 +63,12 @@ def value_ratio(episode: Episode, p_true: np.ndarray, result: CoordinationResult
     return assigned_value(episode, p_true, result) / best
 
 
-def ratio_of_estimate(sim: SimEpisode, p: np.ndarray) -> float:
+def ratio_of_estimate(episode: Episode, p_true: np.ndarray, p: np.ndarray) -> float:
     """Value ratio of solving on an estimate `p` (skips building a CoordinationResult)."""
-    sol = solve(sim.episode, p)
-    agents, tasks = _index(sim.episode)
-    got = sum(sim.p_true[agents[a.agent], tasks[a.task]] for a in sol.assignments)
-    best = oracle_value(sim.episode, sim.p_true)
+    sol = solve(episode, p)
+    agents, tasks = _index(episode)
+    got = sum(p_true[agents[a.agent], tasks[a.task]] for a in sol.assignments)
+    best = oracle_value(episode, p_true)
     return float(got / best) if best > 0 else 1.0
 
 
@@ -79,5 +82,5 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float]:
     return float(arr.mean()), float(1.96 * arr.std(ddof=1) / math.sqrt(arr.size))
 
 
-def evaluate_estimator(sims: Sequence[SimEpisode], estimate: Callable[[Episode], np.ndarray]) -> list[float]:
-    return [ratio_of_estimate(s, estimate(s.episode)) for s in sims]
+def evaluate_estimator(sims: Sequence[Simulated], estimate: Callable[[Episode], np.ndarray]) -> list[float]:
+    return [ratio_of_estimate(s.episode, s.p_true, estimate(s.episode)) for s in sims]

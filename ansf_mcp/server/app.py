@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from mcp.server.mcpserver import MCPServer
 
 from ansf_mcp import __version__
@@ -14,8 +16,8 @@ INSTRUCTIONS = (
 )
 
 
-def build_server(settings: Settings) -> tuple[MCPServer[Runtime], Runtime]:
-    """The MCP server over a runtime built from `settings`.
+def build_server(settings: Settings, *, clock: Callable[[], float] | None = None) -> tuple[MCPServer[Runtime], Runtime]:
+    """The MCP server over a runtime built from `settings` (`clock`: the board's time, for tests).
 
     The runtime starts and stops in the SDK's lifespan: once per stdio run, once per Streamable HTTP app (the
     session manager enters it), and nested inside the HTTP app's own lifespan for SSE.
@@ -26,6 +28,8 @@ def build_server(settings: Settings) -> tuple[MCPServer[Runtime], Runtime]:
 
     configure_logging(settings.log_level)
     runtime = Runtime.open(settings)
+    if clock is not None:
+        runtime.clock = clock
     server = tool_server(
         "ansf-mcp",
         version=__version__,

@@ -21,7 +21,11 @@ def serve(settings: Settings, *, dashboard: bool = False) -> None:
     server, runtime = build_server(settings)
     try:
         if settings.transport == "stdio":
-            server.run("stdio")  # the SDK lifespan starts and stops the runtime
+            import anyio
+
+            from ansf_mcp.server.stdio import serve_stdio
+
+            anyio.run(serve_stdio, server)  # the SDK lifespan inside starts and stops the runtime
             return
         from ansf_mcp.server.http import build_http_app
         from ansf_mcp.web import run_uvicorn

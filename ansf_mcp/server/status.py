@@ -13,9 +13,10 @@ from ansf_mcp.system.measure import loaded_models, machine_figures
 def shipped_models() -> dict[str, Any]:
     """What `auto` would load, read from the checkpoint files (torch stays unimported)."""
     from ansf_mcp.coordinator import neural
+    from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE, PROFILES
 
     files = {p.name: p.stat().st_size for p in sorted(neural.CHECKPOINT_DIR.glob("*.safetensors"))}
-    return {"default_profile": neural.DEFAULT_PROFILE, "profiles": list(neural.PROFILES), "checkpoint_bytes": files}
+    return {"default_profile": DEFAULT_PROFILE, "profiles": list(PROFILES), "checkpoint_bytes": files}
 
 
 def offline_status(settings: Settings) -> dict[str, Any]:

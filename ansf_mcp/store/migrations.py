@@ -126,3 +126,72 @@ MIGRATIONS.append(
         )""",
     ]
 )
+
+MIGRATIONS.append(
+    [
+        # What each probabilistic estimator predicted for an assigned (task, agent) pair, until the outcome comes
+        # back and is scored (then the row is consumed): what `auto` learns which estimator to trust from.
+        """CREATE TABLE predictions (
+            swarm_id TEXT NOT NULL REFERENCES swarms(id) ON DELETE CASCADE,
+            task_id TEXT NOT NULL,
+            agent_id TEXT NOT NULL,
+            estimator TEXT NOT NULL,
+            p REAL NOT NULL,
+            PRIMARY KEY (swarm_id, task_id, agent_id, estimator)
+        )""",
+        # Realised predictive scores per swarm and estimator (sums; divide by n).
+        """CREATE TABLE estimator_scores (
+            swarm_id TEXT NOT NULL REFERENCES swarms(id) ON DELETE CASCADE,
+            estimator TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            log_loss_sum REAL NOT NULL,
+            brier_sum REAL NOT NULL,
+            PRIMARY KEY (swarm_id, estimator)
+        )""",
+    ]
+)
+
+MIGRATIONS.append(
+    [
+        # Claims as history: each claim of a task has a number (tasks.claim_seq, the fencing number of its lease);
+        # an outcome belongs to one claim, at most once.
+        "ALTER TABLE tasks ADD COLUMN claim_seq INTEGER NOT NULL DEFAULT 0",
+        "UPDATE tasks SET claim_seq = attempts",
+        """CREATE TABLE claims (
+            swarm_id TEXT NOT NULL REFERENCES swarms(id) ON DELETE CASCADE,
+            task_id TEXT NOT NULL,
+            claim_seq INTEGER NOT NULL,
+            agent_id TEXT NOT NULL,
+            claimed_at REAL NOT NULL,
+            ended_at REAL,
+            ended TEXT,
+            PRIMARY KEY (swarm_id, task_id, claim_seq)
+        )""",
+        "CREATE INDEX claims_by_agent ON claims (swarm_id, agent_id, task_id)",
+        """INSERT INTO claims (swarm_id, task_id, claim_seq, agent_id, claimed_at)
+           SELECT swarm_id, id, claim_seq, lease_owner, updated_at FROM tasks
+           WHERE status = 'claimed' AND lease_owner IS NOT NULL""",
+        "ALTER TABLE outcomes ADD COLUMN claim_seq INTEGER",
+        "ALTER TABLE outcomes ADD COLUMN receipt TEXT",
+        "CREATE UNIQUE INDEX outcomes_once_per_claim ON outcomes (swarm_id, task_id, claim_seq) "
+        "WHERE claim_seq IS NOT NULL",
+        # When an agent last did anything on the board: work pinned to an agent away for long may be taken over.
+        "ALTER TABLE agents ADD COLUMN last_seen_at REAL",
+        # Model loads, timed apart from the decisions they precede (the latency alert reads decisions only).
+        """CREATE TABLE model_loads (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            profile TEXT NOT NULL,
+            trigger TEXT NOT NULL,
+            elapsed_ms REAL NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+        # What a serving process last reported about its parts (the language servers...), for watchers in
+        # other processes such as the standalone dashboard.
+        """CREATE TABLE component_status (
+            name TEXT PRIMARY KEY,
+            pid INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+    ]
+)

@@ -44,8 +44,8 @@ def test_oracle_scores_one_and_a_worse_assignment_less():
     s = simulator.generate("heldout", 1, 7, n_agents=4, n_tasks=6)[0]
     best = coordinate(s.episode, "history")
     # Build the oracle through the same path: solving on p* itself.
-    assert evaluate.ratio_of_estimate(s, s.p_true) == pytest.approx(1.0)
-    worst = evaluate.ratio_of_estimate(s, 1.0 - s.p_true)
+    assert evaluate.ratio_of_estimate(s.episode, s.p_true, s.p_true) == pytest.approx(1.0)
+    worst = evaluate.ratio_of_estimate(s.episode, s.p_true, 1.0 - s.p_true)
     assert worst < 1.0
     assert 0.0 < evaluate.value_ratio(s.episode, s.p_true, best) <= 1.0 + 1e-9
 
@@ -70,7 +70,7 @@ def test_value_ratio_rejects_invalid_results():
 
 def test_ceiling_beats_history_and_round_robin():
     sims = simulator.generate("heldout", 60, 11)
-    ceiling = np.mean([evaluate.ratio_of_estimate(s, simulator.ceiling_estimate(s)) for s in sims])
+    ceiling = np.mean([evaluate.ratio_of_estimate(s.episode, s.p_true, simulator.ceiling_estimate(s)) for s in sims])
     history = np.mean(evaluate.evaluate_estimator(sims, baselines.history))
     rr = np.mean(evaluate.evaluate_estimator(sims, baselines.round_robin))
     assert ceiling > history > rr - 0.02

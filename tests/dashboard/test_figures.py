@@ -104,7 +104,7 @@ def test_collect_snapshot_has_every_chart_source(settings, store: Store) -> None
     t = time.time()
     c.collect(now=t - 1)
     with store.transaction() as conn:
-        conn.execute("UPDATE tasks SET attempts = attempts + 1 WHERE id IN ('t1', 't2')")  # two claims
+        conn.execute("UPDATE tasks SET claim_seq = claim_seq + 1 WHERE id IN ('t1', 't2')")  # two claims
     snap = c.collect(now=t)
     assert snap["tasks"]["succeeded"] == 10
     assert abs(snap["rates"]["claims_per_min"] - 120.0) < 1e-6  # 2 claims in 1 s
@@ -140,16 +140,24 @@ def test_settings_come_from_the_environment(monkeypatch) -> None:
 def test_benchmark_value_ratios_are_found_in_the_suites_formats(store: Store) -> None:
     import json
 
-    phases = {"suite": "phases", "results": {"matrix": {
-        "0.5": {"phase": "3 optimal", "quality": {"value_ratio": 0.91, "ci95": 0.02, "episodes": 300}},
-        "0.995": {"phase": "1 critical", "quality": {"value_ratio": None, "why": "no simulator"}},
-    }}}
+    # As the phases suite writes it: each row has its phase and the strategy it used (two phases share one).
+    phases = {"suite": "phases", "results": {"phases": {"matrix": {
+        "0.5": {"phase": "3 optimal", "strategy": ["neural"],
+                "quality": {"value_ratio": 0.91, "ci95": 0.02, "episodes": 300}},
+        "0.9": {"phase": "2 enhanced", "strategy": ["neural"],
+                "quality": {"value_ratio": 0.9, "ci95": 0.03, "episodes": 300}},
+        "0.995": {"phase": "1 critical", "strategy": ["history"],
+                  "quality": {"value_ratio": None, "why": "no simulator"}},
+    }}}}
     with store.transaction() as conn:
         conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('phases', 1, ?)",
                      (json.dumps(phases),))
         conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('mcp', 2, ?)", ('{"p50": 1}',))
     b = metrics.latest_benchmark(store._conn)
-    assert b["suite"] == "phases" and b["value_ratios"] == [{"label": "3 optimal", "mean": 0.91, "ci": [0.89, 0.93]}]
+    assert b["suite"] == "phases" and b["value_ratios"] == [
+        {"label": "3 optimal (neural)", "mean": 0.91, "ci": [0.89, 0.93]},
+        {"label": "2 enhanced (neural)", "mean": 0.9, "ci": [0.87, 0.93]},
+    ]
     with store.transaction() as conn:
         conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('coordination', 3, ?)",
                      (json.dumps({"methods": {"history": {"value_ratio": 0.8}, "neural": {"value_ratio": 0.9}}}),))

@@ -30,7 +30,7 @@ def test_health_metrics_snapshot_and_page(dashboard_process) -> None:
     assert snap["memory"]["fraction"] is not None and snap["figures"]["coordination_accuracy"]["value"] is None
     text = httpx.get(f"{base}/metrics")
     assert text.headers["content-type"].startswith("text/plain")
-    assert "ansf_memory_used_bytes" in text.text and 'ansf_tasks{state="open"} 0.0' in text.text
+    assert "ansf_memory_used_bytes" in text.text and 'ansf_tasks{state="ready"} 0.0' in text.text
     assert "ansf_coordination_accuracy " not in text.text  # no data: left out, not reported as 0
 
 

@@ -20,7 +20,7 @@
     latency: { series: [["latency.p50_ms", "p50 ms", "ms"], ["latency.p95_ms", "p95 ms", "ms"]], threshold: ["coordinate_p95", "ms"] },
     quality: { series: [["quality.coordination_accuracy", "coordination accuracy", "r"], ["quality.neural_accuracy", "neural accuracy", "r"],
                         ["quality.neural_brier", "neural Brier", "r"], ["quality.efficiency", "efficiency", "r"]] },
-    tasks: { series: [["tasks.open", "open", "n"], ["tasks.claimed", "claimed", "n"], ["tasks.succeeded", "succeeded", "n"], ["tasks.failed", "failed", "n"]] },
+    tasks: { series: [["tasks.ready", "ready", "n"], ["tasks.blocked", "blocked", "n"], ["tasks.claimed", "claimed", "n"], ["tasks.succeeded", "succeeded", "n"], ["tasks.failed", "failed", "n"]] },
     rates: { series: [["rate.claims_per_min", "claims / min", "n"], ["rate.outcomes_per_min", "outcomes / min", "n"]] },
     semantic: { series: [["semantic.cache_hit_ratio", "cache hit ratio", "frac"], ["semantic.servers_alive", "servers alive", "count"]],
                 scales: { frac: { range: [0, 1] } } },
@@ -32,7 +32,9 @@
   function noData(name, text) {
     const c = card(name);
     if (plots[name]) { plots[name].destroy(); delete plots[name]; }
-    c.querySelector(".chart").innerHTML = `<div class="nodata">${text || "no data"}</div>`;
+    const chart = c.querySelector(".chart");
+    chart.innerHTML = `<div class="nodata">${text || "no data"}</div>`;
+    delete chart.dataset.key;
     c.dataset.state = "nodata";
   }
 
@@ -76,6 +78,8 @@
     plots[name] = u;
   }
 
+  // Value ratios as horizontal bars (SVG): one row per estimate, its label beside it (never on top of another),
+  // the 95 % confidence interval as a whisker with caps, the oracle (1.0) as a reference line.
   function renderBenchmark() {
     const name = "benchmark";
     const b = state.snapshot && state.snapshot.benchmark;
@@ -85,27 +89,53 @@
       note.textContent = "run the coordination suite (ansf bench) to fill this chart";
       return;
     }
-    const labels = b.value_ratios.map((v) => v.label);
-    const xs = labels.map((_, i) => i);
-    const data = [xs, b.value_ratios.map((v) => v.mean)];
-    const key = "bench-" + b.id + "-" + labels.join("|");
+    const rows = b.value_ratios;
+    const key = "bench-" + b.id + "-" + rows.map((v) => v.label).join("|");
     note.textContent = `run #${b.id} (${b.suite}) at ${new Date(b.created_at * 1000).toLocaleString()}; ` +
-      b.value_ratios.map((v) => `${v.label}: ${v.mean.toFixed(3)}` + (v.ci ? ` [${v.ci[0].toFixed(3)}, ${v.ci[1].toFixed(3)}]` : "")).join("; ");
+      rows.map((v) => `${v.label}: ${v.mean.toFixed(3)}` + (v.ci ? ` [${v.ci[0].toFixed(3)}, ${v.ci[1].toFixed(3)}]` : "")).join("; ") +
+      "; whiskers: 95 % confidence intervals";
     const c = card(name);
     c.dataset.state = "chart";
-    if (plots[name] && plots[name]._key === key) return;
-    if (plots[name]) plots[name].destroy();
     const el = c.querySelector(".chart");
+    if (el.dataset.key === key && el.querySelector("svg")) return;
+    if (plots[name]) { plots[name].destroy(); delete plots[name]; }
+    el.dataset.key = key;
+    const W = width(name), rowH = 26, top = 8, labelW = Math.min(220, Math.round(W * 0.4)), right = 56;
+    const H = top * 2 + rowH * rows.length + 18;
+    const hi = Math.max(1.05, ...rows.map((v) => (v.ci ? v.ci[1] : v.mean)));
+    const x = (v) => labelW + (W - labelW - right) * Math.max(0, v) / hi;
+    const NS = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(NS, "svg");
+    svg.setAttribute("width", W); svg.setAttribute("height", H); svg.setAttribute("class", "bench-svg");
+    const add = (tag, attrs, text) => {
+      const e = document.createElementNS(NS, tag);
+      Object.entries(attrs).forEach(([k, v]) => e.setAttribute(k, v));
+      if (text !== undefined) e.textContent = text;
+      svg.appendChild(e);
+      return e;
+    };
+    rows.forEach((v, i) => {
+      const y = top + i * rowH;
+      const label = v.label.length > 34 ? v.label.slice(0, 33) + "…" : v.label;
+      const text = add("text", { x: labelW - 6, y: y + rowH / 2 + 4, "text-anchor": "end", class: "bench-label",
+                                 "font-size": 12, "data-label": v.label }, label);
+      if (label !== v.label) text.appendChild(document.createElementNS(NS, "title")).textContent = v.label;
+      add("rect", { x: labelW, y: y + 4, width: Math.max(1, x(v.mean) - labelW), height: rowH - 8,
+                    fill: "#1565c055", stroke: "#1565c0", class: "bench-bar", "data-mean": v.mean });
+      if (v.ci) {
+        const [lo, up] = v.ci, yc = y + rowH / 2;
+        add("line", { x1: x(lo), x2: x(up), y1: yc, y2: yc, stroke: "#1d2330", "stroke-width": 1.5, class: "bench-ci",
+                      "data-lo": lo, "data-hi": up });
+        [lo, up].forEach((w) => add("line", { x1: x(w), x2: x(w), y1: yc - 6, y2: yc + 6, stroke: "#1d2330", "stroke-width": 1.5, class: "bench-cap" }));
+      }
+      add("text", { x: x(v.ci ? v.ci[1] : v.mean) + 6, y: y + rowH / 2 + 4, "font-size": 11, fill: "#607080", class: "bench-value" }, v.mean.toFixed(3));
+    });
+    const base = top + rowH * rows.length;
+    add("line", { x1: x(1), x2: x(1), y1: top - 4, y2: base, stroke: "#c62828", "stroke-dasharray": "4 3", class: "bench-oracle" });
+    add("text", { x: x(1), y: base + 14, "text-anchor": "middle", "font-size": 11, fill: "#c62828" }, "oracle 1.0");
+    [0, 0.5].forEach((t) => add("text", { x: x(t), y: base + 14, "text-anchor": "middle", "font-size": 11, fill: "#607080" }, String(t)));
     el.innerHTML = "";
-    const u = new uPlot({
-      width: width(name), height: 200, legend: { live: false },
-      scales: { x: { time: false, range: [-0.5, labels.length - 0.5] }, y: { range: [0, 1.05] } },
-      axes: [{ values: (_, ticks) => ticks.map((t) => (Number.isInteger(t) ? labels[t] || "" : "")), splits: () => xs }, {}],
-      series: [{}, { label: "value ratio (1 = oracle)", fill: "#1565c055", stroke: "#1565c0",
-                     paths: uPlot.paths.bars({ size: [0.6, 80] }), points: { show: false } }],
-    }, data, el);
-    u._key = key;
-    plots[name] = u;
+    el.appendChild(svg);
   }
 
   // --- text ------------------------------------------------------------------------------------------------------
@@ -114,6 +144,13 @@
     if (v === null || v === undefined) return "no data";
     if (Math.abs(v) >= 1e6) return (v / 1048576).toFixed(0) + " MiB";
     return Number(v).toFixed(digits === undefined ? 3 : digits);
+  }
+
+  function fmtBytes(v) {
+    if (v === null || v === undefined) return "no data";
+    if (v >= 1048576) return (v / 1048576).toFixed(1) + " MiB";
+    if (v >= 1024) return (v / 1024).toFixed(0) + " KiB";
+    return v + " B";
   }
 
   function renderFigures(snap) {
@@ -132,7 +169,11 @@
     const m = snap.memory;
     const fm = document.getElementById("fig-memory");
     fm.querySelector("b").textContent = m.fraction === null ? "no data" : (100 * m.fraction).toFixed(1) + " %";
-    fm.querySelector("small").textContent = `${fmt(m.used_bytes)} of ${fmt(m.limit_bytes)} — ${m.source}`;
+    fm.querySelector("small").textContent = `${fmtBytes(m.used_bytes)} of ${fmtBytes(m.limit_bytes)} — ${m.source}`;
+    const ml = snap.model_load || { value: null, samples: 0, note: "" };
+    const fl = document.getElementById("fig-model_load");
+    fl.querySelector("b").textContent = ml.value === null ? "no data" : (ml.value / 1000).toFixed(2) + " s";
+    fl.querySelector("small").textContent = `${ml.samples} load(s)` + (ml.note ? ` — ${ml.note}` : "");
     const ph = snap.phase;
     let phaseText = `phase: ${ph.phase}`;
     if (ph.last_change) phaseText += ` (last recorded change → ${ph.last_change.to_phase} at ${new Date(ph.last_change.created_at * 1000).toLocaleTimeString()})`;
@@ -146,10 +187,14 @@
     const r = snap.rates;
     card("rates").querySelector(".note").textContent = `claims/min ${fmt(r.claims_per_min, 2)}, outcomes/min ${fmt(r.outcomes_per_min, 2)}`;
     const sem = snap.semantic;
-    card("semantic").querySelector(".note").textContent = !sem ? "not available: the semantic layer does not run in this process"
+    const servers = sem && !sem.error ? (sem.servers || []) : [];
+    const source = sem && sem.reported_by ? ` (as reported by server process ${sem.reported_by.pid}, ${Math.round(sem.reported_by.age_s)} s ago)` : "";
+    card("semantic").querySelector(".note").textContent = !sem ? "no server process on this store has used the semantic tools yet"
       : sem.error ? "error: " + sem.error
-      : (sem.servers || []).map((s) => `${s.language}/${s.server}: ${s.alive ? "alive" : "down"}, ${s.requests} requests, ${s.restarts} restarts`).join("; ") +
-        ` — cache ${sem.cache.entries} entries, ${fmt(sem.cache.bytes_on_disk)} bytes of ${fmt(sem.cache.budget_bytes)}`;
+      : (servers.length === 0 ? (sem.note || "no language server started yet") + source
+        : servers.map((s) => `${s.language}/${s.server}: ${s.alive ? "alive" : "down"}, ${s.requests} requests, ${s.restarts} restarts`).join("; ") + source) +
+        (sem.cache && sem.cache.entries !== null && sem.cache.entries !== undefined
+          ? ` — cache ${sem.cache.entries} entries, ${fmtBytes(sem.cache.bytes_on_disk)} of ${fmtBytes(sem.cache.budget_bytes)}` : "");
     const tbody = document.querySelector("#trends tbody");
     tbody.innerHTML = "";
     Object.entries(snap.trends || {}).sort().forEach(([s, t]) => {
@@ -216,6 +261,7 @@
       renderAlerts(msg.snapshot.alerts);
     } else if (msg.type === "alerts") {
       if (state.snapshot) state.snapshot.alerts = msg.active;
+      if (state.snapshot && msg.figures) state.snapshot.figures = Object.assign({}, state.snapshot.figures, msg.figures);
       renderAlerts(msg.active);
       if (state.snapshot) renderFigures(state.snapshot);
     }
@@ -262,7 +308,11 @@
     }
   });
 
-  window.addEventListener("resize", () => { Object.values(plots).forEach((u) => u.destroy()); Object.keys(plots).forEach((k) => delete plots[k]); renderAll(); });
+  window.addEventListener("resize", () => {
+    Object.values(plots).forEach((u) => u.destroy()); Object.keys(plots).forEach((k) => delete plots[k]);
+    delete card("benchmark").querySelector(".chart").dataset.key;
+    renderAll();
+  });
 
   Object.keys(CHARTS).forEach((n) => noData(n));
   noData("benchmark", "no benchmark yet");

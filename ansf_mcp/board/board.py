@@ -1,0 +1,468 @@
+"""The board: claims under leases, renewals, releases, reassignment, outcomes, and the views of it.
+
+One object holds the policy (attempt limit, lease length, takeover grace) and the clock, so no caller threads
+them through and tests move time instead of sleeping. Every state it reads comes from lifecycle.STATE_SQL.
+
+Rules that keep a history honest:
+- an outcome is accepted only from the agent that holds a live lease on the task; anything else is refused with
+  the task's state and holder, and nothing is written;
+- one outcome per claim: the same report again gets the first answer back and writes no second row;
+- a released claim does not count as an attempt; an expired one does.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+
+from ansf_mcp.board import scores
+from ansf_mcp.board.errors import Conflict, NotFound, Refused
+from ansf_mcp.board.lifecycle import (
+    LEASE_EXPIRED_SQL,
+    LEASE_LIVE_SQL,
+    STATE_SQL,
+    TASK_STATES,
+    BoardPolicy,
+    Clock,
+    params,
+    state_counts,
+    state_counts_by_swarm,
+    system_clock,
+)
+from ansf_mcp.board.lookup import agent_rows, require, require_agent
+from ansf_mcp.board.models import (
+    AgentView,
+    Claim,
+    LeaseReceipt,
+    OutcomeReceipt,
+    ReassignReceipt,
+    ReleaseReceipt,
+    SwarmSummary,
+    SwarmView,
+    TaskView,
+)
+from ansf_mcp.board.tasks import task_rows, to_views
+from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES, choose
+from ansf_mcp.store.db import Store
+
+
+@dataclass
+class TaskFilter:
+    states: tuple[str, ...] = ()
+    agent: str | None = None  # assigned to it or claimed by it
+    after_seq: int | None = None  # the cursor: board order after this task
+
+    def sql(self) -> tuple[str, dict[str, object]]:
+        parts, values = [], {}
+        if self.states:
+            marks = ", ".join(f":state{i}" for i in range(len(self.states)))
+            parts.append(f"state IN ({marks})")
+            values.update({f"state{i}": s for i, s in enumerate(self.states)})
+        if self.agent is not None:
+            parts.append("(assignee = :agent OR (state = 'claimed' AND lease_owner = :agent))")
+            values["agent"] = self.agent
+        return " AND ".join(parts), values
+
+
+@dataclass
+class Board:
+    store: Store
+    policy: BoardPolicy = field(default_factory=BoardPolicy)
+    clock: Clock = system_clock
+
+    # -- reading ------------------------------------------------------------------------------------------------
+
+    def counts(self, swarm_id: str | None = None) -> dict[str, int]:
+        with self.store.reading() as conn:
+            return state_counts(conn, self.policy, self.clock(), swarm_id)
+
+    def summaries(self) -> list[SwarmSummary]:
+        with self.store.reading() as conn:
+            rows = conn.execute(
+                """SELECT s.id, s.name, s.topology, (SELECT COUNT(*) FROM agents a WHERE a.swarm_id = s.id) AS n
+                   FROM swarms s ORDER BY s.created_at"""
+            ).fetchall()
+            counts = state_counts_by_swarm(conn, self.policy, self.clock())
+        return [
+            SwarmSummary(swarm_id=r["id"], name=r["name"], topology=r["topology"], agents=r["n"],
+                         tasks_by_state=counts.get(r["id"], dict.fromkeys(TASK_STATES, 0)))
+            for r in rows
+        ]
+
+    def view(self, swarm_id: str, limit: int = 200, filters: TaskFilter | None = None) -> SwarmView:
+        """The swarm's agents, its counts per state, and one page of its tasks (board order, filtered)."""
+        filters = filters or TaskFilter()
+        now = self.clock()
+        where, values = filters.sql()
+        with self.store.reading() as conn:
+            swarm = require(conn, swarm_id)
+            if filters.agent is not None:
+                require_agent(conn, swarm_id, filters.agent)
+            agents = self._agents(conn, swarm_id, now)
+            counts = state_counts(conn, self.policy, now, swarm_id)
+            if where:
+                matching = conn.execute(
+                    f"SELECT COUNT(*) FROM (SELECT {STATE_SQL} AS state, t.assignee, t.lease_owner FROM tasks t "
+                    f"WHERE t.swarm_id = :swarm) WHERE {where}",
+                    params(self.policy, now, swarm=swarm_id, **values),
+                ).fetchone()[0]
+            else:
+                matching = sum(counts.values())
+            page_where = " AND ".join(p for p in (where, "seq > :after" if filters.after_seq is not None else "") if p)
+            rows = task_rows(conn, self.policy, now, swarm_id, page_where,
+                             {**values, "after": filters.after_seq}, limit=limit + 1)
+            more = len(rows) > limit
+            rows = rows[:limit]
+            tasks = to_views(conn, swarm_id, rows, now)
+            auto = choose(scores.tallies(conn, swarm_id), list(AUTO_CANDIDATES))
+            before = 0
+            if filters.after_seq is not None:
+                before = conn.execute(
+                    f"SELECT COUNT(*) FROM (SELECT {STATE_SQL} AS state, t.seq, t.assignee, t.lease_owner "
+                    f"FROM tasks t WHERE t.swarm_id = :swarm) WHERE seq <= :after{' AND ' + where if where else ''}",
+                    params(self.policy, now, swarm=swarm_id, after=filters.after_seq, **values),
+                ).fetchone()[0]
+        return SwarmView(
+            swarm_id=swarm_id,
+            name=swarm["name"],
+            topology=swarm["topology"],
+            created_at=swarm["created_at"],
+            agents=agents,
+            tasks_by_state=counts,
+            tasks=tasks,
+            tasks_matching=matching,
+            tasks_omitted=matching - before - len(tasks),
+            next_cursor=str(rows[-1]["seq"]) if more and rows else None,
+            estimators=auto.scores,
+            auto_uses=f"{auto.estimator} ({auto.reason}), when the operating phase allows the network",
+        )
+
+    def _agents(self, conn: sqlite3.Connection, swarm_id: str, now: float) -> list[AgentView]:
+        load: dict[str, list[int]] = {}
+        for r in conn.execute(
+            f"""SELECT who, SUM(active), SUM(assigned) FROM (
+                    SELECT t.lease_owner AS who, 1 AS active, 0 AS assigned FROM tasks t
+                    WHERE t.swarm_id = :swarm AND {LEASE_LIVE_SQL}
+                    UNION ALL
+                    SELECT t.assignee, 0, 1 FROM tasks t WHERE t.swarm_id = :swarm AND t.status = 'open')
+                GROUP BY who""",
+            {"swarm": swarm_id, "now": now},
+        ):
+            load[r[0]] = [r[1], r[2]]
+        outcomes: dict[str, list[int]] = {}
+        for r in conn.execute(
+            "SELECT agent_id, SUM(success), COUNT(*) - SUM(success) FROM outcomes WHERE swarm_id = ? GROUP BY agent_id",
+            (swarm_id,),
+        ):
+            outcomes[r[0]] = [r[1], r[2]]
+        return [
+            AgentView.model_construct(  # straight from our own rows, on the hot path of swarm_status
+                id=r["id"],
+                role=r["role"],
+                capabilities=json.loads(r["capabilities"]),
+                capacity=r["capacity"],
+                lead=r["lead"],
+                active_claims=load.get(r["id"], [0, 0])[0],
+                assigned_open=load.get(r["id"], [0, 0])[1],
+                successes=outcomes.get(r["id"], [0, 0])[0],
+                failures=outcomes.get(r["id"], [0, 0])[1],
+            )
+            for r in agent_rows(conn, swarm_id)
+        ]
+
+    def _task(self, conn: sqlite3.Connection, swarm_id: str, task_id: str, now: float) -> sqlite3.Row:
+        row = conn.execute(
+            f"SELECT t.*, {STATE_SQL} AS state FROM tasks t WHERE t.swarm_id = :swarm AND t.id = :task",
+            params(self.policy, now, swarm=swarm_id, task=task_id),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"unknown task {task_id!r} in swarm {swarm_id!r}; swarm_status(swarm_id) lists its tasks")
+        return row
+
+    def _view(self, conn: sqlite3.Connection, swarm_id: str, task_id: str, now: float) -> TaskView:
+        return to_views(conn, swarm_id, [self._task(conn, swarm_id, task_id, now)], now)[0]
+
+    # -- writing ------------------------------------------------------------------------------------------------
+
+    def _expire(self, conn: sqlite3.Connection, swarm_id: str, now: float) -> None:
+        """Write down what reading already shows: leases that ran out put their task back (or fail it)."""
+        p = params(self.policy, now, swarm=swarm_id)
+        conn.execute(
+            f"""UPDATE claims SET ended_at = :now, ended = 'expired' WHERE ended IS NULL AND EXISTS (
+                    SELECT 1 FROM tasks t WHERE t.swarm_id = claims.swarm_id AND t.id = claims.task_id
+                    AND t.claim_seq = claims.claim_seq AND t.swarm_id = :swarm AND {LEASE_EXPIRED_SQL})""",
+            p,
+        )
+        conn.execute(
+            f"""UPDATE tasks AS t SET
+                    status = CASE WHEN t.attempts >= :max_attempts THEN 'failed' ELSE 'open' END,
+                    last_error = 'lease of ' || quote(t.lease_owner) || ' expired' ||
+                        CASE WHEN t.attempts >= :max_attempts
+                             THEN '; gave up after ' || t.attempts || ' attempts' ELSE '' END,
+                    lease_owner = NULL, lease_expires_at = NULL, assignee = NULL, updated_at = :now
+                WHERE t.swarm_id = :swarm AND {LEASE_EXPIRED_SQL}""",
+            p,
+        )
+
+    def _seen(self, conn: sqlite3.Connection, swarm_id: str, agent_id: str, now: float) -> None:
+        conn.execute("UPDATE agents SET last_seen_at = ? WHERE swarm_id = ? AND id = ?", (now, swarm_id, agent_id))
+
+    def claim_next(self, swarm_id: str, agent_id: str, lease_s: float | None = None, *,
+                   max_active_agents: int | None = None) -> Claim:
+        """Give the agent its next ready task under a lease: its own assignments first, then unassigned work,
+        then work assigned to an agent that has been away longer than the takeover grace."""
+        lease_s = lease_s or self.policy.lease_s
+        grace = self.policy.takeover_grace_s
+        with self.store.transaction() as conn:
+            now = self.clock()
+            require(conn, swarm_id)
+            agent = require_agent(conn, swarm_id, agent_id)
+            self._expire(conn, swarm_id, now)
+            self._seen(conn, swarm_id, agent_id, now)
+            active = conn.execute(
+                "SELECT COUNT(*) FROM tasks WHERE swarm_id = ? AND status = 'claimed' AND lease_owner = ?",
+                (swarm_id, agent_id),
+            ).fetchone()[0]
+            if active >= agent["capacity"]:
+                return Claim(
+                    claimed=False,
+                    reason=f"agent {agent_id!r} already holds {active} claim(s), its capacity; report an outcome "
+                    "(or release_task) first",
+                )
+            if max_active_agents is not None and active == 0:
+                busy = conn.execute(
+                    "SELECT COUNT(DISTINCT lease_owner) FROM tasks WHERE swarm_id = ? AND status = 'claimed'",
+                    (swarm_id,),
+                ).fetchone()[0]
+                if busy >= max_active_agents:
+                    return Claim(
+                        claimed=False,
+                        reason=f"{busy} agents are already active in this swarm, the limit of the current "
+                        f"operating phase ({max_active_agents}); try again when one reports",
+                    )
+            p = params(self.policy, now, swarm=swarm_id, agent=agent_id, cutoff=now - grace)
+            # Ready work this agent may take, with when its assignee was last seen (for takeovers).
+            candidates = f"""SELECT t.id, t.seq, t.priority, t.assignee,
+                       MAX(COALESCE(a.last_seen_at, 0), t.updated_at) AS pinned_since
+                FROM tasks t LEFT JOIN agents a ON a.swarm_id = t.swarm_id AND a.id = t.assignee
+                WHERE t.swarm_id = :swarm AND {STATE_SQL} = 'ready'"""
+            row = conn.execute(
+                f"""SELECT * FROM ({candidates}) WHERE assignee IS NULL OR assignee = :agent
+                       OR pinned_since <= :cutoff
+                    ORDER BY (assignee = :agent) DESC, (assignee IS NULL) DESC, priority DESC, seq ASC LIMIT 1""",
+                p,
+            ).fetchone()
+            if row is None:
+                waiting = conn.execute(
+                    f"SELECT COUNT(*), MIN(pinned_since) FROM ({candidates}) WHERE assignee != :agent", p
+                ).fetchone()
+                reason = "nothing ready for this agent"
+                if waiting[0]:
+                    reason += (
+                        f" ({waiting[0]} ready task(s) are assigned to other agents; another agent may take one once "
+                        f"its assignee has been away {grace:g} s, the first in {max(0.0, waiting[1] + grace - now):.0f} s"
+                        ", or move it now with reassign_task)"
+                    )
+                return Claim(claimed=False, reason=reason)
+            taken_from = row["assignee"] if row["assignee"] not in (None, agent_id) else None
+            seq = conn.execute(
+                "UPDATE tasks SET status = 'claimed', lease_owner = ?, lease_expires_at = ?, assignee = ?, "
+                "attempts = attempts + 1, claim_seq = claim_seq + 1, updated_at = ? WHERE swarm_id = ? AND id = ? "
+                "RETURNING claim_seq",
+                (agent_id, now + lease_s, agent_id, now, swarm_id, row["id"]),
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO claims (swarm_id, task_id, claim_seq, agent_id, claimed_at) VALUES (?, ?, ?, ?, ?)",
+                (swarm_id, row["id"], seq, agent_id, now),
+            )
+            view = self._view(conn, swarm_id, row["id"], now)
+        note = None
+        if taken_from:
+            note = (f"task {row['id']!r} was assigned to {taken_from!r}, who has not been seen for "
+                    f"{now - row['pinned_since']:.0f} s (takeover grace {grace:g} s); it is yours now")
+        return Claim(claimed=True, task=view, claim=seq, lease_expires_in_s=lease_s, taken_over_from=taken_from,
+                     note=note)
+
+    def _held(self, conn: sqlite3.Connection, swarm_id: str, task_id: str, agent_id: str, now: float,
+              doing: str) -> sqlite3.Row:
+        """The task row if `agent_id` holds a live lease on it, else a Refused that says who does and what it is."""
+        require(conn, swarm_id)
+        require_agent(conn, swarm_id, agent_id)
+        task = self._task(conn, swarm_id, task_id, now)
+        if task["state"] == "claimed" and task["lease_owner"] == agent_id:
+            return task
+        raise Refused(f"cannot {doing}: {self._describe(conn, swarm_id, task, agent_id, now)}; nothing was recorded")
+
+    def _describe(self, conn: sqlite3.Connection, swarm_id: str, task: sqlite3.Row, agent_id: str,
+                  now: float) -> str:
+        """Why `agent_id` does not hold `task`: its state and holder, and this agent's own last claim on it."""
+        tid, state = task["id"], task["state"]
+        mine = conn.execute(
+            "SELECT claim_seq, ended, ended_at FROM claims WHERE swarm_id = ? AND task_id = ? AND agent_id = ? "
+            "ORDER BY claim_seq DESC LIMIT 1",
+            (swarm_id, tid, agent_id),
+        ).fetchone()
+        if state == "claimed":
+            where = (f"task {tid!r} is claimed by {task['lease_owner']!r} (lease {task['lease_expires_at'] - now:.0f} s "
+                     f"left), not by {agent_id!r}")
+        elif state == "blocked":
+            deps = [r[0] for r in conn.execute(
+                "SELECT d.depends_on FROM task_deps d JOIN tasks dep ON dep.swarm_id = d.swarm_id AND "
+                "dep.id = d.depends_on WHERE d.swarm_id = ? AND d.task_id = ? AND dep.status != 'succeeded' "
+                "ORDER BY dep.seq",
+                (swarm_id, tid))]
+            where = f"task {tid!r} is blocked (waiting for {', '.join(map(repr, deps))}) and held by nobody"
+        elif state == "ready":
+            where = f"task {tid!r} is ready and held by nobody (next_task claims it)"
+        else:
+            last = conn.execute(
+                "SELECT agent_id FROM outcomes WHERE swarm_id = ? AND task_id = ? ORDER BY id DESC LIMIT 1",
+                (swarm_id, tid),
+            ).fetchone()
+            where = f"task {tid!r} is already {state}" + (f" (last reported by {last[0]!r})" if last else "")
+        if mine is not None:
+            if mine["ended"] is None and task["claim_seq"] == mine["claim_seq"] and task["status"] == "claimed":
+                ended = f"its lease expired {now - task['lease_expires_at']:.0f} s ago"
+            else:
+                ended = {"expired": "its lease expired", "released": "it was released",
+                         "reported": "its outcome was recorded"}.get(mine["ended"] or "", "it ended")
+            where += f"; claim #{mine['claim_seq']} of {agent_id!r} on it ended: {ended}"
+        return where
+
+    def renew(self, swarm_id: str, task_id: str, agent_id: str, lease_s: float | None = None) -> LeaseReceipt:
+        """Heartbeat: the holder of a live lease extends it to `lease_s` from now."""
+        lease_s = lease_s or self.policy.lease_s
+        with self.store.transaction() as conn:
+            now = self.clock()
+            task = self._held(conn, swarm_id, task_id, agent_id, now, "renew the lease")
+            conn.execute("UPDATE tasks SET lease_expires_at = ?, updated_at = ? WHERE swarm_id = ? AND id = ?",
+                         (now + lease_s, now, swarm_id, task_id))
+            self._seen(conn, swarm_id, agent_id, now)
+        return LeaseReceipt(task_id=task_id, claim=task["claim_seq"], lease_expires_in_s=lease_s)
+
+    def release(self, swarm_id: str, task_id: str, agent_id: str, reason: str = "") -> ReleaseReceipt:
+        """The holder gives the task back without an outcome: anyone may take it, and the attempt is not counted."""
+        with self.store.transaction() as conn:
+            now = self.clock()
+            task = self._held(conn, swarm_id, task_id, agent_id, now, "release the task")
+            conn.execute(
+                "UPDATE tasks SET status = 'open', lease_owner = NULL, lease_expires_at = NULL, assignee = NULL, "
+                "attempts = MAX(attempts - 1, 0), last_error = ?, updated_at = ? WHERE swarm_id = ? AND id = ?",
+                (f"released by {agent_id!r}" + (f": {reason}" if reason else ""), now, swarm_id, task_id),
+            )
+            conn.execute(
+                "UPDATE claims SET ended_at = ?, ended = 'released' WHERE swarm_id = ? AND task_id = ? AND claim_seq = ?",
+                (now, swarm_id, task_id, task["claim_seq"]),
+            )
+            self._seen(conn, swarm_id, agent_id, now)
+            view = self._view(conn, swarm_id, task_id, now)
+        return ReleaseReceipt(task_id=task_id, state=view.state, attempts=view.attempts, claim=task["claim_seq"])
+
+    def reassign(self, swarm_id: str, task_id: str, to_agent: str | None) -> ReassignReceipt:
+        """Move a task that nobody holds to another agent (or to nobody: any agent may then take it)."""
+        with self.store.transaction() as conn:
+            now = self.clock()
+            require(conn, swarm_id)
+            if to_agent is not None:
+                require_agent(conn, swarm_id, to_agent)
+            self._expire(conn, swarm_id, now)
+            task = self._task(conn, swarm_id, task_id, now)
+            if task["state"] == "claimed":
+                raise Refused(
+                    f"task {task_id!r} is claimed by {task['lease_owner']!r} (lease "
+                    f"{task['lease_expires_at'] - now:.0f} s left); the holder can release_task it, or it returns to "
+                    "the board when the lease runs out"
+                )
+            if task["state"] in ("succeeded", "failed"):
+                raise Refused(f"task {task_id!r} is already {task['state']}; there is nothing left to assign")
+            conn.execute("UPDATE tasks SET assignee = ?, updated_at = ? WHERE swarm_id = ? AND id = ?",
+                         (to_agent, now, swarm_id, task_id))
+        return ReassignReceipt(task_id=task_id, state=task["state"], assignee=to_agent, previous=task["assignee"])
+
+    def report(self, swarm_id: str, task_id: str, agent_id: str, success: bool, summary: str = "",
+               duration_s: float | None = None) -> OutcomeReceipt:
+        """Record the outcome of the agent's live claim: success closes the task, failure re-offers it until the
+        attempts run out. The same report again (this agent's last claim already reported the same way) gets the
+        first answer back and writes nothing."""
+        with self.store.transaction() as conn:
+            now = self.clock()
+            require(conn, swarm_id)
+            require_agent(conn, swarm_id, agent_id)
+            task = self._task(conn, swarm_id, task_id, now)
+            if not (task["state"] == "claimed" and task["lease_owner"] == agent_id):
+                replay = self._replay(conn, swarm_id, task, agent_id, success)
+                if replay is not None:
+                    return replay
+                raise Refused(f"{self._describe(conn, swarm_id, task, agent_id, now)}; outcomes are accepted only "
+                              "from the agent holding a live lease, so nothing was recorded")
+            seq, attempts = task["claim_seq"], task["attempts"]
+            if success:
+                new_status, error = "succeeded", None
+            elif attempts >= self.policy.max_attempts:
+                new_status, error = "failed", f"failed {attempts} time(s), the limit; last: {summary or 'no summary'}"
+            else:
+                new_status, error = "open", f"attempt {attempts} failed: {summary or 'no summary'}"
+            conn.execute(
+                "UPDATE tasks SET status = ?, lease_owner = NULL, lease_expires_at = NULL, "
+                "assignee = CASE WHEN ? = 'open' THEN NULL ELSE assignee END, last_error = ?, result = ?, "
+                "updated_at = ? WHERE swarm_id = ? AND id = ?",
+                (new_status, new_status, error, summary if success else None, now, swarm_id, task_id),
+            )
+            conn.execute(
+                "UPDATE claims SET ended_at = ?, ended = 'reported' WHERE swarm_id = ? AND task_id = ? AND claim_seq = ?",
+                (now, swarm_id, task_id, seq),
+            )
+            self._seen(conn, swarm_id, agent_id, now)
+            p = task["p_success"] if task["assignee"] == agent_id else None
+            cur = conn.execute(
+                "INSERT INTO outcomes (swarm_id, task_id, agent_id, task_text, success, summary, duration_s, "
+                "p_success, created_at, claim_seq) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (swarm_id, task_id, agent_id, task["description"], int(success), summary, duration_s, p, now, seq),
+            )
+            outcome_id = cur.lastrowid or 0
+            # The estimators' predictions for this (task, agent) are scored in the same transaction.
+            scores.record_outcome(conn, swarm_id, task_id, agent_id, success)
+            unblocked: list[str] = []
+            if success:
+                unblocked = [
+                    r["id"]
+                    for r in conn.execute(
+                        f"SELECT t.id FROM tasks t JOIN task_deps d ON d.swarm_id = t.swarm_id AND d.task_id = t.id "
+                        f"WHERE t.swarm_id = :swarm AND d.depends_on = :task AND {STATE_SQL} = 'ready' ORDER BY t.seq",
+                        params(self.policy, now, swarm=swarm_id, task=task_id),
+                    )
+                ]
+            state = self._task(conn, swarm_id, task_id, now)["state"]
+            receipt = OutcomeReceipt(task_id=task_id, state=state, attempts=attempts, claim=seq,
+                                     outcome_id=outcome_id, unblocked=unblocked)
+            conn.execute("UPDATE outcomes SET receipt = ? WHERE id = ?", (receipt.model_dump_json(), outcome_id))
+        return receipt
+
+    def _replay(self, conn: sqlite3.Connection, swarm_id: str, task: sqlite3.Row, agent_id: str,
+                success: bool) -> OutcomeReceipt | None:
+        """The stored answer when this agent's last claim on the task was already reported the same way."""
+        task_id = task["id"]
+        row = conn.execute(
+            """SELECT o.success, o.receipt FROM claims c JOIN outcomes o ON o.swarm_id = c.swarm_id
+                   AND o.task_id = c.task_id AND o.claim_seq = c.claim_seq
+               WHERE c.swarm_id = ? AND c.task_id = ? AND c.agent_id = ?
+               ORDER BY c.claim_seq DESC LIMIT 1""",
+            (swarm_id, task_id, agent_id),
+        ).fetchone()
+        last = conn.execute(
+            "SELECT MAX(claim_seq) FROM claims WHERE swarm_id = ? AND task_id = ? AND agent_id = ?",
+            (swarm_id, task_id, agent_id),
+        ).fetchone()[0]
+        if row is None or row["receipt"] is None:
+            return None
+        receipt = OutcomeReceipt.model_validate_json(row["receipt"])
+        if receipt.claim != last:
+            return None  # reported an earlier claim; the latest one ended without an outcome
+        if bool(row["success"]) != success:
+            raise Conflict(
+                f"claim #{receipt.claim} of {agent_id!r} on task {task_id!r} was already reported as "
+                f"{'a success' if row['success'] else 'a failure'} (the task is {task['state']} now); one outcome "
+                "per claim, so nothing was recorded; claim it again with next_task to try again"
+            )
+        return receipt

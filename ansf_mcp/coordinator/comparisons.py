@@ -1,0 +1,151 @@
+"""What one decision's own texts say about each (agent, task) pair, without any vocabulary fitted in advance.
+
+The non-learned estimators (history, similarity) and the network's pair head read the same comparisons from here:
+TF-IDF cosines of a task with an agent's past tasks (each one, the centroid of the successes, of the failures),
+in words and in character n-grams, and a smoothed character language model of the agent's past work.
+Everything is computed per decision, for the most recent MAX_COMPARED_HISTORY past tasks of each agent, in agent
+chunks, so memory stays bounded for the largest episode the format accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cached_property
+
+import numpy as np
+from scipy import sparse
+
+from ansf_mcp.coordinator.episode import Episode
+from ansf_mcp.coordinator.text import SparseTexts
+
+MAX_COMPARED_HISTORY = 100
+# Dirichlet prior of the agents' language models, in n-grams (fitted on training repositories, lab/).
+LM_PRIOR = {"words": 200.0, "chars": 2000.0}
+_AGENT_CHUNK = 64
+
+
+class Comparisons:
+    """Lazily computed comparison matrices of one episode, each (agents, tasks) unless said otherwise."""
+
+    def __init__(self, episode: Episode):
+        self.episode = episode
+        self.n_agents, self.n_tasks = len(episode.agents), len(episode.tasks)
+        hists = [a.history[-MAX_COMPARED_HISTORY:] for a in episode.agents]
+        self.hist_len = np.array([len(h) for h in hists], dtype=np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(self.hist_len)]).astype(np.int64)
+        self.ok = np.array([h.success for hs in hists for h in hs], dtype=bool)
+        self._texts = [t.description for t in episode.tasks] + [h.task for hs in hists for h in hs]
+        self._cache: dict = {}
+
+    # -- matrices --------------------------------------------------------------------------------------------
+    def _sparse(self, kind: str) -> SparseTexts:
+        key = ("sparse", kind)
+        if key not in self._cache:
+            self._cache[key] = SparseTexts(self._texts, kind)
+        return self._cache[key]
+
+    def _rows(self, kind: str, which: str) -> sparse.csr_matrix:
+        m = self._sparse(kind).tfidf
+        return m[: self.n_tasks] if which == "tasks" else m[self.n_tasks :]
+
+    def _membership(self, mask: np.ndarray | None = None) -> sparse.csr_matrix:
+        """(agents, history items): 1 where the item is the agent's (and `mask` holds)."""
+        n_items = int(self.starts[-1])
+        owner = np.repeat(np.arange(self.n_agents), self.hist_len)
+        keep = np.ones(n_items, dtype=bool) if mask is None else mask
+        return sparse.csr_matrix(
+            (np.ones(int(keep.sum())), (owner[keep], np.flatnonzero(keep))), shape=(self.n_agents, n_items)
+        )
+
+    def item_cosine(self, kind: str, agent: int) -> np.ndarray:
+        """(history items of `agent`, tasks): cosine of each past task with each open task."""
+        key = ("items", kind, agent)
+        if key not in self._cache:
+            lo, hi = self.starts[agent], self.starts[agent + 1]
+            hist = self._rows(kind, "history")[lo:hi]
+            self._cache[key] = (hist @ self._rows(kind, "tasks").T).toarray().astype(np.float32)
+        return self._cache[key]
+
+    def centroid_cosine(self, kind: str, success: bool = True) -> np.ndarray:
+        """Cosine of each task with the normalised sum of the agent's past successes (or failures)."""
+        key = ("centroid", kind, success)
+        if key not in self._cache:
+            mask = self.ok if success else ~self.ok
+            cent = self._membership(mask) @ self._rows(kind, "history")
+            norms = np.sqrt(np.asarray(cent.multiply(cent).sum(axis=1)).ravel())
+            norms[norms == 0] = 1.0
+            cent = sparse.diags(1.0 / norms) @ cent
+            self._cache[key] = (cent @ self._rows(kind, "tasks").T).toarray()
+        return self._cache[key]
+
+    def _item_blocks(self, kind: str) -> Iterator[tuple[int, np.ndarray]]:
+        """(agent, its (history items, tasks) cosines) for every agent with a history, computed in chunks."""
+        tasks_t = self._rows(kind, "tasks").T
+        hist = self._rows(kind, "history")
+        for a0 in range(0, self.n_agents, _AGENT_CHUNK):
+            a1 = min(a0 + _AGENT_CHUNK, self.n_agents)
+            lo, hi = self.starts[a0], self.starts[a1]
+            if hi == lo:
+                continue
+            sims = (hist[lo:hi] @ tasks_t).toarray()
+            for i in range(a0, a1):
+                s, e = self.starts[i] - lo, self.starts[i + 1] - lo
+                if e > s:
+                    yield i, sims[s:e]
+
+    def max_cosine(self, kind: str) -> np.ndarray:
+        """The highest cosine of each task with any single past task of the agent."""
+        key = ("max", kind)
+        if key not in self._cache:
+            out = np.zeros((self.n_agents, self.n_tasks))
+            for i, sims in self._item_blocks(kind):
+                out[i] = sims.max(axis=0)
+            self._cache[key] = out
+        return self._cache[key]
+
+    def weighted_success(self, kind: str, min_similarity: float) -> tuple[np.ndarray, np.ndarray]:
+        """(Σ similarity × success, Σ similarity) over each agent's past tasks at least `min_similarity` alike."""
+        key = ("weighted", kind, min_similarity)
+        if key not in self._cache:
+            hits = np.zeros((self.n_agents, self.n_tasks))
+            mass = np.zeros((self.n_agents, self.n_tasks))
+            for i, sims in self._item_blocks(kind):
+                sims = np.where(sims >= min_similarity, sims, 0.0)
+                hits[i] = self.ok[self.starts[i] : self.starts[i + 1]].astype(np.float64) @ sims
+                mass[i] = sims.sum(axis=0)
+            self._cache[key] = (hits, mass)
+        return self._cache[key]
+
+    def lm_ratio(self, kind: str) -> np.ndarray:
+        """Per task n-gram, mean log-ratio of the agent's smoothed model of its past successes to the decision's
+        background model: > 0 when the task reads like the agent's own past work."""
+        key = ("lm", kind)
+        if key not in self._cache:
+            st = self._sparse(kind)
+            counts = st.counts
+            task_counts = counts[: self.n_tasks]
+            used = np.unique(task_counts.indices)
+            out = np.zeros((self.n_agents, self.n_tasks))
+            if used.size:
+                total = np.asarray(counts.sum(axis=0)).ravel() + 0.5
+                bg = total / total.sum()
+                bg_used = bg[used]
+                tc = task_counts[:, used]
+                lengths = np.maximum(np.asarray(tc.sum(axis=1)).ravel(), 1e-9)
+                agent_counts = self._membership(self.ok) @ counts[self.n_tasks :]
+                mu = LM_PRIOR[kind]
+                for a0 in range(0, self.n_agents, _AGENT_CHUNK):
+                    a1 = min(a0 + _AGENT_CHUNK, self.n_agents)
+                    ac = agent_counts[a0:a1]
+                    size = np.asarray(ac.sum(axis=1)).ravel()
+                    pm = (ac[:, used].toarray() + mu * bg_used) / (size[:, None] + mu)
+                    out[a0:a1] = (tc @ (np.log(pm) - np.log(bg_used)).T).T / lengths
+            self._cache[key] = out
+        return self._cache[key]
+
+    @cached_property
+    def success_rate(self) -> np.ndarray:
+        """(agents,) Laplace-smoothed share of successes in the compared history."""
+        owner = np.repeat(np.arange(self.n_agents), self.hist_len)
+        ok = np.bincount(owner[self.ok], minlength=self.n_agents).astype(np.float64)
+        return (ok + 1.0) / (self.hist_len + 2.0)

@@ -1,0 +1,88 @@
+"""Write `auto`'s starting belief: each probabilistic estimator's log-loss and Brier score on held-out data.
+
+The data are SIMULATED episodes that no training run sees — the broad family's held-out sources and the classic
+simulator's held-out split — scored against the true probabilities p* over every (agent, task) pair (the
+expected log-loss and Brier score of an outcome drawn from p*). Real outcomes reported to a swarm then move
+`auto` away from this prior (coordinator/scoring.py).
+
+    python -m ansf_mcp.lab.prior [--episodes 300] [--out coordinator/checkpoints/auto_prior.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ansf_mcp.coordinator import baselines
+from ansf_mcp.coordinator.comparisons import Comparisons
+from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE
+from ansf_mcp.coordinator.scoring import EPS, PRIOR_FILE
+
+SEED = 20_263
+
+
+def expected_scores(p: np.ndarray, p_true: np.ndarray) -> tuple[float, float]:
+    """Mean expected log-loss and Brier score of predictions p for outcomes ~ Bernoulli(p_true)."""
+    q = np.clip(p, EPS, 1 - EPS)
+    ll = -(p_true * np.log(q) + (1 - p_true) * np.log(1 - q))
+    br = (p - p_true) ** 2 + p_true * (1 - p_true)
+    return float(ll.mean()), float(br.mean())
+
+
+def measure(episodes: int, profile: str = DEFAULT_PROFILE, directory: Path | None = None) -> dict:
+    from ansf_mcp.coordinator import neural
+    from ansf_mcp.lab import family, simulator
+
+    sims = [
+        *family.generate(episodes, SEED, sources=family.HELDOUT_SOURCES),
+        *simulator.generate("heldout", episodes // 2, SEED),
+    ]
+    net = neural.load(profile, directory=directory)
+    sums: dict[str, list[tuple[float, float, int]]] = {"neural": [], "similarity": [], "history": []}
+    for s in sims:
+        cmp = Comparisons(s.episode)
+        estimates = {
+            "neural": net.estimate(s.episode, cmp),
+            "similarity": baselines.similarity(s.episode, cmp),
+            "history": baselines.history(s.episode, cmp),
+        }
+        for name, p in estimates.items():
+            ll, br = expected_scores(p, s.p_true)
+            sums[name].append((ll, br, s.p_true.size))
+    out = {}
+    for name, rows in sums.items():
+        w = np.array([r[2] for r in rows], dtype=np.float64)
+        out[name] = {
+            "log_loss": round(float(np.average([r[0] for r in rows], weights=w)), 4),
+            "brier": round(float(np.average([r[1] for r in rows], weights=w)), 4),
+            "pairs": int(w.sum()),
+        }
+    return {
+        "data": f"SIMULATED held-out episodes: {episodes} from the broad family's held-out sources and "
+        f"{episodes // 2} from the classic simulator's held-out split (seed {SEED}); expected scores against p*",
+        "profile": profile,
+        "checkpoint_sha256": net.card.get("sha256"),
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "estimators": out,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ansf_mcp.lab.prior", description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=300)
+    parser.add_argument("--checkpoints", type=Path, help="folder of checkpoints (default: the shipped ones)")
+    parser.add_argument("--out", type=Path, default=PRIOR_FILE)
+    args = parser.parse_args(argv)
+    data = measure(args.episodes, directory=args.checkpoints)
+    args.out.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    print(json.dumps(data["estimators"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,149 @@
+"""The stdio transport, with one addition to the SDK's: every request gets an answer.
+
+The SDK's stdio reader parses each line with pydantic, which refuses a lone surrogate (`"\\ud800"`) or nesting
+deeper than its recursion limit; the line then reaches the server as a bare exception and the client waits for
+an answer until its own time-out. Here such a line is answered with a JSON-RPC error carrying the request's id,
+found by a scan that needs neither the parser nor recursion.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from types import TracebackType
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.stdio import stdio_server
+from mcp.shared.message import SessionMessage
+from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
+from pydantic import ValidationError
+
+log = logging.getLogger(__name__)
+
+
+def request_id(line: str) -> int | str | None:
+    """The top-level "id" of a JSON object text, or None; linear, no recursion, tolerant of what follows."""
+    depth = 0
+    i, n = 0, len(line)
+    expect_key = False
+    while i < n:
+        c = line[i]
+        if c == '"':
+            j = i + 1
+            while j < n and line[j] != '"':
+                j += 2 if line[j] == "\\" else 1
+            if depth == 1 and expect_key and line[i + 1 : j] == "id":
+                k = j + 1
+                while k < n and line[k] in " \t\r\n":
+                    k += 1
+                if k < n and line[k] == ":":
+                    return _scalar(line, k + 1)
+            expect_key = False
+            i = j + 1
+            continue
+        if c in "{[":
+            depth += 1
+            expect_key = c == "{" and depth == 1
+        elif c in "}]":
+            depth -= 1
+        elif c == "," and depth == 1:
+            expect_key = True
+        i += 1
+    return None
+
+
+def _scalar(line: str, start: int) -> int | str | None:
+    try:
+        value, _ = json.JSONDecoder().raw_decode(line[start:].lstrip())
+    except ValueError:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+    return value
+
+
+def unparsable_reply(exc: Exception) -> JSONRPCError | None:
+    """The error answer for a line the SDK could not read, or None when it was not a request line at all."""
+    if not isinstance(exc, ValidationError):
+        return None
+    errors = exc.errors(include_url=False)
+    raw = errors[0].get("input") if errors else None
+    if isinstance(raw, dict):  # parsed, but not a JSON-RPC message
+        rid = raw.get("id")
+        rid = rid if isinstance(rid, int | str) and not isinstance(rid, bool) else None
+        if rid is None and "method" in raw:
+            return None  # a notification: JSON-RPC gives it no answer
+    elif isinstance(raw, str):
+        rid = request_id(raw)
+        if rid is None and '"method"' in raw and '"id"' not in raw:
+            return None
+    else:
+        return None
+    invalid_json = any(e.get("type") == "json_invalid" for e in errors)
+    why = errors[0].get("msg", "invalid message")
+    if invalid_json:
+        message = (f"Parse error: {why}. Lone surrogates (\\ud800-\\udfff) and nesting deeper than 200 levels "
+                   "are refused.")
+        code = PARSE_ERROR
+    else:
+        message = f"Invalid request: {why}"
+        code = INVALID_REQUEST
+    return JSONRPCError(jsonrpc="2.0", id=rid, error=ErrorData(code=code, message=message[:500]))
+
+
+class AnsweringReadStream:
+    """The SDK's read stream, less the lines it could not parse: those are answered here and skipped."""
+
+    def __init__(self, inner: Any, write: Any):
+        self._inner = inner
+        self._write = write
+
+    @property
+    def last_context(self) -> Any:
+        return getattr(self._inner, "last_context", None)
+
+    async def receive(self) -> Any:
+        while True:
+            item = await self._inner.receive()
+            if isinstance(item, Exception):
+                reply = unparsable_reply(item)
+                if reply is not None:
+                    log.info("answered an unreadable request line (id %r): %s", reply.id, reply.error.message)
+                    await self._write.send(SessionMessage(reply))
+                    continue
+            return item
+
+    def __aiter__(self) -> AnsweringReadStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        import anyio
+
+        try:
+            return await self.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> AnsweringReadStream:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> bool | None:
+        return await self._inner.__aexit__(exc_type, exc, tb)
+
+
+async def serve_stdio(server: MCPServer) -> None:
+    """What `MCPServer.run("stdio")` does, with the answering read stream. The SDK's lifespan runs inside."""
+    lowlevel = server._lowlevel_server  # the SDK offers no public way to serve a given pair of streams
+    async with stdio_server() as (read, write):
+        await lowlevel.run(AnsweringReadStream(read, write), write, lowlevel.create_initialization_options())

@@ -1,0 +1,145 @@
+"""The board's rules and answer sizes through a real (in-process) MCP client, with the board's clock under test
+control: lease renewal, release, reassignment, takeover of work pinned to an absent agent, refused and repeated
+outcomes, filters and a cursor."""
+
+from __future__ import annotations
+
+import pytest
+from mcp import Client
+
+from ansf_mcp.bench.mcp_suite import answer_size
+from ansf_mcp.server.app import build_server
+from tests.board_helpers import FakeClock
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def client(settings, clock):
+    server, runtime = build_server(settings, clock=clock)
+    async with Client(server) as c:
+        yield c
+    runtime.shutdown()
+
+
+async def call(client: Client, tool: str, /, **args):
+    result = await client.call_tool(tool, args)
+    assert not result.is_error, result.content[0].text
+    return result.structured_content
+
+
+async def error(client: Client, tool: str, /, **args) -> str:
+    result = await client.call_tool(tool, args)
+    assert result.is_error, f"{tool} accepted {args!r}"
+    return result.content[0].text
+
+
+async def board(client: Client, n_agents: int, tasks: list[dict], strategy: str = "round-robin") -> str:
+    sw = (await call(client, "spawn_swarm", name="t", agents=[{"role": f"r{i}"} for i in range(n_agents)]))["swarm_id"]
+    await call(client, "coordinate", swarm_id=sw, tasks=tasks, strategy=strategy)
+    return sw
+
+
+async def test_impossible_histories_are_refused(client: Client) -> None:
+    """The issue's history: e2e (after ui and tests) reported done while ui is still claimed; a success right after
+    a failure; failures of never-claimed work. None of it is written; the agents' histories stay empty."""
+    sw = await board(client, 3, [{"id": "ui", "description": "build the ui"},
+                                 {"id": "tests", "description": "write the tests"},
+                                 {"id": "e2e", "description": "run e2e", "depends_on": ["ui", "tests"]}])
+    assert (await call(client, "next_task", swarm_id=sw, agent_id="agent-0"))["task"]["id"] == "ui"
+    text = await error(client, "report_outcome", swarm_id=sw, task_id="e2e", agent_id="agent-2", success=True)
+    assert "task 'e2e' is blocked (waiting for 'ui', 'tests')" in text and "nothing was recorded" in text
+    text = await error(client, "report_outcome", swarm_id=sw, task_id="ui", agent_id="agent-2", success=True)
+    assert "claimed by 'agent-0'" in text
+    for _ in range(5):
+        text = await error(client, "report_outcome", swarm_id=sw, task_id="tests", agent_id="agent-1", success=False)
+        assert "ready and held by nobody" in text
+    await call(client, "report_outcome", swarm_id=sw, task_id="ui", agent_id="agent-0", success=False)
+    text = await error(client, "report_outcome", swarm_id=sw, task_id="ui", agent_id="agent-0", success=True)
+    assert "already reported as a failure" in text
+    status = (await call(client, "swarm_status", swarm_id=sw))["swarm"]
+    assert [(a["successes"], a["failures"]) for a in status["agents"]] == [(0, 1), (0, 0), (0, 0)]
+    assert {t["id"]: (t["state"], t["attempts"]) for t in status["tasks"]} == {
+        "ui": ("ready", 1), "tests": ("ready", 0), "e2e": ("blocked", 0)}
+
+
+async def test_a_retried_report_gets_the_same_answer_and_one_row(client: Client) -> None:
+    sw = await board(client, 1, [{"id": "a", "description": "flaky"}])
+    await call(client, "next_task", swarm_id=sw, agent_id="agent-0")
+    first = await call(client, "report_outcome", swarm_id=sw, task_id="a", agent_id="agent-0", success=False,
+                       summary="timeout")
+    again = await call(client, "report_outcome", swarm_id=sw, task_id="a", agent_id="agent-0", success=False,
+                       summary="timeout")
+    assert again == first
+    status = (await call(client, "swarm_status", swarm_id=sw))["swarm"]
+    assert status["agents"][0]["failures"] == 1 and status["tasks"][0]["attempts"] == 1
+
+
+async def test_leases_renew_expire_release_and_reassign(client: Client, clock: FakeClock) -> None:
+    sw = await board(client, 2, [{"id": "a", "description": "long job"}, {"id": "b", "description": "other"}])
+    claim = await call(client, "next_task", swarm_id=sw, agent_id="agent-0", lease_seconds=60)
+    assert claim["task"]["id"] == "a" and claim["claim"] == 1
+    for _ in range(3):
+        clock.advance(45)
+        assert (await call(client, "renew_lease", swarm_id=sw, task_id="a", agent_id="agent-0",
+                           lease_seconds=60))["lease_expires_in_s"] == 60
+    clock.advance(61)  # no heartbeat: the lease runs out
+    text = await error(client, "renew_lease", swarm_id=sw, task_id="a", agent_id="agent-0")
+    assert "lease expired 1 s ago" in text
+    status = (await call(client, "swarm_status", swarm_id=sw, state=["ready"]))["swarm"]
+    assert [t["id"] for t in status["tasks"]] == ["a", "b"] and "expired" in status["tasks"][0]["last_error"]
+    assert (await call(client, "next_task", swarm_id=sw, agent_id="agent-1"))["task"]["id"] == "b"
+    released = await call(client, "release_task", swarm_id=sw, task_id="b", agent_id="agent-1", reason="blocked")
+    assert released["state"] == "ready" and released["attempts"] == 0
+    moved = await call(client, "reassign_task", swarm_id=sw, task_id="b", to_agent="agent-0")
+    assert moved["assignee"] == "agent-0"
+    assert (await call(client, "next_task", swarm_id=sw, agent_id="agent-0"))["task"]["id"] == "b"
+    assert "claimed by 'agent-0'" in await error(client, "reassign_task", swarm_id=sw, task_id="b")
+
+
+async def test_work_pinned_to_an_absent_agent_is_taken_after_the_grace(client: Client, clock: FakeClock) -> None:
+    sw = await board(client, 2, [{"id": "a", "description": "x"}, {"id": "b", "description": "y"}])
+    assert (await call(client, "next_task", swarm_id=sw, agent_id="agent-1"))["task"]["id"] == "b"
+    await call(client, "report_outcome", swarm_id=sw, task_id="b", agent_id="agent-1", success=True)
+    waiting = await call(client, "next_task", swarm_id=sw, agent_id="agent-1")
+    assert not waiting["claimed"] and "assigned to other agents" in waiting["reason"]
+    clock.advance(601)  # the default grace is 600 s; agent-0 has never shown up
+    taken = await call(client, "next_task", swarm_id=sw, agent_id="agent-1")
+    assert taken["claimed"] and taken["task"]["id"] == "a" and taken["taken_over_from"] == "agent-0"
+    assert "has not been seen" in taken["note"]
+
+
+async def test_default_status_of_a_64_task_board_fits_2k_tokens_and_pages_cover_it(client: Client) -> None:
+    agents = [{"role": r, "capabilities": [r]} for r in ("backend", "frontend", "testing", "devops") * 4]
+    sw = (await call(client, "spawn_swarm", name="big", agents=agents))["swarm_id"]
+    work = [{"description": f"Implement endpoint {i} for the billing service"} for i in range(64)]
+    await call(client, "coordinate", swarm_id=sw, tasks=work, strategy="round-robin")
+    for i in range(6):
+        await call(client, "next_task", swarm_id=sw, agent_id=f"agent-{i}")
+    result = await client.call_tool("swarm_status", {"swarm_id": sw})
+    size = answer_size(result)
+    assert size["tokens"] <= 2000, size
+    text = result.content[0].text
+    assert "tasks 1-10 of 64" in text and "claimed 6" in text and "{" not in text  # a rendering, not JSON
+    seen, cursor, pages = [], None, 0
+    while True:
+        args = {"swarm_id": sw, "limit": 25} | ({"cursor": cursor} if cursor else {})
+        page = (await call(client, "swarm_status", **args))["swarm"]
+        seen += [t["id"] for t in page["tasks"]]
+        pages += 1
+        assert page["tasks_matching"] == 64 and page["tasks_omitted"] == 64 - len(seen)
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3 and seen == [f"task-{i}" for i in range(64)]
+    claimed = (await call(client, "swarm_status", swarm_id=sw, state=["claimed"], limit=100))["swarm"]
+    assert [t["lease_owner"] for t in claimed["tasks"]] == [f"agent-{i}" for i in range(6)]
+    assert claimed["tasks_matching"] == 6 and claimed["next_cursor"] is None
+    mine = (await call(client, "swarm_status", swarm_id=sw, agent="agent-3"))["swarm"]
+    assert [t["id"] for t in mine["tasks"]] == ["task-3"]
+    assert "unknown agent 'ghost'" in await error(client, "swarm_status", swarm_id=sw, agent="ghost")

@@ -1,0 +1,37 @@
+"""Standing chaos tests (issue 10): bounded versions of `ansf bench --suite chaos`, same code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ansf_mcp.bench.chaos_suite import kill_soak, shared_directory
+
+
+def test_schema_fuzzing_finds_no_crash_partial_write_or_traceback(tmp_path: Path) -> None:
+    from ansf_mcp.bench.fuzz import fuzz_tools
+
+    report = fuzz_tools(tmp_path, examples_per_tool=25)
+    assert report["calls"] >= 25 * 10, report["per_tool"]
+    assert not report["crashes"], report["crashes"][:5]
+    assert not report["partial_writes"], report["partial_writes"][:5]
+    assert not report["tracebacks"], report["tracebacks"][:5]
+
+
+@pytest.mark.slow
+def test_sigkill_soak_loses_nothing_and_hands_out_nothing_twice(data_dir: Path) -> None:
+    result = kill_soak(data_dir, tasks=120, kills=8, batch=40, seed=1)
+    assert result["kills"] == 8
+    assert (result["lost"], result["succeeded_twice"], result["double_claims"], result["missing"]) == (
+        [], [], [], []), json.dumps(result)[:2000]
+
+
+@pytest.mark.slow
+def test_two_servers_on_one_data_directory_never_claim_a_task_twice(data_dir: Path) -> None:
+    result = shared_directory(data_dir, servers=2, tasks=150, agents_per_server=3)
+    assert not result["errors"], result["errors"]
+    assert result["duplicates"] == []
+    assert result["claims"] == 150 and result["states"] == {"succeeded": 150}
+    assert all(n > 0 for n in result["claims_per_server"]), "both servers should have claimed work"
