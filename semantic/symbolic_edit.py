@@ -28,6 +28,18 @@ READ_ONLY_MESSAGE = ("the semantic layer is read-only (setting ANSF_READ_ONLY=1)
                      "nothing was changed")
 
 
+def _python_names(text: str, name: str) -> bool:
+    """Whether `name` occurs in Python source as a NAME token (not in a string or comment)."""
+    import io
+    import tokenize
+
+    try:
+        return any(t.type == tokenize.NAME and t.string == name
+                   for t in tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return True
+
+
 class EditingMixin:
     """Needs from the service: root, read_only, cache, server(), _locate(), reference_list(), lines()."""
 
@@ -199,9 +211,33 @@ class EditingMixin:
             summary.append({"relative_path": frel, "edits": len(edits)})
         evicted = self._finish(changes, lang)
         total = sum(s["edits"] for s in summary)
+        note = f"renamed in {len(summary)} file(s), {total} edit(s)"
+        others = self._files_still_naming(loc.node["name"], lang, {ch.rel for ch in changes})
+        if others:
+            shown = ", ".join(others[:10]) + (f" and {len(others) - 10} more" if len(others) > 10 else "")
+            note += (f"; {len(others)} other file(s) still use the name {loc.node['name']!r} as code (other "
+                     f"symbols of that name, or uses the server did not resolve): {shown}")
         return {"action": "rename_symbol", "name_path": loc.name_path, "new_name": new_name, "files": summary,
-                "total_edits": total, "cache_entries_invalidated": evicted,
-                "note": f"renamed in {len(summary)} file(s), {total} edit(s)"}
+                "total_edits": total, "cache_entries_invalidated": evicted, "note": note}
+
+    def _files_still_naming(self, name: str, lang: str, changed: set[str]) -> list[str]:
+        """Files of `lang` outside the edit where `name` still occurs as a word (Python: as a NAME token)."""
+        from ansf_mcp.semantic.languages import LANGUAGE_EXTENSIONS
+        from ansf_mcp.semantic.paths import read_text, walk_files
+
+        word = re.compile(rf"(?<![\w$]){re.escape(name)}(?![\w$])")
+        out = []
+        for p in walk_files(self.root, self.root, LANGUAGE_EXTENSIONS[lang], limit=2_000):
+            rel = self.rel(p)
+            if rel is None or rel in changed:
+                continue
+            try:
+                text = read_text(p)[0]
+            except OSError:
+                continue
+            if word.search(text) and (lang != "python" or _python_names(text, name)):
+                out.append(rel)
+        return out
 
     def _workspace_edit_files(self, edit: Any) -> list[tuple[Path, str, list[dict]]]:
         """[(path, rel, text edits)] of a WorkspaceEdit, after checking every target is inside the project."""

@@ -58,8 +58,9 @@ class Side:
 class Ours(Side):
     name = "ours"
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, after_index: bool = False):
         self.data_dir = data_dir
+        self.after_index = after_index
 
     def params(self, project: Path) -> StdioServerParameters:
         return StdioServerParameters(command=sys.executable, args=["-m", "ansf_mcp", "serve", "--project",
@@ -251,6 +252,9 @@ async def measure(side: Side, root: Path, targets: list[dict[str, Any]], files: 
         pid = server_pid(marker) if isinstance(side, Ours) else server_pid("start-mcp-server")
         sampler = TreePeak(pid)
         heavy = targets[0]
+        if isinstance(side, Ours) and side.after_index:
+            say(f"{side.name}: waiting for the background index")
+            out["index_s"] = await _wait_for_index(client)
         say(f"{side.name}: first heavy query ({heavy['name']})")
         t1 = time.perf_counter()
         first = await _query_refs(client, side, heavy)
@@ -290,6 +294,18 @@ async def measure(side: Side, root: Path, targets: list[dict[str, Any]], files: 
     out["cache_bytes"] = dir_bytes(cache) if cache.exists() else 0
     out["cache_inside_repository"] = cache.is_relative_to(root)
     return out
+
+
+async def _wait_for_index(client: Client, limit_s: float = 600) -> float | None:
+    """Seconds the background index took (system_status reports it), or None when it did not finish."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit_s:
+        r = await client.call_tool("system_status", {})
+        index = (((r.structured_content or {}).get("components") or {}).get("semantic") or {}).get("index") or {}
+        if index.get("state") in ("done", "stopped"):
+            return index.get("seconds")
+        await anyio.sleep(0.5)
+    return None
 
 
 async def _query_refs(client: Client, side: Side, t: dict[str, Any]) -> set[tuple[str, int]]:
@@ -342,7 +358,7 @@ def scratch_copy(src: Path, dst: Path) -> Path:
 
 
 async def compare(repos: list[Path], serena_exe: str | None, serena_home: Path, work: Path,
-                  rename: list[str], test_cmd: str | None, say) -> dict[str, Any]:
+                  rename: list[str], test_cmd: str | None, say, after_index: bool = False) -> dict[str, Any]:
     report: dict[str, Any] = {"repositories": {}, "renames": []}
     for repo in repos:
         repo = repo.resolve()
@@ -352,7 +368,7 @@ async def compare(repos: list[Path], serena_exe: str | None, serena_home: Path, 
                   if "test" not in f and f not in files][:2]
         patterns = [rf"\b{targets[0]['name']}\(", r"def __init__\(", r"TODO|FIXME"]
         entry: dict[str, Any] = {"targets": targets, "files": files, "python_files": len(list(repo.rglob("*.py")))}
-        sides: list[Side] = [Ours(work / f"{repo.name}-data")]
+        sides: list[Side] = [Ours(work / f"{repo.name}-data", after_index)]
         if serena_exe:
             sides.append(Serena(serena_exe, serena_home))
         for side in sides:
@@ -387,13 +403,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rename", action="append", default=[], help="REPO:NAME_PATH:FILE:NEW_NAME")
     ap.add_argument("--test-cmd", help="run in the renamed copy afterwards, e.g. 'python -m pytest -q -x'")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--after-index", action="store_true",
+                    help="ours: wait for the background index before the first heavy query (and report its time)")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="ansf-vs-serena-"))
 
     def say(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
-    report = anyio.run(compare, args.repos, args.serena, args.serena_home, work, args.rename, args.test_cmd, say)
+    report = anyio.run(compare, args.repos, args.serena, args.serena_home, work, args.rename, args.test_cmd, say,
+                       args.after_index)
     report["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
     text = json.dumps(report, indent=2, default=str)
     if args.json:

@@ -141,6 +141,7 @@ async def test_rename_over_the_project(env):
     r = await ok(server, "rename_symbol", {"name_path": "scale", "relative_path": "src/geo/units.py",
                                            "new_name": "rescale"})
     assert r["total_edits"] == 16 and len(r["files"]) == 8  # 15 references + the definition
+    assert "still use" not in r["note"]
     assert name_lines(root, "scale") == set()
     assert name_lines(root, "rescale") == truth
     changed = {k for k, v in snapshot(root).items() if before.get(k) != v}
@@ -263,3 +264,12 @@ async def test_references_after_edits_are_fresh(env):
     await ok(server, "insert_after_symbol", {**args, "body": "def uses():\n    return make_id('x')"})
     r = await ok(server, "find_references", args)
     assert r["total"] == 3 and ("src/geo/base.py", "uses") in [(x["relative_path"], x["symbol"]) for x in flat(r)]
+
+
+async def test_rename_says_which_files_still_use_the_old_name(env):
+    server, _, root = env
+    (root / "src/geo/other.py").write_text("def scale(x):\n    return x\n\n\nY = scale(2)  # scale\n")
+    r = await ok(server, "rename_symbol", {"name_path": "scale", "relative_path": "src/geo/units.py",
+                                           "new_name": "rescale"})
+    assert "src/geo/other.py" not in [f["relative_path"] for f in r["files"]]
+    assert "1 other file(s) still use the name 'scale'" in r["note"] and "src/geo/other.py" in r["note"]
