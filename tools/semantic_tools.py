@@ -53,7 +53,8 @@ Body = Annotated[str, Field(min_length=1, max_length=200_000,
 PAGE_SHARE = 0.4  # first page budget, in JSON characters of its items, as a share of the cap on what is sent
 PROGRESS_EVERY_S = 1.0
 # Whole-project calls (many language-server requests, each under its own timeout) get a longer deadline.
-LONG_CALLS = frozenset({"find_references", "rename_symbol", "safe_delete_symbol", "search_for_pattern"})
+LONG_CALLS = frozenset({"find_references", "rename_symbol", "safe_delete_symbol", "search_for_pattern", "find_symbol",
+                        "symbols_overview"})  # the last two when they scan a folder or the whole project
 LONG_CALL_FACTOR = 6
 
 

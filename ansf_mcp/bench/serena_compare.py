@@ -143,21 +143,23 @@ def serena_ref_lines(text: str) -> set[tuple[str, int]]:
     return out
 
 
-def peak_rss_mib(pid: int) -> float:
-    """Sum over the process tree of each process's peak resident set (VmHWM)."""
-    total = 0
+def peak_rss_mib(pid: int) -> dict[str, float]:
+    """Peak resident set (VmHWM) of the server process and of its children (the language servers), MiB."""
+    out = {"server": 0.0, "children": 0.0}
     try:
         procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
     except psutil.Error:
-        return 0.0
+        return out
     for p in procs:
         try:
             with open(f"/proc/{p.pid}/status") as fh:
                 hwm = [ln for ln in fh if ln.startswith("VmHWM:")]
-            total += int(hwm[0].split()[1]) if hwm else 0
+            kib = int(hwm[0].split()[1]) if hwm else 0
         except OSError:
             continue
-    return round(total / 1024, 1)
+        out["server" if p.pid == pid else "children"] += round(kib / 1024, 1)
+    out["total"] = round(out["server"] + out["children"], 1)
+    return out
 
 
 class TreePeak:
@@ -287,7 +289,7 @@ async def measure(side: Side, root: Path, targets: list[dict[str, Any]], files: 
                 await _query_refs(client, side, t)
                 add("references", "warm", time.perf_counter() - t1)
         out["peak_rss_mib_sampled"] = sampler.stop()
-        out["peak_rss_mib_vmhwm_sum"] = peak_rss_mib(pid)
+        out["peak_rss_mib_vmhwm"] = peak_rss_mib(pid)
     out["latency_ms"] = {tool: {kind: _ms(v) for kind, v in kinds.items() if v}
                          for tool, kinds in samples.items()}
     cache = side.cache_dir(root)
