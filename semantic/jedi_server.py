@@ -10,6 +10,9 @@ Stock jedi gets two things wrong on a real project, and both are fixed here befo
   them shadow a project that *is* that package: a definition lands on an import line of `__init__.py` (or in
   the stub) instead of the module that defines the name. Here a bundled stub is not used for a module whose
   source lives in the project.
+- Forward references. A name used above its module-level definition (annotations under `from __future__ import
+  annotations`) resolves to nothing where it stands, so its uses were missing from references; such a name is
+  looked up again in the whole module.
 - Reference search. jedi parses at most 30 other files that contain the name (`_PARSED_FILE_LIMIT`), so a name
   used in 34 files loses the rest silently. The limit comes from `ANSF_JEDI_PARSE_LIMIT` (default 2000, the
   semantic layer's scan limit); the opened-file limit follows.
@@ -20,7 +23,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-WRAPPER_VERSION = "ansf-jedi-3"  # part of the cache fingerprint: change it when the patches change answers
+WRAPPER_VERSION = "ansf-jedi-4"  # part of the cache fingerprint: change it when the patches change answers
 DEFAULT_PARSE_LIMIT = 2000
 
 
@@ -31,6 +34,22 @@ def patch_jedi(parse_limit: int) -> None:
 
     references._PARSED_FILE_LIMIT = max(1, parse_limit)
     references._OPENED_FILE_LIMIT = max(references._OPENED_FILE_LIMIT, 5 * parse_limit)
+
+    find_names = references._find_names
+
+    def _find_names(module_context, tree_name):
+        found = find_names(module_context, tree_name)
+        if len(found) > 1 or tree_name.parent is None:
+            return found
+        # Unresolved where it stands: a forward reference (an annotation under `from __future__ import
+        # annotations`, a string-free `-> Later`) names a module-level definition further down the file.
+        try:
+            later = module_context.goto(tree_name, None)
+        except Exception:
+            return found
+        return found | set(references._resolve_names(later)) if later else found
+
+    references._find_names = _find_names
 
     original = Project._get_sys_path
 

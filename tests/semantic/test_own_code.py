@@ -119,3 +119,25 @@ def test_wrapper_keeps_stdout_for_the_protocol():
     out = subprocess.run([sys.executable, "-c", "import ansf_mcp.semantic.jedi_server"], capture_output=True,
                          text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}, check=True)
     assert out.stdout == ""
+
+
+async def test_forward_references_in_annotations_are_found(tmp_path):
+    """`from __future__ import annotations`: a class used in annotations above its definition (stock jedi
+    resolves those uses to nothing and leaves them out)."""
+    proj = tmp_path / "fwd"
+    (proj / "fwd").mkdir(parents=True)
+    (proj / "fwd/__init__.py").write_text("")
+    (proj / "fwd/model.py").write_text(
+        "from __future__ import annotations\n\n\n"
+        "def first(items: list[Later]) -> Later | None:\n    return items[0] if items else None\n\n\n"
+        "class Holder:\n    def __init__(self, later: Later) -> None:\n        self.later = later\n\n\n"
+        "class Later:\n    pass\n")
+    (proj / "fwd/use.py").write_text("from fwd.model import Later\n\nITEMS: list[Later] = [Later()]\n")
+    server, _app, service = build(proj, tmp_path / "data")
+    try:
+        r = await ok(server, "find_references", {"name_path": "Later", "relative_path": "fwd/model.py"})
+        got = {(x["relative_path"], x["line"]) for x in flat(r)}
+        assert got == name_lines(proj, "Later") - {("fwd/model.py", 13)}
+        assert r["total"] == 6  # two on line 4, one on line 9; in use.py the import and two on line 3
+    finally:
+        service.shutdown()
