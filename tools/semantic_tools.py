@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import queue
+import shutil
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -81,7 +82,7 @@ class _LazyService:
             return {"started": False, "note": "no semantic query yet; language servers start on first use"}
         return self._service.status()
 
-    def start_indexing(self, root: Any, budget: Callable[[], int]) -> threading.Thread:
+    def start_indexing(self, root: Any, budget: Callable[[], int], data_dir: Any = None) -> threading.Thread:
         """Index the project in a daemon thread (the service and its language servers start there, and only when
         the project has source files of a served language: an idle server elsewhere stays light)."""
 
@@ -91,6 +92,10 @@ class _LazyService:
 
             try:
                 if not any(True for _ in walk_files(root, root, SOURCE_EXTENSIONS, limit=1)) or budget() == 0:
+                    return
+                if data_dir is not None and low_on_disk(Path(data_dir)):
+                    log.warning("semantic index skipped: less than %d MB free under %s (the cache would take "
+                                "room the store needs)", INDEX_MIN_FREE_BYTES // 10**6, data_dir)
                     return
                 self.get().index(budget, self._stop)
             except Exception:  # an index is an optimisation: log, never crash the server
@@ -241,11 +246,26 @@ def register(tools: Toolbox, app: Any) -> None:
     _register(tools, app, lazy)
     starts = getattr(app, "on_start", None)
     if getattr(settings, "semantic_index", False) and isinstance(starts, list):
-        starts.append(lambda: lazy.start_indexing(settings.project_root, lambda: index_budget(app)))
+        if root_refusal(settings.project_root) is None:
+            starts.append(lambda: lazy.start_indexing(settings.project_root, lambda: index_budget(app),
+                                                      settings.data_dir))
 
 
 # Files the background index may parse, per operating phase: none when memory is critical.
 INDEX_FILES = {"critical": 0, "enhanced": 500, "optimal": 2_000}
+
+
+INDEX_MIN_FREE_BYTES = 100_000_000  # the index fills the cache (<= 25 MB); never on a nearly full disk
+
+
+def low_on_disk(data_dir: Path) -> bool:
+    probe = data_dir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return shutil.disk_usage(probe).free < INDEX_MIN_FREE_BYTES
+    except OSError:
+        return True
 
 
 def index_budget(app: Any) -> int:
@@ -554,7 +574,7 @@ def _register(tools: Toolbox, app: Any, lazy: _LazyService) -> None:
                                                               "'src/**/*.ts'")] = None,
         exclude_glob: Annotated[str | None, Field(description="skip files matching this glob")] = None,
         context_lines: Annotated[int, Field(ge=0, le=10, description="lines of context before and after")] = 0,
-        ignore_case: bool = False,
+        ignore_case: Annotated[bool, Field(description="match letters regardless of case")] = False,
         code_only: Annotated[bool, Field(description="only source files of the supported languages")] = False,
         cursor: Annotated[str | None, Field(description="next_cursor of the previous page")] = None,
     ) -> PatternMatches:
