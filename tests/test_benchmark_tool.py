@@ -85,3 +85,13 @@ async def test_benchmark_can_be_cancelled(client: Client, settings) -> None:
     store = Store(settings.db_path)
     with store.reading() as conn:
         assert conn.execute("SELECT COUNT(*) FROM benchmark_runs").fetchone()[0] == 0
+
+
+async def test_the_description_says_what_is_simulated_and_the_suites_are_the_runner_s(client: Client) -> None:
+    from ansf_mcp.bench.runner import SUITE_NAMES
+
+    tool = next(t for t in (await client.list_tools()).tools if t.name == "benchmark")
+    assert "SIMULATED episodes" in tool.description and "real git history" in tool.description
+    assert "phase matrix (quality simulated)" in tool.description
+    assert len(tool.description) < 300, "every tool description costs client context"
+    assert set(tool.input_schema["properties"]["suite"]["enum"]) == set(SUITE_NAMES)

@@ -17,7 +17,8 @@ from pydantic import BaseModel, Field
 from ansf_mcp.bench.context import BenchCancelled, SuiteContext
 from ansf_mcp.runtime import Runtime
 
-Suite = Literal["mcp", "coordination", "semantic", "memory", "phases", "all"]
+# runner.SUITE_NAMES, spelled out: importing the runner pulls in numpy, which an idle server should not carry.
+Suite = Literal["mcp", "coordination", "replay", "semantic", "memory", "phases", "chaos", "all"]
 RunState = Literal["running", "cancelling", "succeeded", "failed", "cancelled"]
 RunId = Annotated[str, Field(pattern=r"^bench-[0-9a-f]{12}$", description="the run_id benchmark() returned")]
 
@@ -119,13 +120,14 @@ def register(tools: Toolbox, app: Runtime) -> None:
 
     @tools.add(Kind.WRITE, "Start a benchmark")
     async def benchmark(
-        suite: Annotated[Suite, Field(description="which suite: mcp, coordination, semantic, memory, phases or all")]
+        suite: Annotated[Suite, Field(description="which suite: mcp, coordination (simulated episodes), replay "
+                                                   "(the project's real git history), semantic, memory, phases or all")]
         = "mcp",
         quick: Annotated[bool, Field(description="fewer repetitions (seconds to a minute, not many minutes)")] = True,
     ) -> BenchmarkRun:
-        """Start measuring this server in the background (mcp latency, coordination quality vs oracle and
-        baselines, semantic tools, memory, the phase matrix, or all); returns a run_id at once. Follow it with
-        benchmark_status; the report is stored for comparison."""
+        """Measure this server in the background: mcp latency, coordination vs oracle on SIMULATED episodes, replay
+        (top-1 on real git history), semantic tools, memory, the phase matrix (quality simulated), or all. Returns
+        a run_id at once; follow it with benchmark_status."""
         with lock:
             busy = [r for r in runs.values() if r.state in ("running", "cancelling")]
             if busy:

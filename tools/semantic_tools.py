@@ -460,6 +460,8 @@ class _Publisher:
             return True
 
     def now(self, final: bool = False) -> None:
+        if final and self._last == 0.0:
+            return  # never used here: nothing to report, and a watcher keeps saying so
         try:
             status = self.lazy.status()
             if final:

@@ -124,6 +124,7 @@ def prepare(
     pair: np.ndarray | None = None,
     agents: list[int] | None = None,
     tasks: list[int] | None = None,
+    seq_history: int = MAX_HISTORY,
 ) -> Prepared:
     """Arrays of one block (<= 16 agents; `agents`/`tasks` pick the block out of a larger episode, whose
     comparisons `cmp` and `pair` features were computed once). `slots` permutes agent slots (training),
@@ -153,8 +154,9 @@ def prepare(
     types: list[int] = []
     pos: list[int] = []
     agent_item = np.empty(n_a, dtype=np.int64)
-    # The comparisons keep up to MAX_COMPARED_HISTORY past tasks; the sequence holds the last MAX_HISTORY.
-    hists = [episode.agents[i].history[-MAX_HISTORY:] for i in agents]
+    # The comparisons keep up to MAX_COMPARED_HISTORY past tasks; the sequence holds the last `seq_history`.
+    keep = min(seq_history, MAX_HISTORY)
+    hists = [episode.agents[i].history[-keep:] if keep else [] for i in agents]
     h_max = max((len(h) for h in hists), default=0)
     hist_item = np.full((n_a, max(h_max, 1)), -1, dtype=np.int64)
     hist_y = np.zeros((n_a, max(h_max, 1)), dtype=np.float32)
@@ -219,13 +221,13 @@ def _token_words(ids: list[int], word_level: list[int]) -> list[int]:
     return out
 
 
-def blocks(episode: Episode) -> list[tuple[list[int], list[int]]]:
+def blocks(episode: Episode, seq_history: int = MAX_HISTORY) -> list[tuple[list[int], list[int]]]:
     """(agent indices, task indices) of each block: <= 16 agents, and tasks chunked to fit 1024 items."""
     n_a, n_t = len(episode.agents), len(episode.tasks)
     out = []
     for a0 in range(0, n_a, MAX_AGENTS):
         agents = list(range(a0, min(a0 + MAX_AGENTS, n_a)))
-        used = sum(1 + min(len(episode.agents[i].history), MAX_HISTORY) for i in agents)
+        used = sum(1 + min(len(episode.agents[i].history), seq_history, MAX_HISTORY) for i in agents)
         room = max(MAX_SEQ - used, 1)
         for t0 in range(0, max(n_t, 1), room):
             out.append((agents, list(range(t0, min(t0 + room, n_t)))))

@@ -58,9 +58,10 @@ def predict(net, episode: Episode, comparisons=None) -> np.ndarray:
         return p
     cmp = comparisons or Comparisons(episode)
     pair = F.pair_features(episode, cmp)
-    for agents, tasks in F.blocks(episode):
+    keep = net.cfg.seq_history
+    for agents, tasks in F.blocks(episode, keep):
         if tasks:
-            prep = F.prepare(episode, cmp=cmp, pair=pair, agents=agents, tasks=tasks)
+            prep = F.prepare(episode, cmp=cmp, pair=pair, agents=agents, tasks=tasks, seq_history=keep)
             logits = net(F.collate([prep]))[0]
             p[np.ix_(agents, tasks)] = torch.sigmoid(logits).double().numpy()
     return p

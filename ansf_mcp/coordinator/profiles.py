@@ -26,6 +26,9 @@ class NetConfig:
     cmp_dim: int = 64
     pair_hidden: int = 128
     dropout: float = 0.0
+    # Past tasks per agent the sequence holds (newest first; at most 63). Statistics over the longer history
+    # reach the pair head through the pair features either way.
+    seq_history: int = 63
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -43,6 +46,8 @@ class Training:
     # Share of each batch drawn from replayed git history (the rest: the broad synthetic family).
     replay_share: float = 0.5
     synthetic_episodes: int = 4000
+    # Share of the simulated episodes from the broad family (the rest: the classic simulator).
+    family_share: float = 0.5
     # Synthetic episodes with every word renamed to a nonce word: compare in context, do not memorise words.
     nonce_frac: float = 0.4
     max_agents: int = 12
@@ -78,8 +83,12 @@ SPEC = Network(
 )
 STUDENT = Network(
     name="student",
-    config=NetConfig(d_model=128, heads=4, layers=2, ff=512, cmp_heads=4, cmp_dim=32, pair_hidden=64),
-    training=Training(steps=3000, batch=16, lr=2e-3, embed_lr_mult=5.0, max_agents=12, max_tasks=16),
+    config=NetConfig(
+        d_model=128, heads=4, layers=2, ff=512, cmp_heads=4, cmp_dim=32, pair_hidden=64, seq_history=24
+    ),
+    training=Training(
+        steps=2500, batch=16, lr=2e-3, embed_lr_mult=5.0, replay_share=0.4, max_agents=12, max_tasks=16
+    ),
     inference_threads=1,
     summary="compact network (128/4/2) with the same inputs, trained on the same data",
 )

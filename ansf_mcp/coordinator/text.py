@@ -6,8 +6,8 @@ Two views of a text:
   paths, ``CamelCase``, ``fix:`` prefixes — and, in people's own commit subjects, how they write).
 Both are hashed into a fixed space, so nothing is fitted globally and nothing drifts; each decision builds its own
 sparse matrices over the ids its texts use. Bags are cached per text: agents' histories recur across decisions.
-Only the first MAX_FEATURE_CHARS characters of a text are compared, which bounds memory and time per decision
-whatever the accepted text size.
+Only the first MAX_FEATURE_CHARS characters of a text are read for words and MAX_CHAR_VIEW for characters, and a
+decision's total is capped (DECISION_BUDGET), which bounds memory and time whatever the accepted input size.
 """
 
 from __future__ import annotations
@@ -27,7 +27,12 @@ STOPWORDS = frozenset(
     "via not no so than then when while after before about".split()
 )
 MAX_FEATURE_CHARS = 2_000
-_HASH_BITS = 24
+# Character n-grams of a text: its first 500 characters (a task's gist; about 1 500 n-grams).
+MAX_CHAR_VIEW = 500
+# Characters one decision compares in all, per view: past this, every text is cut shorter (bounded time and
+# memory for the largest episode the format accepts; ordinary decisions stay far below it).
+DECISION_BUDGET = 600_000
+_HASH_BITS = 20
 _CHAR_N = (2, 3, 4)
 
 
@@ -63,38 +68,42 @@ def _token_grams(token: str) -> tuple[int, ...]:
 @lru_cache(maxsize=100_000)
 def word_bag(text: str) -> np.ndarray:
     """Hashed ids of the content words of a text (one per occurrence)."""
-    return np.fromiter((_hash(w) for w in words(text[:MAX_FEATURE_CHARS])), dtype=np.int64)
+    return np.fromiter((_hash(w) for w in words(text)), dtype=np.int64)
 
 
 @lru_cache(maxsize=100_000)
 def char_bag(text: str) -> np.ndarray:
     """Hashed ids of the character n-grams of a text (one per occurrence)."""
     ids: list[int] = []
-    for token in text[:MAX_FEATURE_CHARS].split():
+    for token in text.split():
         ids.extend(_token_grams(token))
     return np.fromiter(ids, dtype=np.int64, count=len(ids))
 
 
-BAGS = {"words": word_bag, "chars": char_bag}
+# kind -> (bag, characters of a text it reads at most)
+BAGS = {"words": (word_bag, MAX_FEATURE_CHARS), "chars": (char_bag, MAX_CHAR_VIEW)}
 
 
 class SparseTexts:
     """One decision's texts as a sparse count matrix over the ids they use, and its TF-IDF rows."""
 
     def __init__(self, texts: Sequence[str], kind: str = "words"):
-        bag = BAGS[kind]
-        bags = [bag(t) for t in texts]
+        bag, cap = BAGS[kind]
+        cap = max(100, min(cap, DECISION_BUDGET // max(len(texts), 1)))
+        bags = [bag(t[:cap]) for t in texts]
         lengths = np.fromiter((len(b) for b in bags), dtype=np.int64, count=len(bags))
         flat = np.concatenate(bags) if bags else np.zeros(0, dtype=np.int64)
-        vocab, cols = np.unique(flat, return_inverse=True)
+        # The ids this decision uses, numbered densely: linear time (a sort of millions of ids is not).
+        present = np.bincount(flat, minlength=1 << _HASH_BITS) > 0
+        column = np.cumsum(present) - 1
+        cols = column[flat]
+        n_vocab = int(present.sum())
         rows = np.repeat(np.arange(len(bags)), lengths)
-        self.counts = sparse.csr_matrix(
-            (np.ones(len(flat)), (rows, cols.ravel())), shape=(len(bags), len(vocab))
-        )
+        self.counts = sparse.csr_matrix((np.ones(len(flat)), (rows, cols)), shape=(len(bags), n_vocab))
         self.counts.sum_duplicates()
         self.lengths = lengths
         n = max(len(bags), 1)
-        df = np.bincount(self.counts.indices, minlength=len(vocab))
+        df = np.bincount(self.counts.indices, minlength=n_vocab)
         self.idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
         tf = self.counts.copy()
         tf.data = 1.0 + np.log(tf.data)  # sublinear: a word said twice is not twice the topic

@@ -44,31 +44,43 @@ class AlertRule:
 
 
 RULES: tuple[AlertRule, ...] = (
-    AlertRule("coordination_accuracy", "coordination accuracy", "coordination_accuracy", "below",
-              "coordination_accuracy_min", severity="critical"),
-    AlertRule("neural_accuracy", "neural accuracy", "neural_accuracy", "below", "neural_accuracy_min"),
+    AlertRule("calibration", "calibration: Brier score", "calibration_brier", "above",
+              "calibration_brier_max", severity="critical"),
+    AlertRule("neural_accuracy", "neural: share of outcomes called right", "neural_accuracy", "below",
+              "neural_accuracy_min"),
     AlertRule("coordinate_p95", "coordinate p95 latency", "coordinate_p95_ms", "above",
               "coordinate_p95_max_ms", unit=" ms"),
     AlertRule("system_efficiency", "system efficiency", "efficiency", "below", "efficiency_min"),
 )
 
 
-def live_figures(store: Store, config: DashboardConfig, now: float | None = None) -> dict[str, metrics.Figure]:
+@dataclass
+class Measured:
+    figures: dict[str, metrics.Figure]
+    calibration: dict[str, Any]
+
+
+def measure(store: Store, config: DashboardConfig, now: float | None = None) -> Measured:
+    """The live figures and the calibration table they come from, in one read of the store."""
     now = time.time() if now is None else now
     since = now - config.alert_window_s
     with store.reading() as conn:
-        accuracy = metrics.coordination_accuracy(conn, since, config.min_samples)
-        neural, brier = metrics.neural_accuracy(conn, since, config.min_samples)
+        table = metrics.calibration(conn, since, config.min_samples)
         latency = metrics.coordinate_latency(conn, since, config.min_samples)
         eff = metrics.efficiency(conn, since, config.min_samples)
-    return {
-        "coordination_accuracy": accuracy,
-        "neural_accuracy": neural,
-        "neural_brier": brier,
+    cal = metrics.calibration_figures(table, max(config.calibration_min_samples, config.min_samples))
+    figures = {
+        "calibration_brier": cal["calibration_brier"],
+        "neural_accuracy": cal["neural_accuracy"],
         "coordinate_p50_ms": latency["p50"],
         "coordinate_p95_ms": latency["p95"],
         "efficiency": eff,
     }
+    return Measured(figures, table)
+
+
+def live_figures(store: Store, config: DashboardConfig, now: float | None = None) -> dict[str, metrics.Figure]:
+    return measure(store, config, now).figures
 
 
 def open_alerts(store: Store) -> list[dict[str, Any]]:
@@ -99,6 +111,7 @@ def check(
     figures = live_figures(store, config, now) if figures is None else figures
     currently_open = {a["name"] for a in open_alerts(store)}
     wanted: list[tuple[AlertRule, str]] = []
+    retired = currently_open - {rule.name for rule in RULES}
     for rule in RULES:
         fig = figures[rule.figure]
         is_open = rule.name in currently_open
@@ -106,10 +119,15 @@ def check(
             wanted.append((rule, "raise"))
         elif is_open and (fig.value is None or rule.recovered(fig.value, config)):
             wanted.append((rule, "clear"))
-    if not wanted:
+    if not wanted and not retired:
         return figures, []
     events: list[dict[str, Any]] = []
     with store.transaction() as conn:
+        for name in sorted(retired):  # raised by an earlier version under a rule that no longer exists
+            for row in conn.execute("SELECT id FROM alerts WHERE name = ? AND cleared_at IS NULL", (name,)).fetchall():
+                conn.execute("UPDATE alerts SET cleared_at = ? WHERE id = ?", (now, row["id"]))
+                events.append({"event": "cleared", "id": row["id"], "name": name,
+                               "reason": "this alert no longer exists (replaced in this version)", "at": now})
         for rule, action in wanted:
             row = conn.execute(
                 "SELECT id FROM alerts WHERE name = ? AND cleared_at IS NULL ORDER BY id DESC LIMIT 1", (rule.name,)
@@ -117,8 +135,9 @@ def check(
             fig = figures[rule.figure]
             threshold = rule.threshold(config)
             if action == "raise" and row is None:
+                about = f" of {fig.strategy}" if fig.strategy else ""
                 message = (
-                    f"{rule.label} {_fmt(fig.value)}{rule.unit} is {rule.direction} {_fmt(threshold)}{rule.unit} "
+                    f"{rule.label}{about} {_fmt(fig.value)}{rule.unit} is {rule.direction} {_fmt(threshold)}{rule.unit} "
                     f"({fig.samples} samples in the last {config.alert_window_s:g} s)"
                 )
                 cur = conn.execute(
@@ -150,11 +169,15 @@ def with_live_text(active: list[dict[str, Any]], figures: dict[str, metrics.Figu
             continue
         t, h = rule.threshold(config), config.hysteresis
         clear = t * (1 + h) if rule.direction == "below" else t * (1 - h)
-        now = (f"{_fmt(fig.value)}{rule.unit} now ({fig.samples} samples in the last {config.alert_window_s:g} s)"
-               if fig.value is not None else f"no figure now ({fig.note})")
-        message = (f"{rule.label} {now}; alert {rule.direction} {_fmt(t)}{rule.unit}, clears "
-                   f"{'at or above' if rule.direction == 'below' else 'at or below'} {_fmt(clear)}{rule.unit}; "
-                   f"raised at {_fmt(alert.get('value'))}{rule.unit}")
+        about = f" of {fig.strategy}" if getattr(fig, "strategy", None) else ""
+        if fig.value is not None:
+            where = "is" if rule.breached(fig.value, config) else "is no longer"
+            now = (f"{_fmt(fig.value)}{rule.unit} now ({fig.samples} samples in the last {config.alert_window_s:g} s) "
+                   f"{where} {rule.direction} {_fmt(t)}{rule.unit}")
+        else:
+            now = f"has no figure now ({fig.note})"
+        message = (f"{rule.label}{about} {now}; clears {'at or above' if rule.direction == 'below' else 'at or below'}"
+                   f" {_fmt(clear)}{rule.unit}; raised at {_fmt(alert.get('value'))}{rule.unit}")
         out.append({**alert, "message": message, "raised_message": alert["message"], "current_value": fig.value,
                     "current_samples": fig.samples})
     return out

@@ -32,9 +32,9 @@ SERIES: dict[str, tuple[str, str]] = {
     "rate.outcomes_per_min": ("outcomes per minute", "1/min"),
     "latency.p50_ms": ("coordinate p50", "ms"),
     "latency.p95_ms": ("coordinate p95", "ms"),
-    "quality.coordination_accuracy": ("coordination accuracy", "ratio"),
-    "quality.neural_accuracy": ("neural accuracy", "fraction"),
-    "quality.neural_brier": ("neural Brier score", "score"),
+    **{f"calibration.{name}.brier": (f"{name}: Brier score on real outcomes", "score 0-1")
+       for name in metrics.PROBABILISTIC},
+    "quality.neural_accuracy": ("neural: share of outcomes called right", "fraction"),
     "quality.efficiency": ("system efficiency", "fraction"),
     "semantic.cache_hit_ratio": ("semantic cache hit ratio", "fraction"),
     "semantic.cache_bytes": ("semantic cache on disk", "bytes"),
@@ -75,7 +75,9 @@ class Collector:
                     return compute(conn)
             return run
 
-        figures = part("figures", lambda: alerts.live_figures(store, self.config, now), {})
+        measured = part("figures", lambda: alerts.measure(store, self.config, now), None)
+        figures = measured.figures if measured is not None else {}
+        calibration = measured.calibration if measured is not None else {"strategies": {}}
         memory = part("memory", self._memory, {})
         model_load = part("model_load", read(metrics.model_load), metrics.Figure(None, 0, "could not be read"))
         phase = part("phase", read(lambda conn: metrics.phase_info(self.app, conn)), {})
@@ -84,6 +86,9 @@ class Collector:
         elapsed = (now - self._last_ts) if self._last_ts else self.config.interval_s
         outcomes = part("outcomes", read(lambda conn: metrics.outcomes_since(conn, now - elapsed)), None)
         benchmark = part("benchmark", read(metrics.latest_benchmark), None)
+        replay = part("replay", read(metrics.latest_replay), None)
+        estimators = part("estimators", read(lambda conn: metrics.estimator_scores(conn, phase.get("neural_allowed"))),
+                          None)
         claims_rate = None
         if claims is not None and self._last_claims is not None and claims >= self._last_claims and elapsed > 0:
             claims_rate = (claims - self._last_claims) * 60.0 / elapsed
@@ -104,9 +109,8 @@ class Collector:
             "rate.outcomes_per_min": outcomes * 60.0 / elapsed if outcomes is not None and elapsed > 0 else None,
             "latency.p50_ms": fig("coordinate_p50_ms"),
             "latency.p95_ms": fig("coordinate_p95_ms"),
-            "quality.coordination_accuracy": fig("coordination_accuracy"),
+            **{f"calibration.{name}.brier": cell["brier"] for name, cell in calibration["strategies"].items()},
             "quality.neural_accuracy": fig("neural_accuracy"),
-            "quality.neural_brier": fig("neural_brier"),
             "quality.efficiency": fig("efficiency"),
         }
         if semantic and "error" not in semantic:
@@ -128,8 +132,11 @@ class Collector:
             "rates": {"claims_per_min": claims_rate, "outcomes_per_min": points.get("rate.outcomes_per_min"),
                       "claims_total": claims},
             "figures": {k: f.as_dict() for k, f in figures.items()},
+            "calibration": calibration,
+            "estimators": estimators,
             "benchmark": benchmark,
             "model_load": model_load.as_dict(),
+            "replay": replay,
             "semantic": semantic,
             "points": points,
             "trends": trends(history, now, self.config.trend_window_s),

@@ -6,9 +6,14 @@ documented in docs/DASHBOARD.md.
 
 from __future__ import annotations
 
+import logging
+import os
+
 from pydantic import BaseModel, Field
 
 from ansf_mcp.settings import layered
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8053
 
@@ -19,11 +24,18 @@ ENV_VARS: dict[str, str] = {
     "ANSF_DASHBOARD_RING_SIZE": "ring_size",
     "ANSF_ALERT_WINDOW_S": "alert_window_s",
     "ANSF_ALERT_MIN_SAMPLES": "min_samples",
-    "ANSF_ALERT_COORDINATION_ACCURACY": "coordination_accuracy_min",
+    "ANSF_ALERT_CALIBRATION_BRIER": "calibration_brier_max",
+    "ANSF_ALERT_CALIBRATION_MIN_SAMPLES": "calibration_min_samples",
     "ANSF_ALERT_NEURAL_ACCURACY": "neural_accuracy_min",
     "ANSF_ALERT_P95_MS": "coordinate_p95_max_ms",
     "ANSF_ALERT_EFFICIENCY": "efficiency_min",
     "ANSF_ALERT_HYSTERESIS": "hysteresis",
+}
+
+# Settings that are no longer read, and what replaced them (a warning at start names them).
+RETIRED_ENV_VARS: dict[str, str] = {
+    "ANSF_ALERT_COORDINATION_ACCURACY": "coordination accuracy (successes / sum of p_success, which could exceed 1) "
+    "was replaced by calibration on real outcomes: ANSF_ALERT_CALIBRATION_BRIER, ANSF_ALERT_CALIBRATION_MIN_SAMPLES",
 }
 
 
@@ -34,8 +46,14 @@ class DashboardConfig(BaseModel):
     ring_size: int = Field(default=1000, ge=10, le=100_000, description="points kept per series")
     alert_window_s: float = Field(default=900.0, gt=0, description="window of outcomes/decisions alerts read")
     min_samples: int = Field(default=10, ge=1, description="fewest outcomes/decisions before a figure can alert")
-    coordination_accuracy_min: float = 0.95
-    neural_accuracy_min: float = 0.85
+    calibration_brier_max: float = Field(
+        default=0.25, gt=0, le=1,
+        description="alert above: Brier score of a strategy's p_success on real outcomes (0.25 = always saying 0.5)",
+    )
+    calibration_min_samples: int = Field(
+        default=30, ge=1, description="fewest outcomes of one strategy in the window before its Brier can alert"
+    )
+    neural_accuracy_min: float = Field(default=0.85, ge=0, le=1)
     coordinate_p95_max_ms: float = 500.0
     efficiency_min: float = 0.90
     hysteresis: float = Field(
@@ -44,4 +62,7 @@ class DashboardConfig(BaseModel):
 
     @classmethod
     def load(cls, **overrides: object) -> DashboardConfig:
+        for env, why in RETIRED_ENV_VARS.items():
+            if os.environ.get(env):
+                log.warning("%s is set but no longer read: %s", env, why)
         return cls.model_validate(layered(ENV_VARS, overrides))

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ansf_mcp.board.lifecycle import state_counts
+from ansf_mcp.coordinator import scoring
+from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES, brier, log_loss
 
 PHASE_LEVELS = {"critical": 1, "enhanced": 2, "optimal": 3}
 
@@ -23,6 +25,7 @@ class Figure:
     value: float | None
     samples: int
     note: str = ""
+    strategy: str | None = None  # which strategy a per-strategy figure is about
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,37 +126,95 @@ def outcomes_since(conn: sqlite3.Connection, since: float) -> int:
 # --- live quality figures ---------------------------------------------------------------------------------------
 
 
-def coordination_accuracy(conn: sqlite3.Connection, since: float, min_samples: int) -> Figure:
-    """Realised successes ÷ expected successes (Σ p_success of the assignments whose outcomes came back)."""
-    row = conn.execute(
-        "SELECT COUNT(*) AS n, COALESCE(SUM(success), 0) AS s, COALESCE(SUM(p_success), 0) AS e "
-        "FROM outcomes WHERE p_success IS NOT NULL AND created_at >= ?",
-        (since,),
-    ).fetchone()
-    n, realised, expected = row["n"], row["s"], row["e"]
-    if n < min_samples or expected <= 0:
-        return Figure(None, n, f"{n} outcome(s) with an estimate in the window; {min_samples} needed")
-    return Figure(realised / expected, n, f"{realised} successes vs {expected:.2f} expected")
+# Strategies whose `p_success` is a probability. `auto` chooses among exactly the estimators that produce one (it
+# compares them by log-loss), so its candidates are that list; `tags` and `round-robin` report no p_success.
+PROBABILISTIC = AUTO_CANDIDATES
+# Equal-width bins of the predicted probability for the reliability curve.
+RELIABILITY_BINS = 10
 
 
-def neural_accuracy(conn: sqlite3.Connection, since: float, min_samples: int) -> tuple[Figure, Figure]:
-    """Share of outcomes the neural model called right (p > 0.5 ↔ success), and the Brier score beside it.
+def calibration(conn: sqlite3.Connection, since: float, min_samples: int) -> dict[str, Any]:
+    """How well each strategy's `p_success` matched REAL reported outcomes in the window.
 
-    Only outcomes of tasks whose assignment was decided by the neural strategy (tasks.strategy = 'neural').
+    Per probabilistic strategy (tasks.strategy joined to outcomes, outcomes.p_success not null): the number of
+    outcomes, the Brier score, the log-loss (clipped as the estimator scores are, scoring.EPS), the share called
+    right (p > 0.5 ↔ success), mean predicted p beside the observed success rate, and the reliability curve: per
+    equal-width bin of p, the mean predicted p, the observed success rate and the count. Scores need
+    `min_samples` outcomes; the count is always given. Every figure but log-loss lies in [0, 1].
     """
+    marks = ",".join("?" * len(PROBABILISTIC))
     rows = conn.execute(
-        "SELECT o.success AS success, o.p_success AS p FROM outcomes o "
+        "SELECT t.strategy AS strategy, o.p_success AS p, o.success AS success FROM outcomes o "
         "JOIN tasks t ON t.swarm_id = o.swarm_id AND t.id = o.task_id "
-        "WHERE o.p_success IS NOT NULL AND t.strategy = 'neural' AND o.created_at >= ?",
-        (since,),
+        f"WHERE o.p_success IS NOT NULL AND o.created_at >= ? AND t.strategy IN ({marks})",
+        (since, *PROBABILISTIC),
     ).fetchall()
-    n = len(rows)
-    if n < min_samples:
-        note = "no outcomes of neural decisions in the window" if n == 0 else f"{n} outcome(s); {min_samples} needed"
-        return Figure(None, n, note), Figure(None, n, note)
-    right = sum(1 for r in rows if (r["p"] > 0.5) == bool(r["success"]))
-    brier = sum((r["p"] - (1.0 if r["success"] else 0.0)) ** 2 for r in rows) / n
-    return Figure(right / n, n, f"{right} of {n} called right"), Figure(brier, n, "mean (p - outcome)^2")
+    total = conn.execute("SELECT COUNT(*) FROM outcomes WHERE created_at >= ?", (since,)).fetchone()[0]
+    by: dict[str, list[tuple[float, bool]]] = {}
+    for r in rows:
+        by.setdefault(r["strategy"], []).append((min(max(float(r["p"]), 0.0), 1.0), bool(r["success"])))
+    strategies = {}
+    for name in PROBABILISTIC:
+        pairs = by.get(name, [])
+        n = len(pairs)
+        entry: dict[str, Any] = {"outcomes": n, "brier": None, "log_loss": None, "called_right": None,
+                                 "mean_predicted": None, "observed_rate": None, "bins": []}
+        if n < min_samples:
+            entry["note"] = (f"no outcomes of {name} decisions in the window" if n == 0
+                             else f"{n} outcome(s); {min_samples} needed")
+        else:
+            entry.update(
+                brier=sum(brier(p, ok) for p, ok in pairs) / n,
+                log_loss=sum(log_loss(p, ok) for p, ok in pairs) / n,
+                called_right=sum(1 for p, ok in pairs if (p > 0.5) == ok) / n,
+                mean_predicted=sum(p for p, _ in pairs) / n,
+                observed_rate=sum(1 for _, ok in pairs if ok) / n,
+                bins=reliability(pairs),
+                note="",
+            )
+        strategies[name] = entry
+    return {
+        "strategies": strategies,
+        "bins": RELIABILITY_BINS,
+        "counted": len(rows),
+        "not_counted": total - len(rows),
+        "min_samples": min_samples,
+    }
+
+
+def reliability(pairs: list[tuple[float, bool]], bins: int = RELIABILITY_BINS) -> list[dict[str, float]]:
+    """Non-empty equal-width bins of p: [lo, hi), the last one closed; mean predicted p, observed rate, count."""
+    acc: dict[int, list[tuple[float, bool]]] = {}
+    for p, ok in pairs:
+        acc.setdefault(min(int(p * bins), bins - 1), []).append((p, ok))
+    return [
+        {"lo": k / bins, "hi": (k + 1) / bins, "n": len(v), "mean_predicted": sum(p for p, _ in v) / len(v),
+         "observed_rate": sum(1 for _, ok in v if ok) / len(v)}
+        for k, v in sorted(acc.items())
+    ]
+
+
+def calibration_figures(table: dict[str, Any], alert_min_samples: int) -> dict[str, Figure]:
+    """The alert's figure (the worst Brier among strategies with enough outcomes) and neural's share called right."""
+    strategies = table["strategies"]
+    ready = {k: v for k, v in strategies.items() if v["brier"] is not None and v["outcomes"] >= alert_min_samples}
+    if ready:
+        worst = max(ready, key=lambda k: ready[k]["brier"])
+        others = ", ".join(f"{k} {v['brier']:.3f}" for k, v in ready.items() if k != worst)
+        cal = Figure(ready[worst]["brier"], ready[worst]["outcomes"],
+                     f"Brier of {worst} (worst of the strategies in use)" + (f"; {others}" if others else ""),
+                     strategy=worst)
+    else:
+        seen = {k: v["outcomes"] for k, v in strategies.items() if v["outcomes"]}
+        have = ", ".join(f"{k} {n}" for k, n in seen.items()) or "none"
+        cal = Figure(None, max(seen.values(), default=0),
+                     f"outcomes with a probability in the window: {have}; {alert_min_samples} needed per strategy")
+    neural = strategies.get("neural") or {"outcomes": 0, "called_right": None, "note": "neural is not probabilistic"}
+    right = neural["called_right"]
+    acc = Figure(right, neural["outcomes"],
+                 f"{round(right * neural['outcomes'])} of {neural['outcomes']} called right (p > 0.5 ↔ success)"
+                 if right is not None else neural.get("note", ""))
+    return {"calibration_brier": cal, "neural_accuracy": acc}
 
 
 def coordinate_latency(conn: sqlite3.Connection, since: float, min_samples: int = 1) -> dict[str, Figure]:
@@ -197,17 +258,80 @@ def percentile(values: list[float], q: float) -> float:
     return float(s[lo] + (s[hi] - s[lo]) * (k - lo))
 
 
+# --- what auto learns from: per-swarm estimator scores ------------------------------------------------------------
+
+# Swarms shown (and exported to /metrics), newest first; the rest are counted.
+MAX_SWARMS_SHOWN = 20
+
+
+def prior_provenance() -> dict[str, Any]:
+    """Where auto's starting belief comes from (the held-out prior file, SIMULATED data), or that there is none."""
+    if not scoring.prior():  # what auto uses: read once per process
+        return {"present": False, "file": scoring.PRIOR_FILE.name,
+                "note": "no held-out prior in this process (file absent or empty): auto starts from the candidates' "
+                "order until outcomes come in"}
+    try:
+        data = json.loads(scoring.PRIOR_FILE.read_text())
+    except (OSError, ValueError):
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    return {"present": True, "file": scoring.PRIOR_FILE.name, "data": data.get("data"),
+            "profile": data.get("profile"), "created_at": data.get("created_at")}
+
+
+def estimator_scores(conn: sqlite3.Connection, neural_allowed: bool | None = None) -> dict[str, Any]:
+    """Per swarm with reported outcomes: each probabilistic estimator's realised log-loss and Brier (the board's
+    estimator_scores), its held-out prior, and what `auto` would use there now (scoring.choose, as swarm_status)."""
+    from ansf_mcp.board.scores import tallies  # the board's own reader of estimator_scores
+
+    candidates = list(AUTO_CANDIDATES)
+    without_neural = [c for c in candidates if c != "neural"]
+    pri = scoring.prior()
+    swarms = conn.execute(
+        "SELECT s.id, s.name FROM swarms s WHERE EXISTS (SELECT 1 FROM estimator_scores e WHERE e.swarm_id = s.id) "
+        "ORDER BY s.created_at DESC, s.id"
+    ).fetchall()
+    total = conn.execute("SELECT COUNT(*) FROM swarms").fetchone()[0]
+    shown = []
+    for r in swarms[:MAX_SWARMS_SHOWN]:
+        t = tallies(conn, r["id"])
+        choice = scoring.choose(t, candidates)
+        auto: dict[str, Any] = {"estimator": choice.estimator, "reason": choice.reason}
+        if neural_allowed is False and choice.estimator == "neural" and without_neural:
+            alt = scoring.choose(t, without_neural)
+            auto["in_this_phase"] = alt.estimator
+            auto["reason"] += f"; the network is disabled in the current phase, so auto uses {alt.estimator}"
+        shown.append({
+            "swarm_id": r["id"], "name": r["name"], "auto": auto,
+            "scores": [{**s.model_dump(), "prior_brier": (pri.get(s.estimator) or {}).get("brier")}
+                       for s in choice.scores],
+        })
+    fresh = scoring.choose({}, candidates)
+    return {
+        "candidates": candidates,
+        "prior": {**prior_provenance(), "weight_outcomes": scoring.PRIOR_WEIGHT,
+                  "estimators": {k: {"log_loss": v.get("log_loss"), "brier": v.get("brier")}
+                                 for k, v in pri.items() if isinstance(v, dict)}},
+        "swarms": shown,
+        "swarms_with_outcomes": len(swarms),
+        "swarms_total": total,
+        "omitted": max(0, len(swarms) - MAX_SWARMS_SHOWN),
+        "auto_without_outcomes": {"estimator": fresh.estimator, "reason": fresh.reason},
+    }
+
+
 # --- benchmark --------------------------------------------------------------------------------------------------
 
 
 def latest_benchmark(conn: sqlite3.Connection) -> dict[str, Any] | None:
     """The newest benchmark run that reports value ratios, else None (a coordination-suite run wins over others
-    among the last 20).
+    among the last 20). Value ratios are SIMULATED by definition: they need the true success probabilities, which
+    only a simulator knows (docs/COORDINATION.md); the answer says so (`data: "simulated"`).
 
     The report format belongs to the suites, so value ratios are found wherever they sit: any object with a numeric
     `value_ratio` (or `value_ratio: {mean, ci95|ci}`) is one bar, with `ci95` as an interval [lo, hi] or a half
     width; its label is the nearest `method`/`strategy`/`name`/`profile`/`phase` (its own or an ancestor's), else the
-    key it sits under.
+    key it sits under. The replay suite's top-1 accuracies on real history are `latest_replay`'s.
     """
     fallback = None
     for r in conn.execute("SELECT id, suite, created_at, report FROM benchmark_runs ORDER BY id DESC LIMIT 20"):
@@ -225,11 +349,60 @@ def latest_benchmark(conn: sqlite3.Connection) -> dict[str, Any] | None:
             where = e.pop("where_key")
             if seen[e["label"]] > 1:
                 e["label"] = f"{where}: {e['label']}"
-        found = {"id": r["id"], "suite": r["suite"], "created_at": r["created_at"], "value_ratios": ratios}
+        found = {"id": r["id"], "suite": r["suite"], "created_at": r["created_at"], "value_ratios": ratios,
+                 "data": "simulated"}
         if "coordination" in str(r["suite"]):
             return found
         fallback = fallback or found
     return fallback
+
+
+REPLAY_CELL_KEYS = ("episodes", "tasks", "random", "per_episode")
+
+
+def latest_replay(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    """The newest replay-suite result among the last 20 runs (suite `replay`, or `all`): top-1 accuracy of each
+    method on the REAL git history of a repository, per tag source and window size, with the random expectation."""
+    for r in conn.execute("SELECT id, suite, created_at, report FROM benchmark_runs ORDER BY id DESC LIMIT 20"):
+        try:
+            report = json.loads(r["report"])
+        except (TypeError, ValueError):
+            continue
+        result = (report.get("results") or {}).get("replay") if isinstance(report, dict) else None
+        if not isinstance(result, dict) or "error" in result or not isinstance(result.get("results"), dict):
+            continue
+        cells = []
+        for tags, windows in result["results"].items():
+            for window, cell in (windows or {}).items():
+                if not isinstance(cell, dict) or not cell.get("episodes"):
+                    continue
+                methods = {m: {"mean": _finite(v.get("mean")), "ci95": _finite(v.get("ci95"))}
+                           for m, v in cell.items() if m not in REPLAY_CELL_KEYS and isinstance(v, dict)}
+                random = cell.get("random") or {}
+                cells.append({"tags": tags, "window": _int(window), "episodes": cell.get("episodes"),
+                              "tasks": cell.get("tasks"), "methods": methods,
+                              "random": {"mean": _finite(random.get("mean")), "ci95": _finite(random.get("ci95"))}})
+        if cells:
+            cells.sort(key=lambda c: (str(c["tags"]), c["window"] if c["window"] is not None else 0))
+            return {"id": r["id"], "suite": r["suite"], "created_at": r["created_at"], "data": "real",
+                    "repo": result.get("repo"), "head": result.get("head"), "commits": result.get("commits"),
+                    "authors": result.get("authors"), "cells": cells}
+    return None
+
+
+def _finite(value: Any) -> float | None:
+    """A number fit for JSON (the lab writes NaN for a CI over one episode), else None."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
 
 
 # What names a row, most specific first; a strategy is an attribute of a row named otherwise (a phase uses one),
@@ -255,9 +428,9 @@ def _label_of(node: dict[str, Any]) -> str | None:
 
 
 def _interval(mean: float, ci: Any) -> list[float] | None:
-    if isinstance(ci, list | tuple) and len(ci) == 2 and all(isinstance(v, int | float) for v in ci):
+    if isinstance(ci, list | tuple) and len(ci) == 2 and all(_finite(v) is not None for v in ci):
         return [float(ci[0]), float(ci[1])]
-    if isinstance(ci, int | float) and not isinstance(ci, bool):
+    if _finite(ci) is not None:
         return [mean - float(ci), mean + float(ci)]
     return None
 
@@ -273,7 +446,7 @@ def _value_ratios(node: Any, path: list[str], context: str | None) -> list[dict[
             mean, ci = float(vr), node.get("ci95", node.get("ci"))
         elif isinstance(vr, dict) and isinstance(vr.get("mean"), int | float):
             mean, ci = float(vr["mean"]), vr.get("ci95", vr.get("ci"))
-        if mean is not None:
+        if mean is not None and math.isfinite(mean):
             keys = [p for p in path if not p.isdigit()]
             name = label or (keys[-1] if keys else "value ratio")
             entry: dict[str, Any] = {"label": name, "mean": mean, "where_key": keys[0] if keys else "report"}

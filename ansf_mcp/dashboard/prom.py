@@ -69,9 +69,9 @@ class SnapshotCollector(PromCollector):
                 lat.add_metric([q], figures[key]["value"])
         yield lat
         for key, name, doc in (
-            ("coordination_accuracy", "ansf_coordination_accuracy", "Realised successes / expected successes"),
-            ("neural_accuracy", "ansf_neural_accuracy", "Share of neural-decision outcomes called right"),
-            ("neural_brier", "ansf_neural_brier_score", "Brier score of neural-decision estimates"),
+            ("neural_accuracy", "ansf_neural_accuracy",
+             "Share (0-1) of neural-decision outcomes called right (p_success > 0.5 iff success), real outcomes in the "
+             "alert window"),
             ("efficiency", "ansf_system_efficiency", "Share of reported agent time spent on successful attempts"),
         ):
             if figures[key]["value"] is not None:
@@ -80,12 +80,106 @@ class SnapshotCollector(PromCollector):
         if load.get("value") is not None:
             yield GaugeMetricFamily("ansf_model_load_ms", "Last neural model load (kept out of coordinate latency)",
                                     value=load["value"])
-        bench = snap.get("benchmark")
-        if bench:
-            g = GaugeMetricFamily("ansf_benchmark_value_ratio", "Value ratio in the latest benchmark", labels=["label"])
-            for entry in bench["value_ratios"]:
-                g.add_metric([entry["label"]], entry["mean"])
-            yield g
+        yield from calibration_gauges(snap.get("calibration"))
+        yield from estimator_gauges(snap.get("estimators"))
+        yield from benchmark_gauges(snap.get("benchmark"), snap.get("replay"))
+
+
+CALIBRATION = (
+    ("outcomes", "ansf_calibration_outcomes",
+     "Real reported outcomes with a p_success, per strategy, in the alert window"),
+    ("brier", "ansf_calibration_brier_score",
+     "Brier score (0-1, lower is better) of p_success on real reported outcomes, per strategy, alert window"),
+    ("log_loss", "ansf_calibration_log_loss",
+     "Log-loss (lower is better) of p_success on real reported outcomes, per strategy, alert window"),
+    ("mean_predicted", "ansf_calibration_mean_predicted",
+     "Mean p_success of the strategy's decisions whose real outcomes came back, alert window"),
+    ("observed_rate", "ansf_calibration_observed_success_rate",
+     "Observed success rate of those real outcomes, per strategy, alert window"),
+)
+
+
+def calibration_gauges(table: dict[str, Any] | None) -> Iterator[Metric]:
+    strategies = (table or {}).get("strategies") or {}
+    for key, name, doc in CALIBRATION:
+        g = GaugeMetricFamily(name, doc, labels=["strategy"])
+        for strategy, cell in strategies.items():
+            if cell.get(key) is not None:
+                g.add_metric([strategy], float(cell[key]))
+        yield g
+
+
+ESTIMATOR = (
+    ("outcomes", "ansf_estimator_outcomes",
+     "Real outcomes reported to the swarm that the estimator had a prediction for (what auto learns from)"),
+    ("log_loss", "ansf_estimator_log_loss", "Mean log-loss of the estimator on the swarm's real reported outcomes"),
+    ("brier", "ansf_estimator_brier_score", "Mean Brier score of the estimator on the swarm's real reported outcomes"),
+    ("blended_log_loss", "ansf_estimator_blended_log_loss",
+     "What auto compares: the SIMULATED held-out prior and the swarm's real outcomes, weighted by count"),
+)
+
+
+def estimator_gauges(est: dict[str, Any] | None) -> Iterator[Metric]:
+    if not est:
+        return
+    swarms = est.get("swarms") or []
+    for key, name, doc in ESTIMATOR:
+        g = GaugeMetricFamily(name, doc, labels=["swarm", "estimator"])
+        for sw in swarms:
+            for score in sw["scores"]:
+                if score.get(key) is not None:
+                    g.add_metric([sw["swarm_id"], score["estimator"]], float(score[key]))
+        yield g
+    g = GaugeMetricFamily("ansf_auto_estimator", "1 for the estimator auto would use on the swarm now",
+                          labels=["swarm", "estimator"])
+    for sw in swarms:
+        auto = sw["auto"]
+        g.add_metric([sw["swarm_id"], auto.get("in_this_phase") or auto["estimator"]], 1.0)
+    yield g
+    prior = (est.get("prior") or {}).get("estimators") or {}
+    for key, name, doc in (
+        ("log_loss", "ansf_estimator_prior_log_loss",
+         "SIMULATED: the estimator's log-loss on held-out simulated episodes, auto's starting belief"),
+        ("brier", "ansf_estimator_prior_brier_score",
+         "SIMULATED: the estimator's Brier score on held-out simulated episodes, auto's starting belief"),
+    ):
+        g = GaugeMetricFamily(name, doc, labels=["estimator"])
+        for estimator, values in prior.items():
+            if values.get(key) is not None:
+                g.add_metric([estimator], float(values[key]))
+        yield g
+
+
+def benchmark_gauges(bench: dict[str, Any] | None, replay: dict[str, Any] | None) -> Iterator[Metric]:
+    if bench:
+        g = GaugeMetricFamily(
+            "ansf_benchmark_simulated_value_ratio",
+            "SIMULATED: value ratio against the oracle on simulated episodes (latest benchmark run); not real work",
+            labels=["label"],
+        )
+        for entry in bench["value_ratios"]:
+            g.add_metric([entry["label"]], entry["mean"])
+        yield g
+    if replay:
+        g = GaugeMetricFamily(
+            "ansf_benchmark_replay_top1_accuracy",
+            "REAL: top-1 accuracy (share of tasks given to their real author) on the replayed git history of repo",
+            labels=["repo", "method", "tags", "window"],
+        )
+        r = GaugeMetricFamily(
+            "ansf_benchmark_replay_random_expectation",
+            "REAL: top-1 accuracy a random assignment under the same capacities is expected to reach",
+            labels=["repo", "tags", "window"],
+        )
+        repo = str(replay.get("repo"))
+        for cell in replay["cells"]:
+            for method, v in cell["methods"].items():
+                if v["mean"] is not None:
+                    g.add_metric([repo, method, str(cell["tags"]), str(cell["window"])], v["mean"])
+            if cell["random"]["mean"] is not None:
+                r.add_metric([repo, str(cell["tags"]), str(cell["window"])], cell["random"]["mean"])
+        yield g
+        yield r
 
 
 def metrics_response(dashboard: Dashboard) -> Response:

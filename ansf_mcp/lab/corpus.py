@@ -18,6 +18,7 @@ from ansf_mcp.lab import replay
 HERE = Path(__file__).resolve().parent
 TRAINING_LIST = HERE / "training_repos.txt"
 HELDOUT_LIST = HERE / "heldout_repos.txt"
+VALIDATION_LIST = HERE / "validation_repos.txt"
 RESERVED = frozenset(
     {
         "pallets/click",

@@ -16,7 +16,7 @@ Nothing here is measured from real agents.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -176,10 +176,14 @@ def generate(
     sources: range | list[int],
     n_agents: tuple[int, int] = (3, 12),
     n_tasks: tuple[int, int] = (4, 16),
+    hist_len: tuple[int, int] | None = None,
 ) -> list[FamilyEpisode]:
-    """`n` episodes spread over the given sources (each source seed is its own generator)."""
+    """`n` episodes spread over the given sources (each source seed is its own generator); `hist_len` overrides
+    the sources' history lengths (latency measurements at a fixed size)."""
     rng = np.random.default_rng([92, seed])
     made = {s: make_source(s) for s in sources}
+    if hist_len is not None:
+        made = {k: replace(v, hist_len=hist_len) for k, v in made.items()}
     keys = list(made)
     out = []
     for idx in range(n):

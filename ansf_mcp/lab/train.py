@@ -45,28 +45,29 @@ def _nonce_mapping(rng: np.random.Generator, episode) -> dict[str, str]:
     return mapping
 
 
-def _domain_labels(sim) -> np.ndarray:
+def _domain_labels(sim, keep: int) -> np.ndarray:
     """Domain of every text of a classic simulated episode, in sequence order (-1: agent items)."""
     rows = []
     for i, agent in enumerate(sim.episode.agents):
         rows.append(-1)
-        rows.extend(int(sim.hist_domain[i][k]) for k in range(len(agent.history)))
+        n = len(agent.history)
+        rows.extend(int(sim.hist_domain[i][k]) for k in range(max(n - keep, 0), n))
     rows.extend(int(d) for d in sim.task_domain)
     return np.array(rows, dtype=np.int64)
 
 
-def synthetic_data(cfg: Training, seed: int) -> list:
-    """Prepared blocks of simulated episodes: three quarters from the broad family, a quarter classic."""
+def synthetic_data(cfg: Training, seed: int, keep: int) -> list:
+    """Prepared blocks of simulated episodes: `family_share` from the broad family, the rest classic."""
     from ansf_mcp.coordinator import features as F
     from ansf_mcp.lab import family, simulator
 
     rng = np.random.default_rng([seed, 7])
-    n_family = int(cfg.synthetic_episodes * 0.75)
+    n_family = int(cfg.synthetic_episodes * cfg.family_share)
     sizes = {"n_agents": (3, cfg.max_agents), "n_tasks": (4, cfg.max_tasks)}
     out = []
     for fe in family.generate(n_family, seed, sources=family.TRAIN_SOURCES, **sizes):
         slots = rng.permutation(F.MAX_AGENTS)[: len(fe.episode.agents)]
-        out.append(F.prepare(fe.episode, slots=slots, target=fe.p_true.astype(np.float32)))
+        out.append(F.prepare(fe.episode, slots=slots, target=fe.p_true.astype(np.float32), seq_history=keep))
     for s in simulator.generate("train", cfg.synthetic_episodes - n_family, seed, **sizes):
         slots = rng.permutation(F.MAX_AGENTS)[: len(s.episode.agents)]
         mapping = _nonce_mapping(rng, s.episode) if rng.random() < cfg.nonce_frac else None
@@ -76,14 +77,15 @@ def synthetic_data(cfg: Training, seed: int) -> list:
                 slots=slots,
                 mapping=mapping,
                 target=s.p_true.astype(np.float32),
-                text_label=None if mapping else _domain_labels(s),
+                text_label=None if mapping else _domain_labels(s, keep),
+                seq_history=keep,
             )
         )
     return out
 
 
 def replay_data(
-    cfg: Training, seed: int, mirror: Path, per_repo: int, repos: Path | None = None
+    cfg: Training, seed: int, mirror: Path, per_repo: int, keep: int, repos: Path | None = None
 ) -> tuple[list, list[str]]:
     """Prepared blocks of replayed history from every training repository, and the repositories used."""
     from ansf_mcp.coordinator import features as F
@@ -100,7 +102,7 @@ def replay_data(
             for j, t in enumerate(ep.tasks):
                 target[ids[rep.truth[t.id]], j] = 1.0
             slots = rng.permutation(F.MAX_AGENTS)[: len(ep.agents)]
-            out.append(F.prepare(ep, slots=slots, target=target, listwise=True))
+            out.append(F.prepare(ep, slots=slots, target=target, listwise=True, seq_history=keep))
         log.info("replayed %s: %d blocks so far", h.name, len(out))
     return out, [f"{r.name} {r.commit}" for r in refs]
 
@@ -178,14 +180,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--device cuda but no CUDA device is available")
     device = torch.device(args.device)
     started = time.time()
-    synth = synthetic_data(cfg, args.seed)
-    real, repos = replay_data(cfg, args.seed, args.mirror, args.replay_per_repo, args.repos) if cfg.replay_share > 0 else ([], [])
+    keep = network.config.seq_history
+    synth = synthetic_data(cfg, args.seed, keep)
+    real, repos = replay_data(cfg, args.seed, args.mirror, args.replay_per_repo, keep, args.repos) if cfg.replay_share > 0 else ([], [])
     val = {
         "classic": simulator.generate("heldout", args.val_episodes, 10_000 + args.seed),
         "shifted": simulator.generate("shifted", args.val_episodes // 2, 10_000 + args.seed),
         "family": family.generate(args.val_episodes, 10_000 + args.seed, sources=family.HELDOUT_SOURCES),
     }
-    val_preps = {k: [F.prepare(s.episode) for s in v] for k, v in val.items()}
+    val_preps = {k: [F.prepare(s.episode, seq_history=keep) for s in v] for k, v in val.items()}
     log.info(
         "data ready in %.1fs: %d simulated + %d replayed blocks from %d repositories",
         time.time() - started,

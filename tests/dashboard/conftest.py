@@ -84,6 +84,88 @@ def add_benchmark(store: Store) -> None:
         )
 
 
+def add_replay(store: Store, repo: str = "demo-repo") -> None:
+    """A replay-suite run as `ansf bench --suite replay` stores it (top-1 on REAL history; NaN where one episode)."""
+    def cell(similarity: float, history: float, random: float) -> dict:
+        return {"episodes": 8, "tasks": 128,
+                "random": {"mean": random, "ci95": 0.03},
+                "similarity": {"mean": similarity, "ci95": 0.04, "vs_similarity": 0.0, "vs_similarity_ci95": 0.0},
+                "history": {"mean": history, "ci95": float("nan"), "vs_similarity": history - similarity,
+                            "vs_similarity_ci95": 0.02}}
+    report = {"suite": "replay", "results": {"replay": {
+        "repo": repo, "head": "0123456789abcdef", "commits": 640, "authors": 7,
+        "results": {"none": {"16": cell(0.617, 0.590, 0.448), "32": cell(0.6, 0.58, 0.43)}},
+    }}}
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO benchmark_runs (suite, created_at, report) VALUES (?, ?, ?)",
+            ("replay", time.time(), json.dumps(report)),
+        )
+
+
+# The seeded team: each agent does well on its own domain's work and fails elsewhere (one in four flipped).
+DOMAINS = {
+    "backend": ["Add pagination to the orders API endpoint", "Fix the database migration for invoices",
+                "Cache the API responses of the search endpoint", "Add retries to the payments API client"],
+    "frontend": ["Design the dark mode theme for the settings page", "Fix the layout of the login form on mobile",
+                 "Add a chart component to the dashboard page", "Make the navigation menu keyboard accessible"],
+    "writer": ["Document the release process in the handbook", "Write the tutorial on installing the command line tool",
+               "Update the changelog and the upgrade notes", "Explain the configuration options in the user guide"],
+}
+
+
+async def seed_through_tools(settings, strategies: list[str]) -> dict:
+    """Real board calls through the MCP tools (in-process SDK client): spawn, coordinate, claim, report.
+
+    Returns the swarm, every (strategy, p_success, success) the tools answered, and swarm_status's estimator scores.
+    """
+    from mcp import Client
+
+    from ansf_mcp.server.app import build_server
+
+    server, app = build_server(settings)
+    pairs: list[tuple[str, float, bool]] = []
+    reported = 0
+
+    async def call(client, tool: str, **args) -> dict:
+        result = await client.call_tool(tool, args)
+        assert not result.is_error, result.content[0].text
+        return result.structured_content
+
+    try:
+        async with Client(server) as c:
+            spawned = await call(c, "spawn_swarm", name="calibration-team", topology="mesh", agents=[
+                {"role": role, "capabilities": [role], "capacity": 2} for role in DOMAINS])
+            swarm = spawned["swarm_id"]
+            role_of = {a["id"]: a["role"] for a in spawned["agents"]}
+            for k, strategy in enumerate(strategies):
+                texts = [(role, f"{DOMAINS[role][(k + i) % 4]} (round {k})") for role in DOMAINS for i in range(2)]
+                domain = dict((t, role) for role, t in texts)
+                result = await call(c, "coordinate", swarm_id=swarm, strategy=strategy,
+                                    tasks=[{"description": t} for _, t in texts])
+                assert result["strategy"] == strategy and not result["unassigned"]
+                p_of = {a["task"]: a["p_success"] for a in result["assignments"]}
+                mine: dict[str, int] = {}
+                for a in result["assignments"]:
+                    mine[a["agent"]] = mine.get(a["agent"], 0) + 1
+                for agent, count in mine.items():
+                    for _ in range(count):  # only the agent's own assignments: a re-offered task stays unclaimed
+                        claim = await call(c, "next_task", swarm_id=swarm, agent_id=agent)
+                        task = claim["task"]
+                        assert claim["claimed"] and task["id"] in p_of and task["assignee"] == agent
+                        success = (domain[task["description"]] == role_of[agent]) != (reported % 4 == 3)
+                        reported += 1
+                        await call(c, "report_outcome", swarm_id=swarm, task_id=task["id"], agent_id=agent,
+                                   success=success, summary="done" if success else "wrong skills",
+                                   duration_s=2.0 if success else 0.1)
+                        pairs.append((strategy, p_of[task["id"]], success))
+            status = await call(c, "swarm_status", swarm_id=swarm)
+    finally:
+        app.shutdown()
+    return {"swarm_id": swarm, "pairs": pairs, "estimators": status["swarm"]["estimators"],
+            "auto_uses": status["swarm"]["auto_uses"]}
+
+
 @pytest.fixture
 def store(settings) -> Iterator[Store]:
     s = Store(settings.db_path)

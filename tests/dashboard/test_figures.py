@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from ansf_mcp.dashboard import alerts, metrics
@@ -16,29 +17,68 @@ def cfg(**kw) -> DashboardConfig:
     return DashboardConfig(**{"min_samples": 5, **kw})
 
 
-def test_coordination_accuracy_is_realised_over_expected(store: Store) -> None:
-    add_outcomes(store, [(True, 0.8)] * 6 + [(False, 0.8)] * 4 + [(True, None)] * 5)
-    figs = alerts.live_figures(store, cfg())
-    acc = figs["coordination_accuracy"]
-    assert acc.samples == 10  # outcomes without an estimate (reporter was not the assignee) do not count
-    assert abs(acc.value - 6 / 8.0) < 1e-9
+def test_calibration_per_strategy_on_outcomes_with_a_probability(store: Store) -> None:
+    add_outcomes(store, [(True, 0.8)] * 6 + [(False, 0.8)] * 4 + [(True, None)] * 5, strategy="history")
+    add_outcomes(store, [(True, 0.95)] * 3 + [(False, 0.15)] * 3, strategy="similarity")
+    # A non-probabilistic strategy's rows never count, even where an old version stored a hand-set p_success.
+    add_outcomes(store, [(True, 0.9)] * 7, strategy="tags")
+    with store.reading() as conn:
+        table = metrics.calibration(conn, 0, 5)
+    h = table["strategies"]["history"]
+    assert h["outcomes"] == 10  # outcomes without an estimate (reporter was not the assignee) do not count
+    assert abs(h["brier"] - (6 * 0.2**2 + 4 * 0.8**2) / 10) < 1e-9
+    assert abs(h["log_loss"] - (6 * -math.log(0.8) + 4 * -math.log(0.2)) / 10) < 1e-9
+    assert h["called_right"] == 0.6 and abs(h["mean_predicted"] - 0.8) < 1e-9 and h["observed_rate"] == 0.6
+    assert [(b["lo"], b["n"], b["observed_rate"]) for b in h["bins"]] == [(0.8, 10, 0.6)]
+    sim = table["strategies"]["similarity"]
+    assert sim["outcomes"] == 6 and [(b["lo"], b["n"], b["observed_rate"]) for b in sim["bins"]] == [
+        (0.1, 3, 0.0), (0.9, 3, 1.0)]
+    assert "tags" not in table["strategies"] and table["counted"] == 16 and table["not_counted"] == 12
+    assert table["strategies"]["neural"]["outcomes"] == 0 and table["strategies"]["neural"]["brier"] is None
+
+
+def test_calibration_never_reads_above_one_where_the_old_accuracy_did(store: Store) -> None:
+    # Successes from modest estimates: the old "accuracy" (successes / sum p) read 10 / 6 = 1.67 here.
+    add_outcomes(store, [(True, 0.6)] * 10, strategy="history")
+    with store.reading() as conn:
+        h = metrics.calibration(conn, 0, 5)["strategies"]["history"]
+    for key in ("brier", "called_right", "mean_predicted", "observed_rate"):
+        assert 0.0 <= h[key] <= 1.0, key
+    assert all(0.0 <= b[k] <= 1.0 for b in h["bins"] for k in ("lo", "hi", "mean_predicted", "observed_rate"))
+    assert abs(h["brier"] - 0.16) < 1e-9
+
+
+def test_reliability_bins_are_equal_width_and_close_the_last() -> None:
+    bins = metrics.reliability([(0.0, False), (0.05, True), (0.1, True), (0.99, True), (1.0, False)])
+    assert [(b["lo"], b["hi"], b["n"]) for b in bins] == [(0.0, 0.1, 2), (0.1, 0.2, 1), (0.9, 1.0, 2)]
+    assert bins[0]["observed_rate"] == 0.5 and abs(bins[2]["mean_predicted"] - 0.995) < 1e-9
 
 
 def test_too_few_outcomes_say_no_data(store: Store) -> None:
     add_outcomes(store, [(True, 0.9)] * 3)
     figs = alerts.live_figures(store, cfg())
-    assert figs["coordination_accuracy"].value is None and "5 needed" in figs["coordination_accuracy"].note
+    assert figs["calibration_brier"].value is None and "history 3" in figs["calibration_brier"].note
     assert figs["neural_accuracy"].value is None and "no outcomes of neural" in figs["neural_accuracy"].note
     assert figs["coordinate_p95_ms"].value is None and figs["efficiency"].value is None
 
 
-def test_neural_accuracy_and_brier_only_over_neural_decisions(store: Store) -> None:
+def test_calibration_alert_figure_is_the_worst_strategy_with_enough_outcomes(store: Store) -> None:
+    add_outcomes(store, [(True, 0.9)] * 10, strategy="similarity")  # Brier 0.01
+    add_outcomes(store, [(False, 0.7)] * 10, strategy="history")  # Brier 0.49
+    add_outcomes(store, [(False, 1.0)] * 4, strategy="neural")  # worse, but too few to alert on
+    fig = alerts.live_figures(store, cfg(calibration_min_samples=10))["calibration_brier"]
+    assert fig.strategy == "history" and abs(fig.value - 0.49) < 1e-9 and fig.samples == 10
+    assert "similarity 0.010" in fig.note
+
+
+def test_neural_accuracy_is_the_share_of_neural_outcomes_called_right(store: Store) -> None:
     add_outcomes(store, [(False, 0.9)] * 10, strategy="history")  # not the model's calls
     add_outcomes(store, [(True, 0.8)] * 3 + [(False, 0.3)] * 1 + [(False, 0.7)] * 1, strategy="neural")
-    acc, brier = metrics.neural_accuracy(store._conn, 0, 5)
-    assert acc.samples == 5 and abs(acc.value - 4 / 5) < 1e-9
+    figs = alerts.measure(store, cfg())
+    acc = figs.figures["neural_accuracy"]
+    assert acc.samples == 5 and abs(acc.value - 4 / 5) < 1e-9 and "4 of 5 called right" in acc.note
     expected_brier = (3 * 0.2**2 + 0.3**2 + 0.7**2) / 5
-    assert abs(brier.value - expected_brier) < 1e-9
+    assert abs(figs.calibration["strategies"]["neural"]["brier"] - expected_brier) < 1e-9
 
 
 def test_p95_and_window(store: Store) -> None:
@@ -57,22 +97,30 @@ def test_efficiency_is_time_share_of_successful_attempts(store: Store) -> None:
 
 
 def test_alert_raises_once_stores_and_clears_with_hysteresis(store: Store) -> None:
-    config = cfg()
-    add_outcomes(store, [(False, 0.9)] * 5 + [(True, 0.9)] * 5)  # 5 / 9 = 0.56 < 0.95
+    config = cfg(calibration_min_samples=10)
+    add_outcomes(store, [(False, 0.9)] * 5 + [(True, 0.9)] * 5)  # Brier (5 * 0.81 + 5 * 0.01) / 10 = 0.41 > 0.25
     _, events = alerts.check(store, config)
-    assert [e["event"] for e in events] == ["raised"] and events[0]["name"] == "coordination_accuracy"
+    assert [e["event"] for e in events] == ["raised"] and events[0]["name"] == "calibration"
+    assert "Brier score of history 0.410 is above 0.250" in events[0]["message"]
     assert alerts.check(store, config)[1] == []  # still breached: no second row
-    # Back just above the threshold but inside the hysteresis band: stays raised.
-    add_outcomes(store, [(True, 0.5)] * 80)  # realised 85 / expected 49 -> well above; check the band below
-    fig = metrics.Figure(0.96, 100)
-    figures = {**alerts.live_figures(store, config), "coordination_accuracy": fig}
+    # Back just under the threshold but inside the hysteresis band (0.25 * 0.97 = 0.2425): stays raised.
+    figures = {**alerts.live_figures(store, config), "calibration_brier": metrics.Figure(0.245, 100)}
     assert alerts.check(store, config, figures=figures)[1] == []
-    figures["coordination_accuracy"] = metrics.Figure(0.99, 100)
+    figures["calibration_brier"] = metrics.Figure(0.2, 100)
     _, events = alerts.check(store, config, figures=figures)
     assert [e["event"] for e in events] == ["cleared"]
     with store.reading() as conn:
         rows = conn.execute("SELECT name, cleared_at, value, threshold FROM alerts").fetchall()
-    assert len(rows) == 1 and rows[0]["cleared_at"] is not None and rows[0]["threshold"] == 0.95
+    assert len(rows) == 1 and rows[0]["cleared_at"] is not None and rows[0]["threshold"] == 0.25
+
+
+def test_an_alert_of_a_retired_rule_is_cleared(store: Store) -> None:
+    with store.transaction() as conn:  # left open by a version that still had coordination accuracy
+        conn.execute("INSERT INTO alerts (name, severity, message, value, threshold, raised_at) "
+                     "VALUES ('coordination_accuracy', 'critical', 'old', 0.5, 0.95, 1)")
+    _, events = alerts.check(store, cfg())
+    assert [(e["event"], e["name"]) for e in events] == [("cleared", "coordination_accuracy")]
+    assert alerts.open_alerts(store) == []
 
 
 def test_latency_alert_above_threshold(store: Store) -> None:
@@ -134,7 +182,16 @@ def test_settings_come_from_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("ANSF_DASHBOARD_INTERVAL_S", "7")
     monkeypatch.setenv("ANSF_ALERT_P95_MS", "250")
     c = DashboardConfig.load()
-    assert c.interval_s == 7 and c.coordinate_p95_max_ms == 250 and c.coordination_accuracy_min == 0.95
+    assert c.interval_s == 7 and c.coordinate_p95_max_ms == 250 and c.calibration_brier_max == 0.25
+
+
+def test_a_retired_setting_is_named_in_a_warning(monkeypatch, caplog) -> None:
+    monkeypatch.setenv("ANSF_ALERT_COORDINATION_ACCURACY", "0.9")
+    monkeypatch.setenv("ANSF_ALERT_CALIBRATION_BRIER", "0.2")
+    with caplog.at_level("WARNING"):
+        c = DashboardConfig.load()
+    assert c.calibration_brier_max == 0.2
+    assert "ANSF_ALERT_COORDINATION_ACCURACY is set but no longer read" in caplog.text
 
 
 def test_benchmark_value_ratios_are_found_in_the_suites_formats(store: Store) -> None:
@@ -168,10 +225,13 @@ def test_benchmark_value_ratios_are_found_in_the_suites_formats(store: Store) ->
 def test_every_dashboard_setting_is_documented() -> None:
     from pathlib import Path
 
-    from ansf_mcp.dashboard.config import ENV_VARS
+    from ansf_mcp.dashboard.config import ENV_VARS, RETIRED_ENV_VARS
 
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "DASHBOARD.md").read_text()
-    assert [env for env in ENV_VARS if env not in doc] == []
+    root = Path(__file__).resolve().parents[2]
+    for doc in (root / "docs" / "DASHBOARD.md", root / "README.md"):
+        text = doc.read_text()
+        assert [env for env in ENV_VARS if f"`{env}`" not in text] == [], doc.name
+        assert [env for env in RETIRED_ENV_VARS if f"`{env}`" in text and "no longer read" not in text] == [], doc.name
 
 
 def test_semantic_health_points_when_the_layer_runs_in_process(settings, store: Store) -> None:
@@ -189,3 +249,77 @@ def test_semantic_health_points_when_the_layer_runs_in_process(settings, store: 
     app.status_providers["semantic"] = lambda: 1 / 0
     snap = Collector(app, cfg()).collect()
     assert "ZeroDivisionError" in snap["semantic"]["error"] and "semantic.cache_hit_ratio" not in snap["points"]
+
+
+def test_the_probabilistic_strategies_are_the_registry_s() -> None:
+    from ansf_mcp.coordinator.baselines import PROBABILISTIC
+
+    assert set(metrics.PROBABILISTIC) == {"neural", *PROBABILISTIC}
+
+
+def test_replay_results_are_real_and_nan_free(store: Store) -> None:
+    import json
+
+    cell = {"episodes": 1, "tasks": 16, "random": {"mean": 0.41, "ci95": float("nan")},
+            "similarity": {"mean": 0.62, "ci95": float("nan"), "vs_similarity": 0.0},
+            "history": {"mean": 0.59, "ci95": float("nan")}, "per_episode": {"history": [0.59]}}
+    report = {"suite": "replay", "results": {"replay": {
+        "repo": "demo", "head": "abc123", "commits": 140, "authors": 3,
+        "results": {"none": {"16": cell, "32": {"episodes": 0, "tasks": 0}}}}}}
+    with store.transaction() as conn:
+        conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('replay', 1, ?)",
+                     (json.dumps(report),))
+        conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('all', 2, ?)",
+                     (json.dumps({"results": {"replay": {"error": "ReplayError: not a git repository"}}}),))
+    r = metrics.latest_replay(store._conn)
+    assert r["data"] == "real" and r["repo"] == "demo" and len(r["cells"]) == 1  # the failed run is skipped
+    assert r["cells"][0]["methods"] == {"similarity": {"mean": 0.62, "ci95": None}, "history": {"mean": 0.59, "ci95": None}}
+    assert r["cells"][0]["random"] == {"mean": 0.41, "ci95": None}
+    json.dumps(r, allow_nan=False)  # a browser's JSON.parse refuses NaN
+    assert metrics.latest_benchmark(store._conn) is None  # top-1 accuracies are not value ratios
+
+
+def test_benchmark_value_ratios_say_simulated(store: Store) -> None:
+    add_benchmark(store)
+    assert metrics.latest_benchmark(store._conn)["data"] == "simulated"
+
+
+def test_estimator_scores_per_swarm_what_auto_uses_and_the_prior(settings, store: Store, monkeypatch, tmp_path) -> None:
+    import json
+
+    import anyio
+
+    from ansf_mcp.coordinator import scoring
+    from tests.dashboard.conftest import seed_through_tools
+
+    seeded = anyio.run(seed_through_tools, settings, ["history", "similarity"])
+    monkeypatch.setattr(scoring, "PRIOR_FILE", tmp_path / "absent.json")
+    scoring.prior.cache_clear()
+    try:
+        est = metrics.estimator_scores(store._conn, neural_allowed=True)
+        assert not est["prior"]["present"] and "no held-out prior" in est["prior"]["note"]
+        (swarm,) = est["swarms"]
+        assert swarm["swarm_id"] == seeded["swarm_id"] and est["swarms_with_outcomes"] == 1
+        board_view = {s["estimator"]: s for s in seeded["estimators"]}  # what swarm_status answered
+        for s in swarm["scores"]:
+            assert s["outcomes"] == board_view[s["estimator"]]["outcomes"] == (0 if s["estimator"] == "neural" else 12)
+            assert s["brier"] == board_view[s["estimator"]]["brier"] and s["prior_brier"] is None
+        assert swarm["auto"]["estimator"] == seeded["auto_uses"].split(" ")[0]
+
+        # A held-out prior that trusts the network: auto would use it, except in a phase that disables it.
+        prior = {"data": "SIMULATED held-out episodes", "estimators": {
+            "neural": {"log_loss": 0.1, "brier": 0.03}, "similarity": {"log_loss": 0.7, "brier": 0.25},
+            "history": {"log_loss": 0.69, "brier": 0.24}}}
+        (tmp_path / "prior.json").write_text(json.dumps(prior))
+        monkeypatch.setattr(scoring, "PRIOR_FILE", tmp_path / "prior.json")
+        scoring.prior.cache_clear()
+        est = metrics.estimator_scores(store._conn, neural_allowed=True)
+        assert est["prior"]["present"] and est["prior"]["data"] == "SIMULATED held-out episodes"
+        assert est["swarms"][0]["auto"] == {"estimator": "neural", "reason": est["swarms"][0]["auto"]["reason"]}
+        assert {s["estimator"]: s["prior_brier"] for s in est["swarms"][0]["scores"]} == {
+            "neural": 0.03, "similarity": 0.25, "history": 0.24}
+        held = metrics.estimator_scores(store._conn, neural_allowed=False)["swarms"][0]["auto"]
+        assert held["estimator"] == "neural" and held["in_this_phase"] in ("similarity", "history")
+        assert "disabled in the current phase" in held["reason"]
+    finally:
+        scoring.prior.cache_clear()

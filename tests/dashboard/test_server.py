@@ -27,11 +27,13 @@ def test_health_metrics_snapshot_and_page(dashboard_process) -> None:
     assert page.status_code == 200 and "uPlot.iife.min.js" in page.text
     assert httpx.get(f"{base}/static/uPlot.LICENSE").status_code == 200
     snap = httpx.get(f"{base}/api/snapshot").json()
-    assert snap["memory"]["fraction"] is not None and snap["figures"]["coordination_accuracy"]["value"] is None
+    assert snap["memory"]["fraction"] is not None and snap["figures"]["calibration_brier"]["value"] is None
+    assert snap["calibration"]["strategies"]["history"]["outcomes"] == 0 and snap["estimators"]["swarms"] == []
     text = httpx.get(f"{base}/metrics")
     assert text.headers["content-type"].startswith("text/plain")
     assert "ansf_memory_used_bytes" in text.text and 'ansf_tasks{state="ready"} 0.0' in text.text
-    assert "ansf_coordination_accuracy " not in text.text  # no data: left out, not reported as 0
+    assert "ansf_neural_accuracy " not in text.text  # no data: left out, not reported as 0
+    assert "ansf_calibration_brier_score{" not in text.text and "ansf_coordination_accuracy" not in text.text
 
 
 def test_off_loopback_without_token_is_refused(data_dir, tmp_path) -> None:
@@ -81,12 +83,12 @@ def test_alert_pushed_on_the_websocket(dashboard_process, store) -> None:
     base = dashboard_process.start(env={"ANSF_DASHBOARD_INTERVAL_S": "30"})  # the push must not wait for collection
     with connect(base.replace("http://", "ws://") + "/ws", open_timeout=5) as ws:
         assert json.loads(ws.recv(timeout=5))["type"] == "hello"
-        add_outcomes(store, [(False, 0.9)] * 12)
+        add_outcomes(store, [(False, 0.9)] * 30)  # history's Brier 0.81 over 30 outcomes > 0.25
         breach = time.time()
         deadline = breach + 10
         while time.time() < deadline:
             msg = json.loads(ws.recv(timeout=10))
-            if msg["type"] == "alerts" and any(a["name"] == "coordination_accuracy" for a in msg["active"]):
+            if msg["type"] == "alerts" and any(a["name"] == "calibration" for a in msg["active"]):
                 break
         else:
             pytest.fail("no alert message within 10 s")

@@ -10,7 +10,7 @@
     ws: null, hist: {}, series: {}, ringSize: 1000, snapshot: null, received: 0, snapshots: 0,
     connects: 0, paused: false, backoff: 1000, alertSeenAt: {}, lastMessageAt: null, closeCode: null,
   };
-  window.__ansf = state;  // for tests and for curious operators
+  window.__ansf = state;  // for tests and for curious operators (state.plots: the drawn charts and their data)
 
   // --- charts ---------------------------------------------------------------------------------------------------
   // Each series: [name, label, scale]; a threshold key draws the alert threshold as a labelled reference line.
@@ -18,14 +18,18 @@
     memory: { series: [["memory.used_fraction", "memory used (fraction)", "frac"], ["phase.level", "phase level", "phase"]],
               scales: { frac: { range: [0, 1] }, phase: { range: [0, 3.5] } } },
     latency: { series: [["latency.p50_ms", "p50 ms", "ms"], ["latency.p95_ms", "p95 ms", "ms"]], threshold: ["coordinate_p95", "ms"] },
-    quality: { series: [["quality.coordination_accuracy", "coordination accuracy", "r"], ["quality.neural_accuracy", "neural accuracy", "r"],
-                        ["quality.neural_brier", "neural Brier", "r"], ["quality.efficiency", "efficiency", "r"]] },
+    // Brier per probabilistic strategy (the series the server announces), then two fractions: all lie in [0, 1].
+    quality: { series: () => Object.keys(state.series).filter((s) => s.startsWith("calibration.")).sort()
+                 .map((s) => [s, s.split(".")[1] + " Brier (real outcomes)", "r"])
+                 .concat([["quality.neural_accuracy", "neural: share called right", "r"], ["quality.efficiency", "efficiency", "r"]]),
+               scales: { r: { range: [0, 1] } }, threshold: ["calibration", "r", "Brier alert threshold"] },
     tasks: { series: [["tasks.ready", "ready", "n"], ["tasks.blocked", "blocked", "n"], ["tasks.claimed", "claimed", "n"], ["tasks.succeeded", "succeeded", "n"], ["tasks.failed", "failed", "n"]] },
     rates: { series: [["rate.claims_per_min", "claims / min", "n"], ["rate.outcomes_per_min", "outcomes / min", "n"]] },
     semantic: { series: [["semantic.cache_hit_ratio", "cache hit ratio", "frac"], ["semantic.servers_alive", "servers alive", "count"]],
                 scales: { frac: { range: [0, 1] } } },
   };
   const plots = {};
+  state.plots = plots;
 
   function card(name) { return document.querySelector(`.card[data-chart="${name}"]`); }
 
@@ -42,7 +46,8 @@
 
   function renderTimeChart(name) {
     const def = CHARTS[name];
-    const present = def.series.filter(([s]) => (state.hist[s] || []).length > 0);
+    const all = typeof def.series === "function" ? def.series() : def.series;
+    const present = all.filter(([s]) => (state.hist[s] || []).length > 0);
     if (present.length === 0) { noData(name); return; }
     const xsSet = new Set();
     present.forEach(([s]) => state.hist[s].forEach((p) => xsSet.add(p[0])));
@@ -57,7 +62,7 @@
     const th = def.threshold && state.snapshot && state.snapshot.thresholds && state.snapshot.thresholds[def.threshold[0]];
     if (th) {
       data.push(xs.map(() => th.threshold));
-      seriesOpts.push({ label: "alert threshold", scale: def.threshold[1], stroke: "#999", dash: [6, 4], width: 1, points: { show: false } });
+      seriesOpts.push({ label: def.threshold[2] || "alert threshold", scale: def.threshold[1], stroke: "#999", dash: [6, 4], width: 1, points: { show: false } });
     }
     const scales = Object.assign({ x: { time: true } }, def.scales || {});
     const usedScales = Array.from(new Set(present.map((p) => p[2])));
@@ -83,19 +88,22 @@
   function renderBenchmark() {
     const name = "benchmark";
     const b = state.snapshot && state.snapshot.benchmark;
-    const note = card(name).querySelector(".note");
+    const c = card(name);
+    const note = c.querySelector(".note");
     if (!b || !b.value_ratios || b.value_ratios.length === 0) {
       noData(name, "no benchmark yet");
-      note.textContent = "run the coordination suite (ansf bench) to fill this chart";
+      note.textContent = "run the coordination suite (ansf bench --suite coordination) to fill this chart; its figures are simulated";
       return;
     }
     const rows = b.value_ratios;
     const key = "bench-" + b.id + "-" + rows.map((v) => v.label).join("|");
-    note.textContent = `run #${b.id} (${b.suite}) at ${new Date(b.created_at * 1000).toLocaleString()}; ` +
+    note.textContent = `SIMULATED episodes (${b.data}): value ratio against the oracle, 1 = the best assignment under the ` +
+      `simulator's hidden skills; says nothing about real teams (see the replay card for real work). Run #${b.id} (${b.suite}) at ` +
+      `${new Date(b.created_at * 1000).toLocaleString()}; ` +
       rows.map((v) => `${v.label}: ${v.mean.toFixed(3)}` + (v.ci ? ` [${v.ci[0].toFixed(3)}, ${v.ci[1].toFixed(3)}]` : "")).join("; ") +
       "; whiskers: 95 % confidence intervals";
-    const c = card(name);
     c.dataset.state = "chart";
+    c.dataset.data = b.data;
     const el = c.querySelector(".chart");
     if (el.dataset.key === key && el.querySelector("svg")) return;
     if (plots[name]) { plots[name].destroy(); delete plots[name]; }
@@ -133,9 +141,132 @@
     const base = top + rowH * rows.length;
     add("line", { x1: x(1), x2: x(1), y1: top - 4, y2: base, stroke: "#c62828", "stroke-dasharray": "4 3", class: "bench-oracle" });
     add("text", { x: x(1), y: base + 14, "text-anchor": "middle", "font-size": 11, fill: "#c62828" }, "oracle 1.0");
+    add("text", { x: 4, y: base + 14, "font-size": 11, fill: "#607080", class: "bench-caption" },
+        "value ratio on SIMULATED episodes");
     [0, 0.5].forEach((t) => add("text", { x: x(t), y: base + 14, "text-anchor": "middle", "font-size": 11, fill: "#607080" }, String(t)));
     el.innerHTML = "";
     el.appendChild(svg);
+  }
+
+  // The reliability curve: per strategy, the observed success rate of each bin of predicted p, and the diagonal.
+  function renderReliability(snap) {
+    const name = "reliability";
+    const c = card(name);
+    const cal = snap.calibration;
+    const strategies = cal ? Object.entries(cal.strategies).filter(([, v]) => v.bins && v.bins.length) : [];
+    const tbody = document.querySelector("#reliability tbody");
+    tbody.innerHTML = "";
+    strategies.forEach(([s, v]) => v.bins.forEach((b) => {
+      const tr = row(tbody, [s, `${b.lo.toFixed(1)}–${b.hi.toFixed(1)}`, b.n, fmt(b.mean_predicted), fmt(b.observed_rate)]);
+      tr.dataset.strategy = s;
+    }));
+    c.querySelector(".note").textContent = cal ? `${cal.bins} equal-width bins of p; a well-calibrated strategy lies on the ` +
+      `diagonal; counts per bin in the table (real outcomes of the last ${snap.alert_window_s} s, strategies with at least ` +
+      `${cal.min_samples} outcomes)` : "";
+    if (strategies.length === 0) { noData(name, "no data: too few real outcomes with a probability in the window"); return; }
+    const xsSet = new Set([0, 1]);
+    strategies.forEach(([, v]) => v.bins.forEach((b) => xsSet.add(b.mean_predicted)));
+    const xs = Array.from(xsSet).sort((a, b) => a - b);
+    const data = [xs, xs.slice()];
+    const seriesOpts = [{}, { label: "perfect calibration", stroke: "#999", dash: [6, 4], width: 1, points: { show: false } }];
+    strategies.forEach(([s, v], i) => {
+      const m = new Map(v.bins.map((b) => [b.mean_predicted, b.observed_rate]));
+      data.push(xs.map((x) => (m.has(x) ? m.get(x) : null)));
+      seriesOpts.push({ label: `${s} (${v.outcomes} outcomes)`, stroke: COLORS[i % COLORS.length], width: 2,
+                        spanGaps: true, points: { size: 7 } });
+    });
+    c.dataset.state = "chart";
+    c.dataset.strategies = strategies.map(([s]) => s).join(",");
+    if (plots[name]) plots[name].destroy();
+    const el = c.querySelector(".chart");
+    el.innerHTML = "";
+    plots[name] = new uPlot({
+      width: width(name), height: 240, legend: { live: false },
+      scales: { x: { time: false, range: [0, 1] }, y: { range: [0, 1] } },
+      axes: [{ label: "predicted p" }, { label: "observed success rate" }],
+      series: seriesOpts,
+    }, data, el);
+  }
+
+  function renderCalibration(snap) {
+    const cal = snap.calibration;
+    const tbody = document.querySelector("#calibration tbody");
+    tbody.innerHTML = "";
+    const note = document.querySelector("#calibration-card .note");
+    if (!cal) { note.textContent = "no data"; return; }
+    Object.entries(cal.strategies).forEach(([s, v]) => {
+      const tr = row(tbody, [s, v.outcomes, fmt(v.brier), fmt(v.log_loss), fmt(v.called_right), fmt(v.mean_predicted), fmt(v.observed_rate)]);
+      tr.dataset.strategy = s;
+      if (v.note) tr.title = v.note;
+    });
+    note.textContent = `Real outcomes of the last ${snap.alert_window_s} s whose task a probabilistic strategy assigned ` +
+      `(${cal.counted} counted). ${cal.not_counted} other outcome(s) carry no probability (tags, round-robin, or reported by an ` +
+      `agent other than the assignee) and are not counted. Scores need ${cal.min_samples} outcomes per strategy. ` +
+      "Brier = mean (p − outcome)², 0 best, 0.25 = always saying 0.5; log-loss clips p to [0.001, 0.999]; " +
+      "called right = share where p > 0.5 matched the outcome. Every column but log-loss lies in [0, 1].";
+  }
+
+  function renderEstimators(snap) {
+    const est = snap.estimators;
+    const tbody = document.querySelector("#estimators tbody");
+    tbody.innerHTML = "";
+    const note = document.querySelector("#estimators-card .note");
+    if (!est) { note.textContent = "no data"; return; }
+    est.swarms.forEach((sw) => {
+      const uses = sw.auto.in_this_phase || sw.auto.estimator;
+      sw.scores.forEach((sc) => {
+        const tr = row(tbody, [sw.name + " (" + sw.swarm_id + ")", sc.estimator + (sc.estimator === uses ? " ← auto uses" : ""),
+          sc.outcomes, fmt(sc.log_loss), fmt(sc.brier), fmt(sc.prior_log_loss), fmt(sc.prior_brier), fmt(sc.blended_log_loss)]);
+        tr.dataset.swarm = sw.swarm_id;
+        tr.dataset.estimator = sc.estimator;
+        tr.title = sw.auto.reason;
+      });
+    });
+    if (est.swarms.length === 0) {
+      const tr = row(tbody, ["no swarm has reported outcomes yet"]);
+      tr.firstChild.colSpan = 8;
+    }
+    const p = est.prior;
+    const prior = p.present ? `Prior: ${p.file}, ${p.data || "held-out data"}, counted as ${p.weight_outcomes} outcomes.`
+      : `Prior: ${p.note}.`;
+    note.textContent = `Per swarm, each probabilistic estimator's realised log-loss and Brier on the swarm's real ` +
+      `outcomes; auto uses the lowest blended log-loss (hover a row for its reason). ${prior} ` +
+      `A swarm with no outcomes: auto uses ${est.auto_without_outcomes.estimator}. ` +
+      `${est.swarms_with_outcomes} of ${est.swarms_total} swarm(s) have outcomes` + (est.omitted ? `; ${est.omitted} older not shown.` : ".");
+  }
+
+  function renderReplay(snap) {
+    const r = snap.replay;
+    const table = document.getElementById("replay");
+    const note = document.querySelector("#replay-card .note");
+    table.querySelector("thead").innerHTML = "";
+    const tbody = table.querySelector("tbody");
+    tbody.innerHTML = "";
+    const c = document.getElementById("replay-card");
+    if (!r) {
+      c.dataset.state = "nodata";
+      note.textContent = "no replay run yet: ansf bench --suite replay --repo PATH measures every strategy on a repository's own history";
+      return;
+    }
+    c.dataset.state = "table";
+    c.dataset.data = r.data;
+    const head = row(table.querySelector("thead"), ["method"].concat(r.cells.map((x) => `${x.window} tasks, tags ${x.tags}`)), "th");
+    head.dataset.kind = "head";
+    const methods = [];
+    r.cells.forEach((x) => Object.keys(x.methods).forEach((m) => { if (!methods.includes(m)) methods.push(m); }));
+    const pm = (v) => (v && v.mean !== null ? v.mean.toFixed(3) + (v.ci95 !== null ? " ± " + v.ci95.toFixed(3) : "") : "—");
+    methods.forEach((m) => { row(tbody, [m].concat(r.cells.map((x) => pm(x.methods[m])))).dataset.method = m; });
+    row(tbody, ["random expectation"].concat(r.cells.map((x) => pm(x.random)))).dataset.method = "random";
+    note.textContent = `REAL data: top-1 accuracy (share of tasks given to their real author), mean ± 95 % CI over episodes, on ` +
+      `the git history of ${r.repo} at ${(r.head || "").slice(0, 12)} (${r.commits} commits, ${r.authors} authors). ` +
+      `Run #${r.id} (${r.suite}) at ${new Date(r.created_at * 1000).toLocaleString()}.`;
+  }
+
+  function row(parent, values, tag) {
+    const tr = document.createElement("tr");
+    values.forEach((v) => { const td = document.createElement(tag || "td"); td.textContent = v; tr.appendChild(td); });
+    parent.appendChild(tr);
+    return tr;
   }
 
   // --- text ------------------------------------------------------------------------------------------------------
@@ -157,7 +288,7 @@
     const active = new Set((snap.alerts || []).map((a) => a.name));
     const ruleOf = {};
     Object.entries(snap.thresholds || {}).forEach(([rule, t]) => { ruleOf[t.figure] = [rule, t]; });
-    ["coordination_accuracy", "neural_accuracy", "neural_brier", "coordinate_p95_ms", "efficiency"].forEach((k) => {
+    ["calibration_brier", "neural_accuracy", "coordinate_p95_ms", "efficiency"].forEach((k) => {
       const f = snap.figures[k];
       const el = document.getElementById("fig-" + k);
       el.querySelector("b").textContent = fmt(f.value, k.endsWith("_ms") ? 1 : 3) + (f.value !== null && k.endsWith("_ms") ? " ms" : "");
@@ -182,7 +313,8 @@
     badge.title = ph.reason || "";
     card("memory").querySelector(".note").textContent = `${ph.reason || ""}`;
     card("latency").querySelector(".note").textContent = `over coordinate decisions of the last ${snap.alert_window_s} s`;
-    card("quality").querySelector(".note").textContent = `measured from reported outcomes of the last ${snap.alert_window_s} s`;
+    card("quality").querySelector(".note").textContent = `measured from real reported outcomes of the last ${snap.alert_window_s} s ` +
+      "(Brier: 0 best; the two shares: 1 best); all lie in [0, 1]";
     card("tasks").querySelector(".note").textContent = Object.entries(snap.tasks).map(([k, v]) => `${k} ${v}`).join(", ");
     const r = snap.rates;
     card("rates").querySelector(".note").textContent = `claims/min ${fmt(r.claims_per_min, 2)}, outcomes/min ${fmt(r.outcomes_per_min, 2)}`;
@@ -229,8 +361,12 @@
   function renderAll() {
     if (!state.snapshot) return;
     renderFigures(state.snapshot);
+    renderCalibration(state.snapshot);
+    renderReliability(state.snapshot);
+    renderEstimators(state.snapshot);
     Object.keys(CHARTS).forEach(renderTimeChart);
     renderBenchmark();
+    renderReplay(state.snapshot);
   }
 
   // --- data ------------------------------------------------------------------------------------------------------
@@ -316,5 +452,6 @@
 
   Object.keys(CHARTS).forEach((n) => noData(n));
   noData("benchmark", "no benchmark yet");
+  noData("reliability");
   connect();
 })();

@@ -1,0 +1,116 @@
+"""The non-learned estimators, the comparisons they share with the network, and `auto`'s choice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ansf_mcp.coordinator import baselines
+from ansf_mcp.coordinator.comparisons import Comparisons
+from ansf_mcp.coordinator.episode import Episode
+from ansf_mcp.coordinator.scoring import Tally, choose, prior
+from ansf_mcp.coordinator.strategies import coordinate, decide
+
+
+def _episode(**extra) -> Episode:
+    return Episode.model_validate(
+        {
+            "id": "e",
+            "agents": [
+                {"id": "db", "history": [{"task": "Tune the postgres query planner for the orders table",
+                                          "success": True},
+                                         {"task": "Add an index to the postgres invoices table", "success": True}]},
+                {"id": "ui", "history": [{"task": "Restyle the settings page buttons", "success": True},
+                                         {"task": "Add dark mode to the navbar component", "success": True}]},
+                {"id": "flaky", "history": [{"task": "Tune the postgres query for reports", "success": False},
+                                            {"task": "Migrate the postgres schema", "success": False}]},
+                {"id": "new", "role": "frontend developer"},
+            ],
+            "tasks": [
+                {"id": "t-db", "description": "Speed up the slow postgres query on the orders table"},
+                {"id": "t-ui", "description": "Fix the navbar buttons in dark mode"},
+            ],
+            **extra,
+        }
+    )
+
+
+def test_similarity_prefers_past_successes_over_past_failures() -> None:
+    ep = _episode()
+    p = baselines.similarity(ep)
+    assert p.shape == (4, 2) and np.all((p > 0) & (p < 1))
+    db, ui, flaky, _new = range(4)
+    assert p[db, 0] > p[flaky, 0] and p[db, 0] > p[ui, 0]  # same words, but flaky failed at them
+    assert p[ui, 1] > p[db, 1]
+    result = coordinate(ep, "similarity")
+    assert {a.task: a.agent for a in result.assignments} == {"t-db": "db", "t-ui": "ui"}
+    assert all(a.p_success is not None for a in result.assignments)
+
+
+def test_only_probabilistic_strategies_report_p_success() -> None:
+    ep = _episode()
+    for strategy in ("tags", "round-robin"):
+        assert all(a.p_success is None for a in coordinate(ep, strategy).assignments)
+    for strategy in ("history", "similarity"):
+        assert all(0 <= a.p_success <= 1 for a in coordinate(ep, strategy).assignments)
+
+
+def test_comparisons_see_words_and_characters() -> None:
+    cmp = Comparisons(_episode())
+    words = cmp.centroid_cosine("words")
+    chars = cmp.centroid_cosine("chars")
+    assert words.shape == chars.shape == (4, 2)
+    assert words[0, 0] > 0.2 and chars[0, 0] > words[3, 0]
+    assert np.all(cmp.item_cosine("words", 3) == 0) and cmp.item_cosine("words", 3).shape == (0, 2)
+    lm = cmp.lm_ratio("chars")
+    assert lm[0, 0] > lm[1, 0] and lm[1, 1] > lm[0, 1]
+    assert cmp.success_rate[2] == pytest.approx(1 / 4) and cmp.success_rate[3] == pytest.approx(1 / 2)
+
+
+def test_history_estimate_unchanged_in_meaning() -> None:
+    p = baselines.history(_episode())
+    assert p[3, 0] == pytest.approx(baselines.PRIOR)  # no history: the prior
+    assert p[0, 0] > 0.6 and p[2, 0] < 0.4  # successes pull up, failures pull down
+
+
+def test_large_episode_stays_bounded() -> None:
+    """The largest texts the format accepts: comparisons cap what they read, so this stays fast and small."""
+    long = " ".join(f"word{i}" for i in range(1500))[:7990]
+    ep = Episode.model_validate(
+        {
+            "agents": [{"id": f"a{i}", "history": [{"task": long + str(k), "success": True} for k in range(120)]}
+                       for i in range(20)],
+            "tasks": [{"id": f"t{j}", "description": long + f" t{j}"} for j in range(60)],
+        }
+    )
+    cmp = Comparisons(ep)
+    assert cmp.hist_len.max() == 100  # newest 100 compared
+    assert cmp.max_cosine("chars").shape == (20, 60)
+
+
+def test_auto_follows_realised_scores() -> None:
+    candidates = ["neural", "similarity", "history"]
+    fresh = choose({}, candidates)
+    assert (fresh.estimator in candidates and "held-out" in fresh.reason) or "no held-out prior" in fresh.reason
+    # 50 outcomes on which the network was confidently wrong and similarity right: auto must switch.
+    bad, good = Tally(), Tally()
+    for _ in range(50):
+        bad.add(0.9, False)
+        good.add(0.3, False)
+    switched = choose({"neural": bad, "similarity": good}, candidates)
+    assert switched.estimator == "similarity", switched.reason
+    assert "50 reported outcome" in switched.reason
+    by_name = {s.estimator: s for s in switched.scores}
+    assert by_name["neural"].outcomes == 50 and by_name["neural"].log_loss > by_name["similarity"].log_loss
+
+
+def test_auto_prior_is_shipped_and_measured() -> None:
+    data = prior()
+    assert {"neural", "similarity", "history"} <= set(data), "run python -m ansf_mcp.lab.prior"
+    for figures in data.values():
+        assert 0 < figures["log_loss"] < 1.5 and 0 < figures["brier"] < 0.5 and figures["pairs"] > 1000
+
+
+def test_decide_returns_every_probabilistic_estimate_for_scoring() -> None:
+    d = decide(_episode(), "history", neural_allowed=False)
+    assert set(d.estimates) == {"similarity", "history"} and d.result.strategy == "history"
