@@ -289,5 +289,6 @@ def run_uvicorn(asgi: ASGIApp, settings: Settings) -> None:
         timeout_keep_alive=5,
         backlog=accept_backlog(),
         limit_concurrency=cap + 1,  # uvicorn answers 503 past this many connections or running requests
+        timeout_graceful_shutdown=5,  # SIGTERM: open streams get 5 s, then the lifespan stops the runtime
     )
     uvicorn.Server(config).run()

@@ -108,5 +108,15 @@ def http_server(data_dir: Path, tmp_path: Path) -> Iterator[callable]:
 
     yield start
     for proc in procs:
-        proc.kill()
-        proc.wait()
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM first (uvicorn shuts down cleanly and coverage data is written), SIGKILL if it lingers."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -62,8 +62,18 @@ def test_stdin_and_auto_says_what_it_used(tmp_path: Path) -> None:
     out = coordinate(tmp_path, json.dumps(EPISODE), stdin=True)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    assert result["strategy"] in {"neural", "history"}
-    assert result["strategy"] == "neural" or result["note"]
+    assert result["strategy"] in {"neural", "similarity", "history"}
+    assert result["reason"] and result["note"] is None, result  # the shipped model loaded; auto says why
+
+
+def test_cli_runs_the_shipped_checkpoint(tmp_path: Path) -> None:
+    from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE
+
+    out = coordinate(tmp_path, json.dumps(EPISODE), "--strategy", "neural")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["strategy"] == "neural" and result["model"] == DEFAULT_PROFILE and result["note"] is None
+    assert all(0 < a["p_success"] < 1 for a in result["assignments"])
 
 
 def test_empty_and_missing_input(tmp_path: Path) -> None:

@@ -106,7 +106,7 @@ async def test_critical_phase_through_the_tools(tmp_path: Path) -> None:
         result = (await client.call_tool(
             "coordinate", {"swarm_id": sw["swarm_id"], "tasks": [{"description": f"t{i}"} for i in range(3)]}
         )).structured_content
-        assert result["strategy"] in ("similarity", "history") and "operating phase" in result["note"]
+        assert result["strategy"] in {"similarity", "history"} and "operating phase" in result["note"]
         neural = await client.call_tool(
             "coordinate", {"swarm_id": sw["swarm_id"], "tasks": [{"description": "x"}], "strategy": "neural"}
         )
@@ -153,7 +153,7 @@ async def test_critical_phase_never_imports_torch(tmp_path: Path) -> None:
     async with Client(params, mode="legacy") as client:
         sw = (await client.call_tool("spawn_swarm", {"name": "s", "agents": [{"role": "r"}]})).structured_content
         result = await client.call_tool("coordinate", {"swarm_id": sw["swarm_id"], "tasks": [{"description": "x"}]})
-        assert result.structured_content["strategy"] in ("similarity", "history")
+        assert result.structured_content["strategy"] in {"similarity", "history"}
         status = (await client.call_tool("system_status", {})).structured_content
     assert status["phase"]["phase"] == "1 critical"
     assert status["models"]["torch_imported"] is False

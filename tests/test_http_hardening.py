@@ -17,7 +17,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.conftest import ansf_command, free_port, subprocess_env
+from tests.conftest import ansf_command, free_port, stop, subprocess_env
 
 pytestmark = pytest.mark.slow
 
@@ -64,9 +64,8 @@ class Server:
         raise AssertionError("server did not become healthy in 30 s")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc:
+            stop(self.proc)
 
 
 @pytest.fixture

@@ -88,9 +88,20 @@ async def test_round_trip_spawn_coordinate_claim_report(client: Client) -> None:
 async def test_auto_says_which_strategy_it_used(client: Client) -> None:
     sw = await spawn(client, "backend")
     result = await call(client, "coordinate", swarm_id=sw, tasks=[{"description": "anything"}])
-    assert result["strategy"] in {"neural", "similarity", "history"}  # auto: by realised scores (COORDINATION.md)
-    if result["strategy"] != "neural":
-        assert result["note"], "auto fell back without saying why"
+    assert result["strategy"] in {"neural", "similarity", "history"}
+    assert result["reason"] and "log-loss" in result["reason"] and result["note"] is None, result
+
+
+async def test_coordinate_tool_runs_the_shipped_checkpoint(client: Client) -> None:
+    from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE
+
+    sw = await spawn(client, "backend", "frontend")
+    result = await call(client, "coordinate", swarm_id=sw, strategy="neural",
+                        tasks=[{"description": "Add an index to the orders table"}, {"description": "Fix the navbar"}])
+    assert result["strategy"] == "neural" and result["model"] == DEFAULT_PROFILE and result["note"] is None
+    assert all(0 < a["p_success"] < 1 for a in result["assignments"])
+    status = await call(client, "system_status")
+    assert DEFAULT_PROFILE in status["models"]["neural_profiles"] and status["models"]["torch_imported"]
 
 
 async def test_nothing_ready_is_explicit(client: Client) -> None:

@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from ansf_mcp.tools.registry import Kind, Toolbox
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ansf_mcp import __version__
+from ansf_mcp.board import scores
+from ansf_mcp.coordinator import scoring
+from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE
+from ansf_mcp.coordinator.scoring import EstimatorScore
 from ansf_mcp.runtime import Runtime
 from ansf_mcp.system.measure import (
     MachineFigures,
@@ -30,11 +34,16 @@ class SystemStatus(BaseModel):
     machine: MachineFigures
     phase: dict[str, Any]
     models: dict[str, Any]
+    estimators: list[EstimatorScore] = Field(
+        description="realised predictive scores of each probabilistic estimator over every swarm's outcomes"
+    )
     components: dict[str, Any]
 
 
 def collect(app: Runtime) -> SystemStatus:
     limits = app.limits()
+    with app.store.reading() as conn:
+        estimators = scoring.scores(scores.overall(conn), list(scoring.AUTO_CANDIDATES))
     components: dict[str, Any] = {}
     for name, provider in app.status_providers.items():
         try:
@@ -54,7 +63,8 @@ def collect(app: Runtime) -> SystemStatus:
         phase=app.governor.snapshot()
         if app.governor
         else {"phase": limits.phase, "reason": limits.reason},
-        models=loaded_models(),
+        models={**loaded_models(), "default_profile": DEFAULT_PROFILE},
+        estimators=estimators,
         components=components,
     )
 
@@ -62,5 +72,6 @@ def collect(app: Runtime) -> SystemStatus:
 def register(tools: Toolbox, app: Runtime) -> None:
     @tools.add(Kind.READ, "System status")
     async def system_status() -> SystemStatus:
-        """Version, data directory, measured memory and CPU, operating phase, loaded models, uptime."""
+        """Version, data directory, measured memory and CPU, operating phase, loaded models, the estimators'
+        realised scores, uptime."""
         return collect(app)

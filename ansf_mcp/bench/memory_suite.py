@@ -39,9 +39,9 @@ async def _idle_server(data_dir: Path) -> dict[str, Any]:
 
 
 def _profiles() -> list[str]:
-    from ansf_mcp.coordinator import neural
+    from ansf_mcp.coordinator.profiles import PROFILES
 
-    return list(neural.PROFILES)
+    return list(PROFILES)
 
 
 def run(ctx: SuiteContext) -> dict[str, Any]:
@@ -67,6 +67,26 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
         "used = {coordinate(s.episode, 'auto').strategy for s in sims}\n"
         "result = {'strategies': sorted(used), 'episodes': len(sims)}\n"
     )
+    ctx.progress(0.85, "the largest input the coordinate tool accepts")
+    # 480 tasks of 8 000 distinct-word characters fill the 4 MiB request cap; 64 agents (a swarm's limit) each
+    # bring the 200 past tasks a decision reads, as long as a task may be. Before the comparisons were bounded,
+    # 480 such tasks alone took a server from 132 MB to 3.9 GB.
+    largest = python_peak_rss(
+        "import time\n"
+        "from ansf_mcp.coordinator.episode import Episode\n"
+        "from ansf_mcp.coordinator.strategies import coordinate\n"
+        "def text(k):\n"
+        "    return ' '.join(f'w{k}x{i}' for i in range(1200))[:8000]\n"
+        "agents = [{'id': f'a{i}', 'history': [{'task': text(i * 1000 + h), 'success': h % 3 > 0}\n"
+        "           for h in range(200)]} for i in range(64)]\n"
+        "ep = Episode.model_validate({'agents': agents, 'tasks': [{'id': f't{j}', 'description': text(-j - 1)}\n"
+        "                             for j in range(480)]})\n"
+        "t0 = time.perf_counter()\n"
+        "res = coordinate(ep, 'auto')\n"
+        "result = {'seconds': round(time.perf_counter() - t0, 2), 'strategy': res.strategy,\n"
+        "          'assigned': len(res.assignments), 'agents': 64, 'tasks': 480, 'history_per_agent': 200}\n",
+        timeout=1200,
+    )
     semantic = ctx.previous.get("semantic", {})
     if "cache_after_passes" in semantic:
         cache_bytes = semantic["cache_after_passes"]["bytes_on_disk"]
@@ -79,6 +99,7 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
         "server": server,
         "profiles": profiles or "no neural profile is shipped in this build",
         "peak_coordinating_16x64": peak,
+        "largest_accepted_input": largest,
         "semantic_cache_on_disk_bytes": cache_bytes,
         "semantic_cache_dir": str(cache_dir),
         "targets": {"idle_server_at_most_80_mib": server["idle_rss_mib"] <= 80},
@@ -102,6 +123,13 @@ def markdown(r: dict[str, Any]) -> str:
     p = r["peak_coordinating_16x64"]
     lines.append(f"| peak while coordinating {p['episodes']} episodes 16×64 | {p['peak_rss_mib']:.1f} | "
                  f"strategies {', '.join(p['strategies'])} |")
+    big = r.get("largest_accepted_input")
+    if big:
+        lines.append(
+            f"| peak coordinating the largest accepted input ({big['agents']} agents × {big['history_per_agent']} "
+            f"past tasks, {big['tasks']} tasks, 8 000 characters each) | {big['peak_rss_mib']:.1f} | "
+            f"{big['seconds']} s, strategy {big['strategy']} |"
+        )
     cache = r["semantic_cache_on_disk_bytes"]
     lines.append(f"| semantic cache on disk | {'—' if cache is None else f'{cache / 2**20:.2f}'} | "
                  f"{r['semantic_cache_dir']}{'' if cache is not None else ' (empty: no semantic query yet)'} |")

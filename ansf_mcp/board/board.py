@@ -267,10 +267,13 @@ class Board:
                 return Claim(claimed=False, reason=reason)
             taken_from = row["assignee"] if row["assignee"] not in (None, agent_id) else None
             seq = conn.execute(
-                "UPDATE tasks SET status = 'claimed', lease_owner = ?, lease_expires_at = ?, assignee = ?, "
+                # An estimate made for another agent says nothing about this one: it does not follow the task.
+                "UPDATE tasks SET status = 'claimed', lease_owner = ?, lease_expires_at = ?, "
+                "p_success = CASE WHEN assignee = ? THEN p_success END, "
+                "confidence = CASE WHEN assignee = ? THEN confidence END, assignee = ?, "
                 "attempts = attempts + 1, claim_seq = claim_seq + 1, updated_at = ? WHERE swarm_id = ? AND id = ? "
                 "RETURNING claim_seq",
-                (agent_id, now + lease_s, agent_id, now, swarm_id, row["id"]),
+                (agent_id, now + lease_s, agent_id, agent_id, agent_id, now, swarm_id, row["id"]),
             ).fetchone()[0]
             conn.execute(
                 "INSERT INTO claims (swarm_id, task_id, claim_seq, agent_id, claimed_at) VALUES (?, ?, ?, ?, ?)",

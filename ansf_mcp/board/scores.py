@@ -61,3 +61,14 @@ def tallies(conn: sqlite3.Connection, swarm_id: str) -> dict[str, Tally]:
             "SELECT estimator, n, log_loss_sum, brier_sum FROM estimator_scores WHERE swarm_id = ?", (swarm_id,)
         )
     }
+
+
+def overall(conn: sqlite3.Connection) -> dict[str, Tally]:
+    """Every swarm's record added up, per estimator (what system_status shows)."""
+    return {
+        r["estimator"]: Tally(n=r["n"], log_loss_sum=r["ll"], brier_sum=r["br"])
+        for r in conn.execute(
+            "SELECT estimator, SUM(n) AS n, SUM(log_loss_sum) AS ll, SUM(brier_sum) AS br FROM estimator_scores "
+            "GROUP BY estimator"
+        )
+    }

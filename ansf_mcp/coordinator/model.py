@@ -64,6 +64,9 @@ class CoordinatorNet(nn.Module):
         self.bil_task = nn.Linear(d, 64, bias=False)
         self.out1 = nn.Linear(hdim, hdim // 2)
         self.out2 = nn.Linear(hdim // 2, 1)
+        # A direct linear path from the pair features to the logit: what a logistic regression on them would
+        # find is reachable from the first step; the deep paths add to it.
+        self.pair_skip = nn.Linear(N_PAIR, 1)
         # Training-only auxiliary head: which (simulated) domain a text is about.
         self.aux_domain = nn.Linear(d, N_AUX_DOMAINS)
         nn.init.normal_(self.embed.weight, std=0.3)
@@ -129,12 +132,16 @@ class CoordinatorNet(nn.Module):
         z = nn.functional.gelu(z)
         z = nn.functional.gelu(self.out1(z))
         bil = torch.einsum("bae,bte->bat", self.bil_agent(a), self.bil_task(t)) / 8.0
-        return self.out2(z).squeeze(-1) + bil  # (B, A, T) logits
+        skip = self.pair_skip(batch["pair"]).squeeze(-1)
+        return self.out2(z).squeeze(-1) + bil + skip  # (B, A, T) logits
 
 
 def loss(logits: torch.Tensor, batch: dict[str, torch.Tensor], target: torch.Tensor | None = None) -> torch.Tensor:
-    """Per block: binary cross-entropy against p* (simulated), or, for replayed history ("which agent did it"),
-    cross-entropy of a softmax over the block's agents for each task. Mean over blocks."""
+    """Per block: binary cross-entropy against p* (simulated); for replayed history ("which agent did it"), the
+    mean of a softmax cross-entropy over the block's agents for each task (who fits best) and the binary
+    cross-entropy of each pair against the author indicator. The second keeps the scale of the probabilities
+    comparable across tasks, which the solver's sum needs: a softmax alone leaves each task's offset free.
+    Mean over blocks."""
     pair_mask = batch["agent_mask"].unsqueeze(2) & batch["task_mask"].unsqueeze(1)
     tgt = batch["target"] if target is None else target
     mask = pair_mask.to(logits.dtype)
@@ -146,7 +153,7 @@ def loss(logits: torch.Tensor, batch: dict[str, torch.Tensor], target: torch.Ten
     ce = -(logp * tgt * mask).sum(1)
     ce = (ce * has_author).sum(1) / has_author.sum(1).clamp(min=1)
     listwise = batch["listwise"]
-    return torch.where(listwise, ce, bce).mean()
+    return torch.where(listwise, 0.5 * (ce + bce), bce).mean()
 
 
 def count_parameters(net: nn.Module) -> int:

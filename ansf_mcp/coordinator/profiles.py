@@ -45,7 +45,9 @@ class Training:
     aux_weight: float = 0.3
     # Share of each batch drawn from replayed git history (the rest: the broad synthetic family).
     replay_share: float = 0.5
-    synthetic_episodes: int = 4000
+    synthetic_episodes: int = 3000
+    # Replayed windows drawn from each training repository.
+    replay_per_repo: int = 60
     # Share of the simulated episodes from the broad family (the rest: the classic simulator).
     family_share: float = 0.5
     # Synthetic episodes with every word renamed to a nonce word: compare in context, do not memorise words.
@@ -54,6 +56,8 @@ class Training:
     max_tasks: int = 16
     distill_weight: float | None = None
     teacher: str | None = None
+    # torch threads while training (CPU results depend on it).
+    threads: int = 2
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,10 @@ class Profile:
 
 SPEC = Network(
     name="spec",
-    config=NetConfig(),
-    training=Training(steps=800, batch=12, lr=5e-4, embed_lr_mult=20.0, max_agents=12, max_tasks=16),
+    config=NetConfig(seq_history=24),
+    training=Training(
+        steps=300, batch=8, lr=5e-4, embed_lr_mult=20.0, replay_share=0.5, max_agents=8, max_tasks=12, threads=1
+    ),
     inference_threads=2,
     summary="the seed's spec network: d_model 512, 8 heads, 6 layers, 1024 items, 10 000-id vocabulary, 16 agents",
 )
@@ -87,7 +93,7 @@ STUDENT = Network(
         d_model=128, heads=4, layers=2, ff=512, cmp_heads=4, cmp_dim=32, pair_hidden=64, seq_history=24
     ),
     training=Training(
-        steps=2500, batch=16, lr=2e-3, embed_lr_mult=5.0, replay_share=0.4, max_agents=12, max_tasks=16
+        steps=2500, batch=16, lr=2e-3, embed_lr_mult=5.0, replay_share=0.5, max_agents=12, max_tasks=16
     ),
     inference_threads=1,
     summary="compact network (128/4/2) with the same inputs, trained on the same data",

@@ -141,7 +141,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--mirror", type=Path, help="folder holding the training repositories (see lab/corpus.py)"
     )
-    parser.add_argument("--replay-per-repo", type=int, default=100, help="replayed windows per repository")
     parser.add_argument("--repos", type=Path, help="list of training repositories (default: lab/training_repos.txt)")
     for f in fields(Training):
         flag = "--" + f.name.replace("_", "-")
@@ -152,7 +151,6 @@ def main(argv: list[str] | None = None) -> int:
             parser.add_argument(flag, type=kind, help=f"default: the profile's {f.name}")
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--val-episodes", type=int, default=150)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--name", help="checkpoint name (default: the network's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
@@ -174,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     from ansf_mcp.coordinator import model as M
     from ansf_mcp.lab import evaluate, family, simulator
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(cfg.threads)
     torch.manual_seed(args.seed)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda but no CUDA device is available")
@@ -182,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     keep = network.config.seq_history
     synth = synthetic_data(cfg, args.seed, keep)
-    real, repos = replay_data(cfg, args.seed, args.mirror, args.replay_per_repo, keep, args.repos) if cfg.replay_share > 0 else ([], [])
+    real, repos = replay_data(cfg, args.seed, args.mirror, cfg.replay_per_repo, keep, args.repos) if cfg.replay_share > 0 else ([], [])
     val = {
         "classic": simulator.generate("heldout", args.val_episodes, 10_000 + args.seed),
         "shifted": simulator.generate("shifted", args.val_episodes // 2, 10_000 + args.seed),
@@ -303,7 +301,6 @@ def main(argv: list[str] | None = None) -> int:
         "device": args.device,
         "train": {
             **asdict(cfg),
-            "replay_per_repo": args.replay_per_repo,
             "wall_s": round(time.time() - started, 1),
             "simulated_blocks": len(synth),
             "replayed_blocks": len(real),

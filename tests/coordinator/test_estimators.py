@@ -39,7 +39,7 @@ def test_similarity_prefers_past_successes_over_past_failures() -> None:
     ep = _episode()
     p = baselines.similarity(ep)
     assert p.shape == (4, 2) and np.all((p > 0) & (p < 1))
-    db, ui, flaky, _new = range(4)
+    db, ui, flaky = range(3)
     assert p[db, 0] > p[flaky, 0] and p[db, 0] > p[ui, 0]  # same words, but flaky failed at them
     assert p[ui, 1] > p[db, 1]
     result = coordinate(ep, "similarity")

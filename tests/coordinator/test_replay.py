@@ -11,6 +11,7 @@ import pytest
 from ansf_mcp.lab import replay
 from ansf_mcp.lab.replay_eval import evaluate_history
 from tests.conftest import ansf_command, subprocess_env
+from tests.git_history import GitHistory
 
 AUTHORS = {
     "ada": ("Ada Lovelace", "ada@example.org"),
@@ -20,6 +21,7 @@ AUTHORS = {
     "cat": ("Cat Herder", "cat@example.org"),
     "bot": ("dependabot[bot]", "49699333+dependabot[bot]@users.noreply.github.com"),
 }
+FOLDERS = {"ada": "src", "bob": "docs", "cat": ".github"}
 TOPICS = {
     "ada": ["parser grammar tokens", "parser error recovery", "lexer unicode escapes"],
     "bob": ["docs tutorial chapter", "docs api reference", "readme install steps"],
@@ -27,51 +29,11 @@ TOPICS = {
 }
 
 
-class _History:
-    """Commits written through one `git fast-import` stream: hundreds of commits in well under a second."""
-
-    def __init__(self) -> None:
-        self.commits: list[tuple[str, str, str]] = []
-
-    def commit(self, who: str, subject: str, body: str = "") -> str:
-        self.commits.append((who, subject, body))
-        return f":{len(self.commits)}"
-
-    def write(self, repo: Path, replace: dict[str, str] | None = None) -> dict[str, str]:
-        """Import into the bare repository `repo`; returns mark -> commit sha."""
-        lines: list[bytes] = []
-        for n, (who, subject, body) in enumerate(self.commits, start=1):
-            for old, new in (replace or {}).items():
-                body = body.replace(old, new)
-            name, email = AUTHORS[who]
-            folder = {"ada": "src", "bob": "docs", "cat": ".github"}.get(who.split("-")[0], "misc")
-            message = (subject + (f"\n\n{body}" if body else "")).encode()
-            when = 1_700_000_000 + n
-            lines += [
-                b"commit refs/heads/main",
-                f"mark :{n}".encode(),
-                f"author {name} <{email}> {when} +0000".encode(),
-                f"committer {name} <{email}> {when} +0000".encode(),
-                f"data {len(message)}".encode(),
-                message,
-                *([f"from :{n - 1}".encode()] if n > 1 else []),
-                f"M 100644 inline {folder}/f{n}.txt".encode(),
-                f"data {len(subject.encode())}".encode(),
-                subject.encode(),
-                b"",
-            ]
-        marks = repo / "marks"
-        subprocess.run(["git", "-C", str(repo), "fast-import", "--quiet", f"--export-marks={marks}"],
-                       input=b"\n".join(lines) + b"\n", check=True)
-        subprocess.run(["git", "-C", str(repo), "symbolic-ref", "HEAD", "refs/heads/main"], check=True)
-        return dict(line.split() for line in marks.read_text().splitlines())
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("history")
     subprocess.run(["git", "init", "-q", "--bare", str(root)], check=True)
-    h = _History()
+    h = GitHistory(AUTHORS, FOLDERS)
     target = None
     for round_ in range(60):
         for who in ("ada", "ada-alias", "bob", "bob-login", "cat"):

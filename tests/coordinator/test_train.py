@@ -1,61 +1,111 @@
-"""`ansf train` end to end on a tiny budget: files, curves, reproducibility from the seed."""
+"""`ansf train` end to end on a tiny budget: replayed history of a repository we write, simulated episodes,
+files, curves, reproducibility from the seed, and every default read from the profile's record."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch")
-
 from ansf_mcp.coordinator import neural
-from ansf_mcp.lab import train
+from ansf_mcp.coordinator.profiles import SPEC, STUDENT
+from ansf_mcp.lab import corpus, train
+from tests.git_history import GitHistory
 
-TINY = [
-    "--profile",
-    "student",
-    "--steps",
-    "4",
-    "--episodes",
-    "24",
-    "--val-episodes",
-    "8",
-    "--eval-every",
-    "2",
-    "--batch",
-    "4",
-]
+AUTHORS = {f"dev{i}": (f"Dev {i}", f"dev{i}@example.org") for i in range(4)}
+FOLDERS = {f"dev{i}": f"pkg{i}" for i in range(4)}
+WORDS = ["parser", "docs", "network", "storage"]
 
 
-def test_train_writes_checkpoint_card_and_curves_reproducibly(tmp_path):
-    assert train.main([*TINY, "--seed", "3", "--out", str(tmp_path / "a")]) == 0
-    assert train.main([*TINY, "--seed", "3", "--out", str(tmp_path / "b")]) == 0
-    assert train.main([*TINY, "--seed", "4", "--out", str(tmp_path / "c")]) == 0
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A mirror folder with one repository of 260 commits by four authors, and a list naming it."""
+    root = tmp_path_factory.mktemp("mirror")
+    repo = root / "acme+tool" / "repo"
+    subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
+    h = GitHistory(AUTHORS, FOLDERS)
+    for k in range(260):
+        i = (k * 7) % 4 if k % 5 else k % 4
+        h.commit(f"dev{i}", f"Improve the {WORDS[i]} module, part {k}")
+    h.write(repo)
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    listing = root / "repos.txt"
+    listing.write_text(f"# test\nacme/tool {head}\n")
+    return root, listing
+
+
+def tiny(mirror: tuple[Path, Path], out: Path, seed: int, profile: str = "student") -> list[str]:
+    return [
+        "--profile", profile, "--seed", str(seed), "--out", str(out), "--mirror", str(mirror[0]),
+        "--repos", str(mirror[1]), "--replay-per-repo", "6", "--steps", "3", "--synthetic-episodes", "16",
+        "--val-episodes", "6", "--eval-every", "3", "--batch", "4",
+    ]
+
+
+def test_train_writes_checkpoint_card_and_curves_reproducibly(tmp_path: Path, mirror) -> None:
+    assert train.main(tiny(mirror, tmp_path / "a", 3)) == 0
+    assert train.main(tiny(mirror, tmp_path / "b", 3)) == 0
+    assert train.main(tiny(mirror, tmp_path / "c", 4)) == 0
     cards = {k: json.loads((tmp_path / k / "student.json").read_text()) for k in "abc"}
     assert cards["a"]["sha256"] == cards["b"]["sha256"]
     assert cards["a"]["sha256"] != cards["c"]["sha256"]
     assert (tmp_path / "a" / "student-loss.png").stat().st_size > 1000
-    assert cards["a"]["train"]["steps"] == 4 and cards["a"]["seed"] == 3
+    t = cards["a"]["train"]
+    assert t["steps"] == 3 and cards["a"]["seed"] == 3 and t["replayed_blocks"] == 6
+    assert t["repositories"] == [mirror[1].read_text().splitlines()[1]]
+    # Every setting not given on the command line is the profile's own (no argparse default overrides it).
+    assert t["embed_lr_mult"] == STUDENT.training.embed_lr_mult and t["lr"] == STUDENT.training.lr
+    assert cards["a"]["config"] == STUDENT.config.as_dict()
     # What training writes, the loader reads.
     est = neural.load_file(tmp_path / "a" / "student.safetensors")
     assert est.card["sha256"] == cards["a"]["sha256"]
 
 
-def test_unknown_profile_is_refused(tmp_path):
+def test_spec_profile_reads_its_own_defaults(tmp_path: Path, mirror) -> None:
+    args = tiny(mirror, tmp_path / "s", 1, profile="spec-int8")
+    args[args.index("--batch") + 1] = "2"
+    assert train.main(args) == 0
+    card = json.loads((tmp_path / "s" / "spec.json").read_text())
+    assert card["train"]["embed_lr_mult"] == SPEC.training.embed_lr_mult == 20.0
+    assert card["config"]["d_model"] == 512 and card["config"]["layers"] == 6 and card["config"]["heads"] == 8
+
+
+def test_unknown_profile_and_missing_mirror_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         train.main(["--profile", "huge", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        train.main(["--profile", "student", "--out", str(tmp_path)])  # replay needs --mirror
+
+
+def test_reserved_repositories_can_never_be_listed(tmp_path: Path) -> None:
+    listing = tmp_path / "repos.txt"
+    listing.write_text("pallets/flask 0123456789abcdef\n")
+    with pytest.raises(ValueError, match="reserved"):
+        corpus.read_list(listing)
+    shipped = {r.name for r in corpus.read_list(corpus.TRAINING_LIST)}
+    held = {r.name for r in corpus.read_list(corpus.HELDOUT_LIST)}
+    valid = {r.name for r in corpus.read_list(corpus.VALIDATION_LIST)}
+    assert len(shipped) >= 30 and len(held) >= 5
+    assert not shipped & held and not shipped & valid and not held & valid
 
 
 @pytest.mark.slow
-def test_quick_bench_reports_every_method():
+def test_quick_bench_reports_every_method() -> None:
+    from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE
     from ansf_mcp.lab.bench import run_coordination_bench
 
     seen = []
     out = run_coordination_bench(lambda f, m: seen.append(f), quick=True)
     assert out["simulated"] is True
-    assert {"history", "tags", "round-robin", "ceiling", neural.DEFAULT_PROFILE} <= set(out["quality"])
-    for m in out["quality"].values():
+    assert {"similarity", "history", "tags", "round-robin", "ceiling", DEFAULT_PROFILE} <= set(out["quality"])
+    for name, m in out["quality"].items():
         assert 0.0 < m["heldout"]["mean"] <= 1.0 + 1e-9 and m["heldout"]["n"] == 40
-    assert "16x64" in out["latency"][neural.DEFAULT_PROFILE]
+        if name != "ceiling":
+            assert m["family"]["n"] == 40
+    assert "16x64" in out["latency"][DEFAULT_PROFILE]
+    assert out["latency_beside_busy_process"][DEFAULT_PROFILE]["p95_ms"] > 0
     assert "| method |" in out["markdown"] and seen[-1] == 1.0
     json.dumps(out)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from ansf_mcp.store.db import Store
-from tests.conftest import free_port, subprocess_env
+from tests.conftest import free_port, stop, subprocess_env
 
 SWARM = "dash-swarm"
 
@@ -202,9 +202,8 @@ class DashboardProcess:
         raise AssertionError("dashboard did not become healthy in 30 s")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc:
+            stop(self.proc)
 
 
 @pytest.fixture
