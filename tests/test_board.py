@@ -418,35 +418,35 @@ def test_hierarchy_leads_must_exist_before(store: Store) -> None:
         swarms.spawn(store, "s", [AgentSpec(role="a"), AgentSpec(role="b", lead="agent-7")], "hierarchical")
 
 
-def test_outcomes_score_every_estimator_once(store: Store) -> None:
+def test_outcomes_score_every_estimator_once(store: Store, board: Board) -> None:
     from ansf_mcp.board import scores
 
     sw = swarms.spawn(store, "s", agents("a", "b"), "mesh").swarm_id
     result = assign.submit_and_assign(store, sw, tasks("write the parser", "draw the logo"), "history")
     for a in result.assignments:
-        assert board.claim_next(store, sw, a.agent, 60, max_attempts=3).claimed
-        board.report(store, sw, a.task, a.agent, a.task == "t0", "", None, max_attempts=3)
+        assert board.claim_next(sw, a.agent).claimed
+        board.report(sw, a.task, a.agent, a.task == "t0")
     with store.reading() as conn:
         tallies = scores.tallies(conn, sw)
         left = conn.execute("SELECT COUNT(*) FROM predictions WHERE swarm_id = ?", (sw,)).fetchone()[0]
     # history and similarity predicted every assigned pair; each outcome scored each of them once, then consumed.
     assert {k: v.n for k, v in tallies.items()} == {"history": 2, "similarity": 2} and left == 0
-    view = swarms.view(store, sw)
+    view = board.view(sw)
     assert {s.estimator for s in view.estimators} == {"neural", "similarity", "history"}
     assert next(s for s in view.estimators if s.estimator == "history").outcomes == 2
     assert view.auto_uses
 
 
-def test_estimate_does_not_follow_a_task_to_another_agent(store: Store) -> None:
+def test_estimate_does_not_follow_a_task_to_another_agent(store: Store, board: Board) -> None:
     sw = swarms.spawn(store, "s", agents("a", "b"), "mesh").swarm_id
     result = assign.submit_and_assign(store, sw, tasks("only task"), "history")
     first = result.assignments[0].agent
     other = "agent-1" if first == "agent-0" else "agent-0"
-    assert board.claim_next(store, sw, first, 60, max_attempts=3).claimed
-    board.report(store, sw, "t0", first, False, "no", None, max_attempts=3)
-    claim = board.claim_next(store, sw, other, 60, max_attempts=3)
+    assert board.claim_next(sw, first).claimed
+    board.report(sw, "t0", first, False, "no")
+    claim = board.claim_next(sw, other)
     assert claim.claimed and claim.task.assignee == other
-    board.report(store, sw, "t0", other, True, "", None, max_attempts=3)
+    board.report(sw, "t0", other, True)
     with store.reading() as conn:
         rows = conn.execute("SELECT agent_id, p_success FROM outcomes WHERE swarm_id = ? ORDER BY id", (sw,)).fetchall()
     assert rows[0]["p_success"] is not None and rows[1]["p_success"] is None

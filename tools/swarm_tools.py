@@ -214,12 +214,13 @@ def register(tools: Toolbox, app: Runtime) -> None:
         ],
         strategy: Annotated[
             Strategy,
-            Field(description="how success is estimated: auto (neural when allowed, else history), neural, "
-                              "history, tags, round-robin"),
+            Field(description="how success is estimated: auto (whichever of neural, similarity and history "
+                              "predicts this swarm's reported outcomes best), neural, similarity, history, tags, "
+                              "round-robin"),
         ] = "auto",
     ) -> CoordinationResult:
         """Put tasks on the board and assign them to agents (estimate success per agent, then exact matching).
-        `auto` says which strategy it used."""
+        `auto` says which estimator it used and why."""
         limits = app.limits()
 
         def run() -> CoordinationResult:
@@ -230,7 +231,9 @@ def register(tools: Toolbox, app: Runtime) -> None:
                 # A model not loaded yet loads here, timed as a model load, not inside the decision.
                 with contextlib.suppress(ModelUnavailable):  # auto falls back; neural says why in the decision
                     warmer.ensure(None)
-            return assign.submit_and_assign(store, swarm_id, tasks, strategy, neural_allowed=limits.neural_allowed)
+            return assign.submit_and_assign(
+                store, swarm_id, tasks, strategy, neural_allowed=limits.neural_allowed, clock=app.clock
+            )
 
         return await anyio.to_thread.run_sync(run)
 

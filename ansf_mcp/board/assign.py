@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ansf_mcp.board import scores
 from ansf_mcp.board.lookup import agent_rows, require
@@ -72,8 +72,10 @@ def submit_and_assign(
     neural_allowed: bool = True,
     neural=None,
     model: str | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> CoordinationResult:
-    """Add the tasks and record the chosen assignment, atomically: a failure leaves the board as it was."""
+    """Add the tasks and record the chosen assignment, atomically: a failure leaves the board as it was.
+    `clock` is the board's (tests move it; the takeover grace is measured from when a task was put up)."""
     episode, external, planned, tallies = build_episode(store, swarm_id, specs)
     decision = decide(
         episode,
@@ -87,7 +89,7 @@ def submit_and_assign(
     result = decision.result
     with store.transaction() as conn:
         require(conn, swarm_id)
-        ids = insert_tasks(conn, swarm_id, specs)
+        ids = insert_tasks(conn, swarm_id, specs, now=clock())
         # Another client may have added tasks since the plan: the same specs in the same order get the new ids.
         rename = dict(zip(planned, ids, strict=True))
         if ids != planned:
@@ -115,7 +117,7 @@ def submit_and_assign(
                 len(episode.tasks),
                 len(result.assignments),
                 result.elapsed_ms,
-                time.time(),
+                clock(),
             ),
         )
         for u in result.unassigned:

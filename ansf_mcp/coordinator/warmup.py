@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from ansf_mcp.coordinator.episode import ModelUnavailable
+from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE
 from ansf_mcp.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class ModelWarmer:
         was loaded already. The load is recorded in `model_loads`."""
         from ansf_mcp.coordinator import neural
 
-        profile = model or neural.DEFAULT_PROFILE
+        profile = model or DEFAULT_PROFILE
         if profile in neural.loaded_profiles():
             return None
         with self._loading:
