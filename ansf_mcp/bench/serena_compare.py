@@ -397,6 +397,46 @@ async def compare(repos: list[Path], serena_exe: str | None, serena_home: Path, 
     return report
 
 
+def markdown(report: dict[str, Any]) -> str:
+    """The report as the tables docs/SEMANTIC.md shows (ours beside Serena, per repository)."""
+    lines: list[str] = []
+    for repo, e in report["repositories"].items():
+        ours, ser = e.get("ours", {}), e.get("serena", {})
+        lines += [f"#### {repo} ({e['python_files']} Python files)", "",
+                  "| | ours | Serena |", "|---|---|---|"]
+        for t in e["targets"]:
+            cells = []
+            for side in (ours, ser):
+                c = (side.get("completeness") or {}).get(t["name"])
+                cells.append(f"{c['found_lines']}/{c['truth_lines']} ({c['completeness']:.1%})" if c else "—")
+            lines.append(f"| references of `{t['name']}` (lines vs tokenizer truth) | {cells[0]} | {cells[1]} |")
+        for key, label in (("start_s", "start to first answer, s"),
+                           ("first_heavy_query_s", "first heavy reference query on a fresh server, s")):
+            lines.append(f"| {label} | {ours.get(key, '—')} | {ser.get(key, '—')} |")
+        for tool in ("overview", "find_symbol", "references", "search", "diagnostics"):
+            for kind in ("cold", "warm"):
+                cells = []
+                for side in (ours, ser):
+                    v = (side.get("latency_ms") or {}).get(tool, {}).get(kind)
+                    cells.append(f"{v['p50_ms']:.1f} / {v['p95_ms']:.1f}" if v else "—")
+                lines.append(f"| {tool} {kind} p50 / p95, ms | {cells[0]} | {cells[1]} |")
+        rss = [side.get("peak_rss_mib_vmhwm") or {} for side in (ours, ser)]
+        lines.append(f"| peak RSS server + language servers, MiB | {rss[0].get('server', '—')} + "
+                     f"{rss[0].get('children', '—')} | {rss[1].get('server', '—')} + {rss[1].get('children', '—')} |")
+        lines.append(f"| cache on disk | {ours.get('cache_bytes', 0) / 1e6:.2f} MB, outside the repository | "
+                     f"{ser.get('cache_bytes', 0) / 1e6:.2f} MB, inside the repository |")
+        lines.append("")
+    if report.get("renames"):
+        lines += ["| rename | server | seconds | edits | ms per edit | old name left | project's tests after |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in report["renames"]:
+            tests = (r.get("tests") or {}).get("summary", "—")
+            lines.append(f"| {r['repository']}: `{r['name_path']}` | {r['server']} | {r.get('seconds')} | "
+                         f"{r.get('edits_reported') or r.get('lines_with_new_name_after')} | {r.get('ms_per_edit')} | "
+                         f"{r.get('lines_with_old_name_after')} lines | {tests} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("repos", nargs="+", type=Path)
@@ -420,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(text)
     print(text)
+    print(markdown(report), file=sys.stderr)
     return 0
 
 
