@@ -83,7 +83,7 @@ class Runtime:
     ready: bool = False
     status_providers: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
-    on_start: list[Callable[[], None]] = field(default_factory=list)
+    on_start: list[Callable[[], None]] = field(default_factory=list)  # quick; long work goes to a thread
     # What the board reads the time from; tests move it instead of sleeping.
     clock: Callable[[], float] = time.time
     _holders: int = 0

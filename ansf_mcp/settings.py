@@ -31,6 +31,8 @@ ENV_VARS: dict[str, str] = {
     "ANSF_HTTP_MAX_CONNECTIONS": "http_max_connections",
     "ANSF_SEMANTIC_WORKERS": "semantic_workers",
     "ANSF_SEMANTIC_DEADLINE_S": "semantic_deadline_s",
+    "ANSF_READ_ONLY": "read_only",
+    "ANSF_SEMANTIC_INDEX": "semantic_index",
 }
 
 # The only names served without a token: the ones a DNS-rebinding check can list exactly.
@@ -62,6 +64,9 @@ class Settings(BaseModel):
     phase_critical_at: float = Field(default=0.99, gt=0, le=1)
     phase_enhanced_at: float = Field(default=0.80, gt=0, le=1)
     phase_hysteresis: float = Field(default=0.03, ge=0, lt=0.5)
+    # The semantic layer: no editing tools at all (they are not even listed), and index the project at start.
+    read_only: bool = False
+    semantic_index: bool = True
     # HTTP listeners: a request's headers must arrive within this many seconds (and its body within 6x), and
     # at most this many connections are open at once (default: below the process's open-file limit).
     http_header_timeout_s: float = Field(default=10.0, gt=0, le=600)

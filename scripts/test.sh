@@ -22,6 +22,16 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+# Go: Debian's gopls and the go command it drives (the Go semantic tests run against them).
+if ! command -v gopls >/dev/null || ! command -v go >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gopls golang-go) >&2
+  else
+    echo "Install Debian's gopls and golang-go (sudo apt-get install gopls golang-go) for the Go tests" >&2
+    exit 1
+  fi
+fi
+
 INSPECTOR_VERSION=0.15.0
 export ANSF_NODE_PREFIX="$PWD/.cache/node"
 if [ ! -x "$ANSF_NODE_PREFIX/node_modules/.bin/mcp-inspector" ]; then

@@ -55,6 +55,7 @@ class SemanticCache:
             sqlite_wal_autocheckpoint=128,  # pages (4 KiB): checkpoint at ~512 KiB of WAL
             sqlite_cache_size=2**10,
             sqlite_mmap_size=0,
+            tag_index=True,  # edits evict exactly the entries they stale, by tag
         )
         self._lock = threading.Lock()
         self.hits = 0
@@ -62,6 +63,7 @@ class SemanticCache:
         self.sets = 0
         self.skipped_empty = 0
         self.skipped_large = 0
+        self.invalidated = 0
         self._count0 = len(self._cache)
 
     def get(self, key: str) -> Any | None:
@@ -81,8 +83,10 @@ class SemanticCache:
             self.hits += 1
         return value
 
-    def set(self, key: str, value: Any) -> bool:
-        """Store a non-empty JSON value. Empty results are never cached."""
+    def set(self, key: str, value: Any, tag: str | None = None) -> bool:
+        """Store a non-empty JSON value. Empty results are never cached. `tag` names what the value depends on
+        (`file:<lang>:<path>` for one file's answers, `project:<lang>` for cross-file ones) so that an edit can
+        evict exactly those."""
         if value is None or value == [] or value == {} or (isinstance(value, dict) and value.get("empty")):
             self.skipped_empty += 1
             return False
@@ -90,10 +94,22 @@ class SemanticCache:
         if len(blob) > MAX_ENTRY_BYTES:
             self.skipped_large += 1
             return False
-        self._cache.set(key, blob, retry=True)
+        self._cache.set(key, blob, retry=True, tag=tag)
         with self._lock:
             self.sets += 1
         return True
+
+    def evict(self, tag: str) -> int:
+        """Remove every entry stored under `tag`; returns how many."""
+        removed = self._cache.evict(tag, retry=True)
+        with self._lock:
+            self.invalidated += removed
+        return removed
+
+    def count(self, tag: str) -> int:
+        """Entries stored under `tag` (tests and status)."""
+        ((n,),) = self._cache._sql("SELECT COUNT(*) FROM Cache WHERE tag = ?", (tag,)).fetchall()
+        return n
 
     def bytes_on_disk(self) -> int:
         return dir_bytes(self.directory)
@@ -106,7 +122,8 @@ class SemanticCache:
             "misses": self.misses,
             "hit_ratio": round(self.hits / total, 4) if total else None,
             "entries": count,
-            "evictions": max(0, self._count0 + self.sets - count),
+            "evictions": max(0, self._count0 + self.sets - count - self.invalidated),
+            "invalidated_by_edits": self.invalidated,
             "not_cached_empty": self.skipped_empty,
             "not_cached_too_large": self.skipped_large,
             "bytes_on_disk": self.bytes_on_disk(),

@@ -13,16 +13,12 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
+from ansf_mcp.semantic.extensions import LANGUAGE_EXTENSIONS
 from ansf_mcp.semantic.lsp import ServerSpec
+from ansf_mcp.semantic.positions import UTF32
 
 log = logging.getLogger(__name__)
 
-PY_EXT = frozenset({".py", ".pyi"})
-TS_EXT = frozenset({".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".mts", ".cts"})
-C_EXT = frozenset({".c", ".h", ".cc", ".cpp", ".cxx", ".hpp", ".hh", ".hxx", ".ipp"})
-GO_EXT = frozenset({".go"})
-
-LANGUAGE_EXTENSIONS: dict[str, frozenset[str]] = {"python": PY_EXT, "typescript": TS_EXT, "c": C_EXT, "go": GO_EXT}
 LANGUAGE_NAMES = {"python": "Python", "typescript": "TypeScript/JavaScript", "c": "C/C++", "go": "Go"}
 
 # Languages we recognise but cannot serve here: name and why/how.
@@ -94,19 +90,24 @@ def python_extra_paths(root: Path) -> list[str]:
     return paths
 
 
-def python_spec(root: Path) -> ServerSpec:
-    cands = _bin_candidates("jedi-language-server")
-    if not cands:
+def python_spec(root: Path, parse_limit: int = 2000) -> ServerSpec:
+    import importlib.util
+
+    if importlib.util.find_spec("jedi_language_server") is None:
         raise LanguageUnavailable("Python", "Python needs jedi-language-server: `pip install jedi-language-server` "
                                   "into the environment that runs ansf-mcp")
+    from ansf_mcp.semantic.jedi_server import WRAPPER_VERSION
+
     try:
-        version = f"jls-{metadata.version('jedi-language-server')}+jedi-{metadata.version('jedi')}"
+        version = (f"jls-{metadata.version('jedi-language-server')}+jedi-{metadata.version('jedi')}"
+                   f"+{WRAPPER_VERSION}")
     except metadata.PackageNotFoundError:  # pragma: no cover
-        version = "unknown"
+        version = f"unknown+{WRAPPER_VERSION}"
     env_python = python_project_env(root)
     init = {
-        "diagnostics": {"enable": False, "didOpen": False, "didChange": False, "didSave": False},
-        "hover": {"enable": False},
+        # jedi's diagnostics are syntax errors (compile()), cheap, published 1 s after a change: get_diagnostics
+        "diagnostics": {"enable": True, "didOpen": True, "didChange": True, "didSave": False},
+        "hover": {"enable": True},  # signature and docstring for find_symbol(include_info=True)
         "completion": {"disableSnippets": True},
         "workspace": {
             "extraPaths": python_extra_paths(root),
@@ -115,8 +116,15 @@ def python_spec(root: Path) -> ServerSpec:
     }
     if env_python:
         init["workspace"]["environmentPath"] = env_python
-    return ServerSpec(language="Python", key="python", cmd=[cands[0]], version=version, init_options=init,
-                      language_ids={".py": "python", ".pyi": "python"})
+    # Our wrapper around jedi-language-server (the project's own code first, no 30-file reference limit), run
+    # by this interpreter, which has both installed.
+    return ServerSpec(language="Python", key="python",
+                      cmd=[sys.executable, "-m", "ansf_mcp.semantic.jedi_server"], version=version,
+                      init_options=init, env={"ANSF_JEDI_PARSE_LIMIT": str(parse_limit)},
+                      language_ids={".py": "python", ".pyi": "python"}, server_name="jedi-language-server",
+                      # jedi-language-server announces UTF-16 but passes jedi's columns through unconverted:
+                      # code points (tests/semantic/test_positions.py pins this down).
+                      position_encoding=UTF32)
 
 
 _ts_lock = threading.Lock()
@@ -171,7 +179,7 @@ def typescript_spec(root: Path, lsp_dir: Path, progress: Callable[[str], None] |
                       init_options={"tsserver": {"path": str(tsserver), "useSyntaxServer": "never"},
                                     "preferences": {},
                                     "disableAutomaticTypingAcquisition": True},
-                      language_ids=ids)
+                      language_ids=ids, diagnostics_settle_s=1.5)
 
 
 def c_spec(root: Path) -> ServerSpec:
@@ -197,14 +205,19 @@ def c_spec(root: Path) -> ServerSpec:
 def go_spec(root: Path) -> ServerSpec:
     exe = shutil.which("gopls")
     if not exe:
-        raise LanguageUnavailable("Go", "Go needs gopls on PATH: `go install golang.org/x/tools/gopls@latest` or "
-                                  "`apt-get install gopls`")
+        raise LanguageUnavailable("Go", "Go needs gopls and the go command on PATH: `apt-get install gopls "
+                                  "golang-go` or `go install golang.org/x/tools/gopls@latest`")
     try:
-        version = subprocess.run([exe, "version"], capture_output=True, text=True, timeout=20).stdout.split()[-1]
-    except (OSError, subprocess.SubprocessError, IndexError):
+        out = subprocess.run([exe, "version"], capture_output=True, text=True, timeout=20).stdout
+        version = " ".join(out.split()[1:]) or "unknown"
+    except (OSError, subprocess.SubprocessError):
         version = "unknown"
-    return ServerSpec(language="Go", key="go", cmd=[exe, "serve"], version=f"gopls-{version}",
-                      language_ids={".go": "go"})
+    st = os.stat(exe)  # Debian's build says only "master": the binary itself tells builds apart
+    # never download modules on our behalf (a user who set GOPROXY keeps theirs)
+    env = {} if "GOPROXY" in os.environ else {"GOPROXY": "off"}
+    return ServerSpec(language="Go", key="go", cmd=[exe, "serve"],
+                      version=f"gopls-{version}-{st.st_size}-{int(st.st_mtime)}", env=env,
+                      language_ids={".go": "go"}, diagnostics_settle_s=1.0)
 
 
 def make_spec(key: str, root: Path, lsp_dir: Path, progress: Callable[[str], None] | None = None) -> ServerSpec:

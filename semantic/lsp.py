@@ -24,6 +24,7 @@ from typing import Any
 
 import psutil
 from ansf_mcp.semantic.paths import read_text
+from ansf_mcp.semantic.positions import OFFERED, UTF16
 from multilspy.lsp_protocol_handler.lsp_types import ErrorCodes
 from multilspy.lsp_protocol_handler.server import Error as LspProtocolError
 from multilspy.lsp_protocol_handler.server import LanguageServerHandler, ProcessLaunchInfo
@@ -118,6 +119,15 @@ class ServerSpec:
     language_ids: dict[str, str] = field(default_factory=dict)  # extension -> languageId
     wait_for_diagnostics: bool = False  # clangd: wait until a file is parsed before querying
     open_all_for_references: bool = False  # clangd without background index: open project files first
+    server_name: str | None = None  # shown in status; default: the command's file name
+    # Column unit the server really uses, when it differs from what it announces; None: as negotiated.
+    position_encoding: str | None = None
+    # Servers that publish diagnostics in stages (syntax first, then semantics): wait this long for a later one.
+    diagnostics_settle_s: float = 0.0
+
+    @property
+    def display_name(self) -> str:
+        return self.server_name or self.cmd[0].rsplit("/", 1)[-1]
 
     def language_id(self, path: Path) -> str:
         return self.language_ids.get(path.suffix.lower(), self.key)
@@ -130,10 +140,25 @@ class _OpenDoc:
     size: int
 
 
+_background = threading.local()
+
+
+@contextlib.contextmanager
+def background_work():
+    """Requests made inside (the background index) yield to callers' requests: each waits until no caller's
+    request has run for FOREGROUND_QUIET_S, so a query never queues behind the index."""
+    _background.active = True
+    try:
+        yield
+    finally:
+        _background.active = False
+
+
 class LanguageServer:
     """One running server for (spec, root). Thread-safe `request()`; restarts on hang/death."""
 
     MAX_OPEN = 64
+    FOREGROUND_QUIET_S = 0.3
 
     def __init__(self, spec: ServerSpec, root: Path, loop: LspLoop, request_timeout: float = 30.0,
                  init_timeout: float = 60.0) -> None:
@@ -146,10 +171,16 @@ class LanguageServer:
         self.open_docs: OrderedDict[str, _OpenDoc] = OrderedDict()
         self._lock: asyncio.Lock | None = None
         self._diag: dict[str, asyncio.Event] = {}
+        self._published: dict[str, list[dict]] = {}  # uri -> the diagnostics last published for its content
         self.started_at: float | None = None
         self.start_seconds: float | None = None
         self.restarts = 0
         self.requests = 0
+        self.capabilities: dict[str, Any] = {}
+        self._foreground = 0  # callers' requests in flight (the background index waits for them)
+        self._foreground_at = 0.0
+        self._fg_lock = threading.Lock()
+        self.position_encoding = UTF16  # what the running server counts columns in (negotiated at initialise)
 
     # ---- lifecycle (loop thread) -------------------------------------------------------------------
     @property
@@ -168,6 +199,7 @@ class LanguageServer:
         self.handler = h
         self.open_docs.clear()
         self._diag.clear()
+        self._published.clear()
 
         async def _configuration(params):
             items = (params or {}).get("items", [])
@@ -183,6 +215,7 @@ class LanguageServer:
         async def _diagnostics(params):
             uri = (params or {}).get("uri")
             if uri:
+                self._published[uri] = list((params or {}).get("diagnostics") or [])
                 self._diag.setdefault(uri, asyncio.Event()).set()
 
         h.on_request("workspace/configuration", _configuration)
@@ -206,11 +239,14 @@ class LanguageServer:
             "clientInfo": {"name": "ansf-mcp-semantic", "version": "0.1"},
         }
         try:
-            await asyncio.wait_for(h.send_request("initialize", params), self.init_timeout)
+            init = await asyncio.wait_for(h.send_request("initialize", params), self.init_timeout)
         except Exception as exc:
             await self._kill()
-            raise LspError(f"{self.spec.language} language server ({self.spec.cmd[0]}) failed to initialise: "
+            raise LspError(f"{self.spec.language} language server ({self.spec.display_name}) failed to initialise: "
                            f"{type(exc).__name__}: {exc}") from exc
+        caps = (init or {}).get("capabilities") or {}
+        self.capabilities = caps
+        self.position_encoding = self.spec.position_encoding or caps.get("positionEncoding") or UTF16
         h.send_notification("initialized", {})
         if self.spec.settings:
             h.send_notification("workspace/didChangeConfiguration", {"settings": self.spec.settings})
@@ -265,6 +301,7 @@ class LanguageServer:
             doc.version += 1
             doc.mtime_ns, doc.size = st.st_mtime_ns, st.st_size
             self._diag.pop(uri, None)
+            self._published.pop(uri, None)
             h.send_notification("textDocument/didChange", {
                 "textDocument": {"uri": uri, "version": doc.version},
                 "contentChanges": [{"text": text}],
@@ -272,6 +309,7 @@ class LanguageServer:
         else:
             self.open_docs[uri] = _OpenDoc(1, st.st_mtime_ns, st.st_size)
             self._diag.pop(uri, None)
+            self._published.pop(uri, None)
             h.send_notification("textDocument/didOpen", {
                 "textDocument": {"uri": uri, "languageId": self.spec.language_id(path), "version": 1, "text": text},
             })
@@ -313,6 +351,29 @@ class LanguageServer:
     def request(self, method: str, path: Path | None, make_params: Callable[[str | None], dict],
                 also_open: list[Path] | None = None) -> Any:
         """Blocking; call from a worker thread. Retries once after restarting a hung or dead server."""
+        if getattr(_background, "active", False):
+            self._yield_to_foreground()
+            return self._request_with_retry(method, path, make_params, also_open)
+        with self._fg_lock:
+            self._foreground += 1
+        try:
+            return self._request_with_retry(method, path, make_params, also_open)
+        finally:
+            with self._fg_lock:
+                self._foreground -= 1
+                self._foreground_at = time.monotonic()
+
+    def _yield_to_foreground(self, limit_s: float = 120.0) -> None:
+        end = time.monotonic() + limit_s
+        while time.monotonic() < end:
+            with self._fg_lock:
+                quiet = self._foreground == 0 and time.monotonic() - self._foreground_at >= self.FOREGROUND_QUIET_S
+            if quiet:
+                return
+            time.sleep(0.05)
+
+    def _request_with_retry(self, method: str, path: Path | None, make_params: Callable[[str | None], dict],
+                            also_open: list[Path] | None) -> Any:
         last: Exception | None = None
         budget = self.request_timeout + self.init_timeout + 10 + 25 * len(also_open or ())
         for attempt in (1, 2):
@@ -340,6 +401,30 @@ class LanguageServer:
                              f"{self.request_timeout:.0f}s, even after a restart")
         raise LspError(f"{self.spec.language} language server failed on {method} (restarted once): {last}")
 
+    async def _diagnostics_of(self, path: Path, wait: float) -> list[dict] | None:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if not self.alive():
+                await self._start()
+            assert self.handler is not None
+            uri = await self._sync_doc(path, self.handler)
+            ev = self._diag.setdefault(uri, asyncio.Event())
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(ev.wait(), wait)
+            while self.spec.diagnostics_settle_s > 0:  # a later stage replaces the earlier list
+                ev.clear()
+                await asyncio.wait_for(ev.wait(), self.spec.diagnostics_settle_s)
+        return self._published.get(uri)
+
+    def diagnostics(self, path: Path, wait: float = 10.0) -> list[dict] | None:
+        """What the server published for the file's current content (None: nothing within `wait` seconds)."""
+        try:
+            return self.loop.call(self._diagnostics_of(path, wait), timeout=wait + self.init_timeout + 10)
+        except (TimeoutError, OSError) as exc:
+            raise LspError(f"{self.spec.language} language server failed while publishing diagnostics: {exc}") \
+                from exc
+
     def rss_bytes(self) -> int | None:
         pid = self.pid
         if not pid:
@@ -353,7 +438,7 @@ class LanguageServer:
     def status(self) -> dict:
         return {
             "language": self.spec.language,
-            "server": self.spec.cmd[0].rsplit("/", 1)[-1],
+            "server": self.spec.display_name,
             "version": self.spec.version,
             "root": str(self.root),
             "pid": self.pid,
@@ -363,6 +448,7 @@ class LanguageServer:
             "restarts": self.restarts,
             "requests": self.requests,
             "open_documents": len(self.open_docs),
+            "position_encoding": self.position_encoding,
         }
 
 
@@ -397,6 +483,7 @@ _CLIENT_CAPABILITIES: dict[str, Any] = {
         "workspaceFolders": True,
         "didChangeConfiguration": {"dynamicRegistration": True},
         "symbol": {"dynamicRegistration": True},
+        "workspaceEdit": {"documentChanges": True, "resourceOperations": [], "failureHandling": "abort"},
     },
     "textDocument": {
         "synchronization": {"dynamicRegistration": True, "didSave": False},
@@ -407,8 +494,10 @@ _CLIENT_CAPABILITIES: dict[str, Any] = {
         },
         "definition": {"dynamicRegistration": True, "linkSupport": True},
         "references": {"dynamicRegistration": True},
+        "rename": {"dynamicRegistration": True, "prepareSupport": False},
+        "hover": {"dynamicRegistration": True, "contentFormat": ["markdown", "plaintext"]},
         "publishDiagnostics": {"relatedInformation": False},
     },
     "window": {"workDoneProgress": False},
-    "general": {"positionEncodings": ["utf-16"]},
+    "general": {"positionEncodings": OFFERED},
 }

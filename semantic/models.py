@@ -14,6 +14,7 @@ class Symbol(BaseModel):
     start_line: int
     end_line: int
     body: str | None = None
+    info: str | None = Field(None, description="signature and documentation (include_info)")
     children: list[Symbol] | None = None
 
 
@@ -36,20 +37,85 @@ class FoundSymbols(BaseModel):
 
 
 class Reference(BaseModel):
-    relative_path: str
     line: int
     column: int
     symbol: str | None = Field(None, description="name path of the enclosing symbol; null at module level")
     context: str | None = None
 
 
+class FileReferences(BaseModel):
+    relative_path: str
+    count: int = Field(description="references in this file (all of them, also those on other pages)")
+    references: list[Reference]
+
+
 class References(BaseModel):
     name_path: str
     relative_path: str
-    total: int
-    references: list[Reference]
+    total: int = Field(description="references in the whole project")
+    total_files: int
+    files: list[FileReferences] = Field(description="this page's references, grouped by file")
+    next_cursor: str | None = Field(None, description="pass as cursor for the next page; null on the last page")
     per_file: dict[str, int] | None = None
     shrunk: str | None = None
+
+
+class PatternMatch(BaseModel):
+    line: int
+    column: int
+    text: str = Field(description="the matched line (cut around the match when long)")
+    before: list[str] | None = None
+    after: list[str] | None = None
+
+
+class FileMatches(BaseModel):
+    relative_path: str
+    matches: list[PatternMatch]
+
+
+class PatternMatches(BaseModel):
+    pattern: str
+    relative_path: str
+    files: list[FileMatches]
+    matches: int = Field(description="matches on this page")
+    next_cursor: str | None = Field(None, description="pass as cursor for the next page; null when done")
+    notes: list[str] = Field(default_factory=list)
+
+
+class Diagnostic(BaseModel):
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    severity: str = Field(description="error, warning, information or hint")
+    message: str
+    source: str | None = None
+    code: str | None = None
+
+
+class Diagnostics(BaseModel):
+    relative_path: str
+    language: str
+    diagnostics: list[Diagnostic]
+    counts: dict[str, int] = Field(description="diagnostics per severity")
+    note: str | None = None
+
+
+class EditedFile(BaseModel):
+    relative_path: str
+    edits: int
+    start_line: int | None = Field(None, description="first line written (1-based), for one-file edits")
+    end_line: int | None = None
+
+
+class EditResult(BaseModel):
+    action: str
+    name_path: str
+    new_name: str | None = None
+    files: list[EditedFile]
+    total_edits: int
+    cache_entries_invalidated: int = Field(description="cache entries this edit made stale, removed")
+    note: str | None = None
 
 
 class Definition(BaseModel):

@@ -3,7 +3,10 @@ shrinks them to fit a context window)."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -14,6 +17,8 @@ from typing import Any
 
 from ansf_mcp.semantic import symbols as sym
 from ansf_mcp.semantic.cache import SemanticCache, make_key
+from ansf_mcp.semantic.editing import EditError
+from ansf_mcp.semantic.inspection import InputError, InspectionMixin
 from ansf_mcp.semantic.languages import (
     LANGUAGE_EXTENSIONS,
     LANGUAGE_NAMES,
@@ -21,7 +26,7 @@ from ansf_mcp.semantic.languages import (
     language_of,
     make_spec,
 )
-from ansf_mcp.semantic.lsp import LanguageServer, LspError, LspLoop, ServerSpec, _uri_to_path
+from ansf_mcp.semantic.lsp import LanguageServer, LspError, LspLoop, ServerSpec, _uri_to_path, background_work
 from ansf_mcp.semantic.paths import (
     PathRefused,
     check_text_file,
@@ -30,11 +35,46 @@ from ansf_mcp.semantic.paths import (
     stat_fingerprint,
     walk_files,
 )
+from ansf_mcp.semantic.positions import UTF32, from_server, to_server
+from ansf_mcp.semantic.symbolic_edit import EditingMixin
 
 log = logging.getLogger(__name__)
 
+ANSWER_FORMAT = "columns-in-code-points"  # in the cache fingerprint: answers cached in another format never match
 MAX_SCAN_FILES = 2_000
+MAX_INFO_MATCHES = 20  # hover requests per find_symbol(include_info=True)
 C_OPEN_ALL_LIMIT = 100
+
+
+Progress = Callable[[int, "int | None", str], None]  # (done, total or None, message)
+
+
+def _encode_cursor(state: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, what: str) -> dict:
+    try:
+        state = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if isinstance(state, dict):
+            return state
+    except ValueError:
+        pass
+    raise SemanticInputError(f"cursor {cursor[:40]!r} is not a cursor this server gave for {what}")
+
+
+def _size(obj: Any) -> int:
+    return len(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+
+
+def file_tag(lang: str, rel: str) -> str:
+    """Cache tag of answers that depend on one file's content only (its symbol tree)."""
+    return f"file:{lang}:{rel}"
+
+
+def project_tag(lang: str) -> str:
+    """Cache tag of answers that depend on every file of a language (references, definitions, hover)."""
+    return f"project:{lang}"
 
 
 class SemanticInputError(ValueError):
@@ -42,7 +82,8 @@ class SemanticInputError(ValueError):
 
 
 # Every error a caller should show to the user as-is.
-USER_ERRORS = (SemanticInputError, PathRefused, LanguageUnavailable, sym.NamePathError, LspError)
+USER_ERRORS = (SemanticInputError, PathRefused, LanguageUnavailable, sym.NamePathError, LspError, EditError,
+               InputError)
 
 
 def _drop_python_imports(tree: list[dict], lines: list[str]) -> list[dict]:
@@ -71,9 +112,29 @@ def _in_import(lines: list[str], ln: int) -> bool:
     return False
 
 
-class SemanticService:
+def _tree_to_code_points(tree: list[dict], lines: list[str], encoding: str) -> None:
+    """Symbol ranges from the server's column units to code points, in place."""
+    def line(n: int) -> str:
+        return lines[n] if 0 <= n < len(lines) else ""
+
+    for node in tree:
+        sl, sc, el, ec = node["range"]
+        node["range"] = [sl, from_server(line(sl), sc, encoding), el, from_server(line(el), ec, encoding)]
+        node["sel"] = [node["sel"][0], from_server(line(node["sel"][0]), node["sel"][1], encoding)]
+        _tree_to_code_points(node["children"], lines, encoding)
+
+
+def _external_line(path: Path, line: int) -> str:
+    """One line of a file outside the project (a definition in the environment), for its column only."""
+    if path.stat().st_size > 8 * 1024 * 1024:
+        return ""
+    lines = read_text(path)[0].splitlines()
+    return lines[line] if 0 <= line < len(lines) else ""
+
+
+class SemanticService(InspectionMixin, EditingMixin):
     def __init__(self, project_root: Path, data_dir: Path, *, request_timeout: float = 30.0,
-                 cache_dir: Path | None = None,
+                 read_only: bool = False, cache_dir: Path | None = None,
                  spec_overrides: dict[str, ServerSpec] | None = None,
                  progress: Callable[[str], None] | None = None) -> None:
         self.root = Path(project_root).resolve()
@@ -81,6 +142,7 @@ class SemanticService:
         self.lsp_dir = self.data_dir / "lsp"
         self.cache = SemanticCache(cache_dir or (self.data_dir / "semantic-cache"))
         self.request_timeout = request_timeout
+        self.read_only = read_only
         self.spec_overrides = dict(spec_overrides or {})
         self.progress = progress or (lambda msg: log.info("%s", msg))
         self._loop: LspLoop | None = None
@@ -88,6 +150,7 @@ class SemanticService:
         self._unavailable: dict[str, LanguageUnavailable] = {}
         self._lock = threading.RLock()
         self._hash_memo: dict[str, tuple[int, int, int, str]] = {}
+        self.indexing: dict[str, Any] | None = None  # the background index's progress (status)
         self._lines_memo: dict[str, tuple[str, list[str]]] = {}
 
     # ---- servers -----------------------------------------------------------------------------------
@@ -115,7 +178,7 @@ class SemanticService:
 
     def fingerprint(self, srv: LanguageServer) -> str:
         s = srv.spec
-        return make_key(s.key, s.version, s.cmd[1:], s.init_options, s.settings, str(self.root))
+        return make_key(s.key, s.version, s.cmd[1:], s.init_options, s.settings, str(self.root), ANSWER_FORMAT)
 
     def shutdown(self) -> None:
         with self._lock:
@@ -186,9 +249,11 @@ class SemanticService:
             return hit
         raw = srv.request("textDocument/documentSymbol", path, lambda uri: {"textDocument": {"uri": uri}})
         tree = sym.normalise(raw)
+        if srv.position_encoding != UTF32:
+            _tree_to_code_points(tree, self.lines(path), srv.position_encoding)
         if lang == "python":
             tree = _drop_python_imports(tree, self.lines(path))
-        self.cache.set(key, tree)
+        self.cache.set(key, tree, tag=file_tag(lang, rel))
         return tree
 
     # ---- tools -------------------------------------------------------------------------------------
@@ -248,7 +313,7 @@ class SemanticService:
             yield p, rel, lang, None
 
     def find_symbol(self, name_path: str, relative_path: str | None = None, include_body: bool = False,
-                    substring: bool = False, max_matches: int = 50) -> dict:
+                    substring: bool = False, max_matches: int = 50, include_info: bool = False) -> dict:
         sym.parse_name_path(name_path)
         if max_matches < 1:
             raise SemanticInputError("max_matches must be >= 1")
@@ -271,7 +336,13 @@ class SemanticService:
             for loc in found:
                 if len(matches) < max_matches:
                     lines = self.lines(path) if include_body else None
-                    matches.append(sym.to_public(loc.node, loc.name_path, rel, 0, lines, include_body))
+                    public = sym.to_public(loc.node, loc.name_path, rel, 0, lines, include_body)
+                    if include_info and len(matches) < MAX_INFO_MATCHES:
+                        try:
+                            public["info"] = self.symbol_info(path, rel, lang, loc.node)
+                        except LspError as exc:
+                            notes.append(f"no info for {rel}:{public['line']}: {exc}")
+                    matches.append(public)
         result = {"total": total, "matches": matches, "truncated": total > len(matches), "notes": notes,
                   "shrunk": None}
         return result
@@ -294,45 +365,112 @@ class SemanticService:
                                          "or an index like name[1]")
         return path, rel, lang, found[0]
 
-    def find_references(self, name_path: str, relative_path: str) -> dict:
+    def find_references(self, name_path: str, relative_path: str, cursor: str | None = None,
+                        page_chars: int | None = None, progress: Progress | None = None) -> dict:
+        """References grouped by file, one page at a time: files are kept whole on a page unless one file alone
+        exceeds `page_chars` (JSON characters of the references); `next_cursor` continues."""
+        _path, rel, _lang, loc, refs, key = self.reference_list(name_path, relative_path, progress)
+        groups: list[tuple[str, list[dict]]] = []
+        for r in refs:
+            item = {k: v for k, v in r.items() if k != "relative_path"}
+            if groups and groups[-1][0] == r["relative_path"]:
+                groups[-1][1].append(item)
+            else:
+                groups.append((r["relative_path"], [item]))
+        first_file, first_ref = 0, 0
+        if cursor:
+            state = _decode_cursor(cursor, "find_references")
+            if state.get("k") != key[:20]:
+                raise SemanticInputError("the project changed since this cursor was given (or it belongs to another "
+                                         "symbol); ask again without a cursor")
+            first_file, first_ref = int(state.get("f", 0)), int(state.get("r", 0))
+        page: list[dict] = []
+        used = 0
+        nxt: tuple[int, int] | None = None
+        for fi in range(first_file, len(groups)):
+            frel, items = groups[fi]
+            j0 = first_ref if fi == first_file else 0
+            costs = [_size(x) + 1 for x in items[j0:]]
+            head = _size({"relative_path": frel, "count": len(items), "references": []}) + 1
+            if page_chars is not None and page and used + head + sum(costs) > page_chars:
+                nxt = (fi, j0)  # the whole file goes on the next page
+                break
+            chunk: list[dict] = []
+            used += head
+            for j, cost in zip(range(j0, len(items)), costs, strict=True):
+                if page_chars is not None and chunk and used + cost > page_chars:
+                    nxt = (fi, j)  # one file larger than a page: split it
+                    break
+                chunk.append(items[j])
+                used += cost
+            page.append({"relative_path": frel, "count": len(items), "references": chunk})
+            if nxt:
+                break
+        return {"name_path": loc.name_path, "relative_path": rel, "total": len(refs), "total_files": len(groups),
+                "files": page, "next_cursor": _encode_cursor({"k": key[:20], "f": nxt[0], "r": nxt[1]}) if nxt
+                else None, "per_file": None, "shrunk": None}
+
+    def reference_list(self, name_path: str, relative_path: str, progress: Progress | None = None
+                       ) -> tuple[Path, str, str, sym.Located, list[dict], str]:
+        """Every reference to the symbol (cached), sorted by (file, line, column); and the answer's cache key."""
         path, rel, lang, loc = self._locate(name_path, relative_path)
         srv = self.server(lang)
         line, col = loc.node["sel"]
+        line_text = self._line(path, line)
         state = self.project_state(lang)
         key = make_key(self.fingerprint(srv), rel, self.content_hash(path), "references", line, col, state)
         refs = self.cache.get(key)
         if refs is None:
-            also = None
-            if srv.spec.open_all_for_references:
-                also = [p for p in walk_files(self.root, self.root, LANGUAGE_EXTENSIONS[lang])][:C_OPEN_ALL_LIMIT]
+            if progress:
+                progress(0, None, f"asking the {srv.spec.language} language server for references")
             raw = srv.request("textDocument/references", path, lambda uri: {
-                "textDocument": {"uri": uri}, "position": {"line": line, "character": col},
-                "context": {"includeDeclaration": False}}, also_open=also) or []
-            refs = self._locations_to_refs(raw, lang, exclude=(str(path), line, col))
-            self.cache.set(key, refs)
-        result = {"name_path": loc.name_path, "relative_path": rel, "total": len(refs), "references": refs,
-                  "per_file": None, "shrunk": None}
-        return result
+                "textDocument": {"uri": uri},
+                "position": {"line": line, "character": to_server(line_text, col, srv.position_encoding)},
+                "context": {"includeDeclaration": False}}, also_open=self.also_open(srv, lang)) or []
+            refs = self._locations_to_refs(raw, lang, srv.position_encoding, exclude=(str(path), line, col),
+                                           progress=progress)
+            self.cache.set(key, refs, tag=project_tag(lang))
+        return path, rel, lang, loc, refs, key
 
-    def _locations_to_refs(self, raw: list[dict], lang: str, exclude: tuple[str, int, int] | None) -> list[dict]:
+    def also_open(self, srv: LanguageServer, lang: str) -> list[Path] | None:
+        """Files to open first for cross-file requests (clangd has no background index)."""
+        if not srv.spec.open_all_for_references:
+            return None
+        return list(walk_files(self.root, self.root, LANGUAGE_EXTENSIONS[lang]))[:C_OPEN_ALL_LIMIT]
+
+    def _line(self, path: Path, line: int) -> str:
+        lines = self.lines(path)
+        return lines[line] if 0 <= line < len(lines) else ""
+
+    def _locations_to_refs(self, raw: list[dict], lang: str, encoding: str,
+                           exclude: tuple[str, int, int] | None, progress: Progress | None = None) -> list[dict]:
         refs = []
         seen = set()
-        for item in raw:
+        files = sorted({item.get("uri") or item.get("targetUri") or "" for item in raw})
+        described: set[str] = set()
+        for item in sorted(raw, key=lambda i: i.get("uri") or i.get("targetUri") or ""):
             uri = item.get("uri") or item.get("targetUri")
             rng = item.get("range") or item.get("targetSelectionRange")
             if not uri or not rng or not uri.startswith("file://"):
                 continue
             p = Path(_uri_to_path(uri))
-            ln, cl = rng["start"]["line"], rng["start"]["character"]
+            rel = self.rel(p)
+            if rel is None:
+                continue  # outside the project (environment, stdlib)
+            ln = rng["start"]["line"]
+            try:
+                cl = from_server(self._line(p, ln), rng["start"]["character"], encoding)
+            except OSError:
+                continue  # deleted since the server answered
             real = os.path.realpath(p)
             if exclude and (real, ln, cl) == (os.path.realpath(exclude[0]), exclude[1], exclude[2]):
                 continue
             if (real, ln, cl) in seen:
                 continue
             seen.add((real, ln, cl))
-            rel = self.rel(p)
-            if rel is None:
-                continue  # outside the project (environment, stdlib)
+            if progress and uri not in described:
+                described.add(uri)
+                progress(len(described), len(files), f"naming the enclosing symbols in {rel}")
             refs.append(self._describe(p, rel, lang, ln, cl))
         refs.sort(key=lambda r: (r["relative_path"], r["line"], r["column"]))
         return refs
@@ -365,8 +503,9 @@ class SemanticService:
         key = make_key(self.fingerprint(srv), rel, self.content_hash(path), "definition", line, column, state)
         defs = self.cache.get(key)
         if defs is None:
+            character = to_server(lines[line - 1] if lines else "", column - 1, srv.position_encoding)
             raw = srv.request("textDocument/definition", path, lambda uri: {
-                "textDocument": {"uri": uri}, "position": {"line": line - 1, "character": column - 1}})
+                "textDocument": {"uri": uri}, "position": {"line": line - 1, "character": character}})
             if isinstance(raw, dict):
                 raw = [raw]
             defs = []
@@ -378,20 +517,78 @@ class SemanticService:
                 p = Path(_uri_to_path(uri))
                 drel = self.rel(p)
                 ln, cl = rng["start"]["line"], rng["start"]["character"]
+                with contextlib.suppress(OSError):
+                    text = self._line(p, ln) if drel is not None else _external_line(p, ln)
+                    cl = from_server(text, cl, srv.position_encoding)
                 if drel is None:
                     defs.append({"relative_path": None, "external_path": str(p), "line": ln + 1, "column": cl + 1,
                                  "symbol": None, "context": None})
                 else:
                     defs.append(self._describe(p, drel, lang, ln, cl))
-            self.cache.set(key, defs)
+            self.cache.set(key, defs, tag=project_tag(lang))
         return {"relative_path": rel, "line": line, "column": column, "definitions": defs,
                 "note": None if defs else f"no definition found at {rel}:{line}:{column} (not on a name, or "
                                           "the name is defined nowhere the server can see)"}
+
+    # ---- background index --------------------------------------------------------------------------
+    def index(self, budget: Callable[[], int], stop: threading.Event | None = None) -> dict:
+        """Fetch the symbol tree of every source file (into the cache; the language server parses each file and
+        keeps it), so the first heavy query finds it done. `budget()` is how many files the operating phase
+        allows now (0 stops); it is asked again every 25 files, so a phase change takes effect at once."""
+        stop = stop or threading.Event()
+        t0 = time.monotonic()
+        state = self.indexing = {"state": "running", "files": 0, "total": None, "seconds": 0.0, "stopped": None}
+        langs = [lang for lang in LANGUAGE_EXTENSIONS if self._indexable(lang)]
+        files = [p for p in walk_files(self.root, self.root, frozenset().union(
+            *(LANGUAGE_EXTENSIONS[lang] for lang in langs)) if langs else frozenset(), limit=MAX_SCAN_FILES)]
+        state["total"] = len(files)
+        allowed = budget()
+        for i, path in enumerate(files):
+            if i % 25 == 0 and i:
+                allowed = budget()
+            if stop.is_set():
+                state["stopped"] = "server shutting down"
+                break
+            if i >= allowed:
+                state["stopped"] = (f"the operating phase allows {allowed} files" if allowed else
+                                    "memory is critical: indexing paused")
+                break
+            rel = self.rel(path)
+            if rel is None:
+                continue
+            try:
+                lang = language_of(path)
+                check_text_file(path, rel)
+                with background_work():
+                    self.document_symbols(path, rel, lang)
+            except (LanguageUnavailable, PathRefused, LspError, OSError) as exc:
+                log.debug("index: %s skipped: %s", rel, exc)
+                continue
+            state["files"] = i + 1
+            state["seconds"] = round(time.monotonic() - t0, 2)
+        state["state"] = "done" if state["stopped"] is None else "stopped"
+        state["seconds"] = round(time.monotonic() - t0, 2)
+        log.info("semantic index: %s", state)
+        return state
+
+    def _indexable(self, lang: str) -> bool:
+        """A language is indexed when the project has its files and its server needs no download."""
+        if lang == "typescript" and not (self.lsp_dir / "typescript" / "node_modules" / ".bin" /
+                                         "typescript-language-server").exists():
+            return False
+        if not any(True for _ in walk_files(self.root, self.root, LANGUAGE_EXTENSIONS[lang], limit=1)):
+            return False
+        try:
+            self.server(lang)
+        except LanguageUnavailable:
+            return False
+        return True
 
     # ---- status ------------------------------------------------------------------------------------
     def status(self) -> dict:
         return {
             "project_root": str(self.root),
+            "index": self.indexing,
             "cache": self.cache.stats(),
             "servers": [s.status() for s in list(self._servers.values())],
             "unavailable": {k: str(v) for k, v in self._unavailable.items()},

@@ -138,11 +138,16 @@ def matches(loc: Located, absolute: bool, comps: list[tuple[str, int | None]], s
         if k == last and substring:
             if want.lower() not in name.lower():
                 return False
-        elif want != name:
+        elif want != name and not _go_method(name, want):
             return False
         if want_i is not None and want_i != i:
             return False
     return True
+
+
+def _go_method(name: str, want: str) -> bool:
+    """gopls names a method '(Recv).Name' or '(*Recv).Name': 'Name' finds it too."""
+    return name.startswith("(") and name.endswith(")." + want)
 
 
 def find(tree: list[dict], pattern: str, substring: bool = False) -> list[Located]:

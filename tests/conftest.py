@@ -19,6 +19,8 @@ from ansf_mcp.server.app import build_server
 from ansf_mcp.settings import Settings
 
 REQUIRE_ALL = os.environ.get("ANSF_REQUIRE_ALL") == "1"
+# Fixture repositories are code the language servers read, with tests of their own: never collected here.
+collect_ignore_glob = ["fixtures/*"]
 
 
 def need(condition: bool, what: str) -> None:

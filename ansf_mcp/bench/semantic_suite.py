@@ -26,7 +26,8 @@ from typing import Any
 
 import anyio
 
-from ansf_mcp.semantic.languages import PY_EXT, python_spec
+from ansf_mcp.semantic.extensions import PY_EXT
+from ansf_mcp.semantic.languages import python_spec
 from ansf_mcp.semantic.lsp import LanguageServer, LspLoop
 from ansf_mcp.semantic.paths import walk_files
 

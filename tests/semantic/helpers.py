@@ -18,3 +18,8 @@ async def err(server, name: str, args: dict) -> str:
     r = await call(server, name, args)
     assert r.is_error, r.structured_content
     return " ".join(getattr(c, "text", "") for c in r.content)
+
+
+def flat(answer: dict) -> list[dict]:
+    """A find_references page as one list of references, each with its relative_path."""
+    return [{"relative_path": f["relative_path"], **r} for f in answer["files"] for r in f["references"]]

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tests.semantic.conftest import build
-from tests.semantic.helpers import err, ok
+from tests.semantic.helpers import err, flat, ok
 
 pytestmark = pytest.mark.anyio
 
@@ -22,7 +22,7 @@ async def test_edits_are_never_served_stale(pyproj_copy, tmp_path):
         (pyproj_copy / "src/geo/extra.py").write_text("from geo.units import scale\n\nX = scale(3)\n")
         r = await ok(server, "find_references", args)
         assert r["total"] == 17
-        assert ("src/geo/extra.py", 3, "X") in [(x["relative_path"], x["line"], x["symbol"]) for x in r["references"]]
+        assert ("src/geo/extra.py", 3, "X") in [(x["relative_path"], x["line"], x["symbol"]) for x in flat(r)]
         # an edit of the defining file moves the definition: new content hash, new answer
         units = pyproj_copy / "src/geo/units.py"
         units.write_text('"""Units."""\n\n\nSCALE = 2\n\n\ndef scale(value):\n    return value * SCALE\n')
@@ -58,8 +58,8 @@ def sent(result) -> int:
         json.dumps(result.structured_content, separators=(",", ":"), ensure_ascii=False))
 
 
-async def test_large_answers_shrink_step_by_step(tmp_path):
-    """The cap is measured on what is sent; each step down is taken only when the one above does not fit."""
+async def test_large_answers_are_paged_to_fit_what_is_sent(tmp_path):
+    """References come in pages that fit the cap as sent, files whole; the cursors cover every reference once."""
     from ansf_mcp.tools.answers import render
     from ansf_mcp.tools.semantic_tools import overview_steps, reference_steps
 
@@ -69,23 +69,35 @@ async def test_large_answers_shrink_step_by_step(tmp_path):
     server, _, service = build(FIXTURES / "pyproj", tmp_path / "data")
     try:
         args = {"name_path": "scale", "relative_path": "src/geo/units.py"}
+        whole = flat(service.find_references(**args))
+        assert len(whole) == 15
+        for cap in (100_000, 2_500, 1_500):
+            server.toolbox.max_answer_chars = cap
+            seen, cursor, pages = [], None, 0
+            while True:
+                result = await call(server, "find_references", {**args, **({"cursor": cursor} if cursor else {})})
+                assert not result.is_error, result.content
+                page = result.structured_content
+                assert sent(result) <= cap and page["total"] == 15 and page["shrunk"] is None
+                seen += flat(page)
+                pages += 1
+                cursor = page["next_cursor"]
+                if not cursor:
+                    break
+            assert seen == whole
+            assert (pages == 1) == (cap == 100_000), (cap, pages)
+        # a file larger than a page is split; the rest stay whole
+        pages_files = [f["relative_path"] for f in service.find_references(**args, page_chars=400)["files"]]
+        assert len(pages_files) == len(set(pages_files))
+        # below what one reference needs, the shrinking steps still answer (counts, then the total)
         steps = reference_steps(service.find_references(**args))
         sizes = [render(m, None)[1] for m in (steps.full, *(step() for step in steps.shorter))]
         assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 4
-        expected = [
-            lambda r: len(r["references"]) == 15 and r["references"][0]["context"] and r["shrunk"] is None,
-            lambda r: len(r["references"]) == 15 and all(x["context"] is None for x in r["references"])
-            and "context lines dropped" in r["shrunk"],
-            lambda r: r["references"] == [] and sum(r["per_file"].values()) == 15 and "per-file" in r["shrunk"],
-            lambda r: r["references"] == [] and r["per_file"] is None and "only the total" in r["shrunk"],
-        ]
-        for size, check in zip(sizes, expected, strict=True):
-            server.toolbox.max_answer_chars = size
-            result = await call(server, "find_references", args)
-            assert not result.is_error and check(result.structured_content), result.structured_content
-            assert result.structured_content["total"] == 15
-            assert sent(result) <= size
-            server.toolbox.max_answer_chars = size - 1  # one character less: the next step
+        server.toolbox.max_answer_chars = 300
+        r = await ok(server, "find_references", args)
+        assert r["files"] == [] and r["total"] == 15 and r["shrunk"]
+        stale = await err(server, "find_references", {**args, "cursor": "bm90LWEtY3Vyc29y"})
+        assert "cursor" in stale
         server.toolbox.max_answer_chars = 900
         r = await ok(server, "symbols_overview", {"relative_path": "src/geo", "depth": 1})
         assert r["shrunk"] and (r["per_file"] or r["total"])

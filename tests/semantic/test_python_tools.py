@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.semantic.helpers import call, err, ok
+from tests.semantic.helpers import call, err, flat, ok
 
 pytestmark = pytest.mark.anyio
 
@@ -87,8 +87,8 @@ async def test_find_references_name_used_in_many_files(py_env):
     server, _, _ = py_env
     r = await ok(server, "find_references", {"name_path": "scale", "relative_path": "src/geo/units.py"})
     assert r["total"] == 15
-    assert [(x["relative_path"], x["line"], x["symbol"]) for x in r["references"]] == SCALE_REFS
-    assert r["references"][1]["context"] == 'return f"{self.name}: {scale(self.area())}"'
+    assert [(x["relative_path"], x["line"], x["symbol"]) for x in flat(r)] == SCALE_REFS
+    assert flat(r)[1]["context"] == 'return f"{self.name}: {scale(self.area())}"'
     assert r["shrunk"] is None
 
 
@@ -96,13 +96,13 @@ async def test_find_references_class_and_function(py_env):
     server, _, _ = py_env
     r = await ok(server, "find_references", {"name_path": "Shape", "relative_path": "src/geo/base.py"})
     assert r["total"] == 8
-    assert {x["symbol"] for x in r["references"]} == {None, "Circle", "Rect", "Square", "Triangle"}
+    assert {x["symbol"] for x in flat(r)} == {None, "Circle", "Rect", "Square", "Triangle"}
     r = await ok(server, "find_references", {"name_path": "all_shapes", "relative_path": "src/geo/registry.py"})
-    assert [(x["relative_path"], x["line"], x["symbol"]) for x in r["references"]] == [
+    assert [(x["relative_path"], x["line"], x["symbol"]) for x in flat(r)] == [
         ("src/geo/cli.py", 3, None), ("src/geo/cli.py", 9, "main"), ("src/geo/registry.py", 15, "by_name"),
         ("src/geo/report.py", 4, None), ("src/geo/report.py", 9, "report")]
     r = await ok(server, "find_references", {"name_path": "UnknownShape", "relative_path": "src/geo/errors.py"})
-    assert [(x["relative_path"], x["line"]) for x in r["references"]] == [
+    assert [(x["relative_path"], x["line"]) for x in flat(r)] == [
         ("src/geo/registry.py", 4), ("src/geo/registry.py", 18)]
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import need
 from tests.semantic.conftest import FIXTURES, build
-from tests.semantic.helpers import ok
+from tests.semantic.helpers import flat, ok
 
 pytestmark = pytest.mark.anyio
 
@@ -37,7 +37,7 @@ async def test_ts_overview_and_references(ts_env):
     assert [(s["name_path"], s["kind"], s["line"]) for s in syms] == [("Shape", "class", 1), ("scale", "function", 6)]
     assert [c["name_path"] for c in syms[0]["children"]] == ["Shape/constructor", "Shape/name", "Shape/area"]
     r = await ok(ts_env, "find_references", {"name_path": "scale", "relative_path": "src/shape.ts"})
-    assert [(x["relative_path"], x["line"], x["symbol"]) for x in r["references"]] == [
+    assert [(x["relative_path"], x["line"], x["symbol"]) for x in flat(r)] == [
         ("src/circle.ts", 1, None), ("src/circle.ts", 8, "Circle/area"), ("src/square.ts", 1, None),
         ("src/square.ts", 8, "Square/area"), ("src/square.ts", 8, "Square/area")]
     r = await ok(ts_env, "find_references", {"name_path": "Shape", "relative_path": "src/shape.ts"})
@@ -58,7 +58,7 @@ async def test_c_overview_and_references(c_env):
     assert [(s["name_path"], s["line"]) for s in r["files"]["include/mathx.h"]] == [
         ("point", 4), ("add", 9), ("dot", 10)]
     r = await ok(c_env, "find_references", {"name_path": "add", "relative_path": "include/mathx.h"})
-    assert [(x["relative_path"], x["line"], x["symbol"]) for x in r["references"]] == [
+    assert [(x["relative_path"], x["line"], x["symbol"]) for x in flat(r)] == [
         ("src/main.c", 7, "main"), ("src/main.c", 8, "main"), ("src/main.c", 9, "main"), ("src/mathx.c", 8, "dot")]
 
 

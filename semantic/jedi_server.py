@@ -1,0 +1,104 @@
+"""jedi-language-server with the project's own code first: `python -m ansf_mcp.semantic.jedi_server`.
+
+Stock jedi gets two things wrong on a real project, and both are fixed here before the server starts:
+
+- Import order. jedi puts the environment's `sys.path` *before* the project's extra paths (`src/`, `lib/`), so
+  a package that is also installed beside the server (pytest, click, starlette...) resolves to the installed
+  copy: definitions land in site-packages and references through it are lost. Here the project root and its
+  import roots come first; the environment follows.
+- Bundled stubs. jedi ships typeshed stubs for third-party packages (flask, click, attr, termcolor...) and lets
+  them shadow a project that *is* that package: a definition lands on an import line of `__init__.py` (or in
+  the stub) instead of the module that defines the name. Here a bundled stub is not used for a module whose
+  source lives in the project.
+- Forward references. A name used above its module-level definition (annotations under `from __future__ import
+  annotations`) resolves to nothing where it stands, so its uses were missing from references; such a name is
+  looked up again in the whole module.
+- Reference search. jedi parses at most 30 other files that contain the name (`_PARSED_FILE_LIMIT`), so a name
+  used in 34 files loses the rest silently. The limit comes from `ANSF_JEDI_PARSE_LIMIT` (default 2000, the
+  semantic layer's scan limit); the opened-file limit follows.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+WRAPPER_VERSION = "ansf-jedi-4"  # part of the cache fingerprint: change it when the patches change answers
+DEFAULT_PARSE_LIMIT = 2000
+
+
+def patch_jedi(parse_limit: int) -> None:
+    import jedi.inference.references as references
+    from jedi.api.project import Project
+    from jedi.inference.cache import inference_state_as_method_param_cache
+
+    references._PARSED_FILE_LIMIT = max(1, parse_limit)
+    references._OPENED_FILE_LIMIT = max(references._OPENED_FILE_LIMIT, 5 * parse_limit)
+
+    find_names = references._find_names
+
+    def _find_names(module_context, tree_name):
+        found = find_names(module_context, tree_name)
+        if len(found) > 1 or tree_name.parent is None:
+            return found
+        # Unresolved where it stands: a forward reference (an annotation under `from __future__ import
+        # annotations`, a string-free `-> Later`) names a module-level definition further down the file.
+        try:
+            later = module_context.goto(tree_name, None)
+        except Exception:
+            return found
+        return found | set(references._resolve_names(later)) if later else found
+
+    references._find_names = _find_names
+
+    original = Project._get_sys_path
+
+    @inference_state_as_method_param_cache()
+    def _get_sys_path(self, inference_state, add_parent_paths=True, add_init_paths=False):
+        path = original(self, inference_state, add_parent_paths, add_init_paths)
+        first = [str(self._path), *map(str, self.added_sys_path)]
+        seen = set(first)
+        return [*first, *(p for p in path if p not in seen)]
+
+    Project._get_sys_path = _get_sys_path
+
+    from jedi.inference.gradual import typeshed
+
+    bundled = typeshed.TYPESHED_PATH
+    load_from_typeshed = typeshed._load_from_typeshed
+
+    def _load_from_typeshed(inference_state, python_value_set, parent_module_value, import_names):
+        stub = load_from_typeshed(inference_state, python_value_set, parent_module_value, import_names)
+        if stub is not None and _inside(stub, bundled) and any(
+                _inside(v, inference_state.project.path) for v in python_value_set or ()):
+            return None  # the project's own source wins over jedi's bundled stub
+        return stub
+
+    typeshed._load_from_typeshed = _load_from_typeshed
+
+
+def _inside(value, folder) -> bool:
+    try:
+        path = value.py__file__()
+    except Exception:
+        return False
+    if path is None:
+        return False
+    folder = Path(folder)
+    path = Path(path)
+    return path == folder or folder in path.parents
+
+
+def main() -> None:
+    try:
+        limit = int(os.environ.get("ANSF_JEDI_PARSE_LIMIT", DEFAULT_PARSE_LIMIT))
+    except ValueError:
+        limit = DEFAULT_PARSE_LIMIT
+    patch_jedi(limit)
+    from jedi_language_server.cli import cli
+
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Columns: code points inside the semantic layer and in every answer; the server's own units on the wire.
+
+LSP counts a column in UTF-16 code units unless client and server agreed on another encoding at initialise
+(`general.positionEncodings` offered, `capabilities.positionEncoding` answered; utf-8, utf-16 or utf-32 =
+code points). A line with an emoji or CJK text has different columns in each, so every column crossing the
+boundary goes through here, with the text of its line.
+"""
+
+from __future__ import annotations
+
+UTF8, UTF16, UTF32 = "utf-8", "utf-16", "utf-32"
+OFFERED = [UTF32, UTF16]  # what the client offers: code points first, the LSP default second
+
+
+def _units(ch: str, encoding: str) -> int:
+    cp = ord(ch)
+    if encoding == UTF16:
+        return 2 if cp > 0xFFFF else 1
+    if encoding == UTF8:
+        return 1 if cp < 0x80 else 2 if cp < 0x800 else 3 if cp < 0x10000 else 4
+    return 1
+
+
+def to_server(line: str, column: int, encoding: str) -> int:
+    """0-based code-point column in `line` -> the server's units."""
+    if encoding == UTF32 or line.isascii():
+        return column
+    return sum(_units(ch, encoding) for ch in line[:column]) + max(0, column - len(line))
+
+
+def from_server(line: str, units: int, encoding: str) -> int:
+    """0-based column in the server's units -> code points (a column inside a surrogate pair rounds down)."""
+    if encoding == UTF32 or line.isascii():
+        return units
+    seen = 0
+    for i, ch in enumerate(line):
+        w = _units(ch, encoding)
+        if seen + w > units:
+            return i
+        seen += w
+    return len(line) + (units - seen)

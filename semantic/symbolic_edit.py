@@ -1,0 +1,277 @@
+"""Symbolic editing: replace a symbol's body, insert before/after it, rename it, delete it when unreferenced.
+
+Mixed into `SemanticService`. Every edit is planned in memory, confined to the project, written atomically per
+file and all or nothing (`editing.commit`), then evicts exactly the cache entries it staled: the symbol trees
+of the files it changed and the cross-file answers (references, definitions, hover) of their language.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ansf_mcp.semantic import editing
+from ansf_mcp.semantic.editing import EditError, FileChange
+from ansf_mcp.semantic.lsp import _uri_to_path
+from ansf_mcp.semantic.paths import SKIP_DIRS, PathRefused, resolve_in_root
+from ansf_mcp.semantic.positions import to_server
+
+if TYPE_CHECKING:
+    from ansf_mcp.semantic import symbols as sym
+
+_IDENT = re.compile(r"^[^\W\d][\w$]*$|^\$[\w$]*$")
+MAX_BODY_CHARS = 200_000
+READ_ONLY_MESSAGE = ("the semantic layer is read-only (setting ANSF_READ_ONLY=1): editing tools are off; "
+                     "nothing was changed")
+
+
+def _python_names(text: str, name: str) -> bool:
+    """Whether `name` occurs in Python source as a NAME token (not in a string or comment)."""
+    import io
+    import tokenize
+
+    try:
+        return any(t.type == tokenize.NAME and t.string == name
+                   for t in tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return True
+
+
+class EditingMixin:
+    """Needs from the service: root, read_only, cache, server(), _locate(), reference_list(), lines()."""
+
+    read_only: bool = False
+
+    # ---- helpers -----------------------------------------------------------------------------------
+    def _writable(self) -> None:
+        if self.read_only:
+            raise EditError(READ_ONLY_MESSAGE)
+
+    def _span(self, path: Path, lang: str, loc: sym.Located, lines: list[str], rel: str,
+              with_decorators: bool) -> tuple[int, int]:
+        """(first, last) 0-based line indexes the symbol occupies, whole lines; decorators included on request."""
+        sl, sc, el, ec = loc.node["range"]
+        last = el - 1 if ec == 0 and el > sl else el
+        last = min(last, len(lines) - 1)
+        head = lines[sl][:sc] if sl < len(lines) else ""
+        if head.strip() and not head.strip().startswith(("export", "async", "public", "private", "static")):
+            raise EditError(f"{loc.name_path} in {rel} shares line {sl + 1} with other code; it cannot be edited "
+                            "as whole lines")
+        tail = lines[last][ec:].strip() if last == el and ec > 0 else ""
+        if tail and not tail.startswith(("#", "//", "/*", ";", ",")):
+            raise EditError(f"{loc.name_path} in {rel} shares line {last + 1} with other code; it cannot be "
+                            "edited as whole lines")
+        first = sl
+        if with_decorators:
+            first = self._decorator_start(lang, lines, sl, loc)
+        return first, last
+
+    @staticmethod
+    def _decorator_start(lang: str, lines: list[str], sl: int, loc: sym.Located) -> int:
+        if lang == "python":
+            try:
+                tree = ast.parse("".join(lines))
+            except (SyntaxError, ValueError):
+                tree = None
+            if tree is not None:
+                for node in ast.walk(tree):
+                    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) \
+                            and node.lineno - 1 == sl and node.decorator_list:
+                        return min(d.lineno for d in node.decorator_list) - 1  # the '@' line, 0-based
+        first = sl
+        while first > 0 and lines[first - 1].strip().startswith("@"):
+            first -= 1
+        return first
+
+    @staticmethod
+    def _blank_lines(lang: str, indent: str) -> int:
+        return 2 if lang == "python" and not indent else 1
+
+    def _check_body(self, body: str) -> None:
+        if not body.strip():
+            raise EditError("body is empty; use safe_delete_symbol to remove a symbol")
+        if len(body) > MAX_BODY_CHARS:
+            raise EditError(f"body is {len(body)} characters; at most {MAX_BODY_CHARS} per edit")
+
+    def _finish(self, changes: list[FileChange], lang: str) -> int:
+        """Commit, then evict exactly what the edit staled; returns the number of cache entries evicted."""
+        editing.commit(changes)
+        from ansf_mcp.semantic.service import file_tag, project_tag
+
+        evicted = sum(self.cache.evict(file_tag(lang, ch.rel)) for ch in changes)
+        return evicted + self.cache.evict(project_tag(lang))
+
+    def _plan_lines(self, name_path: str, relative_path: str, decorators: bool | None, body: str | None):
+        self._writable()
+        if body is not None:
+            self._check_body(body)
+        path, rel, lang, loc = self._locate(name_path, relative_path)
+        raw, text, bom = editing.load(path, rel)
+        lines = text.splitlines(keepends=True)
+        with_decorators = decorators if decorators is not None else bool(body and body.lstrip().startswith("@"))
+        first, last = self._span(path, lang, loc, lines, rel, with_decorators)
+        def_line = lines[loc.node["range"][0]]
+        indent = def_line[: len(def_line) - len(def_line.lstrip())]
+        return path, rel, lang, loc, raw, text, bom, lines, first, last, indent
+
+    # ---- tools -------------------------------------------------------------------------------------
+    def replace_symbol_body(self, name_path: str, relative_path: str, body: str) -> dict:
+        """Replace the symbol's whole definition (signature included) with `body`, re-indented to its place.
+        Decorators stay unless `body` starts with one."""
+        path, rel, lang, loc, raw, text, bom, lines, first, last, indent = self._plan_lines(
+            name_path, relative_path, None, body)
+        nl = editing.newline_of(text)
+        new_lines = editing.reindent(body, indent, nl)
+        if last + 1 >= len(lines) and not lines[last].endswith(("\n", "\r")):
+            new_lines[-1] = new_lines[-1].rstrip("\r\n")
+        new = "".join(lines[:first] + new_lines + lines[last + 1:])
+        evicted = self._finish([FileChange(path, rel, raw, new, bom)], lang)
+        return self._edit_answer("replace_symbol_body", loc, rel, first, first + len(new_lines) - 1, evicted)
+
+    def insert_before_symbol(self, name_path: str, relative_path: str, body: str) -> dict:
+        """Insert `body` before the symbol (and its decorators), at its indentation, blank lines between."""
+        path, rel, lang, loc, raw, text, bom, lines, first, _last, indent = self._plan_lines(
+            name_path, relative_path, True, body)
+        nl = editing.newline_of(text)
+        new_lines = editing.reindent(body, indent, nl) + [nl] * self._blank_lines(lang, indent)
+        new = "".join(lines[:first] + new_lines + lines[first:])
+        evicted = self._finish([FileChange(path, rel, raw, new, bom)], lang)
+        n = len(editing.reindent(body, indent, nl))
+        return self._edit_answer("insert_before_symbol", loc, rel, first, first + n - 1, evicted)
+
+    def insert_after_symbol(self, name_path: str, relative_path: str, body: str) -> dict:
+        """Insert `body` after the symbol's last line, at its indentation, blank lines between."""
+        path, rel, lang, loc, raw, text, bom, lines, _first, last, indent = self._plan_lines(
+            name_path, relative_path, False, body)
+        nl = editing.newline_of(text)
+        before = list(lines[: last + 1])
+        if not before[-1].endswith(("\n", "\r")):
+            before[-1] += nl
+        blank = [nl] * self._blank_lines(lang, indent)
+        body_lines = editing.reindent(body, indent, nl)
+        new = "".join(before + blank + body_lines + lines[last + 1:])
+        evicted = self._finish([FileChange(path, rel, raw, new, bom)], lang)
+        start = last + 1 + len(blank)
+        return self._edit_answer("insert_after_symbol", loc, rel, start, start + len(body_lines) - 1, evicted)
+
+    def safe_delete_symbol(self, name_path: str, relative_path: str) -> dict:
+        """Delete the symbol (with its decorators) only when nothing outside its own body refers to it."""
+        self._writable()
+        path, rel, lang, loc, refs, _key = self.reference_list(name_path, relative_path)
+        raw, text, bom = editing.load(path, rel)
+        lines = text.splitlines(keepends=True)
+        first, last = self._span(path, lang, loc, lines, rel, True)
+        outside = [r for r in refs if not (r["relative_path"] == rel and first + 1 <= r["line"] <= last + 1)]
+        if outside:
+            shown = ", ".join(f"{r['relative_path']}:{r['line']}" for r in outside[:10])
+            more = f" and {len(outside) - 10} more" if len(outside) > 10 else ""
+            raise EditError(f"{loc.name_path} is still referenced {len(outside)} time(s): {shown}{more}; nothing "
+                            "was deleted (remove or rename the uses first)")
+        end = last + 1
+        if first == 0 or not lines[first - 1].strip():
+            while end < len(lines) and not lines[end].strip():
+                end += 1
+        new = "".join(lines[:first] + lines[end:])
+        evicted = self._finish([FileChange(path, rel, raw, new, bom)], lang)
+        return {"action": "safe_delete_symbol", "name_path": loc.name_path, "files": [
+            {"relative_path": rel, "start_line": first + 1, "end_line": end, "edits": 1}],
+            "total_edits": 1, "cache_entries_invalidated": evicted,
+            "note": f"deleted lines {first + 1}-{end} of {rel}"}
+
+    def rename_symbol(self, name_path: str, relative_path: str, new_name: str) -> dict:
+        """The language server's rename, applied to every file it names, or to none."""
+        self._writable()
+        new_name = new_name.strip()
+        if not _IDENT.match(new_name) or len(new_name) > 200:
+            raise EditError(f"{new_name!r} is not a valid identifier")
+        path, rel, lang, loc = self._locate(name_path, relative_path)
+        if lang == "python" and not new_name.isidentifier():
+            raise EditError(f"{new_name!r} is not a valid Python identifier")
+        if loc.node["name"] == new_name:
+            raise EditError(f"{loc.name_path} is already called {new_name!r}")
+        srv = self.server(lang)
+        line, col = loc.node["sel"]
+        character = to_server(self._line(path, line), col, srv.position_encoding)
+        edit = srv.request("textDocument/rename", path, lambda uri: {
+            "textDocument": {"uri": uri}, "position": {"line": line, "character": character},
+            "newName": new_name}, also_open=self.also_open(srv, lang))
+        per_file = self._workspace_edit_files(edit)
+        if not per_file:
+            raise EditError(f"the {srv.spec.language} language server found nothing to rename for "
+                            f"{loc.name_path} in {rel}; nothing was changed")
+        changes: list[FileChange] = []
+        summary = []
+        for fpath, frel, edits in per_file:
+            raw, text, bom = editing.load(fpath, frel)
+            new = editing.apply_lsp_edits(text, edits, srv.position_encoding, frel)
+            changes.append(FileChange(fpath, frel, raw, new, bom))
+            summary.append({"relative_path": frel, "edits": len(edits)})
+        evicted = self._finish(changes, lang)
+        total = sum(s["edits"] for s in summary)
+        note = f"renamed in {len(summary)} file(s), {total} edit(s)"
+        others = self._files_still_naming(loc.node["name"], lang, {ch.rel for ch in changes})
+        if others:
+            shown = ", ".join(others[:10]) + (f" and {len(others) - 10} more" if len(others) > 10 else "")
+            note += (f"; {len(others)} other file(s) still use the name {loc.node['name']!r} as code (other "
+                     f"symbols of that name, or uses the server did not resolve): {shown}")
+        return {"action": "rename_symbol", "name_path": loc.name_path, "new_name": new_name, "files": summary,
+                "total_edits": total, "cache_entries_invalidated": evicted, "note": note}
+
+    def _files_still_naming(self, name: str, lang: str, changed: set[str]) -> list[str]:
+        """Files of `lang` outside the edit where `name` still occurs as a word (Python: as a NAME token)."""
+        from ansf_mcp.semantic.languages import LANGUAGE_EXTENSIONS
+        from ansf_mcp.semantic.paths import read_text, walk_files
+
+        word = re.compile(rf"(?<![\w$]){re.escape(name)}(?![\w$])")
+        out = []
+        for p in walk_files(self.root, self.root, LANGUAGE_EXTENSIONS[lang], limit=2_000):
+            rel = self.rel(p)
+            if rel is None or rel in changed:
+                continue
+            try:
+                text = read_text(p)[0]
+            except OSError:
+                continue
+            if word.search(text) and (lang != "python" or _python_names(text, name)):
+                out.append(rel)
+        return out
+
+    def _workspace_edit_files(self, edit: Any) -> list[tuple[Path, str, list[dict]]]:
+        """[(path, rel, text edits)] of a WorkspaceEdit, after checking every target is inside the project."""
+        if not edit:
+            return []
+        grouped: dict[str, list[dict]] = {}
+        for uri, edits in (edit.get("changes") or {}).items():
+            grouped.setdefault(uri, []).extend(edits)
+        for change in edit.get("documentChanges") or []:
+            if "kind" in change:  # create / rename / delete a file
+                raise EditError(f"the rename would {change['kind']} a file ({change.get('oldUri') or change.get('uri')});"
+                                " file operations are not applied; nothing was changed")
+            grouped.setdefault(change["textDocument"]["uri"], []).extend(change.get("edits") or [])
+        out = []
+        for uri, edits in grouped.items():
+            if not uri.startswith("file://"):
+                raise EditError(f"the rename would change {uri}, which is not a file; nothing was changed")
+            p = Path(_uri_to_path(uri))
+            try:
+                rel = Path(os.path.realpath(p)).relative_to(self.root).as_posix()
+                real, rel = resolve_in_root(self.root, rel, kind="file")
+            except (ValueError, PathRefused) as exc:
+                raise EditError(f"the rename would change {p}, outside the project; nothing was changed") from exc
+            if any(part in SKIP_DIRS or part.startswith(".") for part in Path(rel).parts[:-1]):
+                raise EditError(f"the rename would change {rel}, inside a folder the project does not own "
+                                "(virtualenv, build output, VCS); nothing was changed")
+            if edits:
+                out.append((real, rel, edits))
+        out.sort(key=lambda t: t[1])
+        return out
+
+    @staticmethod
+    def _edit_answer(action: str, loc: sym.Located, rel: str, first: int, last: int, evicted: int) -> dict:
+        return {"action": action, "name_path": loc.name_path, "files": [
+            {"relative_path": rel, "start_line": first + 1, "end_line": last + 1, "edits": 1}],
+            "total_edits": 1, "cache_entries_invalidated": evicted,
+            "note": f"{rel} lines {first + 1}-{last + 1} written"}
