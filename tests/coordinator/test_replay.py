@@ -118,7 +118,7 @@ def test_bench_replay_suite_from_the_command_line(repo: Path, tmp_path: Path) ->
     out = subprocess.run(
         [*ansf_command(), "bench", "--suite", "replay", "--repo", str(repo), "--quick", "--out", str(tmp_path / "o"),
          "--data-dir", str(tmp_path / "data")],
-        capture_output=True, text=True, timeout=600, env=subprocess_env(),
+        capture_output=True, text=True, timeout=600, env=subprocess_env(tmp_path / "data"),
     )
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads((tmp_path / "o" / "report.json").read_text())
