@@ -43,17 +43,10 @@ PAIR_FEATURES = (
     "chars: cosine to successes",
     "chars: best single past task",
     "chars: language model",
-    "words: cosine to successes, z across agents",
-    "chars: cosine to successes, z across agents",
-    "chars: language model, z across agents",
     "chars: cosine to successes, minus the best agent's",
     "chars: language model, minus the best agent's",
 )
 N_PAIR = len(PAIR_FEATURES)
-
-
-def _col_z(m: np.ndarray) -> np.ndarray:
-    return (m - m.mean(axis=0, keepdims=True)) / (m.std(axis=0, keepdims=True) + 1e-3)
 
 
 def _col_gap(m: np.ndarray) -> np.ndarray:
@@ -83,9 +76,6 @@ def pair_features(episode: Episode, cmp: Comparisons | None = None) -> np.ndarra
         c_ok,
         cmp.max_cosine("chars"),
         c_lm,
-        _col_z(w_ok),
-        _col_z(c_ok),
-        _col_z(c_lm),
         _col_gap(c_ok),
         _col_gap(c_lm),
     ]

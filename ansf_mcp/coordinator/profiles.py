@@ -82,7 +82,8 @@ SPEC = Network(
     name="spec",
     config=NetConfig(seq_history=24),
     training=Training(
-        steps=300, batch=8, lr=5e-4, embed_lr_mult=20.0, replay_share=0.5, max_agents=8, max_tasks=12, threads=1
+        steps=300, batch=8, lr=5e-4, embed_lr_mult=20.0, replay_share=0.5, replay_per_repo=200, max_agents=8,
+        max_tasks=12, threads=2,
     ),
     inference_threads=2,
     summary="the seed's spec network: d_model 512, 8 heads, 6 layers, 1024 items, 10 000-id vocabulary, 16 agents",
@@ -93,7 +94,8 @@ STUDENT = Network(
         d_model=128, heads=4, layers=2, ff=512, cmp_heads=4, cmp_dim=32, pair_hidden=64, seq_history=24
     ),
     training=Training(
-        steps=2500, batch=16, lr=2e-3, embed_lr_mult=5.0, replay_share=0.5, max_agents=12, max_tasks=16
+        steps=2500, batch=16, lr=2e-3, embed_lr_mult=5.0, replay_share=0.5, replay_per_repo=200, max_agents=12,
+        max_tasks=16, threads=1,
     ),
     inference_threads=1,
     summary="compact network (128/4/2) with the same inputs, trained on the same data",

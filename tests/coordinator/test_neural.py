@@ -56,13 +56,18 @@ def test_default_profile_loads_once_and_beats_history():
     assert np.mean(ours) > np.mean(hist) + 0.05
 
 
-@pytest.mark.parametrize("profile", ["spec-int8", "spec-fp32", "spec-pruned20"])
-def test_spec_profiles_load_and_predict(profile):
+@pytest.mark.parametrize("profile", ["spec-int8", "spec-pruned20"])
+def test_spec_variants_load_and_track_the_full_precision_network(profile):
+    """Quality lives in the benchmark; here: each variant loads, predicts probabilities, and stays close to
+    spec-fp32 on the same episodes (what quantization or pruning may cost is measured, not assumed)."""
+    full = neural.load("spec-fp32")
     est = neural.load(profile)
-    s = simulator.generate("heldout", 1, 5, n_agents=5, n_tasks=9)[0]
-    p = est.estimate(s.episode)
-    assert p.shape == (5, 9) and np.all((p > 0) & (p < 1))
-    assert np.corrcoef(p.ravel(), s.p_true.ravel())[0, 1] > 0.3
+    sims = simulator.generate("heldout", 6, 5, n_agents=5, n_tasks=9)
+    for s in sims:
+        p, q = est.estimate(s.episode), full.estimate(s.episode)
+        assert p.shape == (5, 9) and np.all((p > 0) & (p < 1))
+        assert np.abs(p - q).max() < 0.15, f"{profile} drifts from spec-fp32 by {np.abs(p - q).max():.3f}"
+    assert est.card["config"]["d_model"] == 512 and est.card["config"]["layers"] == 6
 
 
 def test_more_than_16_agents_are_decided_in_blocks():

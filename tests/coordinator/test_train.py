@@ -109,3 +109,20 @@ def test_quick_bench_reports_every_method() -> None:
     assert out["latency_beside_busy_process"][DEFAULT_PROFILE]["p95_ms"] > 0
     assert "| method |" in out["markdown"] and seen[-1] == 1.0
     json.dumps(out)
+
+
+def test_similarity_calibration_and_auto_prior_are_reproducible_measurements(tmp_path: Path) -> None:
+    from ansf_mcp.coordinator import baselines
+    from ansf_mcp.lab import calibrate, prior
+
+    bias, gain_ok, gain_fail = calibrate.fit(episodes=60, seed=1)
+    # More similar to past successes: more likely; more similar to past failures: less likely.
+    assert gain_ok > 0 and gain_fail > 0 and -2 < bias < 2
+    # The shipped constants came from the same fit on more episodes; a small fit lands near them.
+    assert abs(gain_ok - baselines.SIMILARITY_GAIN_OK) < 1.5
+    out = tmp_path / "prior.json"
+    assert prior.main(["--episodes", "8", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert set(data["estimators"]) == {"neural", "similarity", "history"} and "SIMULATED" in data["data"]
+    for figures in data["estimators"].values():
+        assert 0 < figures["brier"] < figures["log_loss"] < 1.5

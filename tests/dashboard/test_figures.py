@@ -292,10 +292,11 @@ def test_estimator_scores_per_swarm_what_auto_uses_and_the_prior(settings, store
     from ansf_mcp.coordinator import scoring
     from tests.dashboard.conftest import seed_through_tools
 
-    seeded = anyio.run(seed_through_tools, settings, ["history", "similarity"])
+    # No prior while seeding too, so swarm_status (at seeding) and the dashboard judge alike.
     monkeypatch.setattr(scoring, "PRIOR_FILE", tmp_path / "absent.json")
     scoring.prior.cache_clear()
     try:
+        seeded = anyio.run(seed_through_tools, settings, ["history", "similarity"])
         est = metrics.estimator_scores(store._conn, neural_allowed=True)
         assert not est["prior"]["present"] and "no held-out prior" in est["prior"]["note"]
         (swarm,) = est["swarms"]
