@@ -45,8 +45,17 @@ class Comparisons:
         return self._cache[key]
 
     def _rows(self, kind: str, which: str) -> sparse.csr_matrix:
-        m = self._sparse(kind).tfidf
-        return m[: self.n_tasks] if which == "tasks" else m[self.n_tasks :]
+        """"tasks", "history", or "tasks_t" (the tasks transposed, as CSR so products need no conversion)."""
+        key = ("rows", kind, which)
+        if key not in self._cache:
+            m = self._sparse(kind).tfidf
+            if which == "tasks":
+                self._cache[key] = m[: self.n_tasks]
+            elif which == "tasks_t":
+                self._cache[key] = self._rows(kind, "tasks").T.tocsr()
+            else:
+                self._cache[key] = m[self.n_tasks :]
+        return self._cache[key]
 
     def _membership(self, mask: np.ndarray | None = None) -> sparse.csr_matrix:
         """(agents, history items): 1 where the item is the agent's (and `mask` holds)."""
@@ -59,12 +68,18 @@ class Comparisons:
 
     def item_cosine(self, kind: str, agent: int) -> np.ndarray:
         """(history items of `agent`, tasks): cosine of each past task with each open task."""
-        key = ("items", kind, agent)
-        if key not in self._cache:
-            lo, hi = self.starts[agent], self.starts[agent + 1]
-            hist = self._rows(kind, "history")[lo:hi]
-            self._cache[key] = (hist @ self._rows(kind, "tasks").T).toarray().astype(np.float32)
-        return self._cache[key]
+        # Agents are asked for in order (blocks of <= 16), so one chunk of _AGENT_CHUNK agents is computed with
+        # one product and kept until an agent outside it is asked for: few products, bounded memory.
+        a0 = agent - agent % _AGENT_CHUNK
+        key = ("item_chunk", kind)
+        held = self._cache.get(key)
+        if held is None or held[0] != a0:
+            a1 = min(a0 + _AGENT_CHUNK, self.n_agents)
+            lo, hi = self.starts[a0], self.starts[a1]
+            sims = (self._rows(kind, "history")[lo:hi] @ self._rows(kind, "tasks_t")).toarray().astype(np.float32)
+            held = self._cache[key] = (a0, sims)
+        base = self.starts[a0]
+        return held[1][self.starts[agent] - base : self.starts[agent + 1] - base]
 
     def centroid_cosine(self, kind: str, success: bool = True) -> np.ndarray:
         """Cosine of each task with the normalised sum of the agent's past successes (or failures)."""
@@ -75,12 +90,12 @@ class Comparisons:
             norms = np.sqrt(np.asarray(cent.multiply(cent).sum(axis=1)).ravel())
             norms[norms == 0] = 1.0
             cent = sparse.diags(1.0 / norms) @ cent
-            self._cache[key] = (cent @ self._rows(kind, "tasks").T).toarray()
+            self._cache[key] = (cent @ self._rows(kind, "tasks_t")).toarray()
         return self._cache[key]
 
     def _item_blocks(self, kind: str) -> Iterator[tuple[int, np.ndarray]]:
         """(agent, its (history items, tasks) cosines) for every agent with a history, computed in chunks."""
-        tasks_t = self._rows(kind, "tasks").T
+        tasks_t = self._rows(kind, "tasks_t")
         hist = self._rows(kind, "history")
         for a0 in range(0, self.n_agents, _AGENT_CHUNK):
             a1 = min(a0 + _AGENT_CHUNK, self.n_agents)

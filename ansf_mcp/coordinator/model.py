@@ -104,7 +104,10 @@ class CoordinatorNet(nn.Module):
         x = x + self.position(pos.clamp(min=0)) * (pos >= 0).unsqueeze(-1).to(x.dtype)
         # The pair head reads the contextualised items plus a normalised skip of the items themselves, so what a
         # text says reaches the comparison directly even while the deep encoder is still learning.
-        x = self.norm(self.encoder(x, src_key_padding_mask=batch["pad"])) + self.skip_norm(x)
+        pad = batch["pad"]
+        # Without padding, no mask: torch's masked softmax on the CPU costs several times a plain one, and an
+        # all-false mask changes nothing.
+        x = self.norm(self.encoder(x, src_key_padding_mask=pad if bool(pad.any()) else None)) + self.skip_norm(x)
         bsz = x.shape[0]
         ar = torch.arange(bsz, device=x.device).view(bsz, 1)
         a = x[ar, batch["agent_item"]]  # (B, A, d)

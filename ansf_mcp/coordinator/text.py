@@ -94,10 +94,13 @@ class SparseTexts:
         lengths = np.fromiter((len(b) for b in bags), dtype=np.int64, count=len(bags))
         flat = np.concatenate(bags) if bags else np.zeros(0, dtype=np.int64)
         # The ids this decision uses, numbered densely: linear time (a sort of millions of ids is not).
-        present = np.bincount(flat, minlength=1 << _HASH_BITS) > 0
-        column = np.cumsum(present) - 1
+        present = np.zeros(1 << _HASH_BITS, dtype=bool)
+        present[flat] = True
+        used = np.flatnonzero(present)
+        column = np.empty(1 << _HASH_BITS, dtype=np.int64)
+        column[used] = np.arange(used.size)
         cols = column[flat]
-        n_vocab = int(present.sum())
+        n_vocab = int(used.size)
         rows = np.repeat(np.arange(len(bags)), lengths)
         self.counts = sparse.csr_matrix((np.ones(len(flat)), (rows, cols)), shape=(len(bags), n_vocab))
         self.counts.sum_duplicates()
