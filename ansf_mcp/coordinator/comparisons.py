@@ -22,6 +22,8 @@ MAX_COMPARED_HISTORY = 100
 # Dirichlet prior of the agents' language models, in n-grams (fitted on training repositories, lab/).
 LM_PRIOR = {"words": 200.0, "chars": 2000.0}
 _AGENT_CHUNK = 64
+# Entries (vocabulary x tasks) up to which the tasks are multiplied as a dense matrix: 16 MB of float64.
+_DENSE_TASKS_MAX = 2_000_000
 
 
 class Comparisons:
@@ -57,6 +59,17 @@ class Comparisons:
                 self._cache[key] = m[self.n_tasks :]
         return self._cache[key]
 
+    def _times_tasks(self, rows: sparse.csr_matrix, kind: str) -> np.ndarray:
+        """rows @ tasks.T as a dense array. Against a dense copy of the tasks when that is small (a sparse
+        result that is nearly full costs several times more), sparse otherwise (huge vocabularies)."""
+        tasks_t = self._rows(kind, "tasks_t")
+        if tasks_t.shape[0] * tasks_t.shape[1] <= _DENSE_TASKS_MAX:
+            key = ("tasks_t_dense", kind)
+            if key not in self._cache:
+                self._cache[key] = tasks_t.toarray()
+            return np.asarray(rows @ self._cache[key])
+        return (rows @ tasks_t).toarray()
+
     def _membership(self, mask: np.ndarray | None = None) -> sparse.csr_matrix:
         """(agents, history items): 1 where the item is the agent's (and `mask` holds)."""
         n_items = int(self.starts[-1])
@@ -66,20 +79,25 @@ class Comparisons:
             (np.ones(int(keep.sum())), (owner[keep], np.flatnonzero(keep))), shape=(self.n_agents, n_items)
         )
 
-    def item_cosine(self, kind: str, agent: int) -> np.ndarray:
-        """(history items of `agent`, tasks): cosine of each past task with each open task."""
-        # Agents are asked for in order (blocks of <= 16), so one chunk of _AGENT_CHUNK agents is computed with
-        # one product and kept until an agent outside it is asked for: few products, bounded memory.
-        a0 = agent - agent % _AGENT_CHUNK
-        key = ("item_chunk", kind)
+    def _chunk(self, kind: str, a0: int) -> np.ndarray:
+        """(history items of agents a0.., tasks): cosines for one chunk of _AGENT_CHUNK agents, in one product.
+        The chunk last computed is kept: agents are asked for in order, so every consumer (item cosines, best
+        match, weighted success) shares one product per chunk while memory stays bounded."""
+        key = ("chunk", kind)
         held = self._cache.get(key)
         if held is None or held[0] != a0:
             a1 = min(a0 + _AGENT_CHUNK, self.n_agents)
             lo, hi = self.starts[a0], self.starts[a1]
-            sims = (self._rows(kind, "history")[lo:hi] @ self._rows(kind, "tasks_t")).toarray().astype(np.float32)
+            sims = self._times_tasks(self._rows(kind, "history")[lo:hi], kind)
             held = self._cache[key] = (a0, sims)
+        return held[1]
+
+    def item_cosine(self, kind: str, agent: int) -> np.ndarray:
+        """(history items of `agent`, tasks): cosine of each past task with each open task."""
+        a0 = agent - agent % _AGENT_CHUNK
         base = self.starts[a0]
-        return held[1][self.starts[agent] - base : self.starts[agent + 1] - base]
+        sims = self._chunk(kind, a0)
+        return sims[self.starts[agent] - base : self.starts[agent + 1] - base].astype(np.float32)
 
     def centroid_cosine(self, kind: str, success: bool = True) -> np.ndarray:
         """Cosine of each task with the normalised sum of the agent's past successes (or failures)."""
@@ -90,19 +108,17 @@ class Comparisons:
             norms = np.sqrt(np.asarray(cent.multiply(cent).sum(axis=1)).ravel())
             norms[norms == 0] = 1.0
             cent = sparse.diags(1.0 / norms) @ cent
-            self._cache[key] = (cent @ self._rows(kind, "tasks_t")).toarray()
+            self._cache[key] = self._times_tasks(cent, kind)
         return self._cache[key]
 
     def _item_blocks(self, kind: str) -> Iterator[tuple[int, np.ndarray]]:
-        """(agent, its (history items, tasks) cosines) for every agent with a history, computed in chunks."""
-        tasks_t = self._rows(kind, "tasks_t")
-        hist = self._rows(kind, "history")
+        """(agent, its (history items, tasks) cosines) for every agent with a history, chunk by chunk."""
         for a0 in range(0, self.n_agents, _AGENT_CHUNK):
             a1 = min(a0 + _AGENT_CHUNK, self.n_agents)
-            lo, hi = self.starts[a0], self.starts[a1]
-            if hi == lo:
+            if self.starts[a1] == self.starts[a0]:
                 continue
-            sims = (hist[lo:hi] @ tasks_t).toarray()
+            sims = self._chunk(kind, a0)
+            lo = self.starts[a0]
             for i in range(a0, a1):
                 s, e = self.starts[i] - lo, self.starts[i + 1] - lo
                 if e > s:

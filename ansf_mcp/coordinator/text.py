@@ -101,16 +101,22 @@ class SparseTexts:
         column[used] = np.arange(used.size)
         cols = column[flat]
         n_vocab = int(used.size)
-        rows = np.repeat(np.arange(len(bags)), lengths)
-        self.counts = sparse.csr_matrix((np.ones(len(flat)), (rows, cols)), shape=(len(bags), n_vocab))
+        n_rows = len(bags)
+        # Texts are rows in order, so the CSR structure is known up front (no COO detour).
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        self.counts = sparse.csr_matrix((np.ones(len(flat)), cols, indptr), shape=(n_rows, n_vocab))
         self.counts.sum_duplicates()
         self.lengths = lengths
-        n = max(len(bags), 1)
+        n = max(n_rows, 1)
         df = np.bincount(self.counts.indices, minlength=n_vocab)
         self.idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
-        tf = self.counts.copy()
-        tf.data = 1.0 + np.log(tf.data)  # sublinear: a word said twice is not twice the topic
-        tf = tf.multiply(self.idf[None, :]).tocsr()
-        norms = np.sqrt(np.asarray(tf.multiply(tf).sum(axis=1)).ravel())
+        # Sublinear TF (a word said twice is not twice the topic) times IDF, rows scaled to unit length; on the
+        # CSR arrays directly, which is several times faster than scipy's broadcasting products.
+        row = np.repeat(np.arange(n_rows), np.diff(self.counts.indptr))
+        data = (1.0 + np.log(self.counts.data)) * self.idf[self.counts.indices]
+        norms = np.sqrt(np.bincount(row, weights=data * data, minlength=n_rows))
         norms[norms == 0] = 1.0
-        self.tfidf = sparse.diags(1.0 / norms) @ tf
+        data *= (1.0 / norms)[row]
+        self.tfidf = sparse.csr_matrix(
+            (data, self.counts.indices.copy(), self.counts.indptr.copy()), shape=self.counts.shape
+        )
