@@ -35,7 +35,7 @@ def build_episode(
         for a in agent_rows(conn, swarm_id):
             hist = conn.execute(
                 "SELECT task_text, success FROM (SELECT * FROM outcomes WHERE swarm_id = ? AND agent_id = ? "
-                "ORDER BY id DESC LIMIT ?) ORDER BY id",
+                "ORDER BY id DESC LIMIT ?) AS recent ORDER BY id",
                 (swarm_id, a["id"], HISTORY_WINDOW),
             ).fetchall()
             agents.append(

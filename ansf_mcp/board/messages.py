@@ -55,10 +55,11 @@ def send(store: Store, swarm_id: str, from_agent: str, to_agent: str | None, bod
         if not recipients:
             raise Refused(f"{from_agent!r} has nobody to message: {rule}")
         cur = conn.execute(
-            "INSERT INTO messages (swarm_id, from_agent, to_agent, route, body, created_at) VALUES (?,?,?,?,?,?)",
+            "INSERT INTO messages (swarm_id, from_agent, to_agent, route, body, created_at) VALUES (?,?,?,?,?,?) "
+            "RETURNING id",
             (swarm_id, from_agent, to_agent, route, body, time.time()),
         )
-        message_id = cur.lastrowid or 0
+        message_id = int(cur.fetchone()[0])
         conn.executemany(
             "INSERT INTO message_recipients (message_id, agent_id) VALUES (?, ?)",
             [(message_id, r) for r in recipients],
