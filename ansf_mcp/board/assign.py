@@ -54,7 +54,7 @@ def build_episode(
                 f"SELECT id, status FROM tasks WHERE swarm_id = ? AND id IN ({','.join('?' * len(outside))})",
                 (swarm_id, *outside),
             )
-        }
+        } if outside else {}  # PostgreSQL refuses an empty IN ()
         tallies = scores.tallies(conn, swarm_id)
     tasks = [
         EpisodeTask(id=i, description=s.description, priority=s.priority, depends_on=list(s.depends_on))
