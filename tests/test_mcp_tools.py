@@ -7,6 +7,12 @@ from mcp import Client
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture
+def settings(settings, store_spec):
+    """This module runs on both engines: the store is this test's SQLite file or a fresh PostgreSQL database."""
+    return settings.model_copy(update={"store": str(store_spec)})
+
 EXPECTED_TOOLS = {
     "spawn_swarm": (False, False),
     "swarm_status": (True, False),
