@@ -93,7 +93,7 @@ def test_a_late_report_from_an_expired_claim_is_refused_by_its_number(store: Sto
     clock.advance(61)  # the lease runs out; the same agent claims the task again
     second = board.claim_next(sw, "agent-0")
     assert (first.claim, second.claim) == (1, 2)
-    with pytest.raises(Refused, match="claim #1 .* is over; the live claim is #2"):
+    with pytest.raises(Refused, match=r"claim #1 .* is over; the live claim is #2"):
         board.report(sw, "t", "agent-0", True, "late", claim=1)
     with pytest.raises(Refused, match="claim #1"):
         board.renew(sw, "t", "agent-0", claim=1)
