@@ -333,9 +333,23 @@ def register(tools: Toolbox, app: Runtime) -> None:
                        description="only messages with a larger id: the next_since of the previous answer")
         ] = 0,
         limit: Annotated[int, Field(ge=1, le=1000, description="at most this many messages")] = 100,
+        wait_s: Annotated[
+            float, Field(ge=0, le=60, allow_inf_nan=False,
+                         description="when there is nothing new, wait up to this long for a message")
+        ] = 0,
     ) -> Inbox:
-        """Messages delivered to an agent, oldest first, newer than `since`."""
-        found = await on_board(messages.read, store, swarm_id, agent_id, since, limit)
+        """Messages delivered to an agent, oldest first, newer than `since`; with wait_s, waits for the next one."""
+        key = messages.news_key(swarm_id)
+        deadline = anyio.current_time() + wait_s
+        while True:
+            seen = store.news_version(key)  # before reading: a message sent after the read wakes the wait
+            found = await on_board(messages.read, store, swarm_id, agent_id, since, limit)
+            left = deadline - anyio.current_time()
+            if found or left <= 0:
+                break
+            # In slices (the store caps each: 0.25 s polls on SQLite, 5 s on PostgreSQL where NOTIFY wakes it),
+            # so a cancelled call stops waiting soon.
+            await anyio.to_thread.run_sync(store.wait_news, key, seen, min(left, 5.0))
         return Inbox(messages=found, next_since=found[-1].id if found else since)
 
     @tools.add(Kind.WRITE, "Spawn the preset swarms")

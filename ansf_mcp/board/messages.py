@@ -64,7 +64,12 @@ def send(store: Store, swarm_id: str, from_agent: str, to_agent: str | None, bod
             "INSERT INTO message_recipients (message_id, agent_id) VALUES (?, ?)",
             [(message_id, r) for r in recipients],
         )
+    store.notify(news_key(swarm_id))  # wakes read_messages(wait_s=...) callers on every replica
     return SentMessage(id=message_id, delivered_to=recipients, route=route)
+
+
+def news_key(swarm_id: str) -> str:
+    return f"messages:{swarm_id}"
 
 
 def read(store: Store, swarm_id: str, agent_id: str, since: int = 0, limit: int = 100) -> list[MessageView]:

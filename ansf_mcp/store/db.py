@@ -115,8 +115,40 @@ class Store:
         with self._lock:
             yield self._conn
 
-    def notify(self, channel: str, payload: str = "") -> None:
-        """Tell other processes on this store that something changed (PostgreSQL only; SQLite readers poll)."""
+    # -- news: "something changed under this key" (a swarm's messages...), for callers that wait for it ---------
+
+    # SQLite has no cross-process signal: a waiter in another process re-reads at least this often.
+    news_poll_s = 0.25
+
+    def _news(self) -> tuple[threading.Condition, dict[str, int]]:
+        news = self.__dict__.get("_news_state")
+        if news is None:
+            news = self.__dict__.setdefault("_news_state", (threading.Condition(), {}))
+        return news
+
+    def news_version(self, key: str) -> int:
+        cond, versions = self._news()
+        with cond:
+            return versions.get(key, 0)
+
+    def _heard(self, key: str) -> None:
+        cond, versions = self._news()
+        with cond:
+            versions[key] = versions.get(key, 0) + 1
+            cond.notify_all()
+
+    def notify(self, key: str) -> None:
+        """Tell waiters that `key` changed: in this process at once; other processes through LISTEN/NOTIFY on
+        PostgreSQL (SQLite waiters in other processes find it on their next poll)."""
+        self._heard(key)
+
+    def wait_news(self, key: str, seen: int, timeout: float) -> int:
+        """Block until `key`'s version passes `seen` or `timeout` (at most `news_poll_s` on SQLite) runs out;
+        the version now. Callers re-read the store either way."""
+        cond, versions = self._news()
+        with cond:
+            cond.wait_for(lambda: versions.get(key, 0) > seen, timeout=min(timeout, self.news_poll_s))
+            return versions.get(key, 0)
 
     def describe(self) -> dict[str, Any]:
         """What `ansf status` and `system_status` say about the store."""

@@ -15,6 +15,7 @@ import functools
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -230,14 +231,49 @@ class PostgresStore(Store):
             except psycopg.Error as exc:
                 raise StoreError(f"store error: {one_line(exc)}") from exc
 
-    def notify(self, channel: str, payload: str = "") -> None:
+    # One channel for all news; the payload is the key. A listener thread (one LISTEN connection per process,
+    # started on the first wait) turns notifications from every replica into local wake-ups.
+    NEWS_CHANNEL = "ansf_news"
+    news_poll_s = 5.0  # a safety net only: notifications wake waiters at once
+
+    def notify(self, key: str) -> None:
+        self._heard(key)
         with self._lock:
             try:
-                self._ensure().execute("SELECT pg_notify(%s, %s)", (channel, payload))
+                self._ensure().execute("SELECT pg_notify(%s, %s)", (self.NEWS_CHANNEL, key))
             except psycopg.Error:
-                log.debug("notify %s failed", channel, exc_info=True)
+                log.debug("notify %s failed", key, exc_info=True)
+
+    def news_version(self, key: str) -> int:
+        self._start_listener()  # listening before the caller reads, so nothing sent after the read is missed
+        return super().news_version(key)
+
+    def wait_news(self, key: str, seen: int, timeout: float) -> int:
+        self._start_listener()
+        return super().wait_news(key, seen, timeout)
+
+    def _start_listener(self) -> None:
+        with self._lock:
+            if getattr(self, "_listener", None) is not None or getattr(self, "_closing", False):
+                return
+            self._listener = threading.Thread(target=self._listen, name="ansf-pg-listen", daemon=True)
+            self._listener.start()
+
+    def _listen(self) -> None:
+        while not getattr(self, "_closing", False):
+            try:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=10,
+                                     application_name="ansf-mcp listen") as conn:
+                    conn.execute(f"LISTEN {self.NEWS_CHANNEL}")
+                    while not getattr(self, "_closing", False):
+                        for note in conn.notifies(timeout=1.0):
+                            self._heard(note.payload)
+            except psycopg.Error:
+                log.debug("LISTEN connection lost; reconnecting", exc_info=True)
+                time.sleep(1.0)
 
     def close(self) -> None:
+        self._closing = True  # the listener thread leaves within a second
         with self._lock:
             if not self._raw.closed:
                 self._raw.close()
