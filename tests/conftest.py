@@ -38,7 +38,7 @@ ENGINES = ("sqlite", "postgresql")
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[object]:
     """A throw-away PostgreSQL cluster for the whole session (tests/pg.py); each test takes a database of its own."""
-    from tests.pg import find_bindir, remove, start_cluster
+    from ansf_mcp.bench.pgcluster import find_bindir, remove, start_cluster
 
     need(find_bindir() is not None, "PostgreSQL (initdb, pg_ctl, postgres)")
     cluster = start_cluster()

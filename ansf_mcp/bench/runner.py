@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from ansf_mcp import __version__
-from ansf_mcp.bench import chaos_suite, external_suites, mcp_suite, memory_suite, phases_suite, replay_suite
+from ansf_mcp.bench import (
+    chaos_suite,
+    external_suites,
+    mcp_suite,
+    memory_suite,
+    phases_suite,
+    replay_suite,
+    scale_suite,
+)
 from ansf_mcp.bench.context import BenchCancelled, SuiteContext
 from ansf_mcp.store.db import Store, open_store
 
@@ -33,8 +41,12 @@ SUITES: dict[str, tuple[Runner, Callable[[dict[str, Any]], str], str]] = {
                "stdio servers under prepared cgroup folders, one per phase; quality on simulated held-out episodes"),
     "chaos": (chaos_suite.run, chaos_suite.markdown,
               "stdio servers SIGKILLed mid-workload, several servers on one data directory, schema fuzzing"),
+    "scale": (scale_suite.run, scale_suite.markdown,
+              "HTTP replicas on one PostgreSQL database (a throw-away cluster, or --store's server) beside one SQLite "
+              "server; replicas SIGKILLed mid-workload"),
 }
-ALL_ORDER = ("mcp", "coordination", "replay", "semantic", "memory", "phases")  # chaos runs only when named
+# chaos and scale run only when named
+ALL_ORDER = ("mcp", "coordination", "replay", "semantic", "memory", "phases")
 SUITE_NAMES = (*SUITES, "all")
 
 
@@ -153,7 +165,7 @@ def run_cli(
         print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
 
     ctx = SuiteContext(
-        quick=quick, project=settings.project_root, data_dir=settings.data_dir, report=progress,
+        quick=quick, project=settings.project_root, data_dir=settings.data_dir, report=progress, store=settings.store,
         repo=repo.resolve() if repo else None,
     )
     try:

@@ -1,4 +1,4 @@
-"""A throw-away PostgreSQL cluster for the tests: initdb into a temporary folder, a loopback port, run as an
+"""A throw-away PostgreSQL cluster for the tests and `ansf bench --suite scale`: initdb into a temporary folder, a loopback port, run as an
 ordinary user (the server refuses root), stopped and removed at the end. One per test session; each test gets a
 database of its own."""
 
