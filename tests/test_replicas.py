@@ -102,3 +102,21 @@ async def test_a_reader_on_one_replica_wakes_for_a_message_sent_through_another(
         assert [m["body"] for m in got["inbox"]["messages"]] == ["hi"]
         # LISTEN/NOTIFY wakes it at once; without it the reader would sleep on to its 5 s safety poll.
         assert 0.9 < got["waited"] < 4.0
+
+
+def test_replicas_killed_mid_workload_lose_nothing_and_share_nothing(pg_cluster, tmp_path) -> None:
+    """A bounded run of `ansf bench --suite scale`'s chaos phase: 3 replicas, SIGKILLed and restarted."""
+    from ansf_mcp.bench import scale_suite
+
+    result = scale_suite._chaos(pg_cluster.new_database(), tasks=300, kills=3, tmp=tmp_path)
+    assert result["kills"] >= 1 and result["claims_acknowledged"] >= 300
+    assert result["claimed_by_two"] == 0 and result["lost"] == 0 and result["succeeded_twice"] == 0
+    assert result["max_attempts_seen"] <= result["attempt_limit"]
+    assert result["acknowledged_outcomes_missing"] == 0
+
+
+def test_a_dead_agent_s_work_is_back_within_its_lease_and_a_second(pg_cluster, tmp_path) -> None:
+    from ansf_mcp.bench import scale_suite
+
+    result = scale_suite._takeover(pg_cluster.new_database(), tmp_path, lease_s=2.0)
+    assert result["within_lease_plus_1s"], result

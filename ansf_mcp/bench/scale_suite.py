@@ -110,7 +110,6 @@ class Agents:
         rng = random.Random(self.seed * 100 + i)
         me = f"agent-{i}"
         clients: dict[int, Any] = {}
-        stack = contextlib.AsyncExitStack()
 
         async def call(tool: str, **args: Any) -> dict[str, Any]:
             import anyio
@@ -168,7 +167,6 @@ class Agents:
             for c in clients.values():
                 with contextlib.suppress(BaseException):
                     await c.__aexit__(None, None, None)
-            await stack.aclose()
 
 
 @contextlib.contextmanager
@@ -249,23 +247,31 @@ def _chaos(store: str, tasks: int, kills: int, tmp: Path) -> dict[str, Any]:
     sw = _setup(replicas[0], tasks)
     agents = Agents(replicas, sw, seed=7)
 
-    async def killer(done: Any) -> None:
+    down: set[int] = set()
+
+    async def restart(k: int) -> None:
+        await anyio.sleep(0.2)
+        await anyio.to_thread.run_sync(replicas[k].start)
+        down.discard(k)
+
+    async def killer(tg: Any) -> None:
         nonlocal killed
         rng = random.Random(11)
-        while killed < kills and not done.is_set():
-            await anyio.sleep(rng.uniform(0.5, 2.0))
-            victim = rng.choice(replicas)
-            victim.kill()
+        while killed < kills:
+            await anyio.sleep(rng.uniform(0.3, 1.0))
+            alive = [k for k in range(len(replicas)) if k not in down]
+            if len(alive) < 2:
+                continue  # one replica always serves
+            k = rng.choice(alive)
+            down.add(k)
+            replicas[k].kill()
             killed += 1
-            await anyio.sleep(rng.uniform(0.1, 0.5))
-            await anyio.to_thread.run_sync(victim.start)
+            tg.start_soon(restart, k)
 
     async def main() -> None:
-        done = anyio.Event()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(killer, done)
+            tg.start_soon(killer, tg)
             await agents.run()
-            done.set()
             tg.cancel_scope.cancel()
 
     t0 = time.perf_counter()
