@@ -14,6 +14,7 @@ CREATEDB), else a throw-away cluster of our own (ansf_mcp.bench.pgcluster; needs
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import signal
@@ -23,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ansf_mcp.bench.context import SuiteContext
 
@@ -86,9 +87,64 @@ class Replica:
                 self.kill()
 
 
+class Connection:
+    """One agent's MCP session with one replica, as raw JSON-RPC over Streamable HTTP (the bytes any client
+    sends); a replica that died and came back has forgotten the session: the next call begins a new one."""
+
+    HEADERS: ClassVar[dict[str, str]] = {"Accept": "application/json, text/event-stream",
+                                         "Content-Type": "application/json"}
+
+    def __init__(self, http: Any, url: str):
+        self.http, self.url = http, f"{url}/mcp"
+        self.session: str | None = None
+        self._next = 1
+
+    async def _post(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        headers = dict(self.HEADERS)
+        if self.session:
+            headers["Mcp-Session-Id"] = self.session
+            headers["MCP-Protocol-Version"] = "2025-06-18"
+        r = await self.http.post(self.url, json=message, headers=headers)
+        if r.status_code >= 400:
+            self.session = None
+            raise ConnectionError(f"HTTP {r.status_code}")
+        self.session = r.headers.get("mcp-session-id", self.session)
+        if "id" not in message:
+            return None
+        if r.headers.get("content-type", "").startswith("application/json"):
+            return r.json()
+        for line in r.text.splitlines():  # an SSE stream: the answer is one of its data lines
+            if line.startswith("data:"):
+                data = json.loads(line[5:])
+                if data.get("id") == message["id"]:
+                    return data
+        raise ConnectionError("no answer in the stream")
+
+    async def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        if self.session is None:
+            await self._post({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "scale", "version": "1"}}})
+            await self._post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        self._next += 1
+        answer = await self._post({"jsonrpc": "2.0", "id": self._next, "method": "tools/call",
+                                   "params": {"name": tool, "arguments": arguments}})
+        assert answer is not None
+        if "error" in answer:
+            raise ToolRefused(answer["error"].get("message", ""))
+        result = answer["result"]
+        if result.get("isError"):
+            raise ToolRefused(" ".join(c.get("text", "") for c in result.get("content", [])))
+        return result["structuredContent"]
+
+
+class ToolRefused(Exception):
+    """The tool answered with an error (not a transport failure)."""
+
+
 class Agents:
-    """AGENTS asyncio agents over MCP clients of the 2026-07-28 revision: each request goes to a random live
-    replica; a request that fails (the replica died) is sent again to another one."""
+    """AGENTS asyncio agents; each request goes to a random live replica; a request that fails because the
+    replica died is sent again to another one (the board's rules make that safe: claims are fenced, a repeated
+    report gets the first answer)."""
 
     def __init__(self, replicas: list[Replica], swarm: str, seed: int = 0):
         self.replicas, self.swarm = replicas, swarm
@@ -97,76 +153,52 @@ class Agents:
         self.outcomes: list[tuple[str, int]] = []  # acknowledged (task, claim number)
         self.retries = 0
 
-    async def run(self, stop_after: float | None = None) -> None:
+    async def run(self) -> None:
         import anyio
+        import httpx
 
-        async with anyio.create_task_group() as tg:
-            for i in range(AGENTS):
-                tg.start_soon(self._agent, i, stop_after)
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as http:
+            async with anyio.create_task_group() as tg:
+                for i in range(AGENTS):
+                    tg.start_soon(self._agent, http, i)
 
-    async def _agent(self, i: int, stop_after: float | None) -> None:
-        from mcp import Client
+    async def _agent(self, http: Any, i: int) -> None:
+        import anyio
+        import httpx
 
         rng = random.Random(self.seed * 100 + i)
         me = f"agent-{i}"
-        clients: dict[int, Any] = {}
+        conns = [Connection(http, r.url) for r in self.replicas]
 
         async def call(tool: str, **args: Any) -> dict[str, Any]:
-            import anyio
-
-            for _ in range(400):
-                k = rng.randrange(len(self.replicas))
+            for _ in range(600):
+                conn = rng.choice(conns)
                 try:
-                    if k not in clients:
-                        c = Client(f"{self.replicas[k].url}/mcp")
-                        with anyio.fail_after(15):
-                            await c.__aenter__()
-                        clients[k] = c
-                    with anyio.fail_after(30):
-                        result = await clients[k].call_tool(tool, args)
-                    if result.is_error:
-                        raise RuntimeError(result.content[0].text)
-                    return result.structured_content
-                except Exception as exc:
-                    if isinstance(exc, RuntimeError) and "replica" not in str(exc):
-                        raise
+                    return await conn.call(tool, args)
+                except (httpx.HTTPError, ConnectionError, json.JSONDecodeError):
+                    conn.session = None
                     self.retries += 1
-                    c = clients.pop(k, None)
-                    if c is not None:
-                        with contextlib.suppress(BaseException):
-                            with anyio.move_on_after(5):
-                                await c.__aexit__(None, None, None)
                     await anyio.sleep(0.05)
             raise RuntimeError(f"{me}: no replica answered {tool}")
 
-        started = time.monotonic()
-        try:
-            import anyio
-
-            while stop_after is None or time.monotonic() - started < stop_after:
-                got = await call("next_task", swarm_id=self.swarm, agent_id=me)
-                if not got["claimed"]:
-                    # Done when nothing is left to do; else claims in flight (or leases lost with a killed
-                    # replica, waiting to expire) may still put work back.
-                    status = await call("swarm_status", swarm_id=self.swarm, limit=1)
-                    counts = status["swarm"]["tasks_by_state"]
-                    if counts["ready"] + counts["claimed"] + counts["blocked"] == 0:
-                        break
-                    await anyio.sleep(0.1)
-                    continue
-                task, claim = got["task"]["id"], got["claim"]
-                self.claims.append((task, claim, me))
-                try:
-                    await call("report_outcome", swarm_id=self.swarm, task_id=task, agent_id=me,
-                               success=rng.random() > 0.1, summary="done", claim=claim)
-                    self.outcomes.append((task, claim))
-                except RuntimeError as exc:
-                    if "refused" not in str(exc) and "cannot" not in str(exc) and "is over" not in str(exc):
-                        raise  # our lease ran out while a replica was down: refused, as it must be
-        finally:
-            for c in clients.values():
-                with contextlib.suppress(BaseException):
-                    await c.__aexit__(None, None, None)
+        while True:
+            got = await call("next_task", swarm_id=self.swarm, agent_id=me)
+            if not got["claimed"]:
+                # Done when nothing is left to do; else claims in flight (or leases lost with a killed replica,
+                # waiting to expire) may still put work back.
+                counts = (await call("swarm_status", swarm_id=self.swarm, limit=1))["swarm"]["tasks_by_state"]
+                if counts["ready"] + counts["claimed"] + counts["blocked"] == 0:
+                    return
+                await anyio.sleep(0.1)
+                continue
+            task, claim = got["task"]["id"], got["claim"]
+            self.claims.append((task, claim, me))
+            try:
+                await call("report_outcome", swarm_id=self.swarm, task_id=task, agent_id=me,
+                           success=rng.random() > 0.1, summary="done", claim=claim)
+                self.outcomes.append((task, claim))
+            except ToolRefused:
+                pass  # the lease ran out while the answer was lost with a killed replica: refused, as it must be
 
 
 @contextlib.contextmanager
