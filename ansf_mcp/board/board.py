@@ -7,7 +7,13 @@ Rules that keep a history honest:
 - an outcome is accepted only from the agent that holds a live lease on the task; anything else is refused with
   the task's state and holder, and nothing is written;
 - one outcome per claim: the same report again gets the first answer back and writes no second row;
-- a released claim does not count as an attempt; an expired one does.
+- a released claim does not count as an attempt; an expired one does;
+- every claim has a number (tasks.claim_seq, the lease's fencing number); a caller that names its claim is
+  refused once that claim is over, even if the same agent holds a newer one.
+
+Several processes (SQLite) or replicas (PostgreSQL) share one board: writers decide on rows they hold — SQLite's
+BEGIN IMMEDIATE serialises them, PostgreSQL locks the task (and, for claims, the agent) row, and a claim passes
+over tasks another replica is claiming at that moment (`FOR UPDATE SKIP LOCKED`).
 """
 
 from __future__ import annotations
