@@ -263,7 +263,7 @@ class Board:
             row = conn.execute(
                 f"""SELECT t.id, t.seq, t.priority, t.assignee, {PINNED_SINCE_SQL} AS pinned_since
                     FROM tasks t LEFT JOIN agents a ON a.swarm_id = t.swarm_id AND a.id = t.assignee
-                    WHERE t.swarm_id = :swarm AND {STATE_SQL} = 'ready'
+                    WHERE t.swarm_id = :swarm AND t.status IN ('open', 'claimed') AND {STATE_SQL} = 'ready'
                       AND (t.assignee IS NULL OR t.assignee = :agent OR {PINNED_SINCE_SQL} <= :cutoff)
                     ORDER BY CASE WHEN t.assignee = :agent THEN 0 WHEN t.assignee IS NULL THEN 2 ELSE 1 END,
                              t.priority DESC, t.seq ASC LIMIT 1{self.store.skip_locked}""",
@@ -273,7 +273,8 @@ class Board:
                 waiting = conn.execute(
                     f"""SELECT COUNT(*), MIN({PINNED_SINCE_SQL}) FROM tasks t
                         LEFT JOIN agents a ON a.swarm_id = t.swarm_id AND a.id = t.assignee
-                        WHERE t.swarm_id = :swarm AND {STATE_SQL} = 'ready' AND t.assignee != :agent""", p
+                        WHERE t.swarm_id = :swarm AND t.status IN ('open', 'claimed') AND {STATE_SQL} = 'ready'
+                          AND t.assignee != :agent""", p
                 ).fetchone()
                 reason = "nothing ready for this agent"
                 if waiting[0]:
@@ -461,14 +462,21 @@ class Board:
             scores.record_outcome(conn, swarm_id, task_id, agent_id, success)
             unblocked: list[str] = []
             if success:
-                unblocked = [
-                    r["id"]
-                    for r in conn.execute(
-                        f"SELECT t.id FROM tasks t JOIN task_deps d ON d.swarm_id = t.swarm_id AND d.task_id = t.id "
-                        f"WHERE t.swarm_id = :swarm AND d.depends_on = :task AND {STATE_SQL} = 'ready' ORDER BY t.seq",
-                        params(self.policy, now, swarm=swarm_id, task=task_id),
-                    )
-                ]
+                # The dependents first (an index lookup), then the state of those only: a planner without
+                # statistics would otherwise compute every task's state to find them.
+                dependents = [r[0] for r in conn.execute(
+                    "SELECT task_id FROM task_deps WHERE swarm_id = ? AND depends_on = ?", (swarm_id, task_id))]
+                if dependents:
+                    marks = ", ".join(f":d{i}" for i in range(len(dependents)))
+                    unblocked = [
+                        r["id"]
+                        for r in conn.execute(
+                            f"SELECT t.id FROM tasks t WHERE t.swarm_id = :swarm AND t.id IN ({marks}) "
+                            f"AND {STATE_SQL} = 'ready' ORDER BY t.seq",
+                            params(self.policy, now, swarm=swarm_id,
+                                   **{f"d{i}": d for i, d in enumerate(dependents)}),
+                        )
+                    ]
             state = self._task(conn, swarm_id, task_id, now)["state"]
             receipt = OutcomeReceipt(task_id=task_id, state=state, attempts=attempts, claim=seq,
                                      outcome_id=outcome_id, unblocked=unblocked)
