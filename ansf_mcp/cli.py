@@ -14,6 +14,8 @@ from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE, PROFILES
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, help="where the store lives (env ANSF_DATA_DIR; default XDG data home)")
+    p.add_argument("--store", help="a SQLite path, or a postgresql:// URL for several replicas (env ANSF_STORE; "
+                   "default: ansf.sqlite3 in the data directory)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="run benchmark suites")
     # Validated by the runner against its registry (importing it here would slow every command by ~1 s).
-    bench.add_argument("--suite", default="all", help="mcp, coordination, replay, semantic, memory, phases, all; or chaos (only when named)")
+    bench.add_argument("--suite", default="all", help="mcp, coordination, replay, semantic, memory, phases, all; or chaos, scale (only when named)")
     bench.add_argument("--out", type=Path, help="folder for report.json, report.md and charts (default: data dir)")
     bench.add_argument("--json", type=Path, help="also write the JSON report to this file")
     bench.add_argument("--project", type=Path, help="repository for the semantic suite (default: cwd)")
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         from ansf_mcp.bench.runner import run_cli
 
         return run_cli(
-            args.suite, json_path=args.json, out_dir=args.out, quick=args.quick, data_dir=args.data_dir,
+            args.suite, json_path=args.json, out_dir=args.out, quick=args.quick, data_dir=args.data_dir, store=args.store,
             project=args.project, repo=args.repo,
         )
     if args.command == "dashboard":
@@ -104,6 +106,7 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port,
             project_root=args.project,
             data_dir=args.data_dir,
+            store=args.store,
             token=args.token,
             log_level=args.log_level,
         )
@@ -122,10 +125,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from ansf_mcp.server.status import offline_status
     from ansf_mcp.settings import Settings
 
-    report = offline_status(Settings.load(data_dir=args.data_dir))
+    try:
+        settings = Settings.load(data_dir=args.data_dir, store=args.store)
+    except ValidationError as exc:
+        print(f"ansf status: invalid setting: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return 2
+    report = offline_status(settings)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

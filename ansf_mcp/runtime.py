@@ -18,7 +18,7 @@ from typing import Any
 
 from ansf_mcp.governor.phases import Governor, PhaseLimits, record_phase_change
 from ansf_mcp.settings import Settings
-from ansf_mcp.store.db import Store
+from ansf_mcp.store.db import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class Runtime:
     def open(cls, settings: Settings, *, record_phases: bool = True) -> Runtime:
         """The store and a governor for `settings`. `record_phases=False` for watchers (the standalone dashboard)
         whose readings describe their own process, not the server's."""
-        runtime = cls(settings=settings, store=Store(settings.db_path), governor=Governor(settings))
+        runtime = cls(settings=settings, store=open_store(settings.store_spec), governor=Governor(settings))
         if record_phases:
             runtime.governor.on_change.append(
                 lambda old, new, reason, reading: record_phase_change(runtime.store, old, new, reason, reading)

@@ -14,6 +14,7 @@ Transport = Literal["stdio", "sse", "http"]
 # so keep both in step (tests/test_settings.py checks every variable here is documented).
 ENV_VARS: dict[str, str] = {
     "ANSF_DATA_DIR": "data_dir",
+    "ANSF_STORE": "store",
     "ANSF_PROJECT": "project_root",
     "ANSF_HOST": "host",
     "ANSF_PORT": "port",
@@ -47,6 +48,8 @@ def default_data_dir() -> Path:
 
 class Settings(BaseModel):
     data_dir: Path = Field(default_factory=default_data_dir)
+    # Nothing: SQLite in the data directory. A path: that SQLite file. A postgresql:// URL: PostgreSQL (replicas).
+    store: str | None = None
     project_root: Path = Field(default_factory=lambda: Path.cwd().resolve())
     transport: Transport = "stdio"
     host: str = "127.0.0.1"
@@ -92,9 +95,42 @@ class Settings(BaseModel):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("store", mode="after")
+    @classmethod
+    def _store_spec(cls, value: str | None) -> str | None:
+        from ansf_mcp.store.db import is_postgres_url
+
+        if value is None or not value.strip():
+            return None
+        if is_postgres_url(value) or "://" not in value:
+            return value.strip()
+        raise ValueError(f"store {value.split('://')[0]}://... is neither a path nor a postgresql:// URL")
+
     @property
     def db_path(self) -> Path:
+        """The SQLite file (the data directory's unless --store names another; unused on PostgreSQL)."""
+        from ansf_mcp.store.db import is_postgres_url
+
+        if self.store and not is_postgres_url(self.store):
+            return Path(self.store).expanduser().resolve()
         return self.data_dir / "ansf.sqlite3"
+
+    @property
+    def store_spec(self) -> str | Path:
+        """What `open_store` opens: the PostgreSQL URL, or the SQLite path."""
+        from ansf_mcp.store.db import is_postgres_url
+
+        return self.store if self.store and is_postgres_url(self.store) else self.db_path
+
+    @property
+    def store_label(self) -> str:
+        """The store for logs and status: the SQLite path, or the URL without its password."""
+        spec = self.store_spec
+        if isinstance(spec, Path):
+            return str(spec)
+        from ansf_mcp.store.postgres import redact
+
+        return redact(spec)
 
     @property
     def is_loopback(self) -> bool:

@@ -166,7 +166,7 @@ def health_route(runtime: Runtime) -> Route:
             "version": __version__,
             "uptime_s": runtime.uptime_s(),
             # No paths: /health answers anyone, token or not.
-            "store": {"schema_version": runtime.store.schema_version},
+            "store": {"schema_version": runtime.store.schema_version, "engine": runtime.store.engine},
         }
         return JSONResponse(body, status_code=200 if runtime.ready else 503)
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything the test suite needs (Python packages, the MCP Inspector from npm) and runs it all.
+# Installs everything the test suite needs (Python packages, the MCP Inspector from npm, Debian's chromium, gopls
+# and postgresql) and runs it all.
 # Usage: scripts/test.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,17 @@ if ! command -v gopls >/dev/null || ! command -v go >/dev/null; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gopls golang-go) >&2
   else
     echo "Install Debian's gopls and golang-go (sudo apt-get install gopls golang-go) for the Go tests" >&2
+    exit 1
+  fi
+fi
+
+# PostgreSQL: the store's second engine. The tests start a throw-away cluster of their own (initdb into a
+# temporary folder, a loopback port, run as the postgres user); Debian's package provides the binaries.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >&2
+  else
+    echo "Install Debian's postgresql (sudo apt-get install postgresql) for the store's PostgreSQL tests" >&2
     exit 1
   fi
 fi

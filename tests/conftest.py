@@ -31,6 +31,36 @@ def need(condition: bool, what: str) -> None:
         pytest.skip(f"{what} is not installed (the README test command installs it)")
 
 
+# The store's two engines; store-level suites run on both (issue 12).
+ENGINES = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[object]:
+    """A throw-away PostgreSQL cluster for the whole session (tests/pg.py); each test takes a database of its own."""
+    from ansf_mcp.bench.pgcluster import find_bindir, remove, start_cluster
+
+    need(find_bindir() is not None, "PostgreSQL (initdb, pg_ctl, postgres)")
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        remove(cluster)
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def store_spec(engine: str, request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """What `open_store` / `--store` take for this test's engine: a SQLite path, or a fresh database's URL."""
+    if engine == "sqlite":
+        return tmp_path / "db.sqlite3"
+    return request.getfixturevalue("pg_cluster").new_database()
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,13 +14,15 @@ from ansf_mcp.board.board import Board
 from ansf_mcp.board.errors import BoardError, Conflict, NotFound, Refused
 from ansf_mcp.board.lifecycle import BoardPolicy
 from ansf_mcp.board.models import AgentSpec, TaskSpec
-from ansf_mcp.store.db import Store, StoreError
+from ansf_mcp.store.db import Store, StoreError, open_store
 from tests.board_helpers import FakeClock, agents, tasks
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "db.sqlite3")
+def store(store_spec: str | Path) -> Iterator[Store]:
+    s = open_store(store_spec)
+    yield s
+    s.close()
 
 
 @pytest.fixture
@@ -43,17 +46,26 @@ def states(board: Board, swarm_id: str) -> dict[str, str]:
 
 def test_store_is_wal_and_versioned(store: Store) -> None:
     with store.reading() as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == store.schema_version >= 1
+        if store.engine == "sqlite":
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == store.schema_version >= 1
+        else:
+            assert conn.execute("SELECT version FROM ansf_schema").fetchone()[0] == store.schema_version >= 1
+    assert store.describe()["engine"] == store.engine and store.engine_version
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    s = Store(tmp_path / "db.sqlite3")
+def test_newer_schema_is_refused(store_spec: str | Path) -> None:
+    s = open_store(store_spec)
     with s.transaction() as conn:
-        conn.execute("PRAGMA user_version=999")
+        if s.engine == "sqlite":
+            conn.execute("PRAGMA user_version=999")
+        else:
+            conn.execute("UPDATE ansf_schema SET version = 999")
+        conn.execute("INSERT INTO swarms (id, name, topology, created_at) VALUES ('s', 'n', 'mesh', 0)")
     s.close()
-    with pytest.raises(StoreError, match="newer"):
-        Store(tmp_path / "db.sqlite3")
+    with pytest.raises(StoreError, match="newer") as refused:
+        open_store(store_spec)
+    assert "\n" not in str(refused.value)
 
 
 def test_dependencies_gate_readiness(store: Store, board: Board) -> None:
@@ -204,12 +216,12 @@ def test_sixteen_agents_claiming_at_once_never_share_a_task(store: Store, board:
     assert len(claimed) == 12 and len(set(claimed)) == 12
 
 
-def test_two_processes_worth_of_connections_never_share_a_task(tmp_path: Path) -> None:
-    """Separate Store objects = separate SQLite connections, as two server processes would have."""
-    first = Store(tmp_path / "db.sqlite3")
+def test_two_processes_worth_of_connections_never_share_a_task(store_spec: str | Path) -> None:
+    """Separate Store objects = separate connections, as two server processes (or replicas) would have."""
+    first = open_store(store_spec)
     sw = swarms.spawn(first, "s", agents(*[f"r{i}" for i in range(16)]), "mesh").swarm_id
     put(first, sw, [TaskSpec(description=f"task {i}") for i in range(16)])
-    boards = [Board(Store(tmp_path / "db.sqlite3")) for _ in range(16)]
+    boards = [Board(open_store(store_spec)) for _ in range(16)]
     barrier = threading.Barrier(16)
     got: list[str] = []
 
@@ -224,6 +236,8 @@ def test_two_processes_worth_of_connections_never_share_a_task(tmp_path: Path) -
     for t in threads:
         t.join()
     assert sorted(got) == sorted(set(got)) and len(got) == 16
+    for b in [*boards, Board(first)]:
+        b.store.close()
 
 
 # -- outcomes only from the live lease holder, once per claim (issue 11 item 1, issue 10 item 6) --------------

@@ -20,6 +20,12 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
+def settings(settings, store_spec):
+    """The whole suite on both engines: the server's store is this test's SQLite file or PostgreSQL database."""
+    return settings.model_copy(update={"store": str(store_spec)})
+
+
+@pytest.fixture
 async def client(settings, clock):
     server, runtime = build_server(settings, clock=clock)
     async with Client(server) as c:

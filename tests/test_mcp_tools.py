@@ -7,6 +7,12 @@ from mcp import Client
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture
+def settings(settings, store_spec):
+    """This module runs on both engines: the store is this test's SQLite file or a fresh PostgreSQL database."""
+    return settings.model_copy(update={"store": str(store_spec)})
+
 EXPECTED_TOOLS = {
     "spawn_swarm": (False, False),
     "swarm_status": (True, False),
@@ -181,6 +187,29 @@ async def test_large_boards_shrink_and_say_so(client: Client) -> None:
     assert sum(counts["tasks_by_state"].values()) == 940
     small = (await call(client, "swarm_status", swarm_id=sw, limit=3))["swarm"]
     assert (small["shrunk"] == "compact" and len(small["tasks"]) == 3) or small["shrunk"] is None
+
+
+async def test_a_waiting_reader_wakes_when_a_message_arrives(client: Client) -> None:
+    import time
+
+    import anyio
+
+    sw = await spawn(client, "a", "b")
+    got: dict = {}
+
+    async def reader() -> None:
+        started = time.monotonic()
+        got["inbox"] = await call(client, "read_messages", swarm_id=sw, agent_id="agent-1", wait_s=20)
+        got["waited"] = time.monotonic() - started
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reader)
+        await anyio.sleep(0.5)
+        await call(client, "send_message", swarm_id=sw, from_agent="agent-0", to_agent="agent-1", body="news")
+    assert [m["body"] for m in got["inbox"]["messages"]] == ["news"]
+    assert 0.4 < got["waited"] < 10  # woken by the message, long before wait_s
+    empty = await call(client, "read_messages", swarm_id=sw, agent_id="agent-0", wait_s=0.3)
+    assert empty["messages"] == []
 
 
 async def test_messages_respect_topology_through_tools(client: Client) -> None:

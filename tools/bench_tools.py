@@ -18,7 +18,7 @@ from ansf_mcp.bench.context import BenchCancelled, SuiteContext
 from ansf_mcp.runtime import Runtime
 
 # runner.SUITE_NAMES, spelled out: importing the runner pulls in numpy, which an idle server should not carry.
-Suite = Literal["mcp", "coordination", "replay", "semantic", "memory", "phases", "chaos", "all"]
+Suite = Literal["mcp", "coordination", "replay", "semantic", "memory", "phases", "chaos", "scale", "all"]
 RunState = Literal["running", "cancelling", "succeeded", "failed", "cancelled"]
 RunId = Annotated[str, Field(pattern=r"^bench-[0-9a-f]{12}$", description="the run_id benchmark() returned")]
 

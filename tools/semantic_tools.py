@@ -470,7 +470,9 @@ class _Publisher:
             status = json.dumps(status, default=str)
             with self.store.transaction() as conn:
                 conn.execute(
-                    "INSERT OR REPLACE INTO component_status (name, pid, status, updated_at) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO component_status (name, pid, status, updated_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET pid = excluded.pid, status = excluded.status, "
+                    "updated_at = excluded.updated_at",
                     ("semantic", os.getpid(), status, time.time()),
                 )
         except Exception:  # a status report must never fail a call or a shutdown

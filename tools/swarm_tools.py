@@ -70,6 +70,13 @@ LeaseSeconds = Annotated[
           description="how long the claim holds before the task returns to the board (default 300)"),
 ]
 
+# The fencing number of a lease: next_task's `claim`. A call that names it is refused once that claim is over,
+# even if the same agent holds a newer claim on the task (a message from a lease that expired, arriving late).
+ClaimNumber = Annotated[
+    int | None,
+    Field(ge=1, le=2**31 - 1, description="the claim number next_task returned; refused once that claim is over"),
+]
+
 
 def status_steps(status: SwarmStatus) -> Shrinking[SwarmStatus]:
     """Full -> compact (long texts cut to a preview) -> counts (no task list), each saying what it left out."""
@@ -156,6 +163,13 @@ def register(tools: Toolbox, app: Runtime) -> None:
     store = app.store
     board = Board(store, BoardPolicy.from_settings(app.settings), clock=lambda: app.clock())
     warmer = ModelWarmer(store)
+
+    async def on_board(fn, *args, **kwargs):
+        """SQLite answers in microseconds: inline, as before. PostgreSQL is a network round trip and may wait
+        on a row another replica holds: a worker thread, so the event loop keeps serving."""
+        if store.engine == "sqlite":
+            return fn(*args, **kwargs)
+        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
     app.status_providers["model_warmup"] = warmer.status
     if app.settings.warm_model:
         app.on_start.append(lambda: warmer.start(app.limits().neural_allowed, app.limits().reason))
@@ -242,14 +256,16 @@ def register(tools: Toolbox, app: Runtime) -> None:
         """Claim the agent's next ready task under a lease (default 300 s): its own assignments, then unassigned
         work, then work of an agent that has been away too long; or say why nothing is ready."""
         limits = app.limits()
-        return board.claim_next(swarm_id, agent_id, lease_seconds, max_active_agents=limits.max_active_agents)
+        return await on_board(board.claim_next, swarm_id, agent_id, lease_seconds,
+                              max_active_agents=limits.max_active_agents)
 
     @tools.add(Kind.IDEMPOTENT, "Renew a lease")
     async def renew_lease(
-        swarm_id: SwarmId, task_id: TaskId, agent_id: AgentId, lease_seconds: LeaseSeconds = None
+        swarm_id: SwarmId, task_id: TaskId, agent_id: AgentId, lease_seconds: LeaseSeconds = None,
+        claim: ClaimNumber = None,
     ) -> LeaseReceipt:
         """Heartbeat for long work: the agent holding the task's live lease extends it to lease_seconds from now."""
-        return board.renew(swarm_id, task_id, agent_id, lease_seconds)
+        return await on_board(board.renew, swarm_id, task_id, agent_id, lease_seconds, claim)
 
     @tools.add(Kind.IDEMPOTENT, "Release a task")
     async def release_task(
@@ -258,9 +274,10 @@ def register(tools: Toolbox, app: Runtime) -> None:
         agent_id: AgentId,
         reason: Annotated[str, Field(max_length=2000, description="why it is given back (kept as last_error)")]
         = "",
+        claim: ClaimNumber = None,
     ) -> ReleaseReceipt:
         """Give a claimed task back without an outcome: any agent may take it, and the attempt is not counted."""
-        return board.release(swarm_id, task_id, agent_id, reason)
+        return await on_board(board.release, swarm_id, task_id, agent_id, reason, claim)
 
     @tools.add(Kind.IDEMPOTENT, "Reassign a task")
     async def reassign_task(
@@ -271,7 +288,7 @@ def register(tools: Toolbox, app: Runtime) -> None:
         ] = None,
     ) -> ReassignReceipt:
         """Move a ready or blocked task to another agent (or to nobody); a claimed task must be released first."""
-        return board.reassign(swarm_id, task_id, to_agent)
+        return await on_board(board.reassign, swarm_id, task_id, to_agent)
 
     @tools.add(Kind.IDEMPOTENT, "Report an outcome")
     async def report_outcome(
@@ -287,11 +304,12 @@ def register(tools: Toolbox, app: Runtime) -> None:
             Field(ge=0, le=MAX_DURATION_S, allow_inf_nan=False,
                   description="seconds the agent worked on it (feeds the efficiency figure)"),
         ] = None,
+        claim: ClaimNumber = None,
     ) -> OutcomeReceipt:
         """Record the outcome of a task the agent holds under a live lease; it joins the agent's history and
         shapes later assignments. A failure re-offers the task until the attempt limit; a repeated report gets
         the first answer."""
-        return board.report(swarm_id, task_id, agent_id, success, summary, duration_s)
+        return await on_board(board.report, swarm_id, task_id, agent_id, success, summary, duration_s, claim)
 
     @tools.add(Kind.WRITE, "Send a message")
     async def send_message(
@@ -304,7 +322,7 @@ def register(tools: Toolbox, app: Runtime) -> None:
         ] = None,
     ) -> SentMessage:
         """Message another agent (or, without to_agent, every neighbour); the topology decides who is reachable."""
-        return messages.send(store, swarm_id, from_agent, to_agent, body)
+        return await on_board(messages.send, store, swarm_id, from_agent, to_agent, body)
 
     @tools.add(Kind.READ, "Read messages")
     async def read_messages(
@@ -315,9 +333,23 @@ def register(tools: Toolbox, app: Runtime) -> None:
                        description="only messages with a larger id: the next_since of the previous answer")
         ] = 0,
         limit: Annotated[int, Field(ge=1, le=1000, description="at most this many messages")] = 100,
+        wait_s: Annotated[
+            float, Field(ge=0, le=60, allow_inf_nan=False,
+                         description="when there is nothing new, wait up to this long for a message")
+        ] = 0,
     ) -> Inbox:
-        """Messages delivered to an agent, oldest first, newer than `since`."""
-        found = messages.read(store, swarm_id, agent_id, since, limit)
+        """Messages delivered to an agent, oldest first, newer than `since`; with wait_s, waits for the next one."""
+        key = messages.news_key(swarm_id)
+        deadline = anyio.current_time() + wait_s
+        while True:
+            seen = store.news_version(key)  # before reading: a message sent after the read wakes the wait
+            found = await on_board(messages.read, store, swarm_id, agent_id, since, limit)
+            left = deadline - anyio.current_time()
+            if found or left <= 0:
+                break
+            # In slices (the store caps each: 0.25 s polls on SQLite, 5 s on PostgreSQL where NOTIFY wakes it),
+            # so a cancelled call stops waiting soon.
+            await anyio.to_thread.run_sync(store.wait_news, key, seen, min(left, 5.0))
         return Inbox(messages=found, next_since=found[-1].id if found else since)
 
     @tools.add(Kind.WRITE, "Spawn the preset swarms")

@@ -28,6 +28,7 @@ class SystemStatus(BaseModel):
     data_dir: str
     database: str
     schema_version: int
+    store_engine: str = Field(default="sqlite", description="the store's engine and its version")
     project_root: str
     transport: str
     process: ProcessFigures
@@ -54,8 +55,9 @@ def collect(app: Runtime) -> SystemStatus:
         version=__version__,
         uptime_s=app.uptime_s(),
         data_dir=str(app.settings.data_dir),
-        database=str(app.settings.db_path),
+        database=app.store.location,
         schema_version=app.store.schema_version,
+        store_engine=f"{app.store.engine} {app.store.engine_version}",
         project_root=str(app.settings.project_root),
         transport=app.settings.transport,
         process=process_figures(),

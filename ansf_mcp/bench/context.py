@@ -20,6 +20,8 @@ class SuiteContext:
     data_dir: Path
     # The git repository the replay suite reads (None: the project).
     repo: Path | None = None
+    # The --store setting (the scale suite uses a postgresql:// one's server for its scratch databases).
+    store: str | None = None
     report: Callable[[float, str], None] = lambda fraction, message: None
     cancelled: threading.Event = field(default_factory=threading.Event)
     # Results of suites already run in the same `all` run, by suite name.

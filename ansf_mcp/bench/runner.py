@@ -13,9 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from ansf_mcp import __version__
-from ansf_mcp.bench import chaos_suite, external_suites, mcp_suite, memory_suite, phases_suite, replay_suite
+from ansf_mcp.bench import (
+    chaos_suite,
+    external_suites,
+    mcp_suite,
+    memory_suite,
+    phases_suite,
+    replay_suite,
+    scale_suite,
+)
 from ansf_mcp.bench.context import BenchCancelled, SuiteContext
-from ansf_mcp.store.db import Store
+from ansf_mcp.store.db import Store, open_store
 
 Runner = Callable[[SuiteContext], dict[str, Any]]
 SUITES: dict[str, tuple[Runner, Callable[[dict[str, Any]], str], str]] = {
@@ -33,8 +41,12 @@ SUITES: dict[str, tuple[Runner, Callable[[dict[str, Any]], str], str]] = {
                "stdio servers under prepared cgroup folders, one per phase; quality on simulated held-out episodes"),
     "chaos": (chaos_suite.run, chaos_suite.markdown,
               "stdio servers SIGKILLed mid-workload, several servers on one data directory, schema fuzzing"),
+    "scale": (scale_suite.run, scale_suite.markdown,
+              "HTTP replicas on one PostgreSQL database (a throw-away cluster, or --store's server) beside one SQLite "
+              "server; replicas SIGKILLed mid-workload"),
 }
-ALL_ORDER = ("mcp", "coordination", "replay", "semantic", "memory", "phases")  # chaos runs only when named
+# chaos and scale run only when named
+ALL_ORDER = ("mcp", "coordination", "replay", "semantic", "memory", "phases")
 SUITE_NAMES = (*SUITES, "all")
 
 
@@ -117,10 +129,11 @@ def keep(report: dict[str, Any], store: Store) -> int:
     """Store the run so later runs (and the dashboard) can compare against it."""
     with store.transaction() as conn:
         cur = conn.execute(
-            "INSERT INTO benchmark_runs (suite, created_at, report) VALUES (?, ?, ?)",
+            "INSERT INTO benchmark_runs (suite, created_at, report) VALUES (?, ?, ?) RETURNING id",
             (report["suite"], report["started_at"], json.dumps(report)),
         )
-    return cur.lastrowid or 0
+        run_id = cur.fetchone()[0]
+    return int(run_id)
 
 
 def write_outputs(report: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -142,17 +155,17 @@ def write_outputs(report: dict[str, Any], out_dir: Path) -> list[Path]:
 
 def run_cli(
     suite: str, *, json_path: Path | None, out_dir: Path | None, quick: bool, data_dir: Path | None,
-    project: Path | None, repo: Path | None = None,
+    project: Path | None, repo: Path | None = None, store: str | None = None,
 ) -> int:
     from ansf_mcp.settings import Settings
 
-    settings = Settings.load(data_dir=data_dir, project_root=project)
+    settings = Settings.load(data_dir=data_dir, project_root=project, store=store)
 
     def progress(fraction: float, message: str) -> None:
         print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
 
     ctx = SuiteContext(
-        quick=quick, project=settings.project_root, data_dir=settings.data_dir, report=progress,
+        quick=quick, project=settings.project_root, data_dir=settings.data_dir, report=progress, store=settings.store,
         repo=repo.resolve() if repo else None,
     )
     try:
@@ -160,7 +173,7 @@ def run_cli(
     except ValueError as exc:
         print(f"ansf bench: {exc}", file=sys.stderr)
         return 2
-    store = Store(settings.db_path)
+    store = open_store(settings.store_spec)
     try:
         run_id = keep(report, store)
     finally:
@@ -171,6 +184,6 @@ def run_cli(
         json_path.write_text(json.dumps(report, indent=2))
         written.append(json_path)
     print(report["markdown"])
-    print(f"\nrun {run_id} stored in {settings.db_path}; written: " + ", ".join(str(p) for p in written))
+    print(f"\nrun {run_id} stored in {settings.store_label}; written: " + ", ".join(str(p) for p in written))
     failed = [name for name, r in report["results"].items() if "error" in r]
     return 1 if failed else 0

@@ -35,7 +35,7 @@ def build_episode(
         for a in agent_rows(conn, swarm_id):
             hist = conn.execute(
                 "SELECT task_text, success FROM (SELECT * FROM outcomes WHERE swarm_id = ? AND agent_id = ? "
-                "ORDER BY id DESC LIMIT ?) ORDER BY id",
+                "ORDER BY id DESC LIMIT ?) AS recent ORDER BY id",
                 (swarm_id, a["id"], HISTORY_WINDOW),
             ).fetchall()
             agents.append(
@@ -54,7 +54,7 @@ def build_episode(
                 f"SELECT id, status FROM tasks WHERE swarm_id = ? AND id IN ({','.join('?' * len(outside))})",
                 (swarm_id, *outside),
             )
-        }
+        } if outside else {}  # PostgreSQL refuses an empty IN ()
         tallies = scores.tallies(conn, swarm_id)
     tasks = [
         EpisodeTask(id=i, description=s.description, priority=s.priority, depends_on=list(s.depends_on))

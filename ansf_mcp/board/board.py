@@ -7,7 +7,13 @@ Rules that keep a history honest:
 - an outcome is accepted only from the agent that holds a live lease on the task; anything else is refused with
   the task's state and holder, and nothing is written;
 - one outcome per claim: the same report again gets the first answer back and writes no second row;
-- a released claim does not count as an attempt; an expired one does.
+- a released claim does not count as an attempt; an expired one does;
+- every claim has a number (tasks.claim_seq, the lease's fencing number); a caller that names its claim is
+  refused once that claim is over, even if the same agent holds a newer one.
+
+Several processes (SQLite) or replicas (PostgreSQL) share one board: writers decide on rows they hold — SQLite's
+BEGIN IMMEDIATE serialises them, PostgreSQL locks the task (and, for claims, the agent) row, and a claim passes
+over tasks another replica is claiming at that moment (`FOR UPDATE SKIP LOCKED`).
 """
 
 from __future__ import annotations
@@ -45,6 +51,9 @@ from ansf_mcp.board.models import (
 from ansf_mcp.board.tasks import task_rows, to_views
 from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES, choose
 from ansf_mcp.store.db import Store
+
+# When a ready task's assignee was last seen, or when the task was put up if later (takeovers count from there).
+PINNED_SINCE_SQL = "(CASE WHEN COALESCE(a.last_seen_at, 0) > t.updated_at THEN a.last_seen_at ELSE t.updated_at END)"
 
 
 @dataclass
@@ -104,7 +113,7 @@ class Board:
             if where:
                 matching = conn.execute(
                     f"SELECT COUNT(*) FROM (SELECT {STATE_SQL} AS state, t.assignee, t.lease_owner FROM tasks t "
-                    f"WHERE t.swarm_id = :swarm) WHERE {where}",
+                    f"WHERE t.swarm_id = :swarm) AS board WHERE {where}",
                     params(self.policy, now, swarm=swarm_id, **values),
                 ).fetchone()[0]
             else:
@@ -120,7 +129,7 @@ class Board:
             if filters.after_seq is not None:
                 before = conn.execute(
                     f"SELECT COUNT(*) FROM (SELECT {STATE_SQL} AS state, t.seq, t.assignee, t.lease_owner "
-                    f"FROM tasks t WHERE t.swarm_id = :swarm) WHERE seq <= :after{' AND ' + where if where else ''}",
+                    f"FROM tasks t WHERE t.swarm_id = :swarm) AS board WHERE seq <= :after{' AND ' + where if where else ''}",
                     params(self.policy, now, swarm=swarm_id, after=filters.after_seq, **values),
                 ).fetchone()[0]
         return SwarmView(
@@ -145,7 +154,7 @@ class Board:
                     SELECT t.lease_owner AS who, 1 AS active, 0 AS assigned FROM tasks t
                     WHERE t.swarm_id = :swarm AND {LEASE_LIVE_SQL}
                     UNION ALL
-                    SELECT t.assignee, 0, 1 FROM tasks t WHERE t.swarm_id = :swarm AND t.status = 'open')
+                    SELECT t.assignee, 0, 1 FROM tasks t WHERE t.swarm_id = :swarm AND t.status = 'open') AS load
                 GROUP BY who""",
             {"swarm": swarm_id, "now": now},
         ):
@@ -171,9 +180,13 @@ class Board:
             for r in agent_rows(conn, swarm_id)
         ]
 
-    def _task(self, conn: sqlite3.Connection, swarm_id: str, task_id: str, now: float) -> sqlite3.Row:
+    def _task(self, conn: sqlite3.Connection, swarm_id: str, task_id: str, now: float, *,
+              lock: bool = False) -> sqlite3.Row:
+        """The task row with its state; `lock`: held until the transaction ends (a writer decides on what it
+        read: a late report cannot overwrite a claim another replica made meanwhile)."""
         row = conn.execute(
-            f"SELECT t.*, {STATE_SQL} AS state FROM tasks t WHERE t.swarm_id = :swarm AND t.id = :task",
+            f"SELECT t.*, {STATE_SQL} AS state FROM tasks t WHERE t.swarm_id = :swarm AND t.id = :task"
+            f"{self.store.for_update if lock else ''}",
             params(self.policy, now, swarm=swarm_id, task=task_id),
         ).fetchone()
         if row is None:
@@ -197,7 +210,7 @@ class Board:
         conn.execute(
             f"""UPDATE tasks AS t SET
                     status = CASE WHEN t.attempts >= :max_attempts THEN 'failed' ELSE 'open' END,
-                    last_error = 'lease of ' || quote(t.lease_owner) || ' expired' ||
+                    last_error = 'lease of ''' || t.lease_owner || ''' expired' ||
                         CASE WHEN t.attempts >= :max_attempts
                              THEN '; gave up after ' || t.attempts || ' attempts' ELSE '' END,
                     lease_owner = NULL, lease_expires_at = NULL, assignee = NULL, updated_at = :now
@@ -217,7 +230,7 @@ class Board:
         with self.store.transaction() as conn:
             now = self.clock()
             require(conn, swarm_id)
-            agent = require_agent(conn, swarm_id, agent_id)
+            agent = require_agent(conn, swarm_id, agent_id, self.store.for_update)
             self._expire(conn, swarm_id, now)
             self._seen(conn, swarm_id, agent_id, now)
             active = conn.execute(
@@ -242,20 +255,26 @@ class Board:
                         f"operating phase ({max_active_agents}); try again when one reports",
                     )
             p = params(self.policy, now, swarm=swarm_id, agent=agent_id, cutoff=now - grace)
-            # Ready work this agent may take, with when its assignee was last seen (for takeovers).
-            candidates = f"""SELECT t.id, t.seq, t.priority, t.assignee,
-                       MAX(COALESCE(a.last_seen_at, 0), t.updated_at) AS pinned_since
-                FROM tasks t LEFT JOIN agents a ON a.swarm_id = t.swarm_id AND a.id = t.assignee
-                WHERE t.swarm_id = :swarm AND {STATE_SQL} = 'ready'"""
+            # Ready work this agent may take, with when its assignee was last seen (for takeovers): its own first,
+            # then work pinned to an agent away longer than the grace, then unassigned work — the order the
+            # SQLite-only query gave (its `(assignee = :agent) DESC` sorted NULL last), kept as it was. On
+            # PostgreSQL a task another replica is claiming right now is passed over, never waited for or handed
+            # out twice.
             row = conn.execute(
-                f"""SELECT * FROM ({candidates}) WHERE assignee IS NULL OR assignee = :agent
-                       OR pinned_since <= :cutoff
-                    ORDER BY (assignee = :agent) DESC, (assignee IS NULL) DESC, priority DESC, seq ASC LIMIT 1""",
+                f"""SELECT t.id, t.seq, t.priority, t.assignee, {PINNED_SINCE_SQL} AS pinned_since
+                    FROM tasks t LEFT JOIN agents a ON a.swarm_id = t.swarm_id AND a.id = t.assignee
+                    WHERE t.swarm_id = :swarm AND t.status IN ('open', 'claimed') AND {STATE_SQL} = 'ready'
+                      AND (t.assignee IS NULL OR t.assignee = :agent OR {PINNED_SINCE_SQL} <= :cutoff)
+                    ORDER BY CASE WHEN t.assignee = :agent THEN 0 WHEN t.assignee IS NULL THEN 2 ELSE 1 END,
+                             t.priority DESC, t.seq ASC LIMIT 1{self.store.skip_locked}""",
                 p,
             ).fetchone()
             if row is None:
                 waiting = conn.execute(
-                    f"SELECT COUNT(*), MIN(pinned_since) FROM ({candidates}) WHERE assignee != :agent", p
+                    f"""SELECT COUNT(*), MIN({PINNED_SINCE_SQL}) FROM tasks t
+                        LEFT JOIN agents a ON a.swarm_id = t.swarm_id AND a.id = t.assignee
+                        WHERE t.swarm_id = :swarm AND t.status IN ('open', 'claimed') AND {STATE_SQL} = 'ready'
+                          AND t.assignee != :agent""", p
                 ).fetchone()
                 reason = "nothing ready for this agent"
                 if waiting[0]:
@@ -288,14 +307,24 @@ class Board:
                      note=note)
 
     def _held(self, conn: sqlite3.Connection, swarm_id: str, task_id: str, agent_id: str, now: float,
-              doing: str) -> sqlite3.Row:
-        """The task row if `agent_id` holds a live lease on it, else a Refused that says who does and what it is."""
+              doing: str, claim: int | None = None) -> sqlite3.Row:
+        """The task row (locked) if `agent_id` holds a live lease on it — claim number `claim` when given —
+        else a Refused that says who does and what it is."""
         require(conn, swarm_id)
         require_agent(conn, swarm_id, agent_id)
-        task = self._task(conn, swarm_id, task_id, now)
+        task = self._task(conn, swarm_id, task_id, now, lock=True)
         if task["state"] == "claimed" and task["lease_owner"] == agent_id:
+            self._fence(task, agent_id, claim, doing)
             return task
         raise Refused(f"cannot {doing}: {self._describe(conn, swarm_id, task, agent_id, now)}; nothing was recorded")
+
+    @staticmethod
+    def _fence(task: sqlite3.Row, agent_id: str, claim: int | None, doing: str) -> None:
+        """The fencing number: a caller that names its claim is refused once that claim is over, even when the
+        same agent holds a newer claim on the task (a late message from a lease that expired)."""
+        if claim is not None and claim != task["claim_seq"]:
+            raise Refused(f"cannot {doing}: claim #{claim} of {agent_id!r} on task {task['id']!r} is over; "
+                          f"the live claim is #{task['claim_seq']}; nothing was recorded")
 
     def _describe(self, conn: sqlite3.Connection, swarm_id: str, task: sqlite3.Row, agent_id: str,
                   now: float) -> str:
@@ -333,25 +362,28 @@ class Board:
             where += f"; claim #{mine['claim_seq']} of {agent_id!r} on it ended: {ended}"
         return where
 
-    def renew(self, swarm_id: str, task_id: str, agent_id: str, lease_s: float | None = None) -> LeaseReceipt:
+    def renew(self, swarm_id: str, task_id: str, agent_id: str, lease_s: float | None = None,
+              claim: int | None = None) -> LeaseReceipt:
         """Heartbeat: the holder of a live lease extends it to `lease_s` from now."""
         lease_s = lease_s or self.policy.lease_s
         with self.store.transaction() as conn:
             now = self.clock()
-            task = self._held(conn, swarm_id, task_id, agent_id, now, "renew the lease")
+            task = self._held(conn, swarm_id, task_id, agent_id, now, "renew the lease", claim)
             conn.execute("UPDATE tasks SET lease_expires_at = ?, updated_at = ? WHERE swarm_id = ? AND id = ?",
                          (now + lease_s, now, swarm_id, task_id))
             self._seen(conn, swarm_id, agent_id, now)
         return LeaseReceipt(task_id=task_id, claim=task["claim_seq"], lease_expires_in_s=lease_s)
 
-    def release(self, swarm_id: str, task_id: str, agent_id: str, reason: str = "") -> ReleaseReceipt:
+    def release(self, swarm_id: str, task_id: str, agent_id: str, reason: str = "",
+                claim: int | None = None) -> ReleaseReceipt:
         """The holder gives the task back without an outcome: anyone may take it, and the attempt is not counted."""
         with self.store.transaction() as conn:
             now = self.clock()
-            task = self._held(conn, swarm_id, task_id, agent_id, now, "release the task")
+            task = self._held(conn, swarm_id, task_id, agent_id, now, "release the task", claim)
             conn.execute(
                 "UPDATE tasks SET status = 'open', lease_owner = NULL, lease_expires_at = NULL, assignee = NULL, "
-                "attempts = MAX(attempts - 1, 0), last_error = ?, updated_at = ? WHERE swarm_id = ? AND id = ?",
+                "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, last_error = ?, updated_at = ? "
+                "WHERE swarm_id = ? AND id = ?",
                 (f"released by {agent_id!r}" + (f": {reason}" if reason else ""), now, swarm_id, task_id),
             )
             conn.execute(
@@ -370,7 +402,7 @@ class Board:
             if to_agent is not None:
                 require_agent(conn, swarm_id, to_agent)
             self._expire(conn, swarm_id, now)
-            task = self._task(conn, swarm_id, task_id, now)
+            task = self._task(conn, swarm_id, task_id, now, lock=True)
             if task["state"] == "claimed":
                 raise Refused(
                     f"task {task_id!r} is claimed by {task['lease_owner']!r} (lease "
@@ -384,7 +416,7 @@ class Board:
         return ReassignReceipt(task_id=task_id, state=task["state"], assignee=to_agent, previous=task["assignee"])
 
     def report(self, swarm_id: str, task_id: str, agent_id: str, success: bool, summary: str = "",
-               duration_s: float | None = None) -> OutcomeReceipt:
+               duration_s: float | None = None, claim: int | None = None) -> OutcomeReceipt:
         """Record the outcome of the agent's live claim: success closes the task, failure re-offers it until the
         attempts run out. The same report again (this agent's last claim already reported the same way) gets the
         first answer back and writes nothing."""
@@ -392,13 +424,16 @@ class Board:
             now = self.clock()
             require(conn, swarm_id)
             require_agent(conn, swarm_id, agent_id)
-            task = self._task(conn, swarm_id, task_id, now)
+            # Locked: a replica that found the lease expired and re-claims the task waits for this report, or
+            # this report sees the new claim (and is refused); never both.
+            task = self._task(conn, swarm_id, task_id, now, lock=True)
             if not (task["state"] == "claimed" and task["lease_owner"] == agent_id):
                 replay = self._replay(conn, swarm_id, task, agent_id, success)
-                if replay is not None:
+                if replay is not None and claim in (None, replay.claim):
                     return replay
                 raise Refused(f"{self._describe(conn, swarm_id, task, agent_id, now)}; outcomes are accepted only "
                               "from the agent holding a live lease, so nothing was recorded")
+            self._fence(task, agent_id, claim, "record the outcome")
             seq, attempts = task["claim_seq"], task["attempts"]
             if success:
                 new_status, error = "succeeded", None
@@ -418,24 +453,30 @@ class Board:
             )
             self._seen(conn, swarm_id, agent_id, now)
             p = task["p_success"] if task["assignee"] == agent_id else None
-            cur = conn.execute(
+            outcome_id = int(conn.execute(
                 "INSERT INTO outcomes (swarm_id, task_id, agent_id, task_text, success, summary, duration_s, "
-                "p_success, created_at, claim_seq) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "p_success, created_at, claim_seq) VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING id",
                 (swarm_id, task_id, agent_id, task["description"], int(success), summary, duration_s, p, now, seq),
-            )
-            outcome_id = cur.lastrowid or 0
+            ).fetchone()[0])
             # The estimators' predictions for this (task, agent) are scored in the same transaction.
             scores.record_outcome(conn, swarm_id, task_id, agent_id, success)
             unblocked: list[str] = []
             if success:
-                unblocked = [
-                    r["id"]
-                    for r in conn.execute(
-                        f"SELECT t.id FROM tasks t JOIN task_deps d ON d.swarm_id = t.swarm_id AND d.task_id = t.id "
-                        f"WHERE t.swarm_id = :swarm AND d.depends_on = :task AND {STATE_SQL} = 'ready' ORDER BY t.seq",
-                        params(self.policy, now, swarm=swarm_id, task=task_id),
-                    )
-                ]
+                # The dependents first (an index lookup), then the state of those only: a planner without
+                # statistics would otherwise compute every task's state to find them.
+                dependents = [r[0] for r in conn.execute(
+                    "SELECT task_id FROM task_deps WHERE swarm_id = ? AND depends_on = ?", (swarm_id, task_id))]
+                if dependents:
+                    marks = ", ".join(f":d{i}" for i in range(len(dependents)))
+                    unblocked = [
+                        r["id"]
+                        for r in conn.execute(
+                            f"SELECT t.id FROM tasks t WHERE t.swarm_id = :swarm AND t.id IN ({marks}) "
+                            f"AND {STATE_SQL} = 'ready' ORDER BY t.seq",
+                            params(self.policy, now, swarm=swarm_id,
+                                   **{f"d{i}": d for i, d in enumerate(dependents)}),
+                        )
+                    ]
             state = self._task(conn, swarm_id, task_id, now)["state"]
             receipt = OutcomeReceipt(task_id=task_id, state=state, attempts=attempts, claim=seq,
                                      outcome_id=outcome_id, unblocked=unblocked)

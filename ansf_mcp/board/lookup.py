@@ -18,8 +18,10 @@ def agent_rows(conn: sqlite3.Connection, swarm_id: str) -> list[sqlite3.Row]:
     return conn.execute("SELECT * FROM agents WHERE swarm_id = ? ORDER BY position", (swarm_id,)).fetchall()
 
 
-def require_agent(conn: sqlite3.Connection, swarm_id: str, agent_id: str) -> sqlite3.Row:
-    row = conn.execute("SELECT * FROM agents WHERE swarm_id = ? AND id = ?", (swarm_id, agent_id)).fetchone()
+def require_agent(conn: sqlite3.Connection, swarm_id: str, agent_id: str, lock: str = "") -> sqlite3.Row:
+    """The agent's row; `lock` (the store's `for_update`) holds it for the transaction on PostgreSQL, so one
+    agent's claims on two replicas take turns (its capacity is checked against what the other wrote)."""
+    row = conn.execute(f"SELECT * FROM agents WHERE swarm_id = ? AND id = ?{lock}", (swarm_id, agent_id)).fetchone()
     if row is None:
         known = ", ".join(r["id"] for r in agent_rows(conn, swarm_id)[:20])
         raise NotFound(f"unknown agent {agent_id!r} in swarm {swarm_id!r} (agents: {known})")

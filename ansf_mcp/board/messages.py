@@ -55,15 +55,21 @@ def send(store: Store, swarm_id: str, from_agent: str, to_agent: str | None, bod
         if not recipients:
             raise Refused(f"{from_agent!r} has nobody to message: {rule}")
         cur = conn.execute(
-            "INSERT INTO messages (swarm_id, from_agent, to_agent, route, body, created_at) VALUES (?,?,?,?,?,?)",
+            "INSERT INTO messages (swarm_id, from_agent, to_agent, route, body, created_at) VALUES (?,?,?,?,?,?) "
+            "RETURNING id",
             (swarm_id, from_agent, to_agent, route, body, time.time()),
         )
-        message_id = cur.lastrowid or 0
+        message_id = int(cur.fetchone()[0])
         conn.executemany(
             "INSERT INTO message_recipients (message_id, agent_id) VALUES (?, ?)",
             [(message_id, r) for r in recipients],
         )
+    store.notify(news_key(swarm_id))  # wakes read_messages(wait_s=...) callers on every replica
     return SentMessage(id=message_id, delivered_to=recipients, route=route)
+
+
+def news_key(swarm_id: str) -> str:
+    return f"messages:{swarm_id}"
 
 
 def read(store: Store, swarm_id: str, agent_id: str, since: int = 0, limit: int = 100) -> list[MessageView]:

@@ -31,7 +31,9 @@ def record_predictions(
         for name, p in estimates.items()
     ]
     conn.executemany(
-        "INSERT OR REPLACE INTO predictions (swarm_id, task_id, agent_id, estimator, p) VALUES (?, ?, ?, ?, ?)", rows
+        "INSERT INTO predictions (swarm_id, task_id, agent_id, estimator, p) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (swarm_id, task_id, agent_id, estimator) DO UPDATE SET p = excluded.p",
+        rows,
     )
 
 
@@ -44,8 +46,9 @@ def record_outcome(conn: sqlite3.Connection, swarm_id: str, task_id: str, agent_
     for r in rows:
         conn.execute(
             "INSERT INTO estimator_scores (swarm_id, estimator, n, log_loss_sum, brier_sum) VALUES (?, ?, 1, ?, ?) "
-            "ON CONFLICT (swarm_id, estimator) DO UPDATE SET n = n + 1, "
-            "log_loss_sum = log_loss_sum + excluded.log_loss_sum, brier_sum = brier_sum + excluded.brier_sum",
+            "ON CONFLICT (swarm_id, estimator) DO UPDATE SET n = estimator_scores.n + 1, "
+            "log_loss_sum = estimator_scores.log_loss_sum + excluded.log_loss_sum, "
+            "brier_sum = estimator_scores.brier_sum + excluded.brier_sum",
             (swarm_id, r["estimator"], log_loss(r["p"], success), brier(r["p"], success)),
         )
     conn.execute(

@@ -36,8 +36,8 @@ def task_rows(conn: sqlite3.Connection, policy: BoardPolicy, now: float, swarm_i
               extra: dict | None = None, limit: int = -1) -> list[sqlite3.Row]:
     """Task rows with their `state`, in board order; `where` may use `state` and the named parameters."""
     return conn.execute(
-        f"SELECT * FROM (SELECT {TASK_COLUMNS} FROM tasks t WHERE t.swarm_id = :swarm) "
-        f"{'WHERE ' + where if where else ''} ORDER BY seq LIMIT :limit",
+        f"SELECT * FROM (SELECT {TASK_COLUMNS} FROM tasks t WHERE t.swarm_id = :swarm) AS board "
+        f"{'WHERE ' + where if where else ''} ORDER BY seq{' LIMIT :limit' if limit >= 0 else ''}",
         params(policy, now, swarm=swarm_id, limit=limit, **(extra or {})),
     ).fetchall()
 

@@ -141,10 +141,11 @@ def check(
                     f"({fig.samples} samples in the last {config.alert_window_s:g} s)"
                 )
                 cur = conn.execute(
-                    "INSERT INTO alerts (name, severity, message, value, threshold, raised_at) VALUES (?,?,?,?,?,?)",
+                    "INSERT INTO alerts (name, severity, message, value, threshold, raised_at) VALUES (?,?,?,?,?,?) "
+                    "RETURNING id",
                     (rule.name, rule.severity, message, fig.value, threshold, now),
                 )
-                events.append({"event": "raised", "id": cur.lastrowid, "name": rule.name, "severity": rule.severity,
+                events.append({"event": "raised", "id": cur.fetchone()[0], "name": rule.name, "severity": rule.severity,
                                "message": message, "value": fig.value, "threshold": threshold, "at": now})
                 log.warning("alert raised: %s", message)
             elif action == "clear" and row is not None:

@@ -228,7 +228,7 @@ def run_dashboard(
 
     configure_logging(settings.log_level)
     asgi = dashboard_asgi(runtime, config)
-    log.warning("ansf-mcp dashboard on http://%s:%d/ (store %s)", host, port, settings.db_path)
+    log.warning("ansf-mcp dashboard on http://%s:%d/ (store %s)", host, port, settings.store_label)
     try:
         run_uvicorn(asgi, settings)
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", help="token required on every request and the WebSocket (env ANSF_TOKEN)")
     p.add_argument("--interval", type=float, help="seconds between collections (env ANSF_DASHBOARD_INTERVAL_S; 30)")
     p.add_argument("--data-dir", type=Path, help="where the store lives (env ANSF_DATA_DIR; default XDG data home)")
+    p.add_argument("--store", help="a SQLite path or a postgresql:// URL (env ANSF_STORE)")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default), ERROR; logs go to stderr")
 
 
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ansf_mcp.settings import Settings
 
     try:
-        settings = Settings.load(data_dir=args.data_dir, token=args.token, log_level=args.log_level)
+        settings = Settings.load(data_dir=args.data_dir, store=args.store, token=args.token, log_level=args.log_level)
         config = DashboardConfig.load(interval_s=args.interval)
     except ValidationError as exc:
         print(f"ansf dashboard: invalid setting: {exc}", file=sys.stderr)

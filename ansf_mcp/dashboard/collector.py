@@ -170,7 +170,8 @@ class Collector:
         keep = self.config.ring_size
         with self.app.store.transaction() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO metric_points (series, ts, value) VALUES (?, ?, ?)",
+                "INSERT INTO metric_points (series, ts, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (series, ts) DO UPDATE SET value = excluded.value",
                 [(series, ts, value) for series, value in points.items()],
             )
             for series in points:

@@ -237,7 +237,7 @@ def efficiency(conn: sqlite3.Connection, since: float, min_samples: int) -> Figu
     Only outcomes that report `duration_s` count; time spent on attempts that failed is the waste.
     """
     row = conn.execute(
-        "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN success THEN duration_s ELSE 0 END), 0) AS good, "
+        "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN success = 1 THEN duration_s ELSE 0 END), 0) AS good, "
         "COALESCE(SUM(duration_s), 0) AS total FROM outcomes "
         "WHERE duration_s IS NOT NULL AND duration_s >= 0 AND created_at >= ?",
         (since,),

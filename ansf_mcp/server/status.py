@@ -20,13 +20,20 @@ def shipped_models() -> dict[str, Any]:
 
 
 def offline_status(settings: Settings) -> dict[str, Any]:
-    from ansf_mcp.store.db import Store, StoreError
+    from ansf_mcp.store.db import StoreError, is_postgres_url, open_store
 
-    store_info: dict[str, Any] = {"path": str(settings.db_path), "exists": settings.db_path.exists()}
-    if settings.db_path.exists():
+    postgres = is_postgres_url(settings.store)
+    store_info: dict[str, Any] = {"engine": "postgresql" if postgres else "sqlite"}
+    if postgres:
+        store_info["url"] = settings.store_label
+    else:
+        store_info.update(path=str(settings.db_path), exists=settings.db_path.exists())
+    # A SQLite file that is not there yet is not created by looking at it.
+    if postgres or settings.db_path.exists():
         try:
-            store = Store(settings.db_path)
+            store = open_store(settings.store_spec)
             with store.reading() as conn:
+                store_info["engine_version"] = store.engine_version
                 store_info["schema_version"] = store.schema_version
                 store_info["swarms"] = conn.execute("SELECT COUNT(*) FROM swarms").fetchone()[0]
                 store_info["tasks"] = conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ansf_mcp.store.db import Store
+from ansf_mcp.store.db import Store, open_store
 from tests.conftest import free_port, stop, subprocess_env
 
 SWARM = "dash-swarm"
@@ -21,7 +21,7 @@ SWARM = "dash-swarm"
 def seed_swarm(store: Store, swarm: str = SWARM) -> None:
     with store.transaction() as conn:
         conn.execute(
-            "INSERT OR IGNORE INTO swarms (id, name, topology, created_at) VALUES (?, ?, 'mesh', ?)",
+            "INSERT INTO swarms (id, name, topology, created_at) VALUES (?, ?, 'mesh', ?) ON CONFLICT DO NOTHING",
             (swarm, swarm, time.time()),
         )
 
@@ -168,7 +168,7 @@ async def seed_through_tools(settings, strategies: list[str]) -> dict:
 
 @pytest.fixture
 def store(settings) -> Iterator[Store]:
-    s = Store(settings.db_path)
+    s = open_store(settings.store_spec)
     yield s
     s.close()
 

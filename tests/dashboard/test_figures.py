@@ -5,12 +5,26 @@ from __future__ import annotations
 import math
 import time
 
+import pytest
+
 from ansf_mcp.dashboard import alerts, metrics
 from ansf_mcp.dashboard.collector import Collector, trends
 from ansf_mcp.dashboard.config import DashboardConfig
 from ansf_mcp.runtime import Runtime
-from ansf_mcp.store.db import Store
+from ansf_mcp.store.db import Store, open_store
 from tests.dashboard.conftest import add_benchmark, add_decisions, add_outcomes
+
+
+@pytest.fixture
+def settings(settings, store_spec):
+    """This module runs on both engines: the store is this test's SQLite file or a fresh PostgreSQL database."""
+    return settings.model_copy(update={"store": str(store_spec)})
+
+
+def read(store: Store, figure, *args, **kwargs):
+    """A figure computed on one of the store's reading connections (either engine)."""
+    with store.reading() as conn:
+        return figure(conn, *args, **kwargs)
 
 
 def cfg(**kw) -> DashboardConfig:
@@ -131,13 +145,13 @@ def test_latency_alert_above_threshold(store: Store) -> None:
 
 
 def test_ring_keeps_the_newest_1000_points_and_survives_a_restart(settings) -> None:
-    store = Store(settings.db_path)
+    store = open_store(settings.store_spec)
     app = Runtime(settings=settings, store=store)
     c = Collector(app, DashboardConfig())
     for i in range(1005):
         c.persist(1000.0 + i, {"x.series": float(i)})
     store.close()
-    store = Store(settings.db_path)  # a restart: a new connection over the same file
+    store = open_store(settings.store_spec)  # a restart: a new connection over the same file
     h = Collector(Runtime(settings=settings, store=store), DashboardConfig()).history()
     assert len(h["x.series"]) == 1000 and h["x.series"][0] == [1005.0, 5.0] and h["x.series"][-1][1] == 1004.0
     store.close()
@@ -210,7 +224,7 @@ def test_benchmark_value_ratios_are_found_in_the_suites_formats(store: Store) ->
         conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('phases', 1, ?)",
                      (json.dumps(phases),))
         conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('mcp', 2, ?)", ('{"p50": 1}',))
-    b = metrics.latest_benchmark(store._conn)
+    b = read(store, metrics.latest_benchmark)
     assert b["suite"] == "phases" and b["value_ratios"] == [
         {"label": "3 optimal (neural)", "mean": 0.91, "ci": [0.89, 0.93]},
         {"label": "2 enhanced (neural)", "mean": 0.9, "ci": [0.87, 0.93]},
@@ -218,7 +232,7 @@ def test_benchmark_value_ratios_are_found_in_the_suites_formats(store: Store) ->
     with store.transaction() as conn:
         conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('coordination', 3, ?)",
                      (json.dumps({"methods": {"history": {"value_ratio": 0.8}, "neural": {"value_ratio": 0.9}}}),))
-    b = metrics.latest_benchmark(store._conn)
+    b = read(store, metrics.latest_benchmark)
     assert [(e["label"], e["mean"]) for e in b["value_ratios"]] == [("history", 0.8), ("neural", 0.9)]
 
 
@@ -271,17 +285,17 @@ def test_replay_results_are_real_and_nan_free(store: Store) -> None:
                      (json.dumps(report),))
         conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('all', 2, ?)",
                      (json.dumps({"results": {"replay": {"error": "ReplayError: not a git repository"}}}),))
-    r = metrics.latest_replay(store._conn)
+    r = read(store, metrics.latest_replay)
     assert r["data"] == "real" and r["repo"] == "demo" and len(r["cells"]) == 1  # the failed run is skipped
     assert r["cells"][0]["methods"] == {"similarity": {"mean": 0.62, "ci95": None}, "history": {"mean": 0.59, "ci95": None}}
     assert r["cells"][0]["random"] == {"mean": 0.41, "ci95": None}
     json.dumps(r, allow_nan=False)  # a browser's JSON.parse refuses NaN
-    assert metrics.latest_benchmark(store._conn) is None  # top-1 accuracies are not value ratios
+    assert read(store, metrics.latest_benchmark) is None  # top-1 accuracies are not value ratios
 
 
 def test_benchmark_value_ratios_say_simulated(store: Store) -> None:
     add_benchmark(store)
-    assert metrics.latest_benchmark(store._conn)["data"] == "simulated"
+    assert read(store, metrics.latest_benchmark)["data"] == "simulated"
 
 
 def test_estimator_scores_per_swarm_what_auto_uses_and_the_prior(settings, store: Store, monkeypatch, tmp_path) -> None:
@@ -297,7 +311,7 @@ def test_estimator_scores_per_swarm_what_auto_uses_and_the_prior(settings, store
     scoring.prior.cache_clear()
     try:
         seeded = anyio.run(seed_through_tools, settings, ["history", "similarity"])
-        est = metrics.estimator_scores(store._conn, neural_allowed=True)
+        est = read(store, metrics.estimator_scores, neural_allowed=True)
         assert not est["prior"]["present"] and "no held-out prior" in est["prior"]["note"]
         (swarm,) = est["swarms"]
         assert swarm["swarm_id"] == seeded["swarm_id"] and est["swarms_with_outcomes"] == 1
@@ -314,12 +328,12 @@ def test_estimator_scores_per_swarm_what_auto_uses_and_the_prior(settings, store
         (tmp_path / "prior.json").write_text(json.dumps(prior))
         monkeypatch.setattr(scoring, "PRIOR_FILE", tmp_path / "prior.json")
         scoring.prior.cache_clear()
-        est = metrics.estimator_scores(store._conn, neural_allowed=True)
+        est = read(store, metrics.estimator_scores, neural_allowed=True)
         assert est["prior"]["present"] and est["prior"]["data"] == "SIMULATED held-out episodes"
         assert est["swarms"][0]["auto"] == {"estimator": "neural", "reason": est["swarms"][0]["auto"]["reason"]}
         assert {s["estimator"]: s["prior_brier"] for s in est["swarms"][0]["scores"]} == {
             "neural": 0.03, "similarity": 0.25, "history": 0.24}
-        held = metrics.estimator_scores(store._conn, neural_allowed=False)["swarms"][0]["auto"]
+        held = read(store, metrics.estimator_scores, neural_allowed=False)["swarms"][0]["auto"]
         assert held["estimator"] == "neural" and held["in_this_phase"] in ("similarity", "history")
         assert "disabled in the current phase" in held["reason"]
     finally:

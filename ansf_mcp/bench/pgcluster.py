@@ -1,0 +1,127 @@
+"""A throw-away PostgreSQL cluster for the tests and `ansf bench --suite scale`: initdb into a temporary folder, a loopback port, run as an
+ordinary user (the server refuses root), stopped and removed at the end. One per test session; each test gets a
+database of its own."""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# When we run as root, the cluster runs as this user (Debian's package creates it; otherwise we create it).
+CLUSTER_USER = "postgres"
+
+
+def find_bindir() -> Path | None:
+    """Where initdb, pg_ctl and postgres live: pg_config's answer, else the newest Debian version folder."""
+    candidates: list[str] = []
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        try:
+            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10).stdout
+            candidates.append(out.strip())
+        except (OSError, subprocess.SubprocessError):
+            pass
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]), reverse=True)
+    initdb = shutil.which("initdb")
+    if initdb:
+        candidates.append(str(Path(initdb).resolve().parent))
+    for d in candidates:
+        if d and all((Path(d) / exe).exists() for exe in ("initdb", "pg_ctl", "postgres")):
+            return Path(d)
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_user(user: str | None, cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", user, "--", *cmd] if user else cmd
+
+
+def _cluster_user() -> str | None:
+    """None when we are not root (the cluster runs as us); else an ordinary user, created if missing."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(CLUSTER_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", CLUSTER_USER],
+                       check=True, capture_output=True)
+    return CLUSTER_USER
+
+
+@dataclass
+class Cluster:
+    bindir: Path
+    root: Path
+    port: int
+    user: str | None
+    _names: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def url(self, dbname: str = "postgres", *, user: str = "postgres", password: str | None = None) -> str:
+        auth = f"{user}:{password}@" if password else f"{user}@"
+        return f"postgresql://{auth}127.0.0.1:{self.port}/{dbname}"
+
+    def admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+    def new_database(self) -> str:
+        """A fresh, empty database; its URL."""
+        name = f"ansf_test_{next(self._names)}"
+        self.admin(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def start(self) -> None:
+        opts = (f"-k {self.root} -p {self.port} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off "
+                "-c full_page_writes=off -c max_connections=300")
+        subprocess.run(_as_user(self.user, [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts, "-w",
+                                            "-t", "60", "-l", str(self.root / "log"), "start"]),
+                       check=True, capture_output=True, timeout=90)
+
+    def stop(self) -> None:
+        subprocess.run(_as_user(self.user, [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
+                                            "-w", "stop"]), capture_output=True, timeout=60)
+
+
+def start_cluster() -> Cluster:
+    bindir = find_bindir()
+    if bindir is None:
+        raise FileNotFoundError("PostgreSQL's initdb/pg_ctl/postgres")
+    user = _cluster_user()
+    root = Path(tempfile.mkdtemp(prefix="ansf-pg-"))
+    if user:
+        shutil.chown(root, user)
+    cluster = Cluster(bindir=bindir, root=root, port=_free_port(), user=user)
+    subprocess.run(_as_user(user, [str(bindir / "initdb"), "-D", str(cluster.data), "-A", "trust", "-U", "postgres",
+                                   "-E", "UTF8", "--no-sync", "--no-instructions"]),
+                   check=True, capture_output=True, timeout=120)
+    # Passwords are checked on TCP (scram), so the tests can see a refused one; the superuser keeps trust.
+    hba = cluster.data / "pg_hba.conf"
+    hba.write_text("local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
+    if user:
+        shutil.chown(hba, user)
+    cluster.start()
+    return cluster
+
+
+def remove(cluster: Cluster) -> None:
+    cluster.stop()
+    shutil.rmtree(cluster.root, ignore_errors=True)

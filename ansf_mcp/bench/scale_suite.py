@@ -1,0 +1,407 @@
+"""Scale: several HTTP replicas on one PostgreSQL board, beside one SQLite server, in the same run.
+
+- `throughput`: claims+outcomes per second (next_task then report_outcome, 8 concurrent agents whose requests
+  land on any replica) with 1, 2 and 3 PostgreSQL replicas and with one SQLite server; ratios to SQLite.
+- `chaos`: 3 replicas, agents working through the board while replicas are SIGKILLed and restarted; afterwards:
+  no claim acknowledged to two agents, no task lost (every task succeeded or failed), none succeeded twice,
+  attempts never above the limit, every acknowledged outcome stored.
+- `takeover`: an agent claims and dies; how long until another agent holds the task (lease + at most 1 s).
+
+PostgreSQL: the `--store` URL's server when one is given (a scratch database per phase, so the role needs
+CREATEDB), else a throw-away cluster of our own (ansf_mcp.bench.pgcluster; needs Debian's postgresql).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ansf_mcp.bench.context import SuiteContext
+
+AGENTS = 8
+MAX_ATTEMPTS = 6
+CHAOS_LEASE_S = 3.0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Replica:
+    """One `ansf serve --transport http --store ...` process on a fixed port (restartable on the same one)."""
+
+    def __init__(self, store: str, data_dir: Path, cwd: Path, lease_s: float = 300.0):
+        self.store, self.data_dir, self.cwd, self.lease_s = store, data_dir, cwd, lease_s
+        self.port = _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import httpx
+
+        env = {**os.environ, "ANSF_DATA_DIR": str(self.data_dir), "ANSF_STORE": self.store, "ANSF_WARMUP": "0",
+               "ANSF_SEMANTIC_INDEX": "0", "ANSF_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
+               "ANSF_DEFAULT_LEASE_S": str(self.lease_s)}
+        env.pop("ANSF_TOKEN", None)
+        self.proc = subprocess.Popen([sys.executable, "-m", "ansf_mcp", "serve", "--transport", "http",
+                                      "--port", str(self.port)], env=env, cwd=self.cwd,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"replica on port {self.port} exited with {self.proc.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"replica on port {self.port} did not become healthy in 60 s")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Connection:
+    """One agent's MCP session with one replica, as raw JSON-RPC over Streamable HTTP (the bytes any client
+    sends); a replica that died and came back has forgotten the session: the next call begins a new one."""
+
+    HEADERS: ClassVar[dict[str, str]] = {"Accept": "application/json, text/event-stream",
+                                         "Content-Type": "application/json"}
+
+    def __init__(self, http: Any, url: str):
+        self.http, self.url = http, f"{url}/mcp"
+        self.session: str | None = None
+        self._next = 1
+
+    async def _post(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        headers = dict(self.HEADERS)
+        if self.session:
+            headers["Mcp-Session-Id"] = self.session
+            headers["MCP-Protocol-Version"] = "2025-06-18"
+        r = await self.http.post(self.url, json=message, headers=headers)
+        if r.status_code >= 400:
+            self.session = None
+            raise ConnectionError(f"HTTP {r.status_code}")
+        self.session = r.headers.get("mcp-session-id", self.session)
+        if "id" not in message:
+            return None
+        if r.headers.get("content-type", "").startswith("application/json"):
+            return r.json()
+        for line in r.text.splitlines():  # an SSE stream: the answer is one of its data lines
+            if line.startswith("data:"):
+                data = json.loads(line[5:])
+                if data.get("id") == message["id"]:
+                    return data
+        raise ConnectionError("no answer in the stream")
+
+    async def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        if self.session is None:
+            await self._post({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "scale", "version": "1"}}})
+            await self._post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        self._next += 1
+        answer = await self._post({"jsonrpc": "2.0", "id": self._next, "method": "tools/call",
+                                   "params": {"name": tool, "arguments": arguments}})
+        assert answer is not None
+        if "error" in answer:
+            raise ToolRefused(answer["error"].get("message", ""))
+        result = answer["result"]
+        if result.get("isError"):
+            raise ToolRefused(" ".join(c.get("text", "") for c in result.get("content", [])))
+        return result["structuredContent"]
+
+
+class ToolRefused(Exception):
+    """The tool answered with an error (not a transport failure)."""
+
+
+class Agents:
+    """AGENTS asyncio agents; each request goes to a random live replica; a request that fails because the
+    replica died is sent again to another one (the board's rules make that safe: claims are fenced, a repeated
+    report gets the first answer)."""
+
+    def __init__(self, replicas: list[Replica], swarm: str, seed: int = 0):
+        self.replicas, self.swarm = replicas, swarm
+        self.seed = seed
+        self.claims: list[tuple[str, int, str]] = []  # acknowledged (task, claim number, agent)
+        self.outcomes: list[tuple[str, int]] = []  # acknowledged (task, claim number)
+        self.retries = 0
+
+    async def run(self) -> None:
+        import anyio
+        import httpx
+
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as http:
+            async with anyio.create_task_group() as tg:
+                for i in range(AGENTS):
+                    tg.start_soon(self._agent, http, i)
+
+    async def _agent(self, http: Any, i: int) -> None:
+        import anyio
+        import httpx
+
+        rng = random.Random(self.seed * 100 + i)
+        me = f"agent-{i}"
+        conns = [Connection(http, r.url) for r in self.replicas]
+
+        async def call(tool: str, **args: Any) -> dict[str, Any]:
+            for _ in range(600):
+                conn = rng.choice(conns)
+                try:
+                    return await conn.call(tool, args)
+                except (httpx.HTTPError, ConnectionError, json.JSONDecodeError):
+                    conn.session = None
+                    self.retries += 1
+                    await anyio.sleep(0.05)
+            raise RuntimeError(f"{me}: no replica answered {tool}")
+
+        while True:
+            got = await call("next_task", swarm_id=self.swarm, agent_id=me)
+            if not got["claimed"]:
+                # Done when nothing is left to do; else claims in flight (or leases lost with a killed replica,
+                # waiting to expire) may still put work back.
+                counts = (await call("swarm_status", swarm_id=self.swarm, limit=1))["swarm"]["tasks_by_state"]
+                if counts["ready"] + counts["claimed"] + counts["blocked"] == 0:
+                    return
+                await anyio.sleep(0.1)
+                continue
+            task, claim = got["task"]["id"], got["claim"]
+            self.claims.append((task, claim, me))
+            try:
+                await call("report_outcome", swarm_id=self.swarm, task_id=task, agent_id=me,
+                           success=rng.random() > 0.1, summary="done", claim=claim)
+                self.outcomes.append((task, claim))
+            except ToolRefused:
+                pass  # the lease ran out while the answer was lost with a killed replica: refused, as it must be
+
+
+@contextlib.contextmanager
+def postgres(ctx: SuiteContext) -> Iterator[Any]:
+    """A function making a fresh database URL: on the --store server, or in a throw-away cluster."""
+    import itertools
+
+    import psycopg
+
+    names = itertools.count(1)
+    base = getattr(ctx, "store", None)
+    if base and base.startswith(("postgresql://", "postgres://")):
+        def fresh() -> str:
+            name = f"ansf_scale_{os.getpid()}_{next(names)}"
+            with psycopg.connect(base, autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+            return base.rsplit("/", 1)[0] + "/" + name
+
+        yield fresh
+        return
+    from ansf_mcp.bench.pgcluster import remove, start_cluster
+
+    cluster = start_cluster()
+    try:
+        yield cluster.new_database
+    finally:
+        remove(cluster)
+
+
+def _setup(replica: Replica, tasks: int, assign: bool = False) -> str:
+    """A swarm of AGENTS agents and `tasks` unassigned tasks, through the first replica."""
+    import anyio
+    from mcp import Client
+
+    async def go() -> str:
+        async with Client(f"{replica.url}/mcp") as c:
+            r = await c.call_tool("spawn_swarm", {"name": "scale", "agents": [{"role": f"w{i}"} for i in
+                                                                              range(AGENTS)]})
+            sw = r.structured_content["swarm_id"]
+            for start in range(0, tasks, 1000):
+                batch = [{"description": f"task {k}"} for k in range(start, min(tasks, start + 1000))]
+                r = await c.call_tool("coordinate", {"swarm_id": sw, "tasks": batch, "strategy": "round-robin"})
+                assert not r.is_error, r.content[0].text
+            return sw
+
+    return anyio.run(go)
+
+
+def _throughput(store: str, replicas_n: int, tasks: int, tmp: Path) -> dict[str, Any]:
+    import anyio
+
+    replicas = [Replica(store, tmp / "data", tmp) for _ in range(replicas_n)]
+    try:
+        for r in replicas:
+            r.start()
+        sw = _setup(replicas[0], tasks)
+        agents = Agents(replicas, sw)
+        t0 = time.perf_counter()
+        anyio.run(agents.run)
+        elapsed = time.perf_counter() - t0
+    finally:
+        for r in replicas:
+            r.stop()
+    pairs = len(agents.outcomes)
+    return {"replicas": replicas_n, "pairs": pairs, "seconds": round(elapsed, 2),
+            "pairs_per_s": round(pairs / elapsed, 1), "duplicate_claims": len(agents.claims) -
+            len({(t, n) for t, n, _ in agents.claims})}
+
+
+def _chaos(store: str, tasks: int, kills: int, tmp: Path) -> dict[str, Any]:
+    import anyio
+    import psycopg
+
+    replicas = [Replica(store, tmp / "data", tmp, lease_s=CHAOS_LEASE_S) for _ in range(3)]
+    killed = 0
+    for r in replicas:
+        r.start()
+    sw = _setup(replicas[0], tasks)
+    agents = Agents(replicas, sw, seed=7)
+
+    down: set[int] = set()
+
+    async def restart(k: int) -> None:
+        await anyio.sleep(0.2)
+        await anyio.to_thread.run_sync(replicas[k].start)
+        down.discard(k)
+
+    async def killer(tg: Any) -> None:
+        nonlocal killed
+        rng = random.Random(11)
+        while killed < kills:
+            await anyio.sleep(rng.uniform(0.3, 1.0))
+            alive = [k for k in range(len(replicas)) if k not in down]
+            if len(alive) < 2:
+                continue  # one replica always serves
+            k = rng.choice(alive)
+            down.add(k)
+            replicas[k].kill()
+            killed += 1
+            tg.start_soon(restart, k)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(killer, tg)
+            await agents.run()
+            tg.cancel_scope.cancel()
+
+    t0 = time.perf_counter()
+    try:
+        anyio.run(main)
+    finally:
+        elapsed = time.perf_counter() - t0
+        for r in replicas:
+            r.stop()
+    with psycopg.connect(store) as conn:
+        q = lambda sql: conn.execute(sql, {"sw": sw}).fetchall()  # noqa: E731
+        states = dict(q("SELECT status, COUNT(*) FROM tasks WHERE swarm_id = %(sw)s GROUP BY status"))
+        twice = q("SELECT task_id FROM outcomes WHERE swarm_id = %(sw)s AND success = 1 GROUP BY task_id "
+                  "HAVING COUNT(*) > 1")
+        max_attempts = q("SELECT COALESCE(MAX(attempts), 0) FROM tasks WHERE swarm_id = %(sw)s")[0][0]
+        stored = {(t, n) for t, n in q("SELECT task_id, claim_seq FROM outcomes WHERE swarm_id = %(sw)s")}
+        holders = {(t, n): a for t, n, a in q("SELECT task_id, claim_seq, agent_id FROM claims WHERE swarm_id = %(sw)s")}
+        claims_total = q("SELECT COUNT(*) FROM claims WHERE swarm_id = %(sw)s")[0][0]
+    acked = {(t, n) for t, n, _ in agents.claims}
+    return {
+        "replicas": 3, "agents": AGENTS, "tasks": tasks, "kills": killed, "seconds": round(elapsed, 1),
+        "claims": claims_total, "claims_acknowledged": len(agents.claims), "retried_requests": agents.retries,
+        "claimed_by_two": len(agents.claims) - len(acked) + sum(1 for t, n, a in agents.claims
+                                                                if holders.get((t, n)) != a),
+        "lost": sum(v for k, v in states.items() if k not in ("succeeded", "failed")),
+        "succeeded_twice": len(twice),
+        "max_attempts_seen": max_attempts, "attempt_limit": MAX_ATTEMPTS,
+        "acknowledged_outcomes_missing": len(set(agents.outcomes) - stored),
+        "states": states,
+    }
+
+
+def _takeover(store: str, tmp: Path, lease_s: float = 2.0) -> dict[str, Any]:
+    """An agent claims the only task and dies; another polls next_task every 0.1 s on another replica."""
+    import anyio
+    from mcp import Client
+
+    replicas = [Replica(store, tmp / "data", tmp) for _ in range(2)]
+    try:
+        for r in replicas:
+            r.start()
+        sw = _setup(replicas[0], 1)
+
+        async def go() -> float:
+            async with Client(f"{replicas[0].url}/mcp") as a, Client(f"{replicas[1].url}/mcp") as b:
+                first = await a.call_tool("next_task", {"swarm_id": sw, "agent_id": "agent-0",
+                                                        "lease_seconds": lease_s})
+                claimed_at = time.monotonic()
+                assert first.structured_content["claimed"], first.content[0].text
+                while True:  # agent-0 is gone: it never renews or reports
+                    got = await b.call_tool("next_task", {"swarm_id": sw, "agent_id": "agent-1"})
+                    if got.structured_content["claimed"]:
+                        return time.monotonic() - claimed_at
+                    await anyio.sleep(0.1)
+
+        back_after = anyio.run(go)
+    finally:
+        for r in replicas:
+            r.stop()
+    return {"lease_s": lease_s, "back_after_s": round(back_after, 2), "within_lease_plus_1s": back_after <= lease_s + 1}
+
+
+def run(ctx: SuiteContext) -> dict[str, Any]:
+    tasks = 200 if ctx.quick else 1000
+    chaos_tasks, kills = (300, 3) if ctx.quick else (10_000, 12)
+    out: dict[str, Any] = {"agents": AGENTS, "throughput": []}
+    with tempfile.TemporaryDirectory(prefix="ansf-scale-") as tmpdir, postgres(ctx) as fresh:
+        tmp = Path(tmpdir)
+        ctx.progress(0.02, "throughput: one SQLite server")
+        sqlite = _throughput(str(tmp / "scale.sqlite3"), 1, tasks, tmp)
+        out["throughput"].append({"engine": "sqlite", **sqlite, "ratio_to_sqlite": 1.0})
+        for k, n in enumerate((1, 2, 3)):
+            ctx.progress(0.05 + 0.1 * k, f"throughput: {n} PostgreSQL replica(s)")
+            row = _throughput(fresh(), n, tasks, tmp)
+            row["ratio_to_sqlite"] = round(row["pairs_per_s"] / sqlite["pairs_per_s"], 2)
+            out["throughput"].append({"engine": "postgresql", **row})
+        ctx.progress(0.4, f"chaos: 3 replicas, {chaos_tasks} tasks, {kills} SIGKILLs")
+        out["chaos"] = _chaos(fresh(), chaos_tasks, kills, tmp)
+        ctx.progress(0.95, "takeover: a dead agent's work back on the board")
+        out["takeover"] = _takeover(fresh(), tmp)
+    return out
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = ["| engine | replicas | claims+outcomes | seconds | per second | ratio to one SQLite server |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in result.get("throughput", []):
+        lines.append(f"| {r['engine']} | {r['replicas']} | {r['pairs']} | {r['seconds']} | {r['pairs_per_s']} | "
+                     f"{r['ratio_to_sqlite']} |")
+    c = result.get("chaos")
+    if c:
+        lines += ["", f"Chaos: {c['replicas']} replicas, {c['agents']} agents, {c['tasks']} tasks, {c['claims']} claims "
+                  f"({c['claims_acknowledged']} acknowledged), {c['kills']} SIGKILLs in {c['seconds']} s: "
+                  f"claimed by two {c['claimed_by_two']}, lost {c['lost']}, succeeded twice {c['succeeded_twice']}, "
+                  f"attempts at most {c['max_attempts_seen']} (limit {c['attempt_limit']}), acknowledged outcomes "
+                  f"missing {c['acknowledged_outcomes_missing']}; final states {c['states']}."]
+    t = result.get("takeover")
+    if t:
+        lines += ["", f"Takeover: a killed agent's task was held by another agent {t['back_after_s']} s after the "
+                  f"claim (lease {t['lease_s']} s; within lease + 1 s: {t['within_lease_plus_1s']})."]
+    return "\n".join(lines)

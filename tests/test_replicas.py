@@ -1,0 +1,122 @@
+"""Several `ansf serve --transport http --store postgresql://...` replicas on one board: agents whose requests
+land on any replica (the 2026-07-28 revision) and agents whose legacy sessions are pinned to one (sticky routing)
+work through the same tasks; no task is claimed twice, none is lost, every outcome is stored once."""
+
+from __future__ import annotations
+
+import random
+
+import anyio
+import pytest
+from mcp import Client
+
+from ansf_mcp.store.db import open_store
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+AGENTS = 8
+TASKS = 96
+
+
+async def call(client: Client, tool: str, /, **args):
+    result = await client.call_tool(tool, args)
+    assert not result.is_error, result.content[0].text
+    return result.structured_content
+
+
+async def test_two_replicas_hand_out_every_task_once(http_server, pg_cluster) -> None:
+    url = pg_cluster.new_database()
+    bases = [http_server("http", "--store", url)[0] for _ in range(2)]
+    async with Client(f"{bases[0]}/mcp") as admin:
+        sw = (await call(admin, "spawn_swarm", name="replicas",
+                         agents=[{"role": f"worker {i}"} for i in range(AGENTS)]))["swarm_id"]
+        await call(admin, "coordinate", swarm_id=sw, strategy="round-robin",
+                   tasks=[{"description": f"task number {i}"} for i in range(TASKS)])
+    claims: list[tuple[str, str, int]] = []
+
+    async def agent(i: int) -> None:
+        me = f"agent-{i}"
+        legacy = i % 2 == 0  # half keep a session on one replica (sticky); half spread every request
+        if legacy:
+            clients = [Client(f"{bases[i % 4 // 2]}/mcp", mode="legacy")]
+        else:
+            clients = [Client(f"{b}/mcp") for b in bases]
+        rng = random.Random(i)
+        async with clients[0]:
+            if len(clients) > 1:
+                await clients[1].__aenter__()
+            try:
+                while True:
+                    got = await call(rng.choice(clients), "next_task", swarm_id=sw, agent_id=me)
+                    if not got["claimed"]:
+                        break
+                    claims.append((got["task"]["id"], me, got["claim"]))
+                    await call(rng.choice(clients), "report_outcome", swarm_id=sw, task_id=got["task"]["id"],
+                               agent_id=me, success=True, summary="done", claim=got["claim"])
+            finally:
+                if len(clients) > 1:
+                    await clients[1].__aexit__(None, None, None)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(AGENTS):
+            tg.start_soon(agent, i)
+
+    ids = [task for task, _, _ in claims]
+    assert len(ids) == TASKS and len(set(ids)) == TASKS, "a task was claimed twice or lost"
+    assert {n for _, _, n in claims} == {1}
+    store = open_store(url)
+    try:
+        with store.reading() as conn:
+            assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT task_id) FROM outcomes").fetchone()[:] == (
+                TASKS, TASKS)
+            assert conn.execute("SELECT COUNT(*) FROM tasks WHERE status != 'succeeded'").fetchone()[0] == 0
+    finally:
+        store.close()
+    # Every replica reads the same board and the same messages.
+    async with Client(f"{bases[1]}/mcp") as other, Client(f"{bases[0]}/mcp") as first:
+        await call(first, "send_message", swarm_id=sw, from_agent="agent-0", to_agent="agent-1", body="hello")
+        inbox = await call(other, "read_messages", swarm_id=sw, agent_id="agent-1")
+        assert [m["body"] for m in inbox["messages"]] == ["hello"]
+        counts = [(await call(c, "swarm_status", swarm_id=sw))["swarm"]["tasks_by_state"] for c in (first, other)]
+        assert counts[0] == counts[1] and counts[0]["succeeded"] == TASKS
+
+
+async def test_a_reader_on_one_replica_wakes_for_a_message_sent_through_another(http_server, pg_cluster) -> None:
+    import time
+
+    url = pg_cluster.new_database()
+    first, second = (http_server("http", "--store", url)[0] for _ in range(2))
+    async with Client(f"{first}/mcp") as a, Client(f"{second}/mcp") as b:
+        sw = (await call(a, "spawn_swarm", name="news", agents=[{"role": "x"}, {"role": "y"}]))["swarm_id"]
+        got: dict = {}
+
+        async def reader() -> None:
+            started = time.monotonic()
+            got["inbox"] = await call(b, "read_messages", swarm_id=sw, agent_id="agent-1", wait_s=30)
+            got["waited"] = time.monotonic() - started
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader)
+            await anyio.sleep(1.0)
+            await call(a, "send_message", swarm_id=sw, from_agent="agent-0", to_agent="agent-1", body="hi")
+        assert [m["body"] for m in got["inbox"]["messages"]] == ["hi"]
+        # LISTEN/NOTIFY wakes it at once; without it the reader would sleep on to its 5 s safety poll.
+        assert 0.9 < got["waited"] < 4.0
+
+
+def test_replicas_killed_mid_workload_lose_nothing_and_share_nothing(pg_cluster, tmp_path) -> None:
+    """A bounded run of `ansf bench --suite scale`'s chaos phase: 3 replicas, SIGKILLed and restarted."""
+    from ansf_mcp.bench import scale_suite
+
+    result = scale_suite._chaos(pg_cluster.new_database(), tasks=300, kills=3, tmp=tmp_path)
+    assert result["kills"] >= 1 and result["claims_acknowledged"] >= 300
+    assert result["claimed_by_two"] == 0 and result["lost"] == 0 and result["succeeded_twice"] == 0
+    assert result["max_attempts_seen"] <= result["attempt_limit"]
+    assert result["acknowledged_outcomes_missing"] == 0
+
+
+def test_a_dead_agent_s_work_is_back_within_its_lease_and_a_second(pg_cluster, tmp_path) -> None:
+    from ansf_mcp.bench import scale_suite
+
+    result = scale_suite._takeover(pg_cluster.new_database(), tmp_path, lease_s=2.0)
+    assert result["within_lease_plus_1s"], result

@@ -1,0 +1,149 @@
+"""The store itself on both engines: migrations from an old schema, one-line refusals that write nothing, the
+fencing number of a lease, and what `ansf status` / `ansf serve` say about the store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ansf_mcp.board import swarms
+from ansf_mcp.board import tasks as board_tasks
+from ansf_mcp.board.board import Board
+from ansf_mcp.board.errors import Refused
+from ansf_mcp.board.lifecycle import BoardPolicy
+from ansf_mcp.board.models import TaskSpec
+from ansf_mcp.store.db import Store, StoreError, open_store
+from ansf_mcp.store.migrations import MIGRATIONS, postgres_ddl
+from ansf_mcp.store.postgres import pg_sql, redact
+from tests.board_helpers import FakeClock, agents
+from tests.conftest import ansf_command, subprocess_env
+
+
+@pytest.fixture
+def store(store_spec: str | Path) -> Iterator[Store]:
+    s = open_store(store_spec)
+    yield s
+    s.close()
+
+
+def test_parameters_are_rewritten_outside_literals_only() -> None:
+    assert pg_sql("SELECT ? FROM t WHERE a = :a AND b::text = 'x:y?%' AND c LIKE '%z'") == (
+        "SELECT %s FROM t WHERE a = %(a)s AND b::text = 'x:y?%%' AND c LIKE '%%z'"
+    )
+    assert redact("postgresql://u:secret@h:5/db") == "postgresql://u:***@h:5/db"
+
+
+def _schema_one(store_spec: str | Path) -> None:
+    """A store as the first release left it: schema 1, one swarm with a task claimed by an agent."""
+    rows = [
+        "INSERT INTO swarms (id, name, topology, created_at) VALUES ('s', 'old', 'mesh', 1)",
+        "INSERT INTO agents (swarm_id, id, position, role, capabilities, capacity) VALUES ('s', 'a', 0, 'r', '[]', 1)",
+        "INSERT INTO tasks (swarm_id, id, seq, description, priority, status, lease_owner, lease_expires_at, "
+        "attempts, created_at, updated_at) VALUES ('s', 't', 0, 'old work', 1, 'claimed', 'a', 4e9, 1, 1, 1)",
+    ]
+    if isinstance(store_spec, Path):
+        conn = sqlite3.connect(store_spec)
+        for statement in [*MIGRATIONS[0], *rows]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version=1")
+        conn.commit()
+        conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(store_spec, autocommit=True) as conn:
+        for statement in MIGRATIONS[0]:
+            conn.execute(postgres_ddl(statement))  # type: ignore[arg-type]
+        for statement in rows:
+            conn.execute(statement)  # type: ignore[arg-type]
+        conn.execute("CREATE TABLE ansf_schema (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO ansf_schema (version) VALUES (1)")
+
+
+def test_an_old_store_opens_and_migrates_with_its_data(store_spec: str | Path) -> None:
+    _schema_one(store_spec)
+    store = open_store(store_spec)
+    try:
+        assert store.schema_version == len(MIGRATIONS) > 1
+        board = Board(store)
+        task = board.view("s").tasks[0]
+        # The claim made before claims had numbers got its number (the attempt) and a history row.
+        assert (task.id, task.state, task.lease_owner, task.claim) == ("t", "claimed", "a", 1)
+        receipt = board.report("s", "t", "a", True, "done after the upgrade", claim=1)
+        assert receipt.state == "succeeded"
+    finally:
+        store.close()
+    again = open_store(store_spec)  # opening a current store migrates nothing
+    assert again.schema_version == len(MIGRATIONS)
+    again.close()
+
+
+def test_a_late_report_from_an_expired_claim_is_refused_by_its_number(store: Store) -> None:
+    clock = FakeClock()
+    board = Board(store, BoardPolicy(max_attempts=5, lease_s=60), clock=clock)
+    sw = swarms.spawn(store, "s", agents("r"), "mesh").swarm_id
+    with store.transaction() as conn:
+        board_tasks.insert_tasks(conn, sw, [TaskSpec(id="t", description="work")], now=clock())
+    first = board.claim_next(sw, "agent-0")
+    clock.advance(61)  # the lease runs out; the same agent claims the task again
+    second = board.claim_next(sw, "agent-0")
+    assert (first.claim, second.claim) == (1, 2)
+    with pytest.raises(Refused, match=r"claim #1 .* is over; the live claim is #2"):
+        board.report(sw, "t", "agent-0", True, "late", claim=1)
+    with pytest.raises(Refused, match="claim #1"):
+        board.renew(sw, "t", "agent-0", claim=1)
+    with store.reading() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM outcomes").fetchone()[0] == 0
+    assert board.report(sw, "t", "agent-0", True, "on time", claim=2).claim == 2
+    # The same report again (same claim) gets the first answer back; the stale number is still refused.
+    assert board.report(sw, "t", "agent-0", True, "on time", claim=2).claim == 2
+    with pytest.raises(Refused):
+        board.report(sw, "t", "agent-0", True, "late", claim=1)
+
+
+def _refused(url: str) -> str:
+    with pytest.raises(StoreError) as caught:
+        open_store(url)
+    message = str(caught.value)
+    assert "\n" not in message and "secret" not in message
+    return message
+
+
+def test_postgres_refusals_are_one_line_and_write_nothing(pg_cluster) -> None:
+    import psycopg
+
+    assert "does not exist" in _refused(pg_cluster.url("no_such_db"))
+    pg_cluster.admin("DROP ROLE IF EXISTS ansf_pw")
+    pg_cluster.admin("CREATE ROLE ansf_pw LOGIN PASSWORD 'right'")
+    url = pg_cluster.new_database()
+    pg_cluster.admin(f"GRANT ALL ON DATABASE {url.rsplit('/', 1)[1]} TO ansf_pw")
+    wrong = url.replace("postgres@", "ansf_pw:secret@")
+    assert "password authentication failed" in _refused(wrong)
+    assert _refused(f"postgresql://postgres@127.0.0.1:{pg_cluster.port}x/db")
+    # Nothing was created by the refused attempt: the database has no tables.
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0] == 0
+
+
+def test_status_names_the_engine_and_its_version(store_spec: str | Path, tmp_path: Path) -> None:
+    open_store(store_spec).close()
+    out = subprocess.run([*ansf_command(), "status", "--json", "--store", str(store_spec)],
+                         env=subprocess_env(tmp_path / "data"), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    store = json.loads(out.stdout)["store"]
+    engine = "sqlite" if isinstance(store_spec, Path) else "postgresql"
+    assert store["engine"] == engine and store["engine_version"] and store["schema_version"] == len(MIGRATIONS)
+
+
+def test_serve_with_a_wrong_store_says_so_in_one_line(pg_cluster, tmp_path: Path) -> None:
+    out = subprocess.run([*ansf_command(), "serve", "--store", pg_cluster.url("missing_db")],
+                         env=subprocess_env(tmp_path / "data"), capture_output=True, text=True, timeout=120,
+                         stdin=subprocess.DEVNULL)
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == 2 and out.stdout == ""
+    assert len(lines) == 1 and "missing_db" in lines[0] and "does not exist" in lines[0], out.stderr
