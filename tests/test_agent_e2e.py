@@ -108,6 +108,8 @@ async def test_the_board_refuses_impossible_histories_and_lets_work_move_on(clie
                        lease_seconds=600))["lease_expires_in_s"] == 600
     released = await call(client, "release_task", swarm_id=sw, task_id=claim["task"]["id"], agent_id="agent-1")
     assert released["state"] == "ready"
+    # the failed task went back on the board unassigned: unassigned work comes before any takeover
+    assert (await call(client, "next_task", swarm_id=sw, agent_id="agent-0"))["task"]["id"] == "ui"
     # reassign, then a takeover of work pinned to an agent that is away (grace 0 here)
     await call(client, "reassign_task", swarm_id=sw, task_id=claim["task"]["id"], to_agent="agent-2")
     taken = await call(client, "next_task", swarm_id=sw, agent_id="agent-1")

@@ -256,16 +256,15 @@ class Board:
                     )
             p = params(self.policy, now, swarm=swarm_id, agent=agent_id, cutoff=now - grace)
             # Ready work this agent may take, with when its assignee was last seen (for takeovers): its own first,
-            # then work pinned to an agent away longer than the grace, then unassigned work — the order the
-            # SQLite-only query gave (its `(assignee = :agent) DESC` sorted NULL last), kept as it was. On
-            # PostgreSQL a task another replica is claiming right now is passed over, never waited for or handed
-            # out twice.
+            # then unassigned work, then work pinned to an agent away longer than the grace (taking over is the
+            # last resort: the absent agent may come back). On PostgreSQL a task another replica is claiming right
+            # now is passed over, never waited for or handed out twice.
             row = conn.execute(
                 f"""SELECT t.id, t.seq, t.priority, t.assignee, {PINNED_SINCE_SQL} AS pinned_since
                     FROM tasks t LEFT JOIN agents a ON a.swarm_id = t.swarm_id AND a.id = t.assignee
                     WHERE t.swarm_id = :swarm AND t.status IN ('open', 'claimed') AND {STATE_SQL} = 'ready'
                       AND (t.assignee IS NULL OR t.assignee = :agent OR {PINNED_SINCE_SQL} <= :cutoff)
-                    ORDER BY CASE WHEN t.assignee = :agent THEN 0 WHEN t.assignee IS NULL THEN 2 ELSE 1 END,
+                    ORDER BY CASE WHEN t.assignee = :agent THEN 0 WHEN t.assignee IS NULL THEN 1 ELSE 2 END,
                              t.priority DESC, t.seq ASC LIMIT 1{self.store.skip_locked}""",
                 p,
             ).fetchone()
