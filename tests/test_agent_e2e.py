@@ -18,6 +18,7 @@ from mcp import Client, StdioServerParameters
 
 from ansf_mcp.bench.mcp_suite import answer_size
 from tests.conftest import ansf_command, free_port, subprocess_env
+from tests.mcp_calls import call, error
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -62,18 +63,6 @@ async def client(request, data_dir: Path, tmp_path: Path) -> AsyncIterator[Clien
     opener = stdio_client if request.param == "stdio" else http_client
     async with opener(data_dir, tmp_path) as c:
         yield c
-
-
-async def call(client: Client, tool: str, /, **args):
-    result = await client.call_tool(tool, args)
-    assert not result.is_error, result.content[0].text
-    return result.structured_content
-
-
-async def error(client: Client, tool: str, /, **args) -> str:
-    result = await client.call_tool(tool, args)
-    assert result.is_error, f"{tool} accepted {args!r}"
-    return result.content[0].text
 
 
 async def test_titles_and_one_sentence_errors(client: Client) -> None:

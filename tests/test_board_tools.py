@@ -10,6 +10,7 @@ from mcp import Client
 from ansf_mcp.bench.mcp_suite import answer_size
 from ansf_mcp.server.app import build_server
 from tests.board_helpers import FakeClock
+from tests.mcp_calls import call, error
 
 pytestmark = pytest.mark.anyio
 
@@ -31,18 +32,6 @@ async def client(settings, clock):
     async with Client(server) as c:
         yield c
     runtime.shutdown()
-
-
-async def call(client: Client, tool: str, /, **args):
-    result = await client.call_tool(tool, args)
-    assert not result.is_error, result.content[0].text
-    return result.structured_content
-
-
-async def error(client: Client, tool: str, /, **args) -> str:
-    result = await client.call_tool(tool, args)
-    assert result.is_error, f"{tool} accepted {args!r}"
-    return result.content[0].text
 
 
 async def board(client: Client, n_agents: int, tasks: list[dict], strategy: str = "round-robin") -> str:

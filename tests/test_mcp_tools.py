@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from mcp import Client
 
+from tests.mcp_calls import call, error, read_while_sent
+
 pytestmark = pytest.mark.anyio
 
 
@@ -27,18 +29,6 @@ EXPECTED_TOOLS = {
     "dissolve_swarm": (False, True),
     "system_status": (True, False),
 }
-
-
-async def call(client: Client, tool: str, /, **args):
-    result = await client.call_tool(tool, args)
-    assert not result.is_error, result.content[0].text
-    return result.structured_content
-
-
-async def error(client: Client, tool: str, /, **args) -> str:
-    result = await client.call_tool(tool, args)
-    assert result.is_error, f"{tool} accepted {args!r}"
-    return result.content[0].text
 
 
 async def spawn(client: Client, *roles: str, topology: str = "mesh", capacity: int = 1) -> str:
@@ -190,24 +180,10 @@ async def test_large_boards_shrink_and_say_so(client: Client) -> None:
 
 
 async def test_a_waiting_reader_wakes_when_a_message_arrives(client: Client) -> None:
-    import time
-
-    import anyio
-
     sw = await spawn(client, "a", "b")
-    got: dict = {}
-
-    async def reader() -> None:
-        started = time.monotonic()
-        got["inbox"] = await call(client, "read_messages", swarm_id=sw, agent_id="agent-1", wait_s=20)
-        got["waited"] = time.monotonic() - started
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(reader)
-        await anyio.sleep(0.5)
-        await call(client, "send_message", swarm_id=sw, from_agent="agent-0", to_agent="agent-1", body="news")
-    assert [m["body"] for m in got["inbox"]["messages"]] == ["news"]
-    assert 0.4 < got["waited"] < 10  # woken by the message, long before wait_s
+    inbox, waited = await read_while_sent(client, client, sw, "news", send_after_s=0.5, wait_s=20)
+    assert [m["body"] for m in inbox["messages"]] == ["news"]
+    assert 0.4 < waited < 10  # woken by the message, long before wait_s
     empty = await call(client, "read_messages", swarm_id=sw, agent_id="agent-0", wait_s=0.3)
     assert empty["messages"] == []
 

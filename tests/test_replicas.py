@@ -11,17 +11,12 @@ import pytest
 from mcp import Client
 
 from ansf_mcp.store.db import open_store
+from tests.mcp_calls import call, read_while_sent
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 AGENTS = 8
 TASKS = 96
-
-
-async def call(client: Client, tool: str, /, **args):
-    result = await client.call_tool(tool, args)
-    assert not result.is_error, result.content[0].text
-    return result.structured_content
 
 
 async def test_two_replicas_hand_out_every_task_once(http_server, pg_cluster) -> None:
@@ -82,26 +77,15 @@ async def test_two_replicas_hand_out_every_task_once(http_server, pg_cluster) ->
 
 
 async def test_a_reader_on_one_replica_wakes_for_a_message_sent_through_another(http_server, pg_cluster) -> None:
-    import time
 
     url = pg_cluster.new_database()
     first, second = (http_server("http", "--store", url)[0] for _ in range(2))
     async with Client(f"{first}/mcp") as a, Client(f"{second}/mcp") as b:
         sw = (await call(a, "spawn_swarm", name="news", agents=[{"role": "x"}, {"role": "y"}]))["swarm_id"]
-        got: dict = {}
-
-        async def reader() -> None:
-            started = time.monotonic()
-            got["inbox"] = await call(b, "read_messages", swarm_id=sw, agent_id="agent-1", wait_s=30)
-            got["waited"] = time.monotonic() - started
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(reader)
-            await anyio.sleep(1.0)
-            await call(a, "send_message", swarm_id=sw, from_agent="agent-0", to_agent="agent-1", body="hi")
-        assert [m["body"] for m in got["inbox"]["messages"]] == ["hi"]
+        inbox, waited = await read_while_sent(b, a, sw, "hi", send_after_s=1.0, wait_s=30)
+        assert [m["body"] for m in inbox["messages"]] == ["hi"]
         # LISTEN/NOTIFY wakes it at once; without it the reader would sleep on to its 5 s safety poll.
-        assert 0.9 < got["waited"] < 4.0
+        assert 0.9 < waited < 4.0
 
 
 def test_replicas_killed_mid_workload_lose_nothing_and_share_nothing(pg_cluster, tmp_path) -> None:

@@ -15,6 +15,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.sse import sse_client
 
 from tests.conftest import ansf_command, subprocess_env
+from tests.mcp_calls import call
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -34,12 +35,6 @@ def stdio_params(data_dir: Path, cwd: Path, *extra: str) -> StdioServerParameter
     return StdioServerParameters(
         command=cmd[0], args=[*cmd[1:], "serve", *extra], env=subprocess_env(data_dir), cwd=str(cwd)
     )
-
-
-async def call(client: Client, tool: str, /, **args):
-    result = await client.call_tool(tool, args)
-    assert not result.is_error, result.content[0].text
-    return result.structured_content
 
 
 async def test_stdio_handshake_from_a_folder_with_decoy_packages(data_dir: Path, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from tests.conftest import ansf_command, subprocess_env
+from tests.mcp_calls import call
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -19,12 +20,6 @@ def params(data_dir: Path, cwd: Path, **env: str) -> StdioServerParameters:
     cmd = ansf_command()
     return StdioServerParameters(command=cmd[0], args=[*cmd[1:], "serve", "--project", str(cwd)],
                                  env={**subprocess_env(data_dir), **env}, cwd=str(cwd))
-
-
-async def call(client: Client, tool: str, /, **args):
-    result = await client.call_tool(tool, args)
-    assert not result.is_error, result.content[0].text
-    return result.structured_content
 
 
 def model_unavailable() -> str | None:
