@@ -86,7 +86,7 @@ def test_an_old_store_opens_and_migrates_with_its_data(store_spec: str | Path) -
 def test_a_late_report_from_an_expired_claim_is_refused_by_its_number(store: Store) -> None:
     clock = FakeClock()
     board = Board(store, BoardPolicy(max_attempts=5, lease_s=60), clock=clock)
-    sw = swarms.spawn(store, "s", agents("r"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("r"), "mesh")
     with store.transaction() as conn:
         board_tasks.insert_tasks(conn, sw, [TaskSpec(id="t", description="work")], now=clock())
     first = board.claim_next(sw, "agent-0")
