@@ -35,6 +35,9 @@ from ansf_mcp.store.migrations import MIGRATIONS, postgres_ddl
 
 log = logging.getLogger(__name__)
 
+# How long past the server's own time-outs the watchdog waits before it decides the server is not answering.
+WATCHDOG_GRACE_S = 2.0
+
 # pg_advisory_xact_lock key for migrations (any constant; "ansf" in ASCII).
 MIGRATION_LOCK = 0x616E7366
 
@@ -219,7 +222,7 @@ class PostgresStore(Store):
         self._closing = threading.Event()
         self._listener: threading.Thread | None = None
         # The server's own time-outs end a slow statement first; the watchdog only acts on silence.
-        self._watchdog = Watchdog(timeout_s + 2.0)
+        self._watchdog = Watchdog(timeout_s + WATCHDOG_GRACE_S)
         self._raw = self._connect()
         version = self._raw.execute("SHOW server_version").fetchone()
         self.engine_version = str(version[0]).split()[0] if version else "?"
@@ -255,7 +258,8 @@ class PostgresStore(Store):
         """One sentence for a failed call; `doing` says what became of the work."""
         if self._watchdog.fired:
             return StoreError(f"the PostgreSQL store at {self.location} did not answer within "
-                              f"{self._watchdog.deadline_s:g} s (ANSF_STORE_TIMEOUT_S), so {doing}; try again")
+                              f"{self._watchdog.deadline_s:g} s (ANSF_STORE_TIMEOUT_S {self.timeout_s:g} s and "
+                              f"{WATCHDOG_GRACE_S:g} s of grace), so {doing}; try again")
         message = one_line(exc)
         if "statement timeout" in message or "lock timeout" in message:
             return StoreError(f"the PostgreSQL store did not finish within {self.timeout_s:g} s "
