@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,3 +205,33 @@ def test_postgresql_sessions_carry_time_outs(pg_cluster) -> None:
         assert time.monotonic() - started < 3.0
     finally:
         store.close()
+
+
+def test_writers_queued_behind_a_held_lock_share_one_time_out(tmp_path: Path) -> None:
+    """Four writers of one server behind another process's lock: each is refused within the time-out of its own
+    call, not one time-out after the writer ahead of it."""
+    db = tmp_path / "db.sqlite3"
+    store = open_store(db, timeout_s=0.5)
+    other = _hold_write_lock(db)
+    took: list[float] = []
+    errors: list[str] = []
+
+    def write() -> None:
+        started = time.monotonic()
+        try:
+            swarms.spawn(store, "during", agents("a"), "mesh")
+        except StoreError as exc:
+            errors.append(str(exc))
+        took.append(time.monotonic() - started)
+
+    writers = [threading.Thread(target=write) for _ in range(4)]
+    try:
+        for w in writers:
+            w.start()
+        for w in writers:
+            w.join(timeout=30)
+    finally:
+        other.close()
+        store.close()
+    assert len(errors) == 4 and all("ANSF_STORE_TIMEOUT_S" in e for e in errors), errors
+    assert max(took) < 1.0, f"queued writers waited {sorted(took)} s with a 0.5 s time-out"

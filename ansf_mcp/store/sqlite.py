@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,8 +75,15 @@ class SqliteStore(Store):
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        with self._write_lock:
+        # One deadline for the whole wait: writers of this process queued behind one that waits for another
+        # process's lock must not each wait a full time-out after it.
+        deadline = time.monotonic() + self.timeout_s
+        if not self._write_lock.acquire(timeout=self.timeout_s):
+            raise StoreError(f"the store {self.path} stayed busy for {self.timeout_s:g} s (ANSF_STORE_TIMEOUT_S) "
+                             "behind earlier writes of this server, so nothing was written; try again")
+        try:
             try:
+                self._writer.execute(f"PRAGMA busy_timeout={max(1, int((deadline - time.monotonic()) * 1000))}")
                 self._writer.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise self._busy(exc, "nothing was written") from exc
@@ -95,6 +103,8 @@ class SqliteStore(Store):
                     raise StoreError(f"could not commit to the store: {exc}") from exc
             finally:
                 self._in_transaction.active = False
+        finally:
+            self._write_lock.release()
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
