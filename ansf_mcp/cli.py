@@ -135,7 +135,7 @@ def _status(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"ansf status: invalid setting: {exc.errors()[0]['msg']}", file=sys.stderr)
         return 2
-    report = offline_status(settings)
+    report = offline_status(settings).model_dump(mode="json", exclude_none=True)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -1,4 +1,5 @@
-"""The runtime every part of the server shares: settings, the store, the governor, status and shutdown hooks.
+"""The runtime every part of the server shares: settings, the store, the board, the governor, status and
+shutdown hooks.
 
 Built once from the settings (`Runtime.open`). It starts and stops in one place, `serving()`, which is the MCP
 SDK's lifespan for stdio and Streamable HTTP alike and which the HTTP apps (MCP server, dashboard) also enter
@@ -13,12 +14,16 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansf_mcp.board.board import Board
+from ansf_mcp.board.lifecycle import BoardPolicy
+from ansf_mcp.coordinator.warmup import ModelWarmer
 from ansf_mcp.governor.phases import Governor, PhaseLimits, record_phase_change
 from ansf_mcp.settings import Settings
-from ansf_mcp.store.db import Store, open_store
+from ansf_mcp.store.db import Store, StoreError, open_store
 
 log = logging.getLogger(__name__)
 
@@ -86,19 +91,46 @@ class Runtime:
     on_start: list[Callable[[], None]] = field(default_factory=list)  # quick; long work goes to a thread
     # What the board reads the time from; tests move it instead of sleeping.
     clock: Callable[[], float] = time.time
+    board: Board = field(init=False)
+    warmer: ModelWarmer = field(init=False)
+    _recorder: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="ansf-phase-record"))
     _holders: int = 0
     _closed: bool = False
 
+    def __post_init__(self) -> None:
+        self.warmer = ModelWarmer(self.store)
+        self.status_providers["model_warmup"] = self.warmer.status
+        # The board is built once, here: the configured policy, the phase's limits and this runtime's clock.
+        self.board = Board(self.store, BoardPolicy.from_settings(self.settings), clock=lambda: self.clock(),
+                           limits=self.limits, warmer=self.warmer, workers=self.settings.store_workers)
+
     @classmethod
     def open(cls, settings: Settings, *, record_phases: bool = True) -> Runtime:
-        """The store and a governor for `settings`. `record_phases=False` for watchers (the standalone dashboard)
-        whose readings describe their own process, not the server's."""
-        runtime = cls(settings=settings, store=open_store(settings.store_spec), governor=Governor(settings))
+        """The store, the board and a governor for `settings`. `record_phases=False` for watchers (the
+        standalone dashboard) whose readings describe their own process, not the server's."""
+        store = open_store(settings.store_spec, timeout_s=settings.store_timeout_s)
+        runtime = cls(settings=settings, store=store, governor=Governor(settings))
         if record_phases:
-            runtime.governor.on_change.append(
-                lambda old, new, reason, reading: record_phase_change(runtime.store, old, new, reason, reading)
-            )
+            runtime.governor.on_change.append(runtime._record_phase_change)
+        if settings.warm_model:
+            runtime.on_start.append(lambda: runtime.warmer.start(runtime.limits().neural_allowed,
+                                                                 runtime.limits().reason))
+        else:
+            runtime.warmer.start(False, "off (ANSF_WARMUP=0): the model loads on the first neural decision")
         return runtime
+
+    def _record_phase_change(self, old: str, new: str, reason: str, reading: Any) -> None:
+        """A phase change is noticed wherever the limits are read (on the event loop too, under the governor's
+        lock): it is written in order by a thread of its own, so a store waiting on a lock holds up nobody."""
+
+        def write() -> None:
+            try:
+                record_phase_change(self.store, old, new, reason, reading)
+            except StoreError as exc:
+                log.warning("phase change %s -> %s not recorded: %s", old, new, exc)
+
+        self._recorder.submit(write)
 
     def limits(self) -> PhaseLimits:
         return self.governor.limits() if self.governor else PhaseLimits()
@@ -148,4 +180,5 @@ class Runtime:
                 hook()
             except Exception:
                 log.exception("shutdown hook failed")
+        self._recorder.shutdown(wait=True)
         self.store.close()

@@ -8,6 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from ansf_mcp.store import db
+from ansf_mcp.store.base import DEFAULT_TIMEOUT_S
+
 Transport = Literal["stdio", "sse", "http"]
 
 # env var -> field; the README's settings table is generated from the same source of truth by hand,
@@ -34,6 +37,8 @@ ENV_VARS: dict[str, str] = {
     "ANSF_SEMANTIC_DEADLINE_S": "semantic_deadline_s",
     "ANSF_READ_ONLY": "read_only",
     "ANSF_SEMANTIC_INDEX": "semantic_index",
+    "ANSF_STORE_TIMEOUT_S": "store_timeout_s",
+    "ANSF_STORE_WORKERS": "store_workers",
 }
 
 # The only names served without a token: the ones a DNS-rebinding check can list exactly.
@@ -77,6 +82,10 @@ class Settings(BaseModel):
     # Semantic tools: worker threads of their own (never the transport's) and a deadline per call.
     semantic_workers: int = Field(default=4, ge=1, le=64)
     semantic_deadline_s: float = Field(default=20.0, gt=0, le=600)
+    # The store: a call waits at most this long for a lock or an unresponsive database, then fails in one
+    # sentence; board calls run in a pool of this many threads, never on the event loop.
+    store_timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=600)
+    store_workers: int = Field(default=8, ge=1, le=64)
 
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> Settings:
@@ -98,39 +107,22 @@ class Settings(BaseModel):
     @field_validator("store", mode="after")
     @classmethod
     def _store_spec(cls, value: str | None) -> str | None:
-        from ansf_mcp.store.db import is_postgres_url
-
-        if value is None or not value.strip():
-            return None
-        if is_postgres_url(value) or "://" not in value:
-            return value.strip()
-        raise ValueError(f"store {value.split('://')[0]}://... is neither a path nor a postgresql:// URL")
+        return db.check_spec(value)
 
     @property
     def db_path(self) -> Path:
         """The SQLite file (the data directory's unless --store names another; unused on PostgreSQL)."""
-        from ansf_mcp.store.db import is_postgres_url
-
-        if self.store and not is_postgres_url(self.store):
-            return Path(self.store).expanduser().resolve()
-        return self.data_dir / "ansf.sqlite3"
+        return db.sqlite_path(self.store, self.data_dir)
 
     @property
     def store_spec(self) -> str | Path:
-        """What `open_store` opens: the PostgreSQL URL, or the SQLite path."""
-        from ansf_mcp.store.db import is_postgres_url
-
-        return self.store if self.store and is_postgres_url(self.store) else self.db_path
+        """What `open_store` opens."""
+        return db.resolve(self.store, self.data_dir)
 
     @property
     def store_label(self) -> str:
-        """The store for logs and status: the SQLite path, or the URL without its password."""
-        spec = self.store_spec
-        if isinstance(spec, Path):
-            return str(spec)
-        from ansf_mcp.store.postgres import redact
-
-        return redact(spec)
+        """The store for logs and status, without a password."""
+        return db.label(self.store_spec)
 
     @property
     def is_loopback(self) -> bool:

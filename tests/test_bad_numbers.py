@@ -13,7 +13,7 @@ import httpx
 import pytest
 from mcp import Client
 
-from ansf_mcp.store.db import Store
+from ansf_mcp.store.db import open_store
 from tests.conftest import ansf_command, subprocess_env
 from tests.dashboard.conftest import DashboardProcess, add_outcomes
 from tests.test_stdio_answers import HANDSHAKE, read_message
@@ -43,7 +43,7 @@ async def test_report_outcome_refuses_durations_no_task_takes(client: Client, du
 
 @pytest.mark.slow
 def test_dashboard_snapshot_survives_poisoned_rows(data_dir: Path, tmp_path: Path) -> None:
-    store = Store(data_dir / "ansf.sqlite3")
+    store = open_store(data_dir / "ansf.sqlite3")
     add_outcomes(store, [(True, 0.9)] * 12, duration_s=1e308)
     add_outcomes(store, [(False, 0.2)] * 12, duration_s=1e308)
     add_outcomes(store, [(True, 0.8)], duration_s=math.inf)

@@ -46,9 +46,9 @@ async def test_benchmark_returns_a_handle_at_once_and_stores_the_report(client: 
     assert latency["echo"]["n"] > 0 and latency["swarm_status"]["p50_ms"] > 0
     assert report["results"]["mcp"]["answer_size"]["swarm_status (64-task board, defaults)"]["tokens"] > 0
     assert report["machine"]["cpu_count"] >= 1 and "| swarm_status |" in report["markdown"]
-    from ansf_mcp.store.db import Store
+    from ansf_mcp.store.db import open_store
 
-    store = Store(settings.db_path)
+    store = open_store(settings.db_path)
     with store.reading() as conn:
         row = conn.execute("SELECT suite, report FROM benchmark_runs WHERE id = ?", (report["run_id"],)).fetchone()
     assert row["suite"] == "mcp" and json.loads(row["report"])["results"]["mcp"]["latency"] == latency
@@ -73,7 +73,7 @@ async def test_benchmark_can_be_cancelled(client: Client, settings) -> None:
     assert final["state"] == "cancelled" and final["report"] is None
     import psutil
 
-    from ansf_mcp.store.db import Store
+    from ansf_mcp.store.db import open_store
 
     def phase_servers() -> int:
         # The phases suite keeps a stdio server subprocess running nearly all the time it works.
@@ -82,7 +82,7 @@ async def test_benchmark_can_be_cancelled(client: Client, settings) -> None:
     with anyio.fail_after(30):
         while phase_servers():
             await anyio.sleep(0.2)
-    store = Store(settings.db_path)
+    store = open_store(settings.db_path)
     with store.reading() as conn:
         assert conn.execute("SELECT COUNT(*) FROM benchmark_runs").fetchone()[0] == 0
 

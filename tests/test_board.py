@@ -14,6 +14,7 @@ from ansf_mcp.board.board import Board
 from ansf_mcp.board.errors import BoardError, Conflict, NotFound, Refused
 from ansf_mcp.board.lifecycle import BoardPolicy
 from ansf_mcp.board.models import AgentSpec, TaskSpec
+from ansf_mcp.governor.phases import PhaseLimits
 from ansf_mcp.store.db import Store, StoreError, open_store
 from tests.board_helpers import FakeClock, agents, tasks
 
@@ -51,7 +52,7 @@ def test_store_is_wal_and_versioned(store: Store) -> None:
             assert conn.execute("PRAGMA user_version").fetchone()[0] == store.schema_version >= 1
         else:
             assert conn.execute("SELECT version FROM ansf_schema").fetchone()[0] == store.schema_version >= 1
-    assert store.describe()["engine"] == store.engine and store.engine_version
+    assert store.describe().engine == store.engine and store.engine_version
 
 
 def test_newer_schema_is_refused(store_spec: str | Path) -> None:
@@ -69,7 +70,7 @@ def test_newer_schema_is_refused(store_spec: str | Path) -> None:
 
 
 def test_dependencies_gate_readiness(store: Store, board: Board) -> None:
-    sw = swarms.spawn(store, "s", agents("a"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("a"), "mesh")
     put(store, sw, tasks("build", "test", "ship", t1=["t0"], t2=["t0", "t1"]))
     assert states(board, sw) == {"t0": "ready", "t1": "blocked", "t2": "blocked"}
     claim = board.claim_next(sw, "agent-0")
@@ -88,21 +89,21 @@ def test_dependencies_gate_readiness(store: Store, board: Board) -> None:
     ],
 )
 def test_bad_dependencies_are_refused_and_nothing_is_written(store: Store, board: Board, specs, message: str) -> None:
-    sw = swarms.spawn(store, "s", agents("a"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("a"), "mesh")
     with pytest.raises(BoardError, match=message):
         put(store, sw, specs)
     assert board.view(sw).tasks == []
 
 
 def test_duplicate_task_id_is_a_conflict(store: Store) -> None:
-    sw = swarms.spawn(store, "s", agents("a"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("a"), "mesh")
     put(store, sw, tasks("a"))
     with pytest.raises(Conflict):
         put(store, sw, tasks("again"))
 
 
 def test_expired_lease_puts_the_task_back(store: Store, board: Board, clock: FakeClock) -> None:
-    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh")
     put(store, sw, tasks("only"))
     assert board.claim_next(sw, "agent-0", 30).claimed
     assert not board.claim_next(sw, "agent-1").claimed
@@ -115,7 +116,7 @@ def test_expired_lease_puts_the_task_back(store: Store, board: Board, clock: Fak
 
 
 def test_status_reads_expired_leases_without_writing(store: Store, clock: FakeClock) -> None:
-    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh")
     put(store, sw, tasks("once", "twice"))
     strict = Board(store, BoardPolicy(max_attempts=1), clock=clock)
     lenient = Board(store, BoardPolicy(max_attempts=3), clock=clock)
@@ -138,7 +139,7 @@ def test_every_reader_sees_the_same_state(store: Store, clock: FakeClock) -> Non
     """The all-swarms list, one swarm's view, its counts and the dashboard agree on an expired, exhausted claim."""
     from ansf_mcp.dashboard import metrics
 
-    sw = swarms.spawn(store, "s", agents("a"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("a"), "mesh")
     put(store, sw, tasks("once"))
     strict = Board(store, BoardPolicy(max_attempts=1), clock=clock)
     strict.claim_next(sw, "agent-0", 5)
@@ -152,7 +153,7 @@ def test_every_reader_sees_the_same_state(store: Store, clock: FakeClock) -> Non
 
 
 def test_failures_retry_then_fail_with_reason(store: Store, board: Board) -> None:
-    sw = swarms.spawn(store, "s", agents("a"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("a"), "mesh")
     put(store, sw, tasks("flaky"))
     for attempt in (1, 2):
         assert board.claim_next(sw, "agent-0").claimed
@@ -168,7 +169,7 @@ def test_failures_retry_then_fail_with_reason(store: Store, board: Board) -> Non
 
 
 def test_capacity_limits_concurrent_claims(store: Store, board: Board) -> None:
-    sw = swarms.spawn(store, "s", agents("a", capacity=2), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("a", capacity=2), "mesh")
     put(store, sw, tasks("x", "y", "z"))
     assert board.claim_next(sw, "agent-0").claimed
     assert board.claim_next(sw, "agent-0").claimed
@@ -177,16 +178,27 @@ def test_capacity_limits_concurrent_claims(store: Store, board: Board) -> None:
 
 
 def test_phase_limit_on_active_agents(store: Store, board: Board) -> None:
-    sw = swarms.spawn(store, "s", agents("a", "b", "c"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("a", "b", "c"), "mesh")
     put(store, sw, tasks("x", "y", "z"))
+    board.limits = lambda: PhaseLimits(max_active_agents=2, phase="1 critical")
     for agent in ("agent-0", "agent-1"):
-        assert board.claim_next(sw, agent, max_active_agents=2).claimed
-    refused = board.claim_next(sw, "agent-2", max_active_agents=2)
+        assert board.claim_next(sw, agent).claimed
+    refused = board.claim_next(sw, "agent-2")
     assert not refused.claimed and "operating phase" in refused.reason
 
 
+def test_higher_priority_wins(store: Store, board: Board) -> None:
+    """Among ready tasks nobody is assigned, a claim takes the highest priority first (board order breaks ties),
+    whatever order they were put up in."""
+    sw = swarms.spawn(store, "s", agents("a", capacity=5), "mesh")
+    put(store, sw, [TaskSpec(id=tid, description=tid, priority=p)
+                    for tid, p in (("low", 1), ("high", 9), ("mid", 5), ("mid-later", 5), ("zero", 0))])
+    claimed = [board.claim_next(sw, "agent-0").task.id for _ in range(5)]  # type: ignore[union-attr]
+    assert claimed == ["high", "mid", "mid-later", "low", "zero"]
+
+
 def test_claim_prefers_own_assignment_and_reports_others(store: Store, board: Board) -> None:
-    sw = swarms.spawn(store, "s", agents("backend", "frontend"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("backend", "frontend"), "mesh")
     result = assign.submit_and_assign(store, sw, tasks("one", "two"), "round-robin")
     mine = {a.agent: a.task for a in result.assignments}
     claim = board.claim_next(sw, "agent-1")
@@ -197,7 +209,7 @@ def test_claim_prefers_own_assignment_and_reports_others(store: Store, board: Bo
 
 
 def test_sixteen_agents_claiming_at_once_never_share_a_task(store: Store, board: Board) -> None:
-    sw = swarms.spawn(store, "s", agents(*[f"r{i}" for i in range(16)]), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents(*[f"r{i}" for i in range(16)]), "mesh")
     put(store, sw, [TaskSpec(description=f"task {i}") for i in range(12)])
     barrier = threading.Barrier(16)
     got: dict[str, str | None] = {}
@@ -219,7 +231,7 @@ def test_sixteen_agents_claiming_at_once_never_share_a_task(store: Store, board:
 def test_two_processes_worth_of_connections_never_share_a_task(store_spec: str | Path) -> None:
     """Separate Store objects = separate connections, as two server processes (or replicas) would have."""
     first = open_store(store_spec)
-    sw = swarms.spawn(first, "s", agents(*[f"r{i}" for i in range(16)]), "mesh").swarm_id
+    sw = swarms.spawn(first, "s", agents(*[f"r{i}" for i in range(16)]), "mesh")
     put(first, sw, [TaskSpec(description=f"task {i}") for i in range(16)])
     boards = [Board(open_store(store_spec)) for _ in range(16)]
     barrier = threading.Barrier(16)
@@ -245,7 +257,7 @@ def test_two_processes_worth_of_connections_never_share_a_task(store_spec: str |
 
 def test_outcomes_need_a_live_lease_and_nothing_is_written_otherwise(store: Store, board: Board,
                                                                      clock: FakeClock) -> None:
-    sw = swarms.spawn(store, "s", agents("ui", "qa", "e2e"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("ui", "qa", "e2e"), "mesh")
     put(store, sw, tasks("ui", "tests", "e2e", t2=["t0", "t1"]))
     assert board.claim_next(sw, "agent-0").task.id == "t0"
     cases = [
@@ -269,7 +281,7 @@ def test_outcomes_need_a_live_lease_and_nothing_is_written_otherwise(store: Stor
 
 
 def test_a_success_right_after_a_failure_needs_a_new_claim(store: Store, board: Board) -> None:
-    sw = swarms.spawn(store, "s", agents("a"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("a"), "mesh")
     put(store, sw, tasks("flaky"))
     board.claim_next(sw, "agent-0")
     assert board.report(sw, "t0", "agent-0", False, "boom").state == "ready"
@@ -280,7 +292,7 @@ def test_a_success_right_after_a_failure_needs_a_new_claim(store: Store, board: 
 
 
 def test_the_same_report_twice_gives_the_same_answer_and_one_row(store: Store, board: Board) -> None:
-    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh")
     put(store, sw, tasks("flaky", "other"))
     board.claim_next(sw, "agent-0")
     first = board.report(sw, "t0", "agent-0", False, "boom", 3.0)
@@ -296,7 +308,7 @@ def test_the_same_report_twice_gives_the_same_answer_and_one_row(store: Store, b
 
 
 def test_heartbeat_keeps_long_work(store: Store, board: Board, clock: FakeClock) -> None:
-    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh")
     put(store, sw, tasks("long"))
     board.claim_next(sw, "agent-0", 60)
     for _ in range(5):  # five minutes of work on a one-minute lease
@@ -311,7 +323,7 @@ def test_heartbeat_keeps_long_work(store: Store, board: Board, clock: FakeClock)
 
 
 def test_an_expired_lease_cannot_be_renewed(store: Store, board: Board, clock: FakeClock) -> None:
-    sw = swarms.spawn(store, "s", agents("a"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("a"), "mesh")
     put(store, sw, tasks("late"))
     board.claim_next(sw, "agent-0", 10)
     clock.advance(11)
@@ -320,7 +332,7 @@ def test_an_expired_lease_cannot_be_renewed(store: Store, board: Board, clock: F
 
 
 def test_release_gives_the_task_back_without_using_an_attempt(store: Store, board: Board) -> None:
-    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh")
     result = assign.submit_and_assign(store, sw, tasks("x"), "round-robin")
     assert result.assignments[0].agent == "agent-0"
     board.claim_next(sw, "agent-0")
@@ -335,7 +347,7 @@ def test_release_gives_the_task_back_without_using_an_attempt(store: Store, boar
 
 
 def test_reassign_moves_ready_work_and_refuses_claimed_work(store: Store, board: Board) -> None:
-    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh")
     assign.submit_and_assign(store, sw, tasks("x", "y"), "round-robin")  # t0 -> agent-0, t1 -> agent-1
     moved = board.reassign(sw, "t0", "agent-1")
     assert moved.previous == "agent-0" and moved.assignee == "agent-1"
@@ -351,7 +363,7 @@ def test_reassign_moves_ready_work_and_refuses_claimed_work(store: Store, board:
 
 def test_work_pinned_to_an_absent_agent_is_taken_over_after_the_grace(store: Store, board: Board,
                                                                       clock: FakeClock) -> None:
-    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh")
     assign.submit_and_assign(store, sw, tasks("x", "y"), "round-robin")
     # submit_and_assign stamps real time; the test clock starts there too
     assert board.claim_next(sw, "agent-1").task.id == "t1"
@@ -367,7 +379,7 @@ def test_work_pinned_to_an_absent_agent_is_taken_over_after_the_grace(store: Sto
 
 
 def test_an_agent_that_shows_up_keeps_its_work(store: Store, board: Board, clock: FakeClock) -> None:
-    sw = swarms.spawn(store, "s", agents("a", "b", capacity=2), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("a", "b", capacity=2), "mesh")
     result = assign.submit_and_assign(store, sw, tasks("x", "y", "z"), "round-robin")
     assert {a.task: a.agent for a in result.assignments} == {"t0": "agent-0", "t1": "agent-1", "t2": "agent-0"}
     board.claim_next(sw, "agent-0", 3600)  # seen now, holding t0
@@ -398,7 +410,7 @@ def test_topology_routes_messages(store: Store, topology, sender, recipient, all
     specs = [AgentSpec(role="lead"), AgentSpec(role="mid"), AgentSpec(role="leaf")]
     if topology == "hierarchical":
         specs[2] = AgentSpec(role="leaf", lead="agent-1")
-    sw = swarms.spawn(store, "s", specs, topology).swarm_id
+    sw = swarms.spawn(store, "s", specs, topology)
     if allowed:
         sent = messages.send(store, sw, sender, recipient, "hello")
         inbox = messages.read(store, sw, recipient)
@@ -411,13 +423,13 @@ def test_topology_routes_messages(store: Store, topology, sender, recipient, all
 
 
 def test_broadcast_follows_the_topology(store: Store) -> None:
-    sw = swarms.spawn(store, "s", agents("hub", "a", "b"), "star").swarm_id
+    sw = swarms.spawn(store, "s", agents("hub", "a", "b"), "star")
     assert messages.send(store, sw, "agent-1", None, "up").delivered_to == ["agent-0"]
     assert messages.send(store, sw, "agent-0", None, "down").delivered_to == ["agent-1", "agent-2"]
 
 
 def test_dissolve_says_what_it_removed(store: Store, board: Board) -> None:
-    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh")
     put(store, sw, tasks("x"))
     board.claim_next(sw, "agent-0")
     messages.send(store, sw, "agent-0", "agent-1", "hi")
@@ -435,7 +447,7 @@ def test_hierarchy_leads_must_exist_before(store: Store) -> None:
 def test_outcomes_score_every_estimator_once(store: Store, board: Board) -> None:
     from ansf_mcp.board import scores
 
-    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh")
     result = assign.submit_and_assign(store, sw, tasks("write the parser", "draw the logo"), "history")
     for a in result.assignments:
         assert board.claim_next(sw, a.agent).claimed
@@ -452,7 +464,7 @@ def test_outcomes_score_every_estimator_once(store: Store, board: Board) -> None
 
 
 def test_estimate_does_not_follow_a_task_to_another_agent(store: Store, board: Board) -> None:
-    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("a", "b"), "mesh")
     result = assign.submit_and_assign(store, sw, tasks("only task"), "history")
     first = result.assignments[0].agent
     other = "agent-1" if first == "agent-0" else "agent-0"

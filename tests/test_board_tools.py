@@ -138,3 +138,29 @@ async def test_default_status_of_a_64_task_board_fits_2k_tokens_and_pages_cover_
     mine = (await call(client, "swarm_status", swarm_id=sw, agent="agent-3"))["swarm"]
     assert [t["id"] for t in mine["tasks"]] == ["task-3"]
     assert "unknown agent 'ghost'" in await error(client, "swarm_status", swarm_id=sw, agent="ghost")
+
+
+async def test_tool_text_quotes_the_configured_lease(settings) -> None:
+    """The lease the tools describe is the one configured, not a number written into the tool text."""
+    server, runtime = build_server(settings.model_copy(update={"default_lease_s": 120.0}))
+    async with Client(server) as c:
+        tools = {t.name: t for t in (await c.list_tools()).tools}
+    runtime.shutdown()
+    for name in ("next_task", "renew_lease"):
+        assert "default 120 s" in tools[name].description and "300" not in tools[name].description, name
+        assert "(default 120)" in tools[name].input_schema["properties"]["lease_seconds"]["description"], name
+
+
+def test_the_dashboard_reads_the_runtime_board(settings) -> None:
+    """One board per runtime: the dashboard counts tasks with the server's policy and clock, not its own."""
+    from ansf_mcp.dashboard.collector import Collector
+    from ansf_mcp.dashboard.config import DashboardConfig
+    from ansf_mcp.runtime import Runtime
+
+    runtime = Runtime.open(settings.model_copy(update={"max_attempts": 7}))
+    try:
+        assert Collector(runtime, DashboardConfig.load()).board is runtime.board
+        runtime.clock = lambda: 42.0  # a test's clock, set after the board was built, is the board's
+        assert runtime.board.policy.max_attempts == 7 and runtime.board.clock() == 42.0
+    finally:
+        runtime.shutdown()

@@ -167,9 +167,9 @@ async def test_a_start_is_not_logged_as_a_phase_change(tmp_path: Path) -> None:
         server, _ = build_server(settings)
         async with Client(server) as client:
             assert (await client.call_tool("system_status", {})).structured_content["phase"]["phase"] == "3 optimal"
-    from ansf_mcp.store.db import Store
+    from ansf_mcp.store.db import open_store
 
-    store = Store(settings.db_path)
+    store = open_store(settings.db_path)
     with store.reading() as conn:
         assert conn.execute("SELECT COUNT(*) FROM phase_changes").fetchone()[0] == 0
     store.close()

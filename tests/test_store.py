@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,7 +88,7 @@ def test_an_old_store_opens_and_migrates_with_its_data(store_spec: str | Path) -
 def test_a_late_report_from_an_expired_claim_is_refused_by_its_number(store: Store) -> None:
     clock = FakeClock()
     board = Board(store, BoardPolicy(max_attempts=5, lease_s=60), clock=clock)
-    sw = swarms.spawn(store, "s", agents("r"), "mesh").swarm_id
+    sw = swarms.spawn(store, "s", agents("r"), "mesh")
     with store.transaction() as conn:
         board_tasks.insert_tasks(conn, sw, [TaskSpec(id="t", description="work")], now=clock())
     first = board.claim_next(sw, "agent-0")
@@ -147,3 +149,89 @@ def test_serve_with_a_wrong_store_says_so_in_one_line(pg_cluster, tmp_path: Path
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert out.returncode == 2 and out.stdout == ""
     assert len(lines) == 1 and "missing_db" in lines[0] and "does not exist" in lines[0], out.stderr
+
+
+# -- time-outs: a store call never waits longer than the store's time-out -------------------------------------------
+
+
+def _hold_write_lock(store_spec: str | Path):
+    """Another connection (another process's, as far as the store can tell) holding the write lock / the rows."""
+    if isinstance(store_spec, Path):
+        other = sqlite3.connect(store_spec, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        return other
+    import psycopg
+
+    other = psycopg.connect(store_spec, autocommit=True)
+    other.execute("BEGIN")
+    other.execute("LOCK TABLE swarms IN ACCESS EXCLUSIVE MODE")
+    return other
+
+
+def test_a_lock_held_from_outside_fails_in_one_sentence_within_the_time_out(store_spec: str | Path) -> None:
+    store = open_store(store_spec, timeout_s=0.5)
+    swarms.spawn(store, "before", agents("a"), "mesh")
+    other = _hold_write_lock(store_spec)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreError) as refused:
+            swarms.spawn(store, "during", agents("a"), "mesh")
+        took = time.monotonic() - started
+        if isinstance(store_spec, Path):  # WAL: readers are not held up by the writer waiting for the lock
+            with store.reading() as conn:
+                assert conn.execute("SELECT COUNT(*) FROM swarms").fetchone()[0] == 1
+    finally:
+        other.close()  # its transaction ends with it
+    text = str(refused.value)
+    assert "ANSF_STORE_TIMEOUT_S" in text and "nothing was written" in text and "\n" not in text, text
+    assert 0.45 <= took < 2.0, f"refused after {took:.2f} s with a 0.5 s time-out"
+    swarms.spawn(store, "after", agents("a"), "mesh")  # the lock is gone: writes go on
+    with store.reading() as conn:
+        assert [r[0] for r in conn.execute("SELECT name FROM swarms ORDER BY created_at")] == ["before", "after"]
+    store.close()
+
+
+def test_postgresql_sessions_carry_time_outs(pg_cluster) -> None:
+    store = open_store(pg_cluster.new_database(), timeout_s=1.5)
+    try:
+        with store.reading() as conn:
+            shown = {name: conn.execute(f"SHOW {name}").fetchone()[0]
+                     for name in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")}
+        assert shown == {"statement_timeout": "1500ms", "lock_timeout": "1500ms",
+                         "idle_in_transaction_session_timeout": "30s"}
+        started = time.monotonic()
+        with pytest.raises(StoreError, match=r"did not finish within 1\.5 s"), store.reading() as conn:
+            conn.execute("SELECT pg_sleep(30)")
+        assert time.monotonic() - started < 3.0
+    finally:
+        store.close()
+
+
+def test_writers_queued_behind_a_held_lock_share_one_time_out(tmp_path: Path) -> None:
+    """Four writers of one server behind another process's lock: each is refused within the time-out of its own
+    call, not one time-out after the writer ahead of it."""
+    db = tmp_path / "db.sqlite3"
+    store = open_store(db, timeout_s=0.5)
+    other = _hold_write_lock(db)
+    took: list[float] = []
+    errors: list[str] = []
+
+    def write() -> None:
+        started = time.monotonic()
+        try:
+            swarms.spawn(store, "during", agents("a"), "mesh")
+        except StoreError as exc:
+            errors.append(str(exc))
+        took.append(time.monotonic() - started)
+
+    writers = [threading.Thread(target=write) for _ in range(4)]
+    try:
+        for w in writers:
+            w.start()
+        for w in writers:
+            w.join(timeout=30)
+    finally:
+        other.close()
+        store.close()
+    assert len(errors) == 4 and all("ANSF_STORE_TIMEOUT_S" in e for e in errors), errors
+    assert max(took) < 1.0, f"queued writers waited {sorted(took)} s with a 0.5 s time-out"

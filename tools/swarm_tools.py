@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
-import anyio
 from ansf_mcp.tools.answers import Shrinking, cut
 from ansf_mcp.tools.registry import Kind, Toolbox
-from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from ansf_mcp.board import messages, presets, swarms
-from ansf_mcp.board.board import Board, TaskFilter
-from ansf_mcp.board.lifecycle import BoardPolicy
+from ansf_mcp.board.board import TaskFilter
 from ansf_mcp.board.models import (
     ID_PATTERN,
     MAX_MESSAGE_CHARS,
@@ -34,8 +30,7 @@ from ansf_mcp.board.models import (
     TaskState,
     Topology,
 )
-from ansf_mcp.coordinator.episode import CoordinationResult, ModelUnavailable, Strategy
-from ansf_mcp.coordinator.warmup import ModelWarmer
+from ansf_mcp.coordinator.episode import CoordinationResult, Strategy
 from ansf_mcp.runtime import Runtime
 
 SwarmId = Annotated[
@@ -64,11 +59,23 @@ MAX_DURATION_S = 30 * 24 * 3600.0
 PREVIEW_CHARS = 160
 TEXT_DESCRIPTION_CHARS = 80
 DEFAULT_PAGE = 10
-LeaseSeconds = Annotated[
-    float | None,
-    Field(gt=0, le=7 * 24 * 3600,
-          description="how long the claim holds before the task returns to the board (default 300)"),
-]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def quoting_lease(lease_s: float) -> Callable[[F], F]:
+    """The configured lease, quoted in the tool's description and its lease_seconds parameter (a decorator
+    under `tools.add`: the description and the schema are read from the function when it is registered)."""
+
+    def decorate(fn: F) -> F:
+        fn.__doc__ = (fn.__doc__ or "").replace("{lease}", f"{lease_s:g}")
+        fn.__annotations__["lease_seconds"] = Annotated[
+            float | None,
+            Field(gt=0, le=7 * 24 * 3600,
+                  description=f"how long the claim holds before the task returns to the board (default {lease_s:g})"),
+        ]
+        return fn
+
+    return decorate
 
 # The fencing number of a lease: next_task's `claim`. A call that names it is refused once that claim is over,
 # even if the same agent holds a newer claim on the task (a message from a lease that expired, arriving late).
@@ -160,21 +167,8 @@ def status_text(status: SwarmStatus) -> str:
 
 
 def register(tools: Toolbox, app: Runtime) -> None:
-    store = app.store
-    board = Board(store, BoardPolicy.from_settings(app.settings), clock=lambda: app.clock())
-    warmer = ModelWarmer(store)
-
-    async def on_board(fn, *args, **kwargs):
-        """SQLite answers in microseconds: inline, as before. PostgreSQL is a network round trip and may wait
-        on a row another replica holds: a worker thread, so the event loop keeps serving."""
-        if store.engine == "sqlite":
-            return fn(*args, **kwargs)
-        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
-    app.status_providers["model_warmup"] = warmer.status
-    if app.settings.warm_model:
-        app.on_start.append(lambda: warmer.start(app.limits().neural_allowed, app.limits().reason))
-    else:
-        warmer.start(False, "off (ANSF_WARMUP=0): the model loads on the first neural decision")
+    board = app.board  # every call below runs the board's blocking work off the event loop
+    lease = quoting_lease(board.policy.lease_s)
 
     @tools.add(Kind.WRITE, "Spawn a swarm")
     async def spawn_swarm(
@@ -188,7 +182,7 @@ def register(tools: Toolbox, app: Runtime) -> None:
     ) -> SwarmView:
         """Create a swarm of typed agents. Topology routes messages: mesh, star (first agent is the hub),
         hierarchical (each agent's `lead`, default the first agent), ring."""
-        return swarms.spawn(store, name, agents, topology)
+        return await board.write(board.spawn, name, agents, topology)
 
     @tools.add(Kind.READ, "Swarm status", text=status_text)
     async def swarm_status(
@@ -212,10 +206,10 @@ def register(tools: Toolbox, app: Runtime) -> None:
         """One swarm's task counts, agents (with load) and a page of its tasks in board order (filter by state
         or agent, page with cursor); without an id, every swarm's counts."""
         if swarm_id is None:
-            return Shrinking(SwarmStatus(swarms=board.summaries()))
+            return Shrinking(SwarmStatus(swarms=await board.read(board.summaries)))
         filters = TaskFilter(states=tuple(state or ()), agent=agent,
                              after_seq=int(cursor) if cursor is not None else None)
-        return status_steps(SwarmStatus(swarm=board.view(swarm_id, limit=limit, filters=filters)))
+        return status_steps(SwarmStatus(swarm=await board.read(board.view, swarm_id, limit=limit, filters=filters)))
 
     @tools.add(Kind.WRITE, "Coordinate tasks")
     async def coordinate(
@@ -235,37 +229,24 @@ def register(tools: Toolbox, app: Runtime) -> None:
     ) -> CoordinationResult:
         """Put tasks on the board and assign them to agents (estimate success per agent, then exact matching).
         `auto` says which estimator it used and why."""
-        limits = app.limits()
-
-        def run() -> CoordinationResult:
-            # Imported on first use: numpy and scipy cost ~60 MB that an idle server should not carry.
-            from ansf_mcp.board import assign
-
-            if strategy in ("auto", "neural") and limits.neural_allowed:
-                # A model not loaded yet loads here, timed as a model load, not inside the decision.
-                with contextlib.suppress(ModelUnavailable):  # auto falls back; neural says why in the decision
-                    warmer.ensure(None)
-            return assign.submit_and_assign(
-                store, swarm_id, tasks, strategy, neural_allowed=limits.neural_allowed, clock=app.clock
-            )
-
-        return await anyio.to_thread.run_sync(run)
+        return await board.write(board.coordinate, swarm_id, tasks, strategy)
 
     @tools.add(Kind.WRITE, "Claim the next task")
-    async def next_task(swarm_id: SwarmId, agent_id: AgentId, lease_seconds: LeaseSeconds = None) -> Claim:
-        """Claim the agent's next ready task under a lease (default 300 s): its own assignments, then unassigned
-        work, then work of an agent that has been away too long; or say why nothing is ready."""
-        limits = app.limits()
-        return await on_board(board.claim_next, swarm_id, agent_id, lease_seconds,
-                              max_active_agents=limits.max_active_agents)
+    @lease
+    async def next_task(swarm_id: SwarmId, agent_id: AgentId, lease_seconds: float | None = None) -> Claim:
+        """Claim the agent's next ready task under a lease (default {lease} s): its own assignments, then
+        unassigned work, then work of an agent that has been away too long; or say why nothing is ready."""
+        return await board.write(board.claim_next, swarm_id, agent_id, lease_seconds)
 
     @tools.add(Kind.IDEMPOTENT, "Renew a lease")
+    @lease
     async def renew_lease(
-        swarm_id: SwarmId, task_id: TaskId, agent_id: AgentId, lease_seconds: LeaseSeconds = None,
+        swarm_id: SwarmId, task_id: TaskId, agent_id: AgentId, lease_seconds: float | None = None,
         claim: ClaimNumber = None,
     ) -> LeaseReceipt:
-        """Heartbeat for long work: the agent holding the task's live lease extends it to lease_seconds from now."""
-        return await on_board(board.renew, swarm_id, task_id, agent_id, lease_seconds, claim)
+        """Heartbeat for long work: the agent holding the task's live lease extends it to lease_seconds from now
+        (default {lease} s)."""
+        return await board.write(board.renew, swarm_id, task_id, agent_id, lease_seconds, claim)
 
     @tools.add(Kind.IDEMPOTENT, "Release a task")
     async def release_task(
@@ -277,7 +258,7 @@ def register(tools: Toolbox, app: Runtime) -> None:
         claim: ClaimNumber = None,
     ) -> ReleaseReceipt:
         """Give a claimed task back without an outcome: any agent may take it, and the attempt is not counted."""
-        return await on_board(board.release, swarm_id, task_id, agent_id, reason, claim)
+        return await board.write(board.release, swarm_id, task_id, agent_id, reason, claim)
 
     @tools.add(Kind.IDEMPOTENT, "Reassign a task")
     async def reassign_task(
@@ -288,7 +269,7 @@ def register(tools: Toolbox, app: Runtime) -> None:
         ] = None,
     ) -> ReassignReceipt:
         """Move a ready or blocked task to another agent (or to nobody); a claimed task must be released first."""
-        return await on_board(board.reassign, swarm_id, task_id, to_agent)
+        return await board.write(board.reassign, swarm_id, task_id, to_agent)
 
     @tools.add(Kind.IDEMPOTENT, "Report an outcome")
     async def report_outcome(
@@ -309,7 +290,7 @@ def register(tools: Toolbox, app: Runtime) -> None:
         """Record the outcome of a task the agent holds under a live lease; it joins the agent's history and
         shapes later assignments. A failure re-offers the task until the attempt limit; a repeated report gets
         the first answer."""
-        return await on_board(board.report, swarm_id, task_id, agent_id, success, summary, duration_s, claim)
+        return await board.write(board.report, swarm_id, task_id, agent_id, success, summary, duration_s, claim)
 
     @tools.add(Kind.WRITE, "Send a message")
     async def send_message(
@@ -322,7 +303,7 @@ def register(tools: Toolbox, app: Runtime) -> None:
         ] = None,
     ) -> SentMessage:
         """Message another agent (or, without to_agent, every neighbour); the topology decides who is reachable."""
-        return await on_board(messages.send, store, swarm_id, from_agent, to_agent, body)
+        return await board.write(board.send, swarm_id, from_agent, to_agent, body)
 
     @tools.add(Kind.READ, "Read messages")
     async def read_messages(
@@ -339,17 +320,7 @@ def register(tools: Toolbox, app: Runtime) -> None:
         ] = 0,
     ) -> Inbox:
         """Messages delivered to an agent, oldest first, newer than `since`; with wait_s, waits for the next one."""
-        key = messages.news_key(swarm_id)
-        deadline = anyio.current_time() + wait_s
-        while True:
-            seen = store.news_version(key)  # before reading: a message sent after the read wakes the wait
-            found = await on_board(messages.read, store, swarm_id, agent_id, since, limit)
-            left = deadline - anyio.current_time()
-            if found or left <= 0:
-                break
-            # In slices (the store caps each: 0.25 s polls on SQLite, 5 s on PostgreSQL where NOTIFY wakes it),
-            # so a cancelled call stops waiting soon.
-            await anyio.to_thread.run_sync(store.wait_news, key, seen, min(left, 5.0))
+        found = await board.inbox(swarm_id, agent_id, since, limit, wait_s)
         return Inbox(messages=found, next_since=found[-1].id if found else since)
 
     @tools.add(Kind.WRITE, "Spawn the preset swarms")
@@ -358,12 +329,9 @@ def register(tools: Toolbox, app: Runtime) -> None:
         = "six-swarms",
     ) -> PresetSwarms:
         """Multi-swarm operation (phase 3 "optimal" only): spawn the six specialised swarms, 32 agents."""
-        limits = app.limits()
-        if limits.max_active_agents is not None:
-            raise ToolError(f"multi-swarm presets need phase 3 optimal; now {limits.phase}: {limits.reason}")
-        return PresetSwarms(swarms=presets.spawn_preset(store, preset))
+        return PresetSwarms(swarms=await board.write(board.spawn_preset, preset))
 
     @tools.add(Kind.DESTRUCTIVE, "Dissolve a swarm")
     async def dissolve_swarm(swarm_id: SwarmId) -> DissolveReceipt:
         """Delete a swarm with its agents, tasks, outcomes and messages; says what it removed."""
-        return swarms.dissolve(store, swarm_id)
+        return await board.write(board.dissolve, swarm_id)

@@ -1,7 +1,13 @@
-"""The board: claims under leases, renewals, releases, reassignment, outcomes, and the views of it.
+"""The board: swarms, coordination, claims under leases, renewals, releases, reassignment, outcomes, messages,
+and the views of it — the one façade the tools and the dashboard use.
 
-One object holds the policy (attempt limit, lease length, takeover grace) and the clock, so no caller threads
-them through and tests move time instead of sleeping. Every state it reads comes from lifecycle.STATE_SQL.
+One object, built once by the runtime, holds the policy (attempt limit, lease length, takeover grace), the
+operating phase's limits (neural model allowed, active agents per swarm) and the clock, so no caller threads them
+through and tests move time instead of sleeping. Every state it reads comes from lifecycle.STATE_SQL.
+
+The event loop never waits on storage: the server calls the board's blocking methods through `read` and `write`,
+which run them in bounded thread pools of their own (reads apart, so they never queue behind writers waiting
+for a lock); the store bounds every wait with its time-out.
 
 Rules that keep a history honest:
 - an outcome is accepted only from the agent that holds a live lease on the task; anything else is refused with
@@ -18,11 +24,16 @@ over tasks another replica is claiming at that moment (`FOR UPDATE SKIP LOCKED`)
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
-import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from ansf_mcp.board import scores
+import anyio
+
+from ansf_mcp.board import messages, presets, scores, swarms
 from ansf_mcp.board.errors import Conflict, NotFound, Refused
 from ansf_mcp.board.lifecycle import (
     LEASE_EXPIRED_SQL,
@@ -38,19 +49,31 @@ from ansf_mcp.board.lifecycle import (
 )
 from ansf_mcp.board.lookup import agent_rows, require, require_agent
 from ansf_mcp.board.models import (
+    AgentSpec,
     AgentView,
     Claim,
+    DissolveReceipt,
     LeaseReceipt,
+    MessageView,
     OutcomeReceipt,
     ReassignReceipt,
     ReleaseReceipt,
+    SentMessage,
     SwarmSummary,
     SwarmView,
+    TaskSpec,
     TaskView,
+    Topology,
 )
 from ansf_mcp.board.tasks import task_rows, to_views
-from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES, choose
-from ansf_mcp.store.db import Store
+from ansf_mcp.coordinator import scoring
+from ansf_mcp.coordinator.episode import CoordinationResult, ModelUnavailable
+from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES, EstimatorScore, choose
+from ansf_mcp.coordinator.warmup import ModelWarmer
+from ansf_mcp.governor.phases import PhaseLimits
+from ansf_mcp.store.base import Connection, Row, Store
+
+T = TypeVar("T")
 
 # When a ready task's assignee was last seen, or when the task was put up if later (takeovers count from there).
 PINNED_SINCE_SQL = "(CASE WHEN COALESCE(a.last_seen_at, 0) > t.updated_at THEN a.last_seen_at ELSE t.updated_at END)"
@@ -79,6 +102,88 @@ class Board:
     store: Store
     policy: BoardPolicy = field(default_factory=BoardPolicy)
     clock: Clock = system_clock
+    # What the operating phase allows right now (the runtime's governor); no limits by default.
+    limits: Callable[[], PhaseLimits] = PhaseLimits
+    # Loads the neural model before a decision that wants it, so the decision is timed alone.
+    warmer: ModelWarmer | None = None
+    workers: int = 8
+    _pools: dict[str, anyio.CapacityLimiter] = field(default_factory=dict, repr=False)
+
+    # -- off the event loop -------------------------------------------------------------------------------------
+
+    async def read(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run a blocking read of the board in the read pool."""
+        return await self._off_loop("read", fn, args, kwargs)
+
+    async def write(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run a blocking write to the board in the write pool (it may wait for a lock, up to the store's
+        time-out)."""
+        return await self._off_loop("write", fn, args, kwargs)
+
+    async def read_within(self, deadline_s: float, fn: Callable[..., T], /, *args: Any) -> T | None:
+        """A read for an answer that must not wait (status): None when it takes longer than `deadline_s` (its
+        thread is left to finish on its own)."""
+        with anyio.move_on_after(deadline_s):
+            return await self._off_loop("read", fn, args, {}, abandon=True)
+        return None
+
+    async def _off_loop(self, pool: str, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any],
+                        abandon: bool = False) -> T:
+        limiter = self._pools.get(pool)
+        if limiter is None:
+            limiter = self._pools[pool] = anyio.CapacityLimiter(self.workers)
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=limiter,
+                                              abandon_on_cancel=abandon)
+
+    # -- swarms, coordination, messages ----------------------------------------------------------------------
+
+    def spawn(self, name: str, agents: list[AgentSpec], topology: Topology) -> SwarmView:
+        return self.view(swarms.spawn(self.store, name, agents, topology))
+
+    def spawn_preset(self, preset: str) -> list[SwarmView]:
+        limits = self.limits()
+        if limits.max_active_agents is not None:
+            raise Refused(f"multi-swarm presets need phase 3 optimal; now {limits.phase}: {limits.reason}")
+        return [self.view(swarm_id) for swarm_id in presets.spawn_preset(self.store, preset)]
+
+    def dissolve(self, swarm_id: str) -> DissolveReceipt:
+        return swarms.dissolve(self.store, swarm_id)
+
+    def coordinate(self, swarm_id: str, specs: list[TaskSpec], strategy: str) -> CoordinationResult:
+        """Put tasks on the board and assign them with `strategy` (the neural one only where the phase allows)."""
+        from ansf_mcp.board import assign  # numpy and scipy cost ~60 MB that an idle server should not carry
+
+        neural_allowed = self.limits().neural_allowed
+        if strategy in ("auto", "neural") and neural_allowed and self.warmer is not None:
+            # A model not loaded yet loads here, timed as a model load, not inside the decision.
+            with contextlib.suppress(ModelUnavailable):  # auto falls back; neural says why in the decision
+                self.warmer.ensure(None)
+        return assign.submit_and_assign(self.store, swarm_id, specs, strategy, neural_allowed=neural_allowed,
+                                        clock=self.clock)
+
+    def send(self, swarm_id: str, from_agent: str, to_agent: str | None, body: str) -> SentMessage:
+        return messages.send(self.store, swarm_id, from_agent, to_agent, body)
+
+    async def inbox(self, swarm_id: str, agent_id: str, since: int, limit: int, wait_s: float) -> list[MessageView]:
+        """Messages for the agent newer than `since`; when there are none, wait up to `wait_s` for the next."""
+        key = messages.news_key(swarm_id)
+        deadline = anyio.current_time() + wait_s
+        while True:
+            seen = self.store.news_version(key)  # before reading: a message sent after the read wakes the wait
+            found = await self.read(messages.read, self.store, swarm_id, agent_id, since, limit)
+            left = deadline - anyio.current_time()
+            if found or left <= 0:
+                return found
+            # In slices (the store caps each: 0.25 s polls on SQLite, 5 s on PostgreSQL where NOTIFY wakes it),
+            # so a cancelled call stops waiting soon. Waiting holds no board worker.
+            await anyio.to_thread.run_sync(self.store.wait_news, key, seen, min(left, 5.0))
+
+    # -- status ---------------------------------------------------------------------------------------------
+
+    def estimator_scores(self) -> list[EstimatorScore]:
+        """Each probabilistic estimator's realised scores over every swarm's outcomes."""
+        with self.store.reading() as conn:
+            return scoring.scores(scores.overall(conn), list(scoring.AUTO_CANDIDATES))
 
     # -- reading ------------------------------------------------------------------------------------------------
 
@@ -147,7 +252,7 @@ class Board:
             auto_uses=f"{auto.estimator} ({auto.reason}), when the operating phase allows the network",
         )
 
-    def _agents(self, conn: sqlite3.Connection, swarm_id: str, now: float) -> list[AgentView]:
+    def _agents(self, conn: Connection, swarm_id: str, now: float) -> list[AgentView]:
         load: dict[str, list[int]] = {}
         for r in conn.execute(
             f"""SELECT who, SUM(active), SUM(assigned) FROM (
@@ -180,8 +285,8 @@ class Board:
             for r in agent_rows(conn, swarm_id)
         ]
 
-    def _task(self, conn: sqlite3.Connection, swarm_id: str, task_id: str, now: float, *,
-              lock: bool = False) -> sqlite3.Row:
+    def _task(self, conn: Connection, swarm_id: str, task_id: str, now: float, *,
+              lock: bool = False) -> Row:
         """The task row with its state; `lock`: held until the transaction ends (a writer decides on what it
         read: a late report cannot overwrite a claim another replica made meanwhile)."""
         row = conn.execute(
@@ -193,12 +298,12 @@ class Board:
             raise NotFound(f"unknown task {task_id!r} in swarm {swarm_id!r}; swarm_status(swarm_id) lists its tasks")
         return row
 
-    def _view(self, conn: sqlite3.Connection, swarm_id: str, task_id: str, now: float) -> TaskView:
+    def _view(self, conn: Connection, swarm_id: str, task_id: str, now: float) -> TaskView:
         return to_views(conn, swarm_id, [self._task(conn, swarm_id, task_id, now)], now)[0]
 
     # -- writing ------------------------------------------------------------------------------------------------
 
-    def _expire(self, conn: sqlite3.Connection, swarm_id: str, now: float) -> None:
+    def _expire(self, conn: Connection, swarm_id: str, now: float) -> None:
         """Write down what reading already shows: leases that ran out put their task back (or fail it)."""
         p = params(self.policy, now, swarm=swarm_id)
         conn.execute(
@@ -218,14 +323,15 @@ class Board:
             p,
         )
 
-    def _seen(self, conn: sqlite3.Connection, swarm_id: str, agent_id: str, now: float) -> None:
+    def _seen(self, conn: Connection, swarm_id: str, agent_id: str, now: float) -> None:
         conn.execute("UPDATE agents SET last_seen_at = ? WHERE swarm_id = ? AND id = ?", (now, swarm_id, agent_id))
 
-    def claim_next(self, swarm_id: str, agent_id: str, lease_s: float | None = None, *,
-                   max_active_agents: int | None = None) -> Claim:
+    def claim_next(self, swarm_id: str, agent_id: str, lease_s: float | None = None) -> Claim:
         """Give the agent its next ready task under a lease: its own assignments first, then unassigned work,
-        then work assigned to an agent that has been away longer than the takeover grace."""
+        then work assigned to an agent that has been away longer than the takeover grace; never more active
+        agents in the swarm than the operating phase allows."""
         lease_s = lease_s or self.policy.lease_s
+        max_active_agents = self.limits().max_active_agents
         grace = self.policy.takeover_grace_s
         with self.store.transaction() as conn:
             now = self.clock()
@@ -305,8 +411,8 @@ class Board:
         return Claim(claimed=True, task=view, claim=seq, lease_expires_in_s=lease_s, taken_over_from=taken_from,
                      note=note)
 
-    def _held(self, conn: sqlite3.Connection, swarm_id: str, task_id: str, agent_id: str, now: float,
-              doing: str, claim: int | None = None) -> sqlite3.Row:
+    def _held(self, conn: Connection, swarm_id: str, task_id: str, agent_id: str, now: float,
+              doing: str, claim: int | None = None) -> Row:
         """The task row (locked) if `agent_id` holds a live lease on it — claim number `claim` when given —
         else a Refused that says who does and what it is."""
         require(conn, swarm_id)
@@ -318,14 +424,14 @@ class Board:
         raise Refused(f"cannot {doing}: {self._describe(conn, swarm_id, task, agent_id, now)}; nothing was recorded")
 
     @staticmethod
-    def _fence(task: sqlite3.Row, agent_id: str, claim: int | None, doing: str) -> None:
+    def _fence(task: Row, agent_id: str, claim: int | None, doing: str) -> None:
         """The fencing number: a caller that names its claim is refused once that claim is over, even when the
         same agent holds a newer claim on the task (a late message from a lease that expired)."""
         if claim is not None and claim != task["claim_seq"]:
             raise Refused(f"cannot {doing}: claim #{claim} of {agent_id!r} on task {task['id']!r} is over; "
                           f"the live claim is #{task['claim_seq']}; nothing was recorded")
 
-    def _describe(self, conn: sqlite3.Connection, swarm_id: str, task: sqlite3.Row, agent_id: str,
+    def _describe(self, conn: Connection, swarm_id: str, task: Row, agent_id: str,
                   now: float) -> str:
         """Why `agent_id` does not hold `task`: its state and holder, and this agent's own last claim on it."""
         tid, state = task["id"], task["state"]
@@ -482,7 +588,7 @@ class Board:
             conn.execute("UPDATE outcomes SET receipt = ? WHERE id = ?", (receipt.model_dump_json(), outcome_id))
         return receipt
 
-    def _replay(self, conn: sqlite3.Connection, swarm_id: str, task: sqlite3.Row, agent_id: str,
+    def _replay(self, conn: Connection, swarm_id: str, task: Row, agent_id: str,
                 success: bool) -> OutcomeReceipt | None:
         """The stored answer when this agent's last claim on the task was already reported the same way."""
         task_id = task["id"]

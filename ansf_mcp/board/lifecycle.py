@@ -13,11 +13,13 @@ Stored status is open / claimed / succeeded / failed. What a task *is* also depe
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from ansf_mcp.settings import Settings
+from ansf_mcp.store.base import Connection
 
 TASK_STATES: tuple[str, ...] = ("blocked", "ready", "claimed", "succeeded", "failed")
 
@@ -34,18 +36,23 @@ STATE_SQL = f"""(CASE
     ELSE 'ready' END)"""
 
 
+def _default(name: str) -> Any:
+    """A setting's default: the board's defaults live in Settings only."""
+    return Settings.model_fields[name].default
+
+
 @dataclass(frozen=True)
 class BoardPolicy:
     """What the board enforces; one object, so callers cannot disagree about it."""
 
-    max_attempts: int = 3
-    lease_s: float = 300.0
+    max_attempts: int = _default("max_attempts")
+    lease_s: float = _default("default_lease_s")
     # A ready task assigned to an agent that has not been seen (claim, heartbeat, outcome, next_task) for this
     # long may be taken by another agent.
-    takeover_grace_s: float = 600.0
+    takeover_grace_s: float = _default("takeover_grace_s")
 
     @classmethod
-    def from_settings(cls, settings: Any) -> BoardPolicy:
+    def from_settings(cls, settings: Settings) -> BoardPolicy:
         return cls(
             max_attempts=settings.max_attempts,
             lease_s=settings.default_lease_s,
@@ -61,7 +68,7 @@ def params(policy: BoardPolicy, now: float, **more: Any) -> dict[str, Any]:
     return {"now": now, "max_attempts": policy.max_attempts, **more}
 
 
-def state_counts(conn: sqlite3.Connection, policy: BoardPolicy, now: float, swarm_id: str | None = None
+def state_counts(conn: Connection, policy: BoardPolicy, now: float, swarm_id: str | None = None
                  ) -> dict[str, int]:
     """Tasks per state, for one swarm or all of them."""
     counts = dict.fromkeys(TASK_STATES, 0)
@@ -74,7 +81,7 @@ def state_counts(conn: sqlite3.Connection, policy: BoardPolicy, now: float, swar
     return counts
 
 
-def state_counts_by_swarm(conn: sqlite3.Connection, policy: BoardPolicy, now: float) -> dict[str, dict[str, int]]:
+def state_counts_by_swarm(conn: Connection, policy: BoardPolicy, now: float) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for swarm, state, n in conn.execute(
         f"SELECT t.swarm_id, {STATE_SQL} AS state, COUNT(*) FROM tasks t GROUP BY 1, 2", params(policy, now)

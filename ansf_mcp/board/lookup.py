@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from ansf_mcp.board.errors import NotFound
+from ansf_mcp.store.base import Connection, Row
 
 
-def require(conn: sqlite3.Connection, swarm_id: str) -> sqlite3.Row:
+def require(conn: Connection, swarm_id: str) -> Row:
     row = conn.execute("SELECT * FROM swarms WHERE id = ?", (swarm_id,)).fetchone()
     if row is None:
         raise NotFound(f"unknown swarm {swarm_id!r}; swarm_status() lists the swarms")
     return row
 
 
-def agent_rows(conn: sqlite3.Connection, swarm_id: str) -> list[sqlite3.Row]:
+def agent_rows(conn: Connection, swarm_id: str) -> list[Row]:
     return conn.execute("SELECT * FROM agents WHERE swarm_id = ? ORDER BY position", (swarm_id,)).fetchall()
 
 
-def require_agent(conn: sqlite3.Connection, swarm_id: str, agent_id: str, lock: str = "") -> sqlite3.Row:
+def require_agent(conn: Connection, swarm_id: str, agent_id: str, lock: str = "") -> Row:
     """The agent's row; `lock` (the store's `for_update`) holds it for the transaction on PostgreSQL, so one
     agent's claims on two replicas take turns (its capacity is checked against what the other wrote)."""
     row = conn.execute(f"SELECT * FROM agents WHERE swarm_id = ? AND id = ?{lock}", (swarm_id, agent_id)).fetchone()

@@ -7,16 +7,16 @@ A message without a recipient goes to every neighbour the topology allows.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 from ansf_mcp.board.errors import Refused
 from ansf_mcp.board.lookup import agent_rows, require, require_agent
 from ansf_mcp.board.models import MessageView, SentMessage
+from ansf_mcp.store.base import Row
 from ansf_mcp.store.db import Store
 
 
-def neighbours(topology: str, agents: list[sqlite3.Row], sender: str) -> tuple[list[str], str]:
+def neighbours(topology: str, agents: list[Row], sender: str) -> tuple[list[str], str]:
     """Who `sender` may message directly, and a sentence explaining the rule."""
     ids = [a["id"] for a in agents]
     if topology == "mesh":

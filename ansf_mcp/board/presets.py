@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ansf_mcp.board import swarms
-from ansf_mcp.board.models import AgentSpec, SwarmView, Topology
+from ansf_mcp.board.models import AgentSpec, Topology
 from ansf_mcp.store.db import Store
 
 # (swarm name, topology, [(role, capabilities)]); 5 + 6 + 6 + 5 + 5 + 5 = 32 agents.
@@ -19,7 +19,8 @@ SIX_SWARMS: list[tuple[str, Topology, list[tuple[str, list[str]]]]] = [
 PRESETS = {"six-swarms": SIX_SWARMS}
 
 
-def spawn_preset(store: Store, preset: str) -> list[SwarmView]:
+def spawn_preset(store: Store, preset: str) -> list[str]:
+    """The preset's swarms, created; their ids."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; available: {', '.join(PRESETS)}")
     return [

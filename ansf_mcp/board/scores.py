@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from ansf_mcp.coordinator.episode import Assignment, Episode
 from ansf_mcp.coordinator.scoring import Tally, brier, log_loss
+from ansf_mcp.store.base import Connection
 
 if TYPE_CHECKING:  # numpy stays unimported on the claim/report path
     import numpy as np
 
 
 def record_predictions(
-    conn: sqlite3.Connection,
+    conn: Connection,
     swarm_id: str,
     episode: Episode,
     assignments: Iterable[Assignment],
@@ -37,7 +37,7 @@ def record_predictions(
     )
 
 
-def record_outcome(conn: sqlite3.Connection, swarm_id: str, task_id: str, agent_id: str, success: bool) -> int:
+def record_outcome(conn: Connection, swarm_id: str, task_id: str, agent_id: str, success: bool) -> int:
     """Score the predictions made for this (task, agent) on its outcome, once; returns how many were scored."""
     rows = conn.execute(
         "SELECT estimator, p FROM predictions WHERE swarm_id = ? AND task_id = ? AND agent_id = ?",
@@ -57,7 +57,7 @@ def record_outcome(conn: sqlite3.Connection, swarm_id: str, task_id: str, agent_
     return len(rows)
 
 
-def tallies(conn: sqlite3.Connection, swarm_id: str) -> dict[str, Tally]:
+def tallies(conn: Connection, swarm_id: str) -> dict[str, Tally]:
     return {
         r["estimator"]: Tally(n=r["n"], log_loss_sum=r["log_loss_sum"], brier_sum=r["brier_sum"])
         for r in conn.execute(
@@ -66,7 +66,7 @@ def tallies(conn: sqlite3.Connection, swarm_id: str) -> dict[str, Tally]:
     }
 
 
-def overall(conn: sqlite3.Connection) -> dict[str, Tally]:
+def overall(conn: Connection) -> dict[str, Tally]:
     """Every swarm's record added up, per estimator (what system_status shows)."""
     return {
         r["estimator"]: Tally(n=r["n"], log_loss_sum=r["ll"], brier_sum=r["br"])

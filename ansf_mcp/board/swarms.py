@@ -12,7 +12,6 @@ from ansf_mcp.board.models import (
     MAX_AGENTS_PER_SWARM,
     AgentSpec,
     DissolveReceipt,
-    SwarmView,
     Topology,
 )
 from ansf_mcp.store.db import Store
@@ -35,7 +34,8 @@ def _agent_ids(specs: list[AgentSpec]) -> list[str]:
     return ids
 
 
-def spawn(store: Store, name: str, agents: list[AgentSpec], topology: Topology) -> SwarmView:
+def spawn(store: Store, name: str, agents: list[AgentSpec], topology: Topology) -> str:
+    """Create the swarm and its agents; its id."""
     if not agents:
         raise BoardError("a swarm needs at least one agent")
     if len(agents) > MAX_AGENTS_PER_SWARM:
@@ -69,14 +69,7 @@ def spawn(store: Store, name: str, agents: list[AgentSpec], topology: Topology) 
                 for i, s in enumerate(agents)
             ],
         )
-    return view(store, swarm_id)
-
-
-def view(store: Store, swarm_id: str) -> SwarmView:
-    """A swarm as the board shows it (default policy: for a new swarm there is nothing it could change)."""
-    from ansf_mcp.board.board import Board
-
-    return Board(store).view(swarm_id)
+    return swarm_id
 
 
 def dissolve(store: Store, swarm_id: str) -> DissolveReceipt:

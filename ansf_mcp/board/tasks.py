@@ -5,16 +5,16 @@ The lifecycle rules (what state a task is in, claims, leases, outcomes) live in 
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections import defaultdict
 
 from ansf_mcp.board.errors import BoardError, Conflict
 from ansf_mcp.board.lifecycle import STATE_SQL, BoardPolicy, params
 from ansf_mcp.board.models import MAX_TASKS_PER_CALL, TaskSpec, TaskView
+from ansf_mcp.store.base import Connection, Row
 
 
-def _deps_of(conn: sqlite3.Connection, swarm_id: str, ids: list[str]) -> dict[str, list[tuple[str, str]]]:
+def _deps_of(conn: Connection, swarm_id: str, ids: list[str]) -> dict[str, list[tuple[str, str]]]:
     """task id -> [(dependency id, dependency status)] for the given tasks only."""
     deps: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for start in range(0, len(ids), 500):  # SQLite caps the number of bound parameters
@@ -32,8 +32,8 @@ def _deps_of(conn: sqlite3.Connection, swarm_id: str, ids: list[str]) -> dict[st
 TASK_COLUMNS = f"t.*, {STATE_SQL} AS state"
 
 
-def task_rows(conn: sqlite3.Connection, policy: BoardPolicy, now: float, swarm_id: str, where: str = "",
-              extra: dict | None = None, limit: int = -1) -> list[sqlite3.Row]:
+def task_rows(conn: Connection, policy: BoardPolicy, now: float, swarm_id: str, where: str = "",
+              extra: dict | None = None, limit: int = -1) -> list[Row]:
     """Task rows with their `state`, in board order; `where` may use `state` and the named parameters."""
     return conn.execute(
         f"SELECT * FROM (SELECT {TASK_COLUMNS} FROM tasks t WHERE t.swarm_id = :swarm) AS board "
@@ -42,7 +42,7 @@ def task_rows(conn: sqlite3.Connection, policy: BoardPolicy, now: float, swarm_i
     ).fetchall()
 
 
-def to_views(conn: sqlite3.Connection, swarm_id: str, rows: list[sqlite3.Row], now: float) -> list[TaskView]:
+def to_views(conn: Connection, swarm_id: str, rows: list[Row], now: float) -> list[TaskView]:
     deps = _deps_of(conn, swarm_id, [r["id"] for r in rows])
     views = []
     for r in rows:
@@ -71,18 +71,18 @@ def to_views(conn: sqlite3.Connection, swarm_id: str, rows: list[sqlite3.Row], n
     return views
 
 
-def expiry_note(row: sqlite3.Row) -> str:
+def expiry_note(row: Row) -> str:
     """Why a task whose lease ran out is re-offered (or failed), as its last_error."""
     note = f"lease of {row['lease_owner']!r} expired"
     return f"{note}; gave up after {row['attempts']} attempts" if row["state"] == "failed" else note
 
 
-def plan_tasks(conn: sqlite3.Connection, swarm_id: str, specs: list[TaskSpec]) -> list[str]:
+def plan_tasks(conn: Connection, swarm_id: str, specs: list[TaskSpec]) -> list[str]:
     """The ids `insert_tasks` would give these tasks now; refuses unknown dependencies and cycles. Reads only."""
     return _plan(conn, swarm_id, specs)[0]
 
 
-def insert_tasks(conn: sqlite3.Connection, swarm_id: str, specs: list[TaskSpec], now: float | None = None) -> list[str]:
+def insert_tasks(conn: Connection, swarm_id: str, specs: list[TaskSpec], now: float | None = None) -> list[str]:
     """Add tasks inside the caller's transaction; refuses unknown dependencies and cycles. Returns the ids."""
     ids, seq0 = _plan(conn, swarm_id, specs)
     new = dict(zip(ids, specs, strict=True))
@@ -99,7 +99,7 @@ def insert_tasks(conn: sqlite3.Connection, swarm_id: str, specs: list[TaskSpec],
     return ids
 
 
-def _plan(conn: sqlite3.Connection, swarm_id: str, specs: list[TaskSpec]) -> tuple[list[str], int]:
+def _plan(conn: Connection, swarm_id: str, specs: list[TaskSpec]) -> tuple[list[str], int]:
     if not specs:
         raise BoardError("no tasks given")
     if len(specs) > MAX_TASKS_PER_CALL:

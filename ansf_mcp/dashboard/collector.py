@@ -8,8 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ansf_mcp.board.board import Board
-from ansf_mcp.board.lifecycle import TASK_STATES, BoardPolicy
+from ansf_mcp.board.lifecycle import TASK_STATES
 from ansf_mcp.dashboard import alerts, metrics
 from ansf_mcp.dashboard.config import DashboardConfig
 from ansf_mcp.runtime import Runtime
@@ -50,7 +49,7 @@ class Collector:
         self._last_ts: float | None = None
         self._last_claims: int | None = None
         self.latest: dict[str, Any] | None = None
-        self.board = Board(app.store, BoardPolicy.from_settings(app.settings))
+        self.board = app.board  # the runtime's: its policy and its clock
 
     # -- one collection ------------------------------------------------------------------------------------------
 

@@ -1,1 +1,1 @@
-"""Persistence: the SQLite store and its migrations."""
+"""Persistence: one `Store` interface (base.py), SQLite and PostgreSQL engines beside each other, migrations."""

@@ -1,160 +1,78 @@
-"""The store: SQLite (one WAL database under the data directory, the embedded default) or PostgreSQL (a
-`postgresql://` URL, for several server replicas on one board). `open_store` picks the engine.
+"""Opening a store: which engine a `--store` value names, where its SQLite file lives, and how it is shown.
 
-Every caller writes the same SQL for both engines (named `:x` or positional `?` parameters, no engine-only
-functions); the few places where the engines must differ ask the store (`for_update`, `skip_locked`). SQLite
-hands out its own connection unchanged, so the embedded path pays nothing for the second engine.
+The only place that tells the engines apart by their names; callers hold a `Store` (store/base.py) and write
+one SQL for both engines (named `:x` or positional `?` parameters, no engine-only functions); the few places
+where the engines must differ ask the store (`for_update`, `skip_locked`).
 """
 
 from __future__ import annotations
 
-import logging
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-from ansf_mcp.store.migrations import MIGRATIONS
+from ansf_mcp.store.base import DEFAULT_TIMEOUT_S, Connection, Row, Store, StoreError, StoreInfo
 
-log = logging.getLogger(__name__)
+__all__ = ["DEFAULT_TIMEOUT_S", "Connection", "Row", "Store", "StoreError", "StoreInfo", "check_spec", "label",
+           "open_store", "peek", "resolve", "sqlite_path"]
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
+SQLITE_NAME = "ansf.sqlite3"
 
 
-class StoreError(RuntimeError):
-    """The store cannot be opened or written (bad path or URL, refused password, full disk, newer schema...)."""
-
-
-def is_postgres_url(spec: str | Path | None) -> bool:
+def _is_url(spec: str | Path | None) -> bool:
     return isinstance(spec, str) and spec.lower().startswith(POSTGRES_SCHEMES)
 
 
-def open_store(spec: str | Path) -> Store:
+def check_spec(value: str | None) -> str | None:
+    """A `--store` value as given, or None for the default; a URL of another kind is refused in one sentence."""
+    if value is None or not value.strip():
+        return None
+    if _is_url(value) or "://" not in value:
+        return value.strip()
+    raise ValueError(f"store {value.split('://')[0]}://... is neither a path nor a postgresql:// URL")
+
+
+def sqlite_path(store: str | None, data_dir: Path) -> Path:
+    """The SQLite file: the data directory's unless `store` names another (unused on PostgreSQL)."""
+    if store and not _is_url(store):
+        return Path(store).expanduser().resolve()
+    return data_dir / SQLITE_NAME
+
+
+def resolve(store: str | None, data_dir: Path) -> str | Path:
+    """What `open_store` opens: the PostgreSQL URL, or the SQLite path."""
+    return store if store and _is_url(store) else sqlite_path(store, data_dir)
+
+
+def label(spec: str | Path) -> str:
+    """The store for logs and status: the SQLite path, or the URL without its password."""
+    if isinstance(spec, Path):
+        return str(spec)
+    from ansf_mcp.store.postgres import redact
+
+    return redact(spec)
+
+
+def open_store(spec: str | Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> Store:
     """A `postgresql://` URL opens PostgreSQL; anything else is the path of a SQLite database."""
-    if is_postgres_url(spec):
+    if _is_url(spec):
         from ansf_mcp.store.postgres import PostgresStore  # psycopg is imported only when asked for
 
-        return PostgresStore(str(spec))
-    return Store(Path(spec))
+        return PostgresStore(str(spec), timeout_s)
+    from ansf_mcp.store.sqlite import SqliteStore
+
+    return SqliteStore(Path(spec), timeout_s)
 
 
-class Store:
-    """SQLite: a single connection shared by the process, serialised by a lock.
-
-    Writes take BEGIN IMMEDIATE so that two server processes on the same data directory also serialise
-    their claims; WAL keeps readers unblocked. `PostgresStore` subclasses this so that every caller keeps
-    one type to name.
-    """
-
-    engine = "sqlite"
-    # Row locks appended to a SELECT inside a transaction: the row read is the row written (`for_update`), and a
-    # claim passes over tasks another replica is claiming right now (`skip_locked`; the tasks are aliased `t`).
-    # SQLite's BEGIN IMMEDIATE already serialises writers, so both are empty here.
-    for_update = ""
-    skip_locked = ""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.location = str(path)
-        self.engine_version = sqlite3.sqlite_version
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                str(path), timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the store at {path}: {exc}") from exc
-        self._conn.row_factory = sqlite3.Row
-        self._lock = threading.RLock()
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.execute("PRAGMA busy_timeout=30000")
-        self.schema_version = self._migrate()
-
-    def _migrate(self) -> int:
-        with self._lock:
-            current = self._conn.execute("PRAGMA user_version").fetchone()[0]
-            if current > len(MIGRATIONS):
-                raise StoreError(
-                    f"the store at {self.path} has schema {current}, newer than this version knows "
-                    f"({len(MIGRATIONS)}); upgrade ansf-mcp or use another --data-dir"
-                )
-            for version in range(current + 1, len(MIGRATIONS) + 1):
-                with self.transaction() as conn:
-                    for statement in MIGRATIONS[version - 1]:
-                        conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version={version}")
-                log.info("store migrated to schema %d", version)
-            return len(MIGRATIONS)
-
-    @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        """A write transaction: all or nothing."""
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StoreError(f"store busy or unwritable: {exc}") from exc
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
-                try:
-                    self._conn.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    self._conn.execute("ROLLBACK")
-                    raise StoreError(f"could not commit to the store: {exc}") from exc
-
-    @contextmanager
-    def reading(self) -> Iterator[Any]:
-        with self._lock:
-            yield self._conn
-
-    # -- news: "something changed under this key" (a swarm's messages...), for callers that wait for it ---------
-
-    # SQLite has no cross-process signal: a waiter in another process re-reads at least this often.
-    news_poll_s = 0.25
-
-    def _news(self) -> tuple[threading.Condition, dict[str, int]]:
-        news = self.__dict__.get("_news_state")
-        if news is None:
-            news = self.__dict__.setdefault("_news_state", (threading.Condition(), {}))
-        return news
-
-    def news_version(self, key: str) -> int:
-        cond, versions = self._news()
-        with cond:
-            return versions.get(key, 0)
-
-    def _heard(self, key: str) -> None:
-        cond, versions = self._news()
-        with cond:
-            versions[key] = versions.get(key, 0) + 1
-            cond.notify_all()
-
-    def notify(self, key: str) -> None:
-        """Tell waiters that `key` changed: in this process at once; other processes through LISTEN/NOTIFY on
-        PostgreSQL (SQLite waiters in other processes find it on their next poll)."""
-        self._heard(key)
-
-    def wait_news(self, key: str, seen: int, timeout: float) -> int:
-        """Block until `key`'s version passes `seen` or `timeout` (at most `news_poll_s` on SQLite) runs out;
-        the version now. Callers re-read the store either way."""
-        cond, versions = self._news()
-        with cond:
-            cond.wait_for(lambda: versions.get(key, 0) > seen, timeout=min(timeout, self.news_poll_s))
-            return versions.get(key, 0)
-
-    def describe(self) -> dict[str, Any]:
-        """What `ansf status` and `system_status` say about the store."""
-        return {"engine": self.engine, "engine_version": self.engine_version, "location": self.location,
-                "schema_version": self.schema_version}
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+def peek(spec: str | Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> StoreInfo:
+    """What a store holds, for `ansf status` without a server; a SQLite file not there yet is not created."""
+    if isinstance(spec, Path) and not spec.exists():
+        return StoreInfo(engine="sqlite", location=str(spec), exists=False)
+    engine = "postgresql" if _is_url(spec) else "sqlite"
+    try:
+        store = open_store(spec, timeout_s)
+    except StoreError as exc:
+        return StoreInfo(engine=engine, location=label(spec), error=str(exc))
+    try:
+        return store.describe()
+    finally:
+        store.close()

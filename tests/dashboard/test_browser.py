@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from ansf_mcp.settings import Settings
-from ansf_mcp.store.db import Store
+from ansf_mcp.store.db import open_store
 from tests.conftest import need
 from tests.dashboard.conftest import (
     DashboardProcess,
@@ -62,7 +62,7 @@ def env(tmp_path_factory):
     # board by the MCP tools (coordinate with history and similarity, claim, report), coordinate latencies, a
     # simulated coordination benchmark and a replay of real history.
     seeded = anyio.run(seed_through_tools, Settings.load(data_dir=data_dir, project_root=root), STRATEGIES)
-    store = Store(data_dir / "ansf.sqlite3")
+    store = open_store(data_dir / "ansf.sqlite3")
     add_decisions(store, [3.0, 4.0, 5.5, 7.0, 12.0] * 3)
     add_benchmark(store)
     add_replay(store)

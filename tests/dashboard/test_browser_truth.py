@@ -16,7 +16,7 @@ import anyio
 import httpx
 import pytest
 
-from ansf_mcp.store.db import Store
+from ansf_mcp.store.db import open_store
 from tests.conftest import need
 from tests.dashboard.conftest import DashboardProcess, add_outcomes
 from tests.dashboard.test_browser import ARGS, ARTIFACTS, CHROMIUM, _have_playwright
@@ -76,7 +76,7 @@ def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("truth")
     data_dir = root / "data"
     data_dir.mkdir()
-    store = Store(data_dir / "ansf.sqlite3")
+    store = open_store(data_dir / "ansf.sqlite3")
     with store.transaction() as conn:
         conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('phases', ?, ?)",
                      (time.time(), json.dumps(PHASES_REPORT)))

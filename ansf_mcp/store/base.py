@@ -1,0 +1,122 @@
+"""What every store engine offers its callers: transactions, reads, news between waiters, and what it is.
+
+SQLite (`store/sqlite.py`) and PostgreSQL (`store/postgres.py`) are siblings under this interface; nothing
+outside `store/` asks which engine it holds, except through the two SQL clauses below. Every call that can wait
+on a lock or a database has a time-out (`timeout_s`) and fails with a one-sentence `StoreError` when it runs out.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel
+
+# A store call waits at most this long for a lock or an unresponsive database (ANSF_STORE_TIMEOUT_S).
+DEFAULT_TIMEOUT_S = 10.0
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or written (bad path or URL, refused password, full disk, newer schema, a lock
+    held too long, a database that does not answer...)."""
+
+
+class Row(Protocol):
+    """A result row: by column name and by position (sqlite3.Row, or the PostgreSQL store's Row)."""
+
+    def __getitem__(self, key: str | int) -> Any: ...
+
+    def keys(self) -> list[str]: ...
+
+
+class Connection(Protocol):
+    """What callers run SQL on, with sqlite3's parameter styles (`?` and `:name`) on both engines."""
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any] | Mapping[str, Any]], /) -> Any: ...
+
+
+class StoreInfo(BaseModel):
+    """What `ansf status` and `system_status` say about the store."""
+
+    engine: str
+    engine_version: str | None = None
+    location: str
+    schema_version: int | None = None
+    exists: bool = True
+    swarms: int | None = None
+    tasks: int | None = None
+    outcomes: int | None = None
+    error: str | None = None
+
+
+class Store(ABC):
+    engine: ClassVar[str]
+    # Row locks appended to a SELECT inside a transaction: the row read is the row written (`for_update`), and a
+    # claim passes over tasks another replica is claiming right now (`skip_locked`; the tasks are aliased `t`).
+    for_update: ClassVar[str] = ""
+    skip_locked: ClassVar[str] = ""
+    # A waiter in another process re-reads at least this often (the engine may wake it sooner).
+    news_poll_s: ClassVar[float] = 0.25
+
+    location: str
+    engine_version: str
+    schema_version: int
+
+    def __init__(self, timeout_s: float = DEFAULT_TIMEOUT_S):
+        self.timeout_s = timeout_s
+        self._news = threading.Condition()
+        self._versions: dict[str, int] = {}
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A write transaction: all or nothing."""
+
+    @abstractmethod
+    def reading(self) -> AbstractContextManager[Connection]:
+        """A connection for reads; never waits behind a writer that waits for a lock."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # -- news: "something changed under this key" (a swarm's messages...), for callers that wait for it ---------
+
+    def news_version(self, key: str) -> int:
+        with self._news:
+            return self._versions.get(key, 0)
+
+    def _heard(self, key: str) -> None:
+        with self._news:
+            self._versions[key] = self._versions.get(key, 0) + 1
+            self._news.notify_all()
+
+    def notify(self, key: str) -> None:
+        """Tell waiters that `key` changed: in this process at once; other processes as the engine allows."""
+        self._heard(key)
+
+    def wait_news(self, key: str, seen: int, timeout: float) -> int:
+        """Block until `key`'s version passes `seen` or `timeout` (at most `news_poll_s`) runs out; the version
+        now. Callers re-read the store either way."""
+        with self._news:
+            self._news.wait_for(lambda: self._versions.get(key, 0) > seen, timeout=min(timeout, self.news_poll_s))
+            return self._versions.get(key, 0)
+
+    # -- what it is ------------------------------------------------------------------------------------------
+
+    def describe(self) -> StoreInfo:
+        """The engine, where it is, its schema, and how much it holds."""
+        info = StoreInfo(engine=self.engine, engine_version=self.engine_version, location=self.location,
+                         schema_version=self.schema_version)
+        try:
+            with self.reading() as conn:
+                info.swarms, info.tasks, info.outcomes = (
+                    conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                    for table in ("swarms", "tasks", "outcomes")
+                )
+        except StoreError as exc:
+            info.error = str(exc)
+        return info

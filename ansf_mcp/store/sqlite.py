@@ -1,0 +1,126 @@
+"""The SQLite store: one WAL database under the data directory, the embedded default.
+
+Two connections per process: writes go through one, serialised by a lock and by BEGIN IMMEDIATE (so two server
+processes on one data directory also take turns on their claims); reads go through the other, so a reader never
+queues behind a writer that is waiting for another process's lock (WAL lets readers through). A writer waits at
+most `timeout_s` for that lock (busy_timeout), then fails with one sentence and writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ansf_mcp.store.base import DEFAULT_TIMEOUT_S, Connection, Store, StoreError
+from ansf_mcp.store.migrations import MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+
+class SqliteStore(Store):
+    engine = "sqlite"
+    # BEGIN IMMEDIATE already serialises writers: no row locks to add.
+
+    def __init__(self, path: Path, timeout_s: float = DEFAULT_TIMEOUT_S):
+        super().__init__(timeout_s)
+        self.path = path
+        self.location = str(path)
+        self.engine_version = sqlite3.sqlite_version
+        self._write_lock = threading.RLock()
+        self._read_lock = threading.Lock()
+        self._in_transaction = threading.local()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = self._connect()
+            self._writer.execute("PRAGMA journal_mode=WAL")
+            self._writer.execute("PRAGMA synchronous=NORMAL")
+            self.schema_version = self._migrate()
+            self._reader = self._connect()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the store at {path}: {exc}") from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(self.path), timeout=self.timeout_s, isolation_level=None,
+                               check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
+        return conn
+
+    def _migrate(self) -> int:
+        current = self._writer.execute("PRAGMA user_version").fetchone()[0]
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"the store at {self.path} has schema {current}, newer than this version knows "
+                f"({len(MIGRATIONS)}); upgrade ansf-mcp or use another --data-dir"
+            )
+        for version in range(current + 1, len(MIGRATIONS) + 1):
+            with self.transaction() as conn:
+                for statement in MIGRATIONS[version - 1]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={version}")
+            log.info("store migrated to schema %d", version)
+        return len(MIGRATIONS)
+
+    def _busy(self, exc: sqlite3.Error, doing: str) -> StoreError:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return StoreError(f"the store {self.path} stayed locked by another process for {self.timeout_s:g} s "
+                              f"(ANSF_STORE_TIMEOUT_S), so {doing}; try again")
+        return StoreError(f"store error, so {doing}: {exc}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        # One deadline for the whole wait: writers of this process queued behind one that waits for another
+        # process's lock must not each wait a full time-out after it.
+        deadline = time.monotonic() + self.timeout_s
+        if not self._write_lock.acquire(timeout=self.timeout_s):
+            raise StoreError(f"the store {self.path} stayed busy for {self.timeout_s:g} s (ANSF_STORE_TIMEOUT_S) "
+                             "behind earlier writes of this server, so nothing was written; try again")
+        try:
+            try:
+                self._writer.execute(f"PRAGMA busy_timeout={max(1, int((deadline - time.monotonic()) * 1000))}")
+                self._writer.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._busy(exc, "nothing was written") from exc
+            self._in_transaction.active = True
+            try:
+                yield self._writer
+            except BaseException as exc:
+                self._writer.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+                    raise self._busy(exc, "nothing was written") from exc
+                raise
+            else:
+                try:
+                    self._writer.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    self._writer.execute("ROLLBACK")
+                    raise StoreError(f"could not commit to the store: {exc}") from exc
+            finally:
+                self._in_transaction.active = False
+        finally:
+            self._write_lock.release()
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        if getattr(self._in_transaction, "active", False):
+            yield self._writer  # inside this thread's own transaction: read what it wrote
+            return
+        with self._read_lock:
+            try:
+                yield self._reader
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise self._busy(exc, "nothing could be read") from exc
+                raise
+
+    def close(self) -> None:
+        with self._write_lock, self._read_lock:
+            self._writer.close()
+            if hasattr(self, "_reader"):
+                self._reader.close()
