@@ -86,40 +86,54 @@ ClaimNumber = Annotated[
 
 
 def status_steps(status: SwarmStatus) -> Shrinking[SwarmStatus]:
-    """Full -> compact (long texts cut to a preview) -> counts (no task list), each saying what it left out."""
+    """Full -> compact (long texts cut to a preview) -> compact with fewer tasks (the cursor continues right after
+    the last one listed, so paging never skips a task) -> the same with agents' capabilities cut -> counts only.
+    Each says what it left out."""
     view = status.swarm
     if view is None:
         return Shrinking(status)
 
-    def compact() -> SwarmStatus:
-        return SwarmStatus(swarm=view.model_copy(
-            update={
-                "tasks": [
-                    t.model_copy(update={"description": cut(t.description, PREVIEW_CHARS + 1),
-                                         "result": cut(t.result, PREVIEW_CHARS + 1),
-                                         "last_error": cut(t.last_error, PREVIEW_CHARS + 1)})
-                    for t in view.tasks
-                ],
-                "shrunk": "compact",
-            }
-        ))
+    def compact_view() -> SwarmView:
+        return view.model_copy(update={
+            "tasks": [
+                t.model_copy(update={"description": cut(t.description, PREVIEW_CHARS + 1),
+                                     "result": cut(t.result, PREVIEW_CHARS + 1),
+                                     "last_error": cut(t.last_error, PREVIEW_CHARS + 1)})
+                for t in view.tasks
+            ],
+            "shrunk": "compact",
+        })
 
-    def counts() -> SwarmStatus:
-        return SwarmStatus(swarm=view.model_copy(
-            update={"tasks": [], "tasks_omitted": view.tasks_omitted + len(view.tasks), "shrunk": "counts"}
-        ))
-
-    def counts_and_short_agents() -> SwarmStatus:
+    def short_agents(v: SwarmView) -> SwarmView:
         # Many agents with long capability lists: keep each agent's first few, cut, and say so.
-        short = counts().swarm
-        return SwarmStatus(swarm=short.model_copy(update={  # type: ignore[union-attr]
+        return v.model_copy(update={
             "agents": [a.model_copy(update={"capabilities": [c[:24] for c in a.capabilities[:3]]
                                             + ([f"…(+{len(a.capabilities) - 3})"] if len(a.capabilities) > 3 else [])})
-                       for a in view.agents],
-            "shrunk": "counts, capabilities cut",
-        }))
+                       for a in v.agents],
+            "shrunk": f"{v.shrunk}, capabilities cut",
+        })
 
-    return Shrinking(status, compact, counts, counts_and_short_agents)
+    def first(n: int, agents_cut: bool) -> Callable[[], SwarmStatus]:
+        def step() -> SwarmStatus:
+            page = compact_view().first_tasks(n)
+            page = page.model_copy(update={"shrunk": f"compact, first {n}" if n else "counts"})
+            return SwarmStatus(swarm=short_agents(page) if agents_cut else page)
+        return step
+
+    steps = [lambda: SwarmStatus(swarm=compact_view())]
+    for agents_cut in (False, True):
+        steps += [first(n, agents_cut) for n in page_sizes(len(view.tasks))]
+    return Shrinking(status, *steps)
+
+
+def page_sizes(n: int) -> list[int]:
+    """Fewer and fewer tasks, from n - 1 down to none: one by one near the end, in steps of about a tenth
+    above (a page that must shrink lists within ~10 % of what fits, in a handful of renderings)."""
+    sizes, k = [], n - 1
+    while k > 0:
+        sizes.append(k)
+        k = min(k - 1, int(k * 0.9))
+    return [*sizes, 0]
 
 
 def _counts_text(counts: dict[str, int]) -> str:

@@ -237,7 +237,7 @@ class Board:
                     f"FROM tasks t WHERE t.swarm_id = :swarm) AS board WHERE seq <= :after{' AND ' + where if where else ''}",
                     params(self.policy, now, swarm=swarm_id, after=filters.after_seq, **values),
                 ).fetchone()[0]
-        return SwarmView(
+        page = SwarmView(
             swarm_id=swarm_id,
             name=swarm["name"],
             topology=swarm["topology"],
@@ -251,6 +251,9 @@ class Board:
             estimators=auto.scores,
             auto_uses=f"{auto.estimator} ({auto.reason}), when the operating phase allows the network",
         )
+        page._task_seqs = [r["seq"] for r in rows]
+        page._after_seq = filters.after_seq
+        return page
 
     def _agents(self, conn: Connection, swarm_id: str, now: float) -> list[AgentView]:
         load: dict[str, list[int]] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from ansf_mcp.coordinator.episode import MAX_TEXT_CHARS
 from ansf_mcp.coordinator.scoring import EstimatorScore
@@ -97,8 +97,25 @@ class SwarmView(BaseModel):
     )
     auto_uses: str | None = Field(default=None, description="what strategy='auto' would use now, and why")
     shrunk: str | None = Field(
-        default=None, description="set when the answer was too large: 'compact' (texts cut) or 'counts' (no task list)"
+        default=None,
+        description="set when the answer was too large: 'compact' (texts cut), 'first N' (fewer tasks listed, the "
+                    "cursor continues after the last one) or 'counts' (no task list)",
     )
+    # The board position (seq) of each listed task and the cursor this page started from: a page shrunk to fit
+    # the answer cap continues right after the last task it lists.
+    _task_seqs: list[int] = PrivateAttr(default_factory=list)
+    _after_seq: int | None = PrivateAttr(default=None)
+
+    def first_tasks(self, n: int) -> SwarmView:
+        """This page cut to its first `n` tasks; the cursor continues right after the last one kept (with none
+        kept, where this page started)."""
+        if n >= len(self.tasks):
+            return self
+        cursor = self._task_seqs[n - 1] if n > 0 else self._after_seq
+        page = self.model_copy(update={"tasks": self.tasks[:n], "tasks_omitted": self.tasks_omitted + len(self.tasks) - n,
+                                       "next_cursor": None if cursor is None else str(cursor)})
+        page._task_seqs = self._task_seqs[:n]
+        return page
 
 
 class Claim(BaseModel):
