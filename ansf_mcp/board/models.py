@@ -10,7 +10,11 @@ from ansf_mcp.coordinator.episode import MAX_TEXT_CHARS
 from ansf_mcp.coordinator.scoring import EstimatorScore
 
 Topology = Literal["mesh", "hierarchical", "ring", "star"]
-TaskState = Literal["blocked", "ready", "claimed", "succeeded", "failed"]
+TaskState = Literal["blocked", "ready", "claimed", "succeeded", "failed", "cancelled"]
+# What holds for an agent after next_task: it got a task, it should wait, the swarm has nothing left, or what is
+# left can never run because a task failed its last attempt (or was cancelled): the agent loop may end.
+NextStatus = Literal["assigned", "wait", "done", "blocked"]
+ManageAction = Literal["edit", "retry", "cancel"]
 
 MAX_AGENTS_PER_SWARM = 64
 MAX_TASKS_PER_CALL = 1_000
@@ -120,6 +124,13 @@ class SwarmView(BaseModel):
 
 class Claim(BaseModel):
     claimed: bool
+    status: NextStatus = Field(
+        description="assigned: work on `task`; wait: call again (or pass wait_s), `reason` says why; done: nothing "
+                    "is left for this swarm; blocked: what is left depends on a failed task (`blocked_by`) that "
+                    "only a retry can bring back, so the agent loop may end",
+    )
+    blocked_by: list[str] = Field(default_factory=list, description="blocked: the failed or cancelled tasks")
+    waited_s: float | None = Field(default=None, description="how long the call waited for work (wait_s)")
     task: TaskView | None = None
     claim: int | None = Field(default=None, description="this claim's number; outcomes and renewals refer to it")
     lease_expires_in_s: float | None = None
@@ -127,6 +138,40 @@ class Claim(BaseModel):
         default=None, description="the absent agent the task was assigned to, when it was taken over"
     )
     reason: str | None = Field(default=None, description="why nothing was claimed")
+    note: str | None = None
+
+
+class TaskEdit(BaseModel):
+    """What manage_task's edit changes; anything left out stays as it is."""
+
+    description: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_CHARS)
+    priority: int | None = Field(default=None, ge=0, le=1_000)
+    depends_on: list[str] | None = Field(default=None, max_length=100)
+
+
+class OutcomeView(BaseModel):
+    agent: str
+    success: bool
+    summary: str
+    claim: int | None = None
+    duration_s: float | None = None
+
+
+class TaskDetail(BaseModel):
+    task: TaskView
+    dependents: list[str] = Field(default_factory=list, description="tasks that depend on this one")
+    recent_outcomes: list[OutcomeView] = Field(default_factory=list, description="its last outcomes, newest first")
+
+
+class TaskChange(BaseModel):
+    task_id: str
+    action: ManageAction
+    state: TaskState
+    attempts: int
+    changed: list[str] = Field(default_factory=list, description="what was written")
+    cancelled: list[str] = Field(
+        default_factory=list, description="cancel: the unfinished tasks that depended on it, cancelled with it"
+    )
     note: str | None = None
 
 
