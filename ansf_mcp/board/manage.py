@@ -119,10 +119,6 @@ def cancel(conn: Connection, policy: BoardPolicy, now: float, swarm_id: str, tas
     if task["state"] in ("succeeded", "cancelled"):
         raise Refused(f"task {task_id!r} is already {task['state']}; there is nothing to cancel")
     dependents = _unfinished_dependents(conn, policy, now, swarm_id, task_id)
-    held = [r for r in dependents if r["state"] == "claimed"]
-    if held:
-        raise Refused(f"task {held[0]['id']!r}, which depends on {task_id!r}, is claimed by "
-                      f"{held[0]['lease_owner']!r}; nothing was cancelled")
     ids = [task_id, *(r["id"] for r in dependents)]
     why = f"cancelled{': ' + reason if reason else ''}"
     conn.executemany(
@@ -142,13 +138,14 @@ def cancel(conn: Connection, policy: BoardPolicy, now: float, swarm_id: str, tas
 
 def _unfinished_dependents(conn: Connection, policy: BoardPolicy, now: float, swarm_id: str, task_id: str
                            ) -> list[Row]:
-    """Every unfinished task that depends on `task_id`, directly or through others, in board order."""
+    """Every unfinished task that depends on `task_id`, directly or through others, in board order (none of them
+    can be claimed: a claim needs every dependency succeeded, and a claimed task's dependencies are not edited)."""
     found: dict[str, Row] = {}
     frontier = [task_id]
     while frontier:
         marks = ", ".join(f":d{i}" for i in range(len(frontier)))
         rows = conn.execute(
-            f"SELECT t.id, t.seq, t.lease_owner, {STATE_SQL} AS state FROM task_deps d JOIN tasks t "
+            f"SELECT t.id, t.seq, {STATE_SQL} AS state FROM task_deps d JOIN tasks t "
             f"ON t.swarm_id = d.swarm_id AND t.id = d.task_id WHERE d.swarm_id = :swarm AND d.depends_on IN ({marks})",
             params(policy, now, swarm=swarm_id, **{f"d{i}": d for i, d in enumerate(frontier)}),
         ).fetchall()
