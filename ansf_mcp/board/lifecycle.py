@@ -48,7 +48,7 @@ class BoardPolicy:
     max_attempts: int = _default("max_attempts")
     lease_s: float = _default("default_lease_s")
     # A ready task assigned to an agent that has not been seen (claim, heartbeat, outcome, next_task) for this
-    # long may be taken by another agent.
+    # long may be taken by another agent (one assigned to an agent busy up to its capacity may be taken at once).
     takeover_grace_s: float = _default("takeover_grace_s")
 
     @classmethod
