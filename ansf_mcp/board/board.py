@@ -612,7 +612,8 @@ class Board:
         deadline = started + wait_s
         while True:
             seen = self.store.news_version(key)
-            mark = await self.read(self._fingerprint, swarm_id)
+            # Taken before the claim: a change made between the claim and the wait still wakes it.
+            mark = await self.read(self._fingerprint, swarm_id) if wait_s else None
             claim = await self.write(self.claim_next, swarm_id, agent_id, lease_s)
             if claim.status != "wait" or anyio.current_time() >= deadline:
                 break
