@@ -90,7 +90,7 @@ async def test_edit_changes_what_nobody_holds_and_refuses_cycles_and_finished_wo
     await call(client, "report_outcome", swarm_id=sw, task_id="a", agent_id="agent-0", success=True)
     assert "already succeeded" in await error(client, "manage_task", swarm_id=sw, task_id="a", action="edit",
                                               priority=3)
-    assert "only go with action 'edit'" in await error(client, "manage_task", swarm_id=sw, task_id="b",
+    assert "priority is only for action 'edit'" in await error(client, "manage_task", swarm_id=sw, task_id="b",
                                                        action="cancel", priority=3)
     # Dropping a dependency can make a task ready at once.
     assert (await call(client, "manage_task", swarm_id=sw, task_id="b", action="edit", depends_on=[]))["state"] == "ready"
@@ -187,3 +187,12 @@ async def test_a_wait_ends_at_wait_s_or_at_once_when_the_swarm_is_done(client: C
         done = await call(client, "next_task", swarm_id=sw, agent_id="agent-1", wait_s=60)
     assert done["status"] == "done"
     assert "wait_s" in await error(client, "next_task", swarm_id=sw, agent_id="agent-1", wait_s=61)
+
+
+async def test_the_new_tools_say_truly_what_they_do(client: Client) -> None:
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert tools["get_task"].annotations.read_only_hint is True
+    manage = tools["manage_task"].annotations
+    assert manage.read_only_hint is False and manage.destructive_hint is True  # cancel ends tasks for good
+    assert tools["next_task"].annotations.read_only_hint is False
+    assert "wait_s" in tools["next_task"].input_schema["properties"]

@@ -294,7 +294,8 @@ def register(tools: Toolbox, app: Runtime) -> None:
         edits = {k: v for k, v in (("description", description), ("priority", priority), ("depends_on", depends_on))
                  if v is not None}
         if action != "edit" and edits:
-            raise ToolError(f"{', '.join(edits)} only go with action 'edit'; nothing was changed")
+            raise ToolError(f"{' and '.join(edits)} {'are' if len(edits) > 1 else 'is'} only for action 'edit'; "
+                            "nothing was changed")
         return await board.write(board.manage, swarm_id, task_id, action, TaskEdit(**edits), reason)
 
     @tools.add(Kind.IDEMPOTENT, "Renew a lease")
