@@ -171,7 +171,7 @@ def status_text(status: SwarmStatus) -> str:
             detail = f" by {t.lease_owner}, {t.lease_expires_in_s:.0f} s left"
         elif t.state == "blocked":
             detail = f" on {', '.join(t.blocked_by)}"
-        elif t.state == "failed":
+        elif t.state in ("failed", "cancelled"):
             detail = f": {cut(t.last_error, 60)}"
         else:
             detail = ""
