@@ -196,3 +196,33 @@ async def test_the_new_tools_say_truly_what_they_do(client: Client) -> None:
     assert manage.read_only_hint is False and manage.destructive_hint is True  # cancel ends tasks for good
     assert tools["next_task"].annotations.read_only_hint is False
     assert "wait_s" in tools["next_task"].input_schema["properties"]
+
+
+async def test_agent_loops_on_chains_with_a_doomed_task_all_end_and_lose_nothing(client: Client) -> None:
+    """Six agents loop next_task(wait_s) -> report on four chains of four, one task failing every attempt: every
+    loop ends (blocked by that task), every task not behind it succeeds, nothing is left ready or claimed."""
+    tasks = [{"id": f"c{c}-{k}", "description": f"part {c} step {k}", "depends_on": [f"c{c}-{k - 1}"] if k else []}
+             for c in range(4) for k in range(4)]
+    sw = await board(client, 6, tasks)
+    ends: dict[str, dict] = {}
+
+    async def loop(agent: str) -> None:
+        for _ in range(40):
+            got = await call(client, "next_task", swarm_id=sw, agent_id=agent, wait_s=10)
+            if got["status"] == "assigned":
+                task = got["task"]["id"]
+                await call(client, "report_outcome", swarm_id=sw, task_id=task, agent_id=agent,
+                           success=task != "c2-1", claim=got["claim"])
+            elif got["status"] != "wait":
+                ends[agent] = got
+                return
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            for i in range(6):
+                tg.start_soon(loop, f"agent-{i}")
+    assert {a: (e["status"], e["blocked_by"]) for a, e in ends.items()} == {
+        f"agent-{i}": ("blocked", ["c2-1"]) for i in range(6)}
+    states = {t["id"]: t["state"] for t in (await call(client, "swarm_status", swarm_id=sw, limit=20))["swarm"]["tasks"]}
+    assert states == {t["id"]: ("failed" if t["id"] == "c2-1" else "blocked" if t["id"] in ("c2-2", "c2-3")
+                                else "succeeded") for t in tasks}
