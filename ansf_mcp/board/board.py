@@ -9,6 +9,9 @@ The event loop never waits on storage: the server calls the board's blocking met
 which run them in bounded thread pools of their own (reads apart, so they never queue behind writers waiting
 for a lock); the store bounds every wait with its time-out.
 
+An agent that gets no task is told what holds (wait, done, or blocked by a failed task) and may wait for the board
+to change (`next`); tasks nobody holds can be edited, retried or cancelled (board/manage.py).
+
 Rules that keep a history honest:
 - an outcome is accepted only from the agent that holds a live lease on the task; anything else is refused with
   the task's state and holder, and nothing is written;
@@ -86,6 +89,7 @@ MAX_WAIT_S = 60.0
 
 def board_news_key(swarm_id: str) -> str:
     return f"board:{swarm_id}"
+
 
 # How many live claims a task's assignee holds (work pinned to an agent at its capacity goes to whoever is free).
 ASSIGNEE_HOLDS_SQL = """(SELECT COUNT(*) FROM tasks h WHERE h.swarm_id = t.swarm_id AND h.lease_owner = t.assignee
