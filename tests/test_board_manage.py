@@ -226,3 +226,34 @@ async def test_agent_loops_on_chains_with_a_doomed_task_all_end_and_lose_nothing
     states = {t["id"]: t["state"] for t in (await call(client, "swarm_status", swarm_id=sw, limit=20))["swarm"]["tasks"]}
     assert states == {t["id"]: ("failed" if t["id"] == "c2-1" else "blocked" if t["id"] in ("c2-2", "c2-3")
                                 else "succeeded") for t in tasks}
+
+
+async def test_a_waiting_agent_notices_a_lease_that_ran_out(served, clock: FakeClock, monkeypatch) -> None:
+    """A lease running out writes nothing, so no news wakes the waiter: it re-checks every RECHECK_S."""
+    from ansf_mcp.board import board as board_module
+
+    monkeypatch.setattr(board_module, "RECHECK_S", 0.2)
+    client, runtime = served
+    sw = await board(client, 2, CHAIN[:1])
+    assert (await call(client, "next_task", swarm_id=sw, agent_id="agent-0", lease_seconds=30))["task"]["id"] == "a"
+    waiting = threading.Event()
+    store = runtime.board.store
+    wait_news = store.wait_news
+
+    def noticed_wait(*args):
+        waiting.set()
+        return wait_news(*args)
+
+    store.wait_news = noticed_wait
+    got: dict = {}
+
+    async def agent_1() -> None:
+        got.update(await call(client, "next_task", swarm_id=sw, agent_id="agent-1", wait_s=30))
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(agent_1)
+            assert await anyio.to_thread.run_sync(waiting.wait, 10)
+            clock.advance(31)
+    assert got["status"] == "assigned" and got["task"]["id"] == "a" and got["task"]["attempts"] == 2
+    assert got["waited_s"] < 10
