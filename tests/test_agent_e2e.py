@@ -6,6 +6,7 @@ when arguments are wrong, and starts long work in the background."""
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from ansf_mcp.bench.mcp_suite import answer_size
+from ansf_mcp.store.db import SQLITE_NAME
 from tests.conftest import ansf_command, free_port, subprocess_env
 from tests.mcp_calls import call, error
 
@@ -27,10 +29,10 @@ ENV = {"ANSF_TAKEOVER_GRACE_S": "0"}
 
 
 @contextlib.asynccontextmanager
-async def stdio_client(data_dir: Path, cwd: Path) -> AsyncIterator[Client]:
+async def stdio_client(data_dir: Path, cwd: Path, **env: str) -> AsyncIterator[Client]:
     cmd = ansf_command()
-    params = StdioServerParameters(command=cmd[0], args=[*cmd[1:], "serve"], env={**subprocess_env(data_dir), **ENV},
-                                   cwd=str(cwd))
+    params = StdioServerParameters(command=cmd[0], args=[*cmd[1:], "serve"],
+                                   env={**subprocess_env(data_dir), **ENV, **env}, cwd=str(cwd))
     async with Client(params, mode="legacy") as client:
         yield client
 
@@ -155,3 +157,49 @@ def test_stdio_server_from_the_root_folder_refuses_semantic_work_fast(data_dir: 
     answers = {m["id"]: m for m in map(json.loads, out.decode().splitlines()) if "id" in m}
     result = answers[2]["result"]
     assert result["isError"] and "--project" in result["content"][0]["text"], result
+
+
+def seen_by_the_board(data_dir: Path, swarm_id: str, agent_id: str) -> bool:
+    """Whether the agent's next_task has been answered once (its claim attempt wrote last_seen_at)."""
+    with contextlib.closing(sqlite3.connect(data_dir / SQLITE_NAME, timeout=5)) as db:
+        row = db.execute("SELECT last_seen_at FROM agents WHERE swarm_id = ? AND id = ?", (swarm_id, agent_id)
+                         ).fetchone()
+    return row is not None and row[0] is not None
+
+
+async def test_agents_in_two_stdio_servers_wait_for_each_other_and_their_loops_end(data_dir: Path,
+                                                                                   tmp_path: Path) -> None:
+    """Two stdio servers (one per agent, as clients start them) on one board: an agent waiting in next_task is
+    woken by a report made through the other server; a failed chain answers *blocked by* the failed task in both,
+    and cancelling it makes both answer *done*."""
+    async with stdio_client(data_dir, tmp_path, ANSF_MAX_ATTEMPTS="1") as a, \
+            stdio_client(data_dir, tmp_path, ANSF_MAX_ATTEMPTS="1") as b:
+        sw = (await call(a, "spawn_swarm", name="w", agents=[{"role": "x"}, {"role": "y"}]))["swarm_id"]
+        await call(a, "coordinate", swarm_id=sw, strategy="round-robin", tasks=[
+            {"id": "p", "description": "prepare"}, {"id": "q", "description": "use it", "depends_on": ["p"]}])
+        assert (await call(a, "next_task", swarm_id=sw, agent_id="agent-0"))["task"]["id"] == "p"
+        got: dict = {}
+
+        async def agent_1() -> None:
+            got.update(await call(b, "next_task", swarm_id=sw, agent_id="agent-1", wait_s=30))
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(agent_1)
+                while not seen_by_the_board(data_dir, sw, "agent-1"):  # its first attempt found nothing: waiting
+                    await anyio.sleep(0.05)
+                await call(a, "report_outcome", swarm_id=sw, task_id="p", agent_id="agent-0", success=True)
+        assert got["status"] == "assigned" and got["task"]["id"] == "q"
+        assert got["waited_s"] < 4  # woken by the other server's report, not by the 5 s re-check
+
+        await call(a, "coordinate", swarm_id=sw, strategy="round-robin", tasks=[
+            {"id": "f", "description": "flaky"}, {"id": "g", "description": "after flaky", "depends_on": ["f"]}])
+        assert (await call(a, "next_task", swarm_id=sw, agent_id="agent-0"))["task"]["id"] == "f"
+        await call(a, "report_outcome", swarm_id=sw, task_id="f", agent_id="agent-0", success=False, summary="boom")
+        await call(b, "report_outcome", swarm_id=sw, task_id="q", agent_id="agent-1", success=True)
+        for client, agent in ((a, "agent-0"), (b, "agent-1")):
+            stuck = await call(client, "next_task", swarm_id=sw, agent_id=agent, wait_s=30)
+            assert stuck["status"] == "blocked" and stuck["blocked_by"] == ["f"] and stuck["waited_s"] < 10
+        assert (await call(b, "manage_task", swarm_id=sw, task_id="f", action="cancel"))["cancelled"] == ["g"]
+        for client, agent in ((a, "agent-0"), (b, "agent-1")):
+            assert (await call(client, "next_task", swarm_id=sw, agent_id=agent))["status"] == "done"

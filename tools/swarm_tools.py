@@ -7,9 +7,10 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from ansf_mcp.tools.answers import Shrinking, cut
 from ansf_mcp.tools.registry import Kind, Toolbox
+from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from ansf_mcp.board.board import TaskFilter
+from ansf_mcp.board.board import MAX_WAIT_S, TaskFilter
 from ansf_mcp.board.models import (
     ID_PATTERN,
     MAX_MESSAGE_CHARS,
@@ -19,6 +20,7 @@ from ansf_mcp.board.models import (
     Claim,
     DissolveReceipt,
     LeaseReceipt,
+    ManageAction,
     MessageView,
     OutcomeReceipt,
     ReassignReceipt,
@@ -26,11 +28,14 @@ from ansf_mcp.board.models import (
     SentMessage,
     SwarmSummary,
     SwarmView,
+    TaskChange,
+    TaskDetail,
+    TaskEdit,
     TaskSpec,
     TaskState,
     Topology,
 )
-from ansf_mcp.coordinator.episode import CoordinationResult, Strategy
+from ansf_mcp.coordinator.episode import MAX_TEXT_CHARS, CoordinationResult, Strategy
 from ansf_mcp.runtime import Runtime
 
 SwarmId = Annotated[
@@ -86,40 +91,54 @@ ClaimNumber = Annotated[
 
 
 def status_steps(status: SwarmStatus) -> Shrinking[SwarmStatus]:
-    """Full -> compact (long texts cut to a preview) -> counts (no task list), each saying what it left out."""
+    """Full -> compact (long texts cut to a preview) -> compact with fewer tasks (the cursor continues right after
+    the last one listed, so paging never skips a task) -> the same with agents' capabilities cut -> counts only.
+    Each says what it left out."""
     view = status.swarm
     if view is None:
         return Shrinking(status)
 
-    def compact() -> SwarmStatus:
-        return SwarmStatus(swarm=view.model_copy(
-            update={
-                "tasks": [
-                    t.model_copy(update={"description": cut(t.description, PREVIEW_CHARS + 1),
-                                         "result": cut(t.result, PREVIEW_CHARS + 1),
-                                         "last_error": cut(t.last_error, PREVIEW_CHARS + 1)})
-                    for t in view.tasks
-                ],
-                "shrunk": "compact",
-            }
-        ))
+    def compact_view() -> SwarmView:
+        return view.model_copy(update={
+            "tasks": [
+                t.model_copy(update={"description": cut(t.description, PREVIEW_CHARS + 1),
+                                     "result": cut(t.result, PREVIEW_CHARS + 1),
+                                     "last_error": cut(t.last_error, PREVIEW_CHARS + 1)})
+                for t in view.tasks
+            ],
+            "shrunk": "compact",
+        })
 
-    def counts() -> SwarmStatus:
-        return SwarmStatus(swarm=view.model_copy(
-            update={"tasks": [], "tasks_omitted": view.tasks_omitted + len(view.tasks), "shrunk": "counts"}
-        ))
-
-    def counts_and_short_agents() -> SwarmStatus:
+    def short_agents(v: SwarmView) -> SwarmView:
         # Many agents with long capability lists: keep each agent's first few, cut, and say so.
-        short = counts().swarm
-        return SwarmStatus(swarm=short.model_copy(update={  # type: ignore[union-attr]
+        return v.model_copy(update={
             "agents": [a.model_copy(update={"capabilities": [c[:24] for c in a.capabilities[:3]]
                                             + ([f"…(+{len(a.capabilities) - 3})"] if len(a.capabilities) > 3 else [])})
-                       for a in view.agents],
-            "shrunk": "counts, capabilities cut",
-        }))
+                       for a in v.agents],
+            "shrunk": f"{v.shrunk}, capabilities cut",
+        })
 
-    return Shrinking(status, compact, counts, counts_and_short_agents)
+    def first(n: int, agents_cut: bool) -> Callable[[], SwarmStatus]:
+        def step() -> SwarmStatus:
+            page = compact_view().first_tasks(n)
+            page = page.model_copy(update={"shrunk": f"compact, first {n}" if n else "counts"})
+            return SwarmStatus(swarm=short_agents(page) if agents_cut else page)
+        return step
+
+    steps = [lambda: SwarmStatus(swarm=compact_view())]
+    for agents_cut in (False, True):
+        steps += [first(n, agents_cut) for n in page_sizes(len(view.tasks))]
+    return Shrinking(status, *steps)
+
+
+def page_sizes(n: int) -> list[int]:
+    """Fewer and fewer tasks, from n - 1 down to none: one by one near the end, in steps of about a tenth
+    above (a page that must shrink lists within ~10 % of what fits, in a handful of renderings)."""
+    sizes, k = [], n - 1
+    while k > 0:
+        sizes.append(k)
+        k = min(k - 1, int(k * 0.9))
+    return [*sizes, 0]
 
 
 def _counts_text(counts: dict[str, int]) -> str:
@@ -152,7 +171,7 @@ def status_text(status: SwarmStatus) -> str:
             detail = f" by {t.lease_owner}, {t.lease_expires_in_s:.0f} s left"
         elif t.state == "blocked":
             detail = f" on {', '.join(t.blocked_by)}"
-        elif t.state == "failed":
+        elif t.state in ("failed", "cancelled"):
             detail = f": {cut(t.last_error, 60)}"
         else:
             detail = ""
@@ -233,10 +252,51 @@ def register(tools: Toolbox, app: Runtime) -> None:
 
     @tools.add(Kind.WRITE, "Claim the next task")
     @lease
-    async def next_task(swarm_id: SwarmId, agent_id: AgentId, lease_seconds: float | None = None) -> Claim:
+    async def next_task(
+        swarm_id: SwarmId, agent_id: AgentId, lease_seconds: float | None = None,
+        wait_s: Annotated[
+            float, Field(ge=0, le=MAX_WAIT_S, allow_inf_nan=False,
+                         description="when there is nothing to claim yet, wait up to this long for work")
+        ] = 0,
+    ) -> Claim:
         """Claim the agent's next ready task under a lease (default {lease} s): its own assignments, then
-        unassigned work, then work of an agent that has been away too long; or say why nothing is ready."""
-        return await board.write(board.claim_next, swarm_id, agent_id, lease_seconds)
+        unassigned work, then work of an agent that is busy or away. status says what holds: assigned, wait
+        (why; with wait_s it waits for the board to change), done, or blocked (by a failed task: stop)."""
+        return await board.next(swarm_id, agent_id, lease_seconds, wait_s)
+
+    @tools.add(Kind.READ, "Read a task")
+    async def get_task(swarm_id: SwarmId, task_id: TaskId) -> TaskDetail:
+        """One task whole: description, state, dependencies, dependents, attempts, last error and outcomes."""
+        return await board.read(board.get_task, swarm_id, task_id)
+
+    @tools.add(Kind.DESTRUCTIVE, "Manage a task")
+    async def manage_task(
+        swarm_id: SwarmId,
+        task_id: TaskId,
+        action: Annotated[
+            ManageAction,
+            Field(description="edit (description, priority, depends_on of an unclaimed, unfinished task), retry (a "
+                              "failed or cancelled task, attempts reset), cancel (with every unfinished task that "
+                              "depends on it)"),
+        ],
+        description: Annotated[
+            str | None, Field(min_length=1, max_length=MAX_TEXT_CHARS, description="edit: the new description")
+        ] = None,
+        priority: Annotated[int | None, Field(ge=0, le=1_000, description="edit: the new priority")] = None,
+        depends_on: Annotated[
+            list[str] | None,
+            Field(max_length=100, description="edit: the full new list of dependencies, e.g. ['api']; [] for none"),
+        ] = None,
+        reason: Annotated[str, Field(max_length=2000, description="retry or cancel: why (kept as last_error)")] = "",
+    ) -> TaskChange:
+        """Edit, retry or cancel a task nobody holds; a cycle, or an edit of a claimed or finished task, is
+        refused. Cancelling also cancels its unfinished dependents (edit their depends_on first to keep them)."""
+        edits = {k: v for k, v in (("description", description), ("priority", priority), ("depends_on", depends_on))
+                 if v is not None}
+        if action != "edit" and edits:
+            raise ToolError(f"{' and '.join(edits)} {'are' if len(edits) > 1 else 'is'} only for action 'edit'; "
+                            "nothing was changed")
+        return await board.write(board.manage, swarm_id, task_id, action, TaskEdit(**edits), reason)
 
     @tools.add(Kind.IDEMPOTENT, "Renew a lease")
     @lease

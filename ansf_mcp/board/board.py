@@ -9,6 +9,9 @@ The event loop never waits on storage: the server calls the board's blocking met
 which run them in bounded thread pools of their own (reads apart, so they never queue behind writers waiting
 for a lock); the store bounds every wait with its time-out.
 
+An agent that gets no task is told what holds (wait, done, or blocked by a failed task) and may wait for the board
+to change (`next`); tasks nobody holds can be edited, retried or cancelled (board/manage.py).
+
 Rules that keep a history honest:
 - an outcome is accepted only from the agent that holds a live lease on the task; anything else is refused with
   the task's state and holder, and nothing is written;
@@ -33,8 +36,8 @@ from typing import Any, TypeVar
 
 import anyio
 
-from ansf_mcp.board import messages, presets, scores, swarms
-from ansf_mcp.board.errors import Conflict, NotFound, Refused
+from ansf_mcp.board import manage, messages, presets, scores, swarms
+from ansf_mcp.board.errors import Conflict, Refused
 from ansf_mcp.board.lifecycle import (
     LEASE_EXPIRED_SQL,
     LEASE_LIVE_SQL,
@@ -54,6 +57,7 @@ from ansf_mcp.board.models import (
     Claim,
     DissolveReceipt,
     LeaseReceipt,
+    ManageAction,
     MessageView,
     OutcomeReceipt,
     ReassignReceipt,
@@ -61,11 +65,14 @@ from ansf_mcp.board.models import (
     SentMessage,
     SwarmSummary,
     SwarmView,
+    TaskChange,
+    TaskDetail,
+    TaskEdit,
     TaskSpec,
     TaskView,
     Topology,
 )
-from ansf_mcp.board.tasks import task_rows, to_views
+from ansf_mcp.board.tasks import task_row, task_rows, to_views
 from ansf_mcp.coordinator import scoring
 from ansf_mcp.coordinator.episode import CoordinationResult, ModelUnavailable
 from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES, EstimatorScore, choose
@@ -75,6 +82,18 @@ from ansf_mcp.store.base import Connection, Row, Store
 
 T = TypeVar("T")
 
+# A waiting next_task tries again at least this often (a lease that ran out changes no row until someone writes).
+RECHECK_S = 5.0
+MAX_WAIT_S = 60.0
+
+
+def board_news_key(swarm_id: str) -> str:
+    return f"board:{swarm_id}"
+
+
+# How many live claims a task's assignee holds (work pinned to an agent at its capacity goes to whoever is free).
+ASSIGNEE_HOLDS_SQL = """(SELECT COUNT(*) FROM tasks h WHERE h.swarm_id = t.swarm_id AND h.lease_owner = t.assignee
+    AND h.status = 'claimed' AND h.lease_expires_at >= :now)"""
 # When a ready task's assignee was last seen, or when the task was put up if later (takeovers count from there).
 PINNED_SINCE_SQL = "(CASE WHEN COALESCE(a.last_seen_at, 0) > t.updated_at THEN a.last_seen_at ELSE t.updated_at END)"
 
@@ -158,8 +177,10 @@ class Board:
             # A model not loaded yet loads here, timed as a model load, not inside the decision.
             with contextlib.suppress(ModelUnavailable):  # auto falls back; neural says why in the decision
                 self.warmer.ensure(None)
-        return assign.submit_and_assign(self.store, swarm_id, specs, strategy, neural_allowed=neural_allowed,
-                                        clock=self.clock)
+        result = assign.submit_and_assign(self.store, swarm_id, specs, strategy, neural_allowed=neural_allowed,
+                                          clock=self.clock)
+        self._changed(swarm_id)
+        return result
 
     def send(self, swarm_id: str, from_agent: str, to_agent: str | None, body: str) -> SentMessage:
         return messages.send(self.store, swarm_id, from_agent, to_agent, body)
@@ -237,7 +258,7 @@ class Board:
                     f"FROM tasks t WHERE t.swarm_id = :swarm) AS board WHERE seq <= :after{' AND ' + where if where else ''}",
                     params(self.policy, now, swarm=swarm_id, after=filters.after_seq, **values),
                 ).fetchone()[0]
-        return SwarmView(
+        page = SwarmView(
             swarm_id=swarm_id,
             name=swarm["name"],
             topology=swarm["topology"],
@@ -251,6 +272,9 @@ class Board:
             estimators=auto.scores,
             auto_uses=f"{auto.estimator} ({auto.reason}), when the operating phase allows the network",
         )
+        page._task_seqs = [r["seq"] for r in rows]
+        page._after_seq = filters.after_seq
+        return page
 
     def _agents(self, conn: Connection, swarm_id: str, now: float) -> list[AgentView]:
         load: dict[str, list[int]] = {}
@@ -289,14 +313,7 @@ class Board:
               lock: bool = False) -> Row:
         """The task row with its state; `lock`: held until the transaction ends (a writer decides on what it
         read: a late report cannot overwrite a claim another replica made meanwhile)."""
-        row = conn.execute(
-            f"SELECT t.*, {STATE_SQL} AS state FROM tasks t WHERE t.swarm_id = :swarm AND t.id = :task"
-            f"{self.store.for_update if lock else ''}",
-            params(self.policy, now, swarm=swarm_id, task=task_id),
-        ).fetchone()
-        if row is None:
-            raise NotFound(f"unknown task {task_id!r} in swarm {swarm_id!r}; swarm_status(swarm_id) lists its tasks")
-        return row
+        return task_row(conn, self.policy, now, swarm_id, task_id, self.store.for_update if lock else "")
 
     def _view(self, conn: Connection, swarm_id: str, task_id: str, now: float) -> TaskView:
         return to_views(conn, swarm_id, [self._task(conn, swarm_id, task_id, now)], now)[0]
@@ -328,8 +345,9 @@ class Board:
 
     def claim_next(self, swarm_id: str, agent_id: str, lease_s: float | None = None) -> Claim:
         """Give the agent its next ready task under a lease: its own assignments first, then unassigned work,
-        then work assigned to an agent that has been away longer than the takeover grace; never more active
-        agents in the swarm than the operating phase allows."""
+        then work assigned to an agent that cannot take it now (it holds as many claims as its capacity, or has
+        been away longer than the takeover grace); never more active agents in the swarm than the operating
+        phase allows. Without a task, the answer says whether to wait, or that the swarm is done or blocked."""
         lease_s = lease_s or self.policy.lease_s
         max_active_agents = self.limits().max_active_agents
         grace = self.policy.takeover_grace_s
@@ -345,7 +363,7 @@ class Board:
             ).fetchone()[0]
             if active >= agent["capacity"]:
                 return Claim(
-                    claimed=False,
+                    claimed=False, status="wait",
                     reason=f"agent {agent_id!r} already holds {active} claim(s), its capacity; report an outcome "
                     "(or release_task) first",
                 )
@@ -356,39 +374,28 @@ class Board:
                 ).fetchone()[0]
                 if busy >= max_active_agents:
                     return Claim(
-                        claimed=False,
+                        claimed=False, status="wait",
                         reason=f"{busy} agents are already active in this swarm, the limit of the current "
                         f"operating phase ({max_active_agents}); try again when one reports",
                     )
             p = params(self.policy, now, swarm=swarm_id, agent=agent_id, cutoff=now - grace)
-            # Ready work this agent may take, with when its assignee was last seen (for takeovers): its own first,
-            # then unassigned work, then work pinned to an agent away longer than the grace (taking over is the
-            # last resort: the absent agent may come back). On PostgreSQL a task another replica is claiming right
-            # now is passed over, never waited for or handed out twice.
+            # Ready work this agent may take: its own first, then unassigned work, then work pinned to an agent
+            # that cannot take it now — busy up to its capacity (work goes to whoever is free) or away longer than
+            # the grace. On PostgreSQL a task another replica is claiming right now is passed over, never waited
+            # for or handed out twice.
             row = conn.execute(
-                f"""SELECT t.id, t.seq, t.priority, t.assignee, {PINNED_SINCE_SQL} AS pinned_since
+                f"""SELECT t.id, t.seq, t.priority, t.assignee, {PINNED_SINCE_SQL} AS pinned_since,
+                           {ASSIGNEE_HOLDS_SQL} AS assignee_holds, a.capacity AS assignee_capacity
                     FROM tasks t LEFT JOIN agents a ON a.swarm_id = t.swarm_id AND a.id = t.assignee
                     WHERE t.swarm_id = :swarm AND t.status IN ('open', 'claimed') AND {STATE_SQL} = 'ready'
-                      AND (t.assignee IS NULL OR t.assignee = :agent OR {PINNED_SINCE_SQL} <= :cutoff)
+                      AND (t.assignee IS NULL OR t.assignee = :agent OR {PINNED_SINCE_SQL} <= :cutoff
+                           OR {ASSIGNEE_HOLDS_SQL} >= COALESCE(a.capacity, 0))
                     ORDER BY CASE WHEN t.assignee = :agent THEN 0 WHEN t.assignee IS NULL THEN 1 ELSE 2 END,
                              t.priority DESC, t.seq ASC LIMIT 1{self.store.skip_locked}""",
                 p,
             ).fetchone()
             if row is None:
-                waiting = conn.execute(
-                    f"""SELECT COUNT(*), MIN({PINNED_SINCE_SQL}) FROM tasks t
-                        LEFT JOIN agents a ON a.swarm_id = t.swarm_id AND a.id = t.assignee
-                        WHERE t.swarm_id = :swarm AND t.status IN ('open', 'claimed') AND {STATE_SQL} = 'ready'
-                          AND t.assignee != :agent""", p
-                ).fetchone()
-                reason = "nothing ready for this agent"
-                if waiting[0]:
-                    reason += (
-                        f" ({waiting[0]} ready task(s) are assigned to other agents; another agent may take one once "
-                        f"its assignee has been away {grace:g} s, the first in {max(0.0, waiting[1] + grace - now):.0f} s"
-                        ", or move it now with reassign_task)"
-                    )
-                return Claim(claimed=False, reason=reason)
+                return self._nothing_for(conn, swarm_id, agent_id, now, p)
             taken_from = row["assignee"] if row["assignee"] not in (None, agent_id) else None
             seq = conn.execute(
                 # An estimate made for another agent says nothing about this one: it does not follow the task.
@@ -405,11 +412,46 @@ class Board:
             )
             view = self._view(conn, swarm_id, row["id"], now)
         note = None
-        if taken_from:
+        if taken_from and row["assignee_holds"] >= (row["assignee_capacity"] or 0):
+            note = (f"task {row['id']!r} was assigned to {taken_from!r}, who holds {row['assignee_holds']} claim(s), "
+                    "its capacity; it is yours now (work goes to whoever is free)")
+        elif taken_from:
             note = (f"task {row['id']!r} was assigned to {taken_from!r}, who has not been seen for "
                     f"{now - row['pinned_since']:.0f} s (takeover grace {grace:g} s); it is yours now")
-        return Claim(claimed=True, task=view, claim=seq, lease_expires_in_s=lease_s, taken_over_from=taken_from,
-                     note=note)
+        return Claim(claimed=True, status="assigned", task=view, claim=seq, lease_expires_in_s=lease_s,
+                     taken_over_from=taken_from, note=note)
+
+    def _nothing_for(self, conn: Connection, swarm_id: str, agent_id: str, now: float,
+                     p: dict[str, Any]) -> Claim:
+        """No task for the agent: done, blocked by a failed task, or wait — and why."""
+        status, dead, why = manage.standing(conn, self.policy, now, swarm_id)
+        if status != "wait":
+            return Claim(claimed=False, status=status, blocked_by=dead, reason=why)
+        counts = state_counts(conn, self.policy, now, swarm_id)
+        parts = []
+        if counts["claimed"]:
+            holders = [r[0] for r in conn.execute(
+                "SELECT DISTINCT lease_owner FROM tasks WHERE swarm_id = ? AND status = 'claimed' ORDER BY 1 LIMIT 4",
+                (swarm_id,))]
+            parts.append(f"{counts['claimed']} task(s) running (by {', '.join(map(repr, holders))}"
+                         f"{', ...' if counts['claimed'] > len(holders) else ''})")
+        if counts["blocked"]:
+            parts.append(f"{counts['blocked']} task(s) wait on dependencies not yet done")
+        waiting = conn.execute(
+            f"""SELECT COUNT(*), MIN({PINNED_SINCE_SQL}) FROM tasks t
+                LEFT JOIN agents a ON a.swarm_id = t.swarm_id AND a.id = t.assignee
+                WHERE t.swarm_id = :swarm AND t.status IN ('open', 'claimed') AND {STATE_SQL} = 'ready'
+                  AND t.assignee != :agent""", p
+        ).fetchone()
+        if waiting[0]:
+            parts.append(
+                f"{waiting[0]} ready task(s) are assigned to other agents with free capacity; another agent may "
+                f"take one once its assignee has been away {self.policy.takeover_grace_s:g} s, the first in "
+                f"{max(0.0, waiting[1] + self.policy.takeover_grace_s - now):.0f} s, or move it now with "
+                "reassign_task"
+            )
+        return Claim(claimed=False, status="wait",
+                     reason="nothing ready for this agent yet: " + "; ".join(parts) + "; call again or pass wait_s")
 
     def _held(self, conn: Connection, swarm_id: str, task_id: str, agent_id: str, now: float,
               doing: str, claim: int | None = None) -> Row:
@@ -497,6 +539,7 @@ class Board:
             )
             self._seen(conn, swarm_id, agent_id, now)
             view = self._view(conn, swarm_id, task_id, now)
+        self._changed(swarm_id)
         return ReleaseReceipt(task_id=task_id, state=view.state, attempts=view.attempts, claim=task["claim_seq"])
 
     def reassign(self, swarm_id: str, task_id: str, to_agent: str | None) -> ReassignReceipt:
@@ -514,11 +557,79 @@ class Board:
                     f"{task['lease_expires_at'] - now:.0f} s left); the holder can release_task it, or it returns to "
                     "the board when the lease runs out"
                 )
-            if task["state"] in ("succeeded", "failed"):
+            if task["state"] in manage.FINISHED:
                 raise Refused(f"task {task_id!r} is already {task['state']}; there is nothing left to assign")
             conn.execute("UPDATE tasks SET assignee = ?, updated_at = ? WHERE swarm_id = ? AND id = ?",
                          (to_agent, now, swarm_id, task_id))
+        self._changed(swarm_id)
         return ReassignReceipt(task_id=task_id, state=task["state"], assignee=to_agent, previous=task["assignee"])
+
+    # -- managing tasks ---------------------------------------------------------------------------------------
+
+    def get_task(self, swarm_id: str, task_id: str) -> TaskDetail:
+        """One task whole: its state, dependencies, dependents and last outcomes."""
+        with self.store.reading() as conn:
+            require(conn, swarm_id)
+            return manage.detail(conn, self.policy, self.clock(), swarm_id, task_id)
+
+    def manage(self, swarm_id: str, task_id: str, action: ManageAction, change: TaskEdit | None = None,
+               reason: str = "") -> TaskChange:
+        """Edit, retry or cancel a task nobody holds (see board/manage.py for the rules)."""
+        with self.store.transaction() as conn:
+            now = self.clock()
+            require(conn, swarm_id)
+            self._expire(conn, swarm_id, now)
+            lock = self.store.for_update
+            if action == "edit":
+                done = manage.edit(conn, self.policy, now, swarm_id, task_id, change or TaskEdit(), lock)
+            elif action == "retry":
+                done = manage.retry(conn, self.policy, now, swarm_id, task_id, reason, lock)
+            else:
+                done = manage.cancel(conn, self.policy, now, swarm_id, task_id, reason, lock)
+        self._changed(swarm_id)
+        return done
+
+    # -- waiting for work -------------------------------------------------------------------------------------
+
+    def _changed(self, swarm_id: str) -> None:
+        """Wake the agents waiting in next_task(wait_s) for this swarm (every replica, as the engine allows)."""
+        self.store.notify(board_news_key(swarm_id))
+
+    def _fingerprint(self, swarm_id: str) -> tuple[Any, ...]:
+        """Changes whenever a task is added, claimed, reported, released, moved or managed — by any process
+        (a waiter in another server process on the same SQLite file sees the change here)."""
+        with self.store.reading() as conn:
+            return tuple(conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(claim_seq), 0), COALESCE(MAX(updated_at), 0), "
+                "COALESCE(SUM(CASE WHEN status = 'open' THEN 1 ELSE 0 END), 0), "
+                "COALESCE(SUM(CASE WHEN status = 'succeeded' THEN 1 ELSE 0 END), 0) FROM tasks WHERE swarm_id = ?",
+                (swarm_id,),
+            ).fetchone())
+
+    async def next(self, swarm_id: str, agent_id: str, lease_s: float | None = None, wait_s: float = 0.0) -> Claim:
+        """claim_next; while the answer is *wait*, wait up to `wait_s` for the board to change and try again.
+        Waiting holds no board worker and no connection: it sleeps on the store's news (woken at once by a change
+        in this process, by NOTIFY on PostgreSQL) and re-reads a cheap fingerprint of the swarm's tasks each
+        `news_poll_s` (other processes on one SQLite file); leases that run out are noticed within RECHECK_S."""
+        key = board_news_key(swarm_id)
+        started = anyio.current_time()
+        deadline = started + wait_s
+        while True:
+            seen = self.store.news_version(key)
+            # Taken before the claim: a change made between the claim and the wait still wakes it.
+            mark = await self.read(self._fingerprint, swarm_id) if wait_s else None
+            claim = await self.write(self.claim_next, swarm_id, agent_id, lease_s)
+            if claim.status != "wait" or anyio.current_time() >= deadline:
+                break
+            recheck = min(deadline, anyio.current_time() + RECHECK_S)
+            while (left := recheck - anyio.current_time()) > 0:
+                if await anyio.to_thread.run_sync(self.store.wait_news, key, seen, left) != seen:
+                    break
+                if await self.read(self._fingerprint, swarm_id) != mark:
+                    break
+        if wait_s:
+            claim.waited_s = round(anyio.current_time() - started, 3)
+        return claim
 
     def report(self, swarm_id: str, task_id: str, agent_id: str, success: bool, summary: str = "",
                duration_s: float | None = None, claim: int | None = None) -> OutcomeReceipt:
@@ -586,6 +697,7 @@ class Board:
             receipt = OutcomeReceipt(task_id=task_id, state=state, attempts=attempts, claim=seq,
                                      outcome_id=outcome_id, unblocked=unblocked)
             conn.execute("UPDATE outcomes SET receipt = ? WHERE id = ?", (receipt.model_dump_json(), outcome_id))
+        self._changed(swarm_id)
         return receipt
 
     def _replay(self, conn: Connection, swarm_id: str, task: Row, agent_id: str,

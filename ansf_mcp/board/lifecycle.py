@@ -1,14 +1,14 @@
 """The task lifecycle, in one place: every reader (swarm_status, claims, outcomes, the all-swarms list, the
 dashboard) asks for a task's state through `STATE_SQL` with the same policy.
 
-Stored status is open / claimed / succeeded / failed. What a task *is* also depends on the time and the policy:
+Stored status is open / claimed / succeeded / failed / cancelled. What a task *is* also depends on the time and the policy:
 
 - claimed, lease live             -> claimed
 - claimed, lease ran out          -> failed when the attempts are used up, else ready or blocked (re-offered;
                                      the next write on the board records it)
 - open, a dependency unfinished   -> blocked
 - open, every dependency done     -> ready
-- succeeded / failed              -> as stored
+- succeeded / failed / cancelled  -> as stored (cancelled: by manage_task, never run)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 from ansf_mcp.settings import Settings
 from ansf_mcp.store.base import Connection
 
-TASK_STATES: tuple[str, ...] = ("blocked", "ready", "claimed", "succeeded", "failed")
+TASK_STATES: tuple[str, ...] = ("blocked", "ready", "claimed", "succeeded", "failed", "cancelled")
 
 # `t` is the task row; a dependency counts as met only once it succeeded.
 UNMET_DEPS_SQL = """EXISTS (SELECT 1 FROM task_deps d JOIN tasks dep ON dep.swarm_id = d.swarm_id AND dep.id = d.depends_on
@@ -29,7 +29,7 @@ UNMET_DEPS_SQL = """EXISTS (SELECT 1 FROM task_deps d JOIN tasks dep ON dep.swar
 LEASE_LIVE_SQL = "(t.status = 'claimed' AND t.lease_expires_at >= :now)"
 LEASE_EXPIRED_SQL = "(t.status = 'claimed' AND t.lease_expires_at < :now)"
 STATE_SQL = f"""(CASE
-    WHEN t.status IN ('succeeded', 'failed') THEN t.status
+    WHEN t.status IN ('succeeded', 'failed', 'cancelled') THEN t.status
     WHEN {LEASE_LIVE_SQL} THEN 'claimed'
     WHEN t.status = 'claimed' AND t.attempts >= :max_attempts THEN 'failed'
     WHEN {UNMET_DEPS_SQL} THEN 'blocked'
@@ -48,7 +48,7 @@ class BoardPolicy:
     max_attempts: int = _default("max_attempts")
     lease_s: float = _default("default_lease_s")
     # A ready task assigned to an agent that has not been seen (claim, heartbeat, outcome, next_task) for this
-    # long may be taken by another agent.
+    # long may be taken by another agent (one assigned to an agent busy up to its capacity may be taken at once).
     takeover_grace_s: float = _default("takeover_grace_s")
 
     @classmethod

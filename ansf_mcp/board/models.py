@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from ansf_mcp.coordinator.episode import MAX_TEXT_CHARS
 from ansf_mcp.coordinator.scoring import EstimatorScore
 
 Topology = Literal["mesh", "hierarchical", "ring", "star"]
-TaskState = Literal["blocked", "ready", "claimed", "succeeded", "failed"]
+TaskState = Literal["blocked", "ready", "claimed", "succeeded", "failed", "cancelled"]
+# What holds for an agent after next_task: it got a task, it should wait, the swarm has nothing left, or what is
+# left can never run because a task failed its last attempt (or was cancelled): the agent loop may end.
+NextStatus = Literal["assigned", "wait", "done", "blocked"]
+ManageAction = Literal["edit", "retry", "cancel"]
 
 MAX_AGENTS_PER_SWARM = 64
 MAX_TASKS_PER_CALL = 1_000
@@ -97,12 +101,36 @@ class SwarmView(BaseModel):
     )
     auto_uses: str | None = Field(default=None, description="what strategy='auto' would use now, and why")
     shrunk: str | None = Field(
-        default=None, description="set when the answer was too large: 'compact' (texts cut) or 'counts' (no task list)"
+        default=None,
+        description="set when the answer was too large: 'compact' (texts cut), 'first N' (fewer tasks listed, the "
+                    "cursor continues after the last one) or 'counts' (no task list)",
     )
+    # The board position (seq) of each listed task and the cursor this page started from: a page shrunk to fit
+    # the answer cap continues right after the last task it lists.
+    _task_seqs: list[int] = PrivateAttr(default_factory=list)
+    _after_seq: int | None = PrivateAttr(default=None)
+
+    def first_tasks(self, n: int) -> SwarmView:
+        """This page cut to its first `n` tasks; the cursor continues right after the last one kept (with none
+        kept, where this page started)."""
+        if n >= len(self.tasks):
+            return self
+        cursor = self._task_seqs[n - 1] if n > 0 else self._after_seq
+        page = self.model_copy(update={"tasks": self.tasks[:n], "tasks_omitted": self.tasks_omitted + len(self.tasks) - n,
+                                       "next_cursor": None if cursor is None else str(cursor)})
+        page._task_seqs = self._task_seqs[:n]
+        return page
 
 
 class Claim(BaseModel):
     claimed: bool
+    status: NextStatus = Field(
+        description="assigned: work on `task`; wait: call again (or pass wait_s), `reason` says why; done: nothing "
+                    "is left for this swarm; blocked: what is left depends on a failed task (`blocked_by`) that "
+                    "only a retry can bring back, so the agent loop may end",
+    )
+    blocked_by: list[str] = Field(default_factory=list, description="blocked: the failed or cancelled tasks")
+    waited_s: float | None = Field(default=None, description="how long the call waited for work (wait_s)")
     task: TaskView | None = None
     claim: int | None = Field(default=None, description="this claim's number; outcomes and renewals refer to it")
     lease_expires_in_s: float | None = None
@@ -110,6 +138,40 @@ class Claim(BaseModel):
         default=None, description="the absent agent the task was assigned to, when it was taken over"
     )
     reason: str | None = Field(default=None, description="why nothing was claimed")
+    note: str | None = None
+
+
+class TaskEdit(BaseModel):
+    """What manage_task's edit changes; anything left out stays as it is."""
+
+    description: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_CHARS)
+    priority: int | None = Field(default=None, ge=0, le=1_000)
+    depends_on: list[str] | None = Field(default=None, max_length=100)
+
+
+class OutcomeView(BaseModel):
+    agent: str
+    success: bool
+    summary: str
+    claim: int | None = None
+    duration_s: float | None = None
+
+
+class TaskDetail(BaseModel):
+    task: TaskView
+    dependents: list[str] = Field(default_factory=list, description="tasks that depend on this one")
+    recent_outcomes: list[OutcomeView] = Field(default_factory=list, description="its last outcomes, newest first")
+
+
+class TaskChange(BaseModel):
+    task_id: str
+    action: ManageAction
+    state: TaskState
+    attempts: int
+    changed: list[str] = Field(default_factory=list, description="what was written")
+    cancelled: list[str] = Field(
+        default_factory=list, description="cancel: the unfinished tasks that depended on it, cancelled with it"
+    )
     note: str | None = None
 
 

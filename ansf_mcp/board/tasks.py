@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-from ansf_mcp.board.errors import BoardError, Conflict
+from ansf_mcp.board.errors import BoardError, Conflict, NotFound
 from ansf_mcp.board.lifecycle import STATE_SQL, BoardPolicy, params
 from ansf_mcp.board.models import MAX_TASKS_PER_CALL, TaskSpec, TaskView
 from ansf_mcp.store.base import Connection, Row
@@ -40,6 +40,17 @@ def task_rows(conn: Connection, policy: BoardPolicy, now: float, swarm_id: str, 
         f"{'WHERE ' + where if where else ''} ORDER BY seq{' LIMIT :limit' if limit >= 0 else ''}",
         params(policy, now, swarm=swarm_id, limit=limit, **(extra or {})),
     ).fetchall()
+
+
+def task_row(conn: Connection, policy: BoardPolicy, now: float, swarm_id: str, task_id: str, lock: str = "") -> Row:
+    """One task's row with its state; `lock` (the store's `for_update`) holds it until the transaction ends."""
+    row = conn.execute(
+        f"SELECT {TASK_COLUMNS} FROM tasks t WHERE t.swarm_id = :swarm AND t.id = :task{lock}",
+        params(policy, now, swarm=swarm_id, task=task_id),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"unknown task {task_id!r} in swarm {swarm_id!r}; swarm_status(swarm_id) lists its tasks")
+    return row
 
 
 def to_views(conn: Connection, swarm_id: str, rows: list[Row], now: float) -> list[TaskView]:
@@ -127,13 +138,13 @@ def _plan(conn: Connection, swarm_id: str, specs: list[TaskSpec]) -> tuple[list[
                 raise BoardError(f"task {task_id!r} depends on itself")
             if dep not in new and dep not in existing:
                 raise BoardError(f"task {task_id!r} depends on unknown task {dep!r}")
-    cycle = _find_cycle({t: [d for d in s.depends_on if d in new] for t, s in new.items()})
+    cycle = find_cycle({t: [d for d in s.depends_on if d in new] for t, s in new.items()})
     if cycle:
         raise BoardError("dependency cycle: " + " -> ".join(cycle))
     return ids, seq0
 
 
-def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
     color: dict[str, int] = {}
     for root in graph:
         if root in color:

@@ -1,8 +1,10 @@
 """Exact assignment over estimated success probabilities (scipy's Hungarian solver).
 
 Agents are repeated once per unit of capacity. When tasks outnumber slots, higher priorities win outright
-(a per-level bonus larger than any possible sum of probability gains); within a level the solver maximises
-the summed probability. A task whose dependency is left unassigned is left out too, and the rest re-solved.
+(a per-level bonus larger than any possible sum of probability gains); within a level, tasks fewer dependency
+steps deep win the same way (so work that can start now goes to every agent before work queued behind it), then
+the solver maximises the summed probability. A task whose dependency is left unassigned is left out too, and the
+rest re-solved; a reason names a dependency as unassigned only if it is in the final answer.
 """
 
 from __future__ import annotations
@@ -16,6 +18,26 @@ from scipy.optimize import linear_sum_assignment
 from ansf_mcp.coordinator.episode import Assignment, Episode, Unassigned
 
 TERMINAL_FAILED = "failed"
+CAPACITY_EXHAUSTED = "capacity exhausted"
+DEPENDENCY_LEFT_OUT = "dependency left out"  # placeholder while solving; never in an answer
+
+
+def _depths(episode: Episode, excluded: Mapping[str, str]) -> dict[str, int]:
+    """Dependency steps within the episode before each task can start (0: it could start now); tasks in
+    `excluded` (cycles, unknown or failed dependencies) are left out."""
+    by_id = {t.id: t for t in episode.tasks if t.id not in excluded}
+    depth: dict[str, int] = {}
+    for root in by_id:
+        stack = [root]
+        while stack:
+            node = stack[-1]
+            pending = [d for d in by_id[node].depends_on if d in by_id and d not in depth]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            depth[node] = 1 + max((depth[d] for d in by_id[node].depends_on if d in by_id), default=-1)
+    return depth
 
 
 @dataclass(frozen=True)
@@ -96,7 +118,10 @@ def solve(
 
     slots = np.repeat(np.arange(n_agents), [a.capacity for a in episode.agents])
     levels = sorted({t.priority for t in episode.tasks})
-    level_rank = {lvl: r for r, lvl in enumerate(levels)}
+    depth = _depths(episode, reasons)
+    deepest = max(depth.values(), default=0)
+    # Priority first, then shallower first: rank = level * (deepest + 1) + (deepest - depth).
+    rank = {t.id: levels.index(t.priority) * (deepest + 1) + deepest - depth.get(t.id, 0) for t in episode.tasks}
     bonus = float(len(slots) + 1)
     chosen: dict[int, int] = {}
 
@@ -105,7 +130,7 @@ def solve(
         chosen = {}
         if candidates and len(slots):
             gain = p[slots][:, candidates] + bonus * np.array(
-                [level_rank[episode.tasks[j].priority] for j in candidates], dtype=np.float64
+                [rank[episode.tasks[j].id] for j in candidates], dtype=np.float64
             )
             rows, cols = linear_sum_assignment(gain, maximize=True)
             chosen = {candidates[c]: int(slots[r]) for r, c in zip(rows, cols, strict=True)}
@@ -115,10 +140,16 @@ def solve(
             task = episode.tasks[j]
             missing = [d for d in task.depends_on if d in episode_ids and d not in assigned_ids]
             if missing:
-                reasons[task.id] = f"dependency {missing[0]!r} is not assigned"
+                reasons[task.id] = DEPENDENCY_LEFT_OUT
                 dropped = True
         if not dropped:
             break
+    assigned_ids = {episode.tasks[j].id for j in chosen}
+    for task in episode.tasks:
+        if reasons.get(task.id) == DEPENDENCY_LEFT_OUT:
+            missing = [d for d in task.depends_on if d in episode_ids and d not in assigned_ids]
+            # A re-solve may have assigned the dependency after all: then only the slots ran out.
+            reasons[task.id] = f"dependency {missing[0]!r} is not assigned" if missing else CAPACITY_EXHAUSTED
 
     assignments = []
     for j, task in enumerate(episode.tasks):
@@ -134,6 +165,6 @@ def solve(
                 )
             )
         elif task.id not in reasons:
-            reasons[task.id] = "capacity exhausted"
+            reasons[task.id] = CAPACITY_EXHAUSTED
     unassigned = [Unassigned(task=t.id, reason=reasons[t.id]) for t in episode.tasks if t.id in reasons]
     return Solution(assignments=assignments, unassigned=unassigned)
