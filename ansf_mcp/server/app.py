@@ -8,6 +8,7 @@ from mcp.server.mcpserver import MCPServer
 
 from ansf_mcp import __version__
 from ansf_mcp.runtime import Runtime, configure_logging
+from ansf_mcp.server.families import TOOL_FAMILIES
 from ansf_mcp.settings import Settings
 
 INSTRUCTIONS = (
@@ -16,14 +17,16 @@ INSTRUCTIONS = (
 )
 
 
-def build_server(settings: Settings, *, clock: Callable[[], float] | None = None) -> tuple[MCPServer[Runtime], Runtime]:
-    """The MCP server over a runtime built from `settings` (`clock`: the board's time, for tests).
+def build_server(settings: Settings, *, clock: Callable[[], float] | None = None,
+                 tools: tuple[str, ...] | None = None) -> tuple[MCPServer[Runtime], Runtime]:
+    """The MCP server over a runtime built from `settings` (`clock`: the board's time, for tests; `tools`: the
+    tool families to register, all when None, for clients that pay for every tool description).
 
     The runtime starts and stops in the SDK's lifespan: once per stdio run, once per Streamable HTTP app (the
     session manager enters it), and nested inside the HTTP app's own lifespan for SSE.
     """
     # Imported here so that the core never imports the tool surface at module import time.
-    from ansf_mcp.tools import bench_tools, semantic_tools, swarm_tools, system_tools
+    from ansf_mcp.tools import bench_tools, prompts, resources, semantic_tools, swarm_tools, system_tools
     from ansf_mcp.tools.registry import Toolbox, tool_server
 
     configure_logging(settings.log_level)
@@ -37,7 +40,11 @@ def build_server(settings: Settings, *, clock: Callable[[], float] | None = None
         log_level=settings.log_level,
         lifespan=lambda _server: runtime.serving(),
     )
-    tools = Toolbox(server)
-    for family in (swarm_tools, system_tools, semantic_tools, bench_tools):
-        family.register(tools, runtime)
+    toolbox = Toolbox(server)
+    families = dict(zip(TOOL_FAMILIES, (swarm_tools, system_tools, semantic_tools, bench_tools), strict=True))
+    for name, family in families.items():
+        if tools is None or name in tools:
+            family.register(toolbox, runtime)
+    resources.register(server, runtime)
+    prompts.register(server)
     return server, runtime
