@@ -116,6 +116,28 @@ async def test_a_killed_shared_server_is_restarted_and_the_session_goes_on(share
         assert second != first
 
 
+@pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")
+async def test_a_subscriber_behind_one_relay_hears_of_work_done_through_another(shared_servers: Path,
+                                                                               tmp_path: Path):
+    heard: list[str] = []
+    woken = anyio.Event()
+
+    async def on_message(message) -> None:
+        if getattr(message, "method", None) == "notifications/resources/updated":
+            heard.append(str(message.params.uri))
+            woken.set()
+
+    params = relay_params(shared_servers, tmp_path)
+    async with Client(params, mode="legacy", message_handler=on_message) as watcher, \
+            Client(params, mode="legacy") as lead:
+        sw = (await call(lead, "spawn_swarm", name="s", agents=[{"role": "qa"}]))["swarm_id"]
+        await watcher.subscribe_resource(f"ansf://swarms/{sw}")
+        await call(lead, "coordinate", swarm_id=sw, strategy="round-robin", tasks=[{"description": "x"}])
+        with anyio.fail_after(30):
+            await woken.wait()
+    assert heard == [f"ansf://swarms/{sw}"]
+
+
 def test_stdout_carries_only_protocol_and_bad_lines_are_answered(shared_servers: Path, tmp_path: Path):
     lines = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {

@@ -118,3 +118,44 @@ def test_an_unknown_tool_family_is_one_sentence(tmp_path: Path):
                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert out.returncode == 2 and out.stdout == ""
     assert "choose families from board, agent, system, semantic, bench, not 'board,nope'" in out.stderr
+
+
+# Legacy clients (initialize handshake: Claude Desktop, IDEs, the stdio relay) subscribe with resources/subscribe.
+@pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")
+async def test_subscribers_hear_of_changes_to_their_swarm_and_only_theirs(settings: Settings):
+    import anyio
+
+    server, runtime = build_server(settings)
+    heard: list[str] = []
+    woken = anyio.Event()
+
+    async def on_message(message) -> None:
+        params = getattr(message, "params", None)
+        if getattr(message, "method", None) == "notifications/resources/updated" and params is not None:
+            heard.append(str(params.uri))
+            woken.set()
+
+    try:
+        async with Client(server, message_handler=on_message, mode="legacy") as watcher, \
+                Client(server, mode="legacy") as lead:
+            mine = (await call(lead, "spawn_swarm", name="mine", agents=[{"role": "qa"}]))["swarm_id"]
+            other = (await call(lead, "spawn_swarm", name="other", agents=[{"role": "qa"}]))["swarm_id"]
+            await watcher.subscribe_resource(f"ansf://swarms/{mine}")
+            await watcher.subscribe_resource(f"ansf://swarms/{mine}/tasks/t1")
+            await call(lead, "swarm_status", swarm_id=mine)  # a read changes nothing
+            await call(lead, "coordinate", swarm_id=other, strategy="round-robin", tasks=[{"description": "x"}])
+            assert heard == []
+            await call(lead, "coordinate", swarm_id=mine, strategy="round-robin",
+                       tasks=[{"id": "t1", "description": "y"}])
+            with anyio.fail_after(10):
+                while len(heard) < 2:
+                    woken = anyio.Event()
+                    await woken.wait()
+            assert sorted(heard) == [f"ansf://swarms/{mine}", f"ansf://swarms/{mine}/tasks/t1"]
+            await watcher.unsubscribe_resource(f"ansf://swarms/{mine}")
+            await watcher.unsubscribe_resource(f"ansf://swarms/{mine}/tasks/t1")
+            await call(lead, "next_task", swarm_id=mine, agent_id="agent-0")
+            await call(lead, "swarm_status")  # a round trip after the claim: any notice would be here by now
+            assert len(heard) == 2
+    finally:
+        runtime.shutdown()

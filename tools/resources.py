@@ -1,10 +1,20 @@
 """Resources: the boards and their tasks, readable by URI (JSON) for clients that attach context instead of
-calling a tool. Read only; the same board the tools write."""
+calling a tool, and subscribable: a client that subscribed to a board or task URI is told when a tool call that
+changes state touched that swarm. Read only; the same board the tools write.
+
+Change notices come from this server's own tool calls (one shared server per machine serves every relay); a write
+made by another replica on a shared PostgreSQL store is not noticed here.
+"""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.types import EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
 
 from ansf_mcp.board.board import Board, TaskFilter
 from ansf_mcp.board.errors import BoardError
@@ -16,6 +26,9 @@ PAGE = 500
 MAX_PAGES = 200  # 100 000 tasks: a bound on one read, far above any board the tools let one swarm hold
 
 JSON = "application/json"
+SWARMS = "ansf://swarms"
+
+log = logging.getLogger(__name__)
 
 
 def _pages(board: Board, swarm_id: str) -> list[SwarmView]:
@@ -31,6 +44,7 @@ def _pages(board: Board, swarm_id: str) -> list[SwarmView]:
 
 def register(server: MCPServer, app: Runtime) -> None:
     board = Board(app.store, BoardPolicy.from_settings(app.settings), clock=lambda: app.clock())
+    watch_changes(server, Subscriptions())
 
     def read(fn, *args: str) -> str:
         try:
@@ -64,3 +78,77 @@ def register(server: MCPServer, app: Runtime) -> None:
                      description="One task: state, assignee, dependencies, attempts, description.")
     def task(swarm_id: str, task_id: str) -> str:
         return read(one_task, swarm_id, task_id)
+
+
+class Subscriptions:
+    """Which session asked to hear about which URI; sessions that cannot be reached any more are dropped."""
+
+    def __init__(self) -> None:
+        self._by_uri: dict[str, list[Any]] = {}
+
+    def add(self, uri: str, session: Any) -> None:
+        sessions = self._by_uri.setdefault(uri, [])
+        if all(s is not session for s in sessions):
+            sessions.append(session)
+
+    def remove(self, uri: str, session: Any) -> None:
+        self._by_uri[uri] = [s for s in self._by_uri.get(uri, []) if s is not session]
+
+    def touched_by(self, swarm_id: str | None) -> list[str]:
+        """The subscribed URIs a change to `swarm_id` (or to the list of swarms) may have changed: a claim or an
+        outcome can unblock any task of its swarm."""
+        board = f"{SWARMS}/{swarm_id}" if swarm_id else None
+        return [uri for uri, sessions in self._by_uri.items() if sessions and (
+            uri == SWARMS or (board is not None and (uri == board or uri.startswith(board + "/"))))]
+
+    async def notify(self, uris: list[str]) -> None:
+        for uri in uris:
+            for session in list(self._by_uri.get(uri, [])):
+                try:
+                    await session.send_resource_updated(uri)
+                except Exception as exc:  # a session that went away: forget it, tell the others
+                    log.info("dropping a subscription to %s: %s", uri, exc)
+                    self.remove(uri, session)
+
+
+def watch_changes(server: MCPServer, subscriptions: Subscriptions) -> None:
+    """Subscribe/unsubscribe handlers, and a middleware that, after a tool call that changes state, tells the
+    subscribers of the URIs it may have changed."""
+    lowlevel = server._lowlevel_server  # the SDK's MCPServer has no public way to serve resources/subscribe
+
+    def client(ctx: ServerRequestContext[Any, Any]) -> Any:
+        # `ctx.session` is made per request and notifies on that request's channel, closed once it is answered;
+        # the connection under it lives as long as the client and notifies on its standing channel.
+        return getattr(ctx.session, "_connection", ctx.session)
+
+    async def subscribe(ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
+        subscriptions.add(str(params.uri), client(ctx))
+        return EmptyResult()
+
+    async def unsubscribe(ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams) -> EmptyResult:
+        subscriptions.remove(str(params.uri), client(ctx))
+        return EmptyResult()
+
+    lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, subscribe)
+    lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
+    readers: set[str] = set()
+
+    async def changes(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        result = await call_next(ctx)
+        if ctx.method != "tools/call" or not isinstance(ctx.params, dict):
+            return result
+        name = ctx.params.get("name")
+        if not readers:
+            readers.update(t.name for t in await server.list_tools()
+                           if t.annotations is not None and t.annotations.read_only_hint)
+        failed = result.get("isError") if isinstance(result, dict) else getattr(result, "is_error", False)
+        if name in readers or failed:
+            return result
+        arguments = ctx.params.get("arguments") or {}
+        swarm_id = arguments.get("swarm_id") if isinstance(arguments, dict) else None
+        uris = subscriptions.touched_by(swarm_id if isinstance(swarm_id, str) else None)
+        if uris:
+            await subscriptions.notify(uris)
+        return result
+
+    lowlevel.middleware.append(changes)
