@@ -7,10 +7,14 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ansf_mcp import __version__
 from ansf_mcp.server.families import TOOL_FAMILIES
 from ansf_mcp.server.shared import DEFAULT_IDLE_EXIT_S
+
+if TYPE_CHECKING:
+    from ansf_mcp.settings import Settings
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -158,26 +162,32 @@ def _relay(args: argparse.Namespace) -> int:
         return 0
 
 
+def serve_settings(args: argparse.Namespace) -> Settings:
+    """The settings `ansf serve` runs a server with (not a relay): defaults < environment < flags."""
+    from ansf_mcp.settings import Settings
+
+    # A stdio server in the client's own process serves one agent: the model and the project index load on first
+    # use instead of at start (the shared server warms them once for every agent), unless asked for.
+    lazy: dict[str, object] = {}
+    if args.transport == "stdio":
+        lazy = {field: False for env, field in (("ANSF_WARMUP", "warm_model"), ("ANSF_SEMANTIC_INDEX", "semantic_index"))
+                if not os.environ.get(env)}
+    return Settings.load(
+        **lazy, transport=args.transport, host=args.host, port=args.port, project_root=args.project,
+        data_dir=args.data_dir, store=args.store, token=args.token, log_level=args.log_level,
+    )
+
+
 def _serve(args: argparse.Namespace) -> int:
     if args.transport == "stdio" and not _standalone(args):
         return _relay(args)
     from pydantic import ValidationError
 
     from ansf_mcp.server.run import ConfigError, serve
-    from ansf_mcp.settings import Settings
     from ansf_mcp.store.db import StoreError
 
     try:
-        settings = Settings.load(
-            transport=args.transport,
-            host=args.host,
-            port=args.port,
-            project_root=args.project,
-            data_dir=args.data_dir,
-            store=args.store,
-            token=args.token,
-            log_level=args.log_level,
-        )
+        settings = serve_settings(args)
         if not settings.project_root.is_dir():
             raise ConfigError(f"project root {settings.project_root} is not a directory")
         if settings.transport == "stdio":

@@ -196,3 +196,35 @@ def test_a_terminal_is_told_what_serve_waits_for(data_dir: Path, tmp_path: Path)
         os.close(leader)
     assert "waiting for an MCP client on stdin" in first and "standalone" in first
     assert proc.stdout.read() == b""
+
+
+async def test_a_standalone_stdio_server_warms_nothing_unless_asked(data_dir: Path, tmp_path: Path):
+    env = subprocess_env(data_dir)
+    del env["ANSF_WARMUP"]  # the user's default, not the tests' setting
+    cmd = ansf_command()
+    params = StdioServerParameters(command=cmd[0], args=[*cmd[1:], "serve", "--standalone"], env=env,
+                                   cwd=str(tmp_path))
+    async with Client(params, mode="legacy") as client:
+        status = await call(client, "system_status")
+    assert status["components"]["model_warmup"]["state"] == "skipped", status["components"]["model_warmup"]
+    assert status["models"]["torch_imported"] is False
+
+
+@pytest.mark.parametrize(("argv", "env", "warm", "index"), [
+    (["--standalone"], {}, False, False),  # one agent in its own process: nothing at start
+    (["--standalone"], {"ANSF_WARMUP": "1", "ANSF_SEMANTIC_INDEX": "1"}, True, True),  # unless asked for
+    (["--standalone"], {"ANSF_WARMUP": "0"}, False, False),
+    (["--transport", "http"], {}, True, True),  # the shared (HTTP) server warms once for every agent
+])
+def test_what_a_server_loads_at_start(monkeypatch: pytest.MonkeyPatch, argv: list[str], env: dict[str, str],
+                                      warm: bool, index: bool) -> None:
+    import argparse
+
+    from ansf_mcp.cli import _serve_args, serve_settings
+
+    for name in ("ANSF_WARMUP", "ANSF_SEMANTIC_INDEX"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = serve_settings(_serve_args(argparse.ArgumentParser()).parse_args(argv))
+    assert (settings.warm_model, settings.semantic_index) == (warm, index)
