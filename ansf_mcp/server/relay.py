@@ -53,7 +53,7 @@ class Relay:
         self._stdin = stdin
         self._stdout = stdout
         self._out_lock = threading.Lock()
-        self._session_lock = threading.Lock()
+        self._session_lock = threading.RLock()  # held while reconnecting, which posts the handshake again
         self._endpoint: Endpoint | None = None
         self._session: str | None = None
         self._version: str | None = None
@@ -108,22 +108,24 @@ class Relay:
 
     def _forward(self, line: bytes, message: Any) -> None:
         rid = message.get("id") if isinstance(message, dict) and "method" in message else None
+        handshake = self._is_handshake(message)
+        # What a restarted server must be told first: the handshake messages that came before this one.
+        before = {"initialize": 0, "notifications/initialized": 1}.get(message.get("method"), 2) if handshake else 2
         generation = self._generation
         for attempt in range(2):
             try:
-                self._post(line, is_handshake=message is not None and self._is_handshake(message))
+                self._post(line, is_handshake=handshake)
                 return
             except Unreached as exc:
                 if attempt == 1:
                     return self._fail(rid, f"the shared ANSF server is unreachable ({exc})")
                 try:
-                    generation = self._reconnect(generation)
-                except SharedServerError as start_exc:
+                    generation = self._reconnect(generation, replay=before)
+                except (SharedServerError, Unreached, Lost) as start_exc:
                     return self._fail(rid, f"the shared ANSF server could not be restarted: {start_exc}")
-            except Lost as exc:
-                self._pool.submit(self._reconnect_quietly, generation)
+            except Lost as exc:  # the next message finds the server gone and restarts it
                 return self._fail(rid, f"the shared ANSF server stopped while answering this request ({exc}); "
-                                       "it is being restarted, call again")
+                                       "it is restarted on the next call: call again")
             except Exception as exc:  # a relay that dies leaves its client waiting: answer instead
                 log.exception("relay failure")
                 return self._fail(rid, f"the relay failed: {exc}")
@@ -160,12 +162,16 @@ class Relay:
         conn = http.client.HTTPConnection(endpoint.host, endpoint.port)
         try:
             try:
+                conn.connect()
+            except OSError as exc:  # nobody listens: the message cannot have been acted on
+                raise Unreached(type(exc).__name__) from exc
+            try:
                 conn.request("POST", "/mcp", body=line,
                              headers=self._headers(endpoint, "application/json, text/event-stream"))
                 response = conn.getresponse()
-            except (ConnectionRefusedError, ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected) as exc:
-                # Refused or reset before an answer began: the server was gone before it could act on the message.
-                raise Unreached(type(exc).__name__) from exc
+            except (OSError, http.client.HTTPException) as exc:
+                # Connected, then cut off: the server may have acted on it, so it is not sent again.
+                raise Lost(type(exc).__name__) from exc
             if response.status == 404 and not is_handshake:
                 raise Unreached("the server does not know this session: it was restarted")
             if is_handshake and response.getheader(SESSION_HEADER):
@@ -241,24 +247,18 @@ class Relay:
         except (OSError, http.client.HTTPException):
             return  # a dead server shows on the next request, which restarts it
 
-    def _reconnect_quietly(self, generation: int) -> None:
-        try:
-            self._reconnect(generation)
-        except SharedServerError as exc:
-            sys.stderr.write(f"ansf relay: {exc}\n")
-
-    def _reconnect(self, generation: int) -> int:
-        """Find or restart the server and replay the client's handshake; once per failure among all threads."""
+    def _reconnect(self, generation: int, replay: int = 2) -> int:
+        """Find or restart the server and replay the first `replay` handshake messages; once per failure among
+        all threads (a thread that saw an older generation finds the work done)."""
         with self._session_lock:
             if generation != self._generation:
-                return self._generation  # another thread already reconnected
+                return self._generation
             self._endpoint = self._connect()
             self._session = None
             self._generation += 1
-        if self._handshake:
-            self._post(self._handshake[0], is_handshake=True, echo=False)
-            if len(self._handshake) > 1:
-                self._post(self._handshake[1], is_handshake=True, echo=False)
+            for line in self._handshake[:replay]:
+                self._post(line, is_handshake=True, echo=False)
+            if replay >= 2 and len(self._handshake) > 1:
                 self._listen()
         sys.stderr.write("ansf relay: reconnected to the shared server\n")
         return self._generation
