@@ -128,6 +128,11 @@ async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float) -> dict:
             own = psutil.Process().memory_info().rss  # the benchmark's own client process is not the server side
             result["total_rss_mb"] = round((rss - own) / 2**20)
             result["processes"] = procs - 1
+            if mode == "shared":
+                server_rss, server_procs = tree_rss(shared_pids(data_dir))
+                result["shared_server_rss_mb"] = round(server_rss / 2**20)
+                result["shared_server_processes"] = server_procs
+                result["rss_per_relay_mb"] = round((rss - own - server_rss) / 2**20 / n, 1)
             done.set()
     finally:
         done.set()

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 from ansf_mcp.server.lines import request_id
-from ansf_mcp.server.shared import Endpoint, SharedServerError
+from ansf_mcp.server.shared import Endpoint, SharedServerError, running
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def _error(rid: Any, code: int, message: str) -> bytes:
 
 
 class Relay:
-    """Pumps one client's stdio to the shared server; `connect(restart)` finds (or restarts) the server."""
+    """Pumps one client's stdio to the shared server; `connect()` finds the server, or starts it when none answers."""
 
     def __init__(self, connect: Callable[[], Endpoint], stdin: IO[bytes], stdout: IO[bytes]) -> None:
         self._connect = connect
@@ -59,7 +59,6 @@ class Relay:
         self._version: str | None = None
         self._generation = 0
         self._handshake: list[bytes] = []  # the client's initialize request and initialized notification
-        self._closing = threading.Event()
         self._pool = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="relay")
 
     # -- output ------------------------------------------------------------------------------------------------
@@ -83,7 +82,6 @@ class Relay:
                 if line:
                     self._dispatch(line)
         finally:
-            self._closing.set()
             self._pool.shutdown(wait=True, cancel_futures=False)
             self._end_session()
 
@@ -161,6 +159,10 @@ class Relay:
         endpoint = self._endpoint_now()
         conn = http.client.HTTPConnection(endpoint.host, endpoint.port)
         try:
+            if endpoint.pid > 0 and not running(endpoint.pid):
+                # Dead before the message left: whatever answers on its port now (another program that took the
+                # port, a lingering socket) is not our server.
+                raise Unreached("its process has exited")
             try:
                 conn.connect()
             except OSError as exc:  # nobody listens: the message cannot have been acted on

@@ -131,14 +131,20 @@ def healthy(host: str, port: int, timeout_s: float = 2.0) -> bool:
         conn.close()
 
 
-def _alive(pid: int) -> bool:
+def running(pid: int) -> bool:
+    """Whether `pid` is a live process: not gone, and not a zombie (a server that died, not yet reaped by the
+    relay that started it, still answers `kill(pid, 0)`)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)  # no /proc (macOS): existence is all there is to know
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
         return True
-    return True
+    return state not in ("Z", "X")
 
 
 def _read_state(key: Key, token: str) -> Endpoint | None:
@@ -201,9 +207,9 @@ def ensure(key: Key, *, idle_exit_s: float = DEFAULT_IDLE_EXIT_S, log_level: str
     token = read_token(key.data_dir)
     with _locked(key.data_dir / STATE_DIR / f"{key.name}.lock", START_TIMEOUT_S + 30):
         known = _read_state(key, token)
-        if known is not None and _alive(known.pid) and healthy(known.host, known.port):
+        if known is not None and running(known.pid) and healthy(known.host, known.port):
             return known
-        if known is not None and _alive(known.pid) and _is_ours(known.pid):
+        if known is not None and running(known.pid) and _is_ours(known.pid):
             with contextlib.suppress(OSError):
                 os.kill(known.pid, signal.SIGTERM)  # alive but not answering: it would hold memory forever
         return _start(key, token, idle_exit_s, log_level)
