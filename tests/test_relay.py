@@ -228,3 +228,57 @@ def test_what_a_server_loads_at_start(monkeypatch: pytest.MonkeyPatch, argv: lis
         monkeypatch.setenv(name, value)
     settings = serve_settings(_serve_args(argparse.ArgumentParser()).parse_args(argv))
     assert (settings.warm_model, settings.semantic_index) == (warm, index)
+
+
+def test_a_port_taken_before_the_server_binds_it_is_replaced(shared_servers: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch):
+    import socket
+
+    from ansf_mcp.server import shared
+
+    monkeypatch.setenv("ANSF_WARMUP", "0")
+    free = shared._free_port
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        taken = blocker.getsockname()[1]
+        offered = iter([taken])
+        monkeypatch.setattr(shared, "_free_port", lambda host: next(offered, None) or free(host))
+        endpoint = shared.ensure(shared.Key(data_dir=shared_servers, project=tmp_path))
+    assert endpoint.port != taken
+    assert shared.answers(endpoint.host, endpoint.port, endpoint.pid)
+
+
+def test_a_stranger_on_the_recorded_port_is_not_taken_for_the_server(shared_servers: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    from ansf_mcp.server import shared
+
+    class Healthy(BaseHTTPRequestHandler):  # answers /health like any ansf server, but is not ours
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/health" else 404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    monkeypatch.setenv("ANSF_WARMUP", "0")
+    stranger = ThreadingHTTPServer(("127.0.0.1", 0), Healthy)
+    Thread(target=stranger.serve_forever, daemon=True).start()
+    bystander = subprocess.Popen(["sleep", "60"])  # a live process that is not a shared server
+    key = shared.Key(data_dir=shared_servers, project=tmp_path)
+    try:
+        (shared_servers / STATE_DIR).mkdir(parents=True)
+        (shared_servers / STATE_DIR / f"{key.name}.json").write_text(json.dumps(
+            {"host": "127.0.0.1", "port": stranger.server_address[1], "pid": bystander.pid}))
+        endpoint = shared.ensure(key)
+        assert endpoint.port != stranger.server_address[1] and endpoint.pid != bystander.pid
+        assert bystander.poll() is None, "a process that is not a shared server was signalled"
+    finally:
+        bystander.kill()
+        bystander.wait()
+        stranger.shutdown()
+        stranger.server_close()

@@ -120,12 +120,17 @@ def _locked(path: Path, timeout_s: float) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def healthy(host: str, port: int, timeout_s: float = 2.0) -> bool:
+IDENTITY_PATH = "/shared-server"
+
+
+def answers(host: str, port: int, pid: int, timeout_s: float = 2.0) -> bool:
+    """Whether the shared server with process `pid` answers on `port` (not another program that took the port)."""
     conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
     try:
-        conn.request("GET", "/health")
-        return conn.getresponse().status == 200
-    except OSError:
+        conn.request("GET", IDENTITY_PATH)
+        response = conn.getresponse()
+        return response.status == 200 and json.loads(response.read()).get("pid") == pid
+    except (OSError, ValueError, AttributeError, http.client.HTTPException):
         return False
     finally:
         conn.close()
@@ -174,11 +179,30 @@ def server_command(key: Key, port: int, idle_exit_s: float, log_level: str | Non
     return cmd
 
 
+PORT_TRIES = 3
+
+
 def _start(key: Key, token: str, idle_exit_s: float, log_level: str | None) -> Endpoint:
+    """Start the server on a free port; again on another when a program took the port before the server bound it."""
+    for attempt in range(PORT_TRIES):
+        try:
+            return _start_on(key, token, idle_exit_s, log_level, _free_port("127.0.0.1"))
+        except PortTaken:
+            if attempt == PORT_TRIES - 1:
+                raise SharedServerError(f"{PORT_TRIES} free ports in a row were taken before the shared server "
+                                        "could bind them") from None
+    raise AssertionError("unreachable")
+
+
+class PortTaken(Exception):
+    pass
+
+
+def _start_on(key: Key, token: str, idle_exit_s: float, log_level: str | None, port: int) -> Endpoint:
     host = "127.0.0.1"
-    port = _free_port(host)
     env = {**os.environ, "ANSF_TOKEN": token}  # never on the command line, where `ps` shows it
     log_path = key.data_dir / STATE_DIR / f"{key.name}.log"
+    log_start = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             server_command(key, port, idle_exit_s, log_level), env=env, cwd=str(key.project),
@@ -188,10 +212,14 @@ def _start(key: Key, token: str, idle_exit_s: float, log_level: str | None) -> E
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-600:].strip()
+            with open(log_path, "rb") as f:
+                f.seek(log_start)
+                said = f.read().decode(errors="replace").strip()
+            if f"cannot listen on {host}:{port}" in said:
+                raise PortTaken(port)
             raise SharedServerError(f"the shared server exited with status {proc.returncode} at start; "
-                                    f"its log {log_path} ends: {tail}")
-        if healthy(host, port, timeout_s=1.0):
+                                    f"its log {log_path} ends: {said[-600:]}")
+        if answers(host, port, proc.pid, timeout_s=1.0):
             endpoint = Endpoint(host=host, port=port, token=token, pid=proc.pid)
             tmp = _state_path(key).with_suffix(".tmp")
             tmp.write_text(json.dumps({"host": host, "port": port, "pid": proc.pid, "project": str(key.project)}))
@@ -207,7 +235,7 @@ def ensure(key: Key, *, idle_exit_s: float = DEFAULT_IDLE_EXIT_S, log_level: str
     token = read_token(key.data_dir)
     with _locked(key.data_dir / STATE_DIR / f"{key.name}.lock", START_TIMEOUT_S + 30):
         known = _read_state(key, token)
-        if known is not None and running(known.pid) and healthy(known.host, known.port):
+        if known is not None and running(known.pid) and answers(known.host, known.port, known.pid):
             return known
         if known is not None and running(known.pid) and _is_ours(known.pid):
             with contextlib.suppress(OSError):
@@ -224,7 +252,9 @@ def _is_ours(pid: int) -> bool:
 
 class IdleExit:
     """ASGI middleware of the shared server: counts open requests (each relay holds a listening stream open) and
-    stops the process with SIGTERM (uvicorn's graceful stop) once none has been open for `idle_s`."""
+    stops the process with SIGTERM (uvicorn's graceful stop) once none has been open for `idle_s`. It also answers
+    `IDENTITY_PATH` with the process id, so that relays know they reached this server and not a stranger that
+    took its port (a process id is no secret; everything else stays behind the token)."""
 
     def __init__(self, app: Any, idle_s: float, *, check_every_s: float = 1.0) -> None:
         self.app = app
@@ -236,6 +266,14 @@ class IdleExit:
         watcher.start()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("path") == IDENTITY_PATH:
+            with self._lock:
+                self.last_seen = time.monotonic()  # a relay that just found the server is about to use it
+            body = json.dumps({"pid": os.getpid()}).encode()
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
         if scope["type"] != "http" or scope.get("path") == "/health":
             await self.app(scope, receive, send)
             return
