@@ -31,6 +31,8 @@ INTERNAL_ERROR = -32603
 SESSION_HEADER = "mcp-session-id"
 VERSION_HEADER = "mcp-protocol-version"
 MAX_IN_FLIGHT = 64  # worker threads; a client with more requests outstanding waits for one to finish
+# Silence on an answer for this long means a hung server, not a slow tool (every tool has a shorter deadline).
+ANSWER_TIMEOUT_S = 900.0
 
 
 class Unreached(Exception):
@@ -157,7 +159,7 @@ class Relay:
 
     def _post(self, line: bytes, *, is_handshake: bool, echo: bool = True) -> None:
         endpoint = self._endpoint_now()
-        conn = http.client.HTTPConnection(endpoint.host, endpoint.port)
+        conn = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=ANSWER_TIMEOUT_S)
         try:
             if endpoint.pid > 0 and not running(endpoint.pid):
                 # Dead before the message left: whatever answers on its port now (another program that took the
