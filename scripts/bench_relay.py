@@ -3,9 +3,11 @@
 
     .venv/bin/python scripts/bench_relay.py --mode shared --agents 16 --tasks 128
     .venv/bin/python scripts/bench_relay.py --mode standalone --agents 16 --tasks 128
+    .venv/bin/python scripts/bench_relay.py --mode shared --work-s 0.5   # agents that work between calls
 
-Everything runs with the user's defaults (model warm-up on, the project indexed at start) in a fresh temporary
-data directory and a small temporary project; all processes it starts are stopped at the end.
+Everything runs with the user's defaults (`--env ANSF_X=V` changes one) in a fresh temporary data directory and a
+small temporary project; the lead connects first (it creates the store), then the agents all at once; all processes
+it starts are stopped at the end.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import signal
 import sys
@@ -63,7 +66,12 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))]
 
 
-async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float) -> dict:
+async def no_validation(name: str, result: object) -> None:
+    return None
+
+
+async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float, work_s: float,
+              extra_env: dict[str, str], validate: bool) -> dict:
     root = Path(tempfile.mkdtemp(prefix="ansf-relay-bench-"))
     data_dir, project = root / "data", root / "project"
     project.mkdir()
@@ -71,6 +79,7 @@ async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float) -> dict:
         (project / f"mod{i}.py").write_text(f"def f{i}(x):\n    return x + {i}\n\n\nclass C{i}:\n    pass\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSF_")}
     env["ANSF_DATA_DIR"] = str(data_dir)
+    env.update(extra_env)
     args = ["-m", "ansf_mcp", "serve", "--project", str(project)]
     if mode == "standalone":
         args.append("--standalone")
@@ -78,11 +87,16 @@ async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float) -> dict:
     n = n_agents + 1
     clients: list[Client] = []
     connected, done = anyio.Event(), anyio.Event()
-    result: dict = {"mode": mode, "agents": n_agents, "lead": 1, "tasks": n_tasks}
+    result: dict = {"mode": mode, "agents": n_agents, "lead": 1, "tasks": n_tasks, "simulated_work_s": work_s,
+                    "env": extra_env, "client_validation": validate}
+    rng = random.Random(0)
     latencies: list[float] = []
 
     async def hold() -> None:
         async with Client(params, mode="legacy") as c:
+            if not validate:  # the SDK client's jsonschema check of every answer, paid in this one process for all
+                c.session.validate_tool_result = no_validation  # type: ignore[method-assign]
+            await c.list_tools()  # as clients do on connecting (the SDK client would do it on its first call)
             clients.append(c)
             if len(clients) == n:
                 connected.set()
@@ -95,15 +109,20 @@ async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float) -> dict:
             latencies.append(time.perf_counter() - t0)
             if not claim["claimed"]:
                 return
+            if work_s:
+                await anyio.sleep(rng.uniform(0, 2 * work_s))  # simulated work between claim and report
             await structured(c, "report_outcome", swarm_id=swarm_id, task_id=claim["task"]["id"],
                              agent_id=agent_id, success=True, summary="done")
 
     try:
         async with anyio.create_task_group() as tg:
             t0 = time.perf_counter()
-            for _ in range(n):
-                tg.start_soon(hold)
+            tg.start_soon(hold)  # the lead first: it makes the fresh store the agents then open
             with anyio.fail_after(600):
+                while not clients:
+                    await anyio.sleep(0.05)
+                for _ in range(n - 1):
+                    tg.start_soon(hold)
                 await connected.wait()
             result["connect_all_s"] = round(time.perf_counter() - t0, 2)
             lead, agents = clients[0], clients[1:]
@@ -152,8 +171,16 @@ def main() -> None:
     p.add_argument("--agents", type=int, default=16)
     p.add_argument("--tasks", type=int, default=128)
     p.add_argument("--settle-s", type=float, default=20.0)
+    p.add_argument("--work-s", type=float, default=0.0,
+                   help="mean simulated work per task between claim and report (0: agents call back to back)")
+    p.add_argument("--env", action="append", default=[], metavar="ANSF_X=V", help="a setting for every server")
+    p.add_argument("--no-client-validation", action="store_true",
+                   help="skip the SDK client's output-schema check (17 clients share this one process; real agents "
+                   "each pay it in their own)")
     a = p.parse_args()
-    print(json.dumps(anyio.run(run, a.mode, a.agents, a.tasks, a.settle_s)), flush=True)
+    print(json.dumps(anyio.run(run, a.mode, a.agents, a.tasks, a.settle_s, a.work_s,
+                                dict(e.split("=", 1) for e in a.env),
+                                not a.no_client_validation)), flush=True)
 
 
 if __name__ == "__main__":
