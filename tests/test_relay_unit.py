@@ -127,3 +127,35 @@ def test_a_line_that_is_not_json_is_answered_with_its_id(stub: Stub):
     [answer] = [json.loads(line) for line in stdout.getvalue().splitlines()]
     assert answer["id"] == 8 and answer["error"]["code"] == -32700
     assert stub.posts == []
+
+
+def test_the_idle_timer_waits_for_open_requests_and_answers_who_it_is():
+    import anyio
+
+    from ansf_mcp.server.shared import IDENTITY_PATH, IdleExit
+
+    stopped = threading.Event()
+    inside, release = threading.Event(), threading.Event()
+
+    async def app(scope, receive, send) -> None:  # a request that stays open until released (a listening stream)
+        inside.set()
+        await anyio.to_thread.run_sync(release.wait)
+
+    idle = IdleExit(app, idle_s=0.05, check_every_s=0.01, stop=stopped.set)
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def scenario() -> None:
+        await idle({"type": "http", "path": IDENTITY_PATH}, None, send)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(idle, {"type": "http", "path": "/mcp"}, None, send)
+            await anyio.to_thread.run_sync(inside.wait)
+            assert idle.open == 1
+            assert not stopped.wait(0.3), "stopped while a client was connected"  # 6x the idle time, open
+            release.set()
+        assert await anyio.to_thread.run_sync(stopped.wait, 10), "did not stop once idle"
+
+    anyio.run(scenario)
+    assert json.loads(sent[1]["body"]) == {"pid": os.getpid()}

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -256,9 +256,11 @@ class IdleExit:
     `IDENTITY_PATH` with the process id, so that relays know they reached this server and not a stranger that
     took its port (a process id is no secret; everything else stays behind the token)."""
 
-    def __init__(self, app: Any, idle_s: float, *, check_every_s: float = 1.0) -> None:
+    def __init__(self, app: Any, idle_s: float, *, check_every_s: float = 1.0,
+                 stop: Callable[[], None] | None = None) -> None:
         self.app = app
         self.idle_s = idle_s
+        self._stop = stop or (lambda: os.kill(os.getpid(), signal.SIGTERM))
         self.open = 0
         self.last_seen = time.monotonic()
         self._lock = threading.Lock()
@@ -294,4 +296,4 @@ class IdleExit:
         while self.idle_for() < self.idle_s:
             time.sleep(every_s)  # a background timer, not a wait for an outcome
         sys.stderr.write(f"ansf shared server: no client for {self.idle_s:g} s, stopping\n")
-        os.kill(os.getpid(), signal.SIGTERM)
+        self._stop()
