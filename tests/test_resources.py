@@ -159,3 +159,22 @@ async def test_subscribers_hear_of_changes_to_their_swarm_and_only_theirs(settin
             assert len(heard) == 2
     finally:
         runtime.shutdown()
+
+
+async def test_a_listening_client_hears_of_changes_to_the_board_it_watches(settings: Settings):
+    import anyio
+
+    server, runtime = build_server(settings)
+    try:
+        async with Client(server) as watcher, Client(server) as lead:  # the 2026-07-28 protocol
+            sw = (await call(lead, "spawn_swarm", name="w", agents=[{"role": "qa"}]))["swarm_id"]
+            other = (await call(lead, "spawn_swarm", name="o", agents=[{"role": "qa"}]))["swarm_id"]
+            board = f"ansf://swarms/{sw}"
+            async with watcher.listen(resource_subscriptions=[board]) as events:
+                await call(lead, "coordinate", swarm_id=other, strategy="round-robin", tasks=[{"description": "x"}])
+                await call(lead, "coordinate", swarm_id=sw, strategy="round-robin", tasks=[{"description": "y"}])
+                with anyio.fail_after(10):
+                    event = await events.__anext__()
+            assert event.uri == board  # the other swarm's change was not delivered first
+    finally:
+        runtime.shutdown()

@@ -1,6 +1,8 @@
 """Resources: the boards and their tasks, readable by URI (JSON) for clients that attach context instead of
 calling a tool, and subscribable: a client that subscribed to a board or task URI is told when a tool call that
-changes state touched that swarm. Read only; the same board the tools write.
+changes state touched that swarm (handshake-era clients through resources/subscribe, 2026-07-28 clients through
+subscriptions/listen, where a board URI hears of every change to the board and a task URI of calls that name the
+task). Read only; the same board the tools write.
 
 Change notices come from this server's own tool calls (one shared server per machine serves every relay); a write
 made by another replica on a shared PostgreSQL store is not noticed here.
@@ -14,6 +16,7 @@ from typing import Any
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.subscriptions import ResourceUpdated
 from mcp.types import EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
 
 from ansf_mcp.board.board import Board, TaskFilter
@@ -129,6 +132,7 @@ def watch_changes(server: MCPServer, subscriptions: Subscriptions) -> None:
         subscriptions.remove(str(params.uri), client(ctx))
         return EmptyResult()
 
+    bus = getattr(server, "_subscriptions", None)  # the MCPServer's own fan-out to listen streams
     lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
     readers: set[str] = set()
@@ -146,9 +150,16 @@ def watch_changes(server: MCPServer, subscriptions: Subscriptions) -> None:
             return result
         arguments = ctx.params.get("arguments") or {}
         swarm_id = arguments.get("swarm_id") if isinstance(arguments, dict) else None
-        uris = subscriptions.touched_by(swarm_id if isinstance(swarm_id, str) else None)
+        swarm_id = swarm_id if isinstance(swarm_id, str) else None
+        uris = subscriptions.touched_by(swarm_id)
         if uris:
             await subscriptions.notify(uris)
+        if bus is not None:  # 2026-07-28 clients listen on subscriptions/listen; the SDK filters by their URIs
+            task_id = arguments.get("task_id") if isinstance(arguments, dict) else None
+            changed = [SWARMS, *([f"{SWARMS}/{swarm_id}"] if swarm_id else []),
+                       *([f"{SWARMS}/{swarm_id}/tasks/{task_id}"] if swarm_id and isinstance(task_id, str) else [])]
+            for uri in dict.fromkeys([*changed, *uris]):
+                await bus.publish(ResourceUpdated(uri=uri))
         return result
 
     lowlevel.middleware.append(changes)
