@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ansf_mcp import __version__
-from ansf_mcp.coordinator.episode import STRATEGIES
-from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE, PROFILES
+from ansf_mcp.server.families import TOOL_FAMILIES
+from ansf_mcp.server.shared import DEFAULT_IDLE_EXIT_S
+
+if TYPE_CHECKING:
+    from ansf_mcp.settings import Settings
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -18,12 +23,15 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "default: ansf.sqlite3 in the data directory)")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ansf", description="ANSF-MCP coordination server")
-    parser.add_argument("--version", action="version", version=f"ansf-mcp {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _families(raw: str) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(f.strip() for f in raw.split(",") if f.strip()))
+    unknown = [f for f in chosen if f not in TOOL_FAMILIES]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"choose families from {', '.join(TOOL_FAMILIES)}, not {raw!r}")
+    return chosen
 
-    serve = sub.add_parser("serve", help="run the MCP server (stdio by default)")
+
+def _serve_args(serve: argparse.ArgumentParser) -> argparse.ArgumentParser:
     serve.add_argument("--transport", choices=["stdio", "sse", "http"], default="stdio")
     serve.add_argument("--host", help="bind address for sse/http (default 127.0.0.1; others need --token)")
     serve.add_argument("--port", type=int, help="port for sse/http (default 8000)")
@@ -31,7 +39,28 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", help="token required on HTTP requests (env ANSF_TOKEN)")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING (default), ERROR; logs go to stderr")
     serve.add_argument("--dashboard", action="store_true", help="also serve the monitoring dashboard at / (http/sse)")
+    serve.add_argument("--standalone", action="store_true",
+                       help="stdio: serve in this process instead of relaying to the one shared local server for "
+                       "this data directory and project (env ANSF_STANDALONE=1)")
+    serve.add_argument("--tools", type=_families, help="tool families to offer, comma-separated: " + ", ".join(TOOL_FAMILIES)
+                       + " (default: all)")
+    serve.add_argument("--idle-exit-s", type=float,
+                       help="stop after this many seconds without a client (http/sse; for stdio, the shared "
+                       f"server it starts; default {DEFAULT_IDLE_EXIT_S:g})")
     _common(serve)
+    return serve
+
+
+def _parser() -> argparse.ArgumentParser:
+    # Imported here: a stdio relay (`ansf serve`) parses with `_serve_args` alone and stays light.
+    from ansf_mcp.coordinator.episode import STRATEGIES
+    from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE, PROFILES
+
+    parser = argparse.ArgumentParser(prog="ansf", description="ANSF-MCP coordination server")
+    parser.add_argument("--version", action="version", version=f"ansf-mcp {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    _serve_args(sub.add_parser("serve", help="run the MCP server (stdio by default)"))
 
     from ansf_mcp.dashboard.cli import add_parser as add_dashboard
 
@@ -62,6 +91,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:  # the common case, and the one sixteen relays pay for: no coordinator imports
+        args = _serve_args(argparse.ArgumentParser(prog="ansf serve")).parse_args(argv[1:])
+        args.command = "serve"
+        return _serve(args)
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
@@ -92,27 +126,73 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def _standalone(args: argparse.Namespace) -> bool:
+    return args.standalone or os.environ.get("ANSF_STANDALONE", "").lower() in ("1", "true", "yes")
+
+
+def _waiting_note(shared: bool) -> None:
+    if sys.stdin.isatty():
+        how = "relaying to the shared local server" if shared else "serving in this process (--standalone)"
+        print(f"ansf serve: waiting for an MCP client on stdin (JSON-RPC, one message per line; {how}). "
+              "A client such as Claude Code or Cursor starts this command itself (see the README); "
+              "Ctrl-D or Ctrl-C stops it.", file=sys.stderr, flush=True)
+
+
+def _relay(args: argparse.Namespace) -> int:
+    from ansf_mcp.server.relay import serve_relay
+    from ansf_mcp.server.shared import Key, default_data_dir
+
+    if args.dashboard:
+        print("ansf serve: --dashboard needs --transport http or sse (or run `ansf dashboard` beside a stdio "
+              "server)", file=sys.stderr)
+        return 2
+    project = (args.project or Path(os.environ.get("ANSF_PROJECT") or Path.cwd())).expanduser().resolve()
+    if not project.is_dir():
+        print(f"ansf serve: project root {project} is not a directory", file=sys.stderr)
+        return 2
+    store = args.store or os.environ.get("ANSF_STORE") or None
+    if store and "://" not in store:
+        store = str(Path(store).expanduser().resolve())  # the shared server runs elsewhere: no relative paths
+    data_dir = args.data_dir.expanduser().resolve() if args.data_dir else default_data_dir()
+    key = Key(data_dir=data_dir, project=project, store=store, tools=",".join(args.tools) if args.tools else None)
+    _waiting_note(shared=True)
+    try:
+        return serve_relay(key, idle_exit_s=args.idle_exit_s or DEFAULT_IDLE_EXIT_S, log_level=args.log_level)
+    except KeyboardInterrupt:
+        return 0
+
+
+def serve_settings(args: argparse.Namespace) -> Settings:
+    """The settings `ansf serve` runs a server with (not a relay): defaults < environment < flags."""
+    from ansf_mcp.settings import Settings
+
+    # A stdio server in the client's own process serves one agent: the model and the project index load on first
+    # use instead of at start (the shared server warms them once for every agent), unless asked for.
+    lazy: dict[str, object] = {}
+    if args.transport == "stdio":
+        lazy = {field: False for env, field in (("ANSF_WARMUP", "warm_model"), ("ANSF_SEMANTIC_INDEX", "semantic_index"))
+                if not os.environ.get(env)}
+    return Settings.load(
+        **lazy, transport=args.transport, host=args.host, port=args.port, project_root=args.project,
+        data_dir=args.data_dir, store=args.store, token=args.token, log_level=args.log_level,
+    )
+
+
 def _serve(args: argparse.Namespace) -> int:
+    if args.transport == "stdio" and not _standalone(args):
+        return _relay(args)
     from pydantic import ValidationError
 
     from ansf_mcp.server.run import ConfigError, serve
-    from ansf_mcp.settings import Settings
     from ansf_mcp.store.db import StoreError
 
     try:
-        settings = Settings.load(
-            transport=args.transport,
-            host=args.host,
-            port=args.port,
-            project_root=args.project,
-            data_dir=args.data_dir,
-            store=args.store,
-            token=args.token,
-            log_level=args.log_level,
-        )
+        settings = serve_settings(args)
         if not settings.project_root.is_dir():
             raise ConfigError(f"project root {settings.project_root} is not a directory")
-        serve(settings, dashboard=args.dashboard)
+        if settings.transport == "stdio":
+            _waiting_note(shared=False)
+        serve(settings, dashboard=args.dashboard, tools=args.tools, idle_exit_s=args.idle_exit_s)
     except (ConfigError, StoreError) as exc:
         print(f"ansf serve: {exc}", file=sys.stderr)
         return 2

@@ -104,6 +104,7 @@ def subprocess_env(data_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["ANSF_DATA_DIR"] = str(data_dir)
     env["ANSF_WARMUP"] = "0"  # tests that want the warm-up set it back to 1
+    env["ANSF_STANDALONE"] = "1"  # the in-process server these tests inspect; tests/test_relay.py: the shared one
     env.pop("ANSF_TOKEN", None)
     return env
 

@@ -8,6 +8,7 @@ from mcp.server.mcpserver import MCPServer
 
 from ansf_mcp import __version__
 from ansf_mcp.runtime import Runtime, configure_logging
+from ansf_mcp.server.families import AGENT_TOOLS, TOOL_FAMILIES
 from ansf_mcp.settings import Settings
 
 INSTRUCTIONS = (
@@ -16,14 +17,17 @@ INSTRUCTIONS = (
 )
 
 
-def build_server(settings: Settings, *, clock: Callable[[], float] | None = None) -> tuple[MCPServer[Runtime], Runtime]:
-    """The MCP server over a runtime built from `settings` (`clock`: the board's time, for tests).
+def build_server(settings: Settings, *, clock: Callable[[], float] | None = None,
+                 tools: tuple[str, ...] | None = None) -> tuple[MCPServer[Runtime], Runtime]:
+    """The MCP server over a runtime built from `settings` (`clock`: the board's time, for tests; `tools`: the
+    tool families to register, all when None, for clients that pay for every tool description).
 
     The runtime starts and stops in the SDK's lifespan: once per stdio run, once per Streamable HTTP app (the
     session manager enters it), and nested inside the HTTP app's own lifespan for SSE.
     """
     # Imported here so that the core never imports the tool surface at module import time.
-    from ansf_mcp.tools import bench_tools, semantic_tools, swarm_tools, system_tools
+    from ansf_mcp.server.subset import Subset
+    from ansf_mcp.tools import bench_tools, prompts, resources, semantic_tools, swarm_tools, system_tools
     from ansf_mcp.tools.registry import Toolbox, tool_server
 
     configure_logging(settings.log_level)
@@ -37,7 +41,16 @@ def build_server(settings: Settings, *, clock: Callable[[], float] | None = None
         log_level=settings.log_level,
         lifespan=lambda _server: runtime.serving(),
     )
-    tools = Toolbox(server)
-    for family in (swarm_tools, system_tools, semantic_tools, bench_tools):
-        family.register(tools, runtime)
+    wanted = set(tools or TOOL_FAMILIES)
+    if "board" in wanted:
+        swarm_tools.register(Toolbox(server), runtime)
+    elif "agent" in wanted:
+        swarm_tools.register(Subset(server, AGENT_TOOLS), runtime)
+    for name, family in (("system", system_tools), ("semantic", semantic_tools), ("bench", bench_tools)):
+        if name in wanted:
+            family.register(Toolbox(server), runtime)
+    if wanted & {"board", "agent"}:
+        resources.register(server, runtime)
+        prompts.register(server)
     return server, runtime
+

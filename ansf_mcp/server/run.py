@@ -12,13 +12,16 @@ log = logging.getLogger(__name__)
 __all__ = ["ConfigError", "serve"]
 
 
-def serve(settings: Settings, *, dashboard: bool = False) -> None:
+def serve(settings: Settings, *, dashboard: bool = False, tools: tuple[str, ...] | None = None,
+          idle_exit_s: float | None = None) -> None:
+    """Serve on the settings' transport; `tools`: the families offered (all when None); `idle_exit_s` (HTTP): stop
+    after that long without a client, as the shared server that stdio relays start does."""
     check(settings)
     if dashboard and settings.transport == "stdio":
         raise ConfigError("--dashboard needs --transport http or sse (or run `ansf dashboard` beside a stdio server)")
     from ansf_mcp.server.app import build_server
 
-    server, runtime = build_server(settings)
+    server, runtime = build_server(settings, tools=tools)
     try:
         if settings.transport == "stdio":
             import anyio
@@ -31,6 +34,10 @@ def serve(settings: Settings, *, dashboard: bool = False) -> None:
         from ansf_mcp.web import run_uvicorn
 
         asgi = build_http_app(server, runtime, settings.transport, dashboard=dashboard)
+        if idle_exit_s:
+            from ansf_mcp.server.shared import IdleExit
+
+            asgi = IdleExit(asgi, idle_exit_s)
         path = "/mcp" if settings.transport == "http" else "/sse"
         log.warning("ansf-mcp %s transport on http://%s:%d%s", settings.transport, settings.host, settings.port, path)
         run_uvicorn(asgi, settings)

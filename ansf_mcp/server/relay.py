@@ -1,0 +1,312 @@
+"""The stdio relay: `ansf serve` for one agent, pumping JSON-RPC lines between its client and the shared server.
+
+Light on purpose (the standard library only, about 20 MB): sixteen agents cost sixteen relays and one server
+holding the model, the language servers and the index. Each stdin line is POSTed to the shared server's
+Streamable HTTP endpoint; JSON and SSE answers come back as lines on stdout, which carries nothing else. After
+the handshake a listening GET stream carries the server's own notifications (resource updates, list changes).
+
+When the shared server goes away (killed, or stopped after idling), a message that had not reached it is sent
+again to a restarted server after the client's handshake is replayed; a request that was in flight is answered
+with an error that says to call again, never left hanging.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO, Any
+
+from ansf_mcp.server.lines import request_id
+from ansf_mcp.server.shared import Endpoint, SharedServerError, running
+
+log = logging.getLogger(__name__)
+
+PARSE_ERROR = -32700
+INTERNAL_ERROR = -32603
+SESSION_HEADER = "mcp-session-id"
+VERSION_HEADER = "mcp-protocol-version"
+MAX_IN_FLIGHT = 64  # worker threads; a client with more requests outstanding waits for one to finish
+# Silence on an answer for this long means a hung server, not a slow tool (every tool has a shorter deadline).
+ANSWER_TIMEOUT_S = 900.0
+
+
+class Unreached(Exception):
+    """The message did not reach the server (refused connection, unknown session): safe to send again."""
+
+
+class Lost(Exception):
+    """The server went away after the message reached it: it may or may not have acted on it."""
+
+
+def _error(rid: Any, code: int, message: str) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}).encode() + b"\n"
+
+
+class Relay:
+    """Pumps one client's stdio to the shared server; `connect()` finds the server, or starts it when none answers."""
+
+    def __init__(self, connect: Callable[[], Endpoint], stdin: IO[bytes], stdout: IO[bytes]) -> None:
+        self._connect = connect
+        self._stdin = stdin
+        self._stdout = stdout
+        self._out_lock = threading.Lock()
+        self._session_lock = threading.RLock()  # held while reconnecting, which posts the handshake again
+        self._endpoint: Endpoint | None = None
+        self._session: str | None = None
+        self._version: str | None = None
+        self._generation = 0
+        self._handshake: list[bytes] = []  # the client's initialize request and initialized notification
+        self._pool = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="relay")
+
+    # -- output ------------------------------------------------------------------------------------------------
+
+    def write(self, line: bytes) -> None:
+        line = line.strip()
+        if not line:
+            return
+        if b"\n" in line:  # a pretty-printed body: stdio framing needs one line per message
+            line = json.dumps(json.loads(line), separators=(",", ":")).encode()
+        with self._out_lock:
+            self._stdout.write(line + b"\n")
+            self._stdout.flush()
+
+    # -- the pump ----------------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            for raw in iter(self._stdin.readline, b""):
+                line = raw.strip()
+                if line:
+                    self._dispatch(line)
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=False)
+            self._end_session()
+
+    def _dispatch(self, line: bytes) -> None:
+        try:
+            message = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            rid = request_id(line.decode("utf-8", "replace"))
+            if rid is not None or b'"id"' in line:
+                self.write(_error(rid, PARSE_ERROR, f"Parse error: {exc}"))
+            return
+        method = message.get("method") if isinstance(message, dict) else None
+        if method == "initialize":
+            self._handshake = [line]
+            self._forward(line, message)  # in order: nothing else is sent before the client has its answer
+        elif method == "notifications/initialized":
+            self._handshake = [*self._handshake[:1], line]
+            self._forward(line, message)
+            self._listen()
+        else:
+            self._pool.submit(self._forward, line, message)
+
+    def _forward(self, line: bytes, message: Any) -> None:
+        rid = message.get("id") if isinstance(message, dict) and "method" in message else None
+        handshake = self._is_handshake(message)
+        # What a restarted server must be told first: the handshake messages that came before this one.
+        before = {"initialize": 0, "notifications/initialized": 1}.get(message.get("method"), 2) if handshake else 2
+        generation = self._generation
+        for attempt in range(2):
+            try:
+                self._post(line, is_handshake=handshake)
+                return
+            except Unreached as exc:
+                if attempt == 1:
+                    return self._fail(rid, f"the shared ANSF server is unreachable ({exc})")
+                try:
+                    generation = self._reconnect(generation, replay=before)
+                except (SharedServerError, Unreached, Lost) as start_exc:
+                    return self._fail(rid, f"the shared ANSF server could not be restarted: {start_exc}")
+            except Lost as exc:  # the next message finds the server gone and restarts it
+                return self._fail(rid, f"the shared ANSF server stopped while answering this request ({exc}); "
+                                       "it is restarted on the next call: call again")
+            except Exception as exc:  # a relay that dies leaves its client waiting: answer instead
+                log.exception("relay failure")
+                return self._fail(rid, f"the relay failed: {exc}")
+
+    @staticmethod
+    def _is_handshake(message: Any) -> bool:
+        return isinstance(message, dict) and message.get("method") in ("initialize", "notifications/initialized")
+
+    def _fail(self, rid: Any, why: str) -> None:
+        if rid is not None:
+            self.write(_error(rid, INTERNAL_ERROR, why))
+        else:
+            sys.stderr.write(f"ansf relay: {why}\n")
+
+    # -- HTTP ------------------------------------------------------------------------------------------------
+
+    def _endpoint_now(self) -> Endpoint:
+        with self._session_lock:
+            if self._endpoint is None:
+                self._endpoint = self._connect()
+            return self._endpoint
+
+    def _headers(self, endpoint: Endpoint, accept: str) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {endpoint.token}", "Accept": accept,
+                   "Content-Type": "application/json"}
+        if self._session:
+            headers[SESSION_HEADER] = self._session
+        if self._version:
+            headers[VERSION_HEADER] = self._version
+        return headers
+
+    def _post(self, line: bytes, *, is_handshake: bool, echo: bool = True) -> None:
+        endpoint = self._endpoint_now()
+        conn = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=ANSWER_TIMEOUT_S)
+        try:
+            if endpoint.pid > 0 and not running(endpoint.pid):
+                # Dead before the message left: whatever answers on its port now (another program that took the
+                # port, a lingering socket) is not our server.
+                raise Unreached("its process has exited")
+            try:
+                conn.connect()
+            except OSError as exc:  # nobody listens: the message cannot have been acted on
+                raise Unreached(type(exc).__name__) from exc
+            try:
+                conn.request("POST", "/mcp", body=line,
+                             headers=self._headers(endpoint, "application/json, text/event-stream"))
+                response = conn.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                # Connected, then cut off: the server may have acted on it, so it is not sent again.
+                raise Lost(type(exc).__name__) from exc
+            if response.status == 404 and not is_handshake:
+                raise Unreached("the server does not know this session: it was restarted")
+            if is_handshake and response.getheader(SESSION_HEADER):
+                self._session = response.getheader(SESSION_HEADER)
+            try:
+                self._relay_body(response, line, is_handshake=is_handshake, echo=echo)
+            except (OSError, http.client.HTTPException) as exc:
+                raise Lost(type(exc).__name__) from exc
+        finally:
+            conn.close()
+
+    def _relay_body(self, response: http.client.HTTPResponse, line: bytes, *, is_handshake: bool,
+                    echo: bool) -> None:
+        kind = (response.getheader("content-type") or "").split(";")[0].strip()
+        if kind == "text/event-stream":
+            for data in _events(response):
+                self._seen(data, is_handshake)
+                if echo:
+                    self.write(data)
+            return
+        body = response.read()
+        if response.status == 202 or not body.strip():
+            return
+        if 200 <= response.status < 300:
+            self._seen(body, is_handshake)
+            if echo:
+                self.write(body)
+            return
+        # An HTTP error: answer the request it refused, with the request's id (the server could not read it).
+        rid = request_id(line.decode("utf-8", "replace"))
+        try:
+            why = json.loads(body).get("error", {}).get("message") or body.decode()[:300]
+        except (ValueError, AttributeError):
+            why = body.decode("utf-8", "replace")[:300]
+        if rid is not None and echo:
+            code = PARSE_ERROR if response.status == 400 and "arse" in why else INTERNAL_ERROR
+            self.write(_error(rid, code, f"{why} (HTTP {response.status} from the shared server)"))
+        elif rid is None:
+            sys.stderr.write(f"ansf relay: the shared server refused a message: HTTP {response.status} {why}\n")
+
+    def _seen(self, data: bytes, is_handshake: bool) -> None:
+        """Learn the negotiated protocol version from the initialize answer (sent on every later request)."""
+        if not is_handshake:
+            return
+        try:
+            version = json.loads(data).get("result", {}).get("protocolVersion")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(version, str):
+            self._version = version
+
+    # -- the listening stream and recovery -------------------------------------------------------------------
+
+    def _listen(self) -> None:
+        if self._session is None:
+            return
+        threading.Thread(target=self._listen_once, args=(self._generation,), name="relay-listen",
+                         daemon=True).start()
+
+    def _listen_once(self, generation: int) -> None:
+        """The server's own notifications (resource updates...), until the stream or the session ends."""
+        try:
+            endpoint = self._endpoint_now()
+            conn = http.client.HTTPConnection(endpoint.host, endpoint.port)
+            conn.request("GET", "/mcp", headers=self._headers(endpoint, "text/event-stream"))
+            response = conn.getresponse()
+            if response.status != 200:
+                return
+            for data in _events(response):
+                if generation != self._generation:
+                    return
+                self.write(data)
+        except (OSError, http.client.HTTPException):
+            return  # a dead server shows on the next request, which restarts it
+
+    def _reconnect(self, generation: int, replay: int = 2) -> int:
+        """Find or restart the server and replay the first `replay` handshake messages; once per failure among
+        all threads (a thread that saw an older generation finds the work done)."""
+        with self._session_lock:
+            if generation != self._generation:
+                return self._generation
+            self._endpoint = self._connect()
+            self._session = None
+            self._generation += 1
+            for line in self._handshake[:replay]:
+                self._post(line, is_handshake=True, echo=False)
+            if replay >= 2 and len(self._handshake) > 1:
+                self._listen()
+        sys.stderr.write("ansf relay: reconnected to the shared server\n")
+        return self._generation
+
+    def _end_session(self) -> None:
+        endpoint, session = self._endpoint, self._session
+        if endpoint is None or session is None:
+            return
+        conn = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=5)
+        try:
+            conn.request("DELETE", "/mcp", headers=self._headers(endpoint, "application/json"))
+            conn.getresponse().read()
+        except (OSError, http.client.HTTPException):
+            pass  # the server forgets sessions it cannot reach either way
+        finally:
+            conn.close()
+
+
+def _events(response: http.client.HTTPResponse) -> Any:
+    """The data of each server-sent event (comments, ids and empty priming events skipped)."""
+    data: list[bytes] = []
+    for raw in iter(response.readline, b""):
+        line = raw.rstrip(b"\r\n")
+        if not line:
+            if data:
+                yield b"\n".join(data)
+                data = []
+        elif line.startswith(b"data:"):
+            data.append(line[5:].lstrip(b" ") if line[5:6] == b" " else line[5:])
+    if data:
+        yield b"\n".join(data)
+
+
+def serve_relay(key: Any, *, idle_exit_s: float, log_level: str | None) -> int:
+    """Relay this process's stdio to the shared server for `key` until the client closes stdin."""
+    from ansf_mcp.server.shared import ensure
+
+    def connect() -> Endpoint:
+        return ensure(key, idle_exit_s=idle_exit_s, log_level=log_level)
+
+    try:
+        connect()  # start it now: the client's first request should not wait for a model-sized start-up
+    except SharedServerError as exc:
+        sys.stderr.write(f"ansf serve: {exc} (or run `ansf serve --standalone`)\n")
+        return 2
+    Relay(connect, sys.stdin.buffer, sys.stdout.buffer).run()
+    return 0

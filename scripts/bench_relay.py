@@ -1,0 +1,187 @@
+"""16 agents and a lead over stdio, on shared (relayed) or standalone servers: total RSS, connect time, first
+`coordinate` latency and `next_task` percentiles. One run per mode; prints one JSON line per mode.
+
+    .venv/bin/python scripts/bench_relay.py --mode shared --agents 16 --tasks 128
+    .venv/bin/python scripts/bench_relay.py --mode standalone --agents 16 --tasks 128
+    .venv/bin/python scripts/bench_relay.py --mode shared --work-s 0.5   # agents that work between calls
+
+Everything runs with the user's defaults (`--env ANSF_X=V` changes one) in a fresh temporary data directory and a
+small temporary project; the lead connects first (it creates the store), then the agents all at once; all processes
+it starts are stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+import psutil
+from mcp import Client, StdioServerParameters
+
+
+def tree_rss(roots: list[int]) -> tuple[int, int]:
+    """(bytes, processes) of the roots and all their descendants."""
+    seen: dict[int, psutil.Process] = {}
+    for pid in roots:
+        try:
+            p = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            continue
+        for q in [p, *p.children(recursive=True)]:
+            seen[q.pid] = q
+    total = 0
+    for q in seen.values():
+        try:
+            total += q.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total, len(seen)
+
+
+def shared_pids(data_dir: Path) -> list[int]:
+    pids = []
+    for state in (data_dir / "shared-servers").glob("*.json"):
+        pids.append(json.loads(state.read_text())["pid"])
+    return pids
+
+
+async def structured(client: Client, tool: str, **args) -> dict:
+    result = await client.call_tool(tool, args)
+    if result.is_error:
+        raise RuntimeError(f"{tool}: {result.content[0].text}")
+    return result.structured_content
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))]
+
+
+async def no_validation(name: str, result: object) -> None:
+    return None
+
+
+async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float, work_s: float,
+              extra_env: dict[str, str], validate: bool) -> dict:
+    root = Path(tempfile.mkdtemp(prefix="ansf-relay-bench-"))
+    data_dir, project = root / "data", root / "project"
+    project.mkdir()
+    for i in range(5):  # something for the start-up index to read
+        (project / f"mod{i}.py").write_text(f"def f{i}(x):\n    return x + {i}\n\n\nclass C{i}:\n    pass\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSF_")}
+    env["ANSF_DATA_DIR"] = str(data_dir)
+    env.update(extra_env)
+    args = ["-m", "ansf_mcp", "serve", "--project", str(project)]
+    if mode == "standalone":
+        args.append("--standalone")
+    params = StdioServerParameters(command=sys.executable, args=args, env=env, cwd=str(project))
+    n = n_agents + 1
+    clients: list[Client] = []
+    connected, done = anyio.Event(), anyio.Event()
+    result: dict = {"mode": mode, "agents": n_agents, "lead": 1, "tasks": n_tasks, "simulated_work_s": work_s,
+                    "env": extra_env, "client_validation": validate}
+    rng = random.Random(0)
+    latencies: list[float] = []
+
+    async def hold() -> None:
+        async with Client(params, mode="legacy") as c:
+            if not validate:  # the SDK client's jsonschema check of every answer, paid in this one process for all
+                c.session.validate_tool_result = no_validation  # type: ignore[method-assign]
+            await c.list_tools()  # as clients do on connecting (the SDK client would do it on its first call)
+            clients.append(c)
+            if len(clients) == n:
+                connected.set()
+            await done.wait()
+
+    async def agent(c: Client, swarm_id: str, agent_id: str) -> None:
+        for _ in range(n_tasks * 4):  # bounded: more polls than the board can need
+            t0 = time.perf_counter()
+            claim = await structured(c, "next_task", swarm_id=swarm_id, agent_id=agent_id)
+            latencies.append(time.perf_counter() - t0)
+            if not claim["claimed"]:
+                return
+            if work_s:
+                await anyio.sleep(rng.uniform(0, 2 * work_s))  # simulated work between claim and report
+            await structured(c, "report_outcome", swarm_id=swarm_id, task_id=claim["task"]["id"],
+                             agent_id=agent_id, success=True, summary="done")
+
+    try:
+        async with anyio.create_task_group() as tg:
+            t0 = time.perf_counter()
+            tg.start_soon(hold)  # the lead first: it makes the fresh store the agents then open
+            with anyio.fail_after(600):
+                while not clients:
+                    await anyio.sleep(0.05)
+                for _ in range(n - 1):
+                    tg.start_soon(hold)
+                await connected.wait()
+            result["connect_all_s"] = round(time.perf_counter() - t0, 2)
+            lead, agents = clients[0], clients[1:]
+            sw = (await structured(lead, "spawn_swarm", name="bench",
+                                   agents=[{"role": "backend", "capabilities": ["python"]}] * n_agents))["swarm_id"]
+            tasks = [{"id": f"t{i}", "description": f"Implement part {i} of the billing API in python",
+                      "depends_on": [f"t{i - n_agents}"] if i >= n_agents else []} for i in range(n_tasks)]
+            t1 = time.perf_counter()
+            coordinated = await structured(lead, "coordinate", swarm_id=sw, tasks=tasks)
+            result["first_coordinate_s"] = round(time.perf_counter() - t1, 3)
+            result["coordinate_strategy"] = coordinated.get("strategy")
+            t2 = time.perf_counter()
+            async with anyio.create_task_group() as work:
+                for i, c in enumerate(agents):
+                    work.start_soon(agent, c, sw, f"agent-{i}")
+            result["work_s"] = round(time.perf_counter() - t2, 2)
+            result["next_task_calls"] = len(latencies)
+            for q in (50, 95, 99):
+                result[f"next_task_p{q}_ms"] = round(pct(latencies, q) * 1000, 1)
+            await anyio.sleep(settle_s)  # background warm-up and indexing finish before memory is read
+            rss, procs = tree_rss([os.getpid(), *shared_pids(data_dir)])
+            own = psutil.Process().memory_info().rss  # the benchmark's own client process is not the server side
+            result["total_rss_mb"] = round((rss - own) / 2**20)
+            result["processes"] = procs - 1
+            if mode == "shared":
+                server_rss, server_procs = tree_rss(shared_pids(data_dir))
+                result["shared_server_rss_mb"] = round(server_rss / 2**20)
+                result["shared_server_processes"] = server_procs
+                result["rss_per_relay_mb"] = round((rss - own - server_rss) / 2**20 / n, 1)
+            done.set()
+    finally:
+        done.set()
+        for pid in shared_pids(data_dir):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        time.sleep(2)
+        shutil.rmtree(root, ignore_errors=True)
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--mode", choices=["shared", "standalone"], required=True)
+    p.add_argument("--agents", type=int, default=16)
+    p.add_argument("--tasks", type=int, default=128)
+    p.add_argument("--settle-s", type=float, default=20.0)
+    p.add_argument("--work-s", type=float, default=0.0,
+                   help="mean simulated work per task between claim and report (0: agents call back to back)")
+    p.add_argument("--env", action="append", default=[], metavar="ANSF_X=V", help="a setting for every server")
+    p.add_argument("--no-client-validation", action="store_true",
+                   help="skip the SDK client's output-schema check (17 clients share this one process; real agents "
+                   "each pay it in their own)")
+    a = p.parse_args()
+    print(json.dumps(anyio.run(run, a.mode, a.agents, a.tasks, a.settle_s, a.work_s,
+                                dict(e.split("=", 1) for e in a.env),
+                                not a.no_client_validation)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""The relay against a stub HTTP server that misbehaves on purpose: a server that dies mid-answer, and one that is
+gone before a message reaches it. Real sockets, no MCP server needed to make the failures exact."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from ansf_mcp.server.relay import Relay
+from ansf_mcp.server.shared import Endpoint
+
+INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+CALL = {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "report_outcome", "arguments": {}}}
+
+
+class Stub(ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.posts: list[dict] = []
+        self.initialized = threading.Event()
+        self.cut_calls = False  # close the connection on tools/call without an answer, after reading it
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint(host="127.0.0.1", port=self.server_address[1], token="t", pid=0)
+
+    def methods(self) -> list[str]:
+        return [p.get("method", "") for p in self.posts]
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Stub
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.posts.append(body)
+        if body.get("method") == "tools/call" and self.server.cut_calls:
+            self.close_connection = True
+            self.connection.close()
+            return
+        if body.get("method") == "notifications/initialized":
+            self.server.initialized.set()
+        if "id" not in body:
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        answer = json.dumps({"jsonrpc": "2.0", "id": body["id"],
+                             "result": {"protocolVersion": "2025-06-18"} if body["method"] == "initialize" else {}})
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("mcp-session-id", "s1")
+        self.end_headers()
+        self.wfile.write(f"event: message\ndata: {answer}\n\n".encode())
+
+    def do_GET(self) -> None:
+        self.send_response(405)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_DELETE(self) -> None:
+        self.do_GET()
+
+
+@pytest.fixture
+def stub() -> Iterator[Stub]:
+    server = Stub()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def relay(connect, *messages: dict) -> list[dict]:
+    stdin = io.BytesIO(b"".join(json.dumps(m).encode() + b"\n" for m in messages))
+    stdout = io.BytesIO()
+    Relay(connect, stdin, stdout).run()
+    return [json.loads(line) for line in stdout.getvalue().splitlines()]
+
+
+def test_a_request_cut_off_mid_answer_is_answered_and_never_sent_twice(stub: Stub):
+    stub.cut_calls = True
+    out = relay(lambda: stub.endpoint, INIT, INITIALIZED, CALL)
+    assert [m["id"] for m in out] == [1, 5]
+    assert out[1]["error"]["message"].endswith("call again")
+    assert stub.methods().count("tools/call") == 1  # not resent: the server may have acted on it
+
+
+def test_a_message_that_never_reached_a_server_goes_to_the_restarted_one_after_the_handshake(stub: Stub):
+    first = Stub()
+    threading.Thread(target=first.serve_forever, daemon=True).start()
+    current = [first]
+    read_end, write_end = os.pipe()
+    stdout = io.BytesIO()
+    pump = threading.Thread(target=Relay(lambda: current[0].endpoint, os.fdopen(read_end, "rb"), stdout).run)
+    pump.start()
+    with os.fdopen(write_end, "wb", buffering=0) as stdin:
+        stdin.write(json.dumps(INIT).encode() + b"\n" + json.dumps(INITIALIZED).encode() + b"\n")
+        assert first.initialized.wait(10)
+        first.shutdown()
+        first.server_close()  # gone: its port refuses connections
+        current[0] = stub  # what `ensure` finds next: the restarted server
+        stdin.write(json.dumps(CALL).encode() + b"\n")
+    pump.join(30)
+    out = [json.loads(line) for line in stdout.getvalue().splitlines()]
+    assert [m["id"] for m in out] == [1, 5] and "result" in out[1], out
+    assert first.methods() == ["initialize", "notifications/initialized"]
+    assert stub.methods() == ["initialize", "notifications/initialized", "tools/call"]  # replayed, then sent once
+
+
+def test_a_line_that_is_not_json_is_answered_with_its_id(stub: Stub):
+    stdin = io.BytesIO(b'{"jsonrpc": "2.0", "id": 8, "method": \n')
+    stdout = io.BytesIO()
+    Relay(lambda: stub.endpoint, stdin, stdout).run()
+    [answer] = [json.loads(line) for line in stdout.getvalue().splitlines()]
+    assert answer["id"] == 8 and answer["error"]["code"] == -32700
+    assert stub.posts == []
+
+
+def test_the_idle_timer_waits_for_open_requests_and_answers_who_it_is():
+    import anyio
+
+    from ansf_mcp.server.shared import IDENTITY_PATH, IdleExit
+
+    stopped = threading.Event()
+    inside, release = threading.Event(), threading.Event()
+
+    async def app(scope, receive, send) -> None:  # a request that stays open until released (a listening stream)
+        inside.set()
+        await anyio.to_thread.run_sync(release.wait)
+
+    idle = IdleExit(app, idle_s=0.05, check_every_s=0.01, stop=stopped.set)
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def scenario() -> None:
+        await idle({"type": "http", "path": IDENTITY_PATH}, None, send)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(idle, {"type": "http", "path": "/mcp"}, None, send)
+            await anyio.to_thread.run_sync(inside.wait)
+            assert idle.open == 1
+            assert not stopped.wait(0.3), "stopped while a client was connected"  # 6x the idle time, open
+            release.set()
+        assert await anyio.to_thread.run_sync(stopped.wait, 10), "did not stop once idle"
+
+    anyio.run(scenario)
+    assert json.loads(sent[1]["body"]) == {"pid": os.getpid()}

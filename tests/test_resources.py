@@ -1,0 +1,180 @@
+"""Resources for boards and tasks, the agent-loop and planning prompts, and the tool-family subset, through a
+real client."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from ansf_mcp.server.app import build_server
+from ansf_mcp.settings import Settings
+from tests.mcp_calls import call
+
+pytestmark = pytest.mark.anyio
+
+BOARD_TOOLS = {"spawn_swarm", "swarm_status", "coordinate", "next_task", "report_outcome"}
+
+
+async def test_boards_and_tasks_read_as_resources(client: Client):
+    sw = (await call(client, "spawn_swarm", name="r", agents=[{"role": "backend"}, {"role": "qa"}]))["swarm_id"]
+    await call(client, "coordinate", swarm_id=sw, strategy="round-robin",
+               tasks=[{"id": "api", "description": "write the endpoint"},
+                          {"id": "check", "description": "test it", "depends_on": ["api"]}])
+    templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
+    assert templates == {"ansf://swarms/{swarm_id}", "ansf://swarms/{swarm_id}/tasks/{task_id}"}
+    assert [r.uri for r in (await client.list_resources()).resources] == ["ansf://swarms"]
+
+    swarms = json.loads((await client.read_resource("ansf://swarms")).contents[0].text)
+    assert [s["swarm_id"] for s in swarms] == [sw]
+    board = json.loads((await client.read_resource(f"ansf://swarms/{sw}")).contents[0].text)
+    assert [t["description"] for t in board["tasks"]] == ["write the endpoint", "test it"]
+    second = board["tasks"][1]["id"]
+    task = json.loads((await client.read_resource(f"ansf://swarms/{sw}/tasks/{second}")).contents[0].text)
+    assert second == "check" and task["id"] == "check" and task["depends_on"] == ["api"]
+
+
+async def test_a_resource_that_is_not_there_is_one_sentence(client: Client):
+    sw = (await call(client, "spawn_swarm", name="r", agents=[{"role": "qa"}]))["swarm_id"]
+    with pytest.raises(Exception, match="has no task task-99"):
+        await client.read_resource(f"ansf://swarms/{sw}/tasks/task-99")
+    with pytest.raises(Exception, match="swarm-000000000000"):
+        await client.read_resource("ansf://swarms/swarm-000000000000")
+
+
+async def test_a_board_larger_than_a_page_reads_whole(client: Client):
+    from ansf_mcp.tools import resources
+
+    sw = (await call(client, "spawn_swarm", name="big", agents=[{"role": "qa"}]))["swarm_id"]
+    n = 7
+    old = resources.PAGE
+    resources.PAGE = 3  # pages of 3: the resource must follow the cursor to the end
+    try:
+        await call(client, "coordinate", swarm_id=sw, strategy="round-robin",
+                   tasks=[{"description": f"t{i}"} for i in range(n)])
+        board = json.loads((await client.read_resource(f"ansf://swarms/{sw}")).contents[0].text)
+        last = board["tasks"][-1]["id"]
+        task = json.loads((await client.read_resource(f"ansf://swarms/{sw}/tasks/{last}")).contents[0].text)
+    finally:
+        resources.PAGE = old
+    assert [t["description"] for t in board["tasks"]] == [f"t{i}" for i in range(n)]
+    assert task["description"] == f"t{n - 1}" and board["next_cursor"] is None
+
+
+async def test_prompts_for_the_agent_loop_and_for_planning(client: Client):
+    names = {p.name: p for p in (await client.list_prompts()).prompts}
+    assert set(names) == {"agent_loop", "plan_work"}
+    assert {a.name for a in names["agent_loop"].arguments} == {"swarm_id", "agent_id"}
+    loop = await client.get_prompt("agent_loop", {"swarm_id": "swarm-0123456789ab", "agent_id": "agent-2"})
+    text = loop.messages[0].content.text
+    assert "next_task(swarm_id='swarm-0123456789ab', agent_id='agent-2')" in text and "report_outcome" in text
+    plan = await client.get_prompt("plan_work", {"goal": "ship billing"})
+    assert "ship billing" in plan.messages[0].content.text and "spawn_swarm" in plan.messages[0].content.text
+
+
+async def listed(settings: Settings, families: tuple[str, ...]) -> list:
+    server, runtime = build_server(settings, tools=families)
+    try:
+        async with Client(server) as c:
+            return (await c.list_tools()).tools
+    finally:
+        runtime.shutdown()
+
+
+def model_visible_chars(tools: list) -> int:
+    """What a client puts before its model for each tool: name, description and input schema (output schemas
+    serve the client's validation of structured answers, not the model)."""
+    return sum(len(json.dumps({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
+               for t in tools)
+
+
+async def test_the_board_family_lists_only_board_tools(settings: Settings):
+    names = {t.name for t in await listed(settings, ("board",))}
+    assert BOARD_TOOLS | {"spawn_preset", "dissolve_swarm"} <= names
+    assert not names & {"system_status", "find_symbol", "benchmark"}
+
+
+async def test_a_worker_agent_subset_costs_under_2k_tokens(settings: Settings):
+    from ansf_mcp.server.families import AGENT_TOOLS
+
+    tools = await listed(settings, ("agent",))
+    assert {t.name for t in tools} == AGENT_TOOLS
+    assert model_visible_chars(tools) / 4 <= 2000  # tokens estimated as characters / 4
+
+
+async def test_every_family_by_default(client: Client):
+    names = {t.name for t in (await client.list_tools()).tools}
+    assert BOARD_TOOLS | {"system_status", "benchmark"} <= names
+
+
+def test_an_unknown_tool_family_is_one_sentence(tmp_path: Path):
+    import subprocess
+
+    from tests.conftest import ansf_command, subprocess_env
+
+    out = subprocess.run([*ansf_command(), "serve", "--tools", "board,nope"], env=subprocess_env(tmp_path / "d"),
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == ""
+    assert "choose families from board, agent, system, semantic, bench, not 'board,nope'" in out.stderr
+
+
+# Legacy clients (initialize handshake: Claude Desktop, IDEs, the stdio relay) subscribe with resources/subscribe.
+@pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")
+async def test_subscribers_hear_of_changes_to_their_swarm_and_only_theirs(settings: Settings):
+    import anyio
+
+    server, runtime = build_server(settings)
+    heard: list[str] = []
+    woken = anyio.Event()
+
+    async def on_message(message) -> None:
+        params = getattr(message, "params", None)
+        if getattr(message, "method", None) == "notifications/resources/updated" and params is not None:
+            heard.append(str(params.uri))
+            woken.set()
+
+    try:
+        async with Client(server, message_handler=on_message, mode="legacy") as watcher, \
+                Client(server, mode="legacy") as lead:
+            mine = (await call(lead, "spawn_swarm", name="mine", agents=[{"role": "qa"}]))["swarm_id"]
+            other = (await call(lead, "spawn_swarm", name="other", agents=[{"role": "qa"}]))["swarm_id"]
+            await watcher.subscribe_resource(f"ansf://swarms/{mine}")
+            await watcher.subscribe_resource(f"ansf://swarms/{mine}/tasks/t1")
+            await call(lead, "swarm_status", swarm_id=mine)  # a read changes nothing
+            await call(lead, "coordinate", swarm_id=other, strategy="round-robin", tasks=[{"description": "x"}])
+            assert heard == []
+            await call(lead, "coordinate", swarm_id=mine, strategy="round-robin",
+                       tasks=[{"id": "t1", "description": "y"}])
+            with anyio.fail_after(10):
+                while len(heard) < 2:
+                    woken = anyio.Event()
+                    await woken.wait()
+            assert sorted(heard) == [f"ansf://swarms/{mine}", f"ansf://swarms/{mine}/tasks/t1"]
+            await watcher.unsubscribe_resource(f"ansf://swarms/{mine}")
+            await watcher.unsubscribe_resource(f"ansf://swarms/{mine}/tasks/t1")
+            await call(lead, "next_task", swarm_id=mine, agent_id="agent-0")
+            await call(lead, "swarm_status")  # a round trip after the claim: any notice would be here by now
+            assert len(heard) == 2
+    finally:
+        runtime.shutdown()
+
+
+async def test_a_listening_client_hears_of_changes_to_the_board_it_watches(settings: Settings):
+    import anyio
+
+    server, runtime = build_server(settings)
+    try:
+        async with Client(server) as watcher, Client(server) as lead:  # the 2026-07-28 protocol
+            sw = (await call(lead, "spawn_swarm", name="w", agents=[{"role": "qa"}]))["swarm_id"]
+            other = (await call(lead, "spawn_swarm", name="o", agents=[{"role": "qa"}]))["swarm_id"]
+            board = f"ansf://swarms/{sw}"
+            async with watcher.listen(resource_subscriptions=[board]) as events:
+                await call(lead, "coordinate", swarm_id=other, strategy="round-robin", tasks=[{"description": "x"}])
+                await call(lead, "coordinate", swarm_id=sw, strategy="round-robin", tasks=[{"description": "y"}])
+                with anyio.fail_after(10):
+                    event = await events.__anext__()
+            assert event.uri == board  # the other swarm's change was not delivered first
+    finally:
+        runtime.shutdown()
