@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -235,3 +236,23 @@ def test_writers_queued_behind_a_held_lock_share_one_time_out(tmp_path: Path) ->
         store.close()
     assert len(errors) == 4 and all("ANSF_STORE_TIMEOUT_S" in e for e in errors), errors
     assert max(took) < 1.0, f"queued writers waited {sorted(took)} s with a 0.5 s time-out"
+
+
+def test_servers_opening_a_fresh_sqlite_store_together_all_start(tmp_path: Path) -> None:
+    # 16 standalone stdio servers started by one client on a fresh data directory once raced on the first
+    # migration ("table swarms already exists"). Each process waits on a shared start file, then opens the store.
+    path = tmp_path / "fresh" / "ansf.db"
+    go = tmp_path / "go"
+    code = (
+        "import os, sys, time\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.005)\n"
+        "from ansf_mcp.store.db import open_store\n"
+        f"s = open_store({str(path)!r}); print(s.schema_version); s.close()\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(8)]
+    time.sleep(1.0)  # let every interpreter reach its wait loop before the start signal
+    go.touch()
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, [err[-500:] for _, err in results]
+    assert {out.strip() for out, _ in results} == {str(len(MIGRATIONS))}

@@ -61,6 +61,10 @@ class SqliteStore(Store):
             )
         for version in range(current + 1, len(MIGRATIONS) + 1):
             with self.transaction() as conn:
+                # Servers started together on a fresh data directory all read version 0 above; under the write
+                # lock only the first applies each step, the others see it done.
+                if conn.execute("PRAGMA user_version").fetchone()[0] >= version:
+                    continue
                 for statement in MIGRATIONS[version - 1]:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={version}")
