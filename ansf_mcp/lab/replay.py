@@ -72,6 +72,10 @@ class History:
     commits: list[Commit]  # tasks: no merges, bots, housekeeping, reverts or subjects under MIN_WORDS
     authors: dict[str, str]  # canonical key -> display name
     dropped: Counter = field(default_factory=Counter)
+    # canonical key -> every identity merged into it ("e:" e-mails, "n:" names and GitHub logins), and how many
+    # non-merge commits (any subject, bots left out) it wrote: who a repository's most active people are.
+    identities: dict[str, set[str]] = field(default_factory=dict)
+    commit_counts: Counter = field(default_factory=Counter)
 
 
 class ReplayError(RuntimeError):
@@ -170,11 +174,15 @@ def read_history(
     by_sha: dict[str, Commit] = {}
     by_subject: dict[str, Commit] = {}
     names: dict[str, Counter] = {}
+    identities: dict[str, set[str]] = {}
+    commit_counts: Counter = Counter()
     for sha, name, email, when, subject, body, key, files in rows:
         if is_bot(name, email):
             dropped["bot"] += 1
             continue
         author = aliases.find(key)
+        identities.setdefault(author, set()).update(_identity_keys(name, email))
+        commit_counts[author] += 1
         revert = _REVERT_SUBJECT.match(subject) if subject.lower().startswith("revert") else None
         if revert:
             target = None
@@ -208,7 +216,16 @@ def read_history(
         by_subject[subject] = c
         names.setdefault(author, Counter())[name] += 1
     authors = {k: v.most_common(1)[0][0] for k, v in names.items()}
-    return History(repo=str(repo), name=label, head=head, commits=commits, authors=authors, dropped=dropped)
+    return History(
+        repo=str(repo),
+        name=label,
+        head=head,
+        commits=commits,
+        authors=authors,
+        dropped=dropped,
+        identities=identities,
+        commit_counts=commit_counts,
+    )
 
 
 def _tags(commits: Sequence[Commit], k: int = 3) -> list[str]:

@@ -229,9 +229,15 @@ def main(argv: list[str] | None = None) -> int:
     loaded, errors = load_profiles(args.profiles or [DEFAULT_PROFILE], args.checkpoints)
     for p, e in errors.items():
         print(f"{p}: not measured — {e}", file=sys.stderr)
+    refs = corpus.read_list(args.list)
+    if args.list.resolve() == corpus.HELDOUT_LIST:
+        # Held out from the people too: refuse to report on a list that shares a top author with the others.
+        others = [corpus.read_list(corpus.TRAINING_LIST), corpus.read_list(corpus.VALIDATION_LIST)]
+        corpus.check_held_out(corpus.authors_only(args.mirror, refs),
+                              corpus.authors_only(args.mirror, [r for rs in others for r in rs]))
     reports = []
     started = time.time()
-    for ref in corpus.read_list(args.list):
+    for ref in refs:
         h = replay.read_history(corpus.locate(args.mirror, ref.name), name=ref.name, rev=ref.commit)
         reports.append(evaluate_history(h, loaded, limit=args.limit))
         print(f"{ref.name} done ({time.time() - started:.0f}s)", file=sys.stderr, flush=True)
