@@ -41,15 +41,20 @@ REFERENCES: dict[str, Callable[[Episode], np.ndarray]] = {
 Progress = Callable[[float, str], None]
 
 
-def methods(profiles: list[str]) -> list[str]:
-    """What is measured: `auto` (the default), each neural profile, every fixed strategy, the references."""
+def methods(loaded: dict) -> list[str]:
+    """What is measured: `auto` (the default), each neural profile (and its network without the combiner, where
+    it has one: what the combiner adds), every fixed strategy, the references."""
     fixed = [s for s in STRATEGIES if s not in ("auto", "neural")]
-    return ["auto", *(f"neural:{p}" for p in profiles), *fixed, *REFERENCES]
+    alone = [f"network alone:{p}" for p, net in loaded.items() if getattr(net, "combiner", None) is not None]
+    return ["auto", *(f"neural:{p}" for p in loaded), *alone, *fixed, *REFERENCES]
 
 
 def _assign(method: str, ep: Episode, loaded: dict) -> list[tuple[str, str]]:
     if method in REFERENCES:
         sol = solve(ep, REFERENCES[method](ep))
+        return [(a.task, a.agent) for a in sol.assignments]
+    if method.startswith("network alone:"):
+        sol = solve(ep, loaded[method.split(":", 1)[1]].estimate_network(ep))
         return [(a.task, a.agent) for a in sol.assignments]
     if method.startswith("neural:"):
         result = decide(ep, "neural", neural=loaded[method.split(":", 1)[1]]).result
@@ -71,7 +76,7 @@ def evaluate_history(
 ) -> dict:
     """Per text mode, tag source and window size (`results[cell_key(tags, mode)][window]`): episodes, each
     method's top-1 (mean, ci95) and its paired gap to similarity."""
-    names = methods(list(loaded))
+    names = methods(loaded)
     out: dict = {"repo": history.name, "head": history.head, "commits": len(history.commits), "results": {}}
     steps = len(tag_sources) * len(windows) * len(text_modes)
     done = 0
