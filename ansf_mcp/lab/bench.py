@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ansf_mcp.coordinator.episode import NON_LEARNED
 from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE, PROFILES
 from ansf_mcp.coordinator.strategies import ModelUnavailable, coordinate
 from ansf_mcp.lab import evaluate, family, simulator
 
 Progress = Callable[[float, str], None]
-BASELINES = ("similarity", "history", "tags", "round-robin")
+BASELINES = NON_LEARNED
 HELDOUT_SEED = 20_261
 SHIFTED_SEED = 20_262
 LATENCY_SIZES = ((4, 8), (8, 16), (8, 32), (16, 32), (16, 64))

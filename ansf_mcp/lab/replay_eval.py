@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from ansf_mcp.coordinator.comparisons import Comparisons
-from ansf_mcp.coordinator.episode import Episode
+from ansf_mcp.coordinator.episode import NON_LEARNED, Episode
 from ansf_mcp.coordinator.solver import solve
-from ansf_mcp.coordinator.strategies import STRATEGIES, decide
+from ansf_mcp.coordinator.strategies import decide
 from ansf_mcp.lab import replay
 from ansf_mcp.lab.evaluate import mean_ci
 
@@ -44,9 +44,8 @@ Progress = Callable[[float, str], None]
 def methods(loaded: dict) -> list[str]:
     """What is measured: `auto` (the default), each neural profile (and its network without the combiner, where
     it has one: what the combiner adds), every fixed strategy, the references."""
-    fixed = [s for s in STRATEGIES if s not in ("auto", "neural")]
     alone = [f"network alone:{p}" for p, net in loaded.items() if getattr(net, "combiner", None) is not None]
-    return ["auto", *(f"neural:{p}" for p in loaded), *alone, *fixed, *REFERENCES]
+    return ["auto", *(f"neural:{p}" for p in loaded), *alone, *NON_LEARNED, *REFERENCES]
 
 
 def _assign(method: str, ep: Episode, loaded: dict) -> list[tuple[str, str]]:
