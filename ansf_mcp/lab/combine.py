@@ -35,12 +35,12 @@ def _rows(net, episode: Episode, label: np.ndarray) -> tuple[np.ndarray, np.ndar
     return x.reshape(-1, x.shape[-1]), label.reshape(-1)
 
 
-def replay_rows(net, mirror: Path, per_repo: int, seed: int) -> tuple[list, list]:
+def replay_rows(net, mirror: Path, per_repo: int, seed: int, repos: Path | None = None) -> tuple[list, list]:
     from ansf_mcp.lab import corpus, replay
 
     rng = np.random.default_rng([seed, 29])
     xs, ys = [], []
-    for h in corpus.histories(mirror, corpus.read_list(corpus.TRAINING_LIST)):
+    for h in corpus.histories(mirror, corpus.read_list(repos or corpus.TRAINING_LIST)):
         for rep in corpus.sample_windows(h, rng, per_repo, max_agents=16):
             ids = {a.id: i for i, a in enumerate(rep.episode.agents)}
             label = np.zeros((len(rep.episode.agents), len(rep.episode.tasks)))
@@ -99,12 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-repo", type=int, default=15, help="replayed windows per training repository")
     parser.add_argument("--episodes", type=int, default=300, help="simulated episodes per family")
+    parser.add_argument("--repos", type=Path, help="list of training repositories (default: lab/training_repos.txt)")
     parser.add_argument("--checkpoints", type=Path, default=neural.CHECKPOINT_DIR)
     args = parser.parse_args(argv)
     started = time.time()
     weights_file = args.checkpoints / f"{PROFILES[args.profile].network.name}.safetensors"
     net = neural.load_file(weights_file, combine=False)
-    rx, ry = replay_rows(net, args.mirror, args.per_repo, args.seed)
+    rx, ry = replay_rows(net, args.mirror, args.per_repo, args.seed, args.repos)
     sx, sy = simulated_rows(net, args.episodes, args.seed)
     x = np.concatenate(rx + sx)
     y = np.concatenate(ry + sy)
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     card = {
         "network": weights_file.name,
         "seed": args.seed,
-        "data": f"REPLAYED windows of lab/training_repos.txt ({args.per_repo} per repository, each as written "
+        "data": f"REPLAYED windows of {args.repos or 'lab/training_repos.txt'} ({args.per_repo} per repository, each as written "
         f"and style-blind: {len(rx)} episodes, {n_r} pairs) and SIMULATED training-source episodes "
         f"({len(sx)} episodes: broad family, outcome-driven family, classic; {len(y) - n_r} pairs)",
         "command": f"python -m ansf_mcp.lab.combine --mirror DIR --profile {args.profile} --seed {args.seed} "

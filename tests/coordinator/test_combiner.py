@@ -72,3 +72,24 @@ def test_fit_recovers_a_known_logistic_model() -> None:
     coef, bias = combine.fit(x, y, np.ones(len(y)))
     np.testing.assert_allclose(coef, true, atol=0.08)
     assert bias == pytest.approx(0.3, abs=0.08)
+
+
+def test_combine_command_fits_and_binds_the_weights_to_the_network(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.git_history import GitHistory
+
+    (tmp_path / "ck").mkdir()
+    weights = _copy_network(tmp_path / "ck")
+    repo = tmp_path / "mirror" / "o+r" / "repo"
+    subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
+    h = GitHistory({"a": ("Ann", "a@example.org"), "b": ("Ben", "b@example.org")}, {"a": "src", "b": "docs"})
+    for k in range(200):
+        h.commit("a" if k % 2 else "b", f"{'parser grammar' if k % 2 else 'docs chapter'} change {k}")
+    h.write(repo)
+    (tmp_path / "repos.txt").write_text("o/r HEAD\n")
+    assert combine.main(["--mirror", str(tmp_path / "mirror"), "--repos", str(tmp_path / "repos.txt"),
+                         "--checkpoints", str(tmp_path / "ck"), "--per-repo", "2", "--episodes", "4"]) == 0
+    fitted = neural.load_file(weights).combiner
+    assert fitted is not None and fitted.network_sha256 == neural.load_file(weights).card["sha256"]
+    assert "2 per repository" in fitted.card["data"] and fitted.card["seed"] == 0
