@@ -85,3 +85,24 @@ def test_style_blind_mode_takes_away_what_only_style_told(styled_repo: Path) -> 
     assert {t.description.split(" now")[0].split()[0] for t in washed.episode.tasks} == {"improve"}
     table = side_by_side([report])
     assert "W16 style kept | W16 style-blind" in table and "| ref: TF-IDF |" in table
+
+
+def test_replay_eval_command_prints_both_modes_side_by_side(
+    styled_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from ansf_mcp.lab import replay_eval
+
+    (tmp_path / "m" / "o+styled").mkdir(parents=True)
+    (tmp_path / "m" / "o+styled" / "repo").symlink_to(styled_repo)
+    (tmp_path / "list.txt").write_text("o/styled HEAD\n")
+    out = tmp_path / "r.json"
+    assert replay_eval.main(["--mirror", str(tmp_path / "m"), "--list", str(tmp_path / "list.txt"), "--limit", "2",
+                             "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| method | W16 style kept | W16 style-blind | W32 style kept |" in printed
+    assert "**Window 16 tasks, tags: dirs, style-blind**" in printed
+    report = json.loads(out.read_text())[0]
+    assert set(report["results"]) == {"none", "dirs", "none, style-blind", "dirs, style-blind"}
+    assert "network alone:student" in report["results"]["none"]["16"]  # the shipped network carries a combiner
