@@ -121,8 +121,12 @@ def scores(rows: list[tuple[float, int]], bins: int = 5) -> dict:
          "observed": float(y[which == b].mean()) if (which == b).any() else None}
         for b in range(bins)
     ]
-    return {"n": len(rows), "brier": float(np.mean((p - y) ** 2)),
-            "log_loss": float(np.mean(-(y * np.log(q) + (1 - y) * np.log(1 - q)))), "reliability": reliability}
+    from ansf_mcp.lab.evaluate import mean_ci
+
+    brier, brier_ci = mean_ci((p - y) ** 2)
+    ll, ll_ci = mean_ci(-(y * np.log(q) + (1 - y) * np.log(1 - q)))
+    return {"n": len(rows), "brier": brier, "brier_ci95": brier_ci, "log_loss": ll, "log_loss_ci95": ll_ci,
+            "reliability": reliability}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     for k, s in table.items():
         rel = "; ".join(f"{r['bin']}: {r['n']}, {r['mean_p']:.2f} → {r['observed']:.2f}" for r in s["reliability"]
                         if r["n"])
-        print(f"| {k} | {s['n']} | {s['brier']:.4f} | {s['log_loss']:.4f} | {rel} |")
+        print(f"| {k} | {s['n']} | {s['brier']:.4f} ± {s['brier_ci95']:.4f} | {s['log_loss']:.4f} ± "
+              f"{s['log_loss_ci95']:.4f} | {rel} |")
     return 0
 
 
