@@ -2,7 +2,8 @@
 
 The repository's authors become agents and its newest commits tasks (lab/replay.py); each method's top-1
 accuracy (share of tasks given to their real author) is measured per window size with 95 % CIs, beside the
-random-assignment expectation and the paired difference to `similarity`. Real data, nothing simulated.
+random-assignment expectation and the paired difference to `similarity`, with the subjects as written and
+style-blind (lab/replay_eval.py). Real data, nothing simulated.
 """
 
 from __future__ import annotations
@@ -36,8 +37,15 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
             f"Replayed `{history.name}` at {history.head[:12]}: {len(history.commits)} usable commits by "
             f"{len(history.authors)} authors (left out: {dict(history.dropped) or 'nothing'}). REAL data.",
             "",
-            replay_eval.markdown([report], tags="none"),
-            replay_eval.markdown([report], tags="dirs"),
+            replay_eval.side_by_side([report], tags="none"),
+            "",
+            replay_eval.side_by_side([report], tags="dirs"),
+            "",
+            *(
+                replay_eval.markdown([report], tags=replay_eval.cell_key(tags, mode))
+                for tags in ("none", "dirs")
+                for mode in replay.TEXT_MODES
+            ),
             *(f"{p}: not measured — {e}" for p, e in errors.items()),
         ]
     )

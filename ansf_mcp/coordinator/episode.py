@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+# The one registry of strategy names: the CLI, the tools' schema, the lab and the benchmarks all read these two.
 Strategy = Literal["auto", "neural", "similarity", "history", "tags", "round-robin"]
-STRATEGIES: tuple[str, ...] = ("auto", "neural", "similarity", "history", "tags", "round-robin")
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
+# Strategies that are neither `auto` nor the network: the non-learned estimators every table compares against.
+NON_LEARNED: tuple[str, ...] = tuple(s for s in STRATEGIES if s not in ("auto", "neural"))
 
 
 class ModelUnavailable(RuntimeError):

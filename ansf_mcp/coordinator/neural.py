@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ansf_mcp.coordinator import combiner
+from ansf_mcp.coordinator.combiner import Combiner
 from ansf_mcp.coordinator.episode import Episode, ModelUnavailable
 from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE, PROFILES
 
@@ -28,21 +30,33 @@ _lock = threading.Lock()
 
 
 class TorchEstimator:
-    """A loaded network: p(agent succeeds at task) for an episode. Confidence is left to the solver's margin."""
+    """A loaded network and the combiner fitted for it (combiner.py): p(agent succeeds at task) for an episode.
+    Confidence is left to the solver's margin."""
 
-    def __init__(self, name: str, net, card: dict, threads: int = 1):
+    def __init__(self, name: str, net, card: dict, threads: int = 1, fitted: Combiner | None = None):
         self.name = name
         self.net = net
         self.card = card
         self.threads = threads
+        self.combiner = fitted
 
-    def estimate(self, episode: Episode, comparisons=None) -> np.ndarray:
+    def estimate_network(self, episode: Episode, comparisons=None) -> np.ndarray:
+        """The network alone, before the combiner."""
         import torch
 
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
         with torch.inference_mode():
             return predict(self.net, episode, comparisons)
+
+    def estimate(self, episode: Episode, comparisons=None) -> np.ndarray:
+        from ansf_mcp.coordinator.comparisons import Comparisons
+
+        cmp = comparisons or Comparisons(episode)
+        p = self.estimate_network(episode, cmp)
+        if self.combiner is None or p.size == 0:
+            return p
+        return self.combiner.apply(combiner.inputs(episode, cmp, p))
 
 
 def predict(net, episode: Episode, comparisons=None) -> np.ndarray:
@@ -95,11 +109,13 @@ def _read_card(weights: Path) -> dict:
 
 
 def load_file(
-    weights: Path, variant: str = "fp32", name: str | None = None, threads: int = 1
+    weights: Path, variant: str = "fp32", name: str | None = None, threads: int = 1, *, combine: bool = True
 ) -> TorchEstimator:
-    """Load one checkpoint file as fp32, int8 (dynamic quantization) or pruned20; no caching."""
+    """Load one checkpoint file as fp32, int8 (dynamic quantization) or pruned20, with the combiner fitted for it
+    when there is one beside it (`combine=False`: the network alone); no caching."""
     weights = Path(weights)
     card = _read_card(weights)
+    fitted = combiner.load(combiner.path_for(weights), card["sha256"]) if combine else None
     try:
         import torch
         from safetensors.torch import load_file as st_load
@@ -146,7 +162,7 @@ def load_file(
     elif variant != "fp32":
         raise ModelUnavailable(f"unknown variant {variant!r}")
     _trim_heap()
-    return TorchEstimator(name or f"{weights.stem}-{variant}", net, card, threads)
+    return TorchEstimator(name or f"{weights.stem}-{variant}", net, card, threads, fitted)
 
 
 def _trim_heap() -> None:

@@ -50,6 +50,11 @@ class Training:
     replay_per_repo: int = 60
     # Share of the simulated episodes from the broad family (the rest: the classic simulator).
     family_share: float = 0.5
+    # Share of the family's episodes from its outcome-driven variant (skills visible only in outcomes).
+    outcome_share: float = 0.0
+    # Share of replayed windows whose texts go through text.style_blind (tasks on a board are not written in the
+    # style of the agent who does them, so the network must not lean on style).
+    style_blind_share: float = 0.0
     # Synthetic episodes with every word renamed to a nonce word: compare in context, do not memorise words.
     nonce_frac: float = 0.4
     max_agents: int = 12

@@ -2,8 +2,10 @@
 
 For every probabilistic estimator, a swarm keeps the log-loss and Brier score of its predictions on the outcomes
 reported to that swarm. `auto` uses the estimator with the lowest log-loss, where each estimator starts from a
-prior: its log-loss and Brier on held-out evaluation data (`checkpoints/auto_prior.json`, written by
-`python -m ansf_mcp.lab.prior`), counted as PRIOR_WEIGHT outcomes. With no outcomes the prior decides; after a few
+prior: its expected log-loss and Brier on SIMULATED held-out episodes (our generators' held-out sources, scored
+against their true probabilities; `checkpoints/auto_prior.json`, written by `python -m ansf_mcp.lab.prior`),
+counted as PRIOR_WEIGHT outcomes. Real data cannot give this prior: replayed git history says who did a task,
+not whether someone else would have succeeded. With no outcomes the prior decides; after a few
 dozen outcomes the swarm's own record does.
 """
 
@@ -20,7 +22,7 @@ from pydantic import BaseModel, Field
 # What `auto` chooses among; the order breaks ties: the network first, then the strongest non-learned estimator.
 AUTO_CANDIDATES = ("neural", "similarity", "history")
 PRIOR_FILE = Path(__file__).resolve().parent / "checkpoints" / "auto_prior.json"
-# How many outcomes the held-out prior is worth.
+# How many outcomes the simulated prior is worth.
 PRIOR_WEIGHT = 10.0
 # Predictions are clipped before the log so one confident miss costs a lot, not infinity.
 EPS = 1e-3
@@ -54,7 +56,9 @@ class EstimatorScore(BaseModel):
     outcomes: int = Field(description="reported outcomes this estimator had a prediction for, in this swarm")
     log_loss: float | None = Field(description="mean log-loss on those outcomes (lower is better); null before any")
     brier: float | None = Field(description="mean Brier score on those outcomes (lower is better); null before any")
-    prior_log_loss: float | None = Field(description="log-loss on held-out evaluation data, the starting belief")
+    prior_log_loss: float | None = Field(
+        description="expected log-loss on SIMULATED held-out episodes, the starting belief"
+    )
     blended_log_loss: float | None = Field(description="what auto compares: prior and outcomes, weighted by count")
 
 
@@ -66,7 +70,7 @@ class AutoChoice(BaseModel):
 
 @lru_cache(maxsize=1)
 def prior() -> dict[str, dict]:
-    """{estimator: {"log_loss": x, "brier": y, ...}} from the held-out evaluation; empty when the file is missing."""
+    """{estimator: {"log_loss": x, "brier": y, ...}} on simulated held-out episodes; empty when the file is missing."""
     try:
         data = json.loads(PRIOR_FILE.read_text())
     except (OSError, ValueError):
@@ -104,15 +108,15 @@ def choose(tallies: dict[str, Tally], candidates: list[str]) -> AutoChoice:
     if not known:
         return AutoChoice(
             estimator=candidates[0],
-            reason=f"no held-out prior and no reported outcomes yet; used {candidates[0]}",
+            reason=f"no simulated prior and no reported outcomes yet; used {candidates[0]}",
             scores=table,
         )
     best = min(known, key=lambda s: s.blended_log_loss)  # type: ignore[arg-type, return-value]
     others = ", ".join(f"{s.estimator} {s.blended_log_loss:.3f}" for s in known if s is not best)
     basis = (
-        f"over {best.outcomes} reported outcome(s) and the held-out prior"
+        f"over {best.outcomes} reported outcome(s) and the prior from simulated episodes"
         if best.outcomes
-        else "on held-out data (no outcomes reported to this swarm yet)"
+        else "on simulated held-out episodes, its prior (no outcomes reported to this swarm yet)"
     )
     return AutoChoice(
         estimator=best.estimator,

@@ -3,7 +3,7 @@
 Estimators (agents x tasks): `neural` (the learned network, `neural.py`), and the non-learned `similarity`,
 `history`, `tags` and `round-robin` (`baselines.py`). `auto` picks among the probabilistic ones — the network
 when it may be used, similarity, history — by their realised predictive scores on the swarm's reported outcomes,
-starting from a prior measured on held-out data (`scoring.py`), and says which it used and why.
+starting from a prior measured on SIMULATED held-out episodes (`scoring.py`), and says which it used and why.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def decide(
 
     `neural` passes an already-loaded estimator (the CLI loads once per file); `neural_allowed=False` is how the
     resource governor keeps torch out in the critical phase; `tallies` are the swarm's realised scores per
-    estimator (none: the held-out prior alone decides `auto`).
+    estimator (none: the simulated prior alone decides `auto`).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")

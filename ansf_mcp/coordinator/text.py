@@ -4,7 +4,8 @@ Two views of a text:
 - **words**: lower-cased content words with a crude suffix strip (what a task is about);
 - **chars**: case-sensitive character 2- to 4-grams inside each whitespace token, punctuation kept (identifiers,
   paths, ``CamelCase``, ``fix:`` prefixes — and, in people's own commit subjects, how they write).
-Both are hashed into a fixed space, so nothing is fitted globally and nothing drifts; each decision builds its own
+- **plain**: lower-cased word tokens, nothing removed or stemmed (the plain TF-IDF reference of the lab's tables).
+All are hashed into a fixed space, so nothing is fitted globally and nothing drifts; each decision builds its own
 sparse matrices over the ids its texts use. Bags are cached per text: agents' histories recur across decisions.
 Only the first MAX_FEATURE_CHARS characters of a text are read for words and MAX_CHAR_VIEW for characters, and a
 decision's total is capped (DECISION_BUDGET), which bounds memory and time whatever the accepted input size.
@@ -50,6 +51,29 @@ def words(text: str) -> list[str]:
     return out
 
 
+# Style-blind text (`style_blind`): what is left of a text when the writer's habits are washed out. Leading
+# prefixes, repeated: conventional-commit and area prefixes (`fix:`, `feat(x)!:`, `net/http:`) and bracket tags
+# (`[docs]`); anywhere: ticket and PR marks (`#123`, `(#45)`, `GH-12`, `JIRA-1`) and gitmoji codes (`:bug:`).
+_STYLE_PREFIX = re.compile(r"^\s*(?:\[[^\]]*\]|[\w./-]+(?:\([^)]*\))?!?:(?=\s|$))\s*")
+# Ticket keys are upper case (`JIRA-1`), so marks are found before lower-casing: `utf-8` is not a ticket.
+_STYLE_MARKS = re.compile(r"\(\s*#\d+\s*\)|#\d+\b|\b(?:[A-Z][A-Z0-9]+|[Gg][Hh])-\d+\b|:[a-z0-9_+-]+:")
+_NOT_LETTER = re.compile(r"[\W\d_]+")
+_PLAIN = re.compile(r"\w+")
+
+
+def style_blind(text: str) -> str:
+    """The words of a text in their order, without the style of whoever wrote it: lower case, no commit-type or
+    bracket prefixes, no ticket or PR marks, no punctuation, no digits. Tasks on a board are written by whoever
+    files them, so an estimator measured on people's own commit subjects must also be measured on this."""
+    t = _STYLE_MARKS.sub(" ", text).lower()
+    while True:
+        stripped = _STYLE_PREFIX.sub("", t, count=1)
+        if stripped == t:
+            break
+        t = stripped
+    return " ".join(_NOT_LETTER.sub(" ", t).split())
+
+
 def _hash(s: str) -> int:
     return zlib.crc32(s.encode("utf-8", "surrogatepass")) & ((1 << _HASH_BITS) - 1)
 
@@ -80,8 +104,18 @@ def char_bag(text: str) -> np.ndarray:
     return np.fromiter(ids, dtype=np.int64, count=len(ids))
 
 
+@lru_cache(maxsize=100_000)
+def plain_bag(text: str) -> np.ndarray:
+    """Hashed ids of every lower-cased word token (no stop words, no stemming: a textbook TF-IDF's view)."""
+    return np.fromiter((_hash("w" + w) for w in _PLAIN.findall(text.lower())), dtype=np.int64)
+
+
 # kind -> (bag, characters of a text it reads at most)
-BAGS = {"words": (word_bag, MAX_FEATURE_CHARS), "chars": (char_bag, MAX_CHAR_VIEW)}
+BAGS = {
+    "words": (word_bag, MAX_FEATURE_CHARS),
+    "chars": (char_bag, MAX_CHAR_VIEW),
+    "plain": (plain_bag, MAX_FEATURE_CHARS),
+}
 
 
 class SparseTexts:

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ansf_mcp.coordinator.episode import NON_LEARNED
 from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE, PROFILES
 from ansf_mcp.coordinator.strategies import ModelUnavailable, coordinate
 from ansf_mcp.lab import evaluate, family, simulator
 
 Progress = Callable[[float, str], None]
-BASELINES = ("similarity", "history", "tags", "round-robin")
+BASELINES = NON_LEARNED
 HELDOUT_SEED = 20_261
 SHIFTED_SEED = 20_262
 LATENCY_SIZES = ((4, 8), (8, 16), (8, 32), (16, 32), (16, 64))
@@ -110,6 +111,11 @@ def run_coordination_bench(
         "family": family.generate(
             n, HELDOUT_SEED, sources=family.HELDOUT_SOURCES, n_agents=QUALITY_AGENTS, n_tasks=QUALITY_TASKS
         ),
+        # Skills visible only in success/failure records (family.outcome_source): where outcomes must count.
+        "outcomes": family.generate(
+            n, HELDOUT_SEED, sources=family.HELDOUT_SOURCES, n_agents=QUALITY_AGENTS, n_tasks=QUALITY_TASKS,
+            outcome_driven=True,
+        ),
     }
     methods = [*loaded, *BASELINES, "ceiling"]
     quality: dict[str, dict] = {m: {} for m in methods}
@@ -120,7 +126,7 @@ def run_coordination_bench(
             ratios = []
             for s in sims:
                 if m == "ceiling":
-                    if split == "family":
+                    if split in ("family", "outcomes"):
                         continue  # the ceiling is defined for the classic simulator's generative model
                     ratios.append(
                         evaluate.ratio_of_estimate(s.episode, s.p_true, simulator.ceiling_estimate(s))
@@ -203,14 +209,15 @@ def run_coordination_bench(
 
     lines = [
         f"SIMULATED episodes: {n} classic held-out, {n} classic shifted (other vocabulary and templates), {n} from "
-        f"the broad family's held-out sources; {QUALITY_AGENTS[0]}-{QUALITY_AGENTS[1]} agents × "
+        f"the broad family's held-out sources, {n} from its outcome-driven variant (held-out sources); "
+        f"{QUALITY_AGENTS[0]}-{QUALITY_AGENTS[1]} agents × "
         f"{QUALITY_TASKS[0]}-{QUALITY_TASKS[1]} tasks; value ratio mean ± 95 % CI. Latency: `coordinate` end to end "
         f"(estimate + solver), {reps} calls on agents with 40-60 past tasks, {os.cpu_count()} CPUs. RSS: a fresh "
         f"process after one {big} decision.",
         "",
-        f"| method | classic held-out | classic shifted | family held-out | {big} p50 / p95 ms | "
-        f"beside a busy process p50 / p95 ms | RSS MB | file MB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| method | classic held-out | classic shifted | family held-out | outcome-driven family held-out | "
+        f"{big} p50 / p95 ms | beside a busy process p50 / p95 ms | RSS MB | file MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for m in methods:
         lat = latency.get(m, {}).get(big)
@@ -222,11 +229,12 @@ def run_coordination_bench(
             else (rss["none (history only)"] if m in BASELINES[:2] else None)
         )
         lines.append(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
                 m if m != "ceiling" else "information ceiling (reads text perfectly)",
                 cell(m, "heldout"),
                 cell(m, "shifted"),
                 cell(m, "family"),
+                cell(m, "outcomes"),
                 f"{lat['p50_ms']:.1f} / {lat['p95_ms']:.1f}" if lat else "–",
                 f"{busy_lat['p50_ms']:.1f} / {busy_lat['p95_ms']:.1f}" if busy_lat else "–",
                 mem if mem is not None else "–",
@@ -254,7 +262,7 @@ def run_coordination_bench(
         "simulated": True,
         "quick": quick,
         "episodes_per_split": n,
-        "seeds": {"heldout": HELDOUT_SEED, "shifted": SHIFTED_SEED, "family": HELDOUT_SEED},
+        "seeds": {"heldout": HELDOUT_SEED, "shifted": SHIFTED_SEED, "family": HELDOUT_SEED, "outcomes": HELDOUT_SEED},
         "default_profile": DEFAULT_PROFILE,
         "quality": quality,
         "latency": latency,

@@ -5,7 +5,7 @@ failures; to report a probability it maps them through sigmoid(BIAS + GAIN_OK * 
 fits the three numbers by maximum likelihood against p* (soft labels) on the broad family's training sources and
 the classic simulator's training split, and prints them for `coordinator/baselines.py`.
 
-    python -m ansf_mcp.lab.calibrate [--episodes 2000]
+    python -m ansf_mcp.lab.calibrate [--episodes 2000] [--seed 3]   (the shipped constants: the defaults)
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ from scipy.optimize import minimize
 
 from ansf_mcp.coordinator.comparisons import Comparisons
 
+EPISODES = 2000
+SEED = 3
 
-def fit(episodes: int = 2000, seed: int = 3) -> tuple[float, float, float]:
+
+def fit(episodes: int = EPISODES, seed: int = SEED) -> tuple[float, float, float]:
     from ansf_mcp.lab import family, simulator
 
     sims = [
@@ -43,9 +46,10 @@ def fit(episodes: int = 2000, seed: int = 3) -> tuple[float, float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ansf_mcp.lab.calibrate", description=__doc__.splitlines()[0])
-    parser.add_argument("--episodes", type=int, default=2000)
+    parser.add_argument("--episodes", type=int, default=EPISODES)
+    parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args(argv)
-    bias, ok, fail = fit(args.episodes)
+    bias, ok, fail = fit(args.episodes, args.seed)
     print(f"SIMILARITY_BIAS = {bias:.3f}\nSIMILARITY_GAIN_OK = {ok:.3f}\nSIMILARITY_GAIN_FAIL = {fail:.3f}")
     return 0
 

@@ -4,10 +4,19 @@
 them. The repositories themselves are not shipped: `ansf train --mirror DIR` reads them from DIR, where each is a
 git directory at `DIR/owner+name/repo`, `DIR/owner+name` or `DIR/owner/name` (a clone or a bare mirror).
 Never listed, trained, tuned or evaluated on: RESERVED, kept for independent checks.
+
+A held-out repository must be held out from the people too: none of its TOP_AUTHORS most active authors (by
+commits, aliases merged) may be among the TOP_AUTHORS of a training or validation repository, or a model could
+win on it by recognising someone it learned elsewhere (`check_held_out`; `python -m ansf_mcp.lab.corpus --mirror
+DIR` runs it on the shipped lists).
+
+    python -m ansf_mcp.lab.corpus --mirror DIR [--heldout FILE] [--against FILE ...]
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +38,8 @@ RESERVED = frozenset(
         "python-poetry/poetry",
     }
 )
+# How many of a repository's most active authors must not be shared between held-out and other repositories.
+TOP_AUTHORS = 5
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,63 @@ def histories(mirror: Path, refs: list[RepoRef]) -> list[replay.History]:
     return [replay.read_history(locate(mirror, r.name), name=r.name, rev=r.commit) for r in refs]
 
 
+def top_authors(history: replay.History, k: int = TOP_AUTHORS) -> list[tuple[str, set[str]]]:
+    """The k most active authors (display name, every identity merged into them), most commits first."""
+    ranked = sorted(history.commit_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+    return [(history.authors.get(key, key), history.identities.get(key, {key})) for key, _ in ranked]
+
+
+def author_overlaps(held_out: list[replay.History], others: list[replay.History], k: int = TOP_AUTHORS) -> list[str]:
+    """One line per (held-out repository, other repository, person) where a top-k author of both is one person
+    (any shared e-mail, name or GitHub login); empty when the held-out list is held out."""
+    found = []
+    for h in held_out:
+        mine = top_authors(h, k)
+        for o in others:
+            if o.name == h.name:
+                found.append(f"{h.name} is on both lists")
+                continue
+            theirs = top_authors(o, k)
+            for name, keys in mine:
+                shared = next((other for other, their_keys in theirs if keys & their_keys), None)
+                if shared is not None:
+                    found.append(f"{h.name} shares a top-{k} author with {o.name}: {name} ({shared} there)")
+    return found
+
+
+def check_held_out(held_out: list[replay.History], others: list[replay.History], k: int = TOP_AUTHORS) -> None:
+    """Raise ValueError naming every shared author, like read_list refuses a reserved repository."""
+    found = author_overlaps(held_out, others, k)
+    if found:
+        raise ValueError("the held-out list is not held out: " + "; ".join(found))
+
+
+def authors_only(mirror: Path, refs: list[RepoRef]) -> list[replay.History]:
+    """The histories without the files each commit touched: enough to rank authors, and quick."""
+    return [replay.read_history(locate(mirror, r.name), name=r.name, rev=r.commit, with_files=False) for r in refs]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ansf_mcp.lab.corpus", description="Check that the held-out "
+                                     "repositories share none of their most active authors with the others.")
+    parser.add_argument("--mirror", type=Path, required=True)
+    parser.add_argument("--heldout", type=Path, default=HELDOUT_LIST)
+    parser.add_argument("--against", type=Path, action="append", help="default: the training and validation lists")
+    parser.add_argument("--top", type=int, default=TOP_AUTHORS)
+    args = parser.parse_args(argv)
+    held = authors_only(args.mirror, read_list(args.heldout))
+    others = [h for path in (args.against or [TRAINING_LIST, VALIDATION_LIST])
+              for h in authors_only(args.mirror, read_list(path))]
+    for h in held:
+        print(f"{h.name}: " + ", ".join(name for name, _ in top_authors(h, args.top)))
+    found = author_overlaps(held, others, args.top)
+    for line in found:
+        print(line, file=sys.stderr)
+    print(f"{len(found)} shared author(s) between {len(held)} held-out and {len(others)} other repositories")
+    return 1 if found else 0
+
+
+
 def sample_windows(
     history: replay.History,
     rng: np.random.Generator,
@@ -84,3 +152,7 @@ def sample_windows(
         if ep is not None and len(ep.episode.agents) <= max_agents:
             out.append(ep)
     return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

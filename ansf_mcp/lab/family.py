@@ -11,6 +11,11 @@ trusted), and those habits do not transfer. Here each *source* (one seed) draws 
   are (so failure rates range from rare to common);
 - history: 0-60 past tasks per agent, drawn mostly from the agent's strong domains or from anywhere.
 ``p*(agent, task) = sigmoid(skill[agent, domain(task)] - difficulty(task))``, outcomes ~ Bernoulli(p*).
+
+The **outcome-driven** variant (`generate(..., outcome_driven=True)`, `outcome_source`) keeps each source's words
+but takes away the shortcuts: every agent's past tasks are drawn from all domains alike (what an agent *worked on*
+says nothing about what it is good at), there are 20-60 of them, and roles and tags are partly stale (they name
+the strong domain 20-60 % of the time). Skills show only in which past tasks succeeded and which failed.
 Nothing here is measured from real agents.
 """
 
@@ -96,6 +101,24 @@ def make_source(seed: int) -> Source:
     )
 
 
+def outcome_source(seed: int) -> Source:
+    """A source whose agents' skills show only through their success/failure records (see the module text)."""
+    src = make_source(seed)
+    rng = np.random.default_rng([93, seed])
+    return replace(
+        src,
+        hist_focus=0.0,
+        hist_len=(20, 60),
+        declares=1.0,
+        role_true=float(rng.uniform(0.2, 0.6)),
+        tag_true=float(rng.uniform(0.2, 0.6)),
+        # Strong skills clearly apart from weak ones, and tasks neither trivial nor hopeless: outcomes carry signal.
+        strong=(float(rng.uniform(1.5, 3.0)), 0.5),
+        weak=(float(rng.uniform(-2.0, -0.5)), 0.5),
+        difficulty=(float(rng.uniform(-0.5, 0.5)), float(rng.uniform(0.1, 0.5))),
+    )
+
+
 @dataclass
 class FamilyEpisode:
     episode: Episode
@@ -177,11 +200,13 @@ def generate(
     n_agents: tuple[int, int] = (3, 12),
     n_tasks: tuple[int, int] = (4, 16),
     hist_len: tuple[int, int] | None = None,
+    outcome_driven: bool = False,
 ) -> list[FamilyEpisode]:
     """`n` episodes spread over the given sources (each source seed is its own generator); `hist_len` overrides
-    the sources' history lengths (latency measurements at a fixed size)."""
-    rng = np.random.default_rng([92, seed])
-    made = {s: make_source(s) for s in sources}
+    the sources' history lengths (latency measurements at a fixed size); `outcome_driven` uses `outcome_source`."""
+    rng = np.random.default_rng([92, seed, int(outcome_driven)])
+    make = outcome_source if outcome_driven else make_source
+    made = {s: make(s) for s in sources}
     if hist_len is not None:
         made = {k: replace(v, hist_len=hist_len) for k, v in made.items()}
     keys = list(made)

@@ -1,4 +1,4 @@
-"""Write `auto`'s starting belief: each probabilistic estimator's log-loss and Brier score on held-out data.
+"""Write `auto`'s starting belief: each probabilistic estimator's log-loss and Brier score on SIMULATED held-out episodes.
 
 The data are SIMULATED episodes that no training run sees — the broad family's held-out sources and the classic
 simulator's held-out split — scored against the true probabilities p* over every (agent, task) pair (the

@@ -20,8 +20,13 @@ from pathlib import Path
 from typing import Literal
 
 from ansf_mcp.coordinator.episode import Episode, EpisodeAgent, EpisodeTask, HistoryItem
+from ansf_mcp.coordinator.text import style_blind
 
 TagSource = Literal["none", "dirs"]
+# "kept": commit subjects as their authors wrote them; "blind": through text.style_blind, as if one person had
+# filed every task (the case on a board, where tasks are not written by the agent who does them).
+TextMode = Literal["kept", "blind"]
+TEXT_MODES: tuple[TextMode, ...] = ("kept", "blind")
 # Authors' earlier commits kept as history (the network reads at most 63; the rest says little about today).
 HISTORY_KEEP = 60
 MIN_WORDS = 3
@@ -67,6 +72,10 @@ class History:
     commits: list[Commit]  # tasks: no merges, bots, housekeeping, reverts or subjects under MIN_WORDS
     authors: dict[str, str]  # canonical key -> display name
     dropped: Counter = field(default_factory=Counter)
+    # canonical key -> every identity merged into it ("e:" e-mails, "n:" names and GitHub logins), and how many
+    # non-merge commits (any subject, bots left out) it wrote: who a repository's most active people are.
+    identities: dict[str, set[str]] = field(default_factory=dict)
+    commit_counts: Counter = field(default_factory=Counter)
 
 
 class ReplayError(RuntimeError):
@@ -165,11 +174,15 @@ def read_history(
     by_sha: dict[str, Commit] = {}
     by_subject: dict[str, Commit] = {}
     names: dict[str, Counter] = {}
+    identities: dict[str, set[str]] = {}
+    commit_counts: Counter = Counter()
     for sha, name, email, when, subject, body, key, files in rows:
         if is_bot(name, email):
             dropped["bot"] += 1
             continue
         author = aliases.find(key)
+        identities.setdefault(author, set()).update(_identity_keys(name, email))
+        commit_counts[author] += 1
         revert = _REVERT_SUBJECT.match(subject) if subject.lower().startswith("revert") else None
         if revert:
             target = None
@@ -203,7 +216,16 @@ def read_history(
         by_subject[subject] = c
         names.setdefault(author, Counter())[name] += 1
     authors = {k: v.most_common(1)[0][0] for k, v in names.items()}
-    return History(repo=str(repo), name=label, head=head, commits=commits, authors=authors, dropped=dropped)
+    return History(
+        repo=str(repo),
+        name=label,
+        head=head,
+        commits=commits,
+        authors=authors,
+        dropped=dropped,
+        identities=identities,
+        commit_counts=commit_counts,
+    )
 
 
 def _tags(commits: Sequence[Commit], k: int = 3) -> list[str]:
@@ -262,6 +284,29 @@ def episode_at(history: History, start: int, window: int, *, tags: TagSource = "
     truth = {f"task-{j}": ids[c.author] for j, c in enumerate(tasks)}
     episode = Episode(id=f"{history.name}@{start}+{window}", agents=agents, tasks=ep_tasks)
     return ReplayEpisode(episode=episode, truth=truth, repo=history.repo, start=start, window=window)
+
+
+def _blind(text: str) -> str:
+    # A subject that is all prefix and digits ("[docs] 1.2") keeps a placeholder: a task needs a description.
+    return style_blind(text) or "untitled"
+
+
+def restyle(ep: ReplayEpisode, mode: TextMode) -> ReplayEpisode:
+    """The same episode with its tasks, histories and roles in the given text mode (folder tags are not prose)."""
+    if mode == "kept":
+        return ep
+    agents = [
+        a.model_copy(
+            update={
+                "role": style_blind(a.role),
+                "history": [h.model_copy(update={"task": _blind(h.task)}) for h in a.history],
+            }
+        )
+        for a in ep.episode.agents
+    ]
+    tasks = [t.model_copy(update={"description": _blind(t.description)}) for t in ep.episode.tasks]
+    episode = ep.episode.model_copy(update={"agents": agents, "tasks": tasks})
+    return ReplayEpisode(episode=episode, truth=ep.truth, repo=ep.repo, start=ep.start, window=ep.window)
 
 
 def windows(

@@ -63,9 +63,14 @@ def synthetic_data(cfg: Training, seed: int, keep: int) -> list:
 
     rng = np.random.default_rng([seed, 7])
     n_family = int(cfg.synthetic_episodes * cfg.family_share)
+    n_outcome = int(n_family * cfg.outcome_share)
     sizes = {"n_agents": (3, cfg.max_agents), "n_tasks": (4, cfg.max_tasks)}
     out = []
-    for fe in family.generate(n_family, seed, sources=family.TRAIN_SOURCES, **sizes):
+    families = [
+        *family.generate(n_family - n_outcome, seed, sources=family.TRAIN_SOURCES, **sizes),
+        *family.generate(n_outcome, seed, sources=family.TRAIN_SOURCES, outcome_driven=True, **sizes),
+    ]
+    for fe in families:
         slots = rng.permutation(F.MAX_AGENTS)[: len(fe.episode.agents)]
         out.append(F.prepare(fe.episode, slots=slots, target=fe.p_true.astype(np.float32), seq_history=keep))
     for s in simulator.generate("train", cfg.synthetic_episodes - n_family, seed, **sizes):
@@ -89,13 +94,16 @@ def replay_data(
 ) -> tuple[list, list[str]]:
     """Prepared blocks of replayed history from every training repository, and the repositories used."""
     from ansf_mcp.coordinator import features as F
-    from ansf_mcp.lab import corpus
+    from ansf_mcp.lab import corpus, replay
 
     refs = corpus.read_list(repos or corpus.TRAINING_LIST)
     rng = np.random.default_rng([seed, 13])
+    blind_rng = np.random.default_rng([seed, 17])  # its own stream: a share of 0 reproduces older runs exactly
     out = []
     for h in corpus.histories(mirror, refs):
         for rep in corpus.sample_windows(h, rng, per_repo, max_agents=cfg.max_agents):
+            if cfg.style_blind_share > 0 and blind_rng.random() < cfg.style_blind_share:
+                rep = replay.restyle(rep, "blind")
             ep = rep.episode
             ids = {a.id: i for i, a in enumerate(ep.agents)}
             target = np.zeros((len(ep.agents), len(ep.tasks)), dtype=np.float32)

@@ -91,7 +91,11 @@ def test_large_episode_stays_bounded() -> None:
 def test_auto_follows_realised_scores() -> None:
     candidates = ["neural", "similarity", "history"]
     fresh = choose({}, candidates)
-    assert (fresh.estimator in candidates and "held-out" in fresh.reason) or "no held-out prior" in fresh.reason
+    # No outcomes yet: the shipped prior decides, and the reason says that prior is simulated.
+    expected = min(candidates, key=lambda c: prior()[c]["log_loss"])
+    assert fresh.estimator == expected
+    assert fresh.reason.startswith(f"{expected} predicts best: log-loss {prior()[expected]['log_loss']:.3f} on "
+                                   "simulated held-out episodes, its prior")
     # 50 outcomes on which the network was confidently wrong and similarity right: auto must switch.
     bad, good = Tally(), Tally()
     for _ in range(50):
@@ -114,3 +118,17 @@ def test_auto_prior_is_shipped_and_measured() -> None:
 def test_decide_returns_every_probabilistic_estimate_for_scoring() -> None:
     d = decide(_episode(), "history", neural_allowed=False)
     assert set(d.estimates) == {"similarity", "history"} and d.result.strategy == "history"
+
+
+def test_one_registry_of_strategy_names() -> None:
+    from typing import get_args
+
+    from ansf_mcp.coordinator.baselines import ESTIMATORS
+    from ansf_mcp.coordinator.episode import NON_LEARNED, STRATEGIES, Strategy
+    from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES
+    from ansf_mcp.lab import bench, replay_eval
+
+    assert STRATEGIES == get_args(Strategy) == ("auto", "neural", "similarity", "history", "tags", "round-robin")
+    assert tuple(ESTIMATORS) == NON_LEARNED == bench.BASELINES
+    assert set(AUTO_CANDIDATES) < set(STRATEGIES)
+    assert replay_eval.methods({})[0] == "auto" and set(NON_LEARNED) < set(replay_eval.methods({}))

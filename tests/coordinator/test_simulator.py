@@ -90,3 +90,21 @@ def test_tokenizer_ids_in_range_stable_and_graceful():
     assert set(tokenizer.word_ids("deploy")[1:]) & set(tokenizer.word_ids("deployment")[1:])
     assert tokenizer.encode("") == [tokenizer.PAD]
     assert len(tokenizer.encode("word " * 500)) == tokenizer.MAX_IDS_PER_TEXT
+
+
+def test_outcome_driven_family_hides_skills_everywhere_but_in_outcomes() -> None:
+    import numpy as np
+
+    from ansf_mcp.lab import family
+
+    eps = family.generate(40, 1, sources=family.HELDOUT_SOURCES, outcome_driven=True)
+    assert eps != family.generate(40, 1, sources=family.HELDOUT_SOURCES)
+    for fe in eps:
+        for agent in fe.episode.agents:
+            assert agent.role and 20 <= len(agent.history) <= 60  # everyone declares; histories are long
+        assert fe.p_true.shape == (len(fe.episode.agents), len(fe.episode.tasks))
+    src = family.outcome_source(1_000_003)
+    assert src.hist_focus == 0.0 and 0.2 <= src.role_true <= 0.6 and 0.2 <= src.tag_true <= 0.6
+    # Outcomes carry the signal: some past tasks fail, some succeed.
+    outcomes = np.array([h.success for fe in eps for a in fe.episode.agents for h in a.history])
+    assert 0.2 < outcomes.mean() < 0.8

@@ -1,0 +1,171 @@
+"""Real outcomes from git history by the SZZ method: a commit whose lines a later fix changes failed.
+
+SZZ (Śliwerski, Zimmermann and Zeller, 2005): a *fix* commit (its subject says fix, bug, regression, crash...)
+changes or deletes lines; `git blame` on the fix's parent says which earlier commits wrote those lines; each of
+them counts as a failure of its author, known from the fix on. Documentation files are left out (a typo fix is
+not a failed task). The cost is one `git show` and one `git blame` per file a fix touches, so only the newest
+`max_fixes` fix commits of a repository are read (default MAX_FIXES).
+
+`label(history)` marks the blamed commits as failures in the replayed histories (like a revert: an episode sees
+a failure only when the fix came before it). `python -m ansf_mcp.lab.szz --mirror DIR` measures, on the
+held-out repositories, how well each estimator's `p_success` for the real author predicts whether the task was
+later blamed: Brier score, log-loss and a reliability table, beside the base rate (the share of unblamed tasks
+in the same episodes: an in-sample constant that no estimator could know in advance).
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ansf_mcp.lab import replay
+
+MAX_FIXES = 150
+FIX_SUBJECT = re.compile(r"\b(fix(es|ed|ing)?|bug(s|fix)?|regression|crash(es|ed)?|broken)\b", re.IGNORECASE)
+_NOT_CODE = re.compile(r"(^|/)(docs?|doc_src|changelog[^/]*|changes[^/]*|news)(/|$)|\.(md|rst|txt|adoc)$",
+                       re.IGNORECASE)
+_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+")
+
+
+def _changed_lines(repo: Path, fix: str) -> dict[str, list[tuple[int, int]]]:
+    """{path: [(first line, count)]} of the lines the fix changed or deleted, in its parent's numbering."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    path = None
+    for line in replay._git(repo, "show", "--unified=0", "--no-renames", "--format=", fix).splitlines():
+        if line.startswith("--- "):
+            path = line[6:] if line.startswith("--- a/") else None
+        elif line.startswith("@@") and path and not _NOT_CODE.search(path):
+            m = _HUNK.match(line)
+            if m:
+                count = int(m.group(2)) if m.group(2) is not None else 1
+                if count:
+                    out.setdefault(path, []).append((int(m.group(1)), count))
+    return out
+
+
+def blamed(repo: Path, fixes: Iterable[str]) -> dict[str, str]:
+    """{sha of an earlier commit: sha of the first fix that changed its lines}."""
+    found: dict[str, str] = {}
+    for fix in fixes:
+        for path, ranges in _changed_lines(repo, fix).items():
+            args = ["blame", "--porcelain"]
+            for start, count in ranges:
+                args += ["-L", f"{start},+{count}"]
+            try:
+                text = replay._git(repo, *args, f"{fix}^", "--", path)
+            except replay.ReplayError:
+                continue  # the file or the parent is missing (first commit, shallow copy)
+            for line in text.splitlines():
+                head = line.split(" ", 1)[0]
+                if len(head) == 40 and all(c in "0123456789abcdef" for c in head):
+                    found.setdefault(head, fix)
+    return found
+
+
+def label(history: replay.History, max_fixes: int = MAX_FIXES) -> tuple[replay.History, dict[str, str]]:
+    """The history with SZZ failures marked (known from the fix on), and {blamed sha: fix sha}."""
+    repo = Path(history.repo)
+    subjects = replay._git(repo, "log", "--no-merges", "--format=%H %at %s", history.head).splitlines()
+    fixes = [(s.split(" ", 2)[0], int(s.split(" ", 2)[1])) for s in subjects
+             if len(s.split(" ", 2)) == 3 and FIX_SUBJECT.search(s.split(" ", 2)[2])][:max_fixes]
+    found = blamed(repo, [sha for sha, _ in fixes])
+    when = dict(fixes)
+    times = [c.time for c in history.commits]
+    commits = []
+    for c in history.commits:
+        fix = found.get(c.sha)
+        if fix is not None:
+            known = bisect.bisect_left(times, when[fix])  # the first task handed out after the fix
+            c = replace(c, reverted_at=min(known, c.reverted_at) if c.reverted_at is not None else known)
+        commits.append(c)
+    return replace(history, commits=commits), found
+
+
+def outcome_rows(history: replay.History, found: dict[str, str], loaded: dict, *, window: int = 32,
+                 limit: int = 30) -> dict[str, list[tuple[float, int]]]:
+    """Per estimator: (p_success of the real author, 1 if the task was never blamed) for every replayed task."""
+    from ansf_mcp.coordinator.strategies import decide
+
+    rows: dict[str, list[tuple[float, int]]] = {}
+    net = next(iter(loaded.values()), None)
+    for rep in replay.windows(history, window, limit=limit):
+        shas = [c.sha for c in history.commits[rep.start : rep.start + window]]
+        by_sha = dict(zip((t.id for t in rep.episode.tasks), shas, strict=True))
+        ids = {a.id: i for i, a in enumerate(rep.episode.agents)}
+        estimates = decide(rep.episode, "auto", neural=net, neural_allowed=net is not None).estimates
+        for j, task in enumerate(rep.episode.tasks):
+            ok = int(by_sha[task.id] not in found)
+            for name, p in estimates.items():
+                rows.setdefault(name, []).append((float(p[ids[rep.truth[task.id]], j]), ok))
+    return rows
+
+
+def scores(rows: list[tuple[float, int]], bins: int = 5) -> dict:
+    from ansf_mcp.coordinator.scoring import EPS
+
+    p = np.array([r[0] for r in rows])
+    y = np.array([r[1] for r in rows], dtype=float)
+    q = np.clip(p, EPS, 1 - EPS)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)
+    reliability = [
+        {"bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}", "n": int((which == b).sum()),
+         "mean_p": float(p[which == b].mean()) if (which == b).any() else None,
+         "observed": float(y[which == b].mean()) if (which == b).any() else None}
+        for b in range(bins)
+    ]
+    from ansf_mcp.lab.evaluate import mean_ci
+
+    brier, brier_ci = mean_ci((p - y) ** 2)
+    ll, ll_ci = mean_ci(-(y * np.log(q) + (1 - y) * np.log(1 - q)))
+    return {"n": len(rows), "brier": brier, "brier_ci95": brier_ci, "log_loss": ll, "log_loss_ci95": ll_ci,
+            "reliability": reliability}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE
+    from ansf_mcp.lab import corpus, replay_eval
+
+    parser = argparse.ArgumentParser(prog="python -m ansf_mcp.lab.szz", description=__doc__.splitlines()[0])
+    parser.add_argument("--mirror", type=Path, required=True)
+    parser.add_argument("--list", type=Path, default=corpus.HELDOUT_LIST)
+    parser.add_argument("--max-fixes", type=int, default=MAX_FIXES)
+    parser.add_argument("--limit", type=int, default=30)
+    args = parser.parse_args(argv)
+    loaded, _ = replay_eval.load_profiles([DEFAULT_PROFILE])
+    pooled: dict[str, list[tuple[float, int]]] = {}
+    for ref in corpus.read_list(args.list):
+        h = replay.read_history(corpus.locate(args.mirror, ref.name), name=ref.name, rev=ref.commit,
+                                with_files=False)
+        labelled, found = label(h, args.max_fixes)
+        rows = outcome_rows(labelled, found, loaded, limit=args.limit)
+        for k, v in rows.items():
+            pooled.setdefault(k, []).extend(v)
+        print(f"{ref.name}: {len(found)} commits blamed by the newest {args.max_fixes} fixes", file=sys.stderr,
+              flush=True)
+    if not pooled:
+        print("no replayed task: every history is shorter than its warm-up and one window")
+        return 0
+    first = next(iter(pooled.values()))
+    base = float(np.mean([y for _, y in first]))
+    table = {k: scores(v) for k, v in pooled.items()}
+    table["base rate (in-sample constant)"] = scores([(base, y) for _, y in first])
+    print("| estimator | tasks | Brier | log-loss | reliability (bin: n, mean p → observed) |")
+    print("| --- | --- | --- | --- | --- |")
+    for k, s in table.items():
+        rel = "; ".join(f"{r['bin']}: {r['n']}, {r['mean_p']:.2f} → {r['observed']:.2f}" for r in s["reliability"]
+                        if r["n"])
+        print(f"| {k} | {s['n']} | {s['brier']:.4f} ± {s['brier_ci95']:.4f} | {s['log_loss']:.4f} ± "
+              f"{s['log_loss_ci95']:.4f} | {rel} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
