@@ -7,12 +7,14 @@ import fnmatch
 import hashlib
 import json
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from ansf_mcp.semantic.cache import make_key
 from ansf_mcp.semantic.languages import language_of
+from ansf_mcp.semantic.models import Diagnostics, PatternMatches
 from ansf_mcp.semantic.paths import MAX_FILE_BYTES, read_text, resolve_in_root, walk_files
 from ansf_mcp.semantic.positions import from_server, to_server
 
@@ -62,7 +64,8 @@ class InspectionMixin:
     # ---- search_for_pattern ------------------------------------------------------------------------
     def search_for_pattern(self, pattern: str, relative_path: str | None = None, include_glob: str | None = None,
                            exclude_glob: str | None = None, context_lines: int = 0, ignore_case: bool = False,
-                           code_only: bool = False, cursor: str | None = None, page_chars: int = 20_000) -> dict:
+                           code_only: bool = False, cursor: str | None = None, page_chars: int = 20_000,
+                           stop: threading.Event | None = None) -> PatternMatches:
         """Regular expression over the project's text files (line by line), paged: `next_cursor` continues."""
         if not pattern or len(pattern) > MAX_PATTERN_CHARS:
             raise InputError(f"pattern must be 1..{MAX_PATTERN_CHARS} characters")
@@ -141,11 +144,11 @@ class InspectionMixin:
                 next_cursor = _cursor_encode({"q": params, "f": index + 1, "l": 0})
                 notes.append(f"stopped after {SEARCH_SECONDS:.0f} s of searching; continue with next_cursor")
                 break
-        return {"pattern": pattern, "relative_path": rel0, "files": files_out, "matches": matches,
-                "next_cursor": next_cursor, "notes": notes}
+        return PatternMatches.model_validate({"pattern": pattern, "relative_path": rel0, "files": files_out,
+                                              "matches": matches, "next_cursor": next_cursor, "notes": notes})
 
     # ---- diagnostics -------------------------------------------------------------------------------
-    def get_diagnostics(self, relative_path: str, wait_seconds: float = 10.0) -> dict:
+    def get_diagnostics(self, relative_path: str, wait_seconds: float = 10.0) -> Diagnostics:
         path, rel, lang = self._file(relative_path)
         srv = self.server(lang)
         published = srv.diagnostics(path, wait=wait_seconds)
@@ -175,8 +178,8 @@ class InspectionMixin:
         counts: dict[str, int] = {}
         for it in items:
             counts[it["severity"]] = counts.get(it["severity"], 0) + 1
-        return {"relative_path": rel, "language": srv.spec.language, "diagnostics": items, "counts": counts,
-                "note": note}
+        return Diagnostics.model_validate({"relative_path": rel, "language": srv.spec.language,
+                                           "diagnostics": items, "counts": counts, "note": note})
 
     # ---- hover -------------------------------------------------------------------------------------
     def symbol_info(self, path: Path, rel: str, lang: str, node: dict) -> str | None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from ansf_mcp.semantic.paths import read_text
+from ansf_mcp.semantic.paths import read_text, uri_to_path
 from ansf_mcp.semantic.positions import OFFERED, UTF16
 from multilspy.lsp_protocol_handler.lsp_types import ErrorCodes
 from multilspy.lsp_protocol_handler.server import Error as LspProtocolError
@@ -325,7 +325,7 @@ class LanguageServer:
     async def _refresh_open(self, h: _Handler) -> None:
         """Re-sync every open document whose file changed on disk (so cross-file answers are fresh)."""
         for uri in list(self.open_docs):
-            await self._sync_doc(Path(_uri_to_path(uri)), h)
+            await self._sync_doc(Path(uri_to_path(uri)), h)
 
     async def _request(self, method: str, path: Path | None, make_params: Callable[[str | None], dict],
                        also_open: list[Path] | None) -> Any:
@@ -456,12 +456,6 @@ def _folders(root: Path):
     async def _f():
         return [{"uri": root.as_uri(), "name": root.name}]
     return _f()
-
-
-def _uri_to_path(uri: str) -> str:
-    from urllib.parse import unquote, urlparse
-
-    return unquote(urlparse(uri).path)
 
 
 def _kill_tree(pid: int) -> None:

@@ -20,19 +20,23 @@ from ansf_mcp.semantic.cache import SemanticCache, make_key
 from ansf_mcp.semantic.editing import EditError
 from ansf_mcp.semantic.inspection import InputError, InspectionMixin
 from ansf_mcp.semantic.languages import (
+    BY_KEY,
     LANGUAGE_EXTENSIONS,
     LANGUAGE_NAMES,
     LanguageUnavailable,
     language_of,
     make_spec,
 )
-from ansf_mcp.semantic.lsp import LanguageServer, LspError, LspLoop, ServerSpec, _uri_to_path, background_work
+from ansf_mcp.semantic.lsp import LanguageServer, LspError, LspLoop, ServerSpec, background_work
+from ansf_mcp.semantic.models import Definitions, FoundSymbols, References, SymbolsOverview
 from ansf_mcp.semantic.paths import (
     PathRefused,
     check_text_file,
+    outside_name,
     read_text,
     resolve_in_root,
     stat_fingerprint,
+    uri_to_path,
     walk_files,
 )
 from ansf_mcp.semantic.positions import UTF32, from_server, to_server
@@ -257,7 +261,7 @@ class SemanticService(InspectionMixin, EditingMixin):
         return tree
 
     # ---- tools -------------------------------------------------------------------------------------
-    def symbols_overview(self, relative_path: str, depth: int = 0) -> dict:
+    def symbols_overview(self, relative_path: str, depth: int = 0) -> SymbolsOverview:
         if depth < 0:
             raise SemanticInputError("depth must be >= 0")
         path, rel = resolve_in_root(self.root, relative_path, kind="any")
@@ -275,8 +279,7 @@ class SemanticService(InspectionMixin, EditingMixin):
                 tree = self.document_symbols(fpath, frel, lang)
                 if tree:
                     files[frel] = self._top_level(tree, frel, depth)
-        result: dict[str, Any] = {"relative_path": rel, "files": files, "notes": notes, "shrunk": None}
-        return result
+        return SymbolsOverview.model_validate({"relative_path": rel, "files": files, "notes": notes})
 
     def _top_level(self, tree: list[dict], rel: str, depth: int) -> list[dict]:
         out = []
@@ -313,7 +316,7 @@ class SemanticService(InspectionMixin, EditingMixin):
             yield p, rel, lang, None
 
     def find_symbol(self, name_path: str, relative_path: str | None = None, include_body: bool = False,
-                    substring: bool = False, max_matches: int = 50, include_info: bool = False) -> dict:
+                    substring: bool = False, max_matches: int = 50, include_info: bool = False) -> FoundSymbols:
         sym.parse_name_path(name_path)
         if max_matches < 1:
             raise SemanticInputError("max_matches must be >= 1")
@@ -343,9 +346,8 @@ class SemanticService(InspectionMixin, EditingMixin):
                         except LspError as exc:
                             notes.append(f"no info for {rel}:{public['line']}: {exc}")
                     matches.append(public)
-        result = {"total": total, "matches": matches, "truncated": total > len(matches), "notes": notes,
-                  "shrunk": None}
-        return result
+        return FoundSymbols.model_validate({"total": total, "matches": matches, "truncated": total > len(matches),
+                                            "notes": notes})
 
     def _locate(self, name_path: str, relative_path: str) -> tuple[Path, str, str, sym.Located]:
         path, rel, lang = self._file(relative_path)
@@ -366,7 +368,7 @@ class SemanticService(InspectionMixin, EditingMixin):
         return path, rel, lang, found[0]
 
     def find_references(self, name_path: str, relative_path: str, cursor: str | None = None,
-                        page_chars: int | None = None, progress: Progress | None = None) -> dict:
+                        page_chars: int | None = None, progress: Progress | None = None) -> References:
         """References grouped by file, one page at a time: files are kept whole on a page unless one file alone
         exceeds `page_chars` (JSON characters of the references); `next_cursor` continues."""
         _path, rel, _lang, loc, refs, key = self.reference_list(name_path, relative_path, progress)
@@ -406,9 +408,9 @@ class SemanticService(InspectionMixin, EditingMixin):
             page.append({"relative_path": frel, "count": len(items), "references": chunk})
             if nxt:
                 break
-        return {"name_path": loc.name_path, "relative_path": rel, "total": len(refs), "total_files": len(groups),
-                "files": page, "next_cursor": _encode_cursor({"k": key[:20], "f": nxt[0], "r": nxt[1]}) if nxt
-                else None, "per_file": None, "shrunk": None}
+        return References.model_validate({
+            "name_path": loc.name_path, "relative_path": rel, "total": len(refs), "total_files": len(groups),
+            "files": page, "next_cursor": _encode_cursor({"k": key[:20], "f": nxt[0], "r": nxt[1]}) if nxt else None})
 
     def reference_list(self, name_path: str, relative_path: str, progress: Progress | None = None
                        ) -> tuple[Path, str, str, sym.Located, list[dict], str]:
@@ -453,7 +455,7 @@ class SemanticService(InspectionMixin, EditingMixin):
             rng = item.get("range") or item.get("targetSelectionRange")
             if not uri or not rng or not uri.startswith("file://"):
                 continue
-            p = Path(_uri_to_path(uri))
+            p = Path(uri_to_path(uri))
             rel = self.rel(p)
             if rel is None:
                 continue  # outside the project (environment, stdlib)
@@ -490,7 +492,7 @@ class SemanticService(InspectionMixin, EditingMixin):
             log.debug("describe %s:%s failed: %s", rel, ln, exc)
         return {"relative_path": rel, "line": ln + 1, "column": cl + 1, "symbol": symbol, "context": context}
 
-    def goto_definition(self, relative_path: str, line: int, column: int) -> dict:
+    def goto_definition(self, relative_path: str, line: int, column: int) -> Definitions:
         path, rel, lang = self._file(relative_path)
         lines = self.lines(path)
         if line < 1 or line > max(1, len(lines)):
@@ -514,7 +516,7 @@ class SemanticService(InspectionMixin, EditingMixin):
                 rng = item.get("targetSelectionRange") or item.get("range")
                 if not uri or not rng:
                     continue
-                p = Path(_uri_to_path(uri))
+                p = Path(uri_to_path(uri))
                 drel = self.rel(p)
                 ln, cl = rng["start"]["line"], rng["start"]["character"]
                 with contextlib.suppress(OSError):
@@ -526,15 +528,18 @@ class SemanticService(InspectionMixin, EditingMixin):
                 else:
                     defs.append(self._describe(p, drel, lang, ln, cl))
             self.cache.set(key, defs, tag=project_tag(lang))
-        return {"relative_path": rel, "line": line, "column": column, "definitions": defs,
-                "note": None if defs else f"no definition found at {rel}:{line}:{column} (not on a name, or "
-                                          "the name is defined nowhere the server can see)"}
+        shown = [{**d, "external_path": outside_name(d["external_path"])} if d.get("external_path") else d
+                 for d in defs]
+        return Definitions.model_validate({
+            "relative_path": rel, "line": line, "column": column, "definitions": shown,
+            "note": None if defs else f"no definition found at {rel}:{line}:{column} (not on a name, or the name "
+                                      "is defined nowhere the server can see)"})
 
     # ---- background index --------------------------------------------------------------------------
-    def index(self, budget: Callable[[], int], stop: threading.Event | None = None) -> dict:
+    def index(self, budget: Callable[[], int], stop: threading.Event | None = None, recheck_every: int = 25) -> dict:
         """Fetch the symbol tree of every source file (into the cache; the language server parses each file and
         keeps it), so the first heavy query finds it done. `budget()` is how many files the operating phase
-        allows now (0 stops); it is asked again every 25 files, so a phase change takes effect at once."""
+        allows now (0 stops); it is asked again every `recheck_every` files, so a phase change takes effect soon."""
         stop = stop or threading.Event()
         t0 = time.monotonic()
         state = self.indexing = {"state": "running", "files": 0, "total": None, "seconds": 0.0, "stopped": None}
@@ -544,7 +549,7 @@ class SemanticService(InspectionMixin, EditingMixin):
         state["total"] = len(files)
         allowed = budget()
         for i, path in enumerate(files):
-            if i % 25 == 0 and i:
+            if i % recheck_every == 0 and i:
                 allowed = budget()
             if stop.is_set():
                 state["stopped"] = "server shutting down"
@@ -573,8 +578,7 @@ class SemanticService(InspectionMixin, EditingMixin):
 
     def _indexable(self, lang: str) -> bool:
         """A language is indexed when the project has its files and its server needs no download."""
-        if lang == "typescript" and not (self.lsp_dir / "typescript" / "node_modules" / ".bin" /
-                                         "typescript-language-server").exists():
+        if not BY_KEY[lang].installed(self.lsp_dir):
             return False
         if not any(True for _ in walk_files(self.root, self.root, LANGUAGE_EXTENSIONS[lang], limit=1)):
             return False

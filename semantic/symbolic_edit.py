@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from ansf_mcp.semantic import editing
 from ansf_mcp.semantic.editing import EditError, FileChange
-from ansf_mcp.semantic.lsp import _uri_to_path
-from ansf_mcp.semantic.paths import SKIP_DIRS, PathRefused, resolve_in_root
+from ansf_mcp.semantic.models import EditedFile, EditResult
+from ansf_mcp.semantic.paths import SKIP_DIRS, PathRefused, resolve_in_root, uri_to_path
 from ansf_mcp.semantic.positions import to_server
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ class EditingMixin:
         return path, rel, lang, loc, raw, text, bom, lines, first, last, indent
 
     # ---- tools -------------------------------------------------------------------------------------
-    def replace_symbol_body(self, name_path: str, relative_path: str, body: str) -> dict:
+    def replace_symbol_body(self, name_path: str, relative_path: str, body: str) -> EditResult:
         """Replace the symbol's whole definition (signature included) with `body`, re-indented to its place.
         Decorators stay unless `body` starts with one."""
         path, rel, lang, loc, raw, text, bom, lines, first, last, indent = self._plan_lines(
@@ -131,7 +131,7 @@ class EditingMixin:
         evicted = self._finish([FileChange(path, rel, raw, new, bom)], lang)
         return self._edit_answer("replace_symbol_body", loc, rel, first, first + len(new_lines) - 1, evicted)
 
-    def insert_before_symbol(self, name_path: str, relative_path: str, body: str) -> dict:
+    def insert_before_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
         """Insert `body` before the symbol (and its decorators), at its indentation, blank lines between."""
         path, rel, lang, loc, raw, text, bom, lines, first, _last, indent = self._plan_lines(
             name_path, relative_path, True, body)
@@ -142,7 +142,7 @@ class EditingMixin:
         n = len(editing.reindent(body, indent, nl))
         return self._edit_answer("insert_before_symbol", loc, rel, first, first + n - 1, evicted)
 
-    def insert_after_symbol(self, name_path: str, relative_path: str, body: str) -> dict:
+    def insert_after_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
         """Insert `body` after the symbol's last line, at its indentation, blank lines between."""
         path, rel, lang, loc, raw, text, bom, lines, _first, last, indent = self._plan_lines(
             name_path, relative_path, False, body)
@@ -157,7 +157,7 @@ class EditingMixin:
         start = last + 1 + len(blank)
         return self._edit_answer("insert_after_symbol", loc, rel, start, start + len(body_lines) - 1, evicted)
 
-    def safe_delete_symbol(self, name_path: str, relative_path: str) -> dict:
+    def safe_delete_symbol(self, name_path: str, relative_path: str) -> EditResult:
         """Delete the symbol (with its decorators) only when nothing outside its own body refers to it."""
         self._writable()
         path, rel, lang, loc, refs, _key = self.reference_list(name_path, relative_path)
@@ -176,12 +176,11 @@ class EditingMixin:
                 end += 1
         new = "".join(lines[:first] + lines[end:])
         evicted = self._finish([FileChange(path, rel, raw, new, bom)], lang)
-        return {"action": "safe_delete_symbol", "name_path": loc.name_path, "files": [
-            {"relative_path": rel, "start_line": first + 1, "end_line": end, "edits": 1}],
-            "total_edits": 1, "cache_entries_invalidated": evicted,
-            "note": f"deleted lines {first + 1}-{end} of {rel}"}
+        return EditResult(action="safe_delete_symbol", name_path=loc.name_path, files=[
+            EditedFile(relative_path=rel, start_line=first + 1, end_line=end, edits=1)],
+            total_edits=1, cache_entries_invalidated=evicted, note=f"deleted lines {first + 1}-{end} of {rel}")
 
-    def rename_symbol(self, name_path: str, relative_path: str, new_name: str) -> dict:
+    def rename_symbol(self, name_path: str, relative_path: str, new_name: str) -> EditResult:
         """The language server's rename, applied to every file it names, or to none."""
         self._writable()
         new_name = new_name.strip()
@@ -217,8 +216,9 @@ class EditingMixin:
             shown = ", ".join(others[:10]) + (f" and {len(others) - 10} more" if len(others) > 10 else "")
             note += (f"; {len(others)} other file(s) still use the name {loc.node['name']!r} as code (other "
                      f"symbols of that name, or uses the server did not resolve): {shown}")
-        return {"action": "rename_symbol", "name_path": loc.name_path, "new_name": new_name, "files": summary,
-                "total_edits": total, "cache_entries_invalidated": evicted, "note": note}
+        return EditResult(action="rename_symbol", name_path=loc.name_path, new_name=new_name,
+                          files=[EditedFile.model_validate(s) for s in summary], total_edits=total,
+                          cache_entries_invalidated=evicted, note=note)
 
     def _files_still_naming(self, name: str, lang: str, changed: set[str]) -> list[str]:
         """Files of `lang` outside the edit where `name` still occurs as a word (Python: as a NAME token)."""
@@ -255,7 +255,7 @@ class EditingMixin:
         for uri, edits in grouped.items():
             if not uri.startswith("file://"):
                 raise EditError(f"the rename would change {uri}, which is not a file; nothing was changed")
-            p = Path(_uri_to_path(uri))
+            p = Path(uri_to_path(uri))
             try:
                 rel = Path(os.path.realpath(p)).relative_to(self.root).as_posix()
                 real, rel = resolve_in_root(self.root, rel, kind="file")
@@ -270,8 +270,7 @@ class EditingMixin:
         return out
 
     @staticmethod
-    def _edit_answer(action: str, loc: sym.Located, rel: str, first: int, last: int, evicted: int) -> dict:
-        return {"action": action, "name_path": loc.name_path, "files": [
-            {"relative_path": rel, "start_line": first + 1, "end_line": last + 1, "edits": 1}],
-            "total_edits": 1, "cache_entries_invalidated": evicted,
-            "note": f"{rel} lines {first + 1}-{last + 1} written"}
+    def _edit_answer(action: str, loc: sym.Located, rel: str, first: int, last: int, evicted: int) -> EditResult:
+        return EditResult(action=action, name_path=loc.name_path, files=[
+            EditedFile(relative_path=rel, start_line=first + 1, end_line=last + 1, edits=1)],
+            total_edits=1, cache_entries_invalidated=evicted, note=f"{rel} lines {first + 1}-{last + 1} written")

@@ -9,8 +9,10 @@ hands out its own connection unchanged, so the embedded path pays nothing for th
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -109,6 +111,16 @@ class Store:
                 except sqlite3.Error as exc:
                     self._conn.execute("ROLLBACK")
                     raise StoreError(f"could not commit to the store: {exc}") from exc
+
+    def put_component_status(self, name: str, status: str) -> None:
+        """What a component of this process reports (JSON text), for watchers in other processes."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO component_status (name, pid, status, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET pid = excluded.pid, status = excluded.status, "
+                "updated_at = excluded.updated_at",
+                (name, os.getpid(), status, time.time()),
+            )
 
     @contextmanager
     def reading(self) -> Iterator[Any]:
