@@ -160,7 +160,11 @@ class SemanticHost:
         return index_budget(self._phase())
 
     def start(self) -> None:
-        """Server start (quick): index in the background."""
+        """Server start (quick): roll back edits a crash interrupted, then index in the background."""
+        if not self.read_only:
+            from ansf_mcp.semantic.journal import recover
+
+            recover(self.data_dir)
         if self.index_enabled and self.refusal is None:
             self.start_indexing()
 

@@ -60,6 +60,23 @@ def _size(obj: Any) -> int:
     return len(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
 
 
+def compile_linear(pattern: str, ignore_case: bool) -> Any:
+    """The pattern compiled by RE2, whose matching time is linear in the line's length: no pattern can hold the
+    process (Python's backtracking engine takes exponential time on `(a+)+$` and keeps the GIL meanwhile)."""
+    import re2
+
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise InputError(f"pattern is not a valid regular expression: {exc}") from exc
+    try:
+        return re2.compile(("(?i)" if ignore_case else "") + pattern)
+    except Exception as exc:  # re2.error, or the extension's own Error for syntax it does not run
+        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise InputError(f"pattern uses syntax the linear-time engine (RE2) does not run ({detail}): "
+                         "lookarounds and backreferences are not supported; rewrite it without them") from exc
+
+
 class InspectionMixin:
     # ---- search_for_pattern ------------------------------------------------------------------------
     def search_for_pattern(self, pattern: str, relative_path: str | None = None, include_glob: str | None = None,
@@ -71,10 +88,7 @@ class InspectionMixin:
             raise InputError(f"pattern must be 1..{MAX_PATTERN_CHARS} characters")
         if not 0 <= context_lines <= 10:
             raise InputError("context_lines must be 0..10")
-        try:
-            rx = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
-        except re.error as exc:
-            raise InputError(f"pattern is not a valid regular expression: {exc}") from exc
+        rx = compile_linear(pattern, ignore_case)
         start, rel0 = resolve_in_root(self.root, relative_path, kind="any")
         params = hashlib.blake2b(json.dumps([pattern, rel0, include_glob, exclude_glob, context_lines,
                                              ignore_case, code_only]).encode(), digest_size=6).hexdigest()
@@ -88,12 +102,20 @@ class InspectionMixin:
         notes: list[str] = []
         used = 0
         matches = 0
-        deadline = time.monotonic() + SEARCH_SECONDS
+        t0 = time.monotonic()
+        deadline = t0 + SEARCH_SECONDS
         next_cursor = None
+        scanned = 0
         files = [start] if start.is_file() else walk_files(self.root, start, None, limit=SEARCH_FILE_LIMIT)
         for index, path in enumerate(files):
             if index < skip_files:
                 continue
+            if time.monotonic() > deadline or (stop is not None and stop.is_set()):
+                next_cursor = _cursor_encode({"q": params, "f": index, "l": 0})
+                why = "cancelled" if stop is not None and stop.is_set() else "stopped"
+                notes.append(f"{why} after {time.monotonic() - t0:.1f} s, {scanned} files scanned (the budget is "
+                             f"{SEARCH_SECONDS:.0f} s); continue with next_cursor")
+                break
             rel = self.rel(path)
             if rel is None:
                 continue
@@ -115,10 +137,16 @@ class InspectionMixin:
                 text, _clean = read_text(path)
             except OSError:
                 continue
+            scanned += 1
             lines = text.splitlines()
             group: list[dict] = []
             first_line = skip_lines if index == skip_files else 0
             for i in range(first_line, len(lines)):
+                if i % 512 == 511 and (time.monotonic() > deadline or (stop is not None and stop.is_set())):
+                    next_cursor = _cursor_encode({"q": params, "f": index, "l": i})
+                    notes.append(f"stopped after {time.monotonic() - t0:.1f} s, {scanned} files scanned (in "
+                                 f"{rel} at line {i + 1}); continue with next_cursor")
+                    break
                 line = lines[i]
                 if len(line) > MAX_MATCH_LINE:
                     continue
@@ -139,10 +167,6 @@ class InspectionMixin:
             if group:
                 files_out.append({"relative_path": rel, "matches": group})
             if next_cursor:
-                break
-            if time.monotonic() > deadline:
-                next_cursor = _cursor_encode({"q": params, "f": index + 1, "l": 0})
-                notes.append(f"stopped after {SEARCH_SECONDS:.0f} s of searching; continue with next_cursor")
                 break
         return PatternMatches.model_validate({"pattern": pattern, "relative_path": rel0, "files": files_out,
                                               "matches": matches, "next_cursor": next_cursor, "notes": notes})

@@ -138,6 +138,7 @@ class _OpenDoc:
     version: int
     mtime_ns: int
     size: int
+    ino: int = 0  # an edit replaces the file (a new inode): re-sent even within the clock's granularity
 
 
 _background = threading.local()
@@ -293,13 +294,13 @@ class LanguageServer:
                 h.send_notification("textDocument/didClose", {"textDocument": {"uri": uri}})
             return uri
         doc = self.open_docs.get(uri)
-        if doc and doc.mtime_ns == st.st_mtime_ns and doc.size == st.st_size:
+        if doc and (doc.mtime_ns, doc.size, doc.ino) == (st.st_mtime_ns, st.st_size, st.st_ino):
             self.open_docs.move_to_end(uri)
             return uri
         text, _clean = read_text(path)
         if doc:
             doc.version += 1
-            doc.mtime_ns, doc.size = st.st_mtime_ns, st.st_size
+            doc.mtime_ns, doc.size, doc.ino = st.st_mtime_ns, st.st_size, st.st_ino
             self._diag.pop(uri, None)
             self._published.pop(uri, None)
             h.send_notification("textDocument/didChange", {
@@ -307,7 +308,7 @@ class LanguageServer:
                 "contentChanges": [{"text": text}],
             })
         else:
-            self.open_docs[uri] = _OpenDoc(1, st.st_mtime_ns, st.st_size)
+            self.open_docs[uri] = _OpenDoc(1, st.st_mtime_ns, st.st_size, st.st_ino)
             self._diag.pop(uri, None)
             self._published.pop(uri, None)
             h.send_notification("textDocument/didOpen", {

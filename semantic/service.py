@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ansf_mcp.semantic import journal
 from ansf_mcp.semantic import symbols as sym
 from ansf_mcp.semantic.cache import SemanticCache, make_key
 from ansf_mcp.semantic.editing import EditError
@@ -27,6 +28,7 @@ from ansf_mcp.semantic.languages import (
     language_of,
     make_spec,
 )
+from ansf_mcp.semantic.locks import FileLocks, LockTimeout
 from ansf_mcp.semantic.lsp import LanguageServer, LspError, LspLoop, ServerSpec, background_work
 from ansf_mcp.semantic.models import Definitions, FoundSymbols, References, SymbolsOverview
 from ansf_mcp.semantic.paths import (
@@ -87,7 +89,7 @@ class SemanticInputError(ValueError):
 
 # Every error a caller should show to the user as-is.
 USER_ERRORS = (SemanticInputError, PathRefused, LanguageUnavailable, sym.NamePathError, LspError, EditError,
-               InputError)
+               InputError, LockTimeout)
 
 
 def _drop_python_imports(tree: list[dict], lines: list[str]) -> list[dict]:
@@ -156,6 +158,9 @@ class SemanticService(InspectionMixin, EditingMixin):
         self._hash_memo: dict[str, tuple[int, int, int, str]] = {}
         self.indexing: dict[str, Any] | None = None  # the background index's progress (status)
         self._lines_memo: dict[str, tuple[str, list[str]]] = {}
+        self.locks = FileLocks(self.data_dir / "locks")
+        if not read_only:
+            journal.recover(self.data_dir)  # edits a crash interrupted: rolled back before any new one
 
     # ---- servers -----------------------------------------------------------------------------------
     def server(self, lang: str) -> LanguageServer:
@@ -211,6 +216,11 @@ class SemanticService(InspectionMixin, EditingMixin):
         digest = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
         self._hash_memo[key] = (st.st_mtime_ns, st.st_size, st.st_ino, digest)
         return digest
+
+    def forget(self, path: Path) -> None:
+        """Drop what is remembered of one file's content (an edit reads it afresh)."""
+        self._hash_memo.pop(str(path), None)
+        self._lines_memo.pop(str(path), None)
 
     def trim_memory(self) -> int:
         """Drop in-memory file memos (critical memory phase); returns how many entries were dropped."""

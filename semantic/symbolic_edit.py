@@ -10,11 +10,13 @@ from __future__ import annotations
 import ast
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ansf_mcp.semantic import editing
+from ansf_mcp.semantic import editing, journal
 from ansf_mcp.semantic.editing import EditError, FileChange
+from ansf_mcp.semantic.languages import language_of
 from ansf_mcp.semantic.models import EditedFile, EditResult
 from ansf_mcp.semantic.paths import SKIP_DIRS, PathRefused, resolve_in_root, uri_to_path
 from ansf_mcp.semantic.positions import to_server
@@ -26,6 +28,13 @@ _IDENT = re.compile(r"^[^\W\d][\w$]*$|^\$[\w$]*$")
 MAX_BODY_CHARS = 200_000
 READ_ONLY_MESSAGE = ("the semantic layer is read-only (setting ANSF_READ_ONLY=1): editing tools are off; "
                      "nothing was changed")
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return editing.digest(path.read_bytes())
+    except OSError:
+        return None
 
 
 def _python_names(text: str, name: str) -> bool:
@@ -98,18 +107,45 @@ class EditingMixin:
 
     def _finish(self, changes: list[FileChange], lang: str) -> int:
         """Commit, then evict exactly what the edit staled; returns the number of cache entries evicted."""
-        editing.commit(changes)
+        journal.commit(changes, self.data_dir)
         from ansf_mcp.semantic.service import file_tag, project_tag
 
         evicted = sum(self.cache.evict(file_tag(lang, ch.rel)) for ch in changes)
         return evicted + self.cache.evict(project_tag(lang))
 
+    def _transaction(self, relative_path: str, plan: Callable[[], EditResult]) -> EditResult:
+        """`plan()` (which reads, computes and commits) under the lock of the file it edits; planned again once
+        when another program changed the file meanwhile, then refused with what changed."""
+        self._writable()
+        path, _rel = resolve_in_root(self.root, relative_path, kind="file")
+        for attempt in range(2):
+            with self.locks.hold([path]):
+                try:
+                    return plan()
+                except editing.ChangedOnDisk:
+                    if attempt:
+                        raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read_located(self, name_path: str, relative_path: str) -> tuple[Path, str, str, sym.Located, bytes]:
+        """The symbol and the bytes its position belongs to: the file read before and after the language server
+        answered must be the same, else another program wrote it meanwhile."""
+        path, _rel = resolve_in_root(self.root, relative_path, kind="file")
+        before = path.read_bytes()
+        self.forget(path)
+        path, rel, lang, loc = self._locate(name_path, relative_path)
+        if path.read_bytes() != before:
+            raise editing.ChangedOnDisk(f"{rel} changed on disk while its symbols were read; nothing was changed")
+        return path, rel, lang, loc, before
+
     def _plan_lines(self, name_path: str, relative_path: str, decorators: bool | None, body: str | None):
         self._writable()
         if body is not None:
             self._check_body(body)
-        path, rel, lang, loc = self._locate(name_path, relative_path)
+        path, rel, lang, loc, before = self._read_located(name_path, relative_path)
         raw, text, bom = editing.load(path, rel)
+        if raw != before:
+            raise editing.ChangedOnDisk(f"{rel} changed on disk while the edit was prepared; nothing was changed")
         lines = text.splitlines(keepends=True)
         with_decorators = decorators if decorators is not None else bool(body and body.lstrip().startswith("@"))
         first, last = self._span(path, lang, loc, lines, rel, with_decorators)
@@ -121,6 +157,9 @@ class EditingMixin:
     def replace_symbol_body(self, name_path: str, relative_path: str, body: str) -> EditResult:
         """Replace the symbol's whole definition (signature included) with `body`, re-indented to its place.
         Decorators stay unless `body` starts with one."""
+        return self._transaction(relative_path, lambda: self._replace_symbol_body(name_path, relative_path, body))
+
+    def _replace_symbol_body(self, name_path: str, relative_path: str, body: str) -> EditResult:
         path, rel, lang, loc, raw, text, bom, lines, first, last, indent = self._plan_lines(
             name_path, relative_path, None, body)
         nl = editing.newline_of(text)
@@ -133,6 +172,9 @@ class EditingMixin:
 
     def insert_before_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
         """Insert `body` before the symbol (and its decorators), at its indentation, blank lines between."""
+        return self._transaction(relative_path, lambda: self._insert_before_symbol(name_path, relative_path, body))
+
+    def _insert_before_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
         path, rel, lang, loc, raw, text, bom, lines, first, _last, indent = self._plan_lines(
             name_path, relative_path, True, body)
         nl = editing.newline_of(text)
@@ -144,6 +186,9 @@ class EditingMixin:
 
     def insert_after_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
         """Insert `body` after the symbol's last line, at its indentation, blank lines between."""
+        return self._transaction(relative_path, lambda: self._insert_after_symbol(name_path, relative_path, body))
+
+    def _insert_after_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
         path, rel, lang, loc, raw, text, bom, lines, _first, last, indent = self._plan_lines(
             name_path, relative_path, False, body)
         nl = editing.newline_of(text)
@@ -159,9 +204,14 @@ class EditingMixin:
 
     def safe_delete_symbol(self, name_path: str, relative_path: str) -> EditResult:
         """Delete the symbol (with its decorators) only when nothing outside its own body refers to it."""
-        self._writable()
+        return self._transaction(relative_path, lambda: self._safe_delete_symbol(name_path, relative_path))
+
+    def _safe_delete_symbol(self, name_path: str, relative_path: str) -> EditResult:
+        path, rel, lang, loc, before = self._read_located(name_path, relative_path)
         path, rel, lang, loc, refs, _key = self.reference_list(name_path, relative_path)
         raw, text, bom = editing.load(path, rel)
+        if raw != before:
+            raise editing.ChangedOnDisk(f"{rel} changed on disk while the edit was prepared; nothing was changed")
         lines = text.splitlines(keepends=True)
         first, last = self._span(path, lang, loc, lines, rel, True)
         outside = [r for r in refs if not (r["relative_path"] == rel and first + 1 <= r["line"] <= last + 1)]
@@ -186,11 +236,31 @@ class EditingMixin:
         new_name = new_name.strip()
         if not _IDENT.match(new_name) or len(new_name) > 200:
             raise EditError(f"{new_name!r} is not a valid identifier")
-        path, rel, lang, loc = self._locate(name_path, relative_path)
+        _path, _rel, lang, loc = self._locate(name_path, relative_path)
         if lang == "python" and not new_name.isidentifier():
             raise EditError(f"{new_name!r} is not a valid Python identifier")
         if loc.node["name"] == new_name:
             raise EditError(f"{loc.name_path} is already called {new_name!r}")
+        for attempt in range(2):
+            try:
+                return self._rename_once(name_path, relative_path, new_name)
+            except editing.ChangedOnDisk:
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _rename_once(self, name_path: str, relative_path: str, new_name: str) -> EditResult:
+        """Every file of the language is read before the language server is asked; the files its answer names
+        are then locked and must still be exactly what was read, or the rename is planned again."""
+        from ansf_mcp.semantic.languages import LANGUAGE_EXTENSIONS
+        from ansf_mcp.semantic.paths import walk_files
+
+        path, rel = resolve_in_root(self.root, relative_path, kind="file")
+        lang = language_of(path)
+        seen = {os.path.realpath(p): _digest(p) for p in walk_files(self.root, self.root,
+                                                                     LANGUAGE_EXTENSIONS[lang], limit=5_000)}
+        self.forget(path)
+        path, rel, lang, loc = self._locate(name_path, relative_path)
         srv = self.server(lang)
         line, col = loc.node["sel"]
         character = to_server(self._line(path, line), col, srv.position_encoding)
@@ -203,12 +273,16 @@ class EditingMixin:
                             f"{loc.name_path} in {rel}; nothing was changed")
         changes: list[FileChange] = []
         summary = []
-        for fpath, frel, edits in per_file:
-            raw, text, bom = editing.load(fpath, frel)
-            new = editing.apply_lsp_edits(text, edits, srv.position_encoding, frel)
-            changes.append(FileChange(fpath, frel, raw, new, bom))
-            summary.append({"relative_path": frel, "edits": len(edits)})
-        evicted = self._finish(changes, lang)
+        with self.locks.hold([fpath for fpath, _frel, _edits in per_file]):
+            for fpath, frel, edits in per_file:
+                raw, text, bom = editing.load(fpath, frel)
+                if seen.get(os.path.realpath(fpath)) != editing.digest(raw):
+                    raise editing.ChangedOnDisk(f"{frel} changed on disk while the language server computed the "
+                                                "rename; nothing was changed")
+                new = editing.apply_lsp_edits(text, edits, srv.position_encoding, frel)
+                changes.append(FileChange(fpath, frel, raw, new, bom))
+                summary.append({"relative_path": frel, "edits": len(edits)})
+            evicted = self._finish(changes, lang)
         total = sum(s["edits"] for s in summary)
         note = f"renamed in {len(summary)} file(s), {total} edit(s)"
         others = self._files_still_naming(loc.node["name"], lang, {ch.rel for ch in changes})
