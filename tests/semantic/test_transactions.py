@@ -1,0 +1,143 @@
+"""Edit transactions: the journal rolls a crashed commit back, live owners are left alone, locks exclude across
+threads; bounded pattern search (RE2, a time budget, cancellation)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import multiprocessing
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from ansf_mcp.semantic import inspection, journal
+from ansf_mcp.semantic.editing import ChangedOnDisk, FileChange
+from ansf_mcp.semantic.locks import FileLocks, LockTimeout
+
+from tests.semantic.conftest import FIXTURES, build
+from tests.semantic.helpers import err, ok
+
+pytestmark = pytest.mark.anyio
+
+
+def _project(tmp_path: Path, n: int) -> list[Path]:
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    files = []
+    for i in range(n):
+        p = proj / f"m{i}.py"
+        p.write_text(f"value_{i} = {i}\n")
+        files.append(p)
+    return files
+
+
+def _crash_after(files: list[Path], data: Path, k: int) -> None:
+    """In a child process: commit a change to every file, dying (os._exit) after the k-th rename."""
+    real = journal._replace_from
+    count = {"n": 0}
+
+    def dying(image, target, side_tmp):
+        real(image, target, side_tmp)
+        count["n"] += 1
+        if count["n"] == k:
+            os._exit(9)
+
+    journal._replace_from = dying
+    journal.commit([FileChange(p, p.name, p.read_bytes(), p.read_text() + "# new\n", False) for p in files], data)
+    os._exit(0)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_a_crash_part_way_is_rolled_back_at_the_next_start(tmp_path, k):
+    files = _project(tmp_path, 5)
+    before = {p: p.read_bytes() for p in files}
+    data = tmp_path / "data"
+    proc = multiprocessing.get_context("fork").Process(target=_crash_after, args=(files, data, k))
+    proc.start()
+    proc.join(30)
+    assert proc.exitcode == 9
+    assert sum(p.read_bytes() != before[p] for p in files) == k  # part-way: k of 5 written
+    assert journal.recover(data) == 1
+    assert {p: p.read_bytes() for p in files} == before  # all old
+    assert list((data / journal.JOURNAL).iterdir()) == []
+    assert not [p for p in (tmp_path / "proj").iterdir() if p.suffix != ".py"]  # no temp files in the project
+    assert journal.recover(data) == 0
+
+
+def test_a_live_transaction_is_not_recovered(tmp_path):
+    root = tmp_path / "data" / journal.JOURNAL
+    (root / "123-live").mkdir(parents=True)
+    (root / "123-live" / "manifest.json").write_text(json.dumps({"files": []}))
+    fd = os.open(root / "123-live.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as its owner holds it
+    try:
+        assert journal.recover(tmp_path / "data") == 0 and (root / "123-live").exists()
+    finally:
+        os.close(fd)
+    assert journal.recover(tmp_path / "data") == 1 and not (root / "123-live").exists()
+
+
+def test_commit_refuses_a_file_that_changed(tmp_path):
+    [p] = _project(tmp_path, 1)
+    change = FileChange(p, p.name, p.read_bytes(), "value_0 = 1\n", False)
+    p.write_text("value_0 = 'editor'\n")
+    with pytest.raises(ChangedOnDisk, match="m0.py changed on disk"):
+        journal.commit([change], tmp_path / "data")
+    assert p.read_text() == "value_0 = 'editor'\n"
+
+
+def test_locks_exclude_other_holders_and_time_out(tmp_path):
+    [p] = _project(tmp_path, 1)
+    locks = FileLocks(tmp_path / "locks", wait_s=0.2)
+    entered = threading.Event()
+    release = threading.Event()
+
+    def holder() -> None:
+        with locks.hold([p]):
+            entered.set()
+            release.wait(10)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    assert entered.wait(10)
+    with pytest.raises(LockTimeout, match="nothing was changed"), locks.hold([p]):
+        pass
+    release.set()
+    t.join(10)
+    with locks.hold([p]):  # free again
+        pass
+    assert not list((tmp_path / "proj").glob("*.lock"))  # lock files live in the data directory only
+
+
+async def test_catastrophic_patterns_answer_at_once(tmp_path):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "a.txt").write_text(("a" * 31 + "b\n") * 2000 + ("word " * 4000 + "\n") * 20)
+    server, runtime, _service = build(proj, tmp_path / "data")
+    try:
+        for pattern in ("(a+)+$", r"(\w+\s?)+:"):
+            started = time.monotonic()
+            r = await ok(server, "search_for_pattern", {"pattern": pattern})
+            assert r["matches"] == 0 and time.monotonic() - started < 5, pattern
+        msg = await err(server, "search_for_pattern", {"pattern": r"(?<=a)b"})
+        assert "RE2" in msg and "lookarounds" in msg
+    finally:
+        runtime.shutdown()
+
+
+async def test_a_search_stops_at_its_budget_and_says_how_far_it_got(tmp_path, monkeypatch):
+    server, runtime, service = build(FIXTURES / "pyproj", tmp_path / "data")
+    try:
+        monkeypatch.setattr(inspection, "SEARCH_SECONDS", 0.0)  # spent before the first file
+        r = await ok(server, "search_for_pattern", {"pattern": "def "})
+        assert r["matches"] == 0 and r["next_cursor"]
+        assert r["notes"][0].startswith("stopped after") and "0 files scanned" in r["notes"][0]
+        monkeypatch.setattr(inspection, "SEARCH_SECONDS", 10.0)
+        stop = threading.Event()
+        stop.set()  # the caller went away
+        answer = service.search_for_pattern("def ", stop=stop)
+        assert answer.matches == 0 and answer.notes[0].startswith("cancelled after")
+    finally:
+        runtime.shutdown()
