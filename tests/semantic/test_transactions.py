@@ -83,7 +83,7 @@ def test_commit_refuses_a_file_that_changed(tmp_path):
     [p] = _project(tmp_path, 1)
     change = FileChange(p, p.name, p.read_bytes(), "value_0 = 1\n", False)
     p.write_text("value_0 = 'editor'\n")
-    with pytest.raises(ChangedOnDisk, match="m0.py changed on disk"):
+    with pytest.raises(ChangedOnDisk, match=r"m0\.py changed on disk"):
         journal.commit([change], tmp_path / "data")
     assert p.read_text() == "value_0 = 'editor'\n"
 
