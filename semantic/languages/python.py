@@ -36,7 +36,7 @@ def extra_paths(root: Path) -> list[str]:
     return paths
 
 
-def spec(root: Path, _lsp_dir: Path | None = None, _progress: Progress | None = None,
+def spec(root: Path, lsp_dir: Path | None = None, _progress: Progress | None = None,
          parse_limit: int = 2000) -> ServerSpec:
     from ansf_mcp.semantic.jedi_server import WRAPPER_VERSION
     from ansf_mcp.semantic.lsp import ServerSpec
@@ -63,11 +63,14 @@ def spec(root: Path, _lsp_dir: Path | None = None, _progress: Progress | None = 
     }
     if env_python:
         init["workspace"]["environmentPath"] = env_python
+    env = {"ANSF_JEDI_PARSE_LIMIT": str(parse_limit)}
+    if lsp_dir is not None:  # jedi's pickles under the data directory, bounded, never the user's cache
+        env["ANSF_JEDI_CACHE"] = str(lsp_dir / "jedi-cache")
     # Our wrapper around jedi-language-server (the project's own code first, no 30-file reference limit), run
     # by this interpreter, which has both installed.
     return ServerSpec(language="Python", key="python",
                       cmd=[sys.executable, "-m", "ansf_mcp.semantic.jedi_server"], version=version,
-                      init_options=init, env={"ANSF_JEDI_PARSE_LIMIT": str(parse_limit)},
+                      init_options=init, env=env,
                       language_ids={".py": "python", ".pyi": "python"}, server_name="jedi-language-server",
                       # jedi-language-server announces UTF-16 but passes jedi's columns through unconverted:
                       # code points (tests/semantic/test_positions.py pins this down).
