@@ -11,6 +11,8 @@ that holds its after-image gets its before-image back, and the temporary files g
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import fcntl
 import json
 import logging
@@ -59,18 +61,52 @@ def _same_device(a: Path, b: Path) -> bool:
         return False
 
 
-def _replace_from(image: Path, target: Path, side_tmp: str | None) -> None:
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+_libc = None
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two names atomically (renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    func = getattr(_libc, "renameat2", None)
+    if func is None:
+        return False
+    if func(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _replace_from(image: Path, target: Path, side_tmp: str | None, expected: bytes | None = None) -> None:
     """`target` becomes `image`'s bytes by one rename: from the image itself when both are on one file system,
-    else through `side_tmp` (a name beside the target that the manifest already lists)."""
-    if side_tmp is None:
-        os.replace(image, target)
+    else through `side_tmp` (a name beside the target that the manifest already lists).
+
+    With `expected` (what the target must hold), the names are swapped atomically and what was swapped out is
+    compared: a save another program made in the last moment is put back and ChangedOnDisk raised, never lost.
+    """
+    source = image
+    if side_tmp is not None:
+        source = Path(side_tmp)
+        shutil.copyfile(image, source)
+        os.chmod(source, _mode(image))
+        with open(source, "rb") as fh:
+            os.fsync(fh.fileno())
+    if expected is None or not _exchange(source, target):
+        os.replace(source, target)
         return
-    tmp = Path(side_tmp)
-    shutil.copyfile(image, tmp)
-    os.chmod(tmp, _mode(image))
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
+    try:
+        if source.read_bytes() != expected:  # what the target held at the instant of the swap
+            _exchange(source, target)  # theirs goes back
+            raise ChangedOnDisk(f"{target.name} was saved by another program at the moment of writing; their save "
+                                "is kept and nothing was changed")
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(source)
 
 
 def _read(path: Path) -> bytes | None:
@@ -111,10 +147,11 @@ def commit(changes: list[FileChange], data_dir: Path) -> None:
         done: list[int] = []
         try:
             for i, ch in enumerate(changes):
-                if _read(ch.path) != ch.old:  # compare-and-swap: the last look before the rename
+                if _read(ch.path) != ch.old:  # compare-and-swap: the last look before the rename...
                     raise ChangedOnDisk(f"{ch.rel} changed on disk while the edit was being written; nothing was "
                                         "changed")
-                _replace_from(txn / f"{i}.after", ch.path, entries[i]["side_tmp"])
+                # ...and, where the system can swap names, what the swap took out is compared too
+                _replace_from(txn / f"{i}.after", ch.path, entries[i]["side_tmp"], ch.old)
                 done.append(i)
         except (OSError, ChangedOnDisk) as exc:
             failed = _roll_back(txn, [entries[i] for i in done], [i for i in done])

@@ -160,11 +160,11 @@ async def test_rename_is_all_or_nothing(env, monkeypatch):
     real = journal._replace_from
     calls = {"n": 0}
 
-    def failing(image, target, side_tmp):
+    def failing(image, target, side_tmp, expected=None):
         calls["n"] += 1
         if calls["n"] == 4:  # the fourth file of eight: a full disk half-way
             raise OSError(28, "No space left on device")
-        return real(image, target, side_tmp)
+        return real(image, target, side_tmp, expected)
 
     monkeypatch.setattr(journal, "_replace_from", failing)
     msg = await err(server, "rename_symbol", {"name_path": "scale", "relative_path": "src/geo/units.py",

@@ -38,8 +38,8 @@ def _crash_after(files: list[Path], data: Path, k: int) -> None:
     real = journal._replace_from
     count = {"n": 0}
 
-    def dying(image, target, side_tmp):
-        real(image, target, side_tmp)
+    def dying(image, target, side_tmp, expected=None):
+        real(image, target, side_tmp, expected)
         count["n"] += 1
         if count["n"] == k:
             os._exit(9)
@@ -141,3 +141,30 @@ async def test_a_search_stops_at_its_budget_and_says_how_far_it_got(tmp_path, mo
         assert answer.matches == 0 and answer.notes[0].startswith("cancelled after")
     finally:
         runtime.shutdown()
+
+
+@pytest.mark.parametrize("in_place", [True, False])
+def test_a_save_at_the_moment_of_writing_is_kept(tmp_path, monkeypatch, in_place):
+    """An editor saves after the last compare and before the rename: the swap brings its save out, so it is put
+    back and the edit refused (in place: the same inode rewritten; or by its own rename)."""
+    a, b = _project(tmp_path, 2)
+    changes = [FileChange(p, p.name, p.read_bytes(), p.read_text() + "# ours\n", False) for p in (a, b)]
+    real = journal._exchange
+    saved = []
+
+    def editor_first(x, y):
+        if not saved and y == b:
+            saved.append(True)
+            if in_place:
+                b.write_text("value_1 = 'editor'\n")
+            else:
+                (tmp_path / "elsewhere").write_text("value_1 = 'editor'\n")
+                os.replace(tmp_path / "elsewhere", b)
+        return real(x, y)
+
+    monkeypatch.setattr(journal, "_exchange", editor_first)
+    with pytest.raises(ChangedOnDisk, match="saved by another program"):
+        journal.commit(changes, tmp_path / "data")
+    assert b.read_text() == "value_1 = 'editor'\n"  # their save
+    assert a.read_bytes() == changes[0].old  # ours rolled back: all or none
+    assert sorted(p.name for p in (tmp_path / "proj").iterdir()) == ["m0.py", "m1.py"]
