@@ -232,7 +232,8 @@ def _register_reading(tools: Toolbox, host: SemanticHost) -> None:
     @tools.add(Kind.READ, "Search for a pattern")
     async def search_for_pattern(
         pattern: Annotated[str, Field(min_length=1, max_length=2000,
-                                      description="a Python regular expression, matched line by line")],
+                                      description="a regular expression (Python syntax without lookarounds and "
+                                                  "backreferences: RE2, linear time), matched line by line")],
         relative_path: Annotated[str | None, Field(description="a file or folder to search, relative to the "
                                                                "project root; leave out for the whole project")]
         = None,

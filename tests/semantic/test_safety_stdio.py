@@ -1,5 +1,7 @@
-"""Through real server processes (stdio, legacy handshake): two servers on one data directory renaming at once
-never corrupt a file nor lose an acknowledged edit; a catastrophic regex never delays ping past 1 s."""
+"""Through real server processes (stdio, legacy handshake): two servers on one data directory renaming or replacing
+at once never corrupt a file nor lose an acknowledged edit; an editor's save during a rename is never lost; a
+SIGKILL part-way through a multi-file rename leaves every file all old or all new after the next start, with no
+temporary file; a catastrophic regex never delays ping past 1 s. The longer probe is `ansf_mcp.bench.edit_safety`."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
+from ansf_mcp.bench import edit_safety
 from tests.conftest import ansf_command, subprocess_env
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -100,3 +103,21 @@ async def test_a_catastrophic_regex_never_delays_ping(tmp_path: Path) -> None:
             tg.start_soon(search)
             tg.start_soon(pings)
         assert finished.is_set() and worst <= 1.0, worst
+
+
+async def test_two_servers_replacing_two_functions_of_one_file_lose_nothing(tmp_path: Path) -> None:
+    r = await edit_safety.replaces(tmp_path, 4, time.monotonic() + 240)
+    assert (r["runs"], r["corrupted_files"], r["acknowledged_edits_lost"], r["other_error_count"]) == (4, 0, 0, 0)
+    assert r["acknowledged"] + r["refused"] == 8 and r["acknowledged"] >= 4
+
+
+async def test_an_editor_saving_during_a_rename_is_never_lost(tmp_path: Path) -> None:
+    r = await edit_safety.editor(tmp_path, 4, time.monotonic() + 240)
+    assert (r["runs"], r["corrupted_files"], r["acknowledged_edits_lost"], r["editor_saves_lost"],
+            r["other_error_count"]) == (4, 0, 0, 0, 0)
+
+
+async def test_sigkill_during_a_multi_file_rename_leaves_all_old_or_all_new(tmp_path: Path) -> None:
+    r = await edit_safety.kills(tmp_path, 3, 40, time.monotonic() + 300)
+    assert (r["runs"], r["mixed_old_and_new"], r["runs_with_temp_files"], r["corrupted_files"]) == (3, 0, 0, 0)
+    assert r["all_old"] + r["all_new"] == 3
