@@ -122,6 +122,8 @@ class StatusPublisher:
     def close(self) -> None:
         self._stop.set()
         self._due.set()
+        if self._thread is not None:  # a write in flight lands first: the final word is the last
+            self._thread.join(timeout=10)
         if self.used:  # never used here: nothing to report, and a watcher keeps saying so
             self.publish(final=True)
 
