@@ -159,6 +159,7 @@ class SemanticService(InspectionMixin, EditingMixin):
         self.indexing: dict[str, Any] | None = None  # the background index's progress (status)
         self._lines_memo: dict[str, tuple[str, list[str]]] = {}
         self.locks = FileLocks(self.data_dir / "locks")
+        self.edit_conflicts: dict[str, int] = {}
         if not read_only:
             journal.recover(self.data_dir)  # edits a crash interrupted: rolled back before any new one
 
@@ -606,5 +607,6 @@ class SemanticService(InspectionMixin, EditingMixin):
             "cache": self.cache.stats(),
             "servers": [s.status() for s in list(self._servers.values())],
             "unavailable": {k: str(v) for k, v in self._unavailable.items()},
+            "edit_conflicts": dict(self.edit_conflicts),
             "time": time.time(),
         }

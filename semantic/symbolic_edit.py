@@ -53,8 +53,16 @@ class EditingMixin:
     """Needs from the service: root, read_only, cache, server(), _locate(), reference_list(), lines()."""
 
     read_only: bool = False
+    edit_conflicts: dict[str, int]  # how often another writer got in first: {"replanned": n, "refused": m}
 
     # ---- helpers -----------------------------------------------------------------------------------
+    def _conflict(self, attempt: int, exc: editing.ChangedOnDisk) -> None:
+        """Another writer changed a file the edit read: counted, planned again once, then refused."""
+        key = "refused" if attempt else "replanned"
+        self.edit_conflicts[key] = self.edit_conflicts.get(key, 0) + 1
+        if attempt:
+            raise exc
+
     def _writable(self) -> None:
         if self.read_only:
             raise EditError(READ_ONLY_MESSAGE)
@@ -122,9 +130,8 @@ class EditingMixin:
             with self.locks.hold([path]):
                 try:
                     return plan()
-                except editing.ChangedOnDisk:
-                    if attempt:
-                        raise
+                except editing.ChangedOnDisk as exc:
+                    self._conflict(attempt, exc)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _read_located(self, name_path: str, relative_path: str) -> tuple[Path, str, str, sym.Located, bytes]:
@@ -244,9 +251,8 @@ class EditingMixin:
         for attempt in range(2):
             try:
                 return self._rename_once(name_path, relative_path, new_name)
-            except editing.ChangedOnDisk:
-                if attempt:
-                    raise
+            except editing.ChangedOnDisk as exc:
+                self._conflict(attempt, exc)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _rename_once(self, name_path: str, relative_path: str, new_name: str) -> EditResult:

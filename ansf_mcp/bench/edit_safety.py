@@ -3,7 +3,8 @@
 `python -m ansf_mcp.bench.edit_safety --runs 50 --kills 20 --out report.json` (bounded: every scenario stops at
 its run count or at `--max-seconds`, whichever comes first). Scenarios, each on a fresh copy of a project:
 
-- renames: two servers on one data directory rename two symbols of one file at once;
+- renames: two servers on one data directory rename two symbols of one file at once (renames_one_server: two
+  calls at once on one server);
 - replaces: two servers replace the bodies of two functions of one file at once;
 - editor: one server renames while an "editor" appends a line to a file the rename touches (one write, in place);
 - kills: one server renames a symbol used in `--kill-files` files and is SIGKILLed at a random moment; the next
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import os
 import random
@@ -103,6 +105,16 @@ async def _call(client: Client, tool: str, args: dict[str, Any]) -> tuple[bool, 
     return not r.is_error, text
 
 
+async def _replanned(*clients: Client) -> int:
+    """How many edits the servers planned again because another writer got in first (evidence of a race)."""
+    total = 0
+    for client in {id(c): c for c in clients}.values():
+        r = await client.call_tool("system_status", {})
+        semantic = ((r.structured_content or {}).get("components") or {}).get("semantic") or {}
+        total += (semantic.get("edit_conflicts") or {}).get("replanned", 0)
+    return total
+
+
 def _check_files(project: Path, tally: Tally) -> dict[str, set[str]]:
     seen: dict[str, set[str]] = {}
     for path in sorted(project.rglob("*.py")):
@@ -114,14 +126,16 @@ def _check_files(project: Path, tally: Tally) -> dict[str, set[str]]:
     return seen
 
 
-async def renames(work: Path, runs: int, deadline: float) -> dict[str, Any]:
-    """Two servers, one data directory: `scale` and `SCALE` renamed at once, run after run."""
+async def renames(work: Path, runs: int, deadline: float, servers: int = 2) -> dict[str, Any]:
+    """Two servers on one data directory (or one server, two calls at once): `scale` and `SCALE` renamed at
+    once, run after run."""
     tally = Tally()
-    project = make_project(work / "renames")
-    data = work / "renames-data"
+    project = make_project(work / f"renames-{servers}")
+    data = work / f"renames-{servers}-data"
     names = {"scale": "scale", "SCALE": "SCALE"}
     async with Client(params(data, project), mode="legacy") as one, \
-            Client(params(data, project), mode="legacy") as two:
+            contextlib.AsyncExitStack() as stack:
+        two = one if servers == 1 else await stack.enter_async_context(Client(params(data, project), mode="legacy"))
         for run in range(runs):
             if time.monotonic() > deadline:
                 break
@@ -149,7 +163,8 @@ async def renames(work: Path, runs: int, deadline: float) -> dict[str, Any]:
                 if names[key] != old[key] and (names[key] not in units or
                                                any(old[key] in s for s in seen.values())):
                     tally.edits_lost += 1
-    return tally.report()
+        replanned = await _replanned(one, two)
+    return {**tally.report(), "replanned": replanned}
 
 
 async def replaces(work: Path, runs: int, deadline: float) -> dict[str, Any]:
@@ -184,7 +199,8 @@ async def replaces(work: Path, runs: int, deadline: float) -> dict[str, Any]:
                 sign = "+" if fn == "grow" else "-"
                 if ok and f"return value {sign} {run}\n" not in text:
                     tally.edits_lost += 1
-    return tally.report()
+        replanned = await _replanned(one, two)
+    return {**tally.report(), "replanned": replanned}
 
 
 async def editor(work: Path, runs: int, deadline: float) -> dict[str, Any]:
@@ -226,7 +242,8 @@ async def editor(work: Path, runs: int, deadline: float) -> dict[str, Any]:
                 if any(name in s for s in seen.values()) or f"scale_{run}" not in seen["src/geo/units.py"]:
                     tally.edits_lost += 1
                 name = f"scale_{run}"
-    return tally.report()
+        replanned = await _replanned(client)
+    return {**tally.report(), "replanned": replanned}
 
 
 async def kills(work: Path, runs: int, files: int, deadline: float) -> dict[str, Any]:
@@ -294,8 +311,12 @@ async def kills(work: Path, runs: int, files: int, deadline: float) -> dict[str,
             **outcomes, "full_rename_seconds": round(duration, 2) if duration else None}
 
 
+async def renames_one_server(work: Path, runs: int, deadline: float) -> dict[str, Any]:
+    return await renames(work, runs, deadline, servers=1)
+
+
 SCENARIOS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
-    "renames": renames, "replaces": replaces, "editor": editor}
+    "renames": renames, "renames_one_server": renames_one_server, "replaces": replaces, "editor": editor}
 
 
 async def probe(work: Path, runs: int, kill_runs: int, kill_files: int, max_seconds: float,
@@ -316,7 +337,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--kills", type=int, default=20, help="SIGKILL runs")
     ap.add_argument("--kill-files", type=int, default=300, help="files the killed rename touches")
     ap.add_argument("--max-seconds", type=float, default=1200, help="stop every scenario after this")
-    ap.add_argument("--only", nargs="*", help="renames, replaces, editor, kills")
+    ap.add_argument("--only", nargs="*", help="renames, renames_one_server, replaces, editor, kills")
     ap.add_argument("--out", type=Path, help="write the report (JSON) here too")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="ansf-edit-safety-") as tmp:
