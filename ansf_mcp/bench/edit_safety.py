@@ -293,7 +293,7 @@ async def kills(work: Path, runs: int, files: int, deadline: float) -> dict[str,
         if list((data / "edits").glob("*.lock")):  # killed inside a commit: the journal has work to undo
             interrupted += 1
         async with Client(params(data, project), mode="legacy") as client:  # the next start recovers
-            await client.send_ping()
+            await client.call_tool("system_status", {})
         tally.seconds.append(time.monotonic() - t0)
         new = sum("rescaled" in (names_in(p) or set()) for p in project.rglob("*.py"))
         old = sum("scale" in (names_in(p) or set()) for p in project.rglob("*.py"))

@@ -33,8 +33,11 @@ def _project(tmp_path: Path, n: int) -> list[Path]:
     return files
 
 
-def _crash_after(files: list[Path], data: Path, k: int) -> None:
-    """In a child process: commit a change to every file, dying (os._exit) after the k-th rename."""
+def _crash_after(files: list[Path], data: Path, k: int, other_device: bool = False) -> None:
+    """In a child process: commit a change to every file, dying (os._exit) after the k-th rename (`other_device`:
+    as if the data directory were on another file system: temporary files beside the targets)."""
+    if other_device:
+        journal._same_device = lambda _a, _b: False
     real = journal._replace_from
     count = {"n": 0}
 
@@ -49,12 +52,12 @@ def _crash_after(files: list[Path], data: Path, k: int) -> None:
     os._exit(0)
 
 
-@pytest.mark.parametrize("k", [1, 3])
-def test_a_crash_part_way_is_rolled_back_at_the_next_start(tmp_path, k):
+@pytest.mark.parametrize(("k", "other_device"), [(1, False), (3, False), (2, True)])
+def test_a_crash_part_way_is_rolled_back_at_the_next_start(tmp_path, k, other_device):
     files = _project(tmp_path, 5)
     before = {p: p.read_bytes() for p in files}
     data = tmp_path / "data"
-    proc = multiprocessing.get_context("fork").Process(target=_crash_after, args=(files, data, k))
+    proc = multiprocessing.get_context("fork").Process(target=_crash_after, args=(files, data, k, other_device))
     proc.start()
     proc.join(30)
     assert proc.exitcode == 9
@@ -168,3 +171,14 @@ def test_a_save_at_the_moment_of_writing_is_kept(tmp_path, monkeypatch, in_place
     assert b.read_text() == "value_1 = 'editor'\n"  # their save
     assert a.read_bytes() == changes[0].old  # ours rolled back: all or none
     assert sorted(p.name for p in (tmp_path / "proj").iterdir()) == ["m0.py", "m1.py"]
+
+
+def test_without_an_atomic_swap_the_commit_still_lands_whole(tmp_path, monkeypatch):
+    files = _project(tmp_path, 3)
+    monkeypatch.setattr(journal, "_exchange", lambda _a, _b: False)  # a file system without RENAME_EXCHANGE
+    monkeypatch.setattr(journal, "_same_device", lambda _a, _b: False)  # and the data directory elsewhere
+    journal.commit([FileChange(p, p.name, p.read_bytes(), p.read_text() + "# new\n", False) for p in files],
+                   tmp_path / "data")
+    assert all(p.read_text().endswith("# new\n") for p in files)
+    assert sorted(p.name for p in (tmp_path / "proj").iterdir()) == ["m0.py", "m1.py", "m2.py"]
+    assert list((tmp_path / "data" / journal.JOURNAL).iterdir()) == []
