@@ -37,6 +37,7 @@ from pathlib import Path
 WRAPPER_VERSION = "ansf-jedi-5"  # part of the cache fingerprint: change it when the patches change answers
 DEFAULT_PARSE_LIMIT = 2000
 DEFAULT_CACHE_MB = 200.0
+RACY_S = 1.0  # as semantic/paths.py: a file read sooner after a write is compared again
 
 
 def patch_jedi(parse_limit: int) -> None:
@@ -93,18 +94,21 @@ def patch_parso(cache_dir: Path | None, cache_mb: float) -> None:
     import parso.cache as cache
     from parso.file_io import FileIO
 
-    seen: dict[str, tuple[int, int, int]] = {}
+    seen: dict[str, tuple[int, int, int, bool]] = {}
 
     def get_last_modified(self):
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             return None
+        now = time.time()
         key, ident = str(self.path), (st.st_ino, st.st_size, st.st_mtime_ns)
         last = seen.get(key)
-        seen[key] = ident
-        if last is not None and last != ident:
-            return max(time.time(), st.st_mtime)  # rewritten since the last look: newer than any parse of it
+        seen[key] = (*ident, now - st.st_mtime > RACY_S)
+        if last is not None and (last[:3] != ident or not last[3]):
+            # rewritten since the last look, or last seen too soon after a write for its stat to stand for the
+            # content (coarse times, reused inodes): newer than any parse of it
+            return max(now, st.st_mtime)
         return st.st_mtime
 
     FileIO.get_last_modified = get_last_modified

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path, PurePosixPath
 
 MAX_FILE_BYTES = 2_000_000
@@ -147,3 +148,13 @@ def outside_name(path: str) -> str:
             if rest:
                 return "/".join(rest)
     return parts[-1] if parts else ""
+
+
+RACY_S = 1.0
+
+
+def settled(st: os.stat_result) -> bool:
+    """Whether `st` (taken just before reading the file) can later stand for the content read: the file had not
+    been modified for RACY_S. Timestamps are coarse (a few ms), so two writes within one tick can leave the same
+    size, time and even a reused inode; a file read that soon after a write is compared by content next time."""
+    return time.time() - st.st_mtime > RACY_S

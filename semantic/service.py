@@ -37,6 +37,7 @@ from ansf_mcp.semantic.paths import (
     outside_name,
     read_text,
     resolve_in_root,
+    settled,
     stat_fingerprint,
     uri_to_path,
     walk_files,
@@ -155,7 +156,7 @@ class SemanticService(InspectionMixin, EditingMixin):
         self._servers: dict[str, LanguageServer] = {}
         self._unavailable: dict[str, LanguageUnavailable] = {}
         self._lock = threading.RLock()
-        self._hash_memo: dict[str, tuple[int, int, int, str]] = {}
+        self._hash_memo: dict[str, tuple[int, int, int, str, bool]] = {}
         self.indexing: dict[str, Any] | None = None  # the background index's progress (status)
         self._lines_memo: dict[str, tuple[str, list[str]]] = {}
         self.locks = FileLocks(self.data_dir / "locks")
@@ -212,10 +213,10 @@ class SemanticService(InspectionMixin, EditingMixin):
         st = path.stat()
         key = str(path)
         memo = self._hash_memo.get(key)
-        if memo and memo[:3] == (st.st_mtime_ns, st.st_size, st.st_ino):
+        if memo and memo[4] and memo[:3] == (st.st_mtime_ns, st.st_size, st.st_ino):
             return memo[3]
         digest = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
-        self._hash_memo[key] = (st.st_mtime_ns, st.st_size, st.st_ino, digest)
+        self._hash_memo[key] = (st.st_mtime_ns, st.st_size, st.st_ino, digest, settled(st))
         return digest
 
     def forget(self, path: Path) -> None:

@@ -163,6 +163,9 @@ async def renames(work: Path, runs: int, deadline: float, servers: int = 2) -> d
                 if names[key] != old[key] and (names[key] not in units or
                                                any(old[key] in s for s in seen.values())):
                     tally.edits_lost += 1
+                    tally.errors.append(f"run {run}: {old[key]} -> {names[key]} acknowledged ({results[key][1][:300]})"
+                                        f" but still named in " + ", ".join(
+                                            f for f, s in seen.items() if old[key] in s))
         replanned = await _replanned(one, two)
     return {**tally.report(), "replanned": replanned}
 
