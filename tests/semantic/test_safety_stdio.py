@@ -102,6 +102,7 @@ async def test_a_catastrophic_regex_never_delays_ping(tmp_path: Path) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(search)
             tg.start_soon(pings)
+        print(f"worst ping during the catastrophic searches: {worst:.3f} s")
         assert finished.is_set() and worst <= 1.0, worst
 
 
