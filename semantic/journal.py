@@ -150,9 +150,9 @@ def commit(changes: list[FileChange], data_dir: Path) -> None:
                 if _read(ch.path) != ch.old:  # compare-and-swap: the last look before the rename...
                     raise ChangedOnDisk(f"{ch.rel} changed on disk while the edit was being written; nothing was "
                                         "changed")
+                done.append(i)  # before the swap: a failure after it still puts this file back
                 # ...and, where the system can swap names, what the swap took out is compared too
                 _replace_from(txn / f"{i}.after", ch.path, entries[i]["side_tmp"], ch.old)
-                done.append(i)
         except (OSError, ChangedOnDisk) as exc:
             failed = _roll_back(txn, [entries[i] for i in done], [i for i in done])
             if failed:
