@@ -293,7 +293,8 @@ async def kills(work: Path, runs: int, files: int, deadline: float) -> dict[str,
         if run == 0:
             continue
         tally.runs += 1
-        if list((data / "edits").glob("*.lock")):  # killed inside a commit: the journal has work to undo
+        journals = sorted(p.name for p in (data / "edits").glob("*")) if (data / "edits").exists() else []
+        if any(j.endswith(".lock") for j in journals):  # killed inside a commit: the journal has work to undo
             interrupted += 1
         async with Client(params(data, project), mode="legacy") as client:  # the next start recovers
             await client.call_tool("system_status", {})
@@ -303,6 +304,8 @@ async def kills(work: Path, runs: int, files: int, deadline: float) -> dict[str,
         _check_files(project, tally)
         if new and old:
             mixed += 1
+            tally.errors.append(f"run {run}: {new} files new and {old} old after the restart; journal before it: "
+                                f"{journals[:6]}")
         else:
             outcomes["all_new" if new else "all_old"] += 1
         if [p for p in project.rglob("*") if p.suffix == ".tmp" or ".ansf-" in p.name]:
