@@ -162,6 +162,10 @@ def commit(changes: list[FileChange], data_dir: Path) -> None:
             raise EditError(f"writing failed ({exc}); every file was restored, nothing was changed") from exc
         for parent in {ch.path.parent for ch in changes}:
             _sync_dir(parent)
+        # Committed: the manifest goes first, so a crash while the images are deleted (in any order) never
+        # leaves a manifest whose before-images are gone.
+        os.unlink(txn / "manifest.json")
+        _sync_dir(txn)
         shutil.rmtree(txn, ignore_errors=True)
     finally:
         with contextlib.suppress(OSError):
@@ -183,7 +187,8 @@ def _roll_back(txn: Path, entries: list[dict], indexes: list[int]) -> list[str]:
                 os.chmod(keep, _mode(image))
                 side = entry["side_tmp"]
                 _replace_from(keep, target, side)
-            except OSError:
+            except OSError as exc:
+                log.error("could not restore %s from %s: %s", entry["rel"], txn, exc)
                 failed.append(entry["rel"])
                 continue
         side = entry.get("side_tmp")

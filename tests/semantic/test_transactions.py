@@ -182,3 +182,30 @@ def test_without_an_atomic_swap_the_commit_still_lands_whole(tmp_path, monkeypat
     assert all(p.read_text().endswith("# new\n") for p in files)
     assert sorted(p.name for p in (tmp_path / "proj").iterdir()) == ["m0.py", "m1.py", "m2.py"]
     assert list((tmp_path / "data" / journal.JOURNAL).iterdir()) == []
+
+
+def test_a_crash_while_a_finished_commit_cleans_up_keeps_it(tmp_path):
+    """Killed after every file was written, while the journal's images were being deleted: all new stays."""
+    files = _project(tmp_path, 4)
+    data = tmp_path / "data"
+
+    def killed_in_cleanup() -> None:
+        real = journal.shutil.rmtree
+
+        def dying(path, ignore_errors=False):
+            first = sorted(Path(path).iterdir())[0]  # one image gone, then the process dies
+            first.unlink()
+            os._exit(9)
+
+        journal.shutil.rmtree = dying
+        journal.commit([FileChange(p, p.name, p.read_bytes(), p.read_text() + "# new\n", False) for p in files],
+                       data)
+        journal.shutil.rmtree = real
+
+    proc = multiprocessing.get_context("fork").Process(target=killed_in_cleanup)
+    proc.start()
+    proc.join(30)
+    assert proc.exitcode == 9
+    assert journal.recover(data) == 0  # nothing to undo: it had committed
+    assert all(p.read_text().endswith("# new\n") for p in files)
+    assert list((data / journal.JOURNAL).iterdir()) == []
