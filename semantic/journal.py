@@ -131,19 +131,24 @@ def commit(changes: list[FileChange], data_dir: Path) -> None:
     owner = os.open(root / f"{tid}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(owner, fcntl.LOCK_EX)  # before the folder exists: recovery never takes a live transaction
     txn = root / tid
+    keep = False  # the journal stays for the next start only when a roll-back itself failed
     try:
-        txn.mkdir()
-        entries = []
-        for i, ch in enumerate(changes):
-            mode = _mode(ch.path)
-            _write_synced(txn / f"{i}.before", ch.old, mode)
-            _write_synced(txn / f"{i}.after", ch.new_bytes, mode)
-            side = None if _same_device(txn, ch.path.parent) else \
-                str(ch.path.with_name(f".{ch.path.name}.ansf-{secrets.token_hex(4)}.tmp"))
-            entries.append({"path": str(ch.path), "rel": ch.rel, "before": digest(ch.old),
-                            "after": digest(ch.new_bytes), "side_tmp": side})
-        _write_synced(txn / "manifest.json", json.dumps({"files": entries}).encode())
-        _sync_dir(txn)
+        try:
+            txn.mkdir()
+            entries = []
+            for i, ch in enumerate(changes):
+                mode = _mode(ch.path)
+                _write_synced(txn / f"{i}.before", ch.old, mode)
+                _write_synced(txn / f"{i}.after", ch.new_bytes, mode)
+                side = None if _same_device(txn, ch.path.parent) else \
+                    str(ch.path.with_name(f".{ch.path.name}.ansf-{secrets.token_hex(4)}.tmp"))
+                entries.append({"path": str(ch.path), "rel": ch.rel, "before": digest(ch.old),
+                                "after": digest(ch.new_bytes), "side_tmp": side})
+            _write_synced(txn / "manifest.json", json.dumps({"files": entries}).encode())
+            _sync_dir(txn)
+        except OSError as exc:
+            raise EditError(f"the edit journal could not be written under {root} ({exc}); nothing was "
+                            "changed") from exc
         done: list[int] = []
         try:
             for i, ch in enumerate(changes):
@@ -154,23 +159,31 @@ def commit(changes: list[FileChange], data_dir: Path) -> None:
                 # ...and, where the system can swap names, what the swap took out is compared too
                 _replace_from(txn / f"{i}.after", ch.path, entries[i]["side_tmp"], ch.old)
         except (OSError, ChangedOnDisk) as exc:
-            failed = _roll_back(txn, [entries[i] for i in done], [i for i in done])
+            failed = _roll_back(txn, [entries[i] for i in done], list(done))
             if failed:
-                raise EditError(f"writing failed ({exc}) and {', '.join(failed)} could not be restored") from exc
+                keep = True
+                raise EditError(f"writing failed ({exc}) and {', '.join(failed)} could not be restored (the next "
+                                "start tries again)") from exc
             if isinstance(exc, ChangedOnDisk):
                 raise
             raise EditError(f"writing failed ({exc}); every file was restored, nothing was changed") from exc
         for parent in {ch.path.parent for ch in changes}:
             _sync_dir(parent)
-        # Committed: the manifest goes first, so a crash while the images are deleted (in any order) never
-        # leaves a manifest whose before-images are gone.
-        os.unlink(txn / "manifest.json")
-        _sync_dir(txn)
-        shutil.rmtree(txn, ignore_errors=True)
     finally:
-        with contextlib.suppress(OSError):
-            os.unlink(root / f"{tid}.lock")
+        if not keep:
+            _discard(txn)
+            with contextlib.suppress(OSError):
+                os.unlink(root / f"{tid}.lock")
         os.close(owner)
+
+
+def _discard(txn: Path) -> None:
+    """Forget a transaction: the manifest goes first, so a crash while the images are deleted (in any order)
+    never leaves a manifest whose before-images are gone."""
+    with contextlib.suppress(OSError):
+        os.unlink(txn / "manifest.json")
+    _sync_dir(txn)
+    shutil.rmtree(txn, ignore_errors=True)
 
 
 def _roll_back(txn: Path, entries: list[dict], indexes: list[int]) -> list[str]:
@@ -231,7 +244,7 @@ def recover(data_dir: Path) -> int:
                         continue
                     rolled += 1
                     log.warning("rolled back an edit that a crash interrupted (%d file(s))", len(entries))
-            shutil.rmtree(txn, ignore_errors=True)
+            _discard(txn)
             with contextlib.suppress(OSError):
                 os.unlink(lock)
         finally:

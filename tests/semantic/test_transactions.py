@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from ansf_mcp.semantic import inspection, journal
-from ansf_mcp.semantic.editing import ChangedOnDisk, FileChange
+from ansf_mcp.semantic.editing import ChangedOnDisk, EditError, FileChange
 from ansf_mcp.semantic.locks import FileLocks, LockTimeout
 
 from tests.semantic.conftest import FIXTURES, build
@@ -89,6 +89,7 @@ def test_commit_refuses_a_file_that_changed(tmp_path):
     with pytest.raises(ChangedOnDisk, match=r"m0\.py changed on disk"):
         journal.commit([change], tmp_path / "data")
     assert p.read_text() == "value_0 = 'editor'\n"
+    assert not (tmp_path / "data" / journal.JOURNAL).exists()  # refused before any journal was written
 
 
 def test_locks_exclude_other_holders_and_time_out(tmp_path):
@@ -171,6 +172,7 @@ def test_a_save_at_the_moment_of_writing_is_kept(tmp_path, monkeypatch, in_place
     assert b.read_text() == "value_1 = 'editor'\n"  # their save
     assert a.read_bytes() == changes[0].old  # ours rolled back: all or none
     assert sorted(p.name for p in (tmp_path / "proj").iterdir()) == ["m0.py", "m1.py"]
+    assert list((tmp_path / "data" / journal.JOURNAL).iterdir()) == []  # a refused commit leaves no journal
 
 
 def test_without_an_atomic_swap_the_commit_still_lands_whole(tmp_path, monkeypatch):
@@ -192,7 +194,7 @@ def test_a_crash_while_a_finished_commit_cleans_up_keeps_it(tmp_path):
     def killed_in_cleanup() -> None:
         real = journal.shutil.rmtree
 
-        def dying(path, ignore_errors=False):
+        def dying(path, ignore_errors=False):  # the manifest is already gone: a finished commit
             first = sorted(Path(path).iterdir())[0]  # one image gone, then the process dies
             first.unlink()
             os._exit(9)
@@ -209,3 +211,17 @@ def test_a_crash_while_a_finished_commit_cleans_up_keeps_it(tmp_path):
     assert journal.recover(data) == 0  # nothing to undo: it had committed
     assert all(p.read_text().endswith("# new\n") for p in files)
     assert list((data / journal.JOURNAL).iterdir()) == []
+
+
+def test_a_full_disk_under_the_journal_changes_nothing_and_leaves_nothing(tmp_path, monkeypatch):
+    files = _project(tmp_path, 2)
+    before = {p: p.read_bytes() for p in files}
+
+    def full(_path, _data, _mode=0o600):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal, "_write_synced", full)
+    with pytest.raises(EditError, match=r"journal could not be written.*nothing was changed"):
+        journal.commit([FileChange(p, p.name, p.read_bytes(), "x = 1\n", False) for p in files], tmp_path / "data")
+    assert {p: p.read_bytes() for p in files} == before
+    assert list((tmp_path / "data" / journal.JOURNAL).iterdir()) == []
