@@ -12,7 +12,7 @@ from ansf_mcp.semantic.pool import SemanticCallError
 from ansf_mcp.tools.registry import Toolbox, tool_server
 from ansf_mcp.tools.semantic_tools import add_tools
 
-from tests.semantic.conftest import FIXTURES
+from tests.semantic.conftest import FIXTURES, build
 from tests.semantic.helpers import ok
 
 pytestmark = pytest.mark.anyio
@@ -69,3 +69,27 @@ async def test_the_root_is_refused_before_any_service_starts(tmp_path):
     with pytest.raises(SemanticCallError, match="--project"):
         await host.find_symbol("main")
     assert host.status()["started"] is False
+
+
+async def test_a_store_locked_from_outside_never_holds_a_semantic_call(pyproj_copy, tmp_path):
+    """The SQLite write lock is held by another connection (another process would do the same) for the whole
+    call: the call answers well under a second; the status is written once the lock is released."""
+    import sqlite3
+    import time
+
+    server, runtime, _service = build(pyproj_copy, tmp_path / "data")
+    runtime.status_providers["semantic"].__self__.publisher.every_s = 0.0  # a write is due after every call
+    outside = sqlite3.connect(runtime.store.location, timeout=1, isolation_level=None)
+    try:
+        await ok(server, "symbols_overview", {"relative_path": "src/geo/base.py"})  # warm: jedi started
+        outside.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        r = await ok(server, "find_symbol", {"name_path": "Shape", "relative_path": "src/geo/base.py"})
+        assert r["total"] == 1 and time.monotonic() - started < 1.0
+        outside.execute("ROLLBACK")
+    finally:
+        outside.close()
+        runtime.shutdown()
+    with sqlite3.connect(runtime.store.location) as conn:
+        (status,) = conn.execute("SELECT status FROM component_status WHERE name = 'semantic'").fetchone()
+    assert json.loads(status)["stopped"] is True
