@@ -144,7 +144,8 @@ class InspectionMixin:
             for i in range(first_line, len(lines)):
                 if i % 512 == 511 and (time.monotonic() > deadline or (stop is not None and stop.is_set())):
                     next_cursor = _cursor_encode({"q": params, "f": index, "l": i})
-                    notes.append(f"stopped after {time.monotonic() - t0:.1f} s, {scanned} files scanned (in "
+                    why = "cancelled" if stop is not None and stop.is_set() else "stopped"
+                    notes.append(f"{why} after {time.monotonic() - t0:.1f} s, {scanned} files scanned (in "
                                  f"{rel} at line {i + 1}); continue with next_cursor")
                     break
                 line = lines[i]

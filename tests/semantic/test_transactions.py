@@ -225,3 +225,40 @@ def test_a_full_disk_under_the_journal_changes_nothing_and_leaves_nothing(tmp_pa
         journal.commit([FileChange(p, p.name, p.read_bytes(), "x = 1\n", False) for p in files], tmp_path / "data")
     assert {p: p.read_bytes() for p in files} == before
     assert list((tmp_path / "data" / journal.JOURNAL).iterdir()) == []
+
+
+async def test_a_cancelled_search_stops_working(tmp_path, monkeypatch):
+    """The client gives up on a long search: the cancellation reaches the search, which stops at its next file
+    instead of running to its budget."""
+    import anyio
+    from mcp import Client
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    for i in range(400):
+        (proj / f"f{i}.txt").write_text("needle in a haystack\n" * 2000)
+    monkeypatch.setattr(inspection, "SEARCH_SECONDS", 120.0)
+    server, runtime, service = build(proj, tmp_path / "data")
+    ended = threading.Event()
+    answers = []
+    real = type(service).search_for_pattern
+
+    def watched(self, *args, **kwargs):
+        args = (*args[:8], 10**9)  # page_chars: one page for everything, only the budget or a cancellation stops it
+        try:
+            answers.append(real(self, *args, **kwargs))
+            return answers[-1]
+        finally:
+            ended.set()
+
+    monkeypatch.setattr(type(service), "search_for_pattern", watched)
+    try:
+        async with Client(server) as client:
+            with anyio.move_on_after(0.5):
+                await client.call_tool("search_for_pattern", {"pattern": "needle"})
+            started = time.monotonic()
+            assert await anyio.to_thread.run_sync(ended.wait, 30)
+        assert time.monotonic() - started < 5
+        assert answers[0].notes[0].startswith("cancelled after"), answers[0].notes
+    finally:
+        runtime.shutdown()
