@@ -1,18 +1,16 @@
-"""Edits to the project's files: planned in memory, checked, then written atomically per file, all or nothing.
+"""Edits to the project's files: planned in memory against the content read, then committed all or nothing.
 
-A plan is a list of `FileChange`s (old bytes, new text). `commit` first checks that no file changed on disk
-since it was read, then writes each file through a temporary file in the same folder and `os.replace`; when a
-write fails half-way, the files already written are put back from their old bytes, so a workspace edit lands
-whole or not at all. Only UTF-8 text files are edited (a BOM and the file's line endings are kept).
+A plan is a list of `FileChange`s (old bytes, new text). The caller holds the files' locks (`locks.FileLocks`);
+`journal.commit` writes the before- and after-images to a journal in the data directory, compares each file with
+what the plan read immediately before replacing it, and replaces files by rename from temporary files outside the
+project; a crash part-way is rolled back at the next start. Only UTF-8 text files are edited (a BOM and the
+file's line endings are kept).
 """
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import itertools
-import os
-import secrets
-import stat
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,10 @@ class EditError(ValueError):
     """An edit that was refused or could not be applied; nothing was written."""
 
 
+class ChangedOnDisk(EditError):
+    """A file is no longer the content the edit was planned against (another program wrote it meanwhile)."""
+
+
 @dataclass
 class FileChange:
     path: Path
@@ -37,6 +39,10 @@ class FileChange:
     @property
     def new_bytes(self) -> bytes:
         return (BOM if self.bom else b"") + self.new_text.encode("utf-8")
+
+
+def digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def load(path: Path, rel: str) -> tuple[bytes, str, bool]:
@@ -86,52 +92,3 @@ def apply_lsp_edits(text: str, edits: list[dict], encoding: str, rel: str) -> st
     return out
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and `os.replace` (keeps the mode)."""
-    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
-    tmp = path.with_name(f".{path.name}.ansf-{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-
-def commit(changes: list[FileChange]) -> None:
-    """Write every change or none. Refuses when a file changed on disk since it was read."""
-    for ch in changes:
-        try:
-            now = ch.path.read_bytes()
-        except OSError as exc:
-            raise EditError(f"{ch.rel} cannot be read any more ({exc}); nothing was changed") from exc
-        if now != ch.old:
-            raise EditError(f"{ch.rel} changed on disk while the edit was prepared; nothing was changed")
-    done: list[FileChange] = []
-    try:
-        for ch in changes:
-            if ch.new_bytes != ch.old:
-                write_atomic(ch.path, ch.new_bytes)
-                done.append(ch)
-    except OSError as exc:
-        failed = []
-        for ch in reversed(done):
-            try:
-                write_atomic(ch.path, ch.old)
-            except OSError:
-                failed.append(ch.rel)
-        if failed:
-            raise EditError(f"writing failed ({exc}) and {', '.join(failed)} could not be restored") from exc
-        raise EditError(f"writing failed ({exc}); every file was restored, nothing was changed") from exc

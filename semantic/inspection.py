@@ -7,12 +7,14 @@ import fnmatch
 import hashlib
 import json
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from ansf_mcp.semantic.cache import make_key
 from ansf_mcp.semantic.languages import language_of
+from ansf_mcp.semantic.models import Diagnostics, PatternMatches
 from ansf_mcp.semantic.paths import MAX_FILE_BYTES, read_text, resolve_in_root, walk_files
 from ansf_mcp.semantic.positions import from_server, to_server
 
@@ -58,20 +60,35 @@ def _size(obj: Any) -> int:
     return len(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
 
 
+def compile_linear(pattern: str, ignore_case: bool) -> Any:
+    """The pattern compiled by RE2, whose matching time is linear in the line's length: no pattern can hold the
+    process (Python's backtracking engine takes exponential time on `(a+)+$` and keeps the GIL meanwhile)."""
+    import re2
+
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise InputError(f"pattern is not a valid regular expression: {exc}") from exc
+    try:
+        return re2.compile(("(?i)" if ignore_case else "") + pattern)
+    except Exception as exc:  # re2.error, or the extension's own Error for syntax it does not run
+        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise InputError(f"pattern uses syntax the linear-time engine (RE2) does not run ({detail}): "
+                         "lookarounds and backreferences are not supported; rewrite it without them") from exc
+
+
 class InspectionMixin:
     # ---- search_for_pattern ------------------------------------------------------------------------
     def search_for_pattern(self, pattern: str, relative_path: str | None = None, include_glob: str | None = None,
                            exclude_glob: str | None = None, context_lines: int = 0, ignore_case: bool = False,
-                           code_only: bool = False, cursor: str | None = None, page_chars: int = 20_000) -> dict:
+                           code_only: bool = False, cursor: str | None = None, page_chars: int = 20_000,
+                           stop: threading.Event | None = None) -> PatternMatches:
         """Regular expression over the project's text files (line by line), paged: `next_cursor` continues."""
         if not pattern or len(pattern) > MAX_PATTERN_CHARS:
             raise InputError(f"pattern must be 1..{MAX_PATTERN_CHARS} characters")
         if not 0 <= context_lines <= 10:
             raise InputError("context_lines must be 0..10")
-        try:
-            rx = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
-        except re.error as exc:
-            raise InputError(f"pattern is not a valid regular expression: {exc}") from exc
+        rx = compile_linear(pattern, ignore_case)
         start, rel0 = resolve_in_root(self.root, relative_path, kind="any")
         params = hashlib.blake2b(json.dumps([pattern, rel0, include_glob, exclude_glob, context_lines,
                                              ignore_case, code_only]).encode(), digest_size=6).hexdigest()
@@ -85,12 +102,20 @@ class InspectionMixin:
         notes: list[str] = []
         used = 0
         matches = 0
-        deadline = time.monotonic() + SEARCH_SECONDS
+        t0 = time.monotonic()
+        deadline = t0 + SEARCH_SECONDS
         next_cursor = None
+        scanned = 0
         files = [start] if start.is_file() else walk_files(self.root, start, None, limit=SEARCH_FILE_LIMIT)
         for index, path in enumerate(files):
             if index < skip_files:
                 continue
+            if time.monotonic() > deadline or (stop is not None and stop.is_set()):
+                next_cursor = _cursor_encode({"q": params, "f": index, "l": 0})
+                why = "cancelled" if stop is not None and stop.is_set() else "stopped"
+                notes.append(f"{why} after {time.monotonic() - t0:.1f} s, {scanned} files scanned (the budget is "
+                             f"{SEARCH_SECONDS:.0f} s); continue with next_cursor")
+                break
             rel = self.rel(path)
             if rel is None:
                 continue
@@ -112,10 +137,17 @@ class InspectionMixin:
                 text, _clean = read_text(path)
             except OSError:
                 continue
+            scanned += 1
             lines = text.splitlines()
             group: list[dict] = []
             first_line = skip_lines if index == skip_files else 0
             for i in range(first_line, len(lines)):
+                if i % 512 == 511 and (time.monotonic() > deadline or (stop is not None and stop.is_set())):
+                    next_cursor = _cursor_encode({"q": params, "f": index, "l": i})
+                    why = "cancelled" if stop is not None and stop.is_set() else "stopped"
+                    notes.append(f"{why} after {time.monotonic() - t0:.1f} s, {scanned} files scanned (in "
+                                 f"{rel} at line {i + 1}); continue with next_cursor")
+                    break
                 line = lines[i]
                 if len(line) > MAX_MATCH_LINE:
                     continue
@@ -137,15 +169,11 @@ class InspectionMixin:
                 files_out.append({"relative_path": rel, "matches": group})
             if next_cursor:
                 break
-            if time.monotonic() > deadline:
-                next_cursor = _cursor_encode({"q": params, "f": index + 1, "l": 0})
-                notes.append(f"stopped after {SEARCH_SECONDS:.0f} s of searching; continue with next_cursor")
-                break
-        return {"pattern": pattern, "relative_path": rel0, "files": files_out, "matches": matches,
-                "next_cursor": next_cursor, "notes": notes}
+        return PatternMatches.model_validate({"pattern": pattern, "relative_path": rel0, "files": files_out,
+                                              "matches": matches, "next_cursor": next_cursor, "notes": notes})
 
     # ---- diagnostics -------------------------------------------------------------------------------
-    def get_diagnostics(self, relative_path: str, wait_seconds: float = 10.0) -> dict:
+    def get_diagnostics(self, relative_path: str, wait_seconds: float = 10.0) -> Diagnostics:
         path, rel, lang = self._file(relative_path)
         srv = self.server(lang)
         published = srv.diagnostics(path, wait=wait_seconds)
@@ -175,8 +203,8 @@ class InspectionMixin:
         counts: dict[str, int] = {}
         for it in items:
             counts[it["severity"]] = counts.get(it["severity"], 0) + 1
-        return {"relative_path": rel, "language": srv.spec.language, "diagnostics": items, "counts": counts,
-                "note": note}
+        return Diagnostics.model_validate({"relative_path": rel, "language": srv.spec.language,
+                                           "diagnostics": items, "counts": counts, "note": note})
 
     # ---- hover -------------------------------------------------------------------------------------
     def symbol_info(self, path: Path, rel: str, lang: str, node: dict) -> str | None:

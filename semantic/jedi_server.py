@@ -16,15 +16,28 @@ Stock jedi gets two things wrong on a real project, and both are fixed here befo
 - Reference search. jedi parses at most 30 other files that contain the name (`_PARSED_FILE_LIMIT`), so a name
   used in 34 files loses the rest silently. The limit comes from `ANSF_JEDI_PARSE_LIMIT` (default 2000, the
   semantic layer's scan limit); the opened-file limit follows.
+- Stale parses. parso reuses a parsed module while the file's modification time is not newer than the parse,
+  and that time is coarse (a few ms): a file rewritten right after jedi parsed it kept the old tree, so a
+  rename computed against it landed at stale positions. Here a file whose inode, size or nanosecond time
+  changed since jedi last looked counts as modified now.
+- Its own cache. jedi pickles parsed modules under the user's cache folder, unbounded, written in place (a
+  killed server leaves a 0-byte pickle that fails every later load). Here it lives under `ANSF_JEDI_CACHE` (the
+  data directory), is emptied when it passes `ANSF_JEDI_CACHE_MB`, and a pickle that cannot be read is deleted
+  and parsed again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import time
 from pathlib import Path
 
-WRAPPER_VERSION = "ansf-jedi-4"  # part of the cache fingerprint: change it when the patches change answers
+WRAPPER_VERSION = "ansf-jedi-5"  # part of the cache fingerprint: change it when the patches change answers
 DEFAULT_PARSE_LIMIT = 2000
+DEFAULT_CACHE_MB = 200.0
+RACY_S = 1.0  # as semantic/paths.py: a file read sooner after a write is compared again
 
 
 def patch_jedi(parse_limit: int) -> None:
@@ -77,6 +90,53 @@ def patch_jedi(parse_limit: int) -> None:
     typeshed._load_from_typeshed = _load_from_typeshed
 
 
+def patch_parso(cache_dir: Path | None, cache_mb: float) -> None:
+    import parso.cache as cache
+    from parso.file_io import FileIO
+
+    seen: dict[str, tuple[int, int, int, bool]] = {}
+
+    def get_last_modified(self):
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        now = time.time()
+        key, ident = str(self.path), (st.st_ino, st.st_size, st.st_mtime_ns)
+        last = seen.get(key)
+        seen[key] = (*ident, now - st.st_mtime > RACY_S)
+        if last is not None and (last[:3] != ident or not last[3]):
+            # rewritten since the last look, or last seen too soon after a write for its stat to stand for the
+            # content (coarse times, reused inodes): newer than any parse of it
+            return max(now, st.st_mtime)
+        return st.st_mtime
+
+    FileIO.get_last_modified = get_last_modified
+
+    load = cache._load_from_file_system
+
+    def _load_from_file_system(hashed_grammar, path, p_time, cache_path=None):
+        try:
+            return load(hashed_grammar, path, p_time, cache_path=cache_path)
+        except Exception:  # a truncated or foreign pickle: forget it, parse the file again
+            with contextlib.suppress(OSError):
+                os.unlink(cache._get_hashed_path(hashed_grammar, path, cache_path=cache_path))
+            return None
+
+    cache._load_from_file_system = _load_from_file_system
+    if cache_dir is None:
+        return
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    size = sum(p.stat().st_size for p in cache_dir.rglob("*") if p.is_file())
+    if size > cache_mb * 1e6:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    import jedi
+
+    jedi.settings.cache_directory = str(cache_dir)
+    cache._default_cache_path = cache_dir / "parso"
+
+
 def _inside(value, folder) -> bool:
     try:
         path = value.py__file__()
@@ -95,6 +155,12 @@ def main() -> None:
     except ValueError:
         limit = DEFAULT_PARSE_LIMIT
     patch_jedi(limit)
+    cache = os.environ.get("ANSF_JEDI_CACHE")
+    try:
+        cache_mb = float(os.environ.get("ANSF_JEDI_CACHE_MB", DEFAULT_CACHE_MB))
+    except ValueError:
+        cache_mb = DEFAULT_CACHE_MB
+    patch_parso(Path(cache) if cache else None, cache_mb)
     from jedi_language_server.cli import cli
 
     cli()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import hashlib
 import logging
 import os
 import signal
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from ansf_mcp.semantic.paths import read_text
+from ansf_mcp.semantic.paths import read_text, settled, uri_to_path
 from ansf_mcp.semantic.positions import OFFERED, UTF16
 from multilspy.lsp_protocol_handler.lsp_types import ErrorCodes
 from multilspy.lsp_protocol_handler.server import Error as LspProtocolError
@@ -138,6 +139,9 @@ class _OpenDoc:
     version: int
     mtime_ns: int
     size: int
+    ino: int = 0  # an edit replaces the file (a new inode): re-sent even within the clock's granularity
+    settled: bool = False  # read long enough after its last write that the stat above stands for the content
+    digest: str = ""
 
 
 _background = threading.local()
@@ -293,13 +297,20 @@ class LanguageServer:
                 h.send_notification("textDocument/didClose", {"textDocument": {"uri": uri}})
             return uri
         doc = self.open_docs.get(uri)
-        if doc and doc.mtime_ns == st.st_mtime_ns and doc.size == st.st_size:
+        same = doc is not None and (doc.mtime_ns, doc.size, doc.ino) == (st.st_mtime_ns, st.st_size, st.st_ino)
+        if doc and same and doc.settled:
             self.open_docs.move_to_end(uri)
             return uri
         text, _clean = read_text(path)
+        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+        if doc and doc.digest == digest:  # touched, or read too soon after a write to trust its stat: unchanged
+            doc.mtime_ns, doc.size, doc.ino, doc.settled = st.st_mtime_ns, st.st_size, st.st_ino, settled(st)
+            self.open_docs.move_to_end(uri)
+            return uri
         if doc:
             doc.version += 1
-            doc.mtime_ns, doc.size = st.st_mtime_ns, st.st_size
+            doc.mtime_ns, doc.size, doc.ino = st.st_mtime_ns, st.st_size, st.st_ino
+            doc.settled, doc.digest = settled(st), digest
             self._diag.pop(uri, None)
             self._published.pop(uri, None)
             h.send_notification("textDocument/didChange", {
@@ -307,7 +318,7 @@ class LanguageServer:
                 "contentChanges": [{"text": text}],
             })
         else:
-            self.open_docs[uri] = _OpenDoc(1, st.st_mtime_ns, st.st_size)
+            self.open_docs[uri] = _OpenDoc(1, st.st_mtime_ns, st.st_size, st.st_ino, settled(st), digest)
             self._diag.pop(uri, None)
             self._published.pop(uri, None)
             h.send_notification("textDocument/didOpen", {
@@ -325,7 +336,7 @@ class LanguageServer:
     async def _refresh_open(self, h: _Handler) -> None:
         """Re-sync every open document whose file changed on disk (so cross-file answers are fresh)."""
         for uri in list(self.open_docs):
-            await self._sync_doc(Path(_uri_to_path(uri)), h)
+            await self._sync_doc(Path(uri_to_path(uri)), h)
 
     async def _request(self, method: str, path: Path | None, make_params: Callable[[str | None], dict],
                        also_open: list[Path] | None) -> Any:
@@ -456,12 +467,6 @@ def _folders(root: Path):
     async def _f():
         return [{"uri": root.as_uri(), "name": root.name}]
     return _f()
-
-
-def _uri_to_path(uri: str) -> str:
-    from urllib.parse import unquote, urlparse
-
-    return unquote(urlparse(uri).path)
 
 
 def _kill_tree(pid: int) -> None:

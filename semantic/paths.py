@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path, PurePosixPath
 
 MAX_FILE_BYTES = 2_000_000
@@ -123,3 +124,37 @@ def stat_fingerprint(root: Path, extensions: frozenset[str], h) -> int:
         h.update(f"{str(p)[len(root_s):]}\0{st.st_mtime_ns}\0{st.st_size}\n".encode("utf-8", "replace"))
         n += 1
     return n
+
+
+def uri_to_path(uri: str) -> str:
+    """The file system path of a `file://` URI (percent-escapes decoded)."""
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(uri).path)
+
+
+_LIBRARY_DIRS = ("site-packages", "dist-packages", "typeshed", "node_modules")
+
+
+def outside_name(path: str) -> str:
+    """A definition outside the project, named without this machine's layout: the part after the last library
+    folder (`json/__init__.pyi`, `starlette/routing.py`), else the file name alone."""
+    parts = Path(path).parts
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] in _LIBRARY_DIRS or (parts[i].startswith("python") and i > 0 and parts[i - 1] == "lib"):
+            rest = parts[i + 1:]
+            if rest and rest[0] in ("stdlib", "stubs"):
+                rest = rest[1:]
+            if rest:
+                return "/".join(rest)
+    return parts[-1] if parts else ""
+
+
+RACY_S = 1.0
+
+
+def settled(st: os.stat_result) -> bool:
+    """Whether `st` (taken just before reading the file) can later stand for the content read: the file had not
+    been modified for RACY_S. Timestamps are coarse (a few ms), so two writes within one tick can leave the same
+    size, time and even a reused inode; a file read that soon after a write is compared by content next time."""
+    return time.time() - st.st_mtime > RACY_S

@@ -15,24 +15,31 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ansf_mcp.semantic import journal
 from ansf_mcp.semantic import symbols as sym
 from ansf_mcp.semantic.cache import SemanticCache, make_key
 from ansf_mcp.semantic.editing import EditError
 from ansf_mcp.semantic.inspection import InputError, InspectionMixin
 from ansf_mcp.semantic.languages import (
+    BY_KEY,
     LANGUAGE_EXTENSIONS,
     LANGUAGE_NAMES,
     LanguageUnavailable,
     language_of,
     make_spec,
 )
-from ansf_mcp.semantic.lsp import LanguageServer, LspError, LspLoop, ServerSpec, _uri_to_path, background_work
+from ansf_mcp.semantic.locks import FileLocks, LockTimeout
+from ansf_mcp.semantic.lsp import LanguageServer, LspError, LspLoop, ServerSpec, background_work
+from ansf_mcp.semantic.models import Definitions, FoundSymbols, References, SymbolsOverview
 from ansf_mcp.semantic.paths import (
     PathRefused,
     check_text_file,
+    outside_name,
     read_text,
     resolve_in_root,
+    settled,
     stat_fingerprint,
+    uri_to_path,
     walk_files,
 )
 from ansf_mcp.semantic.positions import UTF32, from_server, to_server
@@ -83,7 +90,7 @@ class SemanticInputError(ValueError):
 
 # Every error a caller should show to the user as-is.
 USER_ERRORS = (SemanticInputError, PathRefused, LanguageUnavailable, sym.NamePathError, LspError, EditError,
-               InputError)
+               InputError, LockTimeout)
 
 
 def _drop_python_imports(tree: list[dict], lines: list[str]) -> list[dict]:
@@ -149,9 +156,13 @@ class SemanticService(InspectionMixin, EditingMixin):
         self._servers: dict[str, LanguageServer] = {}
         self._unavailable: dict[str, LanguageUnavailable] = {}
         self._lock = threading.RLock()
-        self._hash_memo: dict[str, tuple[int, int, int, str]] = {}
+        self._hash_memo: dict[str, tuple[int, int, int, str, bool]] = {}
         self.indexing: dict[str, Any] | None = None  # the background index's progress (status)
         self._lines_memo: dict[str, tuple[str, list[str]]] = {}
+        self.locks = FileLocks(self.data_dir / "locks")
+        self.edit_conflicts: dict[str, int] = {}
+        if not read_only:
+            journal.recover(self.data_dir)  # edits a crash interrupted: rolled back before any new one
 
     # ---- servers -----------------------------------------------------------------------------------
     def server(self, lang: str) -> LanguageServer:
@@ -202,11 +213,16 @@ class SemanticService(InspectionMixin, EditingMixin):
         st = path.stat()
         key = str(path)
         memo = self._hash_memo.get(key)
-        if memo and memo[:3] == (st.st_mtime_ns, st.st_size, st.st_ino):
+        if memo and memo[4] and memo[:3] == (st.st_mtime_ns, st.st_size, st.st_ino):
             return memo[3]
         digest = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
-        self._hash_memo[key] = (st.st_mtime_ns, st.st_size, st.st_ino, digest)
+        self._hash_memo[key] = (st.st_mtime_ns, st.st_size, st.st_ino, digest, settled(st))
         return digest
+
+    def forget(self, path: Path) -> None:
+        """Drop what is remembered of one file's content (an edit reads it afresh)."""
+        self._hash_memo.pop(str(path), None)
+        self._lines_memo.pop(str(path), None)
 
     def trim_memory(self) -> int:
         """Drop in-memory file memos (critical memory phase); returns how many entries were dropped."""
@@ -257,7 +273,7 @@ class SemanticService(InspectionMixin, EditingMixin):
         return tree
 
     # ---- tools -------------------------------------------------------------------------------------
-    def symbols_overview(self, relative_path: str, depth: int = 0) -> dict:
+    def symbols_overview(self, relative_path: str, depth: int = 0) -> SymbolsOverview:
         if depth < 0:
             raise SemanticInputError("depth must be >= 0")
         path, rel = resolve_in_root(self.root, relative_path, kind="any")
@@ -275,8 +291,7 @@ class SemanticService(InspectionMixin, EditingMixin):
                 tree = self.document_symbols(fpath, frel, lang)
                 if tree:
                     files[frel] = self._top_level(tree, frel, depth)
-        result: dict[str, Any] = {"relative_path": rel, "files": files, "notes": notes, "shrunk": None}
-        return result
+        return SymbolsOverview.model_validate({"relative_path": rel, "files": files, "notes": notes})
 
     def _top_level(self, tree: list[dict], rel: str, depth: int) -> list[dict]:
         out = []
@@ -313,7 +328,7 @@ class SemanticService(InspectionMixin, EditingMixin):
             yield p, rel, lang, None
 
     def find_symbol(self, name_path: str, relative_path: str | None = None, include_body: bool = False,
-                    substring: bool = False, max_matches: int = 50, include_info: bool = False) -> dict:
+                    substring: bool = False, max_matches: int = 50, include_info: bool = False) -> FoundSymbols:
         sym.parse_name_path(name_path)
         if max_matches < 1:
             raise SemanticInputError("max_matches must be >= 1")
@@ -343,9 +358,8 @@ class SemanticService(InspectionMixin, EditingMixin):
                         except LspError as exc:
                             notes.append(f"no info for {rel}:{public['line']}: {exc}")
                     matches.append(public)
-        result = {"total": total, "matches": matches, "truncated": total > len(matches), "notes": notes,
-                  "shrunk": None}
-        return result
+        return FoundSymbols.model_validate({"total": total, "matches": matches, "truncated": total > len(matches),
+                                            "notes": notes})
 
     def _locate(self, name_path: str, relative_path: str) -> tuple[Path, str, str, sym.Located]:
         path, rel, lang = self._file(relative_path)
@@ -366,7 +380,7 @@ class SemanticService(InspectionMixin, EditingMixin):
         return path, rel, lang, found[0]
 
     def find_references(self, name_path: str, relative_path: str, cursor: str | None = None,
-                        page_chars: int | None = None, progress: Progress | None = None) -> dict:
+                        page_chars: int | None = None, progress: Progress | None = None) -> References:
         """References grouped by file, one page at a time: files are kept whole on a page unless one file alone
         exceeds `page_chars` (JSON characters of the references); `next_cursor` continues."""
         _path, rel, _lang, loc, refs, key = self.reference_list(name_path, relative_path, progress)
@@ -406,9 +420,9 @@ class SemanticService(InspectionMixin, EditingMixin):
             page.append({"relative_path": frel, "count": len(items), "references": chunk})
             if nxt:
                 break
-        return {"name_path": loc.name_path, "relative_path": rel, "total": len(refs), "total_files": len(groups),
-                "files": page, "next_cursor": _encode_cursor({"k": key[:20], "f": nxt[0], "r": nxt[1]}) if nxt
-                else None, "per_file": None, "shrunk": None}
+        return References.model_validate({
+            "name_path": loc.name_path, "relative_path": rel, "total": len(refs), "total_files": len(groups),
+            "files": page, "next_cursor": _encode_cursor({"k": key[:20], "f": nxt[0], "r": nxt[1]}) if nxt else None})
 
     def reference_list(self, name_path: str, relative_path: str, progress: Progress | None = None
                        ) -> tuple[Path, str, str, sym.Located, list[dict], str]:
@@ -453,7 +467,7 @@ class SemanticService(InspectionMixin, EditingMixin):
             rng = item.get("range") or item.get("targetSelectionRange")
             if not uri or not rng or not uri.startswith("file://"):
                 continue
-            p = Path(_uri_to_path(uri))
+            p = Path(uri_to_path(uri))
             rel = self.rel(p)
             if rel is None:
                 continue  # outside the project (environment, stdlib)
@@ -490,7 +504,7 @@ class SemanticService(InspectionMixin, EditingMixin):
             log.debug("describe %s:%s failed: %s", rel, ln, exc)
         return {"relative_path": rel, "line": ln + 1, "column": cl + 1, "symbol": symbol, "context": context}
 
-    def goto_definition(self, relative_path: str, line: int, column: int) -> dict:
+    def goto_definition(self, relative_path: str, line: int, column: int) -> Definitions:
         path, rel, lang = self._file(relative_path)
         lines = self.lines(path)
         if line < 1 or line > max(1, len(lines)):
@@ -514,7 +528,7 @@ class SemanticService(InspectionMixin, EditingMixin):
                 rng = item.get("targetSelectionRange") or item.get("range")
                 if not uri or not rng:
                     continue
-                p = Path(_uri_to_path(uri))
+                p = Path(uri_to_path(uri))
                 drel = self.rel(p)
                 ln, cl = rng["start"]["line"], rng["start"]["character"]
                 with contextlib.suppress(OSError):
@@ -526,15 +540,18 @@ class SemanticService(InspectionMixin, EditingMixin):
                 else:
                     defs.append(self._describe(p, drel, lang, ln, cl))
             self.cache.set(key, defs, tag=project_tag(lang))
-        return {"relative_path": rel, "line": line, "column": column, "definitions": defs,
-                "note": None if defs else f"no definition found at {rel}:{line}:{column} (not on a name, or "
-                                          "the name is defined nowhere the server can see)"}
+        shown = [{**d, "external_path": outside_name(d["external_path"])} if d.get("external_path") else d
+                 for d in defs]
+        return Definitions.model_validate({
+            "relative_path": rel, "line": line, "column": column, "definitions": shown,
+            "note": None if defs else f"no definition found at {rel}:{line}:{column} (not on a name, or the name "
+                                      "is defined nowhere the server can see)"})
 
     # ---- background index --------------------------------------------------------------------------
-    def index(self, budget: Callable[[], int], stop: threading.Event | None = None) -> dict:
+    def index(self, budget: Callable[[], int], stop: threading.Event | None = None, recheck_every: int = 25) -> dict:
         """Fetch the symbol tree of every source file (into the cache; the language server parses each file and
         keeps it), so the first heavy query finds it done. `budget()` is how many files the operating phase
-        allows now (0 stops); it is asked again every 25 files, so a phase change takes effect at once."""
+        allows now (0 stops); it is asked again every `recheck_every` files, so a phase change takes effect soon."""
         stop = stop or threading.Event()
         t0 = time.monotonic()
         state = self.indexing = {"state": "running", "files": 0, "total": None, "seconds": 0.0, "stopped": None}
@@ -544,7 +561,7 @@ class SemanticService(InspectionMixin, EditingMixin):
         state["total"] = len(files)
         allowed = budget()
         for i, path in enumerate(files):
-            if i % 25 == 0 and i:
+            if i % recheck_every == 0 and i:
                 allowed = budget()
             if stop.is_set():
                 state["stopped"] = "server shutting down"
@@ -573,8 +590,7 @@ class SemanticService(InspectionMixin, EditingMixin):
 
     def _indexable(self, lang: str) -> bool:
         """A language is indexed when the project has its files and its server needs no download."""
-        if lang == "typescript" and not (self.lsp_dir / "typescript" / "node_modules" / ".bin" /
-                                         "typescript-language-server").exists():
+        if not BY_KEY[lang].installed(self.lsp_dir):
             return False
         if not any(True for _ in walk_files(self.root, self.root, LANGUAGE_EXTENSIONS[lang], limit=1)):
             return False
@@ -592,5 +608,6 @@ class SemanticService(InspectionMixin, EditingMixin):
             "cache": self.cache.stats(),
             "servers": [s.status() for s in list(self._servers.values())],
             "unavailable": {k: str(v) for k, v in self._unavailable.items()},
+            "edit_conflicts": dict(self.edit_conflicts),
             "time": time.time(),
         }

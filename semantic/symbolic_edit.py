@@ -10,13 +10,15 @@ from __future__ import annotations
 import ast
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ansf_mcp.semantic import editing
+from ansf_mcp.semantic import editing, journal
 from ansf_mcp.semantic.editing import EditError, FileChange
-from ansf_mcp.semantic.lsp import _uri_to_path
-from ansf_mcp.semantic.paths import SKIP_DIRS, PathRefused, resolve_in_root
+from ansf_mcp.semantic.languages import language_of
+from ansf_mcp.semantic.models import EditedFile, EditResult
+from ansf_mcp.semantic.paths import SKIP_DIRS, PathRefused, resolve_in_root, uri_to_path
 from ansf_mcp.semantic.positions import to_server
 
 if TYPE_CHECKING:
@@ -26,6 +28,13 @@ _IDENT = re.compile(r"^[^\W\d][\w$]*$|^\$[\w$]*$")
 MAX_BODY_CHARS = 200_000
 READ_ONLY_MESSAGE = ("the semantic layer is read-only (setting ANSF_READ_ONLY=1): editing tools are off; "
                      "nothing was changed")
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return editing.digest(path.read_bytes())
+    except OSError:
+        return None
 
 
 def _python_names(text: str, name: str) -> bool:
@@ -44,8 +53,16 @@ class EditingMixin:
     """Needs from the service: root, read_only, cache, server(), _locate(), reference_list(), lines()."""
 
     read_only: bool = False
+    edit_conflicts: dict[str, int]  # how often another writer got in first: {"replanned": n, "refused": m}
 
     # ---- helpers -----------------------------------------------------------------------------------
+    def _conflict(self, attempt: int, exc: editing.ChangedOnDisk) -> None:
+        """Another writer changed a file the edit read: counted, planned again once, then refused."""
+        key = "refused" if attempt else "replanned"
+        self.edit_conflicts[key] = self.edit_conflicts.get(key, 0) + 1
+        if attempt:
+            raise exc
+
     def _writable(self) -> None:
         if self.read_only:
             raise EditError(READ_ONLY_MESSAGE)
@@ -98,18 +115,44 @@ class EditingMixin:
 
     def _finish(self, changes: list[FileChange], lang: str) -> int:
         """Commit, then evict exactly what the edit staled; returns the number of cache entries evicted."""
-        editing.commit(changes)
+        journal.commit(changes, self.data_dir)
         from ansf_mcp.semantic.service import file_tag, project_tag
 
         evicted = sum(self.cache.evict(file_tag(lang, ch.rel)) for ch in changes)
         return evicted + self.cache.evict(project_tag(lang))
 
+    def _transaction(self, relative_path: str, plan: Callable[[], EditResult]) -> EditResult:
+        """`plan()` (which reads, computes and commits) under the lock of the file it edits; planned again once
+        when another program changed the file meanwhile, then refused with what changed."""
+        self._writable()
+        path, _rel = resolve_in_root(self.root, relative_path, kind="file")
+        for attempt in range(2):
+            with self.locks.hold([path]):
+                try:
+                    return plan()
+                except editing.ChangedOnDisk as exc:
+                    self._conflict(attempt, exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read_located(self, name_path: str, relative_path: str) -> tuple[Path, str, str, sym.Located, bytes]:
+        """The symbol and the bytes its position belongs to: the file read before and after the language server
+        answered must be the same, else another program wrote it meanwhile."""
+        path, _rel = resolve_in_root(self.root, relative_path, kind="file")
+        before = path.read_bytes()
+        self.forget(path)
+        path, rel, lang, loc = self._locate(name_path, relative_path)
+        if path.read_bytes() != before:
+            raise editing.ChangedOnDisk(f"{rel} changed on disk while its symbols were read; nothing was changed")
+        return path, rel, lang, loc, before
+
     def _plan_lines(self, name_path: str, relative_path: str, decorators: bool | None, body: str | None):
         self._writable()
         if body is not None:
             self._check_body(body)
-        path, rel, lang, loc = self._locate(name_path, relative_path)
+        path, rel, lang, loc, before = self._read_located(name_path, relative_path)
         raw, text, bom = editing.load(path, rel)
+        if raw != before:
+            raise editing.ChangedOnDisk(f"{rel} changed on disk while the edit was prepared; nothing was changed")
         lines = text.splitlines(keepends=True)
         with_decorators = decorators if decorators is not None else bool(body and body.lstrip().startswith("@"))
         first, last = self._span(path, lang, loc, lines, rel, with_decorators)
@@ -118,9 +161,12 @@ class EditingMixin:
         return path, rel, lang, loc, raw, text, bom, lines, first, last, indent
 
     # ---- tools -------------------------------------------------------------------------------------
-    def replace_symbol_body(self, name_path: str, relative_path: str, body: str) -> dict:
+    def replace_symbol_body(self, name_path: str, relative_path: str, body: str) -> EditResult:
         """Replace the symbol's whole definition (signature included) with `body`, re-indented to its place.
         Decorators stay unless `body` starts with one."""
+        return self._transaction(relative_path, lambda: self._replace_symbol_body(name_path, relative_path, body))
+
+    def _replace_symbol_body(self, name_path: str, relative_path: str, body: str) -> EditResult:
         path, rel, lang, loc, raw, text, bom, lines, first, last, indent = self._plan_lines(
             name_path, relative_path, None, body)
         nl = editing.newline_of(text)
@@ -131,8 +177,11 @@ class EditingMixin:
         evicted = self._finish([FileChange(path, rel, raw, new, bom)], lang)
         return self._edit_answer("replace_symbol_body", loc, rel, first, first + len(new_lines) - 1, evicted)
 
-    def insert_before_symbol(self, name_path: str, relative_path: str, body: str) -> dict:
+    def insert_before_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
         """Insert `body` before the symbol (and its decorators), at its indentation, blank lines between."""
+        return self._transaction(relative_path, lambda: self._insert_before_symbol(name_path, relative_path, body))
+
+    def _insert_before_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
         path, rel, lang, loc, raw, text, bom, lines, first, _last, indent = self._plan_lines(
             name_path, relative_path, True, body)
         nl = editing.newline_of(text)
@@ -142,8 +191,11 @@ class EditingMixin:
         n = len(editing.reindent(body, indent, nl))
         return self._edit_answer("insert_before_symbol", loc, rel, first, first + n - 1, evicted)
 
-    def insert_after_symbol(self, name_path: str, relative_path: str, body: str) -> dict:
+    def insert_after_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
         """Insert `body` after the symbol's last line, at its indentation, blank lines between."""
+        return self._transaction(relative_path, lambda: self._insert_after_symbol(name_path, relative_path, body))
+
+    def _insert_after_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
         path, rel, lang, loc, raw, text, bom, lines, _first, last, indent = self._plan_lines(
             name_path, relative_path, False, body)
         nl = editing.newline_of(text)
@@ -157,11 +209,16 @@ class EditingMixin:
         start = last + 1 + len(blank)
         return self._edit_answer("insert_after_symbol", loc, rel, start, start + len(body_lines) - 1, evicted)
 
-    def safe_delete_symbol(self, name_path: str, relative_path: str) -> dict:
+    def safe_delete_symbol(self, name_path: str, relative_path: str) -> EditResult:
         """Delete the symbol (with its decorators) only when nothing outside its own body refers to it."""
-        self._writable()
+        return self._transaction(relative_path, lambda: self._safe_delete_symbol(name_path, relative_path))
+
+    def _safe_delete_symbol(self, name_path: str, relative_path: str) -> EditResult:
+        path, rel, lang, loc, before = self._read_located(name_path, relative_path)
         path, rel, lang, loc, refs, _key = self.reference_list(name_path, relative_path)
         raw, text, bom = editing.load(path, rel)
+        if raw != before:
+            raise editing.ChangedOnDisk(f"{rel} changed on disk while the edit was prepared; nothing was changed")
         lines = text.splitlines(keepends=True)
         first, last = self._span(path, lang, loc, lines, rel, True)
         outside = [r for r in refs if not (r["relative_path"] == rel and first + 1 <= r["line"] <= last + 1)]
@@ -176,22 +233,40 @@ class EditingMixin:
                 end += 1
         new = "".join(lines[:first] + lines[end:])
         evicted = self._finish([FileChange(path, rel, raw, new, bom)], lang)
-        return {"action": "safe_delete_symbol", "name_path": loc.name_path, "files": [
-            {"relative_path": rel, "start_line": first + 1, "end_line": end, "edits": 1}],
-            "total_edits": 1, "cache_entries_invalidated": evicted,
-            "note": f"deleted lines {first + 1}-{end} of {rel}"}
+        return EditResult(action="safe_delete_symbol", name_path=loc.name_path, files=[
+            EditedFile(relative_path=rel, start_line=first + 1, end_line=end, edits=1)],
+            total_edits=1, cache_entries_invalidated=evicted, note=f"deleted lines {first + 1}-{end} of {rel}")
 
-    def rename_symbol(self, name_path: str, relative_path: str, new_name: str) -> dict:
+    def rename_symbol(self, name_path: str, relative_path: str, new_name: str) -> EditResult:
         """The language server's rename, applied to every file it names, or to none."""
         self._writable()
         new_name = new_name.strip()
         if not _IDENT.match(new_name) or len(new_name) > 200:
             raise EditError(f"{new_name!r} is not a valid identifier")
-        path, rel, lang, loc = self._locate(name_path, relative_path)
+        _path, _rel, lang, loc = self._locate(name_path, relative_path)
         if lang == "python" and not new_name.isidentifier():
             raise EditError(f"{new_name!r} is not a valid Python identifier")
         if loc.node["name"] == new_name:
             raise EditError(f"{loc.name_path} is already called {new_name!r}")
+        for attempt in range(2):
+            try:
+                return self._rename_once(name_path, relative_path, new_name)
+            except editing.ChangedOnDisk as exc:
+                self._conflict(attempt, exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _rename_once(self, name_path: str, relative_path: str, new_name: str) -> EditResult:
+        """Every file of the language is read before the language server is asked; the files its answer names
+        are then locked and must still be exactly what was read, or the rename is planned again."""
+        from ansf_mcp.semantic.languages import LANGUAGE_EXTENSIONS
+        from ansf_mcp.semantic.paths import walk_files
+
+        path, rel = resolve_in_root(self.root, relative_path, kind="file")
+        lang = language_of(path)
+        seen = {os.path.realpath(p): _digest(p) for p in walk_files(self.root, self.root,
+                                                                     LANGUAGE_EXTENSIONS[lang], limit=5_000)}
+        self.forget(path)
+        path, rel, lang, loc = self._locate(name_path, relative_path)
         srv = self.server(lang)
         line, col = loc.node["sel"]
         character = to_server(self._line(path, line), col, srv.position_encoding)
@@ -204,12 +279,16 @@ class EditingMixin:
                             f"{loc.name_path} in {rel}; nothing was changed")
         changes: list[FileChange] = []
         summary = []
-        for fpath, frel, edits in per_file:
-            raw, text, bom = editing.load(fpath, frel)
-            new = editing.apply_lsp_edits(text, edits, srv.position_encoding, frel)
-            changes.append(FileChange(fpath, frel, raw, new, bom))
-            summary.append({"relative_path": frel, "edits": len(edits)})
-        evicted = self._finish(changes, lang)
+        with self.locks.hold([fpath for fpath, _frel, _edits in per_file]):
+            for fpath, frel, edits in per_file:
+                raw, text, bom = editing.load(fpath, frel)
+                if seen.get(os.path.realpath(fpath)) != editing.digest(raw):
+                    raise editing.ChangedOnDisk(f"{frel} changed on disk while the language server computed the "
+                                                "rename; nothing was changed")
+                new = editing.apply_lsp_edits(text, edits, srv.position_encoding, frel)
+                changes.append(FileChange(fpath, frel, raw, new, bom))
+                summary.append({"relative_path": frel, "edits": len(edits)})
+            evicted = self._finish(changes, lang)
         total = sum(s["edits"] for s in summary)
         note = f"renamed in {len(summary)} file(s), {total} edit(s)"
         others = self._files_still_naming(loc.node["name"], lang, {ch.rel for ch in changes})
@@ -217,8 +296,9 @@ class EditingMixin:
             shown = ", ".join(others[:10]) + (f" and {len(others) - 10} more" if len(others) > 10 else "")
             note += (f"; {len(others)} other file(s) still use the name {loc.node['name']!r} as code (other "
                      f"symbols of that name, or uses the server did not resolve): {shown}")
-        return {"action": "rename_symbol", "name_path": loc.name_path, "new_name": new_name, "files": summary,
-                "total_edits": total, "cache_entries_invalidated": evicted, "note": note}
+        return EditResult(action="rename_symbol", name_path=loc.name_path, new_name=new_name,
+                          files=[EditedFile.model_validate(s) for s in summary], total_edits=total,
+                          cache_entries_invalidated=evicted, note=note)
 
     def _files_still_naming(self, name: str, lang: str, changed: set[str]) -> list[str]:
         """Files of `lang` outside the edit where `name` still occurs as a word (Python: as a NAME token)."""
@@ -255,7 +335,7 @@ class EditingMixin:
         for uri, edits in grouped.items():
             if not uri.startswith("file://"):
                 raise EditError(f"the rename would change {uri}, which is not a file; nothing was changed")
-            p = Path(_uri_to_path(uri))
+            p = Path(uri_to_path(uri))
             try:
                 rel = Path(os.path.realpath(p)).relative_to(self.root).as_posix()
                 real, rel = resolve_in_root(self.root, rel, kind="file")
@@ -270,8 +350,7 @@ class EditingMixin:
         return out
 
     @staticmethod
-    def _edit_answer(action: str, loc: sym.Located, rel: str, first: int, last: int, evicted: int) -> dict:
-        return {"action": action, "name_path": loc.name_path, "files": [
-            {"relative_path": rel, "start_line": first + 1, "end_line": last + 1, "edits": 1}],
-            "total_edits": 1, "cache_entries_invalidated": evicted,
-            "note": f"{rel} lines {first + 1}-{last + 1} written"}
+    def _edit_answer(action: str, loc: sym.Located, rel: str, first: int, last: int, evicted: int) -> EditResult:
+        return EditResult(action=action, name_path=loc.name_path, files=[
+            EditedFile(relative_path=rel, start_line=first + 1, end_line=last + 1, edits=1)],
+            total_edits=1, cache_entries_invalidated=evicted, note=f"{rel} lines {first + 1}-{last + 1} written")

@@ -19,15 +19,14 @@ import statistics
 import sys
 import tempfile
 import time
-import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from ansf_mcp.semantic.extensions import PY_EXT
-from ansf_mcp.semantic.languages import python_spec
+from ansf_mcp.semantic.languages.python import EXTENSIONS as PY_EXT
+from ansf_mcp.semantic.languages.python import spec as python_spec
 from ansf_mcp.semantic.lsp import LanguageServer, LspLoop
 from ansf_mcp.semantic.paths import walk_files
 
@@ -47,8 +46,9 @@ def _summary(xs: list[float]) -> dict:
 
 def run_semantic_bench(project: Path, data_dir: Path, progress: Callable[[float, str], None] | None = None,
                        *, max_files: int = 25, warm_reps: int = 5, replay_len: int = 400, seed: int = 7) -> dict:
+    from ansf_mcp.semantic.host import SemanticHost
     from ansf_mcp.tools.registry import Toolbox, tool_server
-    from ansf_mcp.tools.semantic_tools import register_with_service
+    from ansf_mcp.tools.semantic_tools import add_tools
 
     project = Path(project).resolve()
     data_dir = Path(data_dir).resolve()
@@ -64,10 +64,9 @@ def run_semantic_bench(project: Path, data_dir: Path, progress: Callable[[float,
 
     def make(cache_name: str):
         server = tool_server("semantic-bench")
-        app = types.SimpleNamespace(settings=types.SimpleNamespace(project_root=project, data_dir=data_dir),
-                                    status_providers={}, on_shutdown=[])
-        svc = register_with_service(Toolbox(server), app, cache_dir=bench_dir / cache_name)
-        return server, svc
+        host = SemanticHost(project, data_dir, cache_dir=bench_dir / cache_name)
+        add_tools(Toolbox(server), host)
+        return server, host.service()
 
     result: dict[str, Any] = {"project": str(project), "files_in_project": len(files), "files_sampled": len(rels)}
 

@@ -7,7 +7,9 @@ on a lock or a database has a time-out (`timeout_s`) and fails with a one-senten
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -104,6 +106,18 @@ class Store(ABC):
         with self._news:
             self._news.wait_for(lambda: self._versions.get(key, 0) > seen, timeout=min(timeout, self.news_poll_s))
             return self._versions.get(key, 0)
+
+    # -- what components of this process report, for watchers in other processes ---------------------------
+
+    def put_component_status(self, name: str, status: str) -> None:
+        """Upsert one component's status (JSON text) with this process's id and the time."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO component_status (name, pid, status, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET pid = excluded.pid, status = excluded.status, "
+                "updated_at = excluded.updated_at",
+                (name, os.getpid(), status, time.time()),
+            )
 
     # -- what it is ------------------------------------------------------------------------------------------
 

@@ -1,14 +1,17 @@
-"""Shared fixtures: an in-process MCP server with the semantic tools over the fixture repositories."""
+"""Shared fixtures: an in-process MCP server with the semantic tools over the fixture repositories, wired as the
+server wires them (a Runtime from Settings, `semantic_tools.register`: the same host and hooks)."""
 
 from __future__ import annotations
 
 import shutil
-import types
 from pathlib import Path
 
 import pytest
+from ansf_mcp.tools import semantic_tools
 from ansf_mcp.tools.registry import Toolbox, tool_server
-from ansf_mcp.tools.semantic_tools import register_with_service
+
+from ansf_mcp.runtime import Runtime
+from ansf_mcp.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "semantic"
 
@@ -18,18 +21,18 @@ def anyio_backend():
     return "asyncio"
 
 
-def make_app(project: Path, data_dir: Path) -> types.SimpleNamespace:
-    settings = types.SimpleNamespace(project_root=project.resolve(), data_dir=data_dir.resolve())
-    return types.SimpleNamespace(settings=settings, status_providers={}, on_shutdown=[])
-
-
-def build(project: Path, data_dir: Path, max_answer_chars: int | None = None, **options):
+def build(project: Path, data_dir: Path, max_answer_chars: int | None = None, read_only: bool = False,
+          **options):
+    """(server, runtime, service): the semantic tools over a runtime for `project`; the service is built at once
+    (`options` go to it). The background index stays off unless a test starts it."""
     server = tool_server("semantic-test")
     tools = Toolbox(server) if max_answer_chars is None else Toolbox(server, max_answer_chars=max_answer_chars)
-    app = make_app(project, data_dir)
-    service = register_with_service(tools, app, **options)
+    settings = Settings.load(project_root=project.resolve(), data_dir=data_dir.resolve(), read_only=read_only,
+                             semantic_index=False, warm_model=False)
+    runtime = Runtime.open(settings)
+    host = semantic_tools.register(tools, runtime, **options)
     server.toolbox = tools  # tests change the answer cap on the fly
-    return server, app, service
+    return server, runtime, host.service()
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +46,7 @@ def py_env(shared_data_dir, tmp_path_factory):
     cache = tmp_path_factory.mktemp("py-cache")
     server, app, service = build(FIXTURES / "pyproj", shared_data_dir, cache_dir=cache)
     yield server, app, service
-    for hook in app.on_shutdown:
-        hook()
+    app.shutdown()
 
 
 @pytest.fixture

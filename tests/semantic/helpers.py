@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from mcp import Client
+from pydantic import BaseModel
 
 
 async def call(server, name: str, args: dict):
@@ -20,6 +21,9 @@ async def err(server, name: str, args: dict) -> str:
     return " ".join(getattr(c, "text", "") for c in r.content)
 
 
-def flat(answer: dict) -> list[dict]:
-    """A find_references page as one list of references, each with its relative_path."""
+def flat(answer: dict | BaseModel) -> list[dict]:
+    """A find_references page (structured content or the service's model) as one list of references, each with
+    its relative_path."""
+    if isinstance(answer, BaseModel):
+        answer = answer.model_dump()
     return [{"relative_path": f["relative_path"], **r} for f in answer["files"] for r in f["references"]]

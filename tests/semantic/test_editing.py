@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from ansf_mcp.semantic import editing
+from ansf_mcp.semantic import editing, journal
 from ansf_mcp.semantic.service import file_tag, project_tag
 
 from ansf_mcp.bench.semantic_truth import name_lines
@@ -157,16 +157,16 @@ async def test_rename_over_the_project(env):
 async def test_rename_is_all_or_nothing(env, monkeypatch):
     server, _, root = env
     before = snapshot(root)
-    real = editing.write_atomic
+    real = journal._replace_from
     calls = {"n": 0}
 
-    def failing(path, data):
+    def failing(image, target, side_tmp, expected=None):
         calls["n"] += 1
         if calls["n"] == 4:  # the fourth file of eight: a full disk half-way
             raise OSError(28, "No space left on device")
-        return real(path, data)
+        return real(image, target, side_tmp, expected)
 
-    monkeypatch.setattr(editing, "write_atomic", failing)
+    monkeypatch.setattr(journal, "_replace_from", failing)
     msg = await err(server, "rename_symbol", {"name_path": "scale", "relative_path": "src/geo/units.py",
                                               "new_name": "rescale"})
     assert "nothing was changed" in msg and "No space left" in msg
@@ -176,17 +176,36 @@ async def test_rename_is_all_or_nothing(env, monkeypatch):
 
 async def test_an_edit_refuses_a_file_changed_while_planning(env, monkeypatch):
     _server, service, root = env
-    real = editing.commit
+    """Another program writes the file between planning and writing, every time: the edit is planned again once,
+    then refused; the other program's saves are kept."""
+    real = journal.commit
 
-    def meddle(changes):
+    def meddle(changes, data_dir):
         (root / "src/geo/units.py").write_text((root / "src/geo/units.py").read_text() + "# someone else\n")
-        return real(changes)
+        return real(changes, data_dir)
 
-    monkeypatch.setattr(editing, "commit", meddle)
+    monkeypatch.setattr(journal, "commit", meddle)
     with pytest.raises(editing.EditError, match="changed on disk"):
         service.replace_symbol_body("scale", "src/geo/units.py", "def scale(value):\n    return value\n")
-    assert (root / "src/geo/units.py").read_text().endswith("# someone else\n")
+    assert (root / "src/geo/units.py").read_text().endswith("# someone else\n# someone else\n")
     assert "return value * SCALE" in (root / "src/geo/units.py").read_text()
+
+
+async def test_an_edit_planned_again_keeps_the_other_programs_save(env, monkeypatch):
+    _server, service, root = env
+    real = journal.commit
+    meddled = []
+
+    def meddle_once(changes, data_dir):
+        if not meddled:
+            meddled.append(True)
+            (root / "src/geo/units.py").write_text((root / "src/geo/units.py").read_text() + "# someone else\n")
+        return real(changes, data_dir)
+
+    monkeypatch.setattr(journal, "commit", meddle_once)
+    service.replace_symbol_body("scale", "src/geo/units.py", "def scale(value):\n    return value\n")
+    text = (root / "src/geo/units.py").read_text()
+    assert text.endswith("# someone else\n") and "return value * SCALE" not in text and "    return value\n" in text
 
 
 async def test_workspace_edits_outside_the_project_are_refused(env, tmp_path):

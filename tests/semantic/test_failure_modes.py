@@ -87,7 +87,7 @@ async def test_large_answers_are_paged_to_fit_what_is_sent(tmp_path):
             assert seen == whole
             assert (pages == 1) == (cap == 100_000), (cap, pages)
         # a file larger than a page is split; the rest stay whole
-        pages_files = [f["relative_path"] for f in service.find_references(**args, page_chars=400)["files"]]
+        pages_files = [f.relative_path for f in service.find_references(**args, page_chars=400).files]
         assert len(pages_files) == len(set(pages_files))
         # below what one reference needs, the shrinking steps still answer (counts, then the total)
         steps = reference_steps(service.find_references(**args))
@@ -127,10 +127,10 @@ async def test_unsupported_and_missing_languages_say_so(tmp_path):
 
 
 async def test_missing_server_is_explicit(tmp_path, monkeypatch):
-    from ansf_mcp.semantic import languages
+    from ansf_mcp.semantic.languages import c, typescript
 
-    monkeypatch.setattr(languages.shutil, "which", lambda _name: None)
-    monkeypatch.setattr(languages, "_bin_candidates", lambda _name: [])
+    monkeypatch.setattr(typescript.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(c, "bin_candidates", lambda _name: [])
     proj = tmp_path / "proj"
     (proj / "src").mkdir(parents=True)
     (proj / "src/a.c").write_text("int a(void) { return 1; }\n")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 
 import pytest
 from ansf_mcp.semantic.service import file_tag
@@ -54,8 +53,9 @@ async def test_index_is_bounded_by_the_phase_and_stops(tmp_path):
         assert service.cache.count(file_tag("python", "src/geo/base.py")) == 1
         assert service.index(lambda: 0)["stopped"] == "memory is critical: indexing paused"
         phases = iter([2_000] + [0] * 100)  # the phase turns critical after the first check
-        state = service.index(lambda: next(phases))
-        assert state["files"] == 25 or state["files"] <= PY_FILES
+        state = service.index(lambda: next(phases), recheck_every=5)
+        assert (state["files"], state["state"], state["stopped"]) == (5, "stopped", "memory is critical: indexing "
+                                                                                    "paused")
         stop = threading.Event()
         stop.set()
         assert service.index(lambda: 2_000, stop)["stopped"] == "server shutting down"
@@ -73,8 +73,9 @@ async def test_index_setting_off_and_nothing_to_index(tmp_path):
     _server, runtime = build_server(settings)
     runtime.start()
     try:
-        time.sleep(0.3)
-        assert runtime.status_providers["semantic"]()["started"] is False  # nothing started
+        host = runtime.status_providers["semantic"].__self__  # the SemanticHost the server built
+        assert host.index_thread is None  # no index was started, so nothing can start a language server
+        assert runtime.status_providers["semantic"]()["started"] is False
     finally:
         runtime.shutdown()
     empty = tmp_path / "empty"

@@ -47,7 +47,7 @@ def shadowed(request, tmp_path):
     shutil.copytree(FIXTURES / "ownpkg", proj)
     overrides = {}
     if request.param == "beside-the-server":
-        from ansf_mcp.semantic.languages import python_spec
+        from ansf_mcp.semantic.languages.python import spec as python_spec
 
         site = tmp_path / "server-site"
         _install_copy(site)

@@ -74,9 +74,9 @@ async def test_typescript_columns_are_converted_from_utf16(shared_data_dir, tmp_
 
 
 async def test_c_columns(shared_data_dir, tmp_path):
-    from ansf_mcp.semantic.languages import _bin_candidates
+    from ansf_mcp.semantic.languages import bin_candidates
 
-    need(bool(_bin_candidates("clangd")), "clangd")
+    need(bool(bin_candidates("clangd")), "clangd")
     server, _, service = build(WIDE, shared_data_dir, cache_dir=tmp_path / "cache")
     try:
         await _check_language(server, "wide.c", [5, 6, 7], 5, 3)

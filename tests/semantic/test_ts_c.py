@@ -23,9 +23,9 @@ def ts_env(shared_data_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def c_env(shared_data_dir, tmp_path_factory):
-    from ansf_mcp.semantic.languages import _bin_candidates
+    from ansf_mcp.semantic.languages import bin_candidates
 
-    need(bool(_bin_candidates("clangd")), "clangd")
+    need(bool(bin_candidates("clangd")), "clangd")
     server, _app, service = build(FIXTURES / "cproj", shared_data_dir, cache_dir=tmp_path_factory.mktemp("c"))
     yield server
     service.shutdown()

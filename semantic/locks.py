@@ -1,0 +1,54 @@
+"""File locks that hold across threads and server processes on one machine: flock on lock files under the data
+directory (never in the project), one per edited file, taken in one global order so two edits cannot deadlock."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+LOCK_WAIT_S = 30.0
+
+
+class LockTimeout(RuntimeError):
+    """Another edit held a file for longer than LOCK_WAIT_S."""
+
+
+class FileLocks:
+    def __init__(self, lock_dir: Path, wait_s: float = LOCK_WAIT_S) -> None:
+        self.lock_dir = Path(lock_dir)
+        self.wait_s = wait_s
+
+    def _lock_file(self, path: Path) -> Path:
+        key = hashlib.blake2b(os.path.realpath(path).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+        return self.lock_dir / f"{key}.lock"
+
+    @contextlib.contextmanager
+    def hold(self, paths: Iterable[Path]) -> Iterator[None]:
+        """Exclusive locks on every path (each open of a lock file is its own flock owner, so threads of one
+        process exclude each other too); released on exit, and by the kernel if the process dies."""
+        self.lock_dir.mkdir(parents=True, exist_ok=True)
+        files = sorted({self._lock_file(p) for p in paths})
+        fds: list[int] = []
+        try:
+            deadline = time.monotonic() + self.wait_s
+            for lock in files:
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+                fds.append(fd)
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            raise LockTimeout(f"another edit held a file for more than {self.wait_s:.0f} s; "
+                                              "nothing was changed") from None
+                        time.sleep(0.01)
+            yield
+        finally:
+            for fd in fds:
+                os.close(fd)  # closing releases the flock
