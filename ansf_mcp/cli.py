@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ansf_mcp import __version__
+from ansf_mcp.bench import suites
 from ansf_mcp.coordinator.episode import STRATEGIES
 from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE, PROFILES
 
@@ -48,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="run benchmark suites")
     # Validated by the runner against its registry (importing it here would slow every command by ~1 s).
-    bench.add_argument("--suite", default="all", help="mcp, coordination, replay, semantic, memory, phases, all; or chaos, scale (only when named)")
+    bench.add_argument("--suite", default="all", help=suites.names_text())
     bench.add_argument("--out", type=Path, help="folder for report.json, report.md and charts (default: data dir)")
     bench.add_argument("--json", type=Path, help="also write the JSON report to this file")
     bench.add_argument("--project", type=Path, help="repository for the semantic suite (default: cwd)")

@@ -14,11 +14,12 @@ from ansf_mcp.tools.registry import Kind, Toolbox
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
+from ansf_mcp.bench import suites
 from ansf_mcp.bench.context import BenchCancelled, SuiteContext
 from ansf_mcp.runtime import Runtime
 
-# runner.SUITE_NAMES, spelled out: importing the runner pulls in numpy, which an idle server should not carry.
-Suite = Literal["mcp", "coordination", "replay", "semantic", "memory", "phases", "chaos", "scale", "all"]
+# From the registry, not the runner: importing the runner pulls in numpy, which an idle server should not carry.
+Suite = Literal[suites.NAMES]  # type: ignore[valid-type]
 RunState = Literal["running", "cancelling", "succeeded", "failed", "cancelled"]
 RunId = Annotated[str, Field(pattern=r"^bench-[0-9a-f]{12}$", description="the run_id benchmark() returned")]
 
@@ -118,16 +119,10 @@ def register(tools: Toolbox, app: Runtime) -> None:
                             "reports stay in the data directory)")
         return run
 
-    @tools.add(Kind.WRITE, "Start a benchmark")
     async def benchmark(
-        suite: Annotated[Suite, Field(description="which suite: mcp, coordination (simulated episodes), replay "
-                                                   "(the project's real git history), semantic, memory, phases or all")]
-        = "mcp",
+        suite: Annotated[Suite, Field(description=f"which suite: {suites.names_text()}")] = "mcp",
         quick: Annotated[bool, Field(description="fewer repetitions (seconds to a minute, not many minutes)")] = True,
     ) -> BenchmarkRun:
-        """Measure this server in the background: mcp latency, coordination vs oracle on SIMULATED episodes, replay
-        (top-1 on real git history), semantic tools, memory, the phase matrix (quality simulated), or all. Returns
-        a run_id at once; follow it with benchmark_status."""
         with lock:
             busy = [r for r in runs.values() if r.state in ("running", "cancelling")]
             if busy:
@@ -144,6 +139,9 @@ def register(tools: Toolbox, app: Runtime) -> None:
             run.thread = threading.Thread(target=work, args=(run,), name=f"ansf-{run.id}", daemon=True)
             run.thread.start()
         return run.view()
+
+    benchmark.__doc__ = suites.tool_description()
+    tools.add(Kind.WRITE, "Start a benchmark")(benchmark)
 
     @tools.add(Kind.READ, "Benchmark status")
     async def benchmark_status(run_id: RunId) -> Shrinking[BenchmarkRun]:

@@ -13,41 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from ansf_mcp import __version__
-from ansf_mcp.bench import (
-    chaos_suite,
-    external_suites,
-    mcp_suite,
-    memory_suite,
-    phases_suite,
-    replay_suite,
-    scale_suite,
-)
+from ansf_mcp.bench import suites
 from ansf_mcp.bench.context import BenchCancelled, SuiteContext
 from ansf_mcp.store.db import Store, open_store
 
-Runner = Callable[[SuiteContext], dict[str, Any]]
-SUITES: dict[str, tuple[Runner, Callable[[dict[str, Any]], str], str]] = {
-    "mcp": (mcp_suite.run, mcp_suite.markdown,
-            "a real stdio server subprocess driven by the SDK client; echo tool in the same run"),
-    "coordination": (external_suites.run_coordination, external_suites.markdown_from_result,
-                     "ansf_mcp.lab.bench on simulated held-out and shifted episodes with the shipped checkpoints"),
-    "replay": (replay_suite.run, replay_suite.markdown,
-               "ansf_mcp.lab.replay_eval on the git history of --repo (REAL data: authors as agents, commits as tasks)"),
-    "semantic": (external_suites.run_semantic, external_suites.markdown_from_result,
-                 "ansf_mcp.bench.semantic_suite: the semantic tools in-process over real language servers on --project"),
-    "memory": (memory_suite.run, memory_suite.markdown,
-               "psutil RSS of a real stdio server, VmHWM peaks of fresh interpreters, the cache directory on disk"),
-    "phases": (phases_suite.run, phases_suite.markdown,
-               "stdio servers under prepared cgroup folders, one per phase; quality on simulated held-out episodes"),
-    "chaos": (chaos_suite.run, chaos_suite.markdown,
-              "stdio servers SIGKILLed mid-workload, several servers on one data directory, schema fuzzing"),
-    "scale": (scale_suite.run, scale_suite.markdown,
-              "HTTP replicas on one PostgreSQL database (a throw-away cluster, or --store's server) beside one SQLite "
-              "server; replicas SIGKILLed mid-workload"),
-}
-# chaos and scale run only when named
-ALL_ORDER = ("mcp", "coordination", "replay", "semantic", "memory", "phases")
-SUITE_NAMES = (*SUITES, "all")
+SUITE_NAMES = suites.NAMES
 
 
 def commit() -> str | None:
@@ -85,13 +55,14 @@ def machine() -> dict[str, Any]:
 def run_suite(suite: str, ctx: SuiteContext) -> dict[str, Any]:
     if suite not in SUITE_NAMES:
         raise ValueError(f"unknown suite {suite!r}; available: {', '.join(SUITE_NAMES)}")
-    names = ALL_ORDER if suite == "all" else (suite,)
+    names = suites.ALL_ORDER if suite == suites.ALL else (suite,)
     started = time.time()
     results: dict[str, Any] = {}
     sections = []
     report_progress = ctx.report
     for k, name in enumerate(names):
-        run, markdown, source = SUITES[name]
+        record = suites.BY_NAME[name]
+        run, markdown, source = record.run_fn(), record.markdown_fn(), record.source
         ctx.report = _scaled(report_progress, k / len(names), (k + 1) / len(names), name)
         t0 = time.time()
         try:
