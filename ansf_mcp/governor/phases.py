@@ -23,6 +23,7 @@ from ansf_mcp.store.db import Store
 log = logging.getLogger(__name__)
 
 PhaseName = Literal["critical", "enhanced", "optimal"]
+# A phase's level: the one home of the ranking (higher is better; the dashboard draws it, hysteresis compares it).
 RANK: dict[str, int] = {"critical": 1, "enhanced": 2, "optimal": 3}
 LIMITS: dict[str, tuple[bool, int | None]] = {
     "critical": (False, 2),
@@ -57,8 +58,10 @@ class PhaseLimits:
 
     neural_allowed: bool = True
     max_active_agents: int | None = None
-    phase: str = "not governed"
+    phase: str = "not governed"  # what people read: "1 critical"
     reason: str = "no resource governor is running"
+    name: PhaseName | None = None  # what code reads; None when not governed
+    level: int | None = None  # RANK[name]
 
 
 @dataclass
@@ -117,7 +120,8 @@ class Governor:
         phase = self.refresh()
         neural, max_agents = LIMITS[phase]
         return PhaseLimits(
-            neural_allowed=neural, max_active_agents=max_agents, phase=f"{RANK[phase]} {phase}", reason=self.reason
+            neural_allowed=neural, max_active_agents=max_agents, phase=f"{RANK[phase]} {phase}", reason=self.reason,
+            name=phase, level=RANK[phase],  # type: ignore[arg-type]
         )
 
     def snapshot(self) -> dict[str, object]:

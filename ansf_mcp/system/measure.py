@@ -27,11 +27,16 @@ class MachineFigures(BaseModel):
     platform: str
 
 
+def process_rss(proc: psutil.Process | None = None) -> int:
+    """Resident memory of a process (this one by default): the one home of RSS readings."""
+    return int((proc or _PROC).memory_info().rss)
+
+
 def process_figures() -> ProcessFigures:
     with _PROC.oneshot():
         return ProcessFigures(
             pid=_PROC.pid,
-            rss_bytes=_PROC.memory_info().rss,
+            rss_bytes=process_rss(),
             # Since the previous call on this (module-wide) Process object, so it needs to be the same one.
             cpu_percent=_PROC.cpu_percent(None),
             threads=_PROC.num_threads(),
