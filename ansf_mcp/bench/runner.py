@@ -35,7 +35,7 @@ def commit() -> str | None:
 
 
 def machine() -> dict[str, Any]:
-    import psutil
+    from ansf_mcp.system.measure import machine_figures
 
     gpu = None
     try:
@@ -45,7 +45,7 @@ def machine() -> dict[str, Any]:
         pass
     return {
         "cpu_count": os.cpu_count(),
-        "memory_total_bytes": psutil.virtual_memory().total,
+        "memory_total_bytes": machine_figures().memory_total_bytes,
         "gpu": gpu or "none found (nvidia-smi absent or no device); suites run on the CPU",
         "platform": platform.platform(),
         "python": sys.version.split()[0],

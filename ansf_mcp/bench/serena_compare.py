@@ -32,6 +32,7 @@ from mcp import Client, StdioServerParameters
 
 from ansf_mcp.bench.semantic_truth import completeness, name_counts, name_lines
 from ansf_mcp.semantic.cache import dir_bytes
+from ansf_mcp.system.measure import peak_rss, tree_rss
 from ansf_mcp.system.stats import latency_summary
 
 WARM_REPS = 5
@@ -151,13 +152,9 @@ def peak_rss_mib(pid: int) -> dict[str, float]:
     except psutil.Error:
         return out
     for p in procs:
-        try:
-            with open(f"/proc/{p.pid}/status") as fh:
-                hwm = [ln for ln in fh if ln.startswith("VmHWM:")]
-            kib = int(hwm[0].split()[1]) if hwm else 0
-        except OSError:
-            continue
-        out["server" if p.pid == pid else "children"] += round(kib / 1024, 1)
+        peak = peak_rss(p.pid)
+        if peak is not None:
+            out["server" if p.pid == pid else "children"] += round(peak / 2**20, 1)
     out["total"] = round(out["server"] + out["children"], 1)
     return out
 
@@ -173,9 +170,7 @@ class TreePeak:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                p = psutil.Process(self.pid)
-                rss = sum(q.memory_info().rss for q in [p, *p.children(recursive=True)])
-                self.peak = max(self.peak, rss)
+                self.peak = max(self.peak, tree_rss(self.pid))
             except psutil.Error:
                 pass
             self._stop.wait(0.2)
