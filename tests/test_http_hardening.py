@@ -261,3 +261,21 @@ def test_health_names_no_paths(server, data_dir: Path) -> None:
     body = httpx.get(f"{base}/health").text
     assert str(data_dir) not in body and "sqlite3" not in body
     assert json.loads(body)["store"]["schema_version"] >= 1
+
+
+def test_health_answers_503_while_starting(data_dir: Path) -> None:
+    """Before the lifespan has started the runtime, /health says "starting" with 503 (a load balancer waits);
+    once it has, 200."""
+    from starlette.testclient import TestClient
+
+    from ansf_mcp.server.app import build_server
+    from ansf_mcp.server.http import build_http_app
+    from ansf_mcp.settings import Settings
+
+    server, runtime = build_server(Settings(data_dir=data_dir, transport="http", warm_model=False))
+    app = build_http_app(server, runtime, "http")
+    starting = TestClient(app, base_url="http://127.0.0.1").get("/health")  # no lifespan: not started
+    assert (starting.status_code, starting.json()["status"]) == (503, "starting")
+    with TestClient(app, base_url="http://127.0.0.1") as client:  # the lifespan runs: the runtime starts
+        ready = client.get("/health")
+    assert (ready.status_code, ready.json()["status"]) == (200, "ok")

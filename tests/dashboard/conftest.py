@@ -18,6 +18,21 @@ from tests.conftest import free_port, stop, subprocess_env
 SWARM = "dash-swarm"
 
 
+def next_snapshots(base: str, count: int, timeout_s: float = 20) -> list[dict]:
+    """The next `count` snapshots the dashboard broadcasts, read from its WebSocket: each arrives right after a
+    collection, so a test waits on the event itself instead of sleeping through collection intervals."""
+    from websockets.sync.client import connect
+
+    found: list[dict] = []
+    with connect(base.replace("http://", "ws://", 1) + "/ws", open_timeout=10) as ws:
+        deadline = time.monotonic() + timeout_s
+        while len(found) < count:
+            message = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+            if message.get("type") == "snapshot":
+                found.append(message["snapshot"])
+    return found
+
+
 def seed_swarm(store: Store, swarm: str = SWARM) -> None:
     with store.transaction() as conn:
         conn.execute(

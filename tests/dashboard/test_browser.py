@@ -26,6 +26,7 @@ from tests.dashboard.conftest import (
     add_decisions,
     add_outcomes,
     add_replay,
+    next_snapshots,
     seed_through_tools,
 )
 
@@ -321,7 +322,7 @@ def test_updates_pause_while_the_tab_is_hidden(env) -> None:
         assert time.monotonic() < deadline, "the server never heard the page pause"
         time.sleep(0.2)
     received = state(page, "window.__ansf.received")
-    time.sleep(2.5)  # two collections go by
+    next_snapshots(env["base"], 2)  # two collections go by, seen by a page that is not paused
     assert state(page, "window.__ansf.received") == received
     assert page.inner_text("#conn").startswith("paused")
     set_hidden(False)
