@@ -34,9 +34,9 @@ def test_a_suite_is_one_record(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     seen: list[str] = []
     ctx = SuiteContext(quick=True, project=tmp_path, data_dir=tmp_path, report=lambda f, m: seen.append(m))
     report = runner.run_suite("all", ctx)
-    assert report["results"]["fake"]["answer"] == 42
-    assert report["results"]["fake"]["source"] == "this test's own runner"
-    assert "## fake" in report["markdown"] and "the answer is 42" in report["markdown"]
+    assert report.results["fake"]["answer"] == 42
+    assert report.results["fake"]["source"] == "this test's own runner"
+    assert "## fake" in report.markdown and "the answer is 42" in report.markdown
     assert seen[0] == "fake: halfway"
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from ansf_mcp.tools.answers import Shrinking
 from ansf_mcp.tools.registry import Kind, Toolbox
@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from ansf_mcp.bench import suites
 from ansf_mcp.bench.context import BenchCancelled, SuiteContext
+from ansf_mcp.bench.report import BenchmarkReport
 from ansf_mcp.runtime import Runtime
 
 # From the registry, not the runner: importing the runner pulls in numpy, which an idle server should not carry.
@@ -24,17 +25,8 @@ RunState = Literal["running", "cancelling", "succeeded", "failed", "cancelled"]
 RunId = Annotated[str, Field(pattern=r"^bench-[0-9a-f]{12}$", description="the run_id benchmark() returned")]
 
 
-class BenchmarkReport(BaseModel):
+class StoredReport(BenchmarkReport):
     run_id: int = Field(description="the stored run's id (benchmark_runs)")
-    suite: str
-    version: str
-    commit: str | None = None
-    machine: dict[str, Any]
-    started_at: float
-    duration_s: float
-    quick: bool
-    results: dict[str, Any]
-    markdown: str
 
 
 class BenchmarkRun(BaseModel):
@@ -47,7 +39,7 @@ class BenchmarkRun(BaseModel):
     started_at: float
     elapsed_s: float
     error: str | None = None
-    report: BenchmarkReport | None = Field(default=None, description="once succeeded: the stored report")
+    report: StoredReport | None = Field(default=None, description="once succeeded: the stored report")
     shrunk: str | None = None
 
 
@@ -60,7 +52,7 @@ class _Run:
         self.started_at = time.time()
         self.finished_at: float | None = None
         self.error: str | None = None
-        self.report: BenchmarkReport | None = None
+        self.report: StoredReport | None = None
         self.thread: threading.Thread | None = None
 
     def view(self) -> BenchmarkRun:
@@ -94,7 +86,7 @@ def register(tools: Toolbox, app: Runtime) -> None:
         try:
             result = runner.run_suite(run.suite, run.ctx)
             stored = runner.keep(result, app.store)
-            run.report = BenchmarkReport(run_id=stored, **result)
+            run.report = StoredReport(run_id=stored, **dict(result))
             run.state, run.progress, run.message = "succeeded", 1.0, "done"
         except BenchCancelled:
             run.state, run.message = "cancelled", "cancelled; nothing was stored"

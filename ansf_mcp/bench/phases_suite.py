@@ -18,6 +18,7 @@ from mcp import Client
 
 from ansf_mcp.bench.context import SuiteContext
 from ansf_mcp.bench.procs import server_params, server_process
+from ansf_mcp.bench.report import ValueRatio, ratio
 from ansf_mcp.system.measure import process_rss
 from ansf_mcp.system.stats import latency_summary
 
@@ -128,6 +129,16 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
             rows[phase] = row
     ctx.progress(1.0, "done")
     return {"matrix": rows, "cgroup_fractions": FRACTIONS}
+
+
+def value_ratios(result: dict[str, Any]) -> list[ValueRatio]:
+    """Per phase: the value ratio of the strategy that phase used (a phase without the simulator has none)."""
+    found = []
+    for row in (result.get("matrix") or {}).values():
+        quality = row.get("quality") or {}
+        label = f"{row.get('phase')} ({', '.join(row.get('strategy') or [])})"
+        found.append(ratio(label, quality.get("value_ratio"), quality.get("ci95")))
+    return [r for r in found if r is not None]
 
 
 def markdown(r: dict[str, Any]) -> str:

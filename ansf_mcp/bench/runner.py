@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -15,6 +14,7 @@ from typing import Any
 from ansf_mcp import __version__
 from ansf_mcp.bench import suites
 from ansf_mcp.bench.context import BenchCancelled, SuiteContext
+from ansf_mcp.bench.report import BenchmarkReport, MachineInfo, ValueRatio
 from ansf_mcp.store.db import Store, open_store
 
 SUITE_NAMES = suites.NAMES
@@ -34,7 +34,7 @@ def commit() -> str | None:
     return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
-def machine() -> dict[str, Any]:
+def machine() -> MachineInfo:
     from ansf_mcp.system.measure import machine_figures
 
     gpu = None
@@ -43,21 +43,22 @@ def machine() -> dict[str, Any]:
         gpu = out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         pass
-    return {
-        "cpu_count": os.cpu_count(),
-        "memory_total_bytes": machine_figures().memory_total_bytes,
-        "gpu": gpu or "none found (nvidia-smi absent or no device); suites run on the CPU",
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-    }
+    return MachineInfo(
+        cpu_count=os.cpu_count(),
+        memory_total_bytes=machine_figures().memory_total_bytes,
+        gpu=gpu or "none found (nvidia-smi absent or no device); suites run on the CPU",
+        platform=platform.platform(),
+        python=sys.version.split()[0],
+    )
 
 
-def run_suite(suite: str, ctx: SuiteContext) -> dict[str, Any]:
+def run_suite(suite: str, ctx: SuiteContext) -> BenchmarkReport:
     if suite not in SUITE_NAMES:
         raise ValueError(f"unknown suite {suite!r}; available: {', '.join(SUITE_NAMES)}")
     names = suites.ALL_ORDER if suite == suites.ALL else (suite,)
     started = time.time()
     results: dict[str, Any] = {}
+    ratios: list[ValueRatio] = []
     sections = []
     report_progress = ctx.report
     for k, name in enumerate(names):
@@ -75,51 +76,46 @@ def run_suite(suite: str, ctx: SuiteContext) -> dict[str, Any]:
         result["source"] = source
         ctx.previous[name] = result
         results[name] = result
+        ratios += record.value_ratios(result)
         body = f"**failed:** {result['error']}" if "error" in result else markdown(result)
         sections.append(f"## {name}\n\nSource: {source}. Took {result['duration_s']} s.\n\n{body}\n")
     ctx.report = report_progress
     ctx.progress(1.0, f"{suite}: done")
-    return {
-        "suite": suite,
-        "version": __version__,
-        "commit": commit(),
-        "machine": machine(),
-        "started_at": started,
-        "duration_s": round(time.time() - started, 2),
-        "quick": ctx.quick,
-        "results": results,
-        "markdown": "\n".join(sections),
-    }
+    return BenchmarkReport(
+        suite=suite, version=__version__, commit=commit(), machine=machine(), started_at=started,
+        duration_s=round(time.time() - started, 2), quick=ctx.quick, results=results, value_ratios=ratios,
+        markdown="\n".join(sections),
+    )
 
 
 def _scaled(report: Callable[[float, str], None], start: float, end: float, name: str) -> Callable[[float, str], None]:
     return lambda f, m: report(start + (end - start) * f, f"{name}: {m}")
 
 
-def keep(report: dict[str, Any], store: Store) -> int:
+def keep(report: BenchmarkReport, store: Store) -> int:
     """Store the run so later runs (and the dashboard) can compare against it."""
     with store.transaction() as conn:
         cur = conn.execute(
             "INSERT INTO benchmark_runs (suite, created_at, report) VALUES (?, ?, ?) RETURNING id",
-            (report["suite"], report["started_at"], json.dumps(report)),
+            (report.suite, report.started_at, report.model_dump_json()),
         )
         run_id = cur.fetchone()[0]
     return int(run_id)
 
 
-def write_outputs(report: dict[str, Any], out_dir: Path) -> list[Path]:
+def write_outputs(report: BenchmarkReport, out_dir: Path) -> list[Path]:
     from ansf_mcp.bench.charts import draw_charts
 
     out_dir.mkdir(parents=True, exist_ok=True)
     header = (
-        f"# ANSF-MCP benchmark: {report['suite']}\n\nVersion {report['version']}, commit {report['commit']}, "
-        f"{report['machine']['cpu_count']} CPUs, GPU: {report['machine']['gpu']}, "
-        f"started {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(report['started_at']))}, "
-        f"took {report['duration_s']} s{' (quick)' if report['quick'] else ''}.\n\n"
+        f"# ANSF-MCP benchmark: {report.suite}\n\nVersion {report.version}, commit {report.commit}, "
+        f"{report.machine.cpu_count} CPUs, GPU: {report.machine.gpu}, "
+        f"started {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(report.started_at))}, "
+        f"took {report.duration_s} s{' (quick)' if report.quick else ''}.\n\n"
     )
     written = [out_dir / "report.json", out_dir / "report.md"]
-    written[0].write_text(json.dumps(report, indent=2))
-    written[1].write_text(header + report["markdown"])
+    written[0].write_text(report.model_dump_json(indent=2))
+    written[1].write_text(header + report.markdown)
     written += draw_charts(report, out_dir)
     return written
 
@@ -149,12 +145,12 @@ def run_cli(
         run_id = keep(report, store)
     finally:
         store.close()
-    out = out_dir or settings.data_dir / "bench" / time.strftime("%Y%m%d-%H%M%S", time.gmtime(report["started_at"]))
+    out = out_dir or settings.data_dir / "bench" / time.strftime("%Y%m%d-%H%M%S", time.gmtime(report.started_at))
     written = write_outputs(report, out)
     if json_path:
-        json_path.write_text(json.dumps(report, indent=2))
+        json_path.write_text(report.model_dump_json(indent=2))
         written.append(json_path)
-    print(report["markdown"])
+    print(report.markdown)
     print(f"\nrun {run_id} stored in {settings.store_label}; written: " + ", ".join(str(p) for p in written))
-    failed = [name for name, r in report["results"].items() if "error" in r]
+    failed = [name for name, r in report.results.items() if "error" in r]
     return 1 if failed else 0

@@ -20,12 +20,16 @@ class Suite:
     runner: str  # "module:function" taking a SuiteContext, returning the suite's result
     markdown: str  # "module:function" rendering that result as Markdown
     in_all: bool = True  # part of `all`; slow or destructive suites run only when named
+    ratios: str | None = None  # "module:function" giving the result's value ratios, for suites that measure them
 
     def run_fn(self) -> Callable[..., dict[str, Any]]:
         return _load(self.runner)
 
     def markdown_fn(self) -> Callable[[dict[str, Any]], str]:
         return _load(self.markdown)
+
+    def value_ratios(self, result: dict[str, Any]) -> list[Any]:
+        return list(_load(self.ratios)(result)) if self.ratios and "error" not in result else []
 
 
 def _load(ref: str) -> Any:
@@ -40,7 +44,8 @@ SUITES: tuple[Suite, ...] = (
           _B + "mcp_suite:run", _B + "mcp_suite:markdown"),
     Suite("coordination", "coordination vs oracle on SIMULATED episodes",
           "ansf_mcp.lab.bench on simulated held-out and shifted episodes with the shipped checkpoints",
-          _B + "external_suites:run_coordination", _B + "external_suites:markdown_from_result"),
+          _B + "external_suites:run_coordination", _B + "external_suites:markdown_from_result",
+          ratios=_B + "external_suites:coordination_ratios"),
     Suite("replay", "replay (top-1 on real git history)",
           "ansf_mcp.lab.replay_eval on the git history of --repo (REAL data: authors as agents, commits as tasks)",
           _B + "replay_suite:run", _B + "replay_suite:markdown"),
@@ -52,7 +57,7 @@ SUITES: tuple[Suite, ...] = (
           _B + "memory_suite:run", _B + "memory_suite:markdown"),
     Suite("phases", "phase matrix (quality simulated)",
           "stdio servers under prepared cgroup folders, one per phase; quality on simulated held-out episodes",
-          _B + "phases_suite:run", _B + "phases_suite:markdown"),
+          _B + "phases_suite:run", _B + "phases_suite:markdown", ratios=_B + "phases_suite:value_ratios"),
     Suite("chaos", "chaos (servers killed)",
           "stdio servers SIGKILLed mid-workload, several servers on one data directory, schema fuzzing",
           _B + "chaos_suite:run", _B + "chaos_suite:markdown", in_all=False),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 from typing import Any
+
+from ansf_mcp.bench.report import BenchmarkReport
 
 
 def latest_benchmark(conn: sqlite3.Connection) -> dict[str, Any] | None:
@@ -13,30 +14,20 @@ def latest_benchmark(conn: sqlite3.Connection) -> dict[str, Any] | None:
     among the last 20). Value ratios are SIMULATED by definition: they need the true success probabilities, which
     only a simulator knows (docs/COORDINATION.md); the answer says so (`data: "simulated"`).
 
-    The report format belongs to the suites, so value ratios are found wherever they sit: any object with a numeric
-    `value_ratio` (or `value_ratio: {mean, ci95|ci}`) is one bar, with `ci95` as an interval [lo, hi] or a half
-    width; its label is the nearest `method`/`strategy`/`name`/`profile`/`phase` (its own or an ancestor's), else the
-    key it sits under. The replay suite's top-1 accuracies on real history are `latest_replay`'s.
+    Reports are read as the typed `BenchmarkReport` the runner stores; a row that is not one (written by an older
+    version) is passed over. The replay suite's top-1 accuracies on real history are `latest_replay`'s.
     """
     fallback = None
     for r in conn.execute("SELECT id, suite, created_at, report FROM benchmark_runs ORDER BY id DESC LIMIT 20"):
         try:
-            report = json.loads(r["report"])
+            report = BenchmarkReport.model_validate_json(r["report"])
         except (TypeError, ValueError):
             continue
-        ratios = _value_ratios(report, [], None)
-        if not ratios:
+        if not report.value_ratios:
             continue
-        seen: dict[str, int] = {}
-        for e in ratios:
-            seen[e["label"]] = seen.get(e["label"], 0) + 1
-        for e in ratios:
-            where = e.pop("where_key")
-            if seen[e["label"]] > 1:
-                e["label"] = f"{where}: {e['label']}"
-        found = {"id": r["id"], "suite": r["suite"], "created_at": r["created_at"], "value_ratios": ratios,
-                 "data": "simulated"}
-        if "coordination" in str(r["suite"]):
+        found = {"id": r["id"], "suite": r["suite"], "created_at": r["created_at"], "data": "simulated",
+                 "value_ratios": [v.model_dump(mode="json", exclude_none=True) for v in report.value_ratios]}
+        if report.suite == "coordination":
             return found
         fallback = fallback or found
     return fallback
@@ -50,10 +41,10 @@ def latest_replay(conn: sqlite3.Connection) -> dict[str, Any] | None:
     method on the REAL git history of a repository, per tag source and window size, with the random expectation."""
     for r in conn.execute("SELECT id, suite, created_at, report FROM benchmark_runs ORDER BY id DESC LIMIT 20"):
         try:
-            report = json.loads(r["report"])
+            report = BenchmarkReport.model_validate_json(r["report"])
         except (TypeError, ValueError):
             continue
-        result = (report.get("results") or {}).get("replay") if isinstance(report, dict) else None
+        result = report.results.get("replay")
         if not isinstance(result, dict) or "error" in result or not isinstance(result.get("results"), dict):
             continue
         cells = []
@@ -87,63 +78,3 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-
-# What names a row, most specific first; a strategy is an attribute of a row named otherwise (a phase uses one),
-# so it comes last and is added in brackets when the row has a name of its own.
-LABEL_KEYS = ("method", "name", "profile", "phase", "label", "strategy")
-
-
-def _label_value(value: Any) -> str | None:
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return ", ".join(value)
-    return None
-
-
-def _label_of(node: dict[str, Any]) -> str | None:
-    for key in LABEL_KEYS:
-        label = _label_value(node.get(key))
-        if label is not None:
-            strategy = _label_value(node.get("strategy")) if key != "strategy" else None
-            return f"{label} ({strategy})" if strategy and strategy != label else label
-    return None
-
-
-def _interval(mean: float, ci: Any) -> list[float] | None:
-    if isinstance(ci, list | tuple) and len(ci) == 2 and all(_finite(v) is not None for v in ci):
-        return [float(ci[0]), float(ci[1])]
-    if _finite(ci) is not None:
-        return [mean - float(ci), mean + float(ci)]
-    return None
-
-
-def _value_ratios(node: Any, path: list[str], context: str | None) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    if isinstance(node, dict):
-        own = _label_of(node)
-        label = own or context
-        vr = node.get("value_ratio")
-        mean = ci = None
-        if isinstance(vr, int | float) and not isinstance(vr, bool):
-            mean, ci = float(vr), node.get("ci95", node.get("ci"))
-        elif isinstance(vr, dict) and isinstance(vr.get("mean"), int | float):
-            mean, ci = float(vr["mean"]), vr.get("ci95", vr.get("ci"))
-        if mean is not None and math.isfinite(mean):
-            keys = [p for p in path if not p.isdigit()]
-            name = label or (keys[-1] if keys else "value ratio")
-            entry: dict[str, Any] = {"label": name, "mean": mean, "where_key": keys[0] if keys else "report"}
-            interval = _interval(mean, ci)
-            if interval:
-                entry["ci"] = interval
-            found.append(entry)
-        for key, value in node.items():
-            if key != "value_ratio":
-                child_context = own or (context if key.isdigit() else key)
-                found.extend(_value_ratios(value, [*path, str(key)], child_context))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            found.extend(_value_ratios(value, [*path, str(i)], context))
-    return found

@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ansf_mcp.bench.report import BenchmarkReport, MachineInfo, ValueRatio
+from ansf_mcp.bench.runner import keep
 from ansf_mcp.store.db import Store, open_store
 from tests.conftest import free_port, stop, subprocess_env
 
@@ -81,22 +83,24 @@ def add_decisions(store: Store, elapsed_ms: list[float], strategy: str = "histor
         )
 
 
+def keep_report(store: Store, suite: str, results: dict, value_ratios: list[ValueRatio] | None = None,
+                at: float | None = None) -> int:
+    """A benchmark run stored the runner's way (runner.keep of a typed report)."""
+    report = BenchmarkReport(
+        suite=suite, version="test", machine=MachineInfo(memory_total_bytes=1, gpu="none", platform="test",
+                                                         python="3"),
+        started_at=time.time() if at is None else at, duration_s=0.0, quick=True, results=results,
+        value_ratios=value_ratios or [], markdown="",
+    )
+    return keep(report, store)
+
+
 def add_benchmark(store: Store) -> None:
-    report = {
-        "suite": "coordination",
-        "results": {
-            "methods": [
-                {"method": "round-robin", "value_ratio": {"mean": 0.71, "ci95": [0.69, 0.73]}},
-                {"method": "history", "value_ratio": {"mean": 0.88, "ci95": [0.86, 0.9]}},
-                {"method": "neural", "value_ratio": {"mean": 0.93, "ci95": [0.91, 0.95]}},
-            ]
-        },
-    }
-    with store.transaction() as conn:
-        conn.execute(
-            "INSERT INTO benchmark_runs (suite, created_at, report) VALUES (?, ?, ?)",
-            ("coordination", time.time(), json.dumps(report)),
-        )
+    keep_report(store, "coordination", {"coordination": {}}, [
+        ValueRatio(label="round-robin", mean=0.71, ci=(0.69, 0.73)),
+        ValueRatio(label="history", mean=0.88, ci=(0.86, 0.9)),
+        ValueRatio(label="neural", mean=0.93, ci=(0.91, 0.95)),
+    ])
 
 
 def add_replay(store: Store, repo: str = "demo-repo") -> None:
@@ -107,15 +111,10 @@ def add_replay(store: Store, repo: str = "demo-repo") -> None:
                 "similarity": {"mean": similarity, "ci95": 0.04, "vs_similarity": 0.0, "vs_similarity_ci95": 0.0},
                 "history": {"mean": history, "ci95": float("nan"), "vs_similarity": history - similarity,
                             "vs_similarity_ci95": 0.02}}
-    report = {"suite": "replay", "results": {"replay": {
+    keep_report(store, "replay", {"replay": {
         "repo": repo, "head": "0123456789abcdef", "commits": 640, "authors": 7,
         "results": {"none": {"16": cell(0.617, 0.590, 0.448), "32": cell(0.6, 0.58, 0.43)}},
-    }}}
-    with store.transaction() as conn:
-        conn.execute(
-            "INSERT INTO benchmark_runs (suite, created_at, report) VALUES (?, ?, ?)",
-            ("replay", time.time(), json.dumps(report)),
-        )
+    }})
 
 
 # The seeded team: each agent does well on its own domain's work and fails elsewhere (one in four flipped).

@@ -7,12 +7,13 @@ import time
 
 import pytest
 
+from ansf_mcp.bench import suites
 from ansf_mcp.dashboard import alerts, auto_scores, benchmarks, figure, quality
 from ansf_mcp.dashboard.collector import Collector, trends
 from ansf_mcp.dashboard.config import DashboardConfig
 from ansf_mcp.runtime import Runtime
 from ansf_mcp.store.db import Store, open_store
-from tests.dashboard.conftest import add_benchmark, add_decisions, add_outcomes
+from tests.dashboard.conftest import add_benchmark, add_decisions, add_outcomes, keep_report
 
 
 @pytest.fixture
@@ -208,32 +209,32 @@ def test_a_retired_setting_is_named_in_a_warning(monkeypatch, caplog) -> None:
     assert "ANSF_ALERT_COORDINATION_ACCURACY is set but no longer read" in caplog.text
 
 
-def test_benchmark_value_ratios_are_found_in_the_suites_formats(store: Store) -> None:
-    import json
-
+def test_the_suites_value_ratios_reach_the_dashboard_through_the_typed_report(store: Store) -> None:
     # As the phases suite writes it: each row has its phase and the strategy it used (two phases share one).
-    phases = {"suite": "phases", "results": {"phases": {"matrix": {
+    phases = {"matrix": {
         "0.5": {"phase": "3 optimal", "strategy": ["neural"],
                 "quality": {"value_ratio": 0.91, "ci95": 0.02, "episodes": 300}},
         "0.9": {"phase": "2 enhanced", "strategy": ["neural"],
                 "quality": {"value_ratio": 0.9, "ci95": 0.03, "episodes": 300}},
         "0.995": {"phase": "1 critical", "strategy": ["history"],
                   "quality": {"value_ratio": None, "why": "no simulator"}},
-    }}}}
-    with store.transaction() as conn:
-        conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('phases', 1, ?)",
-                     (json.dumps(phases),))
+    }}
+    keep_report(store, "phases", {"phases": phases}, suites.BY_NAME["phases"].value_ratios(phases))
+    with store.transaction() as conn:  # a row that is not a typed report is passed over, not guessed at
         conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('mcp', 2, ?)", ('{"p50": 1}',))
     b = read(store, benchmarks.latest_benchmark)
-    assert b["suite"] == "phases" and b["value_ratios"] == [
-        {"label": "3 optimal (neural)", "mean": 0.91, "ci": [0.89, 0.93]},
-        {"label": "2 enhanced (neural)", "mean": 0.9, "ci": [0.87, 0.93]},
-    ]
-    with store.transaction() as conn:
-        conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('coordination', 3, ?)",
-                     (json.dumps({"methods": {"history": {"value_ratio": 0.8}, "neural": {"value_ratio": 0.9}}}),))
+    assert b["suite"] == "phases" and [e["label"] for e in b["value_ratios"]] == [
+        "3 optimal (neural)", "2 enhanced (neural)"]
+    assert b["value_ratios"][0]["ci"] == pytest.approx([0.89, 0.93])
+    assert b["value_ratios"][1]["mean"] == 0.9
+    # As the lab's coordination bench writes it: per method, per split, a mean and a CI half-width.
+    coordination = {"quality": {"history": {"heldout": {"mean": 0.8, "ci95": 0.01}},
+                                "neural": {"heldout": {"mean": 0.9, "ci95": float("nan")}}}}
+    keep_report(store, "coordination", {"coordination": coordination},
+                suites.BY_NAME["coordination"].value_ratios(coordination))
     b = read(store, benchmarks.latest_benchmark)
-    assert [(e["label"], e["mean"]) for e in b["value_ratios"]] == [("history", 0.8), ("neural", 0.9)]
+    assert [(e["label"], e["mean"], e.get("ci")) for e in b["value_ratios"]] == [
+        ("history · heldout", 0.8, pytest.approx([0.79, 0.81])), ("neural · heldout", 0.9, None)]
 
 
 def test_every_dashboard_setting_is_documented() -> None:
@@ -280,11 +281,8 @@ def test_replay_results_are_real_and_nan_free(store: Store) -> None:
     report = {"suite": "replay", "results": {"replay": {
         "repo": "demo", "head": "abc123", "commits": 140, "authors": 3,
         "results": {"none": {"16": cell, "32": {"episodes": 0, "tasks": 0}}}}}}
-    with store.transaction() as conn:
-        conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('replay', 1, ?)",
-                     (json.dumps(report),))
-        conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('all', 2, ?)",
-                     (json.dumps({"results": {"replay": {"error": "ReplayError: not a git repository"}}}),))
+    keep_report(store, "replay", report["results"])
+    keep_report(store, "all", {"replay": {"error": "ReplayError: not a git repository"}})
     r = read(store, benchmarks.latest_replay)
     assert r["data"] == "real" and r["repo"] == "demo" and len(r["cells"]) == 1  # the failed run is skipped
     assert r["cells"][0]["methods"] == {"similarity": {"mean": 0.62, "ci95": None}, "history": {"mean": 0.59, "ci95": None}}
