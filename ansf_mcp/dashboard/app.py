@@ -29,6 +29,7 @@ from ansf_mcp.dashboard import alerts
 from ansf_mcp.dashboard.collector import SERIES, Collector
 from ansf_mcp.dashboard.config import DEFAULT_PORT, DashboardConfig
 from ansf_mcp.dashboard.prom import metrics_response
+from ansf_mcp.dashboard.snapshot import Snapshot
 from ansf_mcp.runtime import Runtime
 from ansf_mcp.settings import Settings
 
@@ -69,7 +70,7 @@ class Dashboard:
 
     # -- loops -----------------------------------------------------------------------------------------------------
 
-    async def collect_once(self) -> dict[str, Any]:
+    async def collect_once(self) -> Snapshot:
         snapshot = await asyncio.to_thread(self.collector.collect)
         await self.check_alerts_once()
         await self.hub.broadcast({"type": "snapshot", "snapshot": self.decorate(snapshot)})
@@ -117,10 +118,11 @@ class Dashboard:
 
     # -- answers ---------------------------------------------------------------------------------------------------
 
-    def decorate(self, snapshot: dict[str, Any] | None) -> dict[str, Any] | None:
+    def decorate(self, snapshot: Snapshot | None) -> dict[str, Any] | None:
+        """The snapshot as the page reads it: with the open alerts and the connected pages."""
         if snapshot is None:
             return None
-        return {**snapshot, "alerts": self.active, "clients": self.hub.counts()}
+        return {**snapshot.as_json(), "alerts": self.active, "clients": self.hub.counts()}
 
     async def hello(self) -> dict[str, Any]:
         history = await asyncio.to_thread(self.collector.history)

@@ -21,6 +21,7 @@ from ansf_mcp.dashboard import (
     semantic_health,
 )
 from ansf_mcp.dashboard.config import DashboardConfig
+from ansf_mcp.dashboard.snapshot import Snapshot
 from ansf_mcp.runtime import Runtime
 from ansf_mcp.system import measure
 
@@ -59,12 +60,12 @@ class Collector:
         self.config = config
         self._last_ts: float | None = None
         self._last_claims: int | None = None
-        self.latest: dict[str, Any] | None = None
+        self.latest: Snapshot | None = None
         self.board = Board(app.store, BoardPolicy.from_settings(app.settings))
 
     # -- one collection ------------------------------------------------------------------------------------------
 
-    def collect(self, now: float | None = None) -> dict[str, Any]:
+    def collect(self, now: float | None = None) -> Snapshot:
         """Measure everything, persist the numeric points, and return the snapshot (blocking: run in a thread)."""
         now = time.time() if now is None else now
         store = self.app.store
@@ -154,9 +155,9 @@ class Collector:
             "alert_window_s": self.config.alert_window_s,
             "failed": failed,
         }
-        snapshot = finite(snapshot)
-        self.latest = snapshot
-        return snapshot
+        typed = Snapshot.model_validate(finite(snapshot))
+        self.latest = typed
+        return typed
 
     def _memory(self) -> dict[str, Any]:
         """The governor's own reading when there is a governor, so the memory card and the phase's reason (which

@@ -168,7 +168,7 @@ def test_collect_snapshot_has_every_chart_source(settings, store: Store) -> None
     c.collect(now=t - 1)
     with store.transaction() as conn:
         conn.execute("UPDATE tasks SET claim_seq = claim_seq + 1 WHERE id IN ('t1', 't2')")  # two claims
-    snap = c.collect(now=t)
+    snap = c.collect(now=t).as_json()  # as /api/snapshot and the page's WebSocket send it
     assert snap["tasks"]["succeeded"] == 10
     assert abs(snap["rates"]["claims_per_min"] - 120.0) < 1e-6  # 2 claims in 1 s
     assert snap["points"]["latency.p95_ms"] == 5.0
@@ -259,11 +259,12 @@ def test_semantic_health_points_when_the_layer_runs_in_process(settings, store: 
         "unavailable": {"go": "gopls not on PATH"},
     }
     snap = Collector(app, cfg()).collect()
-    assert snap["points"]["semantic.cache_hit_ratio"] == 0.75 and snap["points"]["semantic.servers_alive"] == 1
-    assert snap["semantic"]["unavailable"] == {"go": "gopls not on PATH"}
+    assert snap.points["semantic.cache_hit_ratio"] == 0.75 and snap.points["semantic.servers_alive"] == 1
+    assert snap.semantic is not None and snap.semantic["unavailable"] == {"go": "gopls not on PATH"}
     app.status_providers["semantic"] = lambda: 1 / 0
     snap = Collector(app, cfg()).collect()
-    assert "ZeroDivisionError" in snap["semantic"]["error"] and "semantic.cache_hit_ratio" not in snap["points"]
+    assert snap.semantic is not None and "ZeroDivisionError" in snap.semantic["error"]
+    assert "semantic.cache_hit_ratio" not in snap.points
 
 
 def test_the_probabilistic_strategies_are_the_registry_s() -> None:
