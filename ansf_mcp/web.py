@@ -12,8 +12,9 @@ import resource
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -59,8 +60,32 @@ def check_port_free(host: str, port: int) -> None:
 # -- token ---------------------------------------------------------------------------------------------------------
 
 
+# The dashboard page, opened once as /?token=..., gets the token as this cookie (HttpOnly, SameSite=Strict) instead
+# of inside its HTML: its assets and WebSocket then authenticate without the token in any URL the page writes.
+TOKEN_COOKIE = "ansf_token"
+# Methods the cookie authorises: the dashboard only reads. Anything that changes state (MCP's POSTs) needs the token
+# itself, so a request a browser was tricked into sending with the cookie can read at most.
+COOKIE_METHODS = frozenset({"GET", "HEAD"})
+
+
+def token_cookie(token: str) -> str:
+    """The Set-Cookie value that hands the page its token."""
+    return f"{TOKEN_COOKIE}={quote(token, safe='')}; HttpOnly; SameSite=Strict; Path=/"
+
+
+def _cookie_token(headers: Mapping[str, str]) -> str:
+    jar = SimpleCookie()
+    try:
+        jar.load(headers.get("cookie", ""))
+    except CookieError:
+        return ""
+    morsel = jar.get(TOKEN_COOKIE)
+    return unquote(morsel.value) if morsel is not None else ""
+
+
 class TokenRequired:
-    """Rejects requests without the token (Authorization: Bearer, X-ANSF-Token, or ?token=)."""
+    """Rejects requests without the token (Authorization: Bearer, X-ANSF-Token, ?token=, or for reads and the
+    WebSocket the dashboard's cookie)."""
 
     def __init__(self, app: ASGIApp, token: str):
         self.app = app
@@ -86,6 +111,8 @@ class TokenRequired:
             offered = auth[7:].strip()
         if not offered:
             offered = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
+        if not offered and (scope["type"] == "websocket" or scope.get("method") in COOKIE_METHODS):
+            offered = _cookie_token(headers)
         return bool(offered) and hmac.compare_digest(offered.encode("utf-8", "surrogateescape"), self.token)
 
 
@@ -101,6 +128,14 @@ def _hostname(netloc: str) -> str | None:
     if not m:
         return None
     return (m.group("v6") or m.group("name")).lower()
+
+
+def _port(netloc: str, scheme: str) -> int | None:
+    """The port of `host[:port]`, the scheme's default when none is written, None when malformed."""
+    m = _NETLOC.match(netloc.strip())
+    if not m:
+        return None
+    return int(m.group("port")) if m.group("port") else {"http": 80, "https": 443}.get(scheme)
 
 
 def refusal(headers: Mapping[str, str], settings: Settings) -> str | None:
@@ -121,6 +156,10 @@ def refusal(headers: Mapping[str, str], settings: Settings) -> str | None:
             parts = urlsplit(origin) if "://" in origin else None
             if parts is None or parts.scheme not in ("http", "https") or _hostname(parts.netloc) not in LOOPBACK_NAMES:
                 return f"Origin {origin[:100]!r} is not a loopback page"
+            # Another program on this machine serves pages on other loopback ports: only our own port's are ours.
+            served_on = _port(host, "http") if host else settings.port
+            if _port(parts.netloc, parts.scheme) != served_on:
+                return f"Origin {origin[:100]!r} is a page of another port than this server's"
         return None
     if origin and (not host or urlsplit(origin).netloc.lower() != host.lower()):
         return f"Origin {origin[:100]!r} is not this server"

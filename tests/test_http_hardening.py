@@ -279,3 +279,54 @@ def test_health_answers_503_while_starting(data_dir: Path) -> None:
     with TestClient(app, base_url="http://127.0.0.1") as client:  # the lifespan runs: the runtime starts
         ready = client.get("/health")
     assert (ready.status_code, ready.json()["status"]) == (200, "ok")
+
+
+# -- issue 17 item 9: the Origin's port, the page's token ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["standalone", "serve --dashboard"])
+def test_a_loopback_page_of_another_port_is_refused(server, mode: str) -> None:
+    """Another program on this machine serves pages on other loopback ports; their scripts must not read ours."""
+    srv = server()
+    if mode == "standalone":
+        base = srv.start(dashboard=True, env={"ANSF_DASHBOARD_INTERVAL_S": "1"})
+    else:
+        base = srv.start("--transport", "http", "--dashboard")
+    other = srv.port + 1 if srv.port < 65535 else srv.port - 1
+    for name in ("127.0.0.1", "localhost"):
+        for path in ("/", "/api/snapshot", "/metrics"):
+            assert httpx.get(f"{base}{path}", headers={"Origin": f"http://{name}:{other}"}).status_code == 403, path
+            assert httpx.get(f"{base}{path}", headers={"Origin": f"http://{name}:{srv.port}"}).status_code == 200
+        assert httpx.get(f"{base}/", headers={"Origin": f"http://{name}"}).status_code == 403  # port 80 is not ours
+    with pytest.raises(InvalidStatus):
+        with connect(f"ws://127.0.0.1:{srv.port}/ws", origin=f"http://127.0.0.1:{other}", open_timeout=5):
+            pass
+    with connect(f"ws://127.0.0.1:{srv.port}/ws", origin=f"http://localhost:{srv.port}", open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "hello"
+    if mode == "serve --dashboard":  # the MCP endpoint too
+        refused = httpx.post(f"{base}/mcp", json=INIT, headers={**MCP_HEADERS, "Origin": f"http://127.0.0.1:{other}"})
+        assert refused.status_code == 403
+        ok = httpx.post(f"{base}/mcp", json=INIT, headers={**MCP_HEADERS, "Origin": f"http://127.0.0.1:{srv.port}"})
+        assert ok.status_code == 200, ok.text
+
+
+def test_the_dashboard_page_gets_its_token_as_a_cookie_not_in_its_html(server) -> None:
+    srv = server()
+    base = srv.start("--transport", "http", "--dashboard", "--token", "s3cret-t0ken", host="0.0.0.0")
+    base = base.replace("0.0.0.0", "127.0.0.1")
+    page = httpx.get(f"{base}/?token=s3cret-t0ken")
+    assert page.status_code == 200 and "s3cret-t0ken" not in page.text
+    assert page.headers["referrer-policy"] == "no-referrer"
+    cookie = page.headers["set-cookie"]
+    assert cookie.startswith("ansf_token=s3cret-t0ken;") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    jar = {"ansf_token": "s3cret-t0ken"}
+    for path in ("/", "/api/snapshot", "/metrics", "/static/dashboard.js"):  # what the page loads, by cookie
+        assert httpx.get(f"{base}{path}", cookies=jar).status_code == 200, path
+        assert httpx.get(f"{base}{path}", cookies={"ansf_token": "wrong"}).status_code == 401, path
+    with connect(f"ws://127.0.0.1:{srv.port}/ws", additional_headers={"Cookie": "ansf_token=s3cret-t0ken"},
+                 origin=base, open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "hello"
+    # The cookie only reads: a request that changes state (an MCP POST) needs the token itself.
+    assert httpx.post(f"{base}/mcp", json=INIT, headers=MCP_HEADERS, cookies=jar).status_code == 401
+    sent = httpx.post(f"{base}/mcp", json=INIT, headers={**MCP_HEADERS, "Authorization": "Bearer s3cret-t0ken"})
+    assert sent.status_code == 200, sent.text
