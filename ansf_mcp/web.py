@@ -248,37 +248,87 @@ def accept_backlog() -> int:
     return max(16, min(2048, _file_limit() // 8))
 
 
+def per_client_share(max_connections: int) -> int:
+    """The most connections one client address holds before its own oldest waiting one makes room."""
+    return max(8, max_connections // 4)
+
+
 def _guarded_h11(header_timeout_s: float, max_connections: int) -> type:
-    """uvicorn's h11 protocol with the two limits uvicorn lacks (its keep-alive timer restarts on every byte and
+    """uvicorn's h11 protocol with the limits uvicorn lacks (its keep-alive timer restarts on every byte and
     nothing bounds the time to send a request): a deadline for a request's headers (and 6x for its body), and a
-    cap on open connections that refuses the surplus at once instead of running out of file descriptors."""
+    cap on open connections, shared fairly.
+
+    Fair sharing, so that a client reopening every connection it loses cannot starve the others: a new connection
+    over the whole cap closes a connection waiting for a request — of the address holding the most, else of
+    anyone — and is served: first one that sent part of a request and stalled (a slow-header attacker's), oldest
+    first; else one idle past a short grace. An address over its share (`per_client_share`) loses its own such
+    connection the same way. A connection serving a request, or one just opened, is never closed for another;
+    when nothing can be closed at the cap, the newcomer is refused."""
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    share = per_client_share(max_connections)
+    # A connection that has sent nothing yet is left alone this long: a real client's headers may be on their way
+    # (or unread in a busy loop's socket buffer). Connections that stalled mid-request go first in any case.
+    grace_s = header_timeout_s / 2
+    by_client: dict[str, set[Any]] = {}
 
     class GuardedH11Protocol(H11Protocol):
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             self._deadline: tuple[Any, Any] | None = None
+            self._waiting_since: float | None = None
+            self._partial = False  # bytes of a request arrived, the request is not complete
+            peer = transport.get_extra_info("peername")
+            self._client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
             super().connection_made(transport)
+            mine = by_client.setdefault(self._client, set())
+            mine.add(self)
             if len(self.connections) > max_connections:
-                log.warning("refusing new connections: %d are open, the limit (ANSF_HTTP_MAX_CONNECTIONS)",
-                            max_connections)
-                transport.abort()
-                return
+                # The table is full: room comes from the address holding the most, else from anyone.
+                hog = max(by_client.values(), key=len)
+                if not (self._make_room(hog) or self._make_room(self.connections)):
+                    log.warning("refusing a connection from %s: %d connections are open, the limit "
+                                "(ANSF_HTTP_MAX_CONNECTIONS), and all are busy", self._client, max_connections)
+                    self.transport.abort()
+                    return
+            elif len(mine) > share:
+                self._make_room(mine)  # over its share: its own stalled connection goes, if it has one
             self._watch()
+
+        def _make_room(self, among: set[Any]) -> bool:
+            """Close the stalled (else long-idle) connection of `among` waiting longest; whether there was one."""
+            now = self.loop.time()
+            waiting = [p for p in among if p is not self and getattr(p, "_waiting_since", None) is not None
+                       and (p._partial or now - p._waiting_since >= grace_s)]
+            if not waiting:
+                return False
+            oldest = min(waiting, key=lambda p: (not p._partial, p._waiting_since))
+            log.info("closing a connection of %s that is waiting for a request, to make room", oldest._client)
+            oldest._disarm()
+            oldest.transport.abort()
+            return True
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
+            self._partial = self.conn.their_state is h11.IDLE
             self._watch()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
+            self._partial = False
             self._watch()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            mine = by_client.get(self._client)
+            if mine is not None:
+                mine.discard(self)
+                if not mine:
+                    del by_client[self._client]
             super().connection_lost(exc)
 
         def _disarm(self) -> None:
+            self._waiting_since = None
             if getattr(self, "_deadline", None) is not None:
                 self._deadline[1].cancel()
                 self._deadline = None
@@ -300,9 +350,12 @@ def _guarded_h11(header_timeout_s: float, max_connections: int) -> type:
                 return
             self._disarm()
             self._deadline = (state, self.loop.call_later(limit, self._expired, state))
+            if state is h11.IDLE:
+                self._waiting_since = self.loop.time()
 
         def _expired(self, state: Any) -> None:
             self._deadline = None
+            self._waiting_since = None
             if self.transport.is_closing() or self.transport.get_protocol() is not self:
                 return
             if self.conn.their_state is state:
@@ -327,7 +380,9 @@ def run_uvicorn(asgi: ASGIApp, settings: Settings) -> None:
         log_level="warning",
         timeout_keep_alive=5,
         backlog=accept_backlog(),
-        limit_concurrency=cap + 1,  # uvicorn answers 503 past this many connections or running requests
+        # uvicorn answers 503 past this many connections or running requests; connections closed to make room
+        # are counted until the loop runs their connection_lost, so leave room for one accept batch of them.
+        limit_concurrency=cap + accept_backlog() + 1,
         timeout_graceful_shutdown=5,  # SIGTERM: open streams get 5 s, then the lifespan stops the runtime
     )
     uvicorn.Server(config).run()
