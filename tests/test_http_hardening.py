@@ -83,6 +83,13 @@ def server(tmp_path: Path, data_dir: Path):
         s.stop()
 
 
+def start_dashboard(srv: Server, mode: str) -> str:
+    """The dashboard on its own (`ansf dashboard`) or inside the MCP server (`ansf serve --dashboard`)."""
+    if mode == "standalone":
+        return srv.start(dashboard=True, env={"ANSF_DASHBOARD_INTERVAL_S": "1"})
+    return srv.start("--transport", "http", "--dashboard")
+
+
 def raw(host: str, port: int, request: bytes, timeout: float = 10) -> bytes:
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(request)
@@ -142,10 +149,7 @@ def test_loopback_mcp_refuses_names_that_are_not_exactly_loopback(server, host: 
 @pytest.mark.parametrize("mode", ["standalone", "serve --dashboard"])
 def test_dashboard_refuses_a_name_that_only_starts_with_127(server, mode: str) -> None:
     srv = server()
-    if mode == "standalone":
-        base = srv.start(dashboard=True, env={"ANSF_DASHBOARD_INTERVAL_S": "1"})
-    else:
-        base = srv.start("--transport", "http", "--dashboard")
+    base = start_dashboard(srv, mode)
     evil = {"Host": f"{REBOUND}:{srv.port}", "Origin": f"http://{REBOUND}:{srv.port}"}
     for path in ("/", "/api/snapshot", "/metrics"):
         assert httpx.get(f"{base}{path}", headers=evil).status_code == 403, path
@@ -288,10 +292,7 @@ def test_health_answers_503_while_starting(data_dir: Path) -> None:
 def test_a_loopback_page_of_another_port_is_refused(server, mode: str) -> None:
     """Another program on this machine serves pages on other loopback ports; their scripts must not read ours."""
     srv = server()
-    if mode == "standalone":
-        base = srv.start(dashboard=True, env={"ANSF_DASHBOARD_INTERVAL_S": "1"})
-    else:
-        base = srv.start("--transport", "http", "--dashboard")
+    base = start_dashboard(srv, mode)
     other = srv.port + 1 if srv.port < 65535 else srv.port - 1
     for name in ("127.0.0.1", "localhost"):
         for path in ("/", "/api/snapshot", "/metrics"):
@@ -421,7 +422,7 @@ def test_a_reconnecting_slow_header_attacker_starves_no_one(server, attacker: st
                 if answer.status_code != 200:
                     failures.append(f"{i}: HTTP {answer.status_code}")
             except httpx.HTTPError as exc:
-                failures.append(f"{i}: {type(exc).__name__}")
+                failures.append(f"{i}: {type(exc).__name__}: {exc}")
         opened, alive = attack.opened, attack.thread.is_alive()
     assert attack.error is None and alive, f"the attack stopped early: {attack.error!r}"
     assert opened >= 400, f"the attacker opened only {opened} connections"
