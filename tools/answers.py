@@ -144,29 +144,38 @@ def _cut_strings(node: Any, limit: int) -> bool:
 
 
 def _halve_longest_list(data: Any, cuts: dict[str, tuple[int, int]]) -> bool:
-    """The list with the most characters in `data` cut to its first half (in place); whether there was one."""
-    best: tuple[int, list[Any], str] | None = None
+    """Halve (in place) the lists at the path holding the most characters; whether there was one to halve.
 
-    def walk(node: Any, name: str) -> None:
-        nonlocal best
+    Lists are grouped by where they sit (`agents`, `agents.capabilities`: indices left out). A group nested in the
+    chosen one's items that carries at least half its characters is halved instead, in every item at once: an
+    answer keeps all its agents with fewer capabilities each rather than two agents with all of theirs."""
+    groups: dict[tuple[str, ...], list[list[Any]]] = {}
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
         if isinstance(node, list):
             if len(node) > 1:
-                size = len(compact_json(node))
-                if best is None or size > best[0]:
-                    best = (size, node, name)
+                groups.setdefault(path, []).append(node)
             for value in node:
-                walk(value, name)
+                walk(value, path)
         elif isinstance(node, dict):
             for key, value in node.items():
-                walk(value, str(key))
+                walk(value, (*path, str(key)))
 
-    walk(data, "items")
-    if best is None:
+    walk(data, ())
+    if not groups:
         return False
-    _, items, name = best
-    before = cuts.get(name, (len(items), 0))[0]
-    del items[(len(items) + 1) // 2:]
-    cuts[name] = (before, len(items))
+    size = {path: sum(len(compact_json(items)) for items in lists) for path, lists in groups.items()}
+    best = max(size, key=lambda path: size[path])
+    while True:
+        deeper = [p for p in size if len(p) > len(best) and p[:len(best)] == best and 2 * size[p] >= size[best]]
+        if not deeper:
+            break
+        best = max(deeper, key=lambda path: size[path])
+    name = ".".join(best) or "items"
+    before = cuts.get(name, (max(len(items) for items in groups[best]), 0))[0]
+    for items in groups[best]:
+        del items[(len(items) + 1) // 2:]
+    cuts[name] = (before, max(len(items) for items in groups[best]))
     return True
 
 
