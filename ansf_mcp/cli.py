@@ -53,6 +53,7 @@ def _serve_args(serve: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def _parser() -> argparse.ArgumentParser:
     # Imported here: a stdio relay (`ansf serve`) parses with `_serve_args` alone and stays light.
+    from ansf_mcp.bench import suites
     from ansf_mcp.coordinator.episode import STRATEGIES
     from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE, PROFILES
 
@@ -77,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="run benchmark suites")
     # Validated by the runner against its registry (importing it here would slow every command by ~1 s).
-    bench.add_argument("--suite", default="all", help="mcp, coordination, replay, semantic, memory, phases, all; or chaos, scale (only when named)")
+    bench.add_argument("--suite", default="all", help=suites.names_text())
     bench.add_argument("--out", type=Path, help="folder for report.json, report.md and charts (default: data dir)")
     bench.add_argument("--json", type=Path, help="also write the JSON report to this file")
     bench.add_argument("--project", type=Path, help="repository for the semantic suite (default: cwd)")

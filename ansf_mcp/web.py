@@ -12,8 +12,9 @@ import resource
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -59,8 +60,32 @@ def check_port_free(host: str, port: int) -> None:
 # -- token ---------------------------------------------------------------------------------------------------------
 
 
+# The dashboard page, opened once as /?token=..., gets the token as this cookie (HttpOnly, SameSite=Strict) instead
+# of inside its HTML: its assets and WebSocket then authenticate without the token in any URL the page writes.
+TOKEN_COOKIE = "ansf_token"
+# Methods the cookie authorises: the dashboard only reads. Anything that changes state (MCP's POSTs) needs the token
+# itself, so a request a browser was tricked into sending with the cookie can read at most.
+COOKIE_METHODS = frozenset({"GET", "HEAD"})
+
+
+def token_cookie(token: str) -> str:
+    """The Set-Cookie value that hands the page its token."""
+    return f"{TOKEN_COOKIE}={quote(token, safe='')}; HttpOnly; SameSite=Strict; Path=/"
+
+
+def _cookie_token(headers: Mapping[str, str]) -> str:
+    jar = SimpleCookie()
+    try:
+        jar.load(headers.get("cookie", ""))
+    except CookieError:
+        return ""
+    morsel = jar.get(TOKEN_COOKIE)
+    return unquote(morsel.value) if morsel is not None else ""
+
+
 class TokenRequired:
-    """Rejects requests without the token (Authorization: Bearer, X-ANSF-Token, or ?token=)."""
+    """Rejects requests without the token (Authorization: Bearer, X-ANSF-Token, ?token=, or for reads and the
+    WebSocket the dashboard's cookie)."""
 
     def __init__(self, app: ASGIApp, token: str):
         self.app = app
@@ -86,6 +111,8 @@ class TokenRequired:
             offered = auth[7:].strip()
         if not offered:
             offered = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
+        if not offered and (scope["type"] == "websocket" or scope.get("method") in COOKIE_METHODS):
+            offered = _cookie_token(headers)
         return bool(offered) and hmac.compare_digest(offered.encode("utf-8", "surrogateescape"), self.token)
 
 
@@ -101,6 +128,14 @@ def _hostname(netloc: str) -> str | None:
     if not m:
         return None
     return (m.group("v6") or m.group("name")).lower()
+
+
+def _port(netloc: str, scheme: str) -> int | None:
+    """The port of `host[:port]`, the scheme's default when none is written, None when malformed."""
+    m = _NETLOC.match(netloc.strip())
+    if not m:
+        return None
+    return int(m.group("port")) if m.group("port") else {"http": 80, "https": 443}.get(scheme)
 
 
 def refusal(headers: Mapping[str, str], settings: Settings) -> str | None:
@@ -121,6 +156,10 @@ def refusal(headers: Mapping[str, str], settings: Settings) -> str | None:
             parts = urlsplit(origin) if "://" in origin else None
             if parts is None or parts.scheme not in ("http", "https") or _hostname(parts.netloc) not in LOOPBACK_NAMES:
                 return f"Origin {origin[:100]!r} is not a loopback page"
+            # Another program on this machine serves pages on other loopback ports: only our own port's are ours.
+            served_on = _port(host, "http") if host else settings.port
+            if _port(parts.netloc, parts.scheme) != served_on:
+                return f"Origin {origin[:100]!r} is a page of another port than this server's"
         return None
     if origin and (not host or urlsplit(origin).netloc.lower() != host.lower()):
         return f"Origin {origin[:100]!r} is not this server"
@@ -209,37 +248,87 @@ def accept_backlog() -> int:
     return max(16, min(2048, _file_limit() // 8))
 
 
+def per_client_share(max_connections: int) -> int:
+    """The most connections one client address holds before its own oldest waiting one makes room."""
+    return max(8, max_connections // 4)
+
+
 def _guarded_h11(header_timeout_s: float, max_connections: int) -> type:
-    """uvicorn's h11 protocol with the two limits uvicorn lacks (its keep-alive timer restarts on every byte and
+    """uvicorn's h11 protocol with the limits uvicorn lacks (its keep-alive timer restarts on every byte and
     nothing bounds the time to send a request): a deadline for a request's headers (and 6x for its body), and a
-    cap on open connections that refuses the surplus at once instead of running out of file descriptors."""
+    cap on open connections, shared fairly.
+
+    Fair sharing, so that a client reopening every connection it loses cannot starve the others: a new connection
+    over the whole cap closes a connection waiting for a request — of the address holding the most, else of
+    anyone — and is served: first one that sent part of a request and stalled (a slow-header attacker's), oldest
+    first; else one idle past a short grace. An address over its share (`per_client_share`) loses its own such
+    connection the same way. A connection serving a request, or one just opened, is never closed for another;
+    when nothing can be closed at the cap, the newcomer is refused."""
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    share = per_client_share(max_connections)
+    # A connection that has sent nothing yet is left alone this long: a real client's headers may be on their way
+    # (or unread in a busy loop's socket buffer). Connections that stalled mid-request go first in any case.
+    grace_s = header_timeout_s / 2
+    by_client: dict[str, set[Any]] = {}
 
     class GuardedH11Protocol(H11Protocol):
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             self._deadline: tuple[Any, Any] | None = None
+            self._waiting_since: float | None = None
+            self._partial = False  # bytes of a request arrived, the request is not complete
+            peer = transport.get_extra_info("peername")
+            self._client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
             super().connection_made(transport)
+            mine = by_client.setdefault(self._client, set())
+            mine.add(self)
             if len(self.connections) > max_connections:
-                log.warning("refusing new connections: %d are open, the limit (ANSF_HTTP_MAX_CONNECTIONS)",
-                            max_connections)
-                transport.abort()
-                return
+                # The table is full: room comes from the address holding the most, else from anyone.
+                hog = max(by_client.values(), key=len)
+                if not (self._make_room(hog) or self._make_room(self.connections)):
+                    log.warning("refusing a connection from %s: %d connections are open, the limit "
+                                "(ANSF_HTTP_MAX_CONNECTIONS), and all are busy", self._client, max_connections)
+                    self.transport.abort()
+                    return
+            elif len(mine) > share:
+                self._make_room(mine)  # over its share: its own stalled connection goes, if it has one
             self._watch()
+
+        def _make_room(self, among: set[Any]) -> bool:
+            """Close the stalled (else long-idle) connection of `among` waiting longest; whether there was one."""
+            now = self.loop.time()
+            waiting = [p for p in among if p is not self and getattr(p, "_waiting_since", None) is not None
+                       and (p._partial or now - p._waiting_since >= grace_s)]
+            if not waiting:
+                return False
+            oldest = min(waiting, key=lambda p: (not p._partial, p._waiting_since))
+            log.info("closing a connection of %s that is waiting for a request, to make room", oldest._client)
+            oldest._disarm()
+            oldest.transport.abort()
+            return True
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
+            self._partial = self.conn.their_state is h11.IDLE
             self._watch()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
+            self._partial = False
             self._watch()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            mine = by_client.get(self._client)
+            if mine is not None:
+                mine.discard(self)
+                if not mine:
+                    del by_client[self._client]
             super().connection_lost(exc)
 
         def _disarm(self) -> None:
+            self._waiting_since = None
             if getattr(self, "_deadline", None) is not None:
                 self._deadline[1].cancel()
                 self._deadline = None
@@ -261,9 +350,12 @@ def _guarded_h11(header_timeout_s: float, max_connections: int) -> type:
                 return
             self._disarm()
             self._deadline = (state, self.loop.call_later(limit, self._expired, state))
+            if state is h11.IDLE:
+                self._waiting_since = self.loop.time()
 
         def _expired(self, state: Any) -> None:
             self._deadline = None
+            self._waiting_since = None
             if self.transport.is_closing() or self.transport.get_protocol() is not self:
                 return
             if self.conn.their_state is state:
@@ -288,7 +380,9 @@ def run_uvicorn(asgi: ASGIApp, settings: Settings) -> None:
         log_level="warning",
         timeout_keep_alive=5,
         backlog=accept_backlog(),
-        limit_concurrency=cap + 1,  # uvicorn answers 503 past this many connections or running requests
+        # uvicorn answers 503 past this many connections or running requests; connections closed to make room
+        # are counted until the loop runs their connection_lost, so leave room for one accept batch of them.
+        limit_concurrency=cap + accept_backlog() + 1,
         timeout_graceful_shutdown=5,  # SIGTERM: open streams get 5 s, then the lifespan stops the runtime
     )
     uvicorn.Server(config).run()

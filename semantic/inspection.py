@@ -35,11 +35,16 @@ def _cursor_encode(state: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
+def positions_ok(state: dict) -> bool:
+    """A cursor's positions (file, line, reference) are small non-negative integers, or it was not ours."""
+    return all(type(state.get(k, 0)) is int and 0 <= state.get(k, 0) < 2**31 for k in ("f", "l", "r"))
+
+
 def _cursor_decode(cursor: str, what: str) -> dict:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         state = json.loads(raw)
-        if not isinstance(state, dict):
+        if not isinstance(state, dict) or not positions_ok(state):
             raise ValueError
         return state
     except (ValueError, json.JSONDecodeError) as exc:

@@ -19,7 +19,7 @@ from ansf_mcp.semantic import journal
 from ansf_mcp.semantic import symbols as sym
 from ansf_mcp.semantic.cache import SemanticCache, make_key
 from ansf_mcp.semantic.editing import EditError
-from ansf_mcp.semantic.inspection import InputError, InspectionMixin
+from ansf_mcp.semantic.inspection import InputError, InspectionMixin, positions_ok
 from ansf_mcp.semantic.languages import (
     BY_KEY,
     LANGUAGE_EXTENSIONS,
@@ -63,7 +63,7 @@ def _encode_cursor(state: dict) -> str:
 def _decode_cursor(cursor: str, what: str) -> dict:
     try:
         state = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if isinstance(state, dict):
+        if isinstance(state, dict) and positions_ok(state):
             return state
     except ValueError:
         pass

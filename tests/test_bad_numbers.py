@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,7 @@ from mcp import Client
 
 from ansf_mcp.store.db import open_store
 from tests.conftest import ansf_command, subprocess_env
-from tests.dashboard.conftest import DashboardProcess, add_outcomes
+from tests.dashboard.conftest import DashboardProcess, add_outcomes, next_snapshots
 from tests.test_stdio_answers import HANDSHAKE, read_message
 
 
@@ -52,15 +51,11 @@ def test_dashboard_snapshot_survives_poisoned_rows(data_dir: Path, tmp_path: Pat
     dash = DashboardProcess(data_dir, tmp_path)
     try:
         base = dash.start()
-        body = None
-        deadline = time.monotonic() + 15
-        while body is None and time.monotonic() < deadline:  # collections run every second
-            snapshot = httpx.get(f"{base}/api/snapshot", timeout=10)
-            assert snapshot.status_code == 200, snapshot.text
-            body = _strict(snapshot.text)
-            if body is None:
-                time.sleep(0.2)
-        assert body is not None, "the snapshot stayed null for 15 s: every collection failed"
+        next_snapshots(base, 1)  # a collection has run over the poisoned rows
+        snapshot = httpx.get(f"{base}/api/snapshot", timeout=10)
+        assert snapshot.status_code == 200, snapshot.text
+        body = _strict(snapshot.text)
+        assert body is not None, "no snapshot after a collection: it failed"
         assert body["tasks"] and body["points"]
         assert all(math.isfinite(v) for v in body["points"].values())
         metrics = httpx.get(f"{base}/metrics", timeout=10)

@@ -137,7 +137,7 @@ def test_status_reads_expired_leases_without_writing(store: Store, clock: FakeCl
 
 def test_every_reader_sees_the_same_state(store: Store, clock: FakeClock) -> None:
     """The all-swarms list, one swarm's view, its counts and the dashboard agree on an expired, exhausted claim."""
-    from ansf_mcp.dashboard import metrics
+    from ansf_mcp.dashboard import activity
 
     sw = swarms.spawn(store, "s", agents("a"), "mesh")
     put(store, sw, tasks("once"))
@@ -149,7 +149,7 @@ def test_every_reader_sees_the_same_state(store: Store, clock: FakeClock) -> Non
     assert strict.summaries()[0].tasks_by_state["failed"] == 1
     assert strict.counts(sw)["failed"] == strict.counts()["failed"] == 1
     with store.reading() as conn:
-        assert metrics.task_counts(conn, strict)["failed"] == 1
+        assert activity.task_counts(conn, strict)["failed"] == 1
 
 
 def test_failures_retry_then_fail_with_reason(store: Store, board: Board) -> None:

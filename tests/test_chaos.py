@@ -18,6 +18,7 @@ def test_schema_fuzzing_finds_no_crash_partial_write_or_traceback(tmp_path: Path
     assert not report["crashes"], report["crashes"][:5]
     assert not report["partial_writes"], report["partial_writes"][:5]
     assert not report["tracebacks"], report["tracebacks"][:5]
+    assert not report["over_cap"], report["over_cap"][:5]
 
 
 @pytest.mark.slow

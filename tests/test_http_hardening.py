@@ -83,6 +83,13 @@ def server(tmp_path: Path, data_dir: Path):
         s.stop()
 
 
+def start_dashboard(srv: Server, mode: str) -> str:
+    """The dashboard on its own (`ansf dashboard`) or inside the MCP server (`ansf serve --dashboard`)."""
+    if mode == "standalone":
+        return srv.start(dashboard=True, env={"ANSF_DASHBOARD_INTERVAL_S": "1"})
+    return srv.start("--transport", "http", "--dashboard")
+
+
 def raw(host: str, port: int, request: bytes, timeout: float = 10) -> bytes:
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(request)
@@ -142,10 +149,7 @@ def test_loopback_mcp_refuses_names_that_are_not_exactly_loopback(server, host: 
 @pytest.mark.parametrize("mode", ["standalone", "serve --dashboard"])
 def test_dashboard_refuses_a_name_that_only_starts_with_127(server, mode: str) -> None:
     srv = server()
-    if mode == "standalone":
-        base = srv.start(dashboard=True, env={"ANSF_DASHBOARD_INTERVAL_S": "1"})
-    else:
-        base = srv.start("--transport", "http", "--dashboard")
+    base = start_dashboard(srv, mode)
     evil = {"Host": f"{REBOUND}:{srv.port}", "Origin": f"http://{REBOUND}:{srv.port}"}
     for path in ("/", "/api/snapshot", "/metrics"):
         assert httpx.get(f"{base}{path}", headers=evil).status_code == 403, path
@@ -192,20 +196,20 @@ def test_half_open_sockets_time_out_and_real_clients_get_through(server) -> None
             except OSError:
                 pass  # refused at the cap, or a handshake the kernel is still retrying: not a held connection
         assert len(sent) >= 100, f"only {len(sent)} sockets got their partial headers out"
-        # The server closes the half-open sockets: at once past the connection cap, else at the header deadline;
-        # a server without either keeps every one. (A few may still sit in the kernel's handshake queue, which
-        # the listener has not accepted yet: they hold nothing of the server's.)
-        open_ = set(sent)
+        # The server closes the half-open sockets: past the connection cap the ones that stalled first, else at the
+        # header deadline; a server without either keeps every one. Counted on the server's side: sockets still in
+        # the kernel's handshake queue, which the listener never accepted, look open to this client but hold
+        # nothing of the server's (and the kernel drops them without telling the client).
+        def held_by_server() -> int:
+            return sum(1 for c in psutil.Process(srv.proc.pid).net_connections(kind="tcp")
+                       if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == srv.port)
+
         deadline = time.monotonic() + 30
-        while len(open_) > len(sent) // 10 and time.monotonic() < deadline:
-            readable, _, _ = select.select(list(open_), [], [], 1.0)
-            for s in readable:
-                try:
-                    if s.recv(4096) == b"":
-                        open_.discard(s)
-                except (ConnectionResetError, BlockingIOError):
-                    open_.discard(s)
-        assert len(open_) <= len(sent) // 10, f"{len(open_)} of {len(sent)} half-open sockets still open after 30 s"
+        held = held_by_server()
+        while held > len(sent) // 10 and time.monotonic() < deadline:
+            time.sleep(0.2)  # a poll of the server's sockets, not a timing assumption: the deadline bounds it
+            held = held_by_server()
+        assert held <= len(sent) // 10, f"the server still holds {held} of {len(sent)} half-open connections after 30 s"
         assert psutil.Process(srv.proc.pid).num_fds() < 256 - 32, "the server's file table is nearly full"
         # A real client gets through while the attack goes on.
         started = time.monotonic()
@@ -261,3 +265,169 @@ def test_health_names_no_paths(server, data_dir: Path) -> None:
     body = httpx.get(f"{base}/health").text
     assert str(data_dir) not in body and "sqlite3" not in body
     assert json.loads(body)["store"]["schema_version"] >= 1
+
+
+def test_health_answers_503_while_starting(data_dir: Path) -> None:
+    """Before the lifespan has started the runtime, /health says "starting" with 503 (a load balancer waits);
+    once it has, 200."""
+    from starlette.testclient import TestClient
+
+    from ansf_mcp.server.app import build_server
+    from ansf_mcp.server.http import build_http_app
+    from ansf_mcp.settings import Settings
+
+    server, runtime = build_server(Settings(data_dir=data_dir, transport="http", warm_model=False))
+    app = build_http_app(server, runtime, "http")
+    starting = TestClient(app, base_url="http://127.0.0.1").get("/health")  # no lifespan: not started
+    assert (starting.status_code, starting.json()["status"]) == (503, "starting")
+    with TestClient(app, base_url="http://127.0.0.1") as client:  # the lifespan runs: the runtime starts
+        ready = client.get("/health")
+    assert (ready.status_code, ready.json()["status"]) == (200, "ok")
+
+
+# -- issue 17 item 9: the Origin's port, the page's token ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["standalone", "serve --dashboard"])
+def test_a_loopback_page_of_another_port_is_refused(server, mode: str) -> None:
+    """Another program on this machine serves pages on other loopback ports; their scripts must not read ours."""
+    srv = server()
+    base = start_dashboard(srv, mode)
+    other = srv.port + 1 if srv.port < 65535 else srv.port - 1
+    for name in ("127.0.0.1", "localhost"):
+        for path in ("/", "/api/snapshot", "/metrics"):
+            assert httpx.get(f"{base}{path}", headers={"Origin": f"http://{name}:{other}"}).status_code == 403, path
+            assert httpx.get(f"{base}{path}", headers={"Origin": f"http://{name}:{srv.port}"}).status_code == 200
+        assert httpx.get(f"{base}/", headers={"Origin": f"http://{name}"}).status_code == 403  # port 80 is not ours
+    with pytest.raises(InvalidStatus):
+        with connect(f"ws://127.0.0.1:{srv.port}/ws", origin=f"http://127.0.0.1:{other}", open_timeout=5):
+            pass
+    with connect(f"ws://127.0.0.1:{srv.port}/ws", origin=f"http://localhost:{srv.port}", open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "hello"
+    if mode == "serve --dashboard":  # the MCP endpoint too
+        refused = httpx.post(f"{base}/mcp", json=INIT, headers={**MCP_HEADERS, "Origin": f"http://127.0.0.1:{other}"})
+        assert refused.status_code == 403
+        ok = httpx.post(f"{base}/mcp", json=INIT, headers={**MCP_HEADERS, "Origin": f"http://127.0.0.1:{srv.port}"})
+        assert ok.status_code == 200, ok.text
+
+
+def test_the_dashboard_page_gets_its_token_as_a_cookie_not_in_its_html(server) -> None:
+    srv = server()
+    base = srv.start("--transport", "http", "--dashboard", "--token", "s3cret-t0ken", host="0.0.0.0")
+    base = base.replace("0.0.0.0", "127.0.0.1")
+    page = httpx.get(f"{base}/?token=s3cret-t0ken")
+    assert page.status_code == 200 and "s3cret-t0ken" not in page.text
+    assert page.headers["referrer-policy"] == "no-referrer"
+    cookie = page.headers["set-cookie"]
+    assert cookie.startswith("ansf_token=s3cret-t0ken;") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    jar = {"ansf_token": "s3cret-t0ken"}
+    for path in ("/", "/api/snapshot", "/metrics", "/static/dashboard.js"):  # what the page loads, by cookie
+        assert httpx.get(f"{base}{path}", cookies=jar).status_code == 200, path
+        assert httpx.get(f"{base}{path}", cookies={"ansf_token": "wrong"}).status_code == 401, path
+    with connect(f"ws://127.0.0.1:{srv.port}/ws", additional_headers={"Cookie": "ansf_token=s3cret-t0ken"},
+                 origin=base, open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "hello"
+    # The cookie only reads: a request that changes state (an MCP POST) needs the token itself.
+    assert httpx.post(f"{base}/mcp", json=INIT, headers=MCP_HEADERS, cookies=jar).status_code == 401
+    sent = httpx.post(f"{base}/mcp", json=INIT, headers={**MCP_HEADERS, "Authorization": "Bearer s3cret-t0ken"})
+    assert sent.status_code == 200, sent.text
+
+
+class Reconnecting:
+    """A slow-header attacker that keeps `width` half-open connections and opens a new one for each the server
+    closes, from `source` (an address of this machine), until stopped."""
+
+    def __init__(self, port: int, source: str, width: int):
+        import threading
+
+        self.port, self.source, self.width = port, source, width
+        self.stop = threading.Event()
+        self.opened = 0
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def _open(self) -> socket.socket | None:
+        s = socket.socket()
+        s.setblocking(False)
+        s.bind((self.source, 0))
+        try:
+            s.connect(("127.0.0.1", self.port))
+        except BlockingIOError:
+            pass
+        except OSError:
+            s.close()
+            return None
+        self.opened += 1
+        return s
+
+    def run(self) -> None:
+        held: dict[socket.socket, bool] = {}  # socket -> partial headers sent
+        try:
+            while not self.stop.is_set():
+                while len(held) < self.width:
+                    s = self._open()
+                    if s is None:
+                        break
+                    held[s] = False
+                _, writable, _ = select.select([], [s for s, sent in held.items() if not sent], [], 0.01)
+                for s in writable:
+                    try:
+                        s.send(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # never finished
+                        held[s] = True
+                    except OSError:
+                        held.pop(s)
+                        s.close()
+                readable, _, _ = select.select(list(held), [], [], 0.01)
+                for s in readable:  # closed by the server: reconnect at once
+                    try:
+                        if s.recv(4096):
+                            continue
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except OSError:
+                        pass
+                    held.pop(s)
+                    s.close()
+        except Exception as exc:  # the test fails on it instead of passing without an attack
+            self.error = exc
+        finally:
+            for s in held:
+                s.close()
+
+    def __enter__(self) -> Reconnecting:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
+@pytest.mark.parametrize("attacker", ["127.0.0.2", "127.0.0.1"])
+def test_a_reconnecting_slow_header_attacker_starves_no_one(server, attacker: str) -> None:
+    """The attacker holds more connections than the server's whole cap and reopens every one it loses; real
+    clients, from another address or from the attacker's own, are still all served."""
+    srv = server()
+    base = srv.start("--transport", "http", nofile=256, env={"ANSF_HTTP_HEADER_TIMEOUT_S": "2"})
+    failures: list[str] = []
+    with Reconnecting(srv.port, attacker, width=400) as attack:
+        deadline = time.monotonic() + 10
+        while attack.opened < 400 and time.monotonic() < deadline:  # the table is full before real clients come
+            time.sleep(0.05)
+        for i in range(29):  # spread over several header deadlines, as clients come and go
+            attack.stop.wait(0.2)
+            try:
+                with httpx.Client(timeout=5) as client:
+                    answer = client.post(f"{base}/mcp", json=INIT, headers=MCP_HEADERS)
+                if answer.status_code != 200:
+                    failures.append(f"{i}: HTTP {answer.status_code}")
+            except httpx.HTTPError as exc:
+                failures.append(f"{i}: {type(exc).__name__}: {exc}")
+        opened, alive = attack.opened, attack.thread.is_alive()
+    assert attack.error is None and alive, f"the attack stopped early: {attack.error!r}"
+    assert opened >= 400, f"the attacker opened only {opened} connections"
+    log = srv.stderr_path.read_text(errors="replace")
+    # Before fair sharing 22-23 of 29 failed; after it, about one run in seven loses one request to a reset the
+    # server's log does not show (see the closing note): at most one is tolerated, never the attack's pattern.
+    assert len(failures) <= 1, f"{len(failures)} of 29 real requests failed: {failures[:5]}; server log: {log[-1500:]}"
+    assert srv.proc.poll() is None, "the server died"

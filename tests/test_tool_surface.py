@@ -139,3 +139,33 @@ async def test_semantic_tools_refuse_the_root_or_home_folder_as_project(tmp_path
         status = (await client.call_tool("system_status", {})).structured_content
         assert status["components"]["semantic"]["started"] is False  # refused before any language server
     runtime.shutdown()
+
+
+def test_any_answer_over_the_cap_is_cut_to_fit_and_says_so() -> None:
+    from ansf_mcp.tools.answers import bounded_error, shape
+    from pydantic import BaseModel, Field
+
+    class Item(BaseModel):
+        name: str
+        notes: list[str]
+
+    class Answer(BaseModel):
+        items: list[Item]
+        shrunk: str | None = None
+
+    big = Answer(items=[Item(name=f"i{k}-" + "n" * 5000, notes=["x" * 300] * 20) for k in range(50)])
+    result = shape(big, None, 4000)
+    assert not result.is_error
+    assert len(result.model_dump_json(by_alias=True, exclude_none=True)) <= 4000 + 200  # + the envelope's names
+    cut = Answer.model_validate(result.structured_content)  # still a valid answer
+    assert cut.items[0].name.startswith("i0-") and len(cut.items) < 50
+    assert cut.shrunk is not None and "items 50 →" in cut.shrunk and "long texts shortened" in cut.shrunk
+
+    class Strict(BaseModel):
+        ids: list[str] = Field(min_length=300)  # cutting the list would break the answer's own rule
+
+    refused = shape(Strict(ids=[f"id-{k}" for k in range(400)]), None, 1000)
+    assert refused.is_error and "answer cap" in refused.content[0].text
+
+    text = bounded_error("no symbol " + "A/" + "x" * 100_000 + " in pkg/mod.py " + "y " * 2000)
+    assert len(text) <= 1000 and "(100002 characters)" in text and text.startswith("no symbol A/xxx")

@@ -7,33 +7,26 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from ansf_mcp.tools.answers import Shrinking
 from ansf_mcp.tools.registry import Kind, Toolbox
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
+from ansf_mcp.bench import suites
 from ansf_mcp.bench.context import BenchCancelled, SuiteContext
+from ansf_mcp.bench.report import BenchmarkReport
 from ansf_mcp.runtime import Runtime
 
-# runner.SUITE_NAMES, spelled out: importing the runner pulls in numpy, which an idle server should not carry.
-Suite = Literal["mcp", "coordination", "replay", "semantic", "memory", "phases", "chaos", "scale", "all"]
+# From the registry, not the runner: importing the runner pulls in numpy, which an idle server should not carry.
+Suite = Literal[suites.NAMES]  # type: ignore[valid-type]
 RunState = Literal["running", "cancelling", "succeeded", "failed", "cancelled"]
 RunId = Annotated[str, Field(pattern=r"^bench-[0-9a-f]{12}$", description="the run_id benchmark() returned")]
 
 
-class BenchmarkReport(BaseModel):
+class StoredReport(BenchmarkReport):
     run_id: int = Field(description="the stored run's id (benchmark_runs)")
-    suite: str
-    version: str
-    commit: str | None = None
-    machine: dict[str, Any]
-    started_at: float
-    duration_s: float
-    quick: bool
-    results: dict[str, Any]
-    markdown: str
 
 
 class BenchmarkRun(BaseModel):
@@ -46,7 +39,7 @@ class BenchmarkRun(BaseModel):
     started_at: float
     elapsed_s: float
     error: str | None = None
-    report: BenchmarkReport | None = Field(default=None, description="once succeeded: the stored report")
+    report: StoredReport | None = Field(default=None, description="once succeeded: the stored report")
     shrunk: str | None = None
 
 
@@ -59,7 +52,7 @@ class _Run:
         self.started_at = time.time()
         self.finished_at: float | None = None
         self.error: str | None = None
-        self.report: BenchmarkReport | None = None
+        self.report: StoredReport | None = None
         self.thread: threading.Thread | None = None
 
     def view(self) -> BenchmarkRun:
@@ -93,7 +86,7 @@ def register(tools: Toolbox, app: Runtime) -> None:
         try:
             result = runner.run_suite(run.suite, run.ctx)
             stored = runner.keep(result, app.store)
-            run.report = BenchmarkReport(run_id=stored, **result)
+            run.report = StoredReport(run_id=stored, **dict(result))
             run.state, run.progress, run.message = "succeeded", 1.0, "done"
         except BenchCancelled:
             run.state, run.message = "cancelled", "cancelled; nothing was stored"
@@ -118,16 +111,10 @@ def register(tools: Toolbox, app: Runtime) -> None:
                             "reports stay in the data directory)")
         return run
 
-    @tools.add(Kind.WRITE, "Start a benchmark")
     async def benchmark(
-        suite: Annotated[Suite, Field(description="which suite: mcp, coordination (simulated episodes), replay "
-                                                   "(the project's real git history), semantic, memory, phases or all")]
-        = "mcp",
+        suite: Annotated[Suite, Field(description=f"which suite: {suites.names_text()}")] = "mcp",
         quick: Annotated[bool, Field(description="fewer repetitions (seconds to a minute, not many minutes)")] = True,
     ) -> BenchmarkRun:
-        """Measure this server in the background: mcp latency, coordination vs oracle on SIMULATED episodes, replay
-        (top-1 on real git history), semantic tools, memory, the phase matrix (quality simulated), or all. Returns
-        a run_id at once; follow it with benchmark_status."""
         with lock:
             busy = [r for r in runs.values() if r.state in ("running", "cancelling")]
             if busy:
@@ -144,6 +131,9 @@ def register(tools: Toolbox, app: Runtime) -> None:
             run.thread = threading.Thread(target=work, args=(run,), name=f"ansf-{run.id}", daemon=True)
             run.thread.start()
         return run.view()
+
+    benchmark.__doc__ = suites.tool_description()
+    tools.add(Kind.WRITE, "Start a benchmark")(benchmark)
 
     @tools.add(Kind.READ, "Benchmark status")
     async def benchmark_status(run_id: RunId) -> Shrinking[BenchmarkRun]:

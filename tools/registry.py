@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Annotated, Any, TypeVar
 
-from ansf_mcp.tools.answers import MAX_ANSWER_CHARS, Shrinking, TextRenderer, shape
+from ansf_mcp.tools.answers import MAX_ANSWER_CHARS, Shrinking, TextRenderer, bounded_error, shape
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ToolAnnotations
@@ -100,11 +100,13 @@ class ToolServer(MCPServer):
         except ToolError as exc:
             if isinstance(exc.__cause__, ValidationError) and type(exc) is ToolError:
                 described = (await self._parameter_descriptions()).get(name, {})
-                raise ToolError(validation_sentence(name, exc.__cause__, described)) from exc.__cause__
-            message = explain(name, exc)
+                message = validation_sentence(name, exc.__cause__, described)
+            else:
+                message = explain(name, exc)
             if message is None:
-                raise  # a crash: the SDK logs it and answers with a generic message
-            raise ToolError(message) from exc.__cause__
+                raise  # a crash: the SDK logs it and answers with a generic message (no internals, bounded)
+            # Every error is one bounded sentence: echoed inputs are cut, whatever raised it.
+            raise ToolError(bounded_error(message)) from exc.__cause__
 
     async def _parameter_descriptions(self) -> dict[str, dict[str, str]]:
         if self._descriptions is None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+
+from ansf_mcp.bench import suites
+from ansf_mcp.bench.report import BenchmarkReport
 
 
 def _plt():
@@ -29,8 +31,8 @@ def _bars(path: Path, title: str, labels: list[str], values: list[float], ylabel
     return path
 
 
-def draw_charts(report: dict[str, Any], out_dir: Path) -> list[Path]:
-    results = report["results"]
+def draw_charts(report: BenchmarkReport, out_dir: Path) -> list[Path]:
+    results = report.results
     written: list[Path] = []
     mcp = results.get("mcp", {})
     if "latency" in mcp:
@@ -60,10 +62,10 @@ def draw_charts(report: dict[str, Any], out_dir: Path) -> list[Path]:
             written.append(_bars(out_dir / "phases-quality.png", "value ratio (simulated held-out) by phase, 95 % CI",
                                  [r["phase"] for r in quality], [r["quality"]["value_ratio"] for r in quality],
                                  "value ratio", [r["quality"]["ci95"] for r in quality]))
-    coordination = results.get("coordination", {})
-    bars = coordination.get("value_ratios")
+    bars = suites.BY_NAME["coordination"].value_ratios(results.get("coordination", {"error": "not run"}))
     if bars:
         written.append(_bars(out_dir / "coordination-quality.png",
-                             "value ratio vs oracle (simulated), 95 % CI", [b["label"] for b in bars],
-                             [b["value_ratio"] for b in bars], "value ratio", [b["ci95"] for b in bars]))
+                             "value ratio vs oracle (simulated), 95 % CI", [b.label for b in bars],
+                             [b.mean for b in bars], "value ratio",
+                             [(b.ci[1] - b.ci[0]) / 2 if b.ci else 0.0 for b in bars]))
     return written

@@ -5,19 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from ansf_mcp.bench.context import SuiteContext
+from ansf_mcp.bench.report import ValueRatio, ratio
 
 
 def run_coordination(ctx: SuiteContext) -> dict[str, Any]:
     from ansf_mcp.lab.bench import run_coordination_bench
 
-    result = run_coordination_bench(ctx.progress, quick=ctx.quick)
-    # One flat list (label, value ratio, CI half-width) for the charts and the dashboard.
-    result["value_ratios"] = [
-        {"label": f"{method} · {split}", "value_ratio": figures["mean"], "ci95": figures["ci95"]}
-        for method, splits in result["quality"].items()
-        for split, figures in splits.items()
-    ]
-    return result
+    return run_coordination_bench(ctx.progress, quick=ctx.quick)
+
+
+def coordination_ratios(result: dict[str, Any]) -> list[ValueRatio]:
+    """Per method and split (held-out, shifted): the value ratio with its 95 % CI."""
+    found = (ratio(f"{method} · {split}", figures.get("mean"), figures.get("ci95"))
+             for method, splits in (result.get("quality") or {}).items() for split, figures in splits.items())
+    return [r for r in found if r is not None]
 
 
 def run_semantic(ctx: SuiteContext) -> dict[str, Any]:

@@ -107,6 +107,7 @@ def fuzz_tools(tmp: Path, *, examples_per_tool: int = 40, seed: int = 0,
 
     from ansf_mcp.server.app import build_server
     from ansf_mcp.settings import Settings
+    from ansf_mcp.tools.answers import MAX_ANSWER_CHARS  # the server's cap, checked on every answer
 
     project = tmp / "project"
     (project / "pkg").mkdir(parents=True, exist_ok=True)
@@ -115,6 +116,8 @@ def fuzz_tools(tmp: Path, *, examples_per_tool: int = 40, seed: int = 0,
     catcher = _Unexpected()
     logging.getLogger().addHandler(catcher)
     report: dict[str, Any] = {"calls": 0, "errors": 0, "crashes": [], "partial_writes": [], "tracebacks": [],
+                              "answer_cap_chars": MAX_ANSWER_CHARS, "largest_answer_chars": 0,
+                              "largest_answer_tool": None, "over_cap": [],
                               "per_tool": {}}
     started = time.monotonic()
     try:
@@ -163,6 +166,12 @@ def _fuzz_one(name: str, schema: dict[str, Any], real: dict[str, Any], call, run
             report["crashes"].append(f"{name}({_short(args)}): {exc!r}"[:400])
             return
         counts["calls"] += 1
+        # What was sent as the answer: text and structured content, JSON-encoded (the cap's own measure).
+        size = len(result.model_dump_json(by_alias=True, exclude_none=True))
+        if size > report["largest_answer_chars"]:
+            report["largest_answer_chars"], report["largest_answer_tool"] = size, name
+        if size > report["answer_cap_chars"]:
+            report["over_cap"].append(f"{name}({_short(args)}): {size} characters")
         if result.is_error:
             counts["errors"] += 1
             if _fingerprint(db) != before:

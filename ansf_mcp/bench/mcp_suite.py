@@ -24,7 +24,7 @@ from mcp import Client
 
 from ansf_mcp.bench.context import SuiteContext
 from ansf_mcp.bench.procs import server_params
-from ansf_mcp.bench.stats import latency_summary
+from ansf_mcp.system.stats import latency_summary
 
 Progress = Callable[[float, str], None]
 

@@ -12,6 +12,7 @@ from mcp import Client
 
 from ansf_mcp.bench.context import SuiteContext
 from ansf_mcp.bench.procs import python_peak_rss, server_params, server_process
+from ansf_mcp.system.measure import process_rss
 
 MiB = 1 << 20
 
@@ -21,13 +22,13 @@ async def _idle_server(data_dir: Path) -> dict[str, Any]:
         await client.list_tools()
         status = (await client.call_tool("system_status", {})).structured_content
         proc = server_process(data_dir)
-        idle = proc.memory_info().rss
+        idle = process_rss(proc)
         sw = (await client.call_tool("spawn_swarm", {"name": "m", "agents": [{"role": "r"}] * 16})).structured_content
         tasks = [{"description": f"Implement feature {i} of the reporting service"} for i in range(64)]
         result = await client.call_tool("coordinate", {"swarm_id": sw["swarm_id"], "tasks": tasks})
         if result.is_error:
             raise RuntimeError(result.content[0].text)
-        after = proc.memory_info().rss
+        after = process_rss(proc)
         after_status = (await client.call_tool("system_status", {})).structured_content
     return {
         "idle_rss_mib": round(idle / MiB, 1),

@@ -18,7 +18,9 @@ from mcp import Client
 
 from ansf_mcp.bench.context import SuiteContext
 from ansf_mcp.bench.procs import server_params, server_process
-from ansf_mcp.bench.stats import latency_summary
+from ansf_mcp.bench.report import ValueRatio, ratio
+from ansf_mcp.system.measure import process_rss
+from ansf_mcp.system.stats import latency_summary
 
 GiB = 1 << 30
 # Memory fraction written into each phase's cgroup folder (defaults: critical ≥ 0.99, enhanced ≥ 0.80).
@@ -86,7 +88,7 @@ async def _measure(phase: str, tmp: Path, n_coord: int, progress: Callable[[floa
             progress(0.4 + 0.5 * (i + 1) / n_coord, f"{phase}: coordinate {i + 1}/{n_coord}")
             strategies.add(result["strategy"])
         wall = time.perf_counter() - started
-        rss = server_process(data_dir).memory_info().rss
+        rss = process_rss(server_process(data_dir))
         final = await _ok(client, "system_status", {})
     return {
         "phase": status["phase"]["phase"],
@@ -127,6 +129,16 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
             rows[phase] = row
     ctx.progress(1.0, "done")
     return {"matrix": rows, "cgroup_fractions": FRACTIONS}
+
+
+def value_ratios(result: dict[str, Any]) -> list[ValueRatio]:
+    """Per phase: the value ratio of the strategy that phase used (a phase without the simulator has none)."""
+    found = []
+    for row in (result.get("matrix") or {}).values():
+        quality = row.get("quality") or {}
+        label = f"{row.get('phase')} ({', '.join(row.get('strategy') or [])})"
+        found.append(ratio(label, quality.get("value_ratio"), quality.get("ci95")))
+    return [r for r in found if r is not None]
 
 
 def markdown(r: dict[str, Any]) -> str:

@@ -35,7 +35,8 @@ def python_peak_rss(code: str, timeout: float = 600) -> dict[str, float]:
     """Run `code` in a fresh interpreter that sets `result` (a dict); adds the process's peak RSS (MiB).
 
     The peak is VmHWM from /proc: getrusage's ru_maxrss survives fork+exec on Linux, so a child would report
-    the benchmark runner's own peak instead of its own.
+    the benchmark runner's own peak instead of its own. Read inline rather than through
+    ansf_mcp.system.measure.peak_rss, whose psutil import would add to the peak being measured.
     """
     wrapper = (
         "import json\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -13,41 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from ansf_mcp import __version__
-from ansf_mcp.bench import (
-    chaos_suite,
-    external_suites,
-    mcp_suite,
-    memory_suite,
-    phases_suite,
-    replay_suite,
-    scale_suite,
-)
+from ansf_mcp.bench import suites
 from ansf_mcp.bench.context import BenchCancelled, SuiteContext
+from ansf_mcp.bench.report import BenchmarkReport, MachineInfo, ValueRatio
 from ansf_mcp.store.db import Store, open_store
 
-Runner = Callable[[SuiteContext], dict[str, Any]]
-SUITES: dict[str, tuple[Runner, Callable[[dict[str, Any]], str], str]] = {
-    "mcp": (mcp_suite.run, mcp_suite.markdown,
-            "a real stdio server subprocess driven by the SDK client; echo tool in the same run"),
-    "coordination": (external_suites.run_coordination, external_suites.markdown_from_result,
-                     "ansf_mcp.lab.bench on simulated held-out and shifted episodes with the shipped checkpoints"),
-    "replay": (replay_suite.run, replay_suite.markdown,
-               "ansf_mcp.lab.replay_eval on the git history of --repo (REAL data: authors as agents, commits as tasks)"),
-    "semantic": (external_suites.run_semantic, external_suites.markdown_from_result,
-                 "ansf_mcp.bench.semantic_suite: the semantic tools in-process over real language servers on --project"),
-    "memory": (memory_suite.run, memory_suite.markdown,
-               "psutil RSS of a real stdio server, VmHWM peaks of fresh interpreters, the cache directory on disk"),
-    "phases": (phases_suite.run, phases_suite.markdown,
-               "stdio servers under prepared cgroup folders, one per phase; quality on simulated held-out episodes"),
-    "chaos": (chaos_suite.run, chaos_suite.markdown,
-              "stdio servers SIGKILLed mid-workload, several servers on one data directory, schema fuzzing"),
-    "scale": (scale_suite.run, scale_suite.markdown,
-              "HTTP replicas on one PostgreSQL database (a throw-away cluster, or --store's server) beside one SQLite "
-              "server; replicas SIGKILLed mid-workload"),
-}
-# chaos and scale run only when named
-ALL_ORDER = ("mcp", "coordination", "replay", "semantic", "memory", "phases")
-SUITE_NAMES = (*SUITES, "all")
+SUITE_NAMES = suites.NAMES
 
 
 def commit() -> str | None:
@@ -64,8 +34,8 @@ def commit() -> str | None:
     return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
-def machine() -> dict[str, Any]:
-    import psutil
+def machine() -> MachineInfo:
+    from ansf_mcp.system.measure import machine_figures
 
     gpu = None
     try:
@@ -73,25 +43,27 @@ def machine() -> dict[str, Any]:
         gpu = out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         pass
-    return {
-        "cpu_count": os.cpu_count(),
-        "memory_total_bytes": psutil.virtual_memory().total,
-        "gpu": gpu or "none found (nvidia-smi absent or no device); suites run on the CPU",
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-    }
+    return MachineInfo(
+        cpu_count=os.cpu_count(),
+        memory_total_bytes=machine_figures().memory_total_bytes,
+        gpu=gpu or "none found (nvidia-smi absent or no device); suites run on the CPU",
+        platform=platform.platform(),
+        python=sys.version.split()[0],
+    )
 
 
-def run_suite(suite: str, ctx: SuiteContext) -> dict[str, Any]:
+def run_suite(suite: str, ctx: SuiteContext) -> BenchmarkReport:
     if suite not in SUITE_NAMES:
         raise ValueError(f"unknown suite {suite!r}; available: {', '.join(SUITE_NAMES)}")
-    names = ALL_ORDER if suite == "all" else (suite,)
+    names = suites.ALL_ORDER if suite == suites.ALL else (suite,)
     started = time.time()
     results: dict[str, Any] = {}
+    ratios: list[ValueRatio] = []
     sections = []
     report_progress = ctx.report
     for k, name in enumerate(names):
-        run, markdown, source = SUITES[name]
+        record = suites.BY_NAME[name]
+        run, markdown, source = record.run_fn(), record.markdown_fn(), record.source
         ctx.report = _scaled(report_progress, k / len(names), (k + 1) / len(names), name)
         t0 = time.time()
         try:
@@ -104,51 +76,46 @@ def run_suite(suite: str, ctx: SuiteContext) -> dict[str, Any]:
         result["source"] = source
         ctx.previous[name] = result
         results[name] = result
+        ratios += record.value_ratios(result)
         body = f"**failed:** {result['error']}" if "error" in result else markdown(result)
         sections.append(f"## {name}\n\nSource: {source}. Took {result['duration_s']} s.\n\n{body}\n")
     ctx.report = report_progress
     ctx.progress(1.0, f"{suite}: done")
-    return {
-        "suite": suite,
-        "version": __version__,
-        "commit": commit(),
-        "machine": machine(),
-        "started_at": started,
-        "duration_s": round(time.time() - started, 2),
-        "quick": ctx.quick,
-        "results": results,
-        "markdown": "\n".join(sections),
-    }
+    return BenchmarkReport(
+        suite=suite, version=__version__, commit=commit(), machine=machine(), started_at=started,
+        duration_s=round(time.time() - started, 2), quick=ctx.quick, results=results, value_ratios=ratios,
+        markdown="\n".join(sections),
+    )
 
 
 def _scaled(report: Callable[[float, str], None], start: float, end: float, name: str) -> Callable[[float, str], None]:
     return lambda f, m: report(start + (end - start) * f, f"{name}: {m}")
 
 
-def keep(report: dict[str, Any], store: Store) -> int:
+def keep(report: BenchmarkReport, store: Store) -> int:
     """Store the run so later runs (and the dashboard) can compare against it."""
     with store.transaction() as conn:
         cur = conn.execute(
             "INSERT INTO benchmark_runs (suite, created_at, report) VALUES (?, ?, ?) RETURNING id",
-            (report["suite"], report["started_at"], json.dumps(report)),
+            (report.suite, report.started_at, report.model_dump_json()),
         )
         run_id = cur.fetchone()[0]
     return int(run_id)
 
 
-def write_outputs(report: dict[str, Any], out_dir: Path) -> list[Path]:
+def write_outputs(report: BenchmarkReport, out_dir: Path) -> list[Path]:
     from ansf_mcp.bench.charts import draw_charts
 
     out_dir.mkdir(parents=True, exist_ok=True)
     header = (
-        f"# ANSF-MCP benchmark: {report['suite']}\n\nVersion {report['version']}, commit {report['commit']}, "
-        f"{report['machine']['cpu_count']} CPUs, GPU: {report['machine']['gpu']}, "
-        f"started {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(report['started_at']))}, "
-        f"took {report['duration_s']} s{' (quick)' if report['quick'] else ''}.\n\n"
+        f"# ANSF-MCP benchmark: {report.suite}\n\nVersion {report.version}, commit {report.commit}, "
+        f"{report.machine.cpu_count} CPUs, GPU: {report.machine.gpu}, "
+        f"started {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(report.started_at))}, "
+        f"took {report.duration_s} s{' (quick)' if report.quick else ''}.\n\n"
     )
     written = [out_dir / "report.json", out_dir / "report.md"]
-    written[0].write_text(json.dumps(report, indent=2))
-    written[1].write_text(header + report["markdown"])
+    written[0].write_text(report.model_dump_json(indent=2))
+    written[1].write_text(header + report.markdown)
     written += draw_charts(report, out_dir)
     return written
 
@@ -178,12 +145,12 @@ def run_cli(
         run_id = keep(report, store)
     finally:
         store.close()
-    out = out_dir or settings.data_dir / "bench" / time.strftime("%Y%m%d-%H%M%S", time.gmtime(report["started_at"]))
+    out = out_dir or settings.data_dir / "bench" / time.strftime("%Y%m%d-%H%M%S", time.gmtime(report.started_at))
     written = write_outputs(report, out)
     if json_path:
-        json_path.write_text(json.dumps(report, indent=2))
+        json_path.write_text(report.model_dump_json(indent=2))
         written.append(json_path)
-    print(report["markdown"])
+    print(report.markdown)
     print(f"\nrun {run_id} stored in {settings.store_label}; written: " + ", ".join(str(p) for p in written))
-    failed = [name for name, r in report["results"].items() if "error" in r]
+    failed = [name for name, r in report.results.items() if "error" in r]
     return 1 if failed else 0

@@ -31,8 +31,9 @@ import psutil
 from mcp import Client, StdioServerParameters
 
 from ansf_mcp.bench.semantic_truth import completeness, name_counts, name_lines
-from ansf_mcp.bench.stats import latency_summary
 from ansf_mcp.semantic.cache import dir_bytes
+from ansf_mcp.system.measure import peak_rss, tree_rss
+from ansf_mcp.system.stats import latency_summary
 
 WARM_REPS = 5
 
@@ -151,13 +152,9 @@ def peak_rss_mib(pid: int) -> dict[str, float]:
     except psutil.Error:
         return out
     for p in procs:
-        try:
-            with open(f"/proc/{p.pid}/status") as fh:
-                hwm = [ln for ln in fh if ln.startswith("VmHWM:")]
-            kib = int(hwm[0].split()[1]) if hwm else 0
-        except OSError:
-            continue
-        out["server" if p.pid == pid else "children"] += round(kib / 1024, 1)
+        peak = peak_rss(p.pid)
+        if peak is not None:
+            out["server" if p.pid == pid else "children"] += round(peak / 2**20, 1)
     out["total"] = round(out["server"] + out["children"], 1)
     return out
 
@@ -173,9 +170,7 @@ class TreePeak:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                p = psutil.Process(self.pid)
-                rss = sum(q.memory_info().rss for q in [p, *p.children(recursive=True)])
-                self.peak = max(self.peak, rss)
+                self.peak = max(self.peak, tree_rss(self.pid))
             except psutil.Error:
                 pass
             self._stop.wait(0.2)
@@ -323,12 +318,8 @@ async def _no_validation(name: str, result: Any) -> None:
 
 
 def _ms(samples_s: list[float]) -> dict[str, float]:
-    """n, p50, p95 (the issue's figures) and the summary's own p90/p99, in ms."""
-    import numpy as np
-
-    out = {k: round(v, 1) if k != "n" else v for k, v in latency_summary(samples_s).items()}
-    out["p95_ms"] = round(float(np.percentile(np.asarray(samples_s) * 1000, 95)), 1)
-    return out
+    """The latency summary in ms, rounded to 0.1 ms."""
+    return {k: round(v, 1) if k != "n" else v for k, v in latency_summary(samples_s).items()}
 
 
 async def rename_run(side: Side, root: Path, name_path: str, rel: str, new_name: str, test_cmd: str | None,

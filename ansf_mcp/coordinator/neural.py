@@ -205,6 +205,18 @@ def load(model: str | None = None, *, directory: Path | None = None) -> TorchEst
         return estimator
 
 
+def unload() -> list[str]:
+    """Drop every loaded estimator (the critical phase asks for its memory back); returns the profiles dropped.
+    The next neural call loads again."""
+    with _lock:
+        dropped = sorted({profile for _, profile in _cache})
+        _cache.clear()
+    if dropped:
+        _trim_heap()
+        log.warning("released coordinator model(s) %s under memory pressure", ", ".join(dropped))
+    return dropped
+
+
 def loaded_profiles() -> list[str]:
     """Profiles loaded in this process (for `ansf status` / system_status)."""
     return sorted({profile for _, profile in _cache})

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ansf_mcp.dashboard import metrics
+from ansf_mcp.dashboard import figure, quality
 from ansf_mcp.dashboard.config import DashboardConfig
 from ansf_mcp.store.db import Store
 
@@ -56,7 +56,7 @@ RULES: tuple[AlertRule, ...] = (
 
 @dataclass
 class Measured:
-    figures: dict[str, metrics.Figure]
+    figures: dict[str, figure.Figure]
     calibration: dict[str, Any]
 
 
@@ -65,10 +65,10 @@ def measure(store: Store, config: DashboardConfig, now: float | None = None) -> 
     now = time.time() if now is None else now
     since = now - config.alert_window_s
     with store.reading() as conn:
-        table = metrics.calibration(conn, since, config.min_samples)
-        latency = metrics.coordinate_latency(conn, since, config.min_samples)
-        eff = metrics.efficiency(conn, since, config.min_samples)
-    cal = metrics.calibration_figures(table, max(config.calibration_min_samples, config.min_samples))
+        table = quality.calibration(conn, since, config.min_samples)
+        latency = quality.coordinate_latency(conn, since, config.min_samples)
+        eff = quality.efficiency(conn, since, config.min_samples)
+    cal = quality.calibration_figures(table, max(config.calibration_min_samples, config.min_samples))
     figures = {
         "calibration_brier": cal["calibration_brier"],
         "neural_accuracy": cal["neural_accuracy"],
@@ -79,7 +79,7 @@ def measure(store: Store, config: DashboardConfig, now: float | None = None) -> 
     return Measured(figures, table)
 
 
-def live_figures(store: Store, config: DashboardConfig, now: float | None = None) -> dict[str, metrics.Figure]:
+def live_figures(store: Store, config: DashboardConfig, now: float | None = None) -> dict[str, figure.Figure]:
     return measure(store, config, now).figures
 
 
@@ -103,9 +103,9 @@ def recent_alerts(store: Store, limit: int = 20) -> list[dict[str, Any]]:
 
 
 def check(
-    store: Store, config: DashboardConfig, figures: dict[str, metrics.Figure] | None = None,
+    store: Store, config: DashboardConfig, figures: dict[str, figure.Figure] | None = None,
     now: float | None = None,
-) -> tuple[dict[str, metrics.Figure], list[dict[str, Any]]]:
+) -> tuple[dict[str, figure.Figure], list[dict[str, Any]]]:
     """Measure, then raise or clear alerts; returns the figures and the events (raised/cleared) this call made."""
     now = time.time() if now is None else now
     figures = live_figures(store, config, now) if figures is None else figures
@@ -156,7 +156,7 @@ def check(
     return figures, events
 
 
-def with_live_text(active: list[dict[str, Any]], figures: dict[str, metrics.Figure], config: DashboardConfig
+def with_live_text(active: list[dict[str, Any]], figures: dict[str, figure.Figure], config: DashboardConfig
                    ) -> list[dict[str, Any]]:
     """Open alerts with `message` saying what the figure is now (the text written when the alert was raised
     stays as `raised_message`): an alert must not read "0.692 (13 samples)" beside a card showing 0.851."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import json
 import logging
 import sys
@@ -17,7 +16,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from importlib import resources
 from typing import Any
-from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -29,8 +27,10 @@ from ansf_mcp.dashboard import alerts
 from ansf_mcp.dashboard.collector import SERIES, Collector
 from ansf_mcp.dashboard.config import DEFAULT_PORT, DashboardConfig
 from ansf_mcp.dashboard.prom import metrics_response
+from ansf_mcp.dashboard.snapshot import Snapshot
 from ansf_mcp.runtime import Runtime
 from ansf_mcp.settings import Settings
+from ansf_mcp.web import token_cookie
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class Dashboard:
 
     # -- loops -----------------------------------------------------------------------------------------------------
 
-    async def collect_once(self) -> dict[str, Any]:
+    async def collect_once(self) -> Snapshot:
         snapshot = await asyncio.to_thread(self.collector.collect)
         await self.check_alerts_once()
         await self.hub.broadcast({"type": "snapshot", "snapshot": self.decorate(snapshot)})
@@ -117,10 +117,11 @@ class Dashboard:
 
     # -- answers ---------------------------------------------------------------------------------------------------
 
-    def decorate(self, snapshot: dict[str, Any] | None) -> dict[str, Any] | None:
+    def decorate(self, snapshot: Snapshot | None) -> dict[str, Any] | None:
+        """The snapshot as the page reads it: with the open alerts and the connected pages."""
         if snapshot is None:
             return None
-        return {**snapshot, "alerts": self.active, "clients": self.hub.counts()}
+        return {**snapshot.as_json(), "alerts": self.active, "clients": self.hub.counts()}
 
     async def hello(self) -> dict[str, Any]:
         history = await asyncio.to_thread(self.collector.history)
@@ -135,10 +136,14 @@ class Dashboard:
         }
 
     async def page(self, request: Request) -> Response:
-        token = request.query_params.get("token")
-        suffix = f"?token={quote(token, safe='')}" if token else ""
+        """The page; opened as /?token=... (the token layer has checked it), it gets the token as an HttpOnly
+        cookie for its assets and WebSocket, never inside the HTML (which scripts, caches and extensions read)."""
         text = resources.files("ansf_mcp.dashboard").joinpath("static/index.html").read_text(encoding="utf-8")
-        return HTMLResponse(text.replace("{{asset_query}}", html.escape(suffix, quote=True)))
+        response = HTMLResponse(text, headers={"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})
+        token = request.query_params.get("token")
+        if token and self.app.settings.token:
+            response.headers.append("Set-Cookie", token_cookie(token))
+        return response
 
     async def favicon(self, request: Request) -> Response:
         data = resources.files("ansf_mcp.dashboard").joinpath("static/favicon.ico").read_bytes()

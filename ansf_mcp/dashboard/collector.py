@@ -9,9 +9,20 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ansf_mcp.board.lifecycle import TASK_STATES
-from ansf_mcp.dashboard import alerts, metrics
+from ansf_mcp.dashboard import (
+    activity,
+    alerts,
+    auto_scores,
+    benchmarks,
+    figure,
+    machine,
+    quality,
+    semantic_health,
+)
 from ansf_mcp.dashboard.config import DashboardConfig
+from ansf_mcp.dashboard.snapshot import Snapshot
 from ansf_mcp.runtime import Runtime
+from ansf_mcp.system import measure
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,7 +43,7 @@ SERIES: dict[str, tuple[str, str]] = {
     "latency.p50_ms": ("coordinate p50", "ms"),
     "latency.p95_ms": ("coordinate p95", "ms"),
     **{f"calibration.{name}.brier": (f"{name}: Brier score on real outcomes", "score 0-1")
-       for name in metrics.PROBABILISTIC},
+       for name in quality.PROBABILISTIC},
     "quality.neural_accuracy": ("neural: share of outcomes called right", "fraction"),
     "quality.efficiency": ("system efficiency", "fraction"),
     "semantic.cache_hit_ratio": ("semantic cache hit ratio", "fraction"),
@@ -48,12 +59,12 @@ class Collector:
         self.config = config
         self._last_ts: float | None = None
         self._last_claims: int | None = None
-        self.latest: dict[str, Any] | None = None
+        self.latest: Snapshot | None = None
         self.board = app.board  # the runtime's: its policy and its clock
 
     # -- one collection ------------------------------------------------------------------------------------------
 
-    def collect(self, now: float | None = None) -> dict[str, Any]:
+    def collect(self, now: float | None = None) -> Snapshot:
         """Measure everything, persist the numeric points, and return the snapshot (blocking: run in a thread)."""
         now = time.time() if now is None else now
         store = self.app.store
@@ -78,21 +89,21 @@ class Collector:
         figures = measured.figures if measured is not None else {}
         calibration = measured.calibration if measured is not None else {"strategies": {}}
         memory = part("memory", self._memory, {})
-        model_load = part("model_load", read(metrics.model_load), metrics.Figure(None, 0, "could not be read"))
-        phase = part("phase", read(lambda conn: metrics.phase_info(self.app, conn)), {})
-        tasks = part("tasks", read(lambda conn: metrics.task_counts(conn, self.board, now)), {})
-        claims = part("claims", read(metrics.claims_counter), None)
+        model_load = part("model_load", read(quality.model_load), figure.Figure(None, 0, "could not be read"))
+        phase = part("phase", read(lambda conn: machine.phase_info(self.app, conn)), {})
+        tasks = part("tasks", read(lambda conn: activity.task_counts(conn, self.board, now)), {})
+        claims = part("claims", read(activity.claims_counter), None)
         elapsed = (now - self._last_ts) if self._last_ts else self.config.interval_s
-        outcomes = part("outcomes", read(lambda conn: metrics.outcomes_since(conn, now - elapsed)), None)
-        benchmark = part("benchmark", read(metrics.latest_benchmark), None)
-        replay = part("replay", read(metrics.latest_replay), None)
-        estimators = part("estimators", read(lambda conn: metrics.estimator_scores(conn, phase.get("neural_allowed"))),
-                          None)
+        outcomes = part("outcomes", read(lambda conn: activity.outcomes_since(conn, now - elapsed)), None)
+        benchmark = part("benchmark", read(benchmarks.latest_benchmark), None)
+        replay = part("replay", read(benchmarks.latest_replay), None)
+        estimators = part("estimators",
+                          read(lambda conn: auto_scores.estimator_scores(conn, phase.get("neural_allowed"))), None)
         claims_rate = None
         if claims is not None and self._last_claims is not None and claims >= self._last_claims and elapsed > 0:
             claims_rate = (claims - self._last_claims) * 60.0 / elapsed
         self._last_ts, self._last_claims = now, claims
-        semantic = part("semantic", lambda: metrics.semantic_health(self.app), None)
+        semantic = part("semantic", lambda: semantic_health.semantic_health(self.app), None)
 
         def fig(name: str) -> float | None:
             f = figures.get(name)
@@ -101,7 +112,7 @@ class Collector:
         points: dict[str, float | None] = {
             "memory.used_fraction": memory.get("fraction"),
             "memory.used_bytes": memory.get("used_bytes"),
-            "process.rss_bytes": metrics.process_rss(),
+            "process.rss_bytes": measure.process_rss(),
             "phase.level": phase.get("level"),
             **{f"tasks.{k}": v for k, v in tasks.items() if k in TASK_STATES},
             "rate.claims_per_min": claims_rate,
@@ -143,23 +154,21 @@ class Collector:
             "alert_window_s": self.config.alert_window_s,
             "failed": failed,
         }
-        snapshot = finite(snapshot)
-        self.latest = snapshot
-        return snapshot
+        typed = Snapshot.model_validate(finite(snapshot))
+        self.latest = typed
+        return typed
 
     def _memory(self) -> dict[str, Any]:
         """The governor's own reading when there is a governor, so the memory card and the phase's reason (which
         quotes the reading it rests on) show the same number."""
         governor = getattr(self.app, "governor", None)
         if governor is None:
-            return metrics.memory_reading(self.app.settings.cgroup_root)
+            return machine.memory_reading(self.app.settings.cgroup_root)
         try:
             governor.refresh(force=True)
         except Exception:  # fall back to the dashboard's own reading, which says where it came from
-            return metrics.memory_reading(self.app.settings.cgroup_root)
-        r = governor.reading
-        return {"used_bytes": int(r.used_bytes), "limit_bytes": int(r.limit_bytes) if r.limit_bytes else None,
-                "fraction": float(r.fraction), "source": str(r.source)}
+            return machine.memory_reading(self.app.settings.cgroup_root)
+        return machine.memory_figures(governor.reading)
 
     # -- the ring ------------------------------------------------------------------------------------------------
 

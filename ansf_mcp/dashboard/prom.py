@@ -10,6 +10,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector as PromCollector
 from starlette.responses import Response
 
+from ansf_mcp.dashboard.snapshot import BenchmarkView, Snapshot
+
 if TYPE_CHECKING:
     from ansf_mcp.dashboard.app import Dashboard
 
@@ -22,7 +24,7 @@ class SnapshotCollector(PromCollector):
 
     def collect(self) -> Iterator[Metric]:
         dash = self.dashboard
-        snap: dict[str, Any] | None = dash.collector.latest
+        snap: Snapshot | None = dash.collector.latest
         clients = dash.hub.counts()
         g = GaugeMetricFamily("ansf_dashboard_clients", "Connected dashboard pages", labels=["state"])
         g.add_metric(["connected"], clients["connected"])
@@ -30,29 +32,29 @@ class SnapshotCollector(PromCollector):
         yield g
         active = {a["name"] for a in dash.active}
         g = GaugeMetricFamily("ansf_alert_active", "1 while the alert is raised", labels=["name"])
-        for name in snap["thresholds"] if snap else ():
+        for name in snap.thresholds if snap else ():
             g.add_metric([name], 1.0 if name in active else 0.0)
         yield g
         if snap is None:
             return
-        yield GaugeMetricFamily("ansf_collection_timestamp_seconds", "When the latest collection ran", value=snap["ts"])
-        mem = snap["memory"]
+        yield GaugeMetricFamily("ansf_collection_timestamp_seconds", "When the latest collection ran", value=snap.ts)
+        mem = snap.memory
         for key, name, doc in (
             ("used_bytes", "ansf_memory_used_bytes", "Memory used (governor reading, else machine)"),
             ("limit_bytes", "ansf_memory_limit_bytes", "Memory limit the fraction is taken of"),
             ("fraction", "ansf_memory_used_fraction", "Memory used / limit"),
         ):
-            if mem.get(key) is not None:
-                yield GaugeMetricFamily(name, doc, value=float(mem[key]))
-        phase = snap["phase"]
+            value = getattr(mem, key)
+            if value is not None:
+                yield GaugeMetricFamily(name, doc, value=float(value))
         g = GaugeMetricFamily("ansf_phase_info", "Operating phase of this process", labels=["phase"])
-        g.add_metric([str(phase.get("phase"))], 1.0)
+        g.add_metric([snap.phase.phase], 1.0)
         yield g
         g = GaugeMetricFamily("ansf_tasks", "Tasks on the board by state", labels=["state"])
-        for state, n in snap["tasks"].items():
+        for state, n in snap.tasks.items():
             g.add_metric([state], float(n))
         yield g
-        points = snap["points"]
+        points = snap.points
         for series, name, doc in (
             ("rate.claims_per_min", "ansf_claims_per_minute", "Claims (next_task) per minute since the last collection"),
             ("rate.outcomes_per_min", "ansf_outcomes_per_minute", "Reported outcomes per minute since the last collection"),
@@ -60,13 +62,13 @@ class SnapshotCollector(PromCollector):
         ):
             if series in points:
                 yield GaugeMetricFamily(name, doc, value=points[series])
-        figures = snap["figures"]
+        figures = snap.figures
         lat = GaugeMetricFamily(
             "ansf_coordinate_latency_ms", "coordinate decision time over the alert window", labels=["quantile"]
         )
         for q, key in (("0.5", "coordinate_p50_ms"), ("0.95", "coordinate_p95_ms")):
-            if figures[key]["value"] is not None:
-                lat.add_metric([q], figures[key]["value"])
+            if key in figures and figures[key].value is not None:
+                lat.add_metric([q], figures[key].value)
         yield lat
         for key, name, doc in (
             ("neural_accuracy", "ansf_neural_accuracy",
@@ -74,15 +76,14 @@ class SnapshotCollector(PromCollector):
              "alert window"),
             ("efficiency", "ansf_system_efficiency", "Share of reported agent time spent on successful attempts"),
         ):
-            if figures[key]["value"] is not None:
-                yield GaugeMetricFamily(name, doc, value=figures[key]["value"])
-        load = snap.get("model_load") or {}
-        if load.get("value") is not None:
+            if key in figures and figures[key].value is not None:
+                yield GaugeMetricFamily(name, doc, value=figures[key].value)
+        if snap.model_load.value is not None:
             yield GaugeMetricFamily("ansf_model_load_ms", "Last neural model load (kept out of coordinate latency)",
-                                    value=load["value"])
-        yield from calibration_gauges(snap.get("calibration"))
-        yield from estimator_gauges(snap.get("estimators"))
-        yield from benchmark_gauges(snap.get("benchmark"), snap.get("replay"))
+                                    value=snap.model_load.value)
+        yield from calibration_gauges(snap.calibration)
+        yield from estimator_gauges(snap.estimators)
+        yield from benchmark_gauges(snap.benchmark, snap.replay)
 
 
 CALIBRATION = (
@@ -150,14 +151,14 @@ def estimator_gauges(est: dict[str, Any] | None) -> Iterator[Metric]:
         yield g
 
 
-def benchmark_gauges(bench: dict[str, Any] | None, replay: dict[str, Any] | None) -> Iterator[Metric]:
+def benchmark_gauges(bench: BenchmarkView | None, replay: dict[str, Any] | None) -> Iterator[Metric]:
     if bench:
         g = GaugeMetricFamily(
             "ansf_benchmark_simulated_value_ratio",
             "SIMULATED: value ratio against the oracle on simulated episodes (latest benchmark run); not real work",
             labels=["label"],
         )
-        for entry in bench["value_ratios"]:
+        for entry in bench.value_ratios:
             g.add_metric([entry["label"]], entry["mean"])
         yield g
     if replay:

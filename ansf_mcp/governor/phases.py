@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 import threading
 import time
 from collections import Counter
@@ -23,6 +24,7 @@ from ansf_mcp.store.db import Store
 log = logging.getLogger(__name__)
 
 PhaseName = Literal["critical", "enhanced", "optimal"]
+# A phase's level: the one home of the ranking (higher is better; the dashboard draws it, hysteresis compares it).
 RANK: dict[str, int] = {"critical": 1, "enhanced": 2, "optimal": 3}
 LIMITS: dict[str, tuple[bool, int | None]] = {
     "critical": (False, 2),
@@ -57,8 +59,10 @@ class PhaseLimits:
 
     neural_allowed: bool = True
     max_active_agents: int | None = None
-    phase: str = "not governed"
+    phase: str = "not governed"  # what people read: "1 critical"
     reason: str = "no resource governor is running"
+    name: PhaseName | None = None  # what code reads; None when not governed
+    level: int | None = None  # RANK[name]
 
 
 @dataclass
@@ -72,12 +76,14 @@ class Governor:
     reason: str = "not yet measured"
     reading: MemoryReading | None = None
     changes: Counter[str] = field(default_factory=Counter)
+    # When readings expire; tests step it instead of sleeping.
+    clock: Callable[[], float] = time.monotonic
     _read_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def refresh(self, force: bool = False) -> str:
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             if not force and self.phase is not None and now - self._read_at < self.min_interval_s:
                 return self.phase
             self._read_at = now
@@ -105,8 +111,8 @@ class Governor:
         return new
 
     def relieve(self) -> None:
-        """Critical phase: let components drop caches, then collect garbage."""
-        for hook in self.on_pressure:
+        """Critical phase: let components drop caches, release loaded models, then collect garbage."""
+        for hook in [*self.on_pressure, release_models]:
             try:
                 hook()
             except Exception:  # relief is best effort; one failing cache must not stop the rest
@@ -117,7 +123,8 @@ class Governor:
         phase = self.refresh()
         neural, max_agents = LIMITS[phase]
         return PhaseLimits(
-            neural_allowed=neural, max_active_agents=max_agents, phase=f"{RANK[phase]} {phase}", reason=self.reason
+            neural_allowed=neural, max_active_agents=max_agents, phase=f"{RANK[phase]} {phase}", reason=self.reason,
+            name=phase, level=RANK[phase],  # type: ignore[arg-type]
         )
 
     def snapshot(self) -> dict[str, object]:
@@ -134,6 +141,13 @@ class Governor:
                   "source": r.source},
             "changes": dict(self.changes),
         }
+
+
+def release_models() -> None:
+    """Drop the coordinator's loaded networks, if this process loaded any (never imports torch to find out)."""
+    neural = sys.modules.get("ansf_mcp.coordinator.neural")
+    if neural is not None:
+        neural.unload()
 
 
 def record_phase_change(store: Store, old: str, new: str, reason: str, reading: MemoryReading) -> None:

@@ -20,11 +20,14 @@ def _security(runtime: Runtime) -> TransportSecuritySettings:
     """The SDK's own DNS-rebinding check, kept as a second layer with the same exact names as `web.refusal`."""
     if runtime.settings.is_loopback:
         names = ["127.0.0.1", "localhost", "[::1]"]
+        # Pages of this server's own port only (web.refusal checks the port against the Host header as well).
+        port = runtime.settings.port
+        ports = ((f":{port}", *(("",) if port in (80, 443) else ())) if port else ("", ":*"))
         return TransportSecuritySettings(
             enable_dns_rebinding_protection=True,
             allowed_hosts=[*names, *(f"{n}:*" for n in names)],
             allowed_origins=[f"{scheme}://{n}{port}" for scheme in ("http", "https") for n in names
-                             for port in ("", ":*")],
+                             for port in ports],
         )
     # Off loopback the host names clients use are unknown here; the token is the guard.
     return TransportSecuritySettings(enable_dns_rebinding_protection=False)

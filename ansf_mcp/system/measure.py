@@ -27,11 +27,33 @@ class MachineFigures(BaseModel):
     platform: str
 
 
+def process_rss(proc: psutil.Process | None = None) -> int:
+    """Resident memory of a process (this one by default): the one home of RSS readings."""
+    return int((proc or _PROC).memory_info().rss)
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of a process and all its descendants (a server and its language servers)."""
+    p = psutil.Process(pid)
+    return sum(q.memory_info().rss for q in [p, *p.children(recursive=True)])
+
+
+def peak_rss(pid: int | str = "self") -> int | None:
+    """The peak resident set of a live process (VmHWM from /proc; getrusage's ru_maxrss survives fork+exec, so a
+    child would report its parent's peak), None where /proc does not say."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            line = next((ln for ln in fh if ln.startswith("VmHWM:")), None)
+    except OSError:
+        return None
+    return int(line.split()[1]) * 1024 if line else None
+
+
 def process_figures() -> ProcessFigures:
     with _PROC.oneshot():
         return ProcessFigures(
             pid=_PROC.pid,
-            rss_bytes=_PROC.memory_info().rss,
+            rss_bytes=process_rss(),
             # Since the previous call on this (module-wide) Process object, so it needs to be the same one.
             cpu_percent=_PROC.cpu_percent(None),
             threads=_PROC.num_threads(),

@@ -12,18 +12,44 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ansf_mcp.bench.report import BenchmarkReport, MachineInfo, ValueRatio
+from ansf_mcp.bench.runner import keep
+from ansf_mcp.board.board import Board
+from ansf_mcp.board.lifecycle import BoardPolicy
+from ansf_mcp.board.models import AgentSpec, TaskSpec
+from ansf_mcp.board.swarms import spawn
+from ansf_mcp.board.tasks import insert_tasks
 from ansf_mcp.store.db import Store, open_store
 from tests.conftest import free_port, stop, subprocess_env
 
 SWARM = "dash-swarm"
 
 
-def seed_swarm(store: Store, swarm: str = SWARM) -> None:
-    with store.transaction() as conn:
-        conn.execute(
-            "INSERT INTO swarms (id, name, topology, created_at) VALUES (?, ?, 'mesh', ?) ON CONFLICT DO NOTHING",
-            (swarm, swarm, time.time()),
-        )
+def next_snapshots(base: str, count: int, timeout_s: float = 20) -> list[dict]:
+    """The next `count` snapshots the dashboard broadcasts, read from its WebSocket: each arrives right after a
+    collection, so a test waits on the event itself instead of sleeping through collection intervals."""
+    from websockets.sync.client import connect
+
+    found: list[dict] = []
+    with connect(base.replace("http://", "ws://", 1) + "/ws", open_timeout=10) as ws:
+        deadline = time.monotonic() + timeout_s
+        while len(found) < count:
+            message = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+            if message.get("type") == "snapshot":
+                found.append(message["snapshot"])
+    return found
+
+
+AGENT = "a1"
+
+
+def seed_swarm(store: Store, swarm: str = SWARM) -> str:
+    """The id of the swarm named `swarm`, spawned through the board (one agent, AGENT) on first use."""
+    with store.reading() as conn:
+        row = conn.execute("SELECT id FROM swarms WHERE name = ?", (swarm,)).fetchone()
+    if row is not None:
+        return str(row["id"])
+    return spawn(store, swarm, [AgentSpec(id=AGENT, role="worker", capacity=1)], "mesh").swarm_id
 
 
 def add_outcomes(
@@ -32,56 +58,55 @@ def add_outcomes(
     *,
     strategy: str = "history",
     duration_s: float | None = None,
-    status: str | None = None,
     swarm: str = SWARM,
     at: float | None = None,
 ) -> None:
-    """One task (with `strategy`) and one outcome per (success, p_success) row, committed together."""
-    seed_swarm(store, swarm)
+    """One task and one outcome per (success, p_success) row, through the board's write path: the task is put up,
+    assigned to AGENT by `strategy` with that p_success (what coordinate writes), claimed and reported."""
+    swarm_id = seed_swarm(store, swarm)
     now = time.time() if at is None else at
-    with store.transaction() as conn:
-        base = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM tasks WHERE swarm_id = ?", (swarm,)).fetchone()[0]
-        for i, (success, p) in enumerate(rows, start=1):
-            task_id = f"t{base + i}"
-            conn.execute(
-                "INSERT INTO tasks (swarm_id, id, seq, description, priority, status, assignee, p_success, strategy, "
-                "attempts, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (swarm, task_id, base + i, "work", 1, status or ("succeeded" if success else "failed"), "a1", p,
-                 strategy, 1, now, now),
-            )
-            conn.execute(
-                "INSERT INTO outcomes (swarm_id, task_id, agent_id, task_text, success, summary, duration_s, "
-                "p_success, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (swarm, task_id, "a1", "work", int(success), "", duration_s, p, now),
-            )
+    # One attempt: a reported failure closes the task as failed, as the rows say.
+    board = Board(store, BoardPolicy(max_attempts=1), clock=lambda: now)
+    for success, p in rows:
+        with store.transaction() as conn:
+            n = conn.execute("SELECT COUNT(*) FROM tasks WHERE swarm_id = ?", (swarm_id,)).fetchone()[0]
+            [task_id] = insert_tasks(conn, swarm_id, [TaskSpec(id=f"t{n + 1}", description="work")], now)
+            conn.execute("UPDATE tasks SET assignee = ?, p_success = ?, strategy = ? WHERE swarm_id = ? AND id = ?",
+                         (AGENT, p, strategy, swarm_id, task_id))
+        claim = board.claim_next(swarm_id, AGENT)
+        assert claim.claimed and claim.task is not None and claim.task.id == task_id, claim
+        board.report(swarm_id, task_id, AGENT, success, duration_s=duration_s, claim=claim.claim)
 
 
 def add_decisions(store: Store, elapsed_ms: list[float], strategy: str = "history", at: float | None = None) -> None:
+    swarm_id = seed_swarm(store)
     now = time.time() if at is None else at
     with store.transaction() as conn:
         conn.executemany(
             "INSERT INTO decisions (swarm_id, strategy, model, agents, tasks, assigned, elapsed_ms, created_at) "
             "VALUES (?, ?, NULL, 3, 5, 5, ?, ?)",
-            [(SWARM, strategy, ms, now) for ms in elapsed_ms],
+            [(swarm_id, strategy, ms, now) for ms in elapsed_ms],
         )
+
+
+def keep_report(store: Store, suite: str, results: dict, value_ratios: list[ValueRatio] | None = None,
+                at: float | None = None) -> int:
+    """A benchmark run stored the runner's way (runner.keep of a typed report)."""
+    report = BenchmarkReport(
+        suite=suite, version="test", machine=MachineInfo(memory_total_bytes=1, gpu="none", platform="test",
+                                                         python="3"),
+        started_at=time.time() if at is None else at, duration_s=0.0, quick=True, results=results,
+        value_ratios=value_ratios or [], markdown="",
+    )
+    return keep(report, store)
 
 
 def add_benchmark(store: Store) -> None:
-    report = {
-        "suite": "coordination",
-        "results": {
-            "methods": [
-                {"method": "round-robin", "value_ratio": {"mean": 0.71, "ci95": [0.69, 0.73]}},
-                {"method": "history", "value_ratio": {"mean": 0.88, "ci95": [0.86, 0.9]}},
-                {"method": "neural", "value_ratio": {"mean": 0.93, "ci95": [0.91, 0.95]}},
-            ]
-        },
-    }
-    with store.transaction() as conn:
-        conn.execute(
-            "INSERT INTO benchmark_runs (suite, created_at, report) VALUES (?, ?, ?)",
-            ("coordination", time.time(), json.dumps(report)),
-        )
+    keep_report(store, "coordination", {"coordination": {}}, [
+        ValueRatio(label="round-robin", mean=0.71, ci=(0.69, 0.73)),
+        ValueRatio(label="history", mean=0.88, ci=(0.86, 0.9)),
+        ValueRatio(label="neural", mean=0.93, ci=(0.91, 0.95)),
+    ])
 
 
 def add_replay(store: Store, repo: str = "demo-repo") -> None:
@@ -92,15 +117,10 @@ def add_replay(store: Store, repo: str = "demo-repo") -> None:
                 "similarity": {"mean": similarity, "ci95": 0.04, "vs_similarity": 0.0, "vs_similarity_ci95": 0.0},
                 "history": {"mean": history, "ci95": float("nan"), "vs_similarity": history - similarity,
                             "vs_similarity_ci95": 0.02}}
-    report = {"suite": "replay", "results": {"replay": {
+    keep_report(store, "replay", {"replay": {
         "repo": repo, "head": "0123456789abcdef", "commits": 640, "authors": 7,
         "results": {"none": {"16": cell(0.617, 0.590, 0.448), "32": cell(0.6, 0.58, 0.43)}},
-    }}}
-    with store.transaction() as conn:
-        conn.execute(
-            "INSERT INTO benchmark_runs (suite, created_at, report) VALUES (?, ?, ?)",
-            ("replay", time.time(), json.dumps(report)),
-        )
+    }})
 
 
 # The seeded team: each agent does well on its own domain's work and fails elsewhere (one in four flipped).

@@ -26,6 +26,7 @@ from tests.dashboard.conftest import (
     add_decisions,
     add_outcomes,
     add_replay,
+    next_snapshots,
     seed_through_tools,
 )
 
@@ -321,7 +322,7 @@ def test_updates_pause_while_the_tab_is_hidden(env) -> None:
         assert time.monotonic() < deadline, "the server never heard the page pause"
         time.sleep(0.2)
     received = state(page, "window.__ansf.received")
-    time.sleep(2.5)  # two collections go by
+    next_snapshots(env["base"], 2)  # two collections go by, seen by a page that is not paused
     assert state(page, "window.__ansf.received") == received
     assert page.inner_text("#conn").startswith("paused")
     set_hidden(False)
@@ -343,3 +344,21 @@ def test_reconnects_by_itself_after_a_server_restart_and_keeps_history(env) -> N
     assert after >= points
     assert page.locator('#alerts li.alert[data-name="calibration"]').count() == 1
     assert not env["errors"], env["errors"]
+
+
+def test_a_page_opened_with_the_token_keeps_it_out_of_its_html_and_address(env, tmp_path) -> None:
+    """The token arrives once in the URL; the page then runs on the HttpOnly cookie: live charts, and the token in
+    neither the HTML, the address bar nor anything a script can read."""
+    proc = DashboardProcess(env["proc"].data_dir, tmp_path)
+    base = proc.start("--token", "pAge-t0ken")
+    page = env["page"].context.browser.new_page()
+    try:
+        page.goto(f"{base}/?token=pAge-t0ken")
+        page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=15_000)
+        page.wait_for_function("() => window.__ansf.snapshots >= 1", timeout=15_000)
+        assert page.url == f"{base}/"
+        assert "pAge-t0ken" not in page.content()
+        assert page.evaluate("() => document.cookie") == ""  # HttpOnly: no script on the page can read it
+    finally:
+        page.close()
+        proc.stop()

@@ -5,20 +5,19 @@ of a standalone dashboard fed by the serving process. Screenshots go to test-art
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
-import time
 from pathlib import Path
 
 import anyio
 import httpx
 import pytest
 
+from ansf_mcp.bench import suites
 from ansf_mcp.store.db import open_store
 from tests.conftest import need
-from tests.dashboard.conftest import DashboardProcess, add_outcomes
+from tests.dashboard.conftest import DashboardProcess, add_outcomes, keep_report
 from tests.dashboard.test_browser import ARGS, ARTIFACTS, CHROMIUM, _have_playwright
 
 pytestmark = pytest.mark.slow
@@ -26,14 +25,14 @@ pytestmark = pytest.mark.slow
 PYPROJ = Path(__file__).resolve().parents[1] / "fixtures" / "semantic" / "pyproj"
 
 # The phases suite's rows (phase + strategy, two phases on one strategy) and long coordination labels.
-PHASES_REPORT = {"suite": "phases", "results": {"phases": {"matrix": {
+PHASES_RESULT = {"matrix": {
     "0.5": {"phase": "3 optimal", "strategy": ["neural"],
             "quality": {"value_ratio": 0.91, "ci95": 0.02, "episodes": 300}},
     "0.9": {"phase": "2 enhanced", "strategy": ["neural"],
             "quality": {"value_ratio": 0.89, "ci95": 0.03, "episodes": 300}},
     "0.995": {"phase": "1 critical", "strategy": ["history"],
               "quality": {"value_ratio": 0.84, "ci95": 0.04, "episodes": 300}},
-}}}}
+}}
 
 
 class ServingProcess:
@@ -77,9 +76,7 @@ def env(tmp_path_factory):
     data_dir = root / "data"
     data_dir.mkdir()
     store = open_store(data_dir / "ansf.sqlite3")
-    with store.transaction() as conn:
-        conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('phases', ?, ?)",
-                     (time.time(), json.dumps(PHASES_REPORT)))
+    keep_report(store, "phases", {"phases": PHASES_RESULT}, suites.BY_NAME["phases"].value_ratios(PHASES_RESULT))
     serving = ServingProcess(data_dir)
     serving.start()
     proc = DashboardProcess(data_dir, root)

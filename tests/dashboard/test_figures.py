@@ -7,12 +7,13 @@ import time
 
 import pytest
 
-from ansf_mcp.dashboard import alerts, metrics
+from ansf_mcp.bench import suites
+from ansf_mcp.dashboard import alerts, auto_scores, benchmarks, figure, quality
 from ansf_mcp.dashboard.collector import Collector, trends
 from ansf_mcp.dashboard.config import DashboardConfig
 from ansf_mcp.runtime import Runtime
 from ansf_mcp.store.db import Store, open_store
-from tests.dashboard.conftest import add_benchmark, add_decisions, add_outcomes
+from tests.dashboard.conftest import add_benchmark, add_decisions, add_outcomes, keep_report
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def test_calibration_per_strategy_on_outcomes_with_a_probability(store: Store) -
     # A non-probabilistic strategy's rows never count, even where an old version stored a hand-set p_success.
     add_outcomes(store, [(True, 0.9)] * 7, strategy="tags")
     with store.reading() as conn:
-        table = metrics.calibration(conn, 0, 5)
+        table = quality.calibration(conn, 0, 5)
     h = table["strategies"]["history"]
     assert h["outcomes"] == 10  # outcomes without an estimate (reporter was not the assignee) do not count
     assert abs(h["brier"] - (6 * 0.2**2 + 4 * 0.8**2) / 10) < 1e-9
@@ -55,7 +56,7 @@ def test_calibration_never_reads_above_one_where_the_old_accuracy_did(store: Sto
     # Successes from modest estimates: the old "accuracy" (successes / sum p) read 10 / 6 = 1.67 here.
     add_outcomes(store, [(True, 0.6)] * 10, strategy="history")
     with store.reading() as conn:
-        h = metrics.calibration(conn, 0, 5)["strategies"]["history"]
+        h = quality.calibration(conn, 0, 5)["strategies"]["history"]
     for key in ("brier", "called_right", "mean_predicted", "observed_rate"):
         assert 0.0 <= h[key] <= 1.0, key
     assert all(0.0 <= b[k] <= 1.0 for b in h["bins"] for k in ("lo", "hi", "mean_predicted", "observed_rate"))
@@ -63,7 +64,7 @@ def test_calibration_never_reads_above_one_where_the_old_accuracy_did(store: Sto
 
 
 def test_reliability_bins_are_equal_width_and_close_the_last() -> None:
-    bins = metrics.reliability([(0.0, False), (0.05, True), (0.1, True), (0.99, True), (1.0, False)])
+    bins = quality.reliability([(0.0, False), (0.05, True), (0.1, True), (0.99, True), (1.0, False)])
     assert [(b["lo"], b["hi"], b["n"]) for b in bins] == [(0.0, 0.1, 2), (0.1, 0.2, 1), (0.9, 1.0, 2)]
     assert bins[0]["observed_rate"] == 0.5 and abs(bins[2]["mean_predicted"] - 0.995) < 1e-9
 
@@ -118,9 +119,9 @@ def test_alert_raises_once_stores_and_clears_with_hysteresis(store: Store) -> No
     assert "Brier score of history 0.410 is above 0.250" in events[0]["message"]
     assert alerts.check(store, config)[1] == []  # still breached: no second row
     # Back just under the threshold but inside the hysteresis band (0.25 * 0.97 = 0.2425): stays raised.
-    figures = {**alerts.live_figures(store, config), "calibration_brier": metrics.Figure(0.245, 100)}
+    figures = {**alerts.live_figures(store, config), "calibration_brier": figure.Figure(0.245, 100)}
     assert alerts.check(store, config, figures=figures)[1] == []
-    figures["calibration_brier"] = metrics.Figure(0.2, 100)
+    figures["calibration_brier"] = figure.Figure(0.2, 100)
     _, events = alerts.check(store, config, figures=figures)
     assert [e["event"] for e in events] == ["cleared"]
     with store.reading() as conn:
@@ -167,7 +168,7 @@ def test_collect_snapshot_has_every_chart_source(settings, store: Store) -> None
     c.collect(now=t - 1)
     with store.transaction() as conn:
         conn.execute("UPDATE tasks SET claim_seq = claim_seq + 1 WHERE id IN ('t1', 't2')")  # two claims
-    snap = c.collect(now=t)
+    snap = c.collect(now=t).as_json()  # as /api/snapshot and the page's WebSocket send it
     assert snap["tasks"]["succeeded"] == 10
     assert abs(snap["rates"]["claims_per_min"] - 120.0) < 1e-6  # 2 claims in 1 s
     assert snap["points"]["latency.p95_ms"] == 5.0
@@ -208,32 +209,32 @@ def test_a_retired_setting_is_named_in_a_warning(monkeypatch, caplog) -> None:
     assert "ANSF_ALERT_COORDINATION_ACCURACY is set but no longer read" in caplog.text
 
 
-def test_benchmark_value_ratios_are_found_in_the_suites_formats(store: Store) -> None:
-    import json
-
+def test_the_suites_value_ratios_reach_the_dashboard_through_the_typed_report(store: Store) -> None:
     # As the phases suite writes it: each row has its phase and the strategy it used (two phases share one).
-    phases = {"suite": "phases", "results": {"phases": {"matrix": {
+    phases = {"matrix": {
         "0.5": {"phase": "3 optimal", "strategy": ["neural"],
                 "quality": {"value_ratio": 0.91, "ci95": 0.02, "episodes": 300}},
         "0.9": {"phase": "2 enhanced", "strategy": ["neural"],
                 "quality": {"value_ratio": 0.9, "ci95": 0.03, "episodes": 300}},
         "0.995": {"phase": "1 critical", "strategy": ["history"],
                   "quality": {"value_ratio": None, "why": "no simulator"}},
-    }}}}
-    with store.transaction() as conn:
-        conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('phases', 1, ?)",
-                     (json.dumps(phases),))
+    }}
+    keep_report(store, "phases", {"phases": phases}, suites.BY_NAME["phases"].value_ratios(phases))
+    with store.transaction() as conn:  # a row that is not a typed report is passed over, not guessed at
         conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('mcp', 2, ?)", ('{"p50": 1}',))
-    b = read(store, metrics.latest_benchmark)
-    assert b["suite"] == "phases" and b["value_ratios"] == [
-        {"label": "3 optimal (neural)", "mean": 0.91, "ci": [0.89, 0.93]},
-        {"label": "2 enhanced (neural)", "mean": 0.9, "ci": [0.87, 0.93]},
-    ]
-    with store.transaction() as conn:
-        conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('coordination', 3, ?)",
-                     (json.dumps({"methods": {"history": {"value_ratio": 0.8}, "neural": {"value_ratio": 0.9}}}),))
-    b = read(store, metrics.latest_benchmark)
-    assert [(e["label"], e["mean"]) for e in b["value_ratios"]] == [("history", 0.8), ("neural", 0.9)]
+    b = read(store, benchmarks.latest_benchmark)
+    assert b["suite"] == "phases" and [e["label"] for e in b["value_ratios"]] == [
+        "3 optimal (neural)", "2 enhanced (neural)"]
+    assert b["value_ratios"][0]["ci"] == pytest.approx([0.89, 0.93])
+    assert b["value_ratios"][1]["mean"] == 0.9
+    # As the lab's coordination bench writes it: per method, per split, a mean and a CI half-width.
+    coordination = {"quality": {"history": {"heldout": {"mean": 0.8, "ci95": 0.01}},
+                                "neural": {"heldout": {"mean": 0.9, "ci95": float("nan")}}}}
+    keep_report(store, "coordination", {"coordination": coordination},
+                suites.BY_NAME["coordination"].value_ratios(coordination))
+    b = read(store, benchmarks.latest_benchmark)
+    assert [(e["label"], e["mean"], e.get("ci")) for e in b["value_ratios"]] == [
+        ("history · heldout", 0.8, pytest.approx([0.79, 0.81])), ("neural · heldout", 0.9, None)]
 
 
 def test_every_dashboard_setting_is_documented() -> None:
@@ -258,17 +259,18 @@ def test_semantic_health_points_when_the_layer_runs_in_process(settings, store: 
         "unavailable": {"go": "gopls not on PATH"},
     }
     snap = Collector(app, cfg()).collect()
-    assert snap["points"]["semantic.cache_hit_ratio"] == 0.75 and snap["points"]["semantic.servers_alive"] == 1
-    assert snap["semantic"]["unavailable"] == {"go": "gopls not on PATH"}
+    assert snap.points["semantic.cache_hit_ratio"] == 0.75 and snap.points["semantic.servers_alive"] == 1
+    assert snap.semantic is not None and snap.semantic["unavailable"] == {"go": "gopls not on PATH"}
     app.status_providers["semantic"] = lambda: 1 / 0
     snap = Collector(app, cfg()).collect()
-    assert "ZeroDivisionError" in snap["semantic"]["error"] and "semantic.cache_hit_ratio" not in snap["points"]
+    assert snap.semantic is not None and "ZeroDivisionError" in snap.semantic["error"]
+    assert "semantic.cache_hit_ratio" not in snap.points
 
 
 def test_the_probabilistic_strategies_are_the_registry_s() -> None:
     from ansf_mcp.coordinator.baselines import PROBABILISTIC
 
-    assert set(metrics.PROBABILISTIC) == {"neural", *PROBABILISTIC}
+    assert set(quality.PROBABILISTIC) == {"neural", *PROBABILISTIC}
 
 
 def test_replay_results_are_real_and_nan_free(store: Store) -> None:
@@ -280,22 +282,19 @@ def test_replay_results_are_real_and_nan_free(store: Store) -> None:
     report = {"suite": "replay", "results": {"replay": {
         "repo": "demo", "head": "abc123", "commits": 140, "authors": 3,
         "results": {"none": {"16": cell, "32": {"episodes": 0, "tasks": 0}}}}}}
-    with store.transaction() as conn:
-        conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('replay', 1, ?)",
-                     (json.dumps(report),))
-        conn.execute("INSERT INTO benchmark_runs (suite, created_at, report) VALUES ('all', 2, ?)",
-                     (json.dumps({"results": {"replay": {"error": "ReplayError: not a git repository"}}}),))
-    r = read(store, metrics.latest_replay)
+    keep_report(store, "replay", report["results"])
+    keep_report(store, "all", {"replay": {"error": "ReplayError: not a git repository"}})
+    r = read(store, benchmarks.latest_replay)
     assert r["data"] == "real" and r["repo"] == "demo" and len(r["cells"]) == 1  # the failed run is skipped
     assert r["cells"][0]["methods"] == {"similarity": {"mean": 0.62, "ci95": None}, "history": {"mean": 0.59, "ci95": None}}
     assert r["cells"][0]["random"] == {"mean": 0.41, "ci95": None}
     json.dumps(r, allow_nan=False)  # a browser's JSON.parse refuses NaN
-    assert read(store, metrics.latest_benchmark) is None  # top-1 accuracies are not value ratios
+    assert read(store, benchmarks.latest_benchmark) is None  # top-1 accuracies are not value ratios
 
 
 def test_benchmark_value_ratios_say_simulated(store: Store) -> None:
     add_benchmark(store)
-    assert read(store, metrics.latest_benchmark)["data"] == "simulated"
+    assert read(store, benchmarks.latest_benchmark)["data"] == "simulated"
 
 
 def test_estimator_scores_per_swarm_what_auto_uses_and_the_prior(settings, store: Store, monkeypatch, tmp_path) -> None:
@@ -311,7 +310,7 @@ def test_estimator_scores_per_swarm_what_auto_uses_and_the_prior(settings, store
     scoring.prior.cache_clear()
     try:
         seeded = anyio.run(seed_through_tools, settings, ["history", "similarity"])
-        est = read(store, metrics.estimator_scores, neural_allowed=True)
+        est = read(store, auto_scores.estimator_scores, neural_allowed=True)
         assert not est["prior"]["present"] and "no held-out prior" in est["prior"]["note"]
         (swarm,) = est["swarms"]
         assert swarm["swarm_id"] == seeded["swarm_id"] and est["swarms_with_outcomes"] == 1
@@ -328,12 +327,12 @@ def test_estimator_scores_per_swarm_what_auto_uses_and_the_prior(settings, store
         (tmp_path / "prior.json").write_text(json.dumps(prior))
         monkeypatch.setattr(scoring, "PRIOR_FILE", tmp_path / "prior.json")
         scoring.prior.cache_clear()
-        est = read(store, metrics.estimator_scores, neural_allowed=True)
+        est = read(store, auto_scores.estimator_scores, neural_allowed=True)
         assert est["prior"]["present"] and est["prior"]["data"] == "SIMULATED held-out episodes"
         assert est["swarms"][0]["auto"] == {"estimator": "neural", "reason": est["swarms"][0]["auto"]["reason"]}
         assert {s["estimator"]: s["prior_brier"] for s in est["swarms"][0]["scores"]} == {
             "neural": 0.03, "similarity": 0.25, "history": 0.24}
-        held = read(store, metrics.estimator_scores, neural_allowed=False)["swarms"][0]["auto"]
+        held = read(store, auto_scores.estimator_scores, neural_allowed=False)["swarms"][0]["auto"]
         assert held["estimator"] == "neural" and held["in_this_phase"] in ("similarity", "history")
         assert "disabled in the current phase" in held["reason"]
     finally:

@@ -2,8 +2,9 @@
 (function () {
   "use strict";
 
-  const params = new URLSearchParams(location.search);
-  const token = params.get("token");
+  // Opened as /?token=...: the server answered with the token as an HttpOnly cookie, which the assets and the
+  // WebSocket carry; take it out of the address bar so it stays out of history, bookmarks and screenshots.
+  if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", location.pathname);
   const COLORS = ["#1565c0", "#c62828", "#2e7d32", "#ef6c00", "#6a1b9a", "#00838f"];
 
   const state = {
@@ -412,7 +413,7 @@
   function connect() {
     const url = new URL("ws", location.href);
     url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-    url.search = token ? "?token=" + encodeURIComponent(token) : "";
+    url.search = "";
     const ws = new WebSocket(url.toString());
     state.ws = ws;
     ws.onopen = () => {

@@ -1,0 +1,87 @@
+"""The benchmark suites, one record each: read by the runner, `ansf bench --help` and the `benchmark` tool.
+
+Adding a suite is one record here. Runners are named as `module:function` and imported when run: the tool
+surface reads this registry in an idle server, which must not carry numpy and friends.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    brief: str  # a few words for the tool's description (every character costs client context)
+    source: str  # what it measures and how, for the report and `ansf bench --help`
+    runner: str  # "module:function" taking a SuiteContext, returning the suite's result
+    markdown: str  # "module:function" rendering that result as Markdown
+    in_all: bool = True  # part of `all`; slow or destructive suites run only when named
+    ratios: str | None = None  # "module:function" giving the result's value ratios, for suites that measure them
+
+    def run_fn(self) -> Callable[..., dict[str, Any]]:
+        return _load(self.runner)
+
+    def markdown_fn(self) -> Callable[[dict[str, Any]], str]:
+        return _load(self.markdown)
+
+    def value_ratios(self, result: dict[str, Any]) -> list[Any]:
+        return list(_load(self.ratios)(result)) if self.ratios and "error" not in result else []
+
+
+def _load(ref: str) -> Any:
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+_B = "ansf_mcp.bench."
+SUITES: tuple[Suite, ...] = (
+    Suite("mcp", "mcp latency",
+          "a real stdio server subprocess driven by the SDK client; echo tool in the same run",
+          _B + "mcp_suite:run", _B + "mcp_suite:markdown"),
+    Suite("coordination", "coordination vs oracle on SIMULATED episodes",
+          "ansf_mcp.lab.bench on simulated held-out and shifted episodes with the shipped checkpoints",
+          _B + "external_suites:run_coordination", _B + "external_suites:markdown_from_result",
+          ratios=_B + "external_suites:coordination_ratios"),
+    Suite("replay", "replay (top-1 on real git history)",
+          "ansf_mcp.lab.replay_eval on the git history of --repo (REAL data: authors as agents, commits as tasks)",
+          _B + "replay_suite:run", _B + "replay_suite:markdown"),
+    Suite("semantic", "semantic tools",
+          "ansf_mcp.bench.semantic_suite: the semantic tools in-process over real language servers on --project",
+          _B + "external_suites:run_semantic", _B + "external_suites:markdown_from_result"),
+    Suite("memory", "memory",
+          "psutil RSS of a real stdio server, VmHWM peaks of fresh interpreters, the cache directory on disk",
+          _B + "memory_suite:run", _B + "memory_suite:markdown"),
+    Suite("phases", "phase matrix (quality simulated)",
+          "stdio servers under prepared cgroup folders, one per phase; quality on simulated held-out episodes",
+          _B + "phases_suite:run", _B + "phases_suite:markdown", ratios=_B + "phases_suite:value_ratios"),
+    Suite("chaos", "chaos (servers killed)",
+          "stdio servers SIGKILLed mid-workload, several servers on one data directory, schema fuzzing",
+          _B + "chaos_suite:run", _B + "chaos_suite:markdown", in_all=False),
+    Suite("scale", "scale (replicas on PostgreSQL)",
+          "HTTP replicas on one PostgreSQL database (a throw-away cluster, or --store's server) beside one SQLite "
+          "server; replicas SIGKILLed mid-workload",
+          _B + "scale_suite:run", _B + "scale_suite:markdown", in_all=False),
+)
+BY_NAME: dict[str, Suite] = {s.name: s for s in SUITES}
+ALL = "all"
+ALL_ORDER: tuple[str, ...] = tuple(s.name for s in SUITES if s.in_all)
+NAMES: tuple[str, ...] = (*BY_NAME, ALL)
+
+
+def names_text() -> str:
+    """`mcp, coordination, ..., all; or chaos, scale (only when named)`: the CLI's and the tool's list."""
+    named_only = [s.name for s in SUITES if not s.in_all]
+    text = ", ".join((*ALL_ORDER, ALL))
+    return text + (f"; or {', '.join(named_only)} (only when named)" if named_only else "")
+
+
+def tool_description() -> str:
+    """The `benchmark` tool's description, one line, every suite in it."""
+    briefs = [s.brief for s in SUITES if s.in_all]
+    extra = [s.brief for s in SUITES if not s.in_all]
+    return (f"Benchmark in the background: {', '.join(briefs)}, all; or {', '.join(extra)}. Returns a run_id at "
+            "once; see benchmark_status.")

@@ -1,0 +1,69 @@
+"""What auto learns from: per-swarm estimator scores, and where its prior comes from."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from ansf_mcp.coordinator import scoring
+from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES
+
+# Swarms shown (and exported to /metrics), newest first; the rest are counted.
+MAX_SWARMS_SHOWN = 20
+
+
+def prior_provenance() -> dict[str, Any]:
+    """Where auto's starting belief comes from (the held-out prior file, SIMULATED data), or that there is none."""
+    if not scoring.prior():  # what auto uses: read once per process
+        return {"present": False, "file": scoring.PRIOR_FILE.name,
+                "note": "no held-out prior in this process (file absent or empty): auto starts from the candidates' "
+                "order until outcomes come in"}
+    try:
+        data = json.loads(scoring.PRIOR_FILE.read_text())
+    except (OSError, ValueError):
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    return {"present": True, "file": scoring.PRIOR_FILE.name, "data": data.get("data"),
+            "profile": data.get("profile"), "created_at": data.get("created_at")}
+
+
+def estimator_scores(conn: sqlite3.Connection, neural_allowed: bool | None = None) -> dict[str, Any]:
+    """Per swarm with reported outcomes: each probabilistic estimator's realised log-loss and Brier (the board's
+    estimator_scores), its held-out prior, and what `auto` would use there now (scoring.choose, as swarm_status)."""
+    from ansf_mcp.board.scores import tallies  # the board's own reader of estimator_scores
+
+    candidates = list(AUTO_CANDIDATES)
+    without_neural = [c for c in candidates if c != "neural"]
+    pri = scoring.prior()
+    swarms = conn.execute(
+        "SELECT s.id, s.name FROM swarms s WHERE EXISTS (SELECT 1 FROM estimator_scores e WHERE e.swarm_id = s.id) "
+        "ORDER BY s.created_at DESC, s.id"
+    ).fetchall()
+    total = conn.execute("SELECT COUNT(*) FROM swarms").fetchone()[0]
+    shown = []
+    for r in swarms[:MAX_SWARMS_SHOWN]:
+        t = tallies(conn, r["id"])
+        choice = scoring.choose(t, candidates)
+        auto: dict[str, Any] = {"estimator": choice.estimator, "reason": choice.reason}
+        if neural_allowed is False and choice.estimator == "neural" and without_neural:
+            alt = scoring.choose(t, without_neural)
+            auto["in_this_phase"] = alt.estimator
+            auto["reason"] += f"; the network is disabled in the current phase, so auto uses {alt.estimator}"
+        shown.append({
+            "swarm_id": r["id"], "name": r["name"], "auto": auto,
+            "scores": [{**s.model_dump(), "prior_brier": (pri.get(s.estimator) or {}).get("brier")}
+                       for s in choice.scores],
+        })
+    fresh = scoring.choose({}, candidates)
+    return {
+        "candidates": candidates,
+        "prior": {**prior_provenance(), "weight_outcomes": scoring.PRIOR_WEIGHT,
+                  "estimators": {k: {"log_loss": v.get("log_loss"), "brier": v.get("brier")}
+                                 for k, v in pri.items() if isinstance(v, dict)}},
+        "swarms": shown,
+        "swarms_with_outcomes": len(swarms),
+        "swarms_total": total,
+        "omitted": max(0, len(swarms) - MAX_SWARMS_SHOWN),
+        "auto_without_outcomes": {"estimator": fresh.estimator, "reason": fresh.reason},
+    }
