@@ -49,7 +49,7 @@ def seed_swarm(store: Store, swarm: str = SWARM) -> str:
         row = conn.execute("SELECT id FROM swarms WHERE name = ?", (swarm,)).fetchone()
     if row is not None:
         return str(row["id"])
-    return spawn(store, swarm, [AgentSpec(id=AGENT, role="worker", capacity=1)], "mesh").swarm_id
+    return spawn(store, swarm, [AgentSpec(id=AGENT, role="worker", capacity=1)], "mesh")
 
 
 def add_outcomes(
