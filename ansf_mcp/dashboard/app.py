@@ -26,7 +26,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ansf_mcp.dashboard import alerts
 from ansf_mcp.dashboard.collector import SERIES, Collector
 from ansf_mcp.dashboard.config import DEFAULT_PORT, DashboardConfig
-from ansf_mcp.dashboard.prom import metrics_response
+from ansf_mcp.dashboard.prom import Metrics, Watched
 from ansf_mcp.dashboard.snapshot import Snapshot
 from ansf_mcp.runtime import Runtime
 from ansf_mcp.settings import Settings
@@ -65,6 +65,8 @@ class Dashboard:
         self.collector = Collector(app, config)
         self.hub = Hub()
         self.active: list[dict[str, Any]] = []
+        self.prom = Metrics(Watched(latest=lambda: self.collector.latest, clients=self.hub.counts,
+                                    active=lambda: {a["name"] for a in self.active}))
         self._active_ids: tuple[tuple[int, str], ...] | None = None
 
     # -- loops -----------------------------------------------------------------------------------------------------
@@ -153,7 +155,7 @@ class Dashboard:
         return JSONResponse(json.loads(json.dumps(self.decorate(self.collector.latest), default=str)))
 
     async def metrics(self, request: Request) -> Response:
-        return metrics_response(self)
+        return self.prom.response()
 
     async def websocket(self, ws: WebSocket) -> None:
         await ws.accept()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -12,25 +13,30 @@ from starlette.responses import Response
 
 from ansf_mcp.dashboard.snapshot import BenchmarkView, Snapshot
 
-if TYPE_CHECKING:
-    from ansf_mcp.dashboard.app import Dashboard
+
+@dataclass(frozen=True)
+class Watched:
+    """What /metrics reads from the dashboard, handed over as readers so this module needs nothing of the app."""
+
+    latest: Callable[[], Snapshot | None]
+    clients: Callable[[], dict[str, int]]
+    active: Callable[[], set[str]]
 
 
 class SnapshotCollector(PromCollector):
     """Yields gauges from the dashboard's latest collection; a figure without data is left out, never 0."""
 
-    def __init__(self, dashboard: Dashboard):
-        self.dashboard = dashboard
+    def __init__(self, watched: Watched):
+        self.watched = watched
 
     def collect(self) -> Iterator[Metric]:
-        dash = self.dashboard
-        snap: Snapshot | None = dash.collector.latest
-        clients = dash.hub.counts()
+        snap = self.watched.latest()
+        clients = self.watched.clients()
         g = GaugeMetricFamily("ansf_dashboard_clients", "Connected dashboard pages", labels=["state"])
         g.add_metric(["connected"], clients["connected"])
         g.add_metric(["paused"], clients["paused"])
         yield g
-        active = {a["name"] for a in dash.active}
+        active = self.watched.active()
         g = GaugeMetricFamily("ansf_alert_active", "1 while the alert is raised", labels=["name"])
         for name in snap.thresholds if snap else ():
             g.add_metric([name], 1.0 if name in active else 0.0)
@@ -183,10 +189,12 @@ def benchmark_gauges(bench: BenchmarkView | None, replay: dict[str, Any] | None)
         yield r
 
 
-def metrics_response(dashboard: Dashboard) -> Response:
-    registry = getattr(dashboard, "_registry", None)
-    if registry is None:
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(SnapshotCollector(dashboard))
-        dashboard._registry = registry  # type: ignore[attr-defined]
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+class Metrics:
+    """One registry of our own per dashboard (not prometheus_client's global one)."""
+
+    def __init__(self, watched: Watched):
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(SnapshotCollector(watched))
+
+    def response(self) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
