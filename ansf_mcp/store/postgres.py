@@ -17,6 +17,7 @@ never enforces its own time-outs), so every call ends within about `timeout_s` w
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 import re
@@ -63,6 +64,32 @@ def pg_sql(sql: str) -> str:
         return f"%({m.group(1)})s"
 
     return _TOKEN.sub(sub, sql)
+
+
+# Statements a connection prepares at most (past that, the rest are sent as text); and their names.
+MAX_PREPARED = 256
+_PREPARED_NAMES = itertools.count(1)
+_PREPARABLE = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=1024)
+def _dollar_form(sql: str) -> tuple[str, tuple[str | int, ...]] | None:
+    """The statement with `$n` parameters for PREPARE, and which value each n takes (a name, or a position);
+    None for statements PREPARE does not take."""
+    if not _PREPARABLE.match(sql):
+        return None
+    order: list[str | int] = []
+
+    def sub(m: re.Match[str]) -> str:
+        token = m.group(0)
+        if token[0] in "'\"" or token in ("::", "%"):
+            return token
+        key: str | int = len(order) if token == "?" else m.group(1)
+        if key not in order or token == "?":
+            order.append(key)
+        return f"${order.index(key) + 1}"
+
+    return _TOKEN.sub(sub, sql), tuple(order)
 
 
 class Row(tuple):
@@ -223,11 +250,15 @@ class PgConnection:
     def batch(self, statements: Sequence[tuple[str, Sequence[Any] | Mapping[str, Any]]], *, commit: bool = False,
               notify: tuple[str, str] | None = None) -> list[list[Any]]:
         """The statements as one simple query (values merged client-side, as every statement here is): one
-        round trip; each statement's rows, in order."""
+        round trip; each statement's rows, in order. Each statement is a prepared one of this connection (sent
+        with its PREPARE the first time): PostgreSQL plans it once, not on every claim."""
         cur = self._raw.cursor(row_factory=_row_factory)
         parts = ["BEGIN"] if self.begin_pending else []
+        prepared: dict[str, str] = self._raw.__dict__.setdefault("ansf_prepared", {})
+        new: dict[str, str] = {}
         first = len(parts)
-        parts += [cur.mogrify(pg_sql(sql), params) if params else sql for sql, params in statements]
+        for sql, params in statements:
+            parts.append(self._prepared(cur, sql, params, prepared, new))
         if notify is not None:
             parts.append(cur.mogrify("SELECT pg_notify(%s, %s)", notify))
         if commit:
@@ -238,16 +269,36 @@ class PgConnection:
             cur.execute(";\n".join(parts))  # type: ignore[arg-type]
         finally:
             self._watchdog.end(self._raw)
+        prepared.update(new)  # only now: a batch that failed may have stopped before its PREPAREs
         self.begin_pending = False
         self.committed = commit
         if notify is not None:
             self.sent_news.append(notify[1])
         results: list[list[Any]] = []
-        for i in range(first + len(statements)):
-            if i >= first:
-                results.append(cur.fetchall() if cur.description is not None else [])
+        for part in parts:
+            if part.startswith("PREPARE "):
+                cur.nextset()  # the PREPARE's own (empty) result
+            results.append(cur.fetchall() if cur.description is not None else [])
             cur.nextset()
-        return results
+        return results[first:first + len(statements)]
+
+    @staticmethod
+    def _prepared(cur: Any, sql: str, params: Sequence[Any] | Mapping[str, Any], prepared: dict[str, str],
+                  new: dict[str, str]) -> str:
+        """`EXECUTE` of the statement's prepared form, preceded by its `PREPARE` when this connection has not
+        prepared it yet; the statement as it is when it cannot be prepared (DDL) or too many are."""
+        form = _dollar_form(sql)
+        if form is None or (sql not in prepared and len(prepared) >= MAX_PREPARED):
+            return cur.mogrify(pg_sql(sql), params) if params else sql
+        text, names = form
+        values = [params[n] for n in names] if isinstance(params, Mapping) else list(params)  # type: ignore[index]
+        head = ""
+        name = prepared.get(sql) or new.get(sql)
+        if name is None:
+            name = new[sql] = f"ansf_{next(_PREPARED_NAMES)}"  # never reused: a failed batch's PREPARE may linger
+            head = f"PREPARE {name} AS {text};\n"
+        call = f"EXECUTE {name}" + (cur.mogrify("(" + ", ".join(["%s"] * len(values)) + ")", values) if values else "")
+        return head + call
 
 
 class _Rows:
