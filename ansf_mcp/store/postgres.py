@@ -108,18 +108,26 @@ class Row(tuple):
 
 
 @functools.lru_cache(maxsize=1024)
-def _row_class(names: tuple[str, ...]) -> type[Row]:
+def _row_class(names: tuple[bytes, ...]) -> type[Row]:
     # The first of duplicate names wins, as in sqlite3.Row.
     index: dict[str, int] = {}
     for i, name in enumerate(names):
-        index.setdefault(name, i)
+        index.setdefault(name.decode(), i)
     return type("Row", (Row,), {"__slots__": (), "_index": index})
 
 
 def _row_factory(cursor: Any) -> Any:
-    if cursor.description is None:
+    # Names straight from libpq's result: cursor.description builds a Column object per field, per result,
+    # which costs more than the claim's SQL on the server.
+    result = cursor.pgresult
+    if result is None or not result.nfields:
         return tuple
-    return _row_class(tuple(c.name for c in cursor.description))
+    return _row_class(tuple(result.fname(i) for i in range(result.nfields)))
+
+
+def _has_rows(cursor: Any) -> bool:
+    result = cursor.pgresult
+    return result is not None and result.status == psycopg.pq.ExecStatus.TUPLES_OK
 
 
 class TripCounter:
@@ -278,7 +286,7 @@ class PgConnection:
         for part in parts:
             if part.startswith("PREPARE "):
                 cur.nextset()  # the PREPARE's own (empty) result
-            results.append(cur.fetchall() if cur.description is not None else [])
+            results.append(cur.fetchall() if _has_rows(cur) else [])
             cur.nextset()
         return results[first:first + len(statements)]
 
