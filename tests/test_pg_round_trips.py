@@ -99,3 +99,28 @@ def test_pooled_connections_come_back_after_a_server_restart(pg_cluster) -> None
         assert board.view(sw).tasks[0].id == "t0"
     finally:
         store.close()
+
+
+@pytest.mark.anyio
+async def test_waiting_readers_hold_no_pooled_connection(pg: PostgresStore) -> None:
+    """Forty agents waiting in read_messages (and a next_task waiting for work) leave the pools free: a status
+    read and a write answer at once, and the pools never open more than their size."""
+    import anyio
+
+    board = Board(pg)
+    sw = board.spawn("waits", agents("a", "b"), "mesh").swarm_id
+    ids = [a.id for a in board.view(sw).agents]
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            for _ in range(40):
+                tg.start_soon(board.inbox, sw, ids[0], 0, 10, 20.0)
+            tg.start_soon(board.next, sw, ids[0], None, 20.0)
+            await anyio.wait_all_tasks_blocked()
+            started = anyio.current_time()
+            assert (await board.read(board.view, sw)).swarm_id == sw
+            await board.write(board.coordinate, sw, [TaskSpec(id="t0", description="x")], "round-robin")
+            took = anyio.current_time() - started
+            tg.cancel_scope.cancel()
+    assert took < 2.0, took
+    for pool, size in ((pg._readers, pg.READERS), (pg._writers, pg.WRITERS)):
+        assert pool.get_stats()["pool_size"] <= size
