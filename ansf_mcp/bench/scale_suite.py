@@ -162,6 +162,7 @@ class Agents:
         self.claims: list[tuple[str, int, str]] = []  # acknowledged (task, claim number, agent)
         self.outcomes: list[tuple[str, int]] = []  # acknowledged (task, claim number)
         self.retries = 0
+        self.store_retries = 0
 
     async def run(self) -> None:
         import anyio
@@ -188,6 +189,12 @@ class Agents:
                 except (httpx.HTTPError, ConnectionError, json.JSONDecodeError):
                     conn.session = None
                     self.retries += 1
+                    await anyio.sleep(0.05)
+                except ToolRefused as exc:
+                    if "store" not in str(exc):
+                        raise
+                    # The database was restarting: nothing was written, or a repeat gets the first answer.
+                    self.store_retries += 1
                     await anyio.sleep(0.05)
             raise RuntimeError(f"{me}: no replica answered {tool}")
 
@@ -233,7 +240,11 @@ def postgres(ctx: SuiteContext) -> Iterator[Any]:
 
     cluster = start_cluster()
     try:
-        yield cluster.new_database
+        def fresh_own() -> str:
+            return cluster.new_database()
+
+        fresh_own.restart = cluster.restart  # type: ignore[attr-defined]  # only our own cluster may be restarted
+        yield fresh_own
     finally:
         remove(cluster)
 
@@ -278,7 +289,9 @@ def _throughput(store: str, replicas_n: int, tasks: int, tmp: Path, n_agents: in
             len({(t, n) for t, n, _ in agents.claims})}
 
 
-def _chaos(store: str, tasks: int, kills: int, tmp: Path) -> dict[str, Any]:
+def _chaos(store: str, tasks: int, kills: int, tmp: Path, restart_db: Any = None) -> dict[str, Any]:
+    """3 replicas SIGKILLed `kills` times while agents work; with `restart_db`, PostgreSQL itself is restarted
+    once half-way through the kills."""
     import anyio
     import psycopg
 
@@ -290,6 +303,7 @@ def _chaos(store: str, tasks: int, kills: int, tmp: Path) -> dict[str, Any]:
     agents = Agents(replicas, sw, seed=7)
 
     down: set[int] = set()
+    db_restarts: list[int] = []
 
     async def restart(k: int) -> None:
         await anyio.sleep(0.2)
@@ -309,6 +323,9 @@ def _chaos(store: str, tasks: int, kills: int, tmp: Path) -> dict[str, Any]:
             replicas[k].kill()
             killed += 1
             tg.start_soon(restart, k)
+            if restart_db is not None and killed == max(1, kills // 2):
+                await anyio.to_thread.run_sync(restart_db)
+                db_restarts.append(killed)
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:
@@ -335,6 +352,7 @@ def _chaos(store: str, tasks: int, kills: int, tmp: Path) -> dict[str, Any]:
     acked = {(t, n) for t, n, _ in agents.claims}
     return {
         "replicas": 3, "agents": AGENTS, "tasks": tasks, "kills": killed, "seconds": round(elapsed, 1),
+        "postgresql_restarts": len(db_restarts), "store_error_retries": agents.store_retries,
         "claims": claims_total, "claims_acknowledged": len(agents.claims), "retried_requests": agents.retries,
         "claimed_by_two": len(agents.claims) - len(acked) + sum(1 for t, n, a in agents.claims
                                                                 if holders.get((t, n)) != a),
@@ -500,7 +518,7 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
         ctx.progress(0.25, "replicas behind a 1 ms and a 5 ms round trip")
         out["delayed"] = _delayed(fresh, tasks, tmp)
         ctx.progress(0.6, f"chaos: 3 replicas, {chaos_tasks} tasks, {kills} SIGKILLs")
-        out["chaos"] = _chaos(fresh(), chaos_tasks, kills, tmp)
+        out["chaos"] = _chaos(fresh(), chaos_tasks, kills, tmp, getattr(fresh, "restart", None))
         ctx.progress(0.95, "takeover: a dead agent's work back on the board")
         out["takeover"] = _takeover(fresh(), tmp)
     return out
@@ -532,7 +550,8 @@ def markdown(result: dict[str, Any]) -> str:
     c = result.get("chaos")
     if c:
         lines += ["", f"Chaos: {c['replicas']} replicas, {c['agents']} agents, {c['tasks']} tasks, {c['claims']} claims "
-                  f"({c['claims_acknowledged']} acknowledged), {c['kills']} SIGKILLs in {c['seconds']} s: "
+                  f"({c['claims_acknowledged']} acknowledged), {c['kills']} SIGKILLs and "
+                  f"{c.get('postgresql_restarts', 0)} PostgreSQL restart(s) in {c['seconds']} s: "
                   f"claimed by two {c['claimed_by_two']}, lost {c['lost']}, succeeded twice {c['succeeded_twice']}, "
                   f"attempts at most {c['max_attempts_seen']} (limit {c['attempt_limit']}), acknowledged outcomes "
                   f"missing {c['acknowledged_outcomes_missing']}; final states {c['states']}."]
