@@ -272,13 +272,13 @@ class PgConnection:
         if commit:
             parts.append("COMMIT")
         self.commit_sent = commit
+        self.begin_pending = False  # sent now: a failure below leaves a transaction to roll back
         self._watchdog.begin(self._raw)
         try:
             cur.execute(";\n".join(parts))  # type: ignore[arg-type]
         finally:
             self._watchdog.end(self._raw)
         prepared.update(new)  # only now: a batch that failed may have stopped before its PREPAREs
-        self.begin_pending = False
         self.committed = commit
         if notify is not None:
             self.sent_news.append(notify[1])
