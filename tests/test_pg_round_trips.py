@@ -124,3 +124,22 @@ async def test_waiting_readers_hold_no_pooled_connection(pg: PostgresStore) -> N
     assert took < 2.0, took
     for pool, size in ((pg._readers, pg.READERS), (pg._writers, pg.WRITERS)):
         assert pool.get_stats()["pool_size"] <= size
+
+
+class _OneWriter(PostgresStore):
+    WRITERS = 1
+
+
+def test_a_call_that_finds_every_connection_busy_fails_in_one_sentence(pg_cluster) -> None:
+    store = _OneWriter(pg_cluster.new_database(), timeout_s=0.5)
+    try:
+        with store.transaction() as conn:
+            conn.executemany("CREATE TEMP TABLE IF NOT EXISTS held (x INTEGER)", [()])  # BEGIN goes with it
+            with pytest.raises(StoreError) as refused, store.transaction():
+                pass
+        text = str(refused.value)
+        assert "every connection is busy" in text and "nothing was written" in text and "\n" not in text, text
+        with store.transaction() as conn:  # the connection is back in the pool: writes go on
+            assert [tuple(r) for r in conn.execute("SELECT 1 AS one")] == [(1,)]
+    finally:
+        store.close()
