@@ -306,13 +306,20 @@ def shared_directory(data_dir: Path, *, servers: int = 2, tasks: int = 400, agen
 
 def run(ctx: SuiteContext) -> dict[str, Any]:
     import tempfile
+    from contextlib import nullcontext
 
+    from ansf_mcp.bench.pgcluster import find_bindir
     from ansf_mcp.bench.scale_suite import postgres
 
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="ansf-chaos-") as tmp, postgres(ctx) as fresh:
+    store = getattr(ctx, "store", None) or ""
+    # PostgreSQL: the --store server, else a throw-away cluster when PostgreSQL is installed, else SQLite only.
+    has_pg = store.startswith(("postgresql://", "postgres://")) or find_bindir() is not None
+    if not has_pg:
+        results["postgresql"] = {"skipped": "PostgreSQL is not installed and --store names no server"}
+    with tempfile.TemporaryDirectory(prefix="ansf-chaos-") as tmp, (postgres(ctx) if has_pg else nullcontext()) as fresh:
         root = Path(tmp)
-        for e, engine in enumerate(("sqlite", "postgresql")):
+        for e, engine in enumerate(("sqlite", "postgresql") if has_pg else ("sqlite",)):
             suffix = "" if engine == "sqlite" else "_postgresql"
             soak_dir = root / f"soak{suffix}" / "data"
             soak_dir.mkdir(parents=True)
