@@ -21,17 +21,24 @@ def test_schema_fuzzing_finds_no_crash_partial_write_or_traceback(tmp_path: Path
     assert not report["over_cap"], report["over_cap"][:5]
 
 
+def _store(engine: str, request: pytest.FixtureRequest) -> str | None:
+    """None: the SQLite file in the data directory; else a fresh PostgreSQL database's URL."""
+    return None if engine == "sqlite" else request.getfixturevalue("pg_cluster").new_database()
+
+
 @pytest.mark.slow
-def test_sigkill_soak_loses_nothing_and_hands_out_nothing_twice(data_dir: Path) -> None:
-    result = kill_soak(data_dir, tasks=120, kills=8, batch=40, seed=1)
+def test_sigkill_soak_loses_nothing_and_hands_out_nothing_twice(data_dir: Path, engine: str,
+                                                                 request: pytest.FixtureRequest) -> None:
+    result = kill_soak(data_dir, tasks=120, kills=8, batch=40, seed=1, store=_store(engine, request))
     assert result["kills"] == 8
     assert (result["lost"], result["succeeded_twice"], result["double_claims"], result["missing"]) == (
         [], [], [], []), json.dumps(result)[:2000]
 
 
 @pytest.mark.slow
-def test_two_servers_on_one_data_directory_never_claim_a_task_twice(data_dir: Path) -> None:
-    result = shared_directory(data_dir, servers=2, tasks=150, agents_per_server=3)
+def test_two_servers_on_one_board_never_claim_a_task_twice(data_dir: Path, engine: str,
+                                                           request: pytest.FixtureRequest) -> None:
+    result = shared_directory(data_dir, servers=2, tasks=150, agents_per_server=3, store=_store(engine, request))
     assert not result["errors"], result["errors"]
     assert result["duplicates"] == []
     assert result["claims"] == 150 and result["states"] == {"succeeded": 150}

@@ -89,11 +89,14 @@ async def test_a_reader_on_one_replica_wakes_for_a_message_sent_through_another(
 
 
 def test_replicas_killed_mid_workload_lose_nothing_and_share_nothing(pg_cluster, tmp_path) -> None:
-    """A bounded run of `ansf bench --suite scale`'s chaos phase: 3 replicas, SIGKILLed and restarted."""
+    """A bounded run of `ansf bench --suite scale`'s chaos phase: 3 replicas, SIGKILLed and restarted, and
+    PostgreSQL itself restarted once."""
     from ansf_mcp.bench import scale_suite
 
-    result = scale_suite._chaos(pg_cluster.new_database(), tasks=300, kills=3, tmp=tmp_path)
+    result = scale_suite._chaos(pg_cluster.new_database(), tasks=300, kills=3, tmp=tmp_path,
+                                restart_db=pg_cluster.restart)
     assert result["kills"] >= 1 and result["claims_acknowledged"] >= 300
+    assert result["postgresql_restarts"] == 1
     assert result["claimed_by_two"] == 0 and result["lost"] == 0 and result["succeeded_twice"] == 0
     assert result["max_attempts_seen"] <= result["attempt_limit"]
     assert result["acknowledged_outcomes_missing"] == 0

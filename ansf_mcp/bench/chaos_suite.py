@@ -48,9 +48,12 @@ def _command() -> list[str]:
 class StdioServer:
     """`ansf serve` over raw JSON lines: the same bytes any MCP client sends."""
 
-    def __init__(self, data_dir: Path, cwd: Path):
+    def __init__(self, data_dir: Path, cwd: Path, store: str | None = None):
         env = {**os.environ, "ANSF_DATA_DIR": str(data_dir)}
         env.pop("ANSF_TOKEN", None)
+        env.pop("ANSF_STORE", None)
+        if store:
+            env["ANSF_STORE"] = store
         self.proc = subprocess.Popen(_command(), env=env, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, bufsize=0)
         self._next = 1
@@ -110,7 +113,16 @@ class StdioServer:
                 self.kill()
 
 
-def _store_rows(data_dir: Path, sql: str, args: tuple = ()) -> list[tuple]:
+def _store_rows(data_dir: Path, sql: str, args: tuple = (), store: str | None = None) -> list[tuple]:
+    """Rows straight from the board's database (SQLite in `data_dir`, or the PostgreSQL `store` URL), read
+    apart from any server; `sql` with `?` parameters."""
+    if store:
+        import psycopg
+
+        from ansf_mcp.store.postgres import pg_sql
+
+        with psycopg.connect("postgresql://" + store.split("://", 1)[1], connect_timeout=30) as pg:
+            return [tuple(r) for r in pg.execute(pg_sql(sql), args).fetchall()]  # type: ignore[arg-type]
     conn = sqlite3.connect(str(data_dir / "ansf.sqlite3"), timeout=30)
     try:
         return conn.execute(sql, args).fetchall()
@@ -122,11 +134,12 @@ def _store_rows(data_dir: Path, sql: str, args: tuple = ()) -> list[tuple]:
 
 
 def kill_soak(data_dir: Path, *, tasks: int = 1000, kills: int = 72, agents: int = 4, batch: int = 50,
-              seed: int = 0, progress=lambda f, m: None) -> dict[str, Any]:
-    """Run `tasks` through claim and success reports while killing the server `kills` times at random points."""
+              seed: int = 0, progress=lambda f, m: None, store: str | None = None) -> dict[str, Any]:
+    """Run `tasks` through claim and success reports while killing the server `kills` times at random points
+    (on SQLite in `data_dir`, or on the PostgreSQL `store`)."""
     rng = random.Random(seed)
     cwd = data_dir.parent
-    server = StdioServer(data_dir, cwd)
+    server = StdioServer(data_dir, cwd, store)
     agent_ids = [f"a{i}" for i in range(agents)]
     sw = server.call("spawn_swarm", name="soak", agents=[{"role": "worker", "id": a, "capacity": 2}
                                                          for a in agent_ids])["data"]["swarm_id"]
@@ -151,7 +164,7 @@ def kill_soak(data_dir: Path, *, tasks: int = 1000, kills: int = 72, agents: int
             server.kill()
             killed += 1
             t0 = time.monotonic()
-            server = StdioServer(data_dir, cwd)
+            server = StdioServer(data_dir, cwd, store)
             restarts_s.append(time.monotonic() - t0)
             resync()
             progress(killed / max(1, kills), f"kill {killed}/{kills}")
@@ -160,7 +173,7 @@ def kill_soak(data_dir: Path, *, tasks: int = 1000, kills: int = 72, agents: int
 
     def board() -> dict[str, dict[str, Any]]:
         """The store itself (a tool's answer may be shrunk): what a restarted agent would look up."""
-        rows = _store_rows(data_dir, "SELECT id, status, lease_owner FROM tasks WHERE swarm_id = ?", (sw,))
+        rows = _store_rows(data_dir, "SELECT id, status, lease_owner FROM tasks WHERE swarm_id = ?", (sw,), store)
         return {tid: {"state": status, "lease_owner": owner} for tid, status, owner in rows}
 
     def resync() -> None:
@@ -206,9 +219,9 @@ def kill_soak(data_dir: Path, *, tasks: int = 1000, kills: int = 72, agents: int
         states = board()
         done = all(t["state"] == "succeeded" for t in states.values()) and len(states) == tasks
     server.close()
-    final = dict(_store_rows(data_dir, "SELECT id, status FROM tasks WHERE swarm_id = ?", (sw,)))
+    final = dict(_store_rows(data_dir, "SELECT id, status FROM tasks WHERE swarm_id = ?", (sw,), store))
     twice = _store_rows(data_dir, "SELECT task_id, COUNT(*) FROM outcomes WHERE swarm_id = ? AND success = 1 "
-                                  "GROUP BY task_id HAVING COUNT(*) > 1", (sw,))
+                                  "GROUP BY task_id HAVING COUNT(*) > 1", (sw,), store)
     return {
         "tasks": tasks,
         "kills": killed,
@@ -223,11 +236,12 @@ def kill_soak(data_dir: Path, *, tasks: int = 1000, kills: int = 72, agents: int
 # -- several servers, one data directory ----------------------------------------------------------------------------
 
 
-def shared_directory(data_dir: Path, *, servers: int = 2, tasks: int = 400, agents_per_server: int = 4
-                     ) -> dict[str, Any]:
-    """`servers` stdio servers on one data directory; each drives its own agents over the same unassigned work."""
+def shared_directory(data_dir: Path, *, servers: int = 2, tasks: int = 400, agents_per_server: int = 4,
+                     store: str | None = None) -> dict[str, Any]:
+    """`servers` stdio servers on one data directory (or one PostgreSQL `store`); each drives its own agents over
+    the same unassigned work."""
     cwd = data_dir.parent
-    procs = [StdioServer(data_dir, cwd) for _ in range(servers)]
+    procs = [StdioServer(data_dir, cwd, store) for _ in range(servers)]
     agent_ids = [[f"s{s}a{i}" for i in range(agents_per_server)] for s in range(servers)]
     flat = [a for group in agent_ids for a in group]
     # Capacity 1 each: the first len(flat) tasks get an assignee, the rest stay unassigned, so everyone competes.
@@ -274,7 +288,7 @@ def shared_directory(data_dir: Path, *, servers: int = 2, tasks: int = 400, agen
     for tid, _ in claims:
         seen[tid] = seen.get(tid, 0) + 1
     statuses = dict(_store_rows(data_dir, "SELECT status, COUNT(*) FROM tasks WHERE swarm_id = ? GROUP BY status",
-                                (sw,)))
+                                (sw,), store))
     return {
         "servers": servers,
         "tasks": tasks,
@@ -292,20 +306,33 @@ def shared_directory(data_dir: Path, *, servers: int = 2, tasks: int = 400, agen
 
 def run(ctx: SuiteContext) -> dict[str, Any]:
     import tempfile
+    from contextlib import nullcontext
+
+    from ansf_mcp.bench.pgcluster import find_bindir
+    from ansf_mcp.bench.scale_suite import postgres
 
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="ansf-chaos-") as tmp:
+    store = getattr(ctx, "store", None) or ""
+    # PostgreSQL: the --store server, else a throw-away cluster when PostgreSQL is installed, else SQLite only.
+    has_pg = store.startswith(("postgresql://", "postgres://")) or find_bindir() is not None
+    if not has_pg:
+        results["postgresql"] = {"skipped": "PostgreSQL is not installed and --store names no server"}
+    with tempfile.TemporaryDirectory(prefix="ansf-chaos-") as tmp, (postgres(ctx) if has_pg else nullcontext()) as fresh:
         root = Path(tmp)
-        soak_dir = root / "soak" / "data"
-        soak_dir.mkdir(parents=True)
-        ctx.progress(0.0, "SIGKILL soak")
-        results["kill_soak"] = kill_soak(soak_dir, tasks=200 if ctx.quick else 1000,
-                                         kills=12 if ctx.quick else 72, progress=ctx.scaled(0.0, 0.6))
-        for n in (2, 4):
-            d = root / f"shared{n}" / "data"
-            d.mkdir(parents=True)
-            ctx.progress(0.6 + 0.1 * n / 2, f"{n} servers on one data directory")
-            results[f"shared_directory_{n}"] = shared_directory(d, servers=n, tasks=300 if ctx.quick else 3300)
+        for e, engine in enumerate(("sqlite", "postgresql") if has_pg else ("sqlite",)):
+            suffix = "" if engine == "sqlite" else "_postgresql"
+            soak_dir = root / f"soak{suffix}" / "data"
+            soak_dir.mkdir(parents=True)
+            ctx.progress(0.45 * e, f"SIGKILL soak ({engine})")
+            results[f"kill_soak{suffix}"] = kill_soak(
+                soak_dir, tasks=200 if ctx.quick else 1000, kills=12 if ctx.quick else 72,
+                progress=ctx.scaled(0.45 * e, 0.45 * e + 0.3), store=fresh() if suffix else None)
+            for n in (2, 4):
+                d = root / f"shared{n}{suffix}" / "data"
+                d.mkdir(parents=True)
+                ctx.progress(0.45 * e + 0.3 + 0.05 * n / 2, f"{n} servers on one board ({engine})")
+                results[f"shared_directory_{n}{suffix}"] = shared_directory(
+                    d, servers=n, tasks=300 if ctx.quick else 3300, store=fresh() if suffix else None)
         ctx.progress(0.9, "schema fuzzing")
         try:
             from ansf_mcp.bench.fuzz import fuzz_tools
@@ -320,17 +347,18 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    soak = result.get("kill_soak", {})
-    lines = [
-        "| check | tried | held |",
-        "| --- | --- | --- |",
-        f"| SIGKILL soak | {soak.get('kills')} kills over {soak.get('tasks')} tasks | lost {len(soak.get('lost', []))}, "
-        f"succeeded twice {len(soak.get('succeeded_twice', []))}, double claims {len(soak.get('double_claims', []))}, "
-        f"missing {len(soak.get('missing', []))} |",
-    ]
+    lines = ["| check | tried | held |", "| --- | --- | --- |"]
+    for key, soak in result.items():
+        if key.startswith("kill_soak"):
+            engine = "PostgreSQL" if key.endswith("postgresql") else "SQLite"
+            lines.append(
+                f"| SIGKILL soak ({engine}) | {soak.get('kills')} kills over {soak.get('tasks')} tasks | lost "
+                f"{len(soak.get('lost', []))}, succeeded twice {len(soak.get('succeeded_twice', []))}, double claims "
+                f"{len(soak.get('double_claims', []))}, missing {len(soak.get('missing', []))} |")
     for key, value in result.items():
         if key.startswith("shared_directory"):
-            lines.append(f"| {value['servers']} servers, one data directory | {value['claims']} claims | "
+            where = "one PostgreSQL board" if key.endswith("postgresql") else "one data directory"
+            lines.append(f"| {value['servers']} servers, {where} | {value['claims']} claims | "
                          f"duplicates {len(value['duplicates'])}, errors {len(value['errors'])} |")
     fz = result.get("fuzz", {})
     if "calls" in fz:

@@ -6,6 +6,13 @@
   no claim acknowledged to two agents, no task lost (every task succeeded or failed), none succeeded twice,
   attempts never above the limit, every acknowledged outcome stored.
 - `takeover`: an agent claims and dies; how long until another agent holds the task (lease + at most 1 s).
+- `round_trips`: requests sent to PostgreSQL per claim and per outcome, counted by the driver's cursor
+  (store/postgres.py's CountingCursor) on a board in this process.
+- `stdio`: one server over stdio per engine, one agent claiming and reporting, the engines interleaved in rounds
+  so both see the same machine load; claims+outcomes per second and PostgreSQL's ratio to SQLite.
+- `delayed`: replicas "on other hosts": a delaying TCP relay (bench/delay_relay.py, loopback only) between the
+  replicas and the database adds 1 ms or 5 ms of round trip (simulated network, real everything else); 1, 2 and
+  3 replicas at each delay with DELAYED_AGENTS agents, beside one SQLite server with as many agents.
 
 PostgreSQL: the `--store` URL's server when one is given (a scratch database per phase, so the role needs
 CREATEDB), else a throw-away cluster of our own (ansf_mcp.bench.pgcluster; needs Debian's postgresql).
@@ -29,6 +36,9 @@ from typing import Any, ClassVar
 from ansf_mcp.bench.context import SuiteContext
 
 AGENTS = 8
+# Enough agents to keep three replicas' connections busy when each round trip costs 5 ms.
+DELAYED_AGENTS = 24
+DELAYS_S = (0.001, 0.005)
 MAX_ATTEMPTS = 6
 CHAOS_LEASE_S = 3.0
 
@@ -146,12 +156,13 @@ class Agents:
     replica died is sent again to another one (the board's rules make that safe: claims are fenced, a repeated
     report gets the first answer)."""
 
-    def __init__(self, replicas: list[Replica], swarm: str, seed: int = 0):
-        self.replicas, self.swarm = replicas, swarm
+    def __init__(self, replicas: list[Replica], swarm: str, seed: int = 0, agents: int = AGENTS):
+        self.replicas, self.swarm, self.agents = replicas, swarm, agents
         self.seed = seed
         self.claims: list[tuple[str, int, str]] = []  # acknowledged (task, claim number, agent)
         self.outcomes: list[tuple[str, int]] = []  # acknowledged (task, claim number)
         self.retries = 0
+        self.store_retries = 0
 
     async def run(self) -> None:
         import anyio
@@ -159,7 +170,7 @@ class Agents:
 
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as http:
             async with anyio.create_task_group() as tg:
-                for i in range(AGENTS):
+                for i in range(self.agents):
                     tg.start_soon(self._agent, http, i)
 
     async def _agent(self, http: Any, i: int) -> None:
@@ -178,6 +189,12 @@ class Agents:
                 except (httpx.HTTPError, ConnectionError, json.JSONDecodeError):
                     conn.session = None
                     self.retries += 1
+                    await anyio.sleep(0.05)
+                except ToolRefused as exc:
+                    if "store" not in str(exc):
+                        raise
+                    # The database was restarting: nothing was written, or a repeat gets the first answer.
+                    self.store_retries += 1
                     await anyio.sleep(0.05)
             raise RuntimeError(f"{me}: no replica answered {tool}")
 
@@ -223,20 +240,24 @@ def postgres(ctx: SuiteContext) -> Iterator[Any]:
 
     cluster = start_cluster()
     try:
-        yield cluster.new_database
+        def fresh_own() -> str:
+            return cluster.new_database()
+
+        fresh_own.restart = cluster.restart  # type: ignore[attr-defined]  # only our own cluster may be restarted
+        yield fresh_own
     finally:
         remove(cluster)
 
 
-def _setup(replica: Replica, tasks: int, assign: bool = False) -> str:
-    """A swarm of AGENTS agents and `tasks` unassigned tasks, through the first replica."""
+def _setup(replica: Replica, tasks: int, agents: int = AGENTS) -> str:
+    """A swarm of `agents` agents and `tasks` tasks, through the first replica."""
     import anyio
     from mcp import Client
 
     async def go() -> str:
         async with Client(f"{replica.url}/mcp") as c:
             r = await c.call_tool("spawn_swarm", {"name": "scale", "agents": [{"role": f"w{i}"} for i in
-                                                                              range(AGENTS)]})
+                                                                              range(agents)]})
             sw = r.structured_content["swarm_id"]
             for start in range(0, tasks, 1000):
                 batch = [{"description": f"task {k}"} for k in range(start, min(tasks, start + 1000))]
@@ -247,15 +268,15 @@ def _setup(replica: Replica, tasks: int, assign: bool = False) -> str:
     return anyio.run(go)
 
 
-def _throughput(store: str, replicas_n: int, tasks: int, tmp: Path) -> dict[str, Any]:
+def _throughput(store: str, replicas_n: int, tasks: int, tmp: Path, n_agents: int = AGENTS) -> dict[str, Any]:
     import anyio
 
     replicas = [Replica(store, tmp / "data", tmp) for _ in range(replicas_n)]
     try:
         for r in replicas:
             r.start()
-        sw = _setup(replicas[0], tasks)
-        agents = Agents(replicas, sw)
+        sw = _setup(replicas[0], tasks, n_agents)
+        agents = Agents(replicas, sw, agents=n_agents)
         t0 = time.perf_counter()
         anyio.run(agents.run)
         elapsed = time.perf_counter() - t0
@@ -263,12 +284,14 @@ def _throughput(store: str, replicas_n: int, tasks: int, tmp: Path) -> dict[str,
         for r in replicas:
             r.stop()
     pairs = len(agents.outcomes)
-    return {"replicas": replicas_n, "pairs": pairs, "seconds": round(elapsed, 2),
+    return {"replicas": replicas_n, "agents": n_agents, "pairs": pairs, "seconds": round(elapsed, 2),
             "pairs_per_s": round(pairs / elapsed, 1), "duplicate_claims": len(agents.claims) -
             len({(t, n) for t, n, _ in agents.claims})}
 
 
-def _chaos(store: str, tasks: int, kills: int, tmp: Path) -> dict[str, Any]:
+def _chaos(store: str, tasks: int, kills: int, tmp: Path, restart_db: Any = None) -> dict[str, Any]:
+    """3 replicas SIGKILLed `kills` times while agents work; with `restart_db`, PostgreSQL itself is restarted
+    once half-way through the kills."""
     import anyio
     import psycopg
 
@@ -280,6 +303,7 @@ def _chaos(store: str, tasks: int, kills: int, tmp: Path) -> dict[str, Any]:
     agents = Agents(replicas, sw, seed=7)
 
     down: set[int] = set()
+    db_restarts: list[int] = []
 
     async def restart(k: int) -> None:
         await anyio.sleep(0.2)
@@ -299,6 +323,9 @@ def _chaos(store: str, tasks: int, kills: int, tmp: Path) -> dict[str, Any]:
             replicas[k].kill()
             killed += 1
             tg.start_soon(restart, k)
+            if restart_db is not None and killed == max(1, kills // 2):
+                await anyio.to_thread.run_sync(restart_db)
+                db_restarts.append(killed)
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:
@@ -325,6 +352,7 @@ def _chaos(store: str, tasks: int, kills: int, tmp: Path) -> dict[str, Any]:
     acked = {(t, n) for t, n, _ in agents.claims}
     return {
         "replicas": 3, "agents": AGENTS, "tasks": tasks, "kills": killed, "seconds": round(elapsed, 1),
+        "postgresql_restarts": len(db_restarts), "store_error_retries": agents.store_retries,
         "claims": claims_total, "claims_acknowledged": len(agents.claims), "retried_requests": agents.retries,
         "claimed_by_two": len(agents.claims) - len(acked) + sum(1 for t, n, a in agents.claims
                                                                 if holders.get((t, n)) != a),
@@ -366,6 +394,109 @@ def _takeover(store: str, tmp: Path, lease_s: float = 2.0) -> dict[str, Any]:
     return {"lease_s": lease_s, "back_after_s": round(back_after, 2), "within_lease_plus_1s": back_after <= lease_s + 1}
 
 
+def _round_trips(url: str, tasks: int = 40) -> dict[str, Any]:
+    """Requests sent to PostgreSQL per claim and per outcome, counted by the driver (CountingCursor): one agent
+    on a chain (each success makes the next task ready), every other outcome a failure that re-offers the task."""
+    from ansf_mcp.board.board import Board
+    from ansf_mcp.board.models import AgentSpec, TaskSpec
+    from ansf_mcp.store.postgres import PostgresStore
+
+    store = PostgresStore(url)
+    try:
+        board = Board(store)
+        sw = board.spawn("round-trips", [AgentSpec(role="worker")], "mesh").swarm_id
+        board.coordinate(sw, [TaskSpec(id=f"t{i}", description=f"step {i}", depends_on=[f"t{i - 1}"] if i else [])
+                              for i in range(tasks)], "round-robin")
+        agent = board.view(sw).agents[0].id
+        claims: list[int] = []
+        outcomes: list[int] = []
+        for k in range(2 * tasks):
+            before = store.trips.value
+            got = board.claim_next(sw, agent)
+            claims.append(store.trips.value - before)
+            if got.task is None:
+                break
+            before = store.trips.value
+            board.report(sw, got.task.id, agent, success=k % 2 == 1, summary="ok")
+            outcomes.append(store.trips.value - before)
+        return {"claims": len(claims), "outcomes": len(outcomes),
+                "per_claim_max": max(claims), "per_claim_mean": round(sum(claims) / len(claims), 2),
+                "per_outcome_max": max(outcomes), "per_outcome_mean": round(sum(outcomes) / len(outcomes), 2)}
+    finally:
+        store.close()
+
+
+def _stdio(tmp: Path, pg_url: str, rounds: int, pairs: int) -> dict[str, Any]:
+    """One stdio server per engine, one agent each, `rounds` rounds of `pairs` claim+outcome pairs, the engines
+    taking turns within every round."""
+    from ansf_mcp.bench.chaos_suite import StdioServer
+
+    servers: dict[str, StdioServer] = {}
+    swarms: dict[str, str] = {}
+    seconds = {"sqlite": 0.0, "postgresql": 0.0}
+    done = {"sqlite": 0, "postgresql": 0}
+    try:
+        for engine, store in (("sqlite", None), ("postgresql", pg_url)):
+            data = tmp / f"stdio-{engine}"
+            data.mkdir(parents=True, exist_ok=True)
+            servers[engine] = server = StdioServer(data, tmp, store)
+            sw = server.call("spawn_swarm", name="stdio", agents=[{"role": "worker", "id": "a"}])["data"]["swarm_id"]
+            answer = server.call("coordinate", swarm_id=sw, strategy="round-robin", tasks=[
+                {"description": f"task {k}"} for k in range(rounds * pairs)])
+            assert not answer["is_error"], answer["text"]
+            swarms[engine] = sw
+        for _ in range(rounds):
+            for engine, server in servers.items():
+                t0 = time.perf_counter()
+                for _ in range(pairs):
+                    got = server.call("next_task", swarm_id=swarms[engine], agent_id="a")["data"]
+                    assert got["claimed"], got
+                    answer = server.call("report_outcome", swarm_id=swarms[engine], task_id=got["task"]["id"],
+                                         agent_id="a", success=True, summary="ok")
+                    assert not answer["is_error"], answer["text"]
+                    done[engine] += 1
+                seconds[engine] += time.perf_counter() - t0
+    finally:
+        for server in servers.values():
+            server.close()
+    rate = {e: round(done[e] / seconds[e], 1) for e in done}
+    return {"rounds": rounds, "pairs_per_round": pairs, "sqlite_pairs_per_s": rate["sqlite"],
+            "postgresql_pairs_per_s": rate["postgresql"],
+            "ratio": round(rate["postgresql"] / rate["sqlite"], 2)}
+
+
+def _via(url: str, port: int) -> str:
+    """The same database URL through another port on loopback (the delay relay)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    auth = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    return urlunsplit(parts._replace(netloc=f"{auth}127.0.0.1:{port}"))
+
+
+def _delayed(fresh: Any, tasks: int, tmp: Path) -> list[dict[str, Any]]:
+    from urllib.parse import urlsplit
+
+    from ansf_mcp.bench.delay_relay import DelayRelay
+
+    rows: list[dict[str, Any]] = []
+    sqlite = _throughput(str(tmp / "delayed.sqlite3"), 1, tasks, tmp, DELAYED_AGENTS)
+    rows.append({"engine": "sqlite", "rtt_ms": 0.0, **sqlite, "ratio_to_one_replica": None})
+    for rtt in DELAYS_S:
+        one = None
+        for n in (1, 2, 3):
+            url = fresh()
+            port = urlsplit(url).port
+            assert port is not None
+            with DelayRelay(port, rtt) as relay:
+                row = _throughput(_via(url, relay.port), n, tasks, tmp, DELAYED_AGENTS)
+            one = one or row["pairs_per_s"]
+            rows.append({"engine": "postgresql", "rtt_ms": rtt * 1000, **row,
+                         "ratio_to_one_replica": round(row["pairs_per_s"] / one, 2),
+                         "ratio_to_sqlite": round(row["pairs_per_s"] / sqlite["pairs_per_s"], 2)})
+    return rows
+
+
 def run(ctx: SuiteContext) -> dict[str, Any]:
     tasks = 200 if ctx.quick else 1000
     chaos_tasks, kills = (300, 3) if ctx.quick else (10_000, 12)
@@ -380,8 +511,14 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
             row = _throughput(fresh(), n, tasks, tmp)
             row["ratio_to_sqlite"] = round(row["pairs_per_s"] / sqlite["pairs_per_s"], 2)
             out["throughput"].append({"engine": "postgresql", **row})
-        ctx.progress(0.4, f"chaos: 3 replicas, {chaos_tasks} tasks, {kills} SIGKILLs")
-        out["chaos"] = _chaos(fresh(), chaos_tasks, kills, tmp)
+        ctx.progress(0.2, "round trips per claim and per outcome")
+        out["round_trips"] = _round_trips(fresh())
+        ctx.progress(0.22, "one stdio server per engine, interleaved")
+        out["stdio"] = _stdio(tmp, fresh(), rounds=4 if ctx.quick else 10, pairs=40 if ctx.quick else 100)
+        ctx.progress(0.25, "replicas behind a 1 ms and a 5 ms round trip")
+        out["delayed"] = _delayed(fresh, tasks, tmp)
+        ctx.progress(0.6, f"chaos: 3 replicas, {chaos_tasks} tasks, {kills} SIGKILLs")
+        out["chaos"] = _chaos(fresh(), chaos_tasks, kills, tmp, getattr(fresh, "restart", None))
         ctx.progress(0.95, "takeover: a dead agent's work back on the board")
         out["takeover"] = _takeover(fresh(), tmp)
     return out
@@ -393,10 +530,28 @@ def markdown(result: dict[str, Any]) -> str:
     for r in result.get("throughput", []):
         lines.append(f"| {r['engine']} | {r['replicas']} | {r['pairs']} | {r['seconds']} | {r['pairs_per_s']} | "
                      f"{r['ratio_to_sqlite']} |")
+    rt = result.get("round_trips")
+    if rt:
+        lines += ["", f"Round trips to PostgreSQL, counted by the driver over {rt['claims']} claims and "
+                  f"{rt['outcomes']} outcomes: per claim at most {rt['per_claim_max']} (mean {rt['per_claim_mean']}), "
+                  f"per outcome at most {rt['per_outcome_max']} (mean {rt['per_outcome_mean']})."]
+    st = result.get("stdio")
+    if st:
+        lines += ["", f"One server over stdio, one agent, engines interleaved ({st['rounds']} rounds of "
+                  f"{st['pairs_per_round']} claims+outcomes): SQLite {st['sqlite_pairs_per_s']}/s, PostgreSQL "
+                  f"{st['postgresql_pairs_per_s']}/s ({st['ratio']}x)."]
+    if result.get("delayed"):
+        lines += ["", "Replicas behind a simulated network round trip (delaying relay on loopback):", "",
+                  "| engine | round trip ms | replicas | agents | claims+outcomes | per second | vs one replica |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in result["delayed"]:
+            lines.append(f"| {r['engine']} | {r['rtt_ms']:g} | {r['replicas']} | {r['agents']} | {r['pairs']} | "
+                         f"{r['pairs_per_s']} | {r['ratio_to_one_replica'] or ''} |")
     c = result.get("chaos")
     if c:
         lines += ["", f"Chaos: {c['replicas']} replicas, {c['agents']} agents, {c['tasks']} tasks, {c['claims']} claims "
-                  f"({c['claims_acknowledged']} acknowledged), {c['kills']} SIGKILLs in {c['seconds']} s: "
+                  f"({c['claims_acknowledged']} acknowledged), {c['kills']} SIGKILLs and "
+                  f"{c.get('postgresql_restarts', 0)} PostgreSQL restart(s) in {c['seconds']} s: "
                   f"claimed by two {c['claimed_by_two']}, lost {c['lost']}, succeeded twice {c['succeeded_twice']}, "
                   f"attempts at most {c['max_attempts_seen']} (limit {c['attempt_limit']}), acknowledged outcomes "
                   f"missing {c['acknowledged_outcomes_missing']}; final states {c['states']}."]

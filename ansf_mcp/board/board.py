@@ -72,7 +72,7 @@ from ansf_mcp.board.models import (
     TaskView,
     Topology,
 )
-from ansf_mcp.board.tasks import task_row, task_rows, to_views
+from ansf_mcp.board.tasks import deps_from, deps_query, one_task, task_query, task_row, task_rows, to_views
 from ansf_mcp.coordinator import scoring
 from ansf_mcp.coordinator.episode import CoordinationResult, ModelUnavailable
 from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES, EstimatorScore, choose
@@ -91,11 +91,42 @@ def board_news_key(swarm_id: str) -> str:
     return f"board:{swarm_id}"
 
 
-# How many live claims a task's assignee holds (work pinned to an agent at its capacity goes to whoever is free).
-ASSIGNEE_HOLDS_SQL = """(SELECT COUNT(*) FROM tasks h WHERE h.swarm_id = t.swarm_id AND h.lease_owner = t.assignee
-    AND h.status = 'claimed' AND h.lease_expires_at >= :now)"""
 # When a ready task's assignee was last seen, or when the task was put up if later (takeovers count from there).
 PINNED_SINCE_SQL = "(CASE WHEN COALESCE(a.last_seen_at, 0) > t.updated_at THEN a.last_seen_at ELSE t.updated_at END)"
+SEEN_SQL = "UPDATE agents SET last_seen_at = ? WHERE swarm_id = ? AND id = ?"
+EXPIRE_CLAIMS_SQL = f"""UPDATE claims SET ended_at = :now, ended = 'expired' WHERE ended IS NULL AND EXISTS (
+    SELECT 1 FROM tasks t WHERE t.swarm_id = claims.swarm_id AND t.id = claims.task_id
+    AND t.claim_seq = claims.claim_seq AND t.swarm_id = :swarm AND {LEASE_EXPIRED_SQL})"""
+EXPIRE_TASKS_SQL = f"""UPDATE tasks AS t SET
+    status = CASE WHEN t.attempts >= :max_attempts THEN 'failed' ELSE 'open' END,
+    last_error = 'lease of ''' || t.lease_owner || ''' expired' ||
+        CASE WHEN t.attempts >= :max_attempts
+             THEN '; gave up after ' || t.attempts || ' attempts' ELSE '' END,
+    lease_owner = NULL, lease_expires_at = NULL, assignee = NULL, updated_at = :now
+WHERE t.swarm_id = :swarm AND {LEASE_EXPIRED_SQL}"""
+# Live claims of :agent (after the expiry above), and agents holding any in the swarm.
+ACTIVE_SQL = "SELECT COUNT(*) FROM tasks WHERE swarm_id = :swarm AND status = 'claimed' AND lease_owner = :agent"
+BUSY_SQL = "SELECT COUNT(DISTINCT lease_owner) FROM tasks WHERE swarm_id = :swarm AND status = 'claimed'"
+# Ready work :agent may take: its own first, then unassigned work, then work pinned to an agent that cannot take
+# it now — busy up to its capacity (work goes to whoever is free) or away longer than the grace. The agent's own
+# capacity (and, with :max_active, the phase's limit on active agents) is checked here too, so a claim that will
+# be refused locks no task. The store's `skip_locked` is appended: on PostgreSQL a task another replica is
+# claiming right now is passed over, never waited for or handed out twice.
+# The live claims per agent are counted once (`holds`), not once per candidate task (work pinned to an agent at
+# its capacity goes to whoever is free).
+CANDIDATE_SQL = f"""WITH holds AS (SELECT lease_owner, COUNT(*) AS n FROM tasks
+    WHERE swarm_id = :swarm AND status = 'claimed' AND lease_expires_at >= :now GROUP BY lease_owner)
+SELECT t.id, t.seq, t.priority, t.assignee, t.claim_seq, {PINNED_SINCE_SQL} AS pinned_since,
+       COALESCE(h.n, 0) AS assignee_holds, a.capacity AS assignee_capacity
+FROM tasks t LEFT JOIN agents a ON a.swarm_id = t.swarm_id AND a.id = t.assignee
+    LEFT JOIN holds h ON h.lease_owner = t.assignee
+WHERE t.swarm_id = :swarm AND t.status IN ('open', 'claimed') AND {STATE_SQL} = 'ready'
+  AND (t.assignee IS NULL OR t.assignee = :agent OR {PINNED_SINCE_SQL} <= :cutoff
+       OR COALESCE(h.n, 0) >= COALESCE(a.capacity, 0))
+  AND ({ACTIVE_SQL}) < (SELECT capacity FROM agents WHERE swarm_id = :swarm AND id = :agent)
+  AND (:max_active < 0 OR ({ACTIVE_SQL}) > 0 OR ({BUSY_SQL}) < :max_active)
+ORDER BY CASE WHEN t.assignee = :agent THEN 0 WHEN t.assignee IS NULL THEN 1 ELSE 2 END,
+         t.priority DESC, t.seq ASC LIMIT 1"""
 
 
 @dataclass
@@ -322,26 +353,15 @@ class Board:
 
     def _expire(self, conn: Connection, swarm_id: str, now: float) -> None:
         """Write down what reading already shows: leases that ran out put their task back (or fail it)."""
+        for sql, values in self._expiring(swarm_id, now):
+            conn.execute(sql, values)
+
+    def _expiring(self, swarm_id: str, now: float) -> list[tuple[str, dict[str, Any]]]:
         p = params(self.policy, now, swarm=swarm_id)
-        conn.execute(
-            f"""UPDATE claims SET ended_at = :now, ended = 'expired' WHERE ended IS NULL AND EXISTS (
-                    SELECT 1 FROM tasks t WHERE t.swarm_id = claims.swarm_id AND t.id = claims.task_id
-                    AND t.claim_seq = claims.claim_seq AND t.swarm_id = :swarm AND {LEASE_EXPIRED_SQL})""",
-            p,
-        )
-        conn.execute(
-            f"""UPDATE tasks AS t SET
-                    status = CASE WHEN t.attempts >= :max_attempts THEN 'failed' ELSE 'open' END,
-                    last_error = 'lease of ''' || t.lease_owner || ''' expired' ||
-                        CASE WHEN t.attempts >= :max_attempts
-                             THEN '; gave up after ' || t.attempts || ' attempts' ELSE '' END,
-                    lease_owner = NULL, lease_expires_at = NULL, assignee = NULL, updated_at = :now
-                WHERE t.swarm_id = :swarm AND {LEASE_EXPIRED_SQL}""",
-            p,
-        )
+        return [(EXPIRE_CLAIMS_SQL, p), (EXPIRE_TASKS_SQL, p)]
 
     def _seen(self, conn: Connection, swarm_id: str, agent_id: str, now: float) -> None:
-        conn.execute("UPDATE agents SET last_seen_at = ? WHERE swarm_id = ? AND id = ?", (now, swarm_id, agent_id))
+        conn.execute(SEEN_SQL, (now, swarm_id, agent_id))
 
     def claim_next(self, swarm_id: str, agent_id: str, lease_s: float | None = None) -> Claim:
         """Give the agent its next ready task under a lease: its own assignments first, then unassigned work,
@@ -353,64 +373,55 @@ class Board:
         grace = self.policy.takeover_grace_s
         with self.store.transaction() as conn:
             now = self.clock()
-            require(conn, swarm_id)
-            agent = require_agent(conn, swarm_id, agent_id, self.store.for_update)
-            self._expire(conn, swarm_id, now)
-            self._seen(conn, swarm_id, agent_id, now)
-            active = conn.execute(
-                "SELECT COUNT(*) FROM tasks WHERE swarm_id = ? AND status = 'claimed' AND lease_owner = ?",
-                (swarm_id, agent_id),
-            ).fetchone()[0]
-            if active >= agent["capacity"]:
+            p = params(self.policy, now, swarm=swarm_id, agent=agent_id, cutoff=now - grace,
+                       max_active=-1 if max_active_agents is None else max_active_agents)
+            # Two batches (a round trip each on PostgreSQL): everything the decision needs, then the claim with
+            # its view and the commit. The agent row is locked first, so one agent's claims on two replicas take
+            # turns (its capacity is checked against what the other wrote).
+            swarm, agent, _, _, _, active, busy, row = self.store.batch(conn, [
+                ("SELECT * FROM swarms WHERE id = :swarm", p),
+                (f"SELECT * FROM agents WHERE swarm_id = :swarm AND id = :agent{self.store.for_update}", p),
+                *self._expiring(swarm_id, now),
+                (SEEN_SQL, (now, swarm_id, agent_id)),
+                (ACTIVE_SQL, p),
+                (BUSY_SQL, p),
+                (CANDIDATE_SQL + self.store.skip_locked, p),
+            ])
+            if not swarm:
+                require(conn, swarm_id)
+            if not agent:
+                require_agent(conn, swarm_id, agent_id)
+            active_n, capacity = active[0][0], agent[0]["capacity"]
+            if active_n >= capacity:
                 return Claim(
                     claimed=False, status="wait",
-                    reason=f"agent {agent_id!r} already holds {active} claim(s), its capacity; report an outcome "
+                    reason=f"agent {agent_id!r} already holds {active_n} claim(s), its capacity; report an outcome "
                     "(or release_task) first",
                 )
-            if max_active_agents is not None and active == 0:
-                busy = conn.execute(
-                    "SELECT COUNT(DISTINCT lease_owner) FROM tasks WHERE swarm_id = ? AND status = 'claimed'",
-                    (swarm_id,),
-                ).fetchone()[0]
-                if busy >= max_active_agents:
-                    return Claim(
-                        claimed=False, status="wait",
-                        reason=f"{busy} agents are already active in this swarm, the limit of the current "
-                        f"operating phase ({max_active_agents}); try again when one reports",
-                    )
-            p = params(self.policy, now, swarm=swarm_id, agent=agent_id, cutoff=now - grace)
-            # Ready work this agent may take: its own first, then unassigned work, then work pinned to an agent
-            # that cannot take it now — busy up to its capacity (work goes to whoever is free) or away longer than
-            # the grace. On PostgreSQL a task another replica is claiming right now is passed over, never waited
-            # for or handed out twice.
-            row = conn.execute(
-                f"""SELECT t.id, t.seq, t.priority, t.assignee, {PINNED_SINCE_SQL} AS pinned_since,
-                           {ASSIGNEE_HOLDS_SQL} AS assignee_holds, a.capacity AS assignee_capacity
-                    FROM tasks t LEFT JOIN agents a ON a.swarm_id = t.swarm_id AND a.id = t.assignee
-                    WHERE t.swarm_id = :swarm AND t.status IN ('open', 'claimed') AND {STATE_SQL} = 'ready'
-                      AND (t.assignee IS NULL OR t.assignee = :agent OR {PINNED_SINCE_SQL} <= :cutoff
-                           OR {ASSIGNEE_HOLDS_SQL} >= COALESCE(a.capacity, 0))
-                    ORDER BY CASE WHEN t.assignee = :agent THEN 0 WHEN t.assignee IS NULL THEN 1 ELSE 2 END,
-                             t.priority DESC, t.seq ASC LIMIT 1{self.store.skip_locked}""",
-                p,
-            ).fetchone()
-            if row is None:
+            if max_active_agents is not None and active_n == 0 and busy[0][0] >= max_active_agents:
+                return Claim(
+                    claimed=False, status="wait",
+                    reason=f"{busy[0][0]} agents are already active in this swarm, the limit of the current "
+                    f"operating phase ({max_active_agents}); try again when one reports",
+                )
+            if not row:
                 return self._nothing_for(conn, swarm_id, agent_id, now, p)
+            row = row[0]
             taken_from = row["assignee"] if row["assignee"] not in (None, agent_id) else None
-            seq = conn.execute(
+            seq = row["claim_seq"] + 1  # the row is ours (locked, or the only writer on SQLite)
+            _, _, task, deps = self.store.batch(conn, [
                 # An estimate made for another agent says nothing about this one: it does not follow the task.
-                "UPDATE tasks SET status = 'claimed', lease_owner = ?, lease_expires_at = ?, "
-                "p_success = CASE WHEN assignee = ? THEN p_success END, "
-                "confidence = CASE WHEN assignee = ? THEN confidence END, assignee = ?, "
-                "attempts = attempts + 1, claim_seq = claim_seq + 1, updated_at = ? WHERE swarm_id = ? AND id = ? "
-                "RETURNING claim_seq",
-                (agent_id, now + lease_s, agent_id, agent_id, agent_id, now, swarm_id, row["id"]),
-            ).fetchone()[0]
-            conn.execute(
-                "INSERT INTO claims (swarm_id, task_id, claim_seq, agent_id, claimed_at) VALUES (?, ?, ?, ?, ?)",
-                (swarm_id, row["id"], seq, agent_id, now),
-            )
-            view = self._view(conn, swarm_id, row["id"], now)
+                ("UPDATE tasks SET status = 'claimed', lease_owner = ?, lease_expires_at = ?, "
+                 "p_success = CASE WHEN assignee = ? THEN p_success END, "
+                 "confidence = CASE WHEN assignee = ? THEN confidence END, assignee = ?, "
+                 "attempts = attempts + 1, claim_seq = ?, updated_at = ? WHERE swarm_id = ? AND id = ?",
+                 (agent_id, now + lease_s, agent_id, agent_id, agent_id, seq, now, swarm_id, row["id"])),
+                ("INSERT INTO claims (swarm_id, task_id, claim_seq, agent_id, claimed_at) VALUES (?, ?, ?, ?, ?)",
+                 (swarm_id, row["id"], seq, agent_id, now)),
+                task_query(self.policy, now, swarm_id, row["id"]),
+                deps_query(swarm_id, [row["id"]]),
+            ], commit=True)
+            view = to_views(conn, swarm_id, task, now, deps_from(deps))[0]
         note = None
         if taken_from and row["assignee_holds"] >= (row["assignee_capacity"] or 0):
             note = (f"task {row['id']!r} was assigned to {taken_from!r}, who holds {row['assignee_holds']} claim(s), "
@@ -638,11 +649,21 @@ class Board:
         first answer back and writes nothing."""
         with self.store.transaction() as conn:
             now = self.clock()
-            require(conn, swarm_id)
-            require_agent(conn, swarm_id, agent_id)
-            # Locked: a replica that found the lease expired and re-claims the task waits for this report, or
-            # this report sees the new claim (and is refused); never both.
-            task = self._task(conn, swarm_id, task_id, now, lock=True)
+            # Three batches (a round trip each on PostgreSQL): what the decision needs, the outcome's writes and
+            # what the receipt says, then the receipt with the commit and the news.
+            # The task is locked: a replica that found the lease expired and re-claims the task waits for this
+            # report, or this report sees the new claim (and is refused); never both.
+            swarm, agent, task, predictions = self.store.batch(conn, [
+                ("SELECT * FROM swarms WHERE id = ?", (swarm_id,)),
+                ("SELECT * FROM agents WHERE swarm_id = ? AND id = ?", (swarm_id, agent_id)),
+                task_query(self.policy, now, swarm_id, task_id, self.store.for_update),
+                (scores.PREDICTIONS_SQL, (swarm_id, task_id, agent_id)),
+            ])
+            if not swarm:
+                require(conn, swarm_id)
+            if not agent:
+                require_agent(conn, swarm_id, agent_id)
+            task = one_task(task, swarm_id, task_id)
             if not (task["state"] == "claimed" and task["lease_owner"] == agent_id):
                 replay = self._replay(conn, swarm_id, task, agent_id, success)
                 if replay is not None and claim in (None, replay.claim):
@@ -657,46 +678,35 @@ class Board:
                 new_status, error = "failed", f"failed {attempts} time(s), the limit; last: {summary or 'no summary'}"
             else:
                 new_status, error = "open", f"attempt {attempts} failed: {summary or 'no summary'}"
-            conn.execute(
-                "UPDATE tasks SET status = ?, lease_owner = NULL, lease_expires_at = NULL, "
-                "assignee = CASE WHEN ? = 'open' THEN NULL ELSE assignee END, last_error = ?, result = ?, "
-                "updated_at = ? WHERE swarm_id = ? AND id = ?",
-                (new_status, new_status, error, summary if success else None, now, swarm_id, task_id),
-            )
-            conn.execute(
-                "UPDATE claims SET ended_at = ?, ended = 'reported' WHERE swarm_id = ? AND task_id = ? AND claim_seq = ?",
-                (now, swarm_id, task_id, seq),
-            )
-            self._seen(conn, swarm_id, agent_id, now)
             p = task["p_success"] if task["assignee"] == agent_id else None
-            outcome_id = int(conn.execute(
-                "INSERT INTO outcomes (swarm_id, task_id, agent_id, task_text, success, summary, duration_s, "
-                "p_success, created_at, claim_seq) VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING id",
-                (swarm_id, task_id, agent_id, task["description"], int(success), summary, duration_s, p, now, seq),
-            ).fetchone()[0])
-            # The estimators' predictions for this (task, agent) are scored in the same transaction.
-            scores.record_outcome(conn, swarm_id, task_id, agent_id, success)
-            unblocked: list[str] = []
-            if success:
-                # The dependents first (an index lookup), then the state of those only: a planner without
-                # statistics would otherwise compute every task's state to find them.
-                dependents = [r[0] for r in conn.execute(
-                    "SELECT task_id FROM task_deps WHERE swarm_id = ? AND depends_on = ?", (swarm_id, task_id))]
-                if dependents:
-                    marks = ", ".join(f":d{i}" for i in range(len(dependents)))
-                    unblocked = [
-                        r["id"]
-                        for r in conn.execute(
-                            f"SELECT t.id FROM tasks t WHERE t.swarm_id = :swarm AND t.id IN ({marks}) "
-                            f"AND {STATE_SQL} = 'ready' ORDER BY t.seq",
-                            params(self.policy, now, swarm=swarm_id,
-                                   **{f"d{i}": d for i, d in enumerate(dependents)}),
-                        )
-                    ]
-            state = self._task(conn, swarm_id, task_id, now)["state"]
+            written = self.store.batch(conn, [
+                ("UPDATE tasks SET status = ?, lease_owner = NULL, lease_expires_at = NULL, "
+                 "assignee = CASE WHEN ? = 'open' THEN NULL ELSE assignee END, last_error = ?, result = ?, "
+                 "updated_at = ? WHERE swarm_id = ? AND id = ?",
+                 (new_status, new_status, error, summary if success else None, now, swarm_id, task_id)),
+                ("UPDATE claims SET ended_at = ?, ended = 'reported' WHERE swarm_id = ? AND task_id = ? "
+                 "AND claim_seq = ?", (now, swarm_id, task_id, seq)),
+                (SEEN_SQL, (now, swarm_id, agent_id)),
+                ("INSERT INTO outcomes (swarm_id, task_id, agent_id, task_text, success, summary, duration_s, "
+                 "p_success, created_at, claim_seq) VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING id",
+                 (swarm_id, task_id, agent_id, task["description"], int(success), summary, duration_s, p, now, seq)),
+                # The estimators' predictions for this (task, agent) are scored in the same transaction.
+                *scores.outcome_statements(swarm_id, task_id, agent_id, success, predictions),
+                # Dependents this success made ready: found through the index on task_deps first, so only their
+                # states are computed.
+                *([(f"SELECT t.id FROM tasks t WHERE t.swarm_id = :swarm AND t.id IN (SELECT d.task_id FROM "
+                    f"task_deps d WHERE d.swarm_id = :swarm AND d.depends_on = :task) AND {STATE_SQL} = 'ready' "
+                    "ORDER BY t.seq", params(self.policy, now, swarm=swarm_id, task=task_id))] if success else []),
+                task_query(self.policy, now, swarm_id, task_id),
+            ])
+            outcome_id = int(written[3][0][0])
+            unblocked = [r[0] for r in written[-2]] if success else []
+            state = written[-1][0]["state"]
             receipt = OutcomeReceipt(task_id=task_id, state=state, attempts=attempts, claim=seq,
                                      outcome_id=outcome_id, unblocked=unblocked)
-            conn.execute("UPDATE outcomes SET receipt = ? WHERE id = ?", (receipt.model_dump_json(), outcome_id))
+            self.store.batch(conn, [("UPDATE outcomes SET receipt = ? WHERE id = ?",
+                                     (receipt.model_dump_json(), outcome_id))],
+                             commit=True, notify=board_news_key(swarm_id))
         self._changed(swarm_id)
         return receipt
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ansf_mcp.coordinator.episode import Assignment, Episode
 from ansf_mcp.coordinator.scoring import Tally, brier, log_loss
-from ansf_mcp.store.base import Connection
+from ansf_mcp.store.base import Connection, Row
 
 if TYPE_CHECKING:  # numpy stays unimported on the claim/report path
     import numpy as np
@@ -37,24 +37,21 @@ def record_predictions(
     )
 
 
-def record_outcome(conn: Connection, swarm_id: str, task_id: str, agent_id: str, success: bool) -> int:
-    """Score the predictions made for this (task, agent) on its outcome, once; returns how many were scored."""
-    rows = conn.execute(
-        "SELECT estimator, p FROM predictions WHERE swarm_id = ? AND task_id = ? AND agent_id = ?",
-        (swarm_id, task_id, agent_id),
-    ).fetchall()
-    for r in rows:
-        conn.execute(
-            "INSERT INTO estimator_scores (swarm_id, estimator, n, log_loss_sum, brier_sum) VALUES (?, ?, 1, ?, ?) "
-            "ON CONFLICT (swarm_id, estimator) DO UPDATE SET n = estimator_scores.n + 1, "
-            "log_loss_sum = estimator_scores.log_loss_sum + excluded.log_loss_sum, "
-            "brier_sum = estimator_scores.brier_sum + excluded.brier_sum",
-            (swarm_id, r["estimator"], log_loss(r["p"], success), brier(r["p"], success)),
-        )
-    conn.execute(
-        "DELETE FROM predictions WHERE swarm_id = ? AND task_id = ? AND agent_id = ?", (swarm_id, task_id, agent_id)
-    )
-    return len(rows)
+PREDICTIONS_SQL = "SELECT estimator, p FROM predictions WHERE swarm_id = ? AND task_id = ? AND agent_id = ?"
+
+
+def outcome_statements(swarm_id: str, task_id: str, agent_id: str, success: bool,
+                       predictions: list[Row]) -> list[tuple[str, tuple[object, ...]]]:
+    """What scores the predictions (rows of PREDICTIONS_SQL) made for this (task, agent) on its outcome, once."""
+    return [
+        *(("INSERT INTO estimator_scores (swarm_id, estimator, n, log_loss_sum, brier_sum) VALUES (?, ?, 1, ?, ?) "
+           "ON CONFLICT (swarm_id, estimator) DO UPDATE SET n = estimator_scores.n + 1, "
+           "log_loss_sum = estimator_scores.log_loss_sum + excluded.log_loss_sum, "
+           "brier_sum = estimator_scores.brier_sum + excluded.brier_sum",
+           (swarm_id, r["estimator"], log_loss(r["p"], success), brier(r["p"], success)))
+          for r in predictions),
+        ("DELETE FROM predictions WHERE swarm_id = ? AND task_id = ? AND agent_id = ?", (swarm_id, task_id, agent_id)),
+    ]
 
 
 def tallies(conn: Connection, swarm_id: str) -> dict[str, Tally]:

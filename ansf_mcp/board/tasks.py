@@ -13,19 +13,29 @@ from ansf_mcp.board.lifecycle import STATE_SQL, BoardPolicy, params
 from ansf_mcp.board.models import MAX_TASKS_PER_CALL, TaskSpec, TaskView
 from ansf_mcp.store.base import Connection, Row
 
+Deps = dict[str, list[tuple[str, str]]]
 
-def _deps_of(conn: Connection, swarm_id: str, ids: list[str]) -> dict[str, list[tuple[str, str]]]:
-    """task id -> [(dependency id, dependency status)] for the given tasks only."""
-    deps: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for start in range(0, len(ids), 500):  # SQLite caps the number of bound parameters
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for r in conn.execute(
-            "SELECT d.task_id, d.depends_on, dep.status FROM task_deps d JOIN tasks dep "
+
+def deps_query(swarm_id: str, ids: list[str]) -> tuple[str, tuple[str, ...]]:
+    """The dependencies of (at most 500) tasks with their status: rows (task id, dependency id, status)."""
+    marks = ",".join("?" * len(ids))
+    return ("SELECT d.task_id, d.depends_on, dep.status FROM task_deps d JOIN tasks dep "
             f"ON dep.swarm_id = d.swarm_id AND dep.id = d.depends_on WHERE d.swarm_id = ? AND d.task_id IN ({marks})",
-            (swarm_id, *chunk),
-        ):
-            deps[r[0]].append((r[1], r[2]))
+            (swarm_id, *ids))
+
+
+def deps_from(rows: list[Row], into: Deps | None = None) -> Deps:
+    deps: Deps = defaultdict(list) if into is None else into
+    for r in rows:
+        deps[r[0]].append((r[1], r[2]))
+    return deps
+
+
+def _deps_of(conn: Connection, swarm_id: str, ids: list[str]) -> Deps:
+    """task id -> [(dependency id, dependency status)] for the given tasks only."""
+    deps: Deps = defaultdict(list)
+    for start in range(0, len(ids), 500):  # SQLite caps the number of bound parameters
+        deps_from(conn.execute(*deps_query(swarm_id, ids[start : start + 500])).fetchall(), deps)
     return deps
 
 
@@ -42,19 +52,30 @@ def task_rows(conn: Connection, policy: BoardPolicy, now: float, swarm_id: str, 
     ).fetchall()
 
 
+def task_query(policy: BoardPolicy, now: float, swarm_id: str, task_id: str, lock: str = ""
+               ) -> tuple[str, dict[str, object]]:
+    """One task's row with its state; `lock` (the store's `for_update`) holds it until the transaction ends."""
+    return (f"SELECT {TASK_COLUMNS} FROM tasks t WHERE t.swarm_id = :swarm AND t.id = :task{lock}",
+            params(policy, now, swarm=swarm_id, task=task_id))
+
+
+def one_task(rows: list[Row], swarm_id: str, task_id: str) -> Row:
+    """The one row `task_query` read, or NotFound."""
+    if not rows:
+        raise NotFound(f"unknown task {task_id!r} in swarm {swarm_id!r}; swarm_status(swarm_id) lists its tasks")
+    return rows[0]
+
+
 def task_row(conn: Connection, policy: BoardPolicy, now: float, swarm_id: str, task_id: str, lock: str = "") -> Row:
     """One task's row with its state; `lock` (the store's `for_update`) holds it until the transaction ends."""
-    row = conn.execute(
-        f"SELECT {TASK_COLUMNS} FROM tasks t WHERE t.swarm_id = :swarm AND t.id = :task{lock}",
-        params(policy, now, swarm=swarm_id, task=task_id),
-    ).fetchone()
-    if row is None:
-        raise NotFound(f"unknown task {task_id!r} in swarm {swarm_id!r}; swarm_status(swarm_id) lists its tasks")
-    return row
+    return one_task(conn.execute(*task_query(policy, now, swarm_id, task_id, lock)).fetchall(), swarm_id, task_id)
 
 
-def to_views(conn: Connection, swarm_id: str, rows: list[Row], now: float) -> list[TaskView]:
-    deps = _deps_of(conn, swarm_id, [r["id"] for r in rows])
+def to_views(conn: Connection, swarm_id: str, rows: list[Row], now: float, deps: Deps | None = None
+             ) -> list[TaskView]:
+    """The rows as views; `deps` when the caller already read them (deps_query)."""
+    if deps is None:
+        deps = _deps_of(conn, swarm_id, [r["id"] for r in rows])
     views = []
     for r in rows:
         state = r["state"]

@@ -85,6 +85,15 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def batch(self, conn: Connection, statements: Sequence[tuple[str, Sequence[Any] | Mapping[str, Any]]], *,
+              commit: bool = False, notify: str | None = None) -> list[list[Any]]:
+        """Run `statements` in order inside the caller's transaction and return each one's rows. SQLite runs them
+        one by one (a call into the library); PostgreSQL sends them in one round trip, with the transaction's
+        BEGIN when it is the first, and with its COMMIT and a NOTIFY of `notify` when `commit` says this is the
+        transaction's last batch (nothing may be written after it). A statement that fails ends the batch and
+        the transaction rolls back, as if each had been executed alone."""
+        return [conn.execute(sql, params).fetchall() for sql, params in statements]
+
     # -- news: "something changed under this key" (a swarm's messages...), for callers that wait for it ---------
 
     def news_version(self, key: str) -> int:

@@ -17,6 +17,7 @@ never enforces its own time-outs), so every call ends within about `timeout_s` w
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 import re
@@ -29,6 +30,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from ansf_mcp.store.base import DEFAULT_TIMEOUT_S, Connection, Store, StoreError
 from ansf_mcp.store.migrations import MIGRATIONS, postgres_ddl
@@ -64,6 +66,32 @@ def pg_sql(sql: str) -> str:
     return _TOKEN.sub(sub, sql)
 
 
+# Statements a connection prepares at most (past that, the rest are sent as text); and their names.
+MAX_PREPARED = 256
+_PREPARED_NAMES = itertools.count(1)
+_PREPARABLE = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=1024)
+def _dollar_form(sql: str) -> tuple[str, tuple[str | int, ...]] | None:
+    """The statement with `$n` parameters for PREPARE, and which value each n takes (a name, or a position);
+    None for statements PREPARE does not take."""
+    if not _PREPARABLE.match(sql):
+        return None
+    order: list[str | int] = []
+
+    def sub(m: re.Match[str]) -> str:
+        token = m.group(0)
+        if token[0] in "'\"" or token in ("::", "%"):
+            return token
+        key: str | int = len(order) if token == "?" else m.group(1)
+        if key not in order or token == "?":
+            order.append(key)
+        return f"${order.index(key) + 1}"
+
+    return _TOKEN.sub(sub, sql), tuple(order)
+
+
 class Row(tuple):
     """A result row that answers `row["name"]` and `row[0]`, and `dict(row)`, as sqlite3.Row does."""
 
@@ -80,18 +108,56 @@ class Row(tuple):
 
 
 @functools.lru_cache(maxsize=1024)
-def _row_class(names: tuple[str, ...]) -> type[Row]:
+def _row_class(names: tuple[bytes, ...]) -> type[Row]:
     # The first of duplicate names wins, as in sqlite3.Row.
     index: dict[str, int] = {}
     for i, name in enumerate(names):
-        index.setdefault(name, i)
+        index.setdefault(name.decode(), i)
     return type("Row", (Row,), {"__slots__": (), "_index": index})
 
 
 def _row_factory(cursor: Any) -> Any:
-    if cursor.description is None:
+    # Names straight from libpq's result: cursor.description builds a Column object per field, per result,
+    # which costs more than the claim's SQL on the server.
+    result = cursor.pgresult
+    if result is None or not result.nfields:
         return tuple
-    return _row_class(tuple(c.name for c in cursor.description))
+    return _row_class(tuple(result.fname(i) for i in range(result.nfields)))
+
+
+def _has_rows(cursor: Any) -> bool:
+    result = cursor.pgresult
+    return result is not None and result.status == psycopg.pq.ExecStatus.TUPLES_OK
+
+
+class TripCounter:
+    """Round trips to the server, counted where the driver sends them (CountingCursor): what the bench reports."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def add(self, n: int = 1) -> None:
+        with self._lock:
+            self.value += n
+
+
+class CountingCursor(psycopg.ClientCursor[Any]):
+    """psycopg's client-side-binding cursor that counts each request it sends (one execute of several
+    statements is one simple-query round trip)."""
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        trips = getattr(self.connection, "ansf_trips", None)
+        if trips is not None:
+            trips.add()
+        return super().execute(query, params, **kwargs)
+
+    def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        rows = list(params_seq)
+        trips = getattr(self.connection, "ansf_trips", None)
+        if trips is not None:  # pipelined where libpq can (one round trip), else one per row
+            trips.add(1 if psycopg.Pipeline.is_supported() else len(rows))
+        super().executemany(query, rows, **kwargs)
 
 
 class Watchdog:
@@ -99,9 +165,8 @@ class Watchdog:
 
     def __init__(self, deadline_s: float):
         self.deadline_s = deadline_s
-        self._started: float | None = None
-        self._raw: psycopg.Connection[Any] | None = None
-        self.fired = False
+        self._running: dict[int, tuple[float, psycopg.Connection[Any]]] = {}
+        self._fired: set[int] = set()
         self._state = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="ansf-pg-watchdog", daemon=True)
@@ -109,20 +174,26 @@ class Watchdog:
 
     def begin(self, raw: psycopg.Connection[Any]) -> None:
         with self._state:
-            self._started, self._raw, self.fired = time.monotonic(), raw, False
+            self._running[id(raw)] = (time.monotonic(), raw)
+            self._fired.discard(id(raw))
 
-    def end(self) -> None:
+    def end(self, raw: psycopg.Connection[Any]) -> None:
         with self._state:
-            self._started, self._raw = None, None
+            self._running.pop(id(raw), None)
+
+    def fired(self, raw: psycopg.Connection[Any]) -> bool:
+        with self._state:
+            return id(raw) in self._fired
 
     def _watch(self) -> None:
         while not self._stop.wait(0.2):
             with self._state:
-                late = self._started is not None and time.monotonic() - self._started > self.deadline_s
-                raw = self._raw if late else None
-                if raw is not None:
-                    self.fired, self._started = True, None
-            if raw is not None:
+                now = time.monotonic()
+                late = [raw for started, raw in self._running.values() if now - started > self.deadline_s]
+                for raw in late:
+                    self._fired.add(id(raw))
+                    del self._running[id(raw)]
+            for raw in late:
                 log.warning("PostgreSQL gave no answer in %.0f s; cutting the connection", self.deadline_s)
                 cut(raw)
 
@@ -145,13 +216,21 @@ def cut(raw: psycopg.Connection[Any]) -> None:
 
 
 class PgConnection:
-    """What store callers use: `execute` / `executemany` with sqlite3's parameter styles, cursors to iterate."""
+    """What store callers use: `execute` / `executemany` with sqlite3's parameter styles, cursors to iterate.
 
-    def __init__(self, raw: psycopg.Connection[Any], watchdog: Watchdog):
+    In a transaction the BEGIN is not sent alone: it goes with the first statement (one round trip fewer)."""
+
+    def __init__(self, raw: psycopg.Connection[Any], watchdog: Watchdog, *, begin: bool = False):
         self._raw = raw
         self._watchdog = watchdog
+        self.begin_pending = begin
+        self.committed = False
+        self.commit_sent = False
+        self.sent_news: list[str] = []
 
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
+        if self.begin_pending:
+            return _Rows(self.batch([(sql, params or ())])[0])
         cur = self._raw.cursor(row_factory=_row_factory)
         self._watchdog.begin(self._raw)
         try:
@@ -160,19 +239,95 @@ class PgConnection:
             else:
                 cur.execute(sql)  # type: ignore[arg-type]
         finally:
-            self._watchdog.end()
+            self._watchdog.end(self._raw)
         return cur
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> Any:
-        cur = self._raw.cursor(row_factory=_row_factory)
         rows = list(rows)
+        if rows and self.begin_pending:
+            self.batch([])
+        cur = self._raw.cursor(row_factory=_row_factory)
         if rows:
             self._watchdog.begin(self._raw)
             try:
                 cur.executemany(pg_sql(sql), rows)  # type: ignore[arg-type]
             finally:
-                self._watchdog.end()
+                self._watchdog.end(self._raw)
         return cur
+
+    def batch(self, statements: Sequence[tuple[str, Sequence[Any] | Mapping[str, Any]]], *, commit: bool = False,
+              notify: tuple[str, str] | None = None) -> list[list[Any]]:
+        """The statements as one simple query (values merged client-side, as every statement here is): one
+        round trip; each statement's rows, in order. Each statement is a prepared one of this connection (sent
+        with its PREPARE the first time): PostgreSQL plans it once, not on every claim."""
+        cur = self._raw.cursor(row_factory=_row_factory)
+        parts = ["BEGIN"] if self.begin_pending else []
+        prepared: dict[str, str] = self._raw.__dict__.setdefault("ansf_prepared", {})
+        new: dict[str, str] = {}
+        first = len(parts)
+        for sql, params in statements:
+            parts.append(self._prepared(cur, sql, params, prepared, new))
+        if notify is not None:
+            parts.append(cur.mogrify("SELECT pg_notify(%s, %s)", notify))
+        if commit:
+            parts.append("COMMIT")
+        self.commit_sent = commit
+        self.begin_pending = False  # sent now: a failure below leaves a transaction to roll back
+        self._watchdog.begin(self._raw)
+        try:
+            cur.execute(";\n".join(parts))  # type: ignore[arg-type]
+        finally:
+            self._watchdog.end(self._raw)
+        prepared.update(new)  # only now: a batch that failed may have stopped before its PREPAREs
+        self.committed = commit
+        if notify is not None:
+            self.sent_news.append(notify[1])
+        results: list[list[Any]] = []
+        for part in parts:
+            if part.startswith("PREPARE "):
+                cur.nextset()  # the PREPARE's own (empty) result
+            results.append(cur.fetchall() if _has_rows(cur) else [])
+            cur.nextset()
+        return results[first:first + len(statements)]
+
+    @staticmethod
+    def _prepared(cur: Any, sql: str, params: Sequence[Any] | Mapping[str, Any], prepared: dict[str, str],
+                  new: dict[str, str]) -> str:
+        """`EXECUTE` of the statement's prepared form, preceded by its `PREPARE` when this connection has not
+        prepared it yet; the statement as it is when it cannot be prepared (DDL) or too many are."""
+        form = _dollar_form(sql)
+        if form is None or (sql not in prepared and len(prepared) >= MAX_PREPARED):
+            return cur.mogrify(pg_sql(sql), params) if params else sql
+        text, names = form
+        values = [params[n] for n in names] if isinstance(params, Mapping) else list(params)  # type: ignore[index]
+        head = ""
+        name = prepared.get(sql) or new.get(sql)
+        if name is None:
+            name = new[sql] = f"ansf_{next(_PREPARED_NAMES)}"  # never reused: a failed batch's PREPARE may linger
+            head = f"PREPARE {name} AS {text};\n"
+        call = f"EXECUTE {name}" + (cur.mogrify("(" + ", ".join(["%s"] * len(values)) + ")", values) if values else "")
+        return head + call
+
+
+class _Rows:
+    """Rows already read (a statement sent with the transaction's BEGIN), as a cursor offers them."""
+
+    def __init__(self, rows: list[Any]):
+        self._rows = rows
+        self._at = 0
+
+    def fetchone(self) -> Any:
+        if self._at >= len(self._rows):
+            return None
+        self._at += 1
+        return self._rows[self._at - 1]
+
+    def fetchall(self) -> list[Any]:
+        rest, self._at = self._rows[self._at:], len(self._rows)
+        return rest
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
 
 
 def redact(url: str) -> str:
@@ -203,7 +358,8 @@ def _hint(message: str) -> str:
 
 
 class PostgresStore(Store):
-    """One connection per process, serialised by a lock; replicas are processes."""
+    """Two connection pools per process (writers, and readers that never queue behind them); replicas are
+    processes."""
 
     engine = "postgresql"
     for_update = " FOR UPDATE"
@@ -213,20 +369,32 @@ class PostgresStore(Store):
     # started on the first wait) turns notifications from every replica into local wake-ups.
     NEWS_CHANNEL = "ansf_news"
     news_poll_s = 5.0  # a safety net only: notifications wake waiters at once
+    # Connections per process: as many writers as the board's write workers, fewer readers (reads are short).
+    WRITERS = 8
+    READERS = 4
+    # A pooled connection idle longer than this is checked (one round trip) before use: after a PostgreSQL
+    # restart the first call then gets a fresh connection instead of an error.
+    CHECK_IDLE_S = 2.0
 
     def __init__(self, url: str, timeout_s: float = DEFAULT_TIMEOUT_S):
         super().__init__(timeout_s)
         self.url = "postgresql://" + url.split("://", 1)[1]  # libpq knows no "+psycopg" dialect suffix
         self.location = redact(self.url)
-        self._lock = threading.RLock()
+        self.trips = TripCounter()
         self._closing = threading.Event()
         self._listener: threading.Thread | None = None
+        self._local = threading.local()
         # The server's own time-outs end a slow statement first; the watchdog only acts on silence.
         self._watchdog = Watchdog(timeout_s + WATCHDOG_GRACE_S)
-        self._raw = self._connect()
-        version = self._raw.execute("SHOW server_version").fetchone()
-        self.engine_version = str(version[0]).split()[0] if version else "?"
-        self.schema_version = self._migrate()
+        first = self._connect()  # a direct connection first: its refusal is the sentence the user sees
+        try:
+            version = first.execute("SHOW server_version").fetchone()
+            self.engine_version = str(version[0]).split()[0] if version else "?"
+            self.schema_version = self._migrate(first)
+        finally:
+            first.close()
+        self._writers = self._pool("writers", self.WRITERS)
+        self._readers = self._pool("readers", self.READERS)
 
     def _options(self) -> dict[str, Any]:
         ms = int(self.timeout_s * 1000)
@@ -239,24 +407,56 @@ class PostgresStore(Store):
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
-            return psycopg.connect(self.url, autocommit=True, cursor_factory=psycopg.ClientCursor,
-                                   application_name="ansf-mcp", **self._options())
+            raw = psycopg.connect(self.url, autocommit=True, cursor_factory=CountingCursor,
+                                  application_name="ansf-mcp", **self._options())
         except (psycopg.Error, ValueError) as exc:
             message = one_line(exc)
             raise StoreError(f"cannot open the PostgreSQL store at {self.location}: {message}{_hint(message)}"
                              ) from None
+        raw.ansf_trips = self.trips  # type: ignore[attr-defined]
+        return raw
 
-    def _ensure(self) -> psycopg.Connection[Any]:
-        """The connection, opened again if the server dropped it (a PostgreSQL restart loses no board state)."""
-        if self._raw.closed or self._raw.broken:
-            log.warning("PostgreSQL connection lost; reconnecting to %s", self.location)
-            self._raw.close()
-            self._raw = self._connect()
-        return self._raw
+    def _pool(self, name: str, size: int) -> ConnectionPool[Any]:
+        def configure(raw: psycopg.Connection[Any]) -> None:
+            raw.ansf_trips = self.trips  # type: ignore[attr-defined]
 
-    def _error(self, exc: psycopg.Error, doing: str) -> StoreError:
+        pool: ConnectionPool[Any] = ConnectionPool(
+            self.url, min_size=1, max_size=size, name=f"ansf-{name}", open=False, timeout=self.timeout_s,
+            configure=configure, check=self._check,
+            kwargs={"autocommit": True, "cursor_factory": CountingCursor, "application_name": "ansf-mcp",
+                    **self._options()},
+        )
+        pool.open(wait=False)
+        return pool
+
+    def _check(self, raw: psycopg.Connection[Any]) -> None:
+        """Ping a connection that sat idle a while (the server may have restarted meanwhile); a busy one is
+        used as it is."""
+        last = getattr(raw, "ansf_used", 0.0)
+        if time.monotonic() - last > self.CHECK_IDLE_S:
+            ConnectionPool.check_connection(raw)
+
+    @contextmanager
+    def _taken(self, pool: ConnectionPool[Any], doing: str) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection, waited for at most `timeout_s` (the database may be down, or every connection
+        busy with a call that is stuck)."""
+        try:
+            raw = pool.getconn(timeout=self.timeout_s)
+        except PoolTimeout:
+            raise StoreError(f"the PostgreSQL store at {self.location} gave no connection within {self.timeout_s:g} s "
+                             f"(ANSF_STORE_TIMEOUT_S): it is down or every connection is busy, so {doing}; try again"
+                             ) from None
+        except PoolClosed:
+            raise StoreError(f"the PostgreSQL store at {self.location} is closed, so {doing}") from None
+        try:
+            yield raw
+        finally:
+            raw.ansf_used = time.monotonic()  # type: ignore[attr-defined]
+            pool.putconn(raw)
+
+    def _error(self, exc: psycopg.Error, raw: psycopg.Connection[Any], doing: str) -> StoreError:
         """One sentence for a failed call; `doing` says what became of the work."""
-        if self._watchdog.fired:
+        if self._watchdog.fired(raw):
             return StoreError(f"the PostgreSQL store at {self.location} did not answer within "
                               f"{self._watchdog.deadline_s:g} s (ANSF_STORE_TIMEOUT_S {self.timeout_s:g} s and "
                               f"{WATCHDOG_GRACE_S:g} s of grace), so {doing}; try again")
@@ -266,19 +466,10 @@ class PostgresStore(Store):
                               f"(ANSF_STORE_TIMEOUT_S), so {doing}; try again")
         return StoreError(f"store error, so {doing}: {message}")
 
-    @contextmanager
-    def _held(self) -> Iterator[None]:
-        """This process's connection, waited for at most `timeout_s` (a call ahead may be stuck)."""
-        if not self._lock.acquire(timeout=self.timeout_s):
-            raise StoreError(f"the PostgreSQL store at {self.location} is busy: an earlier call has not finished "
-                             f"in {self.timeout_s:g} s (ANSF_STORE_TIMEOUT_S); try again")
+    def _migrate(self, raw: psycopg.Connection[Any]) -> int:
+        conn = PgConnection(raw, self._watchdog)
         try:
-            yield
-        finally:
-            self._lock.release()
-
-    def _migrate(self) -> int:
-        with self.transaction() as conn:
+            conn.execute("BEGIN")
             # Replicas that start together queue here; the first migrates, the others find it done.
             conn.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
             exists = conn.execute("SELECT to_regclass('ansf_schema') IS NOT NULL").fetchone()[0]
@@ -296,31 +487,43 @@ class PostgresStore(Store):
                     conn.execute(postgres_ddl(statement))
                 conn.execute("UPDATE ansf_schema SET version = ?", (version,))
                 log.info("store migrated to schema %d", version)
+            conn.execute("COMMIT")
+        except psycopg.Error as exc:
+            self._rollback(raw)
+            raise self._error(exc, raw, "the schema was not changed") from exc
+        except BaseException:
+            self._rollback(raw)
+            raise
         return len(MIGRATIONS)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """A write transaction: all or nothing. Database errors surface as one-line StoreErrors."""
-        with self._held():
-            try:
-                raw = self._ensure()
-                conn = PgConnection(raw, self._watchdog)
-                conn.execute("BEGIN")
-            except psycopg.Error as exc:
-                raise self._error(exc, "nothing was written") from exc
+        self._local.sent = []
+        with self._taken(self._writers, "nothing was written") as raw:
+            conn = PgConnection(raw, self._watchdog, begin=True)
+            self._local.conn = conn
             try:
                 yield conn
             except BaseException as exc:
-                self._rollback(raw)
+                if not conn.begin_pending:
+                    self._rollback(raw)
                 if isinstance(exc, psycopg.Error):
-                    raise self._error(exc, "nothing was written") from exc
+                    # A batch that carried the COMMIT and lost its connection may have been committed.
+                    doing = ("it is not known whether the change was written" if conn.commit_sent and raw.broken
+                             else "nothing was written")
+                    raise self._error(exc, raw, doing) from exc
                 raise
             else:
-                try:
-                    conn.execute("COMMIT")
-                except psycopg.Error as exc:
-                    self._rollback(raw)
-                    raise self._error(exc, "it is not known whether the change was written") from exc
+                if not conn.begin_pending and not conn.committed:
+                    try:
+                        conn.execute("COMMIT")
+                    except psycopg.Error as exc:
+                        self._rollback(raw)
+                        raise self._error(exc, raw, "it is not known whether the change was written") from exc
+            finally:
+                self._local.conn = None
+                self._local.sent = conn.sent_news
 
     @staticmethod
     def _rollback(raw: psycopg.Connection[Any]) -> None:
@@ -328,29 +531,37 @@ class PostgresStore(Store):
             if not raw.closed and not raw.broken:
                 raw.execute("ROLLBACK")
         except psycopg.Error:
-            log.debug("rollback failed; the connection is reopened on next use", exc_info=True)
+            log.debug("rollback failed; the pool replaces the connection", exc_info=True)
+
+    def batch(self, conn: Connection, statements: Sequence[tuple[str, Sequence[Any] | Mapping[str, Any]]], *,
+              commit: bool = False, notify: str | None = None) -> list[list[Any]]:
+        assert isinstance(conn, PgConnection)
+        return conn.batch(statements, commit=commit,
+                          notify=(self.NEWS_CHANNEL, notify) if notify is not None and commit else None)
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
-        with self._held():
-            try:
-                raw = self._ensure()
-            except psycopg.Error as exc:
-                raise self._error(exc, "nothing could be read") from exc
-            except StoreError:
-                raise
+        mine = getattr(self._local, "conn", None)
+        if mine is not None:
+            yield mine  # inside this thread's own transaction: read what it wrote
+            return
+        with self._taken(self._readers, "nothing could be read") as raw:
             try:
                 yield PgConnection(raw, self._watchdog)
             except psycopg.Error as exc:
-                raise self._error(exc, "nothing could be read") from exc
+                raise self._error(exc, raw, "nothing could be read") from exc
 
     def notify(self, key: str) -> None:
-        """In this process at once; on every other replica through LISTEN/NOTIFY."""
+        """In this process at once; on every other replica through LISTEN/NOTIFY (already sent when this
+        thread's last transaction carried it in its commit)."""
         self._heard(key)
+        sent = getattr(self._local, "sent", [])
+        if key in sent:
+            sent.remove(key)
+            return
         try:
-            with self._held():
-                PgConnection(self._ensure(), self._watchdog).execute(
-                    "SELECT pg_notify(?, ?)", (self.NEWS_CHANNEL, key))
+            with self._taken(self._writers, "nothing was sent") as raw:
+                PgConnection(raw, self._watchdog).execute("SELECT pg_notify(?, ?)", (self.NEWS_CHANNEL, key))
         except (psycopg.Error, StoreError):
             log.debug("notify %s failed", key, exc_info=True)
 
@@ -385,10 +596,5 @@ class PostgresStore(Store):
     def close(self) -> None:
         self._closing.set()  # the listener thread leaves within a second
         self._watchdog.stop()
-        if self._lock.acquire(timeout=self.timeout_s):
-            try:
-                self._raw.close()
-            finally:
-                self._lock.release()
-        else:  # a call is stuck on it: cut it loose
-            cut(self._raw)
+        for pool in (self._writers, self._readers):
+            pool.close(timeout=self.timeout_s)  # a call stuck on a connection is cut loose after that
