@@ -30,6 +30,7 @@ class StdioServer:
                                      env=subprocess_env(data_dir), cwd=project, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
         self.next_id = 100
+        self.early: dict[int, tuple[dict[str, Any], int]] = {}
         for message in HANDSHAKE:
             self.send(message)
         assert read_message(self.proc, "initialize")["id"] == 1
@@ -49,12 +50,15 @@ class StdioServer:
         import select
 
         assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        assert ready, f"no answer within {timeout} s: {what}"
-        line = self.proc.stdout.readline()
-        message = json.loads(line)
-        assert message["id"] == rid, message
-        return message["result"], len(line.decode().rstrip("\n"))
+        # Requests sent together run concurrently, so their answers may arrive in any order: keep the others.
+        while rid not in self.early:
+            ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+            assert ready, f"no answer within {timeout} s: {what}"
+            line = self.proc.stdout.readline()
+            message = json.loads(line)
+            self.early[message["id"]] = (message, len(line.decode().rstrip("\n")))
+        message, size = self.early.pop(rid)
+        return message["result"], size
 
     def call(self, name: str, arguments: dict[str, Any]) -> tuple[dict[str, Any], int]:
         return self.answer(self.request(name, arguments), name)
