@@ -103,7 +103,8 @@ class Runtime:
         self.status_providers["model_warmup"] = self.warmer.status
         # The board is built once, here: the configured policy, the phase's limits and this runtime's clock.
         self.board = Board(self.store, BoardPolicy.from_settings(self.settings), clock=lambda: self.clock(),
-                           limits=self.limits, warmer=self.warmer, workers=self.settings.store_workers)
+                           limits=self.limits, warmer=self.warmer, workers=self.settings.store_workers,
+                           read_deadline_s=self.settings.read_deadline_s)
 
     @classmethod
     def open(cls, settings: Settings, *, record_phases: bool = True) -> Runtime:

@@ -39,6 +39,7 @@ ENV_VARS: dict[str, str] = {
     "ANSF_SEMANTIC_INDEX": "semantic_index",
     "ANSF_STORE_TIMEOUT_S": "store_timeout_s",
     "ANSF_STORE_WORKERS": "store_workers",
+    "ANSF_READ_DEADLINE_S": "read_deadline_s",
 }
 
 # The only names served without a token: the ones a DNS-rebinding check can list exactly.
@@ -86,6 +87,9 @@ class Settings(BaseModel):
     # sentence; board calls run in a pool of this many threads, never on the event loop.
     store_timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=600)
     store_workers: int = Field(default=8, ge=1, le=64)
+    # Read-only board answers (swarm_status, get_task) give up sooner: a hung database gets a one-sentence answer
+    # within this, while writes keep the longer store time-out.
+    read_deadline_s: float = Field(default=0.8, gt=0, le=600)
 
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> Settings:

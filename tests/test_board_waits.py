@@ -169,13 +169,22 @@ async def test_a_hung_postgresql_freezes_no_replica(pg_cluster, tmp_path: Path) 
     async with Client(stdio_server(tmp_path, ANSF_STORE=url), mode="legacy") as client:
         sw = await one_task_board(client)
         with postgres_hung(pg_cluster, url.rsplit("/", 1)[1]):
+            seen: list[str] = []
+
+            async def swarm_status() -> None:
+                # Read-only: answered within its read deadline, by the board or by one sentence that it is hung.
+                answer = await client.call_tool("swarm_status", {"swarm_id": sw})
+                seen.append(answer.content[0].text if answer.is_error else "answered")
+
             answer, took, slowest = await while_waiting(
-                next_task(client, sw), {"ping": client.send_ping, "system_status": lambda: call(client, "system_status")})
+                next_task(client, sw), {"ping": client.send_ping, "system_status": lambda: call(client, "system_status"),
+                                        "swarm_status": swarm_status})
             status = await call(client, "system_status")
         print(f"hung PostgreSQL: next_task refused after {took:.2f} s; slowest answers {slowest}")
         assert answer.is_error and "did not answer within" in answer.content[0].text, answer
         assert took < STORE_TIMEOUT_S + 4.0, f"the refusal took {took:.2f} s"
         assert max(slowest.values()) <= ANSWER_WITHIN_S, slowest
         assert "did not answer within" in status["store"]["error"]
+        assert seen and all("did not answer within 0.8 s" in text for text in seen), seen
         # Resumed: the replica reconnects by itself and the task is there.
         await claimed_after_release(client, sw)

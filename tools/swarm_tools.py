@@ -225,10 +225,11 @@ def register(tools: Toolbox, app: Runtime) -> None:
         """One swarm's task counts, agents (with load) and a page of its tasks in board order (filter by state
         or agent, page with cursor); without an id, every swarm's counts."""
         if swarm_id is None:
-            return Shrinking(SwarmStatus(swarms=await board.read(board.summaries)))
+            return Shrinking(SwarmStatus(swarms=await board.answer_read(board.summaries)))
         filters = TaskFilter(states=tuple(state or ()), agent=agent,
                              after_seq=int(cursor) if cursor is not None else None)
-        return status_steps(SwarmStatus(swarm=await board.read(board.view, swarm_id, limit=limit, filters=filters)))
+        return status_steps(SwarmStatus(swarm=await board.answer_read(board.view, swarm_id, limit=limit,
+                                                                      filters=filters)))
 
     @tools.add(Kind.WRITE, "Coordinate tasks")
     async def coordinate(
@@ -267,7 +268,7 @@ def register(tools: Toolbox, app: Runtime) -> None:
     @tools.add(Kind.READ, "Read a task")
     async def get_task(swarm_id: SwarmId, task_id: TaskId) -> TaskDetail:
         """One task whole: description, state, dependencies, dependents, attempts, last error and outcomes."""
-        return await board.read(board.get_task, swarm_id, task_id)
+        return await board.answer_read(board.get_task, swarm_id, task_id)
 
     @tools.add(Kind.DESTRUCTIVE, "Manage a task")
     async def manage_task(

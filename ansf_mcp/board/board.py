@@ -78,7 +78,7 @@ from ansf_mcp.coordinator.episode import CoordinationResult, ModelUnavailable
 from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES, EstimatorScore, choose
 from ansf_mcp.coordinator.warmup import ModelWarmer
 from ansf_mcp.governor.phases import PhaseLimits
-from ansf_mcp.store.base import Connection, Row, Store
+from ansf_mcp.store.base import Connection, Row, Store, StoreError
 
 T = TypeVar("T")
 
@@ -157,6 +157,8 @@ class Board:
     # Loads the neural model before a decision that wants it, so the decision is timed alone.
     warmer: ModelWarmer | None = None
     workers: int = 8
+    # A read-only answer (`answer_read`) waits at most this long for the store.
+    read_deadline_s: float | None = None
     _pools: dict[str, anyio.CapacityLimiter] = field(default_factory=dict, repr=False)
 
     # -- off the event loop -------------------------------------------------------------------------------------
@@ -169,6 +171,16 @@ class Board:
         """Run a blocking write to the board in the write pool (it may wait for a lock, up to the store's
         time-out)."""
         return await self._off_loop("write", fn, args, kwargs)
+
+    async def answer_read(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """A read that a read-only tool answers with: within `read_deadline_s`, or a one-sentence StoreError (its
+        thread is left to finish under the store's own time-out)."""
+        if self.read_deadline_s is None:
+            return await self.read(fn, *args, **kwargs)
+        with anyio.move_on_after(self.read_deadline_s):
+            return await self._off_loop("read", fn, args, kwargs, abandon=True)
+        raise StoreError(f"the store did not answer within {self.read_deadline_s:g} s (ANSF_READ_DEADLINE_S), "
+                         "so nothing was read; the board is unchanged, try again")
 
     async def read_within(self, deadline_s: float, fn: Callable[..., T], /, *args: Any) -> T | None:
         """A read for an answer that must not wait (status): None when it takes longer than `deadline_s` (its
