@@ -38,6 +38,7 @@ def extra_paths(root: Path) -> list[str]:
 
 def spec(root: Path, lsp_dir: Path | None = None, _progress: Progress | None = None,
          parse_limit: int = 2000) -> ServerSpec:
+    from ansf_mcp.semantic.cache import JEDI_CACHE_BYTES
     from ansf_mcp.semantic.jedi_server import WRAPPER_VERSION
     from ansf_mcp.semantic.lsp import ServerSpec
     from ansf_mcp.semantic.positions import UTF32
@@ -66,6 +67,7 @@ def spec(root: Path, lsp_dir: Path | None = None, _progress: Progress | None = N
     env = {"ANSF_JEDI_PARSE_LIMIT": str(parse_limit)}
     if lsp_dir is not None:  # jedi's pickles under the data directory, bounded, never the user's cache
         env["ANSF_JEDI_CACHE"] = str(lsp_dir / "jedi-cache")
+        env["ANSF_JEDI_CACHE_BYTES"] = str(JEDI_CACHE_BYTES)  # its share of the semantic layer's disk budget
     # Our wrapper around jedi-language-server (the project's own code first, no 30-file reference limit), run
     # by this interpreter, which has both installed.
     return ServerSpec(language="Python", key="python",
