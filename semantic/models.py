@@ -108,6 +108,13 @@ class EditedFile(BaseModel):
     end_line: int | None = None
 
 
+class Mention(BaseModel):
+    relative_path: str
+    line: int
+    kind: str = Field(description="string, comment or code (Python); text where no tokenizer tells them apart")
+    text: str = Field(description="the line, cut when long")
+
+
 class EditResult(BaseModel):
     action: str
     name_path: str
@@ -116,6 +123,9 @@ class EditResult(BaseModel):
     total_edits: int
     cache_entries_invalidated: int = Field(description="cache entries this edit made stale, removed")
     note: str | None = None
+    syntax: str | None = Field(None, description="how the new content's syntax was checked before it was written")
+    leftover_mentions: list[Mention] | None = Field(
+        None, description="rename: the old name still in the renamed files (strings, comments), listed, not changed")
 
 
 class Definition(BaseModel):
