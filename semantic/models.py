@@ -5,17 +5,23 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 
+def _absent(value: object) -> bool:
+    return value is None
+
+
 class Symbol(BaseModel):
     name_path: str = Field(description="e.g. 'Class/method'; 'name[i]' when siblings share a name")
     kind: str
-    relative_path: str
-    line: int = Field(description="1-based line of the name")
-    column: int = Field(description="1-based column of the name")
-    start_line: int
-    end_line: int
-    body: str | None = None
-    info: str | None = Field(None, description="signature and documentation (include_info)")
-    children: list[Symbol] | None = None
+    # optional and absent (not null) when unset: a shrunk overview drops them (detail) before it drops a class's
+    # members (structure), and what it drops must not be sent as nulls
+    relative_path: str | None = Field(None, exclude_if=_absent)
+    line: int | None = Field(None, description="1-based line of the name", exclude_if=_absent)
+    column: int | None = Field(None, description="1-based column of the name", exclude_if=_absent)
+    start_line: int | None = Field(None, exclude_if=_absent)
+    end_line: int | None = Field(None, exclude_if=_absent)
+    body: str | None = Field(None, exclude_if=_absent)
+    info: str | None = Field(None, description="signature and documentation (include_info)", exclude_if=_absent)
+    children: list[Symbol] | None = Field(None, exclude_if=_absent)
 
 
 class SymbolsOverview(BaseModel):
