@@ -95,6 +95,7 @@ class Diagnostic(BaseModel):
     end_column: int
     severity: str = Field(description="error, warning, information or hint")
     message: str
+    checker: str = Field(description="the program that reported it, e.g. basedpyright (types) or a language server")
     source: str | None = None
     code: str | None = None
 

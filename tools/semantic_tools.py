@@ -281,7 +281,7 @@ def _register_reading(tools: Toolbox, host: SemanticHost) -> None:
 
     @tools.add(Kind.READ, "Diagnostics of a file")
     async def get_diagnostics(relative_path: RelativePath) -> Diagnostics:
-        """Errors and warnings the language server reports for a file (Python: syntax errors only)."""
+        """Errors and warnings for a file, each labelled with its checker (Python: basedpyright type checks)."""
         return await host.get_diagnostics(relative_path)
 
 

@@ -37,7 +37,7 @@ def test_the_steps_keep_a_class_s_methods_until_only_top_level_names_are_left():
     steps = overview_steps(OVERVIEW)
     shorter = [step() for step in steps.shorter]
     names = [_names(m) for m in shorter]
-    detail, members, bare, top = shorter[:4]
+    detail, _members, bare, top = shorter[:4]
     assert names[0] == _names(steps.full)  # detail dropped, depth kept
     assert {"column", "start_line", "end_line", "relative_path"}.isdisjoint(
         detail.model_dump(exclude_none=True)["files"]["m.py"][0])
