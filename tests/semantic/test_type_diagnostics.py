@@ -42,6 +42,9 @@ async def test_seeded_type_errors_are_found_and_labelled_with_their_checker(pypr
         errors = [d for d in r["diagnostics"] if d["severity"] == "error"]
         assert [(d["line"], d["checker"]) for d in errors] == [(line, "basedpyright") for line in (8, 9, 10, 11)], r
         assert "perimeter" in errors[2]["message"] and "shout" in errors[3]["message"] and r["note"] is None
+        # settled: the next call for the same content does not wait for a publication that will not come again
+        uri = (pyproj_copy / "src/geo/seeded.py").resolve().as_uri()
+        assert service.type_checker()._diag[uri].is_set()
         # the same file mended on disk: the next answer is about the new content
         (pyproj_copy / "src/geo/seeded.py").write_text(SEEDED.split("double(1, 2)")[0] + "double(1)\n")
         r = await ok(server, "get_diagnostics", {"relative_path": "src/geo/seeded.py"})
