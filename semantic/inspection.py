@@ -179,8 +179,21 @@ class InspectionMixin:
 
     # ---- diagnostics -------------------------------------------------------------------------------
     def get_diagnostics(self, relative_path: str, wait_seconds: float = 10.0) -> Diagnostics:
+        """What the file's checker reports for its current content. Python: basedpyright's type-aware checks
+        (started on the first such call), or jedi's syntax errors where basedpyright is not installed."""
         path, rel, lang = self._file(relative_path)
         srv = self.server(lang)
+        checker = srv.spec.server_name or srv.spec.display_name
+        note = None
+        if lang == "python":
+            from ansf_mcp.semantic.languages import LanguageUnavailable
+
+            try:
+                srv = self.type_checker()
+                checker = "basedpyright"
+            except LanguageUnavailable as exc:
+                checker = "jedi-language-server (syntax only)"
+                note = f"syntax errors only: {exc}"
         published = srv.diagnostics(path, wait=wait_seconds)
         lines = self.lines(path)
 
@@ -195,16 +208,13 @@ class InspectionMixin:
                 "line": s["line"] + 1, "column": col(s["line"], s["character"]),
                 "end_line": e["line"] + 1, "end_column": col(e["line"], e["character"]),
                 "severity": SEVERITY.get(d.get("severity") or 1, "error"),
-                "message": str(d.get("message", ""))[:1000],
+                "message": str(d.get("message", ""))[:1000], "checker": checker,
                 "source": d.get("source"), "code": None if d.get("code") is None else str(d.get("code")),
             })
         items.sort(key=lambda x: (x["line"], x["column"]))
-        note = None
         if published is None:
-            note = (f"the {srv.spec.language} language server published no diagnostics for {rel} within "
-                    f"{wait_seconds:g} s")
-        elif lang == "python":
-            note = "jedi-language-server reports syntax errors only (no type checking)"
+            note = (f"{checker} published no diagnostics for {rel} within {wait_seconds:g} s"
+                    + (f"; {note}" if note else ""))
         counts: dict[str, int] = {}
         for it in items:
             counts[it["severity"]] = counts.get(it["severity"], 0) + 1

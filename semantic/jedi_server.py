@@ -22,22 +22,59 @@ Stock jedi gets two things wrong on a real project, and both are fixed here befo
   changed since jedi last looked counts as modified now.
 - Its own cache. jedi pickles parsed modules under the user's cache folder, unbounded, written in place (a
   killed server leaves a 0-byte pickle that fails every later load). Here it lives under `ANSF_JEDI_CACHE` (the
-  data directory), is emptied when it passes `ANSF_JEDI_CACHE_MB`, and a pickle that cannot be read is deleted
-  and parsed again.
+  data directory), its share of the semantic layer's disk budget (`ANSF_JEDI_CACHE_BYTES`, set by the spec from
+  `semantic/cache.py`) is kept by trimming the oldest pickles first, at start and whenever a save passes it;
+  pickles are written to a temporary file and renamed into place, and one that cannot be read (truncated,
+  empty, foreign) is deleted, logged and parsed again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
-import shutil
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 WRAPPER_VERSION = "ansf-jedi-5"  # part of the cache fingerprint: change it when the patches change answers
 DEFAULT_PARSE_LIMIT = 2000
-DEFAULT_CACHE_MB = 200.0
+DEFAULT_CACHE_BYTES = 6_000_000  # as semantic/cache.py's JEDI_CACHE_BYTES (this module must not import diskcache)
+TRIM_TO = 0.8  # a trim leaves this share of the limit, so the next saves do not trim again at once
 RACY_S = 1.0  # as semantic/paths.py: a file read sooner after a write is compared again
+
+log = logging.getLogger("ansf_mcp.semantic.jedi_server")
+
+
+def _disk_bytes(st: os.stat_result) -> int:
+    return max(st.st_size, getattr(st, "st_blocks", 0) * 512)
+
+
+def trim_cache(cache_dir: Path, limit_bytes: int) -> int:
+    """Delete the oldest files under `cache_dir` (by modification time) until it holds at most `limit_bytes` on
+    disk, or TRIM_TO of it when it was over; returns the bytes left."""
+    files = []
+    for dirpath, _dirs, names in os.walk(cache_dir):
+        for name in names:
+            p = os.path.join(dirpath, name)
+            with contextlib.suppress(OSError):
+                st = os.stat(p)
+                files.append((st.st_mtime_ns, _disk_bytes(st), p))
+    total = sum(f[1] for f in files)
+    if total <= limit_bytes:
+        return total
+    target = int(limit_bytes * TRIM_TO)
+    removed = 0
+    for _mtime, size, p in sorted(files):
+        if total <= target:
+            break
+        with contextlib.suppress(OSError):
+            os.unlink(p)
+            total -= size
+            removed += 1
+    log.info("jedi cache over %d bytes: %d oldest file(s) removed, %d bytes left", limit_bytes, removed, total)
+    return total
 
 
 def patch_jedi(parse_limit: int) -> None:
@@ -90,7 +127,7 @@ def patch_jedi(parse_limit: int) -> None:
     typeshed._load_from_typeshed = _load_from_typeshed
 
 
-def patch_parso(cache_dir: Path | None, cache_mb: float) -> None:
+def patch_parso(cache_dir: Path | None, limit_bytes: int = DEFAULT_CACHE_BYTES) -> None:
     import parso.cache as cache
     from parso.file_io import FileIO
 
@@ -118,19 +155,39 @@ def patch_parso(cache_dir: Path | None, cache_mb: float) -> None:
     def _load_from_file_system(hashed_grammar, path, p_time, cache_path=None):
         try:
             return load(hashed_grammar, path, p_time, cache_path=cache_path)
-        except Exception:  # a truncated or foreign pickle: forget it, parse the file again
+        except Exception as exc:  # a truncated, empty or foreign pickle: forget it, parse the file again
+            pickle_path = cache._get_hashed_path(hashed_grammar, path, cache_path=cache_path)
             with contextlib.suppress(OSError):
-                os.unlink(cache._get_hashed_path(hashed_grammar, path, cache_path=cache_path))
+                os.unlink(pickle_path)
+            log.warning("jedi cache: unreadable pickle for %s removed (%s); parsing the file again", path,
+                        type(exc).__name__)
             return None
 
     cache._load_from_file_system = _load_from_file_system
     if cache_dir is None:
         return
     cache_dir.mkdir(parents=True, exist_ok=True)
-    size = sum(p.stat().st_size for p in cache_dir.rglob("*") if p.is_file())
-    if size > cache_mb * 1e6:
-        shutil.rmtree(cache_dir, ignore_errors=True)
-        cache_dir.mkdir(parents=True, exist_ok=True)
+    held = [trim_cache(cache_dir, limit_bytes)]
+
+    def _save_to_file_system(hashed_grammar, path, item, cache_path=None):
+        # written beside and renamed into place: a killed server leaves a stray temporary file, never a
+        # half-written pickle under the name the next load reads
+        target = cache._get_hashed_path(hashed_grammar, path, cache_path=cache_path)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                cache.pickle.dump(item, f, cache.pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        with contextlib.suppress(OSError):
+            held[0] += _disk_bytes(os.stat(target))
+        if held[0] > limit_bytes:  # a rewrite counts twice here; the trim counts again exactly
+            held[0] = trim_cache(cache_dir, limit_bytes)
+
+    cache._save_to_file_system = _save_to_file_system
     import jedi
 
     jedi.settings.cache_directory = str(cache_dir)
@@ -157,10 +214,16 @@ def main() -> None:
     patch_jedi(limit)
     cache = os.environ.get("ANSF_JEDI_CACHE")
     try:
-        cache_mb = float(os.environ.get("ANSF_JEDI_CACHE_MB", DEFAULT_CACHE_MB))
+        limit_bytes = int(os.environ.get("ANSF_JEDI_CACHE_BYTES", DEFAULT_CACHE_BYTES))
     except ValueError:
-        cache_mb = DEFAULT_CACHE_MB
-    patch_parso(Path(cache) if cache else None, cache_mb)
+        limit_bytes = DEFAULT_CACHE_BYTES
+    # stdout is the language server protocol's channel: log lines go to stderr
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False  # only our lines: pygls's own logging stays as it was
+    patch_parso(Path(cache) if cache else None, limit_bytes)
     from jedi_language_server.cli import cli
 
     cli()

@@ -425,7 +425,13 @@ class LanguageServer:
             await asyncio.wait_for(ev.wait(), wait)
             while self.spec.diagnostics_settle_s > 0:  # a later stage replaces the earlier list
                 ev.clear()
-                await asyncio.wait_for(ev.wait(), self.spec.diagnostics_settle_s)
+                try:
+                    await asyncio.wait_for(ev.wait(), self.spec.diagnostics_settle_s)
+                except TimeoutError:
+                    # settled: what was published stands for this content, so the next call for the same
+                    # content must not wait for a publication that will never come again
+                    ev.set()
+                    break
         return self._published.get(uri)
 
     def diagnostics(self, path: Path, wait: float = 10.0) -> list[dict] | None:

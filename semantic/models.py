@@ -5,17 +5,23 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 
+def _absent(value: object) -> bool:
+    return value is None
+
+
 class Symbol(BaseModel):
     name_path: str = Field(description="e.g. 'Class/method'; 'name[i]' when siblings share a name")
     kind: str
-    relative_path: str
-    line: int = Field(description="1-based line of the name")
-    column: int = Field(description="1-based column of the name")
-    start_line: int
-    end_line: int
-    body: str | None = None
-    info: str | None = Field(None, description="signature and documentation (include_info)")
-    children: list[Symbol] | None = None
+    # optional and absent (not null) when unset: a shrunk overview drops them (detail) before it drops a class's
+    # members (structure), and what it drops must not be sent as nulls
+    relative_path: str | None = Field(None, exclude_if=_absent)
+    line: int | None = Field(None, description="1-based line of the name", exclude_if=_absent)
+    column: int | None = Field(None, description="1-based column of the name", exclude_if=_absent)
+    start_line: int | None = Field(None, exclude_if=_absent)
+    end_line: int | None = Field(None, exclude_if=_absent)
+    body: str | None = Field(None, exclude_if=_absent)
+    info: str | None = Field(None, description="signature and documentation (include_info)", exclude_if=_absent)
+    children: list[Symbol] | None = Field(None, exclude_if=_absent)
 
 
 class SymbolsOverview(BaseModel):
@@ -89,6 +95,7 @@ class Diagnostic(BaseModel):
     end_column: int
     severity: str = Field(description="error, warning, information or hint")
     message: str
+    checker: str = Field(description="the program that reported it, e.g. basedpyright (types) or a language server")
     source: str | None = None
     code: str | None = None
 
@@ -108,6 +115,13 @@ class EditedFile(BaseModel):
     end_line: int | None = None
 
 
+class Mention(BaseModel):
+    relative_path: str
+    line: int
+    kind: str = Field(description="string, comment or code (Python); text where no tokenizer tells them apart")
+    text: str = Field(description="the line, cut when long")
+
+
 class EditResult(BaseModel):
     action: str
     name_path: str
@@ -116,6 +130,9 @@ class EditResult(BaseModel):
     total_edits: int
     cache_entries_invalidated: int = Field(description="cache entries this edit made stale, removed")
     note: str | None = None
+    syntax: str | None = Field(None, description="how the new content's syntax was checked before it was written")
+    leftover_mentions: list[Mention] | None = Field(
+        None, description="rename: the old name still in the renamed files (strings, comments), listed, not changed")
 
 
 class Definition(BaseModel):

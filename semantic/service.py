@@ -166,6 +166,15 @@ class SemanticService(InspectionMixin, EditingMixin):
 
     # ---- servers -----------------------------------------------------------------------------------
     def server(self, lang: str) -> LanguageServer:
+        return self._server(lang, lambda: make_spec(lang, self.root, self.lsp_dir, self.progress))
+
+    def type_checker(self) -> LanguageServer:
+        """Python's type checker (basedpyright), started on the first diagnostics request, never before."""
+        from ansf_mcp.semantic.languages.python import TYPE_CHECKER_KEY, type_checker_spec
+
+        return self._server(TYPE_CHECKER_KEY, lambda: type_checker_spec(self.root))
+
+    def _server(self, lang: str, make: Callable[[], ServerSpec]) -> LanguageServer:
         srv = self._servers.get(lang)
         if srv is not None:
             return srv
@@ -176,7 +185,7 @@ class SemanticService(InspectionMixin, EditingMixin):
             if lang in self._unavailable:
                 raise self._unavailable[lang]
             try:
-                spec = self.spec_overrides.get(lang) or make_spec(lang, self.root, self.lsp_dir, self.progress)
+                spec = self.spec_overrides.get(lang) or make()
             except LanguageUnavailable as exc:
                 if "npm install" not in str(exc):  # a failed download may succeed later; a missing tool won't
                     self._unavailable[lang] = exc
@@ -225,11 +234,19 @@ class SemanticService(InspectionMixin, EditingMixin):
         self._lines_memo.pop(str(path), None)
 
     def trim_memory(self) -> int:
-        """Drop in-memory file memos (critical memory phase); returns how many entries were dropped."""
+        """Drop in-memory file memos and stop the type checker (memory pressure; it starts again on the next
+        diagnostics request); returns how many memo entries were dropped."""
+        from ansf_mcp.semantic.languages.python import TYPE_CHECKER_KEY
+
         with self._lock:
             dropped = len(self._lines_memo) + len(self._hash_memo)
             self._lines_memo.clear()
             self._hash_memo.clear()
+            checker = self._servers.pop(TYPE_CHECKER_KEY, None)
+        if checker is not None:
+            log.info("memory pressure: the type checker (%s) stopped until diagnostics are asked for again",
+                     checker.spec.display_name)
+            checker.stop()
         return dropped
 
     def lines(self, path: Path) -> list[str]:

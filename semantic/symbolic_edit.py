@@ -14,10 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ansf_mcp.semantic import editing, journal
+from ansf_mcp.semantic import editing, journal, syntax
 from ansf_mcp.semantic.editing import EditError, FileChange
 from ansf_mcp.semantic.languages import language_of
-from ansf_mcp.semantic.models import EditedFile, EditResult
+from ansf_mcp.semantic.models import EditedFile, EditResult, Mention
 from ansf_mcp.semantic.paths import SKIP_DIRS, PathRefused, resolve_in_root, uri_to_path
 from ansf_mcp.semantic.positions import to_server
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 _IDENT = re.compile(r"^[^\W\d][\w$]*$|^\$[\w$]*$")
 MAX_BODY_CHARS = 200_000
+MAX_MENTIONS = 50  # leftover mentions listed after a rename; the note gives the full count
 READ_ONLY_MESSAGE = ("the semantic layer is read-only (setting ANSF_READ_ONLY=1): editing tools are off; "
                      "nothing was changed")
 
@@ -47,6 +48,36 @@ def _python_names(text: str, name: str) -> bool:
                    for t in tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, SyntaxError):
         return True
+
+
+def leftover_mentions(text: str, name: str, rel: str, lang: str) -> list[Mention]:
+    """Where `name` still occurs as a word in `text` (a file a rename just rewrote): in Python, labelled by the
+    token it sits in (string, comment, code); elsewhere as text."""
+    import io
+    import tokenize
+
+    word = re.compile(rf"(?<![\w$]){re.escape(name)}(?![\w$])")
+    lines = text.splitlines()
+
+    def mention(line: int, kind: str) -> Mention:
+        return Mention(relative_path=rel, line=line, kind=kind, text=lines[line - 1].strip()[:160])
+
+    if lang == "python":
+        kinds = {tokenize.STRING: "string", tokenize.COMMENT: "comment", tokenize.NAME: "code"}
+        try:
+            out = []
+            for t in tokenize.generate_tokens(io.StringIO(text).readline):
+                kind = kinds.get(t.type)
+                if kind is None or not word.search(t.string):
+                    continue
+                # a string spanning lines: the line of each occurrence inside it
+                for k, part in enumerate(t.string.split("\n")):
+                    if word.search(part):
+                        out.append(mention(t.start[0] + k, kind))
+            return out
+        except (tokenize.TokenError, SyntaxError):
+            pass
+    return [mention(i, "text") for i, ln in enumerate(lines, 1) if word.search(ln)]
 
 
 class EditingMixin:
@@ -113,13 +144,15 @@ class EditingMixin:
         if len(body) > MAX_BODY_CHARS:
             raise EditError(f"body is {len(body)} characters; at most {MAX_BODY_CHARS} per edit")
 
-    def _finish(self, changes: list[FileChange], lang: str) -> int:
-        """Commit, then evict exactly what the edit staled; returns the number of cache entries evicted."""
+    def _finish(self, changes: list[FileChange], lang: str) -> tuple[int, str]:
+        """Check the new contents' syntax, commit, then evict exactly what the edit staled; returns the number of
+        cache entries evicted and how the syntax was checked."""
+        checked = syntax.check(changes, lang)
         journal.commit(changes, self.data_dir)
         from ansf_mcp.semantic.service import file_tag, project_tag
 
         evicted = sum(self.cache.evict(file_tag(lang, ch.rel)) for ch in changes)
-        return evicted + self.cache.evict(project_tag(lang))
+        return evicted + self.cache.evict(project_tag(lang)), checked
 
     def _transaction(self, relative_path: str, plan: Callable[[], EditResult]) -> EditResult:
         """`plan()` (which reads, computes and commits) under the lock of the file it edits; planned again once
@@ -174,8 +207,9 @@ class EditingMixin:
         if last + 1 >= len(lines) and not lines[last].endswith(("\n", "\r")):
             new_lines[-1] = new_lines[-1].rstrip("\r\n")
         new = "".join(lines[:first] + new_lines + lines[last + 1:])
-        evicted = self._finish([FileChange(path, rel, raw, new, bom)], lang)
-        return self._edit_answer("replace_symbol_body", loc, rel, first, first + len(new_lines) - 1, evicted)
+        evicted, checked = self._finish([FileChange(path, rel, raw, new, bom)], lang)
+        return self._edit_answer("replace_symbol_body", loc, rel, first, first + len(new_lines) - 1, evicted,
+                                 checked)
 
     def insert_before_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
         """Insert `body` before the symbol (and its decorators), at its indentation, blank lines between."""
@@ -187,9 +221,9 @@ class EditingMixin:
         nl = editing.newline_of(text)
         new_lines = editing.reindent(body, indent, nl) + [nl] * self._blank_lines(lang, indent)
         new = "".join(lines[:first] + new_lines + lines[first:])
-        evicted = self._finish([FileChange(path, rel, raw, new, bom)], lang)
+        evicted, checked = self._finish([FileChange(path, rel, raw, new, bom)], lang)
         n = len(editing.reindent(body, indent, nl))
-        return self._edit_answer("insert_before_symbol", loc, rel, first, first + n - 1, evicted)
+        return self._edit_answer("insert_before_symbol", loc, rel, first, first + n - 1, evicted, checked)
 
     def insert_after_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
         """Insert `body` after the symbol's last line, at its indentation, blank lines between."""
@@ -205,9 +239,10 @@ class EditingMixin:
         blank = [nl] * self._blank_lines(lang, indent)
         body_lines = editing.reindent(body, indent, nl)
         new = "".join(before + blank + body_lines + lines[last + 1:])
-        evicted = self._finish([FileChange(path, rel, raw, new, bom)], lang)
+        evicted, checked = self._finish([FileChange(path, rel, raw, new, bom)], lang)
         start = last + 1 + len(blank)
-        return self._edit_answer("insert_after_symbol", loc, rel, start, start + len(body_lines) - 1, evicted)
+        return self._edit_answer("insert_after_symbol", loc, rel, start, start + len(body_lines) - 1, evicted,
+                                 checked)
 
     def safe_delete_symbol(self, name_path: str, relative_path: str) -> EditResult:
         """Delete the symbol (with its decorators) only when nothing outside its own body refers to it."""
@@ -232,10 +267,11 @@ class EditingMixin:
             while end < len(lines) and not lines[end].strip():
                 end += 1
         new = "".join(lines[:first] + lines[end:])
-        evicted = self._finish([FileChange(path, rel, raw, new, bom)], lang)
+        evicted, checked = self._finish([FileChange(path, rel, raw, new, bom)], lang)
         return EditResult(action="safe_delete_symbol", name_path=loc.name_path, files=[
             EditedFile(relative_path=rel, start_line=first + 1, end_line=end, edits=1)],
-            total_edits=1, cache_entries_invalidated=evicted, note=f"deleted lines {first + 1}-{end} of {rel}")
+            total_edits=1, cache_entries_invalidated=evicted, note=f"deleted lines {first + 1}-{end} of {rel}",
+            syntax=checked)
 
     def rename_symbol(self, name_path: str, relative_path: str, new_name: str) -> EditResult:
         """The language server's rename, applied to every file it names, or to none."""
@@ -288,9 +324,16 @@ class EditingMixin:
                 new = editing.apply_lsp_edits(text, edits, srv.position_encoding, frel)
                 changes.append(FileChange(fpath, frel, raw, new, bom))
                 summary.append({"relative_path": frel, "edits": len(edits)})
-            evicted = self._finish(changes, lang)
+            evicted, checked = self._finish(changes, lang)
         total = sum(s["edits"] for s in summary)
         note = f"renamed in {len(summary)} file(s), {total} edit(s)"
+        old_name = loc.node["name"]
+        left = [m for ch in changes for m in leftover_mentions(ch.new_text, old_name, ch.rel, lang)]
+        if left:
+            kinds = sorted({m.kind for m in left})
+            note += (f"; {len(left)} mention(s) of {old_name!r} left in the renamed files ({', '.join(kinds)}), not "
+                     "changed: see leftover_mentions" + (f" (first {MAX_MENTIONS})" if len(left) > MAX_MENTIONS
+                                                          else ""))
         others = self._files_still_naming(loc.node["name"], lang, {ch.rel for ch in changes})
         if others:
             shown = ", ".join(others[:10]) + (f" and {len(others) - 10} more" if len(others) > 10 else "")
@@ -298,7 +341,8 @@ class EditingMixin:
                      f"symbols of that name, or uses the server did not resolve): {shown}")
         return EditResult(action="rename_symbol", name_path=loc.name_path, new_name=new_name,
                           files=[EditedFile.model_validate(s) for s in summary], total_edits=total,
-                          cache_entries_invalidated=evicted, note=note)
+                          cache_entries_invalidated=evicted, note=note, syntax=checked,
+                          leftover_mentions=left[:MAX_MENTIONS])
 
     def _files_still_naming(self, name: str, lang: str, changed: set[str]) -> list[str]:
         """Files of `lang` outside the edit where `name` still occurs as a word (Python: as a NAME token)."""
@@ -350,7 +394,9 @@ class EditingMixin:
         return out
 
     @staticmethod
-    def _edit_answer(action: str, loc: sym.Located, rel: str, first: int, last: int, evicted: int) -> EditResult:
+    def _edit_answer(action: str, loc: sym.Located, rel: str, first: int, last: int, evicted: int,
+                     checked: str) -> EditResult:
         return EditResult(action=action, name_path=loc.name_path, files=[
             EditedFile(relative_path=rel, start_line=first + 1, end_line=last + 1, edits=1)],
-            total_edits=1, cache_entries_invalidated=evicted, note=f"{rel} lines {first + 1}-{last + 1} written")
+            total_edits=1, cache_entries_invalidated=evicted, note=f"{rel} lines {first + 1}-{last + 1} written",
+            syntax=checked)

@@ -78,24 +78,49 @@ def _per_file(items: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
+CONTAINER_KINDS = frozenset({"class", "interface", "struct", "enum", "namespace", "module", "package"})
+
+
+def _overview_symbols(items: list[dict[str, Any]], keep: tuple[str, ...], members: bool) -> list[dict[str, Any]]:
+    """Symbols with only the `keep` fields; children kept one level deep under classes and the like (a class's
+    methods), dropped under functions and variables (their locals) when `members`, else dropped everywhere."""
+    out = []
+    for s in items:
+        slim = {k: s[k] for k in keep if k in s}
+        if members and s.get("kind") in CONTAINER_KINDS and s.get("children"):
+            slim["children"] = [{k: c[k] for k in keep if k in c} for c in s["children"]]
+        out.append(slim)
+    return out
+
+
 def overview_steps(answer: SymbolsOverview) -> Shrinking[SymbolsOverview]:
-    """Full -> without children -> per-file symbol counts -> the total."""
+    """Shrinks by detail and depth before structure: full -> names, kinds and lines at full depth -> children only
+    as a class's members -> those without lines -> top-level names (a class's methods go only here) -> per-file
+    symbol counts -> the total."""
     result = answer.model_dump()
 
-    def strip(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{k: v for k, v in s.items() if k != "children"} for s in items]
+    def detail_dropped(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{"name_path": s["name_path"], "kind": s["kind"], "line": s["line"],
+                 **({"children": detail_dropped(s["children"])} if s.get("children") else {})} for s in items]
+
+    def files(shape: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+        return {f: shape(v) for f, v in result["files"].items()}
+
+    def step(shrunk: str, **changes: Any) -> Callable[[], SymbolsOverview]:
+        return lambda: SymbolsOverview.model_validate({**result, **changes, "shrunk": shrunk})
 
     counts = {f: len(v) for f, v in result["files"].items()}
     return Shrinking(
         answer,
-        lambda: SymbolsOverview.model_validate(
-            {**result, "files": {f: strip(v) for f, v in result["files"].items()},
-             "shrunk": "too large: children dropped (depth 0)"}),
-        lambda: SymbolsOverview.model_validate(
-            {**result, "files": {}, "per_file": counts,
-             "shrunk": "too large: only per-file symbol counts; ask for one file"}),
-        lambda: SymbolsOverview.model_validate(
-            {**result, "files": {}, "total": sum(counts.values()), "shrunk": "too large: only the total is given"}),
+        step("too large: columns and ranges dropped", files=files(detail_dropped)),
+        step("too large: children only as a class's members, no ranges",
+             files=files(lambda v: _overview_symbols(v, ("name_path", "kind", "line"), True))),
+        step("too large: names only, a class's members kept",
+             files=files(lambda v: _overview_symbols(v, ("name_path", "kind"), True))),
+        step("too large: top-level names only; ask for one file",
+             files=files(lambda v: _overview_symbols(v, ("name_path", "kind"), False))),
+        step("too large: only per-file symbol counts; ask for one file", files={}, per_file=counts),
+        step("too large: only the total is given", files={}, total=sum(counts.values())),
     )
 
 
@@ -256,7 +281,7 @@ def _register_reading(tools: Toolbox, host: SemanticHost) -> None:
 
     @tools.add(Kind.READ, "Diagnostics of a file")
     async def get_diagnostics(relative_path: RelativePath) -> Diagnostics:
-        """Errors and warnings the language server reports for a file (Python: syntax errors only)."""
+        """Errors and warnings for a file, each labelled with its checker (Python: basedpyright type checks)."""
         return await host.get_diagnostics(relative_path)
 
 

@@ -38,6 +38,7 @@ def extra_paths(root: Path) -> list[str]:
 
 def spec(root: Path, lsp_dir: Path | None = None, _progress: Progress | None = None,
          parse_limit: int = 2000) -> ServerSpec:
+    from ansf_mcp.semantic.cache import JEDI_CACHE_BYTES
     from ansf_mcp.semantic.jedi_server import WRAPPER_VERSION
     from ansf_mcp.semantic.lsp import ServerSpec
     from ansf_mcp.semantic.positions import UTF32
@@ -66,6 +67,7 @@ def spec(root: Path, lsp_dir: Path | None = None, _progress: Progress | None = N
     env = {"ANSF_JEDI_PARSE_LIMIT": str(parse_limit)}
     if lsp_dir is not None:  # jedi's pickles under the data directory, bounded, never the user's cache
         env["ANSF_JEDI_CACHE"] = str(lsp_dir / "jedi-cache")
+        env["ANSF_JEDI_CACHE_BYTES"] = str(JEDI_CACHE_BYTES)  # its share of the semantic layer's disk budget
     # Our wrapper around jedi-language-server (the project's own code first, no 30-file reference limit), run
     # by this interpreter, which has both installed.
     return ServerSpec(language="Python", key="python",
@@ -75,6 +77,36 @@ def spec(root: Path, lsp_dir: Path | None = None, _progress: Progress | None = N
                       # jedi-language-server announces UTF-16 but passes jedi's columns through unconverted:
                       # code points (tests/semantic/test_positions.py pins this down).
                       position_encoding=UTF32)
+
+
+TYPE_CHECKER_KEY = "python-types"
+
+
+def type_checker_spec(root: Path) -> ServerSpec:
+    """basedpyright as a language server, for type-aware diagnostics only (jedi keeps navigation and edits):
+    pyright's standard checks, over the files asked about (`openFilesOnly`), with the project's interpreter and
+    import roots. It keeps its analysis in memory and writes nothing to disk."""
+    from ansf_mcp.semantic.lsp import ServerSpec
+
+    if importlib.util.find_spec("basedpyright") is None:
+        raise LanguageUnavailable("Python type checking", "type checking needs basedpyright: `pip install "
+                                  "basedpyright` into the environment that runs ansf-mcp")
+    try:
+        version = f"basedpyright-{metadata.version('basedpyright')}"
+    except metadata.PackageNotFoundError:  # pragma: no cover
+        version = "basedpyright-unknown"
+    analysis = {"typeCheckingMode": "standard", "diagnosticMode": "openFilesOnly", "autoSearchPaths": True,
+                "extraPaths": extra_paths(root)[1:], "useLibraryCodeForTypes": True}
+    python = {"pythonPath": project_env(root) or sys.executable}
+    # pyright asks for sections by dotted name ("basedpyright.analysis") as well as whole
+    settings = {"python": {**python, "analysis": analysis}, "python.analysis": analysis,
+                "basedpyright": {"analysis": analysis}, "basedpyright.analysis": analysis}
+    return ServerSpec(language="Python", key=TYPE_CHECKER_KEY,
+                      cmd=[sys.executable, "-c", "from basedpyright.langserver import main; main()", "--stdio"],
+                      version=version, settings=settings, language_ids={".py": "python", ".pyi": "python"},
+                      server_name="basedpyright",
+                      # it may publish a file's diagnostics more than once while it checks: the last one counts
+                      diagnostics_settle_s=0.5)
 
 
 LANGUAGE = Language(key="python", name="Python", extensions=EXTENSIONS, spec=spec)

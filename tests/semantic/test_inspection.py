@@ -74,7 +74,14 @@ async def test_search_bad_input(py_env):
     assert "cursor" in await err(server, "search_for_pattern", {"pattern": "x", "cursor": "%%%"})
 
 
-async def test_python_diagnostics(pyproj_copy, tmp_path):
+async def test_python_diagnostics_without_a_type_checker_are_jedi_s_syntax_errors(pyproj_copy, tmp_path,
+                                                                                   monkeypatch):
+    from ansf_mcp.semantic.languages import LanguageUnavailable, python
+
+    def missing(_root):
+        raise LanguageUnavailable("Python type checking", "type checking needs basedpyright")
+
+    monkeypatch.setattr(python, "type_checker_spec", missing)
     server, _, service = build(pyproj_copy, tmp_path / "data")
     try:
         r = await ok(server, "get_diagnostics", {"relative_path": "src/geo/units.py"})
@@ -83,6 +90,7 @@ async def test_python_diagnostics(pyproj_copy, tmp_path):
         r = await ok(server, "get_diagnostics", {"relative_path": "src/geo/broken.py"})
         assert [(d["line"], d["severity"]) for d in r["diagnostics"]] == [(5, "error")]
         assert "SyntaxError" in r["diagnostics"][0]["message"] and r["counts"] == {"error": 1}
+        assert r["diagnostics"][0]["checker"] == "jedi-language-server (syntax only)"
         # fixed on disk: the next answer is about the new content
         (pyproj_copy / "src/geo/broken.py").write_text("def fixed():\n    return 1\n")
         assert (await ok(server, "get_diagnostics", {"relative_path": "src/geo/broken.py"}))["diagnostics"] == []
