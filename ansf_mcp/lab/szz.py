@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import json
 import re
 import sys
 from collections.abc import Iterable
@@ -28,6 +29,8 @@ import numpy as np
 from ansf_mcp.lab import replay
 
 MAX_FIXES = 150
+# The default's p_success (coordinator/success.py) beside the fit scores of every estimator.
+DEFAULT_ROW = "default p_success (success model)"
 FIX_SUBJECT = re.compile(r"\b(fix(es|ed|ing)?|bug(s|fix)?|regression|crash(es|ed)?|broken)\b", re.IGNORECASE)
 _NOT_CODE = re.compile(r"(^|/)(docs?|doc_src|changelog[^/]*|changes[^/]*|news)(/|$)|\.(md|rst|txt|adoc)$",
                        re.IGNORECASE)
@@ -88,6 +91,23 @@ def label(history: replay.History, max_fixes: int = MAX_FIXES) -> tuple[replay.H
     return replace(history, commits=commits), found
 
 
+def success_rows(history: replay.History, found: dict[str, str], *, window: int = 32,
+                 limit: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """The success model's inputs for the real author of every replayed task, and 1 if it was never blamed."""
+    from ansf_mcp.coordinator import success
+    from ansf_mcp.coordinator.comparisons import Comparisons
+
+    xs, ys = [], []
+    for rep in replay.windows(history, window, limit=limit):
+        shas = [c.sha for c in history.commits[rep.start : rep.start + window]]
+        ids = {a.id: i for i, a in enumerate(rep.episode.agents)}
+        x = success.inputs(rep.episode, Comparisons(rep.episode))
+        for j, (task, sha) in enumerate(zip(rep.episode.tasks, shas, strict=True)):
+            xs.append(x[ids[rep.truth[task.id]], j])
+            ys.append(float(sha not in found))
+    return np.array(xs).reshape(-1, len(success.INPUTS)), np.array(ys)
+
+
 def outcome_rows(history: replay.History, found: dict[str, str], loaded: dict, *, window: int = 32,
                  limit: int = 30) -> dict[str, list[tuple[float, int]]]:
     """Per estimator: (p_success of the real author, 1 if the task was never blamed) for every replayed task."""
@@ -99,7 +119,8 @@ def outcome_rows(history: replay.History, found: dict[str, str], loaded: dict, *
         shas = [c.sha for c in history.commits[rep.start : rep.start + window]]
         by_sha = dict(zip((t.id for t in rep.episode.tasks), shas, strict=True))
         ids = {a.id: i for i, a in enumerate(rep.episode.agents)}
-        estimates = decide(rep.episode, "auto", neural=net, neural_allowed=net is not None).estimates
+        decision = decide(rep.episode, "auto", neural=net, neural_allowed=net is not None)
+        estimates = {**decision.estimates, DEFAULT_ROW: decision.success}
         for j, task in enumerate(rep.episode.tasks):
             ok = int(by_sha[task.id] not in found)
             for name, p in estimates.items():
@@ -129,27 +150,62 @@ def scores(rows: list[tuple[float, int]], bins: int = 5) -> dict:
             "reliability": reliability}
 
 
+def _labelled(mirror: Path, listing: Path, max_fixes: int):
+    from ansf_mcp.lab import corpus
+
+    for ref in corpus.read_list(listing):
+        h = replay.read_history(corpus.locate(mirror, ref.name), name=ref.name, rev=ref.commit, with_files=False)
+        labelled, found = label(h, max_fixes)
+        print(f"{ref.name}: {len(found)} commits blamed by the newest {max_fixes} fixes", file=sys.stderr,
+              flush=True)
+        yield ref.name, labelled, found
+
+
+def fit_success(mirror: Path, listing: Path, max_fixes: int, limit: int, out: Path) -> dict:
+    """Fit the success model's calibration on SZZ-labelled repositories (the training list) and write it."""
+    from ansf_mcp.coordinator import success
+    from ansf_mcp.lab.combine import fit
+
+    xs, ys = [], []
+    for _, labelled, found in _labelled(mirror, listing, max_fixes):
+        x, y = success_rows(labelled, found, limit=limit)
+        xs.append(x)
+        ys.append(y)
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    weights, bias = fit(x, y, np.ones(len(y)))
+    card = {"data": f"SZZ-labelled replayed tasks (real author, 32-task windows, <= {limit} per repository, "
+                    f"newest {max_fixes} fixes) of {listing.name}: {len(y)} tasks, {y.mean():.3f} never blamed",
+            "command": f"python -m ansf_mcp.lab.szz --mirror MIRROR --fit --list {listing.name}"}
+    success.save(out, weights, bias, card)
+    return {"tasks": len(y), "weights": weights.tolist(), "bias": bias}
+
+
 def main(argv: list[str] | None = None) -> int:
+    from ansf_mcp.coordinator import success
     from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE
     from ansf_mcp.lab import corpus, replay_eval
 
     parser = argparse.ArgumentParser(prog="python -m ansf_mcp.lab.szz", description=__doc__.splitlines()[0])
     parser.add_argument("--mirror", type=Path, required=True)
-    parser.add_argument("--list", type=Path, default=corpus.HELDOUT_LIST)
+    parser.add_argument("--list", type=Path, default=None,
+                        help="repositories (default: the held-out list; the training list with --fit)")
     parser.add_argument("--max-fixes", type=int, default=MAX_FIXES)
     parser.add_argument("--limit", type=int, default=30)
+    parser.add_argument("--fit", action="store_true", help="fit the success model's calibration and write it")
+    parser.add_argument("--out", type=Path, default=success.MODEL_FILE)
+    parser.add_argument("--no-network", action="store_true",
+                        help="leave the network out (fast: the success model and the non-learned estimators)")
     args = parser.parse_args(argv)
-    loaded, _ = replay_eval.load_profiles([DEFAULT_PROFILE])
+    if args.fit:
+        print(json.dumps(fit_success(args.mirror, args.list or corpus.TRAINING_LIST, args.max_fixes, args.limit,
+                                     args.out)))
+        return 0
+    loaded = {} if args.no_network else replay_eval.load_profiles([DEFAULT_PROFILE])[0]
     pooled: dict[str, list[tuple[float, int]]] = {}
-    for ref in corpus.read_list(args.list):
-        h = replay.read_history(corpus.locate(args.mirror, ref.name), name=ref.name, rev=ref.commit,
-                                with_files=False)
-        labelled, found = label(h, args.max_fixes)
+    for _, labelled, found in _labelled(args.mirror, args.list or corpus.HELDOUT_LIST, args.max_fixes):
         rows = outcome_rows(labelled, found, loaded, limit=args.limit)
         for k, v in rows.items():
             pooled.setdefault(k, []).extend(v)
-        print(f"{ref.name}: {len(found)} commits blamed by the newest {args.max_fixes} fixes", file=sys.stderr,
-              flush=True)
     if not pooled:
         print("no replayed task: every history is shorter than its warm-up and one window")
         return 0
