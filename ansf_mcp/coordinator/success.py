@@ -14,7 +14,9 @@ shrunk towards the level above it (empirical Bayes):
 - the agent's similarity-weighted success rate on past tasks like this one (word TF-IDF cosine ≥
   baselines.MIN_SIMILARITY), shrunk to the agent's rate by TASK_PSEUDO;
 
-then a small logistic model over their logits and the amount of evidence (INPUTS) calibrates the result
+and what kind of work the task text describes: a bag-of-words logistic over its content words (`words` in the
+model file: some work, such as documentation, is rarely blamed by a later fix; other work often is). A small
+logistic model over these logits and the amount of evidence (INPUTS) calibrates the result
 (`checkpoints/success.json`, fitted on SZZ-labelled TRAINING repositories by `python -m ansf_mcp.lab.szz --fit`).
 It uses no network, so it needs no torch and is the same for every strategy. Without the file the uncalibrated
 narrowest level is used (weight 1 on its logit).
@@ -32,6 +34,7 @@ import numpy as np
 from ansf_mcp.coordinator import baselines
 from ansf_mcp.coordinator.comparisons import Comparisons
 from ansf_mcp.coordinator.episode import Episode, ModelUnavailable
+from ansf_mcp.coordinator.text import words
 
 INPUTS = (
     "task-record logit",
@@ -39,6 +42,7 @@ INPUTS = (
     "swarm-rate logit",
     "log agent history size",
     "log similar-task evidence",
+    "task-text logit",
 )
 FORMAT = "ansf-success/1"
 MODEL_FILE = Path(__file__).resolve().parent / "checkpoints" / "success.json"
@@ -53,8 +57,14 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(q) - np.log1p(-q)
 
 
-def inputs(episode: Episode, cmp: Comparisons | None = None) -> np.ndarray:
-    """(agents, tasks, len(INPUTS)): the outcome records the success model weighs, for every pair."""
+def text_logit(descriptions: list[str], vocabulary: dict[str, float]) -> np.ndarray:
+    """(tasks,) the summed weights of the distinct content words of each task that the vocabulary knows."""
+    return np.array([sum(vocabulary.get(w, 0.0) for w in set(words(d))) for d in descriptions], dtype=np.float64)
+
+
+def inputs(episode: Episode, cmp: Comparisons | None = None,
+           vocabulary: dict[str, float] | None = None) -> np.ndarray:
+    """(agents, tasks, len(INPUTS)): the outcome records and the task-text logit the success model weighs."""
     cmp = cmp or Comparisons(episode)
     n_a, n_t = len(episode.agents), len(episode.tasks)
     n_hist = cmp.hist_len.astype(np.float64)
@@ -72,6 +82,7 @@ def inputs(episode: Episode, cmp: Comparisons | None = None) -> np.ndarray:
             np.full(shape, float(_logit(np.array(swarm)))),
             np.broadcast_to(np.log1p(n_hist)[:, None], shape),
             np.log1p(mass),
+            np.broadcast_to(text_logit([t.description for t in episode.tasks], vocabulary or {})[None, :], shape),
         ],
         axis=-1,
     )
@@ -81,6 +92,7 @@ def inputs(episode: Episode, cmp: Comparisons | None = None) -> np.ndarray:
 class SuccessModel:
     weights: np.ndarray  # (len(INPUTS),)
     bias: float
+    vocabulary: dict[str, float]
     card: dict
 
     def apply(self, x: np.ndarray) -> np.ndarray:
@@ -91,16 +103,16 @@ class SuccessModel:
         """(agents, tasks) p(the work succeeds | this agent does it), each in [0, 1]."""
         if not episode.tasks:
             return np.zeros((len(episode.agents), 0))
-        return self.apply(inputs(episode, cmp))
+        return self.apply(inputs(episode, cmp, self.vocabulary))
 
 
-UNFITTED = SuccessModel(np.eye(len(INPUTS))[0], 0.0, {"data": "unfitted: the task-level record as it is"})
+UNFITTED = SuccessModel(np.eye(len(INPUTS))[0], 0.0, {}, {"data": "unfitted: the task-level record as it is"})
 
 
-def save(path: Path, weights: np.ndarray, bias: float, card: dict) -> None:
+def save(path: Path, weights: np.ndarray, bias: float, vocabulary: dict[str, float], card: dict) -> None:
     data = {**card, "format": FORMAT, "inputs": list(INPUTS), "agent_pseudo": AGENT_PSEUDO,
             "task_pseudo": TASK_PSEUDO, "weights": [round(float(w), 6) for w in weights],
-            "bias": round(float(bias), 6)}
+            "bias": round(float(bias), 6), "words": {w: round(float(v), 5) for w, v in sorted(vocabulary.items())}}
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
@@ -114,11 +126,12 @@ def load(path: Path) -> SuccessModel:
         bias = float(data["bias"])
         names = tuple(data["inputs"])
         pseudo = (float(data["agent_pseudo"]), float(data["task_pseudo"]))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        vocabulary = {str(w): float(v) for w, v in data["words"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ModelUnavailable(f"success model {path.name} is unreadable: {exc}") from exc
     if names != INPUTS or weights.shape != (len(INPUTS),) or pseudo != (AGENT_PSEUDO, TASK_PSEUDO):
         raise ModelUnavailable(f"success model {path.name} was fitted on other inputs than this code computes")
-    return SuccessModel(weights, bias, data)
+    return SuccessModel(weights, bias, vocabulary, data)
 
 
 @lru_cache(maxsize=1)

@@ -31,6 +31,10 @@ from ansf_mcp.lab import replay
 MAX_FIXES = 150
 # The default's p_success (coordinator/success.py) beside the fit scores of every estimator.
 DEFAULT_ROW = "default p_success (success model)"
+# The success model's task-text vocabulary: the content words found in the most training tasks.
+VOCAB_SIZE = 500
+VOCAB_MIN_TASKS = 30
+VOCAB_L2 = 1e-3
 FIX_SUBJECT = re.compile(r"\b(fix(es|ed|ing)?|bug(s|fix)?|regression|crash(es|ed)?|broken)\b", re.IGNORECASE)
 _NOT_CODE = re.compile(r"(^|/)(docs?|doc_src|changelog[^/]*|changes[^/]*|news)(/|$)|\.(md|rst|txt|adoc)$",
                        re.IGNORECASE)
@@ -92,12 +96,13 @@ def label(history: replay.History, max_fixes: int = MAX_FIXES) -> tuple[replay.H
 
 
 def success_rows(history: replay.History, found: dict[str, str], *, window: int = 32,
-                 limit: int = 30) -> tuple[np.ndarray, np.ndarray]:
-    """The success model's inputs for the real author of every replayed task, and 1 if it was never blamed."""
+                 limit: int = 30) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The success model's inputs (no vocabulary yet) for the real author of every replayed task, 1 if it was
+    never blamed, and the task's text."""
     from ansf_mcp.coordinator import success
     from ansf_mcp.coordinator.comparisons import Comparisons
 
-    xs, ys = [], []
+    xs, ys, texts = [], [], []
     for rep in replay.windows(history, window, limit=limit):
         shas = [c.sha for c in history.commits[rep.start : rep.start + window]]
         ids = {a.id: i for i, a in enumerate(rep.episode.agents)}
@@ -105,7 +110,42 @@ def success_rows(history: replay.History, found: dict[str, str], *, window: int 
         for j, (task, sha) in enumerate(zip(rep.episode.tasks, shas, strict=True)):
             xs.append(x[ids[rep.truth[task.id]], j])
             ys.append(float(sha not in found))
-    return np.array(xs).reshape(-1, len(success.INPUTS)), np.array(ys)
+            texts.append(task.description)
+    return np.array(xs).reshape(-1, len(success.INPUTS)), np.array(ys), texts
+
+
+def fit_vocabulary(texts: list[str], y: np.ndarray, *, min_tasks: int = VOCAB_MIN_TASKS,
+                   size: int = VOCAB_SIZE) -> dict[str, float]:
+    """A bag-of-words logistic (L2 VOCAB_L2) over the `size` content words found in the most tasks (at least
+    `min_tasks`), centred on the base rate: {word: weight}."""
+    from collections import Counter
+
+    from scipy import sparse
+    from scipy.optimize import minimize
+
+    from ansf_mcp.coordinator.text import words
+
+    bags = [set(words(t)) for t in texts]
+    counts = Counter(w for b in bags for w in b)
+    vocab = [w for w, c in counts.most_common(size) if c >= min_tasks]
+    if not vocab or len(y) == 0:
+        return {}
+    col = {w: k for k, w in enumerate(vocab)}
+    r = [i for i, b in enumerate(bags) for w in b if w in col]
+    c = [col[w] for b in bags for w in b if w in col]
+    x = sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(bags), len(vocab)))
+    base = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
+    offset = np.log(base / (1 - base))
+    n = len(y)
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        z = x @ theta + offset
+        p = 1.0 / (1.0 + np.exp(-z))
+        value = float(np.sum(np.logaddexp(0.0, z) - y * z)) / n + VOCAB_L2 * float(theta @ theta)
+        return value, x.T @ (p - y) / n + 2 * VOCAB_L2 * theta
+
+    res = minimize(loss, np.zeros(len(vocab)), jac=True, method="L-BFGS-B", options={"maxiter": 500})
+    return {w: float(v) for w, v in zip(vocab, res.x, strict=True) if abs(v) >= 1e-4}
 
 
 def outcome_rows(history: replay.History, found: dict[str, str], loaded: dict, *, window: int = 32,
@@ -162,22 +202,26 @@ def _labelled(mirror: Path, listing: Path, max_fixes: int):
 
 
 def fit_success(mirror: Path, listing: Path, max_fixes: int, limit: int, out: Path) -> dict:
-    """Fit the success model's calibration on SZZ-labelled repositories (the training list) and write it."""
+    """Fit the success model on SZZ-labelled repositories (the training list) and write it: first the task-text
+    vocabulary, then the calibration over every input."""
     from ansf_mcp.coordinator import success
     from ansf_mcp.lab.combine import fit
 
-    xs, ys = [], []
+    xs, ys, texts = [], [], []
     for _, labelled, found in _labelled(mirror, listing, max_fixes):
-        x, y = success_rows(labelled, found, limit=limit)
+        x, y, t = success_rows(labelled, found, limit=limit)
         xs.append(x)
         ys.append(y)
+        texts += t
     x, y = np.concatenate(xs), np.concatenate(ys)
+    vocabulary = fit_vocabulary(texts, y)
+    x[:, success.INPUTS.index("task-text logit")] = success.text_logit(texts, vocabulary)
     weights, bias = fit(x, y, np.ones(len(y)))
     card = {"data": f"SZZ-labelled replayed tasks (real author, 32-task windows, <= {limit} per repository, "
                     f"newest {max_fixes} fixes) of {listing.name}: {len(y)} tasks, {y.mean():.3f} never blamed",
             "command": f"python -m ansf_mcp.lab.szz --mirror MIRROR --fit --list {listing.name}"}
-    success.save(out, weights, bias, card)
-    return {"tasks": len(y), "weights": weights.tolist(), "bias": bias}
+    success.save(out, weights, bias, vocabulary, card)
+    return {"tasks": len(y), "words": len(vocabulary), "weights": weights.tolist(), "bias": bias}
 
 
 def main(argv: list[str] | None = None) -> int:

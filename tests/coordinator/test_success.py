@@ -78,3 +78,26 @@ def test_an_episode_without_tasks_has_an_empty_estimate() -> None:
     ep = Episode.model_validate({"agents": [{"id": "a"}], "tasks": []})
     assert success.UNFITTED.estimate(ep).shape == (1, 0)
     assert decide(ep, "history").success.shape == (1, 0)
+
+
+def test_the_task_text_vocabulary_learns_which_work_fails_and_survives_a_round_trip(tmp_path: Path) -> None:
+    from ansf_mcp.lab import szz
+
+    texts = [f"Update the documentation page {k}" for k in range(40)] + [
+        f"Rewrite the tokenizer internals {k}" for k in range(40)]
+    y = np.array([1.0] * 38 + [0.0] * 2 + [1.0] * 20 + [0.0] * 20)
+    vocabulary = szz.fit_vocabulary(texts, y, min_tasks=30)
+    assert vocabulary["documentation"] > 0 > vocabulary["tokenizer"]
+    assert "update" in vocabulary and "0" not in vocabulary  # found in fewer than 30 tasks
+    logit = success.text_logit(["Fix the tokenizer", "Polish the documentation", "Unrelated words"], vocabulary)
+    assert logit[0] < 0 < logit[1] and logit[2] == 0.0
+    path = tmp_path / "s.json"
+    success.save(path, np.arange(len(success.INPUTS), dtype=float), 0.5, vocabulary, {"data": "test"})
+    loaded = success.load(path)
+    assert loaded.vocabulary == pytest.approx({w: round(v, 5) for w, v in vocabulary.items()})
+    assert loaded.bias == 0.5 and loaded.weights.tolist() == list(range(len(success.INPUTS)))
+    ep = Episode.model_validate({"agents": [{"id": "a"}], "tasks": [{"id": "t", "description": "Fix the tokenizer"},
+                                                                   {"id": "u", "description": "Unrelated words"}]})
+    x = success.inputs(ep, vocabulary=vocabulary)
+    assert x[0, 0, -1] == pytest.approx(logit[0]) and x[0, 1, -1] == 0.0
+    assert szz.fit_vocabulary(texts[:3], y[:3], min_tasks=30) == {}
