@@ -264,6 +264,14 @@ def main(argv: list[str] | None = None) -> int:
                         if r["n"])
         print(f"| {k} | {s['n']} | {s['brier']:.4f} ± {s['brier_ci95']:.4f} | {s['log_loss']:.4f} ± "
               f"{s['log_loss_ci95']:.4f} | {rel} |")
+    if DEFAULT_ROW in pooled:
+        from ansf_mcp.lab.evaluate import mean_ci
+
+        y = np.array([v for _, v in first], dtype=float)
+        mine = (np.array([p for p, _ in pooled[DEFAULT_ROW]]) - y) ** 2
+        for k, v in [*((k, v) for k, v in pooled.items() if k != DEFAULT_ROW), ("base rate", [(base, 0)] * len(y))]:
+            d, ci = mean_ci(mine - (np.array([p for p, _ in v]) - y) ** 2)
+            print(f"paired Δ Brier, {DEFAULT_ROW} − {k}: {d:+.4f} ± {ci:.4f}")
     return 0
 
 

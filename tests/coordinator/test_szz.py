@@ -93,3 +93,4 @@ def test_fit_writes_a_success_model_and_the_table_shows_it(tmp_path: Path, capsy
     assert szz.main([*common, "--no-network"]) == 0
     table = capsys.readouterr().out
     assert f"| {szz.DEFAULT_ROW} | 32 |" in table and "| history | 32 |" in table and "| base rate" in table
+    assert f"paired Δ Brier, {szz.DEFAULT_ROW} − base rate: " in table
