@@ -60,7 +60,7 @@ def test_shipped_model_loads_and_an_ill_fitting_file_is_refused(tmp_path: Path) 
         success.load(bad)
 
 
-@pytest.mark.parametrize("strategy", ["history", "similarity"])
+@pytest.mark.parametrize("strategy", ["history", "similarity", "neural"])
 def test_the_estimator_chooses_who_and_p_success_is_the_success_model(strategy: str) -> None:
     ep = _episode()
     decision = decide(ep, strategy)
