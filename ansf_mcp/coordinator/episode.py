@@ -66,7 +66,8 @@ class Assignment(BaseModel):
     task: str
     agent: str
     p_success: float | None = Field(
-        ge=0.0, le=1.0, description="estimated chance that the agent succeeds; null for strategies that only rank"
+        ge=0.0, le=1.0, description="estimated chance that the work succeeds if this agent does it (the success model, "
+        "not the fit the assignment was ranked by); null for strategies that only rank"
     )
     confidence: float = Field(ge=0.0, le=1.0, description="0.5 + margin over the best other agent, clipped")
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ansf_mcp.coordinator import success
 from ansf_mcp.coordinator.baselines import ESTIMATORS, PROBABILISTIC
 from ansf_mcp.coordinator.comparisons import Comparisons
 from ansf_mcp.coordinator.episode import STRATEGIES, CoordinationResult, Episode, ModelUnavailable, Strategy
@@ -36,6 +37,8 @@ class Decision:
     # outcomes that come back (what `auto` learns from).
     estimates: dict[str, np.ndarray] = field(default_factory=dict)
     auto: AutoChoice | None = None
+    # p(the work succeeds | this agent does it) for every pair (success.py): what answers report as p_success.
+    success: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
 
 def decide(
@@ -89,9 +92,15 @@ def decide(
     confidence = np.zeros_like(p) if used == "round-robin" else None  # no information behind the choice
     solution = solve(episode, p, confidence=confidence, external_states=external_states)
     probabilistic = used == "neural" or used in PROBABILISTIC
-    assignments = solution.assignments
-    if not probabilistic:
-        assignments = [a.model_copy(update={"p_success": None}) for a in assignments]
+    p_work = success.shipped().estimate(episode, cmp)
+    agent_row = {a.id: i for i, a in enumerate(episode.agents)}
+    task_col = {t.id: j for j, t in enumerate(episode.tasks)}
+    # The estimator chose who (fit); p_success says whether the work will succeed if that agent does it.
+    assignments = [
+        a.model_copy(update={"p_success": round(float(p_work[agent_row[a.agent], task_col[a.task]]), 4)
+                             if probabilistic else None})
+        for a in solution.assignments
+    ]
     result = CoordinationResult(
         id=episode.id,
         strategy=used,
@@ -102,7 +111,7 @@ def decide(
         reason=auto.reason if auto else None,
         note=note,
     )
-    return Decision(result=result, estimates=estimates, auto=auto)
+    return Decision(result=result, estimates=estimates, auto=auto, success=p_work)
 
 
 def coordinate(episode: Episode, strategy: str = "auto", **options) -> CoordinationResult:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import json
 import re
 import sys
 from collections.abc import Iterable
@@ -28,6 +29,12 @@ import numpy as np
 from ansf_mcp.lab import replay
 
 MAX_FIXES = 150
+# The default's p_success (coordinator/success.py) beside the fit scores of every estimator.
+DEFAULT_ROW = "default p_success (success model)"
+# The success model's task-text vocabulary: the content words found in the most training tasks.
+VOCAB_SIZE = 500
+VOCAB_MIN_TASKS = 30
+VOCAB_L2 = 1e-3
 FIX_SUBJECT = re.compile(r"\b(fix(es|ed|ing)?|bug(s|fix)?|regression|crash(es|ed)?|broken)\b", re.IGNORECASE)
 _NOT_CODE = re.compile(r"(^|/)(docs?|doc_src|changelog[^/]*|changes[^/]*|news)(/|$)|\.(md|rst|txt|adoc)$",
                        re.IGNORECASE)
@@ -88,6 +95,59 @@ def label(history: replay.History, max_fixes: int = MAX_FIXES) -> tuple[replay.H
     return replace(history, commits=commits), found
 
 
+def success_rows(history: replay.History, found: dict[str, str], *, window: int = 32,
+                 limit: int = 30) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The success model's inputs (no vocabulary yet) for the real author of every replayed task, 1 if it was
+    never blamed, and the task's text."""
+    from ansf_mcp.coordinator import success
+    from ansf_mcp.coordinator.comparisons import Comparisons
+
+    xs, ys, texts = [], [], []
+    for rep in replay.windows(history, window, limit=limit):
+        shas = [c.sha for c in history.commits[rep.start : rep.start + window]]
+        ids = {a.id: i for i, a in enumerate(rep.episode.agents)}
+        x = success.inputs(rep.episode, Comparisons(rep.episode))
+        for j, (task, sha) in enumerate(zip(rep.episode.tasks, shas, strict=True)):
+            xs.append(x[ids[rep.truth[task.id]], j])
+            ys.append(float(sha not in found))
+            texts.append(task.description)
+    return np.array(xs).reshape(-1, len(success.INPUTS)), np.array(ys), texts
+
+
+def fit_vocabulary(texts: list[str], y: np.ndarray, *, min_tasks: int = VOCAB_MIN_TASKS,
+                   size: int = VOCAB_SIZE) -> dict[str, float]:
+    """A bag-of-words logistic (L2 VOCAB_L2) over the `size` content words found in the most tasks (at least
+    `min_tasks`), centred on the base rate: {word: weight}."""
+    from collections import Counter
+
+    from scipy import sparse
+    from scipy.optimize import minimize
+
+    from ansf_mcp.coordinator.text import words
+
+    bags = [set(words(t)) for t in texts]
+    counts = Counter(w for b in bags for w in b)
+    vocab = [w for w, c in counts.most_common(size) if c >= min_tasks]
+    if not vocab or len(y) == 0:
+        return {}
+    col = {w: k for k, w in enumerate(vocab)}
+    r = [i for i, b in enumerate(bags) for w in b if w in col]
+    c = [col[w] for b in bags for w in b if w in col]
+    x = sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(bags), len(vocab)))
+    base = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
+    offset = np.log(base / (1 - base))
+    n = len(y)
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        z = x @ theta + offset
+        p = 1.0 / (1.0 + np.exp(-z))
+        value = float(np.sum(np.logaddexp(0.0, z) - y * z)) / n + VOCAB_L2 * float(theta @ theta)
+        return value, x.T @ (p - y) / n + 2 * VOCAB_L2 * theta
+
+    res = minimize(loss, np.zeros(len(vocab)), jac=True, method="L-BFGS-B", options={"maxiter": 500})
+    return {w: float(v) for w, v in zip(vocab, res.x, strict=True) if abs(v) >= 1e-4}
+
+
 def outcome_rows(history: replay.History, found: dict[str, str], loaded: dict, *, window: int = 32,
                  limit: int = 30) -> dict[str, list[tuple[float, int]]]:
     """Per estimator: (p_success of the real author, 1 if the task was never blamed) for every replayed task."""
@@ -99,7 +159,8 @@ def outcome_rows(history: replay.History, found: dict[str, str], loaded: dict, *
         shas = [c.sha for c in history.commits[rep.start : rep.start + window]]
         by_sha = dict(zip((t.id for t in rep.episode.tasks), shas, strict=True))
         ids = {a.id: i for i, a in enumerate(rep.episode.agents)}
-        estimates = decide(rep.episode, "auto", neural=net, neural_allowed=net is not None).estimates
+        decision = decide(rep.episode, "auto", neural=net, neural_allowed=net is not None)
+        estimates = {**decision.estimates, DEFAULT_ROW: decision.success}
         for j, task in enumerate(rep.episode.tasks):
             ok = int(by_sha[task.id] not in found)
             for name, p in estimates.items():
@@ -129,27 +190,66 @@ def scores(rows: list[tuple[float, int]], bins: int = 5) -> dict:
             "reliability": reliability}
 
 
+def _labelled(mirror: Path, listing: Path, max_fixes: int):
+    from ansf_mcp.lab import corpus
+
+    for ref in corpus.read_list(listing):
+        h = replay.read_history(corpus.locate(mirror, ref.name), name=ref.name, rev=ref.commit, with_files=False)
+        labelled, found = label(h, max_fixes)
+        print(f"{ref.name}: {len(found)} commits blamed by the newest {max_fixes} fixes", file=sys.stderr,
+              flush=True)
+        yield ref.name, labelled, found
+
+
+def fit_success(mirror: Path, listing: Path, max_fixes: int, limit: int, out: Path) -> dict:
+    """Fit the success model on SZZ-labelled repositories (the training list) and write it: first the task-text
+    vocabulary, then the calibration over every input."""
+    from ansf_mcp.coordinator import success
+    from ansf_mcp.lab.combine import fit
+
+    xs, ys, texts = [], [], []
+    for _, labelled, found in _labelled(mirror, listing, max_fixes):
+        x, y, t = success_rows(labelled, found, limit=limit)
+        xs.append(x)
+        ys.append(y)
+        texts += t
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    vocabulary = fit_vocabulary(texts, y)
+    x[:, success.INPUTS.index("task-text logit")] = success.text_logit(texts, vocabulary)
+    weights, bias = fit(x, y, np.ones(len(y)))
+    card = {"data": f"SZZ-labelled replayed tasks (real author, 32-task windows, <= {limit} per repository, "
+                    f"newest {max_fixes} fixes) of {listing.name}: {len(y)} tasks, {y.mean():.3f} never blamed",
+            "command": f"python -m ansf_mcp.lab.szz --mirror MIRROR --fit --list {listing.name}"}
+    success.save(out, weights, bias, vocabulary, card)
+    return {"tasks": len(y), "words": len(vocabulary), "weights": weights.tolist(), "bias": bias}
+
+
 def main(argv: list[str] | None = None) -> int:
+    from ansf_mcp.coordinator import success
     from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE
     from ansf_mcp.lab import corpus, replay_eval
 
     parser = argparse.ArgumentParser(prog="python -m ansf_mcp.lab.szz", description=__doc__.splitlines()[0])
     parser.add_argument("--mirror", type=Path, required=True)
-    parser.add_argument("--list", type=Path, default=corpus.HELDOUT_LIST)
+    parser.add_argument("--list", type=Path, default=None,
+                        help="repositories (default: the held-out list; the training list with --fit)")
     parser.add_argument("--max-fixes", type=int, default=MAX_FIXES)
     parser.add_argument("--limit", type=int, default=30)
+    parser.add_argument("--fit", action="store_true", help="fit the success model's calibration and write it")
+    parser.add_argument("--out", type=Path, default=success.MODEL_FILE)
+    parser.add_argument("--no-network", action="store_true",
+                        help="leave the network out (fast: the success model and the non-learned estimators)")
     args = parser.parse_args(argv)
-    loaded, _ = replay_eval.load_profiles([DEFAULT_PROFILE])
+    if args.fit:
+        print(json.dumps(fit_success(args.mirror, args.list or corpus.TRAINING_LIST, args.max_fixes, args.limit,
+                                     args.out)))
+        return 0
+    loaded = {} if args.no_network else replay_eval.load_profiles([DEFAULT_PROFILE])[0]
     pooled: dict[str, list[tuple[float, int]]] = {}
-    for ref in corpus.read_list(args.list):
-        h = replay.read_history(corpus.locate(args.mirror, ref.name), name=ref.name, rev=ref.commit,
-                                with_files=False)
-        labelled, found = label(h, args.max_fixes)
+    for _, labelled, found in _labelled(args.mirror, args.list or corpus.HELDOUT_LIST, args.max_fixes):
         rows = outcome_rows(labelled, found, loaded, limit=args.limit)
         for k, v in rows.items():
             pooled.setdefault(k, []).extend(v)
-        print(f"{ref.name}: {len(found)} commits blamed by the newest {args.max_fixes} fixes", file=sys.stderr,
-              flush=True)
     if not pooled:
         print("no replayed task: every history is shorter than its warm-up and one window")
         return 0
@@ -164,6 +264,14 @@ def main(argv: list[str] | None = None) -> int:
                         if r["n"])
         print(f"| {k} | {s['n']} | {s['brier']:.4f} ± {s['brier_ci95']:.4f} | {s['log_loss']:.4f} ± "
               f"{s['log_loss_ci95']:.4f} | {rel} |")
+    if DEFAULT_ROW in pooled:
+        from ansf_mcp.lab.evaluate import mean_ci
+
+        y = np.array([v for _, v in first], dtype=float)
+        mine = (np.array([p for p, _ in pooled[DEFAULT_ROW]]) - y) ** 2
+        for k, v in [*((k, v) for k, v in pooled.items() if k != DEFAULT_ROW), ("base rate", [(base, 0)] * len(y))]:
+            d, ci = mean_ci(mine - (np.array([p for p, _ in v]) - y) ** 2)
+            print(f"paired Δ Brier, {DEFAULT_ROW} − {k}: {d:+.4f} ± {ci:.4f}")
     return 0
 
 

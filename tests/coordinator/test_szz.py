@@ -68,3 +68,29 @@ def test_command_on_a_history_too_short_to_replay_says_so(
     (tmp_path / "list.txt").write_text("o/r HEAD\n")
     assert szz.main(["--mirror", str(tmp_path / "m"), "--list", str(tmp_path / "list.txt")]) == 0
     assert "no replayed task" in capsys.readouterr().out
+
+
+def test_fit_writes_a_success_model_and_the_table_shows_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ansf_mcp.coordinator import success
+
+    path = tmp_path / "r"
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    people, topics = ("ann", "ben", "cat"), ("parser", "docs page", "network client")
+    for k in range(150):
+        who = people[k % 3]
+        subject = f"Fix crash in the {topics[k % 3]} code" if k % 10 == 9 else f"Extend the {topics[k % 3]} part {k}"
+        # A fix rewrites the line its topic's previous commit wrote: SZZ blames that commit.
+        _commit(path, who, subject, {f"src/{k % 3}.py": f"line {k}\n"}, 1_700_000_000 + k)
+    (tmp_path / "m" / "o+r").mkdir(parents=True)
+    (tmp_path / "m" / "o+r" / "repo").symlink_to(path)
+    (tmp_path / "list.txt").write_text("o/r HEAD\n")
+    out = tmp_path / "success.json"
+    common = ["--mirror", str(tmp_path / "m"), "--list", str(tmp_path / "list.txt")]
+    assert szz.main([*common, "--fit", "--out", str(out)]) == 0
+    model = success.load(out)
+    assert "o/r" not in model.card["data"] and "32 tasks" in model.card["data"]  # one window past the warm-up
+    assert model.weights.shape == (len(success.INPUTS),)
+    assert szz.main([*common, "--no-network"]) == 0
+    table = capsys.readouterr().out
+    assert f"| {szz.DEFAULT_ROW} | 32 |" in table and "| history | 32 |" in table and "| base rate" in table
+    assert f"paired Δ Brier, {szz.DEFAULT_ROW} − base rate: " in table
