@@ -78,8 +78,8 @@ class SnapshotCollector(PromCollector):
         yield lat
         for key, name, doc in (
             ("neural_accuracy", "ansf_neural_accuracy",
-             "Share (0-1) of neural-decision outcomes called right (p_success > 0.5 iff success), real outcomes in the "
-             "alert window"),
+             "Share (0-1) of the neural strategy's success calls (p_success > 0.5) that succeeded, real outcomes in "
+             "the alert window"),
             ("efficiency", "ansf_system_efficiency", "Share of reported agent time spent on successful attempts"),
         ):
             if key in figures and figures[key].value is not None:

@@ -41,7 +41,9 @@ def calibration(conn: sqlite3.Connection, since: float, min_samples: int) -> dic
     for name in PROBABILISTIC:
         pairs = by.get(name, [])
         n = len(pairs)
-        entry: dict[str, Any] = {"outcomes": n, "brier": None, "log_loss": None, "called_right": None,
+        calls = [ok for p, ok in pairs if p > 0.5]
+        entry: dict[str, Any] = {"outcomes": n, "success_calls": len(calls), "success_calls_true": sum(calls),
+                                 "brier": None, "log_loss": None, "called_right": None,
                                  "mean_predicted": None, "observed_rate": None, "bins": []}
         if n < min_samples:
             entry["note"] = (f"no outcomes of {name} decisions in the window" if n == 0
@@ -78,8 +80,10 @@ def reliability(pairs: list[tuple[float, bool]], bins: int = RELIABILITY_BINS) -
     ]
 
 
-def calibration_figures(table: dict[str, Any], alert_min_samples: int) -> dict[str, Figure]:
-    """The alert's figure (the worst Brier among strategies with enough outcomes) and neural's share called right."""
+def calibration_figures(table: dict[str, Any], alert_min_samples: int,
+                        neural_min_samples: int | None = None) -> dict[str, Figure]:
+    """The alert's figure (the worst Brier among strategies with enough outcomes) and the share of neural's success
+    calls that came true (`success_calls_figure`), which needs `neural_min_samples` such calls."""
     strategies = table["strategies"]
     ready = {k: v for k, v in strategies.items() if v["brier"] is not None and v["outcomes"] >= alert_min_samples}
     if ready:
@@ -93,12 +97,23 @@ def calibration_figures(table: dict[str, Any], alert_min_samples: int) -> dict[s
         have = ", ".join(f"{k} {n}" for k, n in seen.items()) or "none"
         cal = Figure(None, max(seen.values(), default=0),
                      f"outcomes with a probability in the window: {have}; {alert_min_samples} needed per strategy")
-    neural = strategies.get("neural") or {"outcomes": 0, "called_right": None, "note": "neural is not probabilistic"}
-    right = neural["called_right"]
-    acc = Figure(right, neural["outcomes"],
-                 f"{round(right * neural['outcomes'])} of {neural['outcomes']} called right (p > 0.5 ↔ success)"
-                 if right is not None else neural.get("note", ""))
+    neural = strategies.get("neural") or {"outcomes": 0, "success_calls": 0, "success_calls_true": 0}
+    acc = success_calls_figure(neural, alert_min_samples if neural_min_samples is None else neural_min_samples)
     return {"calibration_brier": cal, "neural_accuracy": acc}
+
+
+def success_calls_figure(entry: dict[str, Any], min_samples: int) -> Figure:
+    """Of the tasks a strategy assigned saying they would succeed (p > 0.5), the share that did.
+
+    This, not "called right", is what the neural alert reads: a task the network doubted (p ≤ 0.5) that succeeded
+    cost nothing, so a run where every assigned task succeeded reads 1.0 (or no figure) however low the network's
+    p was; how far p sits from the outcomes is the Brier alert's question. It needs `min_samples` success calls.
+    """
+    n, true = entry.get("success_calls", 0), entry.get("success_calls_true", 0)
+    if n < min_samples:
+        return Figure(None, n, f"{n} success call(s) (p > 0.5) by neural in the window; {min_samples} needed"
+                      f" ({entry.get('outcomes', 0)} outcome(s) in all)")
+    return Figure(true / n, n, f"{true} of {n} success calls (p > 0.5) came true")
 
 
 def coordinate_latency(conn: sqlite3.Connection, since: float, min_samples: int = 1) -> dict[str, Figure]:

@@ -281,7 +281,7 @@ def test_injected_breach_shows_an_alert_on_the_page_within_5_s(env) -> None:
     page = env["page"]
     # 30 failures the estimates called likely successes: history's Brier over its 48 outcomes rises above 0.25.
     shown, raised = _breach_to_page(env, [(False, 0.9)] * 30, "history", "calibration")
-    # Neural decisions called wrong: neural's share called right 0 of 12 < 0.85 (a second, independent measurement).
+    # Neural success calls that failed: 0 of 12 came true < 0.7 (a second, independent measurement).
     shown_n, raised_n = _breach_to_page(env, [(False, 0.95)] * 12, "neural", "neural_accuracy")
     TIMINGS["breach_to_page_s"] = {"calibration": round(shown, 3), "neural_accuracy": round(shown_n, 3)}
     TIMINGS["breach_to_stored_alert_s"] = {"calibration": round(raised, 3), "neural_accuracy": round(raised_n, 3)}

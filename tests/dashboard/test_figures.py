@@ -73,7 +73,7 @@ def test_too_few_outcomes_say_no_data(store: Store) -> None:
     add_outcomes(store, [(True, 0.9)] * 3)
     figs = alerts.live_figures(store, cfg())
     assert figs["calibration_brier"].value is None and "history 3" in figs["calibration_brier"].note
-    assert figs["neural_accuracy"].value is None and "no outcomes of neural" in figs["neural_accuracy"].note
+    assert figs["neural_accuracy"].value is None and "0 success call(s)" in figs["neural_accuracy"].note
     assert figs["coordinate_p95_ms"].value is None and figs["efficiency"].value is None
 
 
@@ -86,14 +86,47 @@ def test_calibration_alert_figure_is_the_worst_strategy_with_enough_outcomes(sto
     assert "similarity 0.010" in fig.note
 
 
-def test_neural_accuracy_is_the_share_of_neural_outcomes_called_right(store: Store) -> None:
+def test_neural_alert_figure_is_the_share_of_its_success_calls_that_came_true(store: Store) -> None:
     add_outcomes(store, [(False, 0.9)] * 10, strategy="history")  # not the model's calls
-    add_outcomes(store, [(True, 0.8)] * 3 + [(False, 0.3)] * 1 + [(False, 0.7)] * 1, strategy="neural")
+    add_outcomes(store, [(True, 0.8)] * 4 + [(False, 0.3)] * 1 + [(False, 0.7)] * 1 + [(True, 0.4)] * 2,
+                 strategy="neural")
     figs = alerts.measure(store, cfg())
     acc = figs.figures["neural_accuracy"]
-    assert acc.samples == 5 and abs(acc.value - 4 / 5) < 1e-9 and "4 of 5 called right" in acc.note
-    expected_brier = (3 * 0.2**2 + 0.3**2 + 0.7**2) / 5
-    assert abs(figs.calibration["strategies"]["neural"]["brier"] - expected_brier) < 1e-9
+    assert acc.samples == 5 and abs(acc.value - 4 / 5) < 1e-9 and "4 of 5 success calls" in acc.note
+    neural = figs.calibration["strategies"]["neural"]
+    assert abs(neural["called_right"] - 5 / 8) < 1e-9  # the table still shows called right, the alert does not read it
+    expected_brier = (4 * 0.2**2 + 0.3**2 + 0.7**2 + 2 * 0.6**2) / 8
+    assert abs(neural["brier"] - expected_brier) < 1e-9
+
+
+def test_a_healthy_run_raises_no_alert(store: Store) -> None:
+    """The issue's run: all 14 tasks the network assigned succeeded, some from a p under 0.5; and an ordinary
+    20 % failure rate, failed attempts taking twice as long, from a network that calls every task a success."""
+    config = DashboardConfig()  # the shipped thresholds and sample counts
+    add_outcomes(store, [(True, 0.45)] * 6 + [(True, 0.7)] * 8, strategy="neural", duration_s=10.0)
+    assert alerts.check(store, config)[1] == []
+    add_outcomes(store, [(True, 0.6)] * 48, strategy="neural", duration_s=10.0)
+    add_outcomes(store, [(False, 0.6)] * 12, strategy="neural", duration_s=20.0)
+    figures, events = alerts.check(store, config)
+    assert events == [] and alerts.open_alerts(store) == []
+    assert abs(figures["efficiency"].value - 620 / 860) < 1e-9  # (14 + 48) × 10 s of (62 × 10 + 12 × 20) s
+    assert abs(figures["neural_accuracy"].value - 56 / 68) < 1e-9
+
+
+def test_a_truly_bad_run_raises_the_neural_and_efficiency_alerts(store: Store) -> None:
+    # Half of what the network called a success failed, and failures took three times as long.
+    add_outcomes(store, [(True, 0.9)] * 10, strategy="neural", duration_s=10.0)
+    add_outcomes(store, [(False, 0.9)] * 10, strategy="neural", duration_s=30.0)
+    _, events = alerts.check(store, DashboardConfig())
+    assert {e["name"] for e in events if e["event"] == "raised"} == {"neural_accuracy", "system_efficiency"}
+    text = {e["name"]: e["message"] for e in events}
+    assert "0.500 is below 0.700" in text["neural_accuracy"] and "0.250 is below 0.600" in text["system_efficiency"]
+
+
+def test_too_few_success_calls_say_no_data(store: Store) -> None:
+    add_outcomes(store, [(False, 0.9)] * 9 + [(True, 0.2)] * 20, strategy="neural")
+    acc = alerts.live_figures(store, DashboardConfig())["neural_accuracy"]
+    assert acc.value is None and acc.samples == 9 and "10 needed" in acc.note
 
 
 def test_p95_and_window(store: Store) -> None:

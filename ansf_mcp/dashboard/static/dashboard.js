@@ -22,7 +22,7 @@
     // Brier per probabilistic strategy (the series the server announces), then two fractions: all lie in [0, 1].
     quality: { series: () => Object.keys(state.series).filter((s) => s.startsWith("calibration.")).sort()
                  .map((s) => [s, s.split(".")[1] + " Brier (real outcomes)", "r"])
-                 .concat([["quality.neural_accuracy", "neural: share called right", "r"], ["quality.efficiency", "efficiency", "r"]]),
+                 .concat([["quality.neural_accuracy", "neural: success calls that came true", "r"], ["quality.efficiency", "efficiency", "r"]]),
                scales: { r: { range: [0, 1] } }, threshold: ["calibration", "r", "Brier alert threshold"] },
     tasks: { series: [["tasks.ready", "ready", "n"], ["tasks.blocked", "blocked", "n"], ["tasks.claimed", "claimed", "n"], ["tasks.succeeded", "succeeded", "n"], ["tasks.failed", "failed", "n"]] },
     rates: { series: [["rate.claims_per_min", "claims / min", "n"], ["rate.outcomes_per_min", "outcomes / min", "n"]] },
