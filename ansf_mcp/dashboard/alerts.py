@@ -68,8 +68,8 @@ def measure(store: Store, config: DashboardConfig, now: float | None = None) -> 
         table = quality.calibration(conn, since, config.min_samples)
         latency = quality.coordinate_latency(conn, since, config.min_samples)
         eff = quality.efficiency(conn, since, config.min_samples)
-    cal = quality.calibration_figures(table, max(config.calibration_min_samples, config.min_samples),
-                                      neural_min_samples=config.min_samples)
+    table["measured_on"] = quality.calibration_measured_on(config.alert_window_s)
+    cal = quality.calibration_figures(table, max(config.calibration_min_samples, config.min_samples))
     figures = {
         "calibration_brier": cal["calibration_brier"],
         "neural_accuracy": cal["neural_accuracy"],

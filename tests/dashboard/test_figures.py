@@ -43,7 +43,8 @@ def test_calibration_per_strategy_on_outcomes_with_a_probability(store: Store) -
     assert h["outcomes"] == 10  # outcomes without an estimate (reporter was not the assignee) do not count
     assert abs(h["brier"] - (6 * 0.2**2 + 4 * 0.8**2) / 10) < 1e-9
     assert abs(h["log_loss"] - (6 * -math.log(0.8) + 4 * -math.log(0.2)) / 10) < 1e-9
-    assert h["called_right"] == 0.6 and abs(h["mean_predicted"] - 0.8) < 1e-9 and h["observed_rate"] == 0.6
+    assert h["success_calls"] == 10 and h["came_true"] == 0.6
+    assert abs(h["mean_predicted"] - 0.8) < 1e-9 and h["observed_rate"] == 0.6
     assert [(b["lo"], b["n"], b["observed_rate"]) for b in h["bins"]] == [(0.8, 10, 0.6)]
     sim = table["strategies"]["similarity"]
     assert sim["outcomes"] == 6 and [(b["lo"], b["n"], b["observed_rate"]) for b in sim["bins"]] == [
@@ -57,7 +58,7 @@ def test_calibration_never_reads_above_one_where_the_old_accuracy_did(store: Sto
     add_outcomes(store, [(True, 0.6)] * 10, strategy="history")
     with store.reading() as conn:
         h = quality.calibration(conn, 0, 5)["strategies"]["history"]
-    for key in ("brier", "called_right", "mean_predicted", "observed_rate"):
+    for key in ("brier", "came_true", "mean_predicted", "observed_rate"):
         assert 0.0 <= h[key] <= 1.0, key
     assert all(0.0 <= b[k] <= 1.0 for b in h["bins"] for k in ("lo", "hi", "mean_predicted", "observed_rate"))
     assert abs(h["brier"] - 0.16) < 1e-9
@@ -94,7 +95,7 @@ def test_neural_alert_figure_is_the_share_of_its_success_calls_that_came_true(st
     acc = figs.figures["neural_accuracy"]
     assert acc.samples == 5 and abs(acc.value - 4 / 5) < 1e-9 and "4 of 5 success calls" in acc.note
     neural = figs.calibration["strategies"]["neural"]
-    assert abs(neural["called_right"] - 5 / 8) < 1e-9  # the table still shows called right, the alert does not read it
+    assert neural["came_true"] == acc.value  # the card reads the table's cell: one computation
     expected_brier = (4 * 0.2**2 + 0.3**2 + 0.7**2 + 2 * 0.6**2) / 8
     assert abs(neural["brier"] - expected_brier) < 1e-9
 
@@ -209,6 +210,33 @@ def test_collect_snapshot_has_every_chart_source(settings, store: Store) -> None
     assert snap["benchmark"]["value_ratios"][2]["ci"] == [0.91, 0.95]
     assert snap["memory"]["fraction"] is not None and snap["memory"]["source"]
     assert snap["semantic"] is None  # no semantic layer in this process: the page says so
+
+
+def test_each_neural_figure_comes_from_one_computation_and_says_what_it_is_measured_on(settings, store: Store) -> None:
+    """The page's two neural tables score different sets, so they may differ; each says which, and the neural card
+    is the calibration table's own cell, not a second computation."""
+    from tests.dashboard.conftest import seed_swarm
+
+    add_outcomes(store, [(True, 0.9)] * 10, strategy="neural")  # the p that decided: Brier 0.01 in the window
+    swarm_id = seed_swarm(store)
+    with store.transaction() as conn:  # the board's running score: every estimator's p since the swarm began
+        conn.execute("INSERT INTO estimator_scores (swarm_id, estimator, n, log_loss_sum, brier_sum) "
+                     "VALUES (?, 'neural', 40, 20.0, 8.0)", (swarm_id,))
+    add_benchmark(store)
+    snap = Collector(Runtime(settings=settings, store=store), cfg(interval_s=1)).collect().as_json()
+    cal = snap["calibration"]
+    neural_row = cal["strategies"]["neural"]
+    [swarm] = snap["estimators"]["swarms"]
+    [neural_score] = [sc for sc in swarm["scores"] if sc["estimator"] == "neural"]
+    assert abs(neural_row["brier"] - 0.01) < 1e-9 and abs(neural_score["brier"] - 0.2) < 1e-9
+    assert cal["measured_on"].startswith("REAL reported outcomes of the last 900 s")
+    assert "that assigned its task" in cal["measured_on"]
+    assert snap["estimators"]["measured_on"].startswith("REAL reported outcomes of each swarm since it began")
+    assert "whichever strategy decided" in snap["estimators"]["measured_on"]
+    assert snap["estimators"]["prior"]["measured_on"].startswith("SIMULATED")
+    assert snap["benchmark"]["measured_on"].startswith("SIMULATED episodes of the latest benchmark run #")
+    card = snap["figures"]["neural_accuracy"]
+    assert card["value"] == neural_row["came_true"] == 1.0 and card["samples"] == neural_row["success_calls"] == 10
 
 
 def test_trend_directions() -> None:

@@ -91,6 +91,7 @@
     const b = state.snapshot && state.snapshot.benchmark;
     const c = card(name);
     const note = c.querySelector(".note");
+    c.querySelector(".measured-on").textContent = b ? "Measured on: " + (b.measured_on || b.data) : "";
     if (!b || !b.value_ratios || b.value_ratios.length === 0) {
       noData(name, "no benchmark yet");
       note.textContent = "run the coordination suite (ansf bench --suite coordination) to fill this chart; its figures are simulated";
@@ -195,8 +196,11 @@
     tbody.innerHTML = "";
     const note = document.querySelector("#calibration-card .note");
     if (!cal) { note.textContent = "no data"; return; }
+    document.querySelector("#calibration-card .measured-on").textContent = "Measured on: " + (cal.measured_on || "");
     Object.entries(cal.strategies).forEach(([s, v]) => {
-      const tr = row(tbody, [s, v.outcomes, fmt(v.brier), fmt(v.log_loss), fmt(v.called_right), fmt(v.mean_predicted), fmt(v.observed_rate)]);
+      const tr = row(tbody, [s, v.outcomes, fmt(v.brier), fmt(v.log_loss),
+        fmt(v.came_true), fmt(v.mean_predicted), fmt(v.observed_rate)]);
+      tr.children[4].title = `${v.success_calls_true || 0} of ${v.success_calls || 0} success calls (p > 0.5) came true`;
       tr.dataset.strategy = s;
       if (v.note) tr.title = v.note;
     });
@@ -204,7 +208,9 @@
       `(${cal.counted} counted). ${cal.not_counted} other outcome(s) carry no probability (tags, round-robin, or reported by an ` +
       `agent other than the assignee) and are not counted. Scores need ${cal.min_samples} outcomes per strategy. ` +
       "Brier = mean (p − outcome)², 0 best, 0.25 = always saying 0.5; log-loss clips p to [0.001, 0.999]; " +
-      "called right = share where p > 0.5 matched the outcome. Every column but log-loss lies in [0, 1].";
+      "success calls that came true = of the tasks assigned with p > 0.5, the share that succeeded (the neural card and " +
+      "alert read this cell). Every column but log-loss lies in [0, 1]. The estimator table below scores a different " +
+      "set (every estimator's p, whichever strategy decided, since each swarm began), so its neural row may differ.";
   }
 
   function renderEstimators(snap) {
@@ -213,6 +219,8 @@
     tbody.innerHTML = "";
     const note = document.querySelector("#estimators-card .note");
     if (!est) { note.textContent = "no data"; return; }
+    document.querySelector("#estimators-card .measured-on").textContent = "Measured on: " + (est.measured_on || "") +
+      (est.prior && est.prior.measured_on ? "; prior columns: " + est.prior.measured_on : "");
     est.swarms.forEach((sw) => {
       const uses = sw.auto.in_this_phase || sw.auto.estimator;
       sw.scores.forEach((sc) => {
