@@ -25,7 +25,7 @@ async def test_boards_and_tasks_read_as_resources(client: Client):
                           {"id": "check", "description": "test it", "depends_on": ["api"]}])
     templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
     assert templates == {"ansf://swarms/{swarm_id}", "ansf://swarms/{swarm_id}/tasks/{task_id}"}
-    assert [r.uri for r in (await client.list_resources()).resources] == ["ansf://swarms"]
+    assert [r.uri for r in (await client.list_resources()).resources] == ["ui://ansf/board.html", "ansf://swarms"]
 
     swarms = json.loads((await client.read_resource("ansf://swarms")).contents[0].text)
     assert [s["swarm_id"] for s in swarms] == [sw]
@@ -176,5 +176,56 @@ async def test_a_listening_client_hears_of_changes_to_the_board_it_watches(setti
                 with anyio.fail_after(10):
                     event = await events.__anext__()
             assert event.uri == board  # the other swarm's change was not delivered first
+    finally:
+        runtime.shutdown()
+
+
+async def _board_app_through(client: Client, *, legacy: bool = False) -> None:
+    """The board as an MCP App: the ui:// view is listed and read as the SDK's app MIME type, swarm_status names it
+    in `_meta.ui.resourceUri`, the extension is advertised (the legacy handshake has no extensions field, so there
+    only the tool's `_meta` names the view), and the tool's text answer is still there."""
+    from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
+
+    listed = {r.uri: r for r in (await client.list_resources()).resources}
+    assert listed["ui://ansf/board.html"].mime_type == APP_MIME_TYPE
+    [content] = (await client.read_resource("ui://ansf/board.html")).contents
+    assert content.mime_type == APP_MIME_TYPE and "ui/notifications/tool-result" in content.text
+    assert "s.swarm_id" in content.text and "a.active_claims" in content.text  # the fields the answer has
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert tools["swarm_status"].meta == {"ui": {"resourceUri": "ui://ansf/board.html"}}
+    assert tools["next_task"].meta is None  # only the board view's tool names it
+    extensions = client.server_capabilities.extensions
+    assert extensions is None if legacy else EXTENSION_ID in extensions
+    sw = (await call(client, "spawn_swarm", name="app", agents=[{"role": "qa"}]))["swarm_id"]
+    result = await client.call_tool("swarm_status", {"swarm_id": sw})
+    assert not result.is_error and sw in result.content[0].text  # clients without Apps keep the text answer
+    assert result.structured_content["swarm"]["swarm_id"] == sw  # what the view draws
+
+
+async def test_the_board_is_an_mcp_app(client: Client):
+    await _board_app_through(client)
+
+
+@pytest.mark.slow
+async def test_the_board_is_an_mcp_app_over_http(http_server):
+    base, _ = http_server("http")
+    async with Client(f"{base}/mcp") as client:
+        await _board_app_through(client)
+
+
+@pytest.mark.slow
+async def test_the_board_is_an_mcp_app_over_stdio_in_legacy_mode(data_dir: Path, tmp_path: Path):
+    from tests.test_transports import stdio_params
+
+    async with Client(stdio_params(data_dir, tmp_path), mode="legacy") as client:
+        await _board_app_through(client, legacy=True)
+
+
+async def test_a_server_without_board_tools_has_no_board_view(settings: Settings):
+    server, runtime = build_server(settings, tools=("system",))
+    try:
+        async with Client(server) as c:
+            assert [r.uri for r in (await c.list_resources()).resources] == []
+            assert "io.modelcontextprotocol/ui" not in (c.server_capabilities.extensions or {})
     finally:
         runtime.shutdown()

@@ -252,15 +252,16 @@ class Toolbox:
         self.server = server
         self.max_answer_chars = max_answer_chars
 
-    def add(self, kind: Kind, title: str, *, text: TextRenderer | None = None) -> Callable[[F], F]:
+    def add(self, kind: Kind, title: str, *, text: TextRenderer | None = None,
+            meta: dict[str, Any] | None = None) -> Callable[[F], F]:
         """Decorator: register `fn` under its own name. `fn` is async and returns its answer model, or
         `Shrinking[Model]` renderings; `text` renders the answer as compact text for the model (default:
-        compact JSON of the structured content)."""
+        compact JSON of the structured content); `meta` is the tool's `_meta` (an MCP App view, tools/app.py)."""
 
         def decorator(fn: F) -> F:
             self.server.add_tool(
                 self._shaped(fn, text), name=fn.__name__, title=title, description=one_line(fn.__doc__),
-                annotations=annotations_for(kind),
+                annotations=annotations_for(kind), meta=meta,
             )
             return fn
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
 from ansf_mcp.tools.answers import Shrinking, cut
+from ansf_mcp.tools.app import BOARD_META
 from ansf_mcp.tools.registry import Kind, Toolbox
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
@@ -203,7 +204,7 @@ def register(tools: Toolbox, app: Runtime) -> None:
         hierarchical (each agent's `lead`, default the first agent), ring."""
         return await board.write(board.spawn, name, agents, topology)
 
-    @tools.add(Kind.READ, "Swarm status", text=status_text)
+    @tools.add(Kind.READ, "Swarm status", text=status_text, meta=BOARD_META)
     async def swarm_status(
         swarm_id: Annotated[
             SwarmId | None,

@@ -46,7 +46,7 @@ class AlertRule:
 RULES: tuple[AlertRule, ...] = (
     AlertRule("calibration", "calibration: Brier score", "calibration_brier", "above",
               "calibration_brier_max", severity="critical"),
-    AlertRule("neural_accuracy", "neural: share of outcomes called right", "neural_accuracy", "below",
+    AlertRule("neural_accuracy", "neural: share of its success calls (p > 0.5) that came true", "neural_accuracy", "below",
               "neural_accuracy_min"),
     AlertRule("coordinate_p95", "coordinate p95 latency", "coordinate_p95_ms", "above",
               "coordinate_p95_max_ms", unit=" ms"),
@@ -68,6 +68,7 @@ def measure(store: Store, config: DashboardConfig, now: float | None = None) -> 
         table = quality.calibration(conn, since, config.min_samples)
         latency = quality.coordinate_latency(conn, since, config.min_samples)
         eff = quality.efficiency(conn, since, config.min_samples)
+    table["measured_on"] = quality.calibration_measured_on(config.alert_window_s)
     cal = quality.calibration_figures(table, max(config.calibration_min_samples, config.min_samples))
     figures = {
         "calibration_brier": cal["calibration_brier"],

@@ -12,6 +12,13 @@ from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES
 # Swarms shown (and exported to /metrics), newest first; the rest are counted.
 MAX_SWARMS_SHOWN = 20
 
+# What the realised columns and the prior's are measured on, said once for the page and the snapshot. Not the
+# calibration table's set: that scores only the p of the strategy that decided, over the alert window.
+MEASURED_ON = ("REAL reported outcomes of each swarm since it began: every estimator's p for the agent each task was "
+               "assigned to, kept when coordinate decided and scored when the outcome came, whichever strategy "
+               "decided (the board's running scores, what auto chooses by)")
+PRIOR_MEASURED_ON = "SIMULATED held-out episodes (the prior file), not this board"
+
 
 def prior_provenance() -> dict[str, Any]:
     """Where auto's starting belief comes from (the held-out prior file, SIMULATED data), or that there is none."""
@@ -58,7 +65,8 @@ def estimator_scores(conn: sqlite3.Connection, neural_allowed: bool | None = Non
     fresh = scoring.choose({}, candidates)
     return {
         "candidates": candidates,
-        "prior": {**prior_provenance(), "weight_outcomes": scoring.PRIOR_WEIGHT,
+        "measured_on": MEASURED_ON,
+        "prior": {**prior_provenance(), "measured_on": PRIOR_MEASURED_ON, "weight_outcomes": scoring.PRIOR_WEIGHT,
                   "estimators": {k: {"log_loss": v.get("log_loss"), "brier": v.get("brier")}
                                  for k, v in pri.items() if isinstance(v, dict)}},
         "swarms": shown,

@@ -26,6 +26,8 @@ def latest_benchmark(conn: sqlite3.Connection) -> dict[str, Any] | None:
         if not report.value_ratios:
             continue
         found = {"id": r["id"], "suite": r["suite"], "created_at": r["created_at"], "data": "simulated",
+                 "measured_on": f"SIMULATED episodes of the latest benchmark run #{r['id']} ({r['suite']}): value "
+                 "ratio against the simulator's oracle; no real outcome enters it",
                  "value_ratios": [v.model_dump(mode="json", exclude_none=True) for v in report.value_ratios]}
         if report.suite == "coordination":
             return found

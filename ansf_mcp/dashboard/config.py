@@ -53,9 +53,17 @@ class DashboardConfig(BaseModel):
     calibration_min_samples: int = Field(
         default=30, ge=1, description="fewest outcomes of one strategy in the window before its Brier can alert"
     )
-    neural_accuracy_min: float = Field(default=0.85, ge=0, le=1)
+    neural_accuracy_min: float = Field(
+        default=0.7, ge=0, le=1,
+        description="alert below: share of neural's success calls (p > 0.5) that came true; a healthy run with a "
+        "20 % failure rate reads 0.8 even from a network that calls every task a success",
+    )
     coordinate_p95_max_ms: float = 500.0
-    efficiency_min: float = 0.90
+    efficiency_min: float = Field(
+        default=0.6, ge=0, le=1,
+        description="alert below: share of reported agent time on successful attempts; a healthy run with a 20 % "
+        "failure rate whose failed attempts take twice as long as successes reads 0.67",
+    )
     hysteresis: float = Field(
         default=0.03, ge=0, lt=1, description="an alert clears only this fraction beyond its threshold"
     )

@@ -78,8 +78,8 @@ class SnapshotCollector(PromCollector):
         yield lat
         for key, name, doc in (
             ("neural_accuracy", "ansf_neural_accuracy",
-             "Share (0-1) of neural-decision outcomes called right (p_success > 0.5 iff success), real outcomes in the "
-             "alert window"),
+             "Share (0-1) of the neural strategy's success calls (p_success > 0.5) that succeeded, real outcomes in "
+             "the alert window"),
             ("efficiency", "ansf_system_efficiency", "Share of reported agent time spent on successful attempts"),
         ):
             if key in figures and figures[key].value is not None:
@@ -96,7 +96,8 @@ CALIBRATION = (
     ("outcomes", "ansf_calibration_outcomes",
      "Real reported outcomes with a p_success, per strategy, in the alert window"),
     ("brier", "ansf_calibration_brier_score",
-     "Brier score (0-1, lower is better) of p_success on real reported outcomes, per strategy, alert window"),
+     "Brier score (0-1, lower is better) of p_success on real reported outcomes, per strategy that assigned the "
+     "task (its own p only), alert window"),
     ("log_loss", "ansf_calibration_log_loss",
      "Log-loss (lower is better) of p_success on real reported outcomes, per strategy, alert window"),
     ("mean_predicted", "ansf_calibration_mean_predicted",
@@ -119,8 +120,10 @@ def calibration_gauges(table: dict[str, Any] | None) -> Iterator[Metric]:
 ESTIMATOR = (
     ("outcomes", "ansf_estimator_outcomes",
      "Real outcomes reported to the swarm that the estimator had a prediction for (what auto learns from)"),
-    ("log_loss", "ansf_estimator_log_loss", "Mean log-loss of the estimator on the swarm's real reported outcomes"),
-    ("brier", "ansf_estimator_brier_score", "Mean Brier score of the estimator on the swarm's real reported outcomes"),
+    ("log_loss", "ansf_estimator_log_loss", "Mean log-loss of the estimator on the swarm's real reported outcomes since it began (every "
+     "estimator's p for each assigned task, whichever strategy assigned it)"),
+    ("brier", "ansf_estimator_brier_score", "Mean Brier score of the estimator on the swarm's real reported outcomes since it began (every "
+     "estimator's p for each assigned task, whichever strategy assigned it)"),
     ("blended_log_loss", "ansf_estimator_blended_log_loss",
      "What auto compares: the SIMULATED held-out prior and the swarm's real outcomes, weighted by count"),
 )

@@ -21,10 +21,11 @@ def calibration(conn: sqlite3.Connection, since: float, min_samples: int) -> dic
     """How well each strategy's `p_success` matched REAL reported outcomes in the window.
 
     Per probabilistic strategy (tasks.strategy joined to outcomes, outcomes.p_success not null): the number of
-    outcomes, the Brier score, the log-loss (clipped as the estimator scores are, scoring.EPS), the share called
-    right (p > 0.5 ↔ success), mean predicted p beside the observed success rate, and the reliability curve: per
-    equal-width bin of p, the mean predicted p, the observed success rate and the count. Scores need
-    `min_samples` outcomes; the count is always given. Every figure but log-loss lies in [0, 1].
+    outcomes, the Brier score, the log-loss (clipped as the estimator scores are, scoring.EPS), the success calls
+    (p > 0.5) and the share of them that came true (`came_true`, needing `min_samples` success calls), mean predicted
+    p beside the observed success rate, and the reliability curve: per equal-width bin of p, the mean predicted p,
+    the observed success rate and the count. Scores need `min_samples` outcomes; the count is always given. Every
+    figure but log-loss lies in [0, 1].
     """
     marks = ",".join("?" * len(PROBABILISTIC))
     rows = conn.execute(
@@ -41,7 +42,10 @@ def calibration(conn: sqlite3.Connection, since: float, min_samples: int) -> dic
     for name in PROBABILISTIC:
         pairs = by.get(name, [])
         n = len(pairs)
-        entry: dict[str, Any] = {"outcomes": n, "brier": None, "log_loss": None, "called_right": None,
+        calls = [ok for p, ok in pairs if p > 0.5]
+        entry: dict[str, Any] = {"outcomes": n, "success_calls": len(calls), "success_calls_true": sum(calls),
+                                 "came_true": sum(calls) / len(calls) if len(calls) >= min_samples else None,
+                                 "brier": None, "log_loss": None,
                                  "mean_predicted": None, "observed_rate": None, "bins": []}
         if n < min_samples:
             entry["note"] = (f"no outcomes of {name} decisions in the window" if n == 0
@@ -50,7 +54,6 @@ def calibration(conn: sqlite3.Connection, since: float, min_samples: int) -> dic
             entry.update(
                 brier=sum(brier(p, ok) for p, ok in pairs) / n,
                 log_loss=sum(log_loss(p, ok) for p, ok in pairs) / n,
-                called_right=sum(1 for p, ok in pairs if (p > 0.5) == ok) / n,
                 mean_predicted=sum(p for p, _ in pairs) / n,
                 observed_rate=sum(1 for _, ok in pairs if ok) / n,
                 bins=reliability(pairs),
@@ -66,6 +69,12 @@ def calibration(conn: sqlite3.Connection, since: float, min_samples: int) -> dic
     }
 
 
+def calibration_measured_on(window_s: float) -> str:
+    """What the calibration table (and the cards and the alerts read from it) is measured on, said once."""
+    return (f"REAL reported outcomes of the last {window_s:g} s in every swarm, each scored with the p_success of the "
+            "strategy that assigned its task (only that strategy's p; never an estimator that did not decide)")
+
+
 def reliability(pairs: list[tuple[float, bool]], bins: int = RELIABILITY_BINS) -> list[dict[str, float]]:
     """Non-empty equal-width bins of p: [lo, hi), the last one closed; mean predicted p, observed rate, count."""
     acc: dict[int, list[tuple[float, bool]]] = {}
@@ -79,7 +88,8 @@ def reliability(pairs: list[tuple[float, bool]], bins: int = RELIABILITY_BINS) -
 
 
 def calibration_figures(table: dict[str, Any], alert_min_samples: int) -> dict[str, Figure]:
-    """The alert's figure (the worst Brier among strategies with enough outcomes) and neural's share called right."""
+    """The alert's figure (the worst Brier among strategies with enough outcomes) and the share of neural's success
+    calls that came true: the table's own cell (`success_calls_figure`), so the card and the table's row agree."""
     strategies = table["strategies"]
     ready = {k: v for k, v in strategies.items() if v["brier"] is not None and v["outcomes"] >= alert_min_samples}
     if ready:
@@ -93,12 +103,24 @@ def calibration_figures(table: dict[str, Any], alert_min_samples: int) -> dict[s
         have = ", ".join(f"{k} {n}" for k, n in seen.items()) or "none"
         cal = Figure(None, max(seen.values(), default=0),
                      f"outcomes with a probability in the window: {have}; {alert_min_samples} needed per strategy")
-    neural = strategies.get("neural") or {"outcomes": 0, "called_right": None, "note": "neural is not probabilistic"}
-    right = neural["called_right"]
-    acc = Figure(right, neural["outcomes"],
-                 f"{round(right * neural['outcomes'])} of {neural['outcomes']} called right (p > 0.5 ↔ success)"
-                 if right is not None else neural.get("note", ""))
+    neural = strategies.get("neural") or {"outcomes": 0, "success_calls": 0, "success_calls_true": 0, "came_true": None}
+    acc = success_calls_figure(neural, table["min_samples"])
     return {"calibration_brier": cal, "neural_accuracy": acc}
+
+
+def success_calls_figure(entry: dict[str, Any], min_samples: int) -> Figure:
+    """Of the tasks a strategy assigned saying they would succeed (p > 0.5), the share that did: the calibration
+    table's `came_true` cell, with its counts.
+
+    This, not "called right", is what the neural alert reads: a task the network doubted (p ≤ 0.5) that succeeded
+    cost nothing, so a run where every assigned task succeeded reads 1.0 (or no figure) however low the network's
+    p was; how far p sits from the outcomes is the Brier alert's question. It needs `min_samples` success calls.
+    """
+    n, true = entry.get("success_calls", 0), entry.get("success_calls_true", 0)
+    if entry.get("came_true") is None:
+        return Figure(None, n, f"{n} success call(s) (p > 0.5) by neural in the window; {min_samples} needed"
+                      f" ({entry.get('outcomes', 0)} outcome(s) in all)")
+    return Figure(entry["came_true"], n, f"{true} of {n} success calls (p > 0.5) came true")
 
 
 def coordinate_latency(conn: sqlite3.Connection, since: float, min_samples: int = 1) -> dict[str, Figure]:

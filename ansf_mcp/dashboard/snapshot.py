@@ -46,6 +46,7 @@ class BenchmarkView(BaseModel):
     suite: str
     created_at: float
     data: str = "simulated"
+    measured_on: str = ""
     value_ratios: list[dict[str, Any]]
 
 

@@ -27,6 +27,7 @@ def build_server(settings: Settings, *, clock: Callable[[], float] | None = None
     """
     # Imported here so that the core never imports the tool surface at module import time.
     from ansf_mcp.server.subset import Subset
+    from ansf_mcp.tools import app as board_app
     from ansf_mcp.tools import bench_tools, prompts, resources, semantic_tools, swarm_tools, system_tools
     from ansf_mcp.tools.registry import Toolbox, tool_server
 
@@ -34,14 +35,16 @@ def build_server(settings: Settings, *, clock: Callable[[], float] | None = None
     runtime = Runtime.open(settings)
     if clock is not None:
         runtime.clock = clock
+    wanted = set(tools or TOOL_FAMILIES)
     server = tool_server(
         "ansf-mcp",
+        # The board view (an MCP App) goes with the board tools; extensions are fixed when the server is built.
+        extensions=[board_app.extension()] if wanted & {"board", "agent"} else None,
         version=__version__,
         instructions=INSTRUCTIONS,
         log_level=settings.log_level,
         lifespan=lambda _server: runtime.serving(),
     )
-    wanted = set(tools or TOOL_FAMILIES)
     if "board" in wanted:
         swarm_tools.register(Toolbox(server), runtime)
     elif "agent" in wanted:

@@ -16,6 +16,7 @@ class Subset(Toolbox):
         super().__init__(server)
         self.allowed = allowed
 
-    def add(self, kind: Kind, title: str, *, text: TextRenderer | None = None) -> Callable[[Any], Any]:
-        register = super().add(kind, title, text=text)
+    def add(self, kind: Kind, title: str, *, text: TextRenderer | None = None,
+            meta: dict[str, Any] | None = None) -> Callable[[Any], Any]:
+        register = super().add(kind, title, text=text, meta=meta)
         return lambda fn: register(fn) if fn.__name__ in self.allowed else fn

@@ -129,19 +129,19 @@ def test_benchmark_chart_draws_intervals_and_labels_that_name_each_phase(env) ->
 
 def test_alert_text_follows_its_figure(env) -> None:
     page = env["page"]
-    add_outcomes(env["store"], [(False, 0.95)] * 12, strategy="neural")  # 0 of 12 called right
+    add_outcomes(env["store"], [(False, 0.95)] * 12, strategy="neural")  # 0 of 12 success calls came true
     page.wait_for_selector('#alerts li.alert[data-name="neural_accuracy"]', timeout=10_000)
     assert "0.000 now (12 samples" in page.inner_text('#alerts li[data-name="neural_accuracy"]')
-    # 72 right calls: 72 / 84 = 0.857, above the 0.85 threshold but short of the hysteresis (0.8755): still open.
-    add_outcomes(env["store"], [(True, 0.9)] * 72, strategy="neural")
+    # 29 calls come true: 29 / 41 = 0.707, above the 0.7 threshold but short of the hysteresis (0.721): still open.
+    add_outcomes(env["store"], [(True, 0.9)] * 29, strategy="neural")
     page.wait_for_function(
         "() => (document.querySelector('#alerts li[data-name=\"neural_accuracy\"]') || {}).textContent"
-        "?.includes('84 samples')", timeout=10_000)
+        "?.includes('41 samples')", timeout=10_000)
     # the card beside it is redrawn from the same check, not a collection later
-    assert "84 samples" in page.inner_text("#fig-neural_accuracy small")
+    assert "41 samples" in page.inner_text("#fig-neural_accuracy small")
     alert = page.inner_text('#alerts li[data-name="neural_accuracy"]')
     card = page.inner_text("#fig-neural_accuracy b")
-    assert card == "0.857" and "0.857 now (84 samples" in alert and "raised at 0.000" in alert, (card, alert)
+    assert card == "0.707" and "0.707 now (41 samples" in alert and "raised at 0.000" in alert, (card, alert)
     page.screenshot(path=str(ARTIFACTS / "dashboard-alert-live.png"), full_page=True)
 
 

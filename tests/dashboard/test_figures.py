@@ -43,7 +43,8 @@ def test_calibration_per_strategy_on_outcomes_with_a_probability(store: Store) -
     assert h["outcomes"] == 10  # outcomes without an estimate (reporter was not the assignee) do not count
     assert abs(h["brier"] - (6 * 0.2**2 + 4 * 0.8**2) / 10) < 1e-9
     assert abs(h["log_loss"] - (6 * -math.log(0.8) + 4 * -math.log(0.2)) / 10) < 1e-9
-    assert h["called_right"] == 0.6 and abs(h["mean_predicted"] - 0.8) < 1e-9 and h["observed_rate"] == 0.6
+    assert h["success_calls"] == 10 and h["came_true"] == 0.6
+    assert abs(h["mean_predicted"] - 0.8) < 1e-9 and h["observed_rate"] == 0.6
     assert [(b["lo"], b["n"], b["observed_rate"]) for b in h["bins"]] == [(0.8, 10, 0.6)]
     sim = table["strategies"]["similarity"]
     assert sim["outcomes"] == 6 and [(b["lo"], b["n"], b["observed_rate"]) for b in sim["bins"]] == [
@@ -57,7 +58,7 @@ def test_calibration_never_reads_above_one_where_the_old_accuracy_did(store: Sto
     add_outcomes(store, [(True, 0.6)] * 10, strategy="history")
     with store.reading() as conn:
         h = quality.calibration(conn, 0, 5)["strategies"]["history"]
-    for key in ("brier", "called_right", "mean_predicted", "observed_rate"):
+    for key in ("brier", "came_true", "mean_predicted", "observed_rate"):
         assert 0.0 <= h[key] <= 1.0, key
     assert all(0.0 <= b[k] <= 1.0 for b in h["bins"] for k in ("lo", "hi", "mean_predicted", "observed_rate"))
     assert abs(h["brier"] - 0.16) < 1e-9
@@ -73,7 +74,7 @@ def test_too_few_outcomes_say_no_data(store: Store) -> None:
     add_outcomes(store, [(True, 0.9)] * 3)
     figs = alerts.live_figures(store, cfg())
     assert figs["calibration_brier"].value is None and "history 3" in figs["calibration_brier"].note
-    assert figs["neural_accuracy"].value is None and "no outcomes of neural" in figs["neural_accuracy"].note
+    assert figs["neural_accuracy"].value is None and "0 success call(s)" in figs["neural_accuracy"].note
     assert figs["coordinate_p95_ms"].value is None and figs["efficiency"].value is None
 
 
@@ -86,14 +87,47 @@ def test_calibration_alert_figure_is_the_worst_strategy_with_enough_outcomes(sto
     assert "similarity 0.010" in fig.note
 
 
-def test_neural_accuracy_is_the_share_of_neural_outcomes_called_right(store: Store) -> None:
+def test_neural_alert_figure_is_the_share_of_its_success_calls_that_came_true(store: Store) -> None:
     add_outcomes(store, [(False, 0.9)] * 10, strategy="history")  # not the model's calls
-    add_outcomes(store, [(True, 0.8)] * 3 + [(False, 0.3)] * 1 + [(False, 0.7)] * 1, strategy="neural")
+    add_outcomes(store, [(True, 0.8)] * 4 + [(False, 0.3)] * 1 + [(False, 0.7)] * 1 + [(True, 0.4)] * 2,
+                 strategy="neural")
     figs = alerts.measure(store, cfg())
     acc = figs.figures["neural_accuracy"]
-    assert acc.samples == 5 and abs(acc.value - 4 / 5) < 1e-9 and "4 of 5 called right" in acc.note
-    expected_brier = (3 * 0.2**2 + 0.3**2 + 0.7**2) / 5
-    assert abs(figs.calibration["strategies"]["neural"]["brier"] - expected_brier) < 1e-9
+    assert acc.samples == 5 and abs(acc.value - 4 / 5) < 1e-9 and "4 of 5 success calls" in acc.note
+    neural = figs.calibration["strategies"]["neural"]
+    assert neural["came_true"] == acc.value  # the card reads the table's cell: one computation
+    expected_brier = (4 * 0.2**2 + 0.3**2 + 0.7**2 + 2 * 0.6**2) / 8
+    assert abs(neural["brier"] - expected_brier) < 1e-9
+
+
+def test_a_healthy_run_raises_no_alert(store: Store) -> None:
+    """The issue's run: all 14 tasks the network assigned succeeded, some from a p under 0.5; and an ordinary
+    20 % failure rate, failed attempts taking twice as long, from a network that calls every task a success."""
+    config = DashboardConfig()  # the shipped thresholds and sample counts
+    add_outcomes(store, [(True, 0.45)] * 6 + [(True, 0.7)] * 8, strategy="neural", duration_s=10.0)
+    assert alerts.check(store, config)[1] == []
+    add_outcomes(store, [(True, 0.6)] * 48, strategy="neural", duration_s=10.0)
+    add_outcomes(store, [(False, 0.6)] * 12, strategy="neural", duration_s=20.0)
+    figures, events = alerts.check(store, config)
+    assert events == [] and alerts.open_alerts(store) == []
+    assert abs(figures["efficiency"].value - 620 / 860) < 1e-9  # (14 + 48) × 10 s of (62 × 10 + 12 × 20) s
+    assert abs(figures["neural_accuracy"].value - 56 / 68) < 1e-9
+
+
+def test_a_truly_bad_run_raises_the_neural_and_efficiency_alerts(store: Store) -> None:
+    # Half of what the network called a success failed, and failures took three times as long.
+    add_outcomes(store, [(True, 0.9)] * 10, strategy="neural", duration_s=10.0)
+    add_outcomes(store, [(False, 0.9)] * 10, strategy="neural", duration_s=30.0)
+    _, events = alerts.check(store, DashboardConfig())
+    assert {e["name"] for e in events if e["event"] == "raised"} == {"neural_accuracy", "system_efficiency"}
+    text = {e["name"]: e["message"] for e in events}
+    assert "0.500 is below 0.700" in text["neural_accuracy"] and "0.250 is below 0.600" in text["system_efficiency"]
+
+
+def test_too_few_success_calls_say_no_data(store: Store) -> None:
+    add_outcomes(store, [(False, 0.9)] * 9 + [(True, 0.2)] * 20, strategy="neural")
+    acc = alerts.live_figures(store, DashboardConfig())["neural_accuracy"]
+    assert acc.value is None and acc.samples == 9 and "10 needed" in acc.note
 
 
 def test_p95_and_window(store: Store) -> None:
@@ -176,6 +210,33 @@ def test_collect_snapshot_has_every_chart_source(settings, store: Store) -> None
     assert snap["benchmark"]["value_ratios"][2]["ci"] == [0.91, 0.95]
     assert snap["memory"]["fraction"] is not None and snap["memory"]["source"]
     assert snap["semantic"] is None  # no semantic layer in this process: the page says so
+
+
+def test_each_neural_figure_comes_from_one_computation_and_says_what_it_is_measured_on(settings, store: Store) -> None:
+    """The page's two neural tables score different sets, so they may differ; each says which, and the neural card
+    is the calibration table's own cell, not a second computation."""
+    from tests.dashboard.conftest import seed_swarm
+
+    add_outcomes(store, [(True, 0.9)] * 10, strategy="neural")  # the p that decided: Brier 0.01 in the window
+    swarm_id = seed_swarm(store)
+    with store.transaction() as conn:  # the board's running score: every estimator's p since the swarm began
+        conn.execute("INSERT INTO estimator_scores (swarm_id, estimator, n, log_loss_sum, brier_sum) "
+                     "VALUES (?, 'neural', 40, 20.0, 8.0)", (swarm_id,))
+    add_benchmark(store)
+    snap = Collector(Runtime(settings=settings, store=store), cfg(interval_s=1)).collect().as_json()
+    cal = snap["calibration"]
+    neural_row = cal["strategies"]["neural"]
+    [swarm] = snap["estimators"]["swarms"]
+    [neural_score] = [sc for sc in swarm["scores"] if sc["estimator"] == "neural"]
+    assert abs(neural_row["brier"] - 0.01) < 1e-9 and abs(neural_score["brier"] - 0.2) < 1e-9
+    assert cal["measured_on"].startswith("REAL reported outcomes of the last 900 s")
+    assert "that assigned its task" in cal["measured_on"]
+    assert snap["estimators"]["measured_on"].startswith("REAL reported outcomes of each swarm since it began")
+    assert "whichever strategy decided" in snap["estimators"]["measured_on"]
+    assert snap["estimators"]["prior"]["measured_on"].startswith("SIMULATED")
+    assert snap["benchmark"]["measured_on"].startswith("SIMULATED episodes of the latest benchmark run #")
+    card = snap["figures"]["neural_accuracy"]
+    assert card["value"] == neural_row["came_true"] == 1.0 and card["samples"] == neural_row["success_calls"] == 10
 
 
 def test_trend_directions() -> None:

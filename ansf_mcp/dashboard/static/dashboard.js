@@ -22,7 +22,7 @@
     // Brier per probabilistic strategy (the series the server announces), then two fractions: all lie in [0, 1].
     quality: { series: () => Object.keys(state.series).filter((s) => s.startsWith("calibration.")).sort()
                  .map((s) => [s, s.split(".")[1] + " Brier (real outcomes)", "r"])
-                 .concat([["quality.neural_accuracy", "neural: share called right", "r"], ["quality.efficiency", "efficiency", "r"]]),
+                 .concat([["quality.neural_accuracy", "neural: success calls that came true", "r"], ["quality.efficiency", "efficiency", "r"]]),
                scales: { r: { range: [0, 1] } }, threshold: ["calibration", "r", "Brier alert threshold"] },
     tasks: { series: [["tasks.ready", "ready", "n"], ["tasks.blocked", "blocked", "n"], ["tasks.claimed", "claimed", "n"], ["tasks.succeeded", "succeeded", "n"], ["tasks.failed", "failed", "n"]] },
     rates: { series: [["rate.claims_per_min", "claims / min", "n"], ["rate.outcomes_per_min", "outcomes / min", "n"]] },
@@ -91,6 +91,7 @@
     const b = state.snapshot && state.snapshot.benchmark;
     const c = card(name);
     const note = c.querySelector(".note");
+    c.querySelector(".measured-on").textContent = b ? "Measured on: " + (b.measured_on || b.data) : "";
     if (!b || !b.value_ratios || b.value_ratios.length === 0) {
       noData(name, "no benchmark yet");
       note.textContent = "run the coordination suite (ansf bench --suite coordination) to fill this chart; its figures are simulated";
@@ -195,8 +196,11 @@
     tbody.innerHTML = "";
     const note = document.querySelector("#calibration-card .note");
     if (!cal) { note.textContent = "no data"; return; }
+    document.querySelector("#calibration-card .measured-on").textContent = "Measured on: " + (cal.measured_on || "");
     Object.entries(cal.strategies).forEach(([s, v]) => {
-      const tr = row(tbody, [s, v.outcomes, fmt(v.brier), fmt(v.log_loss), fmt(v.called_right), fmt(v.mean_predicted), fmt(v.observed_rate)]);
+      const tr = row(tbody, [s, v.outcomes, fmt(v.brier), fmt(v.log_loss),
+        fmt(v.came_true), fmt(v.mean_predicted), fmt(v.observed_rate)]);
+      tr.children[4].title = `${v.success_calls_true || 0} of ${v.success_calls || 0} success calls (p > 0.5) came true`;
       tr.dataset.strategy = s;
       if (v.note) tr.title = v.note;
     });
@@ -204,7 +208,9 @@
       `(${cal.counted} counted). ${cal.not_counted} other outcome(s) carry no probability (tags, round-robin, or reported by an ` +
       `agent other than the assignee) and are not counted. Scores need ${cal.min_samples} outcomes per strategy. ` +
       "Brier = mean (p − outcome)², 0 best, 0.25 = always saying 0.5; log-loss clips p to [0.001, 0.999]; " +
-      "called right = share where p > 0.5 matched the outcome. Every column but log-loss lies in [0, 1].";
+      "success calls that came true = of the tasks assigned with p > 0.5, the share that succeeded (the neural card and " +
+      "alert read this cell). Every column but log-loss lies in [0, 1]. The estimator table below scores a different " +
+      "set (every estimator's p, whichever strategy decided, since each swarm began), so its neural row may differ.";
   }
 
   function renderEstimators(snap) {
@@ -213,6 +219,8 @@
     tbody.innerHTML = "";
     const note = document.querySelector("#estimators-card .note");
     if (!est) { note.textContent = "no data"; return; }
+    document.querySelector("#estimators-card .measured-on").textContent = "Measured on: " + (est.measured_on || "") +
+      (est.prior && est.prior.measured_on ? "; prior columns: " + est.prior.measured_on : "");
     est.swarms.forEach((sw) => {
       const uses = sw.auto.in_this_phase || sw.auto.estimator;
       sw.scores.forEach((sc) => {
