@@ -25,6 +25,7 @@ narrowest level is used (weight 1 on its logit).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -136,4 +137,10 @@ def load(path: Path) -> SuccessModel:
 
 @lru_cache(maxsize=1)
 def shipped() -> SuccessModel:
-    return load(MODEL_FILE)
+    # A damaged install must not stop every strategy from deciding: p_success falls back to the unfitted model
+    # (shrunk outcome records alone), and the log says why.
+    try:
+        return load(MODEL_FILE)
+    except ModelUnavailable as exc:
+        logging.getLogger(__name__).error("%s; p_success uses the unfitted success model", exc)
+        return UNFITTED

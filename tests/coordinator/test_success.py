@@ -101,3 +101,15 @@ def test_the_task_text_vocabulary_learns_which_work_fails_and_survives_a_round_t
     x = success.inputs(ep, vocabulary=vocabulary)
     assert x[0, 0, -1] == pytest.approx(logit[0]) and x[0, 1, -1] == 0.0
     assert szz.fit_vocabulary(texts[:3], y[:3], min_tasks=30) == {}
+
+
+def test_a_damaged_shipped_file_leaves_every_strategy_deciding(tmp_path: Path, monkeypatch, caplog) -> None:
+    bad = tmp_path / "success.json"
+    bad.write_text("{")
+    monkeypatch.setattr(success, "MODEL_FILE", bad)
+    success.shipped.cache_clear()
+    try:
+        assert success.shipped() is success.UNFITTED
+        assert "unreadable" in caplog.text and "unfitted" in caplog.text
+    finally:
+        success.shipped.cache_clear()
