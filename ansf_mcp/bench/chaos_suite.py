@@ -42,7 +42,8 @@ class ServerGone(Exception):
 
 def _command() -> list[str]:
     script = shutil.which("ansf", path=str(Path(sys.executable).parent))
-    return [script, "serve"] if script else [sys.executable, "-m", "ansf_mcp", "serve"]
+    # --standalone: the process SIGKILLed must be the server itself, not a relay to a shared one
+    return [script, "serve", "--standalone"] if script else [sys.executable, "-m", "ansf_mcp", "serve", "--standalone"]
 
 
 class StdioServer:

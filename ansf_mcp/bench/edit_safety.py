@@ -41,7 +41,7 @@ USERS = 6
 
 
 def params(data_dir: Path, project: Path) -> StdioServerParameters:
-    return StdioServerParameters(command=sys.executable, args=["-m", "ansf_mcp", "serve", "--data-dir", str(data_dir),
+    return StdioServerParameters(command=sys.executable, args=["-m", "ansf_mcp", "serve", "--standalone", "--data-dir", str(data_dir),
                                                                "--project", str(project)],
                                  env={"ANSF_WARMUP": "0", "ANSF_SEMANTIC_INDEX": "0"}, cwd=str(project))
 

@@ -13,10 +13,10 @@ from mcp import StdioServerParameters
 
 
 def server_params(data_dir: Path, env: dict[str, str] | None = None, *, echo: bool = False) -> StdioServerParameters:
-    """The stdio server as `ansf serve` runs it (with the benchmark's echo tool when asked). The background model
+    """The stdio server as `ansf serve --standalone` runs it (with the benchmark's echo tool when asked). The background model
     warm-up is off unless `env` turns it on: its torch import would run during the first measurements."""
     module = "ansf_mcp.bench.stdio_target" if echo else "ansf_mcp"
-    args = ["-m", module, "--data-dir", str(data_dir)] if echo else ["-m", module, "serve", "--data-dir", str(data_dir)]
+    args = ["-m", module, "--data-dir", str(data_dir)] if echo else ["-m", module, "serve", "--standalone", "--data-dir", str(data_dir)]
     return StdioServerParameters(command=sys.executable, args=args, env={"ANSF_WARMUP": "0", **(env or {})})
 
 

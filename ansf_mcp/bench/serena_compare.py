@@ -64,7 +64,7 @@ class Ours(Side):
         self.after_index = after_index
 
     def params(self, project: Path) -> StdioServerParameters:
-        return StdioServerParameters(command=sys.executable, args=["-m", "ansf_mcp", "serve", "--project",
+        return StdioServerParameters(command=sys.executable, args=["-m", "ansf_mcp", "serve", "--standalone", "--project",
                                                                    str(project), "--data-dir", str(self.data_dir)],
                                      env={**os.environ, "ANSF_LOG_LEVEL": "WARNING"})
 
