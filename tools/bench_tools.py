@@ -16,8 +16,8 @@ from pydantic import BaseModel, Field
 
 from ansf_mcp.bench import suites
 from ansf_mcp.bench.context import BenchCancelled, SuiteContext
-from ansf_mcp.bench.report import BenchmarkReport
 from ansf_mcp.runtime import Runtime
+from ansf_mcp.system.report import BenchmarkReport
 
 # From the registry, not the runner: importing the runner pulls in numpy, which an idle server should not carry.
 Suite = Literal[suites.NAMES]  # type: ignore[valid-type]

@@ -309,8 +309,7 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
     import tempfile
     from contextlib import nullcontext
 
-    from ansf_mcp.bench.pgcluster import find_bindir
-    from ansf_mcp.bench.scale_suite import postgres
+    from ansf_mcp.bench.pgcluster import find_bindir, postgres
 
     results: dict[str, Any] = {}
     store = getattr(ctx, "store", None) or ""

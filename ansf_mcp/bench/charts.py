@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ansf_mcp.bench import suites
-from ansf_mcp.bench.report import BenchmarkReport
+from ansf_mcp.system.report import BenchmarkReport
 
 
 def _plt():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ansf_mcp.bench.context import SuiteContext
-from ansf_mcp.bench.report import ValueRatio, ratio
+from ansf_mcp.system.report import ValueRatio, ratio
 
 
 def run_coordination(ctx: SuiteContext) -> dict[str, Any]:

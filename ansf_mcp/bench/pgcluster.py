@@ -4,6 +4,7 @@ database of its own."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
@@ -12,8 +13,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # When we run as root, the cluster runs as this user (Debian's package creates it; otherwise we create it).
 CLUSTER_USER = "postgres"
@@ -132,3 +135,30 @@ def start_cluster() -> Cluster:
 def remove(cluster: Cluster) -> None:
     cluster.stop()
     shutil.rmtree(cluster.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def postgres(ctx: Any) -> Iterator[Any]:
+    """A function making a fresh database URL: on the --store server, or in a throw-away cluster."""
+    import psycopg
+
+    names = itertools.count(1)
+    base = getattr(ctx, "store", None)
+    if base and base.startswith(("postgresql://", "postgres://")):
+        def fresh() -> str:
+            name = f"ansf_scale_{os.getpid()}_{next(names)}"
+            with psycopg.connect(base, autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+            return base.rsplit("/", 1)[0] + "/" + name
+
+        yield fresh
+        return
+    cluster = start_cluster()
+    try:
+        def fresh_own() -> str:
+            return cluster.new_database()
+
+        fresh_own.restart = cluster.restart  # type: ignore[attr-defined]  # only our own cluster may be restarted
+        yield fresh_own
+    finally:
+        remove(cluster)

@@ -18,8 +18,8 @@ from mcp import Client
 
 from ansf_mcp.bench.context import SuiteContext
 from ansf_mcp.bench.procs import server_params, server_process
-from ansf_mcp.bench.report import ValueRatio, ratio
 from ansf_mcp.system.measure import process_rss
+from ansf_mcp.system.report import ValueRatio, ratio
 from ansf_mcp.system.stats import latency_summary
 
 GiB = 1 << 30

@@ -14,8 +14,8 @@ from typing import Any
 from ansf_mcp import __version__
 from ansf_mcp.bench import suites
 from ansf_mcp.bench.context import BenchCancelled, SuiteContext
-from ansf_mcp.bench.report import BenchmarkReport, MachineInfo, ValueRatio
 from ansf_mcp.store.db import Store, open_store
+from ansf_mcp.system.report import BenchmarkReport, MachineInfo, ValueRatio
 
 SUITE_NAMES = suites.NAMES
 

@@ -29,11 +29,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ansf_mcp.bench.context import SuiteContext
+from ansf_mcp.bench.pgcluster import postgres
 
 AGENTS = 8
 # Enough agents to keep three replicas' connections busy when each round trip costs 5 ms.
@@ -216,37 +216,6 @@ class Agents:
                 self.outcomes.append((task, claim))
             except ToolRefused:
                 pass  # the lease ran out while the answer was lost with a killed replica: refused, as it must be
-
-
-@contextlib.contextmanager
-def postgres(ctx: SuiteContext) -> Iterator[Any]:
-    """A function making a fresh database URL: on the --store server, or in a throw-away cluster."""
-    import itertools
-
-    import psycopg
-
-    names = itertools.count(1)
-    base = getattr(ctx, "store", None)
-    if base and base.startswith(("postgresql://", "postgres://")):
-        def fresh() -> str:
-            name = f"ansf_scale_{os.getpid()}_{next(names)}"
-            with psycopg.connect(base, autocommit=True) as conn:
-                conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
-            return base.rsplit("/", 1)[0] + "/" + name
-
-        yield fresh
-        return
-    from ansf_mcp.bench.pgcluster import remove, start_cluster
-
-    cluster = start_cluster()
-    try:
-        def fresh_own() -> str:
-            return cluster.new_database()
-
-        fresh_own.restart = cluster.restart  # type: ignore[attr-defined]  # only our own cluster may be restarted
-        yield fresh_own
-    finally:
-        remove(cluster)
 
 
 def _setup(replica: Replica, tasks: int, agents: int = AGENTS) -> str:

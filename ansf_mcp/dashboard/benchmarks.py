@@ -6,7 +6,7 @@ import math
 import sqlite3
 from typing import Any
 
-from ansf_mcp.bench.report import BenchmarkReport
+from ansf_mcp.system.report import BenchmarkReport
 
 
 def latest_benchmark(conn: sqlite3.Connection) -> dict[str, Any] | None:

@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ansf_mcp.bench.report import BenchmarkReport, MachineInfo, ValueRatio
 from ansf_mcp.bench.runner import keep
 from ansf_mcp.board.board import Board
 from ansf_mcp.board.lifecycle import BoardPolicy
@@ -20,6 +19,7 @@ from ansf_mcp.board.models import AgentSpec, TaskSpec
 from ansf_mcp.board.swarms import spawn
 from ansf_mcp.board.tasks import insert_tasks
 from ansf_mcp.store.db import Store, open_store
+from ansf_mcp.system.report import BenchmarkReport, MachineInfo, ValueRatio
 from tests.conftest import free_port, stop, subprocess_env
 
 SWARM = "dash-swarm"
