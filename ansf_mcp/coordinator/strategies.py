@@ -37,7 +37,8 @@ class Decision:
     # outcomes that come back (what `auto` learns from).
     estimates: dict[str, np.ndarray] = field(default_factory=dict)
     auto: AutoChoice | None = None
-    # p(the work succeeds | this agent does it) for every pair (success.py): what answers report as p_success.
+    # p(the work succeeds | this agent does it) for every pair (success.py): what answers report as p_success;
+    # empty for strategies that report no probability.
     success: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
 
@@ -92,10 +93,11 @@ def decide(
     confidence = np.zeros_like(p) if used == "round-robin" else None  # no information behind the choice
     solution = solve(episode, p, confidence=confidence, external_states=external_states)
     probabilistic = used == "neural" or used in PROBABILISTIC
-    p_work = success.shipped().estimate(episode, cmp)
+    # The estimator chose who (fit); p_success says whether the work will succeed if that agent does it. Strategies
+    # without probabilities report none, so the success model is not run for them.
+    p_work = success.shipped().estimate(episode, cmp) if probabilistic else np.zeros((0, 0))
     agent_row = {a.id: i for i, a in enumerate(episode.agents)}
     task_col = {t.id: j for j, t in enumerate(episode.tasks)}
-    # The estimator chose who (fit); p_success says whether the work will succeed if that agent does it.
     assignments = [
         a.model_copy(update={"p_success": round(float(p_work[agent_row[a.agent], task_col[a.task]]), 4)
                              if probabilistic else None})
