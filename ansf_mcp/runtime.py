@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansf_mcp import heap
 from ansf_mcp.board.board import Board
 from ansf_mcp.board.lifecycle import BoardPolicy
 from ansf_mcp.coordinator.warmup import ModelWarmer
@@ -28,6 +29,8 @@ from ansf_mcp.store.db import Store, StoreError, open_store
 log = logging.getLogger(__name__)
 
 __all__ = ["PhaseLimits", "Runtime", "configure_logging"]
+
+WARMUP_SETTLE_TIMEOUT_S = 600.0  # a warm-up still loading after this long is left to finish unfrozen
 
 
 class _Repeats(logging.Filter):
@@ -101,6 +104,7 @@ class Runtime:
     def __post_init__(self) -> None:
         self.warmer = ModelWarmer(self.store)
         self.status_providers["model_warmup"] = self.warmer.status
+        self.status_providers["heap"] = heap.status
         # The board is built once, here: the configured policy, the phase's limits and this runtime's clock.
         self.board = Board(self.store, BoardPolicy.from_settings(self.settings), clock=lambda: self.clock(),
                            limits=self.limits, warmer=self.warmer, workers=self.settings.store_workers,
@@ -117,9 +121,21 @@ class Runtime:
         if settings.warm_model:
             runtime.on_start.append(lambda: runtime.warmer.start(runtime.limits().neural_allowed,
                                                                  runtime.limits().reason))
+            runtime.on_start.append(runtime._settle_after_warmup)
         else:
             runtime.warmer.start(False, "off (ANSF_WARMUP=0): the model loads on the first neural decision")
         return runtime
+
+    def _settle_after_warmup(self) -> None:
+        """Once the warm-up has loaded the model, freeze the start-up's heap (`heap.settle`): the full collections
+        that would walk it cost every request hundreds of milliseconds."""
+
+        def settle() -> None:
+            self.warmer.wait(WARMUP_SETTLE_TIMEOUT_S)
+            if not self._closed:
+                heap.settle("the start-up's warm-up")
+
+        threading.Thread(target=settle, name="ansf-heap-settle", daemon=True).start()
 
     def _record_phase_change(self, old: str, new: str, reason: str, reading: Any) -> None:
         """A phase change is noticed wherever the limits are read (on the event loop too, under the governor's
