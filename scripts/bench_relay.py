@@ -154,6 +154,10 @@ async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float, work_s: f
                                    agents=[{"role": "backend", "capabilities": ["python"]}] * n_agents))["swarm_id"]
             tasks = [{"id": f"t{i}", "description": f"Implement part {i} of the billing API in python",
                       "depends_on": [f"t{i - n_agents}"] if i >= n_agents else []} for i in range(n_tasks)]
+            # Whether the start-up warm-up (model load, then a rehearsed decision) was over before the first plan.
+            before = (await structured(lead, "system_status"))["components"]
+            result["warmup_before_first_coordinate"] = before.get("model_warmup", {}).get("state")
+            result["heap_settled_before_first_coordinate"] = before.get("heap", {}).get("settled")
             t1 = time.perf_counter()
             coordinated = await structured(lead, "coordinate", swarm_id=sw, tasks=tasks)
             result["first_coordinate_s"] = round(time.perf_counter() - t1, 3)
