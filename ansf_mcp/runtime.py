@@ -154,6 +154,10 @@ class Runtime:
         (`heap.settle`; the full collections that would walk it cost every request hundreds of milliseconds)."""
 
         def settle() -> None:
+            if self.warmer.status().get("state") == "loading":
+                # The solver's imports (scipy, ~1.1 s) beside the model's load, not after it: a plan that arrives
+                # while the model still loads then waits for the load alone.
+                import ansf_mcp.coordinator.strategies  # noqa: F401
             self.warmer.wait(WARMUP_SETTLE_TIMEOUT_S)
             if self._closed:
                 return
