@@ -2,8 +2,9 @@
 
 Light on purpose (the standard library only, about 20 MB): sixteen agents cost sixteen relays and one server
 holding the model, the language servers and the index. Each stdin line is POSTed to the shared server's
-Streamable HTTP endpoint; JSON and SSE answers come back as lines on stdout, which carries nothing else. After
-the handshake a listening GET stream carries the server's own notifications (resource updates, list changes).
+Streamable HTTP endpoint, on a connection each relay thread keeps open; JSON and SSE answers come back as lines
+on stdout, which carries nothing else. After the handshake a listening GET stream carries the server's own
+notifications (resource updates, list changes).
 
 When the shared server goes away (killed, or stopped after idling), a message that had not reached it is sent
 again to a restarted server after the client's handshake is replayed; a request that was in flight is answered
