@@ -117,11 +117,20 @@ def listing_over_stdio(tmp_path: Path, families: str) -> str:
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
     ]
-    out = subprocess.run([*ansf_command(), "serve", "--tools", families], env=subprocess_env(tmp_path / "d"),
-                         input="".join(json.dumps(m) + "\n" for m in messages), capture_output=True, text=True,
-                         timeout=120, cwd=tmp_path)
-    answers = {m["id"]: line for line in out.stdout.splitlines() if (m := json.loads(line)).get("id")}
-    assert set(answers) == {1, 2}, out.stderr[-2000:]
+    proc = subprocess.Popen([*ansf_command(), "serve", "--tools", families], env=subprocess_env(tmp_path / "d"),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            cwd=tmp_path)
+    answers: dict[int, str] = {}
+    try:
+        # stdin stays open until the answer is read: a server may drop what is pending when its input ends
+        proc.stdin.write("".join(json.dumps(m) + "\n" for m in messages))
+        proc.stdin.flush()
+        while 2 not in answers and (line := proc.stdout.readline()):
+            answers[json.loads(line).get("id")] = line.rstrip("\n")
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    assert 2 in answers, answers
     return answers[2]
 
 
