@@ -92,6 +92,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit: a reader that went away is handled below
+        return code
+    except BrokenPipeError:
+        # The reader stopped reading (`ansf status | head -3`): nothing is wrong with us. Point stdout at
+        # /dev/null so that the interpreter's last flush does not fail again, and exit as Python documents.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:  # the common case, and the one sixteen relays pay for: no coordinator imports
         args = _serve_args(argparse.ArgumentParser(prog="ansf serve")).parse_args(argv[1:])

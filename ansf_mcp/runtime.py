@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansf_mcp import heap
 from ansf_mcp.board.board import Board
 from ansf_mcp.board.lifecycle import BoardPolicy
 from ansf_mcp.coordinator.warmup import ModelWarmer
@@ -28,6 +29,8 @@ from ansf_mcp.store.db import Store, StoreError, open_store
 log = logging.getLogger(__name__)
 
 __all__ = ["PhaseLimits", "Runtime", "configure_logging"]
+
+WARMUP_SETTLE_TIMEOUT_S = 600.0  # a warm-up still loading after this long is left to finish unfrozen
 
 
 class _Repeats(logging.Filter):
@@ -79,6 +82,29 @@ def configure_logging(level: str) -> None:
         lg.propagate = True
 
 
+def rehearse_decision() -> None:
+    """One tiny `auto` decision in memory (nothing is stored), so that the first real `coordinate` does not pay
+    what only a first decision pays: importing the exact solver (scipy.optimize, ~1.1 s here) and the network's
+    first inference (~0.25 s more than the next). Only after a warm-up: the model is in memory already, and
+    scipy adds 47 MB to it (measured after importing torch)."""
+    from ansf_mcp.coordinator.episode import Episode
+    from ansf_mcp.coordinator.strategies import decide
+
+    started = time.perf_counter()
+    try:
+        decide(Episode.model_validate({
+            "agents": [{"id": "a", "role": "backend", "capabilities": ["python"],
+                        "history": [{"task": "fix the parser", "success": True}]},
+                       {"id": "b", "role": "docs"}],
+            "tasks": [{"id": "t", "description": "write the parser tests"},
+                      {"id": "u", "description": "document the API", "depends_on": ["t"]}],
+        }), "auto")
+    except Exception:  # a rehearsal must never take the server down; the first real call will say what fails
+        log.exception("decision rehearsal failed")
+        return
+    log.info("decision rehearsed in %.0f ms", (time.perf_counter() - started) * 1000)
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -101,6 +127,7 @@ class Runtime:
     def __post_init__(self) -> None:
         self.warmer = ModelWarmer(self.store)
         self.status_providers["model_warmup"] = self.warmer.status
+        self.status_providers["heap"] = heap.status
         # The board is built once, here: the configured policy, the phase's limits and this runtime's clock.
         self.board = Board(self.store, BoardPolicy.from_settings(self.settings), clock=lambda: self.clock(),
                            limits=self.limits, warmer=self.warmer, workers=self.settings.store_workers,
@@ -117,9 +144,28 @@ class Runtime:
         if settings.warm_model:
             runtime.on_start.append(lambda: runtime.warmer.start(runtime.limits().neural_allowed,
                                                                  runtime.limits().reason))
+            runtime.on_start.append(runtime._settle_after_warmup)
         else:
             runtime.warmer.start(False, "off (ANSF_WARMUP=0): the model loads on the first neural decision")
         return runtime
+
+    def _settle_after_warmup(self) -> None:
+        """Once the warm-up has loaded the model: rehearse a decision, then freeze the start-up's heap
+        (`heap.settle`; the full collections that would walk it cost every request hundreds of milliseconds)."""
+
+        def settle() -> None:
+            if self.warmer.status().get("state") == "loading":
+                # The solver's imports (scipy, ~1.1 s) beside the model's load, not after it: a plan that arrives
+                # while the model still loads then waits for the load alone.
+                import ansf_mcp.coordinator.strategies  # noqa: F401
+            self.warmer.wait(WARMUP_SETTLE_TIMEOUT_S)
+            if self._closed:
+                return
+            if self.warmer.status().get("state") == "loaded":
+                rehearse_decision()
+            heap.settle("the start-up's warm-up")
+
+        threading.Thread(target=settle, name="ansf-heap-settle", daemon=True).start()
 
     def _record_phase_change(self, old: str, new: str, reason: str, reading: Any) -> None:
         """A phase change is noticed wherever the limits are read (on the event loop too, under the governor's

@@ -47,6 +47,28 @@ def tree_rss(roots: list[int]) -> tuple[int, int]:
     return total, len(seen)
 
 
+def cpu_by_part(data_dir: Path) -> dict[str, float]:
+    """CPU seconds (user + system) so far of this benchmark's client process, the relays (or standalone servers)
+    it started, and the shared server with its children."""
+    def cpu(p: psutil.Process) -> float:
+        try:
+            t = p.cpu_times()
+            return t.user + t.system
+        except psutil.NoSuchProcess:
+            return 0.0
+
+    me = psutil.Process()
+    server = set()
+    for pid in shared_pids(data_dir):
+        try:
+            root = psutil.Process(pid)
+            server |= {root, *root.children(recursive=True)}
+        except psutil.NoSuchProcess:
+            pass
+    relays = [q for q in me.children(recursive=True) if q not in server]
+    return {"client": cpu(me), "relays": sum(map(cpu, relays)), "server": sum(map(cpu, server))}
+
+
 def shared_pids(data_dir: Path) -> list[int]:
     pids = []
     for state in (data_dir / "shared-servers").glob("*.json"):
@@ -91,6 +113,7 @@ async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float, work_s: f
                     "env": extra_env, "client_validation": validate}
     rng = random.Random(0)
     latencies: list[float] = []
+    reported: list[str] = []
 
     async def hold() -> None:
         async with Client(params, mode="legacy") as c:
@@ -113,6 +136,7 @@ async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float, work_s: f
                 await anyio.sleep(rng.uniform(0, 2 * work_s))  # simulated work between claim and report
             await structured(c, "report_outcome", swarm_id=swarm_id, task_id=claim["task"]["id"],
                              agent_id=agent_id, success=True, summary="done")
+            reported.append(claim["task"]["id"])
 
     try:
         async with anyio.create_task_group() as tg:
@@ -130,15 +154,24 @@ async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float, work_s: f
                                    agents=[{"role": "backend", "capabilities": ["python"]}] * n_agents))["swarm_id"]
             tasks = [{"id": f"t{i}", "description": f"Implement part {i} of the billing API in python",
                       "depends_on": [f"t{i - n_agents}"] if i >= n_agents else []} for i in range(n_tasks)]
+            # Whether the start-up warm-up (model load, then a rehearsed decision) was over before the first plan.
+            before = (await structured(lead, "system_status"))["components"]
+            result["warmup_before_first_coordinate"] = before.get("model_warmup", {}).get("state")
+            result["heap_settled_before_first_coordinate"] = before.get("heap", {}).get("settled")
             t1 = time.perf_counter()
             coordinated = await structured(lead, "coordinate", swarm_id=sw, tasks=tasks)
             result["first_coordinate_s"] = round(time.perf_counter() - t1, 3)
             result["coordinate_strategy"] = coordinated.get("strategy")
+            cpu0 = cpu_by_part(data_dir)
             t2 = time.perf_counter()
             async with anyio.create_task_group() as work:
                 for i, c in enumerate(agents):
                     work.start_soon(agent, c, sw, f"agent-{i}")
             result["work_s"] = round(time.perf_counter() - t2, 2)
+            cpu1 = cpu_by_part(data_dir)
+            # Where the machine's time went while the agents worked: CPU ms per tool call, by process kind.
+            calls = len(latencies) + len(reported)  # next_task and report_outcome calls
+            result["cpu_ms_per_call"] = {k: round((cpu1[k] - cpu0[k]) * 1000 / max(1, calls), 2) for k in cpu0}
             result["next_task_calls"] = len(latencies)
             for q in (50, 95, 99):
                 result[f"next_task_p{q}_ms"] = round(pct(latencies, q) * 1000, 1)

@@ -3,9 +3,31 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import anyio
 from mcp import Client
+from mcp.types import Tool, ToolAnnotations
+
+
+@dataclass(frozen=True)
+class Hints:
+    read_only: bool
+    destructive: bool
+    idempotent: bool
+    open_world: bool
+
+
+def hints(tool: Tool) -> Hints:
+    """A tool's annotations as a client reads them: a hint the server leaves out takes the protocol's default
+    (the server lists only hints that differ from it, to keep tools/list small)."""
+    a = tool.annotations or ToolAnnotations()
+
+    def value(v: bool | None, default: bool) -> bool:
+        return default if v is None else v
+
+    return Hints(read_only=value(a.read_only_hint, False), destructive=value(a.destructive_hint, True),
+                 idempotent=value(a.idempotent_hint, False), open_world=value(a.open_world_hint, True))
 
 
 async def call(client: Client, tool: str, /, **args):

@@ -14,7 +14,7 @@ from mcp import Client
 
 from ansf_mcp.server.app import build_server
 from tests.board_helpers import FakeClock
-from tests.mcp_calls import call, error
+from tests.mcp_calls import call, error, hints
 
 pytestmark = pytest.mark.anyio
 
@@ -191,10 +191,10 @@ async def test_a_wait_ends_at_wait_s_or_at_once_when_the_swarm_is_done(client: C
 
 async def test_the_new_tools_say_truly_what_they_do(client: Client) -> None:
     tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert tools["get_task"].annotations.read_only_hint is True
-    manage = tools["manage_task"].annotations
-    assert manage.read_only_hint is False and manage.destructive_hint is True  # cancel ends tasks for good
-    assert tools["next_task"].annotations.read_only_hint is False
+    assert hints(tools["get_task"]).read_only is True
+    manage = hints(tools["manage_task"])
+    assert manage.read_only is False and manage.destructive is True  # cancel ends tasks for good
+    assert hints(tools["next_task"]).read_only is False
     assert "wait_s" in tools["next_task"].input_schema["properties"]
 
 

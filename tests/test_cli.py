@@ -90,3 +90,17 @@ def test_status_json(tmp_path: Path) -> None:
     report = json.loads(out.stdout)
     assert report["data_dir"] == str((tmp_path / "data").resolve())
     assert report["phase"]["phase"] and report["phase"]["reason"]
+
+
+def test_status_into_a_reader_that_went_away_exits_quietly(tmp_path: Path) -> None:
+    """`ansf status | head -1`: the reader closes the pipe; no traceback, no 'Exception ignored' at exit."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE, as after `head` has read its line and left
+    try:
+        out = subprocess.run([*ansf_command(), "status"], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                             timeout=60, env=subprocess_env(tmp_path / "data"))
+    finally:
+        os.close(write_end)
+    assert out.returncode == 1 and out.stderr == "", out.stderr

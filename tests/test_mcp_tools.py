@@ -9,7 +9,7 @@ from mcp import Client
 
 from ansf_mcp.coordinator.neural import CHECKPOINT_DIR as CHECKPOINTS
 from ansf_mcp.server.app import build_server
-from tests.mcp_calls import call, error, read_while_sent
+from tests.mcp_calls import call, error, hints, read_while_sent
 
 pytestmark = pytest.mark.anyio
 
@@ -51,8 +51,10 @@ async def test_tools_have_schemas_and_honest_annotations(client: Client) -> None
     assert set(tools) >= set(EXPECTED_TOOLS)
     for name, (read_only, destructive) in EXPECTED_TOOLS.items():
         tool = tools[name]
-        assert tool.annotations.read_only_hint is read_only, name
-        assert tool.annotations.destructive_hint is destructive, name
+        assert hints(tool).read_only is read_only, name
+        if not read_only:  # the destructive hint means nothing for a tool that only reads
+            assert hints(tool).destructive is destructive, name
+        assert hints(tool).open_world is False, name
         assert tool.output_schema, f"{name} has no output schema"
         assert len(tool.description) < 300, f"{name}'s description costs too much context"
 

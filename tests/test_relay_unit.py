@@ -120,6 +120,64 @@ def test_a_message_that_never_reached_a_server_goes_to_the_restarted_one_after_t
     assert stub.methods() == ["initialize", "notifications/initialized", "tools/call"]  # replayed, then sent once
 
 
+class KeepAliveHandler(Handler):
+    """HTTP/1.1 with lengths: the connection stays open between requests, as uvicorn's does."""
+
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.connections.append(self.connection)  # type: ignore[attr-defined]
+
+    def end_headers(self) -> None:
+        if self._answer is not None:
+            self.send_header("Content-Length", str(len(self._answer)))
+        super().end_headers()
+
+    def do_POST(self) -> None:
+        self._answer: bytes | None = None
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.posts.append(body)
+        if "id" not in body:
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        result = {"protocolVersion": "2025-06-18"} if body["method"] == "initialize" else {}
+        self._answer = json.dumps({"jsonrpc": "2.0", "id": body["id"], "result": result}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("mcp-session-id", "s1")
+        self.end_headers()
+        self.wfile.write(self._answer)
+
+
+def test_messages_share_a_kept_alive_connection_and_one_the_server_closed_is_replaced():
+    import select
+    import socket
+
+    server = Stub()
+    server.RequestHandlerClass = KeepAliveHandler
+    server.connections = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    stdout = io.BytesIO()
+    r = Relay(lambda: server.endpoint, io.BytesIO(), stdout)
+    try:
+        r._post(json.dumps(INIT).encode(), is_handshake=True)
+        r._post(json.dumps(CALL).encode(), is_handshake=False)
+        assert len(server.connections) == 1  # the call went on the handshake's connection
+        # The server closes the idle connection (its keep-alive ran out); the relay sees it before sending.
+        server.connections[0].shutdown(socket.SHUT_RDWR)
+        assert select.select([r._local.conn.sock], [], [], 10)[0], "the close never reached the relay"
+        r._post(json.dumps({**CALL, "id": 6}).encode(), is_handshake=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(server.connections) == 2
+    assert [p.get("id") for p in server.posts] == [1, 5, 6]  # each sent once
+    assert [json.loads(line)["id"] for line in stdout.getvalue().splitlines()] == [1, 5, 6]
+
+
 def test_a_line_that_is_not_json_is_answered_with_its_id(stub: Stub):
     stdin = io.BytesIO(b'{"jsonrpc": "2.0", "id": 8, "method": \n')
     stdout = io.BytesIO()

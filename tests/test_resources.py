@@ -104,6 +104,46 @@ async def test_a_worker_agent_subset_costs_under_2k_tokens(settings: Settings):
     assert model_visible_chars(tools) / 4 <= 2000  # tokens estimated as characters / 4
 
 
+def listing_over_stdio(tmp_path: Path, families: str) -> str:
+    """The raw JSON-RPC answer to tools/list, as `ansf serve --tools <families>` writes it on stdout after a
+    client's initialize handshake (legacy mode, as Claude Desktop and IDEs connect)."""
+    import subprocess
+
+    from tests.conftest import ansf_command, subprocess_env
+
+    messages = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+         "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+    ]
+    proc = subprocess.Popen([*ansf_command(), "serve", "--tools", families], env=subprocess_env(tmp_path / "d"),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            cwd=tmp_path)
+    answers: dict[int, str] = {}
+    try:
+        # stdin stays open until the answer is read: a server may drop what is pending when its input ends
+        proc.stdin.write("".join(json.dumps(m) + "\n" for m in messages))
+        proc.stdin.flush()
+        while 2 not in answers and (line := proc.stdout.readline()):
+            answers[json.loads(line).get("id")] = line.rstrip("\n")
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    assert 2 in answers, answers
+    return answers[2]
+
+
+@pytest.mark.parametrize(("families", "tokens"), [("agent", 2000), ("board", 4100)])
+def test_the_whole_tools_list_answer_of_a_board_subset_is_small(tmp_path: Path, families: str, tokens: int):
+    """Tokens as characters / 4 of everything the client receives: names, descriptions, input and output schemas,
+    annotations. The agent subset was 3.96 k and the board family 8.4 k before output schemas became outlines."""
+    answer = listing_over_stdio(tmp_path, families)
+    listed = json.loads(answer)["result"]["tools"]
+    assert all(t["outputSchema"]["type"] == "object" for t in listed)  # structured output still declared
+    assert len(answer) / 4 <= tokens, len(answer) / 4
+
+
 async def test_every_family_by_default(client: Client):
     names = {t.name for t in (await client.list_tools()).tools}
     assert BOARD_TOOLS | {"system_status", "benchmark"} <= names

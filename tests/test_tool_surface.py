@@ -101,8 +101,9 @@ def test_one_way_to_register_a_tool_and_one_shrinker() -> None:
     assert offenders == []
 
 
-async def test_listed_schemas_are_lean_and_mean_the_same(client: Client) -> None:
-    """Listed schemas carry no titles and no $ref to non-recursive definitions; answers still validate."""
+async def test_listed_schemas_are_lean_and_answers_validate(client: Client) -> None:
+    """Listed schemas carry no titles and no $ref to non-recursive definitions; output schemas are outlines (top-level
+    fields and their types) that every answer meets and a wrongly typed or missing field does not."""
     import json
 
     from jsonschema.validators import validator_for
@@ -118,9 +119,16 @@ async def test_listed_schemas_are_lean_and_mean_the_same(client: Client) -> None
     schema = tools["swarm_status"].output_schema
     validator = validator_for(schema)(schema)
     assert list(validator.iter_errors(status.structured_content)) == []
+    assert set(schema["properties"]) == {"swarm", "swarms"} and "properties" not in schema["properties"]["swarm"]
     broken = json.loads(json.dumps(status.structured_content))
-    broken["swarm"]["agents"][0]["lead"] = 3  # neither a string nor null
+    broken["swarm"] = 3  # neither an object nor null
     assert list(validator.iter_errors(broken))
+    claim = await client.call_tool("next_task", {"swarm_id": sw["swarm_id"], "agent_id": "agent-0"})
+    schema = tools["next_task"].output_schema
+    validator = validator_for(schema)(schema)
+    assert list(validator.iter_errors(claim.structured_content)) == []
+    assert list(validator.iter_errors({**claim.structured_content, "claimed": "no"}))
+    assert list(validator.iter_errors({k: v for k, v in claim.structured_content.items() if k != "status"}))
 
 
 @pytest.mark.parametrize("root", ["/", "~"])

@@ -48,6 +48,10 @@ async def test_the_model_warms_at_start_and_the_first_decision_does_not_load_it(
             assert warm["state"] == "failed" and warm["reason"] == why, warm
             pytest.skip(f"the shipped model does not load in this build: {why[:200]}")
         assert warm["state"] == "loaded" and warm["trigger"] == "warm-up", warm
+        with anyio.fail_after(60):  # the heap is settled right after the warm-up, in its own thread
+            while not (heap := (await call(client, "system_status"))["components"]["heap"])["settled"]:
+                await anyio.sleep(0.2)
+        assert heap["after"] == "the start-up's warm-up" and heap["frozen_objects"] > 100_000, heap
         sw = (await call(client, "spawn_swarm", name="w", agents=[{"role": "backend"}, {"role": "qa"}]))["swarm_id"]
         result = await call(client, "coordinate", swarm_id=sw, tasks=[{"description": "Add an endpoint"}],
                             strategy="neural")
@@ -69,6 +73,10 @@ async def test_without_warm_up_the_load_is_its_own_figure(data_dir: Path, tmp_pa
         first = await call(client, "coordinate", swarm_id=sw, tasks=[{"description": "Add an endpoint"}],
                            strategy="neural")
         assert first["strategy"] == "neural"
+        with anyio.fail_after(60):  # the call that loaded the model settles the heap once it has answered
+            while not (heap := (await call(client, "system_status"))["components"]["heap"])["settled"]:
+                await anyio.sleep(0.2)
+        assert heap["after"] == "the model's load", heap
     (trigger, load_ms), = rows(data_dir, "SELECT trigger, elapsed_ms FROM model_loads")
     (decision_ms,) = rows(data_dir, "SELECT elapsed_ms FROM decisions")[0]
     assert trigger == "first use" and decision_ms < load_ms

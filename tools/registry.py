@@ -45,10 +45,13 @@ class Kind(Enum):
 
 
 def annotations_for(kind: Kind) -> ToolAnnotations:
+    """The hints that differ from the protocol's defaults (readOnly false, destructive true, idempotent false,
+    openWorld true); the destructive and idempotent hints mean something only for a tool that writes."""
+    if kind is Kind.READ:
+        return ToolAnnotations(read_only_hint=True, open_world_hint=False)
     return ToolAnnotations(
-        read_only_hint=kind is Kind.READ,
-        destructive_hint=kind is Kind.DESTRUCTIVE,
-        idempotent_hint=kind in (Kind.READ, Kind.IDEMPOTENT, Kind.DESTRUCTIVE),
+        destructive_hint=False if kind is not Kind.DESTRUCTIVE else None,
+        idempotent_hint=True if kind in (Kind.IDEMPOTENT, Kind.DESTRUCTIVE) else None,
         open_world_hint=False,
     )
 
@@ -60,11 +63,11 @@ def one_line(doc: str | None) -> str:
 
 # Where to find a valid value, per parameter name: appended to validation errors.
 HINTS: dict[str, str] = {
-    "swarm_id": "use swarm_status() to list swarm ids",
-    "agent_id": "swarm_status(swarm_id) lists the swarm's agents",
+    "swarm_id": "e.g. 'swarm-1a2b3c4d5e6f'; use swarm_status() to list swarm ids",
+    "agent_id": "e.g. 'agent-0'; swarm_status(swarm_id) lists the swarm's agents",
     "from_agent": "swarm_status(swarm_id) lists the swarm's agents",
     "to_agent": "swarm_status(swarm_id) lists the swarm's agents",
-    "task_id": "swarm_status(swarm_id) lists the swarm's tasks",
+    "task_id": "e.g. 'task-3'; swarm_status(swarm_id) lists the swarm's tasks",
     "run_id": "benchmark() returns the run id",
     "cursor": "pass the next_cursor of the previous answer, or leave it out to start at the beginning",
     "relative_path": "give a path relative to the project root, e.g. 'src/pkg/module.py'",
@@ -85,8 +88,8 @@ class ToolServer(MCPServer):
         if self._listing is None or self._listing[0] != key:
             self._listing = (key, [
                 t.model_copy(update={
-                    "input_schema": lean_schema(t.input_schema),
-                    "output_schema": lean_schema(t.output_schema) if t.output_schema else None,
+                    "input_schema": lean_schema(t.input_schema, inputs=True),
+                    "output_schema": outline_schema(t.output_schema) if t.output_schema else None,
                 })
                 for t in tools
             ])
@@ -118,9 +121,11 @@ class ToolServer(MCPServer):
         return self._descriptions
 
 
-def lean_schema(schema: dict[str, Any]) -> dict[str, Any]:
+def lean_schema(schema: dict[str, Any], *, inputs: bool = False) -> dict[str, Any]:
     """The same JSON schema, cheaper to read and to validate against: `$ref`s to non-recursive definitions
-    inlined, `anyOf [X, null]` written as `type: [x, "null"]`, titles dropped (they repeat the property names)."""
+    inlined, `anyOf [X, null]` written as `type: [x, "null"]`, titles dropped (they repeat the property names).
+    For `inputs`, an optional parameter that defaults to null is listed as X alone: leaving it out says null
+    (the server still takes an explicit null), and a model reads every parameter on every turn."""
     defs: dict[str, Any] = schema.get("$defs") or {}
 
     def refs(node: Any) -> set[str]:
@@ -145,14 +150,18 @@ def lean_schema(schema: dict[str, Any]) -> dict[str, Any]:
         if isinstance(ref, str) and ref.rsplit("/", 1)[-1] not in kept:
             target = walk(defs[ref.rsplit("/", 1)[-1]])
             return {**target, **{k: walk(v) for k, v in node.items() if k != "$ref"}}
-        out = {k: walk(v) for k, v in node.items() if k not in ("title", "$defs")}
+        # A null default says nothing an optional property does not (absent from `required`).
+        out = {k: walk(v) for k, v in node.items()
+               if k not in ("title", "$defs") and not (k == "default" and v is None)}
         alts = out.get("anyOf")
         if isinstance(alts, list) and len(alts) == 2 and {"type": "null"} in alts:
             other = alts[0] if alts[1] == {"type": "null"} else alts[1]
             if isinstance(other.get("type"), str) and not {"anyOf", "oneOf", "allOf", "const"} & set(other):
-                merged = {**other, "type": [other["type"], "null"]}
-                if "enum" in merged:
-                    merged["enum"] = [*merged["enum"], None]
+                merged = dict(other)
+                if not (inputs and "default" in node and node["default"] is None):
+                    merged["type"] = [other["type"], "null"]
+                    if "enum" in merged:
+                        merged["enum"] = [*merged["enum"], None]
                 del out["anyOf"]
                 out = {**merged, **out}
         return out
@@ -161,6 +170,51 @@ def lean_schema(schema: dict[str, Any]) -> dict[str, Any]:
     if kept:
         lean["$defs"] = {name: walk(defs[name]) for name in sorted(kept)}
     return lean
+
+
+def outline_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """An answer's output schema as its outline: each top-level field with its JSON type and which fields are
+    always there, nothing deeper. Every client validates every structured answer against
+    it and a worker's client lists it on every connection: the full nested schema made ~60 % of `tools/list`,
+    while the fields inside a nested object are read from the answer itself. Still a true schema: every answer
+    the tool gives validates against it, and a field of the wrong type or a missing required one does not."""
+    lean = lean_schema(schema)
+    out: dict[str, Any] = {"type": lean.get("type", "object")}
+    props = lean.get("properties")
+    if isinstance(props, dict):
+        out["properties"] = {name: _field_outline(spec) for name, spec in props.items()}
+    if lean.get("required"):
+        out["required"] = lean["required"]
+    return out
+
+
+def _types(spec: Any) -> list[str] | None:
+    """The JSON types `spec` allows, or None when it does not say (a reference, a schema without a type)."""
+    if not isinstance(spec, dict):
+        return None
+    if "anyOf" in spec or "oneOf" in spec:
+        alternatives = [_types(alt) for alt in spec.get("anyOf") or spec.get("oneOf") or []]
+        if not alternatives or any(a is None for a in alternatives):
+            return None
+        return sorted({t for a in alternatives for t in a or []})
+    kind = spec.get("type")
+    if isinstance(kind, str):
+        return [kind]
+    if isinstance(kind, list) and all(isinstance(k, str) for k in kind):
+        return list(kind)
+    if "const" in spec or "enum" in spec:
+        values = spec.get("enum", [spec.get("const")])
+        names = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}
+        found = {names.get(type(v)) for v in values}
+        return None if None in found else sorted(found)  # type: ignore[type-var]
+    return None
+
+
+def _field_outline(spec: Any) -> dict[str, Any]:
+    types = _types(spec)
+    if types is None:
+        return {}  # any value: the outline never rejects what the full schema allows
+    return {"type": types[0] if len(types) == 1 else types}
 
 
 # Errors of the core that mean "the request cannot be carried out"; their text is written for the caller.

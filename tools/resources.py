@@ -16,7 +16,7 @@ from typing import Any
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
-from mcp.server.subscriptions import ResourceUpdated
+from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
 from mcp.types import EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
 
 from ansf_mcp.board.board import Board, TaskFilter
@@ -45,9 +45,11 @@ def _pages(board: Board, swarm_id: str) -> list[SwarmView]:
     return views
 
 
-def register(server: MCPServer, app: Runtime) -> None:
+def register(server: MCPServer, app: Runtime, bus: SubscriptionBus | None = None) -> None:
+    """Board and task resources on `server`; `bus`: the one the server was built with, for 2026-07-28 clients
+    that listen (None: only legacy subscribers are told of changes)."""
     board = Board(app.store, BoardPolicy.from_settings(app.settings), clock=lambda: app.clock())
-    watch_changes(server, Subscriptions())
+    watch_changes(server, Subscriptions(), bus)
 
     def read(fn, *args: str) -> str:
         try:
@@ -114,14 +116,19 @@ class Subscriptions:
                     self.remove(uri, session)
 
 
-def watch_changes(server: MCPServer, subscriptions: Subscriptions) -> None:
+def watch_changes(server: MCPServer, subscriptions: Subscriptions, bus: SubscriptionBus | None) -> None:
     """Subscribe/unsubscribe handlers, and a middleware that, after a tool call that changes state, tells the
-    subscribers of the URIs it may have changed."""
-    lowlevel = server._lowlevel_server  # the SDK's MCPServer has no public way to serve resources/subscribe
+    subscribers of the URIs it may have changed: legacy clients through their resources/subscribe, 2026-07-28
+    clients through `bus`, the server's subscriptions/listen fan-out (given to MCPServer(subscriptions=...))."""
+    # Private SDK parts, for want of public ones in mcp 2.3: MCPServer does not pass the low-level server's
+    # `on_subscribe_resource` through, and only a registered resources/subscribe handler advertises the
+    # `resources.subscribe` capability, so the handlers go on the low-level server.
+    lowlevel = server._lowlevel_server
 
     def client(ctx: ServerRequestContext[Any, Any]) -> Any:
-        # `ctx.session` is made per request and notifies on that request's channel, closed once it is answered;
-        # the connection under it lives as long as the client and notifies on its standing channel.
+        # `ctx.session` is a new object on every request (it would notify the standing channel too, but a second
+        # subscribe could not be told from the first, nor an unsubscribe matched to it); the connection under it
+        # is the one per client, and ServerRequestContext offers no public handle on it.
         return getattr(ctx.session, "_connection", ctx.session)
 
     async def subscribe(ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
@@ -132,7 +139,6 @@ def watch_changes(server: MCPServer, subscriptions: Subscriptions) -> None:
         subscriptions.remove(str(params.uri), client(ctx))
         return EmptyResult()
 
-    bus = getattr(server, "_subscriptions", None)  # the MCPServer's own fan-out to listen streams
     lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
     readers: set[str] = set()
@@ -162,4 +168,4 @@ def watch_changes(server: MCPServer, subscriptions: Subscriptions) -> None:
                 await bus.publish(ResourceUpdated(uri=uri))
         return result
 
-    lowlevel.middleware.append(changes)
+    server.middleware.append(changes)

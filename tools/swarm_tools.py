@@ -39,11 +39,11 @@ from ansf_mcp.board.models import (
 from ansf_mcp.coordinator.episode import MAX_TEXT_CHARS, CoordinationResult, Strategy
 from ansf_mcp.runtime import Runtime
 
-SwarmId = Annotated[
-    str, Field(pattern=r"^swarm-[0-9a-f]{12}$", description="swarm id from spawn_swarm, e.g. 'swarm-1a2b3c4d5e6f'")
-]
-AgentId = Annotated[str, Field(pattern=ID_PATTERN, description="agent id within the swarm, e.g. 'agent-0'")]
-TaskId = Annotated[str, Field(pattern=ID_PATTERN, description="task id within the swarm, e.g. 'task-3'")]
+# Ids are described in few words: every worker's client lists them in every tool on every connection, and the
+# pattern already gives the form (a refused id gets an example and where to look up a good one, registry.HINTS).
+SwarmId = Annotated[str, Field(pattern=r"^swarm-[0-9a-f]{12}$", description="from spawn_swarm")]
+AgentId = Annotated[str, Field(pattern=ID_PATTERN, description="e.g. 'agent-0'")]
+TaskId = Annotated[str, Field(pattern=ID_PATTERN, description="e.g. 'task-3'")]
 
 
 class SwarmStatus(BaseModel):
@@ -69,15 +69,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def quoting_lease(lease_s: float) -> Callable[[F], F]:
-    """The configured lease, quoted in the tool's description and its lease_seconds parameter (a decorator
-    under `tools.add`: the description and the schema are read from the function when it is registered)."""
+    """The configured lease, quoted in the tool's lease_seconds parameter (a decorator under `tools.add`: the
+    schema is read from the function when it is registered)."""
 
     def decorate(fn: F) -> F:
-        fn.__doc__ = (fn.__doc__ or "").replace("{lease}", f"{lease_s:g}")
         fn.__annotations__["lease_seconds"] = Annotated[
             float | None,
             Field(gt=0, le=7 * 24 * 3600,
-                  description=f"how long the claim holds before the task returns to the board (default {lease_s:g})"),
+                  description=f"lease length (default {lease_s:g})"),
         ]
         return fn
 
@@ -87,7 +86,7 @@ def quoting_lease(lease_s: float) -> Callable[[F], F]:
 # even if the same agent holds a newer claim on the task (a message from a lease that expired, arriving late).
 ClaimNumber = Annotated[
     int | None,
-    Field(ge=1, le=2**31 - 1, description="the claim number next_task returned; refused once that claim is over"),
+    Field(ge=1, le=2**31 - 1, description="next_task's claim; refused once it is over"),
 ]
 
 
@@ -208,23 +207,23 @@ def register(tools: Toolbox, app: Runtime) -> None:
     async def swarm_status(
         swarm_id: Annotated[
             SwarmId | None,
-            Field(description="swarm id from spawn_swarm, e.g. 'swarm-1a2b3c4d5e6f'; leave out to list all swarms"),
+            Field(description="leave out for all swarms"),
         ] = None,
         state: Annotated[
             list[TaskState] | None,
-            Field(description="only tasks in these states, e.g. ['ready', 'claimed']", max_length=5),
+            Field(description="only tasks in these states", max_length=5),
         ] = None,
         agent: Annotated[
-            str | None, Field(pattern=ID_PATTERN, description="only tasks assigned to or claimed by this agent")
+            str | None, Field(pattern=ID_PATTERN, description="only this agent's tasks")
         ] = None,
         cursor: Annotated[
-            str | None, Field(pattern=r"^[0-9]{1,12}$", description="next_cursor of the previous answer: the next page")
+            str | None, Field(pattern=r"^[0-9]{1,12}$", description="the previous answer's next_cursor")
         ] = None,
-        limit: Annotated[int, Field(ge=0, le=500, description=f"at most this many tasks (default {DEFAULT_PAGE})")]
+        limit: Annotated[int, Field(ge=0, le=500, description="at most this many tasks")]
         = DEFAULT_PAGE,
     ) -> Shrinking[SwarmStatus]:
-        """One swarm's task counts, agents (with load) and a page of its tasks in board order (filter by state
-        or agent, page with cursor); without an id, every swarm's counts."""
+        """One swarm's task counts, agents' load and a page of tasks in board order; without swarm_id, all
+        swarms' counts."""
         if swarm_id is None:
             return Shrinking(SwarmStatus(swarms=await board.answer_read(board.summaries)))
         filters = TaskFilter(states=tuple(state or ()), agent=agent,
@@ -258,12 +257,12 @@ def register(tools: Toolbox, app: Runtime) -> None:
         swarm_id: SwarmId, agent_id: AgentId, lease_seconds: float | None = None,
         wait_s: Annotated[
             float, Field(ge=0, le=MAX_WAIT_S, allow_inf_nan=False,
-                         description="when there is nothing to claim yet, wait up to this long for work")
+                         description="seconds to wait when nothing is ready")
         ] = 0,
     ) -> Claim:
-        """Claim the agent's next ready task under a lease (default {lease} s): its own assignments, then
-        unassigned work, then work of an agent that is busy or away. status says what holds: assigned, wait
-        (why; with wait_s it waits for the board to change), done, or blocked (by a failed task: stop)."""
+        """Claim the agent's next ready task under a lease: its own, then unassigned, then a busy or absent
+        agent's. status: assigned, wait (see reason; wait_s waits for a change), done, or blocked (by a
+        failed task: stop)."""
         return await board.next(swarm_id, agent_id, lease_seconds, wait_s)
 
     @tools.add(Kind.READ, "Read a task")
@@ -306,8 +305,7 @@ def register(tools: Toolbox, app: Runtime) -> None:
         swarm_id: SwarmId, task_id: TaskId, agent_id: AgentId, lease_seconds: float | None = None,
         claim: ClaimNumber = None,
     ) -> LeaseReceipt:
-        """Heartbeat for long work: the agent holding the task's live lease extends it to lease_seconds from now
-        (default {lease} s)."""
+        """Heartbeat for long work: extend the lease to lease_seconds from now."""
         return await board.write(board.renew, swarm_id, task_id, agent_id, lease_seconds, claim)
 
     @tools.add(Kind.IDEMPOTENT, "Release a task")
@@ -315,11 +313,11 @@ def register(tools: Toolbox, app: Runtime) -> None:
         swarm_id: SwarmId,
         task_id: TaskId,
         agent_id: AgentId,
-        reason: Annotated[str, Field(max_length=2000, description="why it is given back (kept as last_error)")]
+        reason: Annotated[str, Field(max_length=2000, description="kept as last_error")]
         = "",
         claim: ClaimNumber = None,
     ) -> ReleaseReceipt:
-        """Give a claimed task back without an outcome: any agent may take it, and the attempt is not counted."""
+        """Give a claimed task back without an outcome; the attempt is not counted."""
         return await board.write(board.release, swarm_id, task_id, agent_id, reason, claim)
 
     @tools.add(Kind.IDEMPOTENT, "Reassign a task")
@@ -338,33 +336,31 @@ def register(tools: Toolbox, app: Runtime) -> None:
         swarm_id: SwarmId,
         task_id: TaskId,
         agent_id: AgentId,
-        success: Annotated[bool, Field(description="true if the task was done, false if the attempt failed")],
+        success: Annotated[bool, Field(description="false if the attempt failed")],
         summary: Annotated[
             str, Field(max_length=MAX_SUMMARY_CHARS, description="what was done, or why it failed")
         ] = "",
         duration_s: Annotated[
             float | None,
             Field(ge=0, le=MAX_DURATION_S, allow_inf_nan=False,
-                  description="seconds the agent worked on it (feeds the efficiency figure)"),
+                  description="seconds worked on it"),
         ] = None,
         claim: ClaimNumber = None,
     ) -> OutcomeReceipt:
-        """Record the outcome of a task the agent holds under a live lease; it joins the agent's history and
-        shapes later assignments. A failure re-offers the task until the attempt limit; a repeated report gets
-        the first answer."""
+        """Record the outcome of a task held under a live lease; a failure re-offers it until the attempt limit,
+        a repeated report gets the first answer."""
         return await board.write(board.report, swarm_id, task_id, agent_id, success, summary, duration_s, claim)
 
     @tools.add(Kind.WRITE, "Send a message")
     async def send_message(
         swarm_id: SwarmId,
-        from_agent: Annotated[str, Field(pattern=ID_PATTERN, description="the sending agent's id")],
+        from_agent: Annotated[str, Field(pattern=ID_PATTERN, description="sender's id")],
         body: Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="the message text")],
         to_agent: Annotated[
-            str | None, Field(pattern=ID_PATTERN, description="the recipient's id; leave out to reach every "
-                                                              "neighbour the topology allows")
+            str | None, Field(pattern=ID_PATTERN, description="leave out for every neighbour")
         ] = None,
     ) -> SentMessage:
-        """Message another agent (or, without to_agent, every neighbour); the topology decides who is reachable."""
+        """Message an agent, or every neighbour; the swarm's topology decides who is reachable."""
         return await board.write(board.send, swarm_id, from_agent, to_agent, body)
 
     @tools.add(Kind.READ, "Read messages")
@@ -373,15 +369,15 @@ def register(tools: Toolbox, app: Runtime) -> None:
         agent_id: AgentId,
         since: Annotated[
             int, Field(ge=0, le=2**63 - 1,
-                       description="only messages with a larger id: the next_since of the previous answer")
+                       description="the previous answer's next_since")
         ] = 0,
         limit: Annotated[int, Field(ge=1, le=1000, description="at most this many messages")] = 100,
         wait_s: Annotated[
             float, Field(ge=0, le=60, allow_inf_nan=False,
-                         description="when there is nothing new, wait up to this long for a message")
+                         description="seconds to wait when nothing is new")
         ] = 0,
     ) -> Inbox:
-        """Messages delivered to an agent, oldest first, newer than `since`; with wait_s, waits for the next one."""
+        """An agent's messages newer than `since`, oldest first; wait_s waits for the next one."""
         found = await board.inbox(swarm_id, agent_id, since, limit, wait_s)
         return Inbox(messages=found, next_since=found[-1].id if found else since)
 

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from ansf_mcp import heap
 from ansf_mcp.board import manage, messages, presets, scores, swarms
 from ansf_mcp.board.errors import Conflict, Refused
 from ansf_mcp.board.lifecycle import (
@@ -216,13 +217,16 @@ class Board:
         from ansf_mcp.board import assign  # numpy and scipy cost ~60 MB that an idle server should not carry
 
         neural_allowed = self.limits().neural_allowed
+        loaded_ms = None
         if strategy in ("auto", "neural") and neural_allowed and self.warmer is not None:
             # A model not loaded yet loads here, timed as a model load, not inside the decision.
             with contextlib.suppress(ModelUnavailable):  # auto falls back; neural says why in the decision
-                self.warmer.ensure(None)
+                loaded_ms = self.warmer.ensure(None)
         result = assign.submit_and_assign(self.store, swarm_id, specs, strategy, neural_allowed=neural_allowed,
                                           clock=self.clock)
         self._changed(swarm_id)
+        if loaded_ms is not None:  # this call loaded the model (no warm-up): keep it out of later full collections
+            heap.settle_soon("the model's load")  # after this answer has gone
         return result
 
     def send(self, swarm_id: str, from_agent: str, to_agent: str | None, body: str) -> SentMessage:

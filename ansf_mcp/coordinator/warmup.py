@@ -46,6 +46,11 @@ class ModelWarmer:
         self._thread = threading.Thread(target=self._warm, name="ansf-model-warmup", daemon=True)
         self._thread.start()
 
+    def wait(self, timeout_s: float | None = None) -> None:
+        """Until the warm-up started by `start` has ended (at once when none was started)."""
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
     def _warm(self) -> None:
         try:
             self.ensure(None, trigger="warm-up")

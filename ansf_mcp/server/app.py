@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from ansf_mcp import __version__
 from ansf_mcp.runtime import Runtime, configure_logging
@@ -36,6 +37,7 @@ def build_server(settings: Settings, *, clock: Callable[[], float] | None = None
     if clock is not None:
         runtime.clock = clock
     wanted = set(tools or TOOL_FAMILIES)
+    bus = InMemorySubscriptionBus()  # subscriptions/listen's fan-out; the resources tell it of board changes
     server = tool_server(
         "ansf-mcp",
         # The board view (an MCP App) goes with the board tools; extensions are fixed when the server is built.
@@ -44,6 +46,7 @@ def build_server(settings: Settings, *, clock: Callable[[], float] | None = None
         instructions=INSTRUCTIONS,
         log_level=settings.log_level,
         lifespan=lambda _server: runtime.serving(),
+        subscriptions=bus,
     )
     if "board" in wanted:
         swarm_tools.register(Toolbox(server), runtime)
@@ -53,7 +56,7 @@ def build_server(settings: Settings, *, clock: Callable[[], float] | None = None
         if name in wanted:
             family.register(Toolbox(server), runtime)
     if wanted & {"board", "agent"}:
-        resources.register(server, runtime)
+        resources.register(server, runtime, bus)
         prompts.register(server)
     return server, runtime
 

@@ -2,8 +2,9 @@
 
 Light on purpose (the standard library only, about 20 MB): sixteen agents cost sixteen relays and one server
 holding the model, the language servers and the index. Each stdin line is POSTed to the shared server's
-Streamable HTTP endpoint; JSON and SSE answers come back as lines on stdout, which carries nothing else. After
-the handshake a listening GET stream carries the server's own notifications (resource updates, list changes).
+Streamable HTTP endpoint, on a connection each relay thread keeps open; JSON and SSE answers come back as lines
+on stdout, which carries nothing else. After the handshake a listening GET stream carries the server's own
+notifications (resource updates, list changes).
 
 When the shared server goes away (killed, or stopped after idling), a message that had not reached it is sent
 again to a restarted server after the client's handshake is replayed; a request that was in flight is answered
@@ -15,6 +16,8 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import select
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -62,6 +65,9 @@ class Relay:
         self._generation = 0
         self._handshake: list[bytes] = []  # the client's initialize request and initialized notification
         self._pool = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="relay")
+        # One kept-alive connection per thread: a new connection per message cost the server an accept and a
+        # protocol instance, and the relay a connect and a process check, on every call.
+        self._local = threading.local()
 
     # -- output ------------------------------------------------------------------------------------------------
 
@@ -157,18 +163,39 @@ class Relay:
             headers[VERSION_HEADER] = self._version
         return headers
 
-    def _post(self, line: bytes, *, is_handshake: bool, echo: bool = True) -> None:
-        endpoint = self._endpoint_now()
+    def _connection(self, endpoint: Endpoint) -> http.client.HTTPConnection:
+        """This thread's kept-alive connection to `endpoint`, or a new one when there is none, it was opened to
+        another server, or the server has closed it while it was idle (its keep-alive ran out, or it made room
+        for others): a closed one shows as readable before anything is sent on it, so nothing is lost."""
+        local = self._local
+        conn: http.client.HTTPConnection | None = getattr(local, "conn", None)
+        if conn is not None and local.endpoint == endpoint and conn.sock is not None and not _dropped(conn.sock):
+            return conn
+        self._drop_connection()
+        if endpoint.pid > 0 and not running(endpoint.pid):
+            # Dead before the message left: whatever answers on its port now (another program that took the
+            # port, a lingering socket) is not our server.
+            raise Unreached("its process has exited")
         conn = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=ANSWER_TIMEOUT_S)
         try:
-            if endpoint.pid > 0 and not running(endpoint.pid):
-                # Dead before the message left: whatever answers on its port now (another program that took the
-                # port, a lingering socket) is not our server.
-                raise Unreached("its process has exited")
-            try:
-                conn.connect()
-            except OSError as exc:  # nobody listens: the message cannot have been acted on
-                raise Unreached(type(exc).__name__) from exc
+            conn.connect()
+        except OSError as exc:  # nobody listens: the message cannot have been acted on
+            conn.close()
+            raise Unreached(type(exc).__name__) from exc
+        local.conn, local.endpoint = conn, endpoint
+        return conn
+
+    def _drop_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+        self._local.conn = None
+
+    def _post(self, line: bytes, *, is_handshake: bool, echo: bool = True) -> None:
+        endpoint = self._endpoint_now()
+        conn = self._connection(endpoint)
+        done = False
+        try:
             try:
                 conn.request("POST", "/mcp", body=line,
                              headers=self._headers(endpoint, "application/json, text/event-stream"))
@@ -184,8 +211,10 @@ class Relay:
                 self._relay_body(response, line, is_handshake=is_handshake, echo=echo)
             except (OSError, http.client.HTTPException) as exc:
                 raise Lost(type(exc).__name__) from exc
+            done = True
         finally:
-            conn.close()
+            if not done:  # an answer not read to its end leaves the connection unusable
+                self._drop_connection()
 
     def _relay_body(self, response: http.client.HTTPResponse, line: bytes, *, is_handshake: bool,
                     echo: bool) -> None:
@@ -279,6 +308,16 @@ class Relay:
             pass  # the server forgets sessions it cannot reach either way
         finally:
             conn.close()
+
+
+def _dropped(sock: socket.socket) -> bool:
+    """Whether an idle connection's socket is no longer usable: readable with nothing asked means the server
+    closed it (or sent something unasked); either way a request must not go on it."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def _events(response: http.client.HTTPResponse) -> Any:

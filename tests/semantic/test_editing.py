@@ -13,6 +13,7 @@ from ansf_mcp.semantic import editing, journal
 from ansf_mcp.semantic.service import file_tag, project_tag
 
 from ansf_mcp.bench.semantic_truth import name_lines
+from tests.mcp_calls import hints
 from tests.semantic.conftest import build
 from tests.semantic.helpers import err, flat, ok
 
@@ -45,12 +46,12 @@ async def test_annotations_tell_the_truth(env):
     async with Client(server) as c:
         tools = {t.name: t for t in (await c.list_tools()).tools}
     for name, (destructive, read_only) in EDITING.items():
-        a = tools[name].annotations
-        assert (a.destructive_hint, a.read_only_hint, a.open_world_hint) == (destructive, read_only, False), name
+        a = hints(tools[name])
+        assert (a.destructive, a.read_only, a.open_world) == (destructive, read_only, False), name
         assert tools[name].output_schema is not None and len(tools[name].description) < 160
     for name in ("search_for_pattern", "get_diagnostics", "find_symbol", "find_references"):
-        assert tools[name].annotations.read_only_hint is True and tools[name].annotations.destructive_hint is False
-    assert tools["insert_after_symbol"].annotations.idempotent_hint is False  # twice inserts twice
+        assert hints(tools[name]).read_only is True
+    assert hints(tools["insert_after_symbol"]).idempotent is False  # twice inserts twice
 
 
 async def test_read_only_setting_removes_and_refuses_edits(pyproj_copy, tmp_path):

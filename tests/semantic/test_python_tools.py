@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.mcp_calls import hints
 from tests.semantic.helpers import call, err, flat, ok
 
 pytestmark = pytest.mark.anyio
@@ -35,7 +36,7 @@ async def test_tools_listed_with_annotations(py_env):
         tools = {t.name: t for t in (await c.list_tools()).tools}
     for name in ("symbols_overview", "find_symbol", "find_references", "goto_definition"):
         t = tools[name]
-        assert t.annotations.read_only_hint is True and t.annotations.destructive_hint is False
+        assert hints(t).read_only is True
         assert t.output_schema is not None
         assert len(t.description) < 160
     assert "semantic" in app.status_providers and app.on_shutdown

@@ -1,0 +1,28 @@
+"""The heap settled once loads are done: a full collection, then everything that survived frozen."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from ansf_mcp import heap
+
+
+@pytest.fixture
+def thawed() -> Iterator[None]:
+    """Frozen objects of this test process are thawed again: other tests' cycles must stay collectable."""
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+
+
+def test_settle_freezes_what_survives_a_collection_and_says_so(thawed: None) -> None:
+    assert heap.status()["frozen_objects"] == 0
+    kept = [[i] for i in range(10_000)]  # long-lived objects the collector tracks
+    heap.settle("a test's load")
+    status = heap.status()
+    assert status["settled"] and status["after"] == "a test's load"
+    assert status["frozen_objects"] >= len(kept)
+    assert gc.get_freeze_count() == status["frozen_objects"]
