@@ -705,9 +705,10 @@ class Board:
                 # The estimators' predictions for this (task, agent) are scored in the same transaction.
                 *scores.outcome_statements(swarm_id, task_id, agent_id, success, predictions),
                 # Dependents this success made ready: found through the index on task_deps first, so only their
-                # states are computed.
-                *([(f"SELECT t.id FROM tasks t WHERE t.swarm_id = :swarm AND t.id IN (SELECT d.task_id FROM "
-                    f"task_deps d WHERE d.swarm_id = :swarm AND d.depends_on = :task) AND {STATE_SQL} = 'ready' "
+                # states are computed (a join from task_deps: PostgreSQL, without statistics yet, scanned every
+                # task of the swarm for the IN form).
+                *([(f"SELECT t.id FROM task_deps d JOIN tasks t ON t.swarm_id = d.swarm_id AND t.id = d.task_id "
+                    f"WHERE d.swarm_id = :swarm AND d.depends_on = :task AND {STATE_SQL} = 'ready' "
                     "ORDER BY t.seq", params(self.policy, now, swarm=swarm_id, task=task_id))] if success else []),
                 task_query(self.policy, now, swarm_id, task_id),
             ])
