@@ -483,7 +483,8 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
         ctx.progress(0.2, "round trips per claim and per outcome")
         out["round_trips"] = _round_trips(fresh())
         ctx.progress(0.22, "one stdio server per engine, interleaved")
-        out["stdio"] = _stdio(tmp, fresh(), rounds=4 if ctx.quick else 10, pairs=40 if ctx.quick else 100)
+        # Short turns (10-20 pairs, a few tens of ms): both engines see the same load from whatever else runs.
+        out["stdio"] = _stdio(tmp, fresh(), rounds=16 if ctx.quick else 50, pairs=10 if ctx.quick else 20)
         ctx.progress(0.25, "replicas behind a 1 ms and a 5 ms round trip")
         out["delayed"] = _delayed(fresh, tasks, tmp)
         ctx.progress(0.6, f"chaos: 3 replicas, {chaos_tasks} tasks, {kills} SIGKILLs")
