@@ -209,7 +209,9 @@ class Board:
         return [self.view(swarm_id) for swarm_id in presets.spawn_preset(self.store, preset)]
 
     def dissolve(self, swarm_id: str) -> DissolveReceipt:
-        return swarms.dissolve(self.store, swarm_id)
+        receipt = swarms.dissolve(self.store, swarm_id)
+        self._changed(swarm_id)
+        return receipt
 
     def coordinate(self, swarm_id: str, specs: list[TaskSpec], strategy: str) -> CoordinationResult:
         """Put tasks on the board and assign them with `strategy` (the neural one only where the phase allows)."""
@@ -432,8 +434,9 @@ class Board:
                  (swarm_id, row["id"], seq, agent_id, now)),
                 task_query(self.policy, now, swarm_id, row["id"]),
                 deps_query(swarm_id, [row["id"]]),
-            ], commit=True)
+            ], commit=True, notify=board_news_key(swarm_id))  # watchers (the dashboard) show claims too
             view = to_views(conn, swarm_id, task, now, deps_from(deps))[0]
+        self._changed(swarm_id)
         note = None
         if taken_from and row["assignee_holds"] >= (row["assignee_capacity"] or 0):
             note = (f"task {row['id']!r} was assigned to {taken_from!r}, who holds {row['assignee_holds']} claim(s), "

@@ -398,6 +398,7 @@ class PostgresStore(Store):
     # started on the first wait) turns notifications from every replica into local wake-ups.
     NEWS_CHANNEL = "ansf_news"
     news_poll_s = 5.0  # a safety net only: notifications wake waiters at once
+    hears_other_processes = True
     # Connections per process: as many writers as the board's write workers, fewer readers (reads are short).
     WRITERS = 8
     READERS = 4
@@ -412,6 +413,8 @@ class PostgresStore(Store):
         self.trips = TripCounter()
         self._closing = threading.Event()
         self._listener: threading.Thread | None = None
+        self._listening = threading.Event()
+        self._listened = False
         self._local = threading.local()
         # The server's own time-outs end a slow statement first; the watchdog only acts on silence.
         self._watchdog = Watchdog(timeout_s + WATCHDOG_GRACE_S)
@@ -603,6 +606,15 @@ class PostgresStore(Store):
         self._start_listener()
         return super().wait_news(key, seen, timeout)
 
+    def any_news_version(self) -> int:
+        self._start_listener()
+        return super().any_news_version()
+
+    def listening(self, timeout: float) -> bool:
+        """Whether this process's LISTEN is in place (waited for up to `timeout`): news sent after that reach it."""
+        self._start_listener()
+        return self._listening.wait(timeout)
+
     def _start_listener(self) -> None:
         with self._news:
             if self._listener is not None or self._closing.is_set():
@@ -616,10 +628,16 @@ class PostgresStore(Store):
                 with psycopg.connect(self.url, autocommit=True, application_name="ansf-mcp listen",
                                      **self._options()) as conn:
                     conn.execute(f"LISTEN {self.NEWS_CHANNEL}")
+                    if self._listened:  # news sent while the connection was down are lost: every waiter re-reads
+                        for key in list(self._versions) or ["(reconnected)"]:
+                            self._heard(key)
+                    self._listened = True
+                    self._listening.set()
                     while not self._closing.is_set():
                         for note in conn.notifies(timeout=1.0):
                             self._heard(note.payload)
             except psycopg.Error:
+                self._listening.clear()
                 log.debug("LISTEN connection lost; reconnecting", exc_info=True)
                 self._closing.wait(1.0)
 
