@@ -10,15 +10,29 @@ import pytest
 from ansf_mcp.bench.chaos_suite import kill_soak, shared_directory
 
 
-def test_schema_fuzzing_finds_no_crash_partial_write_or_traceback(tmp_path: Path) -> None:
-    from ansf_mcp.bench.fuzz import fuzz_tools
-
-    report = fuzz_tools(tmp_path, examples_per_tool=25)
+def _fuzz_holds(report: dict) -> None:
     assert report["calls"] >= 25 * 10, report["per_tool"]
     assert not report["crashes"], report["crashes"][:5]
     assert not report["partial_writes"], report["partial_writes"][:5]
     assert not report["tracebacks"], report["tracebacks"][:5]
     assert not report["over_cap"], report["over_cap"][:5]
+
+
+@pytest.mark.slow
+def test_schema_fuzzing_on_postgresql_finds_no_crash_partial_write_or_traceback(tmp_path: Path, pg_cluster) -> None:
+    from ansf_mcp.bench.fuzz import fuzz_tools
+
+    report = fuzz_tools(tmp_path, examples_per_tool=25, store=pg_cluster.new_database())
+    assert report["engine"] == "postgresql"
+    _fuzz_holds(report)
+
+
+def test_schema_fuzzing_finds_no_crash_partial_write_or_traceback(tmp_path: Path) -> None:
+    from ansf_mcp.bench.fuzz import fuzz_tools
+
+    report = fuzz_tools(tmp_path, examples_per_tool=25)
+    assert report["engine"] == "sqlite"
+    _fuzz_holds(report)
 
 
 def _store(engine: str, request: pytest.FixtureRequest) -> str | None:
