@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 from websockets.sync.client import connect
 
 from ansf_mcp.board.board import Board
@@ -58,3 +59,55 @@ def test_another_replicas_claim_and_outcome_reach_the_websocket_within_a_second(
             assert time.monotonic() - sent < 1.0
     finally:
         replica.close()
+
+
+@pytest.mark.anyio
+async def test_board_news_pushes_a_live_snapshot_with_tasks_read_again(settings) -> None:
+    """In one process (the dashboard mounted into a server, either engine): news under any key wakes the
+    listener, and the pushed snapshot carries tasks and claims read again, nothing else re-measured or stored."""
+    from ansf_mcp.dashboard.app import Dashboard
+    from ansf_mcp.dashboard.config import DashboardConfig
+    from ansf_mcp.runtime import Runtime
+
+    store = open_store(settings.store_spec)
+    try:
+        runtime = Runtime(settings=settings, store=store)
+        dash = Dashboard(runtime, DashboardConfig(interval_s=3600))
+        sent: list[dict] = []
+
+        async def broadcast(message: dict) -> None:
+            sent.append(message)
+
+        dash.hub.broadcast = broadcast  # type: ignore[method-assign]
+        first = await dash.board_changed()  # nothing collected yet: a full collection
+        assert first is not None and not first.live
+        board = Board(store)
+        sw = board.spawn("live", agents("a"), "mesh").swarm_id
+        board.coordinate(sw, [TaskSpec(id="t0", description="first")], "round-robin")
+        seen = store.any_news_version()
+        board.claim_next(sw, board.get_task(sw, "t0").task.assignee)
+        assert store.wait_any_news(seen, 5.0) > seen  # the claim's news, heard in this process at once
+        live = await dash.board_changed()
+        assert live is not None and live.live and live.tasks["claimed"] == 1
+        assert set(live.points) == {f"tasks.{state}" for state in live.tasks}
+        assert (first.rates.claims_total, live.rates.claims_total) == (0, 1)
+        assert dash.collector.latest is not None and dash.collector.latest.tasks["claimed"] == 1
+        assert [m["snapshot"]["live"] for m in sent if m["type"] == "snapshot"] == [False, True]
+        with store.reading() as conn:  # live snapshots persist nothing: the ring holds the one collection
+            stamps = {r[0] for r in conn.execute("SELECT DISTINCT ts FROM metric_points").fetchall()}
+        assert stamps == {first.ts}
+    finally:
+        store.close()
+
+
+def test_news_from_another_replica_wakes_a_waiter_on_any_key(pg_cluster) -> None:
+    url = pg_cluster.new_database()
+    here, there = open_store(url), open_store(url)
+    try:
+        assert here.hears_other_processes and here.listening(10.0)
+        seen = here.any_news_version()
+        there.notify("messages:sw-1")  # sent by the other store: reaches this one only through NOTIFY
+        assert here.wait_any_news(seen, 5.0) == seen + 1
+    finally:
+        here.close()
+        there.close()
