@@ -57,3 +57,12 @@ def test_two_servers_on_one_board_never_claim_a_task_twice(data_dir: Path, engin
     assert result["duplicates"] == []
     assert result["claims"] == 150 and result["states"] == {"succeeded": 150}
     assert all(n > 0 for n in result["claims_per_server"]), "both servers should have claimed work"
+
+
+def test_the_chaos_report_names_the_engine_each_fuzzing_ran_on() -> None:
+    from ansf_mcp.bench.chaos_suite import markdown
+
+    fuzz = {"calls": 300, "crashes": [], "partial_writes": [], "tracebacks": []}
+    table = markdown({"fuzz": fuzz, "fuzz_postgresql": {**fuzz, "calls": 250}})
+    assert "| schema fuzzing (SQLite) | 300 calls |" in table
+    assert "| schema fuzzing (PostgreSQL) | 250 calls |" in table
