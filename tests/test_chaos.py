@@ -10,15 +10,29 @@ import pytest
 from ansf_mcp.bench.chaos_suite import kill_soak, shared_directory
 
 
-def test_schema_fuzzing_finds_no_crash_partial_write_or_traceback(tmp_path: Path) -> None:
-    from ansf_mcp.bench.fuzz import fuzz_tools
-
-    report = fuzz_tools(tmp_path, examples_per_tool=25)
+def _fuzz_holds(report: dict) -> None:
     assert report["calls"] >= 25 * 10, report["per_tool"]
     assert not report["crashes"], report["crashes"][:5]
     assert not report["partial_writes"], report["partial_writes"][:5]
     assert not report["tracebacks"], report["tracebacks"][:5]
     assert not report["over_cap"], report["over_cap"][:5]
+
+
+@pytest.mark.slow
+def test_schema_fuzzing_on_postgresql_finds_no_crash_partial_write_or_traceback(tmp_path: Path, pg_cluster) -> None:
+    from ansf_mcp.bench.fuzz import fuzz_tools
+
+    report = fuzz_tools(tmp_path, examples_per_tool=25, store=pg_cluster.new_database())
+    assert report["engine"] == "postgresql"
+    _fuzz_holds(report)
+
+
+def test_schema_fuzzing_finds_no_crash_partial_write_or_traceback(tmp_path: Path) -> None:
+    from ansf_mcp.bench.fuzz import fuzz_tools
+
+    report = fuzz_tools(tmp_path, examples_per_tool=25)
+    assert report["engine"] == "sqlite"
+    _fuzz_holds(report)
 
 
 def _store(engine: str, request: pytest.FixtureRequest) -> str | None:
@@ -43,3 +57,12 @@ def test_two_servers_on_one_board_never_claim_a_task_twice(data_dir: Path, engin
     assert result["duplicates"] == []
     assert result["claims"] == 150 and result["states"] == {"succeeded": 150}
     assert all(n > 0 for n in result["claims_per_server"]), "both servers should have claimed work"
+
+
+def test_the_chaos_report_names_the_engine_each_fuzzing_ran_on() -> None:
+    from ansf_mcp.bench.chaos_suite import markdown
+
+    fuzz = {"calls": 300, "crashes": [], "partial_writes": [], "tracebacks": []}
+    table = markdown({"fuzz": fuzz, "fuzz_postgresql": {**fuzz, "calls": 250}})
+    assert "| schema fuzzing (SQLite) | 300 calls |" in table
+    assert "| schema fuzzing (PostgreSQL) | 250 calls |" in table

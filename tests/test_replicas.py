@@ -107,3 +107,23 @@ def test_a_dead_agent_s_work_is_back_within_its_lease_and_a_second(pg_cluster, t
 
     result = scale_suite._takeover(pg_cluster.new_database(), tmp_path, lease_s=2.0)
     assert result["within_lease_plus_1s"], result
+
+
+@pytest.mark.slow
+def test_replicas_behind_a_delayed_network_with_few_writes_in_flight_finish_the_work(pg_cluster, tmp_path) -> None:
+    """The scale suite's `delayed` set-up, bounded: two replicas with one write in flight each, 5 ms from the
+    database through the delaying relay; every task is done once and the row says how busy the machine was."""
+    from urllib.parse import urlsplit
+
+    from ansf_mcp.bench import scale_suite
+    from ansf_mcp.bench.delay_relay import DelayRelay
+
+    url = pg_cluster.new_database()
+    with DelayRelay(urlsplit(url).port, 0.005) as relay:
+        row = scale_suite._throughput(scale_suite._via(url, relay.port), 2, 30, tmp_path, n_agents=4, workers=1)
+    assert (row["replicas"], row["workers"], row["duplicate_claims"]) == (2, 1, 0)
+    assert row["pairs"] >= 30 and row["pairs_per_s"] > 0
+    assert row["machine_cpu_busy"] is None or 0.0 <= row["machine_cpu_busy"] <= 1.0
+    table = scale_suite.markdown({"delayed": [{"engine": "postgresql", "rtt_ms": 5.0, **row,
+                                               "ratio_to_one_replica": 1.0}]})
+    assert f"| postgresql | 5 | 2 | 1 | 4 | {row['pairs']} |" in table

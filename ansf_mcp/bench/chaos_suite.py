@@ -339,9 +339,12 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
         except ImportError as exc:
             results["fuzz"] = {"skipped": f"needs the test extra (hypothesis): {exc}"}
         else:
-            fdir = root / "fuzz"
-            fdir.mkdir()
-            results["fuzz"] = fuzz_tools(fdir, examples_per_tool=30 if ctx.quick else 300)
+            for engine in ("sqlite", "postgresql") if has_pg else ("sqlite",):
+                suffix = "" if engine == "sqlite" else "_postgresql"
+                fdir = root / f"fuzz{suffix}"
+                fdir.mkdir()
+                results[f"fuzz{suffix}"] = fuzz_tools(fdir, examples_per_tool=30 if ctx.quick else 300,
+                                                      store=fresh() if suffix else None)
     ctx.progress(1.0, "done")
     return results
 
@@ -360,8 +363,9 @@ def markdown(result: dict[str, Any]) -> str:
             where = "one PostgreSQL board" if key.endswith("postgresql") else "one data directory"
             lines.append(f"| {value['servers']} servers, {where} | {value['claims']} claims | "
                          f"duplicates {len(value['duplicates'])}, errors {len(value['errors'])} |")
-    fz = result.get("fuzz", {})
-    if "calls" in fz:
-        lines.append(f"| schema fuzzing | {fz['calls']} calls | crashes {len(fz['crashes'])}, partial writes "
-                     f"{len(fz['partial_writes'])}, tracebacks {len(fz['tracebacks'])} |")
+    for key, engine in (("fuzz", "SQLite"), ("fuzz_postgresql", "PostgreSQL")):
+        fz = result.get(key, {})
+        if "calls" in fz:
+            lines.append(f"| schema fuzzing ({engine}) | {fz['calls']} calls | crashes {len(fz['crashes'])}, "
+                         f"partial writes {len(fz['partial_writes'])}, tracebacks {len(fz['tracebacks'])} |")
     return "\n".join(lines) + "\n"

@@ -9,7 +9,6 @@ an error result writes nothing.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ from typing import Any
 import anyio
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+
+from ansf_mcp.store.base import Store
 
 SKIP = frozenset({"benchmark"})  # minutes per call; measured by its own suite
 TABLES = ("swarms", "agents", "tasks", "outcomes", "messages")
@@ -43,12 +44,11 @@ class _Unexpected(logging.Handler):
             self.records.append(f"{record.name}: {record.getMessage()[:300]}")
 
 
-def _fingerprint(db: Path) -> tuple:
-    conn = sqlite3.connect(str(db), timeout=30)
-    try:
-        return tuple(tuple(conn.execute(f"SELECT * FROM {t} ORDER BY rowid")) for t in TABLES)
-    finally:
-        conn.close()
+def _fingerprint(store: Store) -> tuple:
+    """Every row of the board's tables, read through the store (either engine), in a fixed order."""
+    with store.reading() as conn:
+        return tuple(tuple(sorted((tuple(r) for r in conn.execute(f"SELECT * FROM {t}")), key=repr))
+                     for t in TABLES)
 
 
 def from_schema(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> st.SearchStrategy[Any]:
@@ -101,8 +101,9 @@ def _leaves(schema: dict[str, Any]) -> list[str]:
 
 
 def fuzz_tools(tmp: Path, *, examples_per_tool: int = 40, seed: int = 0,
-               tools: list[str] | None = None) -> dict[str, Any]:
-    """Fuzz every tool (but the benchmark) of a fresh in-process server over the SDK client."""
+               tools: list[str] | None = None, store: str | None = None) -> dict[str, Any]:
+    """Fuzz every tool (but the benchmark) of a fresh in-process server over the SDK client, on the SQLite
+    file in `tmp` or on the PostgreSQL database `store` names (an empty one)."""
     from mcp import Client
 
     from ansf_mcp.server.app import build_server
@@ -112,10 +113,10 @@ def fuzz_tools(tmp: Path, *, examples_per_tool: int = 40, seed: int = 0,
     project = tmp / "project"
     (project / "pkg").mkdir(parents=True, exist_ok=True)
     (project / "pkg" / "mod.py").write_text("import json\n\n\nclass A:\n    def f(self):\n        return json.dumps(1)\n")
-    server, runtime = build_server(Settings(data_dir=tmp / "data", project_root=project))
+    server, runtime = build_server(Settings(data_dir=tmp / "data", project_root=project, store=store))
     catcher = _Unexpected()
     logging.getLogger().addHandler(catcher)
-    report: dict[str, Any] = {"calls": 0, "errors": 0, "crashes": [], "partial_writes": [], "tracebacks": [],
+    report: dict[str, Any] = {"engine": runtime.store.engine, "calls": 0, "errors": 0, "crashes": [], "partial_writes": [], "tracebacks": [],
                               "answer_cap_chars": MAX_ANSWER_CHARS, "largest_answer_chars": 0,
                               "largest_answer_tool": None, "over_cap": [],
                               "per_tool": {}}
@@ -155,10 +156,10 @@ def _fuzz_one(name: str, schema: dict[str, Any], real: dict[str, Any], call, run
         max_size=len(keys) + 1,
     ).map(lambda args: {**{k: v for k, v in real.items() if k in keys}, **args})
     counts = {"calls": 0, "errors": 0}
-    db = runtime.settings.db_path
+    store = runtime.store
 
     def probe(args: dict[str, Any]) -> None:
-        before = _fingerprint(db)
+        before = _fingerprint(store)
         seen = len(catcher.records)
         try:
             result = call(name, args)
@@ -174,7 +175,7 @@ def _fuzz_one(name: str, schema: dict[str, Any], real: dict[str, Any], call, run
             report["over_cap"].append(f"{name}({_short(args)}): {size} characters")
         if result.is_error:
             counts["errors"] += 1
-            if _fingerprint(db) != before:
+            if _fingerprint(store) != before:
                 report["partial_writes"].append(f"{name}({_short(args)})")
         if len(catcher.records) > seen:
             report["tracebacks"].append(f"{name}({_short(args)}): {catcher.records[-1]}")

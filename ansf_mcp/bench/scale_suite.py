@@ -12,7 +12,10 @@
   so both see the same machine load; claims+outcomes per second and PostgreSQL's ratio to SQLite.
 - `delayed`: replicas "on other hosts": a delaying TCP relay (bench/delay_relay.py, loopback only) between the
   replicas and the database adds 1 ms or 5 ms of round trip (simulated network, real everything else); 1, 2 and
-  3 replicas at each delay with DELAYED_AGENTS agents, beside one SQLite server with as many agents.
+  3 replicas with none, 1 ms and 5 ms, beside one SQLite server, DELAYED_AGENTS agents. Each replica keeps
+  DELAYED_WORKERS writes in flight, so one replica is bound by its round trips rather than by the machine's two
+  cores (with 8 workers one replica already needs more CPU than that: the phase measured the CPU, not the
+  network); each row says how busy the machine's CPUs were.
 
 PostgreSQL: the `--store` URL's server when one is given (a scratch database per phase, so the role needs
 CREATEDB), else a throw-away cluster of our own (ansf_mcp.bench.pgcluster; needs Debian's postgresql).
@@ -36,8 +39,13 @@ from ansf_mcp.bench.context import SuiteContext
 from ansf_mcp.bench.pgcluster import postgres
 
 AGENTS = 8
-# Enough agents to keep three replicas' connections busy when each round trip costs 5 ms.
-DELAYED_AGENTS = 24
+# The delayed phase: each replica has DELAYED_WORKERS writes in flight (a claim is 2 round trips, an outcome 3:
+# at 5 ms one replica tops out near DELAYED_WORKERS / 25 ms), and twice as many agents as three replicas have
+# workers, so no replica waits for an agent. One write in flight leaves the most CPU to spare on a 2-core machine
+# that also runs the database, the relay and the agents (measured at 5 ms: machine 75 % busy with one replica,
+# 100 % with three; with 2 in flight every row was CPU-bound), so the phase shows the network, not the CPU.
+DELAYED_WORKERS = 1
+DELAYED_AGENTS = 6
 DELAYS_S = (0.001, 0.005)
 MAX_ATTEMPTS = 6
 CHAOS_LEASE_S = 3.0
@@ -52,10 +60,11 @@ def _free_port() -> int:
 
 
 class Replica:
-    """One `ansf serve --transport http --store ...` process on a fixed port (restartable on the same one)."""
+    """One `ansf serve --transport http --store ...` process on a fixed port (restartable on the same one);
+    `workers`: its board's write workers (ANSF_STORE_WORKERS), the writes it has in flight at once."""
 
-    def __init__(self, store: str, data_dir: Path, cwd: Path, lease_s: float = 300.0):
-        self.store, self.data_dir, self.cwd, self.lease_s = store, data_dir, cwd, lease_s
+    def __init__(self, store: str, data_dir: Path, cwd: Path, lease_s: float = 300.0, workers: int | None = None):
+        self.store, self.data_dir, self.cwd, self.lease_s, self.workers = store, data_dir, cwd, lease_s, workers
         self.port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -70,6 +79,8 @@ class Replica:
                "ANSF_SEMANTIC_INDEX": "0", "ANSF_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
                "ANSF_DEFAULT_LEASE_S": str(self.lease_s)}
         env.pop("ANSF_TOKEN", None)
+        if self.workers is not None:
+            env["ANSF_STORE_WORKERS"] = str(self.workers)
         self.proc = subprocess.Popen([sys.executable, "-m", "ansf_mcp", "serve", "--transport", "http",
                                       "--port", str(self.port)], env=env, cwd=self.cwd,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -237,25 +248,41 @@ def _setup(replica: Replica, tasks: int, agents: int = AGENTS) -> str:
     return anyio.run(go)
 
 
-def _throughput(store: str, replicas_n: int, tasks: int, tmp: Path, n_agents: int = AGENTS) -> dict[str, Any]:
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(all, idle) CPU ticks of the whole machine so far (Linux), to say whether a run was CPU-bound."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(ticks), ticks[3] + ticks[4]
+
+
+def _throughput(store: str, replicas_n: int, tasks: int, tmp: Path, n_agents: int = AGENTS,
+                workers: int | None = None) -> dict[str, Any]:
     import anyio
 
-    replicas = [Replica(store, tmp / "data", tmp) for _ in range(replicas_n)]
+    replicas = [Replica(store, tmp / "data", tmp, workers=workers) for _ in range(replicas_n)]
     try:
         for r in replicas:
             r.start()
         sw = _setup(replicas[0], tasks, n_agents)
         agents = Agents(replicas, sw, agents=n_agents)
+        before = _cpu_ticks()
         t0 = time.perf_counter()
         anyio.run(agents.run)
         elapsed = time.perf_counter() - t0
+        after = _cpu_ticks()
     finally:
         for r in replicas:
             r.stop()
     pairs = len(agents.outcomes)
-    return {"replicas": replicas_n, "agents": n_agents, "pairs": pairs, "seconds": round(elapsed, 2),
-            "pairs_per_s": round(pairs / elapsed, 1), "duplicate_claims": len(agents.claims) -
-            len({(t, n) for t, n, _ in agents.claims})}
+    busy = (round(1 - (after[1] - before[1]) / (after[0] - before[0]), 2)
+            if before and after and after[0] > before[0] else None)
+    return {"replicas": replicas_n, "agents": n_agents, "workers": workers, "pairs": pairs,
+            "seconds": round(elapsed, 2), "pairs_per_s": round(pairs / elapsed, 1),
+            "machine_cpu_busy": busy,  # every process on the machine, ours or not: near 1.0 means CPU-bound
+            "duplicate_claims": len(agents.claims) - len({(t, n) for t, n, _ in agents.claims})}
 
 
 def _chaos(store: str, tasks: int, kills: int, tmp: Path, restart_db: Any = None) -> dict[str, Any]:
@@ -444,21 +471,26 @@ def _via(url: str, port: int) -> str:
 
 
 def _delayed(fresh: Any, tasks: int, tmp: Path) -> list[dict[str, Any]]:
+    """1, 2 and 3 replicas with no added delay and behind 1 ms and 5 ms, each replica with DELAYED_WORKERS
+    writes in flight: what the target asks is whether replicas add up when each one waits on the network, and a
+    replica limited by its own round trips shows that below the CPU this machine has (with 8 workers one
+    replica alone already needs more CPU than two cores give; `machine_cpu_busy` says when a row hit it)."""
     from urllib.parse import urlsplit
 
     from ansf_mcp.bench.delay_relay import DelayRelay
 
     rows: list[dict[str, Any]] = []
-    sqlite = _throughput(str(tmp / "delayed.sqlite3"), 1, tasks, tmp, DELAYED_AGENTS)
+    sqlite = _throughput(str(tmp / "delayed.sqlite3"), 1, tasks, tmp, DELAYED_AGENTS, DELAYED_WORKERS)
     rows.append({"engine": "sqlite", "rtt_ms": 0.0, **sqlite, "ratio_to_one_replica": None})
-    for rtt in DELAYS_S:
+    for rtt in (0.0, *DELAYS_S):
         one = None
         for n in (1, 2, 3):
             url = fresh()
             port = urlsplit(url).port
             assert port is not None
-            with DelayRelay(port, rtt) as relay:
-                row = _throughput(_via(url, relay.port), n, tasks, tmp, DELAYED_AGENTS)
+            with DelayRelay(port, rtt) if rtt else contextlib.nullcontext() as relay:
+                row = _throughput(_via(url, relay.port) if relay else url, n, tasks, tmp, DELAYED_AGENTS,
+                                  DELAYED_WORKERS)
             one = one or row["pairs_per_s"]
             rows.append({"engine": "postgresql", "rtt_ms": rtt * 1000, **row,
                          "ratio_to_one_replica": round(row["pairs_per_s"] / one, 2),
@@ -483,8 +515,9 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
         ctx.progress(0.2, "round trips per claim and per outcome")
         out["round_trips"] = _round_trips(fresh())
         ctx.progress(0.22, "one stdio server per engine, interleaved")
-        out["stdio"] = _stdio(tmp, fresh(), rounds=4 if ctx.quick else 10, pairs=40 if ctx.quick else 100)
-        ctx.progress(0.25, "replicas behind a 1 ms and a 5 ms round trip")
+        # Short turns (10-20 pairs, a few tens of ms): both engines see the same load from whatever else runs.
+        out["stdio"] = _stdio(tmp, fresh(), rounds=16 if ctx.quick else 50, pairs=10 if ctx.quick else 20)
+        ctx.progress(0.25, "1, 2 and 3 replicas with no delay, 1 ms and 5 ms of round trip to the database")
         out["delayed"] = _delayed(fresh, tasks, tmp)
         ctx.progress(0.6, f"chaos: 3 replicas, {chaos_tasks} tasks, {kills} SIGKILLs")
         out["chaos"] = _chaos(fresh(), chaos_tasks, kills, tmp, getattr(fresh, "restart", None))
@@ -511,11 +544,13 @@ def markdown(result: dict[str, Any]) -> str:
                   f"{st['postgresql_pairs_per_s']}/s ({st['ratio']}x)."]
     if result.get("delayed"):
         lines += ["", "Replicas behind a simulated network round trip (delaying relay on loopback):", "",
-                  "| engine | round trip ms | replicas | agents | claims+outcomes | per second | vs one replica |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
+                  "| engine | round trip ms | replicas | writes in flight each | agents | claims+outcomes | per second "
+                  "| vs one replica | machine CPU busy |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in result["delayed"]:
-            lines.append(f"| {r['engine']} | {r['rtt_ms']:g} | {r['replicas']} | {r['agents']} | {r['pairs']} | "
-                         f"{r['pairs_per_s']} | {r['ratio_to_one_replica'] or ''} |")
+            lines.append(f"| {r['engine']} | {r['rtt_ms']:g} | {r['replicas']} | {r.get('workers') or 8} | "
+                         f"{r['agents']} | {r['pairs']} | {r['pairs_per_s']} | {r['ratio_to_one_replica'] or ''} | "
+                         f"{r.get('machine_cpu_busy')} |")
     c = result.get("chaos")
     if c:
         lines += ["", f"Chaos: {c['replicas']} replicas, {c['agents']} agents, {c['tasks']} tasks, {c['claims']} claims "

@@ -210,7 +210,9 @@ class Board:
         return [self.view(swarm_id) for swarm_id in presets.spawn_preset(self.store, preset)]
 
     def dissolve(self, swarm_id: str) -> DissolveReceipt:
-        return swarms.dissolve(self.store, swarm_id)
+        receipt = swarms.dissolve(self.store, swarm_id)
+        self._changed(swarm_id)
+        return receipt
 
     def coordinate(self, swarm_id: str, specs: list[TaskSpec], strategy: str) -> CoordinationResult:
         """Put tasks on the board and assign them with `strategy` (the neural one only where the phase allows)."""
@@ -436,8 +438,9 @@ class Board:
                  (swarm_id, row["id"], seq, agent_id, now)),
                 task_query(self.policy, now, swarm_id, row["id"]),
                 deps_query(swarm_id, [row["id"]]),
-            ], commit=True)
+            ], commit=True, notify=board_news_key(swarm_id))  # watchers (the dashboard) show claims too
             view = to_views(conn, swarm_id, task, now, deps_from(deps))[0]
+        self._changed(swarm_id)
         note = None
         if taken_from and row["assignee_holds"] >= (row["assignee_capacity"] or 0):
             note = (f"task {row['id']!r} was assigned to {taken_from!r}, who holds {row['assignee_holds']} claim(s), "
@@ -709,9 +712,10 @@ class Board:
                 # The estimators' predictions for this (task, agent) are scored in the same transaction.
                 *scores.outcome_statements(swarm_id, task_id, agent_id, success, predictions),
                 # Dependents this success made ready: found through the index on task_deps first, so only their
-                # states are computed.
-                *([(f"SELECT t.id FROM tasks t WHERE t.swarm_id = :swarm AND t.id IN (SELECT d.task_id FROM "
-                    f"task_deps d WHERE d.swarm_id = :swarm AND d.depends_on = :task) AND {STATE_SQL} = 'ready' "
+                # states are computed (a join from task_deps: PostgreSQL, without statistics yet, scanned every
+                # task of the swarm for the IN form).
+                *([(f"SELECT t.id FROM task_deps d JOIN tasks t ON t.swarm_id = d.swarm_id AND t.id = d.task_id "
+                    f"WHERE d.swarm_id = :swarm AND d.depends_on = :task AND {STATE_SQL} = 'ready' "
                     "ORDER BY t.seq", params(self.policy, now, swarm=swarm_id, task=task_id))] if success else []),
                 task_query(self.policy, now, swarm_id, task_id),
             ])

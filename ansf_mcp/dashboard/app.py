@@ -37,6 +37,12 @@ log = logging.getLogger(__name__)
 __all__ = ["DEFAULT_PORT", "Dashboard", "build_dashboard", "dashboard_asgi", "run_dashboard"]
 
 
+# How long one wait for news blocks a thread (it is not cancellable: shutdown waits at most this), and the least
+# time between two live snapshots.
+LIVE_WAIT_S = 1.0
+LIVE_GAP_S = 0.2
+
+
 class Hub:
     """Connected pages; a page that reports its tab hidden is paused and gets nothing until it resumes."""
 
@@ -91,6 +97,33 @@ class Dashboard:
                                       "figures": {k: f.as_dict() for k, f in figures.items()}})
         return events
 
+    async def board_changed(self) -> Snapshot | None:
+        """The board changed (news from any replica): tasks per state and the claims counter re-read at once and
+        pushed as a live snapshot, between collections (which still measure everything else)."""
+        if self.collector.latest is None:
+            return await self.collect_once()
+        live = await asyncio.to_thread(self.collector.board_now)
+        await self.hub.broadcast({"type": "snapshot", "snapshot": self.decorate(live)})
+        return live
+
+    async def _listen(self) -> None:
+        """Wait on the store's news (LISTEN/NOTIFY on PostgreSQL, so every replica's changes) instead of polling
+        the board; a busy board is pushed at most every LIVE_GAP_S."""
+        store = self.app.store
+        seen = await asyncio.to_thread(store.any_news_version)
+        while True:
+            now = await asyncio.to_thread(store.wait_any_news, seen, LIVE_WAIT_S)
+            if now == seen:
+                continue
+            seen = now
+            try:
+                await self.board_changed()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dashboard live update failed; the next news or collection tries again")
+            await asyncio.sleep(LIVE_GAP_S)
+
     async def _loop(self, every: float, step: Callable[[], Any], what: str) -> None:
         while True:
             started = time.monotonic()
@@ -108,6 +141,12 @@ class Dashboard:
             asyncio.create_task(self._loop(self.config.interval_s, self.collect_once, "collection")),
             asyncio.create_task(self._loop(self.config.alert_interval_s, self.check_alerts_once, "alert check")),
         ]
+        store = self.app.store
+        if store.hears_other_processes:
+            # Listening before the server answers: a change made once it is up is never missed.
+            if not await asyncio.to_thread(store.listening, store.timeout_s):
+                log.warning("dashboard: the store's news channel is not up yet; live updates start when it is")
+            tasks.append(asyncio.create_task(self._listen()))
         try:
             yield
         finally:

@@ -158,6 +158,20 @@ class Collector:
         self.latest = typed
         return typed
 
+    def board_now(self, now: float | None = None) -> Snapshot:
+        """The latest snapshot with tasks per state and the claims counter read again now (`live`: only
+        `points` of those series are new; nothing is persisted, the next collection keeps the ring)."""
+        now = time.time() if now is None else now
+        latest = self.latest
+        assert latest is not None
+        with self.app.store.reading() as conn:
+            tasks = activity.task_counts(conn, self.board, now)
+            claims = activity.claims_counter(conn)
+        points = {f"tasks.{k}": float(v) for k, v in tasks.items() if k in TASK_STATES}
+        self.latest = latest.model_copy(update={"tasks": tasks,
+                                                "rates": latest.rates.model_copy(update={"claims_total": claims})})
+        return self.latest.model_copy(update={"ts": now, "points": points, "live": True})
+
     def _memory(self) -> dict[str, Any]:
         """The governor's own reading when there is a governor, so the memory card and the phase's reason (which
         quotes the reading it rests on) show the same number."""

@@ -69,6 +69,8 @@ class Snapshot(BaseModel):
     thresholds: dict[str, dict[str, Any]]
     alert_window_s: float
     failed: dict[str, str] = Field(description="sections that could not be measured this round, and why")
+    live: bool = Field(default=False, description="pushed on board news between collections: only tasks, the "
+                       "claims counter and their points were read again")
 
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -64,6 +64,9 @@ class Store(ABC):
     skip_locked: ClassVar[str] = ""
     # A waiter in another process re-reads at least this often (the engine may wake it sooner).
     news_poll_s: ClassVar[float] = 0.25
+    # Whether news from other processes (other replicas) arrive here as they happen, or only changes made in this
+    # process (SQLite: other processes' changes are seen by re-reading).
+    hears_other_processes: ClassVar[bool] = False
 
     location: str
     engine_version: str
@@ -73,6 +76,7 @@ class Store(ABC):
         self.timeout_s = timeout_s
         self._news = threading.Condition()
         self._versions: dict[str, int] = {}
+        self._any = 0  # news under any key, for watchers of everything (the dashboard)
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Connection]:
@@ -103,7 +107,24 @@ class Store(ABC):
     def _heard(self, key: str) -> None:
         with self._news:
             self._versions[key] = self._versions.get(key, 0) + 1
+            self._any += 1
             self._news.notify_all()
+
+    def listening(self, timeout: float) -> bool:
+        """Whether news sent from now on reach this process (waited for up to `timeout` where the engine listens
+        on a connection of its own)."""
+        return True
+
+    def any_news_version(self) -> int:
+        """How many news under any key this process has heard so far."""
+        with self._news:
+            return self._any
+
+    def wait_any_news(self, seen: int, timeout: float) -> int:
+        """Block until news under any key passes `seen`, or `timeout`; the count now."""
+        with self._news:
+            self._news.wait_for(lambda: self._any > seen, timeout=timeout)
+            return self._any
 
     def notify(self, key: str) -> None:
         """Tell waiters that `key` changed: in this process at once; other processes as the engine allows."""

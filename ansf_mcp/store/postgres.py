@@ -30,6 +30,8 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg.adapt import Transformer
+from psycopg.generators import execute
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from ansf_mcp.store.base import DEFAULT_TIMEOUT_S, Connection, Store, StoreError
@@ -66,6 +68,9 @@ def pg_sql(sql: str) -> str:
     return _TOKEN.sub(sub, sql)
 
 
+_TUPLES_OK = psycopg.pq.ExecStatus.TUPLES_OK
+_FATAL_ERROR = psycopg.pq.ExecStatus.FATAL_ERROR
+
 # Statements a connection prepares at most (past that, the rest are sent as text); and their names.
 MAX_PREPARED = 256
 _PREPARED_NAMES = itertools.count(1)
@@ -90,6 +95,31 @@ def _dollar_form(sql: str) -> tuple[str, tuple[str | int, ...]] | None:
         return f"${order.index(key) + 1}"
 
     return _TOKEN.sub(sub, sql), tuple(order)
+
+
+def _literal(value: Any) -> str | None:
+    """A parameter as an SQL literal, for the types every statement here binds (text, integers, finite floats,
+    NULL); None for anything else, which psycopg's own adapters then quote. psycopg's general path costs more
+    per claim than the SQL it binds (about 40 values a claim and an outcome)."""
+    kind = type(value)
+    if kind is str:
+        return None if "\x00" in value else "'" + value.replace("'", "''") + "'"
+    if kind is int:
+        return str(value)
+    if kind is float:
+        return repr(value) if math.isfinite(value) else None
+    if value is None:
+        return "NULL"
+    return None
+
+
+def _plain_strings(raw: psycopg.Connection[Any]) -> bool:
+    """Whether a backslash in a quoted literal is an ordinary character (standard_conforming_strings, on by
+    default since PostgreSQL 9.1): only then is doubling the quotes all the quoting a string needs."""
+    plain = raw.__dict__.get("ansf_plain_strings")
+    if plain is None:
+        plain = raw.__dict__["ansf_plain_strings"] = raw.info.parameter_status("standard_conforming_strings") == "on"
+    return plain
 
 
 class Row(tuple):
@@ -128,6 +158,33 @@ def _row_factory(cursor: Any) -> Any:
 def _has_rows(cursor: Any) -> bool:
     result = cursor.pgresult
     return result is not None and result.status == psycopg.pq.ExecStatus.TUPLES_OK
+
+
+def _simple_query(raw: psycopg.Connection[Any], query: str) -> list[list[Any]]:
+    """One simple-query round trip of several statements, straight on libpq: each statement's rows (Row, by
+    name and position; [] for a command). A cursor would go through its per-result machinery (row makers,
+    result selection, column objects) about 30 times per claim and outcome, which cost more than the SQL."""
+    trips = getattr(raw, "ansf_trips", None)
+    if trips is not None:
+        trips.add()
+    if "\x00" in query:  # libpq would end the query there; the values' quoting refuses NUL before this
+        raise psycopg.DataError("PostgreSQL text cannot contain NUL (0x00) characters")
+    pgconn = raw.pgconn
+    with raw.lock:
+        pgconn.send_query(query.encode(raw.info.encoding))
+        results = raw.wait(execute(pgconn))
+    rows: list[list[Any]] = []
+    loader = Transformer(raw)
+    for result in results:
+        if result.status == _FATAL_ERROR:
+            raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)
+        if result.status == _TUPLES_OK:
+            loader.set_pgresult(result)
+            make = _row_class(tuple(result.fname(i) for i in range(result.nfields)))
+            rows.append(loader.load_rows(0, result.ntuples, make))
+        else:
+            rows.append([])
+    return rows
 
 
 class TripCounter:
@@ -275,7 +332,7 @@ class PgConnection:
         self.begin_pending = False  # sent now: a failure below leaves a transaction to roll back
         self._watchdog.begin(self._raw)
         try:
-            cur.execute(";\n".join(parts))  # type: ignore[arg-type]
+            answers = _simple_query(self._raw, ";\n".join(parts))
         finally:
             self._watchdog.end(self._raw)
         prepared.update(new)  # only now: a batch that failed may have stopped before its PREPAREs
@@ -283,11 +340,11 @@ class PgConnection:
         if notify is not None:
             self.sent_news.append(notify[1])
         results: list[list[Any]] = []
+        at = 0
         for part in parts:
-            if part.startswith("PREPARE "):
-                cur.nextset()  # the PREPARE's own (empty) result
-            results.append(cur.fetchall() if _has_rows(cur) else [])
-            cur.nextset()
+            at += part.startswith("PREPARE ")  # the PREPARE's own (empty) result
+            results.append(answers[at])
+            at += 1
         return results[first:first + len(statements)]
 
     @staticmethod
@@ -305,8 +362,12 @@ class PgConnection:
         if name is None:
             name = new[sql] = f"ansf_{next(_PREPARED_NAMES)}"  # never reused: a failed batch's PREPARE may linger
             head = f"PREPARE {name} AS {text};\n"
-        call = f"EXECUTE {name}" + (cur.mogrify("(" + ", ".join(["%s"] * len(values)) + ")", values) if values else "")
-        return head + call
+        if not values:
+            return head + f"EXECUTE {name}"
+        literals = [_literal(v) for v in values] if _plain_strings(cur.connection) else [None]
+        if None in literals:
+            return head + f"EXECUTE {name}" + cur.mogrify("(" + ", ".join(["%s"] * len(values)) + ")", values)
+        return head + f"EXECUTE {name}(" + ", ".join(literals) + ")"  # type: ignore[arg-type]
 
 
 class _Rows:
@@ -369,6 +430,7 @@ class PostgresStore(Store):
     # started on the first wait) turns notifications from every replica into local wake-ups.
     NEWS_CHANNEL = "ansf_news"
     news_poll_s = 5.0  # a safety net only: notifications wake waiters at once
+    hears_other_processes = True
     # Connections per process: as many writers as the board's write workers, fewer readers (reads are short).
     WRITERS = 8
     READERS = 4
@@ -383,6 +445,8 @@ class PostgresStore(Store):
         self.trips = TripCounter()
         self._closing = threading.Event()
         self._listener: threading.Thread | None = None
+        self._listening = threading.Event()
+        self._listened = False
         self._local = threading.local()
         # The server's own time-outs end a slow statement first; the watchdog only acts on silence.
         self._watchdog = Watchdog(timeout_s + WATCHDOG_GRACE_S)
@@ -407,7 +471,7 @@ class PostgresStore(Store):
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
-            raw = psycopg.connect(self.url, autocommit=True, cursor_factory=CountingCursor,
+            raw = psycopg.connect(self.url, autocommit=True, cursor_factory=CountingCursor, prepare_threshold=None,
                                   application_name="ansf-mcp", **self._options())
         except (psycopg.Error, ValueError) as exc:
             message = one_line(exc)
@@ -423,8 +487,9 @@ class PostgresStore(Store):
         pool: ConnectionPool[Any] = ConnectionPool(
             self.url, min_size=1, max_size=size, name=f"ansf-{name}", open=False, timeout=self.timeout_s,
             configure=configure, check=self._check,
-            kwargs={"autocommit": True, "cursor_factory": CountingCursor, "application_name": "ansf-mcp",
-                    **self._options()},
+            # The store prepares its own statements (PgConnection.batch): psycopg's counting is only overhead.
+            kwargs={"autocommit": True, "cursor_factory": CountingCursor, "prepare_threshold": None,
+                    "application_name": "ansf-mcp", **self._options()},
         )
         pool.open(wait=False)
         return pool
@@ -573,6 +638,15 @@ class PostgresStore(Store):
         self._start_listener()
         return super().wait_news(key, seen, timeout)
 
+    def any_news_version(self) -> int:
+        self._start_listener()
+        return super().any_news_version()
+
+    def listening(self, timeout: float) -> bool:
+        """Whether this process's LISTEN is in place (waited for up to `timeout`): news sent after that reach it."""
+        self._start_listener()
+        return self._listening.wait(timeout)
+
     def _start_listener(self) -> None:
         with self._news:
             if self._listener is not None or self._closing.is_set():
@@ -586,10 +660,16 @@ class PostgresStore(Store):
                 with psycopg.connect(self.url, autocommit=True, application_name="ansf-mcp listen",
                                      **self._options()) as conn:
                     conn.execute(f"LISTEN {self.NEWS_CHANNEL}")
+                    if self._listened:  # news sent while the connection was down are lost: every waiter re-reads
+                        for key in list(self._versions) or ["(reconnected)"]:
+                            self._heard(key)
+                    self._listened = True
+                    self._listening.set()
                     while not self._closing.is_set():
                         for note in conn.notifies(timeout=1.0):
                             self._heard(note.payload)
             except psycopg.Error:
+                self._listening.clear()
                 log.debug("LISTEN connection lost; reconnecting", exc_info=True)
                 self._closing.wait(1.0)
 
