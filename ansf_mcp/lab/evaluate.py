@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -98,17 +99,21 @@ def evaluate_estimator(sims: Sequence[Simulated], estimate: Callable[[Episode], 
 SEED = 20_261  # the held-out family's seed in docs/MODEL.md and `ansf bench --suite coordination`
 
 
-def compare(sims: Sequence[Simulated], net) -> dict[str, list[float]]:
-    """Per method, the value ratio of every episode: the default (`auto`), the network, similarity, history."""
+def compare(sims: Sequence[Simulated], net) -> tuple[dict[str, list[float]], Counter[str]]:
+    """Per method, the value ratio of every episode: the default (`auto`), the network, similarity, history; and
+    how often `auto` used each estimator."""
     from ansf_mcp.coordinator.strategies import coordinate
 
     out: dict[str, list[float]] = {"default (auto)": [], "neural": [], "similarity": [], "history": []}
+    used: Counter[str] = Counter()
     for s in sims:
         for name in out:
             strategy = "auto" if name == "default (auto)" else name
             res = coordinate(s.episode, strategy, neural=net, neural_allowed=net is not None)
             out[name].append(value_ratio(s.episode, s.p_true, res))
-    return out
+            if strategy == "auto":
+                used[res.strategy] += 1
+    return out, used
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     sources = family.HELDOUT_SOURCES if args.sources == "heldout" else family.VALIDATION_SOURCES
     sims = family.generate(args.episodes, args.seed, sources=sources, n_agents=(4, 12), n_tasks=(6, 24),
                            outcome_driven=args.family == "outcomes")
-    ratios = compare(sims, neural.load())
+    ratios, used = compare(sims, neural.load())
     default = np.array(ratios["default (auto)"])
     print(f"SIMULATED: {args.episodes} episodes of the {args.family} family, {args.sources} sources, seed "
           f"{args.seed}; value ratio mean ± 95 % CI; Δ = default − method, paired, in points")
@@ -134,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         m, c = mean_ci(values)
         d, dc = mean_ci(100 * (default - np.array(values)))
         print(f"| {name} | {m:.3f} ± {c:.3f} | {'–' if name.startswith('default') else f'{d:+.1f} ± {dc:.1f}'} |")
+    print("auto used: " + ", ".join(f"{k} in {v}" for k, v in used.most_common()))
     return 0
 
 
