@@ -10,8 +10,9 @@ dozen outcomes the swarm's own record does.
 
 One decision can already notice a swarm its estimators misread: its agents' own histories are outcomes too.
 `holdout` sets aside a fold of the newest past tasks (FOLD_RECORDS at most, from FOLD_AGENTS agents), every
-candidate predicts them from the FOLD_HISTORY newest past tasks before them, and `choose` leaves the choice above for another candidate
-only when that one predicts the held-out outcomes better by a paired margin of FOLD_Z standard errors. A lower
+candidate predicts them from the FOLD_HISTORY newest past tasks before them, and `choose` leaves the choice
+above for another candidate only when that one predicts the held-out outcomes better by a paired margin of
+FOLD_Z standard errors. A lower
 bar flips on noise: on the outcome-driven simulated family (validation sources, 200 episodes), holding out every
 past task in turn and following the fold at z >= 1 or 2 lost 0.9 +- 0.9 and 0.7 +- 0.7 points of value ratio
 against never overruling; with the shipped fold both z >= 2 and z >= 3 change it by 0.0 +- 0.1 (7 and 1
