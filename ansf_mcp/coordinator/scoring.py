@@ -153,24 +153,34 @@ def holdout(episode: Episode, records: int = FOLD_RECORDS, agents: int = FOLD_AG
 
 
 def _recalibrated(z: np.ndarray, y: np.ndarray, steps: int = 25) -> np.ndarray:
-    """p = sigmoid(a + b z) fitted to outcomes y by Newton's method with b >= 0 (a fit that orders the tasks
-    backwards explains nothing), lightly penalised so that separable outcomes stay finite."""
+    """Rows of logits z (candidates, tasks) -> p = sigmoid(a + b z'), z' each row standardised, fitted to the
+    outcomes y per row by Newton's method with b >= 0 (a fit that orders the tasks backwards explains nothing),
+    lightly penalised so that separable outcomes stay finite. All rows at once: this runs inside a decision."""
     import numpy as np
 
-    spread = float(z.std())
-    z = (z - z.mean()) / spread if spread > 1e-9 else np.zeros_like(z)  # any scale and offset of a fit alike
-    x = np.stack([np.ones_like(z), z], axis=1)
-    theta = np.zeros(2)
-    ridge = np.diag([1e-3, 1e-1])
+    spread = z.std(axis=1, keepdims=True)
+    z = np.where(spread > 1e-9, (z - z.mean(axis=1, keepdims=True)) / np.maximum(spread, 1e-9), 0.0)
+    a = np.zeros(len(z))
+    b = np.zeros(len(z))
+    base = np.log((y.sum() + 0.5) / (len(y) - y.sum() + 0.5))
     for _ in range(steps):
-        q = 1.0 / (1.0 + np.exp(-(x @ theta)))
-        grad = x.T @ (q - y) + ridge @ theta
-        hess = (x.T * (q * (1.0 - q))) @ x + ridge
-        theta = theta - np.linalg.solve(hess, grad)
-        if theta[1] < 0.0:
-            theta[1] = 0.0
-            theta[0] = np.log((y.sum() + 0.5) / (len(y) - y.sum() + 0.5))
-    return 1.0 / (1.0 + np.exp(-(x @ theta)))
+        q = 1.0 / (1.0 + np.exp(-(a[:, None] + b[:, None] * z)))
+        w = q * (1.0 - q)
+        g0 = (q - y).sum(axis=1) + 1e-3 * a
+        g1 = ((q - y) * z).sum(axis=1) + 1e-1 * b
+        h00 = w.sum(axis=1) + 1e-3
+        h01 = (w * z).sum(axis=1)
+        h11 = (w * z * z).sum(axis=1) + 1e-1
+        det = h00 * h11 - h01 * h01
+        new_a = a - (h11 * g0 - h01 * g1) / det
+        new_b = b - (h00 * g1 - h01 * g0) / det
+        backwards = new_b < 0.0
+        new_a[backwards], new_b[backwards] = base, 0.0
+        moved = float(max(np.abs(new_a - a).max(), np.abs(new_b - b).max()))
+        a, b = new_a, new_b
+        if moved < 1e-6:
+            break
+    return 1.0 / (1.0 + np.exp(-(a[:, None] + b[:, None] * z)))
 
 
 def fold_losses(fold: Fold, estimates: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -182,13 +192,11 @@ def fold_losses(fold: Fold, estimates: dict[str, np.ndarray]) -> dict[str, np.nd
     import numpy as np
 
     cols = np.arange(len(fold.owner))
-    y = fold.success.astype(np.float64)
-    out = {}
-    for name, p in estimates.items():
-        q = np.clip(p[fold.owner, cols], EPS, 1.0 - EPS)
-        r = np.clip(_recalibrated(np.log(q) - np.log1p(-q), y), EPS, 1.0 - EPS)
-        out[name] = -np.where(fold.success, np.log(r), np.log1p(-r))
-    return out
+    names = list(estimates)
+    q = np.clip(np.stack([estimates[n][fold.owner, cols] for n in names]), EPS, 1.0 - EPS)
+    r = np.clip(_recalibrated(np.log(q) - np.log1p(-q), fold.success.astype(np.float64)), EPS, 1.0 - EPS)
+    losses = -np.where(fold.success, np.log(r), np.log1p(-r))
+    return dict(zip(names, losses, strict=True))
 
 
 @lru_cache(maxsize=1)
