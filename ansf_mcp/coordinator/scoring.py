@@ -12,7 +12,8 @@ One decision can already notice a swarm its estimators misread: its agents' own 
 `holdout` sets aside a fold of the newest past tasks (FOLD_RECORDS at most, from FOLD_AGENTS agents), every
 candidate predicts them from the FOLD_HISTORY newest past tasks before them, and `choose` leaves the choice
 above for another candidate only when that one predicts the held-out outcomes better by a paired margin of
-FOLD_Z standard errors. A lower
+FOLD_Z standard errors — after a monotone recalibration of each candidate on the fold, so that what is compared
+is how well it orders what succeeded above what failed (what the solver uses), not its scale. A lower
 bar flips on noise: on the outcome-driven simulated family (validation sources, 200 episodes), holding out every
 past task in turn and following the fold at z >= 1 or 2 lost 0.9 +- 0.9 and 0.7 +- 0.7 points of value ratio
 against never overruling; with the shipped fold both z >= 2 and z >= 3 change it by 0.0 +- 0.1 (7 and 1
@@ -241,7 +242,9 @@ def _paired_z(diff: np.ndarray) -> float:
     if diff.size < 2:
         return 0.0
     se = float(np.std(diff, ddof=1)) / np.sqrt(diff.size)
-    return float(np.mean(diff)) / se if se > 0 else (float("inf") if float(np.mean(diff)) > 0 else 0.0)
+    mean = float(np.mean(diff))
+    # Capped: a difference without spread (separable outcomes) is decisive, and "inf" says nothing more.
+    return min(mean / se, 999.0) if se > 0 else (999.0 if mean > 0 else 0.0)
 
 
 def choose(tallies: dict[str, Tally], candidates: list[str],
@@ -262,17 +265,17 @@ def choose(tallies: dict[str, Tally], candidates: list[str],
              for name, v in fold.items()]
     n = len(fold[chosen])
     rivals = [f for f in table if f.paired_z is not None and f.paired_z >= FOLD_Z]
-    measured = ", ".join(f"{f.estimator} {f.log_loss:.3f}" for f in table)
+    measured = "log-loss (each recalibrated on them) " + ", ".join(f"{f.estimator} {f.log_loss:.3f}" for f in table)
     if not rivals:
         return base.model_copy(update={
             "fold": table,
-            "reason": f"{base.reason}; on {n} past tasks held out of this decision's history, log-loss {measured}: "
+            "reason": f"{base.reason}; on {n} past tasks held out of this decision's history, {measured}: "
                       f"no other estimator better by {FOLD_Z:g} standard errors, so {chosen} stays"})
     best = min(rivals, key=lambda f: f.log_loss)  # of those clearly better, the best on the fold
     return AutoChoice(
         estimator=best.estimator,
         reason=f"{best.estimator} predicts this swarm's own outcomes best: on {n} past tasks held out of this "
-               f"decision's history, log-loss {measured} ({best.estimator} better than {chosen} by "
+               f"decision's history, {measured} ({best.estimator} better than {chosen} by "
                f"{best.paired_z:.1f} standard errors of the paired difference); without them: {base.reason}",
         scores=base.scores,
         fold=table,
