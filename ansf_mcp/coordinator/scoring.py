@@ -15,9 +15,9 @@ above for another candidate only when that one predicts the held-out outcomes be
 FOLD_Z standard errors — after a monotone recalibration of each candidate on the fold, so that what is compared
 is how well it orders what succeeded above what failed (what the solver uses), not its scale. A lower
 bar flips on noise: on the outcome-driven simulated family (validation sources, 200 episodes), holding out every
-past task in turn and following the fold at z >= 1 or 2 lost 0.9 +- 0.9 and 0.7 +- 0.7 points of value ratio
-against never overruling; with the shipped fold both z >= 2 and z >= 3 change it by 0.0 +- 0.1 (7 and 1
-overrules). What the fold is for is a swarm its estimators misread (tests/coordinator/test_auto_fold.py).
+past task in turn and following the raw log-loss at z >= 1 or 2 lost 0.9 +- 0.9 and 0.7 +- 0.7 points of value
+ratio against never overruling; the shipped fold changes it by -0.0 +- 0.1 (1 overrule). What the fold is for is
+a swarm its estimators misread (tests/coordinator/test_auto_fold.py).
 The fold is scored only when it holds a success and a failure: on a record of successes alone, log-loss says
 which estimator is more optimistic, not which one understands the work.
 """
