@@ -56,6 +56,13 @@ FOLD_RECORDS = 16
 FOLD_AGENTS = 4
 FOLD_HISTORY = 12
 FOLD_Z = 3.0
+# ... and how much it must explain of the held-out outcomes beyond their base rate (nats per task): two fitted
+# numbers on 16 tasks explain about 0.03 by chance. A decision on which no cheap candidate explains this much
+# never runs the network on its fold (the network cannot be overruled there), which keeps its cost off most
+# decisions.
+FOLD_GAIN = 0.1
+# The fold's row for the base rate of the held-out outcomes (a constant p; not a candidate).
+BASE_RATE = "base rate"
 
 
 def log_loss(p: float, success: bool) -> float:
@@ -185,7 +192,8 @@ def _recalibrated(z: np.ndarray, y: np.ndarray, steps: int = 25) -> np.ndarray:
 
 
 def fold_losses(fold: Fold, estimates: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Per candidate, the log-loss of each held-out past task (its doer's p against what happened) after a
+    """Per candidate and for the base rate (BASE_RATE), the log-loss of each held-out past task (its doer's p
+    against what happened) after a
     monotone recalibration of the candidate's logits on the fold: what is compared is how well each one orders
     the tasks that succeeded above those that failed, which is what the solver uses, not its scale (on real
     history the network's fit is an authorship probability, on a scale no outcome confirms; scored raw, it lost
@@ -197,7 +205,14 @@ def fold_losses(fold: Fold, estimates: dict[str, np.ndarray]) -> dict[str, np.nd
     q = np.clip(np.stack([estimates[n][fold.owner, cols] for n in names]), EPS, 1.0 - EPS)
     r = np.clip(_recalibrated(np.log(q) - np.log1p(-q), fold.success.astype(np.float64)), EPS, 1.0 - EPS)
     losses = -np.where(fold.success, np.log(r), np.log1p(-r))
-    return dict(zip(names, losses, strict=True))
+    rate = float(np.clip(fold.success.mean(), EPS, 1.0 - EPS))
+    base = -np.where(fold.success, np.log(rate), np.log1p(-rate))
+    return {**dict(zip(names, losses, strict=True)), BASE_RATE: base}
+
+
+def explains(losses: dict[str, np.ndarray], name: str) -> bool:
+    """Whether a candidate explains FOLD_GAIN nats per held-out task beyond the base rate."""
+    return float(losses[BASE_RATE].mean() - losses[name].mean()) >= FOLD_GAIN
 
 
 @lru_cache(maxsize=1)
@@ -250,27 +265,39 @@ def _paired_z(diff: np.ndarray) -> float:
 def choose(tallies: dict[str, Tally], candidates: list[str],
            fold: dict[str, np.ndarray] | None = None) -> AutoChoice:
     """The candidate with the lowest blended log-loss (ties and unknowns keep the candidates' order), unless the
-    decision's own held-out past tasks (`fold`: per candidate, the log-loss of each) show another one better by
-    FOLD_Z standard errors of the paired difference."""
+    decision's own held-out past tasks (`fold`: per candidate and the base rate, the log-loss of each) show
+    another one that explains FOLD_GAIN beyond the base rate and is better by FOLD_Z standard errors of the
+    paired difference. A fold without the chosen candidate's row means no other one explained enough to be
+    worth running it."""
     base = _choose(tallies, candidates)
     reported = tallies.get(REPORTED)
     if reported is not None and reported.n:
         base.reason += (f"; the p_success in answers is the success model's, log-loss "
                         f"{reported.log_loss_sum / reported.n:.3f} over {reported.n} reported outcome(s)")
-    if not fold or base.estimator not in fold:
+    if not fold:
         return base
     chosen = base.estimator
+    n = len(fold[BASE_RATE])
+    rows = {k: v for k, v in fold.items() if k != BASE_RATE}
     table = [FoldScore(estimator=name, log_loss=round(float(v.mean()), 4),
-                       paired_z=None if name == chosen else round(_paired_z(fold[chosen] - v), 2))
-             for name, v in fold.items()]
-    n = len(fold[chosen])
-    rivals = [f for f in table if f.paired_z is not None and f.paired_z >= FOLD_Z]
-    measured = "log-loss (each recalibrated on them) " + ", ".join(f"{f.estimator} {f.log_loss:.3f}" for f in table)
+                       paired_z=None if name == chosen or chosen not in fold else round(_paired_z(fold[chosen] - v), 2))
+             for name, v in rows.items()]
+    measured = "log-loss (each recalibrated on them) " + ", ".join(
+        f"{f.estimator} {f.log_loss:.3f}" for f in [*table, FoldScore(estimator=BASE_RATE, log_loss=round(
+            float(fold[BASE_RATE].mean()), 4), paired_z=None)])
+    if chosen not in fold:
+        return base.model_copy(update={
+            "fold": table,
+            "reason": f"{base.reason}; on {n} past tasks held out of this decision's history, {measured}: no other "
+                      f"estimator explains {FOLD_GAIN:g} nats a task beyond the base rate, so {chosen} stays"})
+    rivals = [f for f in table
+              if f.paired_z is not None and f.paired_z >= FOLD_Z and explains(fold, f.estimator)]
     if not rivals:
         return base.model_copy(update={
             "fold": table,
-            "reason": f"{base.reason}; on {n} past tasks held out of this decision's history, {measured}: "
-                      f"no other estimator better by {FOLD_Z:g} standard errors, so {chosen} stays"})
+            "reason": f"{base.reason}; on {n} past tasks held out of this decision's history, {measured}: no "
+                      f"other estimator better by {FOLD_Z:g} standard errors and {FOLD_GAIN:g} nats beyond the "
+                      f"base rate, so {chosen} stays"})
     best = min(rivals, key=lambda f: f.log_loss)  # of those clearly better, the best on the fold
     return AutoChoice(
         estimator=best.estimator,

@@ -24,6 +24,7 @@ from ansf_mcp.coordinator.scoring import (
     AutoChoice,
     Tally,
     choose,
+    explains,
     fold_losses,
     holdout,
 )
@@ -93,7 +94,8 @@ def decide(
     auto = None
     if strategy == "auto":
         candidates = [c for c in AUTO_CANDIDATES if c in estimates]
-        auto = choose(dict(tallies or {}), candidates, _fold(episode, candidates, net))
+        swarm = dict(tallies or {})
+        auto = choose(swarm, candidates, _fold(episode, candidates, net, choose(swarm, candidates).estimator))
         used = auto.estimator
         if note:
             note = f"{note}; auto chose among {', '.join(estimates)}"
@@ -128,15 +130,19 @@ def decide(
     return Decision(result=result, estimates=estimates, auto=auto, success=p_work)
 
 
-def _fold(episode: Episode, candidates: list[str], net) -> dict[str, np.ndarray] | None:
-    """Every candidate's log-loss on past tasks held out of the decision's history (None: no fold to score)."""
+def _fold(episode: Episode, candidates: list[str], net, prefer: str) -> dict[str, np.ndarray] | None:
+    """Every candidate's log-loss on past tasks held out of the decision's history (None: no fold to score). The
+    network, the costly one, runs on the fold only if it is a rival or a cheap rival explains enough to overrule
+    it (scoring.FOLD_GAIN); otherwise its row is left out and `choose` keeps `prefer`."""
     fold = holdout(episode)
     if fold is None:
         return None
     cmp = Comparisons(fold.episode)
-    estimates = {name: net.estimate(fold.episode, cmp) if name == "neural" else ESTIMATORS[name](fold.episode, cmp)
-                 for name in candidates}
-    return fold_losses(fold, estimates)
+    cheap = {name: ESTIMATORS[name](fold.episode, cmp) for name in candidates if name != "neural"}
+    losses = fold_losses(fold, cheap)
+    if "neural" in candidates and (prefer != "neural" or any(explains(losses, name) for name in cheap)):
+        losses = fold_losses(fold, {**cheap, "neural": net.estimate(fold.episode, cmp)})
+    return losses
 
 
 def coordinate(episode: Episode, strategy: str = "auto", **options) -> CoordinationResult:

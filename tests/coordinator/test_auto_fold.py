@@ -8,7 +8,16 @@ import pytest
 
 from ansf_mcp.coordinator import scoring
 from ansf_mcp.coordinator.episode import Episode
-from ansf_mcp.coordinator.scoring import FOLD_Z, REPORTED, Tally, choose, fold_losses, holdout
+from ansf_mcp.coordinator.scoring import (
+    BASE_RATE,
+    FOLD_GAIN,
+    FOLD_Z,
+    REPORTED,
+    Tally,
+    choose,
+    fold_losses,
+    holdout,
+)
 from ansf_mcp.coordinator.strategies import decide
 
 DB = ("Tune the postgres query planner for the {} table", "Add an index to the postgres {} table",
@@ -84,6 +93,7 @@ def test_fold_losses_score_how_each_candidate_orders_the_doers_outcomes_not_its_
     assert losses["backwards"] == pytest.approx(np.full(8, np.log(2.0)), rel=1e-3)
     assert losses["right"].sum() < losses["backwards"].sum() - 1.0
     assert losses["right"][fold.success].mean() < np.log(2.0)  # successes get their p raised
+    assert losses[BASE_RATE] == pytest.approx(np.full(8, np.log(2.0)))
 
 
 def test_only_a_clear_paired_margin_overrules_the_prior() -> None:
@@ -92,19 +102,28 @@ def test_only_a_clear_paired_margin_overrules_the_prior() -> None:
     rng = np.random.default_rng(0)
     noise = rng.normal(0.0, 0.3, 16)
     # Slightly better on average but within noise: the prior's choice stays, and the reason says what was measured.
-    near = {base.estimator: 0.6 + noise, "similarity": 0.55 + noise[::-1], "history": 0.7 + noise}
+    near = {base.estimator: 0.6 + noise, "similarity": 0.55 + noise[::-1], "history": 0.7 + noise,
+            BASE_RATE: np.full(16, 0.69)}
     kept = choose({}, candidates, near)
     assert kept.estimator == base.estimator
     assert "held out of this decision's history" in kept.reason and f"so {base.estimator} stays" in kept.reason
     assert {f.estimator for f in kept.fold} == set(candidates)
     # Clearly better on the held-out tasks: the fold overrules (the best on the fold of those clearly better), and
     # the rivals' z are in the table.
-    far = {base.estimator: 0.9 + 0.05 * noise, "similarity": 0.3 + 0.05 * noise[::-1], "history": 0.7 + 0.05 * noise}
+    far = {base.estimator: 0.9 + 0.05 * noise, "similarity": 0.3 + 0.05 * noise[::-1], "history": 0.7 + 0.05 * noise,
+           BASE_RATE: np.full(16, 0.69)}
     switched = choose({}, candidates, far)
     assert switched.estimator == "similarity"
     z = {f.estimator: f.paired_z for f in switched.fold}
     assert z[base.estimator] is None and z["similarity"] >= FOLD_Z
     assert switched.reason.startswith("similarity predicts this swarm's own outcomes best: on 16 past tasks")
+    # Clearly better than a poor choice but explaining nothing beyond the base rate: not enough to overrule.
+    unexplained = {**far, BASE_RATE: 0.3 + 0.05 * noise[::-1] + FOLD_GAIN / 2}
+    assert choose({}, candidates, unexplained).estimator == base.estimator
+    # The network's row left out (no cheap rival explained enough to run it): the choice stays, and says why.
+    cheap = {"similarity": far["similarity"], "history": far["history"], BASE_RATE: far["similarity"]}
+    stays = choose({}, candidates, cheap)
+    assert stays.estimator == base.estimator and "nats a task beyond the base rate" in stays.reason
 
 
 def test_one_decision_notices_a_swarm_whose_claims_its_record_contradicts() -> None:
@@ -133,3 +152,13 @@ def test_the_reported_p_success_is_scored_but_never_chosen() -> None:
     assert rows[REPORTED].outcomes == 40 and rows[REPORTED].prior_log_loss is None
     assert "the p_success in answers is the success model's, log-loss 0.010 over 40" in picked.reason
     assert REPORTED not in {s.estimator for s in scoring.scores({}, candidates)}  # no outcome, no row
+
+
+def test_the_network_skips_a_fold_no_cheap_candidate_can_explain() -> None:
+    """Outcomes unrelated to the work (alternating on the same kind of task): similarity and history explain
+    nothing beyond the base rate, so the network is not run on the fold and keeps the choice."""
+    ep = _episode([[True, False] * 10 for _ in range(4)])
+    d = decide(ep, "auto")
+    assert d.auto is not None and d.result.strategy == "neural"
+    assert {f.estimator for f in d.auto.fold} == {"similarity", "history"}
+    assert "nats a task beyond the base rate, so neural stays" in d.result.reason
