@@ -11,13 +11,14 @@ dozen outcomes the swarm's own record does.
 One decision can already notice a swarm its estimators misread: its agents' own histories are outcomes too.
 `holdout` sets aside a fold of the newest past tasks (FOLD_RECORDS at most, from FOLD_AGENTS agents), every
 candidate predicts them from the FOLD_HISTORY newest past tasks before them, and `choose` leaves the choice
-above for another candidate only when that one predicts the held-out outcomes better by a paired margin of
-FOLD_Z standard errors — after a monotone recalibration of each candidate on the fold, so that what is compared
+above for another candidate only when that one explains FOLD_GAIN beyond the base rate of the held-out outcomes
+and predicts them better by a paired margin of FOLD_Z standard errors — after a monotone recalibration of each candidate on the fold, so that what is compared
 is how well it orders what succeeded above what failed (what the solver uses), not its scale. A lower
 bar flips on noise: on the outcome-driven simulated family (validation sources, 200 episodes), holding out every
 past task in turn and following the raw log-loss at z >= 1 or 2 lost 0.9 +- 0.9 and 0.7 +- 0.7 points of value
-ratio against never overruling; the shipped fold changes it by -0.0 +- 0.1 (1 overrule). What the fold is for is
-a swarm its estimators misread (tests/coordinator/test_auto_fold.py).
+ratio against never overruling; the shipped fold changes it by -0.0 +- 0.1 (1 overrule), and overrules none of
+128 replayed validation windows, with or without SZZ failures in their histories. What the fold is for is a swarm
+its estimators misread (tests/coordinator/test_auto_fold.py).
 The fold is scored only when it holds a success and a failure: on a record of successes alone, log-loss says
 which estimator is more optimistic, not which one understands the work.
 """
