@@ -100,11 +100,12 @@ SEED = 20_261  # the held-out family's seed in docs/MODEL.md and `ansf bench --s
 
 
 def compare(sims: Sequence[Simulated], net) -> tuple[dict[str, list[float]], Counter[str]]:
-    """Per method, the value ratio of every episode: the default (`auto`), the network, similarity, history; and
-    how often `auto` used each estimator."""
+    """Per method, the value ratio of every episode: the default (`auto`), the network (when `net` is given),
+    similarity, history; and how often `auto` used each estimator."""
     from ansf_mcp.coordinator.strategies import coordinate
 
-    out: dict[str, list[float]] = {"default (auto)": [], "neural": [], "similarity": [], "history": []}
+    methods = ["default (auto)", *(["neural"] if net is not None else []), "similarity", "history"]
+    out: dict[str, list[float]] = {m: [] for m in methods}
     used: Counter[str] = Counter()
     for s in sims:
         for name in out:
