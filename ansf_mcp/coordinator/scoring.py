@@ -156,7 +156,8 @@ def holdout(episode: Episode, records: int = FOLD_RECORDS, agents: int = FOLD_AG
         id=f"{episode.id}/fold",
         agents=[episode.agents[i].model_copy(update={"history": episode.agents[i].history[: -take[i]][-keep:]})
                 for i in chosen],
-        tasks=[EpisodeTask(id=f"held-{n}", description=h.task) for n, (_, h) in enumerate(held)],
+        # A past task may have no text (the format allows it); a task to predict needs some.
+        tasks=[EpisodeTask(id=f"held-{n}", description=h.task or "-") for n, (_, h) in enumerate(held)],
     )
     return Fold(sub, np.array([row for row, _ in held], dtype=np.int64), outcomes)
 

@@ -162,3 +162,14 @@ def test_the_network_skips_a_fold_no_cheap_candidate_can_explain() -> None:
     assert d.auto is not None and d.result.strategy == "neural"
     assert {f.estimator for f in d.auto.fold} == {"similarity", "history"}
     assert "nats a task beyond the base rate, so neural stays" in d.result.reason
+
+
+def test_past_tasks_without_text_can_be_held_out() -> None:
+    ep = Episode.model_validate({
+        "agents": [{"id": f"a{i}", "history": [{"task": "", "success": n % 2 == 0} for n in range(6)]}
+                   for i in range(2)],
+        "tasks": [{"id": "t", "description": "anything"}],
+    })
+    fold = holdout(ep)
+    assert fold is not None and {t.description for t in fold.episode.tasks} == {"-"}
+    assert decide(ep, "auto", neural_allowed=False).result.assignments[0].task == "t"
