@@ -69,6 +69,10 @@ async def test_auto_leaves_the_network_within_50_outcomes_that_contradict_it(tmp
         scores = {s["estimator"]: s for s in status["estimators"]}
         assert scores["neural"]["outcomes"] == reported
         assert scores["neural"]["log_loss"] > scores[used["strategy"]]["log_loss"]
+        # What answers report (the success model's p_success) has its own record on the same outcomes, and auto's
+        # reason gives it; it is never what auto chooses.
+        assert scores["p_success"]["outcomes"] == reported and scores["p_success"]["prior_log_loss"] is None
+        assert "the p_success in answers is the success model's" in used["reason"]
         assert status["auto_uses"].startswith(used["strategy"])
         overall = {s["estimator"]: s for s in (await call("system_status"))["estimators"]}
         assert overall["neural"]["outcomes"] == reported

@@ -18,7 +18,16 @@ from ansf_mcp.coordinator import success
 from ansf_mcp.coordinator.baselines import ESTIMATORS, PROBABILISTIC
 from ansf_mcp.coordinator.comparisons import Comparisons
 from ansf_mcp.coordinator.episode import STRATEGIES, CoordinationResult, Episode, ModelUnavailable, Strategy
-from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES, AutoChoice, Tally, choose
+from ansf_mcp.coordinator.scoring import (
+    AUTO_CANDIDATES,
+    REPORTED,
+    AutoChoice,
+    Tally,
+    choose,
+    explains,
+    fold_losses,
+    holdout,
+)
 from ansf_mcp.coordinator.solver import solve
 
 __all__ = ["STRATEGIES", "Decision", "ModelUnavailable", "Strategy", "coordinate", "decide"]
@@ -34,7 +43,8 @@ def _load_neural(model: str | None):
 class Decision:
     result: CoordinationResult
     # Every probabilistic estimate computed for this decision, so that the board can score each estimator on the
-    # outcomes that come back (what `auto` learns from).
+    # outcomes that come back (what `auto` learns from), and the reported p_success (scoring.REPORTED, the success
+    # model) so that the number answers hand out is scored on the same outcomes.
     estimates: dict[str, np.ndarray] = field(default_factory=dict)
     auto: AutoChoice | None = None
     # p(the work succeeds | this agent does it) for every pair (success.py): what answers report as p_success;
@@ -83,7 +93,9 @@ def decide(
         estimates[name] = ESTIMATORS[name](episode, cmp)
     auto = None
     if strategy == "auto":
-        auto = choose(dict(tallies or {}), [c for c in AUTO_CANDIDATES if c in estimates])
+        candidates = [c for c in AUTO_CANDIDATES if c in estimates]
+        swarm = dict(tallies or {})
+        auto = choose(swarm, candidates, _fold(episode, candidates, net, choose(swarm, candidates).estimator))
         used = auto.estimator
         if note:
             note = f"{note}; auto chose among {', '.join(estimates)}"
@@ -96,6 +108,8 @@ def decide(
     # The estimator chose who (fit); p_success says whether the work will succeed if that agent does it. Strategies
     # without probabilities report none, so the success model is not run for them.
     p_work = success.shipped().estimate(episode, cmp) if probabilistic else np.zeros((0, 0))
+    if probabilistic:
+        estimates[REPORTED] = p_work
     agent_row = {a.id: i for i, a in enumerate(episode.agents)}
     task_col = {t.id: j for j, t in enumerate(episode.tasks)}
     assignments = [
@@ -114,6 +128,21 @@ def decide(
         note=note,
     )
     return Decision(result=result, estimates=estimates, auto=auto, success=p_work)
+
+
+def _fold(episode: Episode, candidates: list[str], net, prefer: str) -> dict[str, np.ndarray] | None:
+    """Every candidate's log-loss on past tasks held out of the decision's history (None: no fold to score). The
+    network, the costly one, runs on the fold only if it is a rival or a cheap rival explains enough to overrule
+    it (scoring.FOLD_GAIN); otherwise its row is left out and `choose` keeps `prefer`."""
+    fold = holdout(episode)
+    if fold is None:
+        return None
+    cmp = Comparisons(fold.episode)
+    cheap = {name: ESTIMATORS[name](fold.episode, cmp) for name in candidates if name != "neural"}
+    losses = fold_losses(fold, cheap)
+    if "neural" in candidates and (prefer != "neural" or any(explains(losses, name) for name in cheap)):
+        losses = fold_losses(fold, {**cheap, "neural": net.estimate(fold.episode, cmp)})
+    return losses
 
 
 def coordinate(episode: Episode, strategy: str = "auto", **options) -> CoordinationResult:

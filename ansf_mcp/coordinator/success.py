@@ -15,7 +15,9 @@ shrunk towards the level above it (empirical Bayes):
   baselines.MIN_SIMILARITY), shrunk to the agent's rate by TASK_PSEUDO;
 
 and what kind of work the task text describes: a bag-of-words logistic over its content words (`words` in the
-model file: some work, such as documentation, is rarely blamed by a later fix; other work often is). A small
+model file: some work, such as documentation, is rarely blamed by a later fix; other work often is), learnt from
+and applied to style-blind text (text.style_blind), so that commit prefixes such as `feat:` or `docs:`, which a
+task filed on a board by someone else does not carry, count for nothing. A small
 logistic model over these logits and the amount of evidence (INPUTS) calibrates the result
 (`checkpoints/success.json`, fitted on SZZ-labelled TRAINING repositories by `python -m ansf_mcp.lab.szz --fit`).
 It uses no network, so it needs no torch and is the same for every strategy. Without the file the uncalibrated
@@ -35,7 +37,7 @@ import numpy as np
 from ansf_mcp.coordinator import baselines
 from ansf_mcp.coordinator.comparisons import Comparisons
 from ansf_mcp.coordinator.episode import Episode, ModelUnavailable
-from ansf_mcp.coordinator.text import words
+from ansf_mcp.coordinator.text import style_blind, words
 
 INPUTS = (
     "task-record logit",
@@ -59,8 +61,10 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def text_logit(descriptions: list[str], vocabulary: dict[str, float]) -> np.ndarray:
-    """(tasks,) the summed weights of the distinct content words of each task that the vocabulary knows."""
-    return np.array([sum(vocabulary.get(w, 0.0) for w in set(words(d))) for d in descriptions], dtype=np.float64)
+    """(tasks,) the summed weights of the distinct content words of each task that the vocabulary knows, read
+    style-blind: whether work fails is a matter of what it is, not of how its writer labels it (`feat:`, `[docs]`)."""
+    return np.array([sum(vocabulary.get(w, 0.0) for w in set(words(style_blind(d)))) for d in descriptions],
+                    dtype=np.float64)
 
 
 def inputs(episode: Episode, cmp: Comparisons | None = None,

@@ -1,8 +1,18 @@
-"""Coordination quality on SIMULATED episodes: the value ratio against the oracle (docs/COORDINATION.md)."""
+"""Coordination quality on SIMULATED episodes: the value ratio against the oracle (docs/COORDINATION.md).
+
+    python -m ansf_mcp.lab.evaluate [--family outcomes|broad] [--sources heldout|validation] [--episodes 300]
+
+prints the value ratio of the default (`auto`, as `coordinate` runs it), the network with its combiner, and the
+non-learned `similarity` and `history` on one simulated family, with the paired difference of the default to each
+(mean ± 95 % CI over episodes). Choices are made on the validation sources; the held-out ones are for reporting.
+"""
 
 from __future__ import annotations
 
+import argparse
 import math
+import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -84,3 +94,55 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float]:
 
 def evaluate_estimator(sims: Sequence[Simulated], estimate: Callable[[Episode], np.ndarray]) -> list[float]:
     return [ratio_of_estimate(s.episode, s.p_true, estimate(s.episode)) for s in sims]
+
+
+SEED = 20_261  # the held-out family's seed in docs/MODEL.md and `ansf bench --suite coordination`
+
+
+def compare(sims: Sequence[Simulated], net) -> tuple[dict[str, list[float]], Counter[str]]:
+    """Per method, the value ratio of every episode: the default (`auto`), the network (when `net` is given),
+    similarity, history; and how often `auto` used each estimator."""
+    from ansf_mcp.coordinator.strategies import coordinate
+
+    methods = ["default (auto)", *(["neural"] if net is not None else []), "similarity", "history"]
+    out: dict[str, list[float]] = {m: [] for m in methods}
+    used: Counter[str] = Counter()
+    for s in sims:
+        for name in out:
+            strategy = "auto" if name == "default (auto)" else name
+            res = coordinate(s.episode, strategy, neural=net, neural_allowed=net is not None)
+            out[name].append(value_ratio(s.episode, s.p_true, res))
+            if strategy == "auto":
+                used[res.strategy] += 1
+    return out, used
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ansf_mcp.coordinator import neural
+    from ansf_mcp.lab import family
+
+    parser = argparse.ArgumentParser(prog="python -m ansf_mcp.lab.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--family", choices=["outcomes", "broad"], default="outcomes",
+                        help="the outcome-driven variant (skills show only in success/failure records) or the broad one")
+    parser.add_argument("--sources", choices=["heldout", "validation"], default="heldout")
+    parser.add_argument("--episodes", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=SEED)
+    args = parser.parse_args(argv)
+    sources = family.HELDOUT_SOURCES if args.sources == "heldout" else family.VALIDATION_SOURCES
+    sims = family.generate(args.episodes, args.seed, sources=sources, n_agents=(4, 12), n_tasks=(6, 24),
+                           outcome_driven=args.family == "outcomes")
+    ratios, used = compare(sims, neural.load())
+    default = np.array(ratios["default (auto)"])
+    print(f"SIMULATED: {args.episodes} episodes of the {args.family} family, {args.sources} sources, seed "
+          f"{args.seed}; value ratio mean ± 95 % CI; Δ = default − method, paired, in points")
+    print("| method | value ratio | Δ default − method |\n| --- | --- | --- |")
+    for name, values in ratios.items():
+        m, c = mean_ci(values)
+        d, dc = mean_ci(100 * (default - np.array(values)))
+        print(f"| {name} | {m:.3f} ± {c:.3f} | {'–' if name.startswith('default') else f'{d:+.1f} ± {dc:.1f}'} |")
+    print("auto used: " + ", ".join(f"{k} in {v}" for k, v in used.most_common()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

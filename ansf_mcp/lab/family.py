@@ -219,6 +219,8 @@ def generate(
     return out
 
 
-# Source seeds: training draws from TRAIN_SOURCES; evaluation from sources no training run ever sees.
+# Source seeds: training draws from TRAIN_SOURCES; choices are made on VALIDATION_SOURCES; evaluation is on
+# sources no training run or choice ever sees.
 TRAIN_SOURCES = range(0, 400)
+VALIDATION_SOURCES = range(2_000_000, 2_000_100)
 HELDOUT_SOURCES = range(1_000_000, 1_000_100)

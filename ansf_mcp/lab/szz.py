@@ -10,7 +10,11 @@ not a failed task). The cost is one `git show` and one `git blame` per file a fi
 a failure only when the fix came before it). `python -m ansf_mcp.lab.szz --mirror DIR` measures, on the
 held-out repositories, how well each estimator's `p_success` for the real author predicts whether the task was
 later blamed: Brier score, log-loss and a reliability table, beside the base rate (the share of unblamed tasks
-in the same episodes: an in-sample constant that no estimator could know in advance).
+in the same episodes: an in-sample constant that no estimator could know in advance) — in both text modes by
+default (`--text`): the subjects as written, and style-blind (replay.restyle: no case, commit prefixes, ticket
+marks, punctuation or digits), as tasks filed on a board by someone else read. `--fit` fits the success model on
+the training repositories; its task-text vocabulary is learnt from style-blind text only (the success model
+reads every task style-blind too), so it cannot lean on commit prefixes such as `feat:` or `docs:`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import numpy as np
 from ansf_mcp.lab import replay
 
 MAX_FIXES = 150
+TEXT_LABEL = {"kept": "style kept", "blind": "style-blind"}
 # The default's p_success (coordinator/success.py) beside the fit scores of every estimator.
 DEFAULT_ROW = "default p_success (success model)"
 # The success model's task-text vocabulary: the content words found in the most training tasks.
@@ -95,15 +100,16 @@ def label(history: replay.History, max_fixes: int = MAX_FIXES) -> tuple[replay.H
     return replace(history, commits=commits), found
 
 
-def success_rows(history: replay.History, found: dict[str, str], *, window: int = 32,
-                 limit: int = 30) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """The success model's inputs (no vocabulary yet) for the real author of every replayed task, 1 if it was
-    never blamed, and the task's text."""
+def success_rows(history: replay.History, found: dict[str, str], *, window: int = 32, limit: int = 30,
+                 mode: replay.TextMode = "kept") -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The success model's inputs (no vocabulary yet) for the real author of every replayed task in the given
+    text mode, 1 if it was never blamed, and the task's text."""
     from ansf_mcp.coordinator import success
     from ansf_mcp.coordinator.comparisons import Comparisons
 
     xs, ys, texts = [], [], []
-    for rep in replay.windows(history, window, limit=limit):
+    for window_ep in replay.windows(history, window, limit=limit):
+        rep = replay.restyle(window_ep, mode)
         shas = [c.sha for c in history.commits[rep.start : rep.start + window]]
         ids = {a.id: i for i, a in enumerate(rep.episode.agents)}
         x = success.inputs(rep.episode, Comparisons(rep.episode))
@@ -149,18 +155,21 @@ def fit_vocabulary(texts: list[str], y: np.ndarray, *, min_tasks: int = VOCAB_MI
 
 
 def outcome_rows(history: replay.History, found: dict[str, str], loaded: dict, *, window: int = 32,
-                 limit: int = 30) -> dict[str, list[tuple[float, int]]]:
-    """Per estimator: (p_success of the real author, 1 if the task was never blamed) for every replayed task."""
+                 limit: int = 30, mode: replay.TextMode = "kept") -> dict[str, list[tuple[float, int]]]:
+    """Per estimator: (p_success of the real author, 1 if the task was never blamed) for every replayed task, in
+    the given text mode."""
+    from ansf_mcp.coordinator.scoring import REPORTED
     from ansf_mcp.coordinator.strategies import decide
 
     rows: dict[str, list[tuple[float, int]]] = {}
     net = next(iter(loaded.values()), None)
-    for rep in replay.windows(history, window, limit=limit):
+    for window_ep in replay.windows(history, window, limit=limit):
+        rep = replay.restyle(window_ep, mode)
         shas = [c.sha for c in history.commits[rep.start : rep.start + window]]
         by_sha = dict(zip((t.id for t in rep.episode.tasks), shas, strict=True))
         ids = {a.id: i for i, a in enumerate(rep.episode.agents)}
         decision = decide(rep.episode, "auto", neural=net, neural_allowed=net is not None)
-        estimates = {**decision.estimates, DEFAULT_ROW: decision.success}
+        estimates = {DEFAULT_ROW if k == REPORTED else k: v for k, v in decision.estimates.items()}
         for j, task in enumerate(rep.episode.tasks):
             ok = int(by_sha[task.id] not in found)
             for name, p in estimates.items():
@@ -209,16 +218,23 @@ def fit_success(mirror: Path, listing: Path, max_fixes: int, limit: int, out: Pa
 
     xs, ys, texts = [], [], []
     for _, labelled, found in _labelled(mirror, listing, max_fixes):
-        x, y, t = success_rows(labelled, found, limit=limit)
-        xs.append(x)
-        ys.append(y)
-        texts += t
+        # Every task twice, as written and style-blind: the calibration must hold for both kinds of text.
+        for mode in replay.TEXT_MODES:
+            x, y, t = success_rows(labelled, found, limit=limit, mode=mode)
+            xs.append(x)
+            ys.append(y)
+            texts += t
     x, y = np.concatenate(xs), np.concatenate(ys)
-    vocabulary = fit_vocabulary(texts, y)
+    from ansf_mcp.coordinator.text import style_blind
+
+    # The vocabulary reads text style-blind (success.text_logit does), so both copies teach it the same words.
+    vocabulary = fit_vocabulary([style_blind(t) for t in texts], y)
     x[:, success.INPUTS.index("task-text logit")] = success.text_logit(texts, vocabulary)
     weights, bias = fit(x, y, np.ones(len(y)))
     card = {"data": f"SZZ-labelled replayed tasks (real author, 32-task windows, <= {limit} per repository, "
-                    f"newest {max_fixes} fixes) of {listing.name}: {len(y)} tasks, {y.mean():.3f} never blamed",
+                    f"newest {max_fixes} fixes) of {listing.name}, each as written and style-blind: {len(y)} "
+                    f"rows ({len(y) // 2} tasks), {y.mean():.3f} never blamed; task-text vocabulary learnt from "
+                    "style-blind text",
             "command": f"python -m ansf_mcp.lab.szz --mirror MIRROR --fit --list {listing.name}"}
     success.save(out, weights, bias, vocabulary, card)
     return {"tasks": len(y), "words": len(vocabulary), "weights": weights.tolist(), "bias": bias}
@@ -237,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=30)
     parser.add_argument("--fit", action="store_true", help="fit the success model's calibration and write it")
     parser.add_argument("--out", type=Path, default=success.MODEL_FILE)
+    parser.add_argument("--text", choices=[*replay.TEXT_MODES, "both"], default="both",
+                        help="the subjects as written (kept), style-blind (blind), or both in one table")
     parser.add_argument("--no-network", action="store_true",
                         help="leave the network out (fast: the success model and the non-learned estimators)")
     args = parser.parse_args(argv)
@@ -244,35 +262,49 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(fit_success(args.mirror, args.list or corpus.TRAINING_LIST, args.max_fixes, args.limit,
                                      args.out)))
         return 0
+    modes = replay.TEXT_MODES if args.text == "both" else (args.text,)
     loaded = {} if args.no_network else replay_eval.load_profiles([DEFAULT_PROFILE])[0]
-    pooled: dict[str, list[tuple[float, int]]] = {}
+    pooled: dict[str, dict[str, list[tuple[float, int]]]] = {m: {} for m in modes}
     for _, labelled, found in _labelled(args.mirror, args.list or corpus.HELDOUT_LIST, args.max_fixes):
-        rows = outcome_rows(labelled, found, loaded, limit=args.limit)
-        for k, v in rows.items():
-            pooled.setdefault(k, []).extend(v)
-    if not pooled:
+        for mode in modes:
+            rows = outcome_rows(labelled, found, loaded, limit=args.limit, mode=mode)
+            for k, v in rows.items():
+                pooled[mode].setdefault(k, []).extend(v)
+    if not any(pooled.values()):
         print("no replayed task: every history is shorter than its warm-up and one window")
         return 0
-    first = next(iter(pooled.values()))
-    base = float(np.mean([y for _, y in first]))
-    table = {k: scores(v) for k, v in pooled.items()}
-    table["base rate (in-sample constant)"] = scores([(base, y) for _, y in first])
-    print("| estimator | tasks | Brier | log-loss | reliability (bin: n, mean p → observed) |")
-    print("| --- | --- | --- | --- | --- |")
-    for k, s in table.items():
-        rel = "; ".join(f"{r['bin']}: {r['n']}, {r['mean_p']:.2f} → {r['observed']:.2f}" for r in s["reliability"]
-                        if r["n"])
-        print(f"| {k} | {s['n']} | {s['brier']:.4f} ± {s['brier_ci95']:.4f} | {s['log_loss']:.4f} ± "
-              f"{s['log_loss_ci95']:.4f} | {rel} |")
-    if DEFAULT_ROW in pooled:
-        from ansf_mcp.lab.evaluate import mean_ci
-
-        y = np.array([v for _, v in first], dtype=float)
-        mine = (np.array([p for p, _ in pooled[DEFAULT_ROW]]) - y) ** 2
-        for k, v in [*((k, v) for k, v in pooled.items() if k != DEFAULT_ROW), ("base rate", [(base, 0)] * len(y))]:
-            d, ci = mean_ci(mine - (np.array([p for p, _ in v]) - y) ** 2)
-            print(f"paired Δ Brier, {DEFAULT_ROW} − {k}: {d:+.4f} ± {ci:.4f}")
+    print(table(pooled))
     return 0
+
+
+def table(pooled: dict[str, dict[str, list[tuple[float, int]]]]) -> str:
+    """One Markdown table over every text mode (estimators' p_success for the real author against "never
+    blamed", beside the base rate), then the paired Brier differences of the default to every other row."""
+    from ansf_mcp.lab.evaluate import mean_ci
+
+    lines = ["| text | estimator | tasks | Brier | log-loss | reliability (bin: n, mean p → observed) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    deltas = []
+    for mode, by_estimator in pooled.items():
+        if not by_estimator:
+            continue
+        first = next(iter(by_estimator.values()))
+        y = np.array([v for _, v in first], dtype=float)
+        base = float(y.mean())
+        rows = {**by_estimator, "base rate (in-sample constant)": [(base, int(v)) for v in y]}
+        for k, v in rows.items():
+            sc = scores(v)
+            rel = "; ".join(f"{r['bin']}: {r['n']}, {r['mean_p']:.2f} → {r['observed']:.2f}"
+                            for r in sc["reliability"] if r["n"])
+            lines.append(f"| {TEXT_LABEL[mode]} | {k} | {sc['n']} | {sc['brier']:.4f} ± {sc['brier_ci95']:.4f} | "
+                         f"{sc['log_loss']:.4f} ± {sc['log_loss_ci95']:.4f} | {rel} |")
+        if DEFAULT_ROW in rows:
+            mine = (np.array([p for p, _ in rows[DEFAULT_ROW]]) - y) ** 2
+            for k, v in rows.items():
+                if k != DEFAULT_ROW:
+                    d, ci = mean_ci(mine - (np.array([p for p, _ in v]) - y) ** 2)
+                    deltas.append(f"{TEXT_LABEL[mode]}: paired Δ Brier, {DEFAULT_ROW} − {k}: {d:+.4f} ± {ci:.4f}")
+    return "\n".join([*lines, "", *deltas])
 
 
 if __name__ == "__main__":

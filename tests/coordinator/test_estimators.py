@@ -8,7 +8,7 @@ import pytest
 from ansf_mcp.coordinator import baselines
 from ansf_mcp.coordinator.comparisons import Comparisons
 from ansf_mcp.coordinator.episode import Episode
-from ansf_mcp.coordinator.scoring import Tally, choose, prior
+from ansf_mcp.coordinator.scoring import REPORTED, Tally, choose, prior
 from ansf_mcp.coordinator.strategies import coordinate, decide
 
 
@@ -117,7 +117,15 @@ def test_auto_prior_is_shipped_and_measured() -> None:
 
 def test_decide_returns_every_probabilistic_estimate_for_scoring() -> None:
     d = decide(_episode(), "history", neural_allowed=False)
-    assert set(d.estimates) == {"similarity", "history"} and d.result.strategy == "history"
+    # The fits auto chooses among, and the reported p_success (the success model), scored on the same outcomes.
+    assert set(d.estimates) == {"similarity", "history", REPORTED} and d.result.strategy == "history"
+    assert d.estimates[REPORTED] is d.success
+    rows = {"db": 0, "ui": 1, "flaky": 2, "new": 3}
+    cols = {"t-db": 0, "t-ui": 1}
+    assert d.result.assignments
+    for a in d.result.assignments:
+        assert a.p_success == round(float(d.success[rows[a.agent], cols[a.task]]), 4)
+    assert "p_success" not in decide(_episode(), "tags").estimates  # no probability, nothing reported to score
 
 
 def test_one_registry_of_strategy_names() -> None:

@@ -90,7 +90,35 @@ def test_fit_writes_a_success_model_and_the_table_shows_it(tmp_path: Path, capsy
     model = success.load(out)
     assert "o/r" not in model.card["data"] and "32 tasks" in model.card["data"]  # one window past the warm-up
     assert model.weights.shape == (len(success.INPUTS),)
+    assert "style-blind" in model.card["data"] and "64 rows (32 tasks)" in model.card["data"]  # each task twice
     assert szz.main([*common, "--no-network"]) == 0
     table = capsys.readouterr().out
-    assert f"| {szz.DEFAULT_ROW} | 32 |" in table and "| history | 32 |" in table and "| base rate" in table
-    assert f"paired Δ Brier, {szz.DEFAULT_ROW} − base rate: " in table
+    for mode in ("style kept", "style-blind"):  # both text modes in one table
+        assert f"| {mode} | {szz.DEFAULT_ROW} | 32 |" in table and f"| {mode} | history | 32 |" in table
+        assert f"| {mode} | base rate" in table
+        assert f"{mode}: paired Δ Brier, {szz.DEFAULT_ROW} − base rate (in-sample constant): " in table
+    assert szz.main([*common, "--no-network", "--text", "blind"]) == 0
+    blind_only = capsys.readouterr().out
+    assert "| style-blind | history | 32 |" in blind_only and "| style kept |" not in blind_only
+
+
+def test_the_success_vocabulary_reads_work_not_commit_prefixes() -> None:
+    from ansf_mcp.coordinator import success
+
+    vocabulary = {"feat": 2.0, "doc": 1.0, "parser": -0.5}
+    styled = ["feat(parser): add the parser cache", "[docs] Parser cache (#12)", "Add the parser cache"]
+    # A prefix is the writer's habit: only the words of the work count, however it is labelled.
+    assert success.text_logit(styled, vocabulary).tolist() == [-0.5, -0.5, -0.5]
+    assert success.text_logit(["Update the doc of the parser"], vocabulary).tolist() == [0.5]  # a word in the text counts
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # labelling and fitting 38 repositories: 4-6 minutes on a shared 2-core machine
+@pytest.mark.skipif(not os.environ.get("ANSF_MIRROR"), reason="set ANSF_MIRROR to a folder of the listed repositories")
+def test_the_shipped_success_model_is_what_its_command_produces(tmp_path: Path) -> None:
+    """python -m ansf_mcp.lab.szz --mirror MIRROR --fit (a few minutes) writes exactly the shipped file."""
+    from ansf_mcp.coordinator import success
+
+    out = tmp_path / "success.json"
+    assert szz.main(["--mirror", os.environ["ANSF_MIRROR"], "--fit", "--out", str(out)]) == 0
+    assert out.read_text() == success.MODEL_FILE.read_text()
