@@ -43,6 +43,7 @@ from ansf_mcp.semantic.paths import (
     walk_files,
 )
 from ansf_mcp.semantic.positions import UTF32, from_server, to_server
+from ansf_mcp.semantic.symbol_table import Entry, SymbolTable
 from ansf_mcp.semantic.symbolic_edit import EditingMixin
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,8 @@ class SemanticService(InspectionMixin, EditingMixin):
         self.data_dir = Path(data_dir).resolve()
         self.lsp_dir = self.data_dir / "lsp"
         self.cache = SemanticCache(cache_dir or (self.data_dir / "semantic-cache"))
+        self.symbols = SymbolTable(self.data_dir / "symbol-table", self.root)
+        self._fingerprints: dict[int, str] = {}
         self.request_timeout = request_timeout
         self.read_only = read_only
         self.spec_overrides = dict(spec_overrides or {})
@@ -161,6 +164,8 @@ class SemanticService(InspectionMixin, EditingMixin):
         self._lines_memo: dict[str, tuple[str, list[str]]] = {}
         self.locks = FileLocks(self.data_dir / "locks")
         self.edit_conflicts: dict[str, int] = {}
+        # Why no type checker may start now (the host asks the operating phase), or None.
+        self.checker_refusal: Callable[[], str | None] = lambda: None
         if not read_only:
             journal.recover(self.data_dir)  # edits a crash interrupted: rolled back before any new one
 
@@ -172,7 +177,22 @@ class SemanticService(InspectionMixin, EditingMixin):
         """Python's type checker (basedpyright), started on the first diagnostics request, never before."""
         from ansf_mcp.semantic.languages.python import TYPE_CHECKER_KEY, type_checker_spec
 
+        if why := self.checker_refusal():
+            self.stop_type_checker(why)
+            raise LanguageUnavailable("Python type checking", why)
         return self._server(TYPE_CHECKER_KEY, lambda: type_checker_spec(self.root))
+
+    def stop_type_checker(self, why: str) -> bool:
+        """Stop a running type checker (it starts again on a later diagnostics request that may have one)."""
+        from ansf_mcp.semantic.languages.python import TYPE_CHECKER_KEY
+
+        with self._lock:
+            checker = self._servers.pop(TYPE_CHECKER_KEY, None)
+        if checker is None:
+            return False
+        log.info("the type checker (%s) stopped: %s", checker.spec.display_name, why)
+        checker.stop()
+        return True
 
     def _server(self, lang: str, make: Callable[[], ServerSpec]) -> LanguageServer:
         srv = self._servers.get(lang)
@@ -198,7 +218,11 @@ class SemanticService(InspectionMixin, EditingMixin):
 
     def fingerprint(self, srv: LanguageServer) -> str:
         s = srv.spec
-        return make_key(s.key, s.version, s.cmd[1:], s.init_options, s.settings, str(self.root), ANSWER_FORMAT)
+        known = self._fingerprints.get(id(s))
+        if known is None:  # a spec never changes once its server exists: hashed once, not per file
+            known = self._fingerprints[id(s)] = make_key(s.key, s.version, s.cmd[1:], s.init_options, s.settings,
+                                                         str(self.root), ANSWER_FORMAT)
+        return known
 
     def shutdown(self) -> None:
         with self._lock:
@@ -210,6 +234,7 @@ class SemanticService(InspectionMixin, EditingMixin):
             self._loop.stop()
             self._loop = None
         self.cache.close()
+        self.symbols.close()
 
     # ---- files -------------------------------------------------------------------------------------
     def _file(self, relative_path: str) -> tuple[Path, str, str]:
@@ -236,17 +261,11 @@ class SemanticService(InspectionMixin, EditingMixin):
     def trim_memory(self) -> int:
         """Drop in-memory file memos and stop the type checker (memory pressure; it starts again on the next
         diagnostics request); returns how many memo entries were dropped."""
-        from ansf_mcp.semantic.languages.python import TYPE_CHECKER_KEY
-
         with self._lock:
             dropped = len(self._lines_memo) + len(self._hash_memo)
             self._lines_memo.clear()
             self._hash_memo.clear()
-            checker = self._servers.pop(TYPE_CHECKER_KEY, None)
-        if checker is not None:
-            log.info("memory pressure: the type checker (%s) stopped until diagnostics are asked for again",
-                     checker.spec.display_name)
-            checker.stop()
+        self.stop_type_checker("memory pressure; it starts again when diagnostics are asked for")
         return dropped
 
     def lines(self, path: Path) -> list[str]:
@@ -275,19 +294,31 @@ class SemanticService(InspectionMixin, EditingMixin):
 
     # ---- document symbols --------------------------------------------------------------------------
     def document_symbols(self, path: Path, rel: str, lang: str) -> list[dict]:
+        """The file's symbol tree (shared: read it, never change it)."""
+        return self.symbol_entry(path, rel, lang).tree
+
+    def symbol_entry(self, path: Path, rel: str, lang: str) -> Entry:
+        """The file's entry in the symbol table: kept while it stands for the file's content, else read from the
+        answer cache or asked of the language server, and recorded."""
         srv = self.server(lang)
-        key = make_key(self.fingerprint(srv), rel, self.content_hash(path), "documentSymbol")
-        hit = self.cache.get(key)
-        if hit is not None:
-            return hit
-        raw = srv.request("textDocument/documentSymbol", path, lambda uri: {"textDocument": {"uri": uri}})
-        tree = sym.normalise(raw)
-        if srv.position_encoding != UTF32:
-            _tree_to_code_points(tree, self.lines(path), srv.position_encoding)
-        if lang == "python":
-            tree = _drop_python_imports(tree, self.lines(path))
-        self.cache.set(key, tree, tag=file_tag(lang, rel))
-        return tree
+        fp = self.fingerprint(srv)
+        entry = self.symbols.get(rel, path, fp, self.content_hash)
+        if entry is not None:
+            return entry
+        check_text_file(path, rel)
+        st = path.stat()  # before the content is read: a write after it shows as another stat next time
+        digest = self.content_hash(path)
+        key = make_key(fp, rel, digest, "documentSymbol")
+        tree = self.cache.get(key)
+        if tree is None:
+            raw = srv.request("textDocument/documentSymbol", path, lambda uri: {"textDocument": {"uri": uri}})
+            tree = sym.normalise(raw)
+            if srv.position_encoding != UTF32:
+                _tree_to_code_points(tree, self.lines(path), srv.position_encoding)
+            if lang == "python":
+                tree = _drop_python_imports(tree, self.lines(path))
+            self.cache.set(key, tree, tag=file_tag(lang, rel))
+        return self.symbols.put(rel, lang, fp, st, digest, tree)
 
     # ---- tools -------------------------------------------------------------------------------------
     def symbols_overview(self, relative_path: str, depth: int = 0) -> SymbolsOverview:
@@ -346,7 +377,10 @@ class SemanticService(InspectionMixin, EditingMixin):
 
     def find_symbol(self, name_path: str, relative_path: str | None = None, include_body: bool = False,
                     substring: bool = False, max_matches: int = 50, include_info: bool = False) -> FoundSymbols:
-        sym.parse_name_path(name_path)
+        """Symbols by name path. Over a folder, from the symbol table: files whose recorded tree still stands for
+        their content are not asked again, and files holding no symbol of the last component's name are
+        skipped (a necessary condition of a match: the answer is the same as matching every tree)."""
+        _absolute, comps = sym.parse_name_path(name_path)
         if max_matches < 1:
             raise SemanticInputError("max_matches must be >= 1")
         start, _rel = resolve_in_root(self.root, relative_path, kind="any")
@@ -354,7 +388,8 @@ class SemanticService(InspectionMixin, EditingMixin):
             path, rel, lang = self._file(relative_path or "")
             sources: Any = [(path, rel, lang, None)]
         else:
-            sources = self._scan(start)
+            sources = self._indexed_scan(start)
+        last = comps[-1][0]
         matches: list[dict] = []
         notes: list[str] = []
         total = 0
@@ -362,8 +397,14 @@ class SemanticService(InspectionMixin, EditingMixin):
             if err:
                 notes.append(err)
                 continue
-            tree = self.document_symbols(path, rel, lang)
-            found = sym.find(tree, name_path, substring)
+            try:
+                entry = self.symbol_entry(path, rel, lang)
+            except PathRefused as exc:  # a file that turned binary or too large since it was recorded
+                notes.append(str(exc))
+                continue
+            if not entry.may_hold(last, substring):
+                continue
+            found = sym.find(entry.tree, name_path, substring)
             total += len(found)
             for loc in found:
                 if len(matches) < max_matches:
@@ -377,6 +418,32 @@ class SemanticService(InspectionMixin, EditingMixin):
                     matches.append(public)
         return FoundSymbols.model_validate({"total": total, "matches": matches, "truncated": total > len(matches),
                                             "notes": notes})
+
+    def _indexed_scan(self, start: Path):
+        """`_scan` from the symbol table's folder listings: the same files in the same order and the same notes;
+        a file's text check runs when its entry is (re)built, not on every call."""
+        exts = frozenset().union(*LANGUAGE_EXTENSIONS.values())
+        reported: set[str] = set()
+        prefix = str(self.root).rstrip("/") + "/"
+        n = 0
+        for p, link in self.symbols.walk(start, exts):
+            n += 1
+            if n > MAX_SCAN_FILES:
+                yield None, None, None, f"stopped after {MAX_SCAN_FILES} files; narrow relative_path"
+                return
+            text = str(p)
+            rel = self.rel(p) if link or not text.startswith(prefix) else text[len(prefix):]
+            if rel is None:
+                continue
+            lang = language_of(p)
+            try:
+                self.server(lang)
+            except LanguageUnavailable as exc:
+                if lang not in reported:
+                    reported.add(lang)
+                    yield None, None, None, f"{LANGUAGE_NAMES[lang]} files skipped: {exc}"
+                continue
+            yield p, rel, lang, None
 
     def _locate(self, name_path: str, relative_path: str) -> tuple[Path, str, str, sym.Located]:
         path, rel, lang = self._file(relative_path)
@@ -565,11 +632,16 @@ class SemanticService(InspectionMixin, EditingMixin):
                                       "is defined nowhere the server can see)"})
 
     # ---- background index --------------------------------------------------------------------------
-    def index(self, budget: Callable[[], int], stop: threading.Event | None = None, recheck_every: int = 25) -> dict:
-        """Fetch the symbol tree of every source file (into the cache; the language server parses each file and
-        keeps it), so the first heavy query finds it done. `budget()` is how many files the operating phase
-        allows now (0 stops); it is asked again every `recheck_every` files, so a phase change takes effect soon."""
+    def index(self, budget: Callable[[], int], stop: threading.Event | None = None, recheck_every: int = 25,
+              pause: Callable[[], None] | None = None) -> dict:
+        """Fetch the symbol tree of every source file (into the symbol table and the cache; the language server
+        parses each file and keeps it), so the first heavy query finds it done. `budget()` is how many files the
+        operating phase allows now (0 stops); it is asked again every `recheck_every` files, so a phase change
+        takes effect soon. `pause()` runs before each file and returns when callers' queries let the index go on
+        (the host's gate): a query never waits behind the index. Files whose recorded tree still stands (a
+        restart) cost a stat, not a request."""
         stop = stop or threading.Event()
+        pause = pause or (lambda: None)
         t0 = time.monotonic()
         state = self.indexing = {"state": "running", "files": 0, "total": None, "seconds": 0.0, "stopped": None}
         langs = [lang for lang in LANGUAGE_EXTENSIONS if self._indexable(lang)]
@@ -580,6 +652,7 @@ class SemanticService(InspectionMixin, EditingMixin):
         for i, path in enumerate(files):
             if i % recheck_every == 0 and i:
                 allowed = budget()
+            pause()
             if stop.is_set():
                 state["stopped"] = "server shutting down"
                 break
@@ -619,11 +692,15 @@ class SemanticService(InspectionMixin, EditingMixin):
 
     # ---- status ------------------------------------------------------------------------------------
     def status(self) -> dict:
+        servers = [s.status() for s in list(self._servers.values())]
         return {
             "project_root": str(self.root),
             "index": self.indexing,
             "cache": self.cache.stats(),
-            "servers": [s.status() for s in list(self._servers.values())],
+            "symbol_table": self.symbols.stats(),
+            "servers": servers,
+            # every language server's memory, the type checker's included (it is this layer's largest process)
+            "servers_rss_bytes": sum(s["rss_bytes"] or 0 for s in servers),
             "unavailable": {k: str(v) for k, v in self._unavailable.items()},
             "edit_conflicts": dict(self.edit_conflicts),
             "time": time.time(),
