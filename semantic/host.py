@@ -79,6 +79,11 @@ def index_budget(phase: str | None) -> int:
     return INDEX_FILES.get(name, INDEX_FILES["optimal"] if name == "governed" else 0)
 
 
+def last_name(name_path: str) -> str:
+    """The name a name path ends in (`Class/method[1]` -> `method`)."""
+    return name_path.strip().rstrip("/").rsplit("/", 1)[-1].split("[", 1)[0]
+
+
 def checker_refusal(phase: str | None) -> str | None:
     """Why no type checker may start in `phase` (critical: it is the layer's largest process), or None."""
     if phase is not None and phase.rsplit(" ", 1)[-1] == "critical":
@@ -323,8 +328,12 @@ class SemanticHost:
 
     async def find_references(self, name_path: str, relative_path: str, cursor: str | None = None,
                               page_chars: int | None = None, progress: Progress | None = None) -> References:
-        return await self.run(self._what("find_references", name_path), lambda s: s.find_references(
-            name_path, relative_path, cursor=cursor, page_chars=page_chars, progress=progress), long=True)
+        def refs(s: SemanticService) -> References:
+            s.hint_index(last_name(name_path))  # the files it will name are indexed next, beside the query
+            return s.find_references(name_path, relative_path, cursor=cursor, page_chars=page_chars,
+                                     progress=progress)
+
+        return await self.run(self._what("find_references", name_path), refs, long=True)
 
     async def goto_definition(self, relative_path: str, line: int, column: int) -> Definitions:
         return await self.run(self._what("goto_definition", relative_path),
@@ -356,8 +365,11 @@ class SemanticHost:
                               lambda s: s.insert_after_symbol(name_path, relative_path, body))
 
     async def rename_symbol(self, name_path: str, relative_path: str, new_name: str) -> EditResult:
-        return await self.run(self._what("rename_symbol", name_path),
-                              lambda s: s.rename_symbol(name_path, relative_path, new_name), long=True)
+        def rename(s: SemanticService) -> EditResult:
+            s.hint_index(last_name(name_path))
+            return s.rename_symbol(name_path, relative_path, new_name)
+
+        return await self.run(self._what("rename_symbol", name_path), rename, long=True)
 
     async def safe_delete_symbol(self, name_path: str, relative_path: str) -> EditResult:
         return await self.run(self._what("safe_delete_symbol", name_path),

@@ -140,11 +140,39 @@ def _external_line(path: Path, line: int) -> str:
     return lines[line] if 0 <= line < len(lines) else ""
 
 
+INDEX_NICE = 10  # the index's own language server: under CPU contention a caller's query runs first
+
+
+def _lower_priority(srv: LanguageServer) -> None:
+    """Renice the index's server (once per process; a restarted one is reniced again)."""
+    pid = srv.pid
+    if pid is None or getattr(srv, "_reniced", None) == pid:
+        return
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, pid, max(os.getpriority(os.PRIO_PROCESS, pid), INDEX_NICE))
+    srv._reniced = pid  # type: ignore[attr-defined]
+
+
+def _hinted_first(remaining: list[Path], name: str | None) -> int:
+    """Move the files that mention `name` to the end of `remaining` (popped next), order kept; how many."""
+    if not name:
+        return 0
+    needle = name.encode("utf-8", "surrogatepass")
+    hit, rest = [], []
+    for p in remaining:
+        try:
+            (hit if needle in p.read_bytes() else rest).append(p)
+        except OSError:
+            rest.append(p)
+    remaining[:] = rest + hit
+    return len(hit)
+
+
 class SemanticService(InspectionMixin, EditingMixin):
     def __init__(self, project_root: Path, data_dir: Path, *, request_timeout: float = 30.0,
                  read_only: bool = False, cache_dir: Path | None = None,
                  spec_overrides: dict[str, ServerSpec] | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None, separate_index_server: bool = True) -> None:
         self.root = Path(project_root).resolve()
         self.data_dir = Path(data_dir).resolve()
         self.lsp_dir = self.data_dir / "lsp"
@@ -166,6 +194,9 @@ class SemanticService(InspectionMixin, EditingMixin):
         self.edit_conflicts: dict[str, int] = {}
         # Why no type checker may start now (the host asks the operating phase), or None.
         self.checker_refusal: Callable[[], str | None] = lambda: None
+        self.separate_index_server = separate_index_server
+        self._index_servers: dict[str, LanguageServer] = {}
+        self._index_hint: str | None = None
         if not read_only:
             journal.recover(self.data_dir)  # edits a crash interrupted: rolled back before any new one
 
@@ -225,6 +256,7 @@ class SemanticService(InspectionMixin, EditingMixin):
         return known
 
     def shutdown(self) -> None:
+        self.stop_index_servers("shutting down")
         with self._lock:
             servers = list(self._servers.values())
             self._servers.clear()
@@ -266,6 +298,8 @@ class SemanticService(InspectionMixin, EditingMixin):
             self._lines_memo.clear()
             self._hash_memo.clear()
         self.stop_type_checker("memory pressure; it starts again when diagnostics are asked for")
+        self.separate_index_server = False  # the index goes on, if the phase lets it, in the query's server
+        self.stop_index_servers("memory pressure")
         return dropped
 
     def lines(self, path: Path) -> list[str]:
@@ -297,11 +331,13 @@ class SemanticService(InspectionMixin, EditingMixin):
         """The file's symbol tree (shared: read it, never change it)."""
         return self.symbol_entry(path, rel, lang).tree
 
-    def symbol_entry(self, path: Path, rel: str, lang: str) -> Entry:
+    def symbol_entry(self, path: Path, rel: str, lang: str, via: LanguageServer | None = None) -> Entry:
         """The file's entry in the symbol table: kept while it stands for the file's content, else read from the
-        answer cache or asked of the language server, and recorded."""
-        srv = self.server(lang)
-        fp = self.fingerprint(srv)
+        answer cache or asked of the language server (`via`: another process of the same spec, the index's),
+        and recorded."""
+        main = self.server(lang)
+        fp = self.fingerprint(main)
+        srv = via or main
         entry = self.symbols.get(rel, path, fp, self.content_hash)
         if entry is not None:
             return entry
@@ -312,6 +348,8 @@ class SemanticService(InspectionMixin, EditingMixin):
         tree = self.cache.get(key)
         if tree is None:
             raw = srv.request("textDocument/documentSymbol", path, lambda uri: {"textDocument": {"uri": uri}})
+            if via is not None:
+                _lower_priority(via)
             tree = sym.normalise(raw)
             if srv.position_encoding != UTF32:
                 _tree_to_code_points(tree, self.lines(path), srv.position_encoding)
@@ -634,49 +672,97 @@ class SemanticService(InspectionMixin, EditingMixin):
     # ---- background index --------------------------------------------------------------------------
     def index(self, budget: Callable[[], int], stop: threading.Event | None = None, recheck_every: int = 25,
               pause: Callable[[], None] | None = None) -> dict:
-        """Fetch the symbol tree of every source file (into the symbol table and the cache; the language server
-        parses each file and keeps it), so the first heavy query finds it done. `budget()` is how many files the
-        operating phase allows now (0 stops); it is asked again every `recheck_every` files, so a phase change
-        takes effect soon. `pause()` runs before each file and returns when callers' queries let the index go on
-        (the host's gate): a query never waits behind the index. Files whose recorded tree still stands (a
-        restart) cost a stat, not a request."""
+        """Fetch the symbol tree of every source file into the symbol table (and the cache), so that a query
+        finds it done. `budget()` is how many files the operating phase allows now (0 stops); it is asked again
+        every `recheck_every` files, so a phase change takes effect soon. Files whose recorded tree still stands
+        (a restart) cost a stat, not a request.
+
+        A query never waits behind the index: Python's trees come from a language server of the index's own
+        (the same spec, so the same trees), run at a lower CPU priority and stopped when the index ends, so the
+        first heavy query has its server and, under contention, the CPU first; the files it names
+        (`hint_index`) are indexed next, ready for its enclosing symbols. Other languages share the query's
+        server, and `pause()` (the host's gate) holds the index while a caller's call runs."""
         stop = stop or threading.Event()
         pause = pause or (lambda: None)
         t0 = time.monotonic()
-        state = self.indexing = {"state": "running", "files": 0, "total": None, "seconds": 0.0, "stopped": None}
+        state = self.indexing = {"state": "running", "files": 0, "total": None, "seconds": 0.0, "stopped": None,
+                                 "hinted": 0}
         langs = [lang for lang in LANGUAGE_EXTENSIONS if self._indexable(lang)]
-        files = [p for p in walk_files(self.root, self.root, frozenset().union(
+        remaining = [p for p in walk_files(self.root, self.root, frozenset().union(
             *(LANGUAGE_EXTENSIONS[lang] for lang in langs)) if langs else frozenset(), limit=MAX_SCAN_FILES)]
-        state["total"] = len(files)
+        remaining.reverse()  # popped from the end: walk order
+        state["total"] = len(remaining)
         allowed = budget()
-        for i, path in enumerate(files):
-            if i % recheck_every == 0 and i:
-                allowed = budget()
-            pause()
-            if stop.is_set():
-                state["stopped"] = "server shutting down"
-                break
-            if i >= allowed:
-                state["stopped"] = (f"the operating phase allows {allowed} files" if allowed else
-                                    "memory is critical: indexing paused")
-                break
-            rel = self.rel(path)
-            if rel is None:
-                continue
-            try:
-                lang = language_of(path)
-                check_text_file(path, rel)
-                with background_work():
-                    self.document_symbols(path, rel, lang)
-            except (LanguageUnavailable, PathRefused, LspError, OSError) as exc:
-                log.debug("index: %s skipped: %s", rel, exc)
-                continue
-            state["files"] = i + 1
-            state["seconds"] = round(time.monotonic() - t0, 2)
+        hint_seen: str | None = None  # a hint given before the index started counts too
+        done = 0
+        try:
+            while remaining:
+                if done % recheck_every == 0 and done:
+                    allowed = budget()
+                if self._index_hint != hint_seen:
+                    hint_seen = self._index_hint
+                    state["hinted"] += _hinted_first(remaining, hint_seen)
+                path = remaining[-1]
+                try:
+                    lang = language_of(path)
+                    via = self.index_server(lang)
+                except LanguageUnavailable:
+                    lang, via = "", None
+                if via is None:
+                    pause()
+                if stop.is_set():
+                    state["stopped"] = "server shutting down"
+                    break
+                if done >= allowed:
+                    state["stopped"] = (f"the operating phase allows {allowed} files" if allowed else
+                                        "memory is critical: indexing paused")
+                    break
+                remaining.pop()
+                done += 1
+                rel = self.rel(path)
+                if rel is None or not lang:
+                    continue
+                try:
+                    check_text_file(path, rel)
+                    with background_work():
+                        self.symbol_entry(path, rel, lang, via=via)
+                except (LanguageUnavailable, PathRefused, LspError, OSError) as exc:
+                    log.debug("index: %s skipped: %s", rel, exc)
+                    continue
+                state["files"] = done
+                state["seconds"] = round(time.monotonic() - t0, 2)
+        finally:
+            self.stop_index_servers("the index ended")
         state["state"] = "done" if state["stopped"] is None else "stopped"
         state["seconds"] = round(time.monotonic() - t0, 2)
         log.info("semantic index: %s", state)
         return state
+
+    def hint_index(self, name: str) -> None:
+        """A query about `name` is coming: the index takes the files that mention it next."""
+        self._index_hint = name
+
+    def index_server(self, lang: str) -> LanguageServer | None:
+        """The index's own language server for `lang` (Python only: a second jedi costs ~100 MB and no download),
+        at a lower CPU priority; None where the index shares the query's server."""
+        if lang != "python" or not self.separate_index_server:
+            return None
+        main = self.server(lang)
+        with self._lock:
+            srv = self._index_servers.get(lang)
+            if srv is None:
+                assert self._loop is not None
+                srv = self._index_servers[lang] = LanguageServer(main.spec, self.root, self._loop,
+                                                                 request_timeout=self.request_timeout)
+        return srv
+
+    def stop_index_servers(self, why: str) -> None:
+        with self._lock:
+            servers = list(self._index_servers.values())
+            self._index_servers.clear()
+        for srv in servers:
+            log.info("the index's own %s server stopped: %s", srv.spec.key, why)
+            srv.stop()
 
     def _indexable(self, lang: str) -> bool:
         """A language is indexed when the project has its files and its server needs no download."""
@@ -693,6 +779,8 @@ class SemanticService(InspectionMixin, EditingMixin):
     # ---- status ------------------------------------------------------------------------------------
     def status(self) -> dict:
         servers = [s.status() for s in list(self._servers.values())]
+        servers += [{**s.status(), "role": "index (lower CPU priority, stopped when the index ends)"}
+                    for s in list(self._index_servers.values())]
         return {
             "project_root": str(self.root),
             "index": self.indexing,

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 from ansf_mcp.semantic import symbols as sym
-from ansf_mcp.semantic.host import QueryGate, SemanticHost, checker_refusal
+from ansf_mcp.semantic.host import QueryGate, SemanticHost, checker_refusal, last_name
 from ansf_mcp.semantic.languages import LANGUAGE_EXTENSIONS
 from ansf_mcp.semantic.paths import walk_files
+from ansf_mcp.semantic.service import INDEX_NICE, _hinted_first
 from ansf_mcp.semantic.symbol_table import SymbolTable
 
 from tests.semantic.conftest import build
@@ -178,7 +179,7 @@ def test_the_gate_holds_the_index_while_a_query_runs(tmp_path):
     (root / "pkg").mkdir(parents=True)
     for i in range(3):
         (root / "pkg" / f"m{i}.py").write_text(f"def f{i}():\n    return {i}\n")
-    host = SemanticHost(root, tmp_path / "data")
+    host = SemanticHost(root, tmp_path / "data", separate_index_server=False)  # the index shares the server
     host.gate = gate = QueryGate(quiet_s=0.0)
     service = host.service()
     waiting = threading.Event()
@@ -212,6 +213,50 @@ async def test_a_call_holds_the_gate_on_its_worker(tmp_path):
         assert seen == 1 and host.gate.active == 0
     finally:
         host.shutdown()
+
+
+async def test_the_index_has_its_own_server_at_a_lower_priority(pyproj_copy, tmp_path):
+    """Python's index asks a second jedi of the same spec (the same trees), reniced, stopped when it ends; the
+    files a query names are indexed first."""
+    host = SemanticHost(pyproj_copy, tmp_path / "data")
+    reference = SemanticHost(pyproj_copy, tmp_path / "data2", separate_index_server=False)
+    try:
+        service = host.service()
+        srv = service.index_server("python")
+        assert srv is not None and srv is not service.server("python")
+        rel = "src/geo/rect.py"
+        tree = service.symbol_entry(pyproj_copy / rel, rel, "python", via=srv).tree
+        assert tree == reference.service().document_symbols(pyproj_copy / rel, rel, "python")
+        assert os.getpriority(os.PRIO_PROCESS, srv.pid) >= INDEX_NICE
+        roles = [s.get("role", "") for s in service.status()["servers"]]
+        assert any(r.startswith("index") for r in roles)
+        assert service.server("python").requests == 0  # the query's server was not asked
+        service.hint_index("scale")
+        state = service.index(lambda: 2_000)
+        mentioning = [p for p in (pyproj_copy / "src").rglob("*.py") if b"scale" in p.read_bytes()]
+        assert (state["state"], state["hinted"]) == ("done", len(mentioning)) and mentioning
+        assert service._index_servers == {} and not srv.alive()  # stopped when the index ended
+        assert service.server("python").requests == 0
+        requests = 0
+        for p in sorted((pyproj_copy / "src").rglob("*.py")):
+            r = p.relative_to(pyproj_copy).as_posix()
+            service.document_symbols(p, r, "python")  # every tree is in the table now
+        assert service.server("python").requests == requests
+    finally:
+        host.shutdown()
+        reference.shutdown()
+
+
+def test_hinted_files_go_first_in_order(tmp_path):
+    files = []
+    for i, text in enumerate(["a", "needle", "b", "the needle", "c"]):
+        files.append(tmp_path / f"f{i}.py")
+        files[-1].write_text(text)
+    remaining = list(reversed(files))  # popped from the end
+    assert _hinted_first(remaining, "needle") == 2
+    assert [remaining.pop().name for _ in range(5)] == ["f1.py", "f3.py", "f0.py", "f2.py", "f4.py"]
+    assert _hinted_first(remaining, None) == 0
+    assert last_name("Shape/area[1]") == "area" and last_name("/top/") == "top"
 
 
 def test_no_type_checker_in_the_critical_phase():
