@@ -154,7 +154,9 @@ def _lower_priority(srv: LanguageServer) -> None:
 
 
 def _hinted_first(remaining: list[Path], name: str | None) -> int:
-    """Move the files that mention `name` to the end of `remaining` (popped next), order kept; how many."""
+    """Move the files that mention `name` to the end of `remaining` (popped next), last in walk order first: the
+    query names its enclosing symbols from the first file on, so the two meet in the middle instead of asking
+    for the same trees; returns how many."""
     if not name:
         return 0
     needle = name.encode("utf-8", "surrogatepass")
@@ -164,7 +166,7 @@ def _hinted_first(remaining: list[Path], name: str | None) -> int:
             (hit if needle in p.read_bytes() else rest).append(p)
         except OSError:
             rest.append(p)
-    remaining[:] = rest + hit
+    remaining[:] = rest + hit[::-1]
     return len(hit)
 
 

@@ -254,7 +254,7 @@ def test_hinted_files_go_first_in_order(tmp_path):
         files[-1].write_text(text)
     remaining = list(reversed(files))  # popped from the end
     assert _hinted_first(remaining, "needle") == 2
-    assert [remaining.pop().name for _ in range(5)] == ["f1.py", "f3.py", "f0.py", "f2.py", "f4.py"]
+    assert [remaining.pop().name for _ in range(5)] == ["f3.py", "f1.py", "f0.py", "f2.py", "f4.py"]
     assert _hinted_first(remaining, None) == 0
     assert last_name("Shape/area[1]") == "area" and last_name("/top/") == "top"
 
