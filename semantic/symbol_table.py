@@ -94,6 +94,9 @@ class SymbolTable:
         key = hashlib.blake2b(str(self.root).encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
         self.path = Path(directory) / f"{key}.db"
         self.max_bytes = max_bytes
+        # compressed trees stored; SQLite's pages and its WAL (~100 KB with the pragmas below) take the rest
+        self.payload_limit = max_bytes // 2
+        self._blob_bytes: dict[str, int] = {}
         self._lock = threading.RLock()
         self._entries: dict[str, Entry] = {}
         self._listings: dict[str, _Listing] = {}
@@ -111,8 +114,9 @@ class SymbolTable:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA journal_size_limit=262144")
-        db.execute("PRAGMA wal_autocheckpoint=64")
+        db.execute("PRAGMA journal_size_limit=65536")
+        db.execute("PRAGMA wal_autocheckpoint=16")
+        db.execute("PRAGMA synchronous=NORMAL")  # a torn write is healed like any damage
         db.execute("CREATE TABLE IF NOT EXISTS files (rel TEXT PRIMARY KEY, format INTEGER, lang TEXT, "
                    "fingerprint TEXT, mtime_ns INTEGER, size INTEGER, ino INTEGER, settled INTEGER, digest TEXT, "
                    "tree BLOB)")
@@ -131,6 +135,7 @@ class SymbolTable:
                 os.unlink(f"{self.path}{suffix}")
         self.rebuilt += 1
         self._stored_bytes = 0
+        self._blob_bytes.clear()
         try:
             self._db = self._connect()
         except _BROKEN:  # no place to persist: the table still serves from memory
@@ -162,6 +167,7 @@ class SymbolTable:
                 dropped.append(rel)
                 continue
             self._entries[rel] = Entry(lang, fp, (mtime_ns, size, ino), bool(is_settled), digest, tree)
+            self._blob_bytes[rel] = len(blob)
             self._stored_bytes += len(blob)
         if dropped:
             log.warning("symbol table: %d unreadable entries dropped (parsed again on use)", len(dropped))
@@ -207,21 +213,19 @@ class SymbolTable:
         with self._lock:
             self._load()
             self._entries[rel] = entry
-            if self._stored_bytes + len(blob) > self.max_bytes:
+            self._stored_bytes -= self._blob_bytes.pop(rel, 0)  # replaced below, or deleted
+            if self._stored_bytes + len(blob) > self.payload_limit:
+                self._write("DELETE FROM files WHERE rel = ?", [(rel,)])  # an older tree must not come back
                 if not self._full_logged:
                     self._full_logged = True
                     log.info("symbol table: %d bytes stored, its share of the disk budget; further trees are kept "
                              "in memory only", self._stored_bytes)
                 return entry
             self._stored_bytes += len(blob)
+            self._blob_bytes[rel] = len(blob)
             self._write("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [(rel, FORMAT, lang, fingerprint, *entry.ident, int(entry.settled), digest, blob)])
         return entry
-
-    def drop(self, rel: str) -> None:
-        with self._lock:
-            if self._entries.pop(rel, None) is not None:
-                self._write("DELETE FROM files WHERE rel = ?", [(rel,)])
 
     def __len__(self) -> int:
         with self._lock:
@@ -281,6 +285,8 @@ class SymbolTable:
     def stats(self) -> dict:
         with self._lock:
             return {"files": len(self._entries), "stored_bytes": self._stored_bytes,
+                    "bytes_on_disk": sum(os.path.getsize(p) for p in self.path.parent.glob(self.path.name + "*")
+                                         if os.path.isfile(p)),
                     "budget_bytes": self.max_bytes, "hits": self.hits, "rehashed": self.rehashed,
                     "stale": self.stale, "rebuilt_after_damage": self.rebuilt, "path": str(self.path)}
 

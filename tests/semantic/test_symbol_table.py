@@ -161,6 +161,30 @@ def test_past_its_budget_the_table_keeps_trees_in_memory_only(tmp_path):
     assert len(SymbolTable(tmp_path / "table", tmp_path)) == 0  # nothing of it was written
 
 
+def test_the_table_on_disk_stays_within_its_share(tmp_path):
+    """Trees past the payload limit stay in memory; SQLite's file and WAL stay within the table's bytes;
+    replacing a file's tree does not count twice."""
+    import random
+
+    from ansf_mcp.semantic.cache import dir_bytes
+
+    rng = random.Random(7)
+    src = tmp_path / "a.py"
+    src.write_text("x = 1\n")
+    table = SymbolTable(tmp_path / "table", tmp_path, max_bytes=500_000)
+    for i in range(400):
+        tree = [{"name": "".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=24)), "kind": "function",
+                 "range": [j, 0, j, 9], "sel": [j, 4], "children": []} for j in range(60)]
+        table.put(f"m{i % 300}.py", "python", "fp", os.stat(src), f"d{i}", tree)
+    stats = table.stats()
+    assert 0 < stats["stored_bytes"] <= table.payload_limit
+    assert dir_bytes(tmp_path / "table") <= 500_000
+    assert stats["files"] == 300  # every tree is served, stored or not
+    table.close()
+    reopened = SymbolTable(tmp_path / "table", tmp_path, max_bytes=500_000)
+    assert 0 < len(reopened) < 300 and reopened.stats()["stored_bytes"] == stats["stored_bytes"]
+
+
 def test_may_hold_is_a_necessary_condition_of_a_match(tmp_path):
     src = tmp_path / "m.go"
     src.write_text("package m\n")
