@@ -99,7 +99,7 @@ class SymbolTable:
         self._blob_bytes: dict[str, int] = {}
         self._lock = threading.RLock()
         self._entries: dict[str, Entry] = {}
-        self._listings: dict[str, _Listing] = {}
+        self._listings: dict[tuple[str, frozenset[str]], _Listing] = {}
         self._db: sqlite3.Connection | None = None
         self._loaded = False
         self._stored_bytes = 0
@@ -249,12 +249,13 @@ class SymbolTable:
             stack.extend(os.path.join(d, name) for name in reversed(listing.dirs))
 
     def _listing(self, d: str, extensions: frozenset[str]) -> _Listing | None:
+        key = (d, extensions)
         try:
             st = os.stat(d)
         except OSError:
-            self._listings.pop(d, None)
+            self._listings.pop(key, None)
             return None
-        known = self._listings.get(d)
+        known = self._listings.get(key)
         if known is not None and known.settled and known.mtime_ns == st.st_mtime_ns:
             return known
         files, links, dirs = [], [], []
@@ -279,7 +280,7 @@ class SymbolTable:
             except OSError:
                 continue
         listing = _Listing(st.st_mtime_ns, settled(st), files, links, dirs)
-        self._listings[d] = listing
+        self._listings[key] = listing
         return listing
 
     def stats(self) -> dict:

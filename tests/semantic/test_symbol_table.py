@@ -80,6 +80,23 @@ async def test_find_symbol_answers_as_matching_every_tree_and_asks_nothing_warm(
         app.shutdown()
 
 
+async def test_a_partial_index_makes_answers_slower_never_shorter(pyproj_copy, tmp_path):
+    """The index stopped after 3 files (the phase's budget): find_symbol and find_references fetch the trees
+    they still need and answer whole."""
+    server, app, service = build(pyproj_copy, tmp_path / "data")
+    try:
+        state = service.index(lambda: 3)
+        assert (state["state"], state["files"], len(service.symbols)) == ("stopped", 3, 3)
+        r = await ok(server, "find_symbol", {"name_path": "area"})
+        assert [(m["relative_path"], m["name_path"], m["line"]) for m in r["matches"]] == _brute_force(
+            service, "area", False)
+        assert len(service.symbols) == 14  # every file's tree, fetched by the query itself
+        refs = await ok(server, "find_references", {"name_path": "scale", "relative_path": "src/geo/units.py"})
+        assert refs["total"] == 15
+    finally:
+        app.shutdown()
+
+
 async def test_an_edited_file_is_seen_at_once(pyproj_copy, tmp_path):
     server, app, _service = build(pyproj_copy, tmp_path / "data")
     try:
