@@ -731,6 +731,9 @@ class SemanticService(InspectionMixin, EditingMixin):
                 except (LanguageUnavailable, PathRefused, LspError, OSError) as exc:
                     log.debug("index: %s skipped: %s", rel, exc)
                     continue
+                finally:
+                    if via is not None and self._index_servers.get(lang) is not via:
+                        via.stop()  # stopped under the request (memory pressure): not restarted behind our back
                 state["files"] = done
                 state["seconds"] = round(time.monotonic() - t0, 2)
         finally:
