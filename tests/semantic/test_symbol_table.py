@@ -288,6 +288,27 @@ async def test_the_index_has_its_own_server_at_a_lower_priority(pyproj_copy, tmp
         reference.shutdown()
 
 
+def test_memory_pressure_stops_the_index_server_and_the_index_goes_on_gated(tmp_path):
+    root = tmp_path / "proj"
+    (root / "pkg").mkdir(parents=True)
+    for i in range(2):
+        (root / "pkg" / f"m{i}.py").write_text(f"def f{i}():\n    return {i}\n")
+    host = SemanticHost(root, tmp_path / "data")
+    try:
+        service = host.service()
+        srv = service.index_server("python")
+        service.symbol_entry(root / "pkg" / "m0.py", "pkg/m0.py", "python", via=srv)
+        assert srv.alive()
+        host.trim()
+        assert not srv.alive() and service.index_server("python") is None
+        paused = []
+        state = service.index(lambda: 2_000, pause=lambda: paused.append(1))
+        assert (state["state"], state["files"], len(paused)) == ("done", 2, 2)  # gated, in the query's server
+        assert service.server("python").requests == 1  # m0's tree was in the table already
+    finally:
+        host.shutdown()
+
+
 def test_hinted_files_go_first_in_order(tmp_path):
     files = []
     for i, text in enumerate(["a", "needle", "b", "the needle", "c"]):
