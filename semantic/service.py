@@ -433,17 +433,21 @@ class SemanticService(InspectionMixin, EditingMixin):
         matches: list[dict] = []
         notes: list[str] = []
         total = 0
-        for path, rel, lang, err in sources:
+        fingerprints: dict[str, str] = {}
+        for where, rel, lang, err in sources:
             if err:
                 notes.append(err)
                 continue
+            fp = fingerprints.get(lang) or fingerprints.setdefault(lang, self.fingerprint(self.server(lang)))
+            entry = self.symbols.get(rel, where, fp, self.content_hash)  # the warm path: no Path, no request
             try:
-                entry = self.symbol_entry(path, rel, lang)
+                entry = entry or self.symbol_entry(Path(where), rel, lang)
             except PathRefused as exc:  # a file that turned binary or too large since it was recorded
                 notes.append(str(exc))
                 continue
             if not entry.may_hold(last, substring):
                 continue
+            path = Path(where)
             found = sym.find(entry.tree, name_path, substring)
             total += len(found)
             for loc in found:
@@ -463,27 +467,32 @@ class SemanticService(InspectionMixin, EditingMixin):
         """`_scan` from the symbol table's folder listings: the same files in the same order and the same notes;
         a file's text check runs when its entry is (re)built, not on every call."""
         exts = frozenset().union(*LANGUAGE_EXTENSIONS.values())
-        reported: set[str] = set()
+        by_ext = {ext: lang for lang, lang_exts in LANGUAGE_EXTENSIONS.items() for ext in lang_exts}
+        served: dict[str, bool] = {}
         prefix = str(self.root).rstrip("/") + "/"
         n = 0
-        for p, link in self.symbols.walk(start, exts):
+        for text, link in self.symbols.walk(start, exts):
             n += 1
             if n > MAX_SCAN_FILES:
                 yield None, None, None, f"stopped after {MAX_SCAN_FILES} files; narrow relative_path"
                 return
-            text = str(p)
-            rel = self.rel(p) if link or not text.startswith(prefix) else text[len(prefix):]
+            if link or not text.startswith(prefix):
+                rel = self.rel(Path(text))
+                lang = language_of(Path(text))
+            else:
+                rel = text[len(prefix):]
+                lang = by_ext[os.path.splitext(text)[1].lower()]
             if rel is None:
                 continue
-            lang = language_of(p)
-            try:
-                self.server(lang)
-            except LanguageUnavailable as exc:
-                if lang not in reported:
-                    reported.add(lang)
+            if lang not in served:
+                try:
+                    self.server(lang)
+                    served[lang] = True
+                except LanguageUnavailable as exc:
+                    served[lang] = False
                     yield None, None, None, f"{LANGUAGE_NAMES[lang]} files skipped: {exc}"
-                continue
-            yield p, rel, lang, None
+            if served[lang]:
+                yield text, rel, lang, None
 
     def _locate(self, name_path: str, relative_path: str) -> tuple[Path, str, str, sym.Located]:
         path, rel, lang = self._file(relative_path)

@@ -182,7 +182,7 @@ class SymbolTable:
             self._heal(exc)
 
     # ---- entries -----------------------------------------------------------------------------------
-    def get(self, rel: str, path: Path, fingerprint: str, digest_of: Callable[[Path], str]) -> Entry | None:
+    def get(self, rel: str, path: str | Path, fingerprint: str, digest_of: Callable[[Path], str]) -> Entry | None:
         """The entry for `rel` if it stands for the file's content now (stat identity, else content hash)."""
         with self._lock:
             self._load()
@@ -194,7 +194,7 @@ class SymbolTable:
         if entry.settled and ident == entry.ident:
             self.hits += 1
             return entry
-        if ident[1] != entry.ident[1] or digest_of(path) != entry.digest:
+        if ident[1] != entry.ident[1] or digest_of(Path(path)) != entry.digest:
             self.stale += 1
             return None
         self.rehashed += 1  # touched, or recorded too soon after a write to trust its stat: same content
@@ -233,7 +233,7 @@ class SymbolTable:
             return len(self._entries)
 
     # ---- walking -----------------------------------------------------------------------------------
-    def walk(self, start: Path, extensions: frozenset[str]) -> Iterator[tuple[Path, bool]]:
+    def walk(self, start: Path, extensions: frozenset[str]) -> Iterator[tuple[str, bool]]:
         """(path, is_symlink) of every source file under `start`, in `paths.walk_files`'s order and with its
         rules (vendored, virtualenv, VCS and hidden folders skipped; symlinks to folders not followed), from
         folder listings kept while each folder's mtime stands."""
@@ -244,8 +244,9 @@ class SymbolTable:
             if listing is None:
                 continue
             links = set(listing.links)
+            prefix = d.rstrip("/") + "/"
             for name in listing.files:
-                yield Path(d, name), name in links
+                yield prefix + name, name in links  # strings: a Path per file costs more than the rest
             stack.extend(os.path.join(d, name) for name in reversed(listing.dirs))
 
     def _listing(self, d: str, extensions: frozenset[str]) -> _Listing | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from ansf_mcp.semantic import symbols as sym
 from ansf_mcp.semantic.host import QueryGate, SemanticHost, checker_refusal, last_name
-from ansf_mcp.semantic.languages import LANGUAGE_EXTENSIONS
+from ansf_mcp.semantic.languages import LANGUAGE_EXTENSIONS, LanguageUnavailable
 from ansf_mcp.semantic.paths import walk_files
 from ansf_mcp.semantic.service import INDEX_NICE, _hinted_first
 from ansf_mcp.semantic.symbol_table import SymbolTable
@@ -76,6 +76,23 @@ async def test_find_symbol_answers_as_matching_every_tree_and_asks_nothing_warm(
         assert r["total"] > 1
         # warm: every tree came from the table, none from the language server or the answer cache
         assert (_requests(service), service.cache.stats()["hits"]) == (requests, hits)
+    finally:
+        app.shutdown()
+
+
+async def test_symlinked_files_and_unserved_languages_as_before(pyproj_copy, tmp_path):
+    """A symlink to a project file is named by its target, as the walk always did; a language without a server
+    is one note, not an error."""
+    (pyproj_copy / "src" / "alias.py").symlink_to(pyproj_copy / "src" / "geo" / "rect.py")
+    (pyproj_copy / "src" / "main.go").write_text("package main\n\nfunc Rect() {}\n")
+    server, app, service = build(pyproj_copy, tmp_path / "data", spec_overrides={})
+    try:
+        service._unavailable["go"] = LanguageUnavailable("Go", "gopls is not installed here")
+        r = await ok(server, "find_symbol", {"name_path": "Rect"})
+        assert [(m["relative_path"], m["line"]) for m in r["matches"]] == [
+            (rel, line) for rel, _np, line in _brute_force(service, "Rect", False)]
+        assert [m["relative_path"] for m in r["matches"]].count("src/geo/rect.py") == 2  # the link and the file
+        assert r["notes"] == ["Go files skipped: gopls is not installed here"]
     finally:
         app.shutdown()
 
