@@ -153,10 +153,10 @@ def _lower_priority(srv: LanguageServer) -> None:
     srv._reniced = pid  # type: ignore[attr-defined]
 
 
-def _hinted_first(remaining: list[Path], name: str | None) -> int:
+def _hinted_first(remaining: list[Path], name: str | None, hinted: set[Path] | None = None) -> int:
     """Move the files that mention `name` to the end of `remaining` (popped next), last in walk order first: the
     query names its enclosing symbols from the first file on, so the two meet in the middle instead of asking
-    for the same trees; returns how many."""
+    for the same trees; they are added to `hinted`; returns how many."""
     if not name:
         return 0
     needle = name.encode("utf-8", "surrogatepass")
@@ -167,6 +167,8 @@ def _hinted_first(remaining: list[Path], name: str | None) -> int:
         except OSError:
             rest.append(p)
     remaining[:] = rest + hit[::-1]
+    if hinted is not None:
+        hinted.update(hit)
     return len(hit)
 
 
@@ -688,11 +690,11 @@ class SemanticService(InspectionMixin, EditingMixin):
         every `recheck_every` files, so a phase change takes effect soon. Files whose recorded tree still stands
         (a restart) cost a stat, not a request.
 
-        A query never waits behind the index: Python's trees come from a language server of the index's own
-        (the same spec, so the same trees), run at a lower CPU priority and stopped when the index ends, so the
-        first heavy query has its server and, under contention, the CPU first; the files it names
-        (`hint_index`) are indexed next, ready for its enclosing symbols. Other languages share the query's
-        server, and `pause()` (the host's gate) holds the index while a caller's call runs."""
+        A query never waits behind the index: `pause()` (the host's gate) holds the index while a caller's call
+        runs, and lets it resume after. Python's trees come from a language server of the index's own (the same
+        spec, so the same trees), run at a lower CPU priority and stopped when the index ends; the files a query
+        names (`hint_index`) are indexed next and go on beside it, ready for its enclosing symbols, while the
+        rest waits at the gate. Other languages share the query's server, so every file waits there."""
         stop = stop or threading.Event()
         pause = pause or (lambda: None)
         t0 = time.monotonic()
@@ -705,6 +707,7 @@ class SemanticService(InspectionMixin, EditingMixin):
         state["total"] = len(remaining)
         allowed = budget()
         hint_seen: str | None = None  # a hint given before the index started counts too
+        hinted: set[Path] = set()
         done = 0
         try:
             while remaining:
@@ -712,14 +715,14 @@ class SemanticService(InspectionMixin, EditingMixin):
                     allowed = budget()
                 if self._index_hint != hint_seen:
                     hint_seen = self._index_hint
-                    state["hinted"] += _hinted_first(remaining, hint_seen)
+                    state["hinted"] += _hinted_first(remaining, hint_seen, hinted)
                 path = remaining[-1]
                 try:
                     lang = language_of(path)
                     via = self.index_server(lang)
                 except LanguageUnavailable:
                     lang, via = "", None
-                if via is None:
+                if via is None or path not in hinted:  # only a query's own files go on beside it
                     pause()
                 if stop.is_set():
                     state["stopped"] = "server shutting down"

@@ -262,6 +262,40 @@ def test_the_gate_holds_the_index_while_a_query_runs(tmp_path):
         host.shutdown()
 
 
+def test_beside_a_query_only_its_own_files_are_indexed(tmp_path):
+    """Python, with the index's own server: while a caller's call runs, the files its hint named are indexed and
+    the rest waits at the gate until the call ends."""
+    root = tmp_path / "proj"
+    (root / "pkg").mkdir(parents=True)
+    for i in range(5):
+        body = "needle = 1\n" if i in (1, 3) else f"x{i} = 1\n"
+        (root / "pkg" / f"m{i}.py").write_text(body)
+    host = SemanticHost(root, tmp_path / "data")
+    host.gate = gate = QueryGate(quiet_s=0.0)
+    service = host.service()
+    waiting = threading.Event()
+    seen_at_wait: list[int] = []
+
+    def pause() -> None:
+        if gate.active and not waiting.is_set():
+            seen_at_wait.append(len(service.symbols))
+            waiting.set()
+        gate.wait_idle(host._stop)
+
+    try:
+        with gate.query():
+            service.hint_index("needle")
+            t = threading.Thread(target=service.index, args=(lambda: 2_000,), kwargs={"pause": pause}, daemon=True)
+            t.start()
+            assert waiting.wait(60)
+            assert seen_at_wait == [2] and service.indexing["hinted"] == 2  # m1 and m3, beside the query
+            assert service.indexing["files"] == 2
+        t.join(120)
+        assert (service.indexing["state"], service.indexing["files"]) == ("done", 5)
+    finally:
+        host.shutdown()
+
+
 async def test_a_call_holds_the_gate_on_its_worker(tmp_path):
     root = tmp_path / "proj"
     root.mkdir()
