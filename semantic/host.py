@@ -47,6 +47,8 @@ INDEX_MIN_FREE_BYTES = 100_000_000  # the index fills the cache (<= 25 MB); neve
 PUBLISH_EVERY_S = 5.0
 # After a caller's call ends the index waits this long more: an agent's next call usually follows at once.
 QUERY_QUIET_S = 0.5
+# An index held this long by callers' calls lets its own language server go (memory), started again on resuming.
+LONG_WAIT_S = 10.0
 
 
 def root_refusal(root: Path) -> str | None:
@@ -116,8 +118,10 @@ class QueryGate:
                 self._last_end = self.clock()
                 self._cond.notify_all()
 
-    def wait_idle(self, stop: threading.Event, limit_s: float = 600.0) -> None:
-        """Block while a call is in flight or ended less than `quiet_s` ago (at most `limit_s`, or until `stop`)."""
+    def wait_idle(self, stop: threading.Event, limit_s: float = 600.0, on_long_wait: Callable[[], None] | None = None,
+                  long_s: float = LONG_WAIT_S) -> None:
+        """Block while a call is in flight or ended less than `quiet_s` ago (at most `limit_s`, or until `stop`);
+        `on_long_wait()` runs once, outside the lock, when calls have held the wait for `long_s`."""
         t0 = self.clock()
         with self._cond:
             counted = False
@@ -128,6 +132,14 @@ class QueryGate:
                 if not counted:
                     counted = True
                     self.waits += 1
+                if on_long_wait is not None and self.clock() - t0 >= long_s:
+                    hook, on_long_wait = on_long_wait, None
+                    self._cond.release()  # stopping a process takes seconds: callers must not wait on the lock
+                    try:
+                        hook()
+                    finally:
+                        self._cond.acquire()
+                    continue
                 self._cond.wait(0.5 if self.active else max(0.01, self.quiet_s - quiet_for))
             if counted:
                 self.waited_s += self.clock() - t0
@@ -246,8 +258,10 @@ class SemanticHost:
                     log.warning("semantic index skipped: less than %d MB free under %s (the cache would take "
                                 "room the store needs)", INDEX_MIN_FREE_BYTES // 10**6, self.data_dir)
                     return
-                self.service().index(self.index_budget, self._stop,
-                                     pause=lambda: self.gate.wait_idle(self._stop))
+                service = self.service()
+                service.index(self.index_budget, self._stop, pause=lambda: self.gate.wait_idle(
+                    self._stop, on_long_wait=lambda: service.stop_index_servers(
+                        f"callers' calls held the index for {LONG_WAIT_S:.0f} s; started again when it resumes")))
             except Exception:  # an index is an optimisation: log, never crash the server
                 log.exception("semantic index failed")
 

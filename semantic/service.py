@@ -719,11 +719,15 @@ class SemanticService(InspectionMixin, EditingMixin):
                 path = remaining[-1]
                 try:
                     lang = language_of(path)
-                    via = self.index_server(lang)
                 except LanguageUnavailable:
-                    lang, via = "", None
-                if via is None or path not in hinted:  # only a query's own files go on beside it
+                    lang = ""
+                separate = lang == "python" and self.separate_index_server
+                if not separate or path not in hinted:  # only a query's own files go on beside it
                     pause()
+                try:
+                    via = self.index_server(lang) if separate else None  # after the pause: it may have been let go
+                except LanguageUnavailable:
+                    via = None
                 if stop.is_set():
                     state["stopped"] = "server shutting down"
                     break

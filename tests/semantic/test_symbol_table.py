@@ -296,6 +296,40 @@ def test_beside_a_query_only_its_own_files_are_indexed(tmp_path):
         host.shutdown()
 
 
+def test_a_long_wait_lets_the_index_server_go_and_the_index_resumes(tmp_path):
+    """Calls that hold the index past the long wait stop its own language server (memory); it starts again when
+    the index resumes, and the index completes."""
+    root = tmp_path / "proj"
+    (root / "pkg").mkdir(parents=True)
+    for i in range(3):
+        (root / "pkg" / f"m{i}.py").write_text(f"x{i} = 1\n")
+    host = SemanticHost(root, tmp_path / "data")
+    host.gate = gate = QueryGate(quiet_s=0.0)
+    service = host.service()
+    released = threading.Event()
+    first = service.index_server("python")
+    service.symbol_entry(root / "pkg" / "m0.py", "pkg/m0.py", "python", via=first)
+    assert first.alive()
+
+    def let_go() -> None:
+        service.stop_index_servers("held too long")
+        released.set()
+
+    try:
+        with gate.query():
+            t = threading.Thread(target=service.index, args=(lambda: 2_000,), daemon=True,
+                                 kwargs={"pause": lambda: gate.wait_idle(host._stop, on_long_wait=let_go,
+                                                                         long_s=0.0)})
+            t.start()
+            assert released.wait(60)
+            assert not first.alive() and service._index_servers == {}
+        t.join(120)
+        assert (service.indexing["state"], service.indexing["files"]) == ("done", 3)
+        assert service.server("python").requests == 0  # the query's server was never asked
+    finally:
+        host.shutdown()
+
+
 async def test_a_call_holds_the_gate_on_its_worker(tmp_path):
     root = tmp_path / "proj"
     root.mkdir()
