@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 MIB = 1024 * 1024
 DISK_BUDGET_BYTES = 25_000_000  # the promise: all the semantic layer keeps on disk for a project, caches included
 JEDI_CACHE_BYTES = 6_000_000  # jedi's parse pickles (<data_dir>/lsp/jedi-cache), trimmed oldest-first
-ANSWER_CACHE_BYTES = 18_000_000  # this cache's directory, WAL included; the last MB holds locks and journals
-SIZE_LIMIT_BYTES = 13 * MIB  # diskcache's own limit (main db only, culled lazily) leaves room for WAL + slack
+# The symbol table (<data_dir>/symbol-table) takes SYMBOL_TABLE_BYTES = 2 MB (semantic/symbol_table.py).
+ANSWER_CACHE_BYTES = 16_000_000  # this cache's directory, WAL included; the last MB holds locks and journals
+SIZE_LIMIT_BYTES = 11 * MIB  # diskcache's own limit (main db only, culled lazily) leaves room for WAL + slack
 _BROKEN = (sqlite3.DatabaseError, OSError)  # what an empty, truncated or foreign cache.db raises
 MAX_ENTRY_BYTES = 1 * MIB  # compressed; larger answers are not cached (they would thrash eviction)
 

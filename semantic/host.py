@@ -14,7 +14,9 @@ import json
 import logging
 import shutil
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -43,6 +45,10 @@ LONG_CALL_FACTOR = 6
 INDEX_FILES = {"critical": 0, "enhanced": 500, "optimal": 2_000}
 INDEX_MIN_FREE_BYTES = 100_000_000  # the index fills the cache (<= 25 MB); never on a nearly full disk
 PUBLISH_EVERY_S = 5.0
+# After a caller's call ends the index waits this long more: an agent's next call usually follows at once.
+QUERY_QUIET_S = 0.5
+# An index held this long by callers' calls lets its own language server go (memory), started again on resuming.
+LONG_WAIT_S = 10.0
 
 
 def root_refusal(root: Path) -> str | None:
@@ -73,6 +79,70 @@ def index_budget(phase: str | None) -> int:
         return INDEX_FILES["optimal"]
     name = phase.rsplit(" ", 1)[-1]
     return INDEX_FILES.get(name, INDEX_FILES["optimal"] if name == "governed" else 0)
+
+
+def last_name(name_path: str) -> str:
+    """The name a name path ends in (`Class/method[1]` -> `method`)."""
+    return name_path.strip().rstrip("/").rsplit("/", 1)[-1].split("[", 1)[0]
+
+
+def checker_refusal(phase: str | None) -> str | None:
+    """Why no type checker may start in `phase` (critical: it is the layer's largest process), or None."""
+    if phase is not None and phase.rsplit(" ", 1)[-1] == "critical":
+        return "no type checker is started while memory is critical (operating phase 1)"
+    return None
+
+
+class QueryGate:
+    """Callers' semantic calls in flight. The background index waits at the gate before each file, so the first
+    heavy query on a fresh server has the language server and the CPU to itself; the index resumes when no call
+    has run for `quiet_s`."""
+
+    def __init__(self, quiet_s: float = QUERY_QUIET_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.quiet_s, self.clock = quiet_s, clock
+        self._cond = threading.Condition()
+        self.active = 0
+        self._last_end = float("-inf")
+        self.waits = 0  # how often the index found a call in flight (status)
+        self.waited_s = 0.0
+
+    @contextmanager
+    def query(self) -> Iterator[None]:
+        with self._cond:
+            self.active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.active -= 1
+                self._last_end = self.clock()
+                self._cond.notify_all()
+
+    def wait_idle(self, stop: threading.Event, limit_s: float = 600.0, on_long_wait: Callable[[], None] | None = None,
+                  long_s: float = LONG_WAIT_S) -> None:
+        """Block while a call is in flight or ended less than `quiet_s` ago (at most `limit_s`, or until `stop`);
+        `on_long_wait()` runs once, outside the lock, when calls have held the wait for `long_s`."""
+        t0 = self.clock()
+        with self._cond:
+            counted = False
+            while not stop.is_set() and self.clock() - t0 < limit_s:
+                quiet_for = self.clock() - self._last_end
+                if self.active == 0 and quiet_for >= self.quiet_s:
+                    break
+                if not counted:
+                    counted = True
+                    self.waits += 1
+                if on_long_wait is not None and self.clock() - t0 >= long_s:
+                    hook, on_long_wait = on_long_wait, None
+                    self._cond.release()  # stopping a process takes seconds: callers must not wait on the lock
+                    try:
+                        hook()
+                    finally:
+                        self._cond.acquire()
+                    continue
+                self._cond.wait(0.5 if self.active else max(0.01, self.quiet_s - quiet_for))
+            if counted:
+                self.waited_s += self.clock() - t0
 
 
 class StatusPublisher:
@@ -146,6 +216,7 @@ class SemanticHost:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.index_thread: threading.Thread | None = None
+        self.gate = QueryGate()
         self.publisher = StatusPublisher(self.status, publish) if publish is not None else None
 
     # ---- life --------------------------------------------------------------------------------------
@@ -156,6 +227,7 @@ class SemanticHost:
 
                 self._service = SemanticService(self.root, self.data_dir, read_only=self.read_only,
                                                 **self._service_options)
+                self._service.checker_refusal = lambda: checker_refusal(self._phase())
             return self._service
 
     def index_budget(self) -> int:
@@ -186,7 +258,10 @@ class SemanticHost:
                     log.warning("semantic index skipped: less than %d MB free under %s (the cache would take "
                                 "room the store needs)", INDEX_MIN_FREE_BYTES // 10**6, self.data_dir)
                     return
-                self.service().index(self.index_budget, self._stop)
+                service = self.service()
+                service.index(self.index_budget, self._stop, pause=lambda: self.gate.wait_idle(
+                    self._stop, on_long_wait=lambda: service.stop_index_servers(
+                        f"callers' calls held the index for {LONG_WAIT_S:.0f} s; started again when it resumes")))
             except Exception:  # an index is an optimisation: log, never crash the server
                 log.exception("semantic index failed")
 
@@ -213,7 +288,11 @@ class SemanticHost:
     def status(self) -> dict[str, Any]:
         if self._service is None:
             return {"started": False, "note": "no semantic query yet; language servers start on first use"}
-        return self._service.status()
+        status = self._service.status()
+        if status.get("index") is not None:
+            status["index"] = {**status["index"], "waits_for_queries": self.gate.waits,
+                               "waited_for_queries_s": round(self.gate.waited_s, 2)}
+        return status
 
     # ---- calls -------------------------------------------------------------------------------------
     async def run(self, what: str, fn: Callable[[SemanticService], T], *, long: bool = False,
@@ -226,7 +305,7 @@ class SemanticHost:
             raise SemanticCallError(self.refusal)
         deadline = self.pool.deadline_s * LONG_CALL_FACTOR if long else None
         try:
-            return await self.pool.run(what, lambda: fn(self.service()), deadline)
+            return await self.pool.run(what, lambda: self._call(fn), deadline)
         except USER_ERRORS as exc:
             raise SemanticCallError(str(exc)) from exc
         except OSError as exc:  # e.g. a path longer than the file system allows
@@ -242,6 +321,10 @@ class SemanticHost:
                 cancel.set()
             if self.publisher is not None:
                 self.publisher.poke()
+
+    def _call(self, fn: Callable[[SemanticService], T]) -> T:
+        with self.gate.query():  # on the worker: a call past its deadline still holds the index back
+            return fn(self.service())
 
     @staticmethod
     def _what(method: str, first: object) -> str:
@@ -259,8 +342,12 @@ class SemanticHost:
 
     async def find_references(self, name_path: str, relative_path: str, cursor: str | None = None,
                               page_chars: int | None = None, progress: Progress | None = None) -> References:
-        return await self.run(self._what("find_references", name_path), lambda s: s.find_references(
-            name_path, relative_path, cursor=cursor, page_chars=page_chars, progress=progress), long=True)
+        def refs(s: SemanticService) -> References:
+            s.hint_index(last_name(name_path))  # the files it will name are indexed next, beside the query
+            return s.find_references(name_path, relative_path, cursor=cursor, page_chars=page_chars,
+                                     progress=progress)
+
+        return await self.run(self._what("find_references", name_path), refs, long=True)
 
     async def goto_definition(self, relative_path: str, line: int, column: int) -> Definitions:
         return await self.run(self._what("goto_definition", relative_path),
@@ -292,8 +379,11 @@ class SemanticHost:
                               lambda s: s.insert_after_symbol(name_path, relative_path, body))
 
     async def rename_symbol(self, name_path: str, relative_path: str, new_name: str) -> EditResult:
-        return await self.run(self._what("rename_symbol", name_path),
-                              lambda s: s.rename_symbol(name_path, relative_path, new_name), long=True)
+        def rename(s: SemanticService) -> EditResult:
+            s.hint_index(last_name(name_path))
+            return s.rename_symbol(name_path, relative_path, new_name)
+
+        return await self.run(self._what("rename_symbol", name_path), rename, long=True)
 
     async def safe_delete_symbol(self, name_path: str, relative_path: str) -> EditResult:
         return await self.run(self._what("safe_delete_symbol", name_path),

@@ -43,6 +43,7 @@ from ansf_mcp.semantic.paths import (
     walk_files,
 )
 from ansf_mcp.semantic.positions import UTF32, from_server, to_server
+from ansf_mcp.semantic.symbol_table import Entry, SymbolTable
 from ansf_mcp.semantic.symbolic_edit import EditingMixin
 
 log = logging.getLogger(__name__)
@@ -139,15 +140,49 @@ def _external_line(path: Path, line: int) -> str:
     return lines[line] if 0 <= line < len(lines) else ""
 
 
+INDEX_NICE = 10  # the index's own language server: under CPU contention a caller's query runs first
+
+
+def _lower_priority(srv: LanguageServer) -> None:
+    """Renice the index's server (once per process; a restarted one is reniced again)."""
+    pid = srv.pid
+    if pid is None or getattr(srv, "_reniced", None) == pid:
+        return
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, pid, max(os.getpriority(os.PRIO_PROCESS, pid), INDEX_NICE))
+    srv._reniced = pid  # type: ignore[attr-defined]
+
+
+def _hinted_first(remaining: list[Path], name: str | None, hinted: set[Path] | None = None) -> int:
+    """Move the files that mention `name` to the end of `remaining` (popped next), last in walk order first: the
+    query names its enclosing symbols from the first file on, so the two meet in the middle instead of asking
+    for the same trees; they are added to `hinted`; returns how many."""
+    if not name:
+        return 0
+    needle = name.encode("utf-8", "surrogatepass")
+    hit, rest = [], []
+    for p in remaining:
+        try:
+            (hit if needle in p.read_bytes() else rest).append(p)
+        except OSError:
+            rest.append(p)
+    remaining[:] = rest + hit[::-1]
+    if hinted is not None:
+        hinted.update(hit)
+    return len(hit)
+
+
 class SemanticService(InspectionMixin, EditingMixin):
     def __init__(self, project_root: Path, data_dir: Path, *, request_timeout: float = 30.0,
                  read_only: bool = False, cache_dir: Path | None = None,
                  spec_overrides: dict[str, ServerSpec] | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None, separate_index_server: bool = True) -> None:
         self.root = Path(project_root).resolve()
         self.data_dir = Path(data_dir).resolve()
         self.lsp_dir = self.data_dir / "lsp"
         self.cache = SemanticCache(cache_dir or (self.data_dir / "semantic-cache"))
+        self.symbols = SymbolTable(self.data_dir / "symbol-table", self.root)
+        self._fingerprints: dict[int, str] = {}
         self.request_timeout = request_timeout
         self.read_only = read_only
         self.spec_overrides = dict(spec_overrides or {})
@@ -161,6 +196,11 @@ class SemanticService(InspectionMixin, EditingMixin):
         self._lines_memo: dict[str, tuple[str, list[str]]] = {}
         self.locks = FileLocks(self.data_dir / "locks")
         self.edit_conflicts: dict[str, int] = {}
+        # Why no type checker may start now (the host asks the operating phase), or None.
+        self.checker_refusal: Callable[[], str | None] = lambda: None
+        self.separate_index_server = separate_index_server
+        self._index_servers: dict[str, LanguageServer] = {}
+        self._index_hint: str | None = None
         if not read_only:
             journal.recover(self.data_dir)  # edits a crash interrupted: rolled back before any new one
 
@@ -172,7 +212,22 @@ class SemanticService(InspectionMixin, EditingMixin):
         """Python's type checker (basedpyright), started on the first diagnostics request, never before."""
         from ansf_mcp.semantic.languages.python import TYPE_CHECKER_KEY, type_checker_spec
 
+        if why := self.checker_refusal():
+            self.stop_type_checker(why)
+            raise LanguageUnavailable("Python type checking", why)
         return self._server(TYPE_CHECKER_KEY, lambda: type_checker_spec(self.root))
+
+    def stop_type_checker(self, why: str) -> bool:
+        """Stop a running type checker (it starts again on a later diagnostics request that may have one)."""
+        from ansf_mcp.semantic.languages.python import TYPE_CHECKER_KEY
+
+        with self._lock:
+            checker = self._servers.pop(TYPE_CHECKER_KEY, None)
+        if checker is None:
+            return False
+        log.info("the type checker (%s) stopped: %s", checker.spec.display_name, why)
+        checker.stop()
+        return True
 
     def _server(self, lang: str, make: Callable[[], ServerSpec]) -> LanguageServer:
         srv = self._servers.get(lang)
@@ -198,9 +253,14 @@ class SemanticService(InspectionMixin, EditingMixin):
 
     def fingerprint(self, srv: LanguageServer) -> str:
         s = srv.spec
-        return make_key(s.key, s.version, s.cmd[1:], s.init_options, s.settings, str(self.root), ANSWER_FORMAT)
+        known = self._fingerprints.get(id(s))
+        if known is None:  # a spec never changes once its server exists: hashed once, not per file
+            known = self._fingerprints[id(s)] = make_key(s.key, s.version, s.cmd[1:], s.init_options, s.settings,
+                                                         str(self.root), ANSWER_FORMAT)
+        return known
 
     def shutdown(self) -> None:
+        self.stop_index_servers("shutting down")
         with self._lock:
             servers = list(self._servers.values())
             self._servers.clear()
@@ -210,6 +270,7 @@ class SemanticService(InspectionMixin, EditingMixin):
             self._loop.stop()
             self._loop = None
         self.cache.close()
+        self.symbols.close()
 
     # ---- files -------------------------------------------------------------------------------------
     def _file(self, relative_path: str) -> tuple[Path, str, str]:
@@ -236,17 +297,13 @@ class SemanticService(InspectionMixin, EditingMixin):
     def trim_memory(self) -> int:
         """Drop in-memory file memos and stop the type checker (memory pressure; it starts again on the next
         diagnostics request); returns how many memo entries were dropped."""
-        from ansf_mcp.semantic.languages.python import TYPE_CHECKER_KEY
-
         with self._lock:
             dropped = len(self._lines_memo) + len(self._hash_memo)
             self._lines_memo.clear()
             self._hash_memo.clear()
-            checker = self._servers.pop(TYPE_CHECKER_KEY, None)
-        if checker is not None:
-            log.info("memory pressure: the type checker (%s) stopped until diagnostics are asked for again",
-                     checker.spec.display_name)
-            checker.stop()
+        self.stop_type_checker("memory pressure; it starts again when diagnostics are asked for")
+        self.separate_index_server = False  # the index goes on, if the phase lets it, in the query's server
+        self.stop_index_servers("memory pressure")
         return dropped
 
     def lines(self, path: Path) -> list[str]:
@@ -275,19 +332,35 @@ class SemanticService(InspectionMixin, EditingMixin):
 
     # ---- document symbols --------------------------------------------------------------------------
     def document_symbols(self, path: Path, rel: str, lang: str) -> list[dict]:
-        srv = self.server(lang)
-        key = make_key(self.fingerprint(srv), rel, self.content_hash(path), "documentSymbol")
-        hit = self.cache.get(key)
-        if hit is not None:
-            return hit
-        raw = srv.request("textDocument/documentSymbol", path, lambda uri: {"textDocument": {"uri": uri}})
-        tree = sym.normalise(raw)
-        if srv.position_encoding != UTF32:
-            _tree_to_code_points(tree, self.lines(path), srv.position_encoding)
-        if lang == "python":
-            tree = _drop_python_imports(tree, self.lines(path))
-        self.cache.set(key, tree, tag=file_tag(lang, rel))
-        return tree
+        """The file's symbol tree (shared: read it, never change it)."""
+        return self.symbol_entry(path, rel, lang).tree
+
+    def symbol_entry(self, path: Path, rel: str, lang: str, via: LanguageServer | None = None) -> Entry:
+        """The file's entry in the symbol table: kept while it stands for the file's content, else read from the
+        answer cache or asked of the language server (`via`: another process of the same spec, the index's),
+        and recorded."""
+        main = self.server(lang)
+        fp = self.fingerprint(main)
+        srv = via or main
+        entry = self.symbols.get(rel, path, fp, self.content_hash)
+        if entry is not None:
+            return entry
+        check_text_file(path, rel)
+        st = path.stat()  # before the content is read: a write after it shows as another stat next time
+        digest = self.content_hash(path)
+        key = make_key(fp, rel, digest, "documentSymbol")
+        tree = self.cache.get(key)
+        if tree is None:
+            raw = srv.request("textDocument/documentSymbol", path, lambda uri: {"textDocument": {"uri": uri}})
+            if via is not None:
+                _lower_priority(via)
+            tree = sym.normalise(raw)
+            if srv.position_encoding != UTF32:
+                _tree_to_code_points(tree, self.lines(path), srv.position_encoding)
+            if lang == "python":
+                tree = _drop_python_imports(tree, self.lines(path))
+            self.cache.set(key, tree, tag=file_tag(lang, rel))
+        return self.symbols.put(rel, lang, fp, st, digest, tree)
 
     # ---- tools -------------------------------------------------------------------------------------
     def symbols_overview(self, relative_path: str, depth: int = 0) -> SymbolsOverview:
@@ -346,7 +419,10 @@ class SemanticService(InspectionMixin, EditingMixin):
 
     def find_symbol(self, name_path: str, relative_path: str | None = None, include_body: bool = False,
                     substring: bool = False, max_matches: int = 50, include_info: bool = False) -> FoundSymbols:
-        sym.parse_name_path(name_path)
+        """Symbols by name path. Over a folder, from the symbol table: files whose recorded tree still stands for
+        their content are not asked again, and files holding no symbol of the last component's name are
+        skipped (a necessary condition of a match: the answer is the same as matching every tree)."""
+        _absolute, comps = sym.parse_name_path(name_path)
         if max_matches < 1:
             raise SemanticInputError("max_matches must be >= 1")
         start, _rel = resolve_in_root(self.root, relative_path, kind="any")
@@ -354,16 +430,27 @@ class SemanticService(InspectionMixin, EditingMixin):
             path, rel, lang = self._file(relative_path or "")
             sources: Any = [(path, rel, lang, None)]
         else:
-            sources = self._scan(start)
+            sources = self._indexed_scan(start)
+        last = comps[-1][0]
         matches: list[dict] = []
         notes: list[str] = []
         total = 0
-        for path, rel, lang, err in sources:
+        fingerprints: dict[str, str] = {}
+        for where, rel, lang, err in sources:
             if err:
                 notes.append(err)
                 continue
-            tree = self.document_symbols(path, rel, lang)
-            found = sym.find(tree, name_path, substring)
+            fp = fingerprints.get(lang) or fingerprints.setdefault(lang, self.fingerprint(self.server(lang)))
+            entry = self.symbols.get(rel, where, fp, self.content_hash)  # the warm path: no Path, no request
+            try:
+                entry = entry or self.symbol_entry(Path(where), rel, lang)
+            except PathRefused as exc:  # a file that turned binary or too large since it was recorded
+                notes.append(str(exc))
+                continue
+            if not entry.may_hold(last, substring):
+                continue
+            path = Path(where)
+            found = sym.find(entry.tree, name_path, substring)
             total += len(found)
             for loc in found:
                 if len(matches) < max_matches:
@@ -377,6 +464,37 @@ class SemanticService(InspectionMixin, EditingMixin):
                     matches.append(public)
         return FoundSymbols.model_validate({"total": total, "matches": matches, "truncated": total > len(matches),
                                             "notes": notes})
+
+    def _indexed_scan(self, start: Path):
+        """`_scan` from the symbol table's folder listings: the same files in the same order and the same notes;
+        a file's text check runs when its entry is (re)built, not on every call."""
+        exts = frozenset().union(*LANGUAGE_EXTENSIONS.values())
+        by_ext = {ext: lang for lang, lang_exts in LANGUAGE_EXTENSIONS.items() for ext in lang_exts}
+        served: dict[str, bool] = {}
+        prefix = str(self.root).rstrip("/") + "/"
+        n = 0
+        for text, link in self.symbols.walk(start, exts):
+            n += 1
+            if n > MAX_SCAN_FILES:
+                yield None, None, None, f"stopped after {MAX_SCAN_FILES} files; narrow relative_path"
+                return
+            if link or not text.startswith(prefix):
+                rel = self.rel(Path(text))
+                lang = language_of(Path(text))
+            else:
+                rel = text[len(prefix):]
+                lang = by_ext[os.path.splitext(text)[1].lower()]
+            if rel is None:
+                continue
+            if lang not in served:
+                try:
+                    self.server(lang)
+                    served[lang] = True
+                except LanguageUnavailable as exc:
+                    served[lang] = False
+                    yield None, None, None, f"{LANGUAGE_NAMES[lang]} files skipped: {exc}"
+            if served[lang]:
+                yield text, rel, lang, None
 
     def _locate(self, name_path: str, relative_path: str) -> tuple[Path, str, str, sym.Located]:
         path, rel, lang = self._file(relative_path)
@@ -565,45 +683,107 @@ class SemanticService(InspectionMixin, EditingMixin):
                                       "is defined nowhere the server can see)"})
 
     # ---- background index --------------------------------------------------------------------------
-    def index(self, budget: Callable[[], int], stop: threading.Event | None = None, recheck_every: int = 25) -> dict:
-        """Fetch the symbol tree of every source file (into the cache; the language server parses each file and
-        keeps it), so the first heavy query finds it done. `budget()` is how many files the operating phase
-        allows now (0 stops); it is asked again every `recheck_every` files, so a phase change takes effect soon."""
+    def index(self, budget: Callable[[], int], stop: threading.Event | None = None, recheck_every: int = 25,
+              pause: Callable[[], None] | None = None) -> dict:
+        """Fetch the symbol tree of every source file into the symbol table (and the cache), so that a query
+        finds it done. `budget()` is how many files the operating phase allows now (0 stops); it is asked again
+        every `recheck_every` files, so a phase change takes effect soon. Files whose recorded tree still stands
+        (a restart) cost a stat, not a request.
+
+        A query never waits behind the index: `pause()` (the host's gate) holds the index while a caller's call
+        runs, and lets it resume after. Python's trees come from a language server of the index's own (the same
+        spec, so the same trees), run at a lower CPU priority and stopped when the index ends; the files a query
+        names (`hint_index`) are indexed next and go on beside it, ready for its enclosing symbols, while the
+        rest waits at the gate. Other languages share the query's server, so every file waits there."""
         stop = stop or threading.Event()
+        pause = pause or (lambda: None)
         t0 = time.monotonic()
-        state = self.indexing = {"state": "running", "files": 0, "total": None, "seconds": 0.0, "stopped": None}
+        state = self.indexing = {"state": "running", "files": 0, "total": None, "seconds": 0.0, "stopped": None,
+                                 "hinted": 0}
         langs = [lang for lang in LANGUAGE_EXTENSIONS if self._indexable(lang)]
-        files = [p for p in walk_files(self.root, self.root, frozenset().union(
+        remaining = [p for p in walk_files(self.root, self.root, frozenset().union(
             *(LANGUAGE_EXTENSIONS[lang] for lang in langs)) if langs else frozenset(), limit=MAX_SCAN_FILES)]
-        state["total"] = len(files)
+        remaining.reverse()  # popped from the end: walk order
+        state["total"] = len(remaining)
         allowed = budget()
-        for i, path in enumerate(files):
-            if i % recheck_every == 0 and i:
-                allowed = budget()
-            if stop.is_set():
-                state["stopped"] = "server shutting down"
-                break
-            if i >= allowed:
-                state["stopped"] = (f"the operating phase allows {allowed} files" if allowed else
-                                    "memory is critical: indexing paused")
-                break
-            rel = self.rel(path)
-            if rel is None:
-                continue
-            try:
-                lang = language_of(path)
-                check_text_file(path, rel)
-                with background_work():
-                    self.document_symbols(path, rel, lang)
-            except (LanguageUnavailable, PathRefused, LspError, OSError) as exc:
-                log.debug("index: %s skipped: %s", rel, exc)
-                continue
-            state["files"] = i + 1
-            state["seconds"] = round(time.monotonic() - t0, 2)
+        hint_seen: str | None = None  # a hint given before the index started counts too
+        hinted: set[Path] = set()
+        done = 0
+        try:
+            while remaining:
+                if done % recheck_every == 0 and done:
+                    allowed = budget()
+                if self._index_hint != hint_seen:
+                    hint_seen = self._index_hint
+                    state["hinted"] += _hinted_first(remaining, hint_seen, hinted)
+                path = remaining[-1]
+                try:
+                    lang = language_of(path)
+                except LanguageUnavailable:
+                    lang = ""
+                separate = lang == "python" and self.separate_index_server
+                if not separate or path not in hinted:  # only a query's own files go on beside it
+                    pause()
+                try:
+                    via = self.index_server(lang) if separate else None  # after the pause: it may have been let go
+                except LanguageUnavailable:
+                    via = None
+                if stop.is_set():
+                    state["stopped"] = "server shutting down"
+                    break
+                if done >= allowed:
+                    state["stopped"] = (f"the operating phase allows {allowed} files" if allowed else
+                                        "memory is critical: indexing paused")
+                    break
+                remaining.pop()
+                done += 1
+                rel = self.rel(path)
+                if rel is None or not lang:
+                    continue
+                try:
+                    check_text_file(path, rel)
+                    with background_work():
+                        self.symbol_entry(path, rel, lang, via=via)
+                except (LanguageUnavailable, PathRefused, LspError, OSError) as exc:
+                    log.debug("index: %s skipped: %s", rel, exc)
+                    continue
+                finally:
+                    if via is not None and self._index_servers.get(lang) is not via:
+                        via.stop()  # stopped under the request (memory pressure): not restarted behind our back
+                state["files"] = done
+                state["seconds"] = round(time.monotonic() - t0, 2)
+        finally:
+            self.stop_index_servers("the index ended")
         state["state"] = "done" if state["stopped"] is None else "stopped"
         state["seconds"] = round(time.monotonic() - t0, 2)
         log.info("semantic index: %s", state)
         return state
+
+    def hint_index(self, name: str) -> None:
+        """A query about `name` is coming: the index takes the files that mention it next."""
+        self._index_hint = name
+
+    def index_server(self, lang: str) -> LanguageServer | None:
+        """The index's own language server for `lang` (Python only: a second jedi costs ~100 MB and no download),
+        at a lower CPU priority; None where the index shares the query's server."""
+        if lang != "python" or not self.separate_index_server:
+            return None
+        main = self.server(lang)
+        with self._lock:
+            srv = self._index_servers.get(lang)
+            if srv is None:
+                assert self._loop is not None
+                srv = self._index_servers[lang] = LanguageServer(main.spec, self.root, self._loop,
+                                                                 request_timeout=self.request_timeout)
+        return srv
+
+    def stop_index_servers(self, why: str) -> None:
+        with self._lock:
+            servers = list(self._index_servers.values())
+            self._index_servers.clear()
+        for srv in servers:
+            log.info("the index's own %s server stopped: %s", srv.spec.key, why)
+            srv.stop()
 
     def _indexable(self, lang: str) -> bool:
         """A language is indexed when the project has its files and its server needs no download."""
@@ -619,11 +799,17 @@ class SemanticService(InspectionMixin, EditingMixin):
 
     # ---- status ------------------------------------------------------------------------------------
     def status(self) -> dict:
+        servers = [s.status() for s in list(self._servers.values())]
+        servers += [{**s.status(), "role": "index (lower CPU priority, stopped when the index ends)"}
+                    for s in list(self._index_servers.values())]
         return {
             "project_root": str(self.root),
             "index": self.indexing,
             "cache": self.cache.stats(),
-            "servers": [s.status() for s in list(self._servers.values())],
+            "symbol_table": self.symbols.stats(),
+            "servers": servers,
+            # every language server's memory, the type checker's included (it is this layer's largest process)
+            "servers_rss_bytes": sum(s["rss_bytes"] or 0 for s in servers),
             "unavailable": {k: str(v) for k, v in self._unavailable.items()},
             "edit_conflicts": dict(self.edit_conflicts),
             "time": time.time(),

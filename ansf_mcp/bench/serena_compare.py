@@ -59,14 +59,18 @@ class Side:
 class Ours(Side):
     name = "ours"
 
-    def __init__(self, data_dir: Path, after_index: bool = False):
+    def __init__(self, data_dir: Path, after_index: bool = False, index: bool = True):
         self.data_dir = data_dir
         self.after_index = after_index
+        self.index = index or after_index
 
     def params(self, project: Path) -> StdioServerParameters:
+        # The index at start, as the shared server every stdio client reaches runs it (a standalone server
+        # leaves it off unless ANSF_SEMANTIC_INDEX=1); --no-index measures without it.
         return StdioServerParameters(command=sys.executable, args=["-m", "ansf_mcp", "serve", "--standalone", "--project",
                                                                    str(project), "--data-dir", str(self.data_dir)],
-                                     env={**os.environ, "ANSF_LOG_LEVEL": "WARNING"})
+                                     env={**os.environ, "ANSF_LOG_LEVEL": "WARNING",
+                                          "ANSF_SEMANTIC_INDEX": "1" if self.index else "0"})
 
     def cache_dir(self, project: Path) -> Path:
         return self.data_dir / "semantic-cache"
@@ -154,7 +158,8 @@ def peak_rss_mib(pid: int) -> dict[str, float]:
     for p in procs:
         peak = peak_rss(p.pid)
         if peak is not None:
-            out["server" if p.pid == pid else "children"] += round(peak / 2**20, 1)
+            out["server" if p.pid == pid else "children"] += peak / 2**20
+    out = {k: round(v, 1) for k, v in out.items()}
     out["total"] = round(out["server"] + out["children"], 1)
     return out
 
@@ -351,7 +356,8 @@ def scratch_copy(src: Path, dst: Path) -> Path:
 
 
 async def compare(repos: list[Path], serena_exe: str | None, serena_home: Path, work: Path,
-                  rename: list[str], test_cmd: str | None, say, after_index: bool = False) -> dict[str, Any]:
+                  rename: list[str], test_cmd: str | None, say, after_index: bool = False,
+                  index: bool = True) -> dict[str, Any]:
     report: dict[str, Any] = {"repositories": {}, "renames": []}
     for repo in repos:
         repo = repo.resolve()
@@ -361,7 +367,7 @@ async def compare(repos: list[Path], serena_exe: str | None, serena_home: Path, 
                   if "test" not in f and f not in files][:2]
         patterns = [rf"\b{targets[0]['name']}\(", r"def __init__\(", r"TODO|FIXME"]
         entry: dict[str, Any] = {"targets": targets, "files": files, "python_files": len(list(repo.rglob("*.py")))}
-        sides: list[Side] = [Ours(work / f"{repo.name}-data", after_index)]
+        sides: list[Side] = [Ours(work / f"{repo.name}-data", after_index, index)]
         if serena_exe:
             sides.append(Serena(serena_exe, serena_home))
         for side in sides:
@@ -417,6 +423,9 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| cache on disk | {ours.get('cache_bytes', 0) / 1e6:.2f} MB, outside the repository | "
                      f"{ser.get('cache_bytes', 0) / 1e6:.2f} MB, inside the repository |")
         lines.append("")
+    if report.get("load_average"):
+        la = report["load_average"]
+        lines += [f"Load average (1, 5, 15 min) at the start {la['start']}, at the end {la['end']}.", ""]
     if report.get("renames"):
         lines += ["| rename | server | seconds | edits | ms per edit | old name left | project's tests after |",
                   "|---|---|---|---|---|---|---|"]
@@ -436,16 +445,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rename", action="append", default=[], help="REPO:NAME_PATH:FILE:NEW_NAME")
     ap.add_argument("--test-cmd", help="run in the renamed copy afterwards, e.g. 'python -m pytest -q -x'")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--no-index", action="store_true",
+                    help="ours: no background index (a standalone server's default)")
     ap.add_argument("--after-index", action="store_true",
                     help="ours: wait for the background index before the first heavy query (and report its time)")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="ansf-vs-serena-"))
+    load = [round(x, 2) for x in os.getloadavg()]
 
     def say(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
     report = anyio.run(compare, args.repos, args.serena, args.serena_home, work, args.rename, args.test_cmd, say,
-                       args.after_index)
+                       args.after_index, not args.no_index)
+    report["load_average"] = {"start": load, "end": [round(x, 2) for x in os.getloadavg()]}
     report["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
     text = json.dumps(report, indent=2, default=str)
     if args.json:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from ansf_mcp.semantic.cache import ANSWER_CACHE_BYTES, DISK_BUDGET_BYTES, JEDI_CACHE_BYTES, dir_bytes
+from ansf_mcp.semantic.symbol_table import SYMBOL_TABLE_BYTES
 
 from tests.semantic.conftest import build
 from tests.semantic.helpers import ok
@@ -19,11 +20,11 @@ REFS = {"name_path": "scale", "relative_path": "src/geo/units.py"}
 
 def _semantic_bytes(data: Path) -> int:
     """What the semantic layer keeps on disk for the project under its data directory."""
-    return sum(dir_bytes(data / d) for d in ("semantic-cache", "lsp/jedi-cache", "locks", "edits"))
+    return sum(dir_bytes(data / d) for d in ("semantic-cache", "lsp/jedi-cache", "symbol-table", "locks", "edits"))
 
 
 def test_the_budget_split_fits_the_promise():
-    assert ANSWER_CACHE_BYTES + JEDI_CACHE_BYTES < DISK_BUDGET_BYTES
+    assert ANSWER_CACHE_BYTES + JEDI_CACHE_BYTES + SYMBOL_TABLE_BYTES < DISK_BUDGET_BYTES
 
 
 async def test_damaged_caches_heal_on_the_next_call_and_stay_in_budget(pyproj_copy, tmp_path, caplog):
