@@ -18,10 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from ansf_mcp.coordinator import baselines
+from ansf_mcp.coordinator import embeddings as semantic
 from ansf_mcp.coordinator.comparisons import Comparisons
 from ansf_mcp.coordinator.episode import Episode, ModelUnavailable
 
-INPUTS = (
+# Every input the lab can weigh (lab/combine.py --ablate measures each on validation); INPUTS are the ones the
+# shipped combiner uses, in order.
+CANDIDATES = (
     "network logit",
     "similarity logit",
     "history logit",
@@ -32,10 +35,17 @@ INPUTS = (
     "success-rate logit",
     "close-task history logit",
     "log close-task evidence",
+    "embedding cosine to successes",
+    "embedding best-match cosine",
+    "recent-work word cosine",
+    "recent-work embedding cosine",
 )
+INPUTS = CANDIDATES[:10]
 # Past tasks at least this alike (word TF-IDF cosine) are "close": their outcomes speak to the task directly. Chosen
 # on validation (0.2 against 0.3 and 0.5; outcome-driven simulated family and validation repositories).
 CLOSE_SIMILARITY = 0.2
+# How fast an agent's past work stops telling what it does now: weight 1/2 per RECENCY_HALF_LIFE newer items.
+RECENCY_HALF_LIFE = 10.0
 FORMAT = "ansf-combiner/1"
 _CLIP = 1e-4
 
@@ -45,31 +55,63 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(q) - np.log1p(-q)
 
 
-def inputs(episode: Episode, cmp: Comparisons, network_p: np.ndarray) -> np.ndarray:
-    """(agents, tasks, len(INPUTS)): what the combiner weighs, for every pair of the decision."""
-    def outcome_record(min_similarity: float) -> tuple[np.ndarray, np.ndarray]:
-        hits, mass = cmp.weighted_success("words", min_similarity)
+class _Inputs:
+    """The candidate inputs of one decision, each computed when first asked for (they share comparisons)."""
+
+    def __init__(self, episode: Episode, cmp: Comparisons, network_p: np.ndarray):
+        self.episode, self.cmp, self.network_p = episode, cmp, network_p
+        self.shape = network_p.shape
+        self._memo: dict[str, np.ndarray] = {}
+
+    def get(self, name: str) -> np.ndarray:
+        if name not in self._memo:
+            self._memo[name] = np.asarray(self._compute(name), dtype=np.float64)
+        return self._memo[name]
+
+    def _record(self, min_similarity: float) -> tuple[np.ndarray, np.ndarray]:
+        hits, mass = self.cmp.weighted_success("words", min_similarity)
         rate = (hits + baselines.PRIOR_WEIGHT * baselines.PRIOR) / (mass + baselines.PRIOR_WEIGHT)
         return _logit(rate), np.log1p(mass)
 
-    z_hist, evidence = outcome_record(baselines.MIN_SIMILARITY)
-    z_close, close_evidence = outcome_record(CLOSE_SIMILARITY)
-    shape = network_p.shape
-    return np.stack(
-        [
-            _logit(network_p),
-            _logit(baselines.similarity(episode, cmp)),
-            z_hist,
-            cmp.centroid_cosine("plain", True),
-            evidence,
-            z_hist * evidence,
-            np.broadcast_to(np.log1p(cmp.hist_len)[:, None], shape),
-            np.broadcast_to(_logit(cmp.success_rate)[:, None], shape),
-            z_close,
-            close_evidence,
-        ],
-        axis=-1,
-    )
+    def _compute(self, name: str) -> np.ndarray:  # noqa: C901 - one branch per input, each one line
+        cmp, shape = self.cmp, self.shape
+        if name == "network logit":
+            return _logit(self.network_p)
+        if name == "similarity logit":
+            return _logit(baselines.similarity(self.episode, cmp))
+        if name in ("history logit", "log similar-task evidence"):
+            z, evidence = self._record(baselines.MIN_SIMILARITY)
+            return z if name == "history logit" else evidence
+        if name == "history logit x log similar-task evidence":
+            return self.get("history logit") * self.get("log similar-task evidence")
+        if name in ("close-task history logit", "log close-task evidence"):
+            z, evidence = self._record(CLOSE_SIMILARITY)
+            return z if name == "close-task history logit" else evidence
+        if name == "tf-idf cosine to successes":
+            return cmp.centroid_cosine("plain", True)
+        if name == "log history size":
+            return np.broadcast_to(np.log1p(cmp.hist_len)[:, None], shape)
+        if name == "success-rate logit":
+            return np.broadcast_to(_logit(cmp.success_rate)[:, None], shape)
+        if name == "recent-work word cosine":
+            out = np.zeros(shape)
+            for i in range(cmp.n_agents):
+                if cmp.hist_len[i]:
+                    w = semantic.recency_weights(int(cmp.hist_len[i]), RECENCY_HALF_LIFE)
+                    out[i] = w @ cmp.item_cosine("words", i) / w.sum()
+            return out
+        centroid, best, recent = semantic.pair_cosines(semantic.load(), cmp, RECENCY_HALF_LIFE)
+        return {"embedding cosine to successes": centroid, "embedding best-match cosine": best,
+                "recent-work embedding cosine": recent}[name]
+
+
+def inputs(episode: Episode, cmp: Comparisons, network_p: np.ndarray, names: tuple[str, ...] = INPUTS) -> np.ndarray:
+    """(agents, tasks, len(names)): what the combiner weighs, for every pair of the decision."""
+    unknown = [n for n in names if n not in CANDIDATES]
+    if unknown:
+        raise ValueError(f"unknown combiner input(s): {', '.join(unknown)}")
+    x = _Inputs(episode, cmp, network_p)
+    return np.stack([np.broadcast_to(x.get(n), network_p.shape) for n in names], axis=-1)
 
 
 @dataclass(frozen=True)

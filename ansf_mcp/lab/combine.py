@@ -29,13 +29,15 @@ from ansf_mcp.coordinator.episode import Episode
 L2 = 1e-3
 
 
-def _rows(net, episode: Episode, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _rows(net, episode: Episode, label: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     cmp = Comparisons(episode)
-    x = combiner.inputs(episode, cmp, net.estimate_network(episode, cmp))
+    x = combiner.inputs(episode, cmp, net.estimate_network(episode, cmp), names)
     return x.reshape(-1, x.shape[-1]), label.reshape(-1)
 
 
-def replay_rows(net, mirror: Path, per_repo: int, seed: int, repos: Path | None = None) -> tuple[list, list]:
+def replay_rows(
+    net, mirror: Path, per_repo: int, seed: int, repos: Path | None = None, names: tuple[str, ...] = combiner.INPUTS
+) -> tuple[list, list]:
     from ansf_mcp.lab import corpus, replay
 
     rng = np.random.default_rng([seed, 29])
@@ -47,14 +49,14 @@ def replay_rows(net, mirror: Path, per_repo: int, seed: int, repos: Path | None 
             for j, t in enumerate(rep.episode.tasks):
                 label[ids[rep.truth[t.id]], j] = 1.0
             for mode in replay.TEXT_MODES:
-                x, y = _rows(net, replay.restyle(rep, mode).episode, label)
+                x, y = _rows(net, replay.restyle(rep, mode).episode, label, names)
                 xs.append(x)
                 ys.append(y)
         print(f"replayed {h.name}: {len(xs)} episodes", file=sys.stderr, flush=True)
     return xs, ys
 
 
-def simulated_rows(net, episodes: int, seed: int) -> tuple[list, list]:
+def simulated_rows(net, episodes: int, seed: int, names: tuple[str, ...] = combiner.INPUTS) -> tuple[list, list]:
     from ansf_mcp.lab import family, simulator
 
     sims = [
@@ -64,10 +66,17 @@ def simulated_rows(net, episodes: int, seed: int) -> tuple[list, list]:
     ]
     xs, ys = [], []
     for s in sims:
-        x, y = _rows(net, s.episode, s.p_true)
+        x, y = _rows(net, s.episode, s.p_true, names)
         xs.append(x)
         ys.append(y)
     return xs, ys
+
+
+def halves(n_replayed: int, n_all: int) -> np.ndarray:
+    """Row weights giving half of the weight to the replayed rows (first) and half to the simulated ones, whatever
+    their pair counts."""
+    n_sim = n_all - n_replayed
+    return np.concatenate([np.full(n_replayed, 0.5 / max(n_replayed, 1)), np.full(n_sim, 0.5 / max(n_sim, 1))])
 
 
 def fit(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
@@ -110,9 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     x = np.concatenate(rx + sx)
     y = np.concatenate(ry + sy)
     n_r = sum(len(v) for v in ry)
-    # Half of the weight on each kind of data, whatever their pair counts.
-    w = np.concatenate([np.full(n_r, 0.5 / max(n_r, 1)), np.full(len(y) - n_r, 0.5 / max(len(y) - n_r, 1))])
-    coef, bias = fit(x, y, w)
+    coef, bias = fit(x, y, halves(n_r, len(y)))
     card = {
         "network": weights_file.name,
         "seed": args.seed,
