@@ -1,12 +1,14 @@
-"""What each combiner input adds, measured on VALIDATION data only (docs/MODEL.md, the ablation table).
+"""What each combiner input adds, measured on VALIDATION repositories only (docs/MODEL.md, the ablation table).
 
-Every candidate input (`combiner.CANDIDATES`) is computed once for the training rows `lab/combine.py` fits on and
-for validation episodes: replayed windows of `lab/validation_repos.txt` (both text modes) and SIMULATED episodes
-of the outcome-driven family from held-out sources. Then one combiner per input set is fitted on the training
-rows alone, by the same code and weighting as the shipped one, and each is scored: top-1 against the real author
-(replayed), value ratio against the oracle (simulated), with the paired difference to the first set.
+The combiner is fitted on replayed windows of the validation repositories (`lab/combine.py`: the network has
+seen every training repository, so on them its own estimate looks better than it is). To measure an input set
+without scoring a fit on its own data, each validation repository is left out in turn: a combiner is fitted, by
+the same code as the shipped one, on the other seven (their newest windows of 16 and 32 tasks, both text modes)
+and the SIMULATED training-source episodes, and scored on the one left out — top-1 against the real author. The
+outcome-driven simulated family (held-out sources; value ratio against the oracle) is scored with the set fitted
+on all eight. Δ is paired, against the first set.
 
-    python -m ansf_mcp.lab.ablate --mirror DIR [--per-repo 15] [--windows 12] [--cache DIR]
+    python -m ansf_mcp.lab.ablate --mirror DIR [--windows 12] [--simulated 200] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -25,35 +27,27 @@ from ansf_mcp.coordinator.solver import solve
 from ansf_mcp.lab import combine, evaluate, replay
 from ansf_mcp.lab.evaluate import mean_ci
 
-BASE = combiner.CANDIDATES[:10]
+_C = combiner.CENTRED
+_BASE = combiner.CANDIDATES[:10]
+_EMB = ("embedding cosine to successes", "embedding best-match cosine", "recent-work embedding cosine")
 SETS: dict[str, tuple[str, ...]] = {
+    "10 inputs (issue 16's combiner), refitted": _BASE,
     "network logit only": ("network logit",),
-    "10 inputs (issue 16's combiner)": BASE,
-    "10 + embedding cosine to successes": (*BASE, "embedding cosine to successes"),
-    "10 + embedding best match": (*BASE, "embedding best-match cosine"),
-    "10 + recent-work embedding cosine": (*BASE, "recent-work embedding cosine"),
-    "10 + all three embedding cosines": (*BASE, *combiner.CANDIDATES[10:12], "recent-work embedding cosine"),
-    "10 + recent-work word cosine": (*BASE, "recent-work word cosine"),
-    "all 14": combiner.CANDIDATES,
+    "network + TF-IDF + embedding cosine": ("network logit", "tf-idf cosine to successes", _EMB[0]),
+    "10 + embedding cosine to successes": (*_BASE, _EMB[0]),
+    "10 + 3 embedding cosines": (*_BASE, *_EMB),
+    "10 + 3 embedding cosines + recent-work word cosine": (*_BASE, *_EMB, "recent-work word cosine"),
+    "10 + 3 embedding cosines + task-centred inputs": (*_BASE, *_EMB, *(n for n in combiner.CANDIDATES if
+                                                                       n.endswith(_C))),
+    "all 20 candidates": combiner.CANDIDATES,
 }
-VALIDATION_SIZES = (16, 32)
-
-
-def validation_episodes(net, mirror: Path, per_size: int) -> list[tuple[str, object, np.ndarray]]:
-    """(mode, ReplayEpisode, inputs (agents, tasks, CANDIDATES)) for ≤ per_size newest windows per size."""
-    from ansf_mcp.lab import corpus
-
-    out = []
-    for h in corpus.histories(mirror, corpus.read_list(corpus.VALIDATION_LIST)):
-        for w in VALIDATION_SIZES:
-            for rep in replay.windows(h, w, limit=per_size):
-                for mode in replay.TEXT_MODES:
-                    r = replay.restyle(rep, mode)
-                    cmp = Comparisons(r.episode)
-                    x = combiner.inputs(r.episode, cmp, net.estimate_network(r.episode, cmp), combiner.CANDIDATES)
-                    out.append((mode, r, x))
-        print(f"validation {h.name}: {len(out)} episodes", file=sys.stderr, flush=True)
-    return out
+# Variants of the share of simulated pairs in the fit (the default is combine.SIM_SHARE).
+SHARES = {
+    "10 + 3 embedding cosines, simulated share 0.2": ((*_BASE, *_EMB), 0.2),
+    "10 + 3 embedding cosines, no simulated pairs": ((*_BASE, *_EMB), 0.0),
+    "network + TF-IDF + embedding cosine, simulated share 0.2": (SETS["network + TF-IDF + embedding cosine"], 0.2),
+    "10 inputs, no simulated pairs": (_BASE, 0.0),
+}
 
 
 def simulated_episodes(net, n: int, seed: int) -> list[tuple[object, np.ndarray]]:
@@ -66,41 +60,46 @@ def simulated_episodes(net, n: int, seed: int) -> list[tuple[object, np.ndarray]
     return out
 
 
-def _top1(rep, p: np.ndarray) -> float:
+def _top1(rep: replay.ReplayEpisode, p: np.ndarray) -> float:
     return replay.top1(rep, [(a.task, a.agent) for a in solve(rep.episode, p).assignments])
 
 
-def score(sets: dict[str, tuple[str, ...]], train: tuple[np.ndarray, np.ndarray, int], val: list, sims: list) -> dict:
-    """Per input set: its fitted weights and per-episode scores (replayed per mode by window, simulated)."""
-    x, y, n_r = train
-    w = combine.halves(n_r, len(y))
+def score(sets: dict[str, tuple[tuple[str, ...], float]], val: list, sims_train: tuple, sims_eval: list) -> dict:
+    """Per input set: per-episode top-1 by cell (leave one repository out), the family's value ratios, and the
+    weights fitted on all validation repositories."""
+    sx, sy = sims_train
+    repos = sorted({rep.repo for _, rep, _ in val})
     out = {}
-    for label, names in sets.items():
+    for label, (names, share) in sets.items():
         cols = [combiner.CANDIDATES.index(n) for n in names]
-        coef, bias = combine.fit(x[:, cols], y, w)
-        fitted = combiner.Combiner(coef, bias, "", {})
         per: dict[str, list[float]] = {}
-        for mode, rep, xv in val:
-            per.setdefault(f"{mode} W{rep.window}", []).append(_top1(rep, fitted.apply(xv[..., cols])))
+        for left_out in repos:
+            x, y, task = combine.stack([e for e in val if e[1].repo != left_out], cols)
+            fitted = combiner.Combiner(*combine.fit_by_task(x, y, task, sx[:, cols], sy, share), "", {})
+            for mode, rep, xv in val:
+                if rep.repo == left_out:
+                    per.setdefault(f"{mode} W{rep.window}", []).append(_top1(rep, fitted.apply(xv[..., cols])))
+        x, y, task = combine.stack(val, cols)
+        coef, bias = combine.fit_by_task(x, y, task, sx[:, cols], sy, share)
+        fitted = combiner.Combiner(coef, bias, "", {})
         per["outcome-driven family"] = [
-            evaluate.ratio_of_estimate(s.episode, s.p_true, fitted.apply(xs[..., cols])) for s, xs in sims
+            evaluate.ratio_of_estimate(s.episode, s.p_true, fitted.apply(xs[..., cols])) for s, xs in sims_eval
         ]
         out[label] = {"weights": dict(zip(names, coef.round(4).tolist(), strict=True)), "bias": bias, "per": per}
-        print(f"fitted {label}", file=sys.stderr, flush=True)
+        print(f"scored {label}", file=sys.stderr, flush=True)
     return out
 
 
 def table(results: dict) -> str:
-    first = next(iter(results.values()))["per"]
-    ref = "10 inputs (issue 16's combiner)"
-    cols = list(first)
+    ref = next(iter(results.values()))["per"]
+    cols = list(ref)
     lines = ["| inputs | " + " | ".join(cols) + " |", "| --- |" + " --- |" * len(cols)]
     for label, r in results.items():
         cells = []
         for c in cols:
             v = np.array(r["per"][c])
             m, ci = mean_ci(v)
-            d, dci = mean_ci(v - np.array(results[ref]["per"][c]))
+            d, dci = mean_ci(v - np.array(ref[c]))
             cells.append(f"{m:.3f} ± {ci:.3f} (Δ {100 * d:+.1f} ± {100 * dci:.1f})")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -108,10 +107,10 @@ def table(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from ansf_mcp.coordinator import neural
+    from ansf_mcp.lab import corpus
 
     parser = argparse.ArgumentParser(prog="python -m ansf_mcp.lab.ablate", description=__doc__.splitlines()[0])
     parser.add_argument("--mirror", type=Path, required=True)
-    parser.add_argument("--per-repo", type=int, default=15, help="replayed training windows per repository")
     parser.add_argument("--episodes", type=int, default=300, help="simulated training episodes per family")
     parser.add_argument("--windows", type=int, default=12, help="validation windows per repository and size")
     parser.add_argument("--simulated", type=int, default=200, help="outcome-driven validation episodes")
@@ -122,18 +121,17 @@ def main(argv: list[str] | None = None) -> int:
     net = neural.load_file(neural.CHECKPOINT_DIR / "student.safetensors", combine=False)
     cached = args.cache / "ablate-inputs.pkl" if args.cache else None
     if cached and cached.is_file():
-        train, val, sims = pickle.loads(cached.read_bytes())
+        sims_train, val, sims_eval = pickle.loads(cached.read_bytes())
     else:
-        rx, ry = combine.replay_rows(net, args.mirror, args.per_repo, args.seed, names=combiner.CANDIDATES)
         sx, sy = combine.simulated_rows(net, args.episodes, args.seed, names=combiner.CANDIDATES)
-        train = (np.concatenate(rx + sx), np.concatenate(ry + sy), sum(len(v) for v in ry))
-        val = validation_episodes(net, args.mirror, args.windows)
-        sims = simulated_episodes(net, args.simulated, args.seed + 7)
+        sims_train = (np.concatenate(sx), np.concatenate(sy))
+        val = combine.replay_episodes(net, args.mirror, corpus.VALIDATION_LIST, args.windows, combiner.CANDIDATES)
+        sims_eval = simulated_episodes(net, args.simulated, args.seed + 7)
         if cached:
             cached.parent.mkdir(parents=True, exist_ok=True)
-            cached.write_bytes(pickle.dumps((train, val, sims)))
+            cached.write_bytes(pickle.dumps((sims_train, val, sims_eval)))
     print(f"inputs ready in {time.time() - started:.0f}s", file=sys.stderr, flush=True)
-    results = score(SETS, train, val, sims)
+    results = score({k: (v, combine.SIM_SHARE) for k, v in SETS.items()} | SHARES, val, sims_train, sims_eval)
     print(table(results))
     for label, r in results.items():
         print(label, r["weights"], round(r["bias"], 4))

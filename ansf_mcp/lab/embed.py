@@ -76,7 +76,8 @@ def build(
     vectors *= np.where(signs == 0, 1.0, signs)
     counts = np.array([freq[w] for w in vocab], dtype=np.float64)
     weight = SIF_A / (SIF_A + counts / sum(freq.values()))
-    return vocab, vectors.astype(np.float16), weight.astype(np.float32)
+    # C order: safetensors writes the buffer as it lies, and SVD factors come in Fortran order.
+    return vocab, np.ascontiguousarray(vectors, dtype=np.float16), weight.astype(np.float32)
 
 
 def save(path: Path, vocab: list[str], vectors: np.ndarray, weight: np.ndarray, card: dict) -> str:

@@ -77,7 +77,7 @@ def test_damaged_or_mismatched_files_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailable, match="do not match their card's vocabulary"):
         embeddings.load(other)
     card.write_text("{")
-    with pytest.raises(ModelUnavailable, match="card c.json is unreadable"):
+    with pytest.raises(ModelUnavailable, match=r"card c\.json is unreadable"):
         embeddings.load(other)
 
 
