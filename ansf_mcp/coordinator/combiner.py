@@ -52,6 +52,7 @@ CANDIDATES = (
 )
 # Issue 16's ten, the three embedding cosines and the task-centred inputs: the best of the sets lab/ablate.py
 # compared (leaving one validation repository out), though every set was within noise of the others.
+EMBEDDING_INPUTS = ("embedding cosine to successes", "embedding best-match cosine", "recent-work embedding cosine")
 INPUTS = (*CANDIDATES[:10], *CANDIDATES[10:12], CANDIDATES[13], *(n for n in CANDIDATES if n.endswith(CENTRED)))
 # Past tasks at least this alike (word TF-IDF cosine) are "close": their outcomes speak to the task directly. Chosen
 # on validation (0.2 against 0.3 and 0.5; outcome-driven simulated family and validation repositories).
@@ -115,9 +116,10 @@ class _Inputs:
                     w = semantic.recency_weights(int(cmp.hist_len[i]), RECENCY_HALF_LIFE)
                     out[i] = w @ cmp.item_cosine("words", i) / w.sum()
             return out
-        centroid, best, recent = semantic.pair_cosines(semantic.load(), cmp, RECENCY_HALF_LIFE)
-        return {"embedding cosine to successes": centroid, "embedding best-match cosine": best,
-                "recent-work embedding cosine": recent}[name]
+        # The three embedding cosines come from one pass: keep all three.
+        three = semantic.pair_cosines(semantic.load(), cmp, RECENCY_HALF_LIFE)
+        self._memo.update(zip(EMBEDDING_INPUTS, three, strict=True))
+        return self._memo[name]
 
 
 def inputs(episode: Episode, cmp: Comparisons, network_p: np.ndarray, names: tuple[str, ...] = INPUTS) -> np.ndarray:

@@ -131,26 +131,27 @@ def recency_weights(n: int, half_life: float) -> np.ndarray:
 def pair_cosines(emb: Embeddings, cmp, half_life: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(agents, tasks) x 3 for one decision's comparisons (`comparisons.Comparisons`): the cosine of each task's
     vector with the normalised sum of the agent's past successes' vectors, with its single best-matching past
-    task, and the recency-weighted mean cosine with its past tasks (newest weigh most)."""
+    task, and the recency-weighted mean cosine with its past tasks (newest weigh most); 0 without a history."""
     episode = cmp.episode
     n_a, n_t = cmp.n_agents, cmp.n_tasks
     hist = [h.task for a, n in zip(episode.agents, cmp.hist_len, strict=True) for h in a.history[len(a.history) - n:]]
     tasks = emb.matrix([t.description for t in episode.tasks])
     items = emb.matrix(hist)
     sims = items @ tasks.T  # (history items, tasks)
-    centroid = np.zeros((n_a, n_t))
+    owner = np.repeat(np.arange(n_a), cmp.hist_len)
+    n_items = len(hist)
+    # Agents x items: 1 on an agent's successes; each agent's recency weights summing to 1.
+    ok = sparse.csr_matrix((np.ones(int(cmp.ok.sum())), (owner[cmp.ok], np.flatnonzero(cmp.ok))),
+                           shape=(n_a, n_items))
+    w = np.concatenate([recency_weights(int(n), half_life) for n in cmp.hist_len]) if n_items else np.zeros(0)
+    w /= np.bincount(owner, weights=w, minlength=n_a)[owner] if n_items else 1.0
+    recent = np.asarray(sparse.csr_matrix((w, (owner, np.arange(n_items))), shape=(n_a, n_items)) @ sims)
+    cent = np.asarray(ok @ items)
+    norms = np.linalg.norm(cent, axis=1)
+    norms[norms == 0] = 1.0
+    centroid = (cent / norms[:, None]) @ tasks.T
     best = np.zeros((n_a, n_t))
-    recent = np.zeros((n_a, n_t))
-    for i in range(n_a):
-        lo, hi = cmp.starts[i], cmp.starts[i + 1]
-        if hi == lo:
-            continue
-        ok = cmp.ok[lo:hi]
-        if ok.any():
-            c = items[lo:hi][ok].sum(axis=0)
-            norm = np.linalg.norm(c)
-            centroid[i] = tasks @ (c / norm) if norm else 0.0
-        best[i] = sims[lo:hi].max(axis=0)
-        w = recency_weights(int(hi - lo), half_life)
-        recent[i] = w @ sims[lo:hi] / w.sum()
+    has = cmp.hist_len > 0
+    if n_items:
+        best[has] = np.maximum.reduceat(sims, cmp.starts[:-1][has], axis=0)
     return centroid, best, recent

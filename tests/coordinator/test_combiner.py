@@ -45,7 +45,7 @@ def test_a_combiner_for_another_network_or_other_inputs_is_refused(tmp_path: Pat
         neural.load_file(weights)
     data = data | {"inputs": list(combiner.INPUTS), "embeddings_sha256": "1" * 64}
     path.write_text(json.dumps(data))
-    with pytest.raises(ModelUnavailable, match="fitted with other word embeddings than embeddings.safetensors"):
+    with pytest.raises(ModelUnavailable, match=r"fitted with other word embeddings than embeddings\.safetensors"):
         neural.load_file(weights)
     path.write_text("{not json")
     with pytest.raises(ModelUnavailable, match=r"student-combiner\.json is unreadable"):
