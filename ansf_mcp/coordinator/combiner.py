@@ -27,7 +27,7 @@ from ansf_mcp.coordinator.episode import Episode, ModelUnavailable
 
 # An input minus its mean over the decision's agents, task by task: who fits this task better than the others do.
 CENTRED = ", task-centred"
-# Every input the lab can weigh (lab/combine.py --ablate measures each on validation); INPUTS are the ones the
+# Every input the lab can weigh (lab/ablate.py measures sets of them on validation); INPUTS are the ones the
 # shipped combiner uses, in order.
 CANDIDATES = (
     "network logit",

@@ -147,6 +147,26 @@ def fit_by_task(
     return res.x[:n_in], float(res.x[n_in])
 
 
+def fit(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
+    """Weighted logistic regression (soft labels allowed) with an L2 penalty on the weights, not the bias (the
+    success model's calibration, lab/szz.py, fits with it)."""
+    n_in = x.shape[1]
+    w = w / w.sum()
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        z = x @ theta[:n_in] + theta[n_in]
+        p = 1.0 / (1.0 + np.exp(-z))
+        nll = float(w @ (np.logaddexp(0.0, z) - y * z)) + L2 * float(theta[:n_in] @ theta[:n_in])
+        g = (p - y) * w
+        grad = np.concatenate([x.T @ g + 2 * L2 * theta[:n_in], [g.sum()]])
+        return nll, grad
+
+    start = np.zeros(n_in + 1)
+    start[0] = 1.0  # the network as it is
+    res = minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": 500})
+    return res.x[:n_in], float(res.x[n_in])
+
+
 def main(argv: list[str] | None = None) -> int:
     from ansf_mcp.coordinator import neural
     from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE, PROFILES

@@ -83,6 +83,16 @@ def test_candidate_inputs_task_centred_and_unknown() -> None:
         combiner.inputs(ep, cmp, p, ("network logit", "tea leaves"))
 
 
+def test_fit_recovers_a_known_logistic_model() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20_000, 3))
+    true = np.array([1.5, -0.7, 0.0])
+    y = (rng.random(20_000) < 1 / (1 + np.exp(-(x @ true + 0.3)))).astype(float)
+    coef, bias = combine.fit(x, y, np.ones(len(y)))
+    np.testing.assert_allclose(coef, true, atol=0.08)
+    assert bias == pytest.approx(0.3, abs=0.08)
+
+
 def test_fit_by_task_recovers_a_known_choice_model() -> None:
     """Replayed tasks: the author is drawn by a softmax over agents of x @ true; simulated pairs: a logistic with
     the same weights and a bias. The fit recovers both (the bias only the simulated pairs can tell)."""
