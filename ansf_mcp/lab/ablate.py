@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--simulated", type=int, default=200, help="outcome-driven validation episodes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, help="folder to keep the computed inputs in (reruns skip them)")
+    parser.add_argument("--repos", type=Path, help="repositories to measure on (default: lab/validation_repos.txt)")
     args = parser.parse_args(argv)
     started = time.time()
     net = neural.load_file(neural.CHECKPOINT_DIR / "student.safetensors", combine=False)
@@ -125,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         sx, sy = combine.simulated_rows(net, args.episodes, args.seed, names=combiner.CANDIDATES)
         sims_train = (np.concatenate(sx), np.concatenate(sy))
-        val = combine.replay_episodes(net, args.mirror, corpus.VALIDATION_LIST, args.windows, combiner.CANDIDATES)
+        val = combine.replay_episodes(net, args.mirror, args.repos or corpus.VALIDATION_LIST, args.windows,
+                                      combiner.CANDIDATES)
         sims_eval = simulated_episodes(net, args.simulated, args.seed + 7)
         if cached:
             cached.parent.mkdir(parents=True, exist_ok=True)
