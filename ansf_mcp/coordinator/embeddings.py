@@ -137,9 +137,9 @@ def pair_cosines(emb: Embeddings, cmp, half_life: float) -> tuple[np.ndarray, np
     hist = [h.task for a, n in zip(episode.agents, cmp.hist_len, strict=True) for h in a.history[len(a.history) - n:]]
     tasks = emb.matrix([t.description for t in episode.tasks])
     items = emb.matrix(hist)
-    # einsum, not `@`: a dense product this size wakes OpenBLAS's thread pool, whose spinning threads then
-    # compete with the network on a small machine (16x64 decisions measured 2-4x slower); einsum's own loops
-    # cost ~0.6 ms here and start no thread.
+    # einsum, not `@`: with `@`, 16x64 decisions measured 2-4x slower on a 2-core machine, most likely because
+    # a dense product this size wakes OpenBLAS's thread pool, whose spinning threads compete with the network;
+    # einsum's own loops cost ~0.6 ms here and start no thread.
     sims = np.einsum("id,td->it", items, tasks)  # (history items, tasks)
     owner = np.repeat(np.arange(n_a), cmp.hist_len)
     n_items = len(hist)
