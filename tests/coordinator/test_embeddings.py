@@ -125,3 +125,19 @@ def test_embed_command_builds_from_a_list_of_repositories(tmp_path: Path) -> Non
     assert card["sha256"] == sha256(out) and "--dim 4 --min-count 2" in card["command"]
     assert set(card["vocabulary"]) >= {"parser", "crash", "tutorial"}
     shutil.rmtree(tmp_path / "mirror")
+
+
+@pytest.mark.slow
+def test_shipped_embeddings_are_what_the_command_builds(tmp_path: Path) -> None:
+    """Where the training mirrors are at hand (ANSF_MIRROR, a folder of owner+name git directories), rebuilding
+    gives the shipped bytes."""
+    import os
+
+    mirror = os.environ.get("ANSF_MIRROR")
+    if not mirror or not Path(mirror).is_dir():
+        pytest.skip("set ANSF_MIRROR to a folder holding the training repositories")
+    out = tmp_path / "embeddings.safetensors"
+    card = json.loads(embeddings.card_path(embeddings.DEFAULT_PATH).read_text())
+    args = card["command"].removeprefix("python -m ansf_mcp.lab.embed ").replace("--mirror DIR", f"--mirror {mirror}")
+    assert embed.main([*args.split(), "--out", str(out)]) == 0
+    assert sha256(out) == card["sha256"]
