@@ -3,10 +3,13 @@
 The network reads texts and outcomes through one transformer, and in a decision it can under-use the strongest
 evidence it is given (an agent's success/failure record on similar work) or lean on writing style. The combiner
 is a logistic regression over a few per-pair inputs (INPUTS): the network's logit, `similarity`'s and
-`history`'s logits, the plain TF-IDF cosine with the agent's past successes, and how much evidence the pair has
-(how many and how similar past tasks), with an interaction that lets the outcome record count more where there
-is more of it, and the outcome record on close past tasks alone. Cheap to fit compared with the network (`python -m ansf_mcp.lab.combine`), and fitted for one
-network: the weights file names the checksum of the network it was fitted on, and loading refuses any other.
+`history`'s logits, the plain TF-IDF cosine with the agent's past successes, how much evidence the pair has (how
+many and how similar past tasks, with an interaction that lets the outcome record count more where there is
+more of it), the outcome record on close past tasks alone, cosines of word embeddings trained on the training
+corpus (`embeddings.py`: alike work in other words), and some inputs again minus their mean over the decision's
+agents (who fits this task better than the others do). Cheap to fit compared with the network (`python -m
+ansf_mcp.lab.combine`, on validation repositories), and fitted for one network and one set of word vectors: the
+weights file names both checksums, and loading refuses any other.
 """
 
 from __future__ import annotations
@@ -18,10 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from ansf_mcp.coordinator import baselines
+from ansf_mcp.coordinator import embeddings as semantic
 from ansf_mcp.coordinator.comparisons import Comparisons
 from ansf_mcp.coordinator.episode import Episode, ModelUnavailable
 
-INPUTS = (
+# An input minus its mean over the decision's agents, task by task: who fits this task better than the others do.
+CENTRED = ", task-centred"
+# Every input the lab can weigh (lab/ablate.py measures sets of them on validation); INPUTS are the ones the
+# shipped combiner uses, in order.
+CANDIDATES = (
     "network logit",
     "similarity logit",
     "history logit",
@@ -32,10 +40,26 @@ INPUTS = (
     "success-rate logit",
     "close-task history logit",
     "log close-task evidence",
+    "embedding cosine to successes",
+    "embedding best-match cosine",
+    "recent-work word cosine",
+    "recent-work embedding cosine",
+    *(
+        f"{name}{CENTRED}"
+        for name in ("network logit", "similarity logit", "tf-idf cosine to successes", "embedding cosine to successes",
+                     "embedding best-match cosine", "recent-work embedding cosine")
+    ),
 )
+# The three inputs one pass of `embeddings.pair_cosines` gives.
+EMBEDDING_INPUTS = ("embedding cosine to successes", "embedding best-match cosine", "recent-work embedding cosine")
+# Issue 16's ten, the three embedding cosines and the task-centred inputs: the best of the sets lab/ablate.py
+# compared (leaving one validation repository out), though every set was within noise of the others.
+INPUTS = (*CANDIDATES[:10], *EMBEDDING_INPUTS, *(n for n in CANDIDATES if n.endswith(CENTRED)))
 # Past tasks at least this alike (word TF-IDF cosine) are "close": their outcomes speak to the task directly. Chosen
 # on validation (0.2 against 0.3 and 0.5; outcome-driven simulated family and validation repositories).
 CLOSE_SIMILARITY = 0.2
+# How fast an agent's past work stops telling what it does now: weight 1/2 per RECENCY_HALF_LIFE newer items.
+RECENCY_HALF_LIFE = 10.0
 FORMAT = "ansf-combiner/1"
 _CLIP = 1e-4
 
@@ -45,31 +69,67 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(q) - np.log1p(-q)
 
 
-def inputs(episode: Episode, cmp: Comparisons, network_p: np.ndarray) -> np.ndarray:
-    """(agents, tasks, len(INPUTS)): what the combiner weighs, for every pair of the decision."""
-    def outcome_record(min_similarity: float) -> tuple[np.ndarray, np.ndarray]:
-        hits, mass = cmp.weighted_success("words", min_similarity)
+class _Inputs:
+    """The candidate inputs of one decision, each computed when first asked for (they share comparisons)."""
+
+    def __init__(self, episode: Episode, cmp: Comparisons, network_p: np.ndarray):
+        self.episode, self.cmp, self.network_p = episode, cmp, network_p
+        self.shape = network_p.shape
+        self._memo: dict[str, np.ndarray] = {}
+
+    def get(self, name: str) -> np.ndarray:
+        if name not in self._memo:
+            self._memo[name] = np.asarray(self._compute(name), dtype=np.float64)
+        return self._memo[name]
+
+    def _record(self, min_similarity: float) -> tuple[np.ndarray, np.ndarray]:
+        hits, mass = self.cmp.weighted_success("words", min_similarity)
         rate = (hits + baselines.PRIOR_WEIGHT * baselines.PRIOR) / (mass + baselines.PRIOR_WEIGHT)
         return _logit(rate), np.log1p(mass)
 
-    z_hist, evidence = outcome_record(baselines.MIN_SIMILARITY)
-    z_close, close_evidence = outcome_record(CLOSE_SIMILARITY)
-    shape = network_p.shape
-    return np.stack(
-        [
-            _logit(network_p),
-            _logit(baselines.similarity(episode, cmp)),
-            z_hist,
-            cmp.centroid_cosine("plain", True),
-            evidence,
-            z_hist * evidence,
-            np.broadcast_to(np.log1p(cmp.hist_len)[:, None], shape),
-            np.broadcast_to(_logit(cmp.success_rate)[:, None], shape),
-            z_close,
-            close_evidence,
-        ],
-        axis=-1,
-    )
+    def _compute(self, name: str) -> np.ndarray:
+        cmp, shape = self.cmp, self.shape
+        if name.endswith(CENTRED):
+            base = self.get(name.removesuffix(CENTRED))
+            return base - base.mean(axis=0, keepdims=True)
+        if name == "network logit":
+            return _logit(self.network_p)
+        if name == "similarity logit":
+            return _logit(baselines.similarity(self.episode, cmp))
+        if name in ("history logit", "log similar-task evidence"):
+            z, evidence = self._record(baselines.MIN_SIMILARITY)
+            return z if name == "history logit" else evidence
+        if name == "history logit x log similar-task evidence":
+            return self.get("history logit") * self.get("log similar-task evidence")
+        if name in ("close-task history logit", "log close-task evidence"):
+            z, evidence = self._record(CLOSE_SIMILARITY)
+            return z if name == "close-task history logit" else evidence
+        if name == "tf-idf cosine to successes":
+            return cmp.centroid_cosine("plain", True)
+        if name == "log history size":
+            return np.broadcast_to(np.log1p(cmp.hist_len)[:, None], shape)
+        if name == "success-rate logit":
+            return np.broadcast_to(_logit(cmp.success_rate)[:, None], shape)
+        if name == "recent-work word cosine":
+            out = np.zeros(shape)
+            for i in range(cmp.n_agents):
+                if cmp.hist_len[i]:
+                    w = semantic.recency_weights(int(cmp.hist_len[i]), RECENCY_HALF_LIFE)
+                    out[i] = w @ cmp.item_cosine("words", i) / w.sum()
+            return out
+        # The three embedding cosines come from one pass: keep all three.
+        three = semantic.pair_cosines(semantic.load(), cmp, RECENCY_HALF_LIFE)
+        self._memo.update(zip(EMBEDDING_INPUTS, three, strict=True))
+        return self._memo[name]
+
+
+def inputs(episode: Episode, cmp: Comparisons, network_p: np.ndarray, names: tuple[str, ...] = INPUTS) -> np.ndarray:
+    """(agents, tasks, len(names)): what the combiner weighs, for every pair of the decision."""
+    unknown = [n for n in names if n not in CANDIDATES]
+    if unknown:
+        raise ValueError(f"unknown combiner input(s): {', '.join(unknown)}")
+    x = _Inputs(episode, cmp, network_p)
+    return np.stack([np.broadcast_to(x.get(n), network_p.shape) for n in names], axis=-1)
 
 
 @dataclass(frozen=True)
@@ -97,6 +157,8 @@ def save(path: Path, weights: np.ndarray, bias: float, network_sha256: str, card
         "weights": [round(float(w), 6) for w in weights],
         "bias": round(float(bias), 6),
         "network_sha256": network_sha256,
+        # The word embeddings the embedding inputs were computed with: other vectors mean other inputs.
+        "embeddings_sha256": semantic.load().sha256,
     }
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
@@ -116,6 +178,13 @@ def load(path: Path, network_sha256: str) -> Combiner | None:
         raise ModelUnavailable(f"combiner {path.name} is unreadable: {exc}") from exc
     if inputs_ != INPUTS or weights.shape != (len(INPUTS),):
         raise ModelUnavailable(f"combiner {path.name} was fitted on other inputs than this code computes")
+    # Verified now, not at the first decision: a damaged or replaced embeddings file refuses the model at load.
+    vectors = semantic.load().sha256
+    if data.get("embeddings_sha256") != vectors:
+        raise ModelUnavailable(
+            f"combiner {path.name} was fitted with other word embeddings than {semantic.DEFAULT_PATH.name} "
+            f"(sha256 {vectors[:12]}…); refit it: python -m ansf_mcp.lab.combine"
+        )
     if fitted_for != network_sha256:
         raise ModelUnavailable(
             f"combiner {path.name} was fitted for another network (sha256 {fitted_for[:12]}…, "

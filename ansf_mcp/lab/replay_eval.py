@@ -229,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=30)
     parser.add_argument("--checkpoints", type=Path, help="folder of checkpoints (default: the shipped ones)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--tags", choices=("none", "dirs"), action="append",
+                        help="tag sources to measure (default: both); MODEL.md's tables are tags none")
     parser.add_argument("--no-author-check", action="store_true",
                         help="skip the held-out author check (it needs the training and validation mirrors too)")
     args = parser.parse_args(argv)
@@ -245,13 +247,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     for ref in refs:
         h = replay.read_history(corpus.locate(args.mirror, ref.name), name=ref.name, rev=ref.commit)
-        reports.append(evaluate_history(h, loaded, limit=args.limit))
+        reports.append(evaluate_history(h, loaded, limit=args.limit, tag_sources=tuple(args.tags or ("none", "dirs"))))
         print(f"{ref.name} done ({time.time() - started:.0f}s)", file=sys.stderr, flush=True)
     if args.json:
         args.json.write_text(json.dumps(reports) + "\n")
-    for tags in ("none", "dirs"):
+    for tags in args.tags or ("none", "dirs"):
         print(side_by_side(reports, tags=tags) + "\n")
-    for tags in ("none", "dirs"):
+    for tags in args.tags or ("none", "dirs"):
         for mode in replay.TEXT_MODES:
             print(markdown(reports, tags=cell_key(tags, mode)))
     return 0
