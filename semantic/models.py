@@ -47,6 +47,8 @@ class Reference(BaseModel):
     column: int
     symbol: str | None = Field(None, description="name path of the enclosing symbol; null at module level")
     context: str | None = None
+    kind: str | None = Field(None, description="Python: code, import, attribute, __all__ or string annotation",
+                             exclude_if=_absent)
 
 
 class FileReferences(BaseModel):
@@ -64,6 +66,8 @@ class References(BaseModel):
     next_cursor: str | None = Field(None, description="pass as cursor for the next page; null on the last page")
     per_file: dict[str, int] | None = None
     shrunk: str | None = None
+    note: str | None = Field(None, description="Python: occurrences left out as other bindings of the name",
+                             exclude_if=_absent)
 
 
 class PatternMatch(BaseModel):
@@ -131,6 +135,8 @@ class EditResult(BaseModel):
     cache_entries_invalidated: int = Field(description="cache entries this edit made stale, removed")
     note: str | None = None
     syntax: str | None = Field(None, description="how the new content's syntax was checked before it was written")
+    types: str | None = Field(None, description="how the new content's types were checked before it was written",
+                              exclude_if=_absent)
     leftover_mentions: list[Mention] | None = Field(
         None, description="rename: the old name still in the renamed files (strings, comments), listed, not changed")
 

@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -43,11 +44,13 @@ from ansf_mcp.semantic.paths import (
     walk_files,
 )
 from ansf_mcp.semantic.positions import UTF32, from_server, to_server
+from ansf_mcp.semantic.scopes import ProjectScopes
 from ansf_mcp.semantic.symbolic_edit import EditingMixin
 
 log = logging.getLogger(__name__)
 
-ANSWER_FORMAT = "columns-in-code-points"  # in the cache fingerprint: answers cached in another format never match
+# in the cache fingerprint: answers cached in another format never match
+ANSWER_FORMAT = "columns-in-code-points+reference-kinds"
 MAX_SCAN_FILES = 2_000
 MAX_INFO_MATCHES = 20  # hover requests per find_symbol(include_info=True)
 C_OPEN_ALL_LIMIT = 100
@@ -400,7 +403,7 @@ class SemanticService(InspectionMixin, EditingMixin):
                         page_chars: int | None = None, progress: Progress | None = None) -> References:
         """References grouped by file, one page at a time: files are kept whole on a page unless one file alone
         exceeds `page_chars` (JSON characters of the references); `next_cursor` continues."""
-        _path, rel, _lang, loc, refs, key = self.reference_list(name_path, relative_path, progress)
+        _path, rel, _lang, loc, refs, key, note = self.reference_list(name_path, relative_path, progress)
         groups: list[tuple[str, list[dict]]] = []
         for r in refs:
             item = {k: v for k, v in r.items() if k != "relative_path"}
@@ -439,19 +442,21 @@ class SemanticService(InspectionMixin, EditingMixin):
                 break
         return References.model_validate({
             "name_path": loc.name_path, "relative_path": rel, "total": len(refs), "total_files": len(groups),
-            "files": page, "next_cursor": _encode_cursor({"k": key[:20], "f": nxt[0], "r": nxt[1]}) if nxt else None})
+            "files": page, "next_cursor": _encode_cursor({"k": key[:20], "f": nxt[0], "r": nxt[1]}) if nxt else None,
+            "note": note})
 
     def reference_list(self, name_path: str, relative_path: str, progress: Progress | None = None
-                       ) -> tuple[Path, str, str, sym.Located, list[dict], str]:
-        """Every reference to the symbol (cached), sorted by (file, line, column); and the answer's cache key."""
+                       ) -> tuple[Path, str, str, sym.Located, list[dict], str, str | None]:
+        """Every reference to the symbol (cached), sorted by (file, line, column); the answer's cache key; and a
+        note on what was left out (Python: occurrences that bind another object of the same name)."""
         path, rel, lang, loc = self._locate(name_path, relative_path)
         srv = self.server(lang)
         line, col = loc.node["sel"]
         line_text = self._line(path, line)
         state = self.project_state(lang)
         key = make_key(self.fingerprint(srv), rel, self.content_hash(path), "references", line, col, state)
-        refs = self.cache.get(key)
-        if refs is None:
+        answer = self.cache.get(key)
+        if answer is None:
             if progress:
                 progress(0, None, f"asking the {srv.spec.language} language server for references")
             raw = srv.request("textDocument/references", path, lambda uri: {
@@ -460,8 +465,61 @@ class SemanticService(InspectionMixin, EditingMixin):
                 "context": {"includeDeclaration": False}}, also_open=self.also_open(srv, lang)) or []
             refs = self._locations_to_refs(raw, lang, srv.position_encoding, exclude=(str(path), line, col),
                                            progress=progress)
-            self.cache.set(key, refs, tag=project_tag(lang))
-        return path, rel, lang, loc, refs, key
+            note = None
+            if lang == "python":
+                refs, note = self._python_precision(rel, loc, refs)
+            answer = {"refs": refs, "note": note}
+            self.cache.set(key, answer, tag=project_tag(lang))
+        return path, rel, lang, loc, answer["refs"], key, answer["note"]
+
+    # ---- Python scopes -----------------------------------------------------------------------------
+    def project_scopes(self, rel: str, name: str) -> ProjectScopes:
+        """Which occurrences of `name` across the project's Python files are the global `name` of `rel`."""
+        from ansf_mcp.semantic.languages.python import extra_paths
+
+        word = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)")
+        texts: dict[str, str | None] = {}
+        for p in walk_files(self.root, self.root, LANGUAGE_EXTENSIONS["python"], limit=MAX_SCAN_FILES):
+            prel = self.rel(p)
+            if prel is None:
+                continue
+            try:
+                text = read_text(p)[0]
+            except OSError:
+                continue
+            if word.search(text):
+                texts[prel] = text
+        roots = [self.rel(Path(r)) or "" for r in extra_paths(self.root)]
+        return ProjectScopes(rel, name, texts.get, list(texts), roots)
+
+    def _python_precision(self, rel: str, loc: sym.Located, refs: list[dict]) -> tuple[list[dict], str | None]:
+        """jedi's references, each labelled with its kind; for a module-level name, without the occurrences
+        that bind another object of that name (parameters, locals, class attributes, another module's import)
+        and with the places it is written as a string (`__all__` entries, string annotations)."""
+        name = loc.node["name"]
+        scopes = self.project_scopes(rel, name)
+        top_level = len(loc.path) == 1
+        kept: list[dict] = []
+        left_out: dict[str, int] = {}
+        for r in refs:
+            is_it, kind = scopes.classify(r["relative_path"], r["line"] - 1, r["column"] - 1)
+            if is_it or not top_level:
+                kept.append({**r, "kind": kind})
+            else:
+                left_out[kind] = left_out.get(kind, 0) + 1
+        if top_level:
+            have = {(r["relative_path"], r["line"], r["column"]) for r in kept}
+            for frel, occ in scopes.added():
+                if (frel, occ.line + 1, occ.column + 1) not in have:
+                    kept.append({**self._describe(self.root / frel, frel, "python", occ.line, occ.column),
+                                 "kind": occ.kind})
+            kept.sort(key=lambda r: (r["relative_path"], r["line"], r["column"]))
+        note = None
+        if left_out:
+            parts = ", ".join(f"{n} {k}" for k, n in sorted(left_out.items()))
+            note = (f"{sum(left_out.values())} occurrence(s) of {name!r} left out: a parameter, local, class "
+                    f"attribute or another module's import of that name binds them (by kind: {parts})")
+        return kept, note
 
     def also_open(self, srv: LanguageServer, lang: str) -> list[Path] | None:
         """Files to open first for cross-file requests (clangd has no background index)."""

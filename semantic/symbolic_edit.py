@@ -250,7 +250,7 @@ class EditingMixin:
 
     def _safe_delete_symbol(self, name_path: str, relative_path: str) -> EditResult:
         path, rel, lang, loc, before = self._read_located(name_path, relative_path)
-        path, rel, lang, loc, refs, _key = self.reference_list(name_path, relative_path)
+        path, rel, lang, loc, refs, _key, _note = self.reference_list(name_path, relative_path)
         raw, text, bom = editing.load(path, rel)
         if raw != before:
             raise editing.ChangedOnDisk(f"{rel} changed on disk while the edit was prepared; nothing was changed")
