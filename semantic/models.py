@@ -122,7 +122,8 @@ class EditedFile(BaseModel):
 class Mention(BaseModel):
     relative_path: str
     line: int
-    kind: str = Field(description="string, comment or code (Python); text where no tokenizer tells them apart")
+    kind: str = Field(description="docstring, string, comment or code (Python); text where no tokenizer tells them "
+                                  "apart")
     text: str = Field(description="the line, cut when long")
 
 

@@ -50,9 +50,25 @@ def _python_names(text: str, name: str) -> bool:
         return True
 
 
+def _docstring_lines(text: str) -> set[int]:
+    """First lines (1-based) of the module's, classes' and functions' docstrings."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return set()
+    out = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and n.body:
+            first = n.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                    and isinstance(first.value.value, str):
+                out.add(first.lineno)
+    return out
+
+
 def leftover_mentions(text: str, name: str, rel: str, lang: str) -> list[Mention]:
     """Where `name` still occurs as a word in `text` (a file a rename just rewrote): in Python, labelled by the
-    token it sits in (string, comment, code); elsewhere as text."""
+    token it sits in (docstring, string, comment, code); elsewhere as text."""
     import io
     import tokenize
 
@@ -64,10 +80,13 @@ def leftover_mentions(text: str, name: str, rel: str, lang: str) -> list[Mention
 
     if lang == "python":
         kinds = {tokenize.STRING: "string", tokenize.COMMENT: "comment", tokenize.NAME: "code"}
+        docstrings = _docstring_lines(text)
         try:
             out = []
             for t in tokenize.generate_tokens(io.StringIO(text).readline):
                 kind = kinds.get(t.type)
+                if kind == "string" and t.start[0] in docstrings:
+                    kind = "docstring"
                 if kind is None or not word.search(t.string):
                     continue
                 # a string spanning lines: the line of each occurrence inside it
@@ -305,10 +324,15 @@ class EditingMixin:
         path, rel, lang, loc = self._locate(name_path, relative_path)
         srv = self.server(lang)
         line, col = loc.node["sel"]
-        character = to_server(self._line(path, line), col, srv.position_encoding)
-        edit = srv.request("textDocument/rename", path, lambda uri: {
-            "textDocument": {"uri": uri}, "position": {"line": line, "character": character},
-            "newName": new_name}, also_open=self.also_open(srv, lang))
+        precision = None
+        if lang == "python" and len(loc.path) == 1:
+            edit, precision = self._python_rename_edit(path, name_path, relative_path, loc, new_name,
+                                                       srv.position_encoding)
+        else:
+            character = to_server(self._line(path, line), col, srv.position_encoding)
+            edit = srv.request("textDocument/rename", path, lambda uri: {
+                "textDocument": {"uri": uri}, "position": {"line": line, "character": character},
+                "newName": new_name}, also_open=self.also_open(srv, lang))
         per_file = self._workspace_edit_files(edit)
         if not per_file:
             raise EditError(f"the {srv.spec.language} language server found nothing to rename for "
@@ -326,7 +350,7 @@ class EditingMixin:
                 summary.append({"relative_path": frel, "edits": len(edits)})
             evicted, checked = self._finish(changes, lang)
         total = sum(s["edits"] for s in summary)
-        note = f"renamed in {len(summary)} file(s), {total} edit(s)"
+        note = f"renamed in {len(summary)} file(s), {total} edit(s)" + (f"; {precision}" if precision else "")
         old_name = loc.node["name"]
         left = [m for ch in changes for m in leftover_mentions(ch.new_text, old_name, ch.rel, lang)]
         if left:
@@ -343,6 +367,33 @@ class EditingMixin:
                           files=[EditedFile.model_validate(s) for s in summary], total_edits=total,
                           cache_entries_invalidated=evicted, note=note, syntax=checked,
                           leftover_mentions=left[:MAX_MENTIONS])
+
+    def _python_rename_edit(self, path: Path, name_path: str, relative_path: str, loc: sym.Located, new_name: str,
+                            encoding: str) -> tuple[dict, str | None]:
+        """A module-level Python name renamed where it is that global: its definition and its scope-checked
+        references (jedi's rename would also rename parameters and locals that shadow it, and misses `__all__`
+        entries and string annotations). A workspace edit, and what the precision changed."""
+        _p, rel, _lang, _loc, refs, _key, left_out = self.reference_list(name_path, relative_path)
+        name = loc.node["name"]
+        places = [(rel, loc.node["sel"][0], loc.node["sel"][1])]
+        places += [(r["relative_path"], r["line"] - 1, r["column"] - 1) for r in refs]
+        changes: dict[str, list[dict]] = {}
+        for frel, line, col in places:
+            fpath = self.root / frel
+            text = self._line(fpath, line)
+            if text[col:col + len(name)] != name:
+                raise editing.ChangedOnDisk(f"{frel} changed on disk while the rename was planned (line {line + 1} "
+                                            f"no longer names {name!r} at column {col + 1}); nothing was changed")
+            start = {"line": line, "character": to_server(text, col, encoding)}
+            end = {"line": line, "character": to_server(text, col + len(name), encoding)}
+            changes.setdefault(fpath.as_uri(), []).append({"range": {"start": start, "end": end}, "newText": new_name})
+        strings = [r for r in refs if r.get("kind") in ("__all__", "string annotation")]
+        notes = []
+        if strings:
+            notes.append(f"{len(strings)} of them in strings that name it (__all__ entries, string annotations)")
+        if left_out:
+            notes.append(f"not renamed: {left_out}")
+        return {"changes": changes}, "; ".join(notes) or None
 
     def _files_still_naming(self, name: str, lang: str, changed: set[str]) -> list[str]:
         """Files of `lang` outside the edit where `name` still occurs as a word (Python: as a NAME token)."""
