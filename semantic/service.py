@@ -146,7 +146,11 @@ class SemanticService(InspectionMixin, EditingMixin):
     def __init__(self, project_root: Path, data_dir: Path, *, request_timeout: float = 30.0,
                  read_only: bool = False, cache_dir: Path | None = None,
                  spec_overrides: dict[str, ServerSpec] | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None,
+                 type_phase: Callable[[], str | None] | None = None,
+                 type_net_seconds: float | None = None) -> None:
+        """`type_phase`: the operating phase now (the type net does not start the checker when it is critical);
+        `type_net_seconds`: the type net's time budget per edit."""
         self.root = Path(project_root).resolve()
         self.data_dir = Path(data_dir).resolve()
         self.lsp_dir = self.data_dir / "lsp"
@@ -155,6 +159,9 @@ class SemanticService(InspectionMixin, EditingMixin):
         self.read_only = read_only
         self.spec_overrides = dict(spec_overrides or {})
         self.progress = progress or (lambda msg: log.info("%s", msg))
+        self.type_phase = type_phase
+        if type_net_seconds is not None:
+            self.type_net_seconds = type_net_seconds
         self._loop: LspLoop | None = None
         self._servers: dict[str, LanguageServer] = {}
         self._unavailable: dict[str, LanguageUnavailable] = {}

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ansf_mcp.semantic import editing, journal, syntax
+from ansf_mcp.semantic import editing, journal, syntax, type_net
 from ansf_mcp.semantic.editing import EditError, FileChange
 from ansf_mcp.semantic.languages import language_of
 from ansf_mcp.semantic.models import EditedFile, EditResult, Mention
@@ -103,6 +103,8 @@ class EditingMixin:
     """Needs from the service: root, read_only, cache, server(), _locate(), reference_list(), lines()."""
 
     read_only: bool = False
+    type_phase: Callable[[], str | None] | None = None  # the operating phase now (no type checker when critical)
+    type_net_seconds: float = type_net.TYPE_NET_SECONDS
     edit_conflicts: dict[str, int]  # how often another writer got in first: {"replanned": n, "refused": m}
 
     # ---- helpers -----------------------------------------------------------------------------------
@@ -163,15 +165,19 @@ class EditingMixin:
         if len(body) > MAX_BODY_CHARS:
             raise EditError(f"body is {len(body)} characters; at most {MAX_BODY_CHARS} per edit")
 
-    def _finish(self, changes: list[FileChange], lang: str) -> tuple[int, str]:
-        """Check the new contents' syntax, commit, then evict exactly what the edit staled; returns the number of
-        cache entries evicted and how the syntax was checked."""
+    def _finish(self, changes: list[FileChange], lang: str, allow_type_errors: bool = False,
+                renamed: tuple[str, str] | None = None) -> tuple[int, str, str]:
+        """Check the new contents' syntax and types, commit, then evict exactly what the edit staled; returns the
+        number of cache entries evicted and how the syntax and the types were checked."""
         checked = syntax.check(changes, lang)
+        types = type_net.check(self.type_checker, changes, lang, allow=allow_type_errors, renamed=renamed,
+                               phase=self.type_phase() if self.type_phase else None,
+                               budget_s=self.type_net_seconds)
         journal.commit(changes, self.data_dir)
         from ansf_mcp.semantic.service import file_tag, project_tag
 
         evicted = sum(self.cache.evict(file_tag(lang, ch.rel)) for ch in changes)
-        return evicted + self.cache.evict(project_tag(lang)), checked
+        return evicted + self.cache.evict(project_tag(lang)), checked, types
 
     def _transaction(self, relative_path: str, plan: Callable[[], EditResult]) -> EditResult:
         """`plan()` (which reads, computes and commits) under the lock of the file it edits; planned again once
@@ -213,12 +219,15 @@ class EditingMixin:
         return path, rel, lang, loc, raw, text, bom, lines, first, last, indent
 
     # ---- tools -------------------------------------------------------------------------------------
-    def replace_symbol_body(self, name_path: str, relative_path: str, body: str) -> EditResult:
+    def replace_symbol_body(self, name_path: str, relative_path: str, body: str,
+                allow_type_errors: bool = False) -> EditResult:
         """Replace the symbol's whole definition (signature included) with `body`, re-indented to its place.
         Decorators stay unless `body` starts with one."""
-        return self._transaction(relative_path, lambda: self._replace_symbol_body(name_path, relative_path, body))
+        return self._transaction(relative_path, lambda: self._replace_symbol_body(
+            name_path, relative_path, body, allow_type_errors))
 
-    def _replace_symbol_body(self, name_path: str, relative_path: str, body: str) -> EditResult:
+    def _replace_symbol_body(self, name_path: str, relative_path: str, body: str,
+                allow_type_errors: bool) -> EditResult:
         path, rel, lang, loc, raw, text, bom, lines, first, last, indent = self._plan_lines(
             name_path, relative_path, None, body)
         nl = editing.newline_of(text)
@@ -226,29 +235,35 @@ class EditingMixin:
         if last + 1 >= len(lines) and not lines[last].endswith(("\n", "\r")):
             new_lines[-1] = new_lines[-1].rstrip("\r\n")
         new = "".join(lines[:first] + new_lines + lines[last + 1:])
-        evicted, checked = self._finish([FileChange(path, rel, raw, new, bom)], lang)
+        evicted, checked, types = self._finish([FileChange(path, rel, raw, new, bom)], lang, allow_type_errors)
         return self._edit_answer("replace_symbol_body", loc, rel, first, first + len(new_lines) - 1, evicted,
-                                 checked)
+                                 checked, types)
 
-    def insert_before_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
+    def insert_before_symbol(self, name_path: str, relative_path: str, body: str,
+                allow_type_errors: bool = False) -> EditResult:
         """Insert `body` before the symbol (and its decorators), at its indentation, blank lines between."""
-        return self._transaction(relative_path, lambda: self._insert_before_symbol(name_path, relative_path, body))
+        return self._transaction(relative_path, lambda: self._insert_before_symbol(
+            name_path, relative_path, body, allow_type_errors))
 
-    def _insert_before_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
+    def _insert_before_symbol(self, name_path: str, relative_path: str, body: str,
+                allow_type_errors: bool) -> EditResult:
         path, rel, lang, loc, raw, text, bom, lines, first, _last, indent = self._plan_lines(
             name_path, relative_path, True, body)
         nl = editing.newline_of(text)
         new_lines = editing.reindent(body, indent, nl) + [nl] * self._blank_lines(lang, indent)
         new = "".join(lines[:first] + new_lines + lines[first:])
-        evicted, checked = self._finish([FileChange(path, rel, raw, new, bom)], lang)
+        evicted, checked, types = self._finish([FileChange(path, rel, raw, new, bom)], lang, allow_type_errors)
         n = len(editing.reindent(body, indent, nl))
-        return self._edit_answer("insert_before_symbol", loc, rel, first, first + n - 1, evicted, checked)
+        return self._edit_answer("insert_before_symbol", loc, rel, first, first + n - 1, evicted, checked, types)
 
-    def insert_after_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
+    def insert_after_symbol(self, name_path: str, relative_path: str, body: str,
+                allow_type_errors: bool = False) -> EditResult:
         """Insert `body` after the symbol's last line, at its indentation, blank lines between."""
-        return self._transaction(relative_path, lambda: self._insert_after_symbol(name_path, relative_path, body))
+        return self._transaction(relative_path, lambda: self._insert_after_symbol(
+            name_path, relative_path, body, allow_type_errors))
 
-    def _insert_after_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
+    def _insert_after_symbol(self, name_path: str, relative_path: str, body: str,
+                allow_type_errors: bool) -> EditResult:
         path, rel, lang, loc, raw, text, bom, lines, _first, last, indent = self._plan_lines(
             name_path, relative_path, False, body)
         nl = editing.newline_of(text)
@@ -258,10 +273,10 @@ class EditingMixin:
         blank = [nl] * self._blank_lines(lang, indent)
         body_lines = editing.reindent(body, indent, nl)
         new = "".join(before + blank + body_lines + lines[last + 1:])
-        evicted, checked = self._finish([FileChange(path, rel, raw, new, bom)], lang)
+        evicted, checked, types = self._finish([FileChange(path, rel, raw, new, bom)], lang, allow_type_errors)
         start = last + 1 + len(blank)
         return self._edit_answer("insert_after_symbol", loc, rel, start, start + len(body_lines) - 1, evicted,
-                                 checked)
+                                 checked, types)
 
     def safe_delete_symbol(self, name_path: str, relative_path: str) -> EditResult:
         """Delete the symbol (with its decorators) only when nothing outside its own body refers to it."""
@@ -286,14 +301,16 @@ class EditingMixin:
             while end < len(lines) and not lines[end].strip():
                 end += 1
         new = "".join(lines[:first] + lines[end:])
-        evicted, checked = self._finish([FileChange(path, rel, raw, new, bom)], lang)
+        evicted, checked, types = self._finish([FileChange(path, rel, raw, new, bom)], lang)
         return EditResult(action="safe_delete_symbol", name_path=loc.name_path, files=[
             EditedFile(relative_path=rel, start_line=first + 1, end_line=end, edits=1)],
             total_edits=1, cache_entries_invalidated=evicted, note=f"deleted lines {first + 1}-{end} of {rel}",
-            syntax=checked)
+            syntax=checked, types=types)
 
-    def rename_symbol(self, name_path: str, relative_path: str, new_name: str) -> EditResult:
-        """The language server's rename, applied to every file it names, or to none."""
+    def rename_symbol(self, name_path: str, relative_path: str, new_name: str,
+                      allow_type_errors: bool = False) -> EditResult:
+        """The language server's rename (Python's module-level names: from the scope-checked references), applied
+        to every file it names, or to none."""
         self._writable()
         new_name = new_name.strip()
         if not _IDENT.match(new_name) or len(new_name) > 200:
@@ -305,12 +322,13 @@ class EditingMixin:
             raise EditError(f"{loc.name_path} is already called {new_name!r}")
         for attempt in range(2):
             try:
-                return self._rename_once(name_path, relative_path, new_name)
+                return self._rename_once(name_path, relative_path, new_name, allow_type_errors)
             except editing.ChangedOnDisk as exc:
                 self._conflict(attempt, exc)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _rename_once(self, name_path: str, relative_path: str, new_name: str) -> EditResult:
+    def _rename_once(self, name_path: str, relative_path: str, new_name: str,
+                     allow_type_errors: bool) -> EditResult:
         """Every file of the language is read before the language server is asked; the files its answer names
         are then locked and must still be exactly what was read, or the rename is planned again."""
         from ansf_mcp.semantic.languages import LANGUAGE_EXTENSIONS
@@ -348,7 +366,8 @@ class EditingMixin:
                 new = editing.apply_lsp_edits(text, edits, srv.position_encoding, frel)
                 changes.append(FileChange(fpath, frel, raw, new, bom))
                 summary.append({"relative_path": frel, "edits": len(edits)})
-            evicted, checked = self._finish(changes, lang)
+            evicted, checked, types = self._finish(changes, lang, allow_type_errors,
+                                                   renamed=(loc.node["name"], new_name))
         total = sum(s["edits"] for s in summary)
         note = f"renamed in {len(summary)} file(s), {total} edit(s)" + (f"; {precision}" if precision else "")
         old_name = loc.node["name"]
@@ -365,7 +384,7 @@ class EditingMixin:
                      f"symbols of that name, or uses the server did not resolve): {shown}")
         return EditResult(action="rename_symbol", name_path=loc.name_path, new_name=new_name,
                           files=[EditedFile.model_validate(s) for s in summary], total_edits=total,
-                          cache_entries_invalidated=evicted, note=note, syntax=checked,
+                          cache_entries_invalidated=evicted, note=note, syntax=checked, types=types,
                           leftover_mentions=left[:MAX_MENTIONS])
 
     def _python_rename_edit(self, path: Path, name_path: str, relative_path: str, loc: sym.Located, new_name: str,
@@ -446,8 +465,8 @@ class EditingMixin:
 
     @staticmethod
     def _edit_answer(action: str, loc: sym.Located, rel: str, first: int, last: int, evicted: int,
-                     checked: str) -> EditResult:
+                     checked: str, types: str) -> EditResult:
         return EditResult(action=action, name_path=loc.name_path, files=[
             EditedFile(relative_path=rel, start_line=first + 1, end_line=last + 1, edits=1)],
             total_edits=1, cache_entries_invalidated=evicted, note=f"{rel} lines {first + 1}-{last + 1} written",
-            syntax=checked)
+            syntax=checked, types=types)

@@ -41,6 +41,9 @@ Line = Annotated[int, Field(ge=1, description="1-based line number")]
 Column = Annotated[int, Field(ge=1, description="1-based column number")]
 Body = Annotated[str, Field(min_length=1, max_length=200_000,
                             description="source text; its indentation is adjusted to the symbol's")]
+AllowTypeErrors = Annotated[bool, Field(
+    description="write the edit even when the type checker (Python: basedpyright) finds new type errors in the "
+                "changed files; by default such an edit is refused and nothing is written")]
 PAGE_SHARE = 0.4  # first page budget, in JSON characters of its items, as a share of the cap on what is sent
 PROGRESS_EVERY_S = 1.0
 
@@ -54,7 +57,8 @@ def register(tools: Toolbox, runtime: Runtime, **service_options: Any) -> Semant
         settings.project_root, settings.data_dir, read_only=settings.read_only,
         workers=settings.semantic_workers, deadline_s=settings.semantic_deadline_s,
         index=settings.semantic_index, phase=lambda: runtime.limits().phase,
-        publish=lambda status: runtime.store.put_component_status("semantic", status), **service_options)
+        publish=lambda status: runtime.store.put_component_status("semantic", status),
+        **{"type_phase": lambda: runtime.limits().phase, **service_options})
     add_tools(tools, host)
     runtime.status_providers["semantic"] = host.status
     runtime.on_start.append(host.start)
@@ -290,34 +294,40 @@ def _register_editing(tools: Toolbox, host: SemanticHost) -> None:
 
     @tools.add(Kind.DESTRUCTIVE, "Replace a symbol's body")
     async def replace_symbol_body(
-        name_path: NamePath, relative_path: DefiningFile, body: Body,
+        name_path: NamePath, relative_path: DefiningFile, body: Body, allow_type_errors: AllowTypeErrors = False,
     ) -> EditResult:
         """Replace a symbol's whole definition (signature included) with body; decorators stay unless body
         starts with one. Atomic."""
-        return await host.replace_symbol_body(name_path, relative_path, body)
+        return await host.run(f"replace_symbol_body({name_path!r:.80})", lambda svc: svc.replace_symbol_body(
+            name_path, relative_path, body, allow_type_errors=allow_type_errors))
 
     @tools.add(Kind.WRITE, "Insert before a symbol")
     async def insert_before_symbol(
-        name_path: NamePath, relative_path: DefiningFile, body: Body,
+        name_path: NamePath, relative_path: DefiningFile, body: Body, allow_type_errors: AllowTypeErrors = False,
     ) -> EditResult:
         """Insert body before a symbol (and its decorators), at its indentation, e.g. a new function or import."""
-        return await host.insert_before_symbol(name_path, relative_path, body)
+        return await host.run(f"insert_before_symbol({name_path!r:.80})", lambda svc: svc.insert_before_symbol(
+            name_path, relative_path, body, allow_type_errors=allow_type_errors))
 
     @tools.add(Kind.WRITE, "Insert after a symbol")
     async def insert_after_symbol(
-        name_path: NamePath, relative_path: DefiningFile, body: Body,
+        name_path: NamePath, relative_path: DefiningFile, body: Body, allow_type_errors: AllowTypeErrors = False,
     ) -> EditResult:
         """Insert body after a symbol's last line, at its indentation, e.g. a new method after another."""
-        return await host.insert_after_symbol(name_path, relative_path, body)
+        return await host.run(f"insert_after_symbol({name_path!r:.80})", lambda svc: svc.insert_after_symbol(
+            name_path, relative_path, body, allow_type_errors=allow_type_errors))
 
     @tools.add(Kind.DESTRUCTIVE, "Rename a symbol")
     async def rename_symbol(
         name_path: NamePath, relative_path: DefiningFile,
         new_name: Annotated[str, Field(min_length=1, max_length=200, description="the new identifier")],
+        allow_type_errors: AllowTypeErrors = False,
     ) -> EditResult:
         """Rename a symbol everywhere in the project with the language server's rename: all files written, or
-        none."""
-        return await host.rename_symbol(name_path, relative_path, new_name)
+        none. Python: a module-level name is renamed where it is that global (not parameters or locals that
+        shadow it), `__all__` entries and string annotations included."""
+        return await host.run(f"rename_symbol({name_path!r:.80})", lambda svc: svc.rename_symbol(
+            name_path, relative_path, new_name, allow_type_errors=allow_type_errors), long=True)
 
     @tools.add(Kind.DESTRUCTIVE, "Delete an unused symbol")
     async def safe_delete_symbol(name_path: NamePath, relative_path: DefiningFile) -> EditResult:

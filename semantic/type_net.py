@@ -1,0 +1,93 @@
+"""New type errors checked before an edit is written (Python, basedpyright).
+
+The type checker is asked for the errors of every file the edit changes twice: for the files as they are, and
+for the new content sent to it in memory (the project is never written first). An error that the new content
+has and the old did not (compared by rule and message, not by line, since an edit moves lines) refuses the edit
+with the first such error in one sentence, nothing written, unless the caller allowed type errors. Bounded: at
+most MAX_FILES files and TYPE_NET_SECONDS in all, a cold start of the checker included; past that, or with the
+checker unavailable or the memory phase critical, the answer says "types not checked" and why.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ansf_mcp.semantic.editing import EditError, FileChange
+from ansf_mcp.semantic.languages import LanguageUnavailable
+from ansf_mcp.semantic.lsp import LspError
+
+if TYPE_CHECKING:
+    from ansf_mcp.semantic.lsp import LanguageServer
+
+TYPE_NET_SECONDS = 12.0
+MAX_FILES = 40  # the language server keeps 64 documents open; an overlay evicted would be checked on disk
+CHECKER = "basedpyright"
+ERROR = 1
+
+
+def _key(d: dict, renamed: tuple[str, str] | None) -> tuple[str, str]:
+    message = str(d.get("message", "")).strip()
+    if renamed:  # an error about the old name is the same error about the new one
+        message = re.sub(rf"(?<!\w){re.escape(renamed[0])}(?!\w)", renamed[1], message)
+    return str(d.get("code") or d.get("source") or ""), message
+
+
+def _errors(published: list[dict]) -> list[dict]:
+    return [d for d in published if (d.get("severity") or ERROR) == ERROR]
+
+
+def _where(rel: str, d: dict) -> str:
+    line = ((d.get("range") or {}).get("start") or {}).get("line", 0) + 1
+    return f"{rel}:{line}: {' '.join(str(d.get('message', '')).split())[:300]}"
+
+
+def check(checker: Callable[[], LanguageServer], changes: list[FileChange], lang: str, *, allow: bool = False,
+          renamed: tuple[str, str] | None = None, phase: str | None = None,
+          budget_s: float = TYPE_NET_SECONDS) -> str:
+    """Raise EditError when the new contents add type errors (unless `allow`); returns how the types were
+    checked, for the edit's answer. `checker()` gives the running type checker (started on first use)."""
+    if lang != "python":
+        return f"types not checked (no type checker for {lang} here)"
+    if phase is not None and phase.rsplit(" ", 1)[-1] == "critical":
+        return "types not checked (memory is critical: the type checker does not start)"
+    if len(changes) > MAX_FILES:
+        return f"types not checked (the edit changes {len(changes)} files; the net checks at most {MAX_FILES})"
+    t0 = time.monotonic()
+    try:
+        srv = checker()
+        before = srv.diagnostics_for({ch.path: None for ch in changes}, wait=budget_s, timeout=budget_s)
+        left = budget_s - (time.monotonic() - t0)
+        if left <= 0:
+            raise TimeoutError
+        after = srv.diagnostics_for({ch.path: ch.new_text for ch in changes}, wait=left, timeout=left)
+    except LanguageUnavailable as exc:
+        return f"types not checked ({exc})"
+    except (LspError, TimeoutError) as exc:
+        why = str(exc) or f"no answer within {budget_s:g} s"
+        return f"types not checked ({CHECKER}: {why})"
+    silent = [ch.rel for ch in changes if before.get(ch.path) is None or after.get(ch.path) is None]
+    if silent:
+        return (f"types not checked ({CHECKER} published nothing for {', '.join(silent[:5])} within "
+                f"{budget_s:g} s)")
+    new: list[str] = []
+    for ch in changes:
+        old = Counter(_key(d, renamed) for d in _errors(before[ch.path] or []))
+        for d in _errors(after[ch.path] or []):
+            k = _key(d, renamed)
+            if old[k]:
+                old[k] -= 1
+            else:
+                new.append(_where(ch.rel, d))
+    seconds = f"{time.monotonic() - t0:.1f} s"
+    if not new:
+        return f"types checked ({CHECKER}, {seconds}): no new type errors"
+    first = "the first" if len(new) > 1 else "it"
+    if not allow:
+        raise EditError(f"the edit would add {len(new)} type error(s) ({CHECKER}), {first} at {new[0]}; nothing "
+                        "was written (allow_type_errors=true writes it anyway)")
+    return (f"types checked ({CHECKER}, {seconds}): {len(new)} new type error(s) written as allowed, {first} at "
+            f"{new[0]}")
