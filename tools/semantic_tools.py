@@ -323,9 +323,8 @@ def _register_editing(tools: Toolbox, host: SemanticHost) -> None:
         new_name: Annotated[str, Field(min_length=1, max_length=200, description="the new identifier")],
         allow_type_errors: AllowTypeErrors = False,
     ) -> EditResult:
-        """Rename a symbol everywhere in the project with the language server's rename: all files written, or
-        none. Python: a module-level name is renamed where it is that global (not parameters or locals that
-        shadow it), `__all__` entries and string annotations included."""
+        """Rename a symbol everywhere in the project, all files or none; Python: not locals that shadow it, but
+        __all__ and string annotations."""
         return await host.run(f"rename_symbol({name_path!r:.80})", lambda svc: svc.rename_symbol(
             name_path, relative_path, new_name, allow_type_errors=allow_type_errors), long=True)
 
