@@ -480,6 +480,24 @@ class SemanticService(InspectionMixin, EditingMixin):
         return path, rel, lang, loc, answer["refs"], key, answer["note"]
 
     # ---- Python scopes -----------------------------------------------------------------------------
+    def _labelled(self, refs: list[dict], name: str) -> list[dict]:
+        """Each reference with what the occurrence of `name` there is in its file (code, attribute, import...)."""
+        from ansf_mcp.semantic.scopes import CODE, ModuleNames, analyse
+
+        per_file: dict[str, ModuleNames | None] = {}
+        out = []
+        for r in refs:
+            frel = r["relative_path"]
+            if frel not in per_file:
+                try:
+                    per_file[frel] = analyse(read_text(self.root / frel)[0], name)
+                except OSError:
+                    per_file[frel] = None
+            names = per_file[frel]
+            occ = names.occurrences.get((r["line"] - 1, r["column"] - 1)) if names is not None else None
+            out.append({**r, "kind": occ.kind if occ is not None else CODE})
+        return out
+
     def project_scopes(self, rel: str, name: str) -> ProjectScopes:
         """Which occurrences of `name` across the project's Python files are the global `name` of `rel`."""
         from ansf_mcp.semantic.languages.python import extra_paths
@@ -504,23 +522,24 @@ class SemanticService(InspectionMixin, EditingMixin):
         that bind another object of that name (parameters, locals, class attributes, another module's import)
         and with the places it is written as a string (`__all__` entries, string annotations)."""
         name = loc.node["name"]
-        scopes = self.project_scopes(rel, name)
         top_level = len(loc.path) == 1
+        if not top_level:  # a member: jedi's answer stands, each reference labelled by what it is in its file
+            return self._labelled(refs, name), None
+        scopes = self.project_scopes(rel, name)
         kept: list[dict] = []
         left_out: dict[str, int] = {}
         for r in refs:
             is_it, kind = scopes.classify(r["relative_path"], r["line"] - 1, r["column"] - 1)
-            if is_it or not top_level:
+            if is_it:
                 kept.append({**r, "kind": kind})
             else:
                 left_out[kind] = left_out.get(kind, 0) + 1
-        if top_level:
-            have = {(r["relative_path"], r["line"], r["column"]) for r in kept}
-            for frel, occ in scopes.added():
-                if (frel, occ.line + 1, occ.column + 1) not in have:
-                    kept.append({**self._describe(self.root / frel, frel, "python", occ.line, occ.column),
-                                 "kind": occ.kind})
-            kept.sort(key=lambda r: (r["relative_path"], r["line"], r["column"]))
+        have = {(r["relative_path"], r["line"], r["column"]) for r in kept}
+        for frel, occ in scopes.added():
+            if (frel, occ.line + 1, occ.column + 1) not in have:
+                kept.append({**self._describe(self.root / frel, frel, "python", occ.line, occ.column),
+                             "kind": occ.kind})
+        kept.sort(key=lambda r: (r["relative_path"], r["line"], r["column"]))
         note = None
         if left_out:
             parts = ", ".join(f"{n} {k}" for k, n in sorted(left_out.items()))

@@ -161,3 +161,11 @@ async def test_a_rename_leaves_no_stale_name_and_the_projects_tests_pass(shadow)
     assert (root / "webapp/compat.py").read_text() == (PROJECT / "webapp/compat.py").read_text()
     result = _own_tests(root)
     assert result.returncode == 0, result.stdout[-2000:]
+
+
+async def test_a_members_references_keep_jedis_answer_labelled(shadow):
+    server, _root = shadow
+    r = await ok(server, "find_references", {"name_path": "Config/merged", "relative_path": "webapp/config.py"})
+    assert [(x["relative_path"], x["line"], x["kind"]) for x in flat(r)] == [
+        ("tests/test_webapp.py", 24, "attribute")]
+    assert "note" not in r
