@@ -373,7 +373,11 @@ class ProjectScopes:
         target_module, _pkg = module_name(target_rel, self.roots)
         self.exporters = exporters = {target_module} if target_module else set()
         self.users = {target_rel}
-        pending = [r for r in dict.fromkeys(candidates) if r != target_rel]
+        # only a module with a `from ... import` naming it can re-export it: the others are not parsed here
+        imports = re.compile(rf"^[ \t]*from[ \t]+[\w.]+[ \t]+import[ \t]+(?:\([^)]*|[^\n]*)(?<!\w){re.escape(name)}(?!\w)",
+                             re.M)
+        pending = [r for r in dict.fromkeys(candidates)
+                   if r != target_rel and imports.search(self.read(r) or "") is not None]
         changed = True
         while changed and pending:  # each round adds at least one user or stops: at most len(pending) rounds
             changed = False
