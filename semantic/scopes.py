@@ -109,6 +109,8 @@ class _Binding:
     bound: bool = False
     declared_global: bool = False
     declared_nonlocal: bool = False
+    imported_from: set[str | None] = field(default_factory=set)  # `from SOURCE import name` binding it here
+    bound_otherwise: bool = False  # an assignment, parameter, def... binds it here too
 
 
 def _binds(n: ast.AST, name: str) -> bool:
@@ -126,15 +128,23 @@ def _binds(n: ast.AST, name: str) -> bool:
     return False
 
 
-def _binding(scope: ast.AST, name: str) -> _Binding:
+def _binding(scope: ast.AST, name: str, source_of: Callable[[ast.ImportFrom], str | None]) -> _Binding:
     b = _Binding()
     for n in _own_nodes(scope):
         if isinstance(n, ast.Global) and name in n.names:
             b.declared_global = True
         elif isinstance(n, ast.Nonlocal) and name in n.names:
             b.declared_nonlocal = True
-        elif _binds(n, name):
-            b.bound = True
+        elif isinstance(n, ast.ImportFrom):
+            for a in n.names:
+                if (a.asname or a.name) == name:
+                    b.bound = True
+                    b.imported_from.add(source_of(n) if a.name == name else None)
+        elif isinstance(n, ast.Import):
+            if any(_binds(a, name) for a in n.names):
+                b.bound = b.bound_otherwise = True  # `import name`: a module, not the global
+        elif _binds(n, name) and not isinstance(n, ast.alias):  # an import's names are read above
+            b.bound = b.bound_otherwise = True
     return b
 
 
@@ -172,23 +182,29 @@ class _Analyser:
     def binding(self, scope: ast.AST) -> _Binding:
         b = self._bindings.get(id(scope))
         if b is None:
-            b = self._bindings[id(scope)] = _binding(scope, self.name)
+            b = self._bindings[id(scope)] = _binding(
+                scope, self.name, lambda n: _absolute(n.module, n.level, self.module, self.is_package))
         return b
 
     def module_level(self, chain: list[ast.AST]) -> bool:
         """Whether the name, used in the innermost scope of `chain`, is the module's global."""
+        return self.resolve(chain)[0]
+
+    def resolve(self, chain: list[ast.AST]) -> tuple[bool, str | None]:
+        """(the module's global, the module it is imported from when a local `from m import name` binds it)."""
         for i in range(len(chain) - 1, 0, -1):
             s = chain[i]
             if isinstance(s, ast.ClassDef) and i != len(chain) - 1:
                 continue  # a class body's names are not visible inside its methods
             b = self.binding(s)
             if b.declared_global:
-                return True
+                return True, None
             if b.declared_nonlocal:
                 continue
             if b.bound:
-                return False
-        return True
+                only_import = not b.bound_otherwise and len(b.imported_from) == 1
+                return False, next(iter(b.imported_from)) if only_import else None
+        return True, None
 
     def run(self, tree: ast.Module) -> ModuleNames:
         for n in ast.walk(tree):
@@ -213,7 +229,9 @@ class _Analyser:
     def occurrence(self, n: ast.AST, chain: list[ast.AST]) -> None:
         name = self.name
         if isinstance(n, ast.Name) and n.id == name:
-            self.add(n.lineno - 1, self.col(n.lineno - 1, n.col_offset), CODE, self.module_level(chain))
+            # a local `from m import name` makes it m's global in this scope: the source says whose
+            level, source = self.resolve(chain)
+            self.add(n.lineno - 1, self.col(n.lineno - 1, n.col_offset), CODE, level, source)
         elif isinstance(n, ast.arg) and n.arg == name:
             self.add(n.lineno - 1, self.col(n.lineno - 1, n.col_offset), PARAMETER, False)
         elif isinstance(n, ast.keyword) and n.arg == name:

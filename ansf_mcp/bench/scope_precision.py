@@ -57,9 +57,10 @@ def _span(node: ast.AST) -> tuple[tuple[int, int], tuple[int, int]] | None:
     return None
 
 
-def compiler_truth(text: str, name: str) -> dict[tuple[int, int], bool | None]:
+def compiler_truth(text: str, name: str, modules: frozenset[str] = frozenset()) -> dict[tuple[int, int], bool | None]:
     """{(0-based line, code-point column): the compiler binds it to the module global} for every NAME token (None:
-    a keyword argument's name or an attribute, which no scope binds)."""
+    a keyword argument's name or an attribute, which no scope binds). A function's local made only by `from M
+    import name`, M one of `modules` (the defining module and its re-exporters), is that global too."""
     tree = ast.parse(text)
     module = symtable.symtable(text, "<bench>", "exec")
     parents: dict[int, symtable.SymbolTable] = {}
@@ -88,8 +89,24 @@ def compiler_truth(text: str, name: str) -> dict[tuple[int, int], bool | None]:
             same = [t for t in tables if t.get_type() == kind and t.get_lineno() == node.lineno
                     and (named is None or t.get_name() == named)]
             table = next((t for t in same if name in t.get_identifiers()), same[0] if same else module)
-        out[(line - 1, col)] = _is_global(table, name, parents)
+        verdict = _is_global(table, name, parents)
+        if not verdict and node is not None and table.get_type() == "function" and _imported_only(
+                table, name, node, modules):
+            verdict = True
+        out[(line - 1, col)] = verdict
     return out
+
+
+def _imported_only(table: symtable.SymbolTable, name: str, node: ast.AST, modules: frozenset[str]) -> bool:
+    try:
+        s = table.lookup(name)
+    except KeyError:
+        return False
+    if not s.is_imported() or s.is_parameter() or s.is_assigned():
+        return False
+    sources = {n.module for n in ast.walk(node) if isinstance(n, ast.ImportFrom) and not n.level
+               and any((a.asname or a.name) == name and a.name == name for a in n.names)}
+    return bool(sources) and sources <= modules
 
 
 def _is_global(table: symtable.SymbolTable, name: str, parents: dict[int, symtable.SymbolTable]) -> bool:
@@ -129,13 +146,14 @@ def measure(root: Path, name: str, rel: str, data_dir: Path) -> dict[str, Any]:
         _p, _r, _l, _loc, refs, _key, note = service.reference_list(name, rel)
         ours = {(r["relative_path"], r["line"] - 1, r["column"] - 1): r.get("kind") for r in refs}
         plain = loc.node["name"]  # `name[i]` selects one of same-named definitions; the code says `name`
+        exporters = frozenset(m for m in service.project_scopes(rel, plain).exporters if m)
     finally:
         service.shutdown()
     truths: dict[str, dict[tuple[int, int], bool]] = {}
 
     def truth(frel: str, ln: int, cl: int) -> bool | None:
         if frel not in truths:
-            truths[frel] = compiler_truth((root / frel).read_text(encoding="utf-8"), plain)
+            truths[frel] = compiler_truth((root / frel).read_text(encoding="utf-8"), plain, exporters)
         return truths[frel].get((ln, cl))
 
     def judge(places: set[tuple[str, int, int]]) -> dict[str, int]:
