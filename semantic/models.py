@@ -42,6 +42,14 @@ class FoundSymbols(BaseModel):
     shrunk: str | None = None
 
 
+class Mention(BaseModel):
+    relative_path: str
+    line: int
+    kind: str = Field(description="docstring, string, comment or code (Python); text where no tokenizer tells them "
+                                  "apart")
+    text: str = Field(description="the line, cut when long")
+
+
 class Reference(BaseModel):
     line: int
     column: int
@@ -68,6 +76,9 @@ class References(BaseModel):
     shrunk: str | None = None
     note: str | None = Field(None, description="Python: occurrences left out as other bindings of the name",
                              exclude_if=_absent)
+    mentions: list[Mention] | None = Field(
+        None, description="Python, first page: the name in docstrings, comments and other strings of the files that "
+                          "use it; not references (a rename leaves them)", exclude_if=_absent)
 
 
 class PatternMatch(BaseModel):
@@ -117,14 +128,6 @@ class EditedFile(BaseModel):
     edits: int
     start_line: int | None = Field(None, description="first line written (1-based), for one-file edits")
     end_line: int | None = None
-
-
-class Mention(BaseModel):
-    relative_path: str
-    line: int
-    kind: str = Field(description="docstring, string, comment or code (Python); text where no tokenizer tells them "
-                                  "apart")
-    text: str = Field(description="the line, cut when long")
 
 
 class EditResult(BaseModel):

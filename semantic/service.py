@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ansf_mcp.semantic import journal
 from ansf_mcp.semantic import symbols as sym
@@ -44,13 +44,13 @@ from ansf_mcp.semantic.paths import (
     walk_files,
 )
 from ansf_mcp.semantic.positions import UTF32, from_server, to_server
-from ansf_mcp.semantic.scopes import ProjectScopes
-from ansf_mcp.semantic.symbolic_edit import EditingMixin
+from ansf_mcp.semantic.scopes import ALL, STRING_ANNOTATION, ProjectScopes
+from ansf_mcp.semantic.symbolic_edit import MAX_MENTIONS, EditingMixin, leftover_mentions
 
 log = logging.getLogger(__name__)
 
 # in the cache fingerprint: answers cached in another format never match
-ANSWER_FORMAT = "columns-in-code-points+reference-kinds"
+ANSWER_FORMAT = "columns-in-code-points+reference-kinds+mentions"
 MAX_SCAN_FILES = 2_000
 MAX_INFO_MATCHES = 20  # hover requests per find_symbol(include_info=True)
 C_OPEN_ALL_LIMIT = 100
@@ -85,6 +85,17 @@ def file_tag(lang: str, rel: str) -> str:
 def project_tag(lang: str) -> str:
     """Cache tag of answers that depend on every file of a language (references, definitions, hover)."""
     return f"project:{lang}"
+
+
+class ReferenceList(NamedTuple):
+    path: Path
+    rel: str
+    lang: str
+    loc: sym.Located
+    refs: list[dict]
+    key: str  # the answer's cache key (cursors are bound to it)
+    note: str | None
+    mentions: list[dict] | None
 
 
 class SemanticInputError(ValueError):
@@ -410,7 +421,8 @@ class SemanticService(InspectionMixin, EditingMixin):
                         page_chars: int | None = None, progress: Progress | None = None) -> References:
         """References grouped by file, one page at a time: files are kept whole on a page unless one file alone
         exceeds `page_chars` (JSON characters of the references); `next_cursor` continues."""
-        _path, rel, _lang, loc, refs, key, note = self.reference_list(name_path, relative_path, progress)
+        found = self.reference_list(name_path, relative_path, progress)
+        rel, loc, refs, key = found.rel, found.loc, found.refs, found.key
         groups: list[tuple[str, list[dict]]] = []
         for r in refs:
             item = {k: v for k, v in r.items() if k != "relative_path"}
@@ -450,12 +462,13 @@ class SemanticService(InspectionMixin, EditingMixin):
         return References.model_validate({
             "name_path": loc.name_path, "relative_path": rel, "total": len(refs), "total_files": len(groups),
             "files": page, "next_cursor": _encode_cursor({"k": key[:20], "f": nxt[0], "r": nxt[1]}) if nxt else None,
-            "note": note})
+            "note": found.note, "mentions": None if cursor else found.mentions})
 
     def reference_list(self, name_path: str, relative_path: str, progress: Progress | None = None
-                       ) -> tuple[Path, str, str, sym.Located, list[dict], str, str | None]:
-        """Every reference to the symbol (cached), sorted by (file, line, column); the answer's cache key; and a
-        note on what was left out (Python: occurrences that bind another object of the same name)."""
+                       ) -> ReferenceList:
+        """Every reference to the symbol (cached), sorted by (file, line, column), with the answer's cache key;
+        Python: a note on what was left out (occurrences that bind another object of the same name) and the
+        mentions in docstrings, comments and strings."""
         path, rel, lang, loc = self._locate(name_path, relative_path)
         srv = self.server(lang)
         line, col = loc.node["sel"]
@@ -472,12 +485,11 @@ class SemanticService(InspectionMixin, EditingMixin):
                 "context": {"includeDeclaration": False}}, also_open=self.also_open(srv, lang)) or []
             refs = self._locations_to_refs(raw, lang, srv.position_encoding, exclude=(str(path), line, col),
                                            progress=progress)
-            note = None
+            answer = {"refs": refs, "note": None, "mentions": None}
             if lang == "python":
-                refs, note = self._python_precision(rel, loc, refs)
-            answer = {"refs": refs, "note": note}
+                answer = self._python_precision(rel, loc, refs)
             self.cache.set(key, answer, tag=project_tag(lang))
-        return path, rel, lang, loc, answer["refs"], key, answer["note"]
+        return ReferenceList(path, rel, lang, loc, answer["refs"], key, answer["note"], answer["mentions"])
 
     # ---- Python scopes -----------------------------------------------------------------------------
     def _labelled(self, refs: list[dict], name: str) -> list[dict]:
@@ -517,14 +529,14 @@ class SemanticService(InspectionMixin, EditingMixin):
         roots = [self.rel(Path(r)) or "" for r in extra_paths(self.root)]
         return ProjectScopes(rel, name, texts.get, list(texts), roots)
 
-    def _python_precision(self, rel: str, loc: sym.Located, refs: list[dict]) -> tuple[list[dict], str | None]:
+    def _python_precision(self, rel: str, loc: sym.Located, refs: list[dict]) -> dict[str, Any]:
         """jedi's references, each labelled with its kind; for a module-level name, without the occurrences
         that bind another object of that name (parameters, locals, class attributes, another module's import)
         and with the places it is written as a string (`__all__` entries, string annotations)."""
         name = loc.node["name"]
         top_level = len(loc.path) == 1
         if not top_level:  # a member: jedi's answer stands, each reference labelled by what it is in its file
-            return self._labelled(refs, name), None
+            return {"refs": self._labelled(refs, name), "note": None, "mentions": None}
         scopes = self.project_scopes(rel, name)
         kept: list[dict] = []
         left_out: dict[str, int] = {}
@@ -545,7 +557,16 @@ class SemanticService(InspectionMixin, EditingMixin):
             parts = ", ".join(f"{n} {k}" for k, n in sorted(left_out.items()))
             note = (f"{sum(left_out.values())} occurrence(s) of {name!r} left out: a parameter, local, class "
                     f"attribute or another module's import of that name binds them (by kind: {parts})")
-        return kept, note
+        mentions = []
+        for frel in sorted(scopes.users):
+            text = scopes.read(frel)
+            strings = {r["line"] for r in kept if r["relative_path"] == frel and r["kind"] in (ALL, STRING_ANNOTATION)}
+            mentions += [m.model_dump() for m in leftover_mentions(text or "", name, frel, "python")
+                         if m.kind != "code" and not (m.kind == "string" and m.line in strings)]
+        if len(mentions) > MAX_MENTIONS:
+            note = (note + "; " if note else "") + (f"{len(mentions)} mentions in docstrings, comments and strings, "
+                                                    f"the first {MAX_MENTIONS} listed")
+        return {"refs": kept, "note": note, "mentions": mentions[:MAX_MENTIONS] or None}
 
     def also_open(self, srv: LanguageServer, lang: str) -> list[Path] | None:
         """Files to open first for cross-file requests (clangd has no background index)."""

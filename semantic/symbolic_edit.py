@@ -284,7 +284,7 @@ class EditingMixin:
 
     def _safe_delete_symbol(self, name_path: str, relative_path: str) -> EditResult:
         path, rel, lang, loc, before = self._read_located(name_path, relative_path)
-        path, rel, lang, loc, refs, _key, _note = self.reference_list(name_path, relative_path)
+        path, rel, lang, loc, refs = self.reference_list(name_path, relative_path)[:5]
         raw, text, bom = editing.load(path, rel)
         if raw != before:
             raise editing.ChangedOnDisk(f"{rel} changed on disk while the edit was prepared; nothing was changed")
@@ -392,7 +392,8 @@ class EditingMixin:
         """A module-level Python name renamed where it is that global: its definition and its scope-checked
         references (jedi's rename would also rename parameters and locals that shadow it, and misses `__all__`
         entries and string annotations). A workspace edit, and what the precision changed."""
-        _p, rel, _lang, _loc, refs, _key, left_out = self.reference_list(name_path, relative_path)
+        found = self.reference_list(name_path, relative_path)
+        rel, refs, left_out = found.rel, found.refs, found.note
         name = loc.node["name"]
         places = [(rel, loc.node["sel"][0], loc.node["sel"][1])]
         places += [(r["relative_path"], r["line"] - 1, r["column"] - 1) for r in refs]

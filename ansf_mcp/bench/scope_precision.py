@@ -143,7 +143,8 @@ def measure(root: Path, name: str, rel: str, data_dir: Path) -> dict[str, Any]:
             jedi.add((frel, ln, from_server(service._line(p, ln), item["range"]["start"]["character"],
                                             srv.position_encoding)))
         jedi.discard((rel, line, col))  # the definition itself (jedi includes it; our answer never does)
-        _p, _r, _l, _loc, refs, _key, note = service.reference_list(name, rel)
+        found = service.reference_list(name, rel)
+        refs, note = found.refs, found.note
         ours = {(r["relative_path"], r["line"] - 1, r["column"] - 1): r.get("kind") for r in refs}
         plain = loc.node["name"]  # `name[i]` selects one of same-named definitions; the code says `name`
         exporters = frozenset(m for m in service.project_scopes(rel, plain).exporters if m)

@@ -125,6 +125,9 @@ async def test_references_of_a_shadowed_global_have_no_false_positives(shadow):
     got = {(x["relative_path"], x["line"], x["kind"]) for x in flat(r)}
     assert got == GLOBAL_REQUEST
     assert "11 occurrence(s) of 'request' left out" in r["note"], r["note"]
+    # mentions in the files that use it, listed apart: not references, and a rename leaves them
+    assert [(m["relative_path"], m["line"], m["kind"]) for m in r["mentions"]] == [
+        ("webapp/__init__.py", 1, "docstring"), ("webapp/handlers.py", 1, "docstring")]
     vendor = await ok(server, "find_references", {"name_path": "request", "relative_path": "vendorlib/__init__.py"})
     assert {(x["relative_path"], x["line"]) for x in flat(vendor)} == {
         ("webapp/compat.py", 1), ("webapp/compat.py", 5), ("webapp/lazy.py", 11), ("webapp/lazy.py", 13)}
@@ -135,6 +138,8 @@ async def test_references_of_a_shadowed_global_have_no_false_positives(shadow):
         ("webapp/config.py", 12, "string annotation"), ("webapp/config.py", 16, "string annotation"),
         ("webapp/config.py", 20, "string annotation"), ("webapp/config.py", 24, "string annotation")]
     assert config["total"] == 11 and "note" not in config
+    assert [(m["relative_path"], m["line"], m["kind"]) for m in config["mentions"]] == [
+        ("webapp/config.py", 25, "comment")]
 
 
 def _own_tests(root: Path) -> subprocess.CompletedProcess:
