@@ -142,3 +142,32 @@ def test_types_not_checked_says_why():
         "types not checked (basedpyright published nothing for a.py within 3 s)"
     many = CHANGE * (type_net.MAX_FILES + 1)
     assert type_net.check(unavailable, many, "python").startswith("types not checked (the edit changes 41 files")
+
+
+@pytest.mark.slow
+async def test_through_a_server_process_over_stdio(tmp_path):
+    """The real transport: an `ansf serve` process refuses a type-breaking edit (nothing written), then renames a
+    shadowed global precisely with the type net passing."""
+    from mcp import Client, StdioServerParameters
+
+    from tests.conftest import ansf_command, subprocess_env
+
+    root = tmp_path / "typeerrors"
+    shutil.copytree(FIXTURES / "typeerrors", root)
+    cmd = ansf_command()
+    params = StdioServerParameters(command=cmd[0], args=[*cmd[1:], "serve", "--project", str(root)],
+                                   env=subprocess_env(tmp_path / "data"), cwd=str(root))
+    before = snapshot(root)
+    async with Client(params, mode="legacy") as client:
+        # the checker started first, so a slow machine's cold start cannot push the net past its 12 s budget
+        assert not (await client.call_tool("get_diagnostics", {"relative_path": MODELS})).is_error
+        r = await client.call_tool("replace_symbol_body", {
+            "name_path": "Store/find", "relative_path": MODELS,
+            "body": "def find(self, name: str) -> Item | None:\n    return self.items.get(name)\n"})
+        assert r.is_error and "type error(s) (basedpyright)" in r.content[0].text, r.content
+        assert snapshot(root) == before
+        r = await client.call_tool("rename_symbol", {"name_path": "total", "relative_path": MODELS,
+                                                     "new_name": "grand_total"})
+        assert not r.is_error, r.content
+        assert r.structured_content["types"].endswith("no new type errors"), r.structured_content
+    assert "return grand_total(items, 2)" in (root / SEEDED).read_text()
