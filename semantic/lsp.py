@@ -343,15 +343,20 @@ class LanguageServer:
         for uri in list(self.open_docs):
             await self._sync_doc(Path(uri_to_path(uri)), h)
 
-    async def _request(self, method: str, path: Path | None, make_params: Callable[[str | None], dict],
-                       also_open: list[Path] | None) -> Any:
+    @contextlib.asynccontextmanager
+    async def _session(self):
+        """The server's request lock held and the server started: its handler."""
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
             if not self.alive():
                 await self._start()
-            h = self.handler
-            assert h is not None
+            assert self.handler is not None
+            yield self.handler
+
+    async def _request(self, method: str, path: Path | None, make_params: Callable[[str | None], dict],
+                       also_open: list[Path] | None) -> Any:
+        async with self._session() as h:
             await self._refresh_open(h)
             for p in also_open or ():
                 await self._sync_doc(p, h)
@@ -418,13 +423,8 @@ class LanguageServer:
         raise LspError(f"{self.spec.language} language server failed on {method} (restarted once): {last}")
 
     async def _diagnostics_of(self, path: Path, wait: float) -> list[dict] | None:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            if not self.alive():
-                await self._start()
-            assert self.handler is not None
-            uri = await self._sync_doc(path, self.handler)
+        async with self._session() as h:
+            uri = await self._sync_doc(path, h)
             ev = self._diag.setdefault(uri, asyncio.Event())
         await self._settled(uri, ev, wait)
         return self._published.get(uri)
@@ -448,14 +448,8 @@ class LanguageServer:
                     break
 
     async def _diagnostics_for(self, texts: dict[Path, str | None], wait: float) -> dict[Path, list[dict] | None]:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
         # held while waiting: another request would sync the files from disk and undo the overlay
-        async with self._lock:
-            if not self.alive():
-                await self._start()
-            h = self.handler
-            assert h is not None
+        async with self._session() as h:
             uris: dict[Path, str] = {}
             for path, text in texts.items():
                 uri = await self._sync_doc(path, h)
