@@ -479,10 +479,13 @@ class LanguageServer:
         """What the server publishes for each file holding the given text (None: the file's own content), the
         text sent in memory only, never written; None for a file with nothing published within `wait` s.
         `timeout` bounds the whole call, a start of the server included."""
+        limit = timeout if timeout is not None else wait + self.init_timeout + 10
         try:
-            return self.loop.call(self._diagnostics_for(texts, wait),
-                                  timeout=timeout if timeout is not None else wait + self.init_timeout + 10)
-        except (TimeoutError, OSError) as exc:
+            return self.loop.call(self._diagnostics_for(texts, wait), timeout=limit)
+        except TimeoutError as exc:
+            raise LspTimeout(f"{self.spec.language} language server ({self.spec.display_name}) gave no diagnostics "
+                             f"within {limit:g} s") from exc
+        except OSError as exc:
             raise LspError(f"{self.spec.language} language server failed while publishing diagnostics: {exc}") \
                 from exc
 

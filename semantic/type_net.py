@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from ansf_mcp.semantic.editing import EditError, FileChange
 from ansf_mcp.semantic.languages import LanguageUnavailable
-from ansf_mcp.semantic.lsp import LspError
+from ansf_mcp.semantic.lsp import LspError, LspTimeout
 
 if TYPE_CHECKING:
     from ansf_mcp.semantic.lsp import LanguageServer
@@ -66,9 +66,10 @@ def check(checker: Callable[[], LanguageServer], changes: list[FileChange], lang
         after = srv.diagnostics_for({ch.path: ch.new_text for ch in changes}, wait=left, timeout=left)
     except LanguageUnavailable as exc:
         return f"types not checked ({exc})"
-    except (LspError, TimeoutError) as exc:
-        why = str(exc) or f"no answer within {budget_s:g} s"
-        return f"types not checked ({CHECKER}: {why})"
+    except (LspTimeout, TimeoutError):
+        return f"types not checked ({CHECKER}: no answer within the budget of {budget_s:g} s)"
+    except LspError as exc:
+        return f"types not checked ({CHECKER}: {exc})"
     silent = [ch.rel for ch in changes if before.get(ch.path) is None or after.get(ch.path) is None]
     if silent:
         return (f"types not checked ({CHECKER} published nothing for {', '.join(silent[:5])} within "

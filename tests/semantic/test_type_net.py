@@ -11,7 +11,7 @@ import pytest
 from ansf_mcp.semantic import type_net
 from ansf_mcp.semantic.editing import EditError, FileChange
 from ansf_mcp.semantic.languages import LanguageUnavailable
-from ansf_mcp.semantic.lsp import LspError
+from ansf_mcp.semantic.lsp import LspError, LspTimeout
 
 from tests.semantic.conftest import FIXTURES, build
 from tests.semantic.helpers import err, ok
@@ -133,7 +133,10 @@ def test_types_not_checked_says_why():
         "types not checked (memory is critical: the type checker does not start)"
     slow = FakeChecker(None, None, fail=TimeoutError())
     assert type_net.check(lambda: slow, CHANGE, "python", budget_s=2) == \
-        "types not checked (basedpyright: no answer within 2 s)"
+        "types not checked (basedpyright: no answer within the budget of 2 s)"
+    slow = FakeChecker(None, None, fail=LspTimeout("gave no diagnostics within 2 s"))
+    assert type_net.check(lambda: slow, CHANGE, "python", budget_s=2) == \
+        "types not checked (basedpyright: no answer within the budget of 2 s)"
     dead = FakeChecker(None, None, fail=LspError("the language server exited"))
     assert type_net.check(lambda: dead, CHANGE, "python") == \
         "types not checked (basedpyright: the language server exited)"
