@@ -44,7 +44,7 @@ from ansf_mcp.semantic.paths import (
     walk_files,
 )
 from ansf_mcp.semantic.positions import UTF32, from_server, to_server
-from ansf_mcp.semantic.scopes import ALL, STRING_ANNOTATION, ProjectScopes
+from ansf_mcp.semantic.scopes import ProjectScopes
 from ansf_mcp.semantic.symbolic_edit import MAX_MENTIONS, EditingMixin, leftover_mentions
 
 log = logging.getLogger(__name__)
@@ -560,9 +560,10 @@ class SemanticService(InspectionMixin, EditingMixin):
         mentions = []
         for frel in sorted(scopes.users):
             text = scopes.read(frel)
-            strings = {r["line"] for r in kept if r["relative_path"] == frel and r["kind"] in (ALL, STRING_ANNOTATION)}
+            # a line that holds a reference is not also a mention (`__all__`, string annotations, f-strings)
+            taken = {r["line"] for r in kept if r["relative_path"] == frel}
             mentions += [m.model_dump() for m in leftover_mentions(text or "", name, frel, "python")
-                         if m.kind != "code" and not (m.kind == "string" and m.line in strings)]
+                         if m.kind != "code" and m.line not in taken]
         if len(mentions) > MAX_MENTIONS:
             note = (note + "; " if note else "") + (f"{len(mentions)} mentions in docstrings, comments and strings, "
                                                     f"the first {MAX_MENTIONS} listed")

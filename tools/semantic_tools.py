@@ -144,13 +144,14 @@ def symbol_steps(answer: FoundSymbols) -> Shrinking[FoundSymbols]:
 
 
 def reference_steps(answer: References) -> Shrinking[References]:
-    """A page (already fitted to the cap) -> without context lines -> per-file counts -> the total."""
-    result = answer.model_dump()
+    """A page (already fitted to the cap) -> without context lines and mentions -> per-file counts -> the total."""
+    result = {**answer.model_dump(), "mentions": None}
     slim = [{**f, "references": [{k: v for k, v in r.items() if k != "context"} for r in f["references"]]}
             for f in result["files"]]
     return Shrinking(
         answer,
-        lambda: References.model_validate({**result, "files": slim, "shrunk": "too large: context lines dropped"}),
+        lambda: References.model_validate({**result, "files": slim,
+                                           "shrunk": "too large: context lines and mentions dropped"}),
         lambda: References.model_validate(
             {**result, "files": [], "per_file": {f["relative_path"]: f["count"] for f in result["files"]},
              "shrunk": "too large: only per-file counts given; query a narrower symbol"}),
