@@ -447,9 +447,15 @@ class LanguageServer:
                     self._quiet.add(uri)
                     break
 
-    async def _diagnostics_for(self, texts: dict[Path, str | None], wait: float) -> dict[Path, list[dict] | None]:
+    async def _diagnostics_for(self, texts: dict[Path, str | None], wait: float,
+                               fresh: frozenset[Path]) -> dict[Path, list[dict] | None]:
         # held while waiting: another request would sync the files from disk and undo the overlay
         async with self._session() as h:
+            for path in fresh:  # what they had is forgotten before the overlay goes out: their next one counts
+                uri = path.as_uri()
+                self._diag.pop(uri, None)
+                self._published.pop(uri, None)
+                self._quiet.discard(uri)
             uris: dict[Path, str] = {}
             for path, text in texts.items():
                 uri = await self._sync_doc(path, h)
@@ -474,14 +480,15 @@ class LanguageServer:
                                     max(0.0, end - time.monotonic()))
             return {path: self._published.get(uri) for path, uri in uris.items()}
 
-    def diagnostics_for(self, texts: dict[Path, str | None], wait: float = 10.0,
-                        timeout: float | None = None) -> dict[Path, list[dict] | None]:
+    def diagnostics_for(self, texts: dict[Path, str | None], wait: float = 10.0, timeout: float | None = None,
+                        fresh: frozenset[Path] = frozenset()) -> dict[Path, list[dict] | None]:
         """What the server publishes for each file holding the given text (None: the file's own content), the
         text sent in memory only, never written; None for a file with nothing published within `wait` s.
-        `timeout` bounds the whole call, a start of the server included."""
+        `timeout` bounds the whole call, a start of the server included; `fresh`: files whose answer must be
+        published after this call's texts were sent (files that import a changed one)."""
         limit = timeout if timeout is not None else wait + self.init_timeout + 10
         try:
-            return self.loop.call(self._diagnostics_for(texts, wait), timeout=limit)
+            return self.loop.call(self._diagnostics_for(texts, wait, fresh), timeout=limit)
         except TimeoutError as exc:
             raise LspTimeout(f"{self.spec.language} language server ({self.spec.display_name}) gave no diagnostics "
                              f"within {limit:g} s") from exc

@@ -166,13 +166,14 @@ class EditingMixin:
             raise EditError(f"body is {len(body)} characters; at most {MAX_BODY_CHARS} per edit")
 
     def _finish(self, changes: list[FileChange], lang: str, allow_type_errors: bool = False,
-                renamed: tuple[str, str] | None = None) -> tuple[int, str, str]:
+                renamed: tuple[str, str] | None = None,
+                dependents: list[tuple[Path, str]] | None = None) -> tuple[int, str, str]:
         """Check the new contents' syntax and types, commit, then evict exactly what the edit staled; returns the
         number of cache entries evicted and how the syntax and the types were checked."""
         checked = syntax.check(changes, lang)
         types = type_net.check(self.type_checker, changes, lang, allow=allow_type_errors, renamed=renamed,
                                phase=self.type_phase() if self.type_phase else None,
-                               budget_s=self.type_net_seconds)
+                               budget_s=self.type_net_seconds, dependents=dependents)
         journal.commit(changes, self.data_dir)
         from ansf_mcp.semantic.service import file_tag, project_tag
 
@@ -235,7 +236,8 @@ class EditingMixin:
         if last + 1 >= len(lines) and not lines[last].endswith(("\n", "\r")):
             new_lines[-1] = new_lines[-1].rstrip("\r\n")
         new = "".join(lines[:first] + new_lines + lines[last + 1:])
-        evicted, checked, types = self._finish([FileChange(path, rel, raw, new, bom)], lang, allow_type_errors)
+        evicted, checked, types = self._finish([FileChange(path, rel, raw, new, bom)], lang, allow_type_errors,
+                                               dependents=self._importers(rel, lang, loc))
         return self._edit_answer("replace_symbol_body", loc, rel, first, first + len(new_lines) - 1, evicted,
                                  checked, types)
 
@@ -386,6 +388,13 @@ class EditingMixin:
                           files=[EditedFile.model_validate(s) for s in summary], total_edits=total,
                           cache_entries_invalidated=evicted, note=note, syntax=checked, types=types,
                           leftover_mentions=left[:MAX_MENTIONS])
+
+    def _importers(self, rel: str, lang: str, loc: sym.Located) -> list[tuple[Path, str]]:
+        """Python, a module-level name: the files that import it (a changed signature may break them)."""
+        if lang != "python" or len(loc.path) != 1:
+            return []
+        users = self.project_scopes(rel, loc.node["name"]).users - {rel}
+        return [(self.root / u, u) for u in sorted(users)]
 
     def _python_rename_edit(self, path: Path, name_path: str, relative_path: str, loc: sym.Located, new_name: str,
                             encoding: str) -> tuple[dict, str | None]:

@@ -14,6 +14,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ansf_mcp.semantic.editing import EditError, FileChange
@@ -47,48 +48,57 @@ def _where(rel: str, d: dict) -> str:
 
 def check(checker: Callable[[], LanguageServer], changes: list[FileChange], lang: str, *, allow: bool = False,
           renamed: tuple[str, str] | None = None, phase: str | None = None,
-          budget_s: float = TYPE_NET_SECONDS) -> str:
+          budget_s: float = TYPE_NET_SECONDS, dependents: list[tuple[Path, str]] | None = None) -> str:
     """Raise EditError when the new contents add type errors (unless `allow`); returns how the types were
-    checked, for the edit's answer. `checker()` gives the running type checker (started on first use)."""
+    checked, for the edit's answer. `checker()` gives the running type checker (started on first use);
+    `dependents` (path, relative path): unchanged files that import what changed, checked with it."""
     if lang != "python":
         return f"types not checked (no type checker for {lang} here)"
     if phase is not None and phase.rsplit(" ", 1)[-1] == "critical":
         return "types not checked (memory is critical: the type checker does not start)"
     if len(changes) > MAX_FILES:
         return f"types not checked (the edit changes {len(changes)} files; the net checks at most {MAX_FILES})"
+    changed = {ch.path for ch in changes}
+    deps = [(p, rel) for p, rel in dependents or [] if p not in changed][:MAX_FILES - len(changes)]
+    checked = [(ch.path, ch.rel) for ch in changes] + deps
     t0 = time.monotonic()
     try:
         srv = checker()
-        before = srv.diagnostics_for({ch.path: None for ch in changes}, wait=budget_s, timeout=budget_s)
+        before = srv.diagnostics_for({p: None for p, _rel in checked}, wait=budget_s, timeout=budget_s)
         left = budget_s - (time.monotonic() - t0)
         if left <= 0:
             raise TimeoutError
-        after = srv.diagnostics_for({ch.path: ch.new_text for ch in changes}, wait=left, timeout=left)
+        texts: dict[Path, str | None] = {p: None for p, _rel in deps}
+        texts.update({ch.path: ch.new_text for ch in changes})
+        after = srv.diagnostics_for(texts, wait=left, timeout=left, fresh=frozenset(p for p, _rel in deps))
     except LanguageUnavailable as exc:
         return f"types not checked ({exc})"
     except (LspTimeout, TimeoutError):
         return f"types not checked ({CHECKER}: no answer within the budget of {budget_s:g} s)"
     except LspError as exc:
         return f"types not checked ({CHECKER}: {exc})"
-    silent = [ch.rel for ch in changes if before.get(ch.path) is None or after.get(ch.path) is None]
+    silent = [rel for p, rel in checked if before.get(p) is None or after.get(p) is None]
     if silent:
         return (f"types not checked ({CHECKER} published nothing for {', '.join(silent[:5])} within "
                 f"{budget_s:g} s)")
     new: list[str] = []
-    for ch in changes:
-        old = Counter(_key(d, renamed) for d in _errors(before[ch.path] or []))
-        for d in _errors(after[ch.path] or []):
+    files: list[str] = []  # where the new errors are, in order
+    for p, rel in checked:
+        old = Counter(_key(d, renamed) for d in _errors(before[p] or []))
+        for d in _errors(after[p] or []):
             k = _key(d, renamed)
             if old[k]:
                 old[k] -= 1
             else:
-                new.append(_where(ch.rel, d))
-    seconds = f"{time.monotonic() - t0:.1f} s"
+                new.append(_where(rel, d))
+                if rel not in files:
+                    files.append(rel)
+    seconds = f"{time.monotonic() - t0:.1f} s" + (f", {len(deps)} importing file(s) too" if deps else "")
     if not new:
         return f"types checked ({CHECKER}, {seconds}): no new type errors"
     first = "the first" if len(new) > 1 else "it"
+    where = f"{first} at {new[0]}" + (f" (in {', '.join(files[:5])})" if len(files) > 1 else "")
     if not allow:
-        raise EditError(f"the edit would add {len(new)} type error(s) ({CHECKER}), {first} at {new[0]}; nothing "
-                        "was written (allow_type_errors=true writes it anyway)")
-    return (f"types checked ({CHECKER}, {seconds}): {len(new)} new type error(s) written as allowed, {first} at "
-            f"{new[0]}")
+        raise EditError(f"the edit would add {len(new)} type error(s) ({CHECKER}), {where}; nothing was written "
+                        "(allow_type_errors=true writes it anyway)")
+    return f"types checked ({CHECKER}, {seconds}): {len(new)} new type error(s) written as allowed, {where}"

@@ -79,6 +79,23 @@ async def test_a_clean_edit_and_an_edit_in_a_file_already_full_of_errors_pass(ty
     assert "total(items, 3)" in (root / SEEDED).read_text()
 
 
+async def test_a_signature_change_that_breaks_a_file_importing_it_is_refused(typed):
+    server, root = typed
+    before = snapshot(root)
+    msg = await err(server, "replace_symbol_body", {
+        "name_path": "total", "relative_path": MODELS,
+        "body": "def total(items: list[Item], n: int) -> float:\n    return n * sum(i.value() for i in items)\n"})
+    # models.py's own broken_total (written as allowed above) and report.py, which imports it
+    assert 'the edit would add 2 type error(s) (basedpyright), the first at inventory/models.py:34: Argument ' \
+        'missing for parameter "n" (in inventory/models.py, inventory/report.py); nothing was written' in msg, msg
+    assert snapshot(root) == before
+    # seeded.py imports it too: its `total(items, 2)` error goes away, which blocks nothing
+    r = await ok(server, "replace_symbol_body", {
+        "name_path": "total", "relative_path": MODELS,
+        "body": "def total(items: list[Item], n: int = 1) -> float:\n    return n * sum(i.value() for i in items)\n"})
+    assert r["types"].endswith("2 importing file(s) too): no new type errors"), r["types"]
+
+
 async def test_a_rename_compares_errors_about_the_old_name_as_errors_about_the_new(typed):
     server, root = typed
     # seeded.py's 'Cannot access attribute "colour" for class "Item"' becomes '... class "Article"'
@@ -94,7 +111,7 @@ class FakeChecker:
         self.fail = fail
         self.texts: list[dict] = []
 
-    def diagnostics_for(self, texts, wait, timeout):
+    def diagnostics_for(self, texts, wait, timeout, fresh=frozenset()):
         if self.fail:
             raise self.fail
         self.texts.append(texts)
