@@ -474,10 +474,9 @@ class LanguageServer:
                             "textDocument": {"uri": uri, "version": doc.version},
                             "contentChanges": [{"text": text}]})
                 uris[path] = uri
-            end = time.monotonic() + wait
-            for uri in uris.values():
-                await self._settled(uri, self._diag.setdefault(uri, asyncio.Event()),
-                                    max(0.0, end - time.monotonic()))
+            # every file settles at once: a rename's files or an edit's importers cost one settle time, not one each
+            await asyncio.gather(*(self._settled(uri, self._diag.setdefault(uri, asyncio.Event()), wait)
+                                   for uri in uris.values()))
             return {path: self._published.get(uri) for path, uri in uris.items()}
 
     def diagnostics_for(self, texts: dict[Path, str | None], wait: float = 10.0, timeout: float | None = None,
