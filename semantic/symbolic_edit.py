@@ -100,7 +100,8 @@ def leftover_mentions(text: str, name: str, rel: str, lang: str) -> list[Mention
 
 
 class EditingMixin:
-    """Needs from the service: root, read_only, cache, server(), _locate(), reference_list(), lines()."""
+    """Needs from the service: root, read_only, cache, server(), type_checker(), _locate(), reference_list(),
+    project_scopes(), lines()."""
 
     read_only: bool = False
     type_phase: Callable[[], str | None] | None = None  # the operating phase now (no type checker when critical)
