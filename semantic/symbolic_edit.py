@@ -168,13 +168,13 @@ class EditingMixin:
 
     def _finish(self, changes: list[FileChange], lang: str, allow_type_errors: bool = False,
                 renamed: tuple[str, str] | None = None,
-                dependents: list[tuple[Path, str]] | None = None) -> tuple[int, str, str]:
+                dependents: list[tuple[Path, str]] | None = None, name: str | None = None) -> tuple[int, str, str]:
         """Check the new contents' syntax and types, commit, then evict exactly what the edit staled; returns the
         number of cache entries evicted and how the syntax and the types were checked."""
         checked = syntax.check(changes, lang)
         types = type_net.check(self.type_checker, changes, lang, allow=allow_type_errors, renamed=renamed,
                                phase=self.type_phase() if self.type_phase else None,
-                               budget_s=self.type_net_seconds, dependents=dependents)
+                               budget_s=self.type_net_seconds, dependents=dependents, name=name)
         journal.commit(changes, self.data_dir)
         from ansf_mcp.semantic.service import file_tag, project_tag
 
@@ -238,7 +238,7 @@ class EditingMixin:
             new_lines[-1] = new_lines[-1].rstrip("\r\n")
         new = "".join(lines[:first] + new_lines + lines[last + 1:])
         evicted, checked, types = self._finish([FileChange(path, rel, raw, new, bom)], lang, allow_type_errors,
-                                               dependents=self._importers(rel, lang, loc))
+                                               dependents=self._importers(rel, lang, loc), name=loc.node["name"])
         return self._edit_answer("replace_symbol_body", loc, rel, first, first + len(new_lines) - 1, evicted,
                                  checked, types)
 

@@ -41,6 +41,21 @@ def _errors(published: list[dict]) -> list[dict]:
     return [d for d in published if (d.get("severity") or ERROR) == ERROR]
 
 
+def _uses(path: Path, d: dict, name: str | None) -> bool:
+    """Whether the lines of diagnostic `d` in `path` name `name` as a word."""
+    if not name:
+        return True
+    rng = d.get("range") or {}
+    first = (rng.get("start") or {}).get("line", 0)
+    last = (rng.get("end") or {}).get("line", first)
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[first:last + 1]
+    except OSError:
+        return True
+    word = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)")
+    return any(word.search(line) for line in lines)
+
+
 def _where(rel: str, d: dict) -> str:
     line = ((d.get("range") or {}).get("start") or {}).get("line", 0) + 1
     return f"{rel}:{line}: {' '.join(str(d.get('message', '')).split())[:300]}"
@@ -48,10 +63,13 @@ def _where(rel: str, d: dict) -> str:
 
 def check(checker: Callable[[], LanguageServer], changes: list[FileChange], lang: str, *, allow: bool = False,
           renamed: tuple[str, str] | None = None, phase: str | None = None,
-          budget_s: float = TYPE_NET_SECONDS, dependents: list[tuple[Path, str]] | None = None) -> str:
+          budget_s: float = TYPE_NET_SECONDS, dependents: list[tuple[Path, str]] | None = None,
+          name: str | None = None) -> str:
     """Raise EditError when the new contents add type errors (unless `allow`); returns how the types were
     checked, for the edit's answer. `checker()` gives the running type checker (started on first use);
-    `dependents` (path, relative path): unchanged files that import what changed, checked with it."""
+    `dependents` (path, relative path): unchanged files that import `name` from what changed, checked with it:
+    there a new error counts only on a line that uses `name` (a call that no longer fits), since inference over
+    untyped code moves other verdicts too (an override's inferred return type) without breaking anything."""
     if lang != "python":
         return f"types not checked (no type checker for {lang} here)"
     if phase is not None and phase.rsplit(" ", 1)[-1] == "critical":
@@ -83,9 +101,12 @@ def check(checker: Callable[[], LanguageServer], changes: list[FileChange], lang
                 f"{budget_s:g} s)")
     new: list[str] = []
     files: list[str] = []  # where the new errors are, in order
+    dep_paths = {p for p, _rel in deps}
     for p, rel in checked:
         old = Counter(_key(d, renamed) for d in _errors(before[p] or []))
         for d in _errors(after[p] or []):
+            if p in dep_paths and not _uses(p, d, name):
+                continue
             k = _key(d, renamed)
             if old[k]:
                 old[k] -= 1
