@@ -366,22 +366,29 @@ class SemanticHost:
         return await self.run(self._what("get_diagnostics", relative_path),
                               lambda s: s.get_diagnostics(relative_path))
 
-    async def replace_symbol_body(self, name_path: str, relative_path: str, body: str) -> EditResult:
+    async def replace_symbol_body(self, name_path: str, relative_path: str, body: str,
+                                  allow_type_errors: bool = False) -> EditResult:
         return await self.run(self._what("replace_symbol_body", name_path),
-                              lambda s: s.replace_symbol_body(name_path, relative_path, body))
+                              lambda s: s.replace_symbol_body(name_path, relative_path, body,
+                                                              allow_type_errors=allow_type_errors))
 
-    async def insert_before_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
+    async def insert_before_symbol(self, name_path: str, relative_path: str, body: str,
+                                   allow_type_errors: bool = False) -> EditResult:
         return await self.run(self._what("insert_before_symbol", name_path),
-                              lambda s: s.insert_before_symbol(name_path, relative_path, body))
+                              lambda s: s.insert_before_symbol(name_path, relative_path, body,
+                                                               allow_type_errors=allow_type_errors))
 
-    async def insert_after_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
+    async def insert_after_symbol(self, name_path: str, relative_path: str, body: str,
+                                  allow_type_errors: bool = False) -> EditResult:
         return await self.run(self._what("insert_after_symbol", name_path),
-                              lambda s: s.insert_after_symbol(name_path, relative_path, body))
+                              lambda s: s.insert_after_symbol(name_path, relative_path, body,
+                                                              allow_type_errors=allow_type_errors))
 
-    async def rename_symbol(self, name_path: str, relative_path: str, new_name: str) -> EditResult:
+    async def rename_symbol(self, name_path: str, relative_path: str, new_name: str,
+                            allow_type_errors: bool = False) -> EditResult:
         def rename(s: SemanticService) -> EditResult:
-            s.hint_index(last_name(name_path))
-            return s.rename_symbol(name_path, relative_path, new_name)
+            s.hint_index(last_name(name_path))  # the index fetches the files that mention it first
+            return s.rename_symbol(name_path, relative_path, new_name, allow_type_errors=allow_type_errors)
 
         return await self.run(self._what("rename_symbol", name_path), rename, long=True)
 

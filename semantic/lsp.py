@@ -176,6 +176,7 @@ class LanguageServer:
         self._lock: asyncio.Lock | None = None
         self._diag: dict[str, asyncio.Event] = {}
         self._published: dict[str, list[dict]] = {}  # uri -> the diagnostics last published for its content
+        self._quiet: set[str] = set()  # uris whose last publication settled (nothing followed it)
         self.started_at: float | None = None
         self.start_seconds: float | None = None
         self.restarts = 0
@@ -204,6 +205,7 @@ class LanguageServer:
         self.open_docs.clear()
         self._diag.clear()
         self._published.clear()
+        self._quiet.clear()
 
         async def _configuration(params):
             items = (params or {}).get("items", [])
@@ -220,6 +222,7 @@ class LanguageServer:
             uri = (params or {}).get("uri")
             if uri:
                 self._published[uri] = list((params or {}).get("diagnostics") or [])
+                self._quiet.discard(uri)
                 self._diag.setdefault(uri, asyncio.Event()).set()
 
         h.on_request("workspace/configuration", _configuration)
@@ -313,6 +316,7 @@ class LanguageServer:
             doc.settled, doc.digest = settled(st), digest
             self._diag.pop(uri, None)
             self._published.pop(uri, None)
+            self._quiet.discard(uri)
             h.send_notification("textDocument/didChange", {
                 "textDocument": {"uri": uri, "version": doc.version},
                 "contentChanges": [{"text": text}],
@@ -321,6 +325,7 @@ class LanguageServer:
             self.open_docs[uri] = _OpenDoc(1, st.st_mtime_ns, st.st_size, st.st_ino, settled(st), digest)
             self._diag.pop(uri, None)
             self._published.pop(uri, None)
+            self._quiet.discard(uri)
             h.send_notification("textDocument/didOpen", {
                 "textDocument": {"uri": uri, "languageId": self.spec.language_id(path), "version": 1, "text": text},
             })
@@ -338,15 +343,20 @@ class LanguageServer:
         for uri in list(self.open_docs):
             await self._sync_doc(Path(uri_to_path(uri)), h)
 
-    async def _request(self, method: str, path: Path | None, make_params: Callable[[str | None], dict],
-                       also_open: list[Path] | None) -> Any:
+    @contextlib.asynccontextmanager
+    async def _session(self):
+        """The server's request lock held and the server started: its handler."""
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
             if not self.alive():
                 await self._start()
-            h = self.handler
-            assert h is not None
+            assert self.handler is not None
+            yield self.handler
+
+    async def _request(self, method: str, path: Path | None, make_params: Callable[[str | None], dict],
+                       also_open: list[Path] | None) -> Any:
+        async with self._session() as h:
             await self._refresh_open(h)
             for p in also_open or ():
                 await self._sync_doc(p, h)
@@ -413,14 +423,17 @@ class LanguageServer:
         raise LspError(f"{self.spec.language} language server failed on {method} (restarted once): {last}")
 
     async def _diagnostics_of(self, path: Path, wait: float) -> list[dict] | None:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            if not self.alive():
-                await self._start()
-            assert self.handler is not None
-            uri = await self._sync_doc(path, self.handler)
+        async with self._session() as h:
+            uri = await self._sync_doc(path, h)
             ev = self._diag.setdefault(uri, asyncio.Event())
+        await self._settled(uri, ev, wait)
+        return self._published.get(uri)
+
+    async def _settled(self, uri: str, ev: asyncio.Event, wait: float) -> None:
+        """Until a publication came (at most `wait` s) and, for servers that publish in stages, no later one
+        followed within the settle time."""
+        if uri in self._quiet and ev.is_set():
+            return  # settled before, nothing published since: the same content's answer stands
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(ev.wait(), wait)
             while self.spec.diagnostics_settle_s > 0:  # a later stage replaces the earlier list
@@ -431,8 +444,56 @@ class LanguageServer:
                     # settled: what was published stands for this content, so the next call for the same
                     # content must not wait for a publication that will never come again
                     ev.set()
+                    self._quiet.add(uri)
                     break
-        return self._published.get(uri)
+
+    async def _diagnostics_for(self, texts: dict[Path, str | None], wait: float,
+                               fresh: frozenset[Path]) -> dict[Path, list[dict] | None]:
+        # held while waiting: another request would sync the files from disk and undo the overlay
+        async with self._session() as h:
+            for path in fresh:  # what they had is forgotten before the overlay goes out: their next one counts
+                uri = path.as_uri()
+                self._diag.pop(uri, None)
+                self._published.pop(uri, None)
+                self._quiet.discard(uri)
+            uris: dict[Path, str] = {}
+            for path, text in texts.items():
+                uri = await self._sync_doc(path, h)
+                doc = self.open_docs.get(uri)
+                if text is not None and doc is not None:
+                    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+                    if digest != doc.digest:
+                        # the overlay is not the file: the next sync compares the file's content and sends it
+                        # again unless the file now holds exactly this text (the edit was written)
+                        doc.version += 1
+                        doc.digest, doc.mtime_ns, doc.settled = digest, -1, False
+                        self._diag.pop(uri, None)
+                        self._published.pop(uri, None)
+                        self._quiet.discard(uri)
+                        h.send_notification("textDocument/didChange", {
+                            "textDocument": {"uri": uri, "version": doc.version},
+                            "contentChanges": [{"text": text}]})
+                uris[path] = uri
+            # every file settles at once: a rename's files or an edit's importers cost one settle time, not one each
+            await asyncio.gather(*(self._settled(uri, self._diag.setdefault(uri, asyncio.Event()), wait)
+                                   for uri in uris.values()))
+            return {path: self._published.get(uri) for path, uri in uris.items()}
+
+    def diagnostics_for(self, texts: dict[Path, str | None], wait: float = 10.0, timeout: float | None = None,
+                        fresh: frozenset[Path] = frozenset()) -> dict[Path, list[dict] | None]:
+        """What the server publishes for each file holding the given text (None: the file's own content), the
+        text sent in memory only, never written; None for a file with nothing published within `wait` s.
+        `timeout` bounds the whole call, a start of the server included; `fresh`: files whose answer must be
+        published after this call's texts were sent (files that import a changed one)."""
+        limit = timeout if timeout is not None else wait + self.init_timeout + 10
+        try:
+            return self.loop.call(self._diagnostics_for(texts, wait, fresh), timeout=limit)
+        except TimeoutError as exc:
+            raise LspTimeout(f"{self.spec.language} language server ({self.spec.display_name}) gave no diagnostics "
+                             f"within {limit:g} s") from exc
+        except OSError as exc:
+            raise LspError(f"{self.spec.language} language server failed while publishing diagnostics: {exc}") \
+                from exc
 
     def diagnostics(self, path: Path, wait: float = 10.0) -> list[dict] | None:
         """What the server published for the file's current content (None: nothing within `wait` seconds)."""

@@ -42,11 +42,21 @@ class FoundSymbols(BaseModel):
     shrunk: str | None = None
 
 
+class Mention(BaseModel):
+    relative_path: str
+    line: int
+    kind: str = Field(description="docstring, string, comment or code (Python); text where no tokenizer tells them "
+                                  "apart")
+    text: str = Field(description="the line, cut when long")
+
+
 class Reference(BaseModel):
     line: int
     column: int
     symbol: str | None = Field(None, description="name path of the enclosing symbol; null at module level")
     context: str | None = None
+    kind: str | None = Field(None, description="Python: code, import, attribute, __all__ or string annotation",
+                             exclude_if=_absent)
 
 
 class FileReferences(BaseModel):
@@ -64,6 +74,11 @@ class References(BaseModel):
     next_cursor: str | None = Field(None, description="pass as cursor for the next page; null on the last page")
     per_file: dict[str, int] | None = None
     shrunk: str | None = None
+    note: str | None = Field(None, description="Python: occurrences left out as other bindings of the name",
+                             exclude_if=_absent)
+    mentions: list[Mention] | None = Field(
+        None, description="Python, first page: the name in docstrings, comments and other strings of the files that "
+                          "use it; not references (a rename leaves them)", exclude_if=_absent)
 
 
 class PatternMatch(BaseModel):
@@ -115,13 +130,6 @@ class EditedFile(BaseModel):
     end_line: int | None = None
 
 
-class Mention(BaseModel):
-    relative_path: str
-    line: int
-    kind: str = Field(description="string, comment or code (Python); text where no tokenizer tells them apart")
-    text: str = Field(description="the line, cut when long")
-
-
 class EditResult(BaseModel):
     action: str
     name_path: str
@@ -131,6 +139,8 @@ class EditResult(BaseModel):
     cache_entries_invalidated: int = Field(description="cache entries this edit made stale, removed")
     note: str | None = None
     syntax: str | None = Field(None, description="how the new content's syntax was checked before it was written")
+    types: str | None = Field(None, description="how the new content's types were checked before it was written",
+                              exclude_if=_absent)
     leftover_mentions: list[Mention] | None = Field(
         None, description="rename: the old name still in the renamed files (strings, comments), listed, not changed")
 

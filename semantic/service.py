@@ -9,11 +9,12 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ansf_mcp.semantic import journal
 from ansf_mcp.semantic import symbols as sym
@@ -43,12 +44,14 @@ from ansf_mcp.semantic.paths import (
     walk_files,
 )
 from ansf_mcp.semantic.positions import UTF32, from_server, to_server
+from ansf_mcp.semantic.scopes import ProjectScopes
 from ansf_mcp.semantic.symbol_table import Entry, SymbolTable
-from ansf_mcp.semantic.symbolic_edit import EditingMixin
+from ansf_mcp.semantic.symbolic_edit import MAX_MENTIONS, EditingMixin, leftover_mentions
 
 log = logging.getLogger(__name__)
 
-ANSWER_FORMAT = "columns-in-code-points"  # in the cache fingerprint: answers cached in another format never match
+# in the cache fingerprint: answers cached in another format never match
+ANSWER_FORMAT = "columns-in-code-points+reference-kinds+mentions"
 MAX_SCAN_FILES = 2_000
 MAX_INFO_MATCHES = 20  # hover requests per find_symbol(include_info=True)
 C_OPEN_ALL_LIMIT = 100
@@ -83,6 +86,17 @@ def file_tag(lang: str, rel: str) -> str:
 def project_tag(lang: str) -> str:
     """Cache tag of answers that depend on every file of a language (references, definitions, hover)."""
     return f"project:{lang}"
+
+
+class ReferenceList(NamedTuple):
+    path: Path
+    rel: str
+    lang: str
+    loc: sym.Located
+    refs: list[dict]
+    key: str  # the answer's cache key (cursors are bound to it)
+    note: str | None
+    mentions: list[dict] | None
 
 
 class SemanticInputError(ValueError):
@@ -176,7 +190,11 @@ class SemanticService(InspectionMixin, EditingMixin):
     def __init__(self, project_root: Path, data_dir: Path, *, request_timeout: float = 30.0,
                  read_only: bool = False, cache_dir: Path | None = None,
                  spec_overrides: dict[str, ServerSpec] | None = None,
-                 progress: Callable[[str], None] | None = None, separate_index_server: bool = True) -> None:
+                 progress: Callable[[str], None] | None = None, separate_index_server: bool = True,
+                 type_net_seconds: float | None = None) -> None:
+        """`type_net_seconds`: the type net's time budget per edit. The operating phase reaches the type checker
+        through `checker_refusal` (set by the host): no checker starts while memory is critical, for diagnostics
+        and for the type net alike."""
         self.root = Path(project_root).resolve()
         self.data_dir = Path(data_dir).resolve()
         self.lsp_dir = self.data_dir / "lsp"
@@ -187,6 +205,8 @@ class SemanticService(InspectionMixin, EditingMixin):
         self.read_only = read_only
         self.spec_overrides = dict(spec_overrides or {})
         self.progress = progress or (lambda msg: log.info("%s", msg))
+        if type_net_seconds is not None:
+            self.type_net_seconds = type_net_seconds
         self._loop: LspLoop | None = None
         self._servers: dict[str, LanguageServer] = {}
         self._unavailable: dict[str, LanguageUnavailable] = {}
@@ -518,7 +538,8 @@ class SemanticService(InspectionMixin, EditingMixin):
                         page_chars: int | None = None, progress: Progress | None = None) -> References:
         """References grouped by file, one page at a time: files are kept whole on a page unless one file alone
         exceeds `page_chars` (JSON characters of the references); `next_cursor` continues."""
-        _path, rel, _lang, loc, refs, key = self.reference_list(name_path, relative_path, progress)
+        found = self.reference_list(name_path, relative_path, progress)
+        rel, loc, refs, key = found.rel, found.loc, found.refs, found.key
         groups: list[tuple[str, list[dict]]] = []
         for r in refs:
             item = {k: v for k, v in r.items() if k != "relative_path"}
@@ -557,19 +578,22 @@ class SemanticService(InspectionMixin, EditingMixin):
                 break
         return References.model_validate({
             "name_path": loc.name_path, "relative_path": rel, "total": len(refs), "total_files": len(groups),
-            "files": page, "next_cursor": _encode_cursor({"k": key[:20], "f": nxt[0], "r": nxt[1]}) if nxt else None})
+            "files": page, "next_cursor": _encode_cursor({"k": key[:20], "f": nxt[0], "r": nxt[1]}) if nxt else None,
+            "note": found.note, "mentions": None if cursor else found.mentions})
 
     def reference_list(self, name_path: str, relative_path: str, progress: Progress | None = None
-                       ) -> tuple[Path, str, str, sym.Located, list[dict], str]:
-        """Every reference to the symbol (cached), sorted by (file, line, column); and the answer's cache key."""
+                       ) -> ReferenceList:
+        """Every reference to the symbol (cached), sorted by (file, line, column), with the answer's cache key;
+        Python: a note on what was left out (occurrences that bind another object of the same name) and the
+        mentions in docstrings, comments and strings."""
         path, rel, lang, loc = self._locate(name_path, relative_path)
         srv = self.server(lang)
         line, col = loc.node["sel"]
         line_text = self._line(path, line)
         state = self.project_state(lang)
         key = make_key(self.fingerprint(srv), rel, self.content_hash(path), "references", line, col, state)
-        refs = self.cache.get(key)
-        if refs is None:
+        answer = self.cache.get(key)
+        if answer is None:
             if progress:
                 progress(0, None, f"asking the {srv.spec.language} language server for references")
             raw = srv.request("textDocument/references", path, lambda uri: {
@@ -578,8 +602,89 @@ class SemanticService(InspectionMixin, EditingMixin):
                 "context": {"includeDeclaration": False}}, also_open=self.also_open(srv, lang)) or []
             refs = self._locations_to_refs(raw, lang, srv.position_encoding, exclude=(str(path), line, col),
                                            progress=progress)
-            self.cache.set(key, refs, tag=project_tag(lang))
-        return path, rel, lang, loc, refs, key
+            answer = {"refs": refs, "note": None, "mentions": None}
+            if lang == "python":
+                answer = self._python_precision(rel, loc, refs)
+            self.cache.set(key, answer, tag=project_tag(lang))
+        return ReferenceList(path, rel, lang, loc, answer["refs"], key, answer["note"], answer["mentions"])
+
+    # ---- Python scopes -----------------------------------------------------------------------------
+    def _labelled(self, refs: list[dict], name: str) -> list[dict]:
+        """Each reference with what the occurrence of `name` there is in its file (code, attribute, import...)."""
+        from ansf_mcp.semantic.scopes import CODE, ModuleNames, analyse
+
+        per_file: dict[str, ModuleNames | None] = {}
+        out = []
+        for r in refs:
+            frel = r["relative_path"]
+            if frel not in per_file:
+                try:
+                    per_file[frel] = analyse(read_text(self.root / frel)[0], name)
+                except OSError:
+                    per_file[frel] = None
+            names = per_file[frel]
+            occ = names.occurrences.get((r["line"] - 1, r["column"] - 1)) if names is not None else None
+            out.append({**r, "kind": occ.kind if occ is not None else CODE})
+        return out
+
+    def project_scopes(self, rel: str, name: str) -> ProjectScopes:
+        """Which occurrences of `name` across the project's Python files are the global `name` of `rel`."""
+        from ansf_mcp.semantic.languages.python import extra_paths
+
+        word = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)")
+        texts: dict[str, str | None] = {}
+        for p in walk_files(self.root, self.root, LANGUAGE_EXTENSIONS["python"], limit=MAX_SCAN_FILES):
+            prel = self.rel(p)
+            if prel is None:
+                continue
+            try:
+                text = read_text(p)[0]
+            except OSError:
+                continue
+            if word.search(text):
+                texts[prel] = text
+        roots = [self.rel(Path(r)) or "" for r in extra_paths(self.root)]
+        return ProjectScopes(rel, name, texts.get, list(texts), roots)
+
+    def _python_precision(self, rel: str, loc: sym.Located, refs: list[dict]) -> dict[str, Any]:
+        """jedi's references, each labelled with its kind; for a module-level name, without the occurrences
+        that bind another object of that name (parameters, locals, class attributes, another module's import)
+        and with the places it is written as a string (`__all__` entries, string annotations)."""
+        name = loc.node["name"]
+        top_level = len(loc.path) == 1
+        if not top_level:  # a member: jedi's answer stands, each reference labelled by what it is in its file
+            return {"refs": self._labelled(refs, name), "note": None, "mentions": None}
+        scopes = self.project_scopes(rel, name)
+        kept: list[dict] = []
+        left_out: dict[str, int] = {}
+        for r in refs:
+            is_it, kind = scopes.classify(r["relative_path"], r["line"] - 1, r["column"] - 1)
+            if is_it:
+                kept.append({**r, "kind": kind})
+            else:
+                left_out[kind] = left_out.get(kind, 0) + 1
+        have = {(r["relative_path"], r["line"], r["column"]) for r in kept}
+        for frel, occ in scopes.added():
+            if (frel, occ.line + 1, occ.column + 1) not in have:
+                kept.append({**self._describe(self.root / frel, frel, "python", occ.line, occ.column),
+                             "kind": occ.kind})
+        kept.sort(key=lambda r: (r["relative_path"], r["line"], r["column"]))
+        note = None
+        if left_out:
+            parts = ", ".join(f"{n} {k}" for k, n in sorted(left_out.items()))
+            note = (f"{sum(left_out.values())} occurrence(s) of {name!r} left out: a parameter, local, class "
+                    f"attribute or another module's import of that name binds them (by kind: {parts})")
+        mentions = []
+        for frel in sorted(scopes.users):
+            text = scopes.read(frel)
+            # a line that holds a reference is not also a mention (`__all__`, string annotations, f-strings)
+            taken = {r["line"] for r in kept if r["relative_path"] == frel}
+            mentions += [m.model_dump() for m in leftover_mentions(text or "", name, frel, "python")
+                         if m.kind != "code" and m.line not in taken]
+        if len(mentions) > MAX_MENTIONS:
+            note = (note + "; " if note else "") + (f"{len(mentions)} mentions in docstrings, comments and strings, "
+                                                    f"the first {MAX_MENTIONS} listed")
+        return {"refs": kept, "note": note, "mentions": mentions[:MAX_MENTIONS] or None}
 
     def also_open(self, srv: LanguageServer, lang: str) -> list[Path] | None:
         """Files to open first for cross-file requests (clangd has no background index)."""

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ansf_mcp.semantic import editing, journal, syntax
+from ansf_mcp.semantic import editing, journal, syntax, type_net
 from ansf_mcp.semantic.editing import EditError, FileChange
 from ansf_mcp.semantic.languages import language_of
 from ansf_mcp.semantic.models import EditedFile, EditResult, Mention
@@ -50,9 +50,25 @@ def _python_names(text: str, name: str) -> bool:
         return True
 
 
+def _docstring_lines(text: str) -> set[int]:
+    """First lines (1-based) of the module's, classes' and functions' docstrings."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return set()
+    out = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and n.body:
+            first = n.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                    and isinstance(first.value.value, str):
+                out.add(first.lineno)
+    return out
+
+
 def leftover_mentions(text: str, name: str, rel: str, lang: str) -> list[Mention]:
     """Where `name` still occurs as a word in `text` (a file a rename just rewrote): in Python, labelled by the
-    token it sits in (string, comment, code); elsewhere as text."""
+    token it sits in (docstring, string, comment, code); elsewhere as text."""
     import io
     import tokenize
 
@@ -64,10 +80,13 @@ def leftover_mentions(text: str, name: str, rel: str, lang: str) -> list[Mention
 
     if lang == "python":
         kinds = {tokenize.STRING: "string", tokenize.COMMENT: "comment", tokenize.NAME: "code"}
+        docstrings = _docstring_lines(text)
         try:
             out = []
             for t in tokenize.generate_tokens(io.StringIO(text).readline):
                 kind = kinds.get(t.type)
+                if kind == "string" and t.start[0] in docstrings:
+                    kind = "docstring"
                 if kind is None or not word.search(t.string):
                     continue
                 # a string spanning lines: the line of each occurrence inside it
@@ -81,9 +100,11 @@ def leftover_mentions(text: str, name: str, rel: str, lang: str) -> list[Mention
 
 
 class EditingMixin:
-    """Needs from the service: root, read_only, cache, server(), _locate(), reference_list(), lines()."""
+    """Needs from the service: root, read_only, cache, server(), type_checker(), _locate(), reference_list(),
+    project_scopes(), lines()."""
 
     read_only: bool = False
+    type_net_seconds: float = type_net.TYPE_NET_SECONDS
     edit_conflicts: dict[str, int]  # how often another writer got in first: {"replanned": n, "refused": m}
 
     # ---- helpers -----------------------------------------------------------------------------------
@@ -144,15 +165,19 @@ class EditingMixin:
         if len(body) > MAX_BODY_CHARS:
             raise EditError(f"body is {len(body)} characters; at most {MAX_BODY_CHARS} per edit")
 
-    def _finish(self, changes: list[FileChange], lang: str) -> tuple[int, str]:
-        """Check the new contents' syntax, commit, then evict exactly what the edit staled; returns the number of
-        cache entries evicted and how the syntax was checked."""
+    def _finish(self, changes: list[FileChange], lang: str, allow_type_errors: bool = False,
+                renamed: tuple[str, str] | None = None,
+                dependents: list[tuple[Path, str]] | None = None, name: str | None = None) -> tuple[int, str, str]:
+        """Check the new contents' syntax and types, commit, then evict exactly what the edit staled; returns the
+        number of cache entries evicted and how the syntax and the types were checked."""
         checked = syntax.check(changes, lang)
+        types = type_net.check(self.type_checker, changes, lang, allow=allow_type_errors, renamed=renamed,
+                               budget_s=self.type_net_seconds, dependents=dependents, name=name)
         journal.commit(changes, self.data_dir)
         from ansf_mcp.semantic.service import file_tag, project_tag
 
         evicted = sum(self.cache.evict(file_tag(lang, ch.rel)) for ch in changes)
-        return evicted + self.cache.evict(project_tag(lang)), checked
+        return evicted + self.cache.evict(project_tag(lang)), checked, types
 
     def _transaction(self, relative_path: str, plan: Callable[[], EditResult]) -> EditResult:
         """`plan()` (which reads, computes and commits) under the lock of the file it edits; planned again once
@@ -194,12 +219,15 @@ class EditingMixin:
         return path, rel, lang, loc, raw, text, bom, lines, first, last, indent
 
     # ---- tools -------------------------------------------------------------------------------------
-    def replace_symbol_body(self, name_path: str, relative_path: str, body: str) -> EditResult:
+    def replace_symbol_body(self, name_path: str, relative_path: str, body: str,
+                allow_type_errors: bool = False) -> EditResult:
         """Replace the symbol's whole definition (signature included) with `body`, re-indented to its place.
         Decorators stay unless `body` starts with one."""
-        return self._transaction(relative_path, lambda: self._replace_symbol_body(name_path, relative_path, body))
+        return self._transaction(relative_path, lambda: self._replace_symbol_body(
+            name_path, relative_path, body, allow_type_errors))
 
-    def _replace_symbol_body(self, name_path: str, relative_path: str, body: str) -> EditResult:
+    def _replace_symbol_body(self, name_path: str, relative_path: str, body: str,
+                allow_type_errors: bool) -> EditResult:
         path, rel, lang, loc, raw, text, bom, lines, first, last, indent = self._plan_lines(
             name_path, relative_path, None, body)
         nl = editing.newline_of(text)
@@ -207,29 +235,36 @@ class EditingMixin:
         if last + 1 >= len(lines) and not lines[last].endswith(("\n", "\r")):
             new_lines[-1] = new_lines[-1].rstrip("\r\n")
         new = "".join(lines[:first] + new_lines + lines[last + 1:])
-        evicted, checked = self._finish([FileChange(path, rel, raw, new, bom)], lang)
+        evicted, checked, types = self._finish([FileChange(path, rel, raw, new, bom)], lang, allow_type_errors,
+                                               dependents=self._importers(rel, lang, loc), name=loc.node["name"])
         return self._edit_answer("replace_symbol_body", loc, rel, first, first + len(new_lines) - 1, evicted,
-                                 checked)
+                                 checked, types)
 
-    def insert_before_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
+    def insert_before_symbol(self, name_path: str, relative_path: str, body: str,
+                allow_type_errors: bool = False) -> EditResult:
         """Insert `body` before the symbol (and its decorators), at its indentation, blank lines between."""
-        return self._transaction(relative_path, lambda: self._insert_before_symbol(name_path, relative_path, body))
+        return self._transaction(relative_path, lambda: self._insert_before_symbol(
+            name_path, relative_path, body, allow_type_errors))
 
-    def _insert_before_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
+    def _insert_before_symbol(self, name_path: str, relative_path: str, body: str,
+                allow_type_errors: bool) -> EditResult:
         path, rel, lang, loc, raw, text, bom, lines, first, _last, indent = self._plan_lines(
             name_path, relative_path, True, body)
         nl = editing.newline_of(text)
         new_lines = editing.reindent(body, indent, nl) + [nl] * self._blank_lines(lang, indent)
         new = "".join(lines[:first] + new_lines + lines[first:])
-        evicted, checked = self._finish([FileChange(path, rel, raw, new, bom)], lang)
+        evicted, checked, types = self._finish([FileChange(path, rel, raw, new, bom)], lang, allow_type_errors)
         n = len(editing.reindent(body, indent, nl))
-        return self._edit_answer("insert_before_symbol", loc, rel, first, first + n - 1, evicted, checked)
+        return self._edit_answer("insert_before_symbol", loc, rel, first, first + n - 1, evicted, checked, types)
 
-    def insert_after_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
+    def insert_after_symbol(self, name_path: str, relative_path: str, body: str,
+                allow_type_errors: bool = False) -> EditResult:
         """Insert `body` after the symbol's last line, at its indentation, blank lines between."""
-        return self._transaction(relative_path, lambda: self._insert_after_symbol(name_path, relative_path, body))
+        return self._transaction(relative_path, lambda: self._insert_after_symbol(
+            name_path, relative_path, body, allow_type_errors))
 
-    def _insert_after_symbol(self, name_path: str, relative_path: str, body: str) -> EditResult:
+    def _insert_after_symbol(self, name_path: str, relative_path: str, body: str,
+                allow_type_errors: bool) -> EditResult:
         path, rel, lang, loc, raw, text, bom, lines, _first, last, indent = self._plan_lines(
             name_path, relative_path, False, body)
         nl = editing.newline_of(text)
@@ -239,10 +274,10 @@ class EditingMixin:
         blank = [nl] * self._blank_lines(lang, indent)
         body_lines = editing.reindent(body, indent, nl)
         new = "".join(before + blank + body_lines + lines[last + 1:])
-        evicted, checked = self._finish([FileChange(path, rel, raw, new, bom)], lang)
+        evicted, checked, types = self._finish([FileChange(path, rel, raw, new, bom)], lang, allow_type_errors)
         start = last + 1 + len(blank)
         return self._edit_answer("insert_after_symbol", loc, rel, start, start + len(body_lines) - 1, evicted,
-                                 checked)
+                                 checked, types)
 
     def safe_delete_symbol(self, name_path: str, relative_path: str) -> EditResult:
         """Delete the symbol (with its decorators) only when nothing outside its own body refers to it."""
@@ -250,7 +285,7 @@ class EditingMixin:
 
     def _safe_delete_symbol(self, name_path: str, relative_path: str) -> EditResult:
         path, rel, lang, loc, before = self._read_located(name_path, relative_path)
-        path, rel, lang, loc, refs, _key = self.reference_list(name_path, relative_path)
+        path, rel, lang, loc, refs = self.reference_list(name_path, relative_path)[:5]
         raw, text, bom = editing.load(path, rel)
         if raw != before:
             raise editing.ChangedOnDisk(f"{rel} changed on disk while the edit was prepared; nothing was changed")
@@ -267,14 +302,16 @@ class EditingMixin:
             while end < len(lines) and not lines[end].strip():
                 end += 1
         new = "".join(lines[:first] + lines[end:])
-        evicted, checked = self._finish([FileChange(path, rel, raw, new, bom)], lang)
+        evicted, checked, types = self._finish([FileChange(path, rel, raw, new, bom)], lang)
         return EditResult(action="safe_delete_symbol", name_path=loc.name_path, files=[
             EditedFile(relative_path=rel, start_line=first + 1, end_line=end, edits=1)],
             total_edits=1, cache_entries_invalidated=evicted, note=f"deleted lines {first + 1}-{end} of {rel}",
-            syntax=checked)
+            syntax=checked, types=types)
 
-    def rename_symbol(self, name_path: str, relative_path: str, new_name: str) -> EditResult:
-        """The language server's rename, applied to every file it names, or to none."""
+    def rename_symbol(self, name_path: str, relative_path: str, new_name: str,
+                      allow_type_errors: bool = False) -> EditResult:
+        """The language server's rename (Python's module-level names: from the scope-checked references), applied
+        to every file it names, or to none."""
         self._writable()
         new_name = new_name.strip()
         if not _IDENT.match(new_name) or len(new_name) > 200:
@@ -286,12 +323,13 @@ class EditingMixin:
             raise EditError(f"{loc.name_path} is already called {new_name!r}")
         for attempt in range(2):
             try:
-                return self._rename_once(name_path, relative_path, new_name)
+                return self._rename_once(name_path, relative_path, new_name, allow_type_errors)
             except editing.ChangedOnDisk as exc:
                 self._conflict(attempt, exc)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _rename_once(self, name_path: str, relative_path: str, new_name: str) -> EditResult:
+    def _rename_once(self, name_path: str, relative_path: str, new_name: str,
+                     allow_type_errors: bool) -> EditResult:
         """Every file of the language is read before the language server is asked; the files its answer names
         are then locked and must still be exactly what was read, or the rename is planned again."""
         from ansf_mcp.semantic.languages import LANGUAGE_EXTENSIONS
@@ -305,10 +343,15 @@ class EditingMixin:
         path, rel, lang, loc = self._locate(name_path, relative_path)
         srv = self.server(lang)
         line, col = loc.node["sel"]
-        character = to_server(self._line(path, line), col, srv.position_encoding)
-        edit = srv.request("textDocument/rename", path, lambda uri: {
-            "textDocument": {"uri": uri}, "position": {"line": line, "character": character},
-            "newName": new_name}, also_open=self.also_open(srv, lang))
+        precision = None
+        if lang == "python" and len(loc.path) == 1:
+            edit, precision = self._python_rename_edit(path, name_path, relative_path, loc, new_name,
+                                                       srv.position_encoding)
+        else:
+            character = to_server(self._line(path, line), col, srv.position_encoding)
+            edit = srv.request("textDocument/rename", path, lambda uri: {
+                "textDocument": {"uri": uri}, "position": {"line": line, "character": character},
+                "newName": new_name}, also_open=self.also_open(srv, lang))
         per_file = self._workspace_edit_files(edit)
         if not per_file:
             raise EditError(f"the {srv.spec.language} language server found nothing to rename for "
@@ -324,9 +367,10 @@ class EditingMixin:
                 new = editing.apply_lsp_edits(text, edits, srv.position_encoding, frel)
                 changes.append(FileChange(fpath, frel, raw, new, bom))
                 summary.append({"relative_path": frel, "edits": len(edits)})
-            evicted, checked = self._finish(changes, lang)
+            evicted, checked, types = self._finish(changes, lang, allow_type_errors,
+                                                   renamed=(loc.node["name"], new_name))
         total = sum(s["edits"] for s in summary)
-        note = f"renamed in {len(summary)} file(s), {total} edit(s)"
+        note = f"renamed in {len(summary)} file(s), {total} edit(s)" + (f"; {precision}" if precision else "")
         old_name = loc.node["name"]
         left = [m for ch in changes for m in leftover_mentions(ch.new_text, old_name, ch.rel, lang)]
         if left:
@@ -341,8 +385,43 @@ class EditingMixin:
                      f"symbols of that name, or uses the server did not resolve): {shown}")
         return EditResult(action="rename_symbol", name_path=loc.name_path, new_name=new_name,
                           files=[EditedFile.model_validate(s) for s in summary], total_edits=total,
-                          cache_entries_invalidated=evicted, note=note, syntax=checked,
+                          cache_entries_invalidated=evicted, note=note, syntax=checked, types=types,
                           leftover_mentions=left[:MAX_MENTIONS])
+
+    def _importers(self, rel: str, lang: str, loc: sym.Located) -> list[tuple[Path, str]]:
+        """Python, a module-level name: the files that import it (a changed signature may break them)."""
+        if lang != "python" or len(loc.path) != 1:
+            return []
+        users = self.project_scopes(rel, loc.node["name"]).users - {rel}
+        return [(self.root / u, u) for u in sorted(users)]
+
+    def _python_rename_edit(self, path: Path, name_path: str, relative_path: str, loc: sym.Located, new_name: str,
+                            encoding: str) -> tuple[dict, str | None]:
+        """A module-level Python name renamed where it is that global: its definition and its scope-checked
+        references (jedi's rename would also rename parameters and locals that shadow it, and misses `__all__`
+        entries and string annotations). A workspace edit, and what the precision changed."""
+        found = self.reference_list(name_path, relative_path)
+        rel, refs, left_out = found.rel, found.refs, found.note
+        name = loc.node["name"]
+        places = [(rel, loc.node["sel"][0], loc.node["sel"][1])]
+        places += [(r["relative_path"], r["line"] - 1, r["column"] - 1) for r in refs]
+        changes: dict[str, list[dict]] = {}
+        for frel, line, col in places:
+            fpath = self.root / frel
+            text = self._line(fpath, line)
+            if text[col:col + len(name)] != name:
+                raise editing.ChangedOnDisk(f"{frel} changed on disk while the rename was planned (line {line + 1} "
+                                            f"no longer names {name!r} at column {col + 1}); nothing was changed")
+            start = {"line": line, "character": to_server(text, col, encoding)}
+            end = {"line": line, "character": to_server(text, col + len(name), encoding)}
+            changes.setdefault(fpath.as_uri(), []).append({"range": {"start": start, "end": end}, "newText": new_name})
+        strings = [r for r in refs if r.get("kind") in ("__all__", "string annotation")]
+        notes = []
+        if strings:
+            notes.append(f"{len(strings)} of them in strings that name it (__all__ entries, string annotations)")
+        if left_out:
+            notes.append(f"not renamed: {left_out}")
+        return {"changes": changes}, "; ".join(notes) or None
 
     def _files_still_naming(self, name: str, lang: str, changed: set[str]) -> list[str]:
         """Files of `lang` outside the edit where `name` still occurs as a word (Python: as a NAME token)."""
@@ -395,8 +474,8 @@ class EditingMixin:
 
     @staticmethod
     def _edit_answer(action: str, loc: sym.Located, rel: str, first: int, last: int, evicted: int,
-                     checked: str) -> EditResult:
+                     checked: str, types: str) -> EditResult:
         return EditResult(action=action, name_path=loc.name_path, files=[
             EditedFile(relative_path=rel, start_line=first + 1, end_line=last + 1, edits=1)],
             total_edits=1, cache_entries_invalidated=evicted, note=f"{rel} lines {first + 1}-{last + 1} written",
-            syntax=checked)
+            syntax=checked, types=types)

@@ -41,6 +41,9 @@ Line = Annotated[int, Field(ge=1, description="1-based line number")]
 Column = Annotated[int, Field(ge=1, description="1-based column number")]
 Body = Annotated[str, Field(min_length=1, max_length=200_000,
                             description="source text; its indentation is adjusted to the symbol's")]
+AllowTypeErrors = Annotated[bool, Field(
+    description="write the edit even when the type checker (Python: basedpyright) finds new type errors in the "
+                "changed files; by default such an edit is refused and nothing is written")]
 PAGE_SHARE = 0.4  # first page budget, in JSON characters of its items, as a share of the cap on what is sent
 PROGRESS_EVERY_S = 1.0
 
@@ -54,7 +57,8 @@ def register(tools: Toolbox, runtime: Runtime, **service_options: Any) -> Semant
         settings.project_root, settings.data_dir, read_only=settings.read_only,
         workers=settings.semantic_workers, deadline_s=settings.semantic_deadline_s,
         index=settings.semantic_index, phase=lambda: runtime.limits().phase,
-        publish=lambda status: runtime.store.put_component_status("semantic", status), **service_options)
+        publish=lambda status: runtime.store.put_component_status("semantic", status),
+        **service_options)
     add_tools(tools, host)
     runtime.status_providers["semantic"] = host.status
     runtime.on_start.append(host.start)
@@ -140,13 +144,14 @@ def symbol_steps(answer: FoundSymbols) -> Shrinking[FoundSymbols]:
 
 
 def reference_steps(answer: References) -> Shrinking[References]:
-    """A page (already fitted to the cap) -> without context lines -> per-file counts -> the total."""
-    result = answer.model_dump()
+    """A page (already fitted to the cap) -> without context lines and mentions -> per-file counts -> the total."""
+    result = {**answer.model_dump(), "mentions": None}
     slim = [{**f, "references": [{k: v for k, v in r.items() if k != "context"} for r in f["references"]]}
             for f in result["files"]]
     return Shrinking(
         answer,
-        lambda: References.model_validate({**result, "files": slim, "shrunk": "too large: context lines dropped"}),
+        lambda: References.model_validate({**result, "files": slim,
+                                           "shrunk": "too large: context lines and mentions dropped"}),
         lambda: References.model_validate(
             {**result, "files": [], "per_file": {f["relative_path"]: f["count"] for f in result["files"]},
              "shrunk": "too large: only per-file counts given; query a narrower symbol"}),
@@ -290,34 +295,35 @@ def _register_editing(tools: Toolbox, host: SemanticHost) -> None:
 
     @tools.add(Kind.DESTRUCTIVE, "Replace a symbol's body")
     async def replace_symbol_body(
-        name_path: NamePath, relative_path: DefiningFile, body: Body,
+        name_path: NamePath, relative_path: DefiningFile, body: Body, allow_type_errors: AllowTypeErrors = False,
     ) -> EditResult:
         """Replace a symbol's whole definition (signature included) with body; decorators stay unless body
         starts with one. Atomic."""
-        return await host.replace_symbol_body(name_path, relative_path, body)
+        return await host.replace_symbol_body(name_path, relative_path, body, allow_type_errors)
 
     @tools.add(Kind.WRITE, "Insert before a symbol")
     async def insert_before_symbol(
-        name_path: NamePath, relative_path: DefiningFile, body: Body,
+        name_path: NamePath, relative_path: DefiningFile, body: Body, allow_type_errors: AllowTypeErrors = False,
     ) -> EditResult:
         """Insert body before a symbol (and its decorators), at its indentation, e.g. a new function or import."""
-        return await host.insert_before_symbol(name_path, relative_path, body)
+        return await host.insert_before_symbol(name_path, relative_path, body, allow_type_errors)
 
     @tools.add(Kind.WRITE, "Insert after a symbol")
     async def insert_after_symbol(
-        name_path: NamePath, relative_path: DefiningFile, body: Body,
+        name_path: NamePath, relative_path: DefiningFile, body: Body, allow_type_errors: AllowTypeErrors = False,
     ) -> EditResult:
         """Insert body after a symbol's last line, at its indentation, e.g. a new method after another."""
-        return await host.insert_after_symbol(name_path, relative_path, body)
+        return await host.insert_after_symbol(name_path, relative_path, body, allow_type_errors)
 
     @tools.add(Kind.DESTRUCTIVE, "Rename a symbol")
     async def rename_symbol(
         name_path: NamePath, relative_path: DefiningFile,
         new_name: Annotated[str, Field(min_length=1, max_length=200, description="the new identifier")],
+        allow_type_errors: AllowTypeErrors = False,
     ) -> EditResult:
-        """Rename a symbol everywhere in the project with the language server's rename: all files written, or
-        none."""
-        return await host.rename_symbol(name_path, relative_path, new_name)
+        """Rename a symbol everywhere in the project, all files or none; Python: not locals that shadow it, but
+        __all__ and string annotations."""
+        return await host.rename_symbol(name_path, relative_path, new_name, allow_type_errors)
 
     @tools.add(Kind.DESTRUCTIVE, "Delete an unused symbol")
     async def safe_delete_symbol(name_path: NamePath, relative_path: DefiningFile) -> EditResult:

@@ -1,0 +1,189 @@
+"""References and renames that know Python's scopes: a parameter, local, lambda or comprehension variable, class
+attribute or another module's import that shadows a module global is not the global; `__all__` entries and
+string annotations are (fixture: tests/fixtures/semantic/shadowproj)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ansf_mcp.semantic.scopes import ProjectScopes, analyse, module_name
+
+from tests.semantic.conftest import FIXTURES, build
+from tests.semantic.helpers import flat, ok
+
+pytestmark = pytest.mark.anyio
+PROJECT = FIXTURES / "shadowproj"
+
+
+def _at(text: str, line: int, column: int, name: str) -> bool:
+    return text.splitlines()[line][column:column + len(name)] == name
+
+
+# ---- the analysis alone -------------------------------------------------------------------------------
+def test_each_shadowing_binding_is_told_from_the_global():
+    text = (PROJECT / "webapp/handlers.py").read_text()
+    names = analyse(text, "request", "webapp.handlers")
+    assert names is not None
+    lines = text.splitlines()
+    globals_at = sorted(o.line + 1 for o in names.occurrences.values() if o.module_level)
+    # the import, global_path, View.path, and rebinding's `global` statement, assignment and return
+    assert globals_at == [3, 7, 41, 45, 46, 47]
+    local_lines = {o.line + 1 for o in names.occurrences.values() if not o.module_level}
+    assert local_lines == {10, 11, 15, 16, 20, 25, 29, 32, 38}  # parameter, local, lambda, comprehension,
+    # closure over a local, class attribute
+    for o in names.occurrences.values():
+        assert _at(text, o.line, o.column, "request"), (o, lines[o.line])
+    assert names.imports == [("webapp.globals", "request")] and not names.defines
+
+
+def test_all_entries_and_string_annotations_are_found_at_their_columns():
+    text = (PROJECT / "webapp/config.py").read_text()
+    names = analyse(text, "Config", "webapp.config")
+    assert names is not None
+    strings = sorted((o.line + 1, o.kind) for o in names.added())
+    assert strings == [(12, "string annotation"), (12, "string annotation"), (16, "string annotation"),
+                       (20, "string annotation"), (24, "string annotation")]
+    for o in names.added():
+        assert _at(text, o.line, o.column, "Config")
+    init = analyse((PROJECT / "webapp/__init__.py").read_text(), "Config", "webapp", is_package=True)
+    assert init is not None and [(o.line + 1, o.kind) for o in init.added()] == [(6, "__all__")]
+
+
+def test_string_forms_and_relative_imports():
+    text = ('from . import globals as g\nfrom .globals import request as r, request\n'
+            '__all__ = ("request",)\n__all__ += ["request"]\n__all__.append("request")\n'
+            'x: "dict[str, request]" = {}\n'
+            'def f(a: "Optional[ request ]", b: "request" "s") -> r"request": ...\n'
+            'class C:\n    def m(self, request): return [request for _ in (request,)]\n'
+            'f(request=1)\nobj.request\n')
+    names = analyse(text, "request", "pkg.mod")
+    assert names is not None
+    kinds = sorted((o.line + 1, o.kind, o.module_level) for o in names.occurrences.values())
+    assert kinds == [
+        (2, "import", True), (2, "import", True),  # `request as r` (a use of pkg.globals.request), `request`
+        (3, "__all__", True), (4, "__all__", True), (5, "__all__", True),
+        (6, "string annotation", True),
+        (7, "string annotation", True), (7, "string annotation", True),  # not the concatenated "request" "s"
+        (9, "code", False), (9, "code", False), (9, "parameter", False),
+        (10, "keyword argument", False), (11, "attribute", False)]
+    for o in names.occurrences.values():
+        assert _at(text, o.line, o.column, "request"), o
+    assert {o.source for o in names.occurrences.values() if o.kind == "import"} == {"pkg.globals"}
+    assert analyse("def f(:\n", "x") is None
+
+
+def test_module_names_under_import_roots():
+    assert module_name("src/pkg/mod.py", [".", "src"]) == ("pkg.mod", False)
+    assert module_name("pkg/__init__.py", [""]) == ("pkg", True)
+    assert module_name("scripts/run-me.py", [""]) == (None, False)
+    assert module_name("README.md", [""]) == (None, False)
+
+
+def test_a_local_import_binds_the_global_it_imports():
+    text = (PROJECT / "webapp/lazy.py").read_text()
+    names = analyse(text, "request", "webapp.lazy")
+    assert names is not None
+    assert {(o.line + 1, o.kind, o.source) for o in names.occurrences.values()} == {
+        (5, "import", "webapp.globals"), (7, "code", "webapp.globals"), (11, "import", "vendorlib"),
+        (13, "code", "vendorlib")}
+
+
+def test_another_modules_object_of_that_name_is_not_the_global():
+    files = {p.relative_to(PROJECT).as_posix(): p.read_text() for p in PROJECT.rglob("*.py")}
+    scopes = ProjectScopes("webapp/globals.py", "request", files.get, list(files), [""])
+    assert scopes.users == {"webapp/globals.py", "webapp/handlers.py", "webapp/__init__.py"}
+    assert scopes.classify("webapp/compat.py", 0, 22) == (False, "import")  # from vendorlib import request
+    assert scopes.classify("webapp/compat.py", 4, 11) == (False, "code")
+    assert scopes.classify("webapp/handlers.py", 6, 11) == (True, "code")
+    assert scopes.classify("webapp/handlers.py", 0, 0) == (True, "code")  # not a name: the server's word stands
+
+
+# ---- through the tools --------------------------------------------------------------------------------
+@pytest.fixture
+def shadow(tmp_path):
+    root = tmp_path / "shadowproj"
+    shutil.copytree(PROJECT, root)
+    server, _app, service = build(root, tmp_path / "data")
+    yield server, root
+    service.shutdown()
+
+
+GLOBAL_REQUEST = {("webapp/__init__.py", 4, "import"), ("webapp/__init__.py", 6, "__all__"),
+                  ("webapp/globals.py", 10, "code"), ("webapp/handlers.py", 3, "import"),
+                  ("webapp/handlers.py", 7, "code"), ("webapp/handlers.py", 41, "code"),
+                  ("webapp/handlers.py", 45, "code"), ("webapp/handlers.py", 46, "code"),
+                  ("webapp/handlers.py", 47, "code"), ("webapp/lazy.py", 5, "import"), ("webapp/lazy.py", 7, "code")}
+
+
+async def test_references_of_a_shadowed_global_have_no_false_positives(shadow):
+    server, _root = shadow
+    r = await ok(server, "find_references", {"name_path": "request", "relative_path": "webapp/globals.py"})
+    got = {(x["relative_path"], x["line"], x["kind"]) for x in flat(r)}
+    assert got == GLOBAL_REQUEST
+    assert "11 occurrence(s) of 'request' left out" in r["note"], r["note"]
+    # mentions in the files that use it, listed apart: not references, and a rename leaves them
+    assert [(m["relative_path"], m["line"], m["kind"]) for m in r["mentions"]] == [
+        ("webapp/__init__.py", 1, "docstring"), ("webapp/handlers.py", 1, "docstring")]
+    vendor = await ok(server, "find_references", {"name_path": "request", "relative_path": "vendorlib/__init__.py"})
+    assert {(x["relative_path"], x["line"]) for x in flat(vendor)} == {
+        ("webapp/compat.py", 1), ("webapp/compat.py", 5), ("webapp/lazy.py", 11), ("webapp/lazy.py", 13)}
+    config = await ok(server, "find_references", {"name_path": "Config", "relative_path": "webapp/config.py"})
+    kinds = sorted((x["relative_path"], x["line"], x["kind"]) for x in flat(config))
+    assert [k for k in kinds if k[2] in ("__all__", "string annotation")] == [
+        ("webapp/__init__.py", 6, "__all__"), ("webapp/config.py", 12, "string annotation"),
+        ("webapp/config.py", 12, "string annotation"), ("webapp/config.py", 16, "string annotation"),
+        ("webapp/config.py", 20, "string annotation"), ("webapp/config.py", 24, "string annotation")]
+    assert config["total"] == 11 and "note" not in config
+    assert [(m["relative_path"], m["line"], m["kind"]) for m in config["mentions"]] == [
+        ("webapp/config.py", 25, "comment")]
+
+
+def _own_tests(root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+
+
+async def test_a_rename_leaves_no_stale_name_and_the_projects_tests_pass(shadow):
+    server, root = shadow
+    assert _own_tests(root).returncode == 0
+    r = await ok(server, "rename_symbol", {"name_path": "request", "relative_path": "webapp/globals.py",
+                                           "new_name": "current_request"})
+    assert r["total_edits"] == 12 and "not renamed: 11 occurrence(s)" in r["note"], r
+    r = await ok(server, "rename_symbol", {"name_path": "Config", "relative_path": "webapp/config.py",
+                                           "new_name": "Settings"})
+    assert "6 of them in strings" in r["note"], r["note"]
+    assert [(m["line"], m["kind"]) for m in r["leftover_mentions"]] == [(25, "comment")]
+    # nothing left that names the old globals: every remaining `request` is a local of its own
+    for p in root.rglob("*.py"):
+        rel = p.relative_to(root).as_posix()
+        if rel.startswith("vendorlib") or rel == "webapp/compat.py":
+            continue
+        if rel == "webapp/lazy.py":  # the vendor's request stays, imported inside lazy_vendor
+            assert (p.read_text().count("from vendorlib import request"), p.read_text().count("current_request")) \
+                == (1, 2)
+            continue
+        module, package = module_name(rel, [""])
+        for old in ("request", "Config"):
+            names = analyse(p.read_text(), old, module, package)
+            assert names is not None
+            stale = [o for o in names.occurrences.values() if o.module_level and o.kind != "attribute"]
+            assert stale == [], (rel, old, stale)
+    handlers = (root / "webapp/handlers.py").read_text()
+    assert "def with_parameter(request: Request) -> str:\n    return request.path" in handlers
+    assert '__all__ = ["Settings", "load_config", "current_request"]' in (root / "webapp/__init__.py").read_text()
+    assert 'def maybe_config(flag: bool) -> Optional["Settings"]:' in (root / "webapp/config.py").read_text()
+    assert (root / "webapp/compat.py").read_text() == (PROJECT / "webapp/compat.py").read_text()
+    result = _own_tests(root)
+    assert result.returncode == 0, result.stdout[-2000:]
+
+
+async def test_a_members_references_keep_jedis_answer_labelled(shadow):
+    server, _root = shadow
+    r = await ok(server, "find_references", {"name_path": "Config/merged", "relative_path": "webapp/config.py"})
+    assert [(x["relative_path"], x["line"], x["kind"]) for x in flat(r)] == [
+        ("tests/test_webapp.py", 26, "attribute")]
+    assert "note" not in r
