@@ -455,10 +455,11 @@ def test_outcomes_score_every_estimator_once(store: Store, board: Board) -> None
     with store.reading() as conn:
         tallies = scores.tallies(conn, sw)
         left = conn.execute("SELECT COUNT(*) FROM predictions WHERE swarm_id = ?", (sw,)).fetchone()[0]
-    # history and similarity predicted every assigned pair; each outcome scored each of them once, then consumed.
-    assert {k: v.n for k, v in tallies.items()} == {"history": 2, "similarity": 2} and left == 0
+    # history and similarity predicted every assigned pair, and the reported p_success (the success model) is kept
+    # beside them as its own row; each outcome scored each of them once, then consumed.
+    assert {k: v.n for k, v in tallies.items()} == {"history": 2, "similarity": 2, "p_success": 2} and left == 0
     view = board.view(sw)
-    assert {s.estimator for s in view.estimators} == {"neural", "similarity", "history"}
+    assert {s.estimator for s in view.estimators} == {"neural", "similarity", "history", "p_success"}
     assert next(s for s in view.estimators if s.estimator == "history").outcomes == 2
     assert view.auto_uses
 
