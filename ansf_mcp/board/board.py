@@ -95,7 +95,9 @@ def board_news_key(swarm_id: str) -> str:
 # When a ready task's assignee was last seen, or when the task was put up if later (takeovers count from there).
 PINNED_SINCE_SQL = "(CASE WHEN COALESCE(a.last_seen_at, 0) > t.updated_at THEN a.last_seen_at ELSE t.updated_at END)"
 SEEN_SQL = "UPDATE agents SET last_seen_at = ? WHERE swarm_id = ? AND id = ?"
-EXPIRE_CLAIMS_SQL = f"""UPDATE claims SET ended_at = :now, ended = 'expired' WHERE ended IS NULL AND EXISTS (
+# Open claims only (`claims_open`, a partial index): the expiry does not grow with the board's history.
+EXPIRE_CLAIMS_SQL = f"""UPDATE claims SET ended_at = :now, ended = 'expired'
+WHERE claims.swarm_id = :swarm AND ended IS NULL AND EXISTS (
     SELECT 1 FROM tasks t WHERE t.swarm_id = claims.swarm_id AND t.id = claims.task_id
     AND t.claim_seq = claims.claim_seq AND t.swarm_id = :swarm AND {LEASE_EXPIRED_SQL})"""
 EXPIRE_TASKS_SQL = f"""UPDATE tasks AS t SET
