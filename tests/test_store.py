@@ -16,9 +16,9 @@ import pytest
 
 from ansf_mcp.board import swarms
 from ansf_mcp.board import tasks as board_tasks
-from ansf_mcp.board.board import Board
+from ansf_mcp.board.board import EXPIRE_CLAIMS_SQL, Board
 from ansf_mcp.board.errors import Refused
-from ansf_mcp.board.lifecycle import BoardPolicy
+from ansf_mcp.board.lifecycle import BoardPolicy, params
 from ansf_mcp.board.models import TaskSpec
 from ansf_mcp.store.db import Store, StoreError, open_store
 from ansf_mcp.store.migrations import MIGRATIONS, postgres_ddl
@@ -84,6 +84,36 @@ def test_an_old_store_opens_and_migrates_with_its_data(store_spec: str | Path) -
     again = open_store(store_spec)  # opening a current store migrates nothing
     assert again.schema_version == len(MIGRATIONS)
     again.close()
+
+
+def test_claim_expiry_reads_open_claims_only(store: Store, engine: str) -> None:
+    """History (claims that ended) stays out of claim expiry: the statement ends the one expired open claim, and
+    it is served by the partial index `claims_open` (on SQLite the plan names it; PostgreSQL's planner may start
+    from the claimed tasks instead, so there the index's presence and predicate are checked)."""
+    clock = FakeClock()
+    board = Board(store, BoardPolicy(max_attempts=5, lease_s=60), clock=clock)
+    sw = swarms.spawn(store, "s", agents("r", "r"), "mesh")
+    with store.transaction() as conn:
+        board_tasks.insert_tasks(conn, sw, [TaskSpec(id=f"t{k}", description="work") for k in range(6)], now=clock())
+    for _ in range(4):  # history: four claims that ended with an outcome
+        claim = board.claim_next(sw, "agent-0")
+        board.report(sw, claim.task.id, "agent-0", True, "done")
+    late = board.claim_next(sw, "agent-1")
+    clock.advance(61)  # agent-1's lease runs out; agent-0's new claim expires it first
+    board.claim_next(sw, "agent-0")
+    with store.reading() as conn:
+        ended = dict(conn.execute("SELECT ended, COUNT(*) FROM claims WHERE swarm_id = ? GROUP BY ended",
+                                  (sw,)).fetchall())
+        expired = conn.execute("SELECT task_id FROM claims WHERE ended = 'expired'").fetchall()
+        if engine == "sqlite":
+            plan = " ".join(str(r[-1]) for r in conn.execute(
+                "EXPLAIN QUERY PLAN " + EXPIRE_CLAIMS_SQL, params(board.policy, clock(), swarm=sw)).fetchall())
+            assert "USING INDEX claims_open " in plan + " ", plan
+        else:
+            index = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'claims_open'").fetchone()
+            assert index is not None and index[0].endswith("WHERE (ended IS NULL)"), index
+    assert ended == {"reported": 4, "expired": 1, None: 1}
+    assert [r[0] for r in expired] == [late.task.id]
 
 
 def test_a_late_report_from_an_expired_claim_is_refused_by_its_number(store: Store) -> None:
