@@ -78,3 +78,40 @@ def test_request_id_scan_needs_no_parser() -> None:
     assert request_id('{"id":"\\ud800"}') is None
     assert request_id('{"id":true}') is None
     assert request_id("[" * 100_000) is None
+
+
+def test_requests_running_when_the_input_ends_are_still_answered(data_dir: Path, tmp_path: Path) -> None:
+    """A client that writes its requests and closes the pipe (`printf ... | ansf serve`) gets every answer: the SDK
+    alone ended the session at the end of the input and cancelled what was still running."""
+    proc = subprocess.Popen([*ansf_command(), "serve"], env=subprocess_env(data_dir), cwd=tmp_path,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
+
+    def call(rid: int, name: str, arguments: dict) -> dict:
+        proc.stdin.write((json.dumps({"jsonrpc": "2.0", "id": rid, "method": "tools/call",
+                                      "params": {"name": name, "arguments": arguments}}) + "\n").encode())
+        answer = read_message(proc, name)
+        assert answer["id"] == rid and not answer["result"].get("isError"), answer
+        return answer["result"]["structuredContent"]
+
+    try:
+        for message in HANDSHAKE:
+            proc.stdin.write((json.dumps(message) + "\n").encode())
+        assert read_message(proc)["id"] == 1
+        swarm = call(2, "spawn_swarm", {"name": "drain", "agents": [{"role": "a"}, {"role": "b"}]})
+        sw, (first, second) = swarm["swarm_id"], [a["id"] for a in swarm["agents"]]
+        call(3, "coordinate", {"swarm_id": sw, "strategy": "round-robin", "tasks": [
+            {"id": "t1", "description": "build it"}, {"id": "t2", "description": "ship it", "depends_on": ["t1"]}]})
+        claimed = call(4, "next_task", {"swarm_id": sw, "agent_id": first})
+        holder, waiter = (first, second) if claimed["status"] == "assigned" else (second, first)
+        if claimed["status"] != "assigned":
+            assert call(5, "next_task", {"swarm_id": sw, "agent_id": second})["status"] == "assigned"
+        # The other agent waits for a change (t2 needs t1, which is claimed); the input ends meanwhile.
+        proc.stdin.write((json.dumps({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {
+            "name": "next_task", "arguments": {"swarm_id": sw, "agent_id": waiter, "wait_s": 2}}}) + "\n").encode())
+        proc.stdin.close()
+        answer = read_message(proc, "after the input ended")
+        assert answer["id"] == 6 and answer["result"]["structuredContent"]["status"] == "wait", answer
+        assert holder != waiter
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()

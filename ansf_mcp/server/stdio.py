@@ -1,9 +1,13 @@
-"""The stdio transport, with one addition to the SDK's: every request gets an answer.
+"""The stdio transport, with two additions to the SDK's: every request gets an answer.
 
 The SDK's stdio reader parses each line with pydantic, which refuses a lone surrogate (`"\\ud800"`) or nesting
 deeper than its recursion limit; the line then reaches the server as a bare exception and the client waits for
 an answer until its own time-out. Here such a line is answered with a JSON-RPC error carrying the request's id,
 found by a scan that needs neither the parser nor recursion.
+
+When the input ends (a client that writes its requests and closes the pipe, `printf ... | ansf serve`), the SDK
+ends the session at once and cancels the requests still running: their answers were lost. Here the end of the
+input is held back until every request read has been answered (at most DRAIN_S).
 """
 
 from __future__ import annotations
@@ -12,15 +16,18 @@ import logging
 from types import TracebackType
 from typing import Any
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
-from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
+from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError, JSONRPCRequest, JSONRPCResponse
 from pydantic import ValidationError
 
 from ansf_mcp.server.lines import request_id
 
 log = logging.getLogger(__name__)
+
+DRAIN_S = 120.0  # how long requests still running may finish after the input ended
 
 
 def unparsable_reply(exc: Exception) -> JSONRPCError | None:
@@ -52,12 +59,63 @@ def unparsable_reply(exc: Exception) -> JSONRPCError | None:
     return JSONRPCError(jsonrpc="2.0", id=rid, error=ErrorData(code=code, message=message[:500]))
 
 
-class AnsweringReadStream:
-    """The SDK's read stream, less the lines it could not parse: those are answered here and skipped."""
+class Unanswered:
+    """The ids of requests read and not yet answered; `drained` waits until there are none."""
 
-    def __init__(self, inner: Any, write: Any):
+    def __init__(self) -> None:
+        self.ids: set[Any] = set()
+        self._changed: anyio.Event | None = None  # made inside the event loop, by the one waiting
+
+    def read(self, message: Any) -> None:
+        if isinstance(message, JSONRPCRequest):
+            self.ids.add(message.id)
+
+    def answered(self, message: Any) -> None:
+        if isinstance(message, JSONRPCResponse | JSONRPCError) and message.id in self.ids:
+            self.ids.discard(message.id)
+            if self._changed is not None:
+                self._changed.set()
+
+    async def drained(self, within_s: float) -> bool:
+        with anyio.move_on_after(within_s):
+            while self.ids:
+                self._changed = anyio.Event()
+                await self._changed.wait()
+        return not self.ids
+
+
+class AnsweringWriteStream:
+    """The SDK's write stream, noting which requests have been answered."""
+
+    def __init__(self, inner: Any, unanswered: Unanswered):
+        self._inner = inner
+        self._unanswered = unanswered
+
+    async def send(self, item: Any) -> None:
+        await self._inner.send(item)
+        if isinstance(item, SessionMessage):
+            self._unanswered.answered(item.message)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def __aenter__(self) -> AnsweringWriteStream:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> bool | None:
+        return await self._inner.__aexit__(exc_type, exc, tb)
+
+
+class AnsweringReadStream:
+    """The SDK's read stream, less the lines it could not parse: those are answered here and skipped. Its end
+    waits for the answers of the requests already read."""
+
+    def __init__(self, inner: Any, write: Any, unanswered: Unanswered | None = None):
         self._inner = inner
         self._write = write
+        self._unanswered = unanswered or Unanswered()
 
     @property
     def last_context(self) -> Any:
@@ -65,7 +123,15 @@ class AnsweringReadStream:
 
     async def receive(self) -> Any:
         while True:
-            item = await self._inner.receive()
+            try:
+                item = await self._inner.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                if self._unanswered.ids and not await self._unanswered.drained(DRAIN_S):
+                    log.warning("input ended; %d request(s) still unanswered after %.0f s",
+                                len(self._unanswered.ids), DRAIN_S)
+                raise
+            if isinstance(item, SessionMessage):
+                self._unanswered.read(item.message)
             if isinstance(item, Exception):
                 reply = unparsable_reply(item)
                 if reply is not None:
@@ -78,8 +144,6 @@ class AnsweringReadStream:
         return self
 
     async def __anext__(self) -> Any:
-        import anyio
-
         try:
             return await self.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
@@ -101,4 +165,7 @@ async def serve_stdio(server: MCPServer) -> None:
     """What `MCPServer.run("stdio")` does, with the answering read stream. The SDK's lifespan runs inside."""
     lowlevel = server._lowlevel_server  # the SDK offers no public way to serve a given pair of streams
     async with stdio_server() as (read, write):
-        await lowlevel.run(AnsweringReadStream(read, write), write, lowlevel.create_initialization_options())
+        unanswered = Unanswered()
+        answering = AnsweringWriteStream(write, unanswered)
+        await lowlevel.run(AnsweringReadStream(read, answering, unanswered), answering,
+                           lowlevel.create_initialization_options())

@@ -188,7 +188,8 @@ def test_scores_per_estimator_and_what_auto_uses(env) -> None:
     seeded = env["seeded"]
     sw = seeded["swarm_id"]
     rows = {r[1].split(" ")[0]: r for r in table(page, "#estimators") if sw in r[0]}
-    assert set(rows) == {"neural", "similarity", "history"}
+    # the estimators auto chooses among, and the reported p_success (the success model) scored as its own row
+    assert set(rows) == {"neural", "similarity", "history", "p_success"}
     for score in seeded["estimators"]:  # the page shows what swarm_status says, estimator by estimator
         r = rows[score["estimator"]]
         assert int(r[2]) == score["outcomes"] == (0 if score["estimator"] == "neural" else 30)

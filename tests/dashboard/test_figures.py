@@ -391,8 +391,9 @@ def test_estimator_scores_per_swarm_what_auto_uses_and_the_prior(settings, store
         est = read(store, auto_scores.estimator_scores, neural_allowed=True)
         assert est["prior"]["present"] and est["prior"]["data"] == "SIMULATED held-out episodes"
         assert est["swarms"][0]["auto"] == {"estimator": "neural", "reason": est["swarms"][0]["auto"]["reason"]}
+        # the reported p_success is scored on the swarm's outcomes but has no prior: it is never a candidate
         assert {s["estimator"]: s["prior_brier"] for s in est["swarms"][0]["scores"]} == {
-            "neural": 0.03, "similarity": 0.25, "history": 0.24}
+            "neural": 0.03, "similarity": 0.25, "history": 0.24, "p_success": None}
         held = read(store, auto_scores.estimator_scores, neural_allowed=False)["swarms"][0]["auto"]
         assert held["estimator"] == "neural" and held["in_this_phase"] in ("similarity", "history")
         assert "disabled in the current phase" in held["reason"]
