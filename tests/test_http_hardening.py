@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import resource
-import select
+import selectors
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
@@ -26,6 +27,27 @@ INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
     "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 REBOUND = "127.0.0.1.evil.example"
+
+
+def ready(read: Iterable[socket.socket] = (), write: Iterable[socket.socket] = (),
+          timeout: float = 0.0) -> tuple[list[socket.socket], list[socket.socket]]:
+    """select.select for sockets of any number: select() refuses descriptors above 1023, which a long test session
+    (and these tests' hundreds of connections) reaches."""
+    with selectors.DefaultSelector() as sel:
+        for s in read:
+            sel.register(s, selectors.EVENT_READ)
+        for s in write:
+            try:
+                sel.register(s, selectors.EVENT_WRITE)
+            except KeyError:  # already registered for reading
+                sel.modify(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        if not sel.get_map():  # nothing to watch: wait as select() would
+            time.sleep(timeout)
+            return [], []
+        events = sel.select(timeout)
+    readable = [key.fileobj for key, ev in events if ev & selectors.EVENT_READ]
+    writable = [key.fileobj for key, ev in events if ev & selectors.EVENT_WRITE]
+    return readable, writable  # type: ignore[return-value]
 
 
 class Server:
@@ -186,7 +208,7 @@ def test_half_open_sockets_time_out_and_real_clients_get_through(server) -> None
         pending = set(attackers)
         deadline = time.monotonic() + 10
         while pending and time.monotonic() < deadline:  # wait until every handshake completed
-            _, writable, _ = select.select([], list(pending), [], 1.0)
+            _, writable = ready(write=list(pending), timeout=1.0)
             pending.difference_update(writable)
         sent = []
         for s in attackers:
@@ -238,8 +260,8 @@ def test_a_trickled_header_is_cut_at_the_deadline(server) -> None:
             except OSError:
                 closed = True
                 break
-            ready, _, _ = select.select([sock], [], [], 0.2)
-            if ready and sock.recv(4096) == b"":
+            readable, _ = ready([sock], timeout=0.2)
+            if readable and sock.recv(4096) == b"":
                 closed = True
                 break
         assert closed, "a client trickling header lines held the connection for 8 s"
@@ -369,7 +391,7 @@ class Reconnecting:
                     if s is None:
                         break
                     held[s] = False
-                _, writable, _ = select.select([], [s for s, sent in held.items() if not sent], [], 0.01)
+                _, writable = ready(write=[s for s, sent in held.items() if not sent], timeout=0.01)
                 for s in writable:
                     try:
                         s.send(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # never finished
@@ -377,7 +399,7 @@ class Reconnecting:
                     except OSError:
                         held.pop(s)
                         s.close()
-                readable, _, _ = select.select(list(held), [], [], 0.01)
+                readable, _ = ready(list(held), timeout=0.01)
                 for s in readable:  # closed by the server: reconnect at once
                     try:
                         if s.recv(4096):
