@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import socket
@@ -29,6 +30,16 @@ def need(condition: bool, what: str) -> None:
         if REQUIRE_ALL:
             pytest.fail(f"{what} is missing, but the test set-up should have installed it")
         pytest.skip(f"{what} is not installed (the README test command installs it)")
+
+
+@pytest.fixture(autouse=True)
+def _no_frozen_heap_outlives_a_test() -> Iterator[None]:
+    """A runtime built in the test process settles the heap after its warm-up (`heap.settle`: gc.freeze), which
+    would keep every object alive then, earlier tests' unreachable cycles and their open files included, for the
+    rest of the run. The server process wants that; the test process does not."""
+    yield
+    if gc.get_freeze_count():
+        gc.unfreeze()
 
 
 # The store's two engines; store-level suites run on both (issue 12).

@@ -21,6 +21,19 @@ def anyio_backend():
     return "asyncio"
 
 
+_built: list[Runtime] = []  # every runtime `build` made: shut down when the test (or module) that made it ends
+
+
+@pytest.fixture(autouse=True)
+def _shut_down_what_the_test_built():
+    """A runtime a test built and left running keeps its worker and status threads, and with them their store and
+    cache connections: a whole run reached over a thousand open descriptors. Shutdown is idempotent."""
+    start = len(_built)
+    yield
+    while len(_built) > start:
+        _built.pop().shutdown()
+
+
 def build(project: Path, data_dir: Path, max_answer_chars: int | None = None, read_only: bool = False,
           **options):
     """(server, runtime, service): the semantic tools over a runtime for `project`; the service is built at once
@@ -30,6 +43,7 @@ def build(project: Path, data_dir: Path, max_answer_chars: int | None = None, re
     settings = Settings.load(project_root=project.resolve(), data_dir=data_dir.resolve(), read_only=read_only,
                              semantic_index=False, warm_model=False)
     runtime = Runtime.open(settings)
+    _built.append(runtime)
     host = semantic_tools.register(tools, runtime, **options)
     server.toolbox = tools  # tests change the answer cap on the fly
     return server, runtime, host.service()
