@@ -168,14 +168,15 @@ class Relay:
         another server, or the server has closed it while it was idle (its keep-alive ran out, or it made room
         for others): a closed one shows as readable before anything is sent on it, so nothing is lost."""
         local = self._local
+        if endpoint.pid > 0 and not running(endpoint.pid):
+            # Dead before the message left (a kept-alive connection to it may not show it yet): whatever answers on
+            # its port now (another program that took the port, a lingering socket) is not our server.
+            self._drop_connection()
+            raise Unreached("its process has exited")
         conn: http.client.HTTPConnection | None = getattr(local, "conn", None)
         if conn is not None and local.endpoint == endpoint and conn.sock is not None and not _dropped(conn.sock):
             return conn
         self._drop_connection()
-        if endpoint.pid > 0 and not running(endpoint.pid):
-            # Dead before the message left: whatever answers on its port now (another program that took the
-            # port, a lingering socket) is not our server.
-            raise Unreached("its process has exited")
         conn = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=ANSWER_TIMEOUT_S)
         try:
             conn.connect()
