@@ -25,4 +25,6 @@ def test_settle_freezes_what_survives_a_collection_and_says_so(thawed: None) -> 
     status = heap.status()
     assert status["settled"] and status["after"] == "a test's load"
     assert status["frozen_objects"] >= len(kept)
-    assert gc.get_freeze_count() == status["frozen_objects"]
+    # Frozen objects are still freed by reference counting (another thread's garbage included): the count can
+    # only shrink after the freeze, never below what is still held here.
+    assert len(kept) <= gc.get_freeze_count() <= status["frozen_objects"]
