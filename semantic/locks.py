@@ -30,15 +30,28 @@ class FileLocks:
     @contextlib.contextmanager
     def hold(self, paths: Iterable[Path]) -> Iterator[None]:
         """Exclusive locks on every path (each open of a lock file is its own flock owner, so threads of one
-        process exclude each other too); released on exit, and by the kernel if the process dies."""
+        process exclude each other too); released on exit, and by the kernel if the process dies. A lock file
+        lives only while its lock is held, so the lock folder does not grow with every file ever edited."""
         self.lock_dir.mkdir(parents=True, exist_ok=True)
         files = sorted({self._lock_file(p) for p in paths})
-        fds: list[int] = []
+        held: list[tuple[Path, int]] = []
         try:
             deadline = time.monotonic() + self.wait_s
             for lock in files:
-                fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-                fds.append(fd)
+                held.append((lock, self._acquire(lock, deadline)))
+            yield
+        finally:
+            for lock, fd in held:
+                # unlinked while still held: whoever opened this file meanwhile sees it is gone once it gets the
+                # lock, and opens the path again
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(lock)
+                os.close(fd)  # closing releases the flock
+
+    def _acquire(self, lock: Path, deadline: float) -> int:
+        while True:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
                 while True:
                     try:
                         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -48,7 +61,13 @@ class FileLocks:
                             raise LockTimeout(f"another edit held a file for more than {self.wait_s:.0f} s; "
                                               "nothing was changed") from None
                         time.sleep(0.01)
-            yield
-        finally:
-            for fd in fds:
-                os.close(fd)  # closing releases the flock
+                try:
+                    current = os.stat(lock).st_ino
+                except FileNotFoundError:
+                    current = None
+                if current == os.fstat(fd).st_ino:
+                    return fd
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)  # the holder before us removed this file: lock the path's new one

@@ -177,6 +177,8 @@ class LanguageServer:
         self._diag: dict[str, asyncio.Event] = {}
         self._published: dict[str, list[dict]] = {}  # uri -> the diagnostics last published for its content
         self._quiet: set[str] = set()  # uris whose last publication settled (nothing followed it)
+        self._publications = 0  # publications received so far (what arrived while an overlay stood)
+        self._published_at: dict[str, int] = {}  # uri -> the number of its last publication
         self.started_at: float | None = None
         self.start_seconds: float | None = None
         self.restarts = 0
@@ -205,6 +207,7 @@ class LanguageServer:
         self.open_docs.clear()
         self._diag.clear()
         self._published.clear()
+        self._published_at.clear()
         self._quiet.clear()
 
         async def _configuration(params):
@@ -222,6 +225,8 @@ class LanguageServer:
             uri = (params or {}).get("uri")
             if uri:
                 self._published[uri] = list((params or {}).get("diagnostics") or [])
+                self._publications += 1
+                self._published_at[uri] = self._publications
                 self._quiet.discard(uri)
                 self._diag.setdefault(uri, asyncio.Event()).set()
 
@@ -457,6 +462,8 @@ class LanguageServer:
                 self._published.pop(uri, None)
                 self._quiet.discard(uri)
             uris: dict[Path, str] = {}
+            overlaid: list[Path] = []
+            overlay_from = self._publications
             for path, text in texts.items():
                 uri = await self._sync_doc(path, h)
                 doc = self.open_docs.get(uri)
@@ -473,11 +480,27 @@ class LanguageServer:
                         h.send_notification("textDocument/didChange", {
                             "textDocument": {"uri": uri, "version": doc.version},
                             "contentChanges": [{"text": text}]})
+                        overlaid.append(path)
                 uris[path] = uri
             # every file settles at once: a rename's files or an edit's importers cost one settle time, not one each
             await asyncio.gather(*(self._settled(uri, self._diag.setdefault(uri, asyncio.Event()), wait)
                                    for uri in uris.values()))
-            return {path: self._published.get(uri) for path, uri in uris.items()}
+            answers = {path: self._published.get(uri) for path, uri in uris.items()}
+            if overlaid:
+                await self._withdraw(overlaid, overlay_from, h)
+            return answers
+
+    async def _withdraw(self, overlaid: list[Path], overlay_from: int, h: _Handler) -> None:
+        """Give the server the files on disk again (the overlay may be refused and never written) and forget what
+        it published while the overlay stood: those answers describe content that is not on disk, and a later
+        question must wait for the server's answer to the content that is."""
+        for uri in [uri for uri, seq in self._published_at.items() if seq > overlay_from]:
+            self._published_at.pop(uri, None)
+            self._diag.pop(uri, None)
+            self._published.pop(uri, None)
+            self._quiet.discard(uri)
+        for path in overlaid:
+            await self._sync_doc(path, h)  # the overlay's mtime of -1 never matches: the disk's text goes out
 
     def diagnostics_for(self, texts: dict[Path, str | None], wait: float = 10.0, timeout: float | None = None,
                         fresh: frozenset[Path] = frozenset()) -> dict[Path, list[dict] | None]:

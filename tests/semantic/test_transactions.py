@@ -115,6 +115,33 @@ def test_locks_exclude_other_holders_and_time_out(tmp_path):
     assert not list((tmp_path / "proj").glob("*.lock"))  # lock files live in the data directory only
 
 
+def test_lock_files_go_with_their_locks_and_exclusion_still_holds(tmp_path):
+    """A lock file is removed by the holder that releases it; a waiter that had opened the removed file locks
+    the path's new one, so two holders never overlap however the releases and opens interleave."""
+    paths = _project(tmp_path, 2)
+    locks = FileLocks(tmp_path / "locks", wait_s=30)
+    inside, overlaps, rounds = [0], [0], 200
+    guard = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(rounds):
+            with locks.hold(paths):
+                with guard:
+                    inside[0] += 1
+                    overlaps[0] += inside[0] > 1
+                time.sleep(0)
+                with guard:
+                    inside[0] -= 1
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert overlaps[0] == 0
+    assert not list((tmp_path / "locks").iterdir())
+
+
 async def test_catastrophic_patterns_answer_at_once(tmp_path):
     proj = tmp_path / "proj"
     proj.mkdir()

@@ -95,6 +95,22 @@ async def test_a_signature_change_that_breaks_a_file_importing_it_is_refused(typ
     assert r["types"].endswith("2 importing file(s) too): no new type errors"), r["types"]
 
 
+async def test_a_refused_edit_leaves_the_checker_with_the_files_on_disk(typed):
+    """The refused content was only ever in the checker's memory: afterwards the changed file and the files
+    importing it are described as they are on disk, not as the refused edit would have made them."""
+    server, root = typed
+    before = snapshot(root)
+    msg = await err(server, "replace_symbol_body", {
+        "name_path": "total", "relative_path": MODELS,
+        "body": "def total(items: list[Item], n: int) -> float:\n    return n * sum(i.value() for i in items)\n"})
+    assert 'Argument missing for parameter "n"' in msg, msg
+    assert snapshot(root) == before
+    report = await ok(server, "get_diagnostics", {"relative_path": "inventory/report.py"})
+    assert not [d for d in report["diagnostics"] if 'parameter "n"' in d["message"]], report
+    models = await ok(server, "get_diagnostics", {"relative_path": MODELS})
+    assert not [d for d in models["diagnostics"] if 'parameter "n"' in d["message"]], models
+
+
 async def test_a_rename_compares_errors_about_the_old_name_as_errors_about_the_new(typed):
     server, root = typed
     # seeded.py's 'Cannot access attribute "colour" for class "Item"' becomes '... class "Article"'
