@@ -1,12 +1,13 @@
 """New type errors checked before an edit is written (Python, basedpyright).
 
 The type checker is asked for the errors of every file the edit changes twice: for the files as they are, and
-for the new content sent to it in memory (the project is never written first; afterwards the checker is given
-the files on disk again and forgets what it said about the overlay, so a refused edit leaves no trace in later answers). An error that the new content
-has and the old did not (compared by rule and message, not by line, since an edit moves lines) refuses the edit
-with the first such error in one sentence, nothing written, unless the caller allowed type errors. Bounded: at
-most MAX_FILES files and TYPE_NET_SECONDS in all, a cold start of the checker included; past that, or with the
-checker unavailable or the memory phase critical, the answer says "types not checked" and why.
+for the new content sent to it in memory (the project is never written first; afterwards the checker gets the
+files on disk back and forgets what it said about the overlay, so a refused edit leaves no trace in later
+answers). An error that the new content has and the old did not (compared by rule and message, not by line,
+since an edit moves lines) refuses the edit with the first such error in one sentence, nothing written, unless
+the caller allowed type errors. Bounded: at most MAX_FILES files and TYPE_NET_SECONDS in all, a cold start of
+the checker included; past that, or with the checker unavailable or the memory phase critical, the answer says
+"types not checked" and why.
 """
 
 from __future__ import annotations
