@@ -92,15 +92,21 @@ class ToolServer(MCPServer):
     _listing: tuple[int, list[Any]] | None = None
 
     async def list_tools(self) -> list[Any]:
-        """The SDK's listing with lean input schemas (a model reads them on every turn) and output schemas that
-        declare an object (ANSWER_SCHEMA)."""
+        """The SDK's listing with lean input schemas (a model reads them on every turn) and no output schemas.
+
+        Every answer is still sent as structured content (the answer model, validated when the tool returns) with
+        a compact text rendering; the protocol allows structured content without a listed schema, and a client
+        that validates checks only the schemas it is given. Listed, output schemas bought little: the model reads
+        the fields from the answer itself, while every client paid for them on every connection — the full nested
+        schemas made ~60 % of `tools/list`, outlines of the top-level fields and their types 21 % of the board
+        family's, and even `{"type": "object"}` 5 % of the lean listing, the margin to 2 k tokens."""
         tools = await super().list_tools()
         key = hash(tuple(t.name for t in tools))
         if self._listing is None or self._listing[0] != key:
             self._listing = (key, [
                 t.model_copy(update={
                     "input_schema": lean_schema(t.input_schema, inputs=True),
-                    "output_schema": dict(ANSWER_SCHEMA) if t.output_schema else None,
+                    "output_schema": None,
                 })
                 for t in tools
             ])
@@ -168,9 +174,10 @@ def lean_schema(schema: dict[str, Any], *, inputs: bool = False) -> dict[str, An
         if isinstance(ref, str) and ref.rsplit("/", 1)[-1] not in kept:
             target = walk(defs[ref.rsplit("/", 1)[-1]])
             return {**target, **{k: walk(v) for k, v in node.items() if k != "$ref"}}
-        # A null default says nothing an optional property does not (absent from `required`).
+        # A null default says nothing an optional property does not (absent from `required`), nor, for inputs, an
+        # empty text (leaving out `reason` says "").
         out = {k: walk(v) for k, v in node.items()
-               if k not in ("title", "$defs") and not (k == "default" and v is None)
+               if k not in ("title", "$defs") and not (k == "default" and (v is None or (inputs and v == "")))
                and not (inputs and k in INPUT_GUARDS and isinstance(v, int | str))}
         alts = out.get("anyOf")
         if isinstance(alts, list) and len(alts) == 2 and {"type": "null"} in alts:
@@ -189,14 +196,6 @@ def lean_schema(schema: dict[str, Any], *, inputs: bool = False) -> dict[str, An
     if kept:
         lean["$defs"] = {name: walk(defs[name]) for name in sorted(kept)}
     return lean
-
-
-# An answer's output schema as listed. Every client lists it on every connection and validates every structured
-# answer against it, while the model reads the fields from the answer itself (its text rendering and structured
-# content): the full nested schema made ~60 % of `tools/list`, an outline of the top-level fields and their types
-# 21 % of the board family's, and the names of the fields every answer has still 10 %. Still a true schema: every
-# answer is an object, sent as structured content.
-ANSWER_SCHEMA: dict[str, Any] = {"type": "object"}
 
 
 # Errors of the core that mean "the request cannot be carried out"; their text is written for the caller.

@@ -222,7 +222,7 @@ def register(tools: Toolbox, app: Runtime) -> None:
         ],
         strategy: Annotated[Strategy, Field(description="how success is estimated")] = "auto",
     ) -> CoordinationResult:
-        """Add tasks to the board and assign them to the agents likeliest to succeed."""
+        """Add tasks and assign them to the agents likeliest to succeed."""
         return await board.write(board.coordinate, swarm_id, tasks, strategy)
 
     @tools.add(Kind.WRITE, "Claim the next task")
@@ -233,7 +233,7 @@ def register(tools: Toolbox, app: Runtime) -> None:
             float, Field(ge=0, le=MAX_WAIT_S, allow_inf_nan=False, description="wait for work")
         ] = 0,
     ) -> Claim:
-        """Claim the agent's next task under a lease; if none, status says wait, done or blocked (stop)."""
+        """Claim the agent's next task under a lease, or say why not: wait, done or blocked (stop)."""
         return await board.next(swarm_id, agent_id, lease_seconds, wait_s)
 
     @tools.add(Kind.READ, "Read a task")
@@ -309,7 +309,7 @@ def register(tools: Toolbox, app: Runtime) -> None:
     @tools.add(Kind.WRITE, "Send a message")
     async def send_message(
         swarm_id: SwarmId,
-        from_agent: Annotated[str, Field(pattern=ID_PATTERN, description="the sender")],
+        from_agent: Annotated[str, Field(pattern=ID_PATTERN)],
         body: Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="the text")],
         to_agent: Annotated[str | None, Field(pattern=ID_PATTERN, description="leave out: all it may reach")] = None,
     ) -> SentMessage:
@@ -321,14 +321,16 @@ def register(tools: Toolbox, app: Runtime) -> None:
         swarm_id: SwarmId,
         agent_id: AgentId,
         since: Annotated[int, Field(ge=0, le=2**63 - 1), guarded("integer")] = 0,
-        limit: Annotated[int, Field(ge=1, le=1000, description="at most this many")] = 100,
+        limit: Annotated[
+            Annotated[int, Field(ge=1, le=1000), guarded("integer")], Field(description="at most this many")
+        ] = 100,
         wait_s: Annotated[float, Field(ge=0, le=60, allow_inf_nan=False, description="wait for one")] = 0,
     ) -> Inbox:
         """An agent's new messages, oldest first."""
         found = await board.inbox(swarm_id, agent_id, since, limit, wait_s)
         return Inbox(messages=found, next_since=found[-1].id if found else since)
 
-    @tools.add(Kind.WRITE, "Spawn the preset swarms")
+    @tools.add(Kind.WRITE, "Spawn preset swarms")
     async def spawn_preset(
         preset: Annotated[Literal["six-swarms"], Field(description="the only one")] = "six-swarms",
     ) -> PresetSwarms:
