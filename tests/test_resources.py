@@ -134,13 +134,14 @@ def listing_over_stdio(tmp_path: Path, families: str) -> str:
     return answers[2]
 
 
-@pytest.mark.parametrize(("families", "tokens"), [("agent", 2000), ("board", 4100)])
+@pytest.mark.parametrize(("families", "tokens"), [("agent", 1000), ("board", 2000)])
 def test_the_whole_tools_list_answer_of_a_board_subset_is_small(tmp_path: Path, families: str, tokens: int):
-    """Tokens as characters / 4 of everything the client receives: names, descriptions, input and output schemas,
-    annotations. The agent subset was 3.96 k and the board family 8.4 k before output schemas became outlines."""
+    """Tokens as characters / 4 of everything the client receives: names, titles, descriptions, input schemas,
+    annotations (issue 18: a board-only subset within 2 k). The agent subset was 3.96 k and the board family 8.4 k
+    with full output schemas, 1.94 k and 3.97 k with outlines of them; README's `--tools` paragraph has the rest."""
     answer = listing_over_stdio(tmp_path, families)
     listed = json.loads(answer)["result"]["tools"]
-    assert all(t["outputSchema"]["type"] == "object" for t in listed)  # structured output still declared
+    assert all("outputSchema" not in t and t["inputSchema"]["type"] == "object" for t in listed)
     assert len(answer) / 4 <= tokens, len(answer) / 4
 
 
