@@ -69,9 +69,12 @@ async def test_prompts_for_the_agent_loop_and_for_planning(client: Client):
     assert {a.name for a in names["agent_loop"].arguments} == {"swarm_id", "agent_id"}
     loop = await client.get_prompt("agent_loop", {"swarm_id": "swarm-0123456789ab", "agent_id": "agent-2"})
     text = loop.messages[0].content.text
-    assert "next_task(swarm_id='swarm-0123456789ab', agent_id='agent-2')" in text and "report_outcome" in text
-    plan = await client.get_prompt("plan_work", {"goal": "ship billing"})
-    assert "ship billing" in plan.messages[0].content.text and "spawn_swarm" in plan.messages[0].content.text
+    assert "next_task(swarm_id='swarm-0123456789ab', agent_id='agent-2'" in text and "report_outcome" in text
+    # what the one-line tool descriptions leave to the prompts: statuses, claims, manage_task's actions, paging
+    assert all(word in text for word in ("wait (", "done (", "blocked (", "blocked_by", "`claim`", "refused"))
+    plan = (await client.get_prompt("plan_work", {"goal": "ship billing"})).messages[0].content.text
+    assert "ship billing" in plan and "spawn_swarm" in plan
+    assert all(word in plan for word in ("next_cursor", "retry", "cancel", "depends_on first", "reassign_task"))
 
 
 async def listed(settings: Settings, families: tuple[str, ...]) -> list:
