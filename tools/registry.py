@@ -174,11 +174,7 @@ def lean_schema(schema: dict[str, Any], *, inputs: bool = False) -> dict[str, An
         if isinstance(ref, str) and ref.rsplit("/", 1)[-1] not in kept:
             target = walk(defs[ref.rsplit("/", 1)[-1]])
             return {**target, **{k: walk(v) for k, v in node.items() if k != "$ref"}}
-        # A null default says nothing an optional property does not (absent from `required`), nor, for inputs, an
-        # empty text (leaving out `reason` says "").
-        out = {k: walk(v) for k, v in node.items()
-               if k not in ("title", "$defs") and not (k == "default" and (v is None or (inputs and v == "")))
-               and not (inputs and k in INPUT_GUARDS and isinstance(v, int | str))}
+        out = {k: walk(v) for k, v in node.items() if not _unlisted(node, k, v, inputs)}
         alts = out.get("anyOf")
         if isinstance(alts, list) and len(alts) == 2 and {"type": "null"} in alts:
             other = alts[0] if alts[1] == {"type": "null"} else alts[1]
@@ -196,6 +192,19 @@ def lean_schema(schema: dict[str, Any], *, inputs: bool = False) -> dict[str, An
     if kept:
         lean["$defs"] = {name: walk(defs[name]) for name in sorted(kept)}
     return lean
+
+
+def _unlisted(node: dict[str, Any], key: str, value: Any, inputs: bool) -> bool:
+    """Whether `key` of a schema node says nothing a reader needs: a title (it repeats the property's name), a null
+    default (an optional property is absent from `required`); for inputs also a default of "" or of the node's
+    own const (leaving the parameter out says as much) and the guards (INPUT_GUARDS)."""
+    if key in ("title", "$defs") or (key == "default" and value is None):
+        return True
+    if not inputs:
+        return False
+    if key == "default" and (value == "" or ("const" in node and value == node["const"])):
+        return True
+    return key in INPUT_GUARDS and isinstance(value, int | str)
 
 
 # Errors of the core that mean "the request cannot be carried out"; their text is written for the caller.
