@@ -105,7 +105,7 @@ class ToolServer(MCPServer):
         if self._listing is None or self._listing[0] != key:
             self._listing = (key, [
                 t.model_copy(update={
-                    "input_schema": lean_schema(t.input_schema, inputs=True),
+                    "input_schema": lean_schema(t.input_schema),
                     "output_schema": None,
                 })
                 for t in tools
@@ -142,14 +142,14 @@ class ToolServer(MCPServer):
 INPUT_GUARDS = frozenset({"pattern", "minLength", "maxLength", "minItems", "maxItems"})
 
 
-def lean_schema(schema: dict[str, Any], *, inputs: bool = False) -> dict[str, Any]:
-    """The same JSON schema, cheaper to read and to validate against: `$ref`s to non-recursive definitions
-    inlined, `anyOf [X, null]` written as `type: [x, "null"]`, titles dropped (they repeat the property names).
-    For `inputs`, an optional parameter that defaults to null is listed as X alone: leaving it out says null
-    (the server still takes an explicit null), and a model reads every parameter on every turn. Patterns and the
-    lengths of strings and lists (INPUT_GUARDS) are not listed either: they guard the server against malformed or
-    runaway input that a sensible call never sends (ids are copied from answers), and the server still refuses
-    such a call in one sentence that names the rule and where to find a good value."""
+def lean_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """An input schema as listed, cheaper to read: a model reads every parameter on every turn. `$ref`s to
+    non-recursive definitions inlined, `anyOf [X, null]` written as `type: [x, "null"]`, what says nothing left
+    out (_unlisted); an optional parameter that defaults to null is listed as X alone: leaving it out says null
+    (the server still takes an explicit null). Patterns and the lengths of strings and lists (INPUT_GUARDS) are
+    not listed either: they guard the server against malformed or runaway input that a sensible call never sends
+    (ids are copied from answers), and the server still refuses such a call in one sentence that names the rule
+    and where to find a good value."""
     defs: dict[str, Any] = schema.get("$defs") or {}
 
     def refs(node: Any) -> set[str]:
@@ -174,13 +174,13 @@ def lean_schema(schema: dict[str, Any], *, inputs: bool = False) -> dict[str, An
         if isinstance(ref, str) and ref.rsplit("/", 1)[-1] not in kept:
             target = walk(defs[ref.rsplit("/", 1)[-1]])
             return {**target, **{k: walk(v) for k, v in node.items() if k != "$ref"}}
-        out = {k: walk(v) for k, v in node.items() if not _unlisted(node, k, v, inputs)}
+        out = {k: walk(v) for k, v in node.items() if not _unlisted(node, k, v)}
         alts = out.get("anyOf")
         if isinstance(alts, list) and len(alts) == 2 and {"type": "null"} in alts:
             other = alts[0] if alts[1] == {"type": "null"} else alts[1]
             if isinstance(other.get("type"), str) and not {"anyOf", "oneOf", "allOf", "const"} & set(other):
                 merged = dict(other)
-                if not (inputs and "default" in node and node["default"] is None):
+                if not ("default" in node and node["default"] is None):
                     merged["type"] = [other["type"], "null"]
                     if "enum" in merged:
                         merged["enum"] = [*merged["enum"], None]
@@ -194,16 +194,14 @@ def lean_schema(schema: dict[str, Any], *, inputs: bool = False) -> dict[str, An
     return lean
 
 
-def _unlisted(node: dict[str, Any], key: str, value: Any, inputs: bool) -> bool:
-    """Whether `key` of a schema node says nothing a reader needs: a title (it repeats the property's name), a null
-    default (an optional property is absent from `required`); for inputs also a default of "" or of the node's
-    own const (leaving the parameter out says as much) and the guards (INPUT_GUARDS)."""
-    if key in ("title", "$defs") or (key == "default" and value is None):
+def _unlisted(node: dict[str, Any], key: str, value: Any) -> bool:
+    """Whether `key` of a schema node says nothing a caller needs: a title (it repeats the property's name), a
+    default of null, "" or the node's own const (leaving the parameter out says as much), a guard (INPUT_GUARDS;
+    a property merely named like one is a dict, and stays)."""
+    if key in ("title", "$defs"):
         return True
-    if not inputs:
-        return False
-    if key == "default" and (value == "" or ("const" in node and value == node["const"])):
-        return True
+    if key == "default":
+        return value is None or value == "" or ("const" in node and value == node["const"])
     return key in INPUT_GUARDS and isinstance(value, int | str)
 
 
