@@ -72,6 +72,13 @@ async def test_every_tool_has_a_title_and_every_parameter_a_description(client: 
         ("coordinate", {"swarm_id": "swarm-000000000000", "tasks": [{"description": ""}]},
          ["tasks[0].description must not be empty"]),
         ("swarm_status", {"swarm_id": 42}, ["must be a string, not 42"]),
+        # guards checked though not listed: a claim's range, a lease's week, a message's length
+        ("renew_lease", {"swarm_id": "swarm-000000000000", "task_id": "t", "agent_id": "a", "claim": 0},
+         ["claim must be at least 1, not 0", "the claim number next_task gave"]),
+        ("next_task", {"swarm_id": "swarm-000000000000", "agent_id": "a", "lease_seconds": 10**7},
+         ["lease_seconds must be at most 604800"]),
+        ("send_message", {"swarm_id": "swarm-000000000000", "from_agent": "a", "body": "x" * 40_000},
+         ["body needs at most 32000 characters"]),
     ],
 )
 async def test_validation_errors_are_one_sentence(client: Client, tool: str, args: dict, fragments: list) -> None:
@@ -103,6 +110,25 @@ def test_one_way_to_register_a_tool_and_one_shrinker() -> None:
             if re.search(pattern, text):
                 offenders.append(f"{path.name}: {pattern}")
     assert offenders == []
+
+
+def test_a_listed_input_schema_leaves_out_what_says_nothing() -> None:
+    from ansf_mcp.tools.registry import lean_schema
+
+    schema = {"title": "Args", "type": "object", "required": ["pattern"], "properties": {
+        "pattern": {"title": "Pattern", "type": "string", "minLength": 1, "description": "a regex"},
+        "id": {"anyOf": [{"type": "string", "pattern": "^x$"}, {"type": "null"}], "default": None},
+        "reason": {"type": "string", "default": ""},
+        "preset": {"const": "six", "default": "six", "type": "string"},
+        "limit": {"type": "integer", "default": 10, "maximum": 500},
+    }}
+    assert lean_schema(schema) == {"type": "object", "required": ["pattern"], "properties": {
+        "pattern": {"type": "string", "description": "a regex"},  # a property named like a guard stays
+        "id": {"type": "string"},
+        "reason": {"type": "string"},
+        "preset": {"const": "six", "type": "string"},
+        "limit": {"type": "integer", "default": 10, "maximum": 500},  # a bound that says what to send stays
+    }}
 
 
 def guards_in(schema: object, guards: frozenset[str]) -> list[str]:
