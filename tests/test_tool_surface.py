@@ -72,6 +72,10 @@ async def test_every_tool_has_a_title_and_every_parameter_a_description(client: 
         ("coordinate", {"swarm_id": "swarm-000000000000", "tasks": [{"description": ""}]},
          ["tasks[0].description must not be empty"]),
         ("swarm_status", {"swarm_id": 42}, ["must be a string, not 42"]),
+        # a new id's form, said in the error since patterns are not listed
+        ("spawn_swarm", {"name": "x", "agents": [{"role": "a", "id": "a b"}]},
+         ["agents[0].id 'a b' is not in the expected form", "letters, digits and -_.:", "e.g. 'api'"]),
+        ("swarm_status", {"swarm_id": "swarm-000000000000", "agent": "a b"}, ["agent 'a b'", "e.g. 'agent-0'"]),
         # guards checked though not listed: a claim's range, a lease's week, a message's length
         ("renew_lease", {"swarm_id": "swarm-000000000000", "task_id": "t", "agent_id": "a", "claim": 0},
          ["claim must be at least 1, not 0", "the claim number next_task gave"]),

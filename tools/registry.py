@@ -70,13 +70,17 @@ def guarded(json_type: str) -> WithJsonSchema:
     return WithJsonSchema({"type": json_type})
 
 
-# Where to find a valid value, per parameter name: appended to validation errors.
+# Where to find a valid value, per parameter name: appended to validation errors. The forms that patterns check
+# are said here, since patterns are not listed (lean_schema).
 HINTS: dict[str, str] = {
     "swarm_id": "e.g. 'swarm-1a2b3c4d5e6f'; use swarm_status() to list swarm ids",
     "agent_id": "e.g. 'agent-0'; swarm_status(swarm_id) lists the swarm's agents",
+    "agent": "e.g. 'agent-0'; swarm_status(swarm_id) lists the swarm's agents",
     "from_agent": "swarm_status(swarm_id) lists the swarm's agents",
     "to_agent": "swarm_status(swarm_id) lists the swarm's agents",
     "task_id": "e.g. 'task-3'; swarm_status(swarm_id) lists the swarm's tasks",
+    "id": "an id is up to 100 letters, digits and -_.: starting with a letter or digit, e.g. 'api'",
+    "lead": "the id of another agent of this swarm, e.g. 'agent-0'",
     "run_id": "benchmark() returns the run id",
     "claim": "pass the claim number next_task gave",
     "since": "pass the next_since of the previous answer, or 0",
@@ -88,7 +92,6 @@ HINTS: dict[str, str] = {
 class ToolServer(MCPServer):
     """MCPServer whose tool errors read as one sentence: what was expected and how to get it."""
 
-    _descriptions: dict[str, dict[str, str]] | None = None
     _listing: tuple[int, list[Any]] | None = None
 
     async def list_tools(self) -> list[Any]:
@@ -119,23 +122,13 @@ class ToolServer(MCPServer):
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
             if isinstance(exc.__cause__, ValidationError) and type(exc) is ToolError:
-                described = (await self._parameter_descriptions()).get(name, {})
-                message = validation_sentence(name, exc.__cause__, described)
+                message = validation_sentence(name, exc.__cause__)
             else:
                 message = explain(name, exc)
             if message is None:
                 raise  # a crash: the SDK logs it and answers with a generic message (no internals, bounded)
             # Every error is one bounded sentence: echoed inputs are cut, whatever raised it.
             raise ToolError(bounded_error(message)) from exc.__cause__
-
-    async def _parameter_descriptions(self) -> dict[str, dict[str, str]]:
-        if self._descriptions is None:
-            self._descriptions = {
-                t.name: {p: str(spec.get("description", "")) for p, spec in
-                         (t.input_schema.get("properties") or {}).items()}
-                for t in await self.list_tools()
-            }
-        return self._descriptions
 
 
 # Checked when a tool is called, not listed (see lean_schema).
@@ -222,7 +215,7 @@ def explain(tool: str, exc: ToolError) -> str | None:
         prefix = f"Error executing tool {tool}: "
         return text[len(prefix):] if text.startswith(prefix) else text
     if isinstance(cause, ValidationError):  # the tool's own model checks on what it was given
-        return validation_sentence(tool, cause, {})
+        return validation_sentence(tool, cause)
     if isinstance(cause, _expected()):
         return str(cause)
     if isinstance(cause, OSError | sqlite3.Error):  # a full disk or an unwritable data directory
@@ -230,15 +223,13 @@ def explain(tool: str, exc: ToolError) -> str | None:
     return None
 
 
-def validation_sentence(tool: str, error: ValidationError, described: dict[str, str]) -> str:
+def validation_sentence(tool: str, error: ValidationError) -> str:
     """One sentence from a pydantic error: which argument, what was expected, where to get a good value."""
     errors = error.errors(include_url=False)
     first = errors[0]
     loc = [str(p) for p in first.get("loc", ())]
     where = "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc).lstrip(".") or "the arguments"
     what = _expected_text(first)
-    if first.get("type") == "string_pattern_mismatch" and loc and described.get(loc[0]):
-        what += f" ({described[loc[0]]})"
     hint = next((HINTS[p] for p in reversed(loc) if p in HINTS), None)
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     sentence = f"{tool}: {where} {what}{more}"
