@@ -245,12 +245,12 @@ def register(tools: Toolbox, app: Runtime) -> None:
     async def manage_task(
         swarm_id: SwarmId,
         task_id: TaskId,
-        action: Annotated[ManageAction, Field(description="retry: a failed one")],
+        action: Annotated[ManageAction, Field(description="retry: a failed or cancelled one")],
         description: Annotated[
             str | None, Field(min_length=1, max_length=MAX_TEXT_CHARS, description="edit")
         ] = None,
         priority: Annotated[int | None, Field(ge=0, le=1_000, description="edit")] = None,
-        depends_on: Annotated[list[str] | None, Field(max_length=100, description="edit: all of them")] = None,
+        depends_on: Annotated[list[str] | None, Field(max_length=100, description="edit: the whole list")] = None,
         reason: Annotated[str, Field(max_length=2000, description="why")] = "",
     ) -> TaskChange:
         """Edit, retry or cancel a task nobody holds; cancel takes its dependents."""
