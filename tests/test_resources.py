@@ -69,9 +69,12 @@ async def test_prompts_for_the_agent_loop_and_for_planning(client: Client):
     assert {a.name for a in names["agent_loop"].arguments} == {"swarm_id", "agent_id"}
     loop = await client.get_prompt("agent_loop", {"swarm_id": "swarm-0123456789ab", "agent_id": "agent-2"})
     text = loop.messages[0].content.text
-    assert "next_task(swarm_id='swarm-0123456789ab', agent_id='agent-2')" in text and "report_outcome" in text
-    plan = await client.get_prompt("plan_work", {"goal": "ship billing"})
-    assert "ship billing" in plan.messages[0].content.text and "spawn_swarm" in plan.messages[0].content.text
+    assert "next_task(swarm_id='swarm-0123456789ab', agent_id='agent-2'" in text and "report_outcome" in text
+    # what the one-line tool descriptions leave to the prompts: statuses, claims, manage_task's actions, paging
+    assert all(word in text for word in ("wait (", "done (", "blocked (", "blocked_by", "`claim`", "refused"))
+    plan = (await client.get_prompt("plan_work", {"goal": "ship billing"})).messages[0].content.text
+    assert "ship billing" in plan and "spawn_swarm" in plan
+    assert all(word in plan for word in ("next_cursor", "retry", "cancel", "depends_on first", "reassign_task"))
 
 
 async def listed(settings: Settings, families: tuple[str, ...]) -> list:
@@ -134,13 +137,14 @@ def listing_over_stdio(tmp_path: Path, families: str) -> str:
     return answers[2]
 
 
-@pytest.mark.parametrize(("families", "tokens"), [("agent", 2000), ("board", 4100)])
+@pytest.mark.parametrize(("families", "tokens"), [("agent", 1000), ("board", 2000)])
 def test_the_whole_tools_list_answer_of_a_board_subset_is_small(tmp_path: Path, families: str, tokens: int):
-    """Tokens as characters / 4 of everything the client receives: names, descriptions, input and output schemas,
-    annotations. The agent subset was 3.96 k and the board family 8.4 k before output schemas became outlines."""
+    """Tokens as characters / 4 of everything the client receives: names, titles, descriptions, input schemas,
+    annotations (issue 18: a board-only subset within 2 k). The agent subset was 3.96 k and the board family 8.4 k
+    with full output schemas, 1.94 k and 3.97 k with outlines of them; README's `--tools` paragraph has the rest."""
     answer = listing_over_stdio(tmp_path, families)
     listed = json.loads(answer)["result"]["tools"]
-    assert all(t["outputSchema"]["type"] == "object" for t in listed)  # structured output still declared
+    assert all("outputSchema" not in t and t["inputSchema"]["type"] == "object" for t in listed)
     assert len(answer) / 4 <= tokens, len(answer) / 4
 
 

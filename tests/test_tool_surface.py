@@ -44,6 +44,10 @@ def parameters(schema: dict, where: str = "") -> list[tuple[str, dict]]:
 
 
 async def test_every_tool_has_a_title_and_every_parameter_a_description(client: Client) -> None:
+    """Every parameter is described, but for ids and cursors copied from earlier answers (named in HINTS): their
+    names say what they are, and a refused one is answered with where to find a good one."""
+    from ansf_mcp.tools.registry import HINTS
+
     tools = (await client.list_tools()).tools
     assert len(tools) >= 15
     missing = []
@@ -51,7 +55,7 @@ async def test_every_tool_has_a_title_and_every_parameter_a_description(client: 
         assert tool.title and tool.title[0].isupper(), f"{tool.name} has no title"
         assert tool.description and "\n" not in tool.description, f"{tool.name}'s description is not one line"
         for name, spec in parameters(tool.input_schema, f"{tool.name}."):
-            if not spec.get("description"):
+            if not spec.get("description") and name.rsplit(".", 1)[-1] not in HINTS:
                 missing.append(name)
     assert missing == [], f"parameters without a description: {missing}"
 
@@ -68,6 +72,17 @@ async def test_every_tool_has_a_title_and_every_parameter_a_description(client: 
         ("coordinate", {"swarm_id": "swarm-000000000000", "tasks": [{"description": ""}]},
          ["tasks[0].description must not be empty"]),
         ("swarm_status", {"swarm_id": 42}, ["must be a string, not 42"]),
+        # a new id's form, said in the error since patterns are not listed
+        ("spawn_swarm", {"name": "x", "agents": [{"role": "a", "id": "a b"}]},
+         ["agents[0].id 'a b' is not in the expected form", "letters, digits and -_.:", "e.g. 'api'"]),
+        ("swarm_status", {"swarm_id": "swarm-000000000000", "agent": "a b"}, ["agent 'a b'", "e.g. 'agent-0'"]),
+        # guards checked though not listed: a claim's range, a lease's week, a message's length
+        ("renew_lease", {"swarm_id": "swarm-000000000000", "task_id": "t", "agent_id": "a", "claim": 0},
+         ["claim must be at least 1, not 0", "the claim number next_task gave"]),
+        ("next_task", {"swarm_id": "swarm-000000000000", "agent_id": "a", "lease_seconds": 10**7},
+         ["lease_seconds must be at most 604800"]),
+        ("send_message", {"swarm_id": "swarm-000000000000", "from_agent": "a", "body": "x" * 40_000},
+         ["body needs at most 32000 characters"]),
     ],
 )
 async def test_validation_errors_are_one_sentence(client: Client, tool: str, args: dict, fragments: list) -> None:
@@ -101,34 +116,72 @@ def test_one_way_to_register_a_tool_and_one_shrinker() -> None:
     assert offenders == []
 
 
-async def test_listed_schemas_are_lean_and_answers_validate(client: Client) -> None:
-    """Listed schemas carry no titles and no $ref to non-recursive definitions; output schemas are outlines (top-level
-    fields and their types) that every answer meets and a wrongly typed or missing field does not."""
+def test_a_listed_input_schema_leaves_out_what_says_nothing() -> None:
+    from ansf_mcp.tools.registry import lean_schema
+
+    schema = {"title": "Args", "type": "object", "required": ["pattern"], "properties": {
+        "pattern": {"title": "Pattern", "type": "string", "minLength": 1, "description": "a regex"},
+        "id": {"anyOf": [{"type": "string", "pattern": "^x$"}, {"type": "null"}], "default": None},
+        "reason": {"type": "string", "default": ""},
+        "preset": {"const": "six", "default": "six", "type": "string"},
+        "limit": {"type": "integer", "default": 10, "maximum": 500},
+    }}
+    assert lean_schema(schema) == {"type": "object", "required": ["pattern"], "properties": {
+        "pattern": {"type": "string", "description": "a regex"},  # a property named like a guard stays
+        "id": {"type": "string"},
+        "reason": {"type": "string"},
+        "preset": {"const": "six", "type": "string"},
+        "limit": {"type": "integer", "default": 10, "maximum": 500},  # a bound that says what to send stays
+    }}
+
+
+def guards_in(schema: object, guards: frozenset[str]) -> list[str]:
+    """The schema keywords among `guards` anywhere in `schema` (a property merely named like one is not one)."""
+    if isinstance(schema, list):
+        return [g for item in schema for g in guards_in(item, guards)]
+    if not isinstance(schema, dict):
+        return []
+    found = [k for k, v in schema.items() if k in guards and not isinstance(v, dict)]
+    for key, value in schema.items():
+        nested = value.values() if key == "properties" and isinstance(value, dict) else [value]
+        found += [g for item in nested for g in guards_in(item, guards)]
+    return found
+
+
+async def test_listed_schemas_are_lean_and_answers_still_structured(settings) -> None:
+    """Listed input schemas carry no titles, no $ref to non-recursive definitions, no patterns and no size guards;
+    no output schema is listed, and every answer still comes as structured content beside its text: the answer
+    model whole, as the server's own (unlisted) output schema says."""
     import json
 
+    from ansf_mcp.tools.registry import INPUT_GUARDS, ToolServer
     from jsonschema.validators import validator_for
 
-    tools = {t.name: t for t in (await client.list_tools()).tools}
+    from ansf_mcp.server.app import build_server
+
+    server, runtime = build_server(settings)
+    try:
+        unlisted = {t.name: t for t in await super(ToolServer, server).list_tools()}  # the SDK's own, checked
+        full = {name: t.output_schema for name, t in unlisted.items()}
+        async with Client(server) as client:
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+            sw = (await client.call_tool("spawn_swarm", {"name": "x", "agents": [{"role": "a"}]})).structured_content
+            status = await client.call_tool("swarm_status", {"swarm_id": sw["swarm_id"]})
+            claim = await client.call_tool("next_task", {"swarm_id": sw["swarm_id"], "agent_id": "agent-0"})
+    finally:
+        runtime.shutdown()
     for tool in tools.values():
-        for schema in (tool.input_schema, tool.output_schema or {}):
-            text = json.dumps(schema)
-            assert '"title"' not in text.replace('"title": {', ""), tool.name
-            assert "$ref" not in text or tool.name in {"symbols_overview", "find_symbol"}, tool.name
-    sw = (await client.call_tool("spawn_swarm", {"name": "x", "agents": [{"role": "a"}]})).structured_content
-    status = await client.call_tool("swarm_status", {"swarm_id": sw["swarm_id"]})
-    schema = tools["swarm_status"].output_schema
-    validator = validator_for(schema)(schema)
-    assert list(validator.iter_errors(status.structured_content)) == []
-    assert set(schema["properties"]) == {"swarm", "swarms"} and "properties" not in schema["properties"]["swarm"]
-    broken = json.loads(json.dumps(status.structured_content))
-    broken["swarm"] = 3  # neither an object nor null
-    assert list(validator.iter_errors(broken))
-    claim = await client.call_tool("next_task", {"swarm_id": sw["swarm_id"], "agent_id": "agent-0"})
-    schema = tools["next_task"].output_schema
-    validator = validator_for(schema)(schema)
-    assert list(validator.iter_errors(claim.structured_content)) == []
-    assert list(validator.iter_errors({**claim.structured_content, "claimed": "no"}))
-    assert list(validator.iter_errors({k: v for k, v in claim.structured_content.items() if k != "status"}))
+        assert tool.output_schema is None and full[tool.name], tool.name
+        text = json.dumps(tool.input_schema)
+        assert '"title"' not in text.replace('"title": {', ""), tool.name
+        assert "$ref" not in text or tool.name in {"symbols_overview", "find_symbol"}, tool.name
+        assert not guards_in(tool.input_schema, INPUT_GUARDS), tool.name
+    assert {"pattern", "maxLength"} <= set(guards_in(unlisted["send_message"].input_schema, INPUT_GUARDS))
+    for name, result in (("swarm_status", status), ("next_task", claim)):
+        assert not result.is_error and result.content[0].text and isinstance(result.structured_content, dict)
+        assert list(validator_for(full[name])(full[name]).iter_errors(result.structured_content)) == [], name
+    assert status.structured_content["swarm"]["swarm_id"] == sw["swarm_id"]
+    assert claim.structured_content["status"] == "done"  # a swarm without tasks: nothing is left
 
 
 @pytest.mark.parametrize("root", ["/", "~"])

@@ -22,7 +22,7 @@ from ansf_mcp.system.report import BenchmarkReport
 # From the registry, not the runner: importing the runner pulls in numpy, which an idle server should not carry.
 Suite = Literal[suites.NAMES]  # type: ignore[valid-type]
 RunState = Literal["running", "cancelling", "succeeded", "failed", "cancelled"]
-RunId = Annotated[str, Field(pattern=r"^bench-[0-9a-f]{12}$", description="the run_id benchmark() returned")]
+RunId = Annotated[str, Field(pattern=r"^bench-[0-9a-f]{12}$")]  # undescribed: copied from an answer (HINTS)
 
 
 class StoredReport(BenchmarkReport):

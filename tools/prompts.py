@@ -1,4 +1,9 @@
-"""Prompts: the agent loop and planning, as the client's user picks them (slash commands in most clients)."""
+"""Prompts: the agent loop and planning, as the client's user picks them (slash commands in most clients).
+
+They hold what a model needs once per loop rather than on every turn: the meaning of next_task's statuses, lease
+claims, manage_task's actions and paging. The tool descriptions stay a line each (every client lists them on every
+connection), and each answer says what holds when it happens (`reason`, `blocked_by`, `next_cursor`).
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,18 @@ def register(server: MCPServer) -> None:
     def agent_loop(swarm_id: str, agent_id: str) -> str:
         return (
             f"You are agent {agent_id} of swarm {swarm_id}. Repeat until told to stop:\n"
-            f"1. Call next_task(swarm_id='{swarm_id}', agent_id='{agent_id}'). If it gives you no task, read its "
-            "reason: when the board says everything is done, or that your remaining work is blocked by a failed "
-            "task, stop and say so; when work is still running elsewhere, wait a little and ask again.\n"
-            "2. Do the task it gives you. If it takes longer than the lease, call renew_lease with the claim "
-            "number; if you cannot do it, call release_task so another agent can.\n"
+            f"1. Call next_task(swarm_id='{swarm_id}', agent_id='{agent_id}', wait_s=30). Its status says what "
+            "holds: assigned (work on `task`; it may have been taken over from a busy or absent agent); wait (work "
+            "is running elsewhere or waits on dependencies; `reason` says which: call again, wait_s waits for the "
+            "board to change); done (nothing is left: stop); blocked (what is left depends on a failed or cancelled "
+            "task named in `blocked_by`: stop and say so).\n"
+            "2. Do the task. Its lease lasts lease_expires_in_s: for longer work call renew_lease with the `claim` "
+            "number next_task gave (a call naming a claim that is over, because the lease expired and the task "
+            "moved on, is refused: stop that work); if you cannot do it, call release_task so another agent can "
+            "(the attempt is not counted).\n"
             "3. Call report_outcome with the claim number, success true or false, and a one-line summary of what "
-            "you did or why it failed. Then go back to step 1.\n"
+            "you did or why it failed (a failure offers the task again until its attempts run out). Then go back "
+            "to step 1.\n"
             "Use send_message / read_messages to ask other agents for what you need; never report success for "
             "work you did not finish."
         )
@@ -33,6 +43,10 @@ def register(server: MCPServer) -> None:
             "says what done looks like, the capabilities it needs, a priority, and the tasks it depends on "
             "(only real dependencies: anything independent can run at once).\n"
             "2. Call coordinate(swarm_id, tasks) once with the whole list; read the assignments and their reasons.\n"
-            "3. Watch progress with swarm_status; when a task fails, read why and decide whether to re-plan "
-            "the tasks that depend on it."
+            "3. Watch progress with swarm_status (a page of tasks at a time: pass its next_cursor as cursor for "
+            "the next; filter by state or agent) and get_task for one task whole.\n"
+            "4. When a task fails, read why (get_task) and use manage_task: retry it (attempts reset, any agent "
+            "may take it), edit the description, priority or depends_on of a task nobody holds, or cancel it "
+            "together with every unfinished task that depends on it (edit their depends_on first to keep them). "
+            "reassign_task moves an unclaimed task to another agent."
         )

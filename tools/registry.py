@@ -28,7 +28,7 @@ from ansf_mcp.tools.answers import MAX_ANSWER_CHARS, Shrinking, TextRenderer, bo
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ToolAnnotations
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, WithJsonSchema
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +61,29 @@ def one_line(doc: str | None) -> str:
     return " ".join((doc or "").split())
 
 
-# Where to find a valid value, per parameter name: appended to validation errors.
+def guarded(json_type: str) -> WithJsonSchema:
+    """A number listed by its JSON type alone, for bounds that guard the store rather than say what to send: an
+    integer's range for a number copied from an answer (a claim, a message id), a week for a lease. They still hold
+    when the tool is called (a call over one is refused in one sentence); listed, they would cost every client
+    context on every turn. Annotate the bare type, so that an optional one keeps its null:
+    `Annotated[Annotated[int, Field(ge=1, le=2**31 - 1), guarded("integer")] | None, Field(description=...)]`."""
+    return WithJsonSchema({"type": json_type})
+
+
+# Where to find a valid value, per parameter name: appended to validation errors. The forms that patterns check
+# are said here, since patterns are not listed (lean_schema).
 HINTS: dict[str, str] = {
     "swarm_id": "e.g. 'swarm-1a2b3c4d5e6f'; use swarm_status() to list swarm ids",
     "agent_id": "e.g. 'agent-0'; swarm_status(swarm_id) lists the swarm's agents",
+    "agent": "e.g. 'agent-0'; swarm_status(swarm_id) lists the swarm's agents",
     "from_agent": "swarm_status(swarm_id) lists the swarm's agents",
     "to_agent": "swarm_status(swarm_id) lists the swarm's agents",
     "task_id": "e.g. 'task-3'; swarm_status(swarm_id) lists the swarm's tasks",
+    "id": "an id is up to 100 letters, digits and -_.: starting with a letter or digit, e.g. 'api'",
+    "lead": "the id of another agent of this swarm, e.g. 'agent-0'",
     "run_id": "benchmark() returns the run id",
+    "claim": "pass the claim number next_task gave",
+    "since": "pass the next_since of the previous answer, or 0",
     "cursor": "pass the next_cursor of the previous answer, or leave it out to start at the beginning",
     "relative_path": "give a path relative to the project root, e.g. 'src/pkg/module.py'",
 }
@@ -77,19 +92,24 @@ HINTS: dict[str, str] = {
 class ToolServer(MCPServer):
     """MCPServer whose tool errors read as one sentence: what was expected and how to get it."""
 
-    _descriptions: dict[str, dict[str, str]] | None = None
     _listing: tuple[int, list[Any]] | None = None
 
     async def list_tools(self) -> list[Any]:
-        """The SDK's listing with lean schemas: a client validates every structured answer against the output
-        schema, and a model reads the input schema on every turn."""
+        """The SDK's listing with lean input schemas (a model reads them on every turn) and no output schemas.
+
+        Every answer is still sent as structured content (the answer model, validated when the tool returns) with
+        a compact text rendering; the protocol allows structured content without a listed schema, and a client
+        that validates checks only the schemas it is given. Listed, output schemas bought little: the model reads
+        the fields from the answer itself, while every client paid for them on every connection — the full nested
+        schemas made ~60 % of `tools/list`, outlines of the top-level fields and their types 21 % of the board
+        family's, and even `{"type": "object"}` 5 % of the lean listing, the margin to 2 k tokens."""
         tools = await super().list_tools()
         key = hash(tuple(t.name for t in tools))
         if self._listing is None or self._listing[0] != key:
             self._listing = (key, [
                 t.model_copy(update={
-                    "input_schema": lean_schema(t.input_schema, inputs=True),
-                    "output_schema": outline_schema(t.output_schema) if t.output_schema else None,
+                    "input_schema": lean_schema(t.input_schema),
+                    "output_schema": None,
                 })
                 for t in tools
             ])
@@ -102,8 +122,7 @@ class ToolServer(MCPServer):
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
             if isinstance(exc.__cause__, ValidationError) and type(exc) is ToolError:
-                described = (await self._parameter_descriptions()).get(name, {})
-                message = validation_sentence(name, exc.__cause__, described)
+                message = validation_sentence(name, exc.__cause__)
             else:
                 message = explain(name, exc)
             if message is None:
@@ -111,21 +130,19 @@ class ToolServer(MCPServer):
             # Every error is one bounded sentence: echoed inputs are cut, whatever raised it.
             raise ToolError(bounded_error(message)) from exc.__cause__
 
-    async def _parameter_descriptions(self) -> dict[str, dict[str, str]]:
-        if self._descriptions is None:
-            self._descriptions = {
-                t.name: {p: str(spec.get("description", "")) for p, spec in
-                         (t.input_schema.get("properties") or {}).items()}
-                for t in await self.list_tools()
-            }
-        return self._descriptions
+
+# Checked when a tool is called, not listed (see lean_schema).
+INPUT_GUARDS = frozenset({"pattern", "minLength", "maxLength", "minItems", "maxItems"})
 
 
-def lean_schema(schema: dict[str, Any], *, inputs: bool = False) -> dict[str, Any]:
-    """The same JSON schema, cheaper to read and to validate against: `$ref`s to non-recursive definitions
-    inlined, `anyOf [X, null]` written as `type: [x, "null"]`, titles dropped (they repeat the property names).
-    For `inputs`, an optional parameter that defaults to null is listed as X alone: leaving it out says null
-    (the server still takes an explicit null), and a model reads every parameter on every turn."""
+def lean_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """An input schema as listed, cheaper to read: a model reads every parameter on every turn. `$ref`s to
+    non-recursive definitions inlined, `anyOf [X, null]` written as `type: [x, "null"]`, what says nothing left
+    out (_unlisted); an optional parameter that defaults to null is listed as X alone: leaving it out says null
+    (the server still takes an explicit null). Patterns and the lengths of strings and lists (INPUT_GUARDS) are
+    not listed either: they guard the server against malformed or runaway input that a sensible call never sends
+    (ids are copied from answers), and the server still refuses such a call in one sentence that names the rule
+    and where to find a good value."""
     defs: dict[str, Any] = schema.get("$defs") or {}
 
     def refs(node: Any) -> set[str]:
@@ -150,15 +167,13 @@ def lean_schema(schema: dict[str, Any], *, inputs: bool = False) -> dict[str, An
         if isinstance(ref, str) and ref.rsplit("/", 1)[-1] not in kept:
             target = walk(defs[ref.rsplit("/", 1)[-1]])
             return {**target, **{k: walk(v) for k, v in node.items() if k != "$ref"}}
-        # A null default says nothing an optional property does not (absent from `required`).
-        out = {k: walk(v) for k, v in node.items()
-               if k not in ("title", "$defs") and not (k == "default" and v is None)}
+        out = {k: walk(v) for k, v in node.items() if not _unlisted(node, k, v)}
         alts = out.get("anyOf")
         if isinstance(alts, list) and len(alts) == 2 and {"type": "null"} in alts:
             other = alts[0] if alts[1] == {"type": "null"} else alts[1]
             if isinstance(other.get("type"), str) and not {"anyOf", "oneOf", "allOf", "const"} & set(other):
                 merged = dict(other)
-                if not (inputs and "default" in node and node["default"] is None):
+                if not ("default" in node and node["default"] is None):
                     merged["type"] = [other["type"], "null"]
                     if "enum" in merged:
                         merged["enum"] = [*merged["enum"], None]
@@ -172,49 +187,15 @@ def lean_schema(schema: dict[str, Any], *, inputs: bool = False) -> dict[str, An
     return lean
 
 
-def outline_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """An answer's output schema as its outline: each top-level field with its JSON type and which fields are
-    always there, nothing deeper. Every client validates every structured answer against
-    it and a worker's client lists it on every connection: the full nested schema made ~60 % of `tools/list`,
-    while the fields inside a nested object are read from the answer itself. Still a true schema: every answer
-    the tool gives validates against it, and a field of the wrong type or a missing required one does not."""
-    lean = lean_schema(schema)
-    out: dict[str, Any] = {"type": lean.get("type", "object")}
-    props = lean.get("properties")
-    if isinstance(props, dict):
-        out["properties"] = {name: _field_outline(spec) for name, spec in props.items()}
-    if lean.get("required"):
-        out["required"] = lean["required"]
-    return out
-
-
-def _types(spec: Any) -> list[str] | None:
-    """The JSON types `spec` allows, or None when it does not say (a reference, a schema without a type)."""
-    if not isinstance(spec, dict):
-        return None
-    if "anyOf" in spec or "oneOf" in spec:
-        alternatives = [_types(alt) for alt in spec.get("anyOf") or spec.get("oneOf") or []]
-        if not alternatives or any(a is None for a in alternatives):
-            return None
-        return sorted({t for a in alternatives for t in a or []})
-    kind = spec.get("type")
-    if isinstance(kind, str):
-        return [kind]
-    if isinstance(kind, list) and all(isinstance(k, str) for k in kind):
-        return list(kind)
-    if "const" in spec or "enum" in spec:
-        values = spec.get("enum", [spec.get("const")])
-        names = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}
-        found = {names.get(type(v)) for v in values}
-        return None if None in found else sorted(found)  # type: ignore[type-var]
-    return None
-
-
-def _field_outline(spec: Any) -> dict[str, Any]:
-    types = _types(spec)
-    if types is None:
-        return {}  # any value: the outline never rejects what the full schema allows
-    return {"type": types[0] if len(types) == 1 else types}
+def _unlisted(node: dict[str, Any], key: str, value: Any) -> bool:
+    """Whether `key` of a schema node says nothing a caller needs: a title (it repeats the property's name), a
+    default of null, "" or the node's own const (leaving the parameter out says as much), a guard (INPUT_GUARDS;
+    a property merely named like one is a dict, and stays)."""
+    if key in ("title", "$defs"):
+        return True
+    if key == "default":
+        return value is None or value == "" or ("const" in node and value == node["const"])
+    return key in INPUT_GUARDS and isinstance(value, int | str)
 
 
 # Errors of the core that mean "the request cannot be carried out"; their text is written for the caller.
@@ -234,7 +215,7 @@ def explain(tool: str, exc: ToolError) -> str | None:
         prefix = f"Error executing tool {tool}: "
         return text[len(prefix):] if text.startswith(prefix) else text
     if isinstance(cause, ValidationError):  # the tool's own model checks on what it was given
-        return validation_sentence(tool, cause, {})
+        return validation_sentence(tool, cause)
     if isinstance(cause, _expected()):
         return str(cause)
     if isinstance(cause, OSError | sqlite3.Error):  # a full disk or an unwritable data directory
@@ -242,15 +223,13 @@ def explain(tool: str, exc: ToolError) -> str | None:
     return None
 
 
-def validation_sentence(tool: str, error: ValidationError, described: dict[str, str]) -> str:
+def validation_sentence(tool: str, error: ValidationError) -> str:
     """One sentence from a pydantic error: which argument, what was expected, where to get a good value."""
     errors = error.errors(include_url=False)
     first = errors[0]
     loc = [str(p) for p in first.get("loc", ())]
     where = "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc).lstrip(".") or "the arguments"
     what = _expected_text(first)
-    if first.get("type") == "string_pattern_mismatch" and loc and described.get(loc[0]):
-        what += f" ({described[loc[0]]})"
     hint = next((HINTS[p] for p in reversed(loc) if p in HINTS), None)
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     sentence = f"{tool}: {where} {what}{more}"
@@ -357,4 +336,5 @@ def tool_server(name: str, **options: Any) -> ToolServer:
     return server
 
 
-__all__ = ["HINTS", "Kind", "Shrinking", "ToolServer", "Toolbox", "annotations_for", "explain", "tool_server"]
+__all__ = ["HINTS", "Kind", "Shrinking", "ToolServer", "Toolbox", "annotations_for", "explain", "guarded",
+           "tool_server"]

@@ -28,22 +28,14 @@ from ansf_mcp.runtime import Runtime
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
-RelativePath = Annotated[
-    str, Field(description="a file or folder relative to the project root, e.g. 'src/pkg/module.py'")
-]
-NamePath = Annotated[
-    str,
-    Field(description="a symbol's name path: 'Class/method', '/top_level' (anchored), 'name[1]' (the second of "
-                      "that name)"),
-]
-DefiningFile = Annotated[str, Field(description="the file that defines the symbol, relative to the project root")]
-Line = Annotated[int, Field(ge=1, description="1-based line number")]
-Column = Annotated[int, Field(ge=1, description="1-based column number")]
-Body = Annotated[str, Field(min_length=1, max_length=200_000,
-                            description="source text; its indentation is adjusted to the symbol's")]
-AllowTypeErrors = Annotated[bool, Field(
-    description="write the edit even when the type checker (Python: basedpyright) finds new type errors in the "
-                "changed files; by default such an edit is refused and nothing is written")]
+# Parameter descriptions say what the name does not, once: every client lists them on every connection.
+RelativePath = Annotated[str, Field(description="a file or folder, from the project root")]
+NamePath = Annotated[str, Field(description="e.g. 'Class/method', '/top' (anchored), 'f[1]' (the second f)")]
+DefiningFile = Annotated[str, Field(description="the file defining the symbol")]
+Line = Annotated[int, Field(ge=1, description="1-based")]
+Column = Annotated[int, Field(ge=1, description="1-based")]
+Body = Annotated[str, Field(min_length=1, max_length=200_000, description="source; indented to fit")]
+AllowTypeErrors = Annotated[bool, Field(description="write it even if the type checker finds new errors")]
 PAGE_SHARE = 0.4  # first page budget, in JSON characters of its items, as a share of the cap on what is sent
 PROGRESS_EVERY_S = 1.0
 
@@ -212,27 +204,21 @@ def _register_reading(tools: Toolbox, host: SemanticHost) -> None:
     @tools.add(Kind.READ, "Symbols overview")
     async def symbols_overview(
         relative_path: RelativePath,
-        depth: Annotated[int, Field(ge=0, le=10, description="0: top-level symbols only; 1: with their children")]
-        = 0,
+        depth: Annotated[int, Field(ge=0, le=10, description="0: top level only; 1: with children")] = 0,
     ) -> Shrinking[SymbolsOverview]:
-        """Top-level symbols of a file or folder (relative_path); depth>0 adds children."""
+        """Symbols of a file or folder."""
         return overview_steps(await host.symbols_overview(relative_path, depth))
 
     @tools.add(Kind.READ, "Find symbols")
     async def find_symbol(
         name_path: NamePath,
-        relative_path: Annotated[
-            str | None, Field(description="a file or folder to search in, relative to the project root; "
-                                          "leave out to search the whole project")
-        ] = None,
-        include_body: Annotated[bool, Field(description="also return each symbol's source text")] = False,
-        substring: Annotated[bool, Field(description="match the last name-path part as a substring")] = False,
-        max_matches: Annotated[int, Field(ge=1, le=1000, description="at most this many matches")] = 50,
-        include_info: Annotated[bool, Field(description="also return signature and docstring (the language "
-                                                        "server's hover), for the first 20 matches")] = False,
+        relative_path: Annotated[str | None, Field(description="a file or folder; leave out: everywhere")] = None,
+        include_body: Annotated[bool, Field(description="with each symbol's source")] = False,
+        substring: Annotated[bool, Field(description="match the last part as a substring")] = False,
+        max_matches: Annotated[int, Field(ge=1, le=1000, description="at most this many")] = 50,
+        include_info: Annotated[bool, Field(description="with signature and docstring (first 20)")] = False,
     ) -> Shrinking[FoundSymbols]:
-        """Find symbols by name path ('Class/method', '/top', 'f[1]'), optionally in a file or folder;
-        include_body returns source, include_info signature and docs."""
+        """Find symbols by name path in the project."""
         return symbol_steps(await host.find_symbol(name_path, relative_path, include_body, substring,
                                                    max_matches, include_info))
 
@@ -240,13 +226,10 @@ def _register_reading(tools: Toolbox, host: SemanticHost) -> None:
     async def find_references(
         ctx: Context,
         name_path: NamePath,
-        relative_path: Annotated[str, Field(description="the file that defines the symbol, relative to the "
-                                                        "project root")],
-        cursor: Annotated[str | None, Field(description="next_cursor of the previous page; leave out for the "
-                                                        "first page")] = None,
+        relative_path: DefiningFile,
+        cursor: str | None = None,
     ) -> Shrinking[References]:
-        """References to name_path defined in relative_path, grouped by file, paged (next_cursor); 1-based
-        line/column, enclosing symbol, context."""
+        """References to a symbol by file, paged: 1-based line and column, enclosing symbol, context."""
 
         async def page(budget: int) -> References:
             return await with_progress(ctx, lambda progress: host.find_references(
@@ -256,27 +239,23 @@ def _register_reading(tools: Toolbox, host: SemanticHost) -> None:
 
     @tools.add(Kind.READ, "Go to definition")
     async def goto_definition(relative_path: RelativePath, line: Line, column: Column) -> Definitions:
-        """Definition(s) of the name at relative_path:line:column (1-based)."""
+        """Where the name at a position is defined."""
         return await host.goto_definition(relative_path, line, column)
 
     @tools.add(Kind.READ, "Search for a pattern")
     async def search_for_pattern(
         pattern: Annotated[str, Field(min_length=1, max_length=2000,
-                                      description="a regular expression (Python syntax without lookarounds and "
-                                                  "backreferences: RE2, linear time), matched line by line")],
-        relative_path: Annotated[str | None, Field(description="a file or folder to search, relative to the "
-                                                               "project root; leave out for the whole project")]
-        = None,
-        include_glob: Annotated[str | None, Field(description="only files matching this glob, e.g. '*.py' or "
-                                                              "'src/**/*.ts'")] = None,
-        exclude_glob: Annotated[str | None, Field(description="skip files matching this glob")] = None,
-        context_lines: Annotated[int, Field(ge=0, le=10, description="lines of context before and after")] = 0,
-        ignore_case: Annotated[bool, Field(description="match letters regardless of case")] = False,
-        code_only: Annotated[bool, Field(description="only source files of the supported languages")] = False,
-        cursor: Annotated[str | None, Field(description="next_cursor of the previous page")] = None,
+                                      description="RE2 (no lookarounds or backreferences), per line")],
+        relative_path: Annotated[str | None, Field(description="a file or folder; leave out: everywhere")] = None,
+        include_glob: Annotated[str | None, Field(description="e.g. '*.py', 'src/**/*.ts'")] = None,
+        exclude_glob: Annotated[str | None, Field(description="files to skip")] = None,
+        context_lines: Annotated[int, Field(ge=0, le=10, description="around each match")] = 0,
+        ignore_case: Annotated[bool, Field(description="match either case")] = False,
+        code_only: Annotated[bool, Field(description="only source files of supported languages")] = False,
+        cursor: str | None = None,
     ) -> PatternMatches:
-        """Regular-expression search over the project's text files (skips VCS, virtualenvs, build output,
-        binaries); paged with next_cursor."""
+        """Regular-expression search over the project's text files (not VCS, virtualenvs, build output,
+        binaries), paged."""
 
         async def page(budget: int) -> PatternMatches:
             return await host.search_for_pattern(pattern, relative_path, include_glob, exclude_glob,
@@ -286,7 +265,7 @@ def _register_reading(tools: Toolbox, host: SemanticHost) -> None:
 
     @tools.add(Kind.READ, "Diagnostics of a file")
     async def get_diagnostics(relative_path: RelativePath) -> Diagnostics:
-        """Errors and warnings for a file, each labelled with its checker (Python: basedpyright type checks)."""
+        """Errors and warnings for a file, each naming its checker (Python: basedpyright)."""
         return await host.get_diagnostics(relative_path)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from ansf_mcp.tools.answers import Shrinking, cut
 from ansf_mcp.tools.app import BOARD_META
-from ansf_mcp.tools.registry import Kind, Toolbox
+from ansf_mcp.tools.registry import Kind, Toolbox, guarded
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
@@ -39,11 +39,13 @@ from ansf_mcp.board.models import (
 from ansf_mcp.coordinator.episode import MAX_TEXT_CHARS, CoordinationResult, Strategy
 from ansf_mcp.runtime import Runtime
 
-# Ids are described in few words: every worker's client lists them in every tool on every connection, and the
-# pattern already gives the form (a refused id gets an example and where to look up a good one, registry.HINTS).
-SwarmId = Annotated[str, Field(pattern=r"^swarm-[0-9a-f]{12}$", description="from spawn_swarm")]
-AgentId = Annotated[str, Field(pattern=ID_PATTERN, description="e.g. 'agent-0'")]
-TaskId = Annotated[str, Field(pattern=ID_PATTERN, description="e.g. 'task-3'")]
+# Ids copied from earlier answers go undescribed and their patterns unlisted: every worker's client lists them in
+# every tool on every connection, their names say what they are, and a refused one is answered with an example and
+# where to look one up (registry.HINTS, lean_schema).
+SWARM_ID = r"^swarm-[0-9a-f]{12}$"
+SwarmId = Annotated[str, Field(pattern=SWARM_ID)]
+AgentId = Annotated[str, Field(pattern=ID_PATTERN)]
+TaskId = Annotated[str, Field(pattern=ID_PATTERN)]
 
 
 class SwarmStatus(BaseModel):
@@ -74,9 +76,8 @@ def quoting_lease(lease_s: float) -> Callable[[F], F]:
 
     def decorate(fn: F) -> F:
         fn.__annotations__["lease_seconds"] = Annotated[
-            float | None,
-            Field(gt=0, le=7 * 24 * 3600,
-                  description=f"lease length (default {lease_s:g})"),
+            Annotated[float, Field(gt=0, le=7 * 24 * 3600), guarded("number")] | None,
+            Field(description=f"(default {lease_s:g})"),
         ]
         return fn
 
@@ -84,10 +85,7 @@ def quoting_lease(lease_s: float) -> Callable[[F], F]:
 
 # The fencing number of a lease: next_task's `claim`. A call that names it is refused once that claim is over,
 # even if the same agent holds a newer claim on the task (a message from a lease that expired, arriving late).
-ClaimNumber = Annotated[
-    int | None,
-    Field(ge=1, le=2**31 - 1, description="next_task's claim; refused once it is over"),
-]
+ClaimNumber = Annotated[int, Field(ge=1, le=2**31 - 1), guarded("integer")] | None
 
 
 def status_steps(status: SwarmStatus) -> Shrinking[SwarmStatus]:
@@ -191,39 +189,24 @@ def register(tools: Toolbox, app: Runtime) -> None:
 
     @tools.add(Kind.WRITE, "Spawn a swarm")
     async def spawn_swarm(
-        name: Annotated[str, Field(min_length=1, max_length=200, description="a name for people, e.g. 'billing'")],
-        agents: Annotated[
-            list[AgentSpec],
-            Field(min_length=1, max_length=64,
-                  description="the agents, e.g. [{\"role\": \"backend\", \"capabilities\": [\"python\"]}]"),
-        ],
+        name: Annotated[str, Field(min_length=1, max_length=200, description="for people")],
+        agents: Annotated[list[AgentSpec], Field(min_length=1, max_length=64, description="one per agent")],
         topology: Annotated[Topology, Field(description="who may message whom")] = "mesh",
     ) -> SwarmView:
-        """Create a swarm of typed agents. Topology routes messages: mesh, star (first agent is the hub),
-        hierarchical (each agent's `lead`, default the first agent), ring."""
+        """Create a swarm of agents."""
         return await board.write(board.spawn, name, agents, topology)
 
     @tools.add(Kind.READ, "Swarm status", text=status_text, meta=BOARD_META)
     async def swarm_status(
         swarm_id: Annotated[
-            SwarmId | None,
-            Field(description="leave out for all swarms"),
+            str | None, Field(pattern=SWARM_ID, description="leave out: every swarm")
         ] = None,
-        state: Annotated[
-            list[TaskState] | None,
-            Field(description="only tasks in these states", max_length=5),
-        ] = None,
-        agent: Annotated[
-            str | None, Field(pattern=ID_PATTERN, description="only this agent's tasks")
-        ] = None,
-        cursor: Annotated[
-            str | None, Field(pattern=r"^[0-9]{1,12}$", description="the previous answer's next_cursor")
-        ] = None,
-        limit: Annotated[int, Field(ge=0, le=500, description="at most this many tasks")]
-        = DEFAULT_PAGE,
+        state: Annotated[list[TaskState] | None, Field(description="only these", max_length=5)] = None,
+        agent: Annotated[str | None, Field(pattern=ID_PATTERN, description="only this agent's")] = None,
+        cursor: Annotated[str | None, Field(pattern=r"^[0-9]{1,12}$")] = None,
+        limit: Annotated[int, Field(ge=0, le=500, description="tasks per page")] = DEFAULT_PAGE,
     ) -> Shrinking[SwarmStatus]:
-        """One swarm's task counts, agents' load and a page of tasks in board order; without swarm_id, all
-        swarms' counts."""
+        """A swarm's counts, agents and a page of its tasks."""
         if swarm_id is None:
             return Shrinking(SwarmStatus(swarms=await board.answer_read(board.summaries)))
         filters = TaskFilter(states=tuple(state or ()), agent=agent,
@@ -235,20 +218,11 @@ def register(tools: Toolbox, app: Runtime) -> None:
     async def coordinate(
         swarm_id: SwarmId,
         tasks: Annotated[
-            list[TaskSpec],
-            Field(min_length=1, max_length=MAX_TASKS_PER_CALL,
-                  description="tasks to put on the board, e.g. [{\"id\": \"api\", \"description\": \"Add "
-                              "paging\"}, {\"description\": \"Test paging\", \"depends_on\": [\"api\"]}]"),
+            list[TaskSpec], Field(min_length=1, max_length=MAX_TASKS_PER_CALL, description="to add")
         ],
-        strategy: Annotated[
-            Strategy,
-            Field(description="how success is estimated: auto (whichever of neural, similarity and history "
-                              "predicts this swarm's reported outcomes best), neural, similarity, history, tags, "
-                              "round-robin"),
-        ] = "auto",
+        strategy: Annotated[Strategy, Field(description="how success is estimated")] = "auto",
     ) -> CoordinationResult:
-        """Put tasks on the board and assign them to agents (estimate success per agent, then exact matching).
-        `auto` says which estimator it used and why."""
+        """Add tasks and assign them to the agents likeliest to succeed."""
         return await board.write(board.coordinate, swarm_id, tasks, strategy)
 
     @tools.add(Kind.WRITE, "Claim the next task")
@@ -256,42 +230,30 @@ def register(tools: Toolbox, app: Runtime) -> None:
     async def next_task(
         swarm_id: SwarmId, agent_id: AgentId, lease_seconds: float | None = None,
         wait_s: Annotated[
-            float, Field(ge=0, le=MAX_WAIT_S, allow_inf_nan=False,
-                         description="seconds to wait when nothing is ready")
+            float, Field(ge=0, le=MAX_WAIT_S, allow_inf_nan=False, description="wait for work")
         ] = 0,
     ) -> Claim:
-        """Claim the agent's next ready task under a lease: its own, then unassigned, then a busy or absent
-        agent's. status: assigned, wait (see reason; wait_s waits for a change), done, or blocked (by a
-        failed task: stop)."""
+        """Claim the agent's next task under a lease, or say why not: wait, done or blocked (stop)."""
         return await board.next(swarm_id, agent_id, lease_seconds, wait_s)
 
     @tools.add(Kind.READ, "Read a task")
     async def get_task(swarm_id: SwarmId, task_id: TaskId) -> TaskDetail:
-        """One task whole: description, state, dependencies, dependents, attempts, last error and outcomes."""
+        """One task whole, with dependents and outcomes."""
         return await board.answer_read(board.get_task, swarm_id, task_id)
 
     @tools.add(Kind.DESTRUCTIVE, "Manage a task")
     async def manage_task(
         swarm_id: SwarmId,
         task_id: TaskId,
-        action: Annotated[
-            ManageAction,
-            Field(description="edit (description, priority, depends_on of an unclaimed, unfinished task), retry (a "
-                              "failed or cancelled task, attempts reset), cancel (with every unfinished task that "
-                              "depends on it)"),
-        ],
+        action: Annotated[ManageAction, Field(description="retry: a failed or cancelled one")],
         description: Annotated[
-            str | None, Field(min_length=1, max_length=MAX_TEXT_CHARS, description="edit: the new description")
+            str | None, Field(min_length=1, max_length=MAX_TEXT_CHARS, description="edit")
         ] = None,
-        priority: Annotated[int | None, Field(ge=0, le=1_000, description="edit: the new priority")] = None,
-        depends_on: Annotated[
-            list[str] | None,
-            Field(max_length=100, description="edit: the full new list of dependencies, e.g. ['api']; [] for none"),
-        ] = None,
-        reason: Annotated[str, Field(max_length=2000, description="retry or cancel: why (kept as last_error)")] = "",
+        priority: Annotated[int | None, Field(ge=0, le=1_000, description="edit")] = None,
+        depends_on: Annotated[list[str] | None, Field(max_length=100, description="edit: the whole list")] = None,
+        reason: Annotated[str, Field(max_length=2000, description="why")] = "",
     ) -> TaskChange:
-        """Edit, retry or cancel a task nobody holds; a cycle, or an edit of a claimed or finished task, is
-        refused. Cancelling also cancels its unfinished dependents (edit their depends_on first to keep them)."""
+        """Edit, retry or cancel a task nobody holds; cancel takes its dependents."""
         edits = {k: v for k, v in (("description", description), ("priority", priority), ("depends_on", depends_on))
                  if v is not None}
         if action != "edit" and edits:
@@ -305,7 +267,7 @@ def register(tools: Toolbox, app: Runtime) -> None:
         swarm_id: SwarmId, task_id: TaskId, agent_id: AgentId, lease_seconds: float | None = None,
         claim: ClaimNumber = None,
     ) -> LeaseReceipt:
-        """Heartbeat for long work: extend the lease to lease_seconds from now."""
+        """Extend a held lease."""
         return await board.write(board.renew, swarm_id, task_id, agent_id, lease_seconds, claim)
 
     @tools.add(Kind.IDEMPOTENT, "Release a task")
@@ -313,22 +275,19 @@ def register(tools: Toolbox, app: Runtime) -> None:
         swarm_id: SwarmId,
         task_id: TaskId,
         agent_id: AgentId,
-        reason: Annotated[str, Field(max_length=2000, description="kept as last_error")]
-        = "",
+        reason: Annotated[str, Field(max_length=2000, description="why")] = "",
         claim: ClaimNumber = None,
     ) -> ReleaseReceipt:
-        """Give a claimed task back without an outcome; the attempt is not counted."""
+        """Give a held task back; the attempt is not counted."""
         return await board.write(board.release, swarm_id, task_id, agent_id, reason, claim)
 
     @tools.add(Kind.IDEMPOTENT, "Reassign a task")
     async def reassign_task(
         swarm_id: SwarmId,
         task_id: TaskId,
-        to_agent: Annotated[
-            str | None, Field(pattern=ID_PATTERN, description="the new assignee; leave out to let any agent take it")
-        ] = None,
+        to_agent: Annotated[str | None, Field(pattern=ID_PATTERN, description="leave out: anyone")] = None,
     ) -> ReassignReceipt:
-        """Move a ready or blocked task to another agent (or to nobody); a claimed task must be released first."""
+        """Move an unclaimed task to another agent."""
         return await board.write(board.reassign, swarm_id, task_id, to_agent)
 
     @tools.add(Kind.IDEMPOTENT, "Report an outcome")
@@ -336,60 +295,49 @@ def register(tools: Toolbox, app: Runtime) -> None:
         swarm_id: SwarmId,
         task_id: TaskId,
         agent_id: AgentId,
-        success: Annotated[bool, Field(description="false if the attempt failed")],
-        summary: Annotated[
-            str, Field(max_length=MAX_SUMMARY_CHARS, description="what was done, or why it failed")
-        ] = "",
+        success: Annotated[bool, Field(description="false: it failed")],
+        summary: Annotated[str, Field(max_length=MAX_SUMMARY_CHARS, description="what was done, or why not")] = "",
         duration_s: Annotated[
-            float | None,
-            Field(ge=0, le=MAX_DURATION_S, allow_inf_nan=False,
-                  description="seconds worked on it"),
+            Annotated[float, Field(ge=0, le=MAX_DURATION_S, allow_inf_nan=False), guarded("number")] | None,
+            Field(description="seconds worked"),
         ] = None,
         claim: ClaimNumber = None,
     ) -> OutcomeReceipt:
-        """Record the outcome of a task held under a live lease; a failure re-offers it until the attempt limit,
-        a repeated report gets the first answer."""
+        """Close a held task; a failure re-offers it until attempts run out."""
         return await board.write(board.report, swarm_id, task_id, agent_id, success, summary, duration_s, claim)
 
     @tools.add(Kind.WRITE, "Send a message")
     async def send_message(
         swarm_id: SwarmId,
-        from_agent: Annotated[str, Field(pattern=ID_PATTERN, description="sender's id")],
-        body: Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="the message text")],
-        to_agent: Annotated[
-            str | None, Field(pattern=ID_PATTERN, description="leave out for every neighbour")
-        ] = None,
+        from_agent: Annotated[str, Field(pattern=ID_PATTERN)],
+        body: Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="the text")],
+        to_agent: Annotated[str | None, Field(pattern=ID_PATTERN, description="leave out: all it may reach")] = None,
     ) -> SentMessage:
-        """Message an agent, or every neighbour; the swarm's topology decides who is reachable."""
+        """Message an agent that the swarm's topology lets this one reach."""
         return await board.write(board.send, swarm_id, from_agent, to_agent, body)
 
     @tools.add(Kind.READ, "Read messages")
     async def read_messages(
         swarm_id: SwarmId,
         agent_id: AgentId,
-        since: Annotated[
-            int, Field(ge=0, le=2**63 - 1,
-                       description="the previous answer's next_since")
-        ] = 0,
-        limit: Annotated[int, Field(ge=1, le=1000, description="at most this many messages")] = 100,
-        wait_s: Annotated[
-            float, Field(ge=0, le=60, allow_inf_nan=False,
-                         description="seconds to wait when nothing is new")
-        ] = 0,
+        since: Annotated[int, Field(ge=0, le=2**63 - 1), guarded("integer")] = 0,
+        limit: Annotated[
+            Annotated[int, Field(ge=1, le=1000), guarded("integer")], Field(description="at most this many")
+        ] = 100,
+        wait_s: Annotated[float, Field(ge=0, le=60, allow_inf_nan=False, description="wait for one")] = 0,
     ) -> Inbox:
-        """An agent's messages newer than `since`, oldest first; wait_s waits for the next one."""
+        """An agent's new messages, oldest first."""
         found = await board.inbox(swarm_id, agent_id, since, limit, wait_s)
         return Inbox(messages=found, next_since=found[-1].id if found else since)
 
-    @tools.add(Kind.WRITE, "Spawn the preset swarms")
+    @tools.add(Kind.WRITE, "Spawn preset swarms")
     async def spawn_preset(
-        preset: Annotated[Literal["six-swarms"], Field(description="which preset: the six specialised swarms")]
-        = "six-swarms",
+        preset: Annotated[Literal["six-swarms"], Field(description="the only one")] = "six-swarms",
     ) -> PresetSwarms:
-        """Multi-swarm operation (phase 3 "optimal" only): spawn the six specialised swarms, 32 agents."""
+        """Phase 3 only: spawn six specialised swarms."""
         return PresetSwarms(swarms=await board.write(board.spawn_preset, preset))
 
     @tools.add(Kind.DESTRUCTIVE, "Dissolve a swarm")
     async def dissolve_swarm(swarm_id: SwarmId) -> DissolveReceipt:
-        """Delete a swarm with its agents, tasks, outcomes and messages; says what it removed."""
+        """Delete a swarm and all it holds."""
         return await board.write(board.dissolve, swarm_id)
