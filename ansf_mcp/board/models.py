@@ -25,25 +25,25 @@ ID_PATTERN = r"^[A-Za-z0-9][-A-Za-z0-9_.:]{0,99}$"  # '-' first: no escape, list
 
 
 class AgentSpec(BaseModel):
-    role: str = Field(min_length=1, max_length=200, description="what the agent does, e.g. 'backend'")
+    role: str = Field(min_length=1, max_length=200, description="e.g. 'backend'")
     capabilities: list[Annotated[str, Field(min_length=1, max_length=MAX_CAPABILITY_CHARS)]] = Field(
-        default_factory=list, max_length=50, description="skills, e.g. ['python', 'sql']; they steer assignment"
+        default_factory=list, max_length=50, description="skills; they steer assignment"
     )
-    capacity: int = Field(default=1, ge=1, le=100, description="how many tasks it may hold at once")
-    id: str | None = Field(default=None, pattern=ID_PATTERN, description="its id (default: 'agent-<n>')")
+    capacity: int = Field(default=1, ge=1, le=100, description="tasks it may hold at once")
+    id: str | None = Field(default=None, pattern=ID_PATTERN, description="default 'agent-<n>'")
     lead: str | None = Field(
         default=None, pattern=ID_PATTERN,
-        description="hierarchical only: id of this agent's lead (default: the first agent)",
+        description="hierarchical: its lead's id (default: the first agent)",
     )
 
 
 class TaskSpec(BaseModel):
-    id: str | None = Field(default=None, pattern=ID_PATTERN, description="its id (default: 'task-<n>')")
+    id: str | None = Field(default=None, pattern=ID_PATTERN, description="default 'task-<n>'")
     description: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="what is to be done")
     priority: int = Field(default=1, ge=0, le=1_000, description="higher runs first")
     depends_on: list[str] = Field(
         default_factory=list, max_length=100,
-        description="ids of tasks (on the board or in this call) that must succeed first, e.g. ['api']",
+        description="ids of tasks (on the board or in this call) that must succeed first",
     )
 
 
