@@ -209,3 +209,26 @@ async def test_swarm_status_shows_the_kept_record_after_a_sigkill_and_restart(da
         assert rows[name]["outcomes"] == rows[name]["kept_outcomes"] == 20, rows[name]
         assert rows[name]["recalibrated_log_loss"] is not None and rows[name]["compared"] == "recalibrated"
     assert after["auto_uses"] == before["auto_uses"]
+
+
+def test_a_read_between_outcomes_reuses_the_record_and_an_outcome_renews_it(store: Store) -> None:
+    board = Board(store, clock=FakeClock())
+    first, second, third = (board.spawn(name, agents("any"), "mesh").swarm_id for name in ("a", "b", "c"))
+    for sw in (first, second, third):
+        _score(store, sw, 0, 20)
+    memo = scores.Records(swarms=2)
+    with store.reading() as conn:
+        before = scores.tallies(conn, first, memo)
+        again = scores.tallies(conn, first, memo)
+    assert again["similarity"].kept is before["similarity"].kept  # neither read nor recalibrated again
+    assert again["similarity"].recalibrated is before["similarity"].recalibrated is not None
+    _score(store, first, 20, 1)
+    with store.reading() as conn:
+        after = scores.tallies(conn, first, memo)
+        assert after["similarity"].n == 21 and len(after["similarity"].kept) == 21
+        _same(after, _expected(0, 20, 0))
+        # The newest two swarms read are kept: reading two others lets the first go.
+        scores.tallies(conn, second, memo)
+        scores.tallies(conn, third, memo)
+        assert scores.tallies(conn, first, memo)["similarity"].kept is not after["similarity"].kept
+        assert memo.get(second, (("history", 20), ("similarity", 20))) is None

@@ -5,11 +5,15 @@ KEPT_OUTCOMES per swarm and estimator (estimator_outcomes), which the reader rec
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from itertools import groupby
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from ansf_mcp.coordinator.episode import Assignment, Episode
-from ansf_mcp.coordinator.scoring import KEPT_OUTCOMES, Record, Tally, brier, log_loss
+from ansf_mcp.coordinator.scoring import KEPT_OUTCOMES, Tally, brier, cross_fitted_all, log_loss
 from ansf_mcp.store.base import Connection, Row
 
 if TYPE_CHECKING:  # numpy stays unimported on the claim/report path
@@ -71,49 +75,69 @@ def outcome_statements(swarm_id: str, task_id: str, agent_id: str, success: bool
     ]
 
 
-KEPT_SQL = "SELECT swarm_id, estimator, p, success FROM estimator_outcomes"
+class Records:
+    """The kept pairs and recalibrated records of the swarms read lately, reused while their estimators' counts
+    stay the same: the pairs change only when an outcome is scored, which moves a count, and the pairs of a
+    committed count never change, so a status read between outcomes neither reads nor recalibrates them again.
+    One per board (the store it reads); the `swarms` read last are kept (about 0.2 MB a swarm at most)."""
+
+    def __init__(self, swarms: int = 32) -> None:
+        self._size = swarms
+        self._lock = threading.Lock()
+        self._seen: OrderedDict[str, tuple[tuple[tuple[str, int], ...], dict[str, Tally]]] = OrderedDict()
+
+    def get(self, swarm_id: str, counts: tuple[tuple[str, int], ...]) -> dict[str, Tally] | None:
+        with self._lock:
+            seen = self._seen.get(swarm_id)
+            if seen is None or seen[0] != counts:
+                return None
+            self._seen.move_to_end(swarm_id)
+            return seen[1]
+
+    def put(self, swarm_id: str, counts: tuple[tuple[str, int], ...], tallies: dict[str, Tally]) -> None:
+        with self._lock:
+            self._seen[swarm_id] = (counts, tallies)
+            self._seen.move_to_end(swarm_id)
+            while len(self._seen) > self._size:
+                self._seen.popitem(last=False)
 
 
-def _with_kept(conn: Connection, records: dict[tuple[str, str], Tally], where: str, args: tuple) -> None:
-    """The kept pairs into the tallies they belong to, oldest first."""
-    for swarm, estimator, p, success in conn.execute(f"{KEPT_SQL} {where} ORDER BY swarm_id, estimator, seq", args):
-        tally = records.get((swarm, estimator))
-        if tally is not None:
-            tally.kept.append((p, bool(success)))
-
-
-def tallies(conn: Connection, swarm_id: str) -> dict[str, Tally]:
-    records = {
-        (swarm_id, r["estimator"]): Tally(n=r["n"], log_loss_sum=r["log_loss_sum"], brier_sum=r["brier_sum"])
+def tallies(conn: Connection, swarm_id: str, memo: Records | None = None) -> dict[str, Tally]:
+    """The swarm's record per estimator: raw sums, kept pairs (oldest first) and their recalibrated record."""
+    out = {
+        r["estimator"]: Tally(n=r["n"], log_loss_sum=r["log_loss_sum"], brier_sum=r["brier_sum"])
         for r in conn.execute(
             "SELECT estimator, n, log_loss_sum, brier_sum FROM estimator_scores WHERE swarm_id = ?", (swarm_id,)
         )
     }
-    _with_kept(conn, records, "WHERE swarm_id = ?", (swarm_id,))
-    return {estimator: t for (_, estimator), t in records.items()}
+    counts = tuple(sorted((name, t.n) for name, t in out.items()))
+    seen = memo.get(swarm_id, counts) if memo is not None else None
+    if seen is not None:
+        for name, t in out.items():  # the same pairs: readers never add to them
+            t.kept, t.recalibrated = seen[name].kept, seen[name].recalibrated
+        return out
+    # In the order of the index that covers this read, so neither engine sorts.
+    rows = conn.execute(
+        "SELECT estimator, p, success FROM estimator_outcomes WHERE swarm_id = ? ORDER BY swarm_id, estimator, seq",
+        (swarm_id,)).fetchall()
+    for name, group in groupby(rows, key=itemgetter(0)):
+        if name in out:
+            out[name].kept = [(r[1], r[2] != 0) for r in group]
+    with_pairs = [t for t in out.values() if t.kept]
+    for t, record in zip(with_pairs, cross_fitted_all([t.kept for t in with_pairs]), strict=True):
+        t.recalibrated = record
+    if memo is not None:
+        memo.put(swarm_id, counts, out)
+    return out
 
 
 def overall(conn: Connection) -> dict[str, Tally]:
-    """Every swarm's record added up, per estimator (what system_status shows): the raw sums, and the recalibrated
-    ones of the swarms where they can be computed, each recalibrated within its own swarm (as auto uses them)."""
-    records = {
-        (r["swarm_id"], r["estimator"]): Tally(n=r["n"], log_loss_sum=r["log_loss_sum"], brier_sum=r["brier_sum"])
-        for r in conn.execute("SELECT swarm_id, estimator, n, log_loss_sum, brier_sum FROM estimator_scores")
+    """Every swarm's raw record added up, per estimator (what system_status shows). Recalibrated records are per
+    swarm (the recalibration is fitted within one), so there is none to add up here."""
+    return {
+        r["estimator"]: Tally(n=r["n"], log_loss_sum=r["ll"], brier_sum=r["br"])
+        for r in conn.execute(
+            "SELECT estimator, SUM(n) AS n, SUM(log_loss_sum) AS ll, SUM(brier_sum) AS br FROM estimator_scores "
+            "GROUP BY estimator"
+        )
     }
-    _with_kept(conn, records, "", ())
-    out: dict[str, Tally] = {}
-    for (_, estimator), t in records.items():
-        total = out.get(estimator)
-        if total is None:
-            total = out[estimator] = Tally()
-            total.recalibrated = None  # never the pooled pairs': recalibrations are per swarm
-        total.n += t.n
-        total.log_loss_sum += t.log_loss_sum
-        total.brier_sum += t.brier_sum
-        total.kept.extend(t.kept)  # for the count only: recalibrated below, swarm by swarm
-        rec, added = t.recalibrated, total.__dict__.get("recalibrated")
-        if rec is not None:
-            total.recalibrated = Record(rec.n + (added.n if added else 0),
-                                        rec.log_loss_sum + (added.log_loss_sum if added else 0.0),
-                                        rec.brier_sum + (added.brier_sum if added else 0.0))
-    return out

@@ -1,10 +1,15 @@
 """How `auto` learns which estimator to trust: realised predictive scores on reported outcomes.
 
-For every probabilistic estimator, a swarm keeps the log-loss and Brier score of its predictions on the outcomes
-reported to that swarm. `auto` uses the estimator with the lowest log-loss, where each estimator starts from a
+For every probabilistic estimator, a swarm keeps the raw log-loss and Brier sums of its predictions on the
+outcomes reported to that swarm (its p as given: calibration) and the newest KEPT_OUTCOMES (p, outcome) pairs.
+`auto` compares what the decision's fold compares: the pairs' log-loss after the fold's monotone recalibration,
+fitted out of sample (2-fold cross-fitting, `cross_fitted`), so that how well an estimator orders successes above
+failures counts, not its scale (the network's p says who would take a task, not a calibrated success
+probability); with too few pairs, or not both successes and failures, every candidate is compared raw. `auto`
+uses the estimator with the lowest log-loss, where each estimator starts from a
 prior: its expected log-loss and Brier on SIMULATED held-out episodes (our generators' held-out sources, scored
 against their true probabilities; `checkpoints/auto_prior.json`, written by `python -m ansf_mcp.lab.prior`),
-counted as PRIOR_WEIGHT outcomes. Real data cannot give this prior: replayed git history says who did a task,
+counted as PRIOR_WEIGHT outcomes (the prior is a raw figure: p as given, on those episodes). Real data cannot give this prior: replayed git history says who did a task,
 not whether someone else would have succeeded. With no outcomes the prior decides; after a few
 dozen outcomes the swarm's own record does.
 
@@ -114,26 +119,43 @@ class Tally:
 
 def cross_fitted(pairs: list[tuple[float, bool]]) -> Record | None:
     """Log-loss and Brier sums of the pairs (p, success) after the fold's monotone recalibration, out of sample:
-    2-fold cross-fitting on interleaved halves (so both span the same time), each half scored by the
-    recalibration fitted on the other. What counts is how well p orders successes above failures, as in the fold
-    and as the solver uses it, not p's scale. None (the caller scores raw) with fewer than RECALIBRATE_MIN pairs
-    or a half without both a success and a failure: nothing to fit an ordering on."""
-    if len(pairs) < RECALIBRATE_MIN:
-        return None
+    2-fold cross-fitting on interleaved halves (so both span the same time; an odd count leaves the oldest pair
+    out), each half scored by the recalibration fitted on the other. What counts is how well p orders successes
+    above failures, as in the fold and as the solver uses it, not p's scale. None (the caller scores raw) with
+    fewer than RECALIBRATE_MIN pairs or a half without both a success and a failure: no ordering to fit."""
+    return cross_fitted_all([pairs])[0]
+
+
+def cross_fitted_all(kept: list[list[tuple[float, bool]]]) -> list[Record | None]:
+    """`cross_fitted` of each list of pairs; lists of one length are fitted at once (a swarm's estimators have
+    mostly been scored on the same outcomes), so reading a swarm's record costs one fit, not one per estimator."""
+    out: list[Record | None] = [None] * len(kept)
+    by_size: dict[int, list[int]] = {}
+    for i, pairs in enumerate(kept):
+        if len(pairs) >= RECALIBRATE_MIN:
+            by_size.setdefault(len(pairs) - len(pairs) % 2, []).append(i)
+    if not by_size:
+        return out
     import numpy as np
 
-    y = np.fromiter((s for _, s in pairs), dtype=np.float64, count=len(pairs))
-    z = _logits(np.fromiter((p for p, _ in pairs), dtype=np.float64, count=len(pairs)))
-    even = np.arange(len(y)) % 2 == 0
-    r = np.empty_like(y)
-    for test in (even, ~even):
-        train = ~test
-        if y[train].all() or not y[train].any():
-            return None
-        r[test] = _recalibrate(_recalibration(z[None, train], y[train]), z[None, test])[0]
-    r = np.clip(r, EPS, 1.0 - EPS)
-    losses = -np.where(y > 0.5, np.log(r), np.log1p(-r))
-    return Record(n=len(y), log_loss_sum=float(losses.sum()), brier_sum=float(((r - y) ** 2).sum()))
+    for size, members in by_size.items():
+        # Rows 2k and 2k+1: member k's even and odd positions.
+        p = np.array([[q for q, _ in kept[i][len(kept[i]) - size:]] for i in members], dtype=np.float64)
+        y = np.array([[s for _, s in kept[i][len(kept[i]) - size:]] for i in members], dtype=np.float64)
+        z = _logits(p).reshape(len(members), -1, 2).transpose(0, 2, 1).reshape(2 * len(members), -1)
+        y = y.reshape(len(members), -1, 2).transpose(0, 2, 1).reshape(2 * len(members), -1)
+        fits = ~(y.all(axis=1) | ~y.any(axis=1)).reshape(-1, 2).any(axis=1)  # both halves hold both outcomes
+        rows = np.repeat(fits, 2)
+        if not fits.any():
+            continue
+        z, y = z[rows], y[rows]
+        other = np.arange(len(z)) ^ 1  # each half scored by the other's fit
+        r = np.clip(_recalibrate(tuple(part[other] for part in _recalibration(z, y)), z), EPS, 1.0 - EPS)
+        losses = (-np.where(y > 0.5, np.log(r), np.log1p(-r))).reshape(-1, 2 * z.shape[1]).sum(axis=1)
+        squares = ((r - y) ** 2).reshape(-1, 2 * z.shape[1]).sum(axis=1)
+        for k, i in enumerate(np.asarray(members)[fits]):
+            out[int(i)] = Record(n=size, log_loss_sum=float(losses[k]), brier_sum=float(squares[k]))
+    return out
 
 
 class EstimatorScore(BaseModel):
@@ -229,7 +251,8 @@ def holdout(episode: Episode, records: int = FOLD_RECORDS, agents: int = FOLD_AG
 
 def _recalibration(z: np.ndarray, y: np.ndarray, steps: int = 25) -> tuple[np.ndarray, ...]:
     """Rows of logits z (candidates, tasks) -> (mean, spread, a, b) per row, so that p = sigmoid(a + b z') with
-    z' = (z - mean) / spread (a row without spread: z' = 0), fitted to the outcomes y per row by Newton's method
+    z' = (z - mean) / spread (a row without spread: z' = 0), fitted to the outcomes y (tasks,), or one row of
+    outcomes per row of z, by Newton's method
     with b >= 0 (a fit that orders the tasks backwards explains nothing), lightly penalised so that separable
     outcomes stay finite. All rows at once: this runs inside a decision."""
     import numpy as np
@@ -239,7 +262,7 @@ def _recalibration(z: np.ndarray, y: np.ndarray, steps: int = 25) -> tuple[np.nd
     z = _standardised(z, mean, spread)
     a = np.zeros(len(z))
     b = np.zeros(len(z))
-    base = np.log((y.sum() + 0.5) / (len(y) - y.sum() + 0.5))
+    base = np.broadcast_to(np.log((y.sum(axis=-1) + 0.5) / (y.shape[-1] - y.sum(axis=-1) + 0.5)), a.shape)
     for _ in range(steps):
         q = 1.0 / (1.0 + np.exp(-(a[:, None] + b[:, None] * z)))
         w = q * (1.0 - q)
@@ -252,7 +275,7 @@ def _recalibration(z: np.ndarray, y: np.ndarray, steps: int = 25) -> tuple[np.nd
         new_a = a - (h11 * g0 - h01 * g1) / det
         new_b = b - (h00 * g1 - h01 * g0) / det
         backwards = new_b < 0.0
-        new_a[backwards], new_b[backwards] = base, 0.0
+        new_a[backwards], new_b[backwards] = base[backwards], 0.0
         moved = float(max(np.abs(new_a - a).max(), np.abs(new_b - b).max()))
         a, b = new_a, new_b
         if moved < 1e-6:
