@@ -167,15 +167,18 @@ class EstimatorScore(BaseModel):
     brier: float | None = Field(
         description="RAW mean Brier score of its p as given on those outcomes (calibration; lower is better); null "
                     "before any")
+    # The recalibrated record's fields are left out of answers while empty (a swarm without kept outcomes), so
+    # that a status answer stays as small as it was.
     kept_outcomes: int = Field(
-        default=0, description=f"the newest of those outcomes (at most {KEPT_OUTCOMES}) whose p is kept to "
-                               "recalibrate")
+        default=0, exclude_if=lambda v: v == 0,
+        description=f"the newest of those outcomes (at most {KEPT_OUTCOMES}) whose p is kept to recalibrate; "
+                    "absent when none")
     recalibrated_log_loss: float | None = Field(
-        default=None,
+        default=None, exclude_if=lambda v: v is None,
         description="mean log-loss on the kept outcomes after a monotone recalibration fitted out of sample "
                     "(2-fold cross-fitting): how well it orders successes above failures, not its scale (lower is "
-                    f"better); null with fewer than {RECALIBRATE_MIN} or without both successes and failures")
-    recalibrated_brier: float | None = Field(default=None,
+                    f"better); absent with fewer than {RECALIBRATE_MIN} or without both successes and failures")
+    recalibrated_brier: float | None = Field(default=None, exclude_if=lambda v: v is None,
                                              description="the same outcomes' Brier score after that recalibration")
     prior_log_loss: float | None = Field(
         description="expected log-loss on SIMULATED held-out episodes, the starting belief"
@@ -184,7 +187,8 @@ class EstimatorScore(BaseModel):
         description="what auto compares: the prior and the swarm's record (recalibrated when every candidate's can "
                     "be, else raw; see `compared`), weighted by count")
     compared: Literal["recalibrated", "raw"] | None = Field(
-        default=None, description="which record of the outcomes blended_log_loss holds; null when only the prior")
+        default=None, exclude_if=lambda v: v is None,
+        description="which record of the outcomes blended_log_loss holds; absent when only the prior")
 
 
 class FoldScore(BaseModel):
