@@ -232,3 +232,30 @@ def test_a_read_between_outcomes_reuses_the_record_and_an_outcome_renews_it(stor
         scores.tallies(conn, third, memo)
         assert scores.tallies(conn, first, memo)["similarity"].kept is not after["similarity"].kept
         assert memo.get(second, (("history", 20), ("similarity", 20))) is None
+
+
+def test_reports_at_once_never_take_the_same_slot(store: Store) -> None:
+    """Two writers scoring outcomes of one swarm at the same time: every pair keeps its own sequence number (on
+    PostgreSQL the ring's slot is read after the count's row lock, in the same transaction)."""
+    import threading
+
+    sw = Board(store, clock=FakeClock()).spawn("both", agents("any"), "mesh").swarm_id
+    start = threading.Barrier(2)
+
+    def writer(parity: int) -> None:
+        start.wait()
+        for i in range(parity, 60, 2):
+            _score(store, sw, i, 1)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    with store.reading() as conn:
+        seqs = [tuple(r) for r in conn.execute(
+            "SELECT estimator, seq FROM estimator_outcomes ORDER BY estimator, seq").fetchall()]
+        record = scores.tallies(conn, sw)
+    assert seqs == [(name, s) for name in ("history", "similarity") for s in range(1, 61)]
+    assert record["similarity"].n == 60 and sorted(record["similarity"].kept) == sorted(
+        _expected(0, 59, 0)["similarity"].kept)
