@@ -6,11 +6,11 @@ outcomes reported to that swarm (its p as given: calibration) and the newest KEP
 fitted out of sample (2-fold cross-fitting, `cross_fitted`), so that how well an estimator orders successes above
 failures counts, not its scale (the network's p says who would take a task, not a calibrated success
 probability); with too few pairs, or not both successes and failures, every candidate is compared raw. `auto`
-uses the estimator with the lowest log-loss, where each estimator starts from a
-prior: its expected log-loss and Brier on SIMULATED held-out episodes (our generators' held-out sources, scored
-against their true probabilities; `checkpoints/auto_prior.json`, written by `python -m ansf_mcp.lab.prior`),
-counted as PRIOR_WEIGHT outcomes (the prior is a raw figure: p as given, on those episodes). Real data cannot give this prior: replayed git history says who did a task,
-not whether someone else would have succeeded. With no outcomes the prior decides; after a few
+uses the estimator with the lowest log-loss, where each estimator starts from a prior: its expected log-loss and
+Brier on SIMULATED held-out episodes (our generators' held-out sources, scored against their true probabilities;
+`checkpoints/auto_prior.json`, written by `python -m ansf_mcp.lab.prior`), counted as PRIOR_WEIGHT outcomes (the
+prior is a raw figure: p as given, on those episodes). Real data cannot give this prior: replayed git history says
+who did a task, not whether someone else would have succeeded. With no outcomes the prior decides; after a few
 dozen outcomes the swarm's own record does.
 
 One decision can already notice a swarm its estimators misread: its agents' own histories are outcomes too.
@@ -144,7 +144,8 @@ def cross_fitted_all(kept: list[list[tuple[float, bool]]]) -> list[Record | None
         y = np.array([[s for _, s in kept[i][len(kept[i]) - size:]] for i in members], dtype=np.float64)
         z = _logits(p).reshape(len(members), -1, 2).transpose(0, 2, 1).reshape(2 * len(members), -1)
         y = y.reshape(len(members), -1, 2).transpose(0, 2, 1).reshape(2 * len(members), -1)
-        fits = ~(y.all(axis=1) | ~y.any(axis=1)).reshape(-1, 2).any(axis=1)  # both halves hold both outcomes
+        one_sided = (y.all(axis=1) | ~y.any(axis=1)).reshape(-1, 2).any(axis=1)  # a half without both outcomes
+        fits = ~one_sided
         rows = np.repeat(fits, 2)
         if not fits.any():
             continue

@@ -126,3 +126,18 @@ def test_a_tally_keeps_the_newest_pairs_only() -> None:
     before = t.recalibrated
     t.add(0.9, True)
     assert t.recalibrated is not before and t.recalibrated.n == KEPT_OUTCOMES  # type: ignore[union-attr]
+
+
+def test_records_fitted_together_score_as_each_fitted_alone() -> None:
+    ranker, calibrated = _swarm()
+    one_sided = [(0.6, i != 3) for i in range(200)]
+    shorter = calibrated.kept[:57]  # odd: its oldest pair is left out
+    together = scoring.cross_fitted_all([ranker.kept, one_sided, calibrated.kept, shorter, []])
+    alone = [cross_fitted(k) for k in (ranker.kept, one_sided, calibrated.kept, shorter, [])]
+    assert together[1] is None and together[4] is None and alone[1] is None and alone[4] is None
+    assert together[3] is not None and together[3].n == 56
+    for got, want in zip(together, alone, strict=True):
+        if want is not None:
+            assert got is not None and got.n == want.n
+            assert got.log_loss_sum == pytest.approx(want.log_loss_sum, rel=1e-6)
+            assert got.brier_sum == pytest.approx(want.brier_sum, rel=1e-6)
