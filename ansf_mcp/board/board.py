@@ -162,6 +162,8 @@ class Board:
     # A read-only answer (`answer_read`) waits at most this long for the store.
     read_deadline_s: float | None = None
     _pools: dict[str, anyio.CapacityLimiter] = field(default_factory=dict, repr=False)
+    # The swarms' estimator records read lately (scores.Records): a status read between outcomes reuses them.
+    records: scores.Records = field(default_factory=scores.Records, repr=False)
 
     # -- off the event loop -------------------------------------------------------------------------------------
 
@@ -300,7 +302,7 @@ class Board:
             more = len(rows) > limit
             rows = rows[:limit]
             tasks = to_views(conn, swarm_id, rows, now)
-            auto = choose(scores.tallies(conn, swarm_id), list(AUTO_CANDIDATES))
+            auto = choose(scores.tallies(conn, swarm_id, self.records), list(AUTO_CANDIDATES))
             before = 0
             if filters.after_seq is not None:
                 before = conn.execute(

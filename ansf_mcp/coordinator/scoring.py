@@ -1,11 +1,16 @@
 """How `auto` learns which estimator to trust: realised predictive scores on reported outcomes.
 
-For every probabilistic estimator, a swarm keeps the log-loss and Brier score of its predictions on the outcomes
-reported to that swarm. `auto` uses the estimator with the lowest log-loss, where each estimator starts from a
-prior: its expected log-loss and Brier on SIMULATED held-out episodes (our generators' held-out sources, scored
-against their true probabilities; `checkpoints/auto_prior.json`, written by `python -m ansf_mcp.lab.prior`),
-counted as PRIOR_WEIGHT outcomes. Real data cannot give this prior: replayed git history says who did a task,
-not whether someone else would have succeeded. With no outcomes the prior decides; after a few
+For every probabilistic estimator, a swarm keeps the raw log-loss and Brier sums of its predictions on the
+outcomes reported to that swarm (its p as given: calibration) and the newest KEPT_OUTCOMES (p, outcome) pairs.
+`auto` compares what the decision's fold compares: the pairs' log-loss after the fold's monotone recalibration,
+fitted out of sample (2-fold cross-fitting, `cross_fitted`), so that how well an estimator orders successes above
+failures counts, not its scale (the network's p says who would take a task, not a calibrated success
+probability); with too few pairs, or not both successes and failures, every candidate is compared raw. `auto`
+uses the estimator with the lowest log-loss, where each estimator starts from a prior: its expected log-loss and
+Brier on SIMULATED held-out episodes (our generators' held-out sources, scored against their true probabilities;
+`checkpoints/auto_prior.json`, written by `python -m ansf_mcp.lab.prior`), counted as PRIOR_WEIGHT outcomes (the
+prior is a raw figure: p as given, on those episodes). Real data cannot give this prior: replayed git history says
+who did a task, not whether someone else would have succeeded. With no outcomes the prior decides; after a few
 dozen outcomes the swarm's own record does.
 
 One decision can already notice a swarm its estimators misread: its agents' own histories are outcomes too.
@@ -27,10 +32,10 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
@@ -64,6 +69,10 @@ FOLD_Z = 3.0
 FOLD_GAIN = 0.1
 # The fold's row for the base rate of the held-out outcomes (a constant p; not a candidate).
 BASE_RATE = "base rate"
+# A swarm's record: the newest scored (p, success) pairs kept per estimator (board/scores.py keeps them in a ring
+# of this size) and the fewest that are recalibrated (2-fold cross-fitting: 8 to fit each half's recalibration).
+KEPT_OUTCOMES = 512
+RECALIBRATE_MIN = 16
 
 
 def log_loss(p: float, success: bool) -> float:
@@ -75,29 +84,112 @@ def brier(p: float, success: bool) -> float:
     return (p - (1.0 if success else 0.0)) ** 2
 
 
+@dataclass(frozen=True)
+class Record:
+    """Sums of per-outcome scores (divide by n)."""
+
+    n: int
+    log_loss_sum: float
+    brier_sum: float
+
+
 @dataclass
 class Tally:
-    """An estimator's record on one swarm."""
+    """An estimator's record on one swarm: raw sums over every outcome scored (its p as given: calibration), and
+    the newest KEPT_OUTCOMES (p, success) pairs, oldest first, from which `recalibrated` scores its ordering."""
 
     n: int = 0
     log_loss_sum: float = 0.0
     brier_sum: float = 0.0
+    kept: list[tuple[float, bool]] = field(default_factory=list)
 
     def add(self, p: float, success: bool) -> None:
         self.n += 1
         self.log_loss_sum += log_loss(p, success)
         self.brier_sum += brier(p, success)
+        self.kept.append((p, success))
+        del self.kept[:-KEPT_OUTCOMES]
+        self.__dict__.pop("recalibrated", None)
+
+    @cached_property
+    def recalibrated(self) -> Record | None:
+        """The kept pairs scored out of sample after the fold's recalibration (cross_fitted); None when too few."""
+        return cross_fitted(self.kept)
+
+
+def cross_fitted(pairs: list[tuple[float, bool]]) -> Record | None:
+    """Log-loss and Brier sums of the pairs (p, success) after the fold's monotone recalibration, out of sample:
+    2-fold cross-fitting on interleaved halves (so both span the same time; an odd count leaves the oldest pair
+    out), each half scored by the recalibration fitted on the other. What counts is how well p orders successes
+    above failures, as in the fold and as the solver uses it, not p's scale. None (the caller scores raw) with
+    fewer than RECALIBRATE_MIN pairs or a half without both a success and a failure: no ordering to fit."""
+    return cross_fitted_all([pairs])[0]
+
+
+def cross_fitted_all(kept: list[list[tuple[float, bool]]]) -> list[Record | None]:
+    """`cross_fitted` of each list of pairs; lists of one length are fitted at once (a swarm's estimators have
+    mostly been scored on the same outcomes), so reading a swarm's record costs one fit, not one per estimator."""
+    out: list[Record | None] = [None] * len(kept)
+    by_size: dict[int, list[int]] = {}
+    for i, pairs in enumerate(kept):
+        if len(pairs) >= RECALIBRATE_MIN:
+            by_size.setdefault(len(pairs) - len(pairs) % 2, []).append(i)
+    if not by_size:
+        return out
+    import numpy as np
+
+    for size, members in by_size.items():
+        # Rows 2k and 2k+1: member k's even and odd positions.
+        p = np.array([[q for q, _ in kept[i][len(kept[i]) - size:]] for i in members], dtype=np.float64)
+        y = np.array([[s for _, s in kept[i][len(kept[i]) - size:]] for i in members], dtype=np.float64)
+        z = _logits(p).reshape(len(members), -1, 2).transpose(0, 2, 1).reshape(2 * len(members), -1)
+        y = y.reshape(len(members), -1, 2).transpose(0, 2, 1).reshape(2 * len(members), -1)
+        one_sided = (y.all(axis=1) | ~y.any(axis=1)).reshape(-1, 2).any(axis=1)  # a half without both outcomes
+        fits = ~one_sided
+        rows = np.repeat(fits, 2)
+        if not fits.any():
+            continue
+        z, y = z[rows], y[rows]
+        other = np.arange(len(z)) ^ 1  # each half scored by the other's fit
+        r = np.clip(_recalibrate(tuple(part[other] for part in _recalibration(z, y)), z), EPS, 1.0 - EPS)
+        losses = (-np.where(y > 0.5, np.log(r), np.log1p(-r))).reshape(-1, 2 * z.shape[1]).sum(axis=1)
+        squares = ((r - y) ** 2).reshape(-1, 2 * z.shape[1]).sum(axis=1)
+        for k, i in enumerate(np.asarray(members)[fits]):
+            out[int(i)] = Record(n=size, log_loss_sum=float(losses[k]), brier_sum=float(squares[k]))
+    return out
 
 
 class EstimatorScore(BaseModel):
     estimator: str
     outcomes: int = Field(description="reported outcomes this estimator had a prediction for, in this swarm")
-    log_loss: float | None = Field(description="mean log-loss on those outcomes (lower is better); null before any")
-    brier: float | None = Field(description="mean Brier score on those outcomes (lower is better); null before any")
+    log_loss: float | None = Field(
+        description="RAW mean log-loss of its p as given on those outcomes (calibration; lower is better); null "
+                    "before any")
+    brier: float | None = Field(
+        description="RAW mean Brier score of its p as given on those outcomes (calibration; lower is better); null "
+                    "before any")
+    # The recalibrated record's fields are left out of answers while empty (a swarm without kept outcomes), so
+    # that a status answer stays as small as it was.
+    kept_outcomes: int = Field(
+        default=0, exclude_if=lambda v: v == 0,
+        description=f"the newest of those outcomes (at most {KEPT_OUTCOMES}) whose p is kept to recalibrate; "
+                    "absent when none")
+    recalibrated_log_loss: float | None = Field(
+        default=None, exclude_if=lambda v: v is None,
+        description="mean log-loss on the kept outcomes after a monotone recalibration fitted out of sample "
+                    "(2-fold cross-fitting): how well it orders successes above failures, not its scale (lower is "
+                    f"better); absent with fewer than {RECALIBRATE_MIN} or without both successes and failures")
+    recalibrated_brier: float | None = Field(default=None, exclude_if=lambda v: v is None,
+                                             description="the same outcomes' Brier score after that recalibration")
     prior_log_loss: float | None = Field(
         description="expected log-loss on SIMULATED held-out episodes, the starting belief"
     )
-    blended_log_loss: float | None = Field(description="what auto compares: prior and outcomes, weighted by count")
+    blended_log_loss: float | None = Field(
+        description="what auto compares: the prior and the swarm's record (recalibrated when every candidate's can "
+                    "be, else raw; see `compared`), weighted by count")
+    compared: Literal["recalibrated", "raw"] | None = Field(
+        default=None, exclude_if=lambda v: v is None,
+        description="which record of the outcomes blended_log_loss holds; absent when only the prior")
 
 
 class FoldScore(BaseModel):
@@ -162,17 +254,20 @@ def holdout(episode: Episode, records: int = FOLD_RECORDS, agents: int = FOLD_AG
     return Fold(sub, np.array([row for row, _ in held], dtype=np.int64), outcomes)
 
 
-def _recalibrated(z: np.ndarray, y: np.ndarray, steps: int = 25) -> np.ndarray:
-    """Rows of logits z (candidates, tasks) -> p = sigmoid(a + b z'), z' each row standardised, fitted to the
-    outcomes y per row by Newton's method with b >= 0 (a fit that orders the tasks backwards explains nothing),
-    lightly penalised so that separable outcomes stay finite. All rows at once: this runs inside a decision."""
+def _recalibration(z: np.ndarray, y: np.ndarray, steps: int = 25) -> tuple[np.ndarray, ...]:
+    """Rows of logits z (candidates, tasks) -> (mean, spread, a, b) per row, so that p = sigmoid(a + b z') with
+    z' = (z - mean) / spread (a row without spread: z' = 0), fitted to the outcomes y (tasks,), or one row of
+    outcomes per row of z, by Newton's method
+    with b >= 0 (a fit that orders the tasks backwards explains nothing), lightly penalised so that separable
+    outcomes stay finite. All rows at once: this runs inside a decision."""
     import numpy as np
 
+    mean = z.mean(axis=1, keepdims=True)
     spread = z.std(axis=1, keepdims=True)
-    z = np.where(spread > 1e-9, (z - z.mean(axis=1, keepdims=True)) / np.maximum(spread, 1e-9), 0.0)
+    z = _standardised(z, mean, spread)
     a = np.zeros(len(z))
     b = np.zeros(len(z))
-    base = np.log((y.sum() + 0.5) / (len(y) - y.sum() + 0.5))
+    base = np.broadcast_to(np.log((y.sum(axis=-1) + 0.5) / (y.shape[-1] - y.sum(axis=-1) + 0.5)), a.shape)
     for _ in range(steps):
         q = 1.0 / (1.0 + np.exp(-(a[:, None] + b[:, None] * z)))
         w = q * (1.0 - q)
@@ -185,12 +280,38 @@ def _recalibrated(z: np.ndarray, y: np.ndarray, steps: int = 25) -> np.ndarray:
         new_a = a - (h11 * g0 - h01 * g1) / det
         new_b = b - (h00 * g1 - h01 * g0) / det
         backwards = new_b < 0.0
-        new_a[backwards], new_b[backwards] = base, 0.0
+        new_a[backwards], new_b[backwards] = base[backwards], 0.0
         moved = float(max(np.abs(new_a - a).max(), np.abs(new_b - b).max()))
         a, b = new_a, new_b
         if moved < 1e-6:
             break
-    return 1.0 / (1.0 + np.exp(-(a[:, None] + b[:, None] * z)))
+    return mean, spread, a, b
+
+
+def _standardised(z: np.ndarray, mean: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return np.where(spread > 1e-9, (z - mean) / np.maximum(spread, 1e-9), 0.0)
+
+
+def _recalibrate(fit: tuple[np.ndarray, ...], z: np.ndarray) -> np.ndarray:
+    """A fit of `_recalibration` applied to rows of logits z (the same rows, any tasks)."""
+    import numpy as np
+
+    mean, spread, a, b = fit
+    return 1.0 / (1.0 + np.exp(-(a[:, None] + b[:, None] * _standardised(z, mean, spread))))
+
+
+def _recalibrated(z: np.ndarray, y: np.ndarray, steps: int = 25) -> np.ndarray:
+    """Rows of logits z recalibrated on the outcomes y in sample (the fold's): p = sigmoid(a + b z')."""
+    return _recalibrate(_recalibration(z, y, steps), z)
+
+
+def _logits(p: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    q = np.clip(p, EPS, 1.0 - EPS)
+    return np.log(q) - np.log1p(-q)
 
 
 def fold_losses(fold: Fold, estimates: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -204,8 +325,8 @@ def fold_losses(fold: Fold, estimates: dict[str, np.ndarray]) -> dict[str, np.nd
 
     cols = np.arange(len(fold.owner))
     names = list(estimates)
-    q = np.clip(np.stack([estimates[n][fold.owner, cols] for n in names]), EPS, 1.0 - EPS)
-    r = np.clip(_recalibrated(np.log(q) - np.log1p(-q), fold.success.astype(np.float64)), EPS, 1.0 - EPS)
+    q = np.stack([estimates[n][fold.owner, cols] for n in names])
+    r = np.clip(_recalibrated(_logits(q), fold.success.astype(np.float64)), EPS, 1.0 - EPS)
     losses = -np.where(fold.success, np.log(r), np.log1p(-r))
     rate = float(np.clip(fold.success.mean(), EPS, 1.0 - EPS))
     base = -np.where(fold.success, np.log(rate), np.log1p(-rate))
@@ -229,25 +350,38 @@ def prior() -> dict[str, dict]:
 
 def scores(tallies: dict[str, Tally], candidates: list[str]) -> list[EstimatorScore]:
     """Each candidate's record blended with its prior, then the reported p_success's record (never a candidate:
-    it is the same for every estimator) when outcomes have scored it."""
+    it is the same for every estimator) when outcomes have scored it. The record compared is the recalibrated one
+    (how each orders the outcomes, as the fold compares them) when every candidate with outcomes has one; else
+    the raw one for all (one yardstick per comparison: the two are on different scales)."""
     out = []
     pri = prior()
     reported = [REPORTED] if tallies.get(REPORTED, Tally()).n and REPORTED not in candidates else []
+    recalibrated = all(t.recalibrated is not None for c in candidates if (t := tallies.get(c, Tally())).n)
     for name in [*candidates, *reported]:
         t = tallies.get(name, Tally())
+        rec = t.recalibrated
+        compared: Literal["recalibrated", "raw"] | None = None
+        counted = Record(t.n, t.log_loss_sum, t.brier_sum)
+        if t.n:
+            compared = "recalibrated" if recalibrated and rec is not None else "raw"
+            counted = rec if compared == "recalibrated" and rec is not None else counted
         p_ll = pri.get(name, {}).get("log_loss")
         blended = None
-        if p_ll is not None or t.n:
+        if p_ll is not None or counted.n:
             weight = PRIOR_WEIGHT if p_ll is not None else 0.0
-            blended = ((p_ll or 0.0) * weight + t.log_loss_sum) / (weight + t.n)
+            blended = ((p_ll or 0.0) * weight + counted.log_loss_sum) / (weight + counted.n)
         out.append(
             EstimatorScore(
                 estimator=name,
                 outcomes=t.n,
                 log_loss=round(t.log_loss_sum / t.n, 4) if t.n else None,
                 brier=round(t.brier_sum / t.n, 4) if t.n else None,
+                kept_outcomes=len(t.kept),
+                recalibrated_log_loss=round(rec.log_loss_sum / rec.n, 4) if rec else None,
+                recalibrated_brier=round(rec.brier_sum / rec.n, 4) if rec else None,
                 prior_log_loss=round(p_ll, 4) if p_ll is not None else None,
                 blended_log_loss=round(blended, 4) if blended is not None else None,
+                compared=compared,
             )
         )
     return out
@@ -275,7 +409,8 @@ def choose(tallies: dict[str, Tally], candidates: list[str],
     reported = tallies.get(REPORTED)
     if reported is not None and reported.n:
         base.reason += (f"; the p_success in answers is the success model's, log-loss "
-                        f"{reported.log_loss_sum / reported.n:.3f} over {reported.n} reported outcome(s)")
+                        f"{reported.log_loss_sum / reported.n:.3f} over {reported.n} reported outcome(s) (raw: "
+                        "its calibration)")
     if not fold:
         return base
     chosen = base.estimator
@@ -322,11 +457,15 @@ def _choose(tallies: dict[str, Tally], candidates: list[str]) -> AutoChoice:
         )
     best = min(known, key=lambda s: s.blended_log_loss)  # type: ignore[arg-type, return-value]
     others = ", ".join(f"{s.estimator} {s.blended_log_loss:.3f}" for s in known if s is not best)
-    basis = (
-        f"over {best.outcomes} reported outcome(s) and the prior from simulated episodes"
-        if best.outcomes
-        else "on simulated held-out episodes, its prior (no outcomes reported to this swarm yet)"
-    )
+    if best.compared == "recalibrated":
+        basis = (f"over its {best.kept_outcomes} newest reported outcome(s), each half scored by a monotone "
+                 "recalibration fitted on the other (how well it orders successes above failures, not its scale; "
+                 f"raw log-loss {best.log_loss:.3f}), and the prior from simulated episodes")
+    elif best.outcomes:
+        basis = (f"over {best.outcomes} reported outcome(s), raw (too few, or not both successes and failures, to "
+                 "recalibrate every candidate), and the prior from simulated episodes")
+    else:
+        basis = "on simulated held-out episodes, its prior (no outcomes reported to this swarm yet)"
     return AutoChoice(
         estimator=best.estimator,
         reason=f"{best.estimator} predicts best: log-loss {best.blended_log_loss:.3f} {basis}"

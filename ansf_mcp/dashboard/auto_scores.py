@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ansf_mcp.coordinator import scoring
 from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES
+
+if TYPE_CHECKING:
+    from ansf_mcp.board.scores import Records
 
 # Swarms shown (and exported to /metrics), newest first; the rest are counted.
 MAX_SWARMS_SHOWN = 20
@@ -16,7 +19,9 @@ MAX_SWARMS_SHOWN = 20
 # calibration table's set: that scores only the p of the strategy that decided, over the alert window.
 MEASURED_ON = ("REAL reported outcomes of each swarm since it began: every estimator's p for the agent each task was "
                "assigned to, kept when coordinate decided and scored when the outcome came, whichever strategy "
-               "decided (the board's running scores, what auto chooses by)")
+               "decided; raw columns score p as given (calibration), the recalibrated one the newest kept outcomes "
+               "(at most 512) after an out-of-sample monotone recalibration (ordering; what auto chooses by once "
+               "every candidate's can be computed)")
 PRIOR_MEASURED_ON = "SIMULATED held-out episodes (the prior file), not this board"
 
 
@@ -35,9 +40,11 @@ def prior_provenance() -> dict[str, Any]:
             "profile": data.get("profile"), "created_at": data.get("created_at")}
 
 
-def estimator_scores(conn: sqlite3.Connection, neural_allowed: bool | None = None) -> dict[str, Any]:
-    """Per swarm with reported outcomes: each probabilistic estimator's realised log-loss and Brier (the board's
-    estimator_scores), its held-out prior, and what `auto` would use there now (scoring.choose, as swarm_status)."""
+def estimator_scores(conn: sqlite3.Connection, neural_allowed: bool | None = None,
+                     records: Records | None = None) -> dict[str, Any]:
+    """Per swarm with reported outcomes: each probabilistic estimator's realised log-loss and Brier, raw and
+    recalibrated (the board's estimator records; `records`: the board's memo of them), its held-out prior, and what
+    `auto` would use there now (scoring.choose, as swarm_status)."""
     from ansf_mcp.board.scores import tallies  # the board's own reader of estimator_scores
 
     candidates = list(AUTO_CANDIDATES)
@@ -50,7 +57,7 @@ def estimator_scores(conn: sqlite3.Connection, neural_allowed: bool | None = Non
     total = conn.execute("SELECT COUNT(*) FROM swarms").fetchone()[0]
     shown = []
     for r in swarms[:MAX_SWARMS_SHOWN]:
-        t = tallies(conn, r["id"])
+        t = tallies(conn, r["id"], records)
         choice = scoring.choose(t, candidates)
         auto: dict[str, Any] = {"estimator": choice.estimator, "reason": choice.reason}
         if neural_allowed is False and choice.estimator == "neural" and without_neural:

@@ -98,7 +98,8 @@ class Collector:
         benchmark = part("benchmark", read(benchmarks.latest_benchmark), None)
         replay = part("replay", read(benchmarks.latest_replay), None)
         estimators = part("estimators",
-                          read(lambda conn: auto_scores.estimator_scores(conn, phase.get("neural_allowed"))), None)
+                          read(lambda conn: auto_scores.estimator_scores(conn, phase.get("neural_allowed"),
+                                                                         self.board.records)), None)
         claims_rate = None
         if claims is not None and self._last_claims is not None and claims >= self._last_claims and elapsed > 0:
             claims_rate = (claims - self._last_claims) * 60.0 / elapsed

@@ -120,12 +120,18 @@ def calibration_gauges(table: dict[str, Any] | None) -> Iterator[Metric]:
 ESTIMATOR = (
     ("outcomes", "ansf_estimator_outcomes",
      "Real outcomes reported to the swarm that the estimator had a prediction for (what auto learns from)"),
-    ("log_loss", "ansf_estimator_log_loss", "Mean log-loss of the estimator on the swarm's real reported outcomes since it began (every "
-     "estimator's p for each assigned task, whichever strategy assigned it)"),
-    ("brier", "ansf_estimator_brier_score", "Mean Brier score of the estimator on the swarm's real reported outcomes since it began (every "
-     "estimator's p for each assigned task, whichever strategy assigned it)"),
+    ("log_loss", "ansf_estimator_log_loss", "Mean RAW log-loss (p as given: calibration) of the estimator on the swarm's real reported "
+     "outcomes since it began (every estimator's p for each assigned task, whichever strategy assigned it)"),
+    ("brier", "ansf_estimator_brier_score", "Mean RAW Brier score (p as given: calibration) of the estimator on the swarm's real "
+     "reported outcomes since it began (every estimator's p for each assigned task, whichever strategy assigned it)"),
+    ("kept_outcomes", "ansf_estimator_kept_outcomes",
+     "The newest real reported outcomes (at most 512) whose p is kept to recalibrate"),
+    ("recalibrated_log_loss", "ansf_estimator_recalibrated_log_loss",
+     "Mean log-loss on the kept real outcomes after a monotone recalibration fitted out of sample (how well the "
+     "estimator orders them, not its scale)"),
     ("blended_log_loss", "ansf_estimator_blended_log_loss",
-     "What auto compares: the SIMULATED held-out prior and the swarm's real outcomes, weighted by count"),
+     "What auto compares: the SIMULATED held-out prior and the swarm's real outcomes (recalibrated when every "
+     "candidate's can be, else raw), weighted by count"),
 )
 
 

@@ -38,7 +38,8 @@ class SystemStatus(BaseModel):
     process: ProcessFigures | None = None
     estimators: list[EstimatorScore] = Field(
         default_factory=list,
-        description="realised predictive scores of each probabilistic estimator over every swarm's outcomes",
+        description="realised predictive scores of each probabilistic estimator over every swarm's outcomes: raw "
+                    "(p as given); the recalibrated ones that auto compares are per swarm (swarm_status)",
     )
     components: dict[str, Any] = Field(default_factory=dict)
 

@@ -195,6 +195,9 @@ def test_scores_per_estimator_and_what_auto_uses(env) -> None:
         assert int(r[2]) == score["outcomes"] == (0 if score["estimator"] == "neural" else 30)
         for col, key in ((3, "log_loss"), (4, "brier"), (7, "blended_log_loss")):
             assert r[col] == "no data" if score[key] is None else close(r[col], score[key]), (r, score)
+        recalibrated = score.get("recalibrated_log_loss")  # and the kept outcomes it is computed on (absent: none)
+        assert r[8] == "no data" if recalibrated is None else (
+            close(r[8].split(" ")[0], recalibrated) and r[8].endswith(f" ({score['kept_outcomes']})")), (r, score)
     uses = seeded["auto_uses"].split(" ")[0]
     assert [k for k, r in rows.items() if "← auto uses" in r[1]] == [uses]
     # The history estimator's score is its own p_success on the outcomes its decisions got back... and more: every

@@ -225,7 +225,8 @@
       const uses = sw.auto.in_this_phase || sw.auto.estimator;
       sw.scores.forEach((sc) => {
         const tr = row(tbody, [sw.name + " (" + sw.swarm_id + ")", sc.estimator + (sc.estimator === uses ? " ← auto uses" : ""),
-          sc.outcomes, fmt(sc.log_loss), fmt(sc.brier), fmt(sc.prior_log_loss), fmt(sc.prior_brier), fmt(sc.blended_log_loss)]);
+          sc.outcomes, fmt(sc.log_loss), fmt(sc.brier), fmt(sc.prior_log_loss), fmt(sc.prior_brier), fmt(sc.blended_log_loss),
+          sc.recalibrated_log_loss == null ? "no data" : fmt(sc.recalibrated_log_loss) + " (" + sc.kept_outcomes + ")"]);
         tr.dataset.swarm = sw.swarm_id;
         tr.dataset.estimator = sc.estimator;
         tr.title = sw.auto.reason;
@@ -233,13 +234,15 @@
     });
     if (est.swarms.length === 0) {
       const tr = row(tbody, ["no swarm has reported outcomes yet"]);
-      tr.firstChild.colSpan = 8;
+      tr.firstChild.colSpan = 9;
     }
     const p = est.prior;
     const prior = p.present ? `Prior: ${p.file}, ${p.data || "held-out data"}, counted as ${p.weight_outcomes} outcomes.`
       : `Prior: ${p.note}.`;
     note.textContent = `Per swarm, each probabilistic estimator's realised log-loss and Brier on the swarm's real ` +
-      `outcomes; auto uses the lowest blended log-loss (hover a row for its reason). ${prior} ` +
+      `outcomes: raw (its p as given: calibration), and recalibrated out of sample on the newest kept outcomes (how ` +
+      `well it orders them: what auto compares once every candidate's can be computed, else the raw one); auto uses ` +
+      `the lowest blended log-loss (hover a row for its reason). ${prior} ` +
       `A swarm with no outcomes: auto uses ${est.auto_without_outcomes.estimator}. ` +
       `${est.swarms_with_outcomes} of ${est.swarms_total} swarm(s) have outcomes` + (est.omitted ? `; ${est.omitted} older not shown.` : ".");
   }
