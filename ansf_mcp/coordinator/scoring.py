@@ -182,7 +182,8 @@ class EstimatorScore(BaseModel):
     recalibrated_brier: float | None = Field(default=None, exclude_if=lambda v: v is None,
                                              description="the same outcomes' Brier score after that recalibration")
     prior_log_loss: float | None = Field(
-        description="expected log-loss on SIMULATED held-out episodes, the starting belief"
+        description="log-loss on SIMULATED held-out episodes, the starting belief, on the yardstick compared "
+                    "(raw: expected against the true probabilities; recalibrated: on drawn outcomes, cross-fitted)"
     )
     blended_log_loss: float | None = Field(
         description="what auto compares: the prior and the swarm's record (recalibrated when every candidate's can "
@@ -357,6 +358,10 @@ def scores(tallies: dict[str, Tally], candidates: list[str]) -> list[EstimatorSc
     pri = prior()
     reported = [REPORTED] if tallies.get(REPORTED, Tally()).n and REPORTED not in candidates else []
     recalibrated = all(t.recalibrated is not None for c in candidates if (t := tallies.get(c, Tally())).n)
+    # The prior on the same yardstick as the record it is blended with (raw before any outcome: nothing to
+    # recalibrate yet, and the raw prior is what the shipped choice was measured on).
+    measured = any(tallies.get(c, Tally()).n for c in candidates)
+    prior_key = "recalibrated_log_loss" if recalibrated and measured else "log_loss"
     for name in [*candidates, *reported]:
         t = tallies.get(name, Tally())
         rec = t.recalibrated
@@ -365,7 +370,7 @@ def scores(tallies: dict[str, Tally], candidates: list[str]) -> list[EstimatorSc
         if t.n:
             compared = "recalibrated" if recalibrated and rec is not None else "raw"
             counted = rec if compared == "recalibrated" and rec is not None else counted
-        p_ll = pri.get(name, {}).get("log_loss")
+        p_ll = pri.get(name, {}).get(prior_key)
         blended = None
         if p_ll is not None or counted.n:
             weight = PRIOR_WEIGHT if p_ll is not None else 0.0

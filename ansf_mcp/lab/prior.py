@@ -3,7 +3,9 @@
 The data are SIMULATED episodes that no training run sees — the broad family's held-out sources and the classic
 simulator's held-out split — scored against the true probabilities p* over every (agent, task) pair (the
 expected log-loss and Brier score of an outcome drawn from p*). Real outcomes reported to a swarm then move
-`auto` away from this prior (coordinator/scoring.py).
+`auto` away from this prior (coordinator/scoring.py). Beside the raw scores (calibration), each estimator's
+recalibrated scores: outcomes drawn from p* once (fixed seed), each episode's pairs cross-fitted as a swarm's
+kept outcomes are (scoring.cross_fitted), so the prior is on the yardstick `auto` compares the live record with.
 
     python -m ansf_mcp.lab.prior [--episodes 300] [--out coordinator/checkpoints/auto_prior.json]
 """
@@ -21,7 +23,7 @@ import numpy as np
 from ansf_mcp.coordinator import baselines
 from ansf_mcp.coordinator.comparisons import Comparisons
 from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE
-from ansf_mcp.coordinator.scoring import EPS, PRIOR_FILE
+from ansf_mcp.coordinator.scoring import EPS, KEPT_OUTCOMES, PRIOR_FILE, cross_fitted
 
 SEED = 20_263
 
@@ -34,6 +36,16 @@ def expected_scores(p: np.ndarray, p_true: np.ndarray) -> tuple[float, float]:
     return float(ll.mean()), float(br.mean())
 
 
+def recalibrated_scores(p: np.ndarray, outcomes: np.ndarray) -> tuple[float, float, int] | None:
+    """Mean log-loss and Brier score of p on drawn outcomes after the live record's out-of-sample
+    recalibration (at most KEPT_OUTCOMES pairs, as a swarm keeps), and how many pairs were scored."""
+    pairs = list(zip(p.ravel().tolist(), (outcomes.ravel() > 0).tolist(), strict=True))[:KEPT_OUTCOMES]
+    record = cross_fitted(pairs)
+    if record is None:
+        return None
+    return record.log_loss_sum / record.n, record.brier_sum / record.n, record.n
+
+
 def measure(episodes: int, profile: str = DEFAULT_PROFILE, directory: Path | None = None) -> dict:
     from ansf_mcp.coordinator import neural
     from ansf_mcp.lab import family, simulator
@@ -44,7 +56,10 @@ def measure(episodes: int, profile: str = DEFAULT_PROFILE, directory: Path | Non
     ]
     net = neural.load(profile, directory=directory)
     sums: dict[str, list[tuple[float, float, int]]] = {"neural": [], "similarity": [], "history": []}
+    recal: dict[str, list[tuple[float, float, int]]] = {name: [] for name in sums}
+    rng = np.random.default_rng(SEED)
     for s in sims:
+        outcomes = rng.random(s.p_true.shape) < s.p_true
         cmp = Comparisons(s.episode)
         estimates = {
             "neural": net.estimate(s.episode, cmp),
@@ -54,6 +69,8 @@ def measure(episodes: int, profile: str = DEFAULT_PROFILE, directory: Path | Non
         for name, p in estimates.items():
             ll, br = expected_scores(p, s.p_true)
             sums[name].append((ll, br, s.p_true.size))
+            if (r := recalibrated_scores(p, outcomes)) is not None:
+                recal[name].append(r)
     out = {}
     for name, rows in sums.items():
         w = np.array([r[2] for r in rows], dtype=np.float64)
@@ -62,9 +79,16 @@ def measure(episodes: int, profile: str = DEFAULT_PROFILE, directory: Path | Non
             "brier": round(float(np.average([r[1] for r in rows], weights=w)), 4),
             "pairs": int(w.sum()),
         }
+        kept = recal[name]
+        if kept:
+            wk = np.array([r[2] for r in kept], dtype=np.float64)
+            out[name]["recalibrated_log_loss"] = round(float(np.average([r[0] for r in kept], weights=wk)), 4)
+            out[name]["recalibrated_brier"] = round(float(np.average([r[1] for r in kept], weights=wk)), 4)
+            out[name]["recalibrated_pairs"] = int(wk.sum())
     return {
         "data": f"SIMULATED held-out episodes: {episodes} from the broad family's held-out sources and "
-        f"{episodes // 2} from the classic simulator's held-out split (seed {SEED}); expected scores against p*",
+        f"{episodes // 2} from the classic simulator's held-out split (seed {SEED}); expected scores against p* "
+        "(raw), and scores on outcomes drawn from p* after each episode's cross-fitted recalibration",
         "profile": profile,
         "checkpoint_sha256": net.card.get("sha256"),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

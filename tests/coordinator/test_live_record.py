@@ -141,3 +141,17 @@ def test_records_fitted_together_score_as_each_fitted_alone() -> None:
             assert got is not None and got.n == want.n
             assert got.log_loss_sum == pytest.approx(want.log_loss_sum, rel=1e-6)
             assert got.brier_sum == pytest.approx(want.brier_sum, rel=1e-6)
+
+
+def test_the_prior_is_blended_on_the_yardstick_of_the_record(monkeypatch) -> None:
+    """Raw before any outcome and while the record is raw; its recalibrated figure once the record compared is
+    recalibrated (the two are on different scales)."""
+    fake = {name: {"log_loss": 0.9, "recalibrated_log_loss": 0.6} for name in CANDIDATES}
+    monkeypatch.setattr(scoring, "prior", lambda: fake)
+    fresh = {s.estimator: s for s in scores({}, CANDIDATES)}
+    assert fresh["neural"].prior_log_loss == 0.9
+    ranker, calibrated = _swarm()
+    recal = {s.estimator: s for s in scores({"similarity": ranker, "neural": calibrated}, CANDIDATES)}
+    assert recal["neural"].compared == "recalibrated" and recal["history"].prior_log_loss == 0.6
+    raw = {s.estimator: s for s in scores({"similarity": _raw_only(ranker)}, CANDIDATES)}
+    assert raw["similarity"].compared == "raw" and raw["history"].prior_log_loss == 0.9

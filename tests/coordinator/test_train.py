@@ -141,3 +141,5 @@ def test_similarity_calibration_and_auto_prior_are_reproducible_measurements(tmp
     assert set(data["estimators"]) == {"neural", "similarity", "history"} and "SIMULATED" in data["data"]
     for figures in data["estimators"].values():
         assert 0 < figures["brier"] < figures["log_loss"] < 1.5
+        assert 0 < figures["recalibrated_brier"] < figures["recalibrated_log_loss"] < 1.5
+        assert 0 < figures["recalibrated_pairs"] <= figures["pairs"]
