@@ -49,12 +49,21 @@ CANDIDATES = (
         for name in ("network logit", "similarity logit", "tf-idf cosine to successes", "embedding cosine to successes",
                      "embedding best-match cosine", "recent-work embedding cosine")
     ),
+    "word-gram cosine to successes",
+    "log bm25 to successes",
+    "best-match cosine to successes",
+    "history share",
+    *(
+        f"{name}{CENTRED}"
+        for name in ("word-gram cosine to successes", "log bm25 to successes", "best-match cosine to successes",
+                     "recent-work word cosine")
+    ),
 )
 # The three inputs one pass of `embeddings.pair_cosines` gives.
 EMBEDDING_INPUTS = ("embedding cosine to successes", "embedding best-match cosine", "recent-work embedding cosine")
 # Issue 16's ten, the three embedding cosines and the task-centred inputs: the best of the sets lab/ablate.py
 # compared (leaving one validation repository out), though every set was within noise of the others.
-INPUTS = (*CANDIDATES[:10], *EMBEDDING_INPUTS, *(n for n in CANDIDATES if n.endswith(CENTRED)))
+INPUTS = (*CANDIDATES[:10], *EMBEDDING_INPUTS, *CANDIDATES[14:20])
 # Past tasks at least this alike (word TF-IDF cosine) are "close": their outcomes speak to the task directly. Chosen
 # on validation (0.2 against 0.3 and 0.5; outcome-driven simulated family and validation repositories).
 CLOSE_SIMILARITY = 0.2
@@ -62,6 +71,11 @@ CLOSE_SIMILARITY = 0.2
 RECENCY_HALF_LIFE = 10.0
 FORMAT = "ansf-combiner/1"
 _CLIP = 1e-4
+
+
+def recency_weights(n: int, half_life: float) -> np.ndarray:
+    """Weights of an agent's n past items, oldest first: 1 for the newest, 1/2 `half_life` items earlier."""
+    return 0.5 ** (np.arange(n - 1, -1, -1) / half_life)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -106,6 +120,14 @@ class _Inputs:
             return z if name == "close-task history logit" else evidence
         if name == "tf-idf cosine to successes":
             return cmp.centroid_cosine("plain", True)
+        if name == "word-gram cosine to successes":
+            return cmp.centroid_cosine("wordgrams", True)
+        if name == "log bm25 to successes":
+            return np.log1p(cmp.bm25("words"))
+        if name == "best-match cosine to successes":
+            return cmp.best_success_cosine("words")
+        if name == "history share":
+            return np.broadcast_to((cmp.hist_len / max(int(cmp.hist_len.sum()), 1))[:, None], shape)
         if name == "log history size":
             return np.broadcast_to(np.log1p(cmp.hist_len)[:, None], shape)
         if name == "success-rate logit":
@@ -114,7 +136,7 @@ class _Inputs:
             out = np.zeros(shape)
             for i in range(cmp.n_agents):
                 if cmp.hist_len[i]:
-                    w = semantic.recency_weights(int(cmp.hist_len[i]), RECENCY_HALF_LIFE)
+                    w = recency_weights(int(cmp.hist_len[i]), RECENCY_HALF_LIFE)
                     out[i] = w @ cmp.item_cosine("words", i) / w.sum()
             return out
         # The three embedding cosines come from one pass: keep all three.
