@@ -5,9 +5,9 @@ seen every training repository, so on them its own estimate looks better than it
 without scoring a fit on its own data, each validation repository is left out in turn: a combiner is fitted, by
 the same code as the shipped one, on the other seven (their newest windows of 16 and 32 tasks, both text modes)
 and the SIMULATED training-source episodes, and scored on the one left out (windows of 16, 32 and 64 tasks) —
-top-1 against the real author. The
-outcome-driven simulated family (held-out sources; value ratio against the oracle) is scored with the set fitted
-on all eight. Δ is paired, against the first set.
+top-1 against the real author. The outcome-driven simulated family (VALIDATION sources,
+`family.VALIDATION_SOURCES`; value ratio against the oracle) is scored with the set fitted on all eight. Δ is
+paired, against the first set.
 
     python -m ansf_mcp.lab.ablate --mirror DIR [--windows 12] [--simulated 200] [--cache DIR]
 """
@@ -49,6 +49,8 @@ SETS: dict[str, tuple[str, ...]] = {
     "13: the 19 without the embeddings": _NO_EMB,
     **{f"13 + {n} (and task-centred)": _with_centred(n) for n in _NEW},
     "13 + all five (and task-centred)": _with_centred(*_NEW),
+    "13 + all but word-gram (and task-centred)": _with_centred(*_NEW[1:]),
+    "10 + log bm25 to successes (and task-centred)": (*_BASE, "log bm25 to successes", f"log bm25 to successes{_C}"),
     "13 + word-gram + bm25 (and task-centred)": _with_centred(*_NEW[:2]),
     "all candidates": combiner.CANDIDATES,
 }
@@ -62,7 +64,7 @@ def simulated_episodes(net, n: int, seed: int) -> list[tuple[object, np.ndarray]
     from ansf_mcp.lab import family
 
     out = []
-    for s in family.generate(n, seed, sources=family.HELDOUT_SOURCES, outcome_driven=True):
+    for s in family.generate(n, seed, sources=family.VALIDATION_SOURCES, outcome_driven=True):
         cmp = Comparisons(s.episode)
         out.append((s, combiner.inputs(s.episode, cmp, net.estimate_network(s.episode, cmp), combiner.CANDIDATES)))
     return out
