@@ -11,7 +11,7 @@ Data, half of the weight each:
   only in success/failure records) and the classic simulator; the label of a pair is p* (soft), and these pairs
   also fix the bias, which a choice among agents cannot see.
 Maximum likelihood with a small L2 penalty (L-BFGS). Writes `<network>-combiner.json` beside the network's
-weights, naming the network's checksum and the word embeddings' (loading refuses another network). The held-out
+weights, naming the network's checksum (loading refuses another network). The held-out
 repositories stay untouched; validation figures of the shipped combiner are in-sample, so `lab/ablate.py`
 measures input sets leaving one validation repository out at a time.
 
