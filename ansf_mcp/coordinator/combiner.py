@@ -5,11 +5,11 @@ evidence it is given (an agent's success/failure record on similar work) or lean
 is a logistic regression over a few per-pair inputs (INPUTS): the network's logit, `similarity`'s and
 `history`'s logits, the plain TF-IDF cosine with the agent's past successes, how much evidence the pair has (how
 many and how similar past tasks, with an interaction that lets the outcome record count more where there is
-more of it), the outcome record on close past tasks alone, cosines of word embeddings trained on the training
-corpus (`embeddings.py`: alike work in other words), and some inputs again minus their mean over the decision's
-agents (who fits this task better than the others do). Cheap to fit compared with the network (`python -m
-ansf_mcp.lab.combine`, on validation repositories), and fitted for one network and one set of word vectors: the
-weights file names both checksums, and loading refuses any other.
+more of it), the outcome record on close past tasks alone, and some inputs again minus their mean over the
+decision's agents (who fits this task better than the others do). Every input is computed from the decision's own
+texts: nothing but the weights is fitted in advance. Cheap to fit compared with the network (`python -m
+ansf_mcp.lab.combine`, on validation repositories), and fitted for one network: the weights file names its
+checksum, and loading refuses any other.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from ansf_mcp.coordinator import baselines
-from ansf_mcp.coordinator import embeddings as semantic
 from ansf_mcp.coordinator.comparisons import Comparisons
 from ansf_mcp.coordinator.episode import Episode, ModelUnavailable
 
@@ -40,21 +39,21 @@ CANDIDATES = (
     "success-rate logit",
     "close-task history logit",
     "log close-task evidence",
-    "embedding cosine to successes",
-    "embedding best-match cosine",
+    "word-gram cosine to successes",
+    "log bm25 to successes",
+    "best-match cosine to successes",
     "recent-work word cosine",
-    "recent-work embedding cosine",
+    "history share",
     *(
         f"{name}{CENTRED}"
-        for name in ("network logit", "similarity logit", "tf-idf cosine to successes", "embedding cosine to successes",
-                     "embedding best-match cosine", "recent-work embedding cosine")
+        for name in ("network logit", "similarity logit", "tf-idf cosine to successes", "word-gram cosine to successes",
+                     "log bm25 to successes", "best-match cosine to successes", "recent-work word cosine")
     ),
 )
-# The three inputs one pass of `embeddings.pair_cosines` gives.
-EMBEDDING_INPUTS = ("embedding cosine to successes", "embedding best-match cosine", "recent-work embedding cosine")
-# Issue 16's ten, the three embedding cosines and the task-centred inputs: the best of the sets lab/ablate.py
-# compared (leaving one validation repository out), though every set was within noise of the others.
-INPUTS = (*CANDIDATES[:10], *EMBEDDING_INPUTS, *(n for n in CANDIDATES if n.endswith(CENTRED)))
+# Issue 16's ten and BM25 against the agent's past successes (raw and task-centred): of the sets lab/ablate.py
+# compared (leaving one validation repository out), the best style-blind top-1 over windows of 16, 32 and 64
+# tasks, for ~1 ms of a 16 x 64 decision; every set was within noise of the others (docs/MODEL.md).
+INPUTS = (*CANDIDATES[:10], "log bm25 to successes", f"log bm25 to successes{CENTRED}")
 # Past tasks at least this alike (word TF-IDF cosine) are "close": their outcomes speak to the task directly. Chosen
 # on validation (0.2 against 0.3 and 0.5; outcome-driven simulated family and validation repositories).
 CLOSE_SIMILARITY = 0.2
@@ -62,6 +61,11 @@ CLOSE_SIMILARITY = 0.2
 RECENCY_HALF_LIFE = 10.0
 FORMAT = "ansf-combiner/1"
 _CLIP = 1e-4
+
+
+def recency_weights(n: int, half_life: float) -> np.ndarray:
+    """Weights of an agent's n past items, oldest first: 1 for the newest, 1/2 `half_life` items earlier."""
+    return 0.5 ** (np.arange(n - 1, -1, -1) / half_life)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -106,21 +110,25 @@ class _Inputs:
             return z if name == "close-task history logit" else evidence
         if name == "tf-idf cosine to successes":
             return cmp.centroid_cosine("plain", True)
+        if name == "word-gram cosine to successes":
+            return cmp.centroid_cosine("wordgrams", True)
+        if name == "log bm25 to successes":
+            return np.log1p(cmp.bm25("words"))
+        if name == "best-match cosine to successes":
+            return cmp.best_success_cosine("words")
+        if name == "history share":
+            return np.broadcast_to((cmp.hist_len / max(int(cmp.hist_len.sum()), 1))[:, None], shape)
         if name == "log history size":
             return np.broadcast_to(np.log1p(cmp.hist_len)[:, None], shape)
         if name == "success-rate logit":
             return np.broadcast_to(_logit(cmp.success_rate)[:, None], shape)
-        if name == "recent-work word cosine":
-            out = np.zeros(shape)
-            for i in range(cmp.n_agents):
-                if cmp.hist_len[i]:
-                    w = semantic.recency_weights(int(cmp.hist_len[i]), RECENCY_HALF_LIFE)
-                    out[i] = w @ cmp.item_cosine("words", i) / w.sum()
-            return out
-        # The three embedding cosines come from one pass: keep all three.
-        three = semantic.pair_cosines(semantic.load(), cmp, RECENCY_HALF_LIFE)
-        self._memo.update(zip(EMBEDDING_INPUTS, three, strict=True))
-        return self._memo[name]
+        # The one left: "recent-work word cosine" (`inputs` refuses names outside CANDIDATES).
+        out = np.zeros(shape)
+        for i in range(cmp.n_agents):
+            if cmp.hist_len[i]:
+                w = recency_weights(int(cmp.hist_len[i]), RECENCY_HALF_LIFE)
+                out[i] = w @ cmp.item_cosine("words", i) / w.sum()
+        return out
 
 
 def inputs(episode: Episode, cmp: Comparisons, network_p: np.ndarray, names: tuple[str, ...] = INPUTS) -> np.ndarray:
@@ -157,8 +165,6 @@ def save(path: Path, weights: np.ndarray, bias: float, network_sha256: str, card
         "weights": [round(float(w), 6) for w in weights],
         "bias": round(float(bias), 6),
         "network_sha256": network_sha256,
-        # The word embeddings the embedding inputs were computed with: other vectors mean other inputs.
-        "embeddings_sha256": semantic.load().sha256,
     }
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
@@ -178,13 +184,6 @@ def load(path: Path, network_sha256: str) -> Combiner | None:
         raise ModelUnavailable(f"combiner {path.name} is unreadable: {exc}") from exc
     if inputs_ != INPUTS or weights.shape != (len(INPUTS),):
         raise ModelUnavailable(f"combiner {path.name} was fitted on other inputs than this code computes")
-    # Verified now, not at the first decision: a damaged or replaced embeddings file refuses the model at load.
-    vectors = semantic.load().sha256
-    if data.get("embeddings_sha256") != vectors:
-        raise ModelUnavailable(
-            f"combiner {path.name} was fitted with other word embeddings than {semantic.DEFAULT_PATH.name} "
-            f"(sha256 {vectors[:12]}…); refit it: python -m ansf_mcp.lab.combine"
-        )
     if fitted_for != network_sha256:
         raise ModelUnavailable(
             f"combiner {path.name} was fitted for another network (sha256 {fitted_for[:12]}…, "

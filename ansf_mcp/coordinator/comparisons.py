@@ -134,6 +134,39 @@ class Comparisons:
             self._cache[key] = out
         return self._cache[key]
 
+    def best_success_cosine(self, kind: str) -> np.ndarray:
+        """The highest cosine of each task with any single past SUCCESS of the agent (0 without one)."""
+        key = ("max_ok", kind)
+        if key not in self._cache:
+            out = np.zeros((self.n_agents, self.n_tasks))
+            for i, sims in self._item_blocks(kind):
+                ok = self.ok[self.starts[i] : self.starts[i + 1]]
+                if ok.any():
+                    out[i] = sims[ok].max(axis=0)
+            self._cache[key] = out
+        return self._cache[key]
+
+    def bm25(self, kind: str, k1: float = 1.2, b: float = 0.75) -> np.ndarray:
+        """Okapi BM25 of each task (its distinct terms the query) against each agent's past successes taken as one
+        document, IDF over the decision's agents: rare shared terms count most, long records are damped."""
+        key = ("bm25", kind, k1, b)
+        if key not in self._cache:
+            counts = self._sparse(kind).counts
+            docs = (self._membership(self.ok) @ counts[self.n_tasks :]).tocsr()
+            length = np.asarray(docs.sum(axis=1)).ravel()
+            n_docs = max(int((length > 0).sum()), 1)
+            avg = float(length[length > 0].mean()) if (length > 0).any() else 1.0
+            df = np.bincount(docs.indices, minlength=docs.shape[1])
+            idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
+            row = np.repeat(np.arange(docs.shape[0]), np.diff(docs.indptr))
+            f = docs.data
+            w = idf[docs.indices] * f * (k1 + 1.0) / (f + k1 * (1.0 - b + b * length[row] / avg))
+            weights = sparse.csr_matrix((w, docs.indices, docs.indptr), shape=docs.shape)
+            query = counts[: self.n_tasks].copy()
+            query.data[:] = 1.0
+            self._cache[key] = np.asarray((weights @ query.T).toarray())
+        return self._cache[key]
+
     def weighted_success(self, kind: str, min_similarity: float) -> tuple[np.ndarray, np.ndarray]:
         """(Σ similarity × success, Σ similarity) over each agent's past tasks at least `min_similarity` alike."""
         key = ("weighted", kind, min_similarity)

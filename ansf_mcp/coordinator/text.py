@@ -1,10 +1,12 @@
 """Texts as sparse bags for the comparisons one decision makes: content words and character n-grams.
 
-Two views of a text:
+Views of a text:
 - **words**: lower-cased content words with a crude suffix strip (what a task is about);
 - **chars**: case-sensitive character 2- to 4-grams inside each whitespace token, punctuation kept (identifiers,
   paths, ``CamelCase``, ``fix:`` prefixes — and, in people's own commit subjects, how they write).
 - **plain**: lower-cased word tokens, nothing removed or stemmed (the plain TF-IDF reference of the lab's tables).
+- **wordgrams**: lower-cased character 3- to 5-grams inside each word padded with spaces (scikit-learn's
+  `char_wb`): word forms meet (parse / parser / parsing) without a stemmer, and case and punctuation do not count.
 All are hashed into a fixed space, so nothing is fitted globally and nothing drifts; each decision builds its own
 sparse matrices over the ids its texts use. Bags are cached per text: agents' histories recur across decisions.
 Only the first MAX_FEATURE_CHARS characters of a text are read for words and MAX_CHAR_VIEW for characters, and a
@@ -35,6 +37,7 @@ MAX_CHAR_VIEW = 500
 DECISION_BUDGET = 600_000
 _HASH_BITS = 20
 _CHAR_N = (2, 3, 4)
+_WORDGRAM_N = (3, 4, 5)
 
 
 def words(text: str) -> list[str]:
@@ -110,11 +113,29 @@ def plain_bag(text: str) -> np.ndarray:
     return np.fromiter((_hash("w" + w) for w in _PLAIN.findall(text.lower())), dtype=np.int64)
 
 
+@lru_cache(maxsize=200_000)
+def _word_grams(word: str) -> tuple[int, ...]:
+    padded = f" {word} "
+    return tuple(
+        _hash(f"g{padded[i : i + n]}") for n in _WORDGRAM_N if len(padded) >= n for i in range(len(padded) - n + 1)
+    )
+
+
+@lru_cache(maxsize=100_000)
+def wordgram_bag(text: str) -> np.ndarray:
+    """Hashed ids of the lower-cased character 3- to 5-grams inside each word of a text (one per occurrence)."""
+    ids: list[int] = []
+    for w in _WORD.findall(text.lower()):
+        ids.extend(_word_grams(w))
+    return np.fromiter(ids, dtype=np.int64, count=len(ids))
+
+
 # kind -> (bag, characters of a text it reads at most)
 BAGS = {
     "words": (word_bag, MAX_FEATURE_CHARS),
     "chars": (char_bag, MAX_CHAR_VIEW),
     "plain": (plain_bag, MAX_FEATURE_CHARS),
+    "wordgrams": (wordgram_bag, MAX_CHAR_VIEW),
 }
 
 

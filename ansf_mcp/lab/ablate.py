@@ -4,9 +4,10 @@ The combiner is fitted on replayed windows of the validation repositories (`lab/
 seen every training repository, so on them its own estimate looks better than it is). To measure an input set
 without scoring a fit on its own data, each validation repository is left out in turn: a combiner is fitted, by
 the same code as the shipped one, on the other seven (their newest windows of 16 and 32 tasks, both text modes)
-and the SIMULATED training-source episodes, and scored on the one left out — top-1 against the real author. The
-outcome-driven simulated family (held-out sources; value ratio against the oracle) is scored with the set fitted
-on all eight. Δ is paired, against the first set.
+and the SIMULATED training-source episodes, and scored on the one left out (windows of 16, 32 and 64 tasks) —
+top-1 against the real author. The outcome-driven simulated family (VALIDATION sources,
+`family.VALIDATION_SOURCES`; value ratio against the oracle) is scored with the set fitted on all eight. Δ is
+paired, against the first set.
 
     python -m ansf_mcp.lab.ablate --mirror DIR [--windows 12] [--simulated 200] [--cache DIR]
 """
@@ -29,32 +30,38 @@ from ansf_mcp.lab.evaluate import mean_ci
 
 _C = combiner.CENTRED
 _BASE = combiner.CANDIDATES[:10]
-_EMB = ("embedding cosine to successes", "embedding best-match cosine", "recent-work embedding cosine")
+# The task-centred copies of the network, similarity and TF-IDF inputs.
+_CENTRED = tuple(f"{n}{_C}" for n in ("network logit", "similarity logit", "tf-idf cosine to successes"))
+_THIRTEEN = (*_BASE, *_CENTRED)
+
+
+def _with_centred(base: tuple[str, ...], *names: str) -> tuple[str, ...]:
+    return (*base, *names, *(f"{n}{_C}" for n in names if f"{n}{_C}" in combiner.CANDIDATES))
+
+
+_NEW = ("word-gram cosine to successes", "log bm25 to successes", "best-match cosine to successes",
+        "recent-work word cosine", "history share")
+# The first set is the shipped one (Δ is against it). docs/MODEL.md also shows the sets with the word embeddings
+# that main 5cc0f89 shipped, as measured before they were removed.
 SETS: dict[str, tuple[str, ...]] = {
-    "10 inputs (issue 16's combiner), refitted": _BASE,
-    "network logit only": ("network logit",),
-    "network + TF-IDF + embedding cosine": ("network logit", "tf-idf cosine to successes", _EMB[0]),
-    "10 + embedding cosine to successes": (*_BASE, _EMB[0]),
-    "10 + 3 embedding cosines": (*_BASE, *_EMB),
-    "10 + 3 embedding cosines + recent-work word cosine": (*_BASE, *_EMB, "recent-work word cosine"),
-    "10 + 3 embedding cosines + task-centred inputs": (*_BASE, *_EMB, *(n for n in combiner.CANDIDATES if
-                                                                       n.endswith(_C))),
-    "all 20 candidates": combiner.CANDIDATES,
+    "10 + log bm25 to successes (and task-centred): shipped": combiner.INPUTS,
+    "10 inputs (issue 16's)": _BASE,
+    "13: 10 + 3 task-centred": _THIRTEEN,
+    **{f"13 + {n} (and task-centred)": _with_centred(_THIRTEEN, n) for n in _NEW},
+    "13 + all five (and task-centred)": _with_centred(_THIRTEEN, *_NEW),
+    "all candidates": combiner.CANDIDATES,
 }
 # Variants of the share of simulated pairs in the fit (the default is combine.SIM_SHARE).
-SHARES = {
-    "10 + 3 embedding cosines, simulated share 0.2": ((*_BASE, *_EMB), 0.2),
-    "10 + 3 embedding cosines, no simulated pairs": ((*_BASE, *_EMB), 0.0),
-    "network + TF-IDF + embedding cosine, simulated share 0.2": (SETS["network + TF-IDF + embedding cosine"], 0.2),
-    "10 inputs, no simulated pairs": (_BASE, 0.0),
-}
+SHARES: dict[str, tuple[tuple[str, ...], float]] = {}
+# Window sizes scored; the combiners are fitted on combine.FIT_SIZES only (as the shipped one is).
+SIZES = (16, 32, 64)
 
 
 def simulated_episodes(net, n: int, seed: int) -> list[tuple[object, np.ndarray]]:
     from ansf_mcp.lab import family
 
     out = []
-    for s in family.generate(n, seed, sources=family.HELDOUT_SOURCES, outcome_driven=True):
+    for s in family.generate(n, seed, sources=family.VALIDATION_SOURCES, outcome_driven=True):
         cmp = Comparisons(s.episode)
         out.append((s, combiner.inputs(s.episode, cmp, net.estimate_network(s.episode, cmp), combiner.CANDIDATES)))
     return out
@@ -73,13 +80,14 @@ def score(sets: dict[str, tuple[tuple[str, ...], float]], val: list, sims_train:
     for label, (names, share) in sets.items():
         cols = [combiner.CANDIDATES.index(n) for n in names]
         per: dict[str, list[float]] = {}
+        fit_on = [e for e in val if e[1].window in combine.FIT_SIZES]
         for left_out in repos:
-            x, y, task = combine.stack([e for e in val if e[1].repo != left_out], cols)
+            x, y, task = combine.stack([e for e in fit_on if e[1].repo != left_out], cols)
             fitted = combiner.Combiner(*combine.fit_by_task(x, y, task, sx[:, cols], sy, share), "", {})
             for mode, rep, xv in val:
                 if rep.repo == left_out:
                     per.setdefault(f"{mode} W{rep.window}", []).append(_top1(rep, fitted.apply(xv[..., cols])))
-        x, y, task = combine.stack(val, cols)
+        x, y, task = combine.stack(fit_on, cols)
         coef, bias = combine.fit_by_task(x, y, task, sx[:, cols], sy, share)
         fitted = combiner.Combiner(coef, bias, "", {})
         per["outcome-driven family"] = [
@@ -127,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         sx, sy = combine.simulated_rows(net, args.episodes, args.seed, names=combiner.CANDIDATES)
         sims_train = (np.concatenate(sx), np.concatenate(sy))
         val = combine.replay_episodes(net, args.mirror, args.repos or corpus.VALIDATION_LIST, args.windows,
-                                      combiner.CANDIDATES)
+                                      combiner.CANDIDATES, SIZES)
         sims_eval = simulated_episodes(net, args.simulated, args.seed + 7)
         if cached:
             cached.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ Data, half of the weight each:
   only in success/failure records) and the classic simulator; the label of a pair is p* (soft), and these pairs
   also fix the bias, which a choice among agents cannot see.
 Maximum likelihood with a small L2 penalty (L-BFGS). Writes `<network>-combiner.json` beside the network's
-weights, naming the network's checksum and the word embeddings' (loading refuses another network). The held-out
+weights, naming the network's checksum (loading refuses another network). The held-out
 repositories stay untouched; validation figures of the shipped combiner are in-sample, so `lab/ablate.py`
 measures input sets leaving one validation repository out at a time.
 
@@ -55,15 +55,16 @@ def author_labels(rep) -> np.ndarray:
 
 
 def replay_episodes(
-    net, mirror: Path, repos: Path, per_size: int, names: tuple[str, ...] = combiner.INPUTS
+    net, mirror: Path, repos: Path, per_size: int, names: tuple[str, ...] = combiner.INPUTS,
+    sizes: tuple[int, ...] = FIT_SIZES,
 ) -> list[tuple[str, object, np.ndarray]]:
     """(text mode, replayed episode, inputs (agents, tasks, names)) for the newest `per_size` windows of each
-    FIT_SIZES of every listed repository, each window as written and style-blind."""
+    of `sizes` of every listed repository, each window as written and style-blind."""
     from ansf_mcp.lab import corpus, replay
 
     out = []
     for h in corpus.histories(mirror, corpus.read_list(repos)):
-        for size in FIT_SIZES:
+        for size in sizes:
             for rep in replay.windows(h, size, limit=per_size):
                 for mode in replay.TEXT_MODES:
                     r = replay.restyle(rep, mode)

@@ -28,7 +28,7 @@ def test_ablate_scores_every_set_on_the_repository_it_left_out(tmp_path: Path, c
                         "1", "--episodes", "4", "--simulated", "3", "--cache", str(tmp_path / "cache")]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| ")]
-    assert rows[0].startswith("| inputs | kept W16 | blind W16 | kept W32 | blind W32 | outcome-driven family |")
+    assert rows[0].startswith("| inputs | kept W16 | blind W16 | kept W32 | blind W32 | kept W64 | blind W64 | outcome-driven family |")
     assert len(rows) == 2 + len(ablate.SETS) + len(ablate.SHARES)
     assert "Δ +0.0 ± 0.0" in rows[2]  # the first set against itself
     assert (tmp_path / "cache" / "ablate-inputs.pkl").is_file()
