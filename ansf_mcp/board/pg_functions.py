@@ -1,6 +1,6 @@
 """A claim and an outcome as PostgreSQL functions (PL/pgSQL): one round trip each, planned once per connection.
 
-Both are built from the SQL the Python path runs (claim_sql.py, lifecycle.py, tasks.py), with the board's named
+Both are built from the SQL the Python path runs (board.py, lifecycle.py, tasks.py), with the board's named
 parameters (`:now`) turned into the function's arguments (`a_now`), so the two paths cannot drift apart. Each
 does the common case whole (the claim with its view, the outcome with its scores, its dependents and its receipt,
 and the board's NOTIFY) and answers one JSON object; anything else (an unknown swarm or agent, a report that is
@@ -16,7 +16,7 @@ import functools
 import hashlib
 import re
 
-from ansf_mcp.board.claim_sql import (
+from ansf_mcp.board.board import (
     ACTIVE_SQL,
     BUSY_SQL,
     CANDIDATE_SQL,
