@@ -17,7 +17,7 @@ from ansf_mcp.board.board import Board
 from ansf_mcp.board.errors import BoardError
 from ansf_mcp.board.models import AgentSpec, TaskSpec
 from ansf_mcp.governor.phases import PhaseLimits
-from ansf_mcp.store.base import ServerFunction, Store
+from ansf_mcp.store.base import ServerFunction, Store, StoreError
 from ansf_mcp.store.db import open_store
 from ansf_mcp.store.sqlite import SqliteStore
 from tests.board_helpers import FakeClock
@@ -117,7 +117,8 @@ def test_a_function_is_created_once_per_process_and_named_by_its_text(pg_cluster
         assert claim is pg_functions.claim(store.for_update, store.skip_locked)
         assert claim.name.startswith("ansf_claim_") and claim.name != pg_functions.report(store.for_update).name
         echo = ServerFunction(name="ansf_test_echo", args=("x",), create=(
-            "CREATE OR REPLACE FUNCTION ansf_test_echo(a_x text, a_channel text, a_news text) RETURNS json "
+            "CREATE OR REPLACE FUNCTION ansf_test_echo(a_x text, a_channel text, a_news text, a_deadline float8) "
+            "RETURNS json "
             "LANGUAGE sql AS $$ SELECT json_build_object('x', a_x, 'notified', false) $$"))
         for _ in range(2):
             with store.transaction() as conn:
@@ -125,6 +126,28 @@ def test_a_function_is_created_once_per_process_and_named_by_its_text(pg_cluster
             assert echo.name in store._created  # type: ignore[attr-defined]  # the second call only calls it
         with store.reading() as conn:
             assert conn.execute("SELECT COUNT(*) FROM pg_proc WHERE proname = 'ansf_test_echo'").fetchone()[0] == 1
+    finally:
+        store.close()
+
+
+def test_a_call_that_reaches_postgresql_after_its_caller_gave_up_writes_nothing(pg_cluster, monkeypatch) -> None:
+    """A server that hung with the claim in its socket buffer runs it when it resumes, long after the caller was
+    told it failed: the function refuses to run past its deadline, so the claim is not silently held."""
+    import time
+
+    store = open_store(pg_cluster.new_database())
+    try:
+        board = Board(store, clock=FakeClock())
+        sw = board.spawn("late", [AgentSpec(id="a", role="dev")], "mesh").swarm_id
+        board.coordinate(sw, [TaskSpec(id="t0", description="only")], "round-robin")
+        real = time.time
+        monkeypatch.setattr(time, "time", lambda: real() - 3600)  # as if sent an hour before it ran
+        with pytest.raises(StoreError, match="after its caller had stopped waiting") as late:
+            board.claim_next(sw, "a")
+        assert "\n" not in str(late.value)
+        monkeypatch.undo()
+        claim = board.claim_next(sw, "a")
+        assert claim.claimed and claim.claim == 1 and claim.task is not None and claim.task.attempts == 1
     finally:
         store.close()
 

@@ -48,9 +48,21 @@ def plpgsql(sql: str, positional: tuple[str, ...] = ()) -> str:
     return _TOKEN.sub(sub, sql)
 
 
+# A call that reaches PostgreSQL after its caller gave up (a server that hung with the call in its socket buffer,
+# then resumed) must not commit what the caller was told may not have happened: `a_deadline` is when the caller
+# stops waiting, on the server's clock (store.call); a stall once running is ended by statement_timeout.
+_LATE = """
+    IF extract(epoch FROM clock_timestamp()) > a_deadline THEN
+        RAISE EXCEPTION 'this call reached PostgreSQL after its caller had stopped waiting; nothing was written'
+            USING ERRCODE = 'query_canceled';
+    END IF;"""
+
+
 def _function(stem: str, args: tuple[tuple[str, str], ...], body: str) -> ServerFunction:
     # The board's news go out with the commit: the function NOTIFYs on `a_channel` what the caller names.
-    signature = ", ".join(f"a_{name} {kind}" for name, kind in (*args, ("channel", "text"), ("news", "text")))
+    signature = ", ".join(f"a_{name} {kind}" for name, kind in (
+        *args, ("channel", "text"), ("news", "text"), ("deadline", "double precision")))
+    body = body.replace("\nBEGIN\n", "\nBEGIN" + _LATE + "\n", 1)
     text = f"({signature}) RETURNS json LANGUAGE plpgsql AS $fn$\n{body}\n$fn$"
     name = f"ansf_{stem}_{hashlib.sha1(text.encode()).hexdigest()[:12]}"
     return ServerFunction(name=name, create=f"CREATE OR REPLACE FUNCTION {name}{text}",

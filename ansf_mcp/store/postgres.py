@@ -189,6 +189,14 @@ def _simple_query(raw: psycopg.Connection[Any], query: str) -> list[list[Any]]:
     return rows
 
 
+def _measure_clock(raw: psycopg.Connection[Any]) -> None:
+    """How far the server's clock is ahead of this machine's (seconds, within half a round trip), kept on the
+    connection: server-side functions are given deadlines on the server's clock."""
+    sent = time.time()
+    server = raw.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()[0]  # type: ignore[index]
+    raw.ansf_clock_offset = server - (sent + time.time()) / 2  # type: ignore[attr-defined]
+
+
 class TripCounter:
     """Round trips to the server, counted where the driver sends them (CountingCursor): what the bench reports."""
 
@@ -481,11 +489,13 @@ class PostgresStore(Store):
             message = one_line(exc)
             raise StoreError(f"cannot open the PostgreSQL store at {self.location}: {message}{_hint(message)}"
                              ) from None
+        _measure_clock(raw)
         raw.ansf_trips = self.trips  # type: ignore[attr-defined]
         return raw
 
     def _pool(self, name: str, size: int) -> ConnectionPool[Any]:
         def configure(raw: psycopg.Connection[Any]) -> None:
+            _measure_clock(raw)  # before the counter: a connection's set-up is no call's round trip
             raw.ansf_trips = self.trips  # type: ignore[attr-defined]
 
         pool: ConnectionPool[Any] = ConnectionPool(
@@ -617,9 +627,12 @@ class PostgresStore(Store):
         statements: list[tuple[str, Sequence[Any]]] = []
         if function.name not in self._created:
             statements += [("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,)), (function.create, ())]
-        marks = ", ".join(["?"] * (len(function.args) + 2))
+        marks = ", ".join(["?"] * (len(function.args) + 3))
+        # When this call stops waiting (the statement time-out), on the server's clock: a call that arrives
+        # later (a server that hung, then resumed with it still in its socket buffer) writes nothing.
+        deadline = time.time() + conn._raw.ansf_clock_offset + self.timeout_s  # type: ignore[attr-defined]
         statements.append((f"SELECT {function.name}({marks})",
-                           (*[values[name] for name in function.args], self.NEWS_CHANNEL, news)))
+                           (*[values[name] for name in function.args], self.NEWS_CHANNEL, news, deadline)))
         answer: dict[str, Any] = conn.batch(statements, commit=True)[-1][0][0]
         self._created.add(function.name)
         if answer.get("notified"):
