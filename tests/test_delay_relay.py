@@ -77,3 +77,30 @@ def test_the_relay_stops_by_itself_when_its_time_is_up(echo_port: int) -> None:
     with relay:
         assert relay.proc is not None
         assert relay.proc.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize("how", ["terminated", "time up"])
+def test_the_relay_stops_cleanly_with_connections_open(echo_port: int, how: str) -> None:
+    """Stopped by SIGTERM or by its time limit while a connection is open, it exits 0 with nothing on stderr
+    (it used to leave "Task was destroyed but it is pending" and a cancelled handler's traceback)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ansf_mcp.bench.delay_relay", "--target", f"127.0.0.1:{echo_port}", "--rtt-ms", "2",
+         "--max-s", "1" if how == "time up" else "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"held open")
+            assert s.recv(64) == b"held open"
+            if how == "terminated":
+                proc.terminate()
+            _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, err) == (0, "")

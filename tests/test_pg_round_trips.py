@@ -1,5 +1,5 @@
-"""PostgreSQL round trips, counted where the driver sends them (store/postgres.py's CountingCursor): a claim in
-at most two, an outcome in at most three; batches that fail write nothing; pooled connections survive a restart
+"""PostgreSQL round trips, counted where the driver sends them (store/postgres.py's CountingCursor): a claim and
+an outcome in one each (server-side functions, board/pg_functions.py); batches that fail write nothing; pooled connections survive a restart
 of the server."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _trips(store: PostgresStore, fn, *args, **kwargs):
     return out, store.trips.value - before
 
 
-def test_a_claim_takes_two_round_trips_and_an_outcome_three(pg: PostgresStore) -> None:
+def test_a_claim_and_an_outcome_take_one_round_trip_each(pg: PostgresStore) -> None:
     board = Board(pg, clock=FakeClock())
     sw = board.spawn("rt", agents("a", "b"), "mesh").swarm_id
     board.coordinate(sw, [TaskSpec(id="t0", description="first"),
@@ -41,7 +41,7 @@ def test_a_claim_takes_two_round_trips_and_an_outcome_three(pg: PostgresStore) -
     assert claim.claimed and claim.task is not None and claim.task.id == "t0" and claim.claim == 1
     receipt, report_trips = _trips(pg, board.report, sw, "t0", agent, True, "done")
     assert receipt.state == "succeeded" and receipt.unblocked == ["t1"] and receipt.claim == 1
-    assert (claim_trips, report_trips) == (2, 3)
+    assert (claim_trips, report_trips) == (1, 1)
     # What was written is all there: the claim ended, the outcome with its receipt, the dependent ready.
     with pg.reading() as conn:
         assert conn.execute("SELECT ended FROM claims WHERE task_id = 't0'").fetchone()[0] == "reported"
@@ -53,7 +53,7 @@ def test_a_claim_takes_two_round_trips_and_an_outcome_three(pg: PostgresStore) -
     claim2, trips2 = _trips(pg, board.claim_next, sw, other)
     failed, trips3 = _trips(pg, board.report, sw, "t1", other, False, "broke")
     assert claim2.task.id == "t1" and failed.state == "ready" and failed.attempts == 1
-    assert (trips2, trips3) == (2, 3)
+    assert (trips2, trips3) == (1, 1)
 
 
 def test_a_refused_claim_or_outcome_writes_nothing(pg: PostgresStore) -> None:

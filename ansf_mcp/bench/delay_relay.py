@@ -18,10 +18,12 @@ import asyncio
 import contextlib
 import ipaddress
 import os
+import signal
 import subprocess
 import sys
 import time
 from types import TracebackType
+from typing import Any
 
 MAX_CONNECTIONS = 500
 MAX_CHUNKS = 1024
@@ -54,6 +56,8 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dela
         await write()
     finally:
         reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading  # ended here, not destroyed pending when the loop closes
 
 
 async def serve(target: tuple[str, int], rtt_s: float, max_s: float, ready: asyncio.Future[int] | None = None,
@@ -61,25 +65,40 @@ async def serve(target: tuple[str, int], rtt_s: float, max_s: float, ready: asyn
     if not ipaddress.ip_address(target[0]).is_loopback:
         raise ValueError(f"the relay only forwards to loopback addresses, not {target[0]}")
     slots = asyncio.Semaphore(MAX_CONNECTIONS)
+    connections: set[asyncio.Task[Any]] = set()
 
     async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         if slots.locked():
             client_w.close()
             return
-        async with slots:
-            try:
-                server_r, server_w = await asyncio.open_connection(*target)
-            except OSError:
-                client_w.close()
-                return
-            try:
-                await asyncio.gather(_pump(client_r, server_w, rtt_s / 2), _pump(server_r, client_w, rtt_s / 2))
-            except (OSError, asyncio.IncompleteReadError):
-                pass
-            finally:
-                for w in (client_w, server_w):
-                    w.close()
+        task = asyncio.current_task()
+        assert task is not None
+        connections.add(task)
+        try:
+            async with slots:
+                await _relay(client_r, client_w)
+        except asyncio.CancelledError:
+            pass  # the relay is stopping; a handler that ends cancelled is reported as an error by Python 3.11
+        finally:
+            connections.discard(task)
 
+    async def _relay(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            server_r, server_w = await asyncio.open_connection(*target)
+        except OSError:
+            client_w.close()
+            return
+        try:
+            await asyncio.gather(_pump(client_r, server_w, rtt_s / 2), _pump(server_r, client_w, rtt_s / 2))
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            for w in (client_w, server_w):
+                w.close()
+
+    stop = asyncio.Event()
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not in the main thread: no signal handler
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     print(port, flush=True)
@@ -87,8 +106,15 @@ async def serve(target: tuple[str, int], rtt_s: float, max_s: float, ready: asyn
         ready.set_result(port)
     deadline = time.monotonic() + max_s
     async with server:
-        while time.monotonic() < deadline and (parent is None or os.getppid() == parent):
-            await asyncio.sleep(0.5)
+        while not stop.is_set() and time.monotonic() < deadline and (parent is None or os.getppid() == parent):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), min(0.5, max(0.0, deadline - time.monotonic())))
+        # Stopping (SIGTERM, time up, parent gone): no new connections, and every open one ends here, so no task
+        # is left pending when the loop closes ("Task was destroyed but it is pending").
+        server.close()
+        for task in list(connections):
+            task.cancel()
+        await asyncio.gather(*connections, return_exceptions=True)
 
 
 class DelayRelay:

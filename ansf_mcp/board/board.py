@@ -130,6 +130,23 @@ WHERE t.swarm_id = :swarm AND t.status IN ('open', 'claimed') AND {STATE_SQL} = 
 ORDER BY CASE WHEN t.assignee = :agent THEN 0 WHEN t.assignee IS NULL THEN 1 ELSE 2 END,
          t.priority DESC, t.seq ASC LIMIT 1"""
 
+# Dependents a success made ready: found through the index on task_deps first, so only their states are computed
+# (a join from task_deps: PostgreSQL, without statistics yet, scanned every task of the swarm for the IN form).
+UNBLOCKED_SQL = f"""SELECT t.id FROM task_deps d JOIN tasks t ON t.swarm_id = d.swarm_id AND t.id = d.task_id
+WHERE d.swarm_id = :swarm AND d.depends_on = :task AND {STATE_SQL} = 'ready' ORDER BY t.seq"""
+
+
+def _full(agent_id: str, active: int) -> Claim:
+    return Claim(claimed=False, status="wait",
+                 reason=f"agent {agent_id!r} already holds {active} claim(s), its capacity; report an outcome "
+                 "(or release_task) first")
+
+
+def _at_limit(busy: int, max_active_agents: int) -> Claim:
+    return Claim(claimed=False, status="wait",
+                 reason=f"{busy} agents are already active in this swarm, the limit of the current operating phase "
+                 f"({max_active_agents}); try again when one reports")
+
 
 @dataclass
 class TaskFilter:
@@ -392,6 +409,8 @@ class Board:
         lease_s = lease_s or self.policy.lease_s
         max_active_agents = self.limits().max_active_agents
         grace = self.policy.takeover_grace_s
+        if self.store.server_functions:
+            return self._claim_server_side(swarm_id, agent_id, lease_s, max_active_agents)
         with self.store.transaction() as conn:
             now = self.clock()
             p = params(self.policy, now, swarm=swarm_id, agent=agent_id, cutoff=now - grace,
@@ -414,21 +433,12 @@ class Board:
                 require_agent(conn, swarm_id, agent_id)
             active_n, capacity = active[0][0], agent[0]["capacity"]
             if active_n >= capacity:
-                return Claim(
-                    claimed=False, status="wait",
-                    reason=f"agent {agent_id!r} already holds {active_n} claim(s), its capacity; report an outcome "
-                    "(or release_task) first",
-                )
+                return _full(agent_id, active_n)
             if max_active_agents is not None and active_n == 0 and busy[0][0] >= max_active_agents:
-                return Claim(
-                    claimed=False, status="wait",
-                    reason=f"{busy[0][0]} agents are already active in this swarm, the limit of the current "
-                    f"operating phase ({max_active_agents}); try again when one reports",
-                )
+                return _at_limit(busy[0][0], max_active_agents)
             if not row:
                 return self._nothing_for(conn, swarm_id, agent_id, now, p)
             row = row[0]
-            taken_from = row["assignee"] if row["assignee"] not in (None, agent_id) else None
             seq = row["claim_seq"] + 1  # the row is ours (locked, or the only writer on SQLite)
             _, _, task, deps = self.store.batch(conn, [
                 # An estimate made for another agent says nothing about this one: it does not follow the task.
@@ -444,15 +454,54 @@ class Board:
             ], commit=True, notify=board_news_key(swarm_id))  # watchers (the dashboard) show claims too
             view = to_views(conn, swarm_id, task, now, deps_from(deps))[0]
         self._changed(swarm_id)
+        return self._claimed(row, agent_id, view, seq, lease_s, now)
+
+    def _claimed(self, row: Row | dict[str, Any], agent_id: str, view: TaskView, seq: int, lease_s: float,
+                 now: float) -> Claim:
+        """The answer to a claim of the candidate `row` (CANDIDATE_SQL), and whose work it took over."""
+        taken_from = row["assignee"] if row["assignee"] not in (None, agent_id) else None
         note = None
         if taken_from and row["assignee_holds"] >= (row["assignee_capacity"] or 0):
             note = (f"task {row['id']!r} was assigned to {taken_from!r}, who holds {row['assignee_holds']} claim(s), "
                     "its capacity; it is yours now (work goes to whoever is free)")
         elif taken_from:
             note = (f"task {row['id']!r} was assigned to {taken_from!r}, who has not been seen for "
-                    f"{now - row['pinned_since']:.0f} s (takeover grace {grace:g} s); it is yours now")
+                    f"{now - row['pinned_since']:.0f} s (takeover grace {self.policy.takeover_grace_s:g} s); "
+                    "it is yours now")
         return Claim(claimed=True, status="assigned", task=view, claim=seq, lease_expires_in_s=lease_s,
                      taken_over_from=taken_from, note=note)
+
+    def _claim_server_side(self, swarm_id: str, agent_id: str, lease_s: float,
+                           max_active_agents: int | None) -> Claim:
+        """claim_next as one call of a PostgreSQL function (pg_functions.claim): one round trip, the same
+        answers; the reasons for no claim are read after its commit, as the Python path reads them."""
+        news = board_news_key(swarm_id)
+        with self.store.transaction() as conn:
+            now = self.clock()
+            from ansf_mcp.board import pg_functions  # imports this module
+
+            function = pg_functions.claim(self.store.for_update, self.store.skip_locked)
+            out = self.store.call(conn, function, params(
+                self.policy, now, swarm=swarm_id, agent=agent_id, lease_s=lease_s,
+                cutoff=now - self.policy.takeover_grace_s,
+                max_active=-1 if max_active_agents is None else max_active_agents), news=news)
+            code = out["code"]
+            if code == "no_swarm":
+                require(conn, swarm_id)
+            if code == "no_agent":
+                require_agent(conn, swarm_id, agent_id)
+            if code == "full":
+                return _full(agent_id, out["active"])
+            if code == "limit":
+                assert max_active_agents is not None
+                return _at_limit(out["busy"], max_active_agents)
+            if code != "claimed":
+                return self._nothing_for(conn, swarm_id, agent_id, now, params(self.policy, now, swarm=swarm_id,
+                                                                                agent=agent_id))
+            row, task = out["candidate"], out["task"]
+            view = to_views(conn, swarm_id, [task], now, deps_from(out["deps"]))[0]
+        self._changed(swarm_id)
+        return self._claimed(row, agent_id, view, task["claim_seq"], lease_s, now)
 
     def _nothing_for(self, conn: Connection, swarm_id: str, agent_id: str, now: float,
                      p: dict[str, Any]) -> Claim:
@@ -669,6 +718,18 @@ class Board:
         """Record the outcome of the agent's live claim: success closes the task, failure re-offers it until the
         attempts run out. The same report again (this agent's last claim already reported the same way) gets the
         first answer back and writes nothing."""
+        if self.store.server_functions:
+            from ansf_mcp.board import pg_functions  # imports this module
+
+            # The holder's report in one round trip (pg_functions.report); anything else it leaves to the
+            # Python path below, having written nothing.
+            with self.store.transaction() as conn:
+                out = self.store.call(conn, pg_functions.report(self.store.for_update), params(
+                    self.policy, self.clock(), swarm=swarm_id, task=task_id, agent=agent_id, success=success,
+                    summary=summary, duration_s=duration_s, claim=claim), news=board_news_key(swarm_id))
+            if out["code"] == "done":
+                self._changed(swarm_id)
+                return OutcomeReceipt.model_validate(out["receipt"])
         with self.store.transaction() as conn:
             now = self.clock()
             # Three batches (a round trip each on PostgreSQL): what the decision needs, the outcome's writes and
@@ -714,12 +775,8 @@ class Board:
                  (swarm_id, task_id, agent_id, task["description"], int(success), summary, duration_s, p, now, seq)),
                 # The estimators' predictions for this (task, agent) are scored in the same transaction.
                 *scores.outcome_statements(swarm_id, task_id, agent_id, success, predictions),
-                # Dependents this success made ready: found through the index on task_deps first, so only their
-                # states are computed (a join from task_deps: PostgreSQL, without statistics yet, scanned every
-                # task of the swarm for the IN form).
-                *([(f"SELECT t.id FROM task_deps d JOIN tasks t ON t.swarm_id = d.swarm_id AND t.id = d.task_id "
-                    f"WHERE d.swarm_id = :swarm AND d.depends_on = :task AND {STATE_SQL} = 'ready' "
-                    "ORDER BY t.seq", params(self.policy, now, swarm=swarm_id, task=task_id))] if success else []),
+                # Dependents this success made ready.
+                *([(UNBLOCKED_SQL, params(self.policy, now, swarm=swarm_id, task=task_id))] if success else []),
                 task_query(self.policy, now, swarm_id, task_id),
             ])
             outcome_id = int(written[3][0][0])

@@ -13,6 +13,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
@@ -56,6 +57,18 @@ class StoreInfo(BaseModel):
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class ServerFunction:
+    """A function the database runs (PL/pgSQL on PostgreSQL): the statement that creates it, and its arguments
+    in order (their values come by name); then the store's own: a NOTIFY channel and payload, and a deadline
+    (epoch seconds on the database's clock) past which it must write nothing. It answers one JSON object that
+    says `"notified": true` when it sent that NOTIFY."""
+
+    name: str
+    create: str
+    args: tuple[str, ...]
+
+
 class Store(ABC):
     engine: ClassVar[str]
     # Row locks appended to a SELECT inside a transaction: the row read is the row written (`for_update`), and a
@@ -67,6 +80,8 @@ class Store(ABC):
     # Whether news from other processes (other replicas) arrive here as they happen, or only changes made in this
     # process (SQLite: other processes' changes are seen by re-reading).
     hears_other_processes: ClassVar[bool] = False
+    # Whether `call` runs server-side functions (PostgreSQL): a whole claim or outcome in one round trip.
+    server_functions: ClassVar[bool] = False
 
     location: str
     engine_version: str
@@ -97,6 +112,13 @@ class Store(ABC):
         transaction's last batch (nothing may be written after it). A statement that fails ends the batch and
         the transaction rolls back, as if each had been executed alone."""
         return [conn.execute(sql, params).fetchall() for sql, params in statements]
+
+    def call(self, conn: Connection, function: ServerFunction, values: Mapping[str, Any], *, news: str
+             ) -> dict[str, Any]:
+        """Run `function` as the caller's whole transaction, committed with it (create it first if this process
+        has not); its JSON answer. `news` is what it NOTIFYs if it changes the board. Only where
+        `server_functions` says so."""
+        raise NotImplementedError(f"the {self.engine} store runs no server-side functions")
 
     # -- news: "something changed under this key" (a swarm's messages...), for callers that wait for it ---------
 

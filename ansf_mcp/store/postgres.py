@@ -34,7 +34,7 @@ from psycopg.adapt import Transformer
 from psycopg.generators import execute
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from ansf_mcp.store.base import DEFAULT_TIMEOUT_S, Connection, Store, StoreError
+from ansf_mcp.store.base import DEFAULT_TIMEOUT_S, Connection, ServerFunction, Store, StoreError
 from ansf_mcp.store.migrations import MIGRATIONS, postgres_ddl
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,8 @@ def _literal(value: Any) -> str | None:
     NULL); None for anything else, which psycopg's own adapters then quote. psycopg's general path costs more
     per claim than the SQL it binds (about 40 values a claim and an outcome)."""
     kind = type(value)
+    if kind is bool:
+        return "true" if value else "false"
     if kind is str:
         return None if "\x00" in value else "'" + value.replace("'", "''") + "'"
     if kind is int:
@@ -185,6 +187,14 @@ def _simple_query(raw: psycopg.Connection[Any], query: str) -> list[list[Any]]:
         else:
             rows.append([])
     return rows
+
+
+def _measure_clock(raw: psycopg.Connection[Any]) -> None:
+    """How far the server's clock is ahead of this machine's (seconds, within half a round trip), kept on the
+    connection: server-side functions are given deadlines on the server's clock."""
+    sent = time.time()
+    server = raw.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()[0]  # type: ignore[index]
+    raw.ansf_clock_offset = server - (sent + time.time()) / 2  # type: ignore[attr-defined]
 
 
 class TripCounter:
@@ -431,6 +441,7 @@ class PostgresStore(Store):
     NEWS_CHANNEL = "ansf_news"
     news_poll_s = 5.0  # a safety net only: notifications wake waiters at once
     hears_other_processes = True
+    server_functions = True
     # Connections per process: as many writers as the board's write workers, fewer readers (reads are short).
     WRITERS = 8
     READERS = 4
@@ -448,6 +459,7 @@ class PostgresStore(Store):
         self._listening = threading.Event()
         self._listened = False
         self._local = threading.local()
+        self._created: set[str] = set()  # server-side functions this process made sure exist
         # The server's own time-outs end a slow statement first; the watchdog only acts on silence.
         self._watchdog = Watchdog(timeout_s + WATCHDOG_GRACE_S)
         first = self._connect()  # a direct connection first: its refusal is the sentence the user sees
@@ -477,11 +489,13 @@ class PostgresStore(Store):
             message = one_line(exc)
             raise StoreError(f"cannot open the PostgreSQL store at {self.location}: {message}{_hint(message)}"
                              ) from None
+        _measure_clock(raw)
         raw.ansf_trips = self.trips  # type: ignore[attr-defined]
         return raw
 
     def _pool(self, name: str, size: int) -> ConnectionPool[Any]:
         def configure(raw: psycopg.Connection[Any]) -> None:
+            _measure_clock(raw)  # before the counter: a connection's set-up is no call's round trip
             raw.ansf_trips = self.trips  # type: ignore[attr-defined]
 
         pool: ConnectionPool[Any] = ConnectionPool(
@@ -571,7 +585,7 @@ class PostgresStore(Store):
             try:
                 yield conn
             except BaseException as exc:
-                if not conn.begin_pending:
+                if not conn.begin_pending and not conn.committed:
                     self._rollback(raw)
                 if isinstance(exc, psycopg.Error):
                     # A batch that carried the COMMIT and lost its connection may have been committed.
@@ -603,6 +617,27 @@ class PostgresStore(Store):
         assert isinstance(conn, PgConnection)
         return conn.batch(statements, commit=commit,
                           notify=(self.NEWS_CHANNEL, notify) if notify is not None and commit else None)
+
+    def call(self, conn: Connection, function: ServerFunction, values: Mapping[str, Any], *, news: str
+             ) -> dict[str, Any]:
+        """The function's call, its BEGIN and COMMIT in one round trip; created in the same round trip the first
+        time this process calls it (under the migration lock: two CREATE OR REPLACE of one function at once
+        fail, and replicas start together)."""
+        assert isinstance(conn, PgConnection)
+        statements: list[tuple[str, Sequence[Any]]] = []
+        if function.name not in self._created:
+            statements += [("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,)), (function.create, ())]
+        marks = ", ".join(["?"] * (len(function.args) + 3))
+        # When this call stops waiting (the statement time-out), on the server's clock: a call that arrives
+        # later (a server that hung, then resumed with it still in its socket buffer) writes nothing.
+        deadline = time.time() + conn._raw.ansf_clock_offset + self.timeout_s  # type: ignore[attr-defined]
+        statements.append((f"SELECT {function.name}({marks})",
+                           (*[values[name] for name in function.args], self.NEWS_CHANNEL, news, deadline)))
+        answer: dict[str, Any] = conn.batch(statements, commit=True)[-1][0][0]
+        self._created.add(function.name)
+        if answer.get("notified"):
+            conn.sent_news.append(news)
+        return answer
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:

@@ -1,0 +1,161 @@
+"""The PostgreSQL functions that claim and report (board/pg_functions.py) answer and write exactly what the
+Python path does: one seeded workload of claims, outcomes, replays, refusals, expiries, takeovers and scored
+predictions, run on SQLite (the Python path) and on PostgreSQL (the functions), compared answer by answer and
+row by row."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ansf_mcp.board import pg_functions
+from ansf_mcp.board.board import Board
+from ansf_mcp.board.errors import BoardError
+from ansf_mcp.board.models import AgentSpec, TaskSpec
+from ansf_mcp.governor.phases import PhaseLimits
+from ansf_mcp.store.base import ServerFunction, Store, StoreError
+from ansf_mcp.store.db import open_store
+from ansf_mcp.store.sqlite import SqliteStore
+from tests.board_helpers import FakeClock
+
+TABLES = {
+    "tasks": "SELECT * FROM tasks ORDER BY seq",
+    "claims": "SELECT * FROM claims ORDER BY task_id, claim_seq",
+    "outcomes": "SELECT * FROM outcomes ORDER BY id",
+    "agents": "SELECT * FROM agents ORDER BY position",
+    "estimator_scores": "SELECT * FROM estimator_scores ORDER BY estimator",
+    "predictions": "SELECT * FROM predictions ORDER BY task_id, agent_id, estimator",
+}
+
+
+def _workload(store: Store, seed: int) -> tuple[list[Any], dict[str, list[dict[str, Any]]]]:
+    """Every answer (or refusal) of a seeded run, and every row it left, with the swarm's id written as SW."""
+    rng = random.Random(seed)
+    clock = FakeClock(start=1_800_000_000.25)
+    limit = {"value": None}
+    board = Board(store, clock=clock, limits=lambda: PhaseLimits(max_active_agents=limit["value"]))
+    team = [AgentSpec(id=f"a{i}", role="dev", capacity=1 + i % 2) for i in range(3)]
+    sw = board.spawn("same", team, "mesh").swarm_id
+    specs = [TaskSpec(id=f"t{i}", description=f"task {i}'s text", priority=rng.randint(0, 3),
+                      depends_on=[f"t{j}" for j in range(i) if rng.random() < 0.15]) for i in range(14)]
+    board.coordinate(sw, specs, "round-robin")
+    with store.transaction() as conn:  # predictions as a decision leaves them, so outcomes score them
+        for i in range(14):
+            for agent in ("a0", "a1", "a2"):
+                for estimator, p in (("beta", rng.random()), ("net", rng.choice([0.0, 1.0, rng.random()]))):
+                    conn.execute("INSERT INTO predictions (swarm_id, task_id, agent_id, estimator, p) "
+                                 "VALUES (?, ?, ?, ?, ?)", (sw, f"t{i}", agent, estimator, p))
+    answers: list[Any] = []
+    held: list[tuple[str, str, int]] = []
+    for step in range(200):
+        roll = rng.random()
+        agent = rng.choice(["a0", "a1", "a2"]) if step % 37 else "nobody"
+        try:
+            if roll < 0.4:
+                out = board.claim_next(sw if step % 53 else "no-such-swarm", agent, lease_s=rng.choice([5.0, 30.0]))
+                if out.claimed and out.task is not None:
+                    held.append((out.task.id, agent, out.claim or 0))
+            elif roll < 0.8 and held:
+                task_id, holder, seq = held.pop(rng.randrange(len(held))) if rng.random() < 0.8 else held[0]
+                claim = rng.choice([None, seq, seq, seq - 1])
+                out = board.report(sw, task_id, holder if rng.random() < 0.9 else "a0", rng.random() < 0.8,
+                                   rng.choice(["", "done", "it's 100% done"]), rng.choice([None, 1.5]), claim)
+            elif roll < 0.85:
+                limit["value"] = rng.choice([None, 1, 2])
+                out = limit["value"]
+            else:
+                clock.advance(rng.choice([1.0, 7.5, 40.0]))
+                out = clock.now
+        except BoardError as exc:
+            out = (type(exc).__name__, str(exc))
+        dumped = out.model_dump() if hasattr(out, "model_dump") else out
+        answers.append(json.loads(json.dumps(dumped).replace(sw, "SW")))
+    rows: dict[str, list[dict[str, Any]]] = {}
+    with store.reading() as conn:
+        for table, sql in TABLES.items():
+            found = []
+            for r in conn.execute(sql).fetchall():
+                row = {k: r[k] for k in r.keys()}
+                if row.get("receipt") is not None:  # JSON text; its spacing is the engine's
+                    row["receipt"] = json.loads(row["receipt"])
+                found.append(json.loads(json.dumps(row).replace(sw, "SW")))
+            rows[table] = found
+    return answers, rows
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_functions_answer_and_write_what_the_python_path_does(tmp_path: Path, pg_cluster, seed: int) -> None:
+    sqlite = open_store(tmp_path / f"{seed}.sqlite3")
+    postgres = open_store(pg_cluster.new_database())
+    assert isinstance(sqlite, SqliteStore) and not sqlite.server_functions and postgres.server_functions
+    try:
+        expected_answers, expected_rows = _workload(sqlite, seed)
+        trips = postgres.trips.value  # type: ignore[attr-defined]
+        answers, rows = _workload(postgres, seed)
+        assert postgres.trips.value > trips  # type: ignore[attr-defined]
+    finally:
+        sqlite.close()
+        postgres.close()
+    kinds = {type(a).__name__ if not isinstance(a, dict) else ("claim" if "claimed" in a else "receipt")
+             for a in expected_answers}
+    assert {"claim", "receipt", "list"} <= kinds  # claims, outcomes and refusals all happened
+    for i, (want, got) in enumerate(zip(expected_answers, answers, strict=True)):
+        assert got == want, f"step {i}"
+    for table in TABLES:
+        assert rows[table] == expected_rows[table], table
+    assert expected_rows["estimator_scores"]  # predictions were scored
+
+
+def test_a_function_is_created_once_per_process_and_named_by_its_text(pg_cluster) -> None:
+    store = open_store(pg_cluster.new_database())
+    try:
+        claim = pg_functions.claim(store.for_update, store.skip_locked)
+        assert claim is pg_functions.claim(store.for_update, store.skip_locked)
+        assert claim.name.startswith("ansf_claim_") and claim.name != pg_functions.report(store.for_update).name
+        echo = ServerFunction(name="ansf_test_echo", args=("x",), create=(
+            "CREATE OR REPLACE FUNCTION ansf_test_echo(a_x text, a_channel text, a_news text, a_deadline float8) "
+            "RETURNS json "
+            "LANGUAGE sql AS $$ SELECT json_build_object('x', a_x, 'notified', false) $$"))
+        for _ in range(2):
+            with store.transaction() as conn:
+                assert store.call(conn, echo, {"x": "it's"}, news="n") == {"x": "it's", "notified": False}
+            assert echo.name in store._created  # type: ignore[attr-defined]  # the second call only calls it
+        with store.reading() as conn:
+            assert conn.execute("SELECT COUNT(*) FROM pg_proc WHERE proname = 'ansf_test_echo'").fetchone()[0] == 1
+    finally:
+        store.close()
+
+
+def test_a_call_that_reaches_postgresql_after_its_caller_gave_up_writes_nothing(pg_cluster, monkeypatch) -> None:
+    """A server that hung with the claim in its socket buffer runs it when it resumes, long after the caller was
+    told it failed: the function refuses to run past its deadline, so the claim is not silently held."""
+    import time
+
+    store = open_store(pg_cluster.new_database())
+    try:
+        board = Board(store, clock=FakeClock())
+        sw = board.spawn("late", [AgentSpec(id="a", role="dev")], "mesh").swarm_id
+        board.coordinate(sw, [TaskSpec(id="t0", description="only")], "round-robin")
+        real = time.time
+        monkeypatch.setattr(time, "time", lambda: real() - 3600)  # as if sent an hour before it ran
+        with pytest.raises(StoreError, match="after its caller had stopped waiting") as late:
+            board.claim_next(sw, "a")
+        assert "\n" not in str(late.value)
+        monkeypatch.undo()
+        claim = board.claim_next(sw, "a")
+        assert claim.claimed and claim.claim == 1 and claim.task is not None and claim.task.attempts == 1
+    finally:
+        store.close()
+
+
+def test_sqlite_runs_no_server_functions(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "x.sqlite3")
+    try:
+        with pytest.raises(NotImplementedError, match="sqlite"), store.transaction() as conn:
+            store.call(conn, ServerFunction(name="f", create="", args=()), {}, news="n")
+    finally:
+        store.close()
