@@ -29,6 +29,7 @@ TABLES = {
     "agents": "SELECT * FROM agents ORDER BY position",
     "estimator_scores": "SELECT * FROM estimator_scores ORDER BY estimator",
     "predictions": "SELECT * FROM predictions ORDER BY task_id, agent_id, estimator",
+    "estimator_outcomes": "SELECT * FROM estimator_outcomes ORDER BY estimator, seq",
 }
 
 
@@ -107,7 +108,7 @@ def test_the_functions_answer_and_write_what_the_python_path_does(tmp_path: Path
         assert got == want, f"step {i}"
     for table in TABLES:
         assert rows[table] == expected_rows[table], table
-    assert expected_rows["estimator_scores"]  # predictions were scored
+    assert expected_rows["estimator_scores"] and expected_rows["estimator_outcomes"]  # predictions were scored
 
 
 def test_a_function_is_created_once_per_process_and_named_by_its_text(pg_cluster) -> None:

@@ -27,7 +27,7 @@ from ansf_mcp.board.board import (
 )
 from ansf_mcp.board.lifecycle import LEASE_EXPIRED_SQL, STATE_SQL
 from ansf_mcp.board.tasks import TASK_COLUMNS
-from ansf_mcp.coordinator.scoring import EPS
+from ansf_mcp.coordinator.scoring import EPS, KEPT_OUTCOMES
 from ansf_mcp.store.base import ServerFunction
 
 # A quoted literal (left alone), a cast, a positional or a named parameter.
@@ -177,18 +177,26 @@ BEGIN
     UPDATE claims SET ended_at = a_now, ended = 'reported' WHERE swarm_id = a_swarm AND task_id = a_task
         AND claim_seq = tk.claim_seq;
     {plpgsql(SEEN_SQL, ("now", "swarm", "agent"))};
-    -- The estimators' predictions for this (task, agent), scored (scoring.log_loss and brier) and consumed.
+    -- The estimators' predictions for this (task, agent), scored (scoring.log_loss and brier) and consumed, each
+    -- pair kept in its estimator's ring at the slot of its new count (scores.KEEP_SQL).
     WITH scored AS (DELETE FROM predictions WHERE swarm_id = a_swarm AND task_id = a_task AND agent_id = a_agent
-                    RETURNING estimator, p)
-    INSERT INTO estimator_scores (swarm_id, estimator, n, log_loss_sum, brier_sum)
-    SELECT a_swarm, estimator, 1,
-           -ln(CASE WHEN a_success THEN LEAST(GREATEST(p, v_eps), 1::float8 - v_eps)
-                    ELSE 1::float8 - LEAST(GREATEST(p, v_eps), 1::float8 - v_eps) END),
-           (p - a_success::int) * (p - a_success::int)
-    FROM scored
-    ON CONFLICT (swarm_id, estimator) DO UPDATE SET n = estimator_scores.n + 1,
-        log_loss_sum = estimator_scores.log_loss_sum + excluded.log_loss_sum,
-        brier_sum = estimator_scores.brier_sum + excluded.brier_sum;
+                    RETURNING estimator, p),
+    sums AS (
+        INSERT INTO estimator_scores (swarm_id, estimator, n, log_loss_sum, brier_sum)
+        SELECT a_swarm, estimator, 1,
+               -ln(CASE WHEN a_success THEN LEAST(GREATEST(p, v_eps), 1::float8 - v_eps)
+                        ELSE 1::float8 - LEAST(GREATEST(p, v_eps), 1::float8 - v_eps) END),
+               (p - a_success::int) * (p - a_success::int)
+        FROM scored
+        ON CONFLICT (swarm_id, estimator) DO UPDATE SET n = estimator_scores.n + 1,
+            log_loss_sum = estimator_scores.log_loss_sum + excluded.log_loss_sum,
+            brier_sum = estimator_scores.brier_sum + excluded.brier_sum
+        RETURNING estimator, n)
+    INSERT INTO estimator_outcomes (swarm_id, estimator, slot, seq, p, success)
+    SELECT a_swarm, s.estimator, u.n % {KEPT_OUTCOMES}, u.n, s.p, a_success::int
+    FROM scored s JOIN sums u ON u.estimator = s.estimator
+    ON CONFLICT (swarm_id, estimator, slot) DO UPDATE SET seq = excluded.seq, p = excluded.p,
+        success = excluded.success;
     IF a_success THEN
         SELECT COALESCE(json_agg(u.id ORDER BY u.seq), '[]') INTO v_unblocked
         FROM ({plpgsql(UNBLOCKED_SQL.replace("SELECT t.id FROM", "SELECT t.id, t.seq FROM", 1))}) u;
