@@ -83,3 +83,66 @@ def test_sixteen_agents_claiming_at_once_get_sixteen_tasks_one_transaction_at_a_
     assert len({c.task.id for c in claims}) == 16  # no task handed out twice
     assert board.store.most == 1  # type: ignore[attr-defined]
     assert board.counts(swarm)["succeeded"] == 16
+
+
+def test_turns_run_in_order_in_one_thread_and_hand_back_answers_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ansf_mcp.board import turns as turns_module
+
+    monkeypatch.setattr(turns_module, "IDLE_EXIT_S", 0.05)
+    turns = turns_module.Turns()
+    seen: list[tuple[int, str]] = []
+
+    def job(i: int) -> int:
+        seen.append((i, threading.current_thread().name))
+        if i == 3:
+            raise ValueError("three")
+        return i * 10
+
+    async def main() -> list:
+        results: list = [None] * 6
+
+        async def one(i: int) -> None:
+            try:
+                results[i] = await turns.run(lambda: job(i))
+            except ValueError as exc:
+                results[i] = str(exc)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(6):
+                tg.start_soon(one, i)
+                await anyio.lowlevel.checkpoint()  # queued in this order
+        return results
+
+    assert anyio.run(main) == [0, 10, 20, "three", 40, 50]
+    assert [i for i, _ in seen] == list(range(6))
+    assert {name for _, name in seen} == {"ansf-board-turns"}
+    thread = turns._thread
+    assert thread is not None
+    thread.join(10)  # idle: it ends by itself...
+    assert not thread.is_alive() and turns._thread is None
+    assert anyio.run(turns.run, lambda: 7) == 7  # ...and starts again with the next write
+
+
+def test_a_caller_cancelled_while_its_write_runs_leaves_the_write_whole() -> None:
+    from ansf_mcp.board.turns import Turns
+
+    turns = Turns()
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def write() -> str:
+        started.set()
+        release.wait(10)
+        finished.set()
+        return "written"
+
+    async def main() -> None:
+        with anyio.move_on_after(0) as scope:
+            await turns.run(write)
+        assert scope.cancelled_caught
+        await anyio.to_thread.run_sync(started.wait, 10)
+        release.set()
+        await anyio.to_thread.run_sync(finished.wait, 10)
+        assert await turns.run(lambda: "next") == "next"  # the thread goes on with the next write
+
+    anyio.run(main)
+    assert finished.is_set()
