@@ -74,7 +74,6 @@ from ansf_mcp.board.models import (
     Topology,
 )
 from ansf_mcp.board.tasks import deps_from, deps_query, one_task, task_query, task_row, task_rows, to_views
-from ansf_mcp.board.turns import Turns, on_asyncio
 from ansf_mcp.coordinator import scoring
 from ansf_mcp.coordinator.episode import CoordinationResult, ModelUnavailable
 from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES, EstimatorScore, choose
@@ -163,7 +162,6 @@ class Board:
     # A read-only answer (`answer_read`) waits at most this long for the store.
     read_deadline_s: float | None = None
     _pools: dict[str, anyio.CapacityLimiter] = field(default_factory=dict, repr=False)
-    _turns: Turns = field(default_factory=Turns, repr=False)
 
     # -- off the event loop -------------------------------------------------------------------------------------
 
@@ -178,7 +176,7 @@ class Board:
 
     def _pool_for(self, fn: Callable[..., Any]) -> str:
         """"turns" for a short write (a claim, an outcome, a renewal, a release) on a store whose writers take
-        turns anyway: one after another in one thread (board/turns.py); any other write goes to the write pool (a
+        turns anyway: one at a time, queued on the event loop; any other write goes to the write pool (a
         decision computes for seconds before its short transaction, and claims must not wait for it)."""
         if self.store.serial_writes and getattr(fn, "__func__", None) in SHORT_WRITES:
             return "turns"
@@ -203,10 +201,8 @@ class Board:
 
     async def _off_loop(self, pool: str, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any],
                         abandon: bool = False) -> T:
-        if pool == "turns" and on_asyncio():
-            return await self._turns.run(functools.partial(fn, *args, **kwargs))
         limiter = self._pools.get(pool)
-        if limiter is None:  # (turns on another event loop library: a pool of one)
+        if limiter is None:
             limiter = self._pools[pool] = anyio.CapacityLimiter(1 if pool == "turns" else self.workers)
         return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=limiter,
                                               abandon_on_cancel=abandon)
