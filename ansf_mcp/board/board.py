@@ -172,15 +172,7 @@ class Board:
     async def write(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run a blocking write to the board in the write pool (it may wait for a lock, up to the store's
         time-out)."""
-        return await self._off_loop(self._pool_for(fn), fn, args, kwargs)
-
-    def _pool_for(self, fn: Callable[..., Any]) -> str:
-        """"turns" for a short write (a claim, an outcome, a renewal, a release) on a store whose writers take
-        turns anyway: one at a time, queued on the event loop; any other write goes to the write pool (a
-        decision computes for seconds before its short transaction, and claims must not wait for it)."""
-        if self.store.serial_writes and getattr(fn, "__func__", None) in SHORT_WRITES:
-            return "turns"
-        return "write"
+        return await self._off_loop("write", fn, args, kwargs)
 
     async def answer_read(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """A read that a read-only tool answers with: within `read_deadline_s`, or a one-sentence StoreError (its
@@ -203,7 +195,7 @@ class Board:
                         abandon: bool = False) -> T:
         limiter = self._pools.get(pool)
         if limiter is None:
-            limiter = self._pools[pool] = anyio.CapacityLimiter(1 if pool == "turns" else self.workers)
+            limiter = self._pools[pool] = anyio.CapacityLimiter(self.workers)
         return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=limiter,
                                               abandon_on_cancel=abandon)
 
@@ -660,8 +652,7 @@ class Board:
             step = trace.span("claim", agent=agent_id)
             if step is not None:
                 step.mark("call")
-            claim = await self._off_loop(self._pool_for(self.claim_next), trace.working_for(step, self.claim_next),
-                                         (swarm_id, agent_id, lease_s), {})
+            claim = await self.write(trace.working_for(step, self.claim_next), swarm_id, agent_id, lease_s)
             if step is not None:
                 step.mark("back")
                 step.done()
@@ -773,7 +764,3 @@ class Board:
                 "per claim, so nothing was recorded; claim it again with next_task to try again"
             )
         return receipt
-
-
-# The board's short writes: one transaction each, nothing computed outside it (Board._pool_for).
-SHORT_WRITES = frozenset({Board.claim_next, Board.report, Board.renew, Board.release})

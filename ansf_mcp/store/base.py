@@ -62,10 +62,6 @@ class Store(ABC):
     # claim passes over tasks another replica is claiming right now (`skip_locked`; the tasks are aliased `t`).
     for_update: ClassVar[str] = ""
     skip_locked: ClassVar[str] = ""
-    # Whether this process's writers take turns anyway (SQLite: one write lock, then BEGIN IMMEDIATE): the board's
-    # short writes then wait their turn on the event loop, for one thread, instead of each waking a thread of its
-    # own that queues for the same lock (a convoy: every hand-over waits for a thread to wake and get the GIL).
-    serial_writes: ClassVar[bool] = False
     # A waiter in another process re-reads at least this often (the engine may wake it sooner).
     news_poll_s: ClassVar[float] = 0.25
     # Whether news from other processes (other replicas) arrive here as they happen, or only changes made in this

@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 
 class SqliteStore(Store):
     engine = "sqlite"
-    serial_writes = True
     # BEGIN IMMEDIATE already serialises writers: no row locks to add.
 
     def __init__(self, path: Path, timeout_s: float = DEFAULT_TIMEOUT_S):
