@@ -142,28 +142,35 @@ class Runtime:
         if record_phases:
             runtime.governor.on_change.append(runtime._record_phase_change)
         if settings.warm_model:
-            runtime.on_start.append(lambda: runtime.warmer.start(runtime.limits().neural_allowed,
-                                                                 runtime.limits().reason))
+            runtime.on_start.append(runtime._start_warmup)
             runtime.on_start.append(runtime._settle_after_warmup)
         else:
             runtime.warmer.start(False, "off (ANSF_WARMUP=0): the model loads on the first neural decision")
         return runtime
+
+    def _start_warmup(self) -> None:
+        # Until the heap settles after it: the loads would set off full collections of a heap about to be frozen.
+        heap.defer_full_collections()
+        self.warmer.start(self.limits().neural_allowed, self.limits().reason)
 
     def _settle_after_warmup(self) -> None:
         """Once the warm-up has loaded the model: rehearse a decision, then freeze the start-up's heap
         (`heap.settle`; the full collections that would walk it cost every request hundreds of milliseconds)."""
 
         def settle() -> None:
-            if self.warmer.status().get("state") == "loading":
-                # The solver's imports (scipy, ~1.1 s) beside the model's load, not after it: a plan that arrives
-                # while the model still loads then waits for the load alone.
-                import ansf_mcp.coordinator.strategies  # noqa: F401
-            self.warmer.wait(WARMUP_SETTLE_TIMEOUT_S)
-            if self._closed:
-                return
-            if self.warmer.status().get("state") == "loaded":
-                rehearse_decision()
-            heap.settle("the start-up's warm-up")
+            try:
+                if self.warmer.status().get("state") == "loading":
+                    # The solver's imports (scipy, ~1.1 s) beside the model's load, not after it: a plan that
+                    # arrives while the model still loads then waits for the load alone.
+                    import ansf_mcp.coordinator.strategies  # noqa: F401
+                self.warmer.wait(WARMUP_SETTLE_TIMEOUT_S)
+                if self._closed:
+                    return
+                if self.warmer.status().get("state") == "loaded":
+                    rehearse_decision()
+                heap.settle("the start-up's warm-up")
+            finally:
+                heap.resume_full_collections()  # settled or not (closed, a failed rehearsal): collect as before
 
         threading.Thread(target=settle, name="ansf-heap-settle", daemon=True).start()
 

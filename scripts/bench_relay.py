@@ -4,6 +4,7 @@
     .venv/bin/python scripts/bench_relay.py --mode shared --agents 16 --tasks 128
     .venv/bin/python scripts/bench_relay.py --mode standalone --agents 16 --tasks 128
     .venv/bin/python scripts/bench_relay.py --mode shared --work-s 0.5   # agents that work between calls
+    .venv/bin/python scripts/bench_relay.py --mode shared --trace        # where the slowest 1 % spent its time
 
 Everything runs with the user's defaults (`--env ANSF_X=V` changes one) in a fresh temporary data directory and a
 small temporary project; the lead connects first (it creates the store), then the agents all at once; all processes
@@ -92,8 +93,86 @@ async def no_validation(name: str, result: object) -> None:
     return None
 
 
+# The phases of one next_task call, each between two instants of the trace (ansf_mcp/trace.py): (name, (record,
+# instant) it starts at, (record, instant) it ends at). Records: client (this process), relay, http (the shared
+# server's ASGI app), claim (the board: its worker thread and the store's transaction).
+PHASES = [
+    ("client_to_relay", ("client", "t0"), ("relay", "read")),
+    ("relay_queue", ("relay", "read"), ("relay", "thread")),
+    ("relay_to_server", ("relay", "thread"), ("http", "in")),
+    ("server_body", ("http", "in"), ("http", "body")),
+    ("sdk_in", ("http", "body"), ("claim", "call")),
+    ("write_pool_queue", ("claim", "call"), ("claim", "thread")),
+    ("write_lock_wait", ("claim", "thread"), ("claim", "lock")),
+    ("begin_immediate", ("claim", "lock"), ("claim", "begin")),
+    ("sql", ("claim", "begin"), ("claim", "commit0")),
+    ("commit", ("claim", "commit0"), ("claim", "commit1")),
+    ("thread_after_commit", ("claim", "commit1"), ("claim", "thread_end")),
+    ("back_to_loop", ("claim", "thread_end"), ("claim", "back")),
+    ("sdk_out", ("claim", "back"), ("http", "data")),
+    ("server_to_relay_out", ("http", "data"), ("relay", "written")),
+    ("relay_to_client", ("relay", "written"), ("client", "t1")),
+]
+
+
+def tail_breakdown(trace_dir: Path, client: list[dict], share: float = 0.01) -> dict:
+    """Where the slowest `share` of next_task calls spent their time, beside the median call: each phase's mean
+    (ms) over those calls, and the server's garbage collections that overlapped them."""
+    records: dict[str, dict[str, list[dict]]] = {"client": {}, "relay": {}, "http": {}, "claim": {}}
+    gcs = []
+    for path in trace_dir.glob("trace-*.jsonl"):
+        for line in path.read_text().splitlines():
+            r = json.loads(line)
+            if r["kind"] == "gc":
+                gcs.append(r)
+            elif r["kind"] == "claim" or r.get("tool") == "next_task":
+                records[r["kind"]].setdefault(r["agent"], []).append(r)
+    for r in client:
+        records["client"].setdefault(r["agent"], []).append(r)
+    calls = []
+    for agent, mine in records["client"].items():
+        ordered = {k: sorted(records[k].get(agent, []), key=lambda r: r.get("read", r.get("in", r.get("call", r.get("t0", 0)))))
+                   for k in records}
+        n = len(mine)
+        if any(len(ordered[k]) != n for k in ordered):
+            continue  # a record missing (an error answer): this agent's calls cannot be matched one to one
+        for i in range(n):
+            parts = {k: ordered[k][i] for k in ordered}
+            try:
+                phases = {name: (parts[b][bi] - parts[a][ai]) * 1000 for name, (a, ai), (b, bi) in PHASES}
+            except KeyError:
+                continue
+            t0, t1 = parts["http"]["in"], parts["http"]["end"]
+            phases["gc_overlap"] = sum((min(t1, g["t1"]) - max(t0, g["t0"])) * 1000 for g in gcs
+                                       if g["t0"] < t1 and g["t1"] > t0 and g["pid"] == parts["http"]["pid"])
+            calls.append(((parts["client"]["t1"] - parts["client"]["t0"]) * 1000, phases))
+    calls.sort(key=lambda c: c[0])
+    start = min((r["t0"] for r in client), default=0.0)
+    if not calls:
+        return {"matched_calls": 0}
+    slow = calls[-max(1, round(len(calls) * share)):]
+    median = calls[len(calls) // 2]
+
+    def mean(rows: list[tuple[float, dict]], key: str) -> float:
+        return round(sum(p[key] for _, p in rows) / len(rows), 2)
+
+    keys = [name for name, _, _ in PHASES] + ["gc_overlap"]
+    return {
+        "matched_calls": len(calls), "slowest_calls": len(slow),
+        "slowest_ms": [round(c[0], 1) for c in slow],
+        "slowest_mean_ms": {k: mean(slow, k) for k in keys},
+        "median_call_ms": round(median[0], 1),
+        "median_call_phases_ms": {k: round(median[1][k], 2) for k in keys},
+        "server_gc": {f"gen{g}": sum(1 for r in gcs if r["gen"] == g) for g in (0, 1, 2)},
+        "server_gc_max_ms": round(max(((r["t1"] - r["t0"]) * 1000 for r in gcs), default=0.0), 2),
+        # Full collections: seconds from the first next_task call (negative: before the agents started), ms.
+        "server_gen2_at_s_ms": [(round(r["t0"] - start, 2), round((r["t1"] - r["t0"]) * 1000, 1))
+                                for r in sorted(gcs, key=lambda r: r["t0"]) if r["gen"] == 2],
+    }
+
+
 async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float, work_s: float,
-              extra_env: dict[str, str], validate: bool) -> dict:
+              extra_env: dict[str, str], validate: bool, trace: bool = False) -> dict:
     root = Path(tempfile.mkdtemp(prefix="ansf-relay-bench-"))
     data_dir, project = root / "data", root / "project"
     project.mkdir()
@@ -102,6 +181,8 @@ async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float, work_s: f
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSF_")}
     env["ANSF_DATA_DIR"] = str(data_dir)
     env.update(extra_env)
+    if trace:
+        env["ANSF_TRACE_DIR"] = str(root / "trace")
     args = ["-m", "ansf_mcp", "serve", "--project", str(project)]
     if mode == "standalone":
         args.append("--standalone")
@@ -113,6 +194,7 @@ async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float, work_s: f
                     "env": extra_env, "client_validation": validate}
     rng = random.Random(0)
     latencies: list[float] = []
+    client_trace: list[dict] = []
     reported: list[str] = []
 
     async def hold() -> None:
@@ -128,8 +210,11 @@ async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float, work_s: f
     async def agent(c: Client, swarm_id: str, agent_id: str) -> None:
         for _ in range(n_tasks * 4):  # bounded: more polls than the board can need
             t0 = time.perf_counter()
+            m0 = time.monotonic()
             claim = await structured(c, "next_task", swarm_id=swarm_id, agent_id=agent_id)
             latencies.append(time.perf_counter() - t0)
+            if trace:
+                client_trace.append({"agent": agent_id, "t0": m0, "t1": time.monotonic()})
             if not claim["claimed"]:
                 return
             if work_s:
@@ -175,6 +260,7 @@ async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float, work_s: f
             result["next_task_calls"] = len(latencies)
             for q in (50, 95, 99):
                 result[f"next_task_p{q}_ms"] = round(pct(latencies, q) * 1000, 1)
+            result["load_avg_1m"] = os.getloadavg()[0]
             await anyio.sleep(settle_s)  # background warm-up and indexing finish before memory is read
             rss, procs = tree_rss([os.getpid(), *shared_pids(data_dir)])
             own = psutil.Process().memory_info().rss  # the benchmark's own client process is not the server side
@@ -186,6 +272,8 @@ async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float, work_s: f
                 result["shared_server_processes"] = server_procs
                 result["rss_per_relay_mb"] = round((rss - own - server_rss) / 2**20 / n, 1)
             done.set()
+            if trace:
+                result["tail"] = tail_breakdown(root / "trace", client_trace)
     finally:
         done.set()
         for pid in shared_pids(data_dir):
@@ -210,10 +298,13 @@ def main() -> None:
     p.add_argument("--no-client-validation", action="store_true",
                    help="skip the SDK client's output-schema check (17 clients share this one process; real agents "
                    "each pay it in their own)")
+    p.add_argument("--trace", action="store_true",
+                   help="trace every next_task through relay, server, board and store (ANSF_TRACE_DIR) and say "
+                   "where the slowest 1 %% spent its time")
     a = p.parse_args()
     print(json.dumps(anyio.run(run, a.mode, a.agents, a.tasks, a.settle_s, a.work_s,
                                 dict(e.split("=", 1) for e in a.env),
-                                not a.no_client_validation)), flush=True)
+                                not a.no_client_validation, a.trace)), flush=True)
 
 
 if __name__ == "__main__":

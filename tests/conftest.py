@@ -40,6 +40,9 @@ def _no_frozen_heap_outlives_a_test() -> Iterator[None]:
     yield
     if gc.get_freeze_count():
         gc.unfreeze()
+    from ansf_mcp import heap
+
+    heap.resume_full_collections()  # a warm-up that outlived its test holds full collections back no longer
 
 
 # The store's two engines; store-level suites run on both (issue 12).

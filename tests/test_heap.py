@@ -28,3 +28,18 @@ def test_settle_freezes_what_survives_a_collection_and_says_so(thawed: None) -> 
     # Frozen objects are still freed by reference counting (another thread's garbage included): the count can
     # only shrink after the freeze, never below what is still held here.
     assert len(kept) <= gc.get_freeze_count() <= status["frozen_objects"]
+
+
+def test_full_collections_held_back_until_the_heap_settles(thawed: None) -> None:
+    before = gc.get_threshold()
+    try:
+        heap.defer_full_collections()
+        heap.defer_full_collections()  # a second hold keeps the first's thresholds to come back to
+        assert gc.get_threshold() == (before[0], before[1], heap.HELD_THRESHOLD)
+        assert heap.status()["full_collections_held"]
+        heap.settle("a test's load")
+        assert gc.get_threshold() == before and not heap.status()["full_collections_held"]
+        heap.resume_full_collections()  # nothing held: nothing changes
+        assert gc.get_threshold() == before
+    finally:
+        gc.set_threshold(*before)

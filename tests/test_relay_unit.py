@@ -217,3 +217,43 @@ def test_the_idle_timer_waits_for_open_requests_and_answers_who_it_is():
 
     anyio.run(scenario)
     assert json.loads(sent[1]["body"]) == {"pid": os.getpid()}
+
+
+def test_a_connection_idle_long_enough_for_the_server_to_be_closing_it_is_not_reused():
+    """uvicorn closes a connection idle for 5 s; a request sent as it closes is reset unanswered. The relay opens a
+    new one once its connection has idled REUSE_IDLE_S, before the server could be closing it."""
+    from ansf_mcp.server import relay as relay_module
+
+    server = Stub()
+    server.RequestHandlerClass = KeepAliveHandler
+    server.connections = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    stdout = io.BytesIO()
+    r = Relay(lambda: server.endpoint, io.BytesIO(), stdout)
+    try:
+        r._post(json.dumps(INIT).encode(), is_handshake=True)
+        r._post(json.dumps(CALL).encode(), is_handshake=False)
+        assert len(server.connections) == 1
+        r._local.used_at -= relay_module.REUSE_IDLE_S  # idle that long (the server has not closed it yet)
+        r._post(json.dumps({**CALL, "id": 6}).encode(), is_handshake=False)
+        assert len(server.connections) == 2
+        r._post(json.dumps({**CALL, "id": 7}).encode(), is_handshake=False)  # fresh again: reused
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(server.connections) == 2
+    assert [p.get("id") for p in server.posts] == [1, 5, 6, 7]
+    assert [json.loads(line)["id"] for line in stdout.getvalue().splitlines()] == [1, 5, 6, 7]
+
+
+def test_a_traced_relay_records_each_tool_call_s_instants(stub: Stub, tmp_path, monkeypatch):
+    from ansf_mcp import trace
+
+    monkeypatch.setattr(trace, "DIR", str(tmp_path))
+    call = {**CALL, "params": {"name": "next_task", "arguments": {"agent_id": "a1"}}}
+    out = relay(lambda: stub.endpoint, INIT, INITIALIZED, call)
+    assert [m["id"] for m in out] == [1, 5]
+    [record] = [json.loads(line) for f in tmp_path.glob("trace-*.jsonl") for line in f.read_text().splitlines()]
+    assert record["kind"] == "relay" and record["tool"] == "next_task" and record["agent"] == "a1"
+    instants = [record[k] for k in ("read", "thread", "post", "head", "written", "ended")]
+    assert instants == sorted(instants)

@@ -78,6 +78,7 @@ def test_after_the_warm_up_a_decision_is_rehearsed_then_the_heap_settles(setting
     runtime.warmer = warmer  # type: ignore[assignment]
     try:
         runtime.start()
+        assert heap.status()["full_collections_held"]  # while the model loads, until the heap settles
         assert not settled.wait(0.2) and steps == []  # nothing before the model is in
         warmer.state = "loaded"
         warmer.done.set()
@@ -86,6 +87,7 @@ def test_after_the_warm_up_a_decision_is_rehearsed_then_the_heap_settles(setting
         assert "ansf_mcp.coordinator.strategies" in sys.modules  # the solver loaded beside the model
     finally:
         runtime.shutdown()
+        heap.resume_full_collections()
 
 
 def test_the_rehearsal_is_one_small_auto_decision_and_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:

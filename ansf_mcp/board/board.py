@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from ansf_mcp import heap
+from ansf_mcp import heap, trace
 from ansf_mcp.board import manage, messages, presets, scores, swarms
 from ansf_mcp.board.errors import Conflict, Refused
 from ansf_mcp.board.lifecycle import (
@@ -700,7 +700,13 @@ class Board:
             seen = self.store.news_version(key)
             # Taken before the claim: a change made between the claim and the wait still wakes it.
             mark = await self.read(self._fingerprint, swarm_id) if wait_s else None
-            claim = await self.write(self.claim_next, swarm_id, agent_id, lease_s)
+            step = trace.span("claim", agent=agent_id)
+            if step is not None:
+                step.mark("call")
+            claim = await self.write(trace.working_for(step, self.claim_next), swarm_id, agent_id, lease_s)
+            if step is not None:
+                step.mark("back")
+                step.done()
             if claim.status != "wait" or anyio.current_time() >= deadline:
                 break
             recheck = min(deadline, anyio.current_time() + RECHECK_S)

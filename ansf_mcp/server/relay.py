@@ -20,10 +20,12 @@ import select
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
+from ansf_mcp import trace
 from ansf_mcp.server.lines import request_id
 from ansf_mcp.server.shared import Endpoint, SharedServerError, running
 
@@ -36,6 +38,10 @@ VERSION_HEADER = "mcp-protocol-version"
 MAX_IN_FLIGHT = 64  # worker threads; a client with more requests outstanding waits for one to finish
 # Silence on an answer for this long means a hung server, not a slow tool (every tool has a shorter deadline).
 ANSWER_TIMEOUT_S = 900.0
+# A kept-alive connection idle for this long is replaced before use: the server closes idle connections after 5 s
+# (web.run_uvicorn's timeout_keep_alive), and a request sent as that close happens is reset unanswered (an agent
+# that worked a few seconds between calls got "stopped while answering" for a request the server never read).
+REUSE_IDLE_S = 2.0
 
 
 class Unreached(Exception):
@@ -110,17 +116,27 @@ class Relay:
             self._forward(line, message)
             self._listen()
         else:
-            self._pool.submit(self._forward, line, message)
+            step = None
+            if trace.DIR is not None and method == "tools/call":
+                params = message.get("params") or {}
+                step = trace.span("relay", tool=params.get("name"), agent=(params.get("arguments") or {}).get("agent_id"))
+                step.mark("read")  # type: ignore[union-attr]
+            self._pool.submit(self._forward, line, message, step)
 
-    def _forward(self, line: bytes, message: Any) -> None:
+    def _forward(self, line: bytes, message: Any, step: trace.Span | None = None) -> None:
         rid = message.get("id") if isinstance(message, dict) and "method" in message else None
         handshake = self._is_handshake(message)
         # What a restarted server must be told first: the handshake messages that came before this one.
         before = {"initialize": 0, "notifications/initialized": 1}.get(message.get("method"), 2) if handshake else 2
         generation = self._generation
+        if step is not None:
+            step.mark("thread")
         for attempt in range(2):
             try:
-                self._post(line, is_handshake=handshake)
+                self._post(line, is_handshake=handshake, step=step)
+                if step is not None:
+                    step.mark("ended")
+                    step.done()
                 return
             except Unreached as exc:
                 if attempt == 1:
@@ -165,8 +181,9 @@ class Relay:
 
     def _connection(self, endpoint: Endpoint) -> http.client.HTTPConnection:
         """This thread's kept-alive connection to `endpoint`, or a new one when there is none, it was opened to
-        another server, or the server has closed it while it was idle (its keep-alive ran out, or it made room
-        for others): a closed one shows as readable before anything is sent on it, so nothing is lost."""
+        another server, it has been idle long enough for the server to be closing it (REUSE_IDLE_S), or the
+        server has closed it (it made room for others): a closed one shows as readable before anything is sent on
+        it, so nothing is lost."""
         local = self._local
         if endpoint.pid > 0 and not running(endpoint.pid):
             # Dead before the message left (a kept-alive connection to it may not show it yet): whatever answers on
@@ -174,7 +191,8 @@ class Relay:
             self._drop_connection()
             raise Unreached("its process has exited")
         conn: http.client.HTTPConnection | None = getattr(local, "conn", None)
-        if conn is not None and local.endpoint == endpoint and conn.sock is not None and not _dropped(conn.sock):
+        if (conn is not None and local.endpoint == endpoint and conn.sock is not None
+                and time.monotonic() - local.used_at < REUSE_IDLE_S and not _dropped(conn.sock)):
             return conn
         self._drop_connection()
         conn = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=ANSWER_TIMEOUT_S)
@@ -183,7 +201,7 @@ class Relay:
         except OSError as exc:  # nobody listens: the message cannot have been acted on
             conn.close()
             raise Unreached(type(exc).__name__) from exc
-        local.conn, local.endpoint = conn, endpoint
+        local.conn, local.endpoint, local.used_at = conn, endpoint, time.monotonic()
         return conn
 
     def _drop_connection(self) -> None:
@@ -192,15 +210,19 @@ class Relay:
             conn.close()
         self._local.conn = None
 
-    def _post(self, line: bytes, *, is_handshake: bool, echo: bool = True) -> None:
+    def _post(self, line: bytes, *, is_handshake: bool, echo: bool = True, step: trace.Span | None = None) -> None:
         endpoint = self._endpoint_now()
         conn = self._connection(endpoint)
         done = False
         try:
             try:
+                if step is not None:
+                    step.mark("post")
                 conn.request("POST", "/mcp", body=line,
                              headers=self._headers(endpoint, "application/json, text/event-stream"))
                 response = conn.getresponse()
+                if step is not None:
+                    step.mark("head")
             except (OSError, http.client.HTTPException) as exc:
                 # Connected, then cut off: the server may have acted on it, so it is not sent again.
                 raise Lost(type(exc).__name__) from exc
@@ -209,22 +231,25 @@ class Relay:
             if is_handshake and response.getheader(SESSION_HEADER):
                 self._session = response.getheader(SESSION_HEADER)
             try:
-                self._relay_body(response, line, is_handshake=is_handshake, echo=echo)
+                self._relay_body(response, line, is_handshake=is_handshake, echo=echo, step=step)
             except (OSError, http.client.HTTPException) as exc:
                 raise Lost(type(exc).__name__) from exc
             done = True
+            self._local.used_at = time.monotonic()
         finally:
             if not done:  # an answer not read to its end leaves the connection unusable
                 self._drop_connection()
 
     def _relay_body(self, response: http.client.HTTPResponse, line: bytes, *, is_handshake: bool,
-                    echo: bool) -> None:
+                    echo: bool, step: trace.Span | None = None) -> None:
         kind = (response.getheader("content-type") or "").split(";")[0].strip()
         if kind == "text/event-stream":
             for data in _events(response):
                 self._seen(data, is_handshake)
                 if echo:
                     self.write(data)
+                    if step is not None and "written" not in step.record:
+                        step.mark("written")
             return
         body = response.read()
         if response.status == 202 or not body.strip():
@@ -233,6 +258,8 @@ class Relay:
             self._seen(body, is_handshake)
             if echo:
                 self.write(body)
+                if step is not None:
+                    step.mark("written")
             return
         # An HTTP error: answer the request it refused, with the request's id (the server could not read it).
         rid = request_id(line.decode("utf-8", "replace"))

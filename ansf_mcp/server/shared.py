@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ansf_mcp import trace
+
 TOKEN_FILE = "shared-server.token"
 STATE_DIR = "shared-servers"
 DEFAULT_IDLE_EXIT_S = 300.0
@@ -264,6 +266,7 @@ class IdleExit:
         self.open = 0
         self.last_seen = time.monotonic()
         self._lock = threading.Lock()
+        trace.watch_gc()
         watcher = threading.Thread(target=self._watch, args=(check_every_s,), name="idle-exit", daemon=True)
         watcher.start()
 
@@ -282,7 +285,10 @@ class IdleExit:
         with self._lock:
             self.open += 1
         try:
-            await self.app(scope, receive, send)
+            if trace.DIR is not None and scope.get("method") == "POST":
+                await traced(self.app, scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
         finally:
             with self._lock:
                 self.open -= 1
@@ -297,3 +303,41 @@ class IdleExit:
             time.sleep(every_s)  # a background timer, not a wait for an outcome
         sys.stderr.write(f"ansf shared server: no client for {self.idle_s:g} s, stopping\n")
         self._stop()
+
+
+async def traced(app: Any, scope: Any, receive: Any, send: Any) -> None:
+    """`app` on one POST, its instants traced (trace.py): arrival, body read, response head, first and last body
+    chunk; with the tool and agent the body names."""
+    step = trace.Span("http")
+    step.mark("in")
+    body: list[bytes] = []
+
+    async def receiving() -> Any:
+        message = await receive()
+        if message.get("type") == "http.request":
+            body.append(message.get("body", b""))
+            if not message.get("more_body"):
+                step.mark("body")
+                try:
+                    request = json.loads(b"".join(body))
+                    params = request.get("params") or {}
+                    step.record.update(method=request.get("method"), tool=params.get("name"),
+                                       agent=(params.get("arguments") or {}).get("agent_id"))
+                except (ValueError, AttributeError):
+                    pass
+        return message
+
+    async def sending(message: Any) -> None:
+        if message.get("type") == "http.response.start":
+            step.mark("head")
+        elif message.get("type") == "http.response.body":
+            if message.get("body") and b"result" in message.get("body", b"") and "data" not in step.record:
+                step.mark("data")
+        await send(message)
+        if message.get("type") == "http.response.body" and not message.get("more_body"):
+            step.mark("end")
+
+    try:
+        await app(scope, receiving, sending)
+    finally:
+        step.done()

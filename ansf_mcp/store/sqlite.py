@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ansf_mcp import trace
 from ansf_mcp.store.base import DEFAULT_TIMEOUT_S, Connection, Store, StoreError
 from ansf_mcp.store.migrations import MIGRATIONS
 
@@ -85,12 +86,14 @@ class SqliteStore(Store):
         if not self._write_lock.acquire(timeout=self.timeout_s):
             raise StoreError(f"the store {self.path} stayed busy for {self.timeout_s:g} s (ANSF_STORE_TIMEOUT_S) "
                              "behind earlier writes of this server, so nothing was written; try again")
+        trace.mark("lock")
         try:
             try:
                 self._writer.execute(f"PRAGMA busy_timeout={max(1, int((deadline - time.monotonic()) * 1000))}")
                 self._writer.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise self._busy(exc, "nothing was written") from exc
+            trace.mark("begin")
             self._in_transaction.active = True
             try:
                 yield self._writer
@@ -100,8 +103,10 @@ class SqliteStore(Store):
                     raise self._busy(exc, "nothing was written") from exc
                 raise
             else:
+                trace.mark("commit0")
                 try:
                     self._writer.execute("COMMIT")
+                    trace.mark("commit1")
                 except sqlite3.Error as exc:
                     self._writer.execute("ROLLBACK")
                     raise StoreError(f"could not commit to the store: {exc}") from exc
