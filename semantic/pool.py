@@ -7,6 +7,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -34,6 +35,8 @@ class SemanticPool:
         self._threads: list[threading.Thread] = []
         self._pending: set[Future] = set()
         self._stuck: dict[Future, tuple[str, float]] = {}
+        # Why a queued call was answered at once (weak: a caller cancelled itself never reads its entry).
+        self._failed_fast: weakref.WeakKeyDictionary[Future, str] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def _work(self) -> None:
@@ -92,7 +95,10 @@ class SemanticPool:
                 if not fut.done():
                     self._stuck[fut] = (what, started)
                 queued = [f for f in self._pending if f is not fut and not f.running()]
-            for f in queued:  # they would only wait behind the stuck call: answer them now
+            why = self.unavailable() or (f"semantic tools are failing fast: {what} had no answer from its language "
+                                         f"server within {deadline:.0f} s; try again shortly")
+            for f in queued:  # they would only wait behind the stuck call: answer them now, saying why
+                self._failed_fast[f] = why  # kept: the stuck call may be over before they wake to read it
                 f.cancel()
             log.warning("semantic call %s passed its %.0f s deadline; %d queued call(s) failed fast",
                         what, deadline, len(queued))
@@ -101,7 +107,8 @@ class SemanticPool:
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if fut.cancelled() and task is not None and not task.cancelling():
-                raise SemanticCallError(self.unavailable() or f"{what}: cancelled while waiting for a worker") from None
+                why = self._failed_fast.pop(fut, None) or self.unavailable()
+                raise SemanticCallError(why or f"{what}: cancelled while waiting for a worker") from None
             raise
 
     def shutdown(self) -> None:
