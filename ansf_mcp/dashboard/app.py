@@ -198,17 +198,20 @@ class Dashboard:
 
     async def websocket(self, ws: WebSocket) -> None:
         await ws.accept()
-        self.hub.clients[ws] = False
+        # Held out of broadcasts until its hello is sent: a snapshot pushed while the hello is composed would
+        # arrive first (the hello carries the latest snapshot anyway).
+        self.hub.clients[ws] = True
         try:
             await ws.send_text(json.dumps(await self.hello(), default=str))
+            self.hub.clients[ws] = False
             while True:
                 message = await ws.receive_json()
                 kind = message.get("type") if isinstance(message, dict) else None
                 if kind == "pause":
                     self.hub.clients[ws] = True
                 elif kind == "resume":
-                    self.hub.clients[ws] = False
                     await ws.send_text(json.dumps(await self.hello(), default=str))
+                    self.hub.clients[ws] = False
         except (WebSocketDisconnect, RuntimeError, ValueError):
             pass
         finally:
