@@ -152,10 +152,10 @@ class KeepAliveHandler(Handler):
         self.wfile.write(self._answer)
 
 
-def test_messages_share_a_kept_alive_connection_and_one_the_server_closed_is_replaced():
-    import select
-    import socket
-
+@pytest.fixture
+def keep_alive() -> Iterator[tuple[Stub, Relay, io.BytesIO]]:
+    """A stub server that keeps connections alive (and lists them), a relay to it and the relay's stdout, after
+    the handshake and one call: both sent on one connection."""
     server = Stub()
     server.RequestHandlerClass = KeepAliveHandler
     server.connections = []  # type: ignore[attr-defined]
@@ -166,13 +166,21 @@ def test_messages_share_a_kept_alive_connection_and_one_the_server_closed_is_rep
         r._post(json.dumps(INIT).encode(), is_handshake=True)
         r._post(json.dumps(CALL).encode(), is_handshake=False)
         assert len(server.connections) == 1  # the call went on the handshake's connection
-        # The server closes the idle connection (its keep-alive ran out); the relay sees it before sending.
-        server.connections[0].shutdown(socket.SHUT_RDWR)
-        assert select.select([r._local.conn.sock], [], [], 10)[0], "the close never reached the relay"
-        r._post(json.dumps({**CALL, "id": 6}).encode(), is_handshake=False)
+        yield server, r, stdout
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_messages_share_a_kept_alive_connection_and_one_the_server_closed_is_replaced(keep_alive):
+    import select
+    import socket
+
+    server, r, stdout = keep_alive
+    # The server closes the idle connection (its keep-alive ran out); the relay sees it before sending.
+    server.connections[0].shutdown(socket.SHUT_RDWR)
+    assert select.select([r._local.conn.sock], [], [], 10)[0], "the close never reached the relay"
+    r._post(json.dumps({**CALL, "id": 6}).encode(), is_handshake=False)
     assert len(server.connections) == 2
     assert [p.get("id") for p in server.posts] == [1, 5, 6]  # each sent once
     assert [json.loads(line)["id"] for line in stdout.getvalue().splitlines()] == [1, 5, 6]
@@ -219,28 +227,16 @@ def test_the_idle_timer_waits_for_open_requests_and_answers_who_it_is():
     assert json.loads(sent[1]["body"]) == {"pid": os.getpid()}
 
 
-def test_a_connection_idle_long_enough_for_the_server_to_be_closing_it_is_not_reused():
+def test_a_connection_idle_long_enough_for_the_server_to_be_closing_it_is_not_reused(keep_alive):
     """uvicorn closes a connection idle for 5 s; a request sent as it closes is reset unanswered. The relay opens a
     new one once its connection has idled REUSE_IDLE_S, before the server could be closing it."""
     from ansf_mcp.server import relay as relay_module
 
-    server = Stub()
-    server.RequestHandlerClass = KeepAliveHandler
-    server.connections = []  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    stdout = io.BytesIO()
-    r = Relay(lambda: server.endpoint, io.BytesIO(), stdout)
-    try:
-        r._post(json.dumps(INIT).encode(), is_handshake=True)
-        r._post(json.dumps(CALL).encode(), is_handshake=False)
-        assert len(server.connections) == 1
-        r._local.used_at -= relay_module.REUSE_IDLE_S  # idle that long (the server has not closed it yet)
-        r._post(json.dumps({**CALL, "id": 6}).encode(), is_handshake=False)
-        assert len(server.connections) == 2
-        r._post(json.dumps({**CALL, "id": 7}).encode(), is_handshake=False)  # fresh again: reused
-    finally:
-        server.shutdown()
-        server.server_close()
+    server, r, stdout = keep_alive
+    r._local.used_at -= relay_module.REUSE_IDLE_S  # idle that long (the server has not closed it yet)
+    r._post(json.dumps({**CALL, "id": 6}).encode(), is_handshake=False)
+    assert len(server.connections) == 2
+    r._post(json.dumps({**CALL, "id": 7}).encode(), is_handshake=False)  # fresh again: reused
     assert len(server.connections) == 2
     assert [p.get("id") for p in server.posts] == [1, 5, 6, 7]
     assert [json.loads(line)["id"] for line in stdout.getvalue().splitlines()] == [1, 5, 6, 7]
