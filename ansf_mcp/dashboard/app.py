@@ -167,9 +167,14 @@ class Dashboard:
     async def hello(self) -> dict[str, Any]:
         history = await asyncio.to_thread(self.collector.history)
         recent = await asyncio.to_thread(alerts.recent_alerts, self.app.store)
+        # Before this process's first alert check, the open alerts come straight from the store: a page that
+        # connects right after a restart must show what is still open, not an empty list until the next check.
+        active = self.active if self._active_ids is not None else await asyncio.to_thread(
+            alerts.open_alerts, self.app.store)
         return {
             "type": "hello",
             "snapshot": self.decorate(self.collector.latest),
+            "alerts": active,
             "history": history,
             "series": {k: {"label": v[0], "unit": v[1]} for k, v in SERIES.items()},
             "recent_alerts": recent,

@@ -400,7 +400,8 @@
       state.hist = msg.history || {};
       state.series = msg.series || {};
       state.ringSize = msg.ring_size || 1000;
-      if (msg.snapshot) { state.snapshot = msg.snapshot; renderAll(); renderAlerts(msg.snapshot.alerts); }
+      if (msg.snapshot) { state.snapshot = msg.snapshot; renderAll(); }
+      renderAlerts(msg.alerts || (msg.snapshot && msg.snapshot.alerts) || []);
     } else if (msg.type === "snapshot") {
       state.snapshots += 1;
       state.snapshot = msg.snapshot;
