@@ -125,6 +125,8 @@ def test_a_listed_input_schema_leaves_out_what_says_nothing() -> None:
         "reason": {"type": "string", "default": ""},
         "preset": {"const": "six", "default": "six", "type": "string"},
         "limit": {"type": "integer", "default": 10, "maximum": 500},
+        "title": {"title": "Title", "type": "string", "description": "a parameter named like a keyword"},
+        "default": {"type": "boolean", "default": False},
     }}
     assert lean_schema(schema) == {"type": "object", "required": ["pattern"], "properties": {
         "pattern": {"type": "string", "description": "a regex"},  # a property named like a guard stays
@@ -132,6 +134,8 @@ def test_a_listed_input_schema_leaves_out_what_says_nothing() -> None:
         "reason": {"type": "string"},
         "preset": {"const": "six", "type": "string"},
         "limit": {"type": "integer", "default": 10, "maximum": 500},  # a bound that says what to send stays
+        "title": {"type": "string", "description": "a parameter named like a keyword"},  # its name stays listed
+        "default": {"type": "boolean", "default": False},
     }}
 
 

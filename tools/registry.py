@@ -167,7 +167,9 @@ def lean_schema(schema: dict[str, Any]) -> dict[str, Any]:
         if isinstance(ref, str) and ref.rsplit("/", 1)[-1] not in kept:
             target = walk(defs[ref.rsplit("/", 1)[-1]])
             return {**target, **{k: walk(v) for k, v in node.items() if k != "$ref"}}
-        out = {k: walk(v) for k, v in node.items() if not _unlisted(node, k, v)}
+        # A map of names to schemas (`properties`) keeps every name: a parameter may be called `title` or `default`.
+        out = {k: ({name: walk(sub) for name, sub in v.items()} if k in _NAME_MAPS and isinstance(v, dict) else walk(v))
+               for k, v in node.items() if not _unlisted(node, k, v)}
         alts = out.get("anyOf")
         if isinstance(alts, list) and len(alts) == 2 and {"type": "null"} in alts:
             other = alts[0] if alts[1] == {"type": "null"} else alts[1]
@@ -185,6 +187,9 @@ def lean_schema(schema: dict[str, Any]) -> dict[str, Any]:
     if kept:
         lean["$defs"] = {name: walk(defs[name]) for name in sorted(kept)}
     return lean
+
+
+_NAME_MAPS = frozenset({"properties", "patternProperties"})
 
 
 def _unlisted(node: dict[str, Any], key: str, value: Any) -> bool:
