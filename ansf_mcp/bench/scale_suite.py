@@ -17,6 +17,11 @@
   cores (with 8 workers one replica already needs more CPU than that: the phase measured the CPU, not the
   network); each row says how busy the machine's CPUs were.
 
+Every throughput row also says where the CPU went, per claim+outcome: the replicas, PostgreSQL (our own
+cluster only), the delay relay and the load generator (this process: raw JSON-RPC through httpcore, the same
+tool calls over the same transport as any client), the cores they used together and whether the machine was
+CPU-bound; on a 2-core host that limit is what a row with more replicas runs into.
+
 PostgreSQL: the `--store` URL's server when one is given (a scratch database per phase, so the role needs
 CREATEDB), else a throw-away cluster of our own (ansf_mcp.bench.pgcluster; needs Debian's postgresql).
 """
