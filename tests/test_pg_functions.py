@@ -160,3 +160,63 @@ def test_sqlite_runs_no_server_functions(tmp_path: Path) -> None:
             store.call(conn, ServerFunction(name="f", create="", args=()), {}, news="n")
     finally:
         store.close()
+
+
+def _ranked_claims(store: Store) -> list[tuple[str | None, str | None]]:
+    """What a0 claims, in turn, from tasks of every rank: its own, unassigned ones (by priority), one assigned to
+    an agent away past the takeover grace, and one blocked by a dependency; with who had the task."""
+    clock = FakeClock(start=1_800_000_000.0)
+    board = Board(store, clock=clock)
+    sw = board.spawn("ranks", [AgentSpec(id="a0", role="dev", capacity=9), AgentSpec(id="a1", role="dev")],
+                     "mesh").swarm_id
+    board.coordinate(sw, [TaskSpec(id="theirs", description="a1's", priority=9),
+                          TaskSpec(id="low", description="free, low", priority=1),
+                          TaskSpec(id="mine", description="a0's", priority=0),
+                          TaskSpec(id="high", description="free, high", priority=5),
+                          TaskSpec(id="after", description="blocked", priority=7, depends_on=["mine"])], "round-robin")
+    with store.transaction() as conn:
+        for task, agent in (("theirs", "a1"), ("low", None), ("mine", "a0"), ("high", None), ("after", None)):
+            conn.execute("UPDATE tasks SET assignee = ? WHERE swarm_id = ? AND id = ?", (agent, sw, task))
+    got = []
+    for _ in range(4):
+        claim = board.claim_next(sw, "a0", lease_s=1e6)
+        got.append((claim.task.id if claim.task else claim.status, claim.taken_over_from))
+        clock.advance(board.policy.takeover_grace_s + 1)  # a1 is never seen: its task may be taken at the end
+    return got
+
+
+def test_the_claim_ranks_own_then_unassigned_then_others_work_as_the_python_path_does(tmp_path: Path,
+                                                                                        pg_cluster) -> None:
+    """The function asks rank by rank (pg_functions.candidate_in_rank) where the Python path ranks all at
+    once: the same tasks come out in the same order."""
+    expected = [("mine", None), ("high", None), ("low", None), ("theirs", "a1")]
+    sqlite, pg = SqliteStore(tmp_path / "db.sqlite3"), open_store(pg_cluster.new_database())
+    try:
+        assert _ranked_claims(sqlite) == expected
+        assert _ranked_claims(pg) == expected
+    finally:
+        sqlite.close()
+        pg.close()
+
+
+def test_the_ranked_claim_follows_the_candidate_query_or_says_it_does_not(monkeypatch) -> None:
+    monkeypatch.setattr(pg_functions, "CANDIDATE_SQL", "SELECT 1")
+    with pytest.raises(AssertionError, match="CANDIDATE_SQL changed"):
+        pg_functions.candidate_in_rank("t.assignee IS NULL")
+
+
+def test_the_claim_indexes_are_made_on_postgresql_only(tmp_path: Path, pg_cluster) -> None:
+    from ansf_mcp.store.migrations import MIGRATIONS
+
+    sqlite, pg = SqliteStore(tmp_path / "db.sqlite3"), open_store(pg_cluster.new_database())
+    try:
+        assert sqlite.schema_version == pg.schema_version == len(MIGRATIONS)
+        with pg.reading() as conn:
+            made = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'tasks'")}
+        assert {"tasks_claimable", "tasks_claimable_free"} <= made
+        with sqlite.reading() as conn:
+            made = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert not {"tasks_claimable", "tasks_claimable_free"} & made
+    finally:
+        sqlite.close()
+        pg.close()

@@ -4,6 +4,7 @@ work through the same tasks; no task is claimed twice, none is lost, every outco
 
 from __future__ import annotations
 
+import os
 import random
 
 import anyio
@@ -120,10 +121,31 @@ def test_replicas_behind_a_delayed_network_with_few_writes_in_flight_finish_the_
 
     url = pg_cluster.new_database()
     with DelayRelay(urlsplit(url).port, 0.005) as relay:
-        row = scale_suite._throughput(scale_suite._via(url, relay.port), 2, 30, tmp_path, n_agents=4, workers=1)
+        row = scale_suite._throughput(scale_suite._via(url, relay.port), 2, 30, tmp_path, n_agents=4, workers=1,
+                                      backend=pg_cluster.cpu_s, relay_pid=relay.proc.pid)
     assert (row["replicas"], row["workers"], row["duplicate_claims"]) == (2, 1, 0)
     assert row["pairs"] >= 30 and row["pairs_per_s"] > 0
     assert row["machine_cpu_busy"] is None or 0.0 <= row["machine_cpu_busy"] <= 1.0
+    # Every part's CPU per claim+outcome is measured: the replicas, PostgreSQL, the relay, this process.
+    cpu = row["cpu_ms_per_pair"]
+    assert set(cpu) == {"replicas", "backend", "relay", "load_generator"}
+    assert all(cpu[part] > 0 for part in cpu), cpu
+    assert row["cores_used"] > 0 and row["cpus"] == os.cpu_count()
     table = scale_suite.markdown({"delayed": [{"engine": "postgresql", "rtt_ms": 5.0, **row,
                                                "ratio_to_one_replica": 1.0}]})
     assert f"| postgresql | 5 | 2 | 1 | 4 | {row['pairs']} |" in table
+    assert f"| {cpu['replicas']:g} / {cpu['backend']:g} / {cpu['relay']:g} / {cpu['load_generator']:g} |" in table
+
+
+@pytest.mark.slow
+def test_the_stdio_phase_says_where_each_engine_s_cpu_went(pg_cluster, tmp_path) -> None:
+    """Both stdio servers' CPU per claim+outcome, and PostgreSQL's own, beside the rates."""
+    from ansf_mcp.bench import scale_suite
+
+    result = scale_suite._stdio(tmp_path, pg_cluster.new_database(), rounds=2, pairs=3, backend=pg_cluster.cpu_s)
+    assert result["sqlite_pairs_per_s"] > 0 and result["postgresql_pairs_per_s"] > 0
+    assert set(result["server_cpu_ms_per_pair"]) == {"sqlite", "postgresql"}
+    assert min(result["server_cpu_ms_per_pair"].values()) > 0
+    assert result["postgresql_backend_cpu_ms_per_pair"] > 0
+    line = scale_suite.markdown({"stdio": result})
+    assert f"plus PostgreSQL itself {result['postgresql_backend_cpu_ms_per_pair']} ms" in line

@@ -92,6 +92,22 @@ class Cluster:
         self.admin(f"CREATE DATABASE {name}")
         return self.url(name)
 
+    def cpu_s(self) -> float | None:
+        """CPU seconds the cluster's processes have used so far: the postmaster with its reaped children (each
+        connection's backend, once it exits) and its live ones; None when that cannot be read."""
+        import psutil
+
+        try:
+            postmaster = psutil.Process(int((self.data / "postmaster.pid").read_text().split()[0]))
+            times = postmaster.cpu_times()
+            total = times.user + times.system + times.children_user + times.children_system
+            for child in postmaster.children():
+                with contextlib.suppress(psutil.Error):  # a backend that exits now is counted as reaped next time
+                    total += sum(child.cpu_times()[:2])
+        except (OSError, ValueError, IndexError, psutil.Error):
+            return None
+        return total
+
     def start(self) -> None:
         # fsync off (the WAL reaches the OS at each commit, not the disk: what SQLite's synchronous=NORMAL
         # promises too); synchronous_commit stays on, so an acknowledged outcome survives a crash of PostgreSQL.
@@ -161,6 +177,7 @@ def postgres(ctx: Any) -> Iterator[Any]:
             return cluster.new_database()
 
         fresh_own.restart = cluster.restart  # type: ignore[attr-defined]  # only our own cluster may be restarted
+        fresh_own.cpu_s = cluster.cpu_s  # type: ignore[attr-defined]  # the database's CPU, for the scale suite
         yield fresh_own
     finally:
         remove(cluster)

@@ -17,6 +17,11 @@
   cores (with 8 workers one replica already needs more CPU than that: the phase measured the CPU, not the
   network); each row says how busy the machine's CPUs were.
 
+Every throughput row also says where the CPU went, per claim+outcome: the replicas, PostgreSQL (our own
+cluster only), the delay relay and the load generator (this process: raw JSON-RPC through httpcore, the same
+tool calls over the same transport as any client), the cores they used together and whether the machine was
+CPU-bound; on a 2-core host that limit is what a row with more replicas runs into.
+
 PostgreSQL: the `--store` URL's server when one is given (a scratch database per phase, so the role needs
 CREATEDB), else a throw-away cluster of our own (ansf_mcp.bench.pgcluster; needs Debian's postgresql).
 """
@@ -32,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -110,35 +116,40 @@ class Replica:
 
 class Connection:
     """One agent's MCP session with one replica, as raw JSON-RPC over Streamable HTTP (the bytes any client
-    sends); a replica that died and came back has forgotten the session: the next call begins a new one."""
+    sends); a replica that died and came back has forgotten the session: the next call begins a new one.
 
-    HEADERS: ClassVar[dict[str, str]] = {"Accept": "application/json, text/event-stream",
-                                         "Content-Type": "application/json"}
+    Sent through httpcore, the HTTP/1.1 layer under httpx: the same requests on the same keep-alive connections,
+    for about half of httpx's CPU per request (its client models cost more than the transport). The load
+    generator shares the machine's cores with the replicas it measures; what it spends is reported beside them."""
+
+    HEADERS: ClassVar[list[tuple[bytes, bytes]]] = [(b"Accept", b"application/json, text/event-stream"),
+                                                    (b"Content-Type", b"application/json")]
 
     def __init__(self, http: Any, url: str):
-        self.http, self.url = http, f"{url}/mcp"
-        self.session: str | None = None
+        self.http, self.url = http, f"{url}/mcp".encode()
+        self.session: bytes | None = None
         self._next = 1
 
     async def _post(self, message: dict[str, Any]) -> dict[str, Any] | None:
-        headers = dict(self.HEADERS)
+        headers = list(self.HEADERS)
         if self.session:
-            headers["Mcp-Session-Id"] = self.session
-            headers["MCP-Protocol-Version"] = "2025-06-18"
-        r = await self.http.post(self.url, json=message, headers=headers)
-        if r.status_code >= 400:
+            headers += [(b"Mcp-Session-Id", self.session), (b"MCP-Protocol-Version", b"2025-06-18")]
+        r = await self.http.request(b"POST", self.url, headers=headers, content=json.dumps(message).encode(),
+                                    extensions={"timeout": {"connect": 30, "read": 30, "write": 30, "pool": 30}})
+        if r.status >= 400:
             self.session = None
-            raise ConnectionError(f"HTTP {r.status_code}")
-        self.session = r.headers.get("mcp-session-id", self.session)
+            raise ConnectionError(f"HTTP {r.status}")
+        got = {name.lower(): value for name, value in r.headers}
+        self.session = got.get(b"mcp-session-id", self.session)
         if "id" not in message:
             return None
-        if r.headers.get("content-type", "").startswith("application/json"):
-            return r.json()
-        for line in r.text.splitlines():  # an SSE stream: the answer is one of its data lines
+        if got.get(b"content-type", b"").startswith(b"application/json"):
+            return json.loads(r.content)  # type: ignore[no-any-return]
+        for line in r.content.decode().splitlines():  # an SSE stream: the answer is one of its data lines
             if line.startswith("data:"):
                 data = json.loads(line[5:])
                 if data.get("id") == message["id"]:
-                    return data
+                    return data  # type: ignore[no-any-return]
         raise ConnectionError("no answer in the stream")
 
     async def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -177,16 +188,16 @@ class Agents:
 
     async def run(self) -> None:
         import anyio
-        import httpx
+        import httpcore
 
-        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as http:
+        async with httpcore.AsyncConnectionPool(max_connections=64) as http:
             async with anyio.create_task_group() as tg:
                 for i in range(self.agents):
                     tg.start_soon(self._agent, http, i)
 
     async def _agent(self, http: Any, i: int) -> None:
         import anyio
-        import httpx
+        import httpcore
 
         rng = random.Random(self.seed * 100 + i)
         me = f"agent-{i}"
@@ -197,7 +208,8 @@ class Agents:
                 conn = rng.choice(conns)
                 try:
                     return await conn.call(tool, args)
-                except (httpx.HTTPError, ConnectionError, json.JSONDecodeError):
+                except (httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError, ConnectionError,
+                        json.JSONDecodeError):
                     conn.session = None
                     self.retries += 1
                     await anyio.sleep(0.05)
@@ -258,8 +270,41 @@ def _cpu_ticks() -> tuple[int, int] | None:
     return sum(ticks), ticks[3] + ticks[4]
 
 
+# A run whose machine was at least this busy was limited by the CPU (every core), not by what it measures.
+CPU_BOUND_BUSY = 0.9
+
+
+def _cpu_s(pid: int | None) -> float | None:
+    """CPU seconds (user + system, every thread) the process has used so far; None when it cannot be read."""
+    import psutil
+
+    if pid is None:
+        return None
+    try:
+        return sum(psutil.Process(pid).cpu_times()[:2])
+    except psutil.Error:
+        return None
+
+
+def _parts_cpu(replicas: list[Replica], backend: Callable[[], float | None] | None,
+               relay_pid: int | None) -> dict[str, float | None]:
+    """CPU seconds so far of each part of a run: the replicas, the database, the delay relay, and this process
+    (the load generator: the agents' raw JSON-RPC requests)."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    replica_s = [_cpu_s(r.proc.pid if r.proc else None) for r in replicas]
+    return {"replicas": None if None in replica_s else sum(s for s in replica_s if s is not None),
+            "backend": backend() if backend else None, "relay": _cpu_s(relay_pid),
+            "load_generator": own.ru_utime + own.ru_stime}
+
+
 def _throughput(store: str, replicas_n: int, tasks: int, tmp: Path, n_agents: int = AGENTS,
-                workers: int | None = None) -> dict[str, Any]:
+                workers: int | None = None, backend: Callable[[], float | None] | None = None,
+                relay_pid: int | None = None) -> dict[str, Any]:
+    """Claims+outcomes per second of `n_agents` agents on `replicas_n` replicas, and the CPU each part spent
+    per claim+outcome (`backend`: the database's CPU seconds so far, when it is ours to see; on SQLite the
+    database is inside the replica)."""
     import anyio
 
     replicas = [Replica(store, tmp / "data", tmp, workers=workers) for _ in range(replicas_n)]
@@ -268,20 +313,28 @@ def _throughput(store: str, replicas_n: int, tasks: int, tmp: Path, n_agents: in
             r.start()
         sw = _setup(replicas[0], tasks, n_agents)
         agents = Agents(replicas, sw, agents=n_agents)
-        before = _cpu_ticks()
+        before, cpu_before = _cpu_ticks(), _parts_cpu(replicas, backend, relay_pid)
         t0 = time.perf_counter()
         anyio.run(agents.run)
         elapsed = time.perf_counter() - t0
-        after = _cpu_ticks()
+        after, cpu_after = _cpu_ticks(), _parts_cpu(replicas, backend, relay_pid)
     finally:
         for r in replicas:
             r.stop()
     pairs = len(agents.outcomes)
     busy = (round(1 - (after[1] - before[1]) / (after[0] - before[0]), 2)
             if before and after and after[0] > before[0] else None)
+    spent = {part: (cpu_after[part] - cpu_before[part])  # type: ignore[operator]
+             if cpu_before[part] is not None and cpu_after[part] is not None else None for part in cpu_before}
     return {"replicas": replicas_n, "agents": n_agents, "workers": workers, "pairs": pairs,
             "seconds": round(elapsed, 2), "pairs_per_s": round(pairs / elapsed, 1),
             "machine_cpu_busy": busy,  # every process on the machine, ours or not: near 1.0 means CPU-bound
+            "cpu_bound": None if busy is None else busy >= CPU_BOUND_BUSY,
+            "cpus": os.cpu_count(),
+            # CPU milliseconds per claim+outcome of each part; `cores_used`: all our parts together, in cores.
+            "cpu_ms_per_pair": {part: None if s is None or not pairs else round(1000 * s / pairs, 2)
+                                for part, s in spent.items()},
+            "cores_used": round(sum(s for s in spent.values() if s is not None) / elapsed, 2),
             "duplicate_claims": len(agents.claims) - len({(t, n) for t, n, _ in agents.claims})}
 
 
@@ -422,15 +475,19 @@ def _round_trips(url: str, tasks: int = 40) -> dict[str, Any]:
         store.close()
 
 
-def _stdio(tmp: Path, pg_url: str, rounds: int, pairs: int) -> dict[str, Any]:
+def _stdio(tmp: Path, pg_url: str, rounds: int, pairs: int,
+           backend: Callable[[], float | None] | None = None) -> dict[str, Any]:
     """One stdio server per engine, one agent each, `rounds` rounds of `pairs` claim+outcome pairs, the engines
-    taking turns within every round."""
+    taking turns within every round; beside the rates, the CPU per claim+outcome of each server process and
+    of PostgreSQL (`backend`, when it is ours to see), counted during the engine's own turns only."""
     from ansf_mcp.bench.chaos_suite import StdioServer
 
     servers: dict[str, StdioServer] = {}
     swarms: dict[str, str] = {}
     seconds = {"sqlite": 0.0, "postgresql": 0.0}
     done = {"sqlite": 0, "postgresql": 0}
+    cpu = {"sqlite": 0.0, "postgresql": 0.0}
+    backend_s: float | None = 0.0 if backend is not None else None
     try:
         for engine, store in (("sqlite", None), ("postgresql", pg_url)):
             data = tmp / f"stdio-{engine}"
@@ -443,6 +500,8 @@ def _stdio(tmp: Path, pg_url: str, rounds: int, pairs: int) -> dict[str, Any]:
             swarms[engine] = sw
         for _ in range(rounds):
             for engine, server in servers.items():
+                db = backend if engine == "postgresql" else None
+                cpu0, db0 = _cpu_s(server.proc.pid), db() if db else None
                 t0 = time.perf_counter()
                 for _ in range(pairs):
                     got = server.call("next_task", swarm_id=swarms[engine], agent_id="a")["data"]
@@ -452,13 +511,21 @@ def _stdio(tmp: Path, pg_url: str, rounds: int, pairs: int) -> dict[str, Any]:
                     assert not answer["is_error"], answer["text"]
                     done[engine] += 1
                 seconds[engine] += time.perf_counter() - t0
+                cpu1, db1 = _cpu_s(server.proc.pid), db() if db else None
+                cpu[engine] += (cpu1 or 0.0) - (cpu0 or 0.0)
+                if db:
+                    backend_s = None if db0 is None or db1 is None or backend_s is None else backend_s + db1 - db0
     finally:
         for server in servers.values():
             server.close()
     rate = {e: round(done[e] / seconds[e], 1) for e in done}
     return {"rounds": rounds, "pairs_per_round": pairs, "sqlite_pairs_per_s": rate["sqlite"],
             "postgresql_pairs_per_s": rate["postgresql"],
-            "ratio": round(rate["postgresql"] / rate["sqlite"], 2)}
+            "ratio": round(rate["postgresql"] / rate["sqlite"], 2),
+            # CPU ms per claim+outcome: each stdio server (SQLite's includes its database), and PostgreSQL's.
+            "server_cpu_ms_per_pair": {e: round(1000 * cpu[e] / done[e], 2) for e in done if done[e]},
+            "postgresql_backend_cpu_ms_per_pair": None if backend_s is None or not done["postgresql"]
+            else round(1000 * backend_s / done["postgresql"], 2)}
 
 
 def _via(url: str, port: int) -> str:
@@ -490,7 +557,8 @@ def _delayed(fresh: Any, tasks: int, tmp: Path) -> list[dict[str, Any]]:
             assert port is not None
             with DelayRelay(port, rtt) if rtt else contextlib.nullcontext() as relay:
                 row = _throughput(_via(url, relay.port) if relay else url, n, tasks, tmp, DELAYED_AGENTS,
-                                  DELAYED_WORKERS)
+                                  DELAYED_WORKERS, backend=getattr(fresh, "cpu_s", None),
+                                  relay_pid=relay.proc.pid if relay and relay.proc else None)
             one = one or row["pairs_per_s"]
             rows.append({"engine": "postgresql", "rtt_ms": rtt * 1000, **row,
                          "ratio_to_one_replica": round(row["pairs_per_s"] / one, 2),
@@ -509,14 +577,15 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
         out["throughput"].append({"engine": "sqlite", **sqlite, "ratio_to_sqlite": 1.0})
         for k, n in enumerate((1, 2, 3)):
             ctx.progress(0.05 + 0.1 * k, f"throughput: {n} PostgreSQL replica(s)")
-            row = _throughput(fresh(), n, tasks, tmp)
+            row = _throughput(fresh(), n, tasks, tmp, backend=getattr(fresh, "cpu_s", None))
             row["ratio_to_sqlite"] = round(row["pairs_per_s"] / sqlite["pairs_per_s"], 2)
             out["throughput"].append({"engine": "postgresql", **row})
         ctx.progress(0.2, "round trips per claim and per outcome")
         out["round_trips"] = _round_trips(fresh())
         ctx.progress(0.22, "one stdio server per engine, interleaved")
         # Short turns (10-20 pairs, a few tens of ms): both engines see the same load from whatever else runs.
-        out["stdio"] = _stdio(tmp, fresh(), rounds=16 if ctx.quick else 50, pairs=10 if ctx.quick else 20)
+        out["stdio"] = _stdio(tmp, fresh(), rounds=16 if ctx.quick else 50, pairs=10 if ctx.quick else 20,
+                              backend=getattr(fresh, "cpu_s", None))
         ctx.progress(0.25, "1, 2 and 3 replicas with no delay, 1 ms and 5 ms of round trip to the database")
         out["delayed"] = _delayed(fresh, tasks, tmp)
         ctx.progress(0.6, f"chaos: 3 replicas, {chaos_tasks} tasks, {kills} SIGKILLs")
@@ -526,12 +595,27 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
     return out
 
 
+CPU_COLUMNS = ("CPU ms per claim+outcome: replicas / PostgreSQL / relay / load generator | cores used "
+               "(machine CPU busy)")
+
+
+def _cpu_cells(row: dict[str, Any]) -> str:
+    """Where a row's CPU went, and whether the machine's cores were the limit."""
+    parts = row.get("cpu_ms_per_pair") or {}
+    shown = " / ".join("-" if parts.get(k) is None else f"{parts[k]:g}"
+                       for k in ("replicas", "backend", "relay", "load_generator"))
+    busy = row.get("machine_cpu_busy")
+    bound = ", CPU-bound" if row.get("cpu_bound") else ""
+    return f"{shown} | {row.get('cores_used', '-')} of {row.get('cpus', '?')} ({busy}{bound})"
+
+
 def markdown(result: dict[str, Any]) -> str:
-    lines = ["| engine | replicas | claims+outcomes | seconds | per second | ratio to one SQLite server |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| engine | replicas | claims+outcomes | seconds | per second | ratio to one SQLite server "
+             f"| {CPU_COLUMNS} |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in result.get("throughput", []):
         lines.append(f"| {r['engine']} | {r['replicas']} | {r['pairs']} | {r['seconds']} | {r['pairs_per_s']} | "
-                     f"{r['ratio_to_sqlite']} |")
+                     f"{r['ratio_to_sqlite']} | {_cpu_cells(r)} |")
     rt = result.get("round_trips")
     if rt:
         lines += ["", f"Round trips to PostgreSQL, counted by the driver over {rt['claims']} claims and "
@@ -539,18 +623,21 @@ def markdown(result: dict[str, Any]) -> str:
                   f"per outcome at most {rt['per_outcome_max']} (mean {rt['per_outcome_mean']})."]
     st = result.get("stdio")
     if st:
+        cpu = st.get("server_cpu_ms_per_pair") or {}
         lines += ["", f"One server over stdio, one agent, engines interleaved ({st['rounds']} rounds of "
                   f"{st['pairs_per_round']} claims+outcomes): SQLite {st['sqlite_pairs_per_s']}/s, PostgreSQL "
-                  f"{st['postgresql_pairs_per_s']}/s ({st['ratio']}x)."]
+                  f"{st['postgresql_pairs_per_s']}/s ({st['ratio']}x). CPU per claim+outcome: SQLite server "
+                  f"{cpu.get('sqlite')} ms; PostgreSQL server {cpu.get('postgresql')} ms plus PostgreSQL itself "
+                  f"{st.get('postgresql_backend_cpu_ms_per_pair')} ms."]
     if result.get("delayed"):
         lines += ["", "Replicas behind a simulated network round trip (delaying relay on loopback):", "",
                   "| engine | round trip ms | replicas | writes in flight each | agents | claims+outcomes | per second "
-                  "| vs one replica | machine CPU busy |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  f"| vs one replica | {CPU_COLUMNS} |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in result["delayed"]:
             lines.append(f"| {r['engine']} | {r['rtt_ms']:g} | {r['replicas']} | {r.get('workers') or 8} | "
                          f"{r['agents']} | {r['pairs']} | {r['pairs_per_s']} | {r['ratio_to_one_replica'] or ''} | "
-                         f"{r.get('machine_cpu_busy')} |")
+                         f"{_cpu_cells(r)} |")
     c = result.get("chaos")
     if c:
         lines += ["", f"Chaos: {c['replicas']} replicas, {c['agents']} agents, {c['tasks']} tasks, {c['claims']} claims "

@@ -7,6 +7,13 @@ wording into PostgreSQL's (identity columns, 8-byte floats), so a version number
 
 import re
 
+
+class PostgresOnly(str):
+    """A migration statement only PostgreSQL runs (SQLite counts the step and skips it)."""
+
+    __slots__ = ()
+
+
 MIGRATIONS: list[list[str]] = [
     [
         """CREATE TABLE swarms (
@@ -237,6 +244,20 @@ MIGRATIONS.append(
         # Reading a swarm's record (every swarm_status) from this index alone, oldest first: on SQLite a read of
         # 2 048 pairs through the key and the table cost several times more.
         "CREATE INDEX estimator_outcomes_in_order ON estimator_outcomes (swarm_id, estimator, seq, p, success)",
+    ]
+)
+
+
+MIGRATIONS.append(
+    [
+        # A claim's candidates rank by assignee (the claimant's own, then unassigned), then priority and order:
+        # read in this order, PostgreSQL's claim (board/pg_functions.py) stops at the first ready task instead of
+        # ranking every open one.
+        # SQLite's claim (the single ranking query) has no use for them: there they would only cost writes.
+        PostgresOnly("CREATE INDEX tasks_claimable ON tasks (swarm_id, assignee, priority DESC, seq) "
+                     "WHERE status IN ('open', 'claimed')"),
+        PostgresOnly("CREATE INDEX tasks_claimable_free ON tasks (swarm_id, priority DESC, seq) "
+                     "WHERE status IN ('open', 'claimed') AND assignee IS NULL"),
     ]
 )
 

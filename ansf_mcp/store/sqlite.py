@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ansf_mcp import trace
 from ansf_mcp.store.base import DEFAULT_TIMEOUT_S, Connection, Store, StoreError
-from ansf_mcp.store.migrations import MIGRATIONS
+from ansf_mcp.store.migrations import MIGRATIONS, PostgresOnly
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,8 @@ class SqliteStore(Store):
                 if conn.execute("PRAGMA user_version").fetchone()[0] >= version:
                     continue
                 for statement in MIGRATIONS[version - 1]:
-                    conn.execute(statement)
+                    if not isinstance(statement, PostgresOnly):
+                        conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={version}")
             log.info("store migrated to schema %d", version)
         return len(MIGRATIONS)
