@@ -62,4 +62,7 @@ export ANSF_REQUIRE_ALL=1
 # An absolute data file: servers started in other folders write beside it. CI adds the gate (.ci/run).
 rm -rf .cache/coverage && mkdir -p .cache/coverage
 export COVERAGE_FILE="$PWD/.cache/coverage/data"
-exec .venv/bin/python -m pytest --cov --cov-report=term "$@"
+# One worker per logical core (at most 4), whole files per worker (module fixtures such as a language server or a browser
+# start once): most of the suite waits on servers, language servers and PostgreSQL, so two cores halve its time.
+# `-n 0` runs it in one process.
+exec .venv/bin/python -m pytest -n logical --maxprocesses 4 --dist loadfile --cov --cov-report=term "$@"
