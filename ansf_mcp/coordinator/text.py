@@ -92,13 +92,11 @@ def _token_grams(token: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-@lru_cache(maxsize=100_000)
 def word_bag(text: str) -> np.ndarray:
     """Hashed ids of the content words of a text (one per occurrence)."""
     return np.fromiter((_hash(w) for w in words(text)), dtype=np.int64)
 
 
-@lru_cache(maxsize=100_000)
 def char_bag(text: str) -> np.ndarray:
     """Hashed ids of the character n-grams of a text (one per occurrence)."""
     ids: list[int] = []
@@ -107,7 +105,6 @@ def char_bag(text: str) -> np.ndarray:
     return np.fromiter(ids, dtype=np.int64, count=len(ids))
 
 
-@lru_cache(maxsize=100_000)
 def plain_bag(text: str) -> np.ndarray:
     """Hashed ids of every lower-cased word token (no stop words, no stemming: a textbook TF-IDF's view)."""
     return np.fromiter((_hash("w" + w) for w in _PLAIN.findall(text.lower())), dtype=np.int64)
@@ -121,7 +118,6 @@ def _word_grams(word: str) -> tuple[int, ...]:
     )
 
 
-@lru_cache(maxsize=100_000)
 def wordgram_bag(text: str) -> np.ndarray:
     """Hashed ids of the lower-cased character 3- to 5-grams inside each word of a text (one per occurrence)."""
     ids: list[int] = []
@@ -139,29 +135,45 @@ BAGS = {
 }
 
 
+# Up to this many ids in a decision's texts, a sort numbers them faster than a pass over the whole hashed space.
+_SORT_IDS_MAX = 8_192
+
+
+@lru_cache(maxsize=300_000)  # texts of all kinds: the three a decision reads, 100 000 each
+def _distinct(kind: str, text: str) -> np.ndarray:
+    """(2, n) int32: the distinct ids of a text's bag in increasing order, and how often each occurs; cached per
+    text, since agents' histories recur across decisions (the bags themselves are not kept)."""
+    return np.stack(np.unique(BAGS[kind][0](text), return_counts=True)).astype(np.int32)
+
+
 class SparseTexts:
     """One decision's texts as a sparse count matrix over the ids they use, and its TF-IDF rows."""
 
     def __init__(self, texts: Sequence[str], kind: str = "words"):
-        bag, cap = BAGS[kind]
+        cap = BAGS[kind][1]
         cap = max(100, min(cap, DECISION_BUDGET // max(len(texts), 1)))
-        bags = [bag(t[:cap]) for t in texts]
-        lengths = np.fromiter((len(b) for b in bags), dtype=np.int64, count=len(bags))
-        flat = np.concatenate(bags) if bags else np.zeros(0, dtype=np.int64)
-        # The ids this decision uses, numbered densely: linear time (a sort of millions of ids is not).
-        present = np.zeros(1 << _HASH_BITS, dtype=bool)
-        present[flat] = True
-        used = np.flatnonzero(present)
-        column = np.empty(1 << _HASH_BITS, dtype=np.int64)
-        column[used] = np.arange(used.size)
-        cols = column[flat]
-        n_vocab = int(used.size)
+        bags = [_distinct(kind, t[:cap]) for t in texts]
         n_rows = len(bags)
-        # Texts are rows in order, so the CSR structure is known up front (no COO detour).
+        lengths = np.fromiter((b.shape[1] for b in bags), dtype=np.int64, count=n_rows)
+        flat, counts = np.concatenate(bags, axis=1) if bags else np.zeros((2, 0), dtype=np.int32)
+        # The ids this decision uses, numbered densely in increasing order, so each text's ids stay in order and
+        # the rows are canonical CSR as they come. Many ids: one pass over the hashed space (a sort of millions of
+        # ids is not linear); few: a sort (the pass costs a fixed ~0.3 ms).
+        if flat.size <= _SORT_IDS_MAX:
+            used, cols = np.unique(flat, return_inverse=True)
+        else:
+            present = np.zeros(1 << _HASH_BITS, dtype=bool)
+            present[flat] = True
+            used = np.flatnonzero(present)
+            column = np.empty(1 << _HASH_BITS, dtype=np.int64)
+            column[used] = np.arange(used.size)
+            cols = column[flat]
+        n_vocab = int(used.size)
         indptr = np.concatenate([[0], np.cumsum(lengths)])
-        self.counts = sparse.csr_matrix((np.ones(len(flat)), cols, indptr), shape=(n_rows, n_vocab))
-        self.counts.sum_duplicates()
-        self.lengths = lengths
+        self.counts = sparse.csr_matrix((counts.astype(np.float64), cols, indptr), shape=(n_rows, n_vocab))
+        self.counts.has_canonical_format = True
+        total = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+        self.lengths = total[indptr[1:]] - total[indptr[:-1]]
         n = max(n_rows, 1)
         df = np.bincount(self.counts.indices, minlength=n_vocab)
         self.idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
