@@ -16,7 +16,9 @@ decision's total is capped (DECISION_BUDGET), which bounds memory and time whate
 from __future__ import annotations
 
 import re
+import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -139,11 +141,43 @@ BAGS = {
 _SORT_IDS_MAX = 8_192
 
 
-@lru_cache(maxsize=300_000)  # texts of all kinds: the three a decision reads, 100 000 each
-def _distinct(kind: str, text: str) -> np.ndarray:
-    """(2, n) int32: the distinct ids of a text's bag in increasing order, and how often each occurs; cached per
-    text, since agents' histories recur across decisions (the bags themselves are not kept)."""
-    return np.stack(np.unique(BAGS[kind][0](text), return_counts=True)).astype(np.int32)
+class _DistinctIds:
+    """(kind, text) -> (2, n) int32: the distinct ids of the text's bag in increasing order and how often each
+    occurs. Kept per text, least recently used out first (agents' histories recur across decisions; the bags
+    themselves are not kept); the texts a decision brings for the first time are counted together, in one sort."""
+
+    def __init__(self, size: int):
+        self._size = size
+        self._held: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def of(self, kind: str, texts: Sequence[str]) -> list[np.ndarray]:
+        with self._lock:
+            found = [self._held.get((kind, t)) for t in texts]
+            for t, f in zip(texts, found, strict=True):
+                if f is not None:
+                    self._held.move_to_end((kind, t))
+        missing = list(dict.fromkeys(t for t, f in zip(texts, found, strict=True) if f is None))
+        if not missing:
+            return found  # type: ignore[return-value]
+        bag = BAGS[kind][0]
+        raw = [bag(t) for t in missing]
+        lengths = np.fromiter((len(r) for r in raw), dtype=np.int64, count=len(raw))
+        keys = np.repeat(np.arange(len(raw), dtype=np.int64), lengths) << _HASH_BITS | np.concatenate(raw)
+        pairs, counts = np.unique(keys, return_counts=True)
+        bounds = np.searchsorted(pairs >> _HASH_BITS, np.arange(len(raw) + 1))
+        both = np.stack([pairs & ((1 << _HASH_BITS) - 1), counts]).astype(np.int32)
+        made = {t: both[:, bounds[k] : bounds[k + 1]].copy() for k, t in enumerate(missing)}
+        with self._lock:
+            for t, ids in made.items():
+                self._held[(kind, t)] = ids
+            while len(self._held) > self._size:
+                self._held.popitem(last=False)
+        return [f if f is not None else made[t] for t, f in zip(texts, found, strict=True)]
+
+
+# Texts of all kinds: the three a decision reads, 100 000 each.
+_DISTINCT = _DistinctIds(300_000)
 
 
 class SparseTexts:
@@ -152,7 +186,7 @@ class SparseTexts:
     def __init__(self, texts: Sequence[str], kind: str = "words"):
         cap = BAGS[kind][1]
         cap = max(100, min(cap, DECISION_BUDGET // max(len(texts), 1)))
-        bags = [_distinct(kind, t[:cap]) for t in texts]
+        bags = _DISTINCT.of(kind, [t[:cap] for t in texts])
         n_rows = len(bags)
         lengths = np.fromiter((b.shape[1] for b in bags), dtype=np.int64, count=n_rows)
         flat, counts = np.concatenate(bags, axis=1) if bags else np.zeros((2, 0), dtype=np.int32)
