@@ -44,6 +44,11 @@ _WORDGRAM_N = (3, 4, 5)
 
 def words(text: str) -> list[str]:
     """Lower-cased content words with a crude plural/verb-suffix strip so 'tests' meets 'test'."""
+    return list(_words(text))
+
+
+@lru_cache(maxsize=100_000)  # a decision reads a task's words for several estimators; histories recur
+def _words(text: str) -> tuple[str, ...]:
     out = []
     for w in _WORD.findall(text.lower()):
         if w in STOPWORDS or len(w) < 2:
@@ -53,7 +58,7 @@ def words(text: str) -> list[str]:
                 w = w[: -len(suffix)]
                 break
         out.append(w)
-    return out
+    return tuple(out)
 
 
 # Style-blind text (`style_blind`): what is left of a text when the writer's habits are washed out. Leading
