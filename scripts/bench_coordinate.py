@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -43,7 +45,7 @@ for finder in sys.meta_path:
                         'ansf_mcp.semantic': {tree!r} + '/semantic'}})
 """
 IN_PROCESS = PRELUDE + """
-import json, random, tempfile, time
+import json, random, shutil, tempfile, time
 from pathlib import Path
 import ansf_mcp
 assert ansf_mcp.__file__.startswith({tree!r}), ansf_mcp.__file__
@@ -51,7 +53,7 @@ from ansf_mcp.board.models import AgentSpec, TaskSpec
 from ansf_mcp.runtime import Runtime
 from ansf_mcp.settings import Settings
 roles, words = {roles!r}, {words!r}
-d = Path(tempfile.mkdtemp(prefix='ansf-bench-'))
+d = Path(tempfile.mkdtemp(prefix='ansf-cbench-'))
 rt = Runtime.open(Settings.load(data_dir=d, project_root=d))
 rt.warmer.wait(120)
 b = rt.board
@@ -79,6 +81,7 @@ for i in range(3, 3 + {calls}):
     lat.append((time.perf_counter() - t) * 1000)
 print(json.dumps({{'ms': lat, 'strategy': res.strategy}}))
 rt.shutdown()
+shutil.rmtree(d, ignore_errors=True)
 """
 SERVER = PRELUDE + """
 import runpy
@@ -156,9 +159,9 @@ async def over_stdio(trees: dict[str, str], calls: int) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     async with AsyncExitStack() as stack:
-        clients, swarms, procs = {}, {}, {}
+        clients, swarms, procs, dirs = {}, {}, {}, {}
         for label, tree in trees.items():
-            data_dir = tempfile.mkdtemp(prefix=f"ansf-bench-{label}-")
+            data_dir = dirs[label] = tempfile.mkdtemp(prefix=f"ansf-cbench-{label}-")
             params = StdioServerParameters(command=sys.executable,
                                            args=["-c", SERVER.format(tree=tree, data_dir=data_dir)], cwd=tree,
                                            env={"ANSF_WARMUP": "1", "PATH": os.environ.get("PATH", "")})
@@ -180,6 +183,14 @@ async def over_stdio(trees: dict[str, str], calls: int) -> dict[str, Any]:
                 out[label]["strategy"] = res["strategy"]
         for label in clients:
             out[label]["rss_at_end_mib"] = round(procs[label].memory_info().rss / 2**20, 1)
+    for label, data_dir in dirs.items():
+        # The server's own figure for each measured decision (decide() alone, as the latency alert reads it).
+        db = sqlite3.connect(Path(data_dir) / "ansf.sqlite3")
+        rows = db.execute("SELECT elapsed_ms FROM decisions WHERE tasks = 64 AND strategy != 'round-robin' "
+                          "ORDER BY id").fetchall()
+        db.close()
+        out[label]["decide_ms"] = percentiles([r[0] for r in rows[-calls:]])
+        shutil.rmtree(data_dir, ignore_errors=True)
     return out
 
 
