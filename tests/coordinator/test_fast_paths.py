@@ -12,6 +12,7 @@ from scipy import sparse
 from ansf_mcp.coordinator import text
 from ansf_mcp.coordinator.comparisons import Comparisons
 from ansf_mcp.coordinator.episode import Episode
+from ansf_mcp.coordinator.features import _token_words
 from ansf_mcp.coordinator.solver import margins
 
 WORDS = "Parser parsing socket the a fix: [docs] Tests tested 42 x naïve CamelCase path/to/file.py".split()
@@ -107,3 +108,19 @@ def test_margins_are_each_agent_against_the_best_other() -> None:
                 others = np.delete(p[:, j], i)
                 alternative = float(others.max()) if others.size else 0.5
                 assert m[i, j] == float(np.clip(0.5 + p[i, j] - alternative, 0.0, 1.0))
+
+
+def test_token_words_follow_the_words_in_order_even_when_ids_collide() -> None:
+    def plain(ids: list[int], word_level: list[int]) -> list[int]:
+        out, k = [], -1
+        for tok in ids:
+            if k + 1 < len(word_level) and tok == word_level[k + 1]:
+                k += 1
+            out.append(word_level[max(k, 0)])
+        return out
+
+    rng = random.Random(7)
+    for _ in range(5_000):  # ids from a tiny range: trigrams that equal a later word's id, repeated words
+        word_level = [rng.randint(0, 6) for _ in range(rng.randint(1, 8))]
+        ids = [rng.randint(0, 6) for _ in range(rng.randint(0, 30))]
+        assert _token_words(ids, word_level) == plain(ids, word_level)
