@@ -102,6 +102,22 @@ def test_duplicate_task_id_is_a_conflict(store: Store) -> None:
         put(store, sw, tasks("again"))
 
 
+def test_generated_ids_skip_ids_already_taken_however_far_ahead(store: Store) -> None:
+    """Planning reads only the ids a batch could collide with, a window of generated ids at a time; ids named
+    `task-N` by hand, in and past the first window, are still skipped, and later dependencies still resolve."""
+    sw = swarms.spawn(store, "s", agents("a"), "mesh")
+    put(store, sw, [TaskSpec(id=f"task-{n}", description="named by hand") for n in (0, 1, 2, 3, 4, 5)])
+    # seq0 is 6: the generated ids start at task-6; task-7 and task-9 are taken by this batch's own explicit ids.
+    ids = put(store, sw, [TaskSpec(description="x"), TaskSpec(id="task-7", description="y"),
+                          TaskSpec(description="z"), TaskSpec(id="task-9", description="w")])
+    assert ids == ["task-6", "task-7", "task-8", "task-9"]
+    put(store, sw, [TaskSpec(id=f"task-{n}", description="named by hand") for n in (12, 13, 14)])
+    # seq0 is 13 now (seq counts rows): task-13 and task-14 exist, so two windows of one id are read.
+    assert put(store, sw, [TaskSpec(description="after", depends_on=["task-0", "task-14"])]) == ["task-15"]
+    with pytest.raises(BoardError, match="unknown task 'task-99'"):
+        put(store, sw, [TaskSpec(description="dangling", depends_on=["task-99"])])
+
+
 def test_expired_lease_puts_the_task_back(store: Store, board: Board, clock: FakeClock) -> None:
     sw = swarms.spawn(store, "s", agents("a", "b"), "mesh")
     put(store, sw, tasks("only"))

@@ -34,6 +34,7 @@ CHARS_PER_TOKEN = 4  # the same estimate as ansf_mcp.tools.answers (kept here: t
 TARGET_RATIO = 2.0
 TARGET_CALLS_PER_S = 300.0
 TARGET_TOKENS = 2_000
+AUTO_ROW = "coordinate_16x64 (auto)"
 
 
 def answer_size(result: Any) -> dict[str, int]:
@@ -73,7 +74,7 @@ async def _run(data_dir: Path, quick: bool, progress: Progress | None) -> dict[s
     on = " (SDK client validation on)"
     samples: dict[str, list[float]] = {k: [] for k in (
         "echo", "swarm_status", "swarm_status (all swarms)", "echo" + on, "swarm_status" + on,
-        "next_task", "report_outcome", "next_task+report_outcome", "coordinate_16x64")}
+        "next_task", "report_outcome", "next_task+report_outcome", "coordinate_16x64", AUTO_ROW)}
     async with Client(params, mode="legacy") as client:
 
         async def skip_validation(name: str, result: Any) -> None:
@@ -137,6 +138,17 @@ async def _run(data_dir: Path, quick: bool, progress: Progress | None) -> dict[s
             if not 0 < assigned <= BOARD_AGENTS:
                 raise RuntimeError(f"coordinate assigned {assigned} of 64 tasks to 16 agents")
             samples["coordinate_16x64"].append(elapsed)
+        # The default strategy on the same board (the network, the fold, the success model; issue 16's target).
+        # The server starts without the background warm-up, so the first call loads the model: not recorded.
+        for i in range(-1, n_coord):
+            batch = [{"description": f"Auto round {i}: task {j} touching the {('api', 'ui', 'tests', 'deploy')[j % 4]}"}
+                     for j in range(64)]
+            elapsed, result = await _timed(client, "coordinate", {"swarm_id": ws, "tasks": batch, "strategy": "auto"})
+            assigned = len(result.structured_content["assignments"])
+            if not 0 < assigned <= BOARD_AGENTS:
+                raise RuntimeError(f"coordinate (auto) assigned {assigned} of 64 tasks to 16 agents")
+            if i >= 0:
+                samples[AUTO_ROW].append(elapsed)
     summary = {name: latency_summary(values) for name, values in samples.items()}
     for name, figures in summary.items():
         base = summary["echo" + on if name.endswith(on) else "echo"]["p50_ms"]

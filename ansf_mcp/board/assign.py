@@ -120,9 +120,8 @@ def submit_and_assign(
                 clock(),
             ),
         )
-        for u in result.unassigned:
-            conn.execute(
-                "UPDATE tasks SET strategy = ?, last_error = ? WHERE swarm_id = ? AND id = ?",
-                (result.strategy, f"unassigned: {u.reason}", swarm_id, u.task),
-            )
+        conn.executemany(
+            "UPDATE tasks SET strategy = ?, last_error = ? WHERE swarm_id = ? AND id = ?",
+            [(result.strategy, f"unassigned: {u.reason}", swarm_id, u.task) for u in result.unassigned],
+        )
     return result

@@ -136,8 +136,14 @@ def _plan(conn: Connection, swarm_id: str, specs: list[TaskSpec]) -> tuple[list[
         raise BoardError("no tasks given")
     if len(specs) > MAX_TASKS_PER_CALL:
         raise BoardError(f"{len(specs)} tasks in one call; at most {MAX_TASKS_PER_CALL} per call")
-    existing = {r["id"]: r["status"] for r in conn.execute("SELECT id, status FROM tasks WHERE swarm_id = ?", (swarm_id,))}
     seq0 = conn.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM tasks WHERE swarm_id = ?", (swarm_id,)).fetchone()[0]
+    # Only the ids these specs could collide with or depend on are read, not the whole board (which grows with
+    # every call): the explicit ids, the dependencies, and generated ids from seq0 on, a window at a time.
+    n_generated = sum(1 for s in specs if s.id is None)
+    existing = _present(conn, swarm_id, {s.id for s in specs if s.id is not None}
+                        | {d for s in specs for d in s.depends_on}
+                        | {f"task-{c}" for c in range(seq0, seq0 + n_generated)})
+    checked = seq0 + n_generated
     ids: list[str] = []
     taken = set(existing)
     counter = seq0
@@ -148,7 +154,12 @@ def _plan(conn: Connection, swarm_id: str, specs: list[TaskSpec]) -> tuple[list[
             ids.append(spec.id)
             taken.add(spec.id)
             continue
-        while f"task-{counter}" in taken:
+        while True:
+            if counter >= checked:
+                taken |= _present(conn, swarm_id, {f"task-{c}" for c in range(checked, checked + n_generated)})
+                checked += n_generated
+            if f"task-{counter}" not in taken:
+                break
             counter += 1
         ids.append(f"task-{counter}")
         taken.add(f"task-{counter}")
@@ -163,6 +174,17 @@ def _plan(conn: Connection, swarm_id: str, specs: list[TaskSpec]) -> tuple[list[
     if cycle:
         raise BoardError("dependency cycle: " + " -> ".join(cycle))
     return ids, seq0
+
+
+def _present(conn: Connection, swarm_id: str, ids: set[str]) -> set[str]:
+    """Which of these task ids are on the swarm's board."""
+    wanted = sorted(ids)
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):  # SQLite caps the number of bound parameters
+        chunk = wanted[start : start + 500]
+        found.update(r[0] for r in conn.execute(
+            f"SELECT id FROM tasks WHERE swarm_id = ? AND id IN ({','.join('?' * len(chunk))})", (swarm_id, *chunk)))
+    return found
 
 
 def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:

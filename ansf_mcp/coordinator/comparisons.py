@@ -70,14 +70,27 @@ class Comparisons:
             return np.asarray(rows @ self._cache[key])
         return (rows @ tasks_t).toarray()
 
-    def _membership(self, mask: np.ndarray | None = None) -> sparse.csr_matrix:
-        """(agents, history items): 1 where the item is the agent's (and `mask` holds)."""
-        n_items = int(self.starts[-1])
-        owner = np.repeat(np.arange(self.n_agents), self.hist_len)
-        keep = np.ones(n_items, dtype=bool) if mask is None else mask
-        return sparse.csr_matrix(
-            (np.ones(int(keep.sum())), (owner[keep], np.flatnonzero(keep))), shape=(self.n_agents, n_items)
-        )
+    def _membership(self, success: bool) -> sparse.csr_matrix:
+        """(agents, history items): 1 where the item is the agent's and its outcome is `success`. Built as CSR
+        directly: items are stored agent by agent, so each agent's row is a run of increasing item indices."""
+        key = ("membership", success)
+        if key not in self._cache:
+            keep = self.ok if success else ~self.ok
+            owner = np.repeat(np.arange(self.n_agents), self.hist_len)
+            indptr = np.zeros(self.n_agents + 1, dtype=np.int64)
+            np.cumsum(np.bincount(owner[keep], minlength=self.n_agents), out=indptr[1:])
+            items = np.flatnonzero(keep)
+            self._cache[key] = sparse.csr_matrix(
+                (np.ones(items.size), items, indptr), shape=(self.n_agents, int(self.starts[-1]))
+            )
+        return self._cache[key]
+
+    def _success_counts(self, kind: str) -> sparse.csr_matrix:
+        """(agents, vocabulary): each agent's n-gram counts summed over its past successes."""
+        key = ("success_counts", kind)
+        if key not in self._cache:
+            self._cache[key] = (self._membership(True) @ self._sparse(kind).counts[self.n_tasks :]).tocsr()
+        return self._cache[key]
 
     def _chunk(self, kind: str, a0: int) -> np.ndarray:
         """(history items of agents a0.., tasks): cosines for one chunk of _AGENT_CHUNK agents, in one product.
@@ -103,8 +116,7 @@ class Comparisons:
         """Cosine of each task with the normalised sum of the agent's past successes (or failures)."""
         key = ("centroid", kind, success)
         if key not in self._cache:
-            mask = self.ok if success else ~self.ok
-            cent = self._membership(mask) @ self._rows(kind, "history")
+            cent = self._membership(success) @ self._rows(kind, "history")
             norms = np.sqrt(np.asarray(cent.multiply(cent).sum(axis=1)).ravel())
             norms[norms == 0] = 1.0
             cent = sparse.diags(1.0 / norms) @ cent
@@ -152,7 +164,7 @@ class Comparisons:
         key = ("bm25", kind, k1, b)
         if key not in self._cache:
             counts = self._sparse(kind).counts
-            docs = (self._membership(self.ok) @ counts[self.n_tasks :]).tocsr()
+            docs = self._success_counts(kind)
             length = np.asarray(docs.sum(axis=1)).ravel()
             n_docs = max(int((length > 0).sum()), 1)
             avg = float(length[length > 0].mean()) if (length > 0).any() else 1.0
@@ -196,7 +208,7 @@ class Comparisons:
                 bg_used = bg[used]
                 tc = task_counts[:, used]
                 lengths = np.maximum(np.asarray(tc.sum(axis=1)).ravel(), 1e-9)
-                agent_counts = self._membership(self.ok) @ counts[self.n_tasks :]
+                agent_counts = self._success_counts(kind)
                 mu = LM_PRIOR[kind]
                 for a0 in range(0, self.n_agents, _AGENT_CHUNK):
                     a1 = min(a0 + _AGENT_CHUNK, self.n_agents)

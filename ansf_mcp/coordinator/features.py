@@ -203,11 +203,12 @@ def encode_cached(text: str) -> tuple[list[int], list[int], list[int]]:
 def _token_words(ids: list[int], word_level: list[int]) -> list[int]:
     """For each token id of a text, the word-level id of the word it came from (word id first, then trigrams)."""
     out: list[int] = []
-    k = -1
+    n, k, current = len(word_level), 0, word_level[0]  # k: the next word to meet; before the first, the first
     for tok in ids:
-        if k + 1 < len(word_level) and tok == word_level[k + 1]:
+        if k < n and tok == word_level[k]:
+            current = word_level[k]
             k += 1
-        out.append(word_level[max(k, 0)])
+        out.append(current)
     return out
 
 

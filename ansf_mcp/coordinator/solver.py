@@ -75,11 +75,16 @@ def _cycle_members(episode: Episode) -> set[str]:
     return in_cycle
 
 
-def confidence_from_margin(p: np.ndarray, agent: int, task: int) -> float:
-    """0.5 + (chosen estimate - best other agent's estimate), clipped to [0, 1]: 0.5 is a tie."""
-    column = np.delete(p[:, task], agent)
-    alternative = float(column.max()) if column.size else 0.5
-    return float(np.clip(0.5 + p[agent, task] - alternative, 0.0, 1.0))
+def margins(p: np.ndarray) -> np.ndarray:
+    """(agents, tasks): 0.5 + (each agent's estimate - the best other agent's estimate), clipped to [0, 1]; 0.5 is
+    a tie, and a lone agent's estimate is compared with 0.5."""
+    if p.shape[0] < 2:
+        alternative: np.ndarray | float = 0.5
+    else:
+        top = np.sort(p, axis=0)
+        # Without the agent the best is the runner-up where the agent is (one of) the best, else the best.
+        alternative = np.where(p == top[-1], top[-2], top[-1])
+    return np.clip(0.5 + p - alternative, 0.0, 1.0)
 
 
 def solve(
@@ -151,11 +156,13 @@ def solve(
             # A re-solve may have assigned the dependency after all: then only the slots ran out.
             reasons[task.id] = f"dependency {missing[0]!r} is not assigned" if missing else CAPACITY_EXHAUSTED
 
+    if confidence is None:
+        confidence = margins(p)
     assignments = []
     for j, task in enumerate(episode.tasks):
         if j in chosen:
             i = chosen[j]
-            conf = float(confidence[i, j]) if confidence is not None else confidence_from_margin(p, i, j)
+            conf = float(confidence[i, j])
             assignments.append(
                 Assignment(
                     task=task.id,
