@@ -40,7 +40,6 @@ ENV_VARS: dict[str, str] = {
     "ANSF_STORE_TIMEOUT_S": "store_timeout_s",
     "ANSF_STORE_WORKERS": "store_workers",
     "ANSF_READ_DEADLINE_S": "read_deadline_s",
-    "ANSF_GIL_SWITCH_MS": "gil_switch_ms",
 }
 
 # The only names served without a token: the ones a DNS-rebinding check can list exactly.
@@ -91,10 +90,6 @@ class Settings(BaseModel):
     # Read-only board answers (swarm_status, get_task) give up sooner: a hung database gets a one-sentence answer
     # within this, while writes keep the longer store time-out.
     read_deadline_s: float = Field(default=0.8, gt=0, le=600)
-    # How long a thread may hold the interpreter while another waits for it (Python's default: 5 ms). Every board
-    # call hops from the event loop to a store thread and back; with the loop busy serving other agents, each hop
-    # waited up to this long: the tail of `next_task` under sixteen agents (scripts/bench_relay.py --trace).
-    gil_switch_ms: float = Field(default=1.0, gt=0, le=100)
 
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> Settings:

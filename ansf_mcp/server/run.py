@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 from ansf_mcp.settings import Settings
 from ansf_mcp.web import ConfigError, check
@@ -18,7 +17,6 @@ def serve(settings: Settings, *, dashboard: bool = False, tools: tuple[str, ...]
     """Serve on the settings' transport; `tools`: the families offered (all when None); `idle_exit_s` (HTTP): stop
     after that long without a client, as the shared server that stdio relays start does."""
     check(settings)
-    sys.setswitchinterval(settings.gil_switch_ms / 1000)
     if dashboard and settings.transport == "stdio":
         raise ConfigError("--dashboard needs --transport http or sse (or run `ansf dashboard` beside a stdio server)")
     from ansf_mcp.server.app import build_server
