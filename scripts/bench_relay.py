@@ -5,6 +5,13 @@
     .venv/bin/python scripts/bench_relay.py --mode standalone --agents 16 --tasks 128
     .venv/bin/python scripts/bench_relay.py --mode shared --work-s 0.5   # agents that work between calls
     .venv/bin/python scripts/bench_relay.py --mode shared --trace        # where the slowest 1 % spent its time
+    .venv/bin/python scripts/bench_relay.py --mode shared --clients one  # all 17 MCP clients in this one process
+
+Each agent is an MCP client process of its own (`--clients process`, the default), as with sixteen IDE windows: the
+agents' processes start together, connect, wait for the go, run their loops and hand their per-call latencies
+back. `--clients one` runs all 17 clients in the benchmark's one process instead (the first version of this
+benchmark): cheaper for the machine, but that process's event loop and the SDK client's checks of every answer
+then sit in every agent's latency.
 
 Everything runs with the user's defaults (`--env ANSF_X=V` changes one) in a fresh temporary data directory and a
 small temporary project; the lead connects first (it creates the store), then the agents all at once; all processes
@@ -19,38 +26,22 @@ import os
 import random
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import psutil
+from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client, StdioServerParameters
 
 
-def tree_rss(roots: list[int]) -> tuple[int, int]:
-    """(bytes, processes) of the roots and all their descendants."""
-    seen: dict[int, psutil.Process] = {}
-    for pid in roots:
-        try:
-            p = psutil.Process(pid)
-        except psutil.NoSuchProcess:
-            continue
-        for q in [p, *p.children(recursive=True)]:
-            seen[q.pid] = q
-    total = 0
-    for q in seen.values():
-        try:
-            total += q.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total, len(seen)
-
-
-def cpu_by_part(data_dir: Path) -> dict[str, float]:
-    """CPU seconds (user + system) so far of this benchmark's client process, the relays (or standalone servers)
-    it started, and the shared server with its children."""
+def cpu_by_part(data_dir: Path, clients: list[int]) -> dict[str, float]:
+    """CPU seconds (user + system) so far of the MCP client processes (this one and the agents' processes), the
+    relays (or standalone servers) they started, and the shared server with its children."""
     def cpu(p: psutil.Process) -> float:
         try:
             t = p.cpu_times()
@@ -58,16 +49,28 @@ def cpu_by_part(data_dir: Path) -> dict[str, float]:
         except psutil.NoSuchProcess:
             return 0.0
 
+    mine, server, relays = client_and_server_side(data_dir, clients)
+    return {"client": sum(map(cpu, mine)), "relays": sum(map(cpu, relays)), "server": sum(map(cpu, server))}
+
+
+def client_and_server_side(data_dir: Path, clients: list[int]) -> tuple[list[psutil.Process], ...]:
+    """(client processes, shared server processes, relays or standalone servers) now."""
     me = psutil.Process()
-    server = set()
+    mine = [me]
+    for pid in clients:
+        try:
+            mine.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
+    server: set[psutil.Process] = set()
     for pid in shared_pids(data_dir):
         try:
             root = psutil.Process(pid)
             server |= {root, *root.children(recursive=True)}
         except psutil.NoSuchProcess:
             pass
-    relays = [q for q in me.children(recursive=True) if q not in server]
-    return {"client": cpu(me), "relays": sum(map(cpu, relays)), "server": sum(map(cpu, server))}
+    relays = [q for q in me.children(recursive=True) if q not in server and q not in mine]
+    return mine, sorted(server, key=lambda q: q.pid), relays
 
 
 def shared_pids(data_dir: Path) -> list[int]:
@@ -171,8 +174,46 @@ def tail_breakdown(trace_dir: Path, client: list[dict], share: float = 0.01) -> 
     }
 
 
+async def agent_loop(c: Client, swarm_id: str, agent_id: str, n_tasks: int, work_s: float, rng: random.Random,
+                     trace: bool) -> dict:
+    """One agent's loop: claim, (simulated) work, report, until the board has nothing for it. Its next_task
+    latencies (s), its trace records and the tasks it reported."""
+    out: dict = {"latencies": [], "trace": [], "reported": []}
+    for _ in range(n_tasks * 4):  # bounded: more polls than the board can need
+        t0 = time.perf_counter()
+        m0 = time.monotonic()
+        claim = await structured(c, "next_task", swarm_id=swarm_id, agent_id=agent_id)
+        out["latencies"].append(time.perf_counter() - t0)
+        if trace:
+            out["trace"].append({"agent": agent_id, "t0": m0, "t1": time.monotonic()})
+        if not claim["claimed"]:
+            return out
+        if work_s:
+            await anyio.sleep(rng.uniform(0, 2 * work_s))  # simulated work between claim and report
+        await structured(c, "report_outcome", swarm_id=swarm_id, task_id=claim["task"]["id"],
+                         agent_id=agent_id, success=True, summary="done")
+        out["reported"].append(claim["task"]["id"])
+    return out
+
+
+async def worker(a: argparse.Namespace) -> None:
+    """One agent as a process of its own (`--clients process`): connect through `ansf serve`, say `ready`, read
+    the swarm id from stdin (the go), run the loop, print its results as one JSON line."""
+    args = ["-m", "ansf_mcp", "serve", "--project", a.project, *(["--standalone"] if a.mode == "standalone" else [])]
+    params = StdioServerParameters(command=sys.executable, args=args, env=dict(os.environ), cwd=a.project)
+    async with Client(params, mode="legacy") as c:
+        if a.no_client_validation:
+            c.session.validate_tool_result = no_validation  # type: ignore[method-assign]
+        await c.list_tools()
+        print("ready", flush=True)
+        swarm_id = (await anyio.to_thread.run_sync(sys.stdin.readline)).strip()
+        out = await agent_loop(c, swarm_id, a.agent_id, a.tasks, a.work_s, random.Random(a.seed), a.trace)
+        print(json.dumps(out), flush=True)
+        await anyio.to_thread.run_sync(sys.stdin.readline)  # connected until the benchmark has read memory
+
+
 async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float, work_s: float,
-              extra_env: dict[str, str], validate: bool, trace: bool = False) -> dict:
+              extra_env: dict[str, str], validate: bool, trace: bool = False, clients_mode: str = "process") -> dict:
     root = Path(tempfile.mkdtemp(prefix="ansf-relay-bench-"))
     data_dir, project = root / "data", root / "project"
     project.mkdir()
@@ -187,41 +228,53 @@ async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float, work_s: f
     if mode == "standalone":
         args.append("--standalone")
     params = StdioServerParameters(command=sys.executable, args=args, env=env, cwd=str(project))
+    in_one = clients_mode == "one"
     n = n_agents + 1
     clients: list[Client] = []
-    connected, done = anyio.Event(), anyio.Event()
-    result: dict = {"mode": mode, "agents": n_agents, "lead": 1, "tasks": n_tasks, "simulated_work_s": work_s,
-                    "env": extra_env, "client_validation": validate}
+    connected, go, done = anyio.Event(), anyio.Event(), anyio.Event()
+    result: dict = {"mode": mode, "clients": clients_mode, "agents": n_agents, "lead": 1, "tasks": n_tasks,
+                    "simulated_work_s": work_s, "env": extra_env, "client_validation": validate}
     rng = random.Random(0)
-    latencies: list[float] = []
-    client_trace: list[dict] = []
-    reported: list[str] = []
+    loops: list[dict] = []
+    workers: list[anyio.abc.Process] = []
+    swarm: list[str] = []
+    ready: list[int] = []
 
     async def hold() -> None:
         async with Client(params, mode="legacy") as c:
-            if not validate:  # the SDK client's jsonschema check of every answer, paid in this one process for all
+            if not validate:  # the SDK client's jsonschema check of every answer
                 c.session.validate_tool_result = no_validation  # type: ignore[method-assign]
             await c.list_tools()  # as clients do on connecting (the SDK client would do it on its first call)
             clients.append(c)
-            if len(clients) == n:
+            if in_one and len(clients) == n:  # in process mode the agents' processes say when they are ready
                 connected.set()
             await done.wait()
 
-    async def agent(c: Client, swarm_id: str, agent_id: str) -> None:
-        for _ in range(n_tasks * 4):  # bounded: more polls than the board can need
-            t0 = time.perf_counter()
-            m0 = time.monotonic()
-            claim = await structured(c, "next_task", swarm_id=swarm_id, agent_id=agent_id)
-            latencies.append(time.perf_counter() - t0)
-            if trace:
-                client_trace.append({"agent": agent_id, "t0": m0, "t1": time.monotonic()})
-            if not claim["claimed"]:
-                return
-            if work_s:
-                await anyio.sleep(rng.uniform(0, 2 * work_s))  # simulated work between claim and report
-            await structured(c, "report_outcome", swarm_id=swarm_id, task_id=claim["task"]["id"],
-                             agent_id=agent_id, success=True, summary="done")
-            reported.append(claim["task"]["id"])
+    async def agent_process(i: int) -> None:
+        cmd = [sys.executable, __file__, "--worker", "--mode", mode, "--project", str(project),
+               "--agent-id", f"agent-{i}", "--tasks", str(n_tasks), "--work-s", str(work_s), "--seed", str(i),
+               *([] if validate else ["--no-client-validation"]), *(["--trace"] if trace else [])]
+        proc = await anyio.open_process(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env=env,
+                                        cwd=str(project))
+        workers.append(proc)
+        lines = BufferedByteReceiveStream(proc.stdout)  # type: ignore[arg-type]
+        said = await lines.receive_until(b"\n", 1 << 10)
+        if said != b"ready":
+            raise RuntimeError(f"agent-{i} said {said!r} instead of ready")
+        ready.append(i)
+        if len(ready) == n_agents:
+            connected.set()
+        await go.wait()
+        await proc.stdin.send(f"{swarm[0]}\n".encode())  # type: ignore[union-attr]
+        loops.append(json.loads(await lines.receive_until(b"\n", 1 << 26)))
+        await done.wait()
+        await proc.stdin.aclose()  # type: ignore[union-attr]
+        await proc.wait()
+
+
+    async def agent_in_one(c: Client, i: int) -> None:
+        await go.wait()
+        loops.append(await agent_loop(c, swarm[0], f"agent-{i}", n_tasks, work_s, rng, trace))
 
     try:
         async with anyio.create_task_group() as tg:
@@ -230,13 +283,14 @@ async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float, work_s: f
             with anyio.fail_after(600):
                 while not clients:
                     await anyio.sleep(0.05)
-                for _ in range(n - 1):
-                    tg.start_soon(hold)
+                for i in range(n_agents):  # all at once
+                    tg.start_soon(hold) if in_one else tg.start_soon(agent_process, i)
                 await connected.wait()
             result["connect_all_s"] = round(time.perf_counter() - t0, 2)
-            lead, agents = clients[0], clients[1:]
+            lead = clients[0]
             sw = (await structured(lead, "spawn_swarm", name="bench",
                                    agents=[{"role": "backend", "capabilities": ["python"]}] * n_agents))["swarm_id"]
+            swarm.append(sw)
             tasks = [{"id": f"t{i}", "description": f"Implement part {i} of the billing API in python",
                       "depends_on": [f"t{i - n_agents}"] if i >= n_agents else []} for i in range(n_tasks)]
             # Whether the start-up warm-up (model load, then a rehearsed decision) was over before the first plan.
@@ -247,13 +301,23 @@ async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float, work_s: f
             coordinated = await structured(lead, "coordinate", swarm_id=sw, tasks=tasks)
             result["first_coordinate_s"] = round(time.perf_counter() - t1, 3)
             result["coordinate_strategy"] = coordinated.get("strategy")
-            cpu0 = cpu_by_part(data_dir)
+            client_pids = [p.pid for p in workers]
+            result["load_avg_1m_before"] = os.getloadavg()[0]
+            cpu0 = cpu_by_part(data_dir, client_pids)
             t2 = time.perf_counter()
             async with anyio.create_task_group() as work:
-                for i, c in enumerate(agents):
-                    work.start_soon(agent, c, sw, f"agent-{i}")
+                if in_one:
+                    for i, c in enumerate(clients[1:]):
+                        work.start_soon(agent_in_one, c, i)
+                go.set()
+                while len(loops) < n_agents:  # the agents' results
+                    await anyio.sleep(0.05)
             result["work_s"] = round(time.perf_counter() - t2, 2)
-            cpu1 = cpu_by_part(data_dir)
+            cpu1 = cpu_by_part(data_dir, client_pids)
+            latencies = [x for loop in loops for x in loop["latencies"]]
+            reported = [x for loop in loops for x in loop["reported"]]
+            result["tasks_reported"] = len(reported)
+            result["tasks_reported_twice"] = len(reported) - len(set(reported))
             # Where the machine's time went while the agents worked: CPU ms per tool call, by process kind.
             calls = len(latencies) + len(reported)  # next_task and report_outcome calls
             result["cpu_ms_per_call"] = {k: round((cpu1[k] - cpu0[k]) * 1000 / max(1, calls), 2) for k in cpu0}
@@ -262,20 +326,22 @@ async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float, work_s: f
                 result[f"next_task_p{q}_ms"] = round(pct(latencies, q) * 1000, 1)
             result["load_avg_1m"] = os.getloadavg()[0]
             await anyio.sleep(settle_s)  # background warm-up and indexing finish before memory is read
-            rss, procs = tree_rss([os.getpid(), *shared_pids(data_dir)])
-            own = psutil.Process().memory_info().rss  # the benchmark's own client process is not the server side
-            result["total_rss_mb"] = round((rss - own) / 2**20)
-            result["processes"] = procs - 1
+            _, server, relays = client_and_server_side(data_dir, client_pids)
+            result["total_rss_mb"] = round(sum(rss(q) for q in [*server, *relays]) / 2**20)
+            result["processes"] = len(server) + len(relays)
             if mode == "shared":
-                server_rss, server_procs = tree_rss(shared_pids(data_dir))
+                server_rss = sum(rss(q) for q in server)
                 result["shared_server_rss_mb"] = round(server_rss / 2**20)
-                result["shared_server_processes"] = server_procs
-                result["rss_per_relay_mb"] = round((rss - own - server_rss) / 2**20 / n, 1)
+                result["shared_server_processes"] = len(server)
+                result["rss_per_relay_mb"] = round(sum(rss(q) for q in relays) / 2**20 / n, 1)
             done.set()
             if trace:
-                result["tail"] = tail_breakdown(root / "trace", client_trace)
+                result["tail"] = tail_breakdown(root / "trace", [r for loop in loops for r in loop["trace"]])
     finally:
         done.set()
+        for proc in workers:
+            if proc.returncode is None:
+                proc.kill()
         for pid in shared_pids(data_dir):
             try:
                 os.kill(pid, signal.SIGTERM)
@@ -286,9 +352,19 @@ async def run(mode: str, n_agents: int, n_tasks: int, settle_s: float, work_s: f
     return result
 
 
+def rss(q: psutil.Process) -> int:
+    try:
+        return q.memory_info().rss
+    except psutil.NoSuchProcess:
+        return 0
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--mode", choices=["shared", "standalone"], required=True)
+    p.add_argument("--clients", choices=["process", "one"], default="process",
+                   help="each agent an MCP client process of its own (as with 16 IDE windows), or all 17 clients "
+                   "in this one process")
     p.add_argument("--agents", type=int, default=16)
     p.add_argument("--tasks", type=int, default=128)
     p.add_argument("--settle-s", type=float, default=20.0)
@@ -296,15 +372,23 @@ def main() -> None:
                    help="mean simulated work per task between claim and report (0: agents call back to back)")
     p.add_argument("--env", action="append", default=[], metavar="ANSF_X=V", help="a setting for every server")
     p.add_argument("--no-client-validation", action="store_true",
-                   help="skip the SDK client's output-schema check (17 clients share this one process; real agents "
-                   "each pay it in their own)")
+                   help="skip the SDK client's output-schema check (with --clients one, 17 clients share this one "
+                   "process; real agents each pay it in their own)")
     p.add_argument("--trace", action="store_true",
                    help="trace every next_task through relay, server, board and store (ANSF_TRACE_DIR) and say "
                    "where the slowest 1 %% spent its time")
+    # One agent's process (--clients process): started by the benchmark, not by hand.
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--project", help=argparse.SUPPRESS)
+    p.add_argument("--agent-id", help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.worker:
+        anyio.run(worker, a)
+        return
     print(json.dumps(anyio.run(run, a.mode, a.agents, a.tasks, a.settle_s, a.work_s,
                                 dict(e.split("=", 1) for e in a.env),
-                                not a.no_client_validation, a.trace)), flush=True)
+                                not a.no_client_validation, a.trace, a.clients)), flush=True)
 
 
 if __name__ == "__main__":

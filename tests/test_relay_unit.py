@@ -27,6 +27,8 @@ class Stub(ThreadingHTTPServer):
         self.posts: list[dict] = []
         self.initialized = threading.Event()
         self.cut_calls = False  # close the connection on tools/call without an answer, after reading it
+        self.accepts: list[tuple[str, object, str]] = []  # (method, id, Accept header) of every POST
+        self.refuse_json_only = False  # answer 406 to a POST that does not accept SSE (as an older server does)
 
     @property
     def endpoint(self) -> Endpoint:
@@ -44,6 +46,16 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        accept = self.headers.get("Accept", "")
+        self.server.accepts.append((body.get("method", ""), body.get("id"), accept))
+        if self.server.refuse_json_only and "text/event-stream" not in accept:
+            refusal = b'{"jsonrpc":"2.0","id":"server-error","error":{"code":-32600,"message":"Not Acceptable"}}'
+            self.send_response(406)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(refusal)))
+            self.end_headers()
+            self.wfile.write(refusal)
+            return
         self.server.posts.append(body)
         if body.get("method") == "tools/call" and self.server.cut_calls:
             self.close_connection = True
@@ -253,3 +265,28 @@ def test_a_traced_relay_records_each_tool_call_s_instants(stub: Stub, tmp_path, 
     assert record["kind"] == "relay" and record["tool"] == "next_task" and record["agent"] == "a1"
     instants = [record[k] for k in ("read", "thread", "post", "head", "written", "ended")]
     assert instants == sorted(instants)
+
+
+PROGRESS_CALL = {**CALL, "id": 6, "params": {**CALL["params"], "_meta": {"progressToken": "p"}}}
+STREAMS = "application/json, text/event-stream"
+
+
+def test_only_a_request_that_asks_for_progress_accepts_a_stream(stub: Stub):
+    out = relay(lambda: stub.endpoint, INIT, INITIALIZED, CALL, PROGRESS_CALL)
+    assert sorted(m["id"] for m in out) == [1, 5, 6]
+    assert sorted(stub.accepts, key=str) == sorted([
+        ("initialize", 1, STREAMS), ("notifications/initialized", None, STREAMS),
+        ("tools/call", 5, "application/json"), ("tools/call", 6, STREAMS)], key=str)
+
+
+def test_a_server_that_refuses_json_only_gets_every_request_again_with_streams(stub: Stub):
+    stub.refuse_json_only = True
+    stdout = io.BytesIO()
+    r = Relay(lambda: stub.endpoint, io.BytesIO(), stdout)
+    r._post(json.dumps(INIT).encode(), is_handshake=True)
+    for rid in (5, 7):  # one after the other: the first refusal teaches the relay to ask for streams at once
+        r._post(json.dumps({**CALL, "id": rid}).encode(), is_handshake=False, stream=False)
+    assert [json.loads(line)["id"] for line in stdout.getvalue().splitlines()] == [1, 5, 7]  # no refusal shows
+    assert [(i, a) for m, i, a in stub.accepts if m == "tools/call"] == [
+        (5, "application/json"), (5, STREAMS), (7, STREAMS)]
+    assert [p.get("id") for p in stub.posts if p.get("method") == "tools/call"] == [5, 7]  # each acted on once

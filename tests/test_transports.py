@@ -182,6 +182,26 @@ async def test_off_loopback_requires_the_token(http_server) -> None:
     assert httpx.post(f"{base}/mcp?token=s3cret", json=init, headers=headers).status_code == 200
 
 
+async def test_a_request_that_accepts_json_only_is_answered_in_json(http_server) -> None:
+    """What the stdio relay asks for a call without a progress token: one JSON body instead of an SSE stream."""
+    base, _ = http_server("http")
+    both = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        opened = await http.post("/mcp", json=init, headers=both)
+        session = {"mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": "2025-06-18"}
+        await http.post("/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+                        headers={**both, **session})
+        spawn = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                 "params": {"name": "spawn_swarm", "arguments": {"name": "j", "agents": [{"role": "r"}]}}}
+        r = await http.post("/mcp", json=spawn, headers={**both, **session, "Accept": "application/json"})
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+        assert r.json()["id"] == 2 and r.json()["result"]["structuredContent"]["swarm_id"]
+        streamed = await http.post("/mcp", json={**spawn, "id": 3}, headers={**both, **session})
+        assert streamed.headers["content-type"].startswith("text/event-stream")
+
+
 def test_busy_port_names_the_flag(http_server, data_dir: Path) -> None:
     base, _ = http_server("http")
     port = base.rsplit(":", 1)[1]

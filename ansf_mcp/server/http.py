@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 
 from ansf_mcp import web
 from ansf_mcp.runtime import Runtime
+from ansf_mcp.server.json_answers import answer_json_when_asked
 
 
 def _security(runtime: Runtime) -> TransportSecuritySettings:
@@ -44,6 +45,7 @@ def build_http_app(server: MCPServer, runtime: Runtime, transport: str, *, dashb
         dashboard_routes, collecting = build_dashboard(runtime)
     if transport == "http":
         inner = server.streamable_http_app(host=host, transport_security=_security(runtime))
+        answer_json_when_asked(server.session_manager)  # the relay's requests without a progress token
         # Mounted sub-app lifespans never run: ours starts the session manager (which enters the SDK lifespan).
         lifespan = web.lifespan(runtime, server.session_manager.run, collecting)
     else:

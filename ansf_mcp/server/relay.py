@@ -3,8 +3,10 @@
 Light on purpose (the standard library only, about 20 MB): sixteen agents cost sixteen relays and one server
 holding the model, the language servers and the index. Each stdin line is POSTed to the shared server's
 Streamable HTTP endpoint, on a connection each relay thread keeps open; JSON and SSE answers come back as lines
-on stdout, which carries nothing else. After the handshake a listening GET stream carries the server's own
-notifications (resource updates, list changes).
+on stdout, which carries nothing else. A request that asks for progress (a progress token) gets its answer as an
+SSE stream, which carries the progress notifications too; any other asks for one plain JSON body, which costs the
+server about a third less CPU (server/json_answers.py). After the handshake a listening GET stream carries the
+server's own notifications (resource updates, list changes).
 
 When the shared server goes away (killed, or stopped after idling), a message that had not reached it is sent
 again to a restarted server after the client's handshake is replayed; a request that was in flight is answered
@@ -42,6 +44,8 @@ ANSWER_TIMEOUT_S = 900.0
 # (web.run_uvicorn's timeout_keep_alive), and a request sent as that close happens is reset unanswered (an agent
 # that worked a few seconds between calls got "stopped while answering" for a request the server never read).
 REUSE_IDLE_S = 2.0
+STREAM_OR_JSON = "application/json, text/event-stream"
+JSON_ONLY = "application/json"
 
 
 class Unreached(Exception):
@@ -70,6 +74,8 @@ class Relay:
         self._version: str | None = None
         self._generation = 0
         self._handshake: list[bytes] = []  # the client's initialize request and initialized notification
+        # Whether the server answers a POST that accepts JSON only (an older shared server refuses it: 406).
+        self._json_answers = True
         self._pool = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="relay")
         # One kept-alive connection per thread: a new connection per message cost the server an accept and a
         # protocol instance, and the relay a connect and a process check, on every call.
@@ -131,9 +137,10 @@ class Relay:
         generation = self._generation
         if step is not None:
             step.mark("thread")
+        stream = handshake or _wants_progress(message)
         for attempt in range(2):
             try:
-                self._post(line, is_handshake=handshake, step=step)
+                self._post(line, is_handshake=handshake, stream=stream, step=step)
                 if step is not None:
                     step.mark("ended")
                     step.done()
@@ -210,19 +217,26 @@ class Relay:
             conn.close()
         self._local.conn = None
 
-    def _post(self, line: bytes, *, is_handshake: bool, echo: bool = True, step: trace.Span | None = None) -> None:
+    def _post(self, line: bytes, *, is_handshake: bool, stream: bool = True, echo: bool = True,
+              step: trace.Span | None = None) -> None:
         endpoint = self._endpoint_now()
         conn = self._connection(endpoint)
+        json_only = not stream and self._json_answers
         done = False
         try:
             try:
                 if step is not None:
                     step.mark("post")
                 conn.request("POST", "/mcp", body=line,
-                             headers=self._headers(endpoint, "application/json, text/event-stream"))
+                             headers=self._headers(endpoint, JSON_ONLY if json_only else STREAM_OR_JSON))
                 response = conn.getresponse()
                 if step is not None:
                     step.mark("head")
+                if response.status == 406 and json_only:  # refused unread: ask again as the specification says
+                    response.read()
+                    self._json_answers = False
+                    done = True
+                    return self._post(line, is_handshake=is_handshake, stream=True, echo=echo, step=step)
             except (OSError, http.client.HTTPException) as exc:
                 # Connected, then cut off: the server may have acted on it, so it is not sent again.
                 raise Lost(type(exc).__name__) from exc
@@ -336,6 +350,13 @@ class Relay:
             pass  # the server forgets sessions it cannot reach either way
         finally:
             conn.close()
+
+
+def _wants_progress(message: Any) -> bool:
+    """Whether a request asks for progress notifications (they need its answer to be a stream)."""
+    params = message.get("params") if isinstance(message, dict) else None
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return isinstance(meta, dict) and meta.get("progressToken") is not None
 
 
 def _dropped(sock: socket.socket) -> bool:
