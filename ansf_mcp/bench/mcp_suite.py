@@ -129,26 +129,21 @@ async def _run(data_dir: Path, quick: bool, progress: Progress | None) -> dict[s
             samples["next_task+report_outcome"].append(t_claim + t_report)
         if progress:
             progress(0.8, "coordinate 16x64")
-        for i in range(n_coord):
-            batch = [{"description": f"Round {i}: task {j} touching the {('api', 'ui', 'tests', 'deploy')[j % 4]}"}
-                     for j in range(64)]
-            elapsed, result = await _timed(client, "coordinate", {"swarm_id": ws, "tasks": batch, "strategy": "history"})
-            assigned = len(result.structured_content["assignments"])
-            # 16 agents x capacity 1: at most 16 assigned (fewer while some still hold claims); none is a bug.
-            if not 0 < assigned <= BOARD_AGENTS:
-                raise RuntimeError(f"coordinate assigned {assigned} of 64 tasks to 16 agents")
-            samples["coordinate_16x64"].append(elapsed)
-        # The default strategy on the same board (the network, the fold, the success model; issue 16's target).
-        # The server starts without the background warm-up, so the first call loads the model: not recorded.
-        for i in range(-1, n_coord):
-            batch = [{"description": f"Auto round {i}: task {j} touching the {('api', 'ui', 'tests', 'deploy')[j % 4]}"}
-                     for j in range(64)]
-            elapsed, result = await _timed(client, "coordinate", {"swarm_id": ws, "tasks": batch, "strategy": "auto"})
-            assigned = len(result.structured_content["assignments"])
-            if not 0 < assigned <= BOARD_AGENTS:
-                raise RuntimeError(f"coordinate (auto) assigned {assigned} of 64 tasks to 16 agents")
-            if i >= 0:
-                samples[AUTO_ROW].append(elapsed)
+        # `history`, then the default strategy on the same board (the network, the fold, the success model; issue
+        # 16's target). The server starts without the background warm-up, so auto's first call loads the model:
+        # not recorded.
+        for strategy, row, first in (("history", "coordinate_16x64", 0), ("auto", AUTO_ROW, -1)):
+            for i in range(first, n_coord):
+                batch = [{"description": f"{strategy} round {i}: task {j} touching the "
+                                         f"{('api', 'ui', 'tests', 'deploy')[j % 4]}"} for j in range(64)]
+                elapsed, result = await _timed(client, "coordinate", {"swarm_id": ws, "tasks": batch,
+                                                                      "strategy": strategy})
+                assigned = len(result.structured_content["assignments"])
+                # 16 agents x capacity 1: at most 16 assigned (fewer while some still hold claims); none is a bug.
+                if not 0 < assigned <= BOARD_AGENTS:
+                    raise RuntimeError(f"coordinate ({strategy}) assigned {assigned} of 64 tasks to 16 agents")
+                if i >= 0:
+                    samples[row].append(elapsed)
     summary = {name: latency_summary(values) for name, values in samples.items()}
     for name, figures in summary.items():
         base = summary["echo" + on if name.endswith(on) else "echo"]["p50_ms"]
