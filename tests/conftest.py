@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import httpx
 import pytest
 from mcp import Client
 
+from ansf_mcp.ports import free_port
 from ansf_mcp.server.app import build_server
 from ansf_mcp.settings import Settings
 
@@ -106,12 +106,6 @@ def ansf_command() -> list[str]:
     script = shutil.which("ansf", path=str(Path(sys.executable).parent))
     assert script, "the ansf console script is not installed next to this Python"
     return [script]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def subprocess_env(data_dir: Path) -> dict[str, str]:

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -237,13 +238,13 @@ def test_a_port_taken_before_the_server_binds_it_is_replaced(shared_servers: Pat
     from ansf_mcp.server import shared
 
     monkeypatch.setenv("ANSF_WARMUP", "0")
-    free = shared._free_port
+    free = shared.free_port
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
         taken = blocker.getsockname()[1]
         offered = iter([taken])
-        monkeypatch.setattr(shared, "_free_port", lambda host: next(offered, None) or free(host))
+        monkeypatch.setattr(shared, "free_port", lambda host: next(offered, None) or free(host))
         endpoint = shared.ensure(shared.Key(data_dir=shared_servers, project=tmp_path))
     assert endpoint.port != taken
     assert shared.answers(endpoint.host, endpoint.port, endpoint.pid)
@@ -282,3 +283,29 @@ def test_a_stranger_on_the_recorded_port_is_not_taken_for_the_server(shared_serv
         bystander.wait()
         stranger.shutdown()
         stranger.server_close()
+
+
+def test_a_port_taken_between_the_check_and_the_bind_is_tried_again(shared_servers: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch):
+    """Another program may take the chosen free port after the server's own check and before uvicorn binds it
+    (seen once in CI with parallel test workers): uvicorn's bind error counts as a taken port, and the server is
+    started again on another."""
+    from ansf_mcp.server import shared
+
+    monkeypatch.setenv("ANSF_WARMUP", "0")
+    real = shared.server_command
+    ports: list[int] = []
+
+    def first_loses_its_port(key, port, idle_exit_s, log_level):
+        ports.append(port)
+        if len(ports) > 1:
+            return real(key, port, idle_exit_s, log_level)
+        said = (f"ERROR uvicorn.error: [Errno 98] error while attempting to bind on address ('127.0.0.1', {port}): "
+                "address already in use")
+        return [sys.executable, "-c", f"import sys; sys.stderr.write({said!r} + '\\n'); sys.exit(3)"]
+
+    monkeypatch.setattr(shared, "server_command", first_loses_its_port)
+    key = shared.Key(data_dir=shared_servers, project=tmp_path)
+    (shared_servers / STATE_DIR).mkdir(parents=True, exist_ok=True)
+    endpoint = shared.ensure(key)  # the fixture stops the server it started
+    assert len(ports) == 2 and endpoint.port == ports[1]

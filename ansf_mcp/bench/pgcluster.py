@@ -10,13 +10,14 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ansf_mcp.ports import free_port
 
 # When we run as root, the cluster runs as this user (Debian's package creates it; otherwise we create it).
 CLUSTER_USER = "postgres"
@@ -40,12 +41,6 @@ def find_bindir() -> Path | None:
         if d and all((Path(d) / exe).exists() for exe in ("initdb", "pg_ctl", "postgres")):
             return Path(d)
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _as_user(user: str | None, cmd: list[str]) -> list[str]:
@@ -137,7 +132,7 @@ def start_cluster() -> Cluster:
     root = Path(tempfile.mkdtemp(prefix="ansf-pg-"))
     if user:
         shutil.chown(root, user)
-    cluster = Cluster(bindir=bindir, root=root, port=_free_port(), user=user)
+    cluster = Cluster(bindir=bindir, root=root, port=free_port(), user=user)
     subprocess.run(_as_user(user, [str(bindir / "initdb"), "-D", str(cluster.data), "-A", "trust", "-U", "postgres",
                                    "-E", "UTF8", "--no-sync", "--no-instructions"]),
                    check=True, capture_output=True, timeout=120)

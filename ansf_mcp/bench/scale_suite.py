@@ -43,6 +43,7 @@ from typing import Any, ClassVar
 
 from ansf_mcp.bench.context import SuiteContext
 from ansf_mcp.bench.pgcluster import postgres
+from ansf_mcp.ports import free_port
 
 AGENTS = 8
 # The delayed phase: each replica has DELAYED_WORKERS writes in flight (a claim is 2 round trips, an outcome 3:
@@ -57,21 +58,13 @@ MAX_ATTEMPTS = 6
 CHAOS_LEASE_S = 3.0
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Replica:
     """One `ansf serve --transport http --store ...` process on a fixed port (restartable on the same one);
     `workers`: its board's write workers (ANSF_STORE_WORKERS), the writes it has in flight at once."""
 
     def __init__(self, store: str, data_dir: Path, cwd: Path, lease_s: float = 300.0, workers: int | None = None):
         self.store, self.data_dir, self.cwd, self.lease_s, self.workers = store, data_dir, cwd, lease_s, workers
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -19,7 +19,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ansf_mcp import trace
+from ansf_mcp.ports import free_port
 
 TOKEN_FILE = "shared-server.token"
 STATE_DIR = "shared-servers"
@@ -162,12 +162,6 @@ def _read_state(key: Key, token: str) -> Endpoint | None:
         return None
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 def server_command(key: Key, port: int, idle_exit_s: float, log_level: str | None) -> list[str]:
     cmd = [sys.executable, "-m", "ansf_mcp", "serve", "--transport", "http", "--host", "127.0.0.1",
            "--port", str(port), "--project", str(key.project), "--data-dir", str(key.data_dir),
@@ -188,7 +182,7 @@ def _start(key: Key, token: str, idle_exit_s: float, log_level: str | None) -> E
     """Start the server on a free port; again on another when a program took the port before the server bound it."""
     for attempt in range(PORT_TRIES):
         try:
-            return _start_on(key, token, idle_exit_s, log_level, _free_port("127.0.0.1"))
+            return _start_on(key, token, idle_exit_s, log_level, free_port("127.0.0.1"))
         except PortTaken:
             if attempt == PORT_TRIES - 1:
                 raise SharedServerError(f"{PORT_TRIES} free ports in a row were taken before the shared server "
@@ -198,6 +192,13 @@ def _start(key: Key, token: str, idle_exit_s: float, log_level: str | None) -> E
 
 class PortTaken(Exception):
     pass
+
+
+def _port_taken(said: str, host: str, port: int) -> bool:
+    """Whether a server's start-up log says another program took its port: our own check before start-up, or
+    uvicorn's bind failing when the port was taken between that check and the bind."""
+    return (f"cannot listen on {host}:{port}" in said
+            or (f"('{host}', {port})" in said and "address already in use" in said.lower()))
 
 
 def _start_on(key: Key, token: str, idle_exit_s: float, log_level: str | None, port: int) -> Endpoint:
@@ -217,7 +218,7 @@ def _start_on(key: Key, token: str, idle_exit_s: float, log_level: str | None, p
             with open(log_path, "rb") as f:
                 f.seek(log_start)
                 said = f.read().decode(errors="replace").strip()
-            if f"cannot listen on {host}:{port}" in said:
+            if _port_taken(said, host, port):
                 raise PortTaken(port)
             raise SharedServerError(f"the shared server exited with status {proc.returncode} at start; "
                                     f"its log {log_path} ends: {said[-600:]}")

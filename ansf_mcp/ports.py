@@ -1,0 +1,52 @@
+"""A free TCP port for a server this program starts, chosen where outgoing connections never land.
+
+The kernel hands the source ports of outgoing connections out of its ephemeral range; a port picked by binding to
+0 comes from the same range, so between the pick and the server's own bind any connection on the machine may take
+it (seen in CI: a shared server's bind failed with "address already in use"). A port below that range is taken
+only by another program that listens on it, and the pick checks for that.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+from pathlib import Path
+
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST = 20_000  # below: ports that well-known services and development servers listen on
+TRIES = 50
+
+
+def ephemeral_range() -> tuple[int, int]:
+    try:
+        lo, hi = (int(x) for x in EPHEMERAL_RANGE_FILE.read_text().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32_768, 60_999  # Linux's default
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port on `host` that nothing listens on now, below the ephemeral range when there is room there."""
+    lo, _ = ephemeral_range()
+    rng = random.SystemRandom()
+    if lo - LOWEST >= 1_000:
+        for _ in range(TRIES):
+            port = rng.randrange(LOWEST, lo)
+            if _bindable(host, port):
+                return port
+    with socket.socket(_family(host), socket.SOCK_STREAM) as s:  # no room below, or all tried were taken
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(_family(host), socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
