@@ -32,21 +32,23 @@ def free_port(host: str = "127.0.0.1") -> int:
     if lo - LOWEST >= 1_000:
         for _ in range(TRIES):
             port = rng.randrange(LOWEST, lo)
-            if _bindable(host, port):
+            if bind_error(host, port) is None:
                 return port
     with socket.socket(_family(host), socket.SOCK_STREAM) as s:  # no room below, or all tried were taken
         s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
-
-
-def _bindable(host: str, port: int) -> bool:
+def bind_error(host: str, port: int) -> OSError | None:
+    """Why a server could not listen on host:port now (None: it could), tried as uvicorn binds (SO_REUSEADDR)."""
     with socket.socket(_family(host), socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
-        except OSError:
-            return False
-    return True
+        except OSError as exc:
+            return exc
+    return None
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET

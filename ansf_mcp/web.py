@@ -9,7 +9,6 @@ import hmac
 import logging
 import re
 import resource
-import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from http.cookies import CookieError, SimpleCookie
@@ -23,6 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ansf_mcp import __version__
+from ansf_mcp.ports import bind_error
 from ansf_mcp.runtime import Runtime
 from ansf_mcp.settings import LOOPBACK_NAMES, Settings
 
@@ -48,13 +48,9 @@ def check(settings: Settings) -> None:
 
 def check_port_free(host: str, port: int) -> None:
     """Fail before start-up with a message that names the flag, instead of uvicorn's bare errno."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port") from exc
+    exc = bind_error(host, port)
+    if exc is not None:
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port") from exc
 
 
 # -- token ---------------------------------------------------------------------------------------------------------

@@ -31,6 +31,8 @@ import anyio
 import psutil
 from mcp import Client, StdioServerParameters
 
+from ansf_mcp.system.stats import percentile
+
 ROLES = ("backend", "frontend", "tests", "devops")
 WORDS = {"backend": "api endpoint database query schema migration", "frontend": "ui button page css layout render",
          "tests": "test fixture coverage flaky assertion mock", "devops": "deploy docker ci pipeline helm release"}
@@ -95,8 +97,7 @@ runpy.run_module('ansf_mcp', run_name='__main__', alter_sys=True)
 
 
 def percentiles(ms: list[float]) -> dict[str, float]:
-    q = statistics.quantiles(ms, n=20, method="inclusive")
-    return {"n": len(ms), "p50_ms": round(statistics.median(ms), 2), "p95_ms": round(q[18], 2),
+    return {"n": len(ms), "p50_ms": round(percentile(ms, 50), 2), "p95_ms": round(percentile(ms, 95), 2),
             "min_ms": round(min(ms), 2)}
 
 

@@ -21,7 +21,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from types import TracebackType
 from typing import Any
 
 from mcp.server.streamable_http import StreamableHTTPServerTransport
@@ -30,6 +29,8 @@ from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from mcp_types import JSONRPCNotification, JSONRPCRequest
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
+
+from ansf_mcp.server.streams import WrappedStream
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +100,12 @@ def _request_id(body: bytes) -> str | None:
     return None if rid is None else str(rid)
 
 
-class DropTiedToJson:
+class DropTiedToJson(WrappedStream):
     """The session's write stream, less the notifications and requests tied to a request answered in JSON: the
     SDK's message router would otherwise queue them where the JSON answer is taken from, ahead of the answer."""
 
     def __init__(self, inner: Any, json_ids: set[str]) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._json_ids = json_ids
 
     async def send(self, item: SessionMessage) -> None:
@@ -116,17 +117,6 @@ class DropTiedToJson:
                       meta.related_request_id)
             return
         await self._inner.send(item)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    async def __aenter__(self) -> DropTiedToJson:
-        await self._inner.__aenter__()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> bool | None:
-        return await self._inner.__aexit__(exc_type, exc, tb)
 
 
 def answer_json_when_asked(manager: StreamableHTTPSessionManager) -> None:

@@ -13,7 +13,6 @@ input is held back until every request read has been answered (at most DRAIN_S).
 from __future__ import annotations
 
 import logging
-from types import TracebackType
 from typing import Any
 
 import anyio
@@ -24,6 +23,7 @@ from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError, JSO
 from pydantic import ValidationError
 
 from ansf_mcp.server.lines import request_id
+from ansf_mcp.server.streams import WrappedStream
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +84,11 @@ class Unanswered:
         return not self.ids
 
 
-class AnsweringWriteStream:
+class AnsweringWriteStream(WrappedStream):
     """The SDK's write stream, noting which requests have been answered."""
 
     def __init__(self, inner: Any, unanswered: Unanswered):
-        self._inner = inner
+        super().__init__(inner)
         self._unanswered = unanswered
 
     async def send(self, item: Any) -> None:
@@ -96,24 +96,13 @@ class AnsweringWriteStream:
         if isinstance(item, SessionMessage):
             self._unanswered.answered(item.message)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
-    async def __aenter__(self) -> AnsweringWriteStream:
-        await self._inner.__aenter__()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> bool | None:
-        return await self._inner.__aexit__(exc_type, exc, tb)
-
-
-class AnsweringReadStream:
+class AnsweringReadStream(WrappedStream):
     """The SDK's read stream, less the lines it could not parse: those are answered here and skipped. Its end
     waits for the answers of the requests already read."""
 
     def __init__(self, inner: Any, write: Any, unanswered: Unanswered | None = None):
-        self._inner = inner
+        super().__init__(inner)
         self._write = write
         self._unanswered = unanswered or Unanswered()
 
@@ -148,17 +137,6 @@ class AnsweringReadStream:
             return await self.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             raise StopAsyncIteration from None
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def __aenter__(self) -> AnsweringReadStream:
-        await self._inner.__aenter__()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> bool | None:
-        return await self._inner.__aexit__(exc_type, exc, tb)
 
 
 async def serve_stdio(server: MCPServer) -> None:
