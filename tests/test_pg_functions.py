@@ -118,7 +118,8 @@ def test_a_function_is_created_once_per_process_and_named_by_its_text(pg_cluster
         assert claim is pg_functions.claim(store.for_update, store.skip_locked)
         assert claim.name.startswith("ansf_claim_") and claim.name != pg_functions.report(store.for_update).name
         echo = ServerFunction(name="ansf_test_echo", args=("x",), create=(
-            "CREATE OR REPLACE FUNCTION ansf_test_echo(a_x text, a_channel text, a_news text, a_deadline float8) "
+            "CREATE OR REPLACE FUNCTION ansf_test_echo(a_x text, a_channel text, a_news text, a_listener integer, "
+            "a_deadline float8) "
             "RETURNS json "
             "LANGUAGE sql AS $$ SELECT json_build_object('x', a_x, 'notified', false) $$"))
         for _ in range(2):

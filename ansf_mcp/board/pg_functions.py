@@ -29,6 +29,7 @@ from ansf_mcp.board.lifecycle import LEASE_EXPIRED_SQL, STATE_SQL
 from ansf_mcp.board.tasks import TASK_COLUMNS
 from ansf_mcp.coordinator.scoring import EPS, KEPT_OUTCOMES
 from ansf_mcp.store.base import ServerFunction
+from ansf_mcp.store.postgres import NEWS_LOCK, others_listen
 
 # A quoted literal (left alone), a cast, a positional or a named parameter.
 _TOKEN = re.compile(r"'(?:[^']|'')*'|::|\?|(?<![\w:]):([A-Za-z_]\w*)")
@@ -58,10 +59,17 @@ _LATE = """
     END IF;"""
 
 
+# The board's NOTIFY, sent only where another process listens (store.postgres.NEWS_LOCK says why).
+_NEWS = f"""PERFORM pg_advisory_xact_lock_shared({NEWS_LOCK});
+    IF {others_listen("a_listener")} THEN
+        PERFORM pg_notify(a_channel, a_news);
+    END IF;"""
+
+
 def _function(stem: str, args: tuple[tuple[str, str], ...], body: str) -> ServerFunction:
     # The board's news go out with the commit: the function NOTIFYs on `a_channel` what the caller names.
     signature = ", ".join(f"a_{name} {kind}" for name, kind in (
-        *args, ("channel", "text"), ("news", "text"), ("deadline", "double precision")))
+        *args, ("channel", "text"), ("news", "text"), ("listener", "integer"), ("deadline", "double precision")))
     body = body.replace("\nBEGIN\n", "\nBEGIN" + _LATE + "\n", 1)
     text = f"({signature}) RETURNS json LANGUAGE plpgsql AS $fn$\n{body}\n$fn$"
     name = f"ansf_{stem}_{hashlib.sha1(text.encode()).hexdigest()[:12]}"
@@ -160,7 +168,7 @@ BEGIN
     SELECT json_build_object('code', 'claimed', 'notified', true, 'task', row_to_json(x), 'deps', ({plpgsql(_DEPS_JSON)}),
                              'candidate', row_to_json(c))
     INTO v_out FROM ({plpgsql(f"SELECT {TASK_COLUMNS} FROM tasks t WHERE t.swarm_id = :swarm AND t.id = :task")}) x;
-    PERFORM pg_notify(a_channel, a_news);
+    {_NEWS}
     RETURN v_out;
 END"""
     return _function("claim", (("swarm", "text"), ("agent", "text"), ("now", "double precision"),
@@ -246,7 +254,7 @@ BEGIN
     INSERT INTO outcomes (id, swarm_id, task_id, agent_id, task_text, success, summary, duration_s, p_success,
         created_at, claim_seq, receipt) VALUES (v_id, a_swarm, a_task, a_agent, tk.description, a_success::int,
         a_summary, a_duration_s, v_p, a_now, tk.claim_seq, v_receipt::text);
-    PERFORM pg_notify(a_channel, a_news);
+    {_NEWS}
     RETURN json_build_object('code', 'done', 'notified', true, 'receipt', v_receipt);
 END"""
     return _function("report", (("swarm", "text"), ("task", "text"), ("agent", "text"), ("success", "boolean"),

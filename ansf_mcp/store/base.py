@@ -60,9 +60,10 @@ class StoreInfo(BaseModel):
 @dataclass(frozen=True)
 class ServerFunction:
     """A function the database runs (PL/pgSQL on PostgreSQL): the statement that creates it, and its arguments
-    in order (their values come by name); then the store's own: a NOTIFY channel and payload, and a deadline
-    (epoch seconds on the database's clock) past which it must write nothing. It answers one JSON object that
-    says `"notified": true` when it sent that NOTIFY."""
+    in order (their values come by name); then the store's own: a NOTIFY channel and payload, the backend pid of
+    the caller's own LISTEN connection (0 when none: the NOTIFY goes out only where another process listens), and
+    a deadline (epoch seconds on the database's clock) past which it must write nothing. It answers one JSON
+    object that says `"notified": true` when it sent that NOTIFY to whoever else listens."""
 
     name: str
     create: str

@@ -45,6 +45,22 @@ WATCHDOG_GRACE_S = 2.0
 # pg_advisory_xact_lock key for migrations (any constant; "ansf" in ASCII).
 MIGRATION_LOCK = 0x616E7366
 
+# News go out only when a process other than the sender listens: a NOTIFY wakes every listening backend and its
+# client, about a tenth of a claim's time, which one server alone would pay for nothing (its own waiters are woken
+# in-process). A writer holds NEWS_LOCK shared from its look at the listeners to its commit; a new listener takes
+# it exclusively once, after its LISTEN, so every writer that looked before it appeared has committed by then,
+# and every writer after sees it.
+LISTENER_NAME = "ansf-mcp listen"
+NEWS_LOCK = MIGRATION_LOCK + 1
+
+
+def others_listen(own_listener: str) -> str:
+    """SQL: whether a LISTEN connection of another process is open on this database (`own_listener`, an SQL
+    expression, is the backend pid of the caller's own; 0 when it has none)."""
+    return (f"EXISTS (SELECT 1 FROM pg_stat_get_activity(NULL) s WHERE s.application_name = '{LISTENER_NAME}' "
+            f"AND s.pid <> {own_listener} "
+            "AND s.datid = (SELECT oid FROM pg_database WHERE datname = current_database()))")
+
 # A quoted literal or identifier (left alone but for %), a cast, or a parameter.
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|::|\?|%|(?<![\w:]):([A-Za-z_]\w*)")
 
@@ -323,7 +339,7 @@ class PgConnection:
         return cur
 
     def batch(self, statements: Sequence[tuple[str, Sequence[Any] | Mapping[str, Any]]], *, commit: bool = False,
-              notify: tuple[str, str] | None = None) -> list[list[Any]]:
+              notify: tuple[str, str, int] | None = None) -> list[list[Any]]:
         """The statements as one simple query (values merged client-side, as every statement here is): one
         round trip; each statement's rows, in order. Each statement is a prepared one of this connection (sent
         with its PREPARE the first time): PostgreSQL plans it once, not on every claim."""
@@ -335,7 +351,10 @@ class PgConnection:
         for sql, params in statements:
             parts.append(self._prepared(cur, sql, params, prepared, new))
         if notify is not None:
-            parts.append(cur.mogrify("SELECT pg_notify(%s, %s)", notify))
+            channel, key, listener = notify
+            parts.append(f"SELECT pg_advisory_xact_lock_shared({NEWS_LOCK})")
+            parts.append(cur.mogrify(f"SELECT pg_notify(%s, %s) WHERE {others_listen('%s')}",
+                                     (channel, key, listener)))
         if commit:
             parts.append("COMMIT")
         self.commit_sent = commit
@@ -458,6 +477,7 @@ class PostgresStore(Store):
         self._listener: threading.Thread | None = None
         self._listening = threading.Event()
         self._listened = False
+        self._listener_pid = 0  # the backend of this process's LISTEN connection, once it is in place
         self._local = threading.local()
         self._created: set[str] = set()  # server-side functions this process made sure exist
         # The server's own time-outs end a slow statement first; the watchdog only acts on silence.
@@ -616,7 +636,8 @@ class PostgresStore(Store):
               commit: bool = False, notify: str | None = None) -> list[list[Any]]:
         assert isinstance(conn, PgConnection)
         return conn.batch(statements, commit=commit,
-                          notify=(self.NEWS_CHANNEL, notify) if notify is not None and commit else None)
+                          notify=(self.NEWS_CHANNEL, notify, self._listener_pid) if notify is not None and commit
+                          else None)
 
     def call(self, conn: Connection, function: ServerFunction, values: Mapping[str, Any], *, news: str
              ) -> dict[str, Any]:
@@ -627,12 +648,12 @@ class PostgresStore(Store):
         statements: list[tuple[str, Sequence[Any]]] = []
         if function.name not in self._created:
             statements += [("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,)), (function.create, ())]
-        marks = ", ".join(["?"] * (len(function.args) + 3))
+        marks = ", ".join(["?"] * (len(function.args) + 4))
         # When this call stops waiting (the statement time-out), on the server's clock: a call that arrives
         # later (a server that hung, then resumed with it still in its socket buffer) writes nothing.
         deadline = time.time() + conn._raw.ansf_clock_offset + self.timeout_s  # type: ignore[attr-defined]
-        statements.append((f"SELECT {function.name}({marks})",
-                           (*[values[name] for name in function.args], self.NEWS_CHANNEL, news, deadline)))
+        statements.append((f"SELECT {function.name}({marks})", (*[values[name] for name in function.args],
+                                                                self.NEWS_CHANNEL, news, self._listener_pid, deadline)))
         answer: dict[str, Any] = conn.batch(statements, commit=True)[-1][0][0]
         self._created.add(function.name)
         if answer.get("notified"):
@@ -661,7 +682,12 @@ class PostgresStore(Store):
             return
         try:
             with self._taken(self._writers, "nothing was sent") as raw:
-                PgConnection(raw, self._watchdog).execute("SELECT pg_notify(?, ?)", (self.NEWS_CHANNEL, key))
+                # Two statements in one simple query: one implicit transaction, the lock held to its end.
+                PgConnection(raw, self._watchdog).batch([
+                    (f"SELECT pg_advisory_xact_lock_shared({NEWS_LOCK})", ()),
+                    (f"SELECT pg_notify(?, ?) WHERE {others_listen('?')}",
+                     (self.NEWS_CHANNEL, key, self._listener_pid)),
+                ])
         except (psycopg.Error, StoreError):
             log.debug("notify %s failed", key, exc_info=True)
 
@@ -692,9 +718,12 @@ class PostgresStore(Store):
     def _listen(self) -> None:
         while not self._closing.is_set():
             try:
-                with psycopg.connect(self.url, autocommit=True, application_name="ansf-mcp listen",
+                with psycopg.connect(self.url, autocommit=True, application_name=LISTENER_NAME,
                                      **self._options()) as conn:
                     conn.execute(f"LISTEN {self.NEWS_CHANNEL}")
+                    with conn.transaction():  # writers that looked before this connection appeared are done
+                        conn.execute("SELECT pg_advisory_xact_lock(%s)", (NEWS_LOCK,))
+                    self._listener_pid = conn.info.backend_pid
                     if self._listened:  # news sent while the connection was down are lost: every waiter re-reads
                         for key in list(self._versions) or ["(reconnected)"]:
                             self._heard(key)
@@ -705,6 +734,7 @@ class PostgresStore(Store):
                             self._heard(note.payload)
             except psycopg.Error:
                 self._listening.clear()
+                self._listener_pid = 0
                 log.debug("LISTEN connection lost; reconnecting", exc_info=True)
                 self._closing.wait(1.0)
 
