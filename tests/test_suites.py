@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 
@@ -38,6 +39,30 @@ def test_a_suite_is_one_record(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert report.results["fake"]["source"] == "this test's own runner"
     assert "## fake" in report.markdown and "the answer is 42" in report.markdown
     assert seen[0] == "fake: halfway"
+
+
+def failing_run(ctx: SuiteContext) -> dict[str, Any]:
+    async def agent() -> None:
+        raise ConnectionResetError("the replica went away")
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(agent)
+
+    anyio.run(main)
+    return {}
+
+
+def test_a_failed_suite_names_what_failed_inside_a_task_group(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    record = suites.Suite("failing", "fails", "this test's own runner", f"{__name__}:failing_run",
+                          f"{__name__}:fake_markdown")
+    monkeypatch.setattr(suites, "BY_NAME", {**suites.BY_NAME, "failing": record})
+    monkeypatch.setattr(runner, "SUITE_NAMES", (*suites.NAMES, "failing"))
+    ctx = SuiteContext(quick=True, project=tmp_path, data_dir=tmp_path, report=lambda f, m: None)
+    error = runner.run_suite("failing", ctx).results["failing"]["error"]
+    # Not "ExceptionGroup: unhandled errors in a TaskGroup (1 sub-exception)": the error itself, and where.
+    assert error.startswith("ConnectionResetError: the replica went away (at test_suites.py:"), error
 
 
 def test_all_runs_the_suites_marked_for_it_and_the_rest_only_when_named() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,17 @@ from ansf_mcp.store.db import Store, open_store
 from ansf_mcp.system.report import BenchmarkReport, MachineInfo, ValueRatio
 
 SUITE_NAMES = suites.NAMES
+log = logging.getLogger(__name__)
+
+
+def failure(exc: BaseException) -> str:
+    """What failed, for the report: the exceptions inside a task group (its own message only counts them), each
+    with the line that raised it."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(failure(inner) for inner in exc.exceptions)
+    where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    at = f" (at {Path(where[0].filename).name}:{where[0].lineno})" if where else ""
+    return f"{type(exc).__name__}: {exc}{at}"
 
 
 def commit() -> str | None:
@@ -71,7 +84,8 @@ def run_suite(suite: str, ctx: SuiteContext) -> BenchmarkReport:
         except BenchCancelled:
             raise
         except Exception as exc:  # a suite that fails says so in the report; the others still run
-            result = {"error": f"{type(exc).__name__}: {exc}"}
+            log.error("suite %s failed", name, exc_info=exc)
+            result = {"error": failure(exc)}
         result["duration_s"] = round(time.time() - t0, 2)
         result["source"] = source
         ctx.previous[name] = result
