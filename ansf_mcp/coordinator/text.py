@@ -150,11 +150,14 @@ _SORT_IDS_MAX = 65_536
 
 class _DistinctIds:
     """(kind, text) -> (2, n) int32: the distinct ids of the text's bag in increasing order and how often each
-    occurs. Kept per text, least recently used out first (agents' histories recur across decisions; the bags
-    themselves are not kept); the texts a decision brings for the first time are counted together, in one sort."""
+    occurs. Kept per text, least recently used out first, up to `size` texts and `max_bytes` of arrays (agents'
+    histories recur across decisions; the bags themselves are not kept); the texts a decision brings for the first
+    time are counted together, in one sort."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, max_bytes: int):
         self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._held: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -174,17 +177,22 @@ class _DistinctIds:
         pairs, counts = np.unique(keys, return_counts=True)
         bounds = np.searchsorted(pairs >> _HASH_BITS, np.arange(len(raw) + 1))
         both = np.stack([pairs & ((1 << _HASH_BITS) - 1), counts]).astype(np.int32)
-        made = {t: both[:, bounds[k] : bounds[k + 1]] for k, t in enumerate(missing)}
+        # Copies, not views: a view would keep its whole batch's array alive after every other text of the batch
+        # had left, and the byte count would not be what is held.
+        made = {t: both[:, bounds[k] : bounds[k + 1]].copy() for k, t in enumerate(missing)}
         with self._lock:
             for t, ids in made.items():
+                old = self._held.pop((kind, t), None)  # another decision counted it meanwhile
+                self._bytes += ids.nbytes - (old.nbytes if old is not None else 0)
                 self._held[(kind, t)] = ids
-            while len(self._held) > self._size:
-                self._held.popitem(last=False)
+            while self._held and (len(self._held) > self._size or self._bytes > self._max_bytes):
+                self._bytes -= self._held.popitem(last=False)[1].nbytes
         return [f if f is not None else made[t] for t, f in zip(texts, found, strict=True)]
 
 
-# Texts of all kinds: the three a decision reads, 100 000 each.
-_DISTINCT = _DistinctIds(300_000)
+# Texts of all kinds: the three a decision reads, 100 000 each, in at most 64 MB (a 16 x 64 decision over 100 past
+# tasks an agent holds about 1 700 texts of each kind: a few MB).
+_DISTINCT = _DistinctIds(300_000, 64 << 20)
 
 
 class SparseTexts:

@@ -70,7 +70,7 @@ def test_sparse_texts_are_the_plain_construction_bit_for_bit(kind: str, monkeypa
 
 
 def test_distinct_ids_are_kept_for_the_least_recently_used_texts_only() -> None:
-    cache = text._DistinctIds(3)
+    cache = text._DistinctIds(3, 1 << 20)
     first = cache.of("words", ["alpha beta beta", "gamma"])
     np.testing.assert_array_equal(first[0][1], [1, 2] if first[0][0][0] == text._hash("alpha") else [2, 1])
     assert cache.of("words", ["gamma"])[0] is first[1]  # kept: the same array, not recounted
@@ -79,6 +79,16 @@ def test_distinct_ids_are_kept_for_the_least_recently_used_texts_only() -> None:
     assert held == {"gamma", "delta", "epsilon"}
     again = cache.of("words", ["alpha beta beta", "alpha beta beta"])
     assert again[0] is again[1] and np.array_equal(again[0], first[0])
+
+
+def test_distinct_ids_stay_within_their_bytes_and_own_their_arrays() -> None:
+    cache = text._DistinctIds(1_000, 4_000)
+    texts = [" ".join(f"w{k}x{j}" for j in range(20)) for k in range(40)]  # 20 distinct ids each: 160 bytes
+    got = cache.of("words", texts)
+    assert all(ids.flags.owndata for ids in got)  # a view would keep the whole batch's array alive
+    assert cache._bytes == sum(ids.nbytes for ids in cache._held.values()) <= 4_000
+    assert len(cache._held) == 4_000 // got[0].nbytes  # the newest that fit; the rest went, oldest first
+    assert {t for _, t in cache._held} == set(texts[-len(cache._held):])
 
 
 def test_membership_is_what_a_coo_construction_gives() -> None:
