@@ -290,3 +290,9 @@ def test_a_server_that_refuses_json_only_gets_every_request_again_with_streams(s
     assert [(i, a) for m, i, a in stub.accepts if m == "tools/call"] == [
         (5, "application/json"), (5, STREAMS), (7, STREAMS)]
     assert [p.get("id") for p in stub.posts if p.get("method") == "tools/call"] == [5, 7]  # each acted on once
+    # The server it reconnects to (a restart, perhaps a newer version) is asked for JSON again.
+    stub.refuse_json_only = False
+    r._handshake = [json.dumps(INIT).encode()]
+    r._reconnect(r._generation, replay=1)
+    r._post(json.dumps({**CALL, "id": 9}).encode(), is_handshake=False, stream=False)
+    assert [(i, a) for m, i, a in stub.accepts if m == "tools/call"][-1] == (9, "application/json")

@@ -330,6 +330,7 @@ class Relay:
                 return self._generation
             self._endpoint = self._connect()
             self._session = None
+            self._json_answers = True  # the server found or started now may be newer than the one that refused
             self._generation += 1
             for line in self._handshake[:replay]:
                 self._post(line, is_handshake=True, echo=False)
