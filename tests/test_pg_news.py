@@ -1,4 +1,4 @@
-"""The board's NOTIFY on PostgreSQL (store/postgres.py: NEWS_LOCK, others_listen): sent when another process
+"""The board's NOTIFY on PostgreSQL (store/postgres.py: NEWS_LOCK, news_wanted): sent when another process
 listens, on every path that sends it (the claim and outcome functions, a batch's commit, a plain notify), and
 not when the only listener is the sender's own; a new listener waits for the writers that looked before it."""
 
@@ -85,6 +85,19 @@ def test_a_writer_without_a_listener_of_its_own_still_notifies_a_listening_repli
         assert there.wait_any_news(seen, 5.0) > seen
     finally:
         there.close()
+
+
+def test_news_go_out_when_the_writer_cannot_see_its_own_listener(url: str, here: PostgresStore) -> None:
+    """The activity view is how a writer knows it is alone; where it does not show the writer's own listener
+    (names hidden, a listener just replaced), the NOTIFY is sent rather than skipped."""
+    probe = _probe(url)
+    try:
+        assert here.listening(10.0)
+        here._listener_pid = 2**31 - 1  # no such backend: its own listener is not seen
+        here.notify("messages:x")
+        assert _heard(probe) == ["messages:x"]
+    finally:
+        probe.close()
 
 
 def test_a_new_listener_waits_for_a_writer_that_looked_before_it_appeared(url: str, here: PostgresStore) -> None:

@@ -29,7 +29,7 @@ from ansf_mcp.board.lifecycle import LEASE_EXPIRED_SQL, STATE_SQL
 from ansf_mcp.board.tasks import TASK_COLUMNS
 from ansf_mcp.coordinator.scoring import EPS, KEPT_OUTCOMES
 from ansf_mcp.store.base import ServerFunction
-from ansf_mcp.store.postgres import NEWS_LOCK, others_listen
+from ansf_mcp.store.postgres import NEWS_LOCK, news_wanted
 
 # A quoted literal (left alone), a cast, a positional or a named parameter.
 _TOKEN = re.compile(r"'(?:[^']|'')*'|::|\?|(?<![\w:]):([A-Za-z_]\w*)")
@@ -61,7 +61,7 @@ _LATE = """
 
 # The board's NOTIFY, sent only where another process listens (store.postgres.NEWS_LOCK says why).
 _NEWS = f"""PERFORM pg_advisory_xact_lock_shared({NEWS_LOCK});
-    IF {others_listen("a_listener")} THEN
+    IF {news_wanted("a_listener")} THEN
         PERFORM pg_notify(a_channel, a_news);
     END IF;"""
 

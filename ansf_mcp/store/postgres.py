@@ -54,12 +54,15 @@ LISTENER_NAME = "ansf-mcp listen"
 NEWS_LOCK = MIGRATION_LOCK + 1
 
 
-def others_listen(own_listener: str) -> str:
-    """SQL: whether a LISTEN connection of another process is open on this database (`own_listener`, an SQL
-    expression, is the backend pid of the caller's own; 0 when it has none)."""
-    return (f"EXISTS (SELECT 1 FROM pg_stat_get_activity(NULL) s WHERE s.application_name = '{LISTENER_NAME}' "
-            f"AND s.pid <> {own_listener} "
-            "AND s.datid = (SELECT oid FROM pg_database WHERE datname = current_database()))")
+def news_wanted(own_listener: str) -> str:
+    """SQL: whether a NOTIFY may reach anyone: false only when the caller's own LISTEN connection (`own_listener`,
+    an SQL expression for its backend pid; 0 when it has none) shows in the activity view under its name and no
+    other process's does on this database. Where the view shows no names (or no own listener), it is sent. One
+    pass over the view, with the pid used twice."""
+    return (f"NOT COALESCE((SELECT bool_or(s.pid = {own_listener}) AND NOT COALESCE(bool_or(s.pid <> {own_listener} "
+            "AND s.datid = (SELECT oid FROM pg_database WHERE datname = current_database())), false) "
+            f"FROM pg_stat_get_activity(NULL) s WHERE s.application_name = '{LISTENER_NAME}'), false)")
+
 
 # A quoted literal or identifier (left alone but for %), a cast, or a parameter.
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|::|\?|%|(?<![\w:]):([A-Za-z_]\w*)")
@@ -353,8 +356,8 @@ class PgConnection:
         if notify is not None:
             channel, key, listener = notify
             parts.append(f"SELECT pg_advisory_xact_lock_shared({NEWS_LOCK})")
-            parts.append(cur.mogrify(f"SELECT pg_notify(%s, %s) WHERE {others_listen('%s')}",
-                                     (channel, key, listener)))
+            parts.append(cur.mogrify(f"SELECT pg_notify(%s, %s) WHERE {news_wanted('%s')}",
+                                     (channel, key, listener, listener)))
         if commit:
             parts.append("COMMIT")
         self.commit_sent = commit
@@ -685,8 +688,8 @@ class PostgresStore(Store):
                 # Two statements in one simple query: one implicit transaction, the lock held to its end.
                 PgConnection(raw, self._watchdog).batch([
                     (f"SELECT pg_advisory_xact_lock_shared({NEWS_LOCK})", ()),
-                    (f"SELECT pg_notify(?, ?) WHERE {others_listen('?')}",
-                     (self.NEWS_CHANNEL, key, self._listener_pid)),
+                    (f"SELECT pg_notify(?, ?) WHERE {news_wanted('?')}",
+                     (self.NEWS_CHANNEL, key, self._listener_pid, self._listener_pid)),
                 ])
         except (psycopg.Error, StoreError):
             log.debug("notify %s failed", key, exc_info=True)
