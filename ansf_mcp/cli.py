@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     coord.add_argument("--strategy", default="auto", choices=STRATEGIES)
     coord.add_argument("--model", choices=list(PROFILES), help=f"neural profile (default: {DEFAULT_PROFILE})")
 
+    prune = sub.add_parser("prune-functions", help="list (or drop, with --yes) the PostgreSQL claim and outcome "
+                           "functions earlier versions left behind")
+    prune.add_argument("--yes", action="store_true",
+                       help="drop them (only once every replica runs this version: an older one would fail)")
+    _common(prune)
+
     bench = sub.add_parser("bench", help="run benchmark suites")
     # Validated by the runner against its registry (importing it here would slow every command by ~1 s).
     bench.add_argument("--suite", default="all", help=suites.names_text())
@@ -115,6 +121,8 @@ def _main(argv: list[str] | None) -> int:
         return _serve(args)
     if args.command == "status":
         return _status(args)
+    if args.command == "prune-functions":
+        return _prune_functions(args)
     if args.command == "coordinate":
         from ansf_mcp.coordinator.cli import run_coordinate
 
@@ -215,6 +223,39 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     except KeyboardInterrupt:
         return 0
+    return 0
+
+
+def _prune_functions(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from ansf_mcp.board import pg_functions
+    from ansf_mcp.settings import Settings
+    from ansf_mcp.store.base import StoreError
+    from ansf_mcp.store.db import open_store
+
+    try:
+        settings = Settings.load(data_dir=args.data_dir, store=args.store)
+    except ValidationError as exc:
+        print(f"ansf prune-functions: invalid setting: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return 2
+    if isinstance(settings.store_spec, Path):
+        print("ansf prune-functions: the store is SQLite, which keeps no server-side functions", file=sys.stderr)
+        return 2
+    try:
+        store = open_store(settings.store_spec, timeout_s=settings.store_timeout_s)
+        try:
+            names = pg_functions.prune(store) if args.yes else pg_functions.stale(store)
+        finally:
+            store.close()
+    except StoreError as exc:
+        print(f"ansf prune-functions: {exc}", file=sys.stderr)
+        return 1
+    for name in names:
+        print(name)
+    verb = "dropped" if args.yes else "left by earlier versions"
+    print(f"{len(names)} function(s) {verb}" + ("" if args.yes or not names else
+          "; drop them with --yes once every replica runs this version"), file=sys.stderr)
     return 0
 
 

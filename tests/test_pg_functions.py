@@ -221,3 +221,47 @@ def test_the_claim_indexes_are_made_on_postgresql_only(tmp_path: Path, pg_cluste
     finally:
         sqlite.close()
         pg.close()
+
+
+def test_prune_functions_lists_then_drops_only_what_earlier_versions_left(pg_cluster, tmp_path) -> None:
+    """`ansf prune-functions`: the claim and outcome functions this version does not call are listed, and dropped
+    only with --yes; this version's own, and anything not ours, stay."""
+    import subprocess
+
+    from tests.conftest import ansf_command, subprocess_env
+
+    url = pg_cluster.new_database()
+    store = open_store(url)
+    try:
+        board = Board(store, clock=FakeClock())
+        sw = board.spawn("prune", [AgentSpec(id="a", role="dev")], "mesh").swarm_id
+        board.coordinate(sw, [TaskSpec(id="t0", description="only")], "round-robin")
+        board.claim_next(sw, "a")
+        board.report(sw, "t0", "a", True, "done")  # this version's two functions now exist
+        with store.transaction() as conn:
+            for name in ("ansf_claim_000000000000", "ansf_report_0123456789ab", "ansf_claim_keepme"):
+                conn.execute(f"CREATE FUNCTION {name}(a_x text) RETURNS int LANGUAGE sql AS $$ SELECT 1 $$")
+    finally:
+        store.close()
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*ansf_command(), "prune-functions", "--store", url, *extra], capture_output=True,
+                              text=True, timeout=60, env=subprocess_env(tmp_path / "data"))
+
+    listed = run()
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split("\n")[:-1] == ["ansf_claim_000000000000(text)", "ansf_report_0123456789ab(text)"]
+    assert "--yes" in listed.stderr
+    dropped = run("--yes")
+    assert dropped.returncode == 0 and dropped.stdout == listed.stdout, dropped.stderr
+    assert run().stdout == ""
+    store = open_store(url)
+    try:
+        with store.reading() as conn:
+            left = {r[0] for r in conn.execute("SELECT proname FROM pg_proc WHERE proname LIKE 'ansf%'").fetchall()}
+        assert left == {*pg_functions.current_names(store), "ansf_claim_keepme"}
+    finally:
+        store.close()
+    sqlite = subprocess.run([*ansf_command(), "prune-functions", "--store", str(tmp_path / "b.sqlite3")],
+                            capture_output=True, text=True, timeout=60, env=subprocess_env(tmp_path / "data"))
+    assert sqlite.returncode == 2 and "SQLite" in sqlite.stderr

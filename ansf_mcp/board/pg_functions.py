@@ -260,3 +260,33 @@ END"""
     return _function("report", (("swarm", "text"), ("task", "text"), ("agent", "text"), ("success", "boolean"),
                                 ("summary", "text"), ("duration_s", "double precision"), ("claim", "integer"),
                                 ("now", "double precision"), ("max_attempts", "integer")), body)
+
+
+# The functions this module creates, as PostgreSQL names them: a stem and 12 hex digits of the text's hash.
+_OURS = r"^ansf_(claim|report)_[0-9a-f]{12}$"
+
+
+def current_names(store) -> set[str]:
+    """The functions this version calls on `store` (created on first use)."""
+    return {claim(store.for_update, store.skip_locked).name, report(store.for_update).name}
+
+
+def stale(store) -> list[str]:
+    """Claim and outcome functions in the store's schema that this version does not call: left by earlier
+    versions (each change to a function's text is a new name), as `name(argument types)`."""
+    with store.reading() as conn:
+        rows = conn.execute(
+            "SELECT p.proname, p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = current_schema() AND p.proname ~ ? ORDER BY 2", (_OURS,)).fetchall()
+    keep = current_names(store)
+    return [signature for name, signature in rows if name not in keep]
+
+
+def prune(store) -> list[str]:
+    """Drop the stale functions (a replica of an earlier version still running would fail its claims: run this
+    once every replica runs this version); the ones dropped."""
+    gone = stale(store)
+    with store.transaction() as conn:
+        for signature in gone:
+            conn.execute(f"DROP FUNCTION IF EXISTS {signature}")  # from pg_proc's own rendering, not user input
+    return gone
