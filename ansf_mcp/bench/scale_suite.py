@@ -53,6 +53,11 @@ AGENTS = 8
 # 100 % with three; with 2 in flight every row was CPU-bound), so the phase shows the network, not the CPU.
 DELAYED_WORKERS = 1
 DELAYED_AGENTS = 6
+# Tasks per delayed row even in a quick run: with 200, the 5 ms rows last 2-4 s and "3 replicas vs one" read
+# 1.70-2.21 in back-to-back runs on this machine; with 1 000, 2.02-2.19.
+DELAYED_MIN_TASKS = 600
+# Claims+outcomes each stdio server does before the timed rounds (both engines alike).
+STDIO_WARMUP_PAIRS = 20
 DELAYS_S = (0.001, 0.005)
 MAX_ATTEMPTS = 6
 CHAOS_LEASE_S = 3.0
@@ -470,8 +475,8 @@ def _round_trips(url: str, tasks: int = 40) -> dict[str, Any]:
 
 def _stdio(tmp: Path, pg_url: str, rounds: int, pairs: int,
            backend: Callable[[], float | None] | None = None) -> dict[str, Any]:
-    """One stdio server per engine, one agent each, `rounds` rounds of `pairs` claim+outcome pairs, the engines
-    taking turns within every round; beside the rates, the CPU per claim+outcome of each server process and
+    """One stdio server per engine, one agent each, STDIO_WARMUP_PAIRS untimed, then `rounds` rounds of `pairs`
+    claim+outcome pairs, the engines taking turns within every round; beside the rates, the CPU per claim+outcome of each server process and
     of PostgreSQL (`backend`, when it is ours to see), counted during the engine's own turns only."""
     from ansf_mcp.bench.chaos_suite import StdioServer
 
@@ -488,9 +493,14 @@ def _stdio(tmp: Path, pg_url: str, rounds: int, pairs: int,
             servers[engine] = server = StdioServer(data, tmp, store)
             sw = server.call("spawn_swarm", name="stdio", agents=[{"role": "worker", "id": "a"}])["data"]["swarm_id"]
             answer = server.call("coordinate", swarm_id=sw, strategy="round-robin", tasks=[
-                {"description": f"task {k}"} for k in range(rounds * pairs)])
+                {"description": f"task {k}"} for k in range(rounds * pairs + STDIO_WARMUP_PAIRS)])
             assert not answer["is_error"], answer["text"]
             swarms[engine] = sw
+            # Untimed: the first calls create the functions, plan their statements and open pooled connections.
+            for _ in range(STDIO_WARMUP_PAIRS):
+                got = server.call("next_task", swarm_id=sw, agent_id="a")["data"]
+                server.call("report_outcome", swarm_id=sw, task_id=got["task"]["id"], agent_id="a", success=True,
+                            summary="ok")
         for _ in range(rounds):
             for engine, server in servers.items():
                 db = backend if engine == "postgresql" else None
@@ -580,7 +590,7 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
         out["stdio"] = _stdio(tmp, fresh(), rounds=16 if ctx.quick else 50, pairs=10 if ctx.quick else 20,
                               backend=getattr(fresh, "cpu_s", None))
         ctx.progress(0.25, "1, 2 and 3 replicas with no delay, 1 ms and 5 ms of round trip to the database")
-        out["delayed"] = _delayed(fresh, tasks, tmp)
+        out["delayed"] = _delayed(fresh, max(tasks, DELAYED_MIN_TASKS), tmp)
         ctx.progress(0.6, f"chaos: 3 replicas, {chaos_tasks} tasks, {kills} SIGKILLs")
         out["chaos"] = _chaos(fresh(), chaos_tasks, kills, tmp, getattr(fresh, "restart", None))
         ctx.progress(0.95, "takeover: a dead agent's work back on the board")
