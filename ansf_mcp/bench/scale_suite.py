@@ -492,9 +492,11 @@ def _stdio(tmp: Path, pg_url: str, rounds: int, pairs: int,
             data.mkdir(parents=True, exist_ok=True)
             servers[engine] = server = StdioServer(data, tmp, store)
             sw = server.call("spawn_swarm", name="stdio", agents=[{"role": "worker", "id": "a"}])["data"]["swarm_id"]
-            answer = server.call("coordinate", swarm_id=sw, strategy="round-robin", tasks=[
-                {"description": f"task {k}"} for k in range(rounds * pairs + STDIO_WARMUP_PAIRS)])
-            assert not answer["is_error"], answer["text"]
+            total = rounds * pairs + STDIO_WARMUP_PAIRS
+            for first in range(0, total, 1000):  # coordinate takes at most 1 000 tasks a call
+                answer = server.call("coordinate", swarm_id=sw, strategy="round-robin", tasks=[
+                    {"description": f"task {k}"} for k in range(first, min(first + 1000, total))])
+                assert not answer["is_error"], answer["text"]
             swarms[engine] = sw
             # Untimed: the first calls create the functions, plan their statements and open pooled connections.
             for _ in range(STDIO_WARMUP_PAIRS):
