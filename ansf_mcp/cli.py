@@ -226,18 +226,26 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prune_functions(args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace, command: str) -> Settings | None:
+    """The settings a store command runs with; None (after saying why on stderr) when one is invalid."""
     from pydantic import ValidationError
 
-    from ansf_mcp.board import pg_functions
     from ansf_mcp.settings import Settings
+
+    try:
+        return Settings.load(data_dir=args.data_dir, store=args.store)
+    except ValidationError as exc:
+        print(f"ansf {command}: invalid setting: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return None
+
+
+def _prune_functions(args: argparse.Namespace) -> int:
+    from ansf_mcp.board import pg_functions
     from ansf_mcp.store.base import StoreError
     from ansf_mcp.store.db import open_store
 
-    try:
-        settings = Settings.load(data_dir=args.data_dir, store=args.store)
-    except ValidationError as exc:
-        print(f"ansf prune-functions: invalid setting: {exc.errors()[0]['msg']}", file=sys.stderr)
+    settings = _settings(args, "prune-functions")
+    if settings is None:
         return 2
     if isinstance(settings.store_spec, Path):
         print("ansf prune-functions: the store is SQLite, which keeps no server-side functions", file=sys.stderr)
@@ -260,15 +268,10 @@ def _prune_functions(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from ansf_mcp.server.status import offline_status
-    from ansf_mcp.settings import Settings
 
-    try:
-        settings = Settings.load(data_dir=args.data_dir, store=args.store)
-    except ValidationError as exc:
-        print(f"ansf status: invalid setting: {exc.errors()[0]['msg']}", file=sys.stderr)
+    settings = _settings(args, "status")
+    if settings is None:
         return 2
     report = offline_status(settings).model_dump(mode="json", exclude_none=True)
     if args.json:

@@ -29,7 +29,7 @@ from ansf_mcp.board.lifecycle import LEASE_EXPIRED_SQL, STATE_SQL
 from ansf_mcp.board.tasks import TASK_COLUMNS
 from ansf_mcp.coordinator.scoring import EPS, KEPT_OUTCOMES
 from ansf_mcp.store.base import ServerFunction
-from ansf_mcp.store.postgres import NEWS_LOCK, news_wanted
+from ansf_mcp.store.postgres import NEWS_LOCK, PostgresStore, news_wanted
 
 # A quoted literal (left alone), a cast, a positional or a named parameter.
 _TOKEN = re.compile(r"'(?:[^']|'')*'|::|\?|(?<![\w:]):([A-Za-z_]\w*)")
@@ -266,12 +266,12 @@ END"""
 _OURS = r"^ansf_(claim|report)_[0-9a-f]{12}$"
 
 
-def current_names(store) -> set[str]:
+def current_names(store: PostgresStore) -> set[str]:
     """The functions this version calls on `store` (created on first use)."""
     return {claim(store.for_update, store.skip_locked).name, report(store.for_update).name}
 
 
-def stale(store) -> list[str]:
+def stale(store: PostgresStore) -> list[str]:
     """Claim and outcome functions in the store's schema that this version does not call: left by earlier
     versions (each change to a function's text is a new name), as `name(argument types)`."""
     with store.reading() as conn:
@@ -282,7 +282,7 @@ def stale(store) -> list[str]:
     return [signature for name, signature in rows if name not in keep]
 
 
-def prune(store) -> list[str]:
+def prune(store: PostgresStore) -> list[str]:
     """Drop the stale functions (a replica of an earlier version still running would fail its claims: run this
     once every replica runs this version); the ones dropped."""
     gone = stale(store)
