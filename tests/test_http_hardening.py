@@ -261,7 +261,11 @@ def test_a_trickled_header_is_cut_at_the_deadline(server) -> None:
                 closed = True
                 break
             readable, _ = ready([sock], timeout=0.2)
-            if readable and sock.recv(4096) == b"":
+            try:
+                if readable and sock.recv(4096) == b"":
+                    closed = True
+                    break
+            except ConnectionResetError:  # cut with our last header line unread: the kernel resets, not closes
                 closed = True
                 break
         assert closed, "a client trickling header lines held the connection for 8 s"
