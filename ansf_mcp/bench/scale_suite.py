@@ -476,9 +476,17 @@ def _round_trips(url: str, tasks: int = 40) -> dict[str, Any]:
 def _stdio(tmp: Path, pg_url: str, rounds: int, pairs: int,
            backend: Callable[[], float | None] | None = None) -> dict[str, Any]:
     """One stdio server per engine, one agent each, STDIO_WARMUP_PAIRS untimed, then `rounds` rounds of `pairs`
-    claim+outcome pairs, the engines taking turns within every round; beside the rates, the CPU per claim+outcome of each server process and
-    of PostgreSQL (`backend`, when it is ours to see), counted during the engine's own turns only."""
+    claim+outcome pairs, the engines taking turns within every round; beside the rates, the CPU per claim+outcome
+    of each server process and of PostgreSQL (`backend`, when it is ours to see), counted during the engine's own
+    turns only."""
     from ansf_mcp.bench.chaos_suite import StdioServer
+
+    def pair(server: StdioServer, swarm: str) -> None:
+        got = server.call("next_task", swarm_id=swarm, agent_id="a")["data"]
+        assert got["claimed"], got
+        answer = server.call("report_outcome", swarm_id=swarm, task_id=got["task"]["id"], agent_id="a",
+                             success=True, summary="ok")
+        assert not answer["is_error"], answer["text"]
 
     servers: dict[str, StdioServer] = {}
     swarms: dict[str, str] = {}
@@ -500,20 +508,14 @@ def _stdio(tmp: Path, pg_url: str, rounds: int, pairs: int,
             swarms[engine] = sw
             # Untimed: the first calls create the functions, plan their statements and open pooled connections.
             for _ in range(STDIO_WARMUP_PAIRS):
-                got = server.call("next_task", swarm_id=sw, agent_id="a")["data"]
-                server.call("report_outcome", swarm_id=sw, task_id=got["task"]["id"], agent_id="a", success=True,
-                            summary="ok")
+                pair(server, sw)
         for _ in range(rounds):
             for engine, server in servers.items():
                 db = backend if engine == "postgresql" else None
                 cpu0, db0 = _cpu_s(server.proc.pid), db() if db else None
                 t0 = time.perf_counter()
                 for _ in range(pairs):
-                    got = server.call("next_task", swarm_id=swarms[engine], agent_id="a")["data"]
-                    assert got["claimed"], got
-                    answer = server.call("report_outcome", swarm_id=swarms[engine], task_id=got["task"]["id"],
-                                         agent_id="a", success=True, summary="ok")
-                    assert not answer["is_error"], answer["text"]
+                    pair(server, swarms[engine])
                     done[engine] += 1
                 seconds[engine] += time.perf_counter() - t0
                 cpu1, db1 = _cpu_s(server.proc.pid), db() if db else None

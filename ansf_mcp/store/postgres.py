@@ -685,12 +685,8 @@ class PostgresStore(Store):
             return
         try:
             with self._taken(self._writers, "nothing was sent") as raw:
-                # Two statements in one simple query: one implicit transaction, the lock held to its end.
-                PgConnection(raw, self._watchdog).batch([
-                    (f"SELECT pg_advisory_xact_lock_shared({NEWS_LOCK})", ()),
-                    (f"SELECT pg_notify(?, ?) WHERE {news_wanted('?')}",
-                     (self.NEWS_CHANNEL, key, self._listener_pid, self._listener_pid)),
-                ])
+                # The batch's own NOTIFY alone: one simple query, one implicit transaction that holds the lock.
+                PgConnection(raw, self._watchdog).batch([], notify=(self.NEWS_CHANNEL, key, self._listener_pid))
         except (psycopg.Error, StoreError):
             log.debug("notify %s failed", key, exc_info=True)
 
