@@ -99,11 +99,11 @@ STUDENT = Network(
         d_model=128, heads=4, layers=2, ff=512, cmp_heads=4, cmp_dim=32, pair_hidden=64, seq_history=24
     ),
     training=Training(
-        steps=2500, batch=16, lr=2e-3, embed_lr_mult=5.0, replay_share=0.5, replay_per_repo=200, max_agents=12,
-        max_tasks=16, threads=1,
+        steps=5000, batch=16, lr=2e-3, embed_lr_mult=5.0, replay_share=0.5, replay_per_repo=200, max_agents=12,
+        max_tasks=16, style_blind_share=0.5, threads=2,
     ),
     inference_threads=1,
-    summary="compact network (128/4/2) with the same inputs, trained on the same data",
+    summary="compact network (128/4/2) with the same inputs, trained longer on more replayed history (95 repositories)",
 )
 NETWORKS = {n.name: n for n in (SPEC, STUDENT)}
 PROFILES = {

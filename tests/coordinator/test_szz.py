@@ -113,7 +113,7 @@ def test_the_success_vocabulary_reads_work_not_commit_prefixes() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)  # labelling and fitting 38 repositories: 4-6 minutes on a shared 2-core machine
+@pytest.mark.timeout(1800)  # labelling and fitting 95 repositories: about 10 minutes on a shared 2-core machine
 @pytest.mark.skipif(not os.environ.get("ANSF_MIRROR"), reason="set ANSF_MIRROR to a folder of the listed repositories")
 def test_the_shipped_success_model_is_what_its_command_produces(tmp_path: Path) -> None:
     """python -m ansf_mcp.lab.szz --mirror MIRROR --fit (a few minutes) writes exactly the shipped file."""
