@@ -92,8 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="fewer iterations (smoke test)")
     _common(bench)
 
-    train = sub.add_parser("train", help="train a coordinator profile reproducibly from a seed", add_help=False)
-    train.add_argument("rest", nargs=argparse.REMAINDER)
+    # Listed for --help only: _main hands `ansf train ...` to the training parser before this one parses anything.
+    sub.add_parser("train", help="train a coordinator profile reproducibly from a seed", add_help=False)
     return parser
 
 
@@ -116,6 +116,10 @@ def _main(argv: list[str] | None) -> int:
         args = _serve_args(argparse.ArgumentParser(prog="ansf serve")).parse_args(argv[1:])
         args.command = "serve"
         return _serve(args)
+    if argv[:1] == ["train"]:
+        # Handed over whole: argparse's REMAINDER does not take arguments that start with "--", so the sub-parser
+        # below would refuse `ansf train --profile student` before train's own parser saw it.
+        return _train(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
@@ -138,14 +142,16 @@ def _main(argv: list[str] | None) -> int:
         from ansf_mcp.dashboard.cli import run as run_dashboard
 
         return run_dashboard(args)
-    if args.command == "train":
-        try:
-            from ansf_mcp.lab.train import main as train_main
-        except ImportError:
-            print("ansf train: the learned coordinator's training code is not in this build", file=sys.stderr)
-            return 2
-        return train_main(args.rest)
     return 2
+
+
+def _train(argv: list[str]) -> int:
+    try:
+        from ansf_mcp.lab.train import main as train_main
+    except ImportError:
+        print("ansf train: the learned coordinator's training code is not in this build", file=sys.stderr)
+        return 2
+    return train_main(argv)
 
 
 def _standalone(args: argparse.Namespace) -> bool:

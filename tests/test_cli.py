@@ -104,3 +104,15 @@ def test_status_into_a_reader_that_went_away_exits_quietly(tmp_path: Path) -> No
     finally:
         os.close(write_end)
     assert out.returncode == 1 and out.stderr == "", out.stderr
+
+
+def test_train_takes_its_own_options_as_documented(tmp_path: Path) -> None:
+    """`ansf train --profile ...` (docs/MODEL.md) reaches the training parser; the top-level parser once refused
+    every option of it ("unrecognized arguments: --profile")."""
+    helped = subprocess.run([*ansf_command(), "train", "--help"], capture_output=True, text=True, env=subprocess_env(tmp_path),
+                            timeout=120)
+    assert helped.returncode == 0 and "--profile" in helped.stdout and "--mirror" in helped.stdout
+    refused = subprocess.run([*ansf_command(), "train", "--profile", "huge", "--out", str(tmp_path)],
+                             capture_output=True, text=True, env=subprocess_env(tmp_path), timeout=120)
+    assert refused.returncode == 2 and "unknown profile 'huge'" in refused.stderr
+    assert "unrecognized arguments" not in refused.stderr
