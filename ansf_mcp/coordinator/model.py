@@ -159,5 +159,18 @@ def loss(logits: torch.Tensor, batch: dict[str, torch.Tensor], target: torch.Ten
     return torch.where(listwise, 0.5 * (ce + bce), bce).mean()
 
 
+def listwise_distill(logits: torch.Tensor, teacher_logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per task of a replayed block, the cross-entropy of the network's softmax over agents against the
+    teacher's; mean over tasks, then over replayed blocks (0 when the batch holds none)."""
+    pair_mask = batch["agent_mask"].unsqueeze(2) & batch["task_mask"].unsqueeze(1)
+    soft = torch.softmax(teacher_logits.masked_fill(~pair_mask, -1e4), dim=1)
+    logp = torch.log_softmax(logits.masked_fill(~pair_mask, -1e4), dim=1)
+    ce = -(soft * logp * pair_mask).sum(1)  # (B, T)
+    tasks = batch["task_mask"].to(logits.dtype)
+    per_block = (ce * tasks).sum(1) / tasks.sum(1).clamp(min=1.0)
+    replayed = batch["listwise"].to(logits.dtype)
+    return (per_block * replayed).sum() / replayed.sum().clamp(min=1.0)
+
+
 def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())

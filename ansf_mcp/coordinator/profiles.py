@@ -59,7 +59,11 @@ class Training:
     nonce_frac: float = 0.4
     max_agents: int = 12
     max_tasks: int = 16
+    # Distillation from `teacher`: on simulated blocks the target becomes this mix of the teacher's
+    # probabilities; on replayed blocks a cross-entropy against the teacher's choice over agents is added with
+    # `replay_distill_weight` (what a larger network learned about who fits which task, not only who did it).
     distill_weight: float | None = None
+    replay_distill_weight: float | None = None
     teacher: str | None = None
     # torch threads while training (CPU results depend on it).
     threads: int = 2

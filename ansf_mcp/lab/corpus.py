@@ -11,11 +11,13 @@ win on it by recognising someone it learned elsewhere (`check_held_out`; `python
 DIR` runs it on the shipped lists).
 
     python -m ansf_mcp.lab.corpus --mirror DIR [--heldout FILE] [--against FILE ...]
+    python -m ansf_mcp.lab.corpus --mirror DIR --export FILE   # the training histories, for --histories
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,7 @@ RESERVED = frozenset(
 )
 # How many of a repository's most active authors must not be shared between held-out and other repositories.
 TOP_AUTHORS = 5
+EXPORT_FORMAT = "ansf-histories/1"
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,40 @@ def locate(mirror: Path, name: str) -> Path:
 
 def histories(mirror: Path, refs: list[RepoRef]) -> list[replay.History]:
     return [replay.read_history(locate(mirror, r.name), name=r.name, rev=r.commit) for r in refs]
+
+
+def export_histories(mirror: Path, refs: list[RepoRef], path: Path) -> int:
+    """Write the histories `histories` reads to one compressed file (a machine without the mirror, such as a GPU
+    host, trains on exactly the same data); returns its size in bytes."""
+    import gzip
+    import pickle
+
+    data = {"format": EXPORT_FORMAT, "histories": histories(mirror, refs)}
+    with gzip.open(path, "wb", compresslevel=6) as fh:
+        pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return path.stat().st_size
+
+
+def load_histories(path: Path, refs: list[RepoRef]) -> list[replay.History]:
+    """The histories of `refs`, in order, from an export; refuses one that lacks a repository or holds it at
+    another commit. A pickle runs code when loaded: read only exports you wrote."""
+    import gzip
+    import pickle
+
+    with gzip.open(path, "rb") as fh:
+        data = pickle.load(fh)  # our own export: see the docstring
+    if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
+        raise ValueError(f"{path} is not a history export ({EXPORT_FORMAT})")
+    by_name = {h.name: h for h in data["histories"]}
+    out = []
+    for r in refs:
+        h = by_name.get(r.name)
+        if h is None:
+            raise ValueError(f"{path} lacks {r.name}")
+        if re.fullmatch(r"[0-9a-f]{7,40}", r.commit or "") and not h.head.startswith(r.commit):
+            raise ValueError(f"{path} holds {r.name} at {h.head[:12]}, the list pins {r.commit[:12]}")
+        out.append(h)
+    return out
 
 
 def top_authors(history: replay.History, k: int = TOP_AUTHORS) -> list[tuple[str, set[str]]]:
@@ -116,7 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout", type=Path, default=HELDOUT_LIST)
     parser.add_argument("--against", type=Path, action="append", help="default: the training and validation lists")
     parser.add_argument("--top", type=int, default=TOP_AUTHORS)
+    parser.add_argument(
+        "--export", type=Path, metavar="FILE", help="instead: write the training list's histories to FILE (for "
+        "`ansf train --histories FILE` on a machine without the mirror)"
+    )
     args = parser.parse_args(argv)
+    if args.export:
+        refs = read_list(TRAINING_LIST)
+        size = export_histories(args.mirror, refs, args.export)
+        print(f"wrote {len(refs)} histories to {args.export} ({size} bytes)")
+        return 0
     held = authors_only(args.mirror, read_list(args.heldout))
     others = [h for path in (args.against or [TRAINING_LIST, VALIDATION_LIST])
               for h in authors_only(args.mirror, read_list(path))]

@@ -56,7 +56,25 @@ def _domain_labels(sim, keep: int) -> np.ndarray:
     return np.array(rows, dtype=np.int64)
 
 
-def synthetic_data(cfg: Training, seed: int, keep: int) -> list:
+def _prepare_one(job: tuple) -> object:
+    from ansf_mcp.coordinator import features as F
+
+    episode, kwargs = job
+    return F.prepare(episode, **kwargs)
+
+
+def prepare_all(jobs: list[tuple], workers: int) -> list:
+    """F.prepare over (episode, kwargs) jobs, in order. Every random draw happens before, in the caller, so the
+    blocks are the same whatever the number of worker processes."""
+    if workers <= 1 or len(jobs) < 2 * workers:
+        return [_prepare_one(j) for j in jobs]
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        return pool.map(_prepare_one, jobs, chunksize=32)
+
+
+def synthetic_data(cfg: Training, seed: int, keep: int, workers: int = 1) -> list:
     """Prepared blocks of simulated episodes: `family_share` from the broad family, the rest classic."""
     from ansf_mcp.coordinator import features as F
     from ansf_mcp.lab import family, simulator
@@ -65,42 +83,54 @@ def synthetic_data(cfg: Training, seed: int, keep: int) -> list:
     n_family = int(cfg.synthetic_episodes * cfg.family_share)
     n_outcome = int(n_family * cfg.outcome_share)
     sizes = {"n_agents": (3, cfg.max_agents), "n_tasks": (4, cfg.max_tasks)}
-    out = []
+    jobs = []
     families = [
         *family.generate(n_family - n_outcome, seed, sources=family.TRAIN_SOURCES, **sizes),
         *family.generate(n_outcome, seed, sources=family.TRAIN_SOURCES, outcome_driven=True, **sizes),
     ]
     for fe in families:
         slots = rng.permutation(F.MAX_AGENTS)[: len(fe.episode.agents)]
-        out.append(F.prepare(fe.episode, slots=slots, target=fe.p_true.astype(np.float32), seq_history=keep))
+        jobs.append((fe.episode, {"slots": slots, "target": fe.p_true.astype(np.float32), "seq_history": keep}))
     for s in simulator.generate("train", cfg.synthetic_episodes - n_family, seed, **sizes):
         slots = rng.permutation(F.MAX_AGENTS)[: len(s.episode.agents)]
         mapping = _nonce_mapping(rng, s.episode) if rng.random() < cfg.nonce_frac else None
-        out.append(
-            F.prepare(
+        jobs.append(
+            (
                 s.episode,
-                slots=slots,
-                mapping=mapping,
-                target=s.p_true.astype(np.float32),
-                text_label=None if mapping else _domain_labels(s, keep),
-                seq_history=keep,
+                {
+                    "slots": slots,
+                    "mapping": mapping,
+                    "target": s.p_true.astype(np.float32),
+                    "text_label": None if mapping else _domain_labels(s, keep),
+                    "seq_history": keep,
+                },
             )
         )
-    return out
+    return prepare_all(jobs, workers)
 
 
 def replay_data(
-    cfg: Training, seed: int, mirror: Path, per_repo: int, keep: int, repos: Path | None = None
+    cfg: Training,
+    seed: int,
+    mirror: Path | None,
+    per_repo: int,
+    keep: int,
+    repos: Path | None = None,
+    *,
+    histories: Path | None = None,
+    workers: int = 1,
 ) -> tuple[list, list[str]]:
-    """Prepared blocks of replayed history from every training repository, and the repositories used."""
+    """Prepared blocks of replayed history from every training repository, and the repositories used. The
+    histories come from the mirror or from a file `python -m ansf_mcp.lab.corpus --export` wrote from one."""
     from ansf_mcp.coordinator import features as F
     from ansf_mcp.lab import corpus, replay
 
     refs = corpus.read_list(repos or corpus.TRAINING_LIST)
     rng = np.random.default_rng([seed, 13])
     blind_rng = np.random.default_rng([seed, 17])  # its own stream: a share of 0 reproduces older runs exactly
-    out = []
-    for h in corpus.histories(mirror, refs):
+    jobs = []
+    found = corpus.load_histories(histories, refs) if histories else corpus.histories(mirror, refs)
+    for h in found:
         for rep in corpus.sample_windows(h, rng, per_repo, max_agents=cfg.max_agents):
             if cfg.style_blind_share > 0 and blind_rng.random() < cfg.style_blind_share:
                 rep = replay.restyle(rep, "blind")
@@ -110,9 +140,9 @@ def replay_data(
             for j, t in enumerate(ep.tasks):
                 target[ids[rep.truth[t.id]], j] = 1.0
             slots = rng.permutation(F.MAX_AGENTS)[: len(ep.agents)]
-            out.append(F.prepare(ep, slots=slots, target=target, listwise=True, seq_history=keep))
-        log.info("replayed %s: %d blocks so far", h.name, len(out))
-    return out, [f"{r.name} {r.commit}" for r in refs]
+            jobs.append((ep, {"slots": slots, "target": target, "listwise": True, "seq_history": keep}))
+        log.info("replayed %s: %d blocks so far", h.name, len(jobs))
+    return prepare_all(jobs, workers), [f"{r.name} {r.commit}" for r in refs]
 
 
 def _plot(curves: dict, path: Path, title: str) -> None:
@@ -150,6 +180,15 @@ def main(argv: list[str] | None = None) -> int:
         "--mirror", type=Path, help="folder holding the training repositories (see lab/corpus.py)"
     )
     parser.add_argument("--repos", type=Path, help="list of training repositories (default: lab/training_repos.txt)")
+    parser.add_argument(
+        "--histories",
+        type=Path,
+        help="the training repositories' histories as `python -m ansf_mcp.lab.corpus --export` wrote them "
+        "(instead of --mirror: a machine without the mirror trains on the same data)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes preparing the data (the blocks do not depend on it)"
+    )
     for f in fields(Training):
         flag = "--" + f.name.replace("_", "-")
         kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
@@ -170,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     if "teacher" in overrides:
         overrides["teacher"] = str(overrides["teacher"])
     cfg = Training(**{**asdict(network.training), **overrides})
-    if cfg.replay_share > 0 and args.mirror is None:
-        parser.error("--mirror is required to replay the training repositories (or pass --replay-share 0)")
+    if cfg.replay_share > 0 and args.mirror is None and args.histories is None:
+        parser.error("--mirror or --histories is required to replay the training repositories (or --replay-share 0)")
 
     import torch
 
@@ -187,8 +226,21 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     started = time.time()
     keep = network.config.seq_history
-    synth = synthetic_data(cfg, args.seed, keep)
-    real, repos = replay_data(cfg, args.seed, args.mirror, cfg.replay_per_repo, keep, args.repos) if cfg.replay_share > 0 else ([], [])
+    synth = synthetic_data(cfg, args.seed, keep, args.workers)
+    real, repos = (
+        replay_data(
+            cfg,
+            args.seed,
+            args.mirror,
+            cfg.replay_per_repo,
+            keep,
+            args.repos,
+            histories=args.histories,
+            workers=args.workers,
+        )
+        if cfg.replay_share > 0
+        else ([], [])
+    )
     val = {
         "classic": simulator.generate("heldout", args.val_episodes, 10_000 + args.seed),
         "shifted": simulator.generate("shifted", args.val_episodes // 2, 10_000 + args.seed),
@@ -258,10 +310,12 @@ def main(argv: list[str] | None = None) -> int:
         items = [synth[i] for i in idx_s] + [real[i] for i in idx_r]
         b = move(F.collate(items))
         target = b["target"]
+        teacher_logits = None
         if teacher is not None:
             with torch.no_grad():
-                soft = torch.sigmoid(teacher(b))
-            keep = (~b["listwise"]).view(-1, 1, 1).to(soft.dtype) * cfg.distill_weight
+                teacher_logits = teacher(b)
+            soft = torch.sigmoid(teacher_logits)
+            keep = (~b["listwise"]).view(-1, 1, 1).to(soft.dtype) * (cfg.distill_weight or 0.0)
             target = keep * soft + (1 - keep) * target
         frac = (
             step / warmup
@@ -270,7 +324,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         for g, lr in zip(opt.param_groups, base_lrs, strict=True):
             g["lr"] = lr * max(frac, 0.02)
-        loss = M.loss(net(b), b, target)
+        logits = net(b)
+        loss = M.loss(logits, b, target)
+        if teacher_logits is not None and cfg.replay_distill_weight:
+            loss = loss + cfg.replay_distill_weight * M.listwise_distill(logits, teacher_logits, b)
         if cfg.aux_weight > 0:
             loss = loss + cfg.aux_weight * net.aux_loss(b)
         opt.zero_grad(set_to_none=True)

@@ -74,3 +74,41 @@ def test_the_command_checks_the_lists_it_is_given(tmp_path: Path, capsys: pytest
     assert "o/held shares a top-5 author with o/train: Hynek S" in capsys.readouterr().err
     assert corpus.main([*base, "--against", str(tmp_path / "clean.txt")]) == 0
     assert "0 shared author(s) between 1 held-out and 1 other repositories" in capsys.readouterr().out
+
+
+def test_an_export_trains_on_the_same_blocks_as_the_mirror(tmp_path: Path) -> None:
+    """`--histories` (a GPU host has no mirror) and `--workers` must not change a single training block."""
+    import numpy as np
+
+    from ansf_mcp.coordinator.profiles import STUDENT
+    from ansf_mcp.lab import train
+
+    mirror = tmp_path / "mirror"
+    a = _repo(mirror / "o+a" / "repo", {"p0": 80, "p1": 70, "p2": 50})  # past the 100-commit warm-up
+    _repo(mirror / "o+b" / "repo", {"p3": 90, "hy": 90})
+    (tmp_path / "list.txt").write_text(f"o/a {a.head}\no/b HEAD\n")
+    refs = corpus.read_list(tmp_path / "list.txt")
+    export = tmp_path / "h.pkl.gz"
+    assert corpus.export_histories(mirror, refs, export) > 0
+    assert [h.commits for h in corpus.load_histories(export, refs)] == [h.commits for h in corpus.histories(mirror, refs)]
+
+    def blocks(**where):
+        out, _ = train.replay_data(STUDENT.training, 0, per_repo=6, keep=8, repos=tmp_path / "list.txt", **where)
+        return out
+
+    direct = blocks(mirror=mirror)
+    assert len(direct) > 6
+    for other in (blocks(mirror=None, histories=export), blocks(mirror=mirror, workers=2)):
+        assert len(other) == len(direct)
+        for x, y in zip(direct, other, strict=True):
+            assert x.texts == y.texts and np.array_equal(x.pair, y.pair) and np.array_equal(x.target, y.target)
+
+    (tmp_path / "other.txt").write_text("o/c HEAD\n")
+    with pytest.raises(ValueError, match="lacks o/c"):
+        corpus.load_histories(export, corpus.read_list(tmp_path / "other.txt"))
+    (tmp_path / "moved.txt").write_text("o/a 0123456789abcdef\n")
+    with pytest.raises(ValueError, match="holds o/a at"):
+        corpus.load_histories(export, corpus.read_list(tmp_path / "moved.txt"))
+    (tmp_path / "junk.pkl.gz").write_bytes(__import__("gzip").compress(__import__("pickle").dumps([1])))
+    with pytest.raises(ValueError, match="is not a history export"):
+        corpus.load_histories(tmp_path / "junk.pkl.gz", refs)

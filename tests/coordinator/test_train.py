@@ -143,3 +143,25 @@ def test_similarity_calibration_and_auto_prior_are_reproducible_measurements(tmp
         assert 0 < figures["brier"] < figures["log_loss"] < 1.5
         assert 0 < figures["recalibrated_brier"] < figures["recalibrated_log_loss"] < 1.5
         assert 0 < figures["recalibrated_pairs"] <= figures["pairs"]
+
+
+def test_replay_distillation_pulls_towards_the_teachers_choice() -> None:
+    """The listwise distillation term: the teacher's softmax over agents per task, on replayed blocks only."""
+    import torch
+
+    from ansf_mcp.coordinator import model as M
+
+    agent_mask = torch.tensor([[True, True, False], [True, True, True]])
+    task_mask = torch.tensor([[True, False], [True, True]])
+    batch = {"agent_mask": agent_mask, "task_mask": task_mask, "listwise": torch.tensor([True, False])}
+    teacher = torch.tensor([[[3.0, 0.0], [0.0, 0.0], [9.0, 9.0]], [[0.0, 0.0]] * 3])
+    student = torch.zeros(2, 3, 2, requires_grad=True)
+    value = M.listwise_distill(student, teacher, batch)
+    # Block 0, task 0 only (task 1 and agent 2 are padding; block 1 is simulated): -sum(t * log 0.5) = log 2.
+    assert float(value) == pytest.approx(float(torch.log(torch.tensor(2.0))), abs=1e-6)
+    value.backward()
+    grad = student.grad
+    assert grad[0, 0, 0] < 0 < grad[0, 1, 0]  # raise the agent the teacher prefers
+    assert float(grad[1].abs().sum()) == 0.0 and float(grad[0, :, 1].abs().sum()) == 0.0
+    none_replayed = {**batch, "listwise": torch.tensor([False, False])}
+    assert float(M.listwise_distill(student, teacher, none_replayed)) == 0.0
