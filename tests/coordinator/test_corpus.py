@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import lzma
+import pickle
 import subprocess
 from pathlib import Path
 
@@ -88,7 +90,7 @@ def test_an_export_trains_on_the_same_blocks_as_the_mirror(tmp_path: Path) -> No
     _repo(mirror / "o+b" / "repo", {"p3": 90, "hy": 90})
     (tmp_path / "list.txt").write_text(f"o/a {a.head}\no/b HEAD\n")
     refs = corpus.read_list(tmp_path / "list.txt")
-    export = tmp_path / "h.pkl.gz"
+    export = tmp_path / "h.pkl.xz"
     assert corpus.export_histories(mirror, refs, export) > 0
     assert [h.commits for h in corpus.load_histories(export, refs)] == [h.commits for h in corpus.histories(mirror, refs)]
 
@@ -109,6 +111,6 @@ def test_an_export_trains_on_the_same_blocks_as_the_mirror(tmp_path: Path) -> No
     (tmp_path / "moved.txt").write_text("o/a 0123456789abcdef\n")
     with pytest.raises(ValueError, match="holds o/a at"):
         corpus.load_histories(export, corpus.read_list(tmp_path / "moved.txt"))
-    (tmp_path / "junk.pkl.gz").write_bytes(__import__("gzip").compress(__import__("pickle").dumps([1])))
+    (tmp_path / "junk.pkl.xz").write_bytes(lzma.compress(pickle.dumps([1])))
     with pytest.raises(ValueError, match="is not a history export"):
-        corpus.load_histories(tmp_path / "junk.pkl.gz", refs)
+        corpus.load_histories(tmp_path / "junk.pkl.xz", refs)
