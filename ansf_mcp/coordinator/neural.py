@@ -18,11 +18,10 @@ import numpy as np
 from ansf_mcp.coordinator import combiner
 from ansf_mcp.coordinator.combiner import Combiner
 from ansf_mcp.coordinator.episode import Episode, ModelUnavailable
-from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE, PROFILES
+from ansf_mcp.coordinator.profiles import CHECKPOINT_DIR, DEFAULT_PROFILE, PROFILES
 
 log = logging.getLogger("ansf.coordinator.neural")
 
-CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 PRUNE_AMOUNT = 0.2
 
 _cache: dict[tuple[str, str], TorchEstimator] = {}

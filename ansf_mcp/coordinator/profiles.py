@@ -6,10 +6,14 @@ read this registry; nothing else holds a profile's settings. No torch here.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from ansf_mcp.coordinator.tokenizer import VOCAB_SIZE
 
 MAX_SEQ = 1024
+# Where the shipped checkpoints live. Here, not in `neural`, so that listing them (`system_status`) imports neither
+# torch nor numpy and scipy: an idle server stays small.
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 
 
 @dataclass(frozen=True)

@@ -46,10 +46,9 @@ class SystemStatus(BaseModel):
 
 def shipped_models() -> dict[str, Any]:
     """What `auto` would load, read from the checkpoint files (torch stays unimported)."""
-    from ansf_mcp.coordinator import neural
-    from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE, PROFILES
+    from ansf_mcp.coordinator.profiles import CHECKPOINT_DIR, DEFAULT_PROFILE, PROFILES
 
-    files = {p.name: p.stat().st_size for p in sorted(neural.CHECKPOINT_DIR.glob("*.safetensors"))}
+    files = {p.name: p.stat().st_size for p in sorted(CHECKPOINT_DIR.glob("*.safetensors"))}
     return {"default_profile": DEFAULT_PROFILE, "profiles": list(PROFILES), "checkpoint_bytes": files}
 
 

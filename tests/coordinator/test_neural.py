@@ -29,6 +29,17 @@ def test_strategies_do_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_listing_the_shipped_checkpoints_imports_no_numerical_library():
+    """`system_status` lists the checkpoints on an idle server: importing numpy and scipy for it (through
+    `neural`) cost the idle server 25 MiB and its 80 MiB budget (`ansf bench --suite memory`)."""
+    code = (
+        "import sys; from ansf_mcp.server.status import shipped_models; "
+        "assert shipped_models()['checkpoint_bytes']['student.safetensors'] > 0; "
+        "heavy = [m for m in ('torch', 'scipy', 'numpy') if m in sys.modules]; assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_shipped_files_fit_budget_and_checksums():
     total = 0
     for base in ("spec", "student"):
