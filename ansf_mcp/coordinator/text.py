@@ -16,6 +16,7 @@ decision's total is capped (DECISION_BUDGET), which bounds memory and time whate
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import zlib
 from collections import OrderedDict
@@ -47,7 +48,7 @@ def words(text: str) -> list[str]:
     return list(_words(text))
 
 
-@lru_cache(maxsize=100_000)  # a decision reads a task's words for several estimators; histories recur
+@lru_cache(maxsize=15_000)  # a decision reads a task's words for several estimators; histories recur
 def _words(text: str) -> tuple[str, ...]:
     out = []
     for w in _WORD.findall(text.lower()):
@@ -183,16 +184,24 @@ class _DistinctIds:
         with self._lock:
             for t, ids in made.items():
                 old = self._held.pop((kind, t), None)  # another decision counted it meanwhile
-                self._bytes += ids.nbytes - (old.nbytes if old is not None else 0)
+                self._bytes += _held_bytes(t, ids) - (_held_bytes(t, old) if old is not None else 0)
                 self._held[(kind, t)] = ids
             while self._held and (len(self._held) > self._size or self._bytes > self._max_bytes):
-                self._bytes -= self._held.popitem(last=False)[1].nbytes
+                (_, t), ids = self._held.popitem(last=False)
+                self._bytes -= _held_bytes(t, ids)
         return [f if f is not None else made[t] for t, f in zip(texts, found, strict=True)]
 
 
-# Texts of all kinds: the three a decision reads, 100 000 each, in at most 64 MB (a 16 x 64 decision over 100 past
-# tasks an agent holds about 1 700 texts of each kind: a few MB).
-_DISTINCT = _DistinctIds(300_000, 64 << 20)
+def _held_bytes(text: str, ids: np.ndarray) -> int:
+    """What an entry really holds: the array with its header, the text in the key, and ~160 bytes of key tuple
+    and ordered-dict node. Counting the arrays' data alone let 300 000 short texts hold ~3x the budget."""
+    return sys.getsizeof(ids) + sys.getsizeof(text) + 160
+
+
+# Texts of all kinds, in at most 32 MB all counted: a 16 x 64 decision over 100 past tasks an agent holds about
+# 1 700 texts of each kind (~6 MB), so the texts of several recent decisions stay while a server that sees new
+# texts all day stays flat (`ansf bench --suite memory`).
+_DISTINCT = _DistinctIds(40_000, 32 << 20)
 
 
 class SparseTexts:
