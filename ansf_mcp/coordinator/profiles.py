@@ -94,7 +94,8 @@ class Profile:
 SPEC = Network(
     name="spec",
     config=NetConfig(seq_history=24),
-    # Trained on a GPU (`--device cuda`): 2 500 steps of 16 blocks in 230 s on an H200, 1.2-1.9 s a step on a 2-core CPU.
+    # Trained on a GPU (`--device cuda`, one H200): 92 s for the 2 500 steps of 16 blocks after 138 s of data with
+    # `--workers 14` (FIELD-NOTES.md: 1.2-1.9 s a step on a 2-core CPU).
     training=Training(
         steps=2500, batch=16, lr=5e-4, embed_lr_mult=20.0, replay_share=0.5, replay_per_repo=200, max_agents=12,
         max_tasks=16, style_blind_share=0.5, threads=2,

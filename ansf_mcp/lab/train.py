@@ -314,9 +314,10 @@ def main(argv: list[str] | None = None) -> int:
         if teacher is not None:
             with torch.no_grad():
                 teacher_logits = teacher(b)
-            soft = torch.sigmoid(teacher_logits)
-            keep = (~b["listwise"]).view(-1, 1, 1).to(soft.dtype) * (cfg.distill_weight or 0.0)
-            target = keep * soft + (1 - keep) * target
+            if cfg.distill_weight:
+                soft = torch.sigmoid(teacher_logits)
+                keep = (~b["listwise"]).view(-1, 1, 1).to(soft.dtype) * cfg.distill_weight
+                target = keep * soft + (1 - keep) * target
         frac = (
             step / warmup
             if step <= warmup
