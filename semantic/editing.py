@@ -79,6 +79,11 @@ def apply_lsp_edits(text: str, edits: list[dict], encoding: str, rel: str) -> st
         if line >= len(lines):
             return len(text)
         content = lines[line].rstrip("\r\n")
+        # jedi-language-server names the end of a file that ends in a line break as one unit past that break on
+        # the last line; clamped to the line's end (the spec's rule for a too-large column) its replacement text,
+        # which ends in a line break, would add a blank line to the file
+        if line == len(lines) - 1 and content != lines[line] and units == len(lines[line]):
+            return len(text)
         return starts[line] + min(from_server(content, units, encoding), len(content))
 
     spans = sorted(((offset(e["range"]["start"]), offset(e["range"]["end"]), e.get("newText", "")) for e in edits),

@@ -139,14 +139,16 @@ def patch_parso(cache_dir: Path | None, limit_bytes: int = DEFAULT_CACHE_BYTES) 
         except FileNotFoundError:
             return None
         now = time.time()
-        key, ident = str(self.path), (st.st_ino, st.st_size, st.st_mtime_ns)
+        # the status-change time too: `cp -p` and `tar x` put an old modification time on new content
+        changed_ns = max(st.st_mtime_ns, st.st_ctime_ns)
+        key, ident = str(self.path), (st.st_ino, st.st_size, changed_ns)
         last = seen.get(key)
-        seen[key] = (*ident, now - st.st_mtime > RACY_S)
+        seen[key] = (*ident, now - changed_ns / 1e9 > RACY_S)
         if last is not None and (last[:3] != ident or not last[3]):
             # rewritten since the last look, or last seen too soon after a write for its stat to stand for the
             # content (coarse times, reused inodes): newer than any parse of it
-            return max(now, st.st_mtime)
-        return st.st_mtime
+            return max(now, changed_ns / 1e9)
+        return changed_ns / 1e9
 
     FileIO.get_last_modified = get_last_modified
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from ansf_mcp.semantic.paths import read_text, settled, uri_to_path
+from ansf_mcp.semantic.paths import read_text, settled, stamp_ns, uri_to_path
 from ansf_mcp.semantic.positions import OFFERED, UTF16
 from multilspy.lsp_protocol_handler.lsp_types import ErrorCodes
 from multilspy.lsp_protocol_handler.server import Error as LspProtocolError
@@ -305,19 +305,19 @@ class LanguageServer:
                 h.send_notification("textDocument/didClose", {"textDocument": {"uri": uri}})
             return uri
         doc = self.open_docs.get(uri)
-        same = doc is not None and (doc.mtime_ns, doc.size, doc.ino) == (st.st_mtime_ns, st.st_size, st.st_ino)
+        same = doc is not None and (doc.mtime_ns, doc.size, doc.ino) == (stamp_ns(st), st.st_size, st.st_ino)
         if doc and same and doc.settled:
             self.open_docs.move_to_end(uri)
             return uri
         text, _clean = read_text(path)
         digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
         if doc and doc.digest == digest:  # touched, or read too soon after a write to trust its stat: unchanged
-            doc.mtime_ns, doc.size, doc.ino, doc.settled = st.st_mtime_ns, st.st_size, st.st_ino, settled(st)
+            doc.mtime_ns, doc.size, doc.ino, doc.settled = stamp_ns(st), st.st_size, st.st_ino, settled(st)
             self.open_docs.move_to_end(uri)
             return uri
         if doc:
             doc.version += 1
-            doc.mtime_ns, doc.size, doc.ino = st.st_mtime_ns, st.st_size, st.st_ino
+            doc.mtime_ns, doc.size, doc.ino = stamp_ns(st), st.st_size, st.st_ino
             doc.settled, doc.digest = settled(st), digest
             self._diag.pop(uri, None)
             self._published.pop(uri, None)
@@ -327,7 +327,7 @@ class LanguageServer:
                 "contentChanges": [{"text": text}],
             })
         else:
-            self.open_docs[uri] = _OpenDoc(1, st.st_mtime_ns, st.st_size, st.st_ino, settled(st), digest)
+            self.open_docs[uri] = _OpenDoc(1, stamp_ns(st), st.st_size, st.st_ino, settled(st), digest)
             self._diag.pop(uri, None)
             self._published.pop(uri, None)
             self._quiet.discard(uri)

@@ -121,7 +121,7 @@ def stat_fingerprint(root: Path, extensions: frozenset[str], h) -> int:
             st = p.stat()
         except OSError:
             continue
-        h.update(f"{str(p)[len(root_s):]}\0{st.st_mtime_ns}\0{st.st_size}\n".encode("utf-8", "replace"))
+        h.update(f"{str(p)[len(root_s):]}\0{stamp_ns(st)}\0{st.st_size}\n".encode("utf-8", "replace"))
         n += 1
     return n
 
@@ -153,8 +153,15 @@ def outside_name(path: str) -> str:
 RACY_S = 1.0
 
 
+def stamp_ns(st: os.stat_result) -> int:
+    """When a file last changed, as far as its metadata can say: its status-change time where the system keeps
+    one (Linux: any write or `utime` moves it, and no program can set it back), else its modification time.
+    `cp -p`, `rsync -t` and `tar x` restore an old modification time on new content."""
+    return max(st.st_mtime_ns, st.st_ctime_ns)
+
+
 def settled(st: os.stat_result) -> bool:
     """Whether `st` (taken just before reading the file) can later stand for the content read: the file had not
     been modified for RACY_S. Timestamps are coarse (a few ms), so two writes within one tick can leave the same
     size, time and even a reused inode; a file read that soon after a write is compared by content next time."""
-    return time.time() - st.st_mtime > RACY_S
+    return time.time() - stamp_ns(st) / 1e9 > RACY_S

@@ -441,3 +441,154 @@ class ProjectScopes:
             if names is not None:
                 out += [(rel, o) for o in names.added()]
         return out
+
+
+# What an occurrence of a member's name can be. jedi answers a member's references and renames by the name when it
+# cannot infer the receiver, so a method `Cart.total` came back with the module function `total`, another class's
+# `def total`, a parameter `total` and `shop.models.total(...)`; renaming them all broke nothing the type net sees.
+MODULE_ATTRIBUTE, OTHER_DEFINITION = "module attribute", "another definition"
+
+
+def _name_at(lines: list[str], line: int, after: str, name: str) -> int | None:
+    m = re.compile(after + rf"({re.escape(name)})(?!\w)").search(lines[line] if 0 <= line < len(lines) else "")
+    return m.start(1) if m else None
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """One class of a module, as the member analysis needs it."""
+
+    rel: str
+    chain: tuple[str, ...]  # its name and the classes it is nested in, from module level
+    bases: tuple[str, ...]  # the last name of each base expression (`models.Base` -> "Base")
+    defines: tuple[int, int] | None  # where its body defines the member name (0-based line, code-point column)
+
+
+def classes(text: str, rel: str, name: str) -> list[ClassInfo]:
+    """The classes of a module (nested in classes, not in functions), each with where it defines `name`."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return []
+    lines = text.splitlines()
+    out: list[ClassInfo] = []
+
+    def walk(body: list[ast.stmt], chain: tuple[str, ...]) -> None:
+        for n in body:
+            if not isinstance(n, ast.ClassDef):
+                continue
+            here = (*chain, n.name)
+            bases = tuple(b.id if isinstance(b, ast.Name) else b.attr for b in n.bases
+                          if isinstance(b, ast.Name | ast.Attribute))
+            where = None
+            for m in n.body:
+                if isinstance(m, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and m.name == name:
+                    c = _name_at(lines, m.lineno - 1, r"(?:def|class)\s+", name)
+                    where = (m.lineno - 1, c) if c is not None else where
+                elif isinstance(m, ast.Assign | ast.AnnAssign):
+                    targets = m.targets if isinstance(m, ast.Assign) else [m.target]
+                    if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                        c = _name_at(lines, m.lineno - 1, r"^\s*", name)
+                        where = (m.lineno - 1, c) if c is not None else where
+            out.append(ClassInfo(rel, here, bases, where))
+            walk(n.body, here)
+
+    walk(tree.body, ())
+    return out
+
+
+def member_family(table: list[ClassInfo], owner: ClassInfo) -> list[ClassInfo]:
+    """The classes whose definition of the member is the same member: the owner, its ancestors that define it,
+    and every descendant of those that defines it (an override renamed alone would stop overriding). Bases are
+    matched by name, so two classes of one name are both taken."""
+    by_name: dict[str, list[ClassInfo]] = {}
+    for c in table:
+        by_name.setdefault(c.chain[-1], []).append(c)
+    kids: dict[ClassInfo, list[ClassInfo]] = {}
+    for c in table:
+        for b in c.bases:
+            for parent in by_name.get(b, []):
+                if parent != c:
+                    kids.setdefault(parent, []).append(c)
+    roots, seen, todo = [owner], {owner}, [owner]
+    while todo:  # up: the ancestors that define the member are the same member
+        for b in todo.pop().bases:
+            for parent in by_name.get(b, []):
+                if parent not in seen:
+                    seen.add(parent)
+                    todo.append(parent)
+                    if parent.defines is not None:
+                        roots.append(parent)
+    family, seen, todo = [], set(roots), list(roots)
+    while todo:  # down from each of them
+        c = todo.pop()
+        if c.defines is not None or c == owner:
+            family.append(c)
+        for k in kids.get(c, []):
+            if k not in seen:
+                seen.add(k)
+                todo.append(k)
+    return family
+
+
+def member_occurrences(text: str, name: str, owners: set[tuple[str, ...]]
+                       ) -> dict[tuple[int, int], tuple[str, bool]] | None:
+    """Every occurrence of `name` in a module: (line, column) -> (kind, whether it can be the member `name` of
+    one of the classes `owners` of this module, each given as its chain of class names from module level).
+    None when the module does not parse.
+
+    A member is reached as `expr.name` (not when `expr` is an imported module), by keyword (`Item(price=1)`:
+    a field), or by its bare name in its own class's body, where it is defined. Bare names anywhere else, the
+    same name defined in another class or function, parameters and imports are other objects."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    lines = text.splitlines()
+
+    def col(line: int, byte_col: int) -> int:  # ast counts UTF-8 bytes, answers count code points
+        t = lines[line] if 0 <= line < len(lines) else ""
+        return len(t.encode("utf-8")[:byte_col].decode("utf-8", "replace"))
+
+    modules = {(a.asname or a.name.split(".")[0]) for n in ast.walk(tree) if isinstance(n, ast.Import)
+               for a in n.names}
+    out: dict[tuple[int, int], tuple[str, bool]] = {}
+
+    def add(line: int, column: int, kind: str, can: bool) -> None:
+        out.setdefault((line, column), (kind, can))
+
+    def visit(node: ast.AST, chain: tuple[str, ...] | None) -> None:
+        # chain: the classes whose body this node is directly in (None inside a function, lambda or comprehension)
+        for child in ast.iter_child_nodes(node):
+            inner = chain
+            if isinstance(child, ast.ClassDef):
+                inner = (*chain, child.name) if chain is not None else None
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, *_COMPREHENSIONS)):
+                inner = None
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and child.name == name:
+                c = _name_at(lines, child.lineno - 1, r"(?:def|class)\s+", name)
+                if c is not None:
+                    own = chain in owners
+                    add(child.lineno - 1, c, CODE if own else OTHER_DEFINITION, own)
+            elif isinstance(child, ast.Name) and child.id == name:
+                add(child.lineno - 1, col(child.lineno - 1, child.col_offset), CODE, chain in owners)
+            elif isinstance(child, ast.arg) and child.arg == name:
+                add(child.lineno - 1, col(child.lineno - 1, child.col_offset), PARAMETER, False)
+            elif isinstance(child, ast.keyword) and child.arg == name:
+                add(child.lineno - 1, col(child.lineno - 1, child.col_offset), KEYWORD, True)
+            elif isinstance(child, ast.Attribute) and child.attr == name and child.end_lineno is not None:
+                root = child.value
+                while isinstance(root, ast.Attribute):
+                    root = root.value
+                on_module = isinstance(root, ast.Name) and root.id in modules
+                line = child.end_lineno - 1
+                add(line, col(line, child.end_col_offset or 0) - len(name),
+                    MODULE_ATTRIBUTE if on_module else ATTRIBUTE, not on_module)
+            elif isinstance(child, ast.Import | ast.ImportFrom):
+                for a in child.names:
+                    if name in (a.name, a.asname) and a.lineno is not None:
+                        add(a.lineno - 1, col(a.lineno - 1, a.col_offset), IMPORT, False)
+            visit(child, inner)
+
+    visit(tree, ())
+    return out

@@ -39,6 +39,7 @@ from ansf_mcp.semantic.paths import (
     read_text,
     resolve_in_root,
     settled,
+    stamp_ns,
     stat_fingerprint,
     uri_to_path,
     walk_files,
@@ -51,7 +52,8 @@ from ansf_mcp.semantic.symbolic_edit import MAX_MENTIONS, EditingMixin, leftover
 log = logging.getLogger(__name__)
 
 # in the cache fingerprint: answers cached in another format never match
-ANSWER_FORMAT = "columns-in-code-points+reference-kinds+mentions"
+MAX_MEMBER_CHECKS = 300  # `obj.name` uses checked for their definition, one language-server request each
+ANSWER_FORMAT = "columns-in-code-points+reference-kinds+mentions+member-precision"
 MAX_SCAN_FILES = 2_000
 MAX_INFO_MATCHES = 20  # hover requests per find_symbol(include_info=True)
 C_OPEN_ALL_LIMIT = 100
@@ -303,10 +305,10 @@ class SemanticService(InspectionMixin, EditingMixin):
         st = path.stat()
         key = str(path)
         memo = self._hash_memo.get(key)
-        if memo and memo[4] and memo[:3] == (st.st_mtime_ns, st.st_size, st.st_ino):
+        if memo and memo[4] and memo[:3] == (stamp_ns(st), st.st_size, st.st_ino):
             return memo[3]
         digest = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
-        self._hash_memo[key] = (st.st_mtime_ns, st.st_size, st.st_ino, digest, settled(st))
+        self._hash_memo[key] = (stamp_ns(st), st.st_size, st.st_ino, digest, settled(st))
         return digest
 
     def forget(self, path: Path) -> None:
@@ -652,8 +654,11 @@ class SemanticService(InspectionMixin, EditingMixin):
         and with the places it is written as a string (`__all__` entries, string annotations)."""
         name = loc.node["name"]
         top_level = len(loc.path) == 1
-        if not top_level:  # a member: jedi's answer stands, each reference labelled by what it is in its file
-            return {"refs": self._labelled(refs, name), "note": None, "mentions": None}
+        if not top_level:
+            owner = self.class_owner(rel, loc)
+            if owner is None:  # a function's local: jedi resolves it by scope, each reference labelled
+                return {"refs": self._labelled(refs, name), "note": None, "mentions": None}
+            return self._member_precision(rel, owner, name, refs)
         scopes = self.project_scopes(rel, name)
         kept: list[dict] = []
         left_out: dict[str, int] = {}
@@ -685,6 +690,100 @@ class SemanticService(InspectionMixin, EditingMixin):
             note = (note + "; " if note else "") + (f"{len(mentions)} mentions in docstrings, comments and strings, "
                                                     f"the first {MAX_MENTIONS} listed")
         return {"refs": kept, "note": note, "mentions": mentions[:MAX_MENTIONS] or None}
+
+    def class_owner(self, rel: str, loc: sym.Located) -> tuple[str, ...] | None:
+        """The chain of classes a Python symbol is a member of, or None (module level, a function's local)."""
+        from ansf_mcp.semantic.scopes import classes
+
+        owner = tuple(n for n, _i in loc.path[:-1])
+        if not owner:
+            return None
+        try:
+            text = read_text(self.root / rel)[0]
+        except OSError:
+            return None
+        return owner if any(c.chain == owner for c in classes(text, rel, loc.node["name"])) else None
+
+    def _member_precision(self, rel: str, owner: tuple[str, ...], name: str, refs: list[dict]) -> dict[str, Any]:
+        """A class member's references: jedi's answer without what cannot be this member, plus the definitions
+        of the same member in its class family (overrides). jedi falls back to the bare name when it cannot
+        infer a receiver, and then lists every `name` of the project; an `obj.name` whose definition jedi finds
+        outside the family is another class's member."""
+        from ansf_mcp.semantic.scopes import ATTRIBUTE, CODE, classes, member_family, member_occurrences
+
+        texts: dict[str, str] = {}
+        for p in walk_files(self.root, self.root, LANGUAGE_EXTENSIONS["python"], limit=MAX_SCAN_FILES):
+            prel = self.rel(p)
+            with contextlib.suppress(OSError):
+                text = read_text(p)[0] if prel is not None else ""
+                if prel is not None and ("class" in text or name in text or prel == rel):
+                    texts[prel] = text
+        table = [c for prel, text in texts.items() for c in classes(text, prel, name)]
+        me = next(c for c in table if c.rel == rel and c.chain == owner)
+        family = member_family(table, me)
+        defs = {(c.rel, c.defines[0]) for c in family if c.defines is not None}
+        owners: dict[str, set[tuple[str, ...]]] = {}
+        for c in family:
+            owners.setdefault(c.rel, set()).add(c.chain)
+        per_file: dict[str, dict | None] = {}
+        kept: list[dict] = []
+        left_out: dict[str, int] = {}
+        asked = 0
+        for r in refs:
+            frel = r["relative_path"]
+            if frel not in per_file:
+                text = texts.get(frel)
+                if text is None:
+                    with contextlib.suppress(OSError):
+                        text = read_text(self.root / frel)[0]
+                per_file[frel] = None if text is None else member_occurrences(text, name, owners.get(frel, set()))
+            kind, can = (per_file[frel] or {}).get((r["line"] - 1, r["column"] - 1), (CODE, True))
+            if can and kind == ATTRIBUTE and asked < MAX_MEMBER_CHECKS:
+                asked += 1
+                found = self.goto_definition(frel, r["line"], r["column"]).definitions
+                at = {(d.relative_path, d.line - 1) for d in found}
+                if at and not at & defs:
+                    kind, can = "another class's attribute", False
+            if can:
+                kept.append({**r, "kind": kind})
+            else:
+                left_out[kind] = left_out.get(kind, 0) + 1
+        # uses jedi's list misses (it skips names inside f-strings, for one): every `obj.name` of the project
+        # whose definition jedi finds in the family
+        listed = {(r["relative_path"], r["line"], r["column"]) for r in refs}
+        word = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)")
+        for frel, text in sorted(texts.items()):
+            if asked >= MAX_MEMBER_CHECKS or not word.search(text):
+                continue
+            if frel not in per_file:
+                per_file[frel] = member_occurrences(text, name, owners.get(frel, set()))
+            for (ln, cl), (kind, can) in sorted((per_file[frel] or {}).items()):
+                if kind != ATTRIBUTE or not can or (frel, ln + 1, cl + 1) in listed or asked >= MAX_MEMBER_CHECKS:
+                    continue
+                asked += 1
+                found = self.goto_definition(frel, ln + 1, cl + 1).definitions
+                if {(d.relative_path, d.line - 1) for d in found} & defs:
+                    kept.append({**self._describe(self.root / frel, frel, "python", ln, cl), "kind": ATTRIBUTE})
+        have = {(r["relative_path"], r["line"], r["column"]) for r in kept}
+        for c in family:  # overrides and the base definitions: the same member, renamed together
+            if c.defines is None or c == me:
+                continue
+            ln, cl = c.defines
+            if (c.rel, ln + 1, cl + 1) not in have:
+                kept.append({**self._describe(self.root / c.rel, c.rel, "python", ln, cl), "kind": CODE})
+        kept.sort(key=lambda r: (r["relative_path"], r["line"], r["column"]))
+        notes = []
+        if len(family) > 1:
+            others = ", ".join(f"{c.rel}:{'.'.join(c.chain)}" for c in family if c != me)
+            notes.append(f"the same member in its class family (bases and overrides, matched by name): {others}")
+        if left_out:
+            parts = ", ".join(f"{n} {k}" for k, n in sorted(left_out.items()))
+            notes.append(f"{sum(left_out.values())} occurrence(s) of {name!r} the language server named left out: "
+                         f"they cannot be the member {'.'.join(owner)}.{name} (by kind: {parts})")
+        if asked >= MAX_MEMBER_CHECKS:
+            notes.append(f"only the first {MAX_MEMBER_CHECKS} `obj.{name}` uses were checked against their "
+                         "definitions; the rest are jedi's answer")
+        return {"refs": kept, "note": "; ".join(notes) or None, "mentions": None}
 
     def also_open(self, srv: LanguageServer, lang: str) -> list[Path] | None:
         """Files to open first for cross-file requests (clangd has no background index)."""

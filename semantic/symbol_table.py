@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ansf_mcp.semantic.paths import SKIP_DIRS, settled
+from ansf_mcp.semantic.paths import SKIP_DIRS, settled, stamp_ns
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Entry:
 
     lang: str
     fingerprint: str
-    ident: tuple[int, int, int]  # (mtime_ns, size, inode) when read
+    ident: tuple[int, int, int]  # (paths.stamp_ns, size, inode) when read; stored in the mtime_ns column
     settled: bool
     digest: str
     tree: list[dict]
@@ -76,7 +76,7 @@ class Entry:
 
 
 def _ident(st: os.stat_result) -> tuple[int, int, int]:
-    return st.st_mtime_ns, st.st_size, st.st_ino
+    return stamp_ns(st), st.st_size, st.st_ino
 
 
 @dataclass

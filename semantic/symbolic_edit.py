@@ -344,7 +344,9 @@ class EditingMixin:
         srv = self.server(lang)
         line, col = loc.node["sel"]
         precision = None
-        if lang == "python" and len(loc.path) == 1:
+        if lang == "python" and (len(loc.path) == 1 or self.class_owner(rel, loc) is not None):
+            # from the scope-checked references: jedi's own rename of a member renames every same-named symbol
+            # it cannot tell apart, and its whole-line edits add a blank line at the end of a file
             edit, precision = self._python_rename_edit(path, name_path, relative_path, loc, new_name,
                                                        srv.position_encoding)
         else:

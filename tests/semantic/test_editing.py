@@ -293,3 +293,16 @@ async def test_rename_says_which_files_still_use_the_old_name(env):
                                            "new_name": "rescale"})
     assert "src/geo/other.py" not in [f["relative_path"] for f in r["files"]]
     assert "1 other file(s) still use the name 'scale'" in r["note"] and "src/geo/other.py" in r["note"]
+
+
+def test_an_edit_to_the_end_of_a_file_adds_no_blank_line():
+    from ansf_mcp.semantic.editing import apply_lsp_edits
+
+    text = "import a\nprint(a.total(1))\n"
+    # jedi-language-server's whole-line edit of the last line: its end one unit past the final line break
+    edit = {"range": {"start": {"line": 1, "character": 0}, "end": {"line": 1, "character": 18}},
+            "newText": "print(a.grand_total(1))\n"}
+    assert apply_lsp_edits(text, [edit], "utf-16", "m.py") == "import a\nprint(a.grand_total(1))\n"
+    # a column past the end of a line's text is that line's end (LSP's rule), elsewhere in the file
+    edit = {"range": {"start": {"line": 0, "character": 7}, "end": {"line": 0, "character": 99}}, "newText": "b"}
+    assert apply_lsp_edits(text, [edit], "utf-16", "m.py") == "import b\nprint(a.total(1))\n"

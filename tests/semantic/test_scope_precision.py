@@ -187,3 +187,108 @@ async def test_a_members_references_keep_jedis_answer_labelled(shadow):
     assert [(x["relative_path"], x["line"], x["kind"]) for x in flat(r)] == [
         ("tests/test_webapp.py", 26, "attribute")]
     assert "note" not in r
+
+
+# ---- a class member: jedi names every `total` it cannot tell apart ---------------------------------------------
+SHOP = {
+    "shop/__init__.py": "",
+    "shop/models.py": '''"""Models."""
+TAX = 0.2
+
+
+def total(items):
+    return sum(i.price for i in items)
+
+
+class Item:
+    def __init__(self, price: float) -> None:
+        self.price = price
+
+    def total(self) -> float:
+        return self.price * (1 + TAX)
+
+
+class Cart:
+    def __init__(self) -> None:
+        self.items: list[Item] = []
+
+    def total(self) -> float:
+        return total(self.items)
+
+    def doubled(self) -> float:
+        return 2 * self.total()
+
+
+class GiftCart(Cart):
+    def total(self) -> float:
+        return 0.0
+''',
+    "shop/report.py": '''from shop.models import Cart, total
+
+
+def summary(cart: Cart) -> float:
+    return cart.total() + total([])
+
+
+def helper(total: int) -> int:
+    return total + 1
+''',
+    "shop/cli.py": '''import shop.models
+from shop.report import summary
+
+
+def main() -> None:
+    print(summary(shop.models.Cart()), shop.models.total([]))''',
+}
+
+
+@pytest.fixture
+def shop(tmp_path):
+    root = tmp_path / "shop"
+    for rel, text in SHOP.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    server, _app, service = build(root, tmp_path / "data")
+    yield server, root
+    service.shutdown()
+
+
+async def test_a_methods_references_and_rename_leave_other_objects_of_its_name_alone(shop):
+    server, root = shop
+    r = await ok(server, "find_references", {"name_path": "Cart/total", "relative_path": "shop/models.py"})
+    assert [(x["relative_path"], x["line"], x["kind"]) for x in flat(r)] == [
+        ("shop/models.py", 25, "attribute"), ("shop/models.py", 29, "code"), ("shop/report.py", 5, "attribute")]
+    assert "left out" in r["note"] and "GiftCart" in r["note"], r  # the override is the same member
+    before = {rel: (root / rel).read_text() for rel in SHOP}
+    r = await ok(server, "rename_symbol", {"name_path": "Cart/total", "relative_path": "shop/models.py",
+                                           "new_name": "grand_total"})
+    assert r["total_edits"] == 4, r
+    models = (root / "shop/models.py").read_text()
+    assert models == before["shop/models.py"].replace(
+        "    def total(self) -> float:\n        return total(self.items)",
+        "    def grand_total(self) -> float:\n        return total(self.items)").replace(
+        "self.total()", "self.grand_total()").replace(
+        "    def total(self) -> float:\n        return 0.0", "    def grand_total(self) -> float:\n        return 0.0")
+    assert (root / "shop/report.py").read_text() == before["shop/report.py"].replace("cart.total()",
+                                                                                     "cart.grand_total()")
+    assert (root / "shop/cli.py").read_text() == before["shop/cli.py"]  # no blank line added at the end either
+    run = subprocess.run([sys.executable, "-c", "from shop.cli import main; main()"], cwd=root,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.strip() == "0 0", run.stderr[-2000:]
+
+
+def test_member_occurrences_tell_a_member_from_other_objects_of_its_name():
+    from ansf_mcp.semantic.scopes import ATTRIBUTE, MODULE_ATTRIBUTE, OTHER_DEFINITION, member_occurrences
+
+    occ = member_occurrences(SHOP["shop/models.py"], "total", {("Cart",)})
+    assert occ is not None
+    assert occ[(4, 4)] == (OTHER_DEFINITION, False)  # the module function
+    assert occ[(12, 8)] == (OTHER_DEFINITION, False)  # Item.total
+    assert occ[(20, 8)] == ("code", True)  # Cart.total itself
+    assert occ[(21, 15)] == ("code", False)  # the module function, called from inside the method
+    assert occ[(24, 24)] == (ATTRIBUTE, True)
+    cli = member_occurrences(SHOP["shop/cli.py"], "total", set())
+    assert cli is not None and list(cli.values()) == [(MODULE_ATTRIBUTE, False)]
+    report = member_occurrences(SHOP["shop/report.py"], "total", set())
+    assert report is not None and sorted(report.values()) == [
+        (ATTRIBUTE, True), ("code", False), ("code", False), ("import", False), ("parameter", False)]

@@ -442,3 +442,21 @@ def test_status_names_the_table(tmp_path):
         assert Path(status["symbol_table"]["path"]).parent == (tmp_path / "data" / "symbol-table").resolve()
     finally:
         host.shutdown()
+
+
+async def test_new_content_under_an_old_modification_time_is_seen(pyproj_copy, tmp_path):
+    # `cp -p`, `rsync -t` and `tar x` write new content and put the old modification time back
+    server, app, _service = build(pyproj_copy, tmp_path / "data")
+    base = pyproj_copy / "src/geo/base.py"
+    try:
+        assert (await ok(server, "find_symbol", {"name_path": "make_id"}))["total"] == 1
+        st = base.stat()
+        base.write_text(base.read_text().replace("def make_id(", "def make_ix("))
+        os.utime(base, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert base.stat().st_size == st.st_size and base.stat().st_mtime_ns == st.st_mtime_ns
+        assert (await ok(server, "find_symbol", {"name_path": "make_ix"}))["total"] == 1
+        assert (await ok(server, "find_symbol", {"name_path": "make_id"}))["total"] == 0
+        overview = await ok(server, "symbols_overview", {"relative_path": "src/geo/base.py"})
+        assert "make_ix" in str(overview) and "make_id" not in str(overview)
+    finally:
+        app.shutdown()
