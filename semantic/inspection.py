@@ -15,7 +15,7 @@ from typing import Any
 from ansf_mcp.semantic.cache import make_key
 from ansf_mcp.semantic.languages import language_of
 from ansf_mcp.semantic.models import Diagnostics, PatternMatches
-from ansf_mcp.semantic.paths import MAX_FILE_BYTES, read_text, resolve_in_root, walk_files
+from ansf_mcp.semantic.paths import MAX_FILE_BYTES, read_text, resolve_in_root, stamp_ns, walk_files
 from ansf_mcp.semantic.positions import from_server, to_server
 
 MAX_PATTERN_CHARS = 2_000
@@ -112,11 +112,26 @@ class InspectionMixin:
         next_cursor = None
         scanned = 0
         files = [start] if start.is_file() else walk_files(self.root, start, None, limit=SEARCH_FILE_LIMIT)
+        # The cursor holds a hash of every file walked up to where it resumes (path, change time, size): a file
+        # added, removed or edited before that point would shift what "file f, line l" means, skipping or
+        # repeating matches, so such a cursor is refused (files after it are read fresh anyway).
+        walked = hashlib.blake2b(digest_size=8)
+        state_hash = ""
+        index = -1
         for index, path in enumerate(files):
+            try:
+                st = path.stat()
+                walked.update(f"{path}\0{stamp_ns(st)}\0{st.st_size}\n".encode("utf-8", "replace"))
+            except OSError:
+                walked.update(f"{path}\0gone\n".encode("utf-8", "replace"))
+            state_hash = walked.hexdigest()
             if index < skip_files:
                 continue
+            if cursor and index == skip_files and state_hash != state.get("h"):
+                raise InputError("the project changed since this cursor was made (a file before where it resumes "
+                                 "was added, removed or edited): search again without the cursor")
             if time.monotonic() > deadline or (stop is not None and stop.is_set()):
-                next_cursor = _cursor_encode({"q": params, "f": index, "l": 0})
+                next_cursor = _cursor_encode({"q": params, "f": index, "l": 0, "h": state_hash})
                 why = "cancelled" if stop is not None and stop.is_set() else "stopped"
                 notes.append(f"{why} after {time.monotonic() - t0:.1f} s, {scanned} files scanned (the budget is "
                              f"{SEARCH_SECONDS:.0f} s); continue with next_cursor")
@@ -148,7 +163,7 @@ class InspectionMixin:
             first_line = skip_lines if index == skip_files else 0
             for i in range(first_line, len(lines)):
                 if i % 512 == 511 and (time.monotonic() > deadline or (stop is not None and stop.is_set())):
-                    next_cursor = _cursor_encode({"q": params, "f": index, "l": i})
+                    next_cursor = _cursor_encode({"q": params, "f": index, "l": i, "h": state_hash})
                     why = "cancelled" if stop is not None and stop.is_set() else "stopped"
                     notes.append(f"{why} after {time.monotonic() - t0:.1f} s, {scanned} files scanned (in "
                                  f"{rel} at line {i + 1}); continue with next_cursor")
@@ -165,7 +180,7 @@ class InspectionMixin:
                     item["after"] = [_cut(x, 0, 0) for x in lines[i + 1:i + 1 + context_lines]]
                 cost = _size(item) + 1 + (0 if group else _size({"relative_path": rel, "matches": []}) + 1)
                 if used + cost > page_chars and (matches or group):
-                    next_cursor = _cursor_encode({"q": params, "f": index, "l": i})
+                    next_cursor = _cursor_encode({"q": params, "f": index, "l": i, "h": state_hash})
                     break
                 group.append(item)
                 used += cost
@@ -174,6 +189,9 @@ class InspectionMixin:
                 files_out.append({"relative_path": rel, "matches": group})
             if next_cursor:
                 break
+        if cursor and index < skip_files:
+            raise InputError("the project changed since this cursor was made (files were removed before where it "
+                             "resumes): search again without the cursor")
         return PatternMatches.model_validate({"pattern": pattern, "relative_path": rel0, "files": files_out,
                                               "matches": matches, "next_cursor": next_cursor, "notes": notes})
 

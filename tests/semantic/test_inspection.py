@@ -61,6 +61,16 @@ async def test_search_pages_fit_what_is_sent(tmp_path):
         assert seen == [(f"f{i:02d}.txt", j + 1) for i in range(30) for j in range(10)]  # once each, in order
         other = await err(server, "search_for_pattern", {"pattern": "other", "cursor": cursor or "eyJxIjoxfQ"})
         assert "cursor" in other
+        # a file added before where a cursor resumes would shift it: skipped and repeated matches, so refused
+        first = (await ok(server, "search_for_pattern", {"pattern": "needle"}))
+        (proj / "a-first.txt").write_text("needle\n")
+        changed = await err(server, "search_for_pattern", {"pattern": "needle", "cursor": first["next_cursor"]})
+        assert "project changed" in changed
+        # one added after it is read fresh: the cursor still serves
+        first = (await ok(server, "search_for_pattern", {"pattern": "needle"}))
+        (proj / "z-last.txt").write_text("needle\n")
+        page = await ok(server, "search_for_pattern", {"pattern": "needle", "cursor": first["next_cursor"]})
+        assert page["files"]
     finally:
         service.shutdown()
 
