@@ -25,6 +25,7 @@ from ansf_mcp.semantic.languages import (
     BY_KEY,
     LANGUAGE_EXTENSIONS,
     LANGUAGE_NAMES,
+    UNSUPPORTED,
     LanguageUnavailable,
     language_of,
     make_spec,
@@ -55,6 +56,20 @@ log = logging.getLogger(__name__)
 MAX_MEMBER_CHECKS = 300  # `obj.name` uses checked for their definition, one language-server request each
 ANSWER_FORMAT = "columns-in-code-points+reference-kinds+mentions+member-precision"
 MAX_SCAN_FILES = 2_000
+
+
+def _unsupported_note(path: str, reported: set[str]) -> str | None:
+    """For a file of a language recognised but not served: the folder answer's note, once per language ("" after
+    the first); None for any other file. A folder scan that passed over such files in silence would look like
+    an answer that covers them."""
+    entry = UNSUPPORTED.get(os.path.splitext(path)[1].lower())
+    if entry is None:
+        return None
+    name, why = entry
+    if name in reported:
+        return ""
+    reported.add(name)
+    return f"{name} files skipped ({os.path.basename(path)} and any others): {why}"
 MAX_INFO_MATCHES = 20  # hover requests per find_symbol(include_info=True)
 C_OPEN_ALL_LIMIT = 100
 
@@ -414,10 +429,15 @@ class SemanticService(InspectionMixin, EditingMixin):
 
     def _scan(self, start: Path):
         """Yield (path, rel, lang, error_note) for every supported source file under start."""
-        exts = frozenset().union(*LANGUAGE_EXTENSIONS.values())
+        exts = frozenset().union(*LANGUAGE_EXTENSIONS.values(), UNSUPPORTED)
         reported: set[str] = set()
         n = 0
         for p in walk_files(self.root, start, exts):
+            skipped = _unsupported_note(str(p), reported)
+            if skipped is not None:
+                if skipped:
+                    yield None, None, None, skipped
+                continue
             n += 1
             if n > MAX_SCAN_FILES:
                 yield None, None, None, f"stopped after {MAX_SCAN_FILES} files; narrow relative_path"
@@ -490,12 +510,18 @@ class SemanticService(InspectionMixin, EditingMixin):
     def _indexed_scan(self, start: Path):
         """`_scan` from the symbol table's folder listings: the same files in the same order and the same notes;
         a file's text check runs when its entry is (re)built, not on every call."""
-        exts = frozenset().union(*LANGUAGE_EXTENSIONS.values())
+        exts = frozenset().union(*LANGUAGE_EXTENSIONS.values(), UNSUPPORTED)
         by_ext = {ext: lang for lang, lang_exts in LANGUAGE_EXTENSIONS.items() for ext in lang_exts}
         served: dict[str, bool] = {}
+        reported: set[str] = set()
         prefix = str(self.root).rstrip("/") + "/"
         n = 0
         for text, link in self.symbols.walk(start, exts):
+            skipped = _unsupported_note(text, reported)
+            if skipped is not None:
+                if skipped:
+                    yield None, None, None, skipped
+                continue
             n += 1
             if n > MAX_SCAN_FILES:
                 yield None, None, None, f"stopped after {MAX_SCAN_FILES} files; narrow relative_path"

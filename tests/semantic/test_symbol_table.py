@@ -85,6 +85,8 @@ async def test_symlinked_files_and_unserved_languages_as_before(pyproj_copy, tmp
     is one note, not an error."""
     (pyproj_copy / "src" / "alias.py").symlink_to(pyproj_copy / "src" / "geo" / "rect.py")
     (pyproj_copy / "src" / "main.go").write_text("package main\n\nfunc Rect() {}\n")
+    (pyproj_copy / "src" / "lib.rs").write_text("pub struct Rect;\n")
+    (pyproj_copy / "src" / "more.rs").write_text("pub struct Rect;\n")
     server, app, service = build(pyproj_copy, tmp_path / "data", spec_overrides={})
     try:
         service._unavailable["go"] = LanguageUnavailable("Go", "gopls is not installed here")
@@ -92,7 +94,11 @@ async def test_symlinked_files_and_unserved_languages_as_before(pyproj_copy, tmp
         assert [(m["relative_path"], m["line"]) for m in r["matches"]] == [
             (rel, line) for rel, _np, line in _brute_force(service, "Rect", False)]
         assert [m["relative_path"] for m in r["matches"]].count("src/geo/rect.py") == 2  # the link and the file
-        assert r["notes"] == ["Go files skipped: gopls is not installed here"]
+        assert sorted(r["notes"]) == ["Go files skipped: gopls is not installed here",
+                                      "Rust files skipped (lib.rs and any others): rust-analyzer is not obtainable from a "
+                              "package registry reachable here; not supported yet"]
+        overview = await ok(server, "symbols_overview", {"relative_path": "src"})
+        assert any(n.startswith("Rust files skipped") for n in overview["notes"]), overview.get("notes")
     finally:
         app.shutdown()
 
