@@ -497,10 +497,11 @@ def classes(text: str, rel: str, name: str) -> list[ClassInfo]:
     return out
 
 
-def member_family(table: list[ClassInfo], owner: ClassInfo) -> list[ClassInfo]:
+def member_family(table: list[ClassInfo], owner: ClassInfo) -> tuple[list[ClassInfo], list[ClassInfo]]:
     """The classes whose definition of the member is the same member: the owner, its ancestors that define it,
-    and every descendant of those that defines it (an override renamed alone would stop overriding). Bases are
-    matched by name, so two classes of one name are both taken."""
+    and every descendant of those that defines it (an override renamed alone would stop overriding); and the
+    lineage: those roots and all their descendants, defining it or not (their `self.member` is this member).
+    Bases are matched by name, so two classes of one name are both taken."""
     by_name: dict[str, list[ClassInfo]] = {}
     for c in table:
         by_name.setdefault(c.chain[-1], []).append(c)
@@ -519,19 +520,26 @@ def member_family(table: list[ClassInfo], owner: ClassInfo) -> list[ClassInfo]:
                     todo.append(parent)
                     if parent.defines is not None:
                         roots.append(parent)
-    family, seen, todo = [], set(roots), list(roots)
+    family, lineage, seen, todo = [], [], set(roots), list(roots)
     while todo:  # down from each of them
         c = todo.pop()
+        lineage.append(c)
         if c.defines is not None or c == owner:
             family.append(c)
         for k in kids.get(c, []):
             if k not in seen:
                 seen.add(k)
                 todo.append(k)
-    return family
+    return family, lineage
 
 
-def member_occurrences(text: str, name: str, owners: set[tuple[str, ...]]
+SELF_ATTRIBUTE = "attribute of self"  # `self.name` in a method of the member's lineage: the member, no doubt
+OTHER_CLASS_ATTRIBUTE = "another class's attribute"
+
+
+def member_occurrences(text: str, name: str, owners: set[tuple[str, ...]],
+                       lineage: frozenset[tuple[str, ...]] = frozenset(),
+                       definers: frozenset[tuple[str, ...]] = frozenset()
                        ) -> dict[tuple[int, int], tuple[str, bool]] | None:
     """Every occurrence of `name` in a module: (line, column) -> (kind, whether it can be the member `name` of
     one of the classes `owners` of this module, each given as its chain of class names from module level).
@@ -539,7 +547,10 @@ def member_occurrences(text: str, name: str, owners: set[tuple[str, ...]]
 
     A member is reached as `expr.name` (not when `expr` is an imported module), by keyword (`Item(price=1)`:
     a field), or by its bare name in its own class's body, where it is defined. Bare names anywhere else, the
-    same name defined in another class or function, parameters and imports are other objects."""
+    same name defined in another class or function, parameters and imports are other objects. `self.name` (the
+    method's first parameter) in a method of a class of `lineage` is the member (SELF_ATTRIBUTE); in a method of
+    a class of `definers` (outside the lineage, defining `name` itself), that class's own (OTHER_CLASS_ATTRIBUTE);
+    elsewhere (a mixin's `self`) an ATTRIBUTE like any other."""
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
@@ -557,14 +568,20 @@ def member_occurrences(text: str, name: str, owners: set[tuple[str, ...]]
     def add(line: int, column: int, kind: str, can: bool) -> None:
         out.setdefault((line, column), (kind, can))
 
-    def visit(node: ast.AST, chain: tuple[str, ...] | None) -> None:
-        # chain: the classes whose body this node is directly in (None inside a function, lambda or comprehension)
+    def visit(node: ast.AST, chain: tuple[str, ...] | None, method: tuple[tuple[str, ...], str] | None) -> None:
+        # chain: the classes whose body this node is directly in (None inside a function, lambda or comprehension);
+        # method: (class, name of the first parameter) inside a method's body
         for child in ast.iter_child_nodes(node):
-            inner = chain
+            inner, in_method = chain, method
             if isinstance(child, ast.ClassDef):
                 inner = (*chain, child.name) if chain is not None else None
+                in_method = None
             elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, *_COMPREHENSIONS)):
                 inner = None
+                if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) and chain is not None:
+                    first = (child.args.posonlyargs + child.args.args)[:1]
+                    static = any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in child.decorator_list)
+                    in_method = (chain, first[0].arg) if first and not static else None
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and child.name == name:
                 c = _name_at(lines, child.lineno - 1, r"(?:def|class)\s+", name)
                 if c is not None:
@@ -581,14 +598,21 @@ def member_occurrences(text: str, name: str, owners: set[tuple[str, ...]]
                 while isinstance(root, ast.Attribute):
                     root = root.value
                 on_module = isinstance(root, ast.Name) and root.id in modules
+                on_self = (method is not None and isinstance(child.value, ast.Name)
+                           and child.value.id == method[1])
                 line = child.end_lineno - 1
-                add(line, col(line, child.end_col_offset or 0) - len(name),
-                    MODULE_ATTRIBUTE if on_module else ATTRIBUTE, not on_module)
+                where = line, col(line, child.end_col_offset or 0) - len(name)
+                if on_self and method is not None and method[0] in lineage:
+                    add(*where, SELF_ATTRIBUTE, True)
+                elif on_self and method is not None and method[0] in definers:
+                    add(*where, OTHER_CLASS_ATTRIBUTE, False)
+                else:
+                    add(*where, MODULE_ATTRIBUTE if on_module else ATTRIBUTE, not on_module)
             elif isinstance(child, ast.Import | ast.ImportFrom):
                 for a in child.names:
                     if name in (a.name, a.asname) and a.lineno is not None:
                         add(a.lineno - 1, col(a.lineno - 1, a.col_offset), IMPORT, False)
-            visit(child, inner)
+            visit(child, inner, in_method)
 
-    visit(tree, ())
+    visit(tree, (), None)
     return out

@@ -735,7 +735,15 @@ class SemanticService(InspectionMixin, EditingMixin):
         of the same member in its class family (overrides). jedi falls back to the bare name when it cannot
         infer a receiver, and then lists every `name` of the project; an `obj.name` whose definition jedi finds
         outside the family is another class's member."""
-        from ansf_mcp.semantic.scopes import ATTRIBUTE, CODE, classes, member_family, member_occurrences
+        from ansf_mcp.semantic.scopes import (
+            ATTRIBUTE,
+            CODE,
+            OTHER_CLASS_ATTRIBUTE,
+            SELF_ATTRIBUTE,
+            classes,
+            member_family,
+            member_occurrences,
+        )
 
         texts: dict[str, str] = {}
         for p in walk_files(self.root, self.root, LANGUAGE_EXTENSIONS["python"], limit=MAX_SCAN_FILES):
@@ -746,11 +754,23 @@ class SemanticService(InspectionMixin, EditingMixin):
                     texts[prel] = text
         table = [c for prel, text in texts.items() for c in classes(text, prel, name)]
         me = next(c for c in table if c.rel == rel and c.chain == owner)
-        family = member_family(table, me)
+        family, lineage = member_family(table, me)
         defs = {(c.rel, c.defines[0]) for c in family if c.defines is not None}
         owners: dict[str, set[tuple[str, ...]]] = {}
         for c in family:
             owners.setdefault(c.rel, set()).add(c.chain)
+        mine: dict[str, frozenset[tuple[str, ...]]] = {}
+        for c in lineage:
+            mine[c.rel] = mine.get(c.rel, frozenset()) | {c.chain}
+        theirs: dict[str, frozenset[tuple[str, ...]]] = {}
+        for c in set(table) - set(lineage):
+            if c.defines is not None:
+                theirs[c.rel] = theirs.get(c.rel, frozenset()) | {c.chain}
+
+        def occurrences(frel: str, text: str) -> dict | None:
+            return member_occurrences(text, name, owners.get(frel, set()), mine.get(frel, frozenset()),
+                                      theirs.get(frel, frozenset()))
+
         per_file: dict[str, dict | None] = {}
         kept: list[dict] = []
         left_out: dict[str, int] = {}
@@ -762,16 +782,16 @@ class SemanticService(InspectionMixin, EditingMixin):
                 if text is None:
                     with contextlib.suppress(OSError):
                         text = read_text(self.root / frel)[0]
-                per_file[frel] = None if text is None else member_occurrences(text, name, owners.get(frel, set()))
+                per_file[frel] = None if text is None else occurrences(frel, text)
             kind, can = (per_file[frel] or {}).get((r["line"] - 1, r["column"] - 1), (CODE, True))
             if can and kind == ATTRIBUTE and asked < MAX_MEMBER_CHECKS:
                 asked += 1
                 found = self.goto_definition(frel, r["line"], r["column"]).definitions
                 at = {(d.relative_path, d.line - 1) for d in found}
                 if at and not at & defs:
-                    kind, can = "another class's attribute", False
+                    kind, can = OTHER_CLASS_ATTRIBUTE, False
             if can:
-                kept.append({**r, "kind": kind})
+                kept.append({**r, "kind": ATTRIBUTE if kind == SELF_ATTRIBUTE else kind})
             else:
                 left_out[kind] = left_out.get(kind, 0) + 1
         # uses jedi's list misses (it skips names inside f-strings, for one): every `obj.name` of the project
@@ -782,14 +802,18 @@ class SemanticService(InspectionMixin, EditingMixin):
             if asked >= MAX_MEMBER_CHECKS or not word.search(text):
                 continue
             if frel not in per_file:
-                per_file[frel] = member_occurrences(text, name, owners.get(frel, set()))
+                per_file[frel] = occurrences(frel, text)
             for (ln, cl), (kind, can) in sorted((per_file[frel] or {}).items()):
-                if kind != ATTRIBUTE or not can or (frel, ln + 1, cl + 1) in listed or asked >= MAX_MEMBER_CHECKS:
+                if not can or kind not in (ATTRIBUTE, SELF_ATTRIBUTE) or (frel, ln + 1, cl + 1) in listed:
                     continue
-                asked += 1
-                found = self.goto_definition(frel, ln + 1, cl + 1).definitions
-                if {(d.relative_path, d.line - 1) for d in found} & defs:
-                    kept.append({**self._describe(self.root / frel, frel, "python", ln, cl), "kind": ATTRIBUTE})
+                if kind == ATTRIBUTE:
+                    if asked >= MAX_MEMBER_CHECKS:
+                        continue
+                    asked += 1
+                    found = self.goto_definition(frel, ln + 1, cl + 1).definitions
+                    if not {(d.relative_path, d.line - 1) for d in found} & defs:
+                        continue
+                kept.append({**self._describe(self.root / frel, frel, "python", ln, cl), "kind": ATTRIBUTE})
         have = {(r["relative_path"], r["line"], r["column"]) for r in kept}
         for c in family:  # overrides and the base definitions: the same member, renamed together
             if c.defines is None or c == me:

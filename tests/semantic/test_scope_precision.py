@@ -278,7 +278,13 @@ async def test_a_methods_references_and_rename_leave_other_objects_of_its_name_a
 
 
 def test_member_occurrences_tell_a_member_from_other_objects_of_its_name():
-    from ansf_mcp.semantic.scopes import ATTRIBUTE, MODULE_ATTRIBUTE, OTHER_DEFINITION, member_occurrences
+    from ansf_mcp.semantic.scopes import (
+        ATTRIBUTE,
+        MODULE_ATTRIBUTE,
+        OTHER_DEFINITION,
+        SELF_ATTRIBUTE,
+        member_occurrences,
+    )
 
     occ = member_occurrences(SHOP["shop/models.py"], "total", {("Cart",)})
     assert occ is not None
@@ -287,6 +293,9 @@ def test_member_occurrences_tell_a_member_from_other_objects_of_its_name():
     assert occ[(20, 8)] == ("code", True)  # Cart.total itself
     assert occ[(21, 15)] == ("code", False)  # the module function, called from inside the method
     assert occ[(24, 24)] == (ATTRIBUTE, True)
+    family = member_occurrences(SHOP["shop/models.py"], "total", {("Cart",), ("GiftCart",)},
+                                frozenset({("Cart",), ("GiftCart",)}), frozenset({("Item",)}))
+    assert family is not None and family[(24, 24)] == (SELF_ATTRIBUTE, True)  # no language server needed
     cli = member_occurrences(SHOP["shop/cli.py"], "total", set())
     assert cli is not None and list(cli.values()) == [(MODULE_ATTRIBUTE, False)]
     report = member_occurrences(SHOP["shop/report.py"], "total", set())
