@@ -178,3 +178,19 @@ def test_the_hello_carries_open_alerts_before_the_first_check(settings) -> None:
         assert [(a["name"], a["message"]) for a in hello["alerts"]] == [("calibration", "raised before the restart")]
     finally:
         app.shutdown()
+
+
+def test_the_standalone_dashboard_loads_no_model_and_records_nothing(settings) -> None:
+    """`ansf dashboard` watches the store: with the user's default (warm-up on) it must neither load the model
+    (~300 MB of the memory it watches) nor write a model load or phase change that would be shown as the server's."""
+    from ansf_mcp.dashboard.app import open_runtime
+
+    runtime = open_runtime(settings.model_copy(update={"warm_model": True}))
+    try:
+        runtime.start()
+        assert runtime.on_start == [] and runtime.governor is not None and runtime.governor.on_change == []
+        assert runtime.warmer.status()["state"] == "skipped"
+        with runtime.store.reading() as conn:
+            assert conn.execute("SELECT COUNT(*) FROM model_loads").fetchone()[0] == 0
+    finally:
+        runtime.shutdown()
