@@ -48,15 +48,17 @@ class DashboardConfig(BaseModel):
     min_samples: int = Field(default=10, ge=1, description="fewest outcomes/decisions before a figure can alert")
     calibration_brier_max: float = Field(
         default=0.25, gt=0, le=1,
-        description="alert above: Brier score of a strategy's p_success on real outcomes (0.25 = always saying 0.5)",
+        description="alert above: Brier score of p_success on the real outcomes of the tasks one strategy assigned "
+        "(0.25 = always saying 0.5)",
     )
     calibration_min_samples: int = Field(
         default=30, ge=1, description="fewest outcomes of one strategy in the window before its Brier can alert"
     )
     neural_accuracy_min: float = Field(
         default=0.7, ge=0, le=1,
-        description="alert below: share of neural's success calls (p > 0.5) that came true; a healthy run with a "
-        "20 % failure rate reads 0.8 even from a network that calls every task a success",
+        description="alert below: share of the tasks the neural strategy assigned with p_success > 0.5 (the shared "
+        "success model's p) that came true; a healthy run with a 20 % failure rate reads 0.8 even from a model that "
+        "calls every task a success",
     )
     coordinate_p95_max_ms: float = 500.0
     efficiency_min: float = Field(

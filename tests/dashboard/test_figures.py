@@ -230,7 +230,10 @@ def test_each_neural_figure_comes_from_one_computation_and_says_what_it_is_measu
     [neural_score] = [sc for sc in swarm["scores"] if sc["estimator"] == "neural"]
     assert abs(neural_row["brier"] - 0.01) < 1e-9 and abs(neural_score["brier"] - 0.2) < 1e-9
     assert cal["measured_on"].startswith("REAL reported outcomes of the last 900 s")
-    assert "that assigned its task" in cal["measured_on"]
+    # The label says what is measured: the one success model's p on each strategy's assignments (D2 of the QA pass:
+    # "that strategy's own p" read as if the history row were the history estimator's score, 0.151 against 0.25).
+    assert "that assigned its task" in cal["measured_on"] and "shared success model" in cal["measured_on"]
+    assert "own p" not in cal["measured_on"]
     assert snap["estimators"]["measured_on"].startswith("REAL reported outcomes of each swarm since it began")
     assert "whichever strategy decided" in snap["estimators"]["measured_on"]
     assert snap["estimators"]["prior"]["measured_on"].startswith("SIMULATED")
