@@ -25,7 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ansf_mcp.dashboard import alerts
 from ansf_mcp.dashboard.collector import SERIES, Collector
-from ansf_mcp.dashboard.config import DEFAULT_PORT, DashboardConfig
+from ansf_mcp.dashboard.config import DEFAULT_PORT, DashboardConfig, invalid_setting
 from ansf_mcp.dashboard.prom import Metrics, Watched
 from ansf_mcp.dashboard.snapshot import Snapshot
 from ansf_mcp.runtime import Runtime
@@ -280,7 +280,7 @@ def run_dashboard(
         print(f"ansf dashboard: {exc}", file=sys.stderr)
         return 2
     except ValidationError as exc:
-        print(f"ansf dashboard: invalid setting: {exc}", file=sys.stderr)
+        print(f"ansf dashboard: invalid setting: {invalid_setting(exc)}", file=sys.stderr)
         return 2
     from ansf_mcp.runtime import configure_logging
     from ansf_mcp.web import run_uvicorn

@@ -30,14 +30,14 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from ansf_mcp.dashboard.app import run_dashboard
-    from ansf_mcp.dashboard.config import DashboardConfig
+    from ansf_mcp.dashboard.config import DashboardConfig, invalid_setting
     from ansf_mcp.settings import Settings
 
     try:
         settings = Settings.load(data_dir=args.data_dir, store=args.store, token=args.token, log_level=args.log_level)
         config = DashboardConfig.load(interval_s=args.interval)
     except ValidationError as exc:
-        print(f"ansf dashboard: invalid setting: {exc}", file=sys.stderr)
+        print(f"ansf dashboard: invalid setting: {invalid_setting(exc)}", file=sys.stderr)
         return 2
     return run_dashboard(settings, host=args.host, port=args.port, config=config)
 

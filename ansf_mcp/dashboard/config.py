@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import os
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
+from ansf_mcp import settings
 from ansf_mcp.settings import layered
 
 log = logging.getLogger(__name__)
@@ -76,3 +77,9 @@ class DashboardConfig(BaseModel):
             if os.environ.get(env):
                 log.warning("%s is set but no longer read: %s", env, why)
         return cls.model_validate(layered(ENV_VARS, overrides))
+
+
+def invalid_setting(exc: ValidationError) -> str:
+    """`settings.invalid_setting` over the server's variables and the dashboard's: an error of either model names
+    the variable the user set."""
+    return settings.invalid_setting(exc, {**settings.ENV_VARS, **ENV_VARS})
