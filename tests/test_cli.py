@@ -126,7 +126,7 @@ def test_an_invalid_setting_names_the_variable_the_user_set(monkeypatch, tmp_pat
     monkeypatch.setenv("ANSF_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("ANSF_PHASE_CRITICAL_AT", "abc")
     why = "ANSF_PHASE_CRITICAL_AT='abc': Input should be a valid number, unable to parse string as a number\n"
-    for argv in (["status"], ["serve", "--standalone"], ["dashboard"]):
+    for argv in (["status"], ["serve", "--standalone"], ["dashboard"], ["bench", "--suite", "mcp", "--quick"]):
         assert main(argv) == 2, argv
         assert capsys.readouterr().err == f"ansf {argv[0]}: invalid setting: {why}"
     monkeypatch.setenv("ANSF_PHASE_CRITICAL_AT", "0.5")  # a rule across two settings names both variables
