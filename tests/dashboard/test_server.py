@@ -56,6 +56,16 @@ def test_busy_port_names_the_flag(data_dir, tmp_path) -> None:
     assert out.returncode == 2 and "--port" in out.stderr and str(port) in out.stderr
 
 
+def test_a_port_out_of_range_is_refused_in_one_line(data_dir, tmp_path) -> None:
+    for port in ("99999", "-1"):
+        out = subprocess.run(
+            [sys.executable, "-m", "ansf_mcp.dashboard", "--port", port],
+            env=subprocess_env(data_dir), cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        assert f"argument --port: {port} is not a port (0-65535)" in out.stderr
+
+
 def test_token_is_enforced_off_loopback_on_http_and_websocket(dashboard_process) -> None:
     base = dashboard_process.start("--token", "s3cret", host="0.0.0.0")
     ws_url = base.replace("http://", "ws://") + "/ws"
