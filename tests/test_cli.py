@@ -76,6 +76,23 @@ def test_cli_runs_the_shipped_checkpoint(tmp_path: Path) -> None:
     assert all(0 < a["p_success"] < 1 for a in result["assignments"])
 
 
+def test_one_broken_pretty_printed_episode_is_one_error_where_it_broke(tmp_path: Path) -> None:
+    """QA F5: one document with a trailing comma gave 9 'invalid episode' lines (one per physical line, its task
+    reported as an episode named t1) and '9 of 9'. It is one episode: one error at the real line, '1 of 1'."""
+    text = "\n" + json.dumps(EPISODE, indent=2).replace('"capacity": 2,', '"capacity": 2,,', 1) + "\n"
+    broken = next(n for n, line in enumerate(text.splitlines(), start=1) if ",," in line)
+    assert broken > 2  # a leading blank line counts, as in the file
+    out = coordinate(tmp_path, text, "--strategy", "history")
+    assert out.returncode == 1
+    (line,) = out.stdout.splitlines()
+    error = json.loads(line)
+    assert error["line"] == broken and f"line {broken} column" in error["error"], error
+    assert "1 of 1 episode(s) were invalid" in out.stderr
+    # A first line that is broken on its own still reads as JSON Lines: each line stands alone.
+    out = coordinate(tmp_path, "\n".join(["{not json", json.dumps(EPISODE)]) + "\n", "--strategy", "round-robin")
+    assert [json.loads(x).get("id") for x in out.stdout.splitlines()] == [None, "ep-1"] and "1 of 2" in out.stderr
+
+
 def test_empty_and_missing_input(tmp_path: Path) -> None:
     assert coordinate(tmp_path, "\n\n").returncode == 2
     missing = subprocess.run([*ansf_command(), "coordinate", "--input", str(tmp_path / "nope.json")],
