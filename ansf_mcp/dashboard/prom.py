@@ -157,9 +157,11 @@ def estimator_gauges(est: dict[str, Any] | None) -> Iterator[Metric]:
     prior = (est.get("prior") or {}).get("estimators") or {}
     for key, name, doc in (
         ("log_loss", "ansf_estimator_prior_log_loss",
-         "SIMULATED: the estimator's log-loss on held-out simulated episodes, auto's starting belief"),
+         "SIMULATED: the estimator's raw log-loss (p as given) on held-out simulated episodes, auto's starting "
+         "belief before a swarm's record is recalibrated"),
         ("brier", "ansf_estimator_prior_brier_score",
-         "SIMULATED: the estimator's Brier score on held-out simulated episodes, auto's starting belief"),
+         "SIMULATED: the estimator's raw Brier score (p as given) on held-out simulated episodes, auto's starting "
+         "belief before a swarm's record is recalibrated"),
     ):
         g = GaugeMetricFamily(name, doc, labels=["estimator"])
         for estimator, values in prior.items():

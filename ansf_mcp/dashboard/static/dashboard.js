@@ -225,9 +225,12 @@
       (est.prior && est.prior.measured_on ? "; prior columns: " + est.prior.measured_on : "");
     est.swarms.forEach((sw) => {
       const uses = sw.auto.in_this_phase || sw.auto.estimator;
+      // The prior columns say their yardstick: recalibrated once the swarm's record is, raw before.
+      const recal = sw.prior_yardstick === "recalibrated" ? " (recalibrated)" : "";
+      const priorCell = (v) => (v == null ? fmt(v) : fmt(v) + recal);
       sw.scores.forEach((sc) => {
         const tr = row(tbody, [sw.name + " (" + sw.swarm_id + ")", sc.estimator + (sc.estimator === uses ? " ← auto uses" : ""),
-          sc.outcomes, fmt(sc.log_loss), fmt(sc.brier), fmt(sc.prior_log_loss), fmt(sc.prior_brier), fmt(sc.blended_log_loss),
+          sc.outcomes, fmt(sc.log_loss), fmt(sc.brier), priorCell(sc.prior_log_loss), priorCell(sc.prior_brier), fmt(sc.blended_log_loss),
           sc.recalibrated_log_loss == null ? "no data" : fmt(sc.recalibrated_log_loss) + " (" + sc.kept_outcomes + ")"]);
         tr.dataset.swarm = sw.swarm_id;
         tr.dataset.estimator = sc.estimator;
