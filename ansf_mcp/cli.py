@@ -225,7 +225,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"ansf serve: {exc}", file=sys.stderr)
         return 2
     except ValidationError as exc:
-        print(f"ansf serve: invalid setting: {exc}", file=sys.stderr)
+        from ansf_mcp.settings import invalid_setting
+
+        print(f"ansf serve: invalid setting: {invalid_setting(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0
@@ -236,12 +238,12 @@ def _settings(args: argparse.Namespace, command: str) -> Settings | None:
     """The settings a store command runs with; None (after saying why on stderr) when one is invalid."""
     from pydantic import ValidationError
 
-    from ansf_mcp.settings import Settings
+    from ansf_mcp.settings import Settings, invalid_setting
 
     try:
         return Settings.load(data_dir=args.data_dir, store=args.store)
     except ValidationError as exc:
-        print(f"ansf {command}: invalid setting: {exc.errors()[0]['msg']}", file=sys.stderr)
+        print(f"ansf {command}: invalid setting: {invalid_setting(exc)}", file=sys.stderr)
         return None
 
 

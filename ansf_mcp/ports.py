@@ -8,6 +8,8 @@ only by another program that listens on it, and the pick checks for that.
 
 from __future__ import annotations
 
+import argparse
+import errno
 import random
 import socket
 from pathlib import Path
@@ -15,6 +17,18 @@ from pathlib import Path
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST = 20_000  # below: ports that well-known services and development servers listen on
 TRIES = 50
+HIGHEST = 65_535
+
+
+def port_number(text: str) -> int:
+    """An argparse `type=` for --port: a number in 0-65535 (0: any free port), refused in argparse's one line."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= port <= HIGHEST:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0-{HIGHEST})")
+    return port
 
 
 def ephemeral_range() -> tuple[int, int]:
@@ -47,6 +61,8 @@ def bind_error(host: str, port: int) -> OSError | None:
             s.bind((host, port))
         except OSError as exc:
             return exc
+        except OverflowError as exc:  # a port outside 0-65535 (the socket module's own check): say it like the rest
+            return OSError(errno.EINVAL, str(exc).removeprefix("bind(): ").rstrip("."))
     return None
 
 

@@ -134,13 +134,19 @@ class Runtime:
                            read_deadline_s=self.settings.read_deadline_s)
 
     @classmethod
-    def open(cls, settings: Settings, *, record_phases: bool = True) -> Runtime:
-        """The store, the board and a governor for `settings`. `record_phases=False` for watchers (the
-        standalone dashboard) whose readings describe their own process, not the server's."""
+    def open(cls, settings: Settings, *, watcher: bool = False) -> Runtime:
+        """The store, the board and a governor for `settings`.
+
+        `watcher=True` for a process that only watches the store (the standalone dashboard): its phase readings
+        describe its own process, not the server's, so they are not recorded; and it never decides, so it does not
+        warm the model, whose load (~300 MB, a `model_loads` row) would be shown as the server's.
+        """
         store = open_store(settings.store_spec, timeout_s=settings.store_timeout_s)
         runtime = cls(settings=settings, store=store, governor=Governor(settings))
-        if record_phases:
-            runtime.governor.on_change.append(runtime._record_phase_change)
+        if watcher:
+            runtime.warmer.start(False, "off: a watcher (the standalone dashboard) makes no decisions")
+            return runtime
+        runtime.governor.on_change.append(runtime._record_phase_change)
         if settings.warm_model:
             runtime.on_start.append(runtime._start_warmup)
             runtime.on_start.append(runtime._settle_after_warmup)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from ansf_mcp.store import db
 from ansf_mcp.store.base import DEFAULT_TIMEOUT_S
@@ -41,6 +43,9 @@ ENV_VARS: dict[str, str] = {
     "ANSF_STORE_WORKERS": "store_workers",
     "ANSF_READ_DEADLINE_S": "read_deadline_s",
 }
+
+# Settings whose value is never repeated in an error: a token, and a store URL that may carry a password.
+SECRET_FIELDS = frozenset({"token", "store"})
 
 # The only names served without a token: the ones a DNS-rebinding check can list exactly.
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -148,3 +153,41 @@ def layered(env_vars: dict[str, str], overrides: dict[str, object]) -> dict[str,
             values[field] = raw
     values.update({k: v for k, v in overrides.items() if v is not None})
     return values
+
+
+def invalid_setting(exc: ValidationError, env_vars: Mapping[str, str] = ENV_VARS) -> str:
+    """A settings ValidationError in one line, naming what the user set rather than the model's field.
+
+    Users set environment variables and flags, not fields: pydantic's own text ("phase_critical_at: Input should
+    be a valid number ... For further information visit https://errors.pydantic.dev/...") names neither, and spans
+    several lines. Each error becomes `ANSF_X='value': why` when the value came from that variable, or
+    `field=value (its flag, or ANSF_X): why` when a flag set it; a rule across fields names their variables.
+    `env_vars` maps variables to fields (a model with settings of its own passes its map too).
+    """
+    field_env = {field: env for env, field in env_vars.items()}
+    parts: list[str] = []
+    for err in exc.errors(include_url=False):
+        why = str(err["msg"]).removeprefix("Value error, ")
+        field = str(err["loc"][0]) if err["loc"] else None
+        if field is None:  # a rule across fields, e.g. "phase_enhanced_at must be below phase_critical_at"
+            named = [f for f in field_env if re.search(rf"\b{re.escape(f)}\b", why)]
+            for f in named:
+                why = re.sub(rf"\b{re.escape(f)}\b", field_env[f], why)
+            given = [f"{field_env[f]}={os.environ[field_env[f]]!r}" for f in named if os.environ.get(field_env[f])]
+            parts.append(why + (f" (set: {', '.join(given)})" if given else ""))
+            continue
+        env = field_env.get(field)
+        value = err.get("input")
+        shown = "" if field in SECRET_FIELDS else f"={_short(value)!r}"
+        if env and os.environ.get(env) is not None and os.environ.get(env) == value:
+            parts.append(f"{env}{shown}: {why}")
+        elif env:
+            parts.append(f"{field}{shown} (its flag, or {env}): {why}")
+        else:
+            parts.append(f"{field}{shown}: {why}")
+    return "; ".join(parts) or str(exc).splitlines()[0]
+
+
+def _short(value: object, limit: int = 80) -> object:
+    text = str(value)
+    return value if len(text) <= limit else text[:limit] + "..."

@@ -76,6 +76,23 @@ def test_cli_runs_the_shipped_checkpoint(tmp_path: Path) -> None:
     assert all(0 < a["p_success"] < 1 for a in result["assignments"])
 
 
+def test_one_broken_pretty_printed_episode_is_one_error_where_it_broke(tmp_path: Path) -> None:
+    """QA F5: one document with a trailing comma gave 9 'invalid episode' lines (one per physical line, its task
+    reported as an episode named t1) and '9 of 9'. It is one episode: one error at the real line, '1 of 1'."""
+    text = "\n" + json.dumps(EPISODE, indent=2).replace('"capacity": 2,', '"capacity": 2,,', 1) + "\n"
+    broken = next(n for n, line in enumerate(text.splitlines(), start=1) if ",," in line)
+    assert broken > 2  # a leading blank line counts, as in the file
+    out = coordinate(tmp_path, text, "--strategy", "history")
+    assert out.returncode == 1
+    (line,) = out.stdout.splitlines()
+    error = json.loads(line)
+    assert error["line"] == broken and f"line {broken} column" in error["error"], error
+    assert "1 of 1 episode(s) were invalid" in out.stderr
+    # A first line that is broken on its own still reads as JSON Lines: each line stands alone.
+    out = coordinate(tmp_path, "\n".join(["{not json", json.dumps(EPISODE)]) + "\n", "--strategy", "round-robin")
+    assert [json.loads(x).get("id") for x in out.stdout.splitlines()] == [None, "ep-1"] and "1 of 2" in out.stderr
+
+
 def test_empty_and_missing_input(tmp_path: Path) -> None:
     assert coordinate(tmp_path, "\n\n").returncode == 2
     missing = subprocess.run([*ansf_command(), "coordinate", "--input", str(tmp_path / "nope.json")],
@@ -116,3 +133,33 @@ def test_train_takes_its_own_options_as_documented(tmp_path: Path) -> None:
                              capture_output=True, text=True, env=subprocess_env(tmp_path), timeout=120)
     assert refused.returncode == 2 and "unknown profile 'huge'" in refused.stderr
     assert "unrecognized arguments" not in refused.stderr
+
+
+def test_an_invalid_setting_names_the_variable_the_user_set(monkeypatch, tmp_path: Path, capsys) -> None:
+    """QA F6: one line naming the environment variable (or the flag) and the value, the same for every command;
+    not the model's field, not pydantic's dump with its link."""
+    from ansf_mcp.cli import main
+
+    monkeypatch.setenv("ANSF_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ANSF_PHASE_CRITICAL_AT", "abc")
+    why = "ANSF_PHASE_CRITICAL_AT='abc': Input should be a valid number, unable to parse string as a number\n"
+    for argv in (["status"], ["serve", "--standalone"], ["dashboard"], ["bench", "--suite", "mcp", "--quick"]):
+        assert main(argv) == 2, argv
+        assert capsys.readouterr().err == f"ansf {argv[0]}: invalid setting: {why}"
+    monkeypatch.setenv("ANSF_PHASE_CRITICAL_AT", "0.5")  # a rule across two settings names both variables
+    assert main(["status"]) == 2
+    assert capsys.readouterr().err == ("ansf status: invalid setting: ANSF_PHASE_ENHANCED_AT must be below "
+                                       "ANSF_PHASE_CRITICAL_AT (set: ANSF_PHASE_CRITICAL_AT='0.5')\n")
+    monkeypatch.delenv("ANSF_PHASE_CRITICAL_AT")
+    monkeypatch.setenv("ANSF_DASHBOARD_INTERVAL_S", "-5")  # the dashboard's own variables too
+    assert main(["dashboard"]) == 2
+    assert capsys.readouterr().err == ("ansf dashboard: invalid setting: ANSF_DASHBOARD_INTERVAL_S='-5': Input should "
+                                       "be greater than 0\n")
+    monkeypatch.delenv("ANSF_DASHBOARD_INTERVAL_S")
+    assert main(["serve", "--standalone", "--transport", "http", "--port", "99999"]) == 2  # a flag set it
+    assert capsys.readouterr().err == ("ansf serve: invalid setting: port=99999 (its flag, or ANSF_PORT): Input should "
+                                       "be less than or equal to 65535\n")
+    monkeypatch.setenv("ANSF_STORE", "mysql://u:secret@db.example/ansf")  # a value that may hold a password
+    assert main(["status"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ansf status: invalid setting: ANSF_STORE: ") and "secret" not in err

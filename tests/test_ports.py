@@ -36,3 +36,17 @@ def test_without_room_below_the_range_the_kernel_picks(tmp_path: Path, monkeypat
     monkeypatch.setattr(ports, "EPHEMERAL_RANGE_FILE", narrow)
     assert ports.ephemeral_range() == (20_500, 60_999)
     assert ports.free_port() >= 20_500  # the kernel's own choice, inside its range
+
+
+def test_a_port_out_of_range_is_a_bind_error_and_refused_by_the_flag() -> None:
+    """QA F1: `ansf dashboard --port 99999` ended in the socket module's OverflowError traceback."""
+    import argparse
+
+    for port in (65_536, 99_999, -1):
+        exc = ports.bind_error("127.0.0.1", port)
+        assert isinstance(exc, OSError) and exc.strerror == "port must be 0-65535", exc
+        with pytest.raises(argparse.ArgumentTypeError, match=r"is not a port \(0-65535\)"):
+            ports.port_number(str(port))
+    assert ports.port_number("0") == 0 and ports.port_number("65535") == 65_535
+    with pytest.raises(argparse.ArgumentTypeError, match="'x' is not a number"):
+        ports.port_number("x")

@@ -90,3 +90,111 @@ def test_the_cli_help_lists_every_suite(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60, check=True)
     help_text = " ".join(out.stdout.split())
     assert suites.names_text() in help_text
+
+
+RAN: list[str] = []
+
+
+def marking_run(ctx: SuiteContext) -> dict[str, Any]:
+    RAN.append(ctx.data_dir.name)
+    return {"answer": 42}
+
+
+@pytest.fixture
+def fake_suite(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A suite named `fake` that only notes that it ran: `ansf bench --suite fake` through the real CLI."""
+    record = suites.Suite("fake", "a fake", "this test's own runner", f"{__name__}:marking_run",
+                          f"{__name__}:fake_markdown")
+    monkeypatch.setattr(suites, "BY_NAME", {**suites.BY_NAME, "fake": record})
+    monkeypatch.setattr(runner, "SUITE_NAMES", (*suites.NAMES, "fake"))
+    RAN.clear()
+    return RAN
+
+
+def stored_runs(data_dir: Path) -> int:
+    from ansf_mcp.store.db import open_store
+
+    store = open_store(data_dir / "ansf.sqlite3")
+    try:
+        with store.reading() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM benchmark_runs").fetchone()[0])
+    finally:
+        store.close()
+
+
+def test_bench_checks_its_outputs_and_store_before_running(fake_suite: list[str], tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A run takes minutes: an unwritable --out or --json, or a store that cannot be opened, is refused before it in
+    one line (exit 2), not found after it with a traceback and the report lost (QA F3)."""
+    from ansf_mcp.cli import main
+
+    data = tmp_path / "data"
+    for extra, said in (
+        (["--out", "/proc/nope"], "cannot write the report to /proc/nope"),
+        (["--json", str(tmp_path / "missing" / "r.json")], "cannot write the JSON report"),
+        (["--store", "postgresql://u:secret@127.0.0.1:1/db"], "cannot open the PostgreSQL store"),
+    ):
+        assert main(["bench", "--suite", "fake", "--data-dir", str(data), *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert err.startswith(f"ansf bench: {said}") and len(err.strip().splitlines()) == 1, err
+        assert "secret" not in err and fake_suite == [], extra
+    assert stored_runs(data) == 0
+    # As asked, it runs: the results printed, stored, and written where --out and --json say.
+    assert main(["bench", "--suite", "fake", "--data-dir", str(data), "--out", str(tmp_path / "o"),
+                 "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert fake_suite == ["data"] and "the answer is 42" in out and "run 1 stored" in out
+    assert (tmp_path / "o" / "report.md").exists() and (tmp_path / "r.json").exists() and stored_runs(data) == 1
+
+
+def test_bench_names_the_invalid_setting_in_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """QA F2 and F6: no pydantic traceback; the variable the user set, with its value."""
+    from ansf_mcp.cli import main
+
+    monkeypatch.setenv("ANSF_PHASE_CRITICAL_AT", "abc")
+    assert main(["bench", "--suite", "mcp", "--quick", "--data-dir", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ansf bench: invalid setting: ANSF_PHASE_CRITICAL_AT='abc': ") and err.count("\n") == 1
+
+
+def test_a_bad_replay_repository_is_refused_in_one_line_and_nothing_stored(tmp_path: Path) -> None:
+    """QA F4: a missing path, a folder that is no git repository, too little history: one line, exit 2, no
+    traceback, no failed run stored."""
+    from tests.git_history import GitHistory
+
+    short = tmp_path / "short"
+    subprocess.run(["git", "init", "-q", "--bare", str(short)], check=True)
+    history = GitHistory({"ada": ("Ada Lovelace", "ada@example.org")}, {"ada": "src"})
+    for n in range(3):
+        history.commit("ada", f"add the parser module part {n}")
+    history.write(short)
+    data = tmp_path / "data"
+    for repo, said in ((tmp_path / "nonexistent", "is not a readable git repository"),
+                       (tmp_path, "is not a readable git repository"),
+                       (short, "has 3 usable commits; replay needs at least 116")):
+        out = subprocess.run([*ansf_command(), "bench", "--suite", "replay", "--quick", "--repo", str(repo)],
+                             env=subprocess_env(data), capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2 and out.stdout == "", (repo, out.stderr)
+        assert out.stderr.startswith(f"ansf bench: {repo} {said}") and out.stderr.count("\n") == 1, out.stderr
+    assert stored_runs(data) == 0
+
+
+def refused_input(ctx: SuiteContext) -> dict[str, Any]:
+    from ansf_mcp.bench.context import SuiteInputError
+
+    raise SuiteInputError("/nowhere is not a readable git repository")
+
+
+def test_in_all_an_unusable_input_fails_its_section_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    record = suites.Suite("refusing", "refuses", "this test's own runner", f"{__name__}:refused_input",
+                          f"{__name__}:fake_markdown")
+    monkeypatch.setattr(suites, "BY_NAME", {**suites.BY_NAME, "refusing": record})
+    monkeypatch.setattr(suites, "ALL_ORDER", ("refusing",))
+    ctx = SuiteContext(quick=True, project=tmp_path, data_dir=tmp_path, report=lambda f, m: None)
+    result = runner.run_suite("all", ctx).results["refusing"]
+    assert result["error"] == "/nowhere is not a readable git repository"
+    [logged] = [r for r in caplog.records if r.name == runner.log.name]
+    assert logged.exc_info is None and "not a readable git repository" in logged.getMessage()

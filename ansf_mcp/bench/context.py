@@ -13,6 +13,15 @@ class BenchCancelled(Exception):
     """The caller cancelled; the suite stops at its next progress report."""
 
 
+class SuiteInputError(Exception):
+    """What a suite was given cannot be used (a path that is no git repository, too little history to replay).
+
+    A known failure, said in one sentence: `ansf bench` refuses a named suite's input before anything runs (exit
+    2, nothing stored), and a suite of `all` that meets it reports the sentence in its section, without a
+    traceback.
+    """
+
+
 @dataclass
 class SuiteContext:
     quick: bool

@@ -8,23 +8,44 @@ style-blind (lab/replay_eval.py). Real data, nothing simulated.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ansf_mcp.bench.context import SuiteContext
+from ansf_mcp.bench.context import SuiteContext, SuiteInputError
+
+if TYPE_CHECKING:
+    from ansf_mcp.lab.replay import History
+
+
+def read_history(ctx: SuiteContext, *, with_files: bool = True) -> History:
+    """The repository's history, or SuiteInputError: not a readable git repository, or too few usable commits."""
+    from ansf_mcp.lab import replay, replay_eval
+
+    repo = ctx.repo or ctx.project
+    try:
+        found = replay.read_history(repo, with_files=with_files)
+    except replay.ReplayError as exc:
+        raise SuiteInputError(str(exc)) from exc
+    need = replay.WARMUP_COMMITS + min(replay_eval.WINDOWS)
+    if len(found.commits) < need:
+        raise SuiteInputError(
+            f"{repo} has {len(found.commits)} usable commits; replay needs at least {need} (authors need a past to "
+            "be judged on)"
+        )
+    return found
+
+
+def check(ctx: SuiteContext) -> None:
+    """Before the run: the same reading without the files each commit touched (one quick `git log`), so a bad
+    --repo is refused in one line instead of a stored failed run."""
+    read_history(ctx, with_files=False)
 
 
 def run(ctx: SuiteContext) -> dict[str, Any]:
     from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE
     from ansf_mcp.lab import replay, replay_eval
 
-    repo = ctx.repo or ctx.project
-    ctx.progress(0.0, f"reading the history of {repo}")
-    history = replay.read_history(repo)
-    if len(history.commits) < replay.WARMUP_COMMITS + min(replay_eval.WINDOWS):
-        raise replay.ReplayError(
-            f"{repo} has {len(history.commits)} usable commits; replay needs at least "
-            f"{replay.WARMUP_COMMITS + min(replay_eval.WINDOWS)} (authors need a past to be judged on)"
-        )
+    ctx.progress(0.0, f"reading the history of {ctx.repo or ctx.project}")
+    history = read_history(ctx)
     loaded, errors = replay_eval.load_profiles([DEFAULT_PROFILE])
     report = replay_eval.evaluate_history(
         history, loaded, limit=8 if ctx.quick else 30, progress=ctx.scaled(0.05, 1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
@@ -11,13 +12,16 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ansf_mcp import __version__
 from ansf_mcp.bench import suites
-from ansf_mcp.bench.context import BenchCancelled, SuiteContext
-from ansf_mcp.store.db import Store, open_store
+from ansf_mcp.bench.context import BenchCancelled, SuiteContext, SuiteInputError
+from ansf_mcp.store.db import Store, StoreError, open_store
 from ansf_mcp.system.report import BenchmarkReport, MachineInfo, ValueRatio
+
+if TYPE_CHECKING:
+    from ansf_mcp.settings import Settings
 
 SUITE_NAMES = suites.NAMES
 log = logging.getLogger(__name__)
@@ -83,6 +87,9 @@ def run_suite(suite: str, ctx: SuiteContext) -> BenchmarkReport:
             result = run(ctx)
         except BenchCancelled:
             raise
+        except SuiteInputError as exc:  # known and said in one sentence: no traceback
+            log.error("suite %s: %s", name, exc)
+            result = {"error": str(exc)}
         except Exception as exc:  # a suite that fails says so in the report; the others still run
             log.error("suite %s failed", name, exc_info=exc)
             result = {"error": failure(exc)}
@@ -117,10 +124,18 @@ def keep(report: BenchmarkReport, store: Store) -> int:
     return int(run_id)
 
 
+def prepare_out_dir(out_dir: Path) -> None:
+    """Create the report folder and make sure files can be written in it: checked before a run, which may take
+    minutes, rather than after it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write in {out_dir}")
+
+
 def write_outputs(report: BenchmarkReport, out_dir: Path) -> list[Path]:
     from ansf_mcp.bench.charts import draw_charts
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_out_dir(out_dir)
     header = (
         f"# ANSF-MCP benchmark: {report.suite}\n\nVersion {report.version}, commit {report.commit}, "
         f"{report.machine.cpu_count} CPUs, GPU: {report.machine.gpu}, "
@@ -138,9 +153,15 @@ def run_cli(
     suite: str, *, json_path: Path | None, out_dir: Path | None, quick: bool, data_dir: Path | None,
     project: Path | None, repo: Path | None = None, store: str | None = None,
 ) -> int:
-    from ansf_mcp.settings import Settings
+    from pydantic import ValidationError
 
-    settings = Settings.load(data_dir=data_dir, project_root=project, store=store)
+    from ansf_mcp.settings import Settings, invalid_setting
+
+    try:
+        settings = Settings.load(data_dir=data_dir, project_root=project, store=store)
+    except ValidationError as exc:
+        print(f"ansf bench: invalid setting: {invalid_setting(exc)}", file=sys.stderr)
+        return 2
 
     def progress(fraction: float, message: str) -> None:
         print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
@@ -149,22 +170,56 @@ def run_cli(
         quick=quick, project=settings.project_root, data_dir=settings.data_dir, report=progress, store=settings.store,
         repo=repo.resolve() if repo else None,
     )
-    try:
-        report = run_suite(suite, ctx)
-    except ValueError as exc:
-        print(f"ansf bench: {exc}", file=sys.stderr)
+    out = out_dir or settings.data_dir / "bench" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    # Everything a run needs at its end is checked before it starts: a run takes minutes, and an unwritable folder
+    # or an unreachable store found afterwards lost its report.
+    refusal = _refusal(suite, ctx, settings, out, json_path)
+    if refusal:
+        print(f"ansf bench: {refusal}", file=sys.stderr)
         return 2
-    store = open_store(settings.store_spec)
-    try:
-        run_id = keep(report, store)
-    finally:
-        store.close()
-    out = out_dir or settings.data_dir / "bench" / time.strftime("%Y%m%d-%H%M%S", time.gmtime(report.started_at))
-    written = write_outputs(report, out)
-    if json_path:
-        json_path.write_text(report.model_dump_json(indent=2))
-        written.append(json_path)
-    print(report.markdown)
-    print(f"\nrun {run_id} stored in {settings.store_label}; written: " + ", ".join(str(p) for p in written))
+    report = run_suite(suite, ctx)
+    print(report.markdown)  # first: a store or disk that fails now cannot hide the results
     failed = [name for name, r in report.results.items() if "error" in r]
-    return 1 if failed else 0
+    code = 1 if failed else 0
+    try:
+        with contextlib.closing(open_store(settings.store_spec, timeout_s=settings.store_timeout_s)) as kept:
+            stored = f"run {keep(report, kept)} stored in {settings.store_label}"
+    except StoreError as exc:
+        stored, code = f"run not stored: {exc}", 1
+    try:
+        written = write_outputs(report, out)
+        if json_path:
+            json_path.write_text(report.model_dump_json(indent=2))
+            written.append(json_path)
+        files = "written: " + ", ".join(str(p) for p in written)
+    except OSError as exc:
+        files, code = f"report files not written: {exc}", 1
+    print(f"\n{stored}; {files}")
+    return code
+
+
+def _refusal(suite: str, ctx: SuiteContext, settings: Settings, out: Path, json_path: Path | None) -> str | None:
+    """Why `ansf bench` cannot run `suite` as asked (None: it can): an unknown suite, a --json file or report folder
+    that cannot be written, a store that cannot be opened, or an input the named suite cannot use."""
+    if suite not in SUITE_NAMES:
+        return f"unknown suite {suite!r}; available: {', '.join(SUITE_NAMES)}"
+    if json_path is not None:
+        folder = json_path.parent
+        if json_path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            return f"cannot write the JSON report to {json_path}"
+    try:
+        open_store(settings.store_spec, timeout_s=settings.store_timeout_s).close()
+    except StoreError as exc:
+        return str(exc)
+    record = suites.BY_NAME.get(suite)
+    check = record.check_fn() if record is not None else None
+    if check is not None:  # in `all`, a suite's unusable input fails that suite's section alone
+        try:
+            check(ctx)
+        except SuiteInputError as exc:
+            return str(exc)
+    try:  # last: a refused run leaves no empty report folder behind
+        prepare_out_dir(out)
+    except OSError as exc:
+        return f"cannot write the report to {out}: {exc.strerror or exc}"
+    return None

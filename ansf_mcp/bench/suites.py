@@ -21,12 +21,18 @@ class Suite:
     markdown: str  # "module:function" rendering that result as Markdown
     in_all: bool = True  # part of `all`; slow or destructive suites run only when named
     ratios: str | None = None  # "module:function" giving the result's value ratios, for suites that measure them
+    # "module:function" taking a SuiteContext and raising SuiteInputError when the suite's input cannot be used:
+    # `ansf bench` calls it for a suite named alone, so a bad argument is refused before anything runs.
+    check: str | None = None
 
     def run_fn(self) -> Callable[..., dict[str, Any]]:
         return _load(self.runner)
 
     def markdown_fn(self) -> Callable[[dict[str, Any]], str]:
         return _load(self.markdown)
+
+    def check_fn(self) -> Callable[..., None] | None:
+        return _load(self.check) if self.check else None
 
     def value_ratios(self, result: dict[str, Any]) -> list[Any]:
         return list(_load(self.ratios)(result)) if self.ratios and "error" not in result else []
@@ -48,7 +54,7 @@ SUITES: tuple[Suite, ...] = (
           ratios=_B + "external_suites:coordination_ratios"),
     Suite("replay", "replay (top-1 on real git history)",
           "ansf_mcp.lab.replay_eval on the git history of --repo (REAL data: authors as agents, commits as tasks)",
-          _B + "replay_suite:run", _B + "replay_suite:markdown"),
+          _B + "replay_suite:run", _B + "replay_suite:markdown", check=_B + "replay_suite:check"),
     Suite("semantic", "semantic tools",
           "ansf_mcp.bench.semantic_suite: the semantic tools in-process over real language servers on --project",
           _B + "external_suites:run_semantic", _B + "external_suites:markdown_from_result"),

@@ -14,18 +14,29 @@ from ansf_mcp.coordinator.strategies import ModelUnavailable, coordinate
 
 def read_episodes(lines: Iterable[str]) -> Iterator[tuple[int, object]]:
     """(line number, parsed JSON or the exception) for JSON Lines, streamed one line at a time, or for a single
-    (pretty-printed) JSON document, which is the one case read whole."""
+    (pretty-printed) JSON document, which is the one case read whole.
+
+    The first non-blank line decides: a complete value means JSON Lines. Otherwise the input is read as one
+    document; if that fails too, and not on the first line already, it is one broken document, reported once at
+    the line and column where it broke (not one "invalid episode" per physical line, its tasks named as episodes).
+    Only an error on the first line itself leaves it to JSON Lines, each line reported on its own.
+    """
+    blank: list[str] = []  # kept, so that a whole-document error counts lines and columns as the file does
     numbered = enumerate(lines, start=1)
     for number, line in numbered:
         if not line.strip():
+            blank.append(line)
             continue
         try:
             yield number, json.loads(line)
         except json.JSONDecodeError as exc:
             rest = [line, *(later for _, later in numbered)]
             try:
-                yield number, json.loads("".join(rest))  # one document over several lines
-            except json.JSONDecodeError:
+                yield number, json.loads("".join([*blank, *rest]))  # one document over several lines
+            except json.JSONDecodeError as whole:
+                if whole.lineno > number:
+                    yield whole.lineno, whole
+                    return
                 yield number, exc
                 yield from _each_line(rest[1:], number + 1)
             return

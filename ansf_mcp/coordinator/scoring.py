@@ -349,6 +349,15 @@ def prior() -> dict[str, dict]:
     return data.get("estimators", {}) if isinstance(data, dict) else {}
 
 
+def prior_yardstick(tallies: dict[str, Tally], candidates: list[str]) -> Literal["recalibrated", "raw"]:
+    """Which of the prior's figures go with the swarm's record: the recalibrated ones once every candidate with
+    outcomes has a recalibrated record, else the raw ones (raw before any outcome: nothing to recalibrate yet, and
+    the raw prior is what the shipped choice was measured on). One home, for `scores` and the dashboard's columns."""
+    recalibrated = all(t.recalibrated is not None for c in candidates if (t := tallies.get(c, Tally())).n)
+    measured = any(tallies.get(c, Tally()).n for c in candidates)
+    return "recalibrated" if recalibrated and measured else "raw"
+
+
 def scores(tallies: dict[str, Tally], candidates: list[str]) -> list[EstimatorScore]:
     """Each candidate's record blended with its prior, then the reported p_success's record (never a candidate:
     it is the same for every estimator) when outcomes have scored it. The record compared is the recalibrated one
@@ -358,10 +367,8 @@ def scores(tallies: dict[str, Tally], candidates: list[str]) -> list[EstimatorSc
     pri = prior()
     reported = [REPORTED] if tallies.get(REPORTED, Tally()).n and REPORTED not in candidates else []
     recalibrated = all(t.recalibrated is not None for c in candidates if (t := tallies.get(c, Tally())).n)
-    # The prior on the same yardstick as the record it is blended with (raw before any outcome: nothing to
-    # recalibrate yet, and the raw prior is what the shipped choice was measured on).
-    measured = any(tallies.get(c, Tally()).n for c in candidates)
-    prior_key = "recalibrated_log_loss" if recalibrated and measured else "log_loss"
+    # The prior on the same yardstick as the record it is blended with.
+    prior_key = "recalibrated_log_loss" if prior_yardstick(tallies, candidates) == "recalibrated" else "log_loss"
     for name in [*candidates, *reported]:
         t = tallies.get(name, Tally())
         rec = t.recalibrated

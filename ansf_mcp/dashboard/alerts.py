@@ -46,8 +46,8 @@ class AlertRule:
 RULES: tuple[AlertRule, ...] = (
     AlertRule("calibration", "calibration: Brier score", "calibration_brier", "above",
               "calibration_brier_max", severity="critical"),
-    AlertRule("neural_accuracy", "neural: share of its success calls (p > 0.5) that came true", "neural_accuracy", "below",
-              "neural_accuracy_min"),
+    AlertRule("neural_accuracy", "neural's assignments: share of success calls (p > 0.5) that came true",
+              "neural_accuracy", "below", "neural_accuracy_min"),
     AlertRule("coordinate_p95", "coordinate p95 latency", "coordinate_p95_ms", "above",
               "coordinate_p95_max_ms", unit=" ms"),
     AlertRule("system_efficiency", "system efficiency", "efficiency", "below", "efficiency_min"),

@@ -25,7 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ansf_mcp.dashboard import alerts
 from ansf_mcp.dashboard.collector import SERIES, Collector
-from ansf_mcp.dashboard.config import DEFAULT_PORT, DashboardConfig
+from ansf_mcp.dashboard.config import DEFAULT_PORT, DashboardConfig, invalid_setting
 from ansf_mcp.dashboard.prom import Metrics, Watched
 from ansf_mcp.dashboard.snapshot import Snapshot
 from ansf_mcp.runtime import Runtime
@@ -34,7 +34,7 @@ from ansf_mcp.web import token_cookie
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_PORT", "Dashboard", "build_dashboard", "dashboard_asgi", "run_dashboard"]
+__all__ = ["DEFAULT_PORT", "Dashboard", "build_dashboard", "dashboard_asgi", "open_runtime", "run_dashboard"]
 
 
 # How long one wait for news blocks a thread (it is not cancellable: shutdown waits at most this), and the least
@@ -256,6 +256,12 @@ def dashboard_asgi(runtime: Runtime, config: DashboardConfig | None = None):
     return web.protect(asgi, runtime.settings)
 
 
+def open_runtime(settings: Settings) -> Runtime:
+    """The standalone dashboard's runtime: a watcher. A governor of its own shows this machine's phase and records
+    nothing (phase changes are the server's); no model is loaded (the model-load figure is the server's)."""
+    return Runtime.open(settings, watcher=True)
+
+
 def run_dashboard(
     settings: Settings, host: str = "127.0.0.1", port: int = DEFAULT_PORT, config: DashboardConfig | None = None
 ) -> int:
@@ -269,13 +275,12 @@ def run_dashboard(
         settings = settings.model_copy(update={"host": host, "port": port, "transport": "http"})
         check(settings)  # the server's own rules: a token off loopback, a free port
         config = config or DashboardConfig.load()
-        # A governor of its own shows this machine's phase; it records nothing (phase changes are the server's).
-        runtime = Runtime.open(settings, record_phases=False)
+        runtime = open_runtime(settings)
     except (ConfigError, StoreError) as exc:
         print(f"ansf dashboard: {exc}", file=sys.stderr)
         return 2
     except ValidationError as exc:
-        print(f"ansf dashboard: invalid setting: {exc}", file=sys.stderr)
+        print(f"ansf dashboard: invalid setting: {invalid_setting(exc)}", file=sys.stderr)
         return 2
     from ansf_mcp.runtime import configure_logging
     from ansf_mcp.web import run_uvicorn

@@ -64,9 +64,13 @@ def estimator_scores(conn: sqlite3.Connection, neural_allowed: bool | None = Non
             alt = scoring.choose(t, without_neural)
             auto["in_this_phase"] = alt.estimator
             auto["reason"] += f"; the network is disabled in the current phase, so auto uses {alt.estimator}"
+        # Both prior columns on the yardstick of the prior log-loss auto blends: a recalibrated log-loss beside a
+        # raw Brier mixed two scales in one row.
+        yardstick = scoring.prior_yardstick(t, candidates)
+        brier_key = "recalibrated_brier" if yardstick == "recalibrated" else "brier"
         shown.append({
-            "swarm_id": r["id"], "name": r["name"], "auto": auto,
-            "scores": [{**s.model_dump(), "prior_brier": (pri.get(s.estimator) or {}).get("brier")}
+            "swarm_id": r["id"], "name": r["name"], "auto": auto, "prior_yardstick": yardstick,
+            "scores": [{**s.model_dump(), "prior_brier": (pri.get(s.estimator) or {}).get(brier_key)}
                        for s in choice.scores],
         })
     fresh = scoring.choose({}, candidates)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ansf_mcp.dashboard.config import DEFAULT_PORT
+from ansf_mcp.ports import port_number
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -16,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; others need --token)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    p.add_argument("--port", type=port_number, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--token", help="token required on every request and the WebSocket (env ANSF_TOKEN)")
     p.add_argument("--interval", type=float, help="seconds between collections (env ANSF_DASHBOARD_INTERVAL_S; 30)")
     p.add_argument("--data-dir", type=Path, help="where the store lives (env ANSF_DATA_DIR; default XDG data home)")
@@ -30,14 +31,14 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from ansf_mcp.dashboard.app import run_dashboard
-    from ansf_mcp.dashboard.config import DashboardConfig
+    from ansf_mcp.dashboard.config import DashboardConfig, invalid_setting
     from ansf_mcp.settings import Settings
 
     try:
         settings = Settings.load(data_dir=args.data_dir, store=args.store, token=args.token, log_level=args.log_level)
         config = DashboardConfig.load(interval_s=args.interval)
     except ValidationError as exc:
-        print(f"ansf dashboard: invalid setting: {exc}", file=sys.stderr)
+        print(f"ansf dashboard: invalid setting: {invalid_setting(exc)}", file=sys.stderr)
         return 2
     return run_dashboard(settings, host=args.host, port=args.port, config=config)
 

@@ -44,7 +44,7 @@ SERIES: dict[str, tuple[str, str]] = {
     "latency.p95_ms": ("coordinate p95", "ms"),
     **{f"calibration.{name}.brier": (f"{name}: Brier score on real outcomes", "score 0-1")
        for name in quality.PROBABILISTIC},
-    "quality.neural_accuracy": ("neural: share of its success calls (p > 0.5) that came true", "fraction"),
+    "quality.neural_accuracy": ("neural's assignments: share of success calls (p > 0.5) that came true", "fraction"),
     "quality.efficiency": ("system efficiency", "fraction"),
     "semantic.cache_hit_ratio": ("semantic cache hit ratio", "fraction"),
     "semantic.cache_bytes": ("semantic cache on disk", "bytes"),

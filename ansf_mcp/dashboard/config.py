@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import os
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
+from ansf_mcp import settings
 from ansf_mcp.settings import layered
 
 log = logging.getLogger(__name__)
@@ -48,15 +49,17 @@ class DashboardConfig(BaseModel):
     min_samples: int = Field(default=10, ge=1, description="fewest outcomes/decisions before a figure can alert")
     calibration_brier_max: float = Field(
         default=0.25, gt=0, le=1,
-        description="alert above: Brier score of a strategy's p_success on real outcomes (0.25 = always saying 0.5)",
+        description="alert above: Brier score of p_success on the real outcomes of the tasks one strategy assigned "
+        "(0.25 = always saying 0.5)",
     )
     calibration_min_samples: int = Field(
         default=30, ge=1, description="fewest outcomes of one strategy in the window before its Brier can alert"
     )
     neural_accuracy_min: float = Field(
         default=0.7, ge=0, le=1,
-        description="alert below: share of neural's success calls (p > 0.5) that came true; a healthy run with a "
-        "20 % failure rate reads 0.8 even from a network that calls every task a success",
+        description="alert below: share of the tasks the neural strategy assigned with p_success > 0.5 (the shared "
+        "success model's p) that came true; a healthy run with a 20 % failure rate reads 0.8 even from a model that "
+        "calls every task a success",
     )
     coordinate_p95_max_ms: float = 500.0
     efficiency_min: float = Field(
@@ -74,3 +77,9 @@ class DashboardConfig(BaseModel):
             if os.environ.get(env):
                 log.warning("%s is set but no longer read: %s", env, why)
         return cls.model_validate(layered(ENV_VARS, overrides))
+
+
+def invalid_setting(exc: ValidationError) -> str:
+    """`settings.invalid_setting` over the server's variables and the dashboard's: an error of either model names
+    the variable the user set."""
+    return settings.invalid_setting(exc, {**settings.ENV_VARS, **ENV_VARS})

@@ -78,8 +78,8 @@ class SnapshotCollector(PromCollector):
         yield lat
         for key, name, doc in (
             ("neural_accuracy", "ansf_neural_accuracy",
-             "Share (0-1) of the neural strategy's success calls (p_success > 0.5) that succeeded, real outcomes in "
-             "the alert window"),
+             "Share (0-1) of the tasks the neural strategy assigned with p_success > 0.5 (the shared success "
+             "model's p) that succeeded, real outcomes in the alert window"),
             ("efficiency", "ansf_system_efficiency", "Share of reported agent time spent on successful attempts"),
         ):
             if key in figures and figures[key].value is not None:
@@ -94,16 +94,18 @@ class SnapshotCollector(PromCollector):
 
 CALIBRATION = (
     ("outcomes", "ansf_calibration_outcomes",
-     "Real reported outcomes with a p_success, per strategy, in the alert window"),
+     "Real reported outcomes with a p_success, per strategy that assigned the task, in the alert window"),
     ("brier", "ansf_calibration_brier_score",
-     "Brier score (0-1, lower is better) of p_success on real reported outcomes, per strategy that assigned the "
-     "task (its own p only), alert window"),
+     "Brier score (0-1, lower is better) of p_success (the shared success model's p, not the strategy's own "
+     "estimator) on real reported outcomes of the tasks each strategy assigned, alert window"),
     ("log_loss", "ansf_calibration_log_loss",
-     "Log-loss (lower is better) of p_success on real reported outcomes, per strategy, alert window"),
+     "Log-loss (lower is better) of p_success (the shared success model's p, not the strategy's own estimator) on "
+     "real reported outcomes of the tasks each strategy assigned, alert window"),
     ("mean_predicted", "ansf_calibration_mean_predicted",
-     "Mean p_success of the strategy's decisions whose real outcomes came back, alert window"),
+     "Mean p_success (the shared success model's p) of the tasks each strategy assigned whose real outcomes came "
+     "back, alert window"),
     ("observed_rate", "ansf_calibration_observed_success_rate",
-     "Observed success rate of those real outcomes, per strategy, alert window"),
+     "Observed success rate of those real outcomes, per strategy that assigned the task, alert window"),
 )
 
 
@@ -155,9 +157,11 @@ def estimator_gauges(est: dict[str, Any] | None) -> Iterator[Metric]:
     prior = (est.get("prior") or {}).get("estimators") or {}
     for key, name, doc in (
         ("log_loss", "ansf_estimator_prior_log_loss",
-         "SIMULATED: the estimator's log-loss on held-out simulated episodes, auto's starting belief"),
+         "SIMULATED: the estimator's raw log-loss (p as given) on held-out simulated episodes, auto's starting "
+         "belief before a swarm's record is recalibrated"),
         ("brier", "ansf_estimator_prior_brier_score",
-         "SIMULATED: the estimator's Brier score on held-out simulated episodes, auto's starting belief"),
+         "SIMULATED: the estimator's raw Brier score (p as given) on held-out simulated episodes, auto's starting "
+         "belief before a swarm's record is recalibrated"),
     ):
         g = GaugeMetricFamily(name, doc, labels=["estimator"])
         for estimator, values in prior.items():

@@ -18,9 +18,12 @@ RELIABILITY_BINS = 10
 
 
 def calibration(conn: sqlite3.Connection, since: float, min_samples: int) -> dict[str, Any]:
-    """How well each strategy's `p_success` matched REAL reported outcomes in the window.
+    """How well `p_success` matched REAL reported outcomes in the window, per strategy that assigned the task.
 
-    Per probabilistic strategy (tasks.strategy joined to outcomes, outcomes.p_success not null): the number of
+    Every probabilistic strategy reports the one shared success model's p as `p_success` (strategies.decide), so a
+    strategy's row scores that success model on the tasks this strategy assigned, not the strategy's own estimator
+    (the estimator table scores those). Per probabilistic strategy (tasks.strategy joined to outcomes,
+    outcomes.p_success not null): the number of
     outcomes, the Brier score, the log-loss (clipped as the estimator scores are, scoring.EPS), the success calls
     (p > 0.5) and the share of them that came true (`came_true`, needing `min_samples` success calls), mean predicted
     p beside the observed success rate, and the reliability curve: per equal-width bin of p, the mean predicted p,
@@ -71,8 +74,9 @@ def calibration(conn: sqlite3.Connection, since: float, min_samples: int) -> dic
 
 def calibration_measured_on(window_s: float) -> str:
     """What the calibration table (and the cards and the alerts read from it) is measured on, said once."""
-    return (f"REAL reported outcomes of the last {window_s:g} s in every swarm, each scored with the p_success of the "
-            "strategy that assigned its task (only that strategy's p; never an estimator that did not decide)")
+    return (f"REAL reported outcomes of the last {window_s:g} s in every swarm, each scored with its task's "
+            "p_success: the shared success model's p, whichever strategy decided; a row groups the outcomes by the "
+            "strategy that assigned its task (it does not score that strategy's own estimator)")
 
 
 def reliability(pairs: list[tuple[float, bool]], bins: int = RELIABILITY_BINS) -> list[dict[str, float]]:
@@ -88,8 +92,9 @@ def reliability(pairs: list[tuple[float, bool]], bins: int = RELIABILITY_BINS) -
 
 
 def calibration_figures(table: dict[str, Any], alert_min_samples: int) -> dict[str, Figure]:
-    """The alert's figure (the worst Brier among strategies with enough outcomes) and the share of neural's success
-    calls that came true: the table's own cell (`success_calls_figure`), so the card and the table's row agree."""
+    """The alert's figure (the worst Brier among strategies with enough outcomes) and the share of the success
+    model's calls on the tasks neural assigned that came true: the table's own cell (`success_calls_figure`), so the
+    card and the table's row agree."""
     strategies = table["strategies"]
     ready = {k: v for k, v in strategies.items() if v["brier"] is not None and v["outcomes"] >= alert_min_samples}
     if ready:
@@ -109,16 +114,16 @@ def calibration_figures(table: dict[str, Any], alert_min_samples: int) -> dict[s
 
 
 def success_calls_figure(entry: dict[str, Any], min_samples: int) -> Figure:
-    """Of the tasks a strategy assigned saying they would succeed (p > 0.5), the share that did: the calibration
-    table's `came_true` cell, with its counts.
+    """Of the tasks a strategy assigned with p_success > 0.5 (the shared success model's success calls), the share
+    that succeeded: the calibration table's `came_true` cell, with its counts.
 
-    This, not "called right", is what the neural alert reads: a task the network doubted (p ≤ 0.5) that succeeded
-    cost nothing, so a run where every assigned task succeeded reads 1.0 (or no figure) however low the network's
+    This, not "called right", is what the neural alert reads: a task the success model doubted (p ≤ 0.5) that
+    succeeded cost nothing, so a run where every assigned task succeeded reads 1.0 (or no figure) however low
     p was; how far p sits from the outcomes is the Brier alert's question. It needs `min_samples` success calls.
     """
     n, true = entry.get("success_calls", 0), entry.get("success_calls_true", 0)
     if entry.get("came_true") is None:
-        return Figure(None, n, f"{n} success call(s) (p > 0.5) by neural in the window; {min_samples} needed"
+        return Figure(None, n, f"{n} success call(s) (p > 0.5) on neural's assignments in the window; {min_samples} needed"
                       f" ({entry.get('outcomes', 0)} outcome(s) in all)")
     return Figure(entry["came_true"], n, f"{true} of {n} success calls (p > 0.5) came true")
 

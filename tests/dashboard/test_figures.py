@@ -230,7 +230,10 @@ def test_each_neural_figure_comes_from_one_computation_and_says_what_it_is_measu
     [neural_score] = [sc for sc in swarm["scores"] if sc["estimator"] == "neural"]
     assert abs(neural_row["brier"] - 0.01) < 1e-9 and abs(neural_score["brier"] - 0.2) < 1e-9
     assert cal["measured_on"].startswith("REAL reported outcomes of the last 900 s")
-    assert "that assigned its task" in cal["measured_on"]
+    # The label says what is measured: the one success model's p on each strategy's assignments (D2 of the QA pass:
+    # "that strategy's own p" read as if the history row were the history estimator's score, 0.151 against 0.25).
+    assert "that assigned its task" in cal["measured_on"] and "shared success model" in cal["measured_on"]
+    assert "own p" not in cal["measured_on"]
     assert snap["estimators"]["measured_on"].startswith("REAL reported outcomes of each swarm since it began")
     assert "whichever strategy decided" in snap["estimators"]["measured_on"]
     assert snap["estimators"]["prior"]["measured_on"].startswith("SIMULATED")
@@ -308,6 +311,36 @@ def test_every_dashboard_setting_is_documented() -> None:
         text = doc.read_text()
         assert [env for env in ENV_VARS if f"`{env}`" not in text] == [], doc.name
         assert [env for env in RETIRED_ENV_VARS if f"`{env}`" in text and "no longer read" not in text] == [], doc.name
+
+
+def test_both_prior_columns_are_on_the_yardstick_auto_blends(settings, store: Store, monkeypatch, tmp_path) -> None:
+    """QA D3: once a swarm's record is recalibrated, the prior log-loss beside it is the recalibrated one; the prior
+    Brier in the same row was the raw one (0.238 beside 0.659). Both now follow the same yardstick, and say it."""
+    import json
+
+    import anyio
+
+    from ansf_mcp.coordinator import scoring
+    from tests.dashboard.conftest import seed_through_tools
+
+    prior = {"data": "SIMULATED held-out episodes", "estimators": {
+        name: {"log_loss": 0.70 + k / 100, "brier": 0.25 + k / 100,
+               "recalibrated_log_loss": 0.60 + k / 100, "recalibrated_brier": 0.20 + k / 100}
+        for k, name in enumerate(("neural", "similarity", "history"))}}
+    (tmp_path / "prior.json").write_text(json.dumps(prior))
+    monkeypatch.setattr(scoring, "PRIOR_FILE", tmp_path / "prior.json")
+    scoring.prior.cache_clear()
+    try:
+        # 18 outcomes, successes and failures: at least RECALIBRATE_MIN kept, so every candidate's is recalibrated.
+        anyio.run(seed_through_tools, settings, ["history", "similarity", "history"])
+        (swarm,) = read(store, auto_scores.estimator_scores, neural_allowed=True)["swarms"]
+        assert swarm["prior_yardstick"] == "recalibrated"
+        rows = {s["estimator"]: s for s in swarm["scores"] if s["estimator"] in prior["estimators"]}
+        for name, row in rows.items():
+            assert row["prior_log_loss"] == prior["estimators"][name]["recalibrated_log_loss"], row
+            assert row["prior_brier"] == prior["estimators"][name]["recalibrated_brier"], row
+    finally:
+        scoring.prior.cache_clear()
 
 
 def test_semantic_health_points_when_the_layer_runs_in_process(settings, store: Store) -> None:
@@ -394,6 +427,7 @@ def test_estimator_scores_per_swarm_what_auto_uses_and_the_prior(settings, store
         # the reported p_success is scored on the swarm's outcomes but has no prior: it is never a candidate
         assert {s["estimator"]: s["prior_brier"] for s in est["swarms"][0]["scores"]} == {
             "neural": 0.03, "similarity": 0.25, "history": 0.24, "p_success": None}
+        assert est["swarms"][0]["prior_yardstick"] == "raw"  # 12 outcomes: too few to recalibrate
         held = read(store, auto_scores.estimator_scores, neural_allowed=False)["swarms"][0]["auto"]
         assert held["estimator"] == "neural" and held["in_this_phase"] in ("similarity", "history")
         assert "disabled in the current phase" in held["reason"]

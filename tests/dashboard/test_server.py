@@ -56,6 +56,16 @@ def test_busy_port_names_the_flag(data_dir, tmp_path) -> None:
     assert out.returncode == 2 and "--port" in out.stderr and str(port) in out.stderr
 
 
+def test_a_port_out_of_range_is_refused_in_one_line(data_dir, tmp_path) -> None:
+    for port in ("99999", "-1"):
+        out = subprocess.run(
+            [sys.executable, "-m", "ansf_mcp.dashboard", "--port", port],
+            env=subprocess_env(data_dir), cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        assert f"argument --port: {port} is not a port (0-65535)" in out.stderr
+
+
 def test_token_is_enforced_off_loopback_on_http_and_websocket(dashboard_process) -> None:
     base = dashboard_process.start("--token", "s3cret", host="0.0.0.0")
     ws_url = base.replace("http://", "ws://") + "/ws"
@@ -178,3 +188,19 @@ def test_the_hello_carries_open_alerts_before_the_first_check(settings) -> None:
         assert [(a["name"], a["message"]) for a in hello["alerts"]] == [("calibration", "raised before the restart")]
     finally:
         app.shutdown()
+
+
+def test_the_standalone_dashboard_loads_no_model_and_records_nothing(settings) -> None:
+    """`ansf dashboard` watches the store: with the user's default (warm-up on) it must neither load the model
+    (~300 MB of the memory it watches) nor write a model load or phase change that would be shown as the server's."""
+    from ansf_mcp.dashboard.app import open_runtime
+
+    runtime = open_runtime(settings.model_copy(update={"warm_model": True}))
+    try:
+        runtime.start()
+        assert runtime.on_start == [] and runtime.governor is not None and runtime.governor.on_change == []
+        assert runtime.warmer.status()["state"] == "skipped"
+        with runtime.store.reading() as conn:
+            assert conn.execute("SELECT COUNT(*) FROM model_loads").fetchone()[0] == 0
+    finally:
+        runtime.shutdown()

@@ -22,7 +22,7 @@
     // Brier per probabilistic strategy (the series the server announces), then two fractions: all lie in [0, 1].
     quality: { series: () => Object.keys(state.series).filter((s) => s.startsWith("calibration.")).sort()
                  .map((s) => [s, s.split(".")[1] + " Brier (real outcomes)", "r"])
-                 .concat([["quality.neural_accuracy", "neural: success calls that came true", "r"], ["quality.efficiency", "efficiency", "r"]]),
+                 .concat([["quality.neural_accuracy", "neural's assignments: success calls that came true", "r"], ["quality.efficiency", "efficiency", "r"]]),
                scales: { r: { range: [0, 1] } }, threshold: ["calibration", "r", "Brier alert threshold"] },
     tasks: { series: [["tasks.ready", "ready", "n"], ["tasks.blocked", "blocked", "n"], ["tasks.claimed", "claimed", "n"], ["tasks.succeeded", "succeeded", "n"], ["tasks.failed", "failed", "n"]] },
     rates: { series: [["rate.claims_per_min", "claims / min", "n"], ["rate.outcomes_per_min", "outcomes / min", "n"]] },
@@ -205,10 +205,12 @@
       if (v.note) tr.title = v.note;
     });
     note.textContent = `Real outcomes of the last ${snap.alert_window_s} s whose task a probabilistic strategy assigned ` +
-      `(${cal.counted} counted). ${cal.not_counted} other outcome(s) carry no probability (tags, round-robin, or reported by an ` +
+      `(${cal.counted} counted). Each is scored with its task's p_success, the shared success model's p whichever ` +
+      "strategy decided: a row is that model on the tasks the strategy assigned, not the strategy's own estimator " +
+      `(the estimator table below scores those). ${cal.not_counted} other outcome(s) carry no probability (tags, round-robin, or reported by an ` +
       `agent other than the assignee) and are not counted. Scores need ${cal.min_samples} outcomes per strategy. ` +
       "Brier = mean (p − outcome)², 0 best, 0.25 = always saying 0.5; log-loss clips p to [0.001, 0.999]; " +
-      "success calls that came true = of the tasks assigned with p > 0.5, the share that succeeded (the neural card and " +
+      "success calls that came true = of the tasks assigned with p_success > 0.5, the share that succeeded (the neural card and " +
       "alert read this cell). Every column but log-loss lies in [0, 1]. The estimator table below scores a different " +
       "set (every estimator's p, whichever strategy decided, since each swarm began), so its neural row may differ.";
   }
@@ -223,9 +225,12 @@
       (est.prior && est.prior.measured_on ? "; prior columns: " + est.prior.measured_on : "");
     est.swarms.forEach((sw) => {
       const uses = sw.auto.in_this_phase || sw.auto.estimator;
+      // The prior columns say their yardstick: recalibrated once the swarm's record is, raw before.
+      const recal = sw.prior_yardstick === "recalibrated" ? " (recalibrated)" : "";
+      const priorCell = (v) => (v == null ? fmt(v) : fmt(v) + recal);
       sw.scores.forEach((sc) => {
         const tr = row(tbody, [sw.name + " (" + sw.swarm_id + ")", sc.estimator + (sc.estimator === uses ? " ← auto uses" : ""),
-          sc.outcomes, fmt(sc.log_loss), fmt(sc.brier), fmt(sc.prior_log_loss), fmt(sc.prior_brier), fmt(sc.blended_log_loss),
+          sc.outcomes, fmt(sc.log_loss), fmt(sc.brier), priorCell(sc.prior_log_loss), priorCell(sc.prior_brier), fmt(sc.blended_log_loss),
           sc.recalibrated_log_loss == null ? "no data" : fmt(sc.recalibrated_log_loss) + " (" + sc.kept_outcomes + ")"]);
         tr.dataset.swarm = sw.swarm_id;
         tr.dataset.estimator = sc.estimator;
