@@ -109,6 +109,34 @@ async def test_work_pinned_to_an_absent_agent_is_taken_after_the_grace(client: C
     assert "has not been seen" in taken["note"]
 
 
+async def test_a_duplicate_id_within_one_call_is_named_as_such(client: Client) -> None:
+    """QA finding 1: the board is empty, so the duplicate is the call's own, and the answer says where."""
+    sw = await board(client, 1, [{"id": "a", "description": "already here"}])
+    text = await error(client, "coordinate", swarm_id=sw, strategy="round-robin",
+                       tasks=[{"description": "gen"}, {"id": "q", "description": "one"},
+                              {"id": "q", "description": "two"}])
+    assert "task id 'q' appears twice in this call (tasks[1] and tasks[2])" in text
+    assert "already on" not in text
+    text = await error(client, "coordinate", swarm_id=sw, strategy="round-robin",
+                       tasks=[{"id": "a", "description": "again"}])
+    assert "task id 'a' is already on this swarm's board" in text
+    status = (await call(client, "swarm_status", swarm_id=sw))["swarm"]
+    assert [t["id"] for t in status["tasks"]] == ["a"]  # nothing of the refused calls was written
+
+
+async def test_generated_ids_skip_explicit_ids_of_the_same_call(client: Client) -> None:
+    """QA finding 2: a generated id never takes an explicit id given later in the same call."""
+    sw = await board(client, 1, [{"description": "generated"}, {"id": "task-0", "description": "explicit"}])
+    status = (await call(client, "swarm_status", swarm_id=sw))["swarm"]
+    assert {t["id"]: t["description"] for t in status["tasks"]} == {"task-1": "generated", "task-0": "explicit"}
+    await call(client, "coordinate", swarm_id=sw, strategy="round-robin",
+               tasks=[{"description": "next"}, {"id": "task-2", "description": "mine"},
+                      {"description": "after", "depends_on": ["task-2"]}])
+    status = (await call(client, "swarm_status", swarm_id=sw))["swarm"]
+    assert {t["id"]: t["description"] for t in status["tasks"]} == {
+        "task-1": "generated", "task-0": "explicit", "task-3": "next", "task-2": "mine", "task-4": "after"}
+
+
 async def test_default_status_of_a_64_task_board_fits_2k_tokens_and_pages_cover_it(client: Client) -> None:
     agents = [{"role": r, "capabilities": [r]} for r in ("backend", "frontend", "testing", "devops") * 4]
     sw = (await call(client, "spawn_swarm", name="big", agents=agents))["swarm_id"]
