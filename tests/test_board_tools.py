@@ -137,6 +137,41 @@ async def test_generated_ids_skip_explicit_ids_of_the_same_call(client: Client) 
         "task-1": "generated", "task-0": "explicit", "task-3": "next", "task-2": "mine", "task-4": "after"}
 
 
+async def test_a_report_naming_an_old_claim_is_answered_about_that_claim(settings, clock: FakeClock) -> None:
+    """QA finding 3: claim #1 was released and claim #2 failed the task (one attempt allowed). A report naming
+    claim #1 is told what became of claim #1, and the advice fits a failed task: retry through manage_task (a
+    board tool), not next_task, which answers blocked or done."""
+    server, runtime = build_server(settings.model_copy(update={"max_attempts": 1}), clock=clock)
+    async with Client(server) as client:
+        sw = await board(client, 1, [{"id": "t", "description": "flaky"},
+                                     {"id": "u", "description": "after", "depends_on": ["t"]}])
+        agent = {"swarm_id": sw, "task_id": "t", "agent_id": "agent-0"}
+        assert (await call(client, "next_task", swarm_id=sw, agent_id="agent-0"))["claim"] == 1
+        await call(client, "release_task", **agent, claim=1)
+        assert (await call(client, "next_task", swarm_id=sw, agent_id="agent-0"))["claim"] == 2
+        failed = await call(client, "report_outcome", **agent, success=False, summary="boom", claim=2)
+        assert failed["state"] == "failed"
+
+        text = await error(client, "report_outcome", **agent, success=True, claim=1)
+        assert "claim #1 of 'agent-0' on it ended: it was released" in text, text
+        assert "claim #2" not in text and "next_task" not in text
+        assert 'manage_task(action="retry")' in text and "--tools agent" in text
+        text = await error(client, "report_outcome", **agent, success=False, claim=1)  # same way, other claim
+        assert "claim #1 of 'agent-0' on it ended: it was released" in text, text
+        text = await error(client, "report_outcome", **agent, success=True, claim=7)
+        assert "'agent-0' never held a claim #7 on it" in text, text
+
+        text = await error(client, "report_outcome", **agent, success=True)  # the last claim, #2
+        assert "claim #2 of 'agent-0' on task 't' was already reported as a failure (the task is failed now)" in text
+        assert "next_task" not in text and 'manage_task(action="retry")' in text
+        assert await call(client, "report_outcome", **agent, success=False, summary="boom", claim=2) == failed
+
+        stuck = await call(client, "next_task", swarm_id=sw, agent_id="agent-0")
+        assert stuck["status"] == "blocked" and 'manage_task(action="retry")' in stuck["reason"]
+        assert "a lead" in stuck["reason"]
+    runtime.shutdown()
+
+
 async def test_default_status_of_a_64_task_board_fits_2k_tokens_and_pages_cover_it(client: Client) -> None:
     agents = [{"role": r, "capabilities": [r]} for r in ("backend", "frontend", "testing", "devops") * 4]
     sw = (await call(client, "spawn_swarm", name="big", agents=agents))["swarm_id"]
