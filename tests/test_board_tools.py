@@ -172,6 +172,24 @@ async def test_a_report_naming_an_old_claim_is_answered_about_that_claim(setting
     runtime.shutdown()
 
 
+async def test_the_last_failure_counts_attempts_not_failures(settings, clock: FakeClock) -> None:
+    """QA finding 7: with two attempts allowed, a lease that expired and one reported failure fail the task; its
+    error says which attempt failed, not "failed 2 time(s)" (one was an expiry). Both engines write the same words
+    (the PostgreSQL function and the Python path)."""
+    server, runtime = build_server(settings.model_copy(update={"max_attempts": 2}), clock=clock)
+    async with Client(server) as client:
+        sw = await board(client, 1, [{"id": "t", "description": "flaky"}])
+        assert (await call(client, "next_task", swarm_id=sw, agent_id="agent-0", lease_seconds=60))["claim"] == 1
+        clock.advance(61)
+        assert (await call(client, "next_task", swarm_id=sw, agent_id="agent-0"))["claim"] == 2
+        failed = await call(client, "report_outcome", swarm_id=sw, task_id="t", agent_id="agent-0", success=False,
+                            summary="boom")
+        assert failed["state"] == "failed" and failed["attempts"] == 2
+        task = (await call(client, "get_task", swarm_id=sw, task_id="t"))["task"]
+        assert task["last_error"] == "attempt 2 failed, no attempts left (limit 2): boom", task
+    runtime.shutdown()
+
+
 async def test_status_text_escapes_control_characters_as_it_does_in_names(client: Client) -> None:
     """QA finding 5: roles, descriptions and errors are shown with control characters, bidi overrides and line
     breaks escaped, as the swarm name already was; the structured content keeps the texts exactly as stored.

@@ -770,7 +770,10 @@ class Board:
             if success:
                 new_status, error = "succeeded", None
             elif attempts >= self.policy.max_attempts:
-                new_status, error = "failed", f"failed {attempts} time(s), the limit; last: {summary or 'no summary'}"
+                # Said as "attempt N", not "failed N times": an expired lease uses an attempt too (pg_functions.report
+                # writes the same words).
+                new_status, error = "failed", (f"attempt {attempts} failed, no attempts left (limit "
+                                               f"{self.policy.max_attempts}): {summary or 'no summary'}")
             else:
                 new_status, error = "open", f"attempt {attempts} failed: {summary or 'no summary'}"
             p = task["p_success"] if task["assignee"] == agent_id else None
