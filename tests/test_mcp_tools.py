@@ -222,6 +222,16 @@ async def test_messages_respect_topology_through_tools(client: Client) -> None:
     ] == []
 
 
+async def test_a_lone_agent_is_told_it_is_the_only_one(client: Client) -> None:
+    """QA finding 7: a one-agent mesh swarm's broadcast is refused for the real reason, not with the mesh rule
+    ("anyone may message anyone"), which would read as a contradiction."""
+    for topology in ("mesh", "ring"):
+        sw = await spawn(client, "solo", topology=topology)
+        text = await error(client, "send_message", swarm_id=sw, from_agent="agent-0", body="anyone?")
+        assert "'agent-0' has nobody to message: it is the only agent in the swarm" in text, text
+        assert "anyone may" not in text
+
+
 async def test_dissolve_reports_removals(client: Client) -> None:
     sw = await spawn(client, "a", "b")
     await call(client, "coordinate", swarm_id=sw, tasks=[{"description": "x"}], strategy="tags")

@@ -202,6 +202,36 @@ async def test_a_request_that_accepts_json_only_is_answered_in_json(http_server)
         assert streamed.headers["content-type"].startswith("text/event-stream")
 
 
+async def test_a_request_body_over_the_limit_gets_a_json_rpc_error_that_says_so(http_server) -> None:
+    """QA finding 4: the SDK refuses a body over its limit with a plain-text 413, which the MCP client showed as
+    "Server returned an error response". The answer is a JSON-RPC error naming the limit: in the client, and
+    on the wire whether the body's size is declared (Content-Length) or streamed (chunked)."""
+    from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE as LIMIT
+    from mcp.shared.exceptions import MCPError
+
+    base, _ = http_server("http")
+    huge = "x" * (LIMIT + 1)
+    async with Client(f"{base}/mcp") as client:
+        sw = (await call(client, "spawn_swarm", name="b", agents=[{"role": "r"}]))["swarm_id"]
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("coordinate", {"swarm_id": sw, "tasks": [{"description": huge}]})
+        assert f"request body over {LIMIT} bytes" in str(refused.value) and "8000 characters" in str(refused.value)
+        assert (await call(client, "swarm_status", swarm_id=sw))["swarm"]["tasks"] == []  # the session goes on
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": huge}}).encode()
+
+    async def chunks():
+        for i in range(0, len(body), 1 << 20):
+            yield body[i : i + (1 << 20)]
+
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        for content in (body, chunks()):
+            r = await http.post("/mcp", content=content, headers=headers)
+            assert r.status_code == 413 and r.headers["content-type"] == "application/json"
+            error = r.json()["error"]
+            assert error["code"] == -32600 and error["data"] == {"max_request_body_bytes": LIMIT}
+
+
 def test_busy_port_names_the_flag(http_server, data_dir: Path) -> None:
     base, _ = http_server("http")
     port = base.rsplit(":", 1)[1]

@@ -195,3 +195,17 @@ def bounded_error(message: str, limit: int = ERROR_CHARS) -> str:
 def cut(text: str | None, limit: int) -> str | None:
     """`text` cut to `limit` characters with an ellipsis, None kept."""
     return text if text is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def printable(text: str | None) -> str | None:
+    """`text` for a text rendering: every character `repr` would escape (C0 and C1 controls, DEL, bidi overrides
+    and other format characters, line breaks, tabs) written as `repr` writes it, without the quotes; None kept.
+
+    The one policy for stored free text (names, roles, descriptions, summaries) in text renderings, where names
+    are already shown by `repr`: raw ESC, NUL or U+202E would reach terminals and logs that print tool text.
+    Newlines and tabs are escaped too: a text rendering holds one record per line, and a raw newline in a
+    description would start a line that reads as another task. Nothing is refused or rewritten in storage (old
+    boards keep working); the structured content carries every text exactly as stored."""
+    if text is None or text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

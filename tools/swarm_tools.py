@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
-from ansf_mcp.tools.answers import Shrinking, cut
+from ansf_mcp.tools.answers import Shrinking, cut, printable
 from ansf_mcp.tools.app import BOARD_META
 from ansf_mcp.tools.registry import Kind, Toolbox, guarded
 from mcp.server.mcpserver.exceptions import ToolError
@@ -156,7 +156,7 @@ def status_text(status: SwarmStatus) -> str:
     v = status.swarm
     lines = [f"swarm {v.swarm_id} {v.name!r} ({v.topology}); tasks: {_counts_text(v.tasks_by_state)}"]
     lines.append("agents (holding/capacity, assigned, succeeded, failed): " + "; ".join(
-        f"{a.id} {a.role} {a.active_claims}/{a.capacity} {a.assigned_open} {a.successes} {a.failures}"
+        f"{a.id} {printable(a.role)} {a.active_claims}/{a.capacity} {a.assigned_open} {a.successes} {a.failures}"
         for a in v.agents))
     if v.tasks:
         first = v.tasks_matching - v.tasks_omitted - len(v.tasks) + 1
@@ -170,14 +170,14 @@ def status_text(status: SwarmStatus) -> str:
         elif t.state == "blocked":
             detail = f" on {', '.join(t.blocked_by)}"
         elif t.state in ("failed", "cancelled"):
-            detail = f": {cut(t.last_error, 60)}"
+            detail = f": {printable(cut(t.last_error, 60))}"
         else:
             detail = ""
         if t.assignee and t.state in ("ready", "blocked"):
             detail += f" -> {t.assignee}"
         if t.attempts and t.state != "succeeded":
             detail += f", attempt {t.attempts}"
-        lines.append(f"- {t.id} [{t.state}{detail}] p{t.priority}: {cut(t.description, TEXT_DESCRIPTION_CHARS)}")
+        lines.append(f"- {t.id} [{t.state}{detail}] p{t.priority}: {printable(cut(t.description, TEXT_DESCRIPTION_CHARS))}")
     if v.shrunk:
         lines.append(f"(answer shrunk: {v.shrunk}; filter by state or agent, or page with a smaller limit)")
     return "\n".join(lines)

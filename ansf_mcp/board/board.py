@@ -545,7 +545,8 @@ class Board:
         if task["state"] == "claimed" and task["lease_owner"] == agent_id:
             self._fence(task, agent_id, claim, doing)
             return task
-        raise Refused(f"cannot {doing}: {self._describe(conn, swarm_id, task, agent_id, now)}; nothing was recorded")
+        raise Refused(f"cannot {doing}: {self._describe(conn, swarm_id, task, agent_id, now, claim)}; "
+                      "nothing was recorded")
 
     @staticmethod
     def _fence(task: Row, agent_id: str, claim: int | None, doing: str) -> None:
@@ -556,13 +557,14 @@ class Board:
                           f"the live claim is #{task['claim_seq']}; nothing was recorded")
 
     def _describe(self, conn: Connection, swarm_id: str, task: Row, agent_id: str,
-                  now: float) -> str:
-        """Why `agent_id` does not hold `task`: its state and holder, and this agent's own last claim on it."""
+                  now: float, claim: int | None = None) -> str:
+        """Why `agent_id` does not hold `task`: its state and holder, and this agent's claim on it: the one the
+        caller named, else its last one (a caller naming an old claim is answered about that claim)."""
         tid, state = task["id"], task["state"]
         mine = conn.execute(
             "SELECT claim_seq, ended, ended_at FROM claims WHERE swarm_id = ? AND task_id = ? AND agent_id = ? "
-            "ORDER BY claim_seq DESC LIMIT 1",
-            (swarm_id, tid, agent_id),
+            + ("AND claim_seq = ? " if claim is not None else "") + "ORDER BY claim_seq DESC LIMIT 1",
+            (swarm_id, tid, agent_id, *(() if claim is None else (claim,))),
         ).fetchone()
         if state == "claimed":
             where = (f"task {tid!r} is claimed by {task['lease_owner']!r} (lease {task['lease_expires_at'] - now:.0f} s "
@@ -589,6 +591,10 @@ class Board:
                 ended = {"expired": "its lease expired", "released": "it was released",
                          "reported": "its outcome was recorded"}.get(mine["ended"] or "", "it ended")
             where += f"; claim #{mine['claim_seq']} of {agent_id!r} on it ended: {ended}"
+        elif claim is not None:
+            where += f"; {agent_id!r} never held a claim #{claim} on it"
+        if state in ("failed", "cancelled"):
+            where += f"; {manage.RETRY_ADVICE}"
         return where
 
     def renew(self, swarm_id: str, task_id: str, agent_id: str, lease_s: float | None = None,
@@ -754,17 +760,20 @@ class Board:
                 require_agent(conn, swarm_id, agent_id)
             task = one_task(task, swarm_id, task_id)
             if not (task["state"] == "claimed" and task["lease_owner"] == agent_id):
-                replay = self._replay(conn, swarm_id, task, agent_id, success)
-                if replay is not None and claim in (None, replay.claim):
+                replay = self._replay(conn, swarm_id, task, agent_id, success, claim)
+                if replay is not None:
                     return replay
-                raise Refused(f"{self._describe(conn, swarm_id, task, agent_id, now)}; outcomes are accepted only "
-                              "from the agent holding a live lease, so nothing was recorded")
+                raise Refused(f"{self._describe(conn, swarm_id, task, agent_id, now, claim)}; outcomes are "
+                              "accepted only from the agent holding a live lease, so nothing was recorded")
             self._fence(task, agent_id, claim, "record the outcome")
             seq, attempts = task["claim_seq"], task["attempts"]
             if success:
                 new_status, error = "succeeded", None
             elif attempts >= self.policy.max_attempts:
-                new_status, error = "failed", f"failed {attempts} time(s), the limit; last: {summary or 'no summary'}"
+                # Said as "attempt N", not "failed N times": an expired lease uses an attempt too (pg_functions.report
+                # writes the same words).
+                new_status, error = "failed", (f"attempt {attempts} failed, no attempts left (limit "
+                                               f"{self.policy.max_attempts}): {summary or 'no summary'}")
             else:
                 new_status, error = "open", f"attempt {attempts} failed: {summary or 'no summary'}"
             p = task["p_success"] if task["assignee"] == agent_id else None
@@ -797,8 +806,9 @@ class Board:
         return receipt
 
     def _replay(self, conn: Connection, swarm_id: str, task: Row, agent_id: str,
-                success: bool) -> OutcomeReceipt | None:
-        """The stored answer when this agent's last claim on the task was already reported the same way."""
+                success: bool, claim: int | None = None) -> OutcomeReceipt | None:
+        """The stored answer when this agent's last claim on the task (the one named, if any) was already
+        reported the same way; None when that is not the case and the caller is to be told why."""
         task_id = task["id"]
         row = conn.execute(
             """SELECT o.success, o.receipt FROM claims c JOIN outcomes o ON o.swarm_id = c.swarm_id
@@ -816,10 +826,27 @@ class Board:
         receipt = OutcomeReceipt.model_validate_json(row["receipt"])
         if receipt.claim != last:
             return None  # reported an earlier claim; the latest one ended without an outcome
+        if claim is not None and claim != receipt.claim:
+            return None  # the caller names another claim: _describe answers about that one
         if bool(row["success"]) != success:
             raise Conflict(
                 f"claim #{receipt.claim} of {agent_id!r} on task {task_id!r} was already reported as "
                 f"{'a success' if row['success'] else 'a failure'} (the task is {task['state']} now); one outcome "
-                "per claim, so nothing was recorded; claim it again with next_task to try again"
+                f"per claim, so nothing was recorded; {_next_step(task)}"
             )
         return receipt
+
+
+
+def _next_step(task: Row) -> str:
+    """What an agent whose claim on `task` is over can do next, by the task's state now."""
+    state = task["state"]
+    if state == "ready":
+        return "claim it again with next_task to try again"
+    if state == "blocked":
+        return "next_task hands it out again once its dependencies succeed"
+    if state == "claimed":
+        return f"{task['lease_owner']!r} holds it now"
+    if state == "succeeded":
+        return "nothing is left to do on it"
+    return manage.RETRY_ADVICE

@@ -20,6 +20,10 @@ from ansf_mcp.store.base import Connection, Row
 
 FINISHED = ("succeeded", "failed", "cancelled")
 RECENT_OUTCOMES = 5
+# Who can put a failed or cancelled task back. manage_task is a board tool; workers started with `--tools agent`
+# do not have it, so the advice names who does instead of telling every caller to use it.
+RETRY_ADVICE = ('a client with the board tools (a lead; workers started with --tools agent lack them) can put it '
+                'back with manage_task(action="retry")')
 
 
 def detail(conn: Connection, policy: BoardPolicy, now: float, swarm_id: str, task_id: str) -> TaskDetail:
@@ -173,4 +177,4 @@ def standing(conn: Connection, policy: BoardPolicy, now: float, swarm_id: str) -
            ORDER BY dep.seq""", (swarm_id,))]
     return ("blocked", dead,
             f"the {counts['blocked']} task(s) left can never run: they wait on {', '.join(map(repr, dead))}, which "
-            "failed its last attempt (or was cancelled); manage_task can retry it, or cancel it with its dependents")
+            f"failed its last attempt (or was cancelled); {RETRY_ADVICE}, or cancel it with its dependents")

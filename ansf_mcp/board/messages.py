@@ -43,7 +43,8 @@ def send(store: Store, swarm_id: str, from_agent: str, to_agent: str | None, bod
         require_agent(conn, swarm_id, from_agent)
         if to_agent is not None:
             require_agent(conn, swarm_id, to_agent)
-        allowed, rule = neighbours(swarm["topology"], agent_rows(conn, swarm_id), from_agent)
+        agents = agent_rows(conn, swarm_id)
+        allowed, rule = neighbours(swarm["topology"], agents, from_agent)
         if to_agent is None:
             recipients, route = allowed, f"broadcast ({rule})"
         elif to_agent == from_agent:
@@ -53,7 +54,10 @@ def send(store: Store, swarm_id: str, from_agent: str, to_agent: str | None, bod
         else:
             raise Refused(f"{from_agent!r} cannot message {to_agent!r}: {rule}")
         if not recipients:
-            raise Refused(f"{from_agent!r} has nobody to message: {rule}")
+            # Alone in its swarm, the topology's rule ("mesh: anyone may message anyone") would read as a
+            # contradiction; the reason is that there is no one else.
+            why = "it is the only agent in the swarm" if len(agents) == 1 else rule
+            raise Refused(f"{from_agent!r} has nobody to message: {why}")
         cur = conn.execute(
             "INSERT INTO messages (swarm_id, from_agent, to_agent, route, body, created_at) VALUES (?,?,?,?,?,?) "
             "RETURNING id",

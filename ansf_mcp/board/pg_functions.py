@@ -207,7 +207,8 @@ BEGIN
         v_status := 'succeeded';
     ELSIF tk.attempts >= a_max_attempts THEN
         v_status := 'failed';
-        v_error := 'failed ' || tk.attempts || ' time(s), the limit; last: ' || COALESCE(NULLIF(a_summary, ''), 'no summary');
+        v_error := 'attempt ' || tk.attempts || ' failed, no attempts left (limit ' || a_max_attempts || '): '
+            || COALESCE(NULLIF(a_summary, ''), 'no summary');
     ELSE
         v_status := 'open';
         v_error := 'attempt ' || tk.attempts || ' failed: ' || COALESCE(NULLIF(a_summary, ''), 'no summary');

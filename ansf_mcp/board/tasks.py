@@ -144,15 +144,24 @@ def _plan(conn: Connection, swarm_id: str, specs: list[TaskSpec]) -> tuple[list[
                         | {d for s in specs for d in s.depends_on}
                         | {f"task-{c}" for c in range(seq0, seq0 + n_generated)})
     checked = seq0 + n_generated
+    # Explicit ids are checked, and reserved, before any id is generated: a generated id skips an explicit one
+    # that comes later in the call, and a duplicate within the call is named as such, not as one on the board.
+    explicit: dict[str, int] = {}
+    for k, spec in enumerate(specs):
+        if spec.id is None:
+            continue
+        if spec.id in existing:
+            raise Conflict(f"task id {spec.id!r} is already on this swarm's board")
+        if spec.id in explicit:
+            raise Conflict(f"task id {spec.id!r} appears twice in this call (tasks[{explicit[spec.id]}] and "
+                           f"tasks[{k}]); each task needs its own id")
+        explicit[spec.id] = k
     ids: list[str] = []
-    taken = set(existing)
+    taken = set(existing) | explicit.keys()
     counter = seq0
     for spec in specs:
         if spec.id is not None:
-            if spec.id in taken:
-                raise Conflict(f"task id {spec.id!r} is already on this swarm's board")
             ids.append(spec.id)
-            taken.add(spec.id)
             continue
         while True:
             if counter >= checked:
