@@ -19,5 +19,15 @@ def claims_counter(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COALESCE(SUM(claim_seq), 0) FROM tasks").fetchone()[0])
 
 
+def outcome_totals(conn: sqlite3.Connection) -> dict[str, int]:
+    """Reported outcomes on the board, by result: counters for Prometheus (they fall only when a swarm is deleted,
+    which Prometheus reads as a counter reset)."""
+    rows = conn.execute("SELECT success, COUNT(*) FROM outcomes GROUP BY success").fetchall()
+    totals = {"success": 0, "failure": 0}
+    for success, n in rows:
+        totals["success" if success else "failure"] += int(n)
+    return totals
+
+
 def outcomes_since(conn: sqlite3.Connection, since: float) -> int:
     return int(conn.execute("SELECT COUNT(*) FROM outcomes WHERE created_at >= ?", (since,)).fetchone()[0])

@@ -95,6 +95,7 @@ class Collector:
         claims = part("claims", read(activity.claims_counter), None)
         elapsed = (now - self._last_ts) if self._last_ts else self.config.interval_s
         outcomes = part("outcomes", read(lambda conn: activity.outcomes_since(conn, now - elapsed)), None)
+        outcome_totals = part("outcome_totals", read(activity.outcome_totals), None)
         benchmark = part("benchmark", read(benchmarks.latest_benchmark), None)
         replay = part("replay", read(benchmarks.latest_replay), None)
         estimators = part("estimators",
@@ -141,7 +142,7 @@ class Collector:
             "phase": phase,
             "tasks": tasks,
             "rates": {"claims_per_min": claims_rate, "outcomes_per_min": points.get("rate.outcomes_per_min"),
-                      "claims_total": claims},
+                      "claims_total": claims, "outcomes_total": outcome_totals},
             "figures": {k: f.as_dict() for k, f in figures.items()},
             "calibration": calibration,
             "estimators": estimators,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector as PromCollector
 from starlette.responses import Response
 
@@ -68,6 +68,16 @@ class SnapshotCollector(PromCollector):
         ):
             if series in points:
                 yield GaugeMetricFamily(name, doc, value=points[series])
+        # Counters beside the per-minute gauges: a gauge covers one collection interval, so a scraper that reads
+        # less often than the dashboard collects never sees a burst; rate() over a counter does.
+        if snap.rates.claims_total is not None:
+            yield CounterMetricFamily("ansf_claims", "Claims (next_task) handed out on the board's tasks",
+                                      value=float(snap.rates.claims_total))
+        if snap.rates.outcomes_total is not None:
+            c = CounterMetricFamily("ansf_outcomes", "Outcomes reported on the board, by result", labels=["result"])
+            for result, n in sorted(snap.rates.outcomes_total.items()):
+                c.add_metric([result], float(n))
+            yield c
         figures = snap.figures
         lat = GaugeMetricFamily(
             "ansf_coordinate_latency_ms", "coordinate decision time over the alert window", labels=["quantile"]

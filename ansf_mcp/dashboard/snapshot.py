@@ -37,6 +37,7 @@ class Rates(BaseModel):
     claims_per_min: float | None = None
     outcomes_per_min: float | None = None
     claims_total: int | None = None
+    outcomes_total: dict[str, int] | None = None  # "success" / "failure"
 
 
 class BenchmarkView(BaseModel):

@@ -34,6 +34,24 @@ def test_health_metrics_snapshot_and_page(dashboard_process) -> None:
     assert "ansf_memory_used_bytes" in text.text and 'ansf_tasks{state="ready"} 0.0' in text.text
     assert "ansf_neural_accuracy " not in text.text  # no data: left out, not reported as 0
     assert "ansf_calibration_brier_score{" not in text.text and "ansf_coordination_accuracy" not in text.text
+    assert "ansf_claims_total 0.0" in text.text and 'ansf_outcomes_total{result="success"} 0.0' in text.text
+
+
+def test_claims_and_outcomes_are_prometheus_counters(dashboard_process, store) -> None:
+    """A burst between two scrapes is counted whatever the scrape interval; the per-minute gauges cover one
+    collection interval only."""
+    base = dashboard_process.start(env={"ANSF_DASHBOARD_INTERVAL_S": "1"})
+    add_outcomes(store, [(True, 0.8)] * 3 + [(False, 0.8)] * 2)
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        text = httpx.get(f"{base}/metrics").text
+        if 'ansf_outcomes_total{result="failure"} 2.0' in text:
+            break
+        time.sleep(0.3)
+    else:
+        pytest.fail("the counters did not reach the reported outcomes")
+    assert 'ansf_outcomes_total{result="success"} 3.0' in text and "ansf_claims_total 5.0" in text
+    assert "# TYPE ansf_claims_total counter" in text or "# TYPE ansf_claims counter" in text
 
 
 def test_off_loopback_without_token_is_refused(data_dir, tmp_path) -> None:
