@@ -287,4 +287,5 @@ def _status(args: argparse.Namespace) -> int:
     else:
         for key, value in report.items():
             print(f"{key:>16}: {json.dumps(value) if isinstance(value, dict | list) else value}")
-    return 0
+    # a health check or script must notice a store it cannot reach; the report above says why
+    return 1 if report.get("store", {}).get("error") else 0

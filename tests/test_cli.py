@@ -109,6 +109,15 @@ def test_status_json(tmp_path: Path) -> None:
     assert report["phase"]["phase"] and report["phase"]["reason"]
 
 
+def test_status_of_a_store_it_cannot_reach_exits_1(tmp_path: Path) -> None:
+    (tmp_path / "not-a-db").write_bytes(b"this is not a SQLite file" * 100)
+    out = subprocess.run([*ansf_command(), "status", "--json", "--store", str(tmp_path / "not-a-db")],
+                         capture_output=True, text=True, timeout=60, env=subprocess_env(tmp_path / "data"))
+    report = json.loads(out.stdout)
+    assert out.returncode == 1 and report["store"]["error"], (out.returncode, report)
+    assert "exists" not in report["store"]  # not known: nothing was reached
+
+
 def test_status_into_a_reader_that_went_away_exits_quietly(tmp_path: Path) -> None:
     """`ansf status | head -1`: the reader closes the pipe; no traceback, no 'Exception ignored' at exit."""
     import os

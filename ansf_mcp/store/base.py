@@ -50,7 +50,7 @@ class StoreInfo(BaseModel):
     engine_version: str | None = None
     location: str
     schema_version: int | None = None
-    exists: bool = True
+    exists: bool | None = True  # None: not known (the store could not be reached)
     swarms: int | None = None
     tasks: int | None = None
     outcomes: int | None = None

@@ -71,7 +71,7 @@ def peek(spec: str | Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> StoreInfo:
     try:
         store = open_store(spec, timeout_s)
     except StoreError as exc:
-        return StoreInfo(engine=engine, location=label(spec), error=str(exc))
+        return StoreInfo(engine=engine, location=label(spec), exists=None, error=str(exc))
     try:
         return store.describe()
     finally:
