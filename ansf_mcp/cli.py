@@ -44,11 +44,22 @@ def _serve_args(serve: argparse.ArgumentParser) -> argparse.ArgumentParser:
                        "this data directory and project (env ANSF_STANDALONE=1)")
     serve.add_argument("--tools", type=_families, help="tool families to offer, comma-separated: " + ", ".join(TOOL_FAMILIES)
                        + " (default: all)")
-    serve.add_argument("--idle-exit-s", type=float,
-                       help="stop after this many seconds without a client (http/sse; for stdio, the shared "
-                       f"server it starts; default {DEFAULT_IDLE_EXIT_S:g})")
+    serve.add_argument("--idle-exit-s", type=_seconds,
+                       help="stop after this many seconds without a client (http/sse: default never; for stdio, "
+                       f"the shared server it starts: default {DEFAULT_IDLE_EXIT_S:g})")
     _common(serve)
     return serve
+
+
+def _seconds(text: str) -> float:
+    """A positive number of seconds (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -361,8 +361,11 @@ def _guarded_h11(header_timeout_s: float, max_connections: int) -> type:
     return GuardedH11Protocol
 
 
-def run_uvicorn(asgi: ASGIApp, settings: Settings) -> None:
-    """Serve `asgi` on the settings' host and port with header and idle time-outs and a connection cap."""
+def run_uvicorn(asgi: ASGIApp, settings: Settings, *, announce: Callable[[int], None] | None = None,
+                idle: Any = None) -> None:
+    """Serve `asgi` on the settings' host and port with header and idle time-outs and a connection cap.
+    `announce(port)` is told the port really bound (the kernel's choice for port 0) before serving; `idle` (a
+    `server.shared.IdleExit`) stops the server the way Ctrl-C would, so an idle stop exits 0, not by a signal."""
     import uvicorn
 
     cap = settings.http_max_connections or default_max_connections()
@@ -381,4 +384,10 @@ def run_uvicorn(asgi: ASGIApp, settings: Settings) -> None:
         limit_concurrency=cap + accept_backlog() + 1,
         timeout_graceful_shutdown=5,  # SIGTERM: open streams get 5 s, then the lifespan stops the runtime
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    if idle is not None:
+        idle.stop_with(lambda: setattr(server, "should_exit", True))
+    sock = config.bind_socket()  # bound here, so the port is known before anyone is told where to connect
+    if announce is not None:
+        announce(sock.getsockname()[1])
+    server.run(sockets=[sock])

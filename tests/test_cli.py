@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 from tests.conftest import ansf_command, subprocess_env
@@ -172,3 +173,24 @@ def test_an_invalid_setting_names_the_variable_the_user_set(monkeypatch, tmp_pat
     assert main(["status"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ansf status: invalid setting: ANSF_STORE: ") and "secret" not in err
+
+
+def test_an_http_server_says_its_real_port_and_an_idle_stop_exits_0(tmp_path: Path) -> None:
+    import re
+
+    started = time.monotonic()
+    out = subprocess.run([*ansf_command(), "serve", "--standalone", "--transport", "http", "--port", "0",
+                          "--idle-exit-s", "1"], capture_output=True, text=True, timeout=120,
+                         env=subprocess_env(tmp_path / "data"), stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])  # a clean stop, not a signal's 143
+    port = re.search(r"transport on http://127\.0\.0\.1:(\d+)/mcp", out.stderr)
+    assert port is not None and int(port.group(1)) > 0, out.stderr  # the kernel's choice, not ':0'
+    assert "ansf serve: no client for 1 s (--idle-exit-s), stopping" in out.stderr
+    assert time.monotonic() - started < 60
+
+
+def test_a_non_positive_idle_exit_is_refused() -> None:
+    for value in ("-5", "0", "soon"):
+        out = subprocess.run([*ansf_command(), "serve", "--transport", "http", "--idle-exit-s", value],
+                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert out.returncode == 2 and "--idle-exit-s" in out.stderr, (value, out.stderr)

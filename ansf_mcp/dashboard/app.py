@@ -287,9 +287,9 @@ def run_dashboard(
 
     configure_logging(settings.log_level)
     asgi = dashboard_asgi(runtime, config)
-    log.warning("ansf-mcp dashboard on http://%s:%d/ (store %s)", host, port, settings.store_label)
     try:
-        run_uvicorn(asgi, settings)
+        run_uvicorn(asgi, settings, announce=lambda bound: log.warning(
+            "ansf-mcp dashboard on http://%s:%d/ (store %s)", host, bound, settings.store_label))
     except KeyboardInterrupt:
         pass
     return 0

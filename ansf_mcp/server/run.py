@@ -34,12 +34,13 @@ def serve(settings: Settings, *, dashboard: bool = False, tools: tuple[str, ...]
         from ansf_mcp.web import run_uvicorn
 
         asgi = build_http_app(server, runtime, settings.transport, dashboard=dashboard)
+        idle = None
         if idle_exit_s:
             from ansf_mcp.server.shared import IdleExit
 
-            asgi = IdleExit(asgi, idle_exit_s)
+            asgi = idle = IdleExit(asgi, idle_exit_s)
         path = "/mcp" if settings.transport == "http" else "/sse"
-        log.warning("ansf-mcp %s transport on http://%s:%d%s", settings.transport, settings.host, settings.port, path)
-        run_uvicorn(asgi, settings)
+        run_uvicorn(asgi, settings, idle=idle, announce=lambda port: log.warning(
+            "ansf-mcp %s transport on http://%s:%d%s", settings.transport, settings.host, port, path))
     finally:
         runtime.shutdown()  # idempotent: a no-op when the lifespan already stopped it

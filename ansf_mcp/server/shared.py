@@ -302,8 +302,12 @@ class IdleExit:
     def _watch(self, every_s: float) -> None:
         while self.idle_for() < self.idle_s:
             time.sleep(every_s)  # a background timer, not a wait for an outcome
-        sys.stderr.write(f"ansf shared server: no client for {self.idle_s:g} s, stopping\n")
+        sys.stderr.write(f"ansf serve: no client for {self.idle_s:g} s (--idle-exit-s), stopping\n")
         self._stop()
+
+    def stop_with(self, stop: Callable[[], None]) -> None:
+        """How to stop once idle; the server that runs this app knows a cleaner way than a signal."""
+        self._stop = stop
 
 
 async def traced(app: Any, scope: Any, receive: Any, send: Any) -> None:
