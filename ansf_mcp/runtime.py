@@ -151,7 +151,8 @@ class Runtime:
             runtime.on_start.append(runtime._start_warmup)
             runtime.on_start.append(runtime._settle_after_warmup)
         else:
-            runtime.warmer.start(False, "off (ANSF_WARMUP=0): the model loads on the first neural decision")
+            runtime.warmer.start(False, "off (ANSF_WARMUP=0, or a standalone stdio server's default; ANSF_WARMUP=1 "
+                                        "warms at start): the model loads on the first neural decision")
         return runtime
 
     def _start_warmup(self) -> None:
