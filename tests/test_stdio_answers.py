@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import select
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -105,13 +106,17 @@ def test_requests_running_when_the_input_ends_are_still_answered(data_dir: Path,
         holder, waiter = (first, second) if claimed["status"] == "assigned" else (second, first)
         if claimed["status"] != "assigned":
             assert call(5, "next_task", {"swarm_id": sw, "agent_id": second})["status"] == "assigned"
-        # The other agent waits for a change (t2 needs t1, which is claimed); the input ends meanwhile.
+        # The other agent waits for a change (t2 needs t1, which is claimed); the input ends meanwhile. Its wait
+        # stops then: answered at once with what it has, and the process does not live on for the full minute.
         proc.stdin.write((json.dumps({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {
-            "name": "next_task", "arguments": {"swarm_id": sw, "agent_id": waiter, "wait_s": 2}}}) + "\n").encode())
+            "name": "next_task", "arguments": {"swarm_id": sw, "agent_id": waiter, "wait_s": 60}}}) + "\n").encode())
+        time.sleep(0.5)  # the wait has begun
+        closed = time.monotonic()
         proc.stdin.close()
         answer = read_message(proc, "after the input ended")
         assert answer["id"] == 6 and answer["result"]["structuredContent"]["status"] == "wait", answer
         assert holder != waiter
         assert proc.wait(timeout=30) == 0
+        assert time.monotonic() - closed < 15
     finally:
         proc.kill()

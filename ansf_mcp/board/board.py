@@ -262,7 +262,7 @@ class Board:
             seen = self.store.news_version(key)  # before reading: a message sent after the read wakes the wait
             found = await self.read(messages.read, self.store, swarm_id, agent_id, since, limit)
             left = deadline - anyio.current_time()
-            if found or left <= 0:
+            if found or left <= 0 or self.store.waits_ended:
                 return found
             # In slices (the store caps each: 0.25 s polls on SQLite, 5 s on PostgreSQL where NOTIFY wakes it),
             # so a cancelled call stops waiting soon. Waiting holds no board worker.
@@ -713,10 +713,10 @@ class Board:
             if step is not None:
                 step.mark("back")
                 step.done()
-            if claim.status != "wait" or anyio.current_time() >= deadline:
+            if claim.status != "wait" or anyio.current_time() >= deadline or self.store.waits_ended:
                 break
             recheck = min(deadline, anyio.current_time() + RECHECK_S)
-            while (left := recheck - anyio.current_time()) > 0:
+            while (left := recheck - anyio.current_time()) > 0 and not self.store.waits_ended:
                 if await anyio.to_thread.run_sync(self.store.wait_news, key, seen, left) != seen:
                     break
                 if await self.read(self._fingerprint, swarm_id) != mark:

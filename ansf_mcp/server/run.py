@@ -28,7 +28,8 @@ def serve(settings: Settings, *, dashboard: bool = False, tools: tuple[str, ...]
 
             from ansf_mcp.server.stdio import serve_stdio
 
-            anyio.run(serve_stdio, server)  # the SDK lifespan inside starts and stops the runtime
+            # the SDK lifespan inside starts and stops the runtime; when the input ends, waits stop waiting
+            anyio.run(serve_stdio, server, runtime.store.end_waits)
             return
         from ansf_mcp.server.http import build_http_app
         from ansf_mcp.web import run_uvicorn

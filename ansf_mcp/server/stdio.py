@@ -13,6 +13,7 @@ input is held back until every request read has been answered (at most DRAIN_S).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -101,10 +102,12 @@ class AnsweringReadStream(WrappedStream):
     """The SDK's read stream, less the lines it could not parse: those are answered here and skipped. Its end
     waits for the answers of the requests already read."""
 
-    def __init__(self, inner: Any, write: Any, unanswered: Unanswered | None = None):
+    def __init__(self, inner: Any, write: Any, unanswered: Unanswered | None = None,
+                 on_input_end: Callable[[], None] | None = None):
         super().__init__(inner)
         self._write = write
         self._unanswered = unanswered or Unanswered()
+        self._on_input_end = on_input_end
 
     @property
     def last_context(self) -> Any:
@@ -115,6 +118,8 @@ class AnsweringReadStream(WrappedStream):
             try:
                 item = await self._inner.receive()
             except (anyio.EndOfStream, anyio.ClosedResourceError):
+                if self._on_input_end is not None:
+                    self._on_input_end()  # long-polls answer now with what they have; the rest may finish
                 if self._unanswered.ids and not await self._unanswered.drained(DRAIN_S):
                     log.warning("input ended; %d request(s) still unanswered after %.0f s",
                                 len(self._unanswered.ids), DRAIN_S)
@@ -139,11 +144,12 @@ class AnsweringReadStream(WrappedStream):
             raise StopAsyncIteration from None
 
 
-async def serve_stdio(server: MCPServer) -> None:
-    """What `MCPServer.run("stdio")` does, with the answering read stream. The SDK's lifespan runs inside."""
+async def serve_stdio(server: MCPServer, on_input_end: Callable[[], None] | None = None) -> None:
+    """What `MCPServer.run("stdio")` does, with the answering read stream. The SDK's lifespan runs inside.
+    `on_input_end` is called when the client's input ends, before the requests still running are waited for."""
     lowlevel = server._lowlevel_server  # the SDK offers no public way to serve a given pair of streams
     async with stdio_server() as (read, write):
         unanswered = Unanswered()
         answering = AnsweringWriteStream(write, unanswered)
-        await lowlevel.run(AnsweringReadStream(read, answering, unanswered), answering,
+        await lowlevel.run(AnsweringReadStream(read, answering, unanswered, on_input_end), answering,
                            lowlevel.create_initialization_options())

@@ -93,6 +93,7 @@ class Store(ABC):
         self._news = threading.Condition()
         self._versions: dict[str, int] = {}
         self._any = 0  # news under any key, for watchers of everything (the dashboard)
+        self.waits_ended = False  # end_waits() was called: every wait for news returns at once from now on
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Connection]:
@@ -157,8 +158,16 @@ class Store(ABC):
         """Block until `key`'s version passes `seen` or `timeout` (at most `news_poll_s`) runs out; the version
         now. Callers re-read the store either way."""
         with self._news:
-            self._news.wait_for(lambda: self._versions.get(key, 0) > seen, timeout=min(timeout, self.news_poll_s))
+            self._news.wait_for(lambda: self.waits_ended or self._versions.get(key, 0) > seen,
+                                timeout=min(timeout, self.news_poll_s))
             return self._versions.get(key, 0)
+
+    def end_waits(self) -> None:
+        """Wake every wait for news now and let none start: the process is finishing (a stdio client closed its
+        input), and a long-poll held to its full `wait_s` would keep it alive for nobody."""
+        with self._news:
+            self.waits_ended = True
+            self._news.notify_all()
 
     # -- what components of this process report, for watchers in other processes ---------------------------
 
