@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 # what an occurrence is, as the answers label it
 CODE, IMPORT, ALL, STRING_ANNOTATION, ATTRIBUTE = "code", "import", "__all__", "string annotation", "attribute"
 PARAMETER, KEYWORD = "parameter", "keyword argument"
+ALIAS = "alias"  # a use under another name (`from m import Item as It; It()`): a reference a rename leaves as it is
 
 _SCOPES = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp, ast.SetComp,
            ast.DictComp, ast.GeneratorExp)
@@ -39,6 +40,7 @@ class ModuleNames:
 
     occurrences: dict[tuple[int, int], Occurrence] = field(default_factory=dict)
     imports: list[tuple[str | None, str]] = field(default_factory=list)  # (absolute module, name there)
+    aliases: list[tuple[str | None, str]] = field(default_factory=list)  # `from m import name as x`: (m, "x")
     defines: bool = False  # bound at module level other than by an import (assignment, def, class)
 
     def added(self) -> list[Occurrence]:
@@ -309,6 +311,8 @@ class _Analyser:
                 for a in n.names:
                     if (a.asname or a.name) == self.name:
                         self.out.imports.append((source, a.name))
+                    elif a.name == self.name and a.asname:
+                        self.out.aliases.append((source, a.asname))
             elif isinstance(n, ast.Import):
                 for a in n.names:
                     if (a.asname or a.name.split(".")[0]) == self.name:
@@ -432,6 +436,23 @@ class ProjectScopes:
             return True, occ.kind
         # a module that binds the name itself, or imports it from elsewhere, holds another object of that name
         return not (names.imports or names.defines), occ.kind
+
+    def alias_uses(self) -> list[tuple[str, Occurrence]]:
+        """Module-level uses of the global under another name (`from m import name as x`, then `x`), in every
+        module that imports it so from a module that exports it."""
+        out = []
+        for rel, names in sorted(self._names.items()):
+            text = self.read(rel) if names is not None and names.aliases else None
+            if text is None:
+                continue
+            module, package = module_name(rel, self.roots)
+            for source, alias in names.aliases:
+                if source not in self.exporters:
+                    continue
+                under = analyse(text, alias, module, package)
+                out += [(rel, Occurrence(o.line, o.column, ALIAS, True, source))
+                        for o in (under.occurrences.values() if under else ()) if o.module_level and o.kind == CODE]
+        return out
 
     def added(self) -> list[tuple[str, Occurrence]]:
         """`__all__` entries and string annotations naming the global, in every file that uses it."""

@@ -695,7 +695,7 @@ class SemanticService(InspectionMixin, EditingMixin):
             else:
                 left_out[kind] = left_out.get(kind, 0) + 1
         have = {(r["relative_path"], r["line"], r["column"]) for r in kept}
-        for frel, occ in scopes.added():
+        for frel, occ in [*scopes.added(), *scopes.alias_uses()]:
             if (frel, occ.line + 1, occ.column + 1) not in have:
                 kept.append({**self._describe(self.root / frel, frel, "python", occ.line, occ.column),
                              "kind": occ.kind})

@@ -406,7 +406,8 @@ class EditingMixin:
         rel, refs, left_out = found.rel, found.refs, found.note
         name = loc.node["name"]
         places = [(rel, loc.node["sel"][0], loc.node["sel"][1])]
-        places += [(r["relative_path"], r["line"] - 1, r["column"] - 1) for r in refs]
+        # a use under an alias keeps the alias: renaming the import's original name is enough
+        places += [(r["relative_path"], r["line"] - 1, r["column"] - 1) for r in refs if r.get("kind") != "alias"]
         changes: dict[str, list[dict]] = {}
         for frel, line, col in places:
             fpath = self.root / frel

@@ -301,3 +301,21 @@ def test_member_occurrences_tell_a_member_from_other_objects_of_its_name():
     report = member_occurrences(SHOP["shop/report.py"], "total", set())
     assert report is not None and sorted(report.values()) == [
         (ATTRIBUTE, True), ("code", False), ("code", False), ("import", False), ("parameter", False)]
+
+
+async def test_uses_under_an_import_alias_are_references_a_rename_leaves_alone(tmp_path):
+    root = tmp_path / "aliased"
+    root.mkdir()
+    (root / "models.py").write_text("class Item:\n    pass\n")
+    (root / "cli.py").write_text("from models import Item as It\n\nmade = It()\n\n\ndef make():\n    return It()\n")
+    server, _app, service = build(root, tmp_path / "data")
+    try:
+        r = await ok(server, "find_references", {"name_path": "Item", "relative_path": "models.py"})
+        assert [(x["relative_path"], x["line"], x["kind"]) for x in flat(r)] == [
+            ("cli.py", 1, "import"), ("cli.py", 3, "alias"), ("cli.py", 7, "alias")]
+        await ok(server, "rename_symbol", {"name_path": "Item", "relative_path": "models.py", "new_name": "Thing"})
+        assert (root / "cli.py").read_text() == (
+            "from models import Thing as It\n\nmade = It()\n\n\ndef make():\n    return It()\n")
+        assert (root / "models.py").read_text() == "class Thing:\n    pass\n"
+    finally:
+        service.shutdown()
