@@ -32,6 +32,16 @@ async def test_capability_strings_are_bounded_and_status_stays_small(client: Cli
     assert size <= 2 * MAX_ANSWER_CHARS, f"{size} characters"
 
 
+async def test_a_nul_character_in_any_argument_is_refused_and_nothing_is_written(client: Client) -> None:
+    """PostgreSQL cannot store NUL in text and SQLite can: one rule for both, said before anything is written."""
+    named = await client.call_tool("spawn_swarm", {"name": "a\x00b", "agents": [{"role": "r"}]})
+    assert named.is_error and "name contains a NUL character" in named.content[0].text
+    deep = await client.call_tool("spawn_swarm", {"name": "s", "agents": [{"role": "r", "capabilities": ["x\x00"]}]})
+    assert deep.is_error and "agents[0].capabilities[0] contains a NUL" in deep.content[0].text
+    status = await client.call_tool("swarm_status", {})
+    assert status.structured_content["swarms"] == []
+
+
 async def test_integers_past_sqlite_range_are_a_clear_error(client: Client, caplog) -> None:
     sw = (await client.call_tool("spawn_swarm", {"name": "s", "agents": [{"role": "r", "id": "a"}]})
           ).structured_content["swarm_id"]

@@ -118,6 +118,12 @@ class ToolServer(MCPServer):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> Any:
+        where = nul_at(arguments)
+        if where is not None:
+            # One rule on every engine: PostgreSQL cannot store NUL in text, SQLite could, and no name, text, path
+            # or pattern needs it.
+            raise ToolError(f"{name}: {where} contains a NUL character (0x00), which no argument accepts; "
+                            "nothing was done")
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
@@ -129,6 +135,25 @@ class ToolServer(MCPServer):
                 raise  # a crash: the SDK logs it and answers with a generic message (no internals, bounded)
             # Every error is one bounded sentence: echoed inputs are cut, whatever raised it.
             raise ToolError(bounded_error(message)) from exc.__cause__
+
+
+def nul_at(arguments: Any) -> str | None:
+    """Where in a tool call's arguments a string (or a key) holds a NUL character, as `tasks[0].description`."""
+    stack: list[tuple[Any, str]] = [(arguments, "")]
+    while stack:  # no recursion: nesting depth is the client's choice
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return path or "an argument"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                here = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and "\x00" in key:
+                    return f"a key of {path}" if path else "an argument's name"
+                stack.append((item, here))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}[{i}]") for i, item in enumerate(value))
+    return None
 
 
 # Checked when a tool is called, not listed (see lean_schema).
