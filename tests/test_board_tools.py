@@ -267,3 +267,18 @@ def test_the_dashboard_reads_the_runtime_board(settings) -> None:
         assert runtime.board.policy.max_attempts == 7 and runtime.board.clock() == 42.0
     finally:
         runtime.shutdown()
+
+
+async def test_an_agent_at_capacity_is_told_which_claims_it_holds(client: Client) -> None:
+    """A claim whose answer was lost (the shared server restarted mid-call, the client crashed) must be findable:
+    'holds 1 claim' alone left the agent unable to report or release it, and the swarm waiting for its lease."""
+    sw = await board(client, 1, [{"id": "a", "description": "first"}, {"id": "b", "description": "second"}])
+    lost = await call(client, "next_task", swarm_id=sw, agent_id="agent-0")  # its answer never reached the agent
+    again = await call(client, "next_task", swarm_id=sw, agent_id="agent-0")
+    assert again["status"] == "wait" and not again["claimed"]
+    assert [(h["task"], h["claim"]) for h in again["held"]] == [(lost["task"]["id"], lost["claim"])]
+    assert f"'{lost['task']['id']}' (claim #{lost['claim']})" in again["reason"]
+    held = again["held"][0]
+    await call(client, "report_outcome", swarm_id=sw, task_id=held["task"], agent_id="agent-0", success=True,
+               claim=held["claim"])
+    assert (await call(client, "next_task", swarm_id=sw, agent_id="agent-0"))["status"] == "assigned"

@@ -57,6 +57,7 @@ from ansf_mcp.board.models import (
     AgentView,
     Claim,
     DissolveReceipt,
+    HeldClaim,
     LeaseReceipt,
     ManageAction,
     MessageView,
@@ -136,10 +137,19 @@ UNBLOCKED_SQL = f"""SELECT t.id FROM task_deps d JOIN tasks t ON t.swarm_id = d.
 WHERE d.swarm_id = :swarm AND d.depends_on = :task AND {STATE_SQL} = 'ready' ORDER BY t.seq"""
 
 
-def _full(agent_id: str, active: int) -> Claim:
-    return Claim(claimed=False, status="wait",
-                 reason=f"agent {agent_id!r} already holds {active} claim(s), its capacity; report an outcome "
-                 "(or release_task) first")
+HELD_SQL = ("SELECT id, claim_seq, lease_expires_at FROM tasks WHERE swarm_id = ? AND status = 'claimed' "
+            "AND lease_owner = ? ORDER BY seq LIMIT 5")
+
+
+def _full(conn: Connection, swarm_id: str, agent_id: str, active: int, now: float) -> Claim:
+    # Named, with their numbers: an agent whose claim's answer was lost (a relay restarted mid-call, a client
+    # that crashed) can report or release it; "holds 1 claim" alone left it, and the swarm, stuck for a lease.
+    held = [HeldClaim(task=r[0], claim=r[1], lease_expires_in_s=round(max(0.0, r[2] - now), 1))
+            for r in conn.execute(HELD_SQL, (swarm_id, agent_id))]
+    shown = ", ".join(f"{h.task!r} (claim #{h.claim})" for h in held) + (", ..." if active > len(held) else "")
+    return Claim(claimed=False, status="wait", held=held,
+                 reason=f"agent {agent_id!r} already holds {active} claim(s), its capacity: {shown}; report_outcome "
+                 "or release_task naming the claim first (get_task shows a task)")
 
 
 def _at_limit(busy: int, max_active_agents: int) -> Claim:
@@ -433,7 +443,7 @@ class Board:
                 require_agent(conn, swarm_id, agent_id)
             active_n, capacity = active[0][0], agent[0]["capacity"]
             if active_n >= capacity:
-                return _full(agent_id, active_n)
+                return _full(conn, swarm_id, agent_id, active_n, now)
             if max_active_agents is not None and active_n == 0 and busy[0][0] >= max_active_agents:
                 return _at_limit(busy[0][0], max_active_agents)
             if not row:
@@ -491,7 +501,7 @@ class Board:
             if code == "no_agent":
                 require_agent(conn, swarm_id, agent_id)
             if code == "full":
-                return _full(agent_id, out["active"])
+                return _full(conn, swarm_id, agent_id, out["active"], now)
             if code == "limit":
                 assert max_active_agents is not None
                 return _at_limit(out["busy"], max_active_agents)

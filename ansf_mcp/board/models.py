@@ -122,6 +122,12 @@ class SwarmView(BaseModel):
         return page
 
 
+class HeldClaim(BaseModel):
+    task: str
+    claim: int
+    lease_expires_in_s: float
+
+
 class Claim(BaseModel):
     claimed: bool
     status: NextStatus = Field(
@@ -138,6 +144,9 @@ class Claim(BaseModel):
         default=None, description="the absent agent the task was assigned to, when it was taken over"
     )
     reason: str | None = Field(default=None, description="why nothing was claimed")
+    held: list[HeldClaim] = Field(
+        default_factory=list, description="wait because the agent holds as many claims as its capacity: those "
+        "claims (also one whose answer was lost: report or release it by its number)")
     note: str | None = None
 
 
