@@ -77,6 +77,8 @@ class Relay:
         # Whether the server answers a POST that accepts JSON only (an older shared server refuses it: 406).
         self._json_answers = True
         self._pool = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="relay")
+        self._waiting: set[Any] = set()  # ids of the long-polls still running (next_task / read_messages, wait_s)
+        self._waiting_lock = threading.Lock()
         # One kept-alive connection per thread: a new connection per message cost the server an accept and a
         # protocol instance, and the relay a connect and a process check, on every call.
         self._local = threading.local()
@@ -101,9 +103,24 @@ class Relay:
                 line = raw.strip()
                 if line:
                     self._dispatch(line)
+            self._cancel_waits()
         finally:
             self._pool.shutdown(wait=True, cancel_futures=False)
             self._end_session()
+
+    def _cancel_waits(self) -> None:
+        """The client's input ended (it closed it, or died): its long-polls are cancelled on the server. Left to
+        run, a next_task(wait_s) claimed the next task that became ready for an agent that was gone, and the
+        swarm waited out the lease. Other requests still running are answered as before."""
+        with self._waiting_lock:
+            waiting = list(self._waiting)
+        for rid in waiting:
+            note = json.dumps({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {
+                "requestId": rid, "reason": "the client closed its input"}}).encode()
+            try:
+                self._post(note, is_handshake=False, stream=False, echo=False)
+            except Exception as exc:  # best effort: the wait ends at its wait_s anyway
+                log.debug("could not cancel %r: %s", rid, exc)
 
     def _dispatch(self, line: bytes) -> None:
         try:
@@ -127,9 +144,20 @@ class Relay:
                 params = message.get("params") or {}
                 step = trace.span("relay", tool=params.get("name"), agent=(params.get("arguments") or {}).get("agent_id"))
                 step.mark("read")  # type: ignore[union-attr]
+            if _is_long_poll(message):
+                with self._waiting_lock:
+                    self._waiting.add(message.get("id"))
             self._pool.submit(self._forward, line, message, step)
 
     def _forward(self, line: bytes, message: Any, step: trace.Span | None = None) -> None:
+        try:
+            self._forward_once(line, message, step)
+        finally:
+            if isinstance(message, dict) and "id" in message:
+                with self._waiting_lock:
+                    self._waiting.discard(message.get("id"))
+
+    def _forward_once(self, line: bytes, message: Any, step: trace.Span | None = None) -> None:
         rid = message.get("id") if isinstance(message, dict) and "method" in message else None
         handshake = self._is_handshake(message)
         # What a restarted server must be told first: the handshake messages that came before this one.
@@ -351,6 +379,18 @@ class Relay:
             pass  # the server forgets sessions it cannot reach either way
         finally:
             conn.close()
+
+
+def _is_long_poll(message: Any) -> bool:
+    """A request that may wait for the board to change: next_task or read_messages with wait_s above 0."""
+    if not isinstance(message, dict) or message.get("method") != "tools/call" or "id" not in message:
+        return False
+    params = message.get("params") or {}
+    arguments = params.get("arguments") if isinstance(params, dict) else None
+    if not isinstance(params, dict) or params.get("name") not in ("next_task", "read_messages"):
+        return False
+    wait = arguments.get("wait_s") if isinstance(arguments, dict) else None
+    return isinstance(wait, int | float) and not isinstance(wait, bool) and wait > 0
 
 
 def _wants_progress(message: Any) -> bool:
