@@ -477,7 +477,8 @@ def _choose(tallies: dict[str, Tally], candidates: list[str]) -> AutoChoice:
         basis = (f"over {best.outcomes} reported outcome(s), raw (too few, or not both successes and failures, to "
                  "recalibrate every candidate), and the prior from simulated episodes")
     else:
-        basis = "on simulated held-out episodes, its prior (no outcomes reported to this swarm yet)"
+        basis = (f"on simulated held-out episodes, its prior (no outcome of this swarm has been scored for "
+                 f"{best.estimator} yet)")
     return AutoChoice(
         estimator=best.estimator,
         reason=f"{best.estimator} predicts best: log-loss {best.blended_log_loss:.3f} {basis}"
