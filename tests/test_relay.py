@@ -3,6 +3,7 @@ initialize-handshake (legacy) mode that Claude Desktop and IDEs use."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -348,3 +349,30 @@ async def test_a_client_gone_during_a_long_poll_gets_no_task_claimed_for_it(shar
             assert proc.wait(timeout=30) == 0
         finally:
             proc.kill()
+
+
+@pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")
+async def test_a_subscription_outlives_a_restart_of_the_shared_server(shared_servers: Path, tmp_path: Path):
+    heard: list[str] = []
+    woken = anyio.Event()
+
+    async def on_message(message) -> None:
+        if getattr(message, "method", None) == "notifications/resources/updated":
+            heard.append(str(message.params.uri))
+            woken.set()
+
+    params = relay_params(shared_servers, tmp_path)
+    async with Client(params, mode="legacy", message_handler=on_message) as watcher, \
+            Client(params, mode="legacy") as lead:
+        sw = (await call(lead, "spawn_swarm", name="s", agents=[{"role": "qa"}]))["swarm_id"]
+        await watcher.subscribe_resource(f"ansf://swarms/{sw}")
+        [first] = shared_pids(shared_servers)
+        os.kill(first, signal.SIGKILL)
+        assert wait_gone(first, 10)
+        for client in (watcher, lead):  # each relay finds the server gone on its next message and starts one
+            with contextlib.suppress(Exception):
+                await client.call_tool("swarm_status", {})
+        await call(lead, "coordinate", swarm_id=sw, strategy="round-robin", tasks=[{"description": "x"}])
+        with anyio.fail_after(30):
+            await woken.wait()  # the watcher's relay subscribed again on the new server
+    assert heard == [f"ansf://swarms/{sw}"]

@@ -78,6 +78,9 @@ class Relay:
         self._json_answers = True
         self._pool = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="relay")
         self._waiting: set[Any] = set()  # ids of the long-polls still running (next_task / read_messages, wait_s)
+        # The client's resource subscriptions, replayed after the handshake when the server was restarted (a new
+        # server knows none of them, and the client would hear of no more updates, told nothing).
+        self._subscriptions: dict[str, None] = {}
         self._waiting_lock = threading.Lock()
         # One kept-alive connection per thread: a new connection per message cost the server an accept and a
         # protocol instance, and the relay a connect and a process check, on every call.
@@ -147,6 +150,12 @@ class Relay:
             if _is_long_poll(message):
                 with self._waiting_lock:
                     self._waiting.add(message.get("id"))
+            params = message.get("params") if isinstance(message, dict) else None
+            uri = params.get("uri") if isinstance(params, dict) else None
+            if method == "resources/subscribe" and isinstance(uri, str):
+                self._subscriptions[uri] = None
+            elif method == "resources/unsubscribe" and isinstance(uri, str):
+                self._subscriptions.pop(uri, None)
             self._pool.submit(self._forward, line, message, step)
 
     def _forward(self, line: bytes, message: Any, step: trace.Span | None = None) -> None:
@@ -363,6 +372,10 @@ class Relay:
             for line in self._handshake[:replay]:
                 self._post(line, is_handshake=True, echo=False)
             if replay >= 2 and len(self._handshake) > 1:
+                for n, uri in enumerate(list(self._subscriptions)):
+                    again = json.dumps({"jsonrpc": "2.0", "id": f"ansf-relay-resubscribe-{self._generation}-{n}",
+                                        "method": "resources/subscribe", "params": {"uri": uri}}).encode()
+                    self._post(again, is_handshake=False, stream=False, echo=False)
                 self._listen()
         sys.stderr.write("ansf relay: reconnected to the shared server\n")
         return self._generation
