@@ -201,6 +201,15 @@ async def test_subscribers_hear_of_changes_to_their_swarm_and_only_theirs(settin
             await call(lead, "next_task", swarm_id=mine, agent_id="agent-0")
             await call(lead, "swarm_status")  # a round trip after the claim: any notice would be here by now
             assert len(heard) == 2
+            # a URI no resource answers is refused, not held as a subscription that is never told anything
+            from mcp.shared.exceptions import MCPError
+
+            with pytest.raises(MCPError, match="unknown resource 'ansf://nothing/here'"):
+                await watcher.subscribe_resource("ansf://nothing/here")
+            long_id = "x" * 5000
+            with pytest.raises(Exception) as unknown:
+                await watcher.read_resource(f"ansf://swarms/{long_id}")
+            assert len(str(unknown.value)) < 1000  # the id is cut in the error, not echoed whole
     finally:
         runtime.shutdown()
 

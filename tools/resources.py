@@ -11,13 +11,16 @@ made by another replica on a shared PostgreSQL store is not noticed here.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
+from ansf_mcp.tools.answers import bounded_error
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
-from mcp.types import EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
 
 from ansf_mcp.board.board import Board, TaskFilter
 from ansf_mcp.board.errors import BoardError
@@ -55,7 +58,7 @@ def register(server: MCPServer, app: Runtime, bus: SubscriptionBus | None = None
         try:
             return fn(*args)
         except BoardError as exc:  # an unknown swarm or task: one sentence, as the tools answer
-            raise ResourceError(str(exc)) from exc
+            raise ResourceError(bounded_error(str(exc))) from exc
 
     @server.resource("ansf://swarms", name="swarms", title="Every swarm", mime_type=JSON,
                      description="Every swarm with its agent count and tasks per state.")
@@ -77,7 +80,8 @@ def register(server: MCPServer, app: Runtime, bus: SubscriptionBus | None = None
             found: list[TaskView] = [t for t in view.tasks if t.id == task_id]
             if found:
                 return found[0].model_dump_json()
-        raise ResourceError(f"swarm {swarm_id} has no task {task_id}; read ansf://swarms/{swarm_id} for its tasks")
+        raise ResourceError(bounded_error(f"swarm {swarm_id} has no task {task_id}; read ansf://swarms/{swarm_id} "
+                                          "for its tasks"))
 
     @server.resource("ansf://swarms/{swarm_id}/tasks/{task_id}", name="task", title="One task", mime_type=JSON,
                      description="One task: state, assignee, dependencies, attempts, description.")
@@ -116,6 +120,9 @@ class Subscriptions:
                     self.remove(uri, session)
 
 
+SUBSCRIBABLE = re.compile(r"ansf://swarms(?:/[^/]+(?:/tasks/[^/]+)?)?")
+
+
 def watch_changes(server: MCPServer, subscriptions: Subscriptions, bus: SubscriptionBus | None) -> None:
     """Subscribe/unsubscribe handlers, and a middleware that, after a tool call that changes state, tells the
     subscribers of the URIs it may have changed: legacy clients through their resources/subscribe, 2026-07-28
@@ -132,7 +139,13 @@ def watch_changes(server: MCPServer, subscriptions: Subscriptions, bus: Subscrip
         return getattr(ctx.session, "_connection", ctx.session)
 
     async def subscribe(ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
-        subscriptions.add(str(params.uri), client(ctx))
+        uri = str(params.uri)
+        if not SUBSCRIBABLE.fullmatch(uri):
+            # said now: accepted, it would have been a subscription that is never told anything
+            raise MCPError(INVALID_PARAMS, bounded_error(
+                f"unknown resource {uri!r}: subscribable are ansf://swarms, ansf://swarms/{{swarm_id}} and "
+                "ansf://swarms/{swarm_id}/tasks/{task_id}"))
+        subscriptions.add(uri, client(ctx))
         return EmptyResult()
 
     async def unsubscribe(ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams) -> EmptyResult:
