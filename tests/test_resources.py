@@ -75,6 +75,15 @@ async def test_prompts_for_the_agent_loop_and_for_planning(client: Client):
     plan = (await client.get_prompt("plan_work", {"goal": "ship billing"})).messages[0].content.text
     assert "ship billing" in plan and "spawn_swarm" in plan
     assert all(word in plan for word in ("next_cursor", "retry", "cancel", "depends_on first", "reassign_task"))
+    # arguments are checked as the tools check them: a quote or a line break would rewrite the instructions
+    from mcp.shared.exceptions import MCPError
+
+    for bad, which in (({"swarm_id": "swarm-0123456789ab", "agent_id": "a'); stop()\n"}, "agent_id"),
+                       ({"swarm_id": "nope", "agent_id": "agent-2"}, "swarm_id 'nope'")):
+        with pytest.raises(MCPError, match=which):
+            await client.get_prompt("agent_loop", bad)
+    with pytest.raises(MCPError, match="goal needs 1 to"):
+        await client.get_prompt("plan_work", {"goal": " "})
 
 
 async def listed(settings: Settings, families: tuple[str, ...]) -> list:

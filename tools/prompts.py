@@ -7,13 +7,35 @@ connection), and each answer says what holds when it happens (`reason`, `blocked
 
 from __future__ import annotations
 
+import re
+
+from ansf_mcp.tools.answers import bounded_error
+from ansf_mcp.tools.swarm_tools import SWARM_ID
 from mcp.server.mcpserver import MCPServer
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS
+
+from ansf_mcp.board.models import ID_PATTERN
+
+MAX_GOAL_CHARS = 8000
+
+
+def _checked(name: str, value: str, pattern: str, example: str) -> str:
+    """The argument as the tools would accept it, or an error that says which and why: a quote or a line break in
+    an id would rewrite the instructions. Checked here, in the body: the SDK answers a failed type check of a
+    prompt's arguments with a bare "Internal server error"."""
+    if not re.fullmatch(pattern.strip("^$"), value):
+        raise MCPError(INVALID_PARAMS, bounded_error(f"{name} {value!r} is not an id the tools accept (like "
+                                                     f"{example!r}); swarm_status() lists swarms and agents"))
+    return value
 
 
 def register(server: MCPServer) -> None:
     @server.prompt(name="agent_loop", title="Work as a swarm agent",
                    description="The loop one agent runs: claim, work, report, until the board has nothing for it.")
     def agent_loop(swarm_id: str, agent_id: str) -> str:
+        swarm_id = _checked("swarm_id", swarm_id, SWARM_ID, "swarm-0123456789ab")
+        agent_id = _checked("agent_id", agent_id, ID_PATTERN, "agent-0")
         return (
             f"You are agent {agent_id} of swarm {swarm_id}. Repeat until told to stop:\n"
             f"1. Call next_task(swarm_id='{swarm_id}', agent_id='{agent_id}', wait_s=30). Its status says what "
@@ -35,6 +57,10 @@ def register(server: MCPServer) -> None:
     @server.prompt(name="plan_work", title="Plan work for a swarm",
                    description="Turn a goal into tasks with dependencies and put them on a swarm's board.")
     def plan_work(goal: str, swarm_id: str | None = None) -> str:
+        if not goal.strip() or len(goal) > MAX_GOAL_CHARS:
+            raise MCPError(INVALID_PARAMS, f"goal needs 1 to {MAX_GOAL_CHARS} characters (it has {len(goal)})")
+        if swarm_id is not None:
+            swarm_id = _checked("swarm_id", swarm_id, SWARM_ID, "swarm-0123456789ab")
         target = (f"swarm {swarm_id} (swarm_status(swarm_id='{swarm_id}') shows its agents)" if swarm_id else
                   "a new swarm: call spawn_swarm with agents whose roles and capabilities fit the work")
         return (
