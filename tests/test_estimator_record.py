@@ -150,7 +150,7 @@ def test_an_outcome_with_predictions_takes_one_round_trip_and_keeps_its_pairs(pg
         assert store.trips.value - before == 1  # the outcome function (board/pg_functions.py) scores and keeps them server-side
         with store.reading() as conn:
             kept = conn.execute("SELECT estimator, seq, slot, success FROM estimator_outcomes ORDER BY estimator")
-            assert [tuple(r) for r in kept] == [(name, 1, 1, 1) for name in ("history", "p_success", "similarity")]
+            assert [tuple(r) for r in kept] == [(name, 1, 1, 1) for name in ("history", "p_success", "similarity", "success_model")]
     finally:
         store.close()
 
@@ -177,7 +177,8 @@ def test_claim_and_report_keep_numpy_unimported(tmp_path: Path) -> None:
         print(kept, "numpy" in sys.modules)
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
-    assert out.stdout.split() == ["3", "False"], out.stderr
+    # similarity, history, p_success and success_model (the success model before the swarm's shift)
+    assert out.stdout.split() == ["4", "False"], out.stderr
 
 
 @pytest.mark.slow

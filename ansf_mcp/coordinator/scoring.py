@@ -49,6 +49,7 @@ AUTO_CANDIDATES = ("neural", "similarity", "history")
 # What answers report as p_success (the success model, success.py) is scored on the same outcomes under this
 # name: auto chooses which estimator's fit the solver ranks by, and the number it hands out keeps its own record.
 REPORTED = "p_success"
+SUCCESS_MODEL = "success_model"  # the success model's p before the swarm's shift (success.swarm_shift)
 PRIOR_FILE = Path(__file__).resolve().parent / "checkpoints" / "auto_prior.json"
 # How many outcomes the simulated prior is worth.
 PRIOR_WEIGHT = 10.0

@@ -21,6 +21,7 @@ from ansf_mcp.coordinator.episode import STRATEGIES, CoordinationResult, Episode
 from ansf_mcp.coordinator.scoring import (
     AUTO_CANDIDATES,
     REPORTED,
+    SUCCESS_MODEL,
     AutoChoice,
     Tally,
     choose,
@@ -109,6 +110,11 @@ def decide(
     # without probabilities report none, so the success model is not run for them.
     p_work = success.shipped().estimate(episode, cmp) if probabilistic else np.zeros((0, 0))
     if probabilistic:
+        # The model's own p is kept too: its record on this swarm is what the swarm's shift is fitted on.
+        estimates[SUCCESS_MODEL] = p_work
+        shift = success.swarm_shift((tallies or {}).get(SUCCESS_MODEL, Tally()).kept)
+        if shift:
+            p_work = success.shifted(p_work, shift)
         estimates[REPORTED] = p_work
     agent_row = {a.id: i for i, a in enumerate(episode.agents)}
     task_col = {t.id: j for j, t in enumerate(episode.tasks)}

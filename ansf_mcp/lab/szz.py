@@ -158,7 +158,7 @@ def outcome_rows(history: replay.History, found: dict[str, str], loaded: dict, *
                  limit: int = 30, mode: replay.TextMode = "kept") -> dict[str, list[tuple[float, int]]]:
     """Per estimator: (p_success of the real author, 1 if the task was never blamed) for every replayed task, in
     the given text mode."""
-    from ansf_mcp.coordinator.scoring import REPORTED
+    from ansf_mcp.coordinator.scoring import REPORTED, SUCCESS_MODEL
     from ansf_mcp.coordinator.strategies import decide
 
     rows: dict[str, list[tuple[float, int]]] = {}
@@ -169,7 +169,9 @@ def outcome_rows(history: replay.History, found: dict[str, str], loaded: dict, *
         by_sha = dict(zip((t.id for t in rep.episode.tasks), shas, strict=True))
         ids = {a.id: i for i, a in enumerate(rep.episode.agents)}
         decision = decide(rep.episode, "auto", neural=net, neural_allowed=net is not None)
-        estimates = {DEFAULT_ROW if k == REPORTED else k: v for k, v in decision.estimates.items()}
+        # success_model is p_success before a swarm's shift: the same here, where no swarm record exists
+        estimates = {DEFAULT_ROW if k == REPORTED else k: v for k, v in decision.estimates.items()
+                     if k != SUCCESS_MODEL}
         for j, task in enumerate(rep.episode.tasks):
             ok = int(by_sha[task.id] not in found)
             for name, p in estimates.items():

@@ -8,7 +8,7 @@ import pytest
 from ansf_mcp.coordinator import baselines
 from ansf_mcp.coordinator.comparisons import Comparisons
 from ansf_mcp.coordinator.episode import Episode
-from ansf_mcp.coordinator.scoring import REPORTED, Tally, choose, prior
+from ansf_mcp.coordinator.scoring import REPORTED, SUCCESS_MODEL, Tally, choose, prior
 from ansf_mcp.coordinator.strategies import coordinate, decide
 
 
@@ -118,7 +118,7 @@ def test_auto_prior_is_shipped_and_measured() -> None:
 def test_decide_returns_every_probabilistic_estimate_for_scoring() -> None:
     d = decide(_episode(), "history", neural_allowed=False)
     # The fits auto chooses among, and the reported p_success (the success model), scored on the same outcomes.
-    assert set(d.estimates) == {"similarity", "history", REPORTED} and d.result.strategy == "history"
+    assert set(d.estimates) == {"similarity", "history", REPORTED, SUCCESS_MODEL} and d.result.strategy == "history"
     assert d.estimates[REPORTED] is d.success
     rows = {"db": 0, "ui": 1, "flaky": 2, "new": 3}
     cols = {"t-db": 0, "t-ui": 1}
@@ -140,3 +140,27 @@ def test_one_registry_of_strategy_names() -> None:
     assert tuple(ESTIMATORS) == NON_LEARNED == bench.BASELINES
     assert set(AUTO_CANDIDATES) < set(STRATEGIES)
     assert replay_eval.methods({})[0] == "auto" and set(NON_LEARNED) < set(replay_eval.methods({}))
+
+
+def test_a_swarms_outcomes_shift_p_success_towards_its_own_success_rate() -> None:
+    """The success model learnt from git history (85 % never blamed); a swarm that fails more is told so after a
+    few outcomes, and one that matches the model is left about where it was."""
+    from ansf_mcp.coordinator import success
+
+    raw = decide(_episode(), "history", neural_allowed=False)
+    model_p = raw.estimates[SUCCESS_MODEL]
+    assert np.array_equal(model_p, raw.estimates[REPORTED])  # no record: no shift
+    failing = Tally()
+    for i in range(40):  # the swarm succeeded 10 times in 40 where the model said about its usual p
+        failing.add(0.8, i % 4 == 0)
+    shifted = decide(_episode(), "history", neural_allowed=False, tallies={SUCCESS_MODEL: failing})
+    assert np.all(shifted.estimates[REPORTED] < model_p)  # every pair moved down
+    assert np.array_equal(shifted.estimates[SUCCESS_MODEL], model_p)  # the model's own p is kept apart
+    # 0.8 said, 25 % seen: after 40 outcomes 0.31 (the prior keeps it a little above what was seen)
+    assert 0.25 < float(success.shifted(np.array([0.8]), success.swarm_shift(failing.kept))[0]) < 0.35
+    matching = Tally()
+    for i in range(40):
+        matching.add(0.8, i % 5 != 0)  # 80 % succeeded, as predicted
+    assert abs(success.swarm_shift(matching.kept)) < 0.05
+    assert success.swarm_shift(failing.kept[:4]) == 0.0  # too few outcomes to move anything
+
