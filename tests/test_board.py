@@ -473,7 +473,9 @@ def test_outcomes_score_every_estimator_once(store: Store, board: Board) -> None
         left = conn.execute("SELECT COUNT(*) FROM predictions WHERE swarm_id = ?", (sw,)).fetchone()[0]
     # history and similarity predicted every assigned pair, and the reported p_success (the success model) is kept
     # beside them as its own row; each outcome scored each of them once, then consumed.
-    assert {k: v.n for k, v in tallies.items()} == {"history": 2, "similarity": 2, "p_success": 2} and left == 0
+    # as scored, and the success model's own p before the swarm's shift (what the shift is fitted on)
+    assert {k: v.n for k, v in tallies.items()} == {"history": 2, "similarity": 2, "p_success": 2,
+                                                    "success_model": 2} and left == 0
     view = board.view(sw)
     assert {s.estimator for s in view.estimators} == {"neural", "similarity", "history", "p_success"}
     assert next(s for s in view.estimators if s.estimator == "history").outcomes == 2
