@@ -118,26 +118,46 @@ async def test_a_killed_shared_server_is_restarted_and_the_session_goes_on(share
         assert second != first
 
 
-@pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")
-async def test_a_subscriber_behind_one_relay_hears_of_work_done_through_another(shared_servers: Path,
-                                                                               tmp_path: Path):
-    heard: list[str] = []
-    woken = anyio.Event()
+class Updates:
+    """A client's message handler that keeps the URIs of resource-updated notifications."""
 
-    async def on_message(message) -> None:
+    def __init__(self) -> None:
+        self.heard: list[str] = []
+        self.woken = anyio.Event()
+
+    async def __call__(self, message) -> None:
         if getattr(message, "method", None) == "notifications/resources/updated":
-            heard.append(str(message.params.uri))
-            woken.set()
+            self.heard.append(str(message.params.uri))
+            self.woken.set()
 
+
+async def subscribed_watcher_and_lead(shared_servers: Path, tmp_path: Path, restart: bool) -> tuple[Updates, str]:
+    """A watcher subscribed to a swarm's board behind one relay, a lead doing work behind another (the shared
+    server SIGKILLed in between when `restart`); what the watcher heard."""
+    updates = Updates()
     params = relay_params(shared_servers, tmp_path)
-    async with Client(params, mode="legacy", message_handler=on_message) as watcher, \
+    async with Client(params, mode="legacy", message_handler=updates) as watcher, \
             Client(params, mode="legacy") as lead:
         sw = (await call(lead, "spawn_swarm", name="s", agents=[{"role": "qa"}]))["swarm_id"]
         await watcher.subscribe_resource(f"ansf://swarms/{sw}")
+        if restart:
+            [first] = shared_pids(shared_servers)
+            os.kill(first, signal.SIGKILL)
+            assert wait_gone(first, 10)
+            for client in (watcher, lead):  # each relay finds the server gone on its next message, starts one
+                with contextlib.suppress(Exception):
+                    await client.call_tool("swarm_status", {})
         await call(lead, "coordinate", swarm_id=sw, strategy="round-robin", tasks=[{"description": "x"}])
         with anyio.fail_after(30):
-            await woken.wait()
-    assert heard == [f"ansf://swarms/{sw}"]
+            await updates.woken.wait()
+    return updates, sw
+
+
+@pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")
+async def test_a_subscriber_behind_one_relay_hears_of_work_done_through_another(shared_servers: Path,
+                                                                               tmp_path: Path):
+    updates, sw = await subscribed_watcher_and_lead(shared_servers, tmp_path, restart=False)
+    assert updates.heard == [f"ansf://swarms/{sw}"]
 
 
 def test_stdout_carries_only_protocol_and_bad_lines_are_answered(shared_servers: Path, tmp_path: Path):
@@ -353,26 +373,6 @@ async def test_a_client_gone_during_a_long_poll_gets_no_task_claimed_for_it(shar
 
 @pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")
 async def test_a_subscription_outlives_a_restart_of_the_shared_server(shared_servers: Path, tmp_path: Path):
-    heard: list[str] = []
-    woken = anyio.Event()
-
-    async def on_message(message) -> None:
-        if getattr(message, "method", None) == "notifications/resources/updated":
-            heard.append(str(message.params.uri))
-            woken.set()
-
-    params = relay_params(shared_servers, tmp_path)
-    async with Client(params, mode="legacy", message_handler=on_message) as watcher, \
-            Client(params, mode="legacy") as lead:
-        sw = (await call(lead, "spawn_swarm", name="s", agents=[{"role": "qa"}]))["swarm_id"]
-        await watcher.subscribe_resource(f"ansf://swarms/{sw}")
-        [first] = shared_pids(shared_servers)
-        os.kill(first, signal.SIGKILL)
-        assert wait_gone(first, 10)
-        for client in (watcher, lead):  # each relay finds the server gone on its next message and starts one
-            with contextlib.suppress(Exception):
-                await client.call_tool("swarm_status", {})
-        await call(lead, "coordinate", swarm_id=sw, strategy="round-robin", tasks=[{"description": "x"}])
-        with anyio.fail_after(30):
-            await woken.wait()  # the watcher's relay subscribed again on the new server
-    assert heard == [f"ansf://swarms/{sw}"]
+    # the watcher's relay subscribes again on the new server, so the update still reaches it
+    updates, sw = await subscribed_watcher_and_lead(shared_servers, tmp_path, restart=True)
+    assert updates.heard == [f"ansf://swarms/{sw}"]
