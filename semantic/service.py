@@ -775,6 +775,16 @@ class SemanticService(InspectionMixin, EditingMixin):
         kept: list[dict] = []
         left_out: dict[str, int] = {}
         asked = 0
+
+        def definitions(frel: str, line: int, column: int) -> set[tuple[str | None, int]]:
+            """Where jedi says the use at (line, column), 1-based, is defined; empty when it cannot say (also when
+            the file changed since it was read, or the server failed: the use is then taken as unresolved)."""
+            try:
+                found = self.goto_definition(frel, line, column).definitions
+            except (SemanticInputError, LspError, OSError):
+                return set()
+            return {(d.relative_path, d.line - 1) for d in found}
+
         for r in refs:
             frel = r["relative_path"]
             if frel not in per_file:
@@ -786,8 +796,7 @@ class SemanticService(InspectionMixin, EditingMixin):
             kind, can = (per_file[frel] or {}).get((r["line"] - 1, r["column"] - 1), (CODE, True))
             if can and kind == ATTRIBUTE and asked < MAX_MEMBER_CHECKS:
                 asked += 1
-                found = self.goto_definition(frel, r["line"], r["column"]).definitions
-                at = {(d.relative_path, d.line - 1) for d in found}
+                at = definitions(frel, r["line"], r["column"])
                 if at and not at & defs:
                     kind, can = OTHER_CLASS_ATTRIBUTE, False
             if can:
@@ -810,8 +819,7 @@ class SemanticService(InspectionMixin, EditingMixin):
                     if asked >= MAX_MEMBER_CHECKS:
                         continue
                     asked += 1
-                    found = self.goto_definition(frel, ln + 1, cl + 1).definitions
-                    if not {(d.relative_path, d.line - 1) for d in found} & defs:
+                    if not definitions(frel, ln + 1, cl + 1) & defs:
                         continue
                 kept.append({**self._describe(self.root / frel, frel, "python", ln, cl), "kind": ATTRIBUTE})
         have = {(r["relative_path"], r["line"], r["column"]) for r in kept}
