@@ -81,7 +81,7 @@ class Relay:
         # The client's resource subscriptions, replayed after the handshake when the server was restarted (a new
         # server knows none of them, and the client would hear of no more updates, told nothing).
         self._subscriptions: dict[str, None] = {}
-        self._waiting_lock = threading.Lock()
+        self._waiting_lock = threading.Lock()  # guards _waiting and _subscriptions
         # One kept-alive connection per thread: a new connection per message cost the server an accept and a
         # protocol instance, and the relay a connect and a process check, on every call.
         self._local = threading.local()
@@ -152,10 +152,11 @@ class Relay:
                     self._waiting.add(message.get("id"))
             params = message.get("params") if isinstance(message, dict) else None
             uri = params.get("uri") if isinstance(params, dict) else None
-            if method == "resources/subscribe" and isinstance(uri, str):
-                self._subscriptions[uri] = None
-            elif method == "resources/unsubscribe" and isinstance(uri, str):
-                self._subscriptions.pop(uri, None)
+            with self._waiting_lock:  # read by the thread that reconnects
+                if method == "resources/subscribe" and isinstance(uri, str):
+                    self._subscriptions[uri] = None
+                elif method == "resources/unsubscribe" and isinstance(uri, str):
+                    self._subscriptions.pop(uri, None)
             self._pool.submit(self._forward, line, message, step)
 
     def _forward(self, line: bytes, message: Any, step: trace.Span | None = None) -> None:
@@ -372,7 +373,9 @@ class Relay:
             for line in self._handshake[:replay]:
                 self._post(line, is_handshake=True, echo=False)
             if replay >= 2 and len(self._handshake) > 1:
-                for n, uri in enumerate(list(self._subscriptions)):
+                with self._waiting_lock:
+                    subscribed = list(self._subscriptions)
+                for n, uri in enumerate(subscribed):
                     again = json.dumps({"jsonrpc": "2.0", "id": f"ansf-relay-resubscribe-{self._generation}-{n}",
                                         "method": "resources/subscribe", "params": {"uri": uri}}).encode()
                     self._post(again, is_handshake=False, stream=False, echo=False)
