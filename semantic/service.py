@@ -53,7 +53,10 @@ from ansf_mcp.semantic.symbolic_edit import MAX_MENTIONS, EditingMixin, leftover
 log = logging.getLogger(__name__)
 
 # in the cache fingerprint: answers cached in another format never match
-MAX_MEMBER_CHECKS = 300  # `obj.name` uses checked for their definition, one language-server request each
+# `obj.name` uses checked for their definition, one language-server request each: at most this many, and for at
+# most this long, so that one member's references do not hold the language server from every other call.
+MAX_MEMBER_CHECKS = 300
+MEMBER_CHECK_S = 5.0
 ANSWER_FORMAT = "columns-in-code-points+reference-kinds+mentions+member-precision"
 MAX_SCAN_FILES = 2_000
 
@@ -774,7 +777,13 @@ class SemanticService(InspectionMixin, EditingMixin):
         per_file: dict[str, dict | None] = {}
         kept: list[dict] = []
         left_out: dict[str, int] = {}
-        asked = 0
+        asked, until, refused = 0, time.monotonic() + MEMBER_CHECK_S, []
+
+        def may_ask() -> bool:
+            if asked < MAX_MEMBER_CHECKS and time.monotonic() < until:
+                return True
+            refused.append(True)  # a check was wanted and not made: the note says so
+            return False
 
         def definitions(frel: str, line: int, column: int) -> set[tuple[str | None, int]]:
             """Where jedi says the use at (line, column), 1-based, is defined; empty when it cannot say (also when
@@ -794,7 +803,7 @@ class SemanticService(InspectionMixin, EditingMixin):
                         text = read_text(self.root / frel)[0]
                 per_file[frel] = None if text is None else occurrences(frel, text)
             kind, can = (per_file[frel] or {}).get((r["line"] - 1, r["column"] - 1), (CODE, True))
-            if can and kind == ATTRIBUTE and asked < MAX_MEMBER_CHECKS:
+            if can and kind == ATTRIBUTE and may_ask():
                 asked += 1
                 at = definitions(frel, r["line"], r["column"])
                 if at and not at & defs:
@@ -808,7 +817,7 @@ class SemanticService(InspectionMixin, EditingMixin):
         listed = {(r["relative_path"], r["line"], r["column"]) for r in refs}
         word = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)")
         for frel, text in sorted(texts.items()):
-            if asked >= MAX_MEMBER_CHECKS or not word.search(text):
+            if not word.search(text) or not may_ask():
                 continue
             if frel not in per_file:
                 per_file[frel] = occurrences(frel, text)
@@ -816,7 +825,7 @@ class SemanticService(InspectionMixin, EditingMixin):
                 if not can or kind not in (ATTRIBUTE, SELF_ATTRIBUTE) or (frel, ln + 1, cl + 1) in listed:
                     continue
                 if kind == ATTRIBUTE:
-                    if asked >= MAX_MEMBER_CHECKS:
+                    if not may_ask():
                         continue
                     asked += 1
                     if not definitions(frel, ln + 1, cl + 1) & defs:
@@ -838,9 +847,10 @@ class SemanticService(InspectionMixin, EditingMixin):
             parts = ", ".join(f"{n} {k}" for k, n in sorted(left_out.items()))
             notes.append(f"{sum(left_out.values())} occurrence(s) of {name!r} the language server named left out: "
                          f"they cannot be the member {'.'.join(owner)}.{name} (by kind: {parts})")
-        if asked >= MAX_MEMBER_CHECKS:
-            notes.append(f"only the first {MAX_MEMBER_CHECKS} `obj.{name}` uses were checked against their "
-                         "definitions; the rest are jedi's answer")
+        if refused:
+            notes.append(f"only the first {asked} `obj.{name}` uses were checked against their definitions (at most "
+                         f"{MAX_MEMBER_CHECKS} requests, {MEMBER_CHECK_S:g} s); the rest are jedi's answer, and uses "
+                         "its list missed may be missing")
         return {"refs": kept, "note": "; ".join(notes) or None, "mentions": None}
 
     def also_open(self, srv: LanguageServer, lang: str) -> list[Path] | None:

@@ -319,3 +319,16 @@ async def test_uses_under_an_import_alias_are_references_a_rename_leaves_alone(t
         assert (root / "models.py").read_text() == "class Thing:\n    pass\n"
     finally:
         service.shutdown()
+
+
+async def test_the_member_check_stops_at_its_budget_and_says_so(shop, monkeypatch):
+    """One member's references must not hold the language server from every other call: the checks of `obj.name`
+    uses stop at a budget, and the note says what was left as jedi's answer."""
+    from ansf_mcp.semantic import service as service_module
+
+    monkeypatch.setattr(service_module, "MAX_MEMBER_CHECKS", 0)
+    server, _root = shop
+    r = await ok(server, "find_references", {"name_path": "Cart/total", "relative_path": "shop/models.py"})
+    assert "only the first 0 `obj.total` uses were checked" in r["note"], r["note"]
+    # unchecked, jedi's attribute uses stand: cart.total() in report.py is still there
+    assert ("shop/report.py", 5, "attribute") in [(x["relative_path"], x["line"], x["kind"]) for x in flat(r)]
