@@ -61,6 +61,18 @@ async def test_unknown_suite_and_unknown_run_are_refused(client: Client) -> None
     assert result.is_error and "no benchmark run" in result.content[0].text
 
 
+async def test_a_suite_whose_input_cannot_be_used_is_refused_before_it_starts(client: Client) -> None:
+    # The fixture's project is a plain folder: the replay suite has no git history to read.
+    result = await client.call_tool("benchmark", {"suite": "replay"})
+    assert result.is_error
+    assert "is not a readable git repository" in result.content[0].text
+    assert "nothing was started" in result.content[0].text
+    started = await client.call_tool("benchmark", {"suite": "mcp", "quick": True})
+    assert not started.is_error, started.content[0].text  # no failed run left holding the one slot
+    await client.call_tool("benchmark_cancel", {"run_id": started.structured_content["run_id"]})
+    await follow(client, started.structured_content["run_id"], {"cancelled", "succeeded", "failed"})
+
+
 async def test_benchmark_can_be_cancelled(client: Client, settings) -> None:
     run = (await client.call_tool("benchmark", {"suite": "phases", "quick": True})).structured_content
     await follow(client, run["run_id"], {"running"})
