@@ -54,3 +54,28 @@ async def test_full_disk_is_a_clear_error_and_loses_nothing(tiny_disk: Path) -> 
         assert tasks[0]["id"] == "keep"
         assert len(tasks) % 20 == 1, "a batch was half-written"
     app.shutdown()
+
+
+async def test_a_disk_that_fills_mid_run_is_named_in_the_error_and_writes_resume_after(tmp_path: Path) -> None:
+    # SQLite rolls a transaction back by itself when the disk fills; the store's own ROLLBACK then failed with
+    # "cannot rollback - no transaction is active", the only error the caller saw. No root needed: the page
+    # limit makes SQLite answer exactly as a full disk does (SQLITE_FULL).
+    server, app = build_server(Settings(data_dir=tmp_path / "data", warm_model=False))
+    async with Client(server) as client:
+        sw = (await client.call_tool("spawn_swarm", {"name": "s", "agents": [{"role": "r"}]})).structured_content
+        sid = sw["swarm_id"]
+        first = await client.call_tool("coordinate", {"swarm_id": sid, "tasks": [{"id": "keep", "description": "a"}]})
+        assert not first.is_error
+        store = app.store
+        pages = store._writer.execute("PRAGMA page_count").fetchone()[0]  # type: ignore[attr-defined]
+        store._writer.execute(f"PRAGMA max_page_count={pages}")  # type: ignore[attr-defined]
+        tasks = [{"description": f"{j} " + "x" * 7000} for j in range(20)]
+        full = await client.call_tool("coordinate", {"swarm_id": sid, "tasks": tasks})
+        assert full.is_error
+        assert "full" in full.content[0].text, full.content[0].text
+        status = await client.call_tool("swarm_status", {"swarm_id": sid})
+        assert not status.is_error and [t["id"] for t in status.structured_content["swarm"]["tasks"]] == ["keep"]
+        store._writer.execute("PRAGMA max_page_count=1073741823")  # type: ignore[attr-defined]
+        again = await client.call_tool("coordinate", {"swarm_id": sid, "tasks": tasks})
+        assert not again.is_error, again.content[0].text
+    app.shutdown()

@@ -99,7 +99,7 @@ class SqliteStore(Store):
             try:
                 yield self._writer
             except BaseException as exc:
-                self._writer.execute("ROLLBACK")
+                self._rollback()
                 if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
                     raise self._busy(exc, "nothing was written") from exc
                 raise
@@ -109,12 +109,22 @@ class SqliteStore(Store):
                     self._writer.execute("COMMIT")
                     trace.mark("commit1")
                 except sqlite3.Error as exc:
-                    self._writer.execute("ROLLBACK")
+                    self._rollback()
                     raise StoreError(f"could not commit to the store: {exc}") from exc
             finally:
                 self._in_transaction.active = False
         finally:
             self._write_lock.release()
+
+    def _rollback(self) -> None:
+        # SQLite rolls the whole transaction back by itself on some errors (a full disk, an I/O error): a ROLLBACK
+        # then fails with "no transaction is active", which would hide the error the caller must see.
+        if not self._writer.in_transaction:
+            return
+        try:
+            self._writer.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            log.warning("rollback failed after an error: %s", exc)
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
