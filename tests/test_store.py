@@ -286,3 +286,23 @@ def test_servers_opening_a_fresh_sqlite_store_together_all_start(tmp_path: Path)
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 8, [err[-500:] for _, err in results]
     assert {out.strip() for out, _ in results} == {str(len(MIGRATIONS))}
+
+
+def test_another_program_s_sqlite_file_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    # It used to be migrated: every table of the board was added beside the other program's own.
+    path = tmp_path / "notes.db"
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    other.execute("INSERT INTO notes (body) VALUES ('mine')")
+    other.commit()
+    other.close()
+    with pytest.raises(StoreError, match=r"is not an ansf-mcp store \(it holds other tables: notes\)"):
+        open_store(path)
+    other = sqlite3.connect(path)
+    tables = [r[0] for r in other.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    assert tables == ["notes"] and other.execute("PRAGMA user_version").fetchone()[0] == 0
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    other.close()
+    empty = tmp_path / "empty.db"
+    empty.touch()  # an empty file is an empty database: it becomes a store
+    open_store(empty).close()

@@ -38,6 +38,7 @@ class SqliteStore(Store):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = self._connect()
+            self._refuse_foreign()
             self._writer.execute("PRAGMA journal_mode=WAL")
             self._writer.execute("PRAGMA synchronous=NORMAL")
             self.schema_version = self._migrate()
@@ -52,6 +53,19 @@ class SqliteStore(Store):
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
         return conn
+
+    def _refuse_foreign(self) -> None:
+        # Schema 0 with tables is another program's database (a --store that names the wrong file): WAL mode and
+        # this schema's tables beside its own would change a file that is not ours.
+        # One statement, one snapshot: a server migrating this fresh file beside us commits its tables and
+        # version together, and two reads could see version 0 before that commit and the tables after it.
+        foreign = [row[0] for row in self._writer.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' "
+            "AND (SELECT user_version FROM pragma_user_version) = 0 ORDER BY name")]
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise StoreError(f"{self.path} is not an ansf-mcp store (it holds other tables: {shown}); "
+                             "nothing was changed; name another --store or --data-dir")
 
     def _migrate(self) -> int:
         current = self._writer.execute("PRAGMA user_version").fetchone()[0]
