@@ -306,3 +306,23 @@ def test_another_program_s_sqlite_file_is_refused_and_left_as_it_was(tmp_path: P
     empty = tmp_path / "empty.db"
     empty.touch()  # an empty file is an empty database: it becomes a store
     open_store(empty).close()
+
+
+def test_a_damaged_sqlite_file_is_refused_in_one_sentence(tmp_path: Path) -> None:
+    # Damage that is not UTF-8 in the schema pages made opening raise UnicodeDecodeError from sqlite3's own error
+    # message: `ansf status` and `ansf serve` ended in a traceback.
+    path = tmp_path / "ansf.sqlite3"
+    store = open_store(path)
+    for i in range(20):
+        swarms.spawn(store, f"swarm {i} " * 40, agents("a", "b"), "mesh")
+    store.close()
+    damaged = bytearray(path.read_bytes())
+    for offset in range(3 * 4096, len(damaged), 97):
+        damaged[offset] = 0xAB
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(StoreError, match="damaged") as refused:
+        open_store(path)
+    assert "\n" not in str(refused.value)
+    done = subprocess.run([*ansf_command(), "status"], env=subprocess_env(tmp_path), capture_output=True, text=True,
+                          timeout=60)
+    assert "Traceback" not in done.stderr + done.stdout and "damaged" in done.stdout + done.stderr, done

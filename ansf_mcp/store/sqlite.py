@@ -45,6 +45,10 @@ class SqliteStore(Store):
             self._reader = self._connect()
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the store at {path}: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            # SQLite's message quotes the damaged schema, bytes that are not text: Python cannot even read it.
+            raise StoreError(f"cannot open the store at {path}: the file is damaged (its schema is not text); "
+                             "restore it from a copy or use another --data-dir") from exc
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(str(self.path), timeout=self.timeout_s, isolation_level=None,
