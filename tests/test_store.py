@@ -4,6 +4,7 @@ fencing number of a lease, and what `ansf status` / `ansf serve` say about the s
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -303,6 +304,8 @@ def test_another_program_s_sqlite_file_is_refused_and_left_as_it_was(tmp_path: P
     assert tables == ["notes"] and other.execute("PRAGMA user_version").fetchone()[0] == 0
     assert other.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     other.close()
+    held = [os.readlink(fd) for fd in Path("/proc/self/fd").iterdir() if fd.is_symlink()]
+    assert str(path) not in held, "a store that did not open still holds its file"
     empty = tmp_path / "empty.db"
     empty.touch()  # an empty file is an empty database: it becomes a store
     open_store(empty).close()

@@ -43,12 +43,17 @@ class SqliteStore(Store):
             self._writer.execute("PRAGMA synchronous=NORMAL")
             self.schema_version = self._migrate()
             self._reader = self._connect()
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the store at {path}: {exc}") from exc
-        except UnicodeDecodeError as exc:
-            # SQLite's message quotes the damaged schema, bytes that are not text: Python cannot even read it.
-            raise StoreError(f"cannot open the store at {path}: the file is damaged (its schema is not text); "
-                             "restore it from a copy or use another --data-dir") from exc
+        except BaseException as exc:
+            # A store that did not open lets go of its file at once: a caller that goes on, a disk to unmount.
+            if hasattr(self, "_writer"):
+                self._writer.close()
+            if isinstance(exc, OSError | sqlite3.Error):
+                raise StoreError(f"cannot open the store at {path}: {exc}") from exc
+            if isinstance(exc, UnicodeDecodeError):
+                # SQLite's message quotes the damaged schema, bytes that are not text: Python cannot even read it.
+                raise StoreError(f"cannot open the store at {path}: the file is damaged (its schema is not text); "
+                                 "restore it from a copy or use another --data-dir") from exc
+            raise
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(str(self.path), timeout=self.timeout_s, isolation_level=None,
