@@ -9,6 +9,8 @@ most `timeout_s` for that lock (busy_timeout), then fails with one sentence and 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -21,6 +23,24 @@ from ansf_mcp.store.base import DEFAULT_TIMEOUT_S, Connection, Store, StoreError
 from ansf_mcp.store.migrations import MIGRATIONS, PostgresOnly
 
 log = logging.getLogger(__name__)
+
+
+# Opening a WAL store writes its shared-memory file (32 KiB) and may grow the log: below this it cannot open.
+ROOM_TO_OPEN_BYTES = 1 << 20
+
+
+def _file_system_says(directory: Path) -> str:
+    """Why a store may not open, in words the user can act on: SQLite says only "disk I/O error" or "unable to
+    open database file" when the disk is full or the directory read-only, even to open a store for reading."""
+    try:
+        if not os.access(directory, os.W_OK):
+            return f" (the directory {directory} cannot be written: a store opens only where it can write)"
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return ""
+    if free < ROOM_TO_OPEN_BYTES:
+        return f" (the disk under {directory} is full: {free // 1024} KiB free)"
+    return ""
 
 
 class SqliteStore(Store):
@@ -48,7 +68,7 @@ class SqliteStore(Store):
             if hasattr(self, "_writer"):
                 self._writer.close()
             if isinstance(exc, OSError | sqlite3.Error):
-                raise StoreError(f"cannot open the store at {path}: {exc}") from exc
+                raise StoreError(f"cannot open the store at {path}: {exc}{_file_system_says(path.parent)}") from exc
             if isinstance(exc, UnicodeDecodeError):
                 # SQLite's message quotes the damaged schema, bytes that are not text: Python cannot even read it.
                 raise StoreError(f"cannot open the store at {path}: the file is damaged (its schema is not text); "
