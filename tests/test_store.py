@@ -329,3 +329,30 @@ def test_a_damaged_sqlite_file_is_refused_in_one_sentence(tmp_path: Path) -> Non
     done = subprocess.run([*ansf_command(), "status"], env=subprocess_env(tmp_path), capture_output=True, text=True,
                           timeout=60)
     assert "Traceback" not in done.stderr + done.stdout and "damaged" in done.stdout + done.stderr, done
+
+
+def test_damaged_pages_under_the_counts_are_reported_by_status_not_raised(tmp_path: Path) -> None:
+    # A read of a damaged page raised sqlite3.DatabaseError past describe(): `ansf status` ended in a traceback.
+    path = tmp_path / "ansf.sqlite3"
+    store = open_store(path)
+    swarms.spawn(store, "s", agents("a"), "mesh")
+    store.close()
+    other = sqlite3.connect(path)
+    roots = [r[0] for r in other.execute("SELECT rootpage FROM sqlite_master WHERE tbl_name IN "
+                                         "('swarms', 'tasks', 'outcomes') AND rootpage > 0")]
+    page = other.execute("PRAGMA page_size").fetchone()[0]
+    other.close()
+    damaged = bytearray(path.read_bytes())
+    for root in roots:
+        for offset in range((root - 1) * page, root * page, 3):
+            damaged[offset] = 0x5A
+    path.write_bytes(bytes(damaged))
+    store = open_store(path)
+    try:
+        info = store.describe()
+    finally:
+        store.close()
+    assert info.error is not None and "malformed" in info.error and "\n" not in info.error, info
+    done = subprocess.run([*ansf_command(), "status"], env=subprocess_env(tmp_path), capture_output=True, text=True,
+                          timeout=60)
+    assert "Traceback" not in done.stderr + done.stdout and "malformed" in done.stdout, done

@@ -177,10 +177,10 @@ class SqliteStore(Store):
         with self._read_lock:
             try:
                 yield self._reader
-            except sqlite3.OperationalError as exc:
-                if "locked" in str(exc) or "busy" in str(exc):
-                    raise self._busy(exc, "nothing could be read") from exc
-                raise
+            except sqlite3.Error as exc:
+                # One sentence, as on PostgreSQL: callers that report a store they cannot read (describe, ansf
+                # status, the dashboard) catch StoreError, and a damaged page is no crash of theirs.
+                raise self._busy(exc, "nothing could be read") from exc
 
     def close(self) -> None:
         with self._write_lock, self._read_lock:
