@@ -356,3 +356,9 @@ def test_damaged_pages_under_the_counts_are_reported_by_status_not_raised(tmp_pa
     done = subprocess.run([*ansf_command(), "status"], env=subprocess_env(tmp_path), capture_output=True, text=True,
                           timeout=60)
     assert "Traceback" not in done.stderr + done.stdout and "malformed" in done.stdout, done
+
+
+def test_a_store_path_that_is_a_directory_says_so(tmp_path: Path) -> None:
+    # SQLite said only "unable to open database file" for `--store DIR`.
+    with pytest.raises(StoreError, match=r"it is a directory; a store is a file, such as .*ansf\.sqlite3"):
+        open_store(tmp_path)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ansf_mcp import trace
 from ansf_mcp.store.base import DEFAULT_TIMEOUT_S, Connection, Store, StoreError
+from ansf_mcp.store.db import SQLITE_NAME
 from ansf_mcp.store.migrations import MIGRATIONS, PostgresOnly
 
 log = logging.getLogger(__name__)
@@ -29,10 +30,14 @@ log = logging.getLogger(__name__)
 ROOM_TO_OPEN_BYTES = 1 << 20
 
 
-def _file_system_says(directory: Path) -> str:
+def _file_system_says(path: Path) -> str:
     """Why a store may not open, in words the user can act on: SQLite says only "disk I/O error" or "unable to
-    open database file" when the disk is full or the directory read-only, even to open a store for reading."""
+    open database file" when the disk is full, the directory read-only or the path a directory, even to open a
+    store for reading."""
+    directory = path.parent
     try:
+        if path.is_dir():
+            return f" (it is a directory; a store is a file, such as {path / SQLITE_NAME})"
         if not os.access(directory, os.W_OK):
             return f" (the directory {directory} cannot be written: a store opens only where it can write)"
         free = shutil.disk_usage(directory).free
@@ -68,7 +73,7 @@ class SqliteStore(Store):
             if hasattr(self, "_writer"):
                 self._writer.close()
             if isinstance(exc, OSError | sqlite3.Error):
-                raise StoreError(f"cannot open the store at {path}: {exc}{_file_system_says(path.parent)}") from exc
+                raise StoreError(f"cannot open the store at {path}: {exc}{_file_system_says(path)}") from exc
             if isinstance(exc, UnicodeDecodeError):
                 # SQLite's message quotes the damaged schema, bytes that are not text: Python cannot even read it.
                 raise StoreError(f"cannot open the store at {path}: the file is damaged (its schema is not text); "
