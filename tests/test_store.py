@@ -4,6 +4,7 @@ fencing number of a lease, and what `ansf status` / `ansf serve` say about the s
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -286,3 +287,78 @@ def test_servers_opening_a_fresh_sqlite_store_together_all_start(tmp_path: Path)
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 8, [err[-500:] for _, err in results]
     assert {out.strip() for out, _ in results} == {str(len(MIGRATIONS))}
+
+
+def test_another_program_s_sqlite_file_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    # It used to be migrated: every table of the board was added beside the other program's own.
+    path = tmp_path / "notes.db"
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    other.execute("INSERT INTO notes (body) VALUES ('mine')")
+    other.commit()
+    other.close()
+    with pytest.raises(StoreError, match=r"is not an ansf-mcp store \(it holds other tables: notes\)"):
+        open_store(path)
+    other = sqlite3.connect(path)
+    tables = [r[0] for r in other.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    assert tables == ["notes"] and other.execute("PRAGMA user_version").fetchone()[0] == 0
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    other.close()
+    held = [os.readlink(fd) for fd in Path("/proc/self/fd").iterdir() if fd.is_symlink()]
+    assert str(path) not in held, "a store that did not open still holds its file"
+    empty = tmp_path / "empty.db"
+    empty.touch()  # an empty file is an empty database: it becomes a store
+    open_store(empty).close()
+
+
+def test_a_damaged_sqlite_file_is_refused_in_one_sentence(tmp_path: Path) -> None:
+    # Damage that is not UTF-8 in the schema pages made opening raise UnicodeDecodeError from sqlite3's own error
+    # message: `ansf status` and `ansf serve` ended in a traceback.
+    path = tmp_path / "ansf.sqlite3"
+    store = open_store(path)
+    for i in range(20):
+        swarms.spawn(store, f"swarm {i} " * 40, agents("a", "b"), "mesh")
+    store.close()
+    damaged = bytearray(path.read_bytes())
+    for offset in range(3 * 4096, len(damaged), 97):
+        damaged[offset] = 0xAB
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(StoreError, match="damaged") as refused:
+        open_store(path)
+    assert "\n" not in str(refused.value)
+    done = subprocess.run([*ansf_command(), "status"], env=subprocess_env(tmp_path), capture_output=True, text=True,
+                          timeout=60)
+    assert "Traceback" not in done.stderr + done.stdout and "damaged" in done.stdout + done.stderr, done
+
+
+def test_damaged_pages_under_the_counts_are_reported_by_status_not_raised(tmp_path: Path) -> None:
+    # A read of a damaged page raised sqlite3.DatabaseError past describe(): `ansf status` ended in a traceback.
+    path = tmp_path / "ansf.sqlite3"
+    store = open_store(path)
+    swarms.spawn(store, "s", agents("a"), "mesh")
+    store.close()
+    other = sqlite3.connect(path)
+    roots = [r[0] for r in other.execute("SELECT rootpage FROM sqlite_master WHERE tbl_name IN "
+                                         "('swarms', 'tasks', 'outcomes') AND rootpage > 0")]
+    page = other.execute("PRAGMA page_size").fetchone()[0]
+    other.close()
+    damaged = bytearray(path.read_bytes())
+    for root in roots:
+        for offset in range((root - 1) * page, root * page, 3):
+            damaged[offset] = 0x5A
+    path.write_bytes(bytes(damaged))
+    store = open_store(path)
+    try:
+        info = store.describe()
+    finally:
+        store.close()
+    assert info.error is not None and "malformed" in info.error and "\n" not in info.error, info
+    done = subprocess.run([*ansf_command(), "status"], env=subprocess_env(tmp_path), capture_output=True, text=True,
+                          timeout=60)
+    assert "Traceback" not in done.stderr + done.stdout and "malformed" in done.stdout, done
+
+
+def test_a_store_path_that_is_a_directory_says_so(tmp_path: Path) -> None:
+    # SQLite said only "unable to open database file" for `--store DIR`.
+    with pytest.raises(StoreError, match=r"it is a directory; a store is a file, such as .*ansf\.sqlite3"):
+        open_store(tmp_path)

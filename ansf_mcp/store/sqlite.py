@@ -9,6 +9,8 @@ most `timeout_s` for that lock (busy_timeout), then fails with one sentence and 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -18,9 +20,32 @@ from pathlib import Path
 
 from ansf_mcp import trace
 from ansf_mcp.store.base import DEFAULT_TIMEOUT_S, Connection, Store, StoreError
+from ansf_mcp.store.db import SQLITE_NAME
 from ansf_mcp.store.migrations import MIGRATIONS, PostgresOnly
 
 log = logging.getLogger(__name__)
+
+
+# Opening a WAL store writes its shared-memory file (32 KiB) and may grow the log: below this it cannot open.
+ROOM_TO_OPEN_BYTES = 1 << 20
+
+
+def _file_system_says(path: Path) -> str:
+    """Why a store may not open, in words the user can act on: SQLite says only "disk I/O error" or "unable to
+    open database file" when the disk is full, the directory read-only or the path a directory, even to open a
+    store for reading."""
+    directory = path.parent
+    try:
+        if path.is_dir():
+            return f" (it is a directory; a store is a file, such as {path / SQLITE_NAME})"
+        if not os.access(directory, os.W_OK):
+            return f" (the directory {directory} cannot be written: a store opens only where it can write)"
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return ""
+    if free < ROOM_TO_OPEN_BYTES:
+        return f" (the disk under {directory} is full: {free // 1024} KiB free)"
+    return ""
 
 
 class SqliteStore(Store):
@@ -38,12 +63,22 @@ class SqliteStore(Store):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = self._connect()
+            self._refuse_foreign()
             self._writer.execute("PRAGMA journal_mode=WAL")
             self._writer.execute("PRAGMA synchronous=NORMAL")
             self.schema_version = self._migrate()
             self._reader = self._connect()
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the store at {path}: {exc}") from exc
+        except BaseException as exc:
+            # A store that did not open lets go of its file at once: a caller that goes on, a disk to unmount.
+            if hasattr(self, "_writer"):
+                self._writer.close()
+            if isinstance(exc, OSError | sqlite3.Error):
+                raise StoreError(f"cannot open the store at {path}: {exc}{_file_system_says(path)}") from exc
+            if isinstance(exc, UnicodeDecodeError):
+                # SQLite's message quotes the damaged schema, bytes that are not text: Python cannot even read it.
+                raise StoreError(f"cannot open the store at {path}: the file is damaged (its schema is not text); "
+                                 "restore it from a copy or use another --data-dir") from exc
+            raise
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(str(self.path), timeout=self.timeout_s, isolation_level=None,
@@ -52,6 +87,19 @@ class SqliteStore(Store):
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
         return conn
+
+    def _refuse_foreign(self) -> None:
+        # Schema 0 with tables is another program's database (a --store that names the wrong file): WAL mode and
+        # this schema's tables beside its own would change a file that is not ours.
+        # One statement, one snapshot: a server migrating this fresh file beside us commits its tables and
+        # version together, and two reads could see version 0 before that commit and the tables after it.
+        foreign = [row[0] for row in self._writer.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' "
+            "AND (SELECT user_version FROM pragma_user_version) = 0 ORDER BY name")]
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise StoreError(f"{self.path} is not an ansf-mcp store (it holds other tables: {shown}); "
+                             "nothing was changed; name another --store or --data-dir")
 
     def _migrate(self) -> int:
         current = self._writer.execute("PRAGMA user_version").fetchone()[0]
@@ -99,7 +147,7 @@ class SqliteStore(Store):
             try:
                 yield self._writer
             except BaseException as exc:
-                self._writer.execute("ROLLBACK")
+                self._rollback()
                 if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
                     raise self._busy(exc, "nothing was written") from exc
                 raise
@@ -109,12 +157,22 @@ class SqliteStore(Store):
                     self._writer.execute("COMMIT")
                     trace.mark("commit1")
                 except sqlite3.Error as exc:
-                    self._writer.execute("ROLLBACK")
+                    self._rollback()
                     raise StoreError(f"could not commit to the store: {exc}") from exc
             finally:
                 self._in_transaction.active = False
         finally:
             self._write_lock.release()
+
+    def _rollback(self) -> None:
+        # SQLite rolls the whole transaction back by itself on some errors (a full disk, an I/O error): a ROLLBACK
+        # then fails with "no transaction is active", which would hide the error the caller must see.
+        if not self._writer.in_transaction:
+            return
+        try:
+            self._writer.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            log.warning("rollback failed after an error: %s", exc)
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
@@ -124,10 +182,10 @@ class SqliteStore(Store):
         with self._read_lock:
             try:
                 yield self._reader
-            except sqlite3.OperationalError as exc:
-                if "locked" in str(exc) or "busy" in str(exc):
-                    raise self._busy(exc, "nothing could be read") from exc
-                raise
+            except sqlite3.Error as exc:
+                # One sentence, as on PostgreSQL: callers that report a store they cannot read (describe, ansf
+                # status, the dashboard) catch StoreError, and a damaged page is no crash of theirs.
+                raise self._busy(exc, "nothing could be read") from exc
 
     def close(self) -> None:
         with self._write_lock, self._read_lock:
