@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -55,6 +56,14 @@ class SwarmStatus(BaseModel):
 
 class PresetSwarms(BaseModel):
     swarms: list[SwarmView]
+
+
+class CoordinationAnswer(CoordinationResult):
+    shrunk: str | None = Field(
+        default=None,
+        description="set when the answer was too large: how many assignments and unassigned tasks are listed; every "
+                    "one is on the board all the same",
+    )
 
 
 class Inbox(BaseModel):
@@ -127,6 +136,29 @@ def status_steps(status: SwarmStatus) -> Shrinking[SwarmStatus]:
     for agents_cut in (False, True):
         steps += [first(n, agents_cut) for n in page_sizes(len(view.tasks))]
     return Shrinking(status, *steps)
+
+
+def coordination_steps(result: CoordinationResult) -> Shrinking[CoordinationAnswer]:
+    """Full -> the first part of each list, shorter and shorter, saying how much is listed and where the rest is.
+    Without these steps the generic cut halved the lists and cut the reason with nothing in the answer saying so:
+    1 000 tasks came back as 125 assignments and no unassigned, read as if that were the whole decision."""
+    full = CoordinationAnswer.model_validate(result.model_dump())
+    n_a, n_u = len(result.assignments), len(result.unassigned)
+    total = n_a + n_u
+
+    def first(k: int) -> Callable[[], CoordinationAnswer]:
+        def step() -> CoordinationAnswer:
+            a, u = math.ceil(n_a * k / total), math.ceil(n_u * k / total)
+            return full.model_copy(update={
+                "assignments": result.assignments[:a], "unassigned": result.unassigned[:u],
+                "shrunk": f"too large to list whole: the first {a} of {n_a} assignments and {u} of {n_u} unassigned "
+                          "tasks are listed; all were recorded on the board, where swarm_status(swarm_id) pages "
+                          "each task's assignee and p_success and get_task(swarm_id, task_id) shows why one was "
+                          "left unassigned",
+            })
+        return step
+
+    return Shrinking(full, *(first(k) for k in page_sizes(total)))
 
 
 def page_sizes(n: int) -> list[int]:
@@ -221,9 +253,9 @@ def register(tools: Toolbox, app: Runtime) -> None:
             list[TaskSpec], Field(min_length=1, max_length=MAX_TASKS_PER_CALL, description="to add")
         ],
         strategy: Annotated[Strategy, Field(description="how success is estimated")] = "auto",
-    ) -> CoordinationResult:
+    ) -> Shrinking[CoordinationAnswer]:
         """Add tasks and assign them to the agents likeliest to succeed."""
-        return await board.write(board.coordinate, swarm_id, tasks, strategy)
+        return coordination_steps(await board.write(board.coordinate, swarm_id, tasks, strategy))
 
     @tools.add(Kind.WRITE, "Claim the next task")
     @lease
