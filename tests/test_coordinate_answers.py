@@ -3,8 +3,14 @@ too large for one answer, and what the current operating phase lets `auto` use."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from mcp import Client
+
+from ansf_mcp.server.app import build_server
+from ansf_mcp.settings import Settings
+from tests.test_governor import AUTO_WITHOUT_NEURAL, GiB, cgroup_v2
 
 pytestmark = pytest.mark.anyio
 
@@ -24,3 +30,16 @@ async def test_a_decision_too_large_for_one_answer_says_what_it_lists(client: Cl
     status = (await client.call_tool("swarm_status", {"swarm_id": swarm_id, "limit": 0})).structured_content
     assert status["swarm"]["tasks_matching"] == 1000
     assert sum(a["assigned_open"] for a in status["swarm"]["agents"]) == 200
+
+
+async def test_swarm_status_names_what_auto_uses_in_the_current_phase(tmp_path: Path) -> None:
+    root = cgroup_v2(tmp_path / "cg", used=int(9.95 * GiB), limit=10 * GiB)
+    server, _ = build_server(Settings(data_dir=tmp_path / "data", cgroup_root=root, warm_model=False))
+    async with Client(server) as client:
+        sw = (await client.call_tool("spawn_swarm", {"name": "s", "agents": [{"role": "r"}] * 2})).structured_content
+        status = (await client.call_tool("swarm_status", {"swarm_id": sw["swarm_id"]})).structured_content
+        used = (await client.call_tool("coordinate", {"swarm_id": sw["swarm_id"],
+                                                      "tasks": [{"description": "x"}]})).structured_content
+    assert used["strategy"] == AUTO_WITHOUT_NEURAL
+    assert status["swarm"]["auto_uses"].startswith(f"{AUTO_WITHOUT_NEURAL} (")
+    assert "current operating phase (1 critical) disables the network" in status["swarm"]["auto_uses"]

@@ -77,7 +77,7 @@ from ansf_mcp.board.models import (
 from ansf_mcp.board.tasks import deps_from, deps_query, one_task, task_query, task_row, task_rows, to_views
 from ansf_mcp.coordinator import scoring
 from ansf_mcp.coordinator.episode import CoordinationResult, ModelUnavailable
-from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES, EstimatorScore, choose
+from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES, AutoChoice, EstimatorScore, Tally, choose
 from ansf_mcp.coordinator.warmup import ModelWarmer
 from ansf_mcp.governor.phases import PhaseLimits
 from ansf_mcp.store.base import Connection, Row, Store, StoreError
@@ -329,7 +329,8 @@ class Board:
             more = len(rows) > limit
             rows = rows[:limit]
             tasks = to_views(conn, swarm_id, rows, now)
-            auto = choose(scores.tallies(conn, swarm_id, self.records), list(AUTO_CANDIDATES))
+            tallies = scores.tallies(conn, swarm_id, self.records)
+            auto = choose(tallies, list(AUTO_CANDIDATES))
             before = 0
             if filters.after_seq is not None:
                 before = conn.execute(
@@ -349,11 +350,21 @@ class Board:
             tasks_omitted=matching - before - len(tasks),
             next_cursor=str(rows[-1]["seq"]) if more and rows else None,
             estimators=auto.scores,
-            auto_uses=f"{auto.estimator} ({auto.reason}), when the operating phase allows the network",
+            auto_uses=self._auto_uses(auto, tallies),
         )
         page._task_seqs = [r["seq"] for r in rows]
         page._after_seq = filters.after_seq
         return page
+
+    def _auto_uses(self, auto: AutoChoice, tallies: dict[str, Tally]) -> str:
+        """What `auto` would use now. In a phase without the network that is the best of the others, not the
+        network the record ranks first: a status that said "neural" there was not what the next call did."""
+        limits = self.limits()
+        if limits.neural_allowed:
+            return f"{auto.estimator} ({auto.reason}), when the operating phase allows the network"
+        now = choose(tallies, [c for c in AUTO_CANDIDATES if c != "neural"])
+        return (f"{now.estimator} ({now.reason}), as the current operating phase ({limits.phase}) disables the "
+                f"network; when it allows the network, {auto.estimator}")
 
     def _agents(self, conn: Connection, swarm_id: str, now: float) -> list[AgentView]:
         load: dict[str, list[int]] = {}
