@@ -223,3 +223,28 @@ def test_the_critical_phase_releases_a_loaded_model(tmp_path: Path) -> None:
     cgroup_v2(root, used=int(9.95 * GiB), limit=10 * GiB)
     assert governor.limits().phase == "1 critical"
     assert neural.loaded_profiles() == []
+
+
+def test_a_limit_on_an_enclosing_group_binds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scope without a limit of its own, under a slice with one: the process is killed at the slice's limit,
+    so that is the one the phase reads (it read "no limit set" and host memory)."""
+    from ansf_mcp.governor import memory
+
+    root = tmp_path / "cg"
+    cgroup_v2(root / "work.slice", used=int(3.8 * GiB), limit=4 * GiB)
+    cgroup_v2(root / "work.slice" / "ansf.scope", used=1 * GiB, limit="max")
+    monkeypatch.setattr(memory, "_own_cgroup_paths", lambda: ("/work.slice/ansf.scope", None))
+    r = read_memory(root)
+    assert (r.used_bytes, r.limit_bytes) == (int(3.8 * GiB), 4 * GiB)
+    assert r.source == "cgroup v2 (the limit of an enclosing group, /work.slice)"
+    # The group's own limit counts when it is the one nearer to being reached.
+    cgroup_v2(root / "work.slice" / "ansf.scope", used=1 * GiB, limit=1 * GiB + 1)
+    assert read_memory(root).source == "cgroup v2"
+    mem = cgroup_v1(root / "v1", used=int(1.9 * GiB), limit=2 * GiB) / "memory"
+    (mem / "app").mkdir()
+    (mem / "app" / "memory.limit_in_bytes").write_text(f"{1 << 62}\n")  # v1's "no limit": a huge number
+    (mem / "app" / "memory.usage_in_bytes").write_text(f"{1 * GiB}\n")
+    monkeypatch.setattr(memory, "_own_cgroup_paths", lambda: (None, "/app"))
+    r = read_memory(root / "v1")
+    assert (r.used_bytes, r.limit_bytes, r.source) == (int(1.9 * GiB), 2 * GiB,
+                                                       "cgroup v1 (the limit of an enclosing group, /)")

@@ -66,11 +66,32 @@ def _stat(path: Path, key: str) -> int:
 
 
 def _candidates(root: Path, own: str | None) -> list[Path]:
+    """This process's group and each group enclosing it, innermost first, then `root` itself (a container that
+    mounts its own group at the root while /proc/self/cgroup names the host's path)."""
     dirs = []
     if own and own != "/":
-        dirs.append(root / own.lstrip("/"))
+        d = root / own.lstrip("/")
+        while d != root and root in d.parents:
+            dirs.append(d)
+            d = d.parent
     dirs.append(root)
     return dirs
+
+
+def _binding(groups: list[tuple[int, int | None]]) -> tuple[int, int | None, int]:
+    """(used, limit, index) of the group whose limit is nearest to being reached; the innermost group with no
+    limit anywhere. A limit on an enclosing group binds its members as much as their own: a service in a scope
+    without a limit, under a slice with one, is killed at the slice's."""
+    limited = [(used / limit, i) for i, (used, limit) in enumerate(groups) if limit]
+    i = max(limited)[1] if limited else 0
+    return groups[i][0], groups[i][1], i
+
+
+def _enclosing(where: list[Path], i: int, dirs: list[Path]) -> str:
+    """How the source names a binding limit that is not this process's own group's."""
+    if i == 0:
+        return ""
+    return f" (the limit of an enclosing group, /{where[i].relative_to(dirs[-1]).as_posix().lstrip('.')})"
 
 
 def _host_total() -> int:
@@ -80,26 +101,35 @@ def _host_total() -> int:
 def read_memory(cgroup_root: Path) -> MemoryReading:
     """Used memory excludes reclaimable page cache (inactive files), as the kernel's OOM decisions do."""
     own_v2, own_v1 = _own_cgroup_paths()
-    for d in _candidates(cgroup_root, own_v2):
+    found: list[tuple[int, int | None]] = []
+    where: list[Path] = []
+    v2_dirs = _candidates(cgroup_root, own_v2)
+    for d in v2_dirs:
         current = _read_int(d / "memory.current")
         if current is None or not (d / "memory.max").exists():
             continue
-        limit = _read_int(d / "memory.max")
-        used = max(0, current - _stat(d / "memory.stat", "inactive_file"))
-        source = "cgroup v2"
+        found.append((max(0, current - _stat(d / "memory.stat", "inactive_file")), _read_int(d / "memory.max")))
+        where.append(d)
+    if found:
+        used, limit, i = _binding(found)
+        source = "cgroup v2" + _enclosing(where, i, v2_dirs)
         if limit is None:
             limit, source = _host_total(), "cgroup v2 (no limit set; host memory as the limit)"
         return MemoryReading(used, limit, used / limit if limit else 0.0, source)
-    for d in _candidates(cgroup_root / "memory", own_v1):
+    v1_dirs = _candidates(cgroup_root / "memory", own_v1)
+    for d in v1_dirs:
         usage = _read_int(d / "memory.usage_in_bytes")
         limit = _read_int(d / "memory.limit_in_bytes")
         if usage is None or limit is None:
             continue
         stat = d / "memory.stat"
         inactive = _stat(stat, "total_inactive_file") or _stat(stat, "inactive_file")
-        used = max(0, usage - inactive)
-        source = "cgroup v1"
-        if limit >= UNLIMITED_V1:
+        found.append((max(0, usage - inactive), limit if limit < UNLIMITED_V1 else None))
+        where.append(d)
+    if found:
+        used, limit, i = _binding(found)
+        source = "cgroup v1" + _enclosing(where, i, v1_dirs)
+        if limit is None:
             limit, source = _host_total(), "cgroup v1 (no limit set; host memory as the limit)"
         return MemoryReading(used, limit, used / limit if limit else 0.0, source)
     vm = psutil.virtual_memory()
