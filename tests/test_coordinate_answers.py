@@ -43,3 +43,16 @@ async def test_swarm_status_names_what_auto_uses_in_the_current_phase(tmp_path: 
     assert used["strategy"] == AUTO_WITHOUT_NEURAL
     assert status["swarm"]["auto_uses"].startswith(f"{AUTO_WITHOUT_NEURAL} (")
     assert "current operating phase (1 critical) disables the network" in status["swarm"]["auto_uses"]
+
+
+async def test_a_task_behind_a_cancelled_one_is_not_assigned(client: Client) -> None:
+    sw = (await client.call_tool("spawn_swarm", {"name": "s", "agents": [{"role": "r"}]})).structured_content
+    swarm_id = sw["swarm_id"]
+    await client.call_tool("coordinate", {"swarm_id": swarm_id, "strategy": "round-robin",
+                                          "tasks": [{"id": "p", "description": "parent"}]})
+    assert not (await client.call_tool("manage_task", {"swarm_id": swarm_id, "task_id": "p",
+                                                       "action": "cancel"})).is_error
+    got = (await client.call_tool("coordinate", {"swarm_id": swarm_id, "strategy": "round-robin",
+                                                 "tasks": [{"id": "q", "description": "child", "depends_on": ["p"]}]}))
+    assert got.structured_content["assignments"] == []
+    assert got.structured_content["unassigned"] == [{"task": "q", "reason": "dependency 'p' cancelled"}]

@@ -17,14 +17,16 @@ from scipy.optimize import linear_sum_assignment
 
 from ansf_mcp.coordinator.episode import Assignment, Episode, Unassigned
 
-TERMINAL_FAILED = "failed"
+# Board states a dependency never leaves and never succeeds from: a task behind one can never start. A cancelled
+# one counts as a failed one did; its dependents were assigned as if it would still run.
+NEVER_SUCCEEDS = ("failed", "cancelled")
 CAPACITY_EXHAUSTED = "capacity exhausted"
 DEPENDENCY_LEFT_OUT = "dependency left out"  # placeholder while solving; never in an answer
 
 
 def _depths(episode: Episode, excluded: Mapping[str, str]) -> dict[str, int]:
     """Dependency steps within the episode before each task can start (0: it could start now); tasks in
-    `excluded` (cycles, unknown or failed dependencies) are left out."""
+    `excluded` (cycles, unknown, failed or cancelled dependencies) are left out."""
     by_id = {t.id: t for t in episode.tasks if t.id not in excluded}
     depth: dict[str, int] = {}
     for root in by_id:
@@ -117,8 +119,8 @@ def solve(
             if dep not in external:
                 reasons[task.id] = f"unknown dependency {dep!r}"
                 break
-            if external[dep] == TERMINAL_FAILED:
-                reasons[task.id] = f"dependency {dep!r} failed"
+            if external[dep] in NEVER_SUCCEEDS:
+                reasons[task.id] = f"dependency {dep!r} {external[dep]}"
                 break
 
     slots = np.repeat(np.arange(n_agents), [a.capacity for a in episode.agents])
