@@ -56,3 +56,21 @@ async def test_a_task_behind_a_cancelled_one_is_not_assigned(client: Client) -> 
                                                  "tasks": [{"id": "q", "description": "child", "depends_on": ["p"]}]}))
     assert got.structured_content["assignments"] == []
     assert got.structured_content["unassigned"] == [{"task": "q", "reason": "dependency 'p' cancelled"}]
+
+
+async def test_a_description_of_white_space_alone_is_refused(client: Client) -> None:
+    sw = (await client.call_tool("spawn_swarm", {"name": "s", "agents": [{"role": "r"}]})).structured_content
+    swarm_id = sw["swarm_id"]
+    for blank in (" ", "\n\t", "\u3000"):
+        got = await client.call_tool("coordinate", {"swarm_id": swarm_id, "tasks": [{"description": "fine"},
+                                                                                    {"description": blank}]})
+        assert got.is_error
+        assert got.content[0].text == ("coordinate: tasks[1].description must say what is to be done, not only "
+                                       "white space.")
+    await client.call_tool("coordinate", {"swarm_id": swarm_id, "strategy": "round-robin",
+                                          "tasks": [{"id": "a", "description": "🚀"}]})  # any visible text is a text
+    edit = await client.call_tool("manage_task", {"swarm_id": swarm_id, "task_id": "a", "action": "edit",
+                                                  "description": "  "})
+    assert edit.is_error and "description must say what is to be done" in edit.content[0].text
+    status = (await client.call_tool("swarm_status", {"swarm_id": swarm_id})).structured_content
+    assert [t["description"] for t in status["swarm"]["tasks"]] == ["🚀"]

@@ -24,6 +24,7 @@ from ansf_mcp.board.models import (
     LeaseReceipt,
     ManageAction,
     MessageView,
+    NotBlank,
     OutcomeReceipt,
     ReassignReceipt,
     ReleaseReceipt,
@@ -279,7 +280,7 @@ def register(tools: Toolbox, app: Runtime) -> None:
         task_id: TaskId,
         action: Annotated[ManageAction, Field(description="retry: a failed or cancelled one")],
         description: Annotated[
-            str | None, Field(min_length=1, max_length=MAX_TEXT_CHARS, description="edit")
+            Annotated[str, NotBlank] | None, Field(min_length=1, max_length=MAX_TEXT_CHARS, description="edit")
         ] = None,
         priority: Annotated[int | None, Field(ge=0, le=1_000, description="edit")] = None,
         depends_on: Annotated[list[str] | None, Field(max_length=100, description="edit: the whole list")] = None,

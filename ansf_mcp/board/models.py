@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import AfterValidator, BaseModel, Field, PrivateAttr
+from pydantic_core import PydanticCustomError
 
 from ansf_mcp.coordinator.episode import MAX_TEXT_CHARS
 from ansf_mcp.coordinator.scoring import EstimatorScore
@@ -24,6 +25,17 @@ MAX_CAPABILITY_CHARS = 100
 ID_PATTERN = r"^[A-Za-z0-9][-A-Za-z0-9_.:]{0,99}$"  # '-' first: no escape, listed in every tool
 
 
+def not_blank(text: str) -> str:
+    """A description that is only white space says nothing to do, yet it was put on the board and assigned with
+    a p_success like any other task; an empty one was already refused."""
+    if not text.strip():
+        raise PydanticCustomError("blank", "must say what is to be done, not only white space")
+    return text
+
+
+NotBlank = AfterValidator(not_blank)
+
+
 class AgentSpec(BaseModel):
     role: str = Field(min_length=1, max_length=200, description="e.g. 'backend'")
     capabilities: list[Annotated[str, Field(min_length=1, max_length=MAX_CAPABILITY_CHARS)]] = Field(
@@ -39,7 +51,8 @@ class AgentSpec(BaseModel):
 
 class TaskSpec(BaseModel):
     id: str | None = Field(default=None, pattern=ID_PATTERN, description="default 'task-<n>'")
-    description: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="what is to be done")
+    description: Annotated[str, NotBlank] = Field(min_length=1, max_length=MAX_TEXT_CHARS,
+                                                  description="what is to be done")
     priority: int = Field(default=1, ge=0, le=1_000, description="higher runs first")
     depends_on: list[str] = Field(
         default_factory=list, max_length=100,
@@ -153,7 +166,7 @@ class Claim(BaseModel):
 class TaskEdit(BaseModel):
     """What manage_task's edit changes; anything left out stays as it is."""
 
-    description: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_CHARS)
+    description: Annotated[str, NotBlank] | None = Field(default=None, min_length=1, max_length=MAX_TEXT_CHARS)
     priority: int | None = Field(default=None, ge=0, le=1_000)
     depends_on: list[str] | None = Field(default=None, max_length=100)
 
