@@ -74,3 +74,24 @@ async def test_a_description_of_white_space_alone_is_refused(client: Client) -> 
     assert edit.is_error and "description must say what is to be done" in edit.content[0].text
     status = (await client.call_tool("swarm_status", {"swarm_id": swarm_id})).structured_content
     assert [t["description"] for t in status["swarm"]["tasks"]] == ["🚀"]
+
+
+async def test_swarm_status_names_what_auto_uses_when_the_network_cannot_load(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ansf_mcp.coordinator import neural
+    from ansf_mcp.coordinator.episode import ModelUnavailable
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ModelUnavailable("checkpoint student.safetensors fails its checksum")
+
+    monkeypatch.setattr(neural, "load", broken)
+    monkeypatch.setattr(neural, "loaded_profiles", list)  # as if no earlier test of this process had loaded it
+    sw = (await client.call_tool("spawn_swarm", {"name": "s", "agents": [{"role": "r"}] * 2})).structured_content
+    used = (await client.call_tool("coordinate", {"swarm_id": sw["swarm_id"],
+                                                  "tasks": [{"description": "x"}]})).structured_content
+    status = (await client.call_tool("swarm_status", {"swarm_id": sw["swarm_id"]})).structured_content
+    assert used["strategy"] == AUTO_WITHOUT_NEURAL and "fails its checksum" in used["note"]
+    assert status["swarm"]["auto_uses"].startswith(f"{AUTO_WITHOUT_NEURAL} (")
+    assert "the network could not be loaded (checkpoint student.safetensors fails its checksum)" in (
+        status["swarm"]["auto_uses"])

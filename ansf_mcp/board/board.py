@@ -357,14 +357,21 @@ class Board:
         return page
 
     def _auto_uses(self, auto: AutoChoice, tallies: dict[str, Tally]) -> str:
-        """What `auto` would use now. In a phase without the network that is the best of the others, not the
-        network the record ranks first: a status that said "neural" there was not what the next call did."""
+        """What `auto` would use now. In a phase without the network, or when the network failed to load, that is
+        the best of the others, not the network the record ranks first: a status that said "neural" there was not
+        what the next call did."""
         limits = self.limits()
-        if limits.neural_allowed:
+        load = self.warmer.status() if self.warmer is not None else {}
+        if not limits.neural_allowed:
+            why = f"the current operating phase ({limits.phase}) disables the network"
+        elif load.get("state") == "failed":  # the last load failed; the next coordinate tries again
+            why = f"the network could not be loaded ({load.get('reason', 'see the server log')})"
+        else:
             return f"{auto.estimator} ({auto.reason}), when the operating phase allows the network"
+        if auto.estimator != "neural":
+            return f"{auto.estimator} ({auto.reason}); {why}"
         now = choose(tallies, [c for c in AUTO_CANDIDATES if c != "neural"])
-        return (f"{now.estimator} ({now.reason}), as the current operating phase ({limits.phase}) disables the "
-                f"network; when it allows the network, {auto.estimator}")
+        return f"{now.estimator} ({now.reason}), as {why}; with the network, neural"
 
     def _agents(self, conn: Connection, swarm_id: str, now: float) -> list[AgentView]:
         load: dict[str, list[int]] = {}
