@@ -95,3 +95,15 @@ async def test_swarm_status_names_what_auto_uses_when_the_network_cannot_load(
     assert status["swarm"]["auto_uses"].startswith(f"{AUTO_WITHOUT_NEURAL} (")
     assert "the network could not be loaded (checkpoint student.safetensors fails its checksum)" in (
         status["swarm"]["auto_uses"])
+
+
+async def test_a_long_dependency_cycle_is_named_by_its_length_and_where_it_closes(client: Client) -> None:
+    sw = (await client.call_tool("spawn_swarm", {"name": "s", "agents": [{"role": "r"}]})).structured_content
+    tasks = [{"id": f"y{i}", "description": f"step {i}", "depends_on": [f"y{(i + 1) % 1000}"]} for i in range(1000)]
+    got = await client.call_tool("coordinate", {"swarm_id": sw["swarm_id"], "tasks": tasks})
+    assert got.is_error
+    assert got.content[0].text == ("dependency cycle of 1000 tasks: y0 -> y1 -> y2 -> y3 -> y4 -> y5 -> y6 -> y7 -> "
+                                   "y8 -> y9 -> … -> y999 -> y0; nothing was written")
+    closing = {"id": "y2", "description": "closes it", "depends_on": ["y0"]}
+    short = await client.call_tool("coordinate", {"swarm_id": sw["swarm_id"], "tasks": [*tasks[:2], closing]})
+    assert short.content[0].text == "dependency cycle: y0 -> y1 -> y2 -> y0"

@@ -109,6 +109,19 @@ def expiry_note(row: Row) -> str:
     return f"{note}; gave up after {row['attempts']} attempts" if row["state"] == "failed" else note
 
 
+# A cycle named whole was cut at the error cap mid-id: its length and where it closes were lost.
+CYCLE_SHOWN = 12
+
+
+def cycle_text(cycle: list[str]) -> str:
+    """A closed path (first id repeated last) in one bounded sentence: whole when short, else its start, its
+    length and the id that closes it."""
+    if len(cycle) <= CYCLE_SHOWN + 1:
+        return "dependency cycle: " + " -> ".join(cycle)
+    return (f"dependency cycle of {len(cycle) - 1} tasks: " + " -> ".join(cycle[:CYCLE_SHOWN - 2])
+            + f" -> … -> {cycle[-2]} -> {cycle[-1]}; nothing was written")
+
+
 def plan_tasks(conn: Connection, swarm_id: str, specs: list[TaskSpec]) -> list[str]:
     """The ids `insert_tasks` would give these tasks now; refuses unknown dependencies and cycles. Reads only."""
     return _plan(conn, swarm_id, specs)[0]
@@ -181,7 +194,7 @@ def _plan(conn: Connection, swarm_id: str, specs: list[TaskSpec]) -> tuple[list[
                 raise BoardError(f"task {task_id!r} depends on unknown task {dep!r}")
     cycle = find_cycle({t: [d for d in s.depends_on if d in new] for t, s in new.items()})
     if cycle:
-        raise BoardError("dependency cycle: " + " -> ".join(cycle))
+        raise BoardError(cycle_text(cycle))
     return ids, seq0
 
 
