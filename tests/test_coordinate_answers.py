@@ -107,3 +107,23 @@ async def test_a_long_dependency_cycle_is_named_by_its_length_and_where_it_close
     closing = {"id": "y2", "description": "closes it", "depends_on": ["y0"]}
     short = await client.call_tool("coordinate", {"swarm_id": sw["swarm_id"], "tasks": [*tasks[:2], closing]})
     assert short.content[0].text == "dependency cycle: y0 -> y1 -> y2 -> y0"
+
+
+async def test_a_misspelt_argument_or_field_is_refused_not_dropped(client: Client) -> None:
+    """A typo was dropped with its value: a task ran without its dependency, an agent got the default capacity."""
+    agent = await client.call_tool("spawn_swarm", {"name": "s", "agents": [{"role": "r", "capcity": 5}]})
+    assert agent.is_error
+    assert agent.content[0].text == ("spawn_swarm: agents[0].capcity is not a field of this object (check its "
+                                     "spelling); nothing was done.")
+    sw = (await client.call_tool("spawn_swarm", {"name": "s", "agents": [{"role": "r"}]})).structured_content
+    swarm_id = sw["swarm_id"]
+    task = await client.call_tool("coordinate", {"swarm_id": swarm_id, "tasks": [
+        {"id": "b", "description": "second", "dependson": ["a"]}]})
+    assert task.is_error and "tasks[0].dependson is not a field" in task.content[0].text
+    top = await client.call_tool("coordinate", {"swarm_id": swarm_id, "strateg": "round-robin",
+                                                "tasks": [{"description": "x"}]})
+    assert top.is_error
+    assert top.content[0].text == ("coordinate: 'strateg' is not a parameter of coordinate (its parameters: "
+                                   "swarm_id, tasks, strategy); nothing was done")
+    status = (await client.call_tool("swarm_status", {"swarm_id": swarm_id})).structured_content
+    assert status["swarm"]["tasks_matching"] == 0

@@ -124,6 +124,9 @@ class ToolServer(MCPServer):
             # or pattern needs it.
             raise ToolError(f"{name}: {where} contains a NUL character (0x00), which no argument accepts; "
                             "nothing was done")
+        unknown = self._unknown_arguments(name, arguments)
+        if unknown:
+            raise ToolError(bounded_error(unknown))
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
@@ -135,6 +138,21 @@ class ToolServer(MCPServer):
                 raise  # a crash: the SDK logs it and answers with a generic message (no internals, bounded)
             # Every error is one bounded sentence: echoed inputs are cut, whatever raised it.
             raise ToolError(bounded_error(message)) from exc.__cause__
+
+
+    def _unknown_arguments(self, name: str, arguments: Any) -> str | None:
+        """The sentence refusing arguments the tool does not take. The SDK dropped them: 'dependson' for
+        'depends_on' or 'strateg' for 'strategy' was carried out without them, as if they had not been sent."""
+        tool = self._tool_manager.get_tool(name)
+        if tool is None or not isinstance(arguments, dict):
+            return None  # the SDK says an unknown tool is unknown
+        known = tool.parameters.get("properties", {})
+        unknown = [k for k in arguments if k not in known]
+        if not unknown:
+            return None
+        verb = "is not a parameter" if len(unknown) == 1 else "are not parameters"
+        return (f"{name}: {', '.join(repr(k) for k in unknown)} {verb} of {name} (its parameters: "
+                f"{', '.join(known) or 'none'}); nothing was done")
 
 
 def nul_at(arguments: Any) -> str | None:
@@ -286,6 +304,8 @@ def _expected_text(e: dict[str, Any]) -> str:
     given = e.get("input")
     if kind == "missing":
         return "is required"
+    if kind == "extra_forbidden":
+        return "is not a field of this object (check its spelling); nothing was done"
     if kind in TYPE_WORDS:
         return f"must be {TYPE_WORDS[kind]}, not {_shown(given)}"
     if kind == "string_pattern_mismatch":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, PrivateAttr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic_core import PydanticCustomError
 
 from ansf_mcp.coordinator.episode import MAX_TEXT_CHARS
@@ -37,6 +37,9 @@ NotBlank = AfterValidator(not_blank)
 
 
 class AgentSpec(BaseModel):
+    # A misspelt field ('capcity') was dropped and its default used, with nothing said.
+    model_config = ConfigDict(extra="forbid")
+
     role: str = Field(min_length=1, max_length=200, description="e.g. 'backend'")
     capabilities: list[Annotated[str, Field(min_length=1, max_length=MAX_CAPABILITY_CHARS)]] = Field(
         default_factory=list, max_length=50, description="skills; they steer assignment"
@@ -50,6 +53,9 @@ class AgentSpec(BaseModel):
 
 
 class TaskSpec(BaseModel):
+    # A misspelt 'depends_on' was dropped: the task ran without its dependency, with nothing said.
+    model_config = ConfigDict(extra="forbid")
+
     id: str | None = Field(default=None, pattern=ID_PATTERN, description="default 'task-<n>'")
     description: Annotated[str, NotBlank] = Field(min_length=1, max_length=MAX_TEXT_CHARS,
                                                   description="what is to be done")
