@@ -96,6 +96,8 @@ def test_the_ring_keeps_the_newest_pairs_and_survives_a_restart(store_spec: str 
         with store.reading() as conn:
             after = scores.tallies(conn, sw)
         _same(after, _expected(0, total - 1, total - KEPT_OUTCOMES))
+        # Whose outcome each pair is, for the success model's per-agent shift.
+        assert all(t.kept_agents == ["agent-0"] * KEPT_OUTCOMES for t in after.values())
         view = {s.estimator: s for s in Board(store, clock=FakeClock()).view(sw).estimators}
         assert view["similarity"].outcomes == total and view["similarity"].kept_outcomes == KEPT_OUTCOMES
         assert view["similarity"].compared == "recalibrated"

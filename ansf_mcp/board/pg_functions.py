@@ -235,11 +235,11 @@ BEGIN
             log_loss_sum = estimator_scores.log_loss_sum + excluded.log_loss_sum,
             brier_sum = estimator_scores.brier_sum + excluded.brier_sum
         RETURNING estimator, n)
-    INSERT INTO estimator_outcomes (swarm_id, estimator, slot, seq, p, success)
-    SELECT a_swarm, s.estimator, u.n % {KEPT_OUTCOMES}, u.n, s.p, a_success::int
+    INSERT INTO estimator_outcomes (swarm_id, estimator, slot, seq, p, success, agent_id)
+    SELECT a_swarm, s.estimator, u.n % {KEPT_OUTCOMES}, u.n, s.p, a_success::int, a_agent
     FROM scored s JOIN sums u ON u.estimator = s.estimator
     ON CONFLICT (swarm_id, estimator, slot) DO UPDATE SET seq = excluded.seq, p = excluded.p,
-        success = excluded.success;
+        success = excluded.success, agent_id = excluded.agent_id;
     IF a_success THEN
         SELECT COALESCE(json_agg(u.id ORDER BY u.seq), '[]') INTO v_unblocked
         FROM ({plpgsql(UNBLOCKED_SQL.replace("SELECT t.id FROM", "SELECT t.id, t.seq FROM", 1))}) u;

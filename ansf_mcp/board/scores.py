@@ -50,12 +50,12 @@ PREDICTIONS_SQL = "SELECT estimator, p FROM predictions WHERE swarm_id = ? AND t
 # The pair takes the ring's slot of its sequence number: the estimator's count once this outcome is added, read in
 # the same transaction (on PostgreSQL after the count's row lock, so two reports never take the same slot).
 KEEP_SQL = (
-    "INSERT INTO estimator_outcomes (swarm_id, estimator, slot, seq, p, success) "
-    f"SELECT p.swarm_id, p.estimator, s.n % {KEPT_OUTCOMES}, s.n, p.p, ? FROM predictions p "
+    "INSERT INTO estimator_outcomes (swarm_id, estimator, slot, seq, p, success, agent_id) "
+    f"SELECT p.swarm_id, p.estimator, s.n % {KEPT_OUTCOMES}, s.n, p.p, ?, p.agent_id FROM predictions p "
     "JOIN estimator_scores s ON s.swarm_id = p.swarm_id AND s.estimator = p.estimator "
     "WHERE p.swarm_id = ? AND p.task_id = ? AND p.agent_id = ? "
     "ON CONFLICT (swarm_id, estimator, slot) DO UPDATE SET seq = excluded.seq, p = excluded.p, "
-    "success = excluded.success"
+    "success = excluded.success, agent_id = excluded.agent_id"
 )
 
 
@@ -114,15 +114,17 @@ def tallies(conn: Connection, swarm_id: str, memo: Records | None = None) -> dic
     seen = memo.get(swarm_id, counts) if memo is not None else None
     if seen is not None:
         for name, t in out.items():  # the same pairs: readers never add to them
-            t.kept, t.recalibrated = seen[name].kept, seen[name].recalibrated
+            t.kept, t.kept_agents, t.recalibrated = seen[name].kept, seen[name].kept_agents, seen[name].recalibrated
         return out
     # In the order of the index that covers this read, so neither engine sorts.
     rows = conn.execute(
-        "SELECT estimator, p, success FROM estimator_outcomes WHERE swarm_id = ? ORDER BY swarm_id, estimator, seq",
-        (swarm_id,)).fetchall()
+        "SELECT estimator, p, success, agent_id FROM estimator_outcomes WHERE swarm_id = ? "
+        "ORDER BY swarm_id, estimator, seq", (swarm_id,)).fetchall()
     for name, group in groupby(rows, key=itemgetter(0)):
         if name in out:
-            out[name].kept = [(r[1], r[2] != 0) for r in group]
+            pairs = list(group)
+            out[name].kept = [(r[1], r[2] != 0) for r in pairs]
+            out[name].kept_agents = [r[3] for r in pairs]
     with_pairs = [t for t in out.values() if t.kept]
     for t, record in zip(with_pairs, cross_fitted_all([t.kept for t in with_pairs]), strict=True):
         t.recalibrated = record

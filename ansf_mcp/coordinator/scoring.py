@@ -103,13 +103,18 @@ class Tally:
     log_loss_sum: float = 0.0
     brier_sum: float = 0.0
     kept: list[tuple[float, bool]] = field(default_factory=list)
+    # The agent each kept pair's outcome came from, aligned with `kept` (None: not known, as for pairs scored
+    # before the board kept it); success.agent_shifts reads it only when the two are aligned.
+    kept_agents: list[str | None] = field(default_factory=list)
 
-    def add(self, p: float, success: bool) -> None:
+    def add(self, p: float, success: bool, agent: str | None = None) -> None:
         self.n += 1
         self.log_loss_sum += log_loss(p, success)
         self.brier_sum += brier(p, success)
         self.kept.append((p, success))
         del self.kept[:-KEPT_OUTCOMES]
+        self.kept_agents.append(agent)
+        del self.kept_agents[:-KEPT_OUTCOMES]
         self.__dict__.pop("recalibrated", None)
 
     @cached_property

@@ -112,9 +112,13 @@ def decide(
     if probabilistic:
         # The model's own p is kept too: its record on this swarm is what the swarm's shift is fitted on.
         estimates[SUCCESS_MODEL] = p_work
-        shift = success.swarm_shift((tallies or {}).get(SUCCESS_MODEL, Tally()).kept)
+        record = (tallies or {}).get(SUCCESS_MODEL, Tally())
+        shift = success.swarm_shift(record.kept)
         if shift:
             p_work = success.shifted(p_work, shift)
+        own = success.agent_shifts(record.kept, record.kept_agents, [a.id for a in episode.agents], shift)
+        if own.any():
+            p_work = success.shifted(p_work, own[:, None])
         estimates[REPORTED] = p_work
     agent_row = {a.id: i for i, a in enumerate(episode.agents)}
     task_col = {t.id: j for j, t in enumerate(episode.tasks)}

@@ -164,3 +164,28 @@ def test_a_swarms_outcomes_shift_p_success_towards_its_own_success_rate() -> Non
     assert abs(success.swarm_shift(matching.kept)) < 0.05
     assert success.swarm_shift(failing.kept[:4]) == 0.0  # too few outcomes to move anything
 
+
+def test_each_agents_outcomes_shift_its_own_p_success_beyond_the_swarms() -> None:
+    """The model weighs an agent's record little; an agent that keeps failing while its peers succeed is told so,
+    one that keeps succeeding is raised, and an agent without outcomes is moved only by the swarm's shift."""
+    from ansf_mcp.coordinator import success
+
+    record = Tally()
+    for _ in range(30):  # 'flaky' failed all 30 of its reports, 'db' succeeded in all 30: the swarm is at 50 %
+        record.add(0.8, False, "flaky")
+        record.add(0.8, True, "db")
+    result = decide(_episode(), "history", neural_allowed=False, tallies={SUCCESS_MODEL: record})
+    model_p, told = result.estimates[SUCCESS_MODEL], result.estimates[REPORTED]
+    rows = {a.id: i for i, a in enumerate(_episode().agents)}
+    swarm_only = success.shifted(model_p, success.swarm_shift(record.kept))
+    assert np.all(told[rows["flaky"]] < swarm_only[rows["flaky"]] - 0.2)
+    assert np.all(told[rows["db"]] > swarm_only[rows["db"]] + 0.05)
+    assert np.allclose(told[rows["new"]], swarm_only[rows["new"]]) and np.allclose(told[rows["ui"]], swarm_only[rows["ui"]])
+    assert np.all(told[rows["flaky"]] < 0.25) and np.all(told[rows["db"]] > 0.75)
+    # Four outcomes move nothing; pairs whose agents are not known (kept before the board kept them) neither.
+    few = success.agent_shifts(record.kept[:8], record.kept_agents[:8], ["flaky", "db"], 0.0)
+    assert np.array_equal(few, [0.0, 0.0])
+    unknown = success.agent_shifts(record.kept, [None] * len(record.kept), ["flaky", "db"], 0.0)
+    assert np.array_equal(unknown, [0.0, 0.0])
+    assert np.array_equal(success.agent_shifts(record.kept, [], ["flaky"], 0.0), [0.0])  # not aligned: unused
+
