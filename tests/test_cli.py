@@ -194,3 +194,18 @@ def test_a_non_positive_idle_exit_is_refused() -> None:
         out = subprocess.run([*ansf_command(), "serve", "--transport", "http", "--idle-exit-s", value],
                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         assert out.returncode == 2 and "--idle-exit-s" in out.stderr, (value, out.stderr)
+
+
+def test_a_relay_on_an_unusable_data_dir_says_so_in_one_line(tmp_path: Path) -> None:
+    """`ansf serve` as Claude Desktop starts it (a relay) once printed a traceback when it could not make its data
+    directory (a file in its place, or no permission); the standalone server already said so in one line."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    env = subprocess_env(blocker / "ansf-mcp")
+    env.pop("ANSF_STANDALONE")
+    out = subprocess.run([*ansf_command(), "serve", "--project", str(tmp_path)], input="", capture_output=True,
+                         text=True, timeout=60, env=env)
+    assert out.returncode == 2 and out.stdout == ""
+    assert "Traceback" not in out.stderr and len(out.stderr.splitlines()) == 1, out.stderr
+    assert out.stderr.startswith(f"ansf serve: cannot use the data directory {blocker / 'ansf-mcp'} ")
+    assert "--data-dir" in out.stderr and "--standalone" not in out.stderr

@@ -41,6 +41,11 @@ class SharedServerError(RuntimeError):
     """The shared server could not be found or started; the message says why and what to do."""
 
 
+class DataDirUnusable(SharedServerError):
+    """The data directory cannot hold the token and the server's state (a file in its place, no permission);
+    `--standalone` would fail on it too, so the message does not suggest it."""
+
+
 @dataclass(frozen=True)
 class Endpoint:
     host: str
@@ -235,7 +240,12 @@ def _start_on(key: Key, token: str, idle_exit_s: float, log_level: str | None, p
 
 def ensure(key: Key, *, idle_exit_s: float = DEFAULT_IDLE_EXIT_S, log_level: str | None = None) -> Endpoint:
     """The running shared server for `key`, started (exactly once among concurrent callers) when none answers."""
-    token = read_token(key.data_dir)
+    try:
+        token = read_token(key.data_dir)
+        (key.data_dir / STATE_DIR).mkdir(exist_ok=True)
+    except OSError as exc:
+        raise DataDirUnusable(f"cannot use the data directory {key.data_dir} ({exc.strerror or exc}); choose "
+                              "another with --data-dir or ANSF_DATA_DIR") from exc
     with _locked(key.data_dir / STATE_DIR / f"{key.name}.lock", START_TIMEOUT_S + 30):
         known = _read_state(key, token)
         if known is not None and running(known.pid) and answers(known.host, known.port, known.pid):
