@@ -244,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         problem = replay_input_problem(args.mirror, args.histories, args.repos)
         if problem:
             parser.error(problem)
+    try:  # now, not after hours of training: a folder that cannot be made then lost the checkpoint
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        parser.error(f"cannot make the output folder --out {args.out}: {exc.strerror or exc}")
 
     import torch
 

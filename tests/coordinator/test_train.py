@@ -184,3 +184,14 @@ def test_a_mirror_or_export_that_cannot_be_read_is_refused_before_anything_runs(
         assert said in capsys.readouterr().err, case
     assert not (tmp_path / "out").exists()
     assert train.replay_input_problem(mirror[0], None, listing) is None
+
+
+def test_an_output_folder_that_cannot_be_made_is_refused_before_training(tmp_path: Path, mirror, capsys) -> None:
+    """Once made only after training, so the checkpoint of a run (hours, for the spec network) was lost."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    args = tiny(mirror, blocker / "out", 3)
+    with pytest.raises(SystemExit) as stopped:
+        train.main(args)
+    assert stopped.value.code == 2
+    assert "cannot make the output folder --out" in capsys.readouterr().err
