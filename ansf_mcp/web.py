@@ -5,6 +5,7 @@ Host/Origin check and the lifespan that starts the runtime with whatever else an
 from __future__ import annotations
 
 import contextlib
+import errno
 import hmac
 import logging
 import re
@@ -50,7 +51,11 @@ def check_port_free(host: str, port: int) -> None:
     """Fail before start-up with a message that names the flag, instead of uvicorn's bare errno."""
     exc = bind_error(host, port)
     if exc is not None:
-        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port") from exc
+        # Only a port in use or a privileged one is fixed by another port; a name that does not resolve or an
+        # address this machine does not have is fixed by another --host.
+        hint = ("choose another with --port" if exc.errno in (errno.EADDRINUSE, errno.EACCES)
+                else "give --host an address of this machine")
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); {hint}") from exc
 
 
 # -- token ---------------------------------------------------------------------------------------------------------
