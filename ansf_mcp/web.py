@@ -366,6 +366,11 @@ def _guarded_h11(header_timeout_s: float, max_connections: int) -> type:
     return GuardedH11Protocol
 
 
+def base_url(host: str, port: int) -> str:
+    """`http://host:port` as a browser or client takes it: an IPv6 address in brackets (RFC 3986)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def run_uvicorn(asgi: ASGIApp, settings: Settings, *, announce: Callable[[int], None] | None = None,
                 idle: Any = None) -> None:
     """Serve `asgi` on the settings' host and port with header and idle time-outs and a connection cap.

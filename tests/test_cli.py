@@ -209,3 +209,14 @@ def test_a_relay_on_an_unusable_data_dir_says_so_in_one_line(tmp_path: Path) -> 
     assert "Traceback" not in out.stderr and len(out.stderr.splitlines()) == 1, out.stderr
     assert out.stderr.startswith(f"ansf serve: cannot use the data directory {blocker / 'ansf-mcp'} ")
     assert "--data-dir" in out.stderr and "--standalone" not in out.stderr
+
+
+def test_the_announced_url_of_an_ipv6_listener_is_one_a_client_can_open(tmp_path: Path) -> None:
+    """`--host ::1` was announced as http://::1:PORT/mcp, which no client or browser parses."""
+    import re
+
+    out = subprocess.run([*ansf_command(), "serve", "--standalone", "--transport", "http", "--host", "::1",
+                          "--port", "0", "--idle-exit-s", "1"], capture_output=True, text=True, timeout=120,
+                         env=subprocess_env(tmp_path / "data"), stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert re.search(r"transport on http://\[::1\]:\d+/mcp$", out.stderr, re.MULTILINE), out.stderr
