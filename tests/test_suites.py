@@ -180,6 +180,20 @@ def test_a_bad_replay_repository_is_refused_in_one_line_and_nothing_stored(tmp_p
     assert stored_runs(data) == 0
 
 
+def test_a_semantic_project_without_python_is_refused_in_one_line_and_nothing_stored(tmp_path: Path) -> None:
+    """A missing --project, or one without a Python file, failed mid-run and was stored as a failed run (exit 1)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    data = tmp_path / "data"
+    for project, said in ((tmp_path / "nonexistent", "is not a directory"),
+                          (empty, "holds no Python file for the semantic suite to measure")):
+        out = subprocess.run([*ansf_command(), "bench", "--suite", "semantic", "--quick", "--project", str(project)],
+                             env=subprocess_env(data), capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2 and out.stdout == "", (project, out.stderr)
+        assert out.stderr.startswith(f"ansf bench: {project} {said}") and out.stderr.count("\n") == 1, out.stderr
+    assert stored_runs(data) == 0
+
+
 def refused_input(ctx: SuiteContext) -> dict[str, Any]:
     from ansf_mcp.bench.context import SuiteInputError
 
