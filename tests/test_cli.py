@@ -220,3 +220,16 @@ def test_the_announced_url_of_an_ipv6_listener_is_one_a_client_can_open(tmp_path
                          env=subprocess_env(tmp_path / "data"), stdin=subprocess.DEVNULL)
     assert out.returncode == 0, out.stderr[-2000:]
     assert re.search(r"transport on http://\[::1\]:\d+/mcp$", out.stderr, re.MULTILINE), out.stderr
+
+
+def test_a_relay_whose_server_refuses_its_settings_does_not_suggest_standalone(tmp_path: Path) -> None:
+    """The relay suggested `--standalone` after every failed start, also when the shared server refused a setting
+    that a standalone server reads and refuses just the same."""
+    env = subprocess_env(tmp_path / "data")
+    env.pop("ANSF_STANDALONE")
+    env["ANSF_MAX_ATTEMPTS"] = "0"
+    out = subprocess.run([*ansf_command(), "serve", "--project", str(tmp_path)], input="", capture_output=True,
+                         text=True, timeout=120, env=env)
+    assert out.returncode == 2 and out.stdout == "" and len(out.stderr.splitlines()) == 1, out.stderr
+    assert "exited with status 2 at start" in out.stderr and "ANSF_MAX_ATTEMPTS='0'" in out.stderr
+    assert "--standalone" not in out.stderr

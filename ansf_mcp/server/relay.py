@@ -29,7 +29,7 @@ from typing import IO, Any
 
 from ansf_mcp import trace
 from ansf_mcp.server.lines import request_id
-from ansf_mcp.server.shared import DataDirUnusable, Endpoint, SharedServerError, running
+from ansf_mcp.server.shared import Endpoint, SharedServerError, running
 
 log = logging.getLogger(__name__)
 
@@ -450,11 +450,9 @@ def serve_relay(key: Any, *, idle_exit_s: float, log_level: str | None) -> int:
 
     try:
         connect()  # start it now: the client's first request should not wait for a model-sized start-up
-    except DataDirUnusable as exc:
-        sys.stderr.write(f"ansf serve: {exc}\n")
-        return 2
     except SharedServerError as exc:
-        sys.stderr.write(f"ansf serve: {exc} (or run `ansf serve --standalone`)\n")
+        hint = " (or run `ansf serve --standalone`)" if exc.standalone_helps else ""
+        sys.stderr.write(f"ansf serve: {exc}{hint}\n")
         return 2
     Relay(connect, sys.stdin.buffer, sys.stdout.buffer).run()
     return 0
