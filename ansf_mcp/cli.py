@@ -96,7 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="run benchmark suites")
     # Validated by the runner against its registry (importing it here would slow every command by ~1 s).
     bench.add_argument("--suite", default="all", help=suites.names_text())
-    bench.add_argument("--out", type=Path, help="folder for report.json, report.md and charts (default: data dir)")
+    bench.add_argument("--out", type=Path, help="folder for report.json, report.md and charts (default: a new "
+                       "bench/<UTC time> folder in the data directory)")
     bench.add_argument("--json", type=Path, help="also write the JSON report to this file")
     bench.add_argument("--project", type=Path, help="repository for the semantic suite (default: cwd)")
     bench.add_argument("--repo", type=Path, help="git repository the replay suite replays (default: --project)")

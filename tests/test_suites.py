@@ -90,6 +90,8 @@ def test_the_cli_help_lists_every_suite(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60, check=True)
     help_text = " ".join(out.stdout.split())
     assert suites.names_text() in help_text
+    # where the report goes by default (it once said "data dir", where nothing is written)
+    assert "(default: a new bench/<UTC time> folder in the data directory)" in help_text
 
 
 RAN: list[str] = []
