@@ -142,6 +142,9 @@ def test_train_takes_its_own_options_as_documented(tmp_path: Path) -> None:
     refused = subprocess.run([*ansf_command(), "train", "--profile", "huge", "--out", str(tmp_path)],
                              capture_output=True, text=True, env=subprocess_env(tmp_path), timeout=120)
     assert refused.returncode == 2 and "unknown profile 'huge'" in refused.stderr
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last == ("ansf train: error: unknown profile 'huge'; profiles: spec-fp32, spec-int8, spec-pruned20, "
+                    "student, spec"), last
     assert "unrecognized arguments" not in refused.stderr
 
 

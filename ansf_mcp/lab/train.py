@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         network = network_of(args.profile)
     except KeyError as exc:
-        parser.error(str(exc))
+        parser.error(exc.args[0])  # str() of a KeyError is its repr, in quotes
     overrides = {f.name: getattr(args, f.name) for f in fields(Training) if getattr(args, f.name) is not None}
     if "teacher" in overrides:
         overrides["teacher"] = str(overrides["teacher"])
