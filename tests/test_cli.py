@@ -59,6 +59,18 @@ def test_json_lines_keep_order_and_report_bad_lines_in_place(tmp_path: Path) -> 
     assert "2 of 4" in out.stderr
 
 
+def test_an_invalid_episode_says_where_and_why_in_one_line(tmp_path: Path) -> None:
+    """pydantic's own text came through whole: every error's input again and a documentation URL after each."""
+    bad = {"id": "x", "agents": [{"id": "a", "capacity": -1}], "tasks": [{"id": "t", "description": "d",
+                                                                          "priority": "high"}]}
+    out = coordinate(tmp_path, json.dumps(bad) + "\n", "--strategy", "tags")
+    assert out.returncode == 1
+    (line,) = out.stdout.splitlines()
+    assert json.loads(line) == {"id": "x", "line": 1, "error": (
+        "agents[0].capacity: Input should be greater than or equal to 1; "
+        "tasks[0].priority: Input should be a valid integer, unable to parse string as an integer")}
+
+
 def test_stdin_and_auto_says_what_it_used(tmp_path: Path) -> None:
     out = coordinate(tmp_path, json.dumps(EPISODE), stdin=True)
     assert out.returncode == 0, out.stderr
