@@ -34,6 +34,7 @@ from ansf_mcp.server.shared import Endpoint, SharedServerError, running
 log = logging.getLogger(__name__)
 
 PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
 INTERNAL_ERROR = -32603
 SESSION_HEADER = "mcp-session-id"
 VERSION_HEADER = "mcp-protocol-version"
@@ -132,6 +133,15 @@ class Relay:
             rid = request_id(line.decode("utf-8", "replace"))
             if rid is not None or b'"id"' in line:
                 self.write(_error(rid, PARSE_ERROR, f"Parse error: {exc}"))
+            return
+        why = _not_a_message(message)
+        if why is not None:
+            # Answered here, as a standalone server answers it: the shared server's 400 carried pydantic's
+            # multi-line text as an internal error, and a batch got no answer at all.
+            rid = message.get("id") if isinstance(message, dict) else None
+            if not isinstance(message, dict) or "method" not in message or rid is not None:
+                rid = rid if isinstance(rid, int | str) and not isinstance(rid, bool) else None
+                self.write(_error(rid, INVALID_REQUEST, f"Invalid request: {why}"))
             return
         method = message.get("method") if isinstance(message, dict) else None
         if method == "initialize":
@@ -395,6 +405,24 @@ class Relay:
             pass  # the server forgets sessions it cannot reach either way
         finally:
             conn.close()
+
+
+def _not_a_message(message: Any) -> str | None:
+    """Why a parsed line is no JSON-RPC message the server could take (None: it may be one; the server checks the
+    rest). A client's own answers (result or error, no method) pass."""
+    if isinstance(message, list):
+        return "batches (JSON arrays) are not supported; send one message per line"
+    if not isinstance(message, dict):
+        return "Input should be an object"
+    if message.get("jsonrpc") != "2.0":
+        return "jsonrpc: Input should be '2.0'"
+    if "method" not in message:
+        return None if "result" in message or "error" in message else "method: Field required"
+    if not isinstance(message["method"], str):
+        return "method: Input should be a valid string"
+    if "params" in message and not isinstance(message["params"], dict):
+        return "params: Input should be an object"
+    return None
 
 
 def _is_long_poll(message: Any) -> bool:
