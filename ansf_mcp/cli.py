@@ -297,7 +297,12 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
+        reconfigure = getattr(sys.stdout, "reconfigure", None)
+        if reconfigure is not None:  # a terminal that cannot show "≥" gets "\u2265", not a UnicodeEncodeError
+            reconfigure(errors="backslashreplace")
         for key, value in report.items():
-            print(f"{key:>16}: {json.dumps(value) if isinstance(value, dict | list) else value}")
+            # ensure_ascii=False: a person reads this, and the phase's reason says "≥", not "\u2265"
+            shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+            print(f"{key:>16}: {shown}")
     # a health check or script must notice a store it cannot reach; the report above says why
     return 1 if report.get("store", {}).get("error") else 0

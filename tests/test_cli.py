@@ -122,6 +122,17 @@ def test_status_json(tmp_path: Path) -> None:
     assert report["phase"]["phase"] and report["phase"]["reason"]
 
 
+def test_status_for_a_person_writes_text_not_json_escapes(tmp_path: Path) -> None:
+    out = subprocess.run([*ansf_command(), "status"], capture_output=True, text=True, timeout=60,
+                         env={**subprocess_env(tmp_path / "data"), "PYTHONIOENCODING": "utf-8"})
+    assert out.returncode == 0, out.stderr
+    phase = next(line for line in out.stdout.splitlines() if line.strip().startswith("phase:"))
+    assert "critical ≥ 99%" in phase and "\\u" not in phase, phase
+    ascii_only = subprocess.run([*ansf_command(), "status"], capture_output=True, text=True, timeout=60,
+                                env={**subprocess_env(tmp_path / "data"), "PYTHONIOENCODING": "ascii"})
+    assert ascii_only.returncode == 0 and "critical \\u2265 99%" in ascii_only.stdout, ascii_only.stderr[-500:]
+
+
 def test_status_of_a_store_it_cannot_reach_exits_1(tmp_path: Path) -> None:
     (tmp_path / "not-a-db").write_bytes(b"this is not a SQLite file" * 100)
     out = subprocess.run([*ansf_command(), "status", "--json", "--store", str(tmp_path / "not-a-db")],
