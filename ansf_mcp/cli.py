@@ -96,7 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="run benchmark suites")
     # Validated by the runner against its registry (importing it here would slow every command by ~1 s).
     bench.add_argument("--suite", default="all", help=suites.names_text())
-    bench.add_argument("--out", type=Path, help="folder for report.json, report.md and charts (default: data dir)")
+    bench.add_argument("--out", type=Path, help="folder for report.json, report.md and charts (default: a new "
+                       "bench/<UTC time> folder in the data directory)")
     bench.add_argument("--json", type=Path, help="also write the JSON report to this file")
     bench.add_argument("--project", type=Path, help="repository for the semantic suite (default: cwd)")
     bench.add_argument("--repo", type=Path, help="git repository the replay suite replays (default: --project)")
@@ -296,7 +297,12 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
+        reconfigure = getattr(sys.stdout, "reconfigure", None)
+        if reconfigure is not None:  # a terminal that cannot show "≥" gets "\u2265", not a UnicodeEncodeError
+            reconfigure(errors="backslashreplace")
         for key, value in report.items():
-            print(f"{key:>16}: {json.dumps(value) if isinstance(value, dict | list) else value}")
+            # ensure_ascii=False: a person reads this, and the phase's reason says "≥", not "\u2265"
+            shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+            print(f"{key:>16}: {shown}")
     # a health check or script must notice a store it cannot reach; the report above says why
     return 1 if report.get("store", {}).get("error") else 0

@@ -5,6 +5,7 @@ Host/Origin check and the lifespan that starts the runtime with whatever else an
 from __future__ import annotations
 
 import contextlib
+import errno
 import hmac
 import logging
 import re
@@ -50,7 +51,11 @@ def check_port_free(host: str, port: int) -> None:
     """Fail before start-up with a message that names the flag, instead of uvicorn's bare errno."""
     exc = bind_error(host, port)
     if exc is not None:
-        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port") from exc
+        # Only a port in use or a privileged one is fixed by another port; a name that does not resolve or an
+        # address this machine does not have is fixed by another --host.
+        hint = ("choose another with --port" if exc.errno in (errno.EADDRINUSE, errno.EACCES)
+                else "give --host an address of this machine")
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); {hint}") from exc
 
 
 # -- token ---------------------------------------------------------------------------------------------------------
@@ -359,6 +364,11 @@ def _guarded_h11(header_timeout_s: float, max_connections: int) -> type:
                 self.transport.close()
 
     return GuardedH11Protocol
+
+
+def base_url(host: str, port: int) -> str:
+    """`http://host:port` as a browser or client takes it: an IPv6 address in brackets (RFC 3986)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def run_uvicorn(asgi: ASGIApp, settings: Settings, *, announce: Callable[[int], None] | None = None,

@@ -59,6 +59,18 @@ def test_json_lines_keep_order_and_report_bad_lines_in_place(tmp_path: Path) -> 
     assert "2 of 4" in out.stderr
 
 
+def test_an_invalid_episode_says_where_and_why_in_one_line(tmp_path: Path) -> None:
+    """pydantic's own text came through whole: every error's input again and a documentation URL after each."""
+    bad = {"id": "x", "agents": [{"id": "a", "capacity": -1}], "tasks": [{"id": "t", "description": "d",
+                                                                          "priority": "high"}]}
+    out = coordinate(tmp_path, json.dumps(bad) + "\n", "--strategy", "tags")
+    assert out.returncode == 1
+    (line,) = out.stdout.splitlines()
+    assert json.loads(line) == {"id": "x", "line": 1, "error": (
+        "agents[0].capacity: Input should be greater than or equal to 1; "
+        "tasks[0].priority: Input should be a valid integer, unable to parse string as an integer")}
+
+
 def test_stdin_and_auto_says_what_it_used(tmp_path: Path) -> None:
     out = coordinate(tmp_path, json.dumps(EPISODE), stdin=True)
     assert out.returncode == 0, out.stderr
@@ -110,6 +122,17 @@ def test_status_json(tmp_path: Path) -> None:
     assert report["phase"]["phase"] and report["phase"]["reason"]
 
 
+def test_status_for_a_person_writes_text_not_json_escapes(tmp_path: Path) -> None:
+    out = subprocess.run([*ansf_command(), "status"], capture_output=True, text=True, timeout=60,
+                         env={**subprocess_env(tmp_path / "data"), "PYTHONIOENCODING": "utf-8"})
+    assert out.returncode == 0, out.stderr
+    phase = next(line for line in out.stdout.splitlines() if line.strip().startswith("phase:"))
+    assert "critical ≥ 99%" in phase and "\\u" not in phase, phase
+    ascii_only = subprocess.run([*ansf_command(), "status"], capture_output=True, text=True, timeout=60,
+                                env={**subprocess_env(tmp_path / "data"), "PYTHONIOENCODING": "ascii"})
+    assert ascii_only.returncode == 0 and "critical \\u2265 99%" in ascii_only.stdout, ascii_only.stderr[-500:]
+
+
 def test_status_of_a_store_it_cannot_reach_exits_1(tmp_path: Path) -> None:
     (tmp_path / "not-a-db").write_bytes(b"this is not a SQLite file" * 100)
     out = subprocess.run([*ansf_command(), "status", "--json", "--store", str(tmp_path / "not-a-db")],
@@ -142,6 +165,9 @@ def test_train_takes_its_own_options_as_documented(tmp_path: Path) -> None:
     refused = subprocess.run([*ansf_command(), "train", "--profile", "huge", "--out", str(tmp_path)],
                              capture_output=True, text=True, env=subprocess_env(tmp_path), timeout=120)
     assert refused.returncode == 2 and "unknown profile 'huge'" in refused.stderr
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last == ("ansf train: error: unknown profile 'huge'; profiles: spec-fp32, spec-int8, spec-pruned20, "
+                    "student, spec"), last
     assert "unrecognized arguments" not in refused.stderr
 
 
@@ -194,3 +220,42 @@ def test_a_non_positive_idle_exit_is_refused() -> None:
         out = subprocess.run([*ansf_command(), "serve", "--transport", "http", "--idle-exit-s", value],
                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         assert out.returncode == 2 and "--idle-exit-s" in out.stderr, (value, out.stderr)
+
+
+def test_a_relay_on_an_unusable_data_dir_says_so_in_one_line(tmp_path: Path) -> None:
+    """`ansf serve` as Claude Desktop starts it (a relay) once printed a traceback when it could not make its data
+    directory (a file in its place, or no permission); the standalone server already said so in one line."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    env = subprocess_env(blocker / "ansf-mcp")
+    env.pop("ANSF_STANDALONE")
+    out = subprocess.run([*ansf_command(), "serve", "--project", str(tmp_path)], input="", capture_output=True,
+                         text=True, timeout=60, env=env)
+    assert out.returncode == 2 and out.stdout == ""
+    assert "Traceback" not in out.stderr and len(out.stderr.splitlines()) == 1, out.stderr
+    assert out.stderr.startswith(f"ansf serve: cannot use the data directory {blocker / 'ansf-mcp'} ")
+    assert "--data-dir" in out.stderr and "--standalone" not in out.stderr
+
+
+def test_the_announced_url_of_an_ipv6_listener_is_one_a_client_can_open(tmp_path: Path) -> None:
+    """`--host ::1` was announced as http://::1:PORT/mcp, which no client or browser parses."""
+    import re
+
+    out = subprocess.run([*ansf_command(), "serve", "--standalone", "--transport", "http", "--host", "::1",
+                          "--port", "0", "--idle-exit-s", "1"], capture_output=True, text=True, timeout=120,
+                         env=subprocess_env(tmp_path / "data"), stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert re.search(r"transport on http://\[::1\]:\d+/mcp$", out.stderr, re.MULTILINE), out.stderr
+
+
+def test_a_relay_whose_server_refuses_its_settings_does_not_suggest_standalone(tmp_path: Path) -> None:
+    """The relay suggested `--standalone` after every failed start, also when the shared server refused a setting
+    that a standalone server reads and refuses just the same."""
+    env = subprocess_env(tmp_path / "data")
+    env.pop("ANSF_STANDALONE")
+    env["ANSF_MAX_ATTEMPTS"] = "0"
+    out = subprocess.run([*ansf_command(), "serve", "--project", str(tmp_path)], input="", capture_output=True,
+                         text=True, timeout=120, env=env)
+    assert out.returncode == 2 and out.stdout == "" and len(out.stderr.splitlines()) == 1, out.stderr
+    assert "exited with status 2 at start" in out.stderr and "ANSF_MAX_ATTEMPTS='0'" in out.stderr
+    assert "--standalone" not in out.stderr

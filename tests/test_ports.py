@@ -50,3 +50,17 @@ def test_a_port_out_of_range_is_a_bind_error_and_refused_by_the_flag() -> None:
     assert ports.port_number("0") == 0 and ports.port_number("65535") == 65_535
     with pytest.raises(argparse.ArgumentTypeError, match="'x' is not a number"):
         ports.port_number("x")
+
+
+def test_a_refused_listen_names_the_flag_that_fixes_it() -> None:
+    """An address this machine does not have was told to choose another --port."""
+    from ansf_mcp.web import ConfigError, check_port_free
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        with pytest.raises(ConfigError, match=r"cannot listen on 127\.0\.0\.1:\d+ .*; choose another with --port$"):
+            check_port_free("127.0.0.1", held.getsockname()[1])
+    for host in ("192.0.2.1", "no-such-host.invalid"):  # TEST-NET-1: never this machine's; .invalid never resolves
+        with pytest.raises(ConfigError, match=r"; give --host an address of this machine$"):
+            check_port_free(host, ports.free_port())

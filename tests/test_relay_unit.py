@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from ansf_mcp.server import relay as relay_module
 from ansf_mcp.server.relay import Relay
 from ansf_mcp.server.shared import Endpoint
 
@@ -205,6 +206,31 @@ def test_a_line_that_is_not_json_is_answered_with_its_id(stub: Stub):
     [answer] = [json.loads(line) for line in stdout.getvalue().splitlines()]
     assert answer["id"] == 8 and answer["error"]["code"] == -32700
     assert stub.posts == []
+
+
+def test_lines_that_are_no_request_are_answered_as_invalid_requests(stub: Stub):
+    """Once forwarded: the shared server's HTTP 400 came back as an internal error (-32603) carrying pydantic's
+    multi-line text, and a batch got no answer at all. Now answered here, as a standalone server does."""
+    lines = [
+        '{"jsonrpc":"2.0","id":1,"method":5}', '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":"x"}',
+        '{"jsonrpc":"2.0","id":3}', '{"jsonrpc":"1.0","id":4,"method":"ping"}', '[{"jsonrpc":"2.0","id":5,"method":"ping"}]',
+        '{"jsonrpc":"2.0","method":"notifications/x","params":5}',  # a notification: nobody to answer
+        "123",
+    ]
+    stdout = io.BytesIO()
+    Relay(lambda: stub.endpoint, io.BytesIO("\n".join(lines).encode() + b"\n"), stdout).run()
+    answers = [(a["id"], a["error"]["code"], a["error"]["message"]) for a in map(json.loads, stdout.getvalue().splitlines())]
+    assert answers == [
+        (1, -32600, "Invalid request: method: Input should be a valid string"),
+        (2, -32600, "Invalid request: params: Input should be an object"),
+        (3, -32600, "Invalid request: method: Field required"),
+        (4, -32600, "Invalid request: jsonrpc: Input should be '2.0'"),
+        (None, -32600, "Invalid request: batches (JSON arrays) are not supported; send one message per line"),
+        (None, -32600, "Invalid request: Input should be an object"),
+    ]
+    assert stub.posts == []
+    # a client's answer to a request of the server (no method) is not one of them
+    assert relay_module._not_a_message({"jsonrpc": "2.0", "id": "s-1", "result": {}}) is None
 
 
 def test_the_idle_timer_waits_for_open_requests_and_answers_who_it_is():

@@ -32,6 +32,11 @@ BAD_LINES = {
     "truncated": (14, call_line(14, '{"name":"n"')),
     "not JSON-RPC": (15, '{"jsonrpc":"2.0","id":15}'),
     "garbage": (None, "this is not json"),
+    # a field of the wrong type: the error's input was that field's value, not the line, and no answer came
+    "method not a string": (16, '{"jsonrpc":"2.0","id":16,"method":5}'),
+    "params a string": (17, '{"jsonrpc":"2.0","id":17,"method":"tools/call","params":"x"}'),
+    "params a list": (18, '{"jsonrpc":"2.0","id":18,"method":"ping","params":[1]}'),
+    "a batch": (None, '[{"jsonrpc":"2.0","id":19,"method":"ping"},{"jsonrpc":"2.0","id":20,"method":"ping"}]'),
 }
 
 

@@ -90,6 +90,8 @@ def test_the_cli_help_lists_every_suite(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60, check=True)
     help_text = " ".join(out.stdout.split())
     assert suites.names_text() in help_text
+    # where the report goes by default (it once said "data dir", where nothing is written)
+    assert "(default: a new bench/<UTC time> folder in the data directory)" in help_text
 
 
 RAN: list[str] = []
@@ -177,6 +179,20 @@ def test_a_bad_replay_repository_is_refused_in_one_line_and_nothing_stored(tmp_p
                              env=subprocess_env(data), capture_output=True, text=True, timeout=120)
         assert out.returncode == 2 and out.stdout == "", (repo, out.stderr)
         assert out.stderr.startswith(f"ansf bench: {repo} {said}") and out.stderr.count("\n") == 1, out.stderr
+    assert stored_runs(data) == 0
+
+
+def test_a_semantic_project_without_python_is_refused_in_one_line_and_nothing_stored(tmp_path: Path) -> None:
+    """A missing --project, or one without a Python file, failed mid-run and was stored as a failed run (exit 1)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    data = tmp_path / "data"
+    for project, said in ((tmp_path / "nonexistent", "is not a directory"),
+                          (empty, "holds no Python file for the semantic suite to measure")):
+        out = subprocess.run([*ansf_command(), "bench", "--suite", "semantic", "--quick", "--project", str(project)],
+                             env=subprocess_env(data), capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2 and out.stdout == "", (project, out.stderr)
+        assert out.stderr.startswith(f"ansf bench: {project} {said}") and out.stderr.count("\n") == 1, out.stderr
     assert stored_runs(data) == 0
 
 

@@ -53,6 +53,17 @@ def _each_line(lines: Iterable[str], start: int) -> Iterator[tuple[int, object]]
                 yield number, exc
 
 
+def invalid_episode(exc: ValidationError) -> str:
+    """Each error as `where: why` (`tasks[0].priority: Input should be a valid integer`), in one line. pydantic's
+    own text spans lines, repeats the input and ends each error with a documentation URL."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
+        why = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {why}" if where else why)
+    return "; ".join(parts)
+
+
 def run_coordinate(path: str, strategy: str, model: str | None) -> int:
     try:
         source = sys.stdin if path == "-" else open(path, encoding="utf-8")
@@ -100,7 +111,7 @@ def _run(source: Iterable[str], strategy: str, model: str | None) -> int:
         except (ValidationError, ValueError, ModelUnavailable) as exc:
             failures += 1
             ident = parsed.get("id") if isinstance(parsed, dict) else None
-            message = str(exc).replace("\n", "; ")
+            message = invalid_episode(exc) if isinstance(exc, ValidationError) else str(exc).replace("\n", "; ")
             print(json.dumps({"id": ident, "line": number, "error": message}), flush=True)
     if count == 0:
         print("ansf coordinate: the input holds no episode", file=sys.stderr)

@@ -135,4 +135,4 @@ def network_of(name: str) -> Network:
         return NETWORKS[name]
     if name in PROFILES:
         return PROFILES[name].network
-    raise KeyError(f"unknown profile {name!r}; profiles: {', '.join([*PROFILES, *NETWORKS])}")
+    raise KeyError(f"unknown profile {name!r}; profiles: {', '.join(dict.fromkeys([*PROFILES, *NETWORKS]))}")

@@ -283,13 +283,13 @@ def run_dashboard(
         print(f"ansf dashboard: invalid setting: {invalid_setting(exc)}", file=sys.stderr)
         return 2
     from ansf_mcp.runtime import configure_logging
-    from ansf_mcp.web import run_uvicorn
+    from ansf_mcp.web import base_url, run_uvicorn
 
     configure_logging(settings.log_level)
     asgi = dashboard_asgi(runtime, config)
     try:
         run_uvicorn(asgi, settings, announce=lambda bound: log.warning(
-            "ansf-mcp dashboard on http://%s:%d/ (store %s)", host, bound, settings.store_label))
+            "ansf-mcp dashboard on %s/ (store %s)", base_url(host, bound), settings.store_label))
     except KeyboardInterrupt:
         pass
     return 0

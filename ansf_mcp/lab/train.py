@@ -145,6 +145,33 @@ def replay_data(
     return prepare_all(jobs, workers), [f"{r.name} {r.commit}" for r in refs]
 
 
+def replay_input_problem(mirror: Path | None, histories: Path | None, repos: Path | None) -> str | None:
+    """Why `replay_data` could not read the training repositories from these arguments (None: it can, as far as
+    can be told without reading every history)."""
+    from ansf_mcp.lab import corpus
+
+    listing = repos or corpus.TRAINING_LIST
+    try:
+        refs = corpus.read_list(listing)
+    except (OSError, ValueError) as exc:
+        return f"cannot read the list of training repositories {listing}: {exc}"
+    if histories is not None:
+        return None if histories.is_file() else f"--histories {histories} is not a file"
+    if mirror is None or not mirror.is_dir():
+        return f"--mirror {mirror} is not a directory"
+    missing = []
+    for ref in refs:
+        try:
+            corpus.locate(mirror, ref.name)
+        except FileNotFoundError:
+            missing.append(ref.name)
+    if not missing:
+        return None
+    shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    return (f"{len(missing)} of the {len(refs)} training repositories are not under --mirror {mirror}: {shown} "
+            "(looked for OWNER+NAME/repo, OWNER+NAME and OWNER/NAME)")
+
+
 def _plot(curves: dict, path: Path, title: str) -> None:
     import matplotlib
 
@@ -204,13 +231,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         network = network_of(args.profile)
     except KeyError as exc:
-        parser.error(str(exc))
+        parser.error(exc.args[0])  # str() of a KeyError is its repr, in quotes
     overrides = {f.name: getattr(args, f.name) for f in fields(Training) if getattr(args, f.name) is not None}
     if "teacher" in overrides:
         overrides["teacher"] = str(overrides["teacher"])
     cfg = Training(**{**asdict(network.training), **overrides})
     if cfg.replay_share > 0 and args.mirror is None and args.histories is None:
         parser.error("--mirror or --histories is required to replay the training repositories (or --replay-share 0)")
+    if cfg.replay_share > 0:
+        # The replayed histories are read after the simulated data is made (the better part of a minute): a wrong
+        # path found then ended in a traceback.
+        problem = replay_input_problem(args.mirror, args.histories, args.repos)
+        if problem:
+            parser.error(problem)
+    try:  # now, not after hours of training: a folder that cannot be made then lost the checkpoint
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        parser.error(f"cannot make the output folder --out {args.out}: {exc.strerror or exc}")
 
     import torch
 

@@ -34,6 +34,7 @@ from ansf_mcp.server.shared import Endpoint, SharedServerError, running
 log = logging.getLogger(__name__)
 
 PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
 INTERNAL_ERROR = -32603
 SESSION_HEADER = "mcp-session-id"
 VERSION_HEADER = "mcp-protocol-version"
@@ -132,6 +133,15 @@ class Relay:
             rid = request_id(line.decode("utf-8", "replace"))
             if rid is not None or b'"id"' in line:
                 self.write(_error(rid, PARSE_ERROR, f"Parse error: {exc}"))
+            return
+        why = _not_a_message(message)
+        if why is not None:
+            # Answered here, as a standalone server answers it: the shared server's 400 carried pydantic's
+            # multi-line text as an internal error, and a batch got no answer at all.
+            rid = message.get("id") if isinstance(message, dict) else None
+            if not isinstance(message, dict) or "method" not in message or rid is not None:
+                rid = rid if isinstance(rid, int | str) and not isinstance(rid, bool) else None
+                self.write(_error(rid, INVALID_REQUEST, f"Invalid request: {why}"))
             return
         method = message.get("method") if isinstance(message, dict) else None
         if method == "initialize":
@@ -397,6 +407,24 @@ class Relay:
             conn.close()
 
 
+def _not_a_message(message: Any) -> str | None:
+    """Why a parsed line is no JSON-RPC message the server could take (None: it may be one; the server checks the
+    rest). A client's own answers (result or error, no method) pass."""
+    if isinstance(message, list):
+        return "batches (JSON arrays) are not supported; send one message per line"
+    if not isinstance(message, dict):
+        return "Input should be an object"
+    if message.get("jsonrpc") != "2.0":
+        return "jsonrpc: Input should be '2.0'"
+    if "method" not in message:
+        return None if "result" in message or "error" in message else "method: Field required"
+    if not isinstance(message["method"], str):
+        return "method: Input should be a valid string"
+    if "params" in message and not isinstance(message["params"], dict):
+        return "params: Input should be an object"
+    return None
+
+
 def _is_long_poll(message: Any) -> bool:
     """A request that may wait for the board to change: next_task or read_messages with wait_s above 0."""
     if not isinstance(message, dict) or message.get("method") != "tools/call" or "id" not in message:
@@ -451,7 +479,8 @@ def serve_relay(key: Any, *, idle_exit_s: float, log_level: str | None) -> int:
     try:
         connect()  # start it now: the client's first request should not wait for a model-sized start-up
     except SharedServerError as exc:
-        sys.stderr.write(f"ansf serve: {exc} (or run `ansf serve --standalone`)\n")
+        hint = " (or run `ansf serve --standalone`)" if exc.standalone_helps else ""
+        sys.stderr.write(f"ansf serve: {exc}{hint}\n")
         return 2
     Relay(connect, sys.stdin.buffer, sys.stdout.buffer).run()
     return 0

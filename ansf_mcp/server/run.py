@@ -32,7 +32,7 @@ def serve(settings: Settings, *, dashboard: bool = False, tools: tuple[str, ...]
             anyio.run(serve_stdio, server, runtime.store.end_waits)
             return
         from ansf_mcp.server.http import build_http_app
-        from ansf_mcp.web import run_uvicorn
+        from ansf_mcp.web import base_url, run_uvicorn
 
         asgi = build_http_app(server, runtime, settings.transport, dashboard=dashboard)
         idle = None
@@ -42,6 +42,6 @@ def serve(settings: Settings, *, dashboard: bool = False, tools: tuple[str, ...]
             asgi = idle = IdleExit(asgi, idle_exit_s)
         path = "/mcp" if settings.transport == "http" else "/sse"
         run_uvicorn(asgi, settings, idle=idle, announce=lambda port: log.warning(
-            "ansf-mcp %s transport on http://%s:%d%s", settings.transport, settings.host, port, path))
+            "ansf-mcp %s transport on %s%s", settings.transport, base_url(settings.host, port), path))
     finally:
         runtime.shutdown()  # idempotent: a no-op when the lifespan already stopped it

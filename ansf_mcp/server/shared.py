@@ -40,6 +40,22 @@ START_TIMEOUT_S = 90.0
 class SharedServerError(RuntimeError):
     """The shared server could not be found or started; the message says why and what to do."""
 
+    # Whether `ansf serve --standalone` may work where the shared server did not (worth suggesting).
+    standalone_helps = True
+
+
+class DataDirUnusable(SharedServerError):
+    """The data directory cannot hold the token and the server's state (a file in its place, no permission)."""
+
+    standalone_helps = False
+
+
+class StartRefused(SharedServerError):
+    """The server refused its settings at start (exit status 2: a store it cannot open, an invalid ANSF_*
+    variable); a standalone server reads the same settings and refuses them too."""
+
+    standalone_helps = False
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -220,8 +236,9 @@ def _start_on(key: Key, token: str, idle_exit_s: float, log_level: str | None, p
                 said = f.read().decode(errors="replace").strip()
             if _port_taken(said, host, port):
                 raise PortTaken(port)
-            raise SharedServerError(f"the shared server exited with status {proc.returncode} at start; "
-                                    f"its log {log_path} ends: {said[-600:]}")
+            error = StartRefused if proc.returncode == 2 else SharedServerError
+            raise error(f"the shared server exited with status {proc.returncode} at start; "
+                        f"its log {log_path} ends: {said[-600:]}")
         if answers(host, port, proc.pid, timeout_s=1.0):
             endpoint = Endpoint(host=host, port=port, token=token, pid=proc.pid)
             tmp = _state_path(key).with_suffix(".tmp")
@@ -235,7 +252,12 @@ def _start_on(key: Key, token: str, idle_exit_s: float, log_level: str | None, p
 
 def ensure(key: Key, *, idle_exit_s: float = DEFAULT_IDLE_EXIT_S, log_level: str | None = None) -> Endpoint:
     """The running shared server for `key`, started (exactly once among concurrent callers) when none answers."""
-    token = read_token(key.data_dir)
+    try:
+        token = read_token(key.data_dir)
+        (key.data_dir / STATE_DIR).mkdir(exist_ok=True)
+    except OSError as exc:
+        raise DataDirUnusable(f"cannot use the data directory {key.data_dir} ({exc.strerror or exc}); choose "
+                              "another with --data-dir or ANSF_DATA_DIR") from exc
     with _locked(key.data_dir / STATE_DIR / f"{key.name}.lock", START_TIMEOUT_S + 30):
         known = _read_state(key, token)
         if known is not None and running(known.pid) and answers(known.host, known.port, known.pid):

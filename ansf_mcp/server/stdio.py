@@ -36,7 +36,13 @@ def unparsable_reply(exc: Exception) -> JSONRPCError | None:
     if not isinstance(exc, ValidationError):
         return None
     errors = exc.errors(include_url=False)
-    raw = errors[0].get("input") if errors else None
+    if not errors:
+        return None
+    raw = _whole_message(errors)
+    if isinstance(raw, list):  # JSON-RPC batches were dropped from MCP (2025-06-18); their ids are not looked into
+        return JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(
+            code=INVALID_REQUEST, message="Invalid request: batches (JSON arrays) are not supported; send one "
+                                          "message per line"))
     if isinstance(raw, dict):  # parsed, but not a JSON-RPC message
         rid = raw.get("id")
         rid = rid if isinstance(rid, int | str) and not isinstance(rid, bool) else None
@@ -49,7 +55,11 @@ def unparsable_reply(exc: Exception) -> JSONRPCError | None:
     else:
         return None
     invalid_json = any(e.get("type") == "json_invalid" for e in errors)
-    why = errors[0].get("msg", "invalid message")
+    # What was wrong with it as a request (not as a response, the union's other members), and in which field.
+    as_request = [e for e in errors if e["loc"][:1] == ("JSONRPCRequest",)] if isinstance(raw, dict) else []
+    first = (as_request or errors)[0]
+    where = ".".join(str(part) for part in first["loc"][1:]) if as_request else ""
+    why = (f"{where}: " if where else "") + str(first.get("msg", "invalid message"))
     if invalid_json:
         message = (f"Parse error: {why}. Lone surrogates (\\ud800-\\udfff) and nesting deeper than 200 levels "
                    "are refused.")
@@ -58,6 +68,17 @@ def unparsable_reply(exc: Exception) -> JSONRPCError | None:
         message = f"Invalid request: {why}"
         code = INVALID_REQUEST
     return JSONRPCError(jsonrpc="2.0", id=rid, error=ErrorData(code=code, message=message[:500]))
+
+
+def _whole_message(errors: list[Any]) -> object:
+    """The line as parsed, from the errors that carry it: the JSON itself (invalid JSON, a value of the wrong type)
+    or the object a missing field was looked for in. An error inside a field (a method that is no string, params
+    that are no object) carries only that field's value, and a request answered from it went unanswered."""
+    for err in errors:
+        if len(err["loc"]) <= 1 or (len(err["loc"]) == 2 and err["type"] == "missing"):
+            return err.get("input")
+    first = errors[0].get("input")
+    return first if isinstance(first, str) else None
 
 
 class Unanswered:

@@ -165,3 +165,33 @@ def test_replay_distillation_pulls_towards_the_teachers_choice() -> None:
     assert float(grad[1].abs().sum()) == 0.0 and float(grad[0, :, 1].abs().sum()) == 0.0
     none_replayed = {**batch, "listwise": torch.tensor([False, False])}
     assert float(M.listwise_distill(student, teacher, none_replayed)) == 0.0
+
+
+def test_a_mirror_or_export_that_cannot_be_read_is_refused_before_anything_runs(tmp_path: Path, mirror,
+                                                                                capsys) -> None:
+    """Once found only after the simulated data was made (~40 s), and then as a traceback."""
+    listing = mirror[1]
+    base = ["--profile", "student", "--out", str(tmp_path / "out"), "--repos", str(listing)]
+    refusals = {
+        "--mirror": (["--mirror", str(tmp_path / "nowhere")], "--mirror"),
+        "empty mirror": (["--mirror", str(tmp_path)], "1 of the 1 training repositories are not under --mirror"),
+        "--histories": (["--histories", str(tmp_path / "none.xz")], "--histories"),
+    }
+    for case, (extra, said) in refusals.items():
+        with pytest.raises(SystemExit) as stopped:
+            train.main([*base, *extra])
+        assert stopped.value.code == 2, case
+        assert said in capsys.readouterr().err, case
+    assert not (tmp_path / "out").exists()
+    assert train.replay_input_problem(mirror[0], None, listing) is None
+
+
+def test_an_output_folder_that_cannot_be_made_is_refused_before_training(tmp_path: Path, mirror, capsys) -> None:
+    """Once made only after training, so the checkpoint of a run (hours, for the spec network) was lost."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    args = tiny(mirror, blocker / "out", 3)
+    with pytest.raises(SystemExit) as stopped:
+        train.main(args)
+    assert stopped.value.code == 2
+    assert "cannot make the output folder --out" in capsys.readouterr().err
