@@ -127,3 +127,19 @@ async def test_a_misspelt_argument_or_field_is_refused_not_dropped(client: Clien
                                    "swarm_id, tasks, strategy); nothing was done")
     status = (await client.call_tool("swarm_status", {"swarm_id": swarm_id})).structured_content
     assert status["swarm"]["tasks_matching"] == 0
+
+
+@pytest.mark.parametrize("strategy", ["similarity", "history"])
+async def test_tasks_put_up_one_call_at_a_time_spread_over_equal_agents(client: Client, strategy: str) -> None:
+    # Equal agents tie exactly; the first one took every task while the others were told to wait for it. (The
+    # network does not tie them: its estimate depends on an agent's slot, docs/MODEL.md "Limits".)
+    sw = (await client.call_tool("spawn_swarm", {"name": "s", "agents": [{"role": "dev"}] * 3})).structured_content
+    chosen = []
+    for i in range(6):
+        answer = await client.call_tool("coordinate", {"swarm_id": sw["swarm_id"], "strategy": strategy,
+                                                        "tasks": [{"description": f"write the report number {i}"}]})
+        assert not answer.is_error, answer.content[0].text
+        chosen.append(answer.structured_content["assignments"][0]["agent"])
+    assert sorted(chosen.count(a) for a in set(chosen)) == [2, 2, 2], chosen
+    status = (await client.call_tool("swarm_status", {"swarm_id": sw["swarm_id"]})).structured_content
+    assert [a["assigned_open"] for a in status["swarm"]["agents"]] == [2, 2, 2]

@@ -25,9 +25,9 @@ HISTORY_WINDOW = 200
 
 def build_episode(
     store: Store, swarm_id: str, specs: Sequence[TaskSpec]
-) -> tuple[Episode, dict[str, str], list[str], dict]:
+) -> tuple[Episode, dict[str, str], list[str], dict, dict[str, int]]:
     """The episode for tasks not yet on the board, the states of board tasks they depend on, the ids they will
-    get, and the swarm's realised estimator scores."""
+    get, the swarm's realised estimator scores, and each agent's unfinished work on the board."""
     with store.reading() as conn:
         require(conn, swarm_id)
         ids = plan_tasks(conn, swarm_id, list(specs))
@@ -56,11 +56,14 @@ def build_episode(
             )
         } if outside else {}  # PostgreSQL refuses an empty IN ()
         tallies = scores.tallies(conn, swarm_id)
+        load = {r[0]: int(r[1]) for r in conn.execute(
+            "SELECT assignee, COUNT(*) FROM tasks WHERE swarm_id = ? AND assignee IS NOT NULL "
+            "AND status IN ('open', 'claimed') GROUP BY assignee", (swarm_id,))}
     tasks = [
         EpisodeTask(id=i, description=s.description, priority=s.priority, depends_on=list(s.depends_on))
         for i, s in zip(ids, specs, strict=True)
     ]
-    return Episode(id=swarm_id, agents=agents, tasks=tasks), external, ids, tallies
+    return Episode(id=swarm_id, agents=agents, tasks=tasks), external, ids, tallies, load
 
 
 def submit_and_assign(
@@ -76,7 +79,7 @@ def submit_and_assign(
 ) -> CoordinationResult:
     """Add the tasks and record the chosen assignment, atomically: a failure leaves the board as it was.
     `clock` is the board's (tests move it; the takeover grace is measured from when a task was put up)."""
-    episode, external, planned, tallies = build_episode(store, swarm_id, specs)
+    episode, external, planned, tallies, load = build_episode(store, swarm_id, specs)
     decision = decide(
         episode,
         strategy,
@@ -84,6 +87,7 @@ def submit_and_assign(
         neural_allowed=neural_allowed,
         neural=neural,
         external_states=external,
+        open_load=load,
         tallies=tallies,
     )
     result = decision.result

@@ -22,6 +22,9 @@ from ansf_mcp.coordinator.episode import Assignment, Episode, Unassigned
 NEVER_SUCCEEDS = ("failed", "cancelled")
 CAPACITY_EXHAUSTED = "capacity exhausted"
 DEPENDENCY_LEFT_OUT = "dependency left out"  # placeholder while solving; never in an answer
+# Per unit of open load per slot: below any difference in fit an estimator makes, above float noise at the
+# priority bonus's scale.
+TIE_BREAK = 1e-9
 
 
 def _depths(episode: Episode, excluded: Mapping[str, str]) -> dict[str, int]:
@@ -95,11 +98,13 @@ def solve(
     *,
     confidence: np.ndarray | None = None,
     external_states: Mapping[str, str] | None = None,
+    open_load: Mapping[str, int] | None = None,
 ) -> Solution:
     """Assign tasks to agents; `confidence` (same shape as p) overrides the margin-based default.
 
     `external_states` maps dependencies that live outside the episode (earlier tasks on the board) to their
-    state; a dependency found neither there nor in the episode is unknown and blocks its task.
+    state; a dependency found neither there nor in the episode is unknown and blocks its task. `open_load` is each
+    agent's unfinished work already on the board (assigned or claimed): it breaks exact ties only.
     """
     n_agents, n_tasks = len(episode.agents), len(episode.tasks)
     if p.shape != (n_agents, n_tasks):
@@ -130,13 +135,19 @@ def solve(
     # Priority first, then shallower first: rank = level * (deepest + 1) + (deepest - depth).
     rank = {t.id: levels.index(t.priority) * (deepest + 1) + deepest - depth.get(t.id, 0) for t in episode.tasks}
     bonus = float(len(slots) + 1)
+    # Equal agents (no history, the same role) tie exactly, and the solver then takes the first: tasks put up one
+    # call at a time all went to the first agent while the others were told to wait. Among equals, the one with
+    # less work per slot goes first; far below any real difference in fit.
+    load = open_load or {}
+    tie = np.array([-TIE_BREAK * load.get(episode.agents[i].id, 0) / episode.agents[i].capacity for i in slots],
+                   dtype=np.float64)
     chosen: dict[int, int] = {}
 
     while True:
         candidates = [j for j, t in enumerate(episode.tasks) if t.id not in reasons]
         chosen = {}
         if candidates and len(slots):
-            gain = p[slots][:, candidates] + bonus * np.array(
+            gain = p[slots][:, candidates] + tie[:, None] + bonus * np.array(
                 [rank[episode.tasks[j].id] for j in candidates], dtype=np.float64
             )
             rows, cols = linear_sum_assignment(gain, maximize=True)

@@ -60,6 +60,7 @@ def decide(
     model: str | None = None,
     neural_allowed: bool = True,
     external_states: Mapping[str, str] | None = None,
+    open_load: Mapping[str, int] | None = None,
     neural=None,
     tallies: Mapping[str, Tally] | None = None,
 ) -> Decision:
@@ -67,7 +68,8 @@ def decide(
 
     `neural` passes an already-loaded estimator (the CLI loads once per file); `neural_allowed=False` is how the
     resource governor keeps torch out in the critical phase; `tallies` are the swarm's realised scores per
-    estimator (none: the simulated prior alone decides `auto`).
+    estimator (none: the simulated prior alone decides `auto`); `open_load` is each agent's unfinished work on the
+    board, which breaks exact ties (solver.solve).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
@@ -104,7 +106,7 @@ def decide(
         used = strategy
     p = estimates[used] if used in estimates else ESTIMATORS[used](episode, cmp)
     confidence = np.zeros_like(p) if used == "round-robin" else None  # no information behind the choice
-    solution = solve(episode, p, confidence=confidence, external_states=external_states)
+    solution = solve(episode, p, confidence=confidence, external_states=external_states, open_load=open_load)
     probabilistic = used == "neural" or used in PROBABILISTIC
     # The estimator chose who (fit); p_success says whether the work will succeed if that agent does it. Strategies
     # without probabilities report none, so the success model is not run for them.
