@@ -172,13 +172,18 @@ def test_a_bad_replay_repository_is_refused_in_one_line_and_nothing_stored(tmp_p
         history.commit("ada", f"add the parser module part {n}")
     history.write(short)
     data = tmp_path / "data"
-    for repo, said in ((tmp_path / "nonexistent", "is not a readable git repository"),
-                       (tmp_path, "is not a readable git repository"),
-                       (short, "has 3 usable commits; replay needs at least 116")):
-        out = subprocess.run([*ansf_command(), "bench", "--suite", "replay", "--quick", "--repo", str(repo)],
+    refused_in_one_line(data, "replay", "--repo", [(tmp_path / "nonexistent", "is not a readable git repository"),
+                                                   (tmp_path, "is not a readable git repository"),
+                                                   (short, "has 3 usable commits; replay needs at least 116")])
+
+
+def refused_in_one_line(data: Path, suite: str, flag: str, cases: list[tuple[Path, str]]) -> None:
+    """`ansf bench --suite SUITE FLAG PATH` refuses each path with its sentence (exit 2, one line) and stores nothing."""
+    for path, said in cases:
+        out = subprocess.run([*ansf_command(), "bench", "--suite", suite, "--quick", flag, str(path)],
                              env=subprocess_env(data), capture_output=True, text=True, timeout=120)
-        assert out.returncode == 2 and out.stdout == "", (repo, out.stderr)
-        assert out.stderr.startswith(f"ansf bench: {repo} {said}") and out.stderr.count("\n") == 1, out.stderr
+        assert out.returncode == 2 and out.stdout == "", (path, out.stderr)
+        assert out.stderr.startswith(f"ansf bench: {path} {said}") and out.stderr.count("\n") == 1, out.stderr
     assert stored_runs(data) == 0
 
 
@@ -186,14 +191,9 @@ def test_a_semantic_project_without_python_is_refused_in_one_line_and_nothing_st
     """A missing --project, or one without a Python file, failed mid-run and was stored as a failed run (exit 1)."""
     empty = tmp_path / "empty"
     empty.mkdir()
-    data = tmp_path / "data"
-    for project, said in ((tmp_path / "nonexistent", "is not a directory"),
-                          (empty, "holds no Python file for the semantic suite to measure")):
-        out = subprocess.run([*ansf_command(), "bench", "--suite", "semantic", "--quick", "--project", str(project)],
-                             env=subprocess_env(data), capture_output=True, text=True, timeout=120)
-        assert out.returncode == 2 and out.stdout == "", (project, out.stderr)
-        assert out.stderr.startswith(f"ansf bench: {project} {said}") and out.stderr.count("\n") == 1, out.stderr
-    assert stored_runs(data) == 0
+    refused_in_one_line(tmp_path / "data", "semantic", "--project",
+                        [(tmp_path / "nonexistent", "is not a directory"),
+                         (empty, "holds no Python file for the semantic suite to measure")])
 
 
 def refused_input(ctx: SuiteContext) -> dict[str, Any]:
