@@ -59,6 +59,23 @@ async def fail_for_good(client: Client, sw: str, task: str, agent: str, attempts
         await call(client, "report_outcome", swarm_id=sw, task_id=task, agent_id=agent, success=False, summary="no")
 
 
+async def test_a_new_task_behind_a_chain_that_waits_on_a_failed_task_is_not_assigned(client: Client) -> None:
+    # A failure does not cascade as a cancel does: 'b' and 'c' stay open behind the failed 'a'. A new task behind
+    # 'c' was assigned as if it could start.
+    sw = await board(client, 2, CHAIN)
+    await fail_for_good(client, sw, "a", "agent-0")
+    got = await call(client, "coordinate", swarm_id=sw, strategy="round-robin",
+                     tasks=[{"id": "d", "description": "build d", "depends_on": ["c"]},
+                            {"id": "e", "description": "build e"}])
+    assert [a["task"] for a in got["assignments"]] == ["e"]
+    assert got["unassigned"] == [{"task": "d", "reason": "dependency 'c' waits on 'a', which failed"}]
+    # Once 'a' is retried, the chain can run again, and a task behind it is assigned.
+    await call(client, "manage_task", swarm_id=sw, task_id="a", action="retry")
+    again = await call(client, "coordinate", swarm_id=sw, strategy="round-robin",
+                       tasks=[{"id": "f", "description": "build f", "depends_on": ["c"]}])
+    assert [a["task"] for a in again["assignments"]] == ["f"]
+
+
 async def test_get_task_reads_one_task_whole(client: Client) -> None:
     sw = await board(client, 1, CHAIN)
     await fail_for_good(client, sw, "a", "agent-0", attempts=1)

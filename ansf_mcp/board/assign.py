@@ -16,7 +16,9 @@ from ansf_mcp.board.lookup import agent_rows, require
 from ansf_mcp.board.models import TaskSpec
 from ansf_mcp.board.tasks import insert_tasks, plan_tasks
 from ansf_mcp.coordinator.episode import CoordinationResult, Episode, EpisodeAgent, EpisodeTask, HistoryItem
+from ansf_mcp.coordinator.solver import NEVER_SUCCEEDS, WAITS_ON_DEAD
 from ansf_mcp.coordinator.strategies import decide
+from ansf_mcp.store.base import Connection
 from ansf_mcp.store.db import Store
 
 # Most recent outcomes per agent that enter a decision; older ones say less about today's agent.
@@ -55,6 +57,11 @@ def build_episode(
                 (swarm_id, *outside),
             )
         } if outside else {}  # PostgreSQL refuses an empty IN ()
+        for dep, status in list(external.items()):
+            if status in ("open", "claimed"):
+                dead = _dead_ancestor(conn, swarm_id, dep)
+                if dead is not None:
+                    external[dep] = f"{WAITS_ON_DEAD}{dead[0]!r}, which {dead[1]}"
         tallies = scores.tallies(conn, swarm_id)
         load = {r[0]: int(r[1]) for r in conn.execute(
             "SELECT assignee, COUNT(*) FROM tasks WHERE swarm_id = ? AND assignee IS NOT NULL "
@@ -64,6 +71,27 @@ def build_episode(
         for i, s in zip(ids, specs, strict=True)
     ]
     return Episode(id=swarm_id, agents=agents, tasks=tasks), external, ids, tallies, load
+
+
+def _dead_ancestor(conn: Connection, swarm_id: str, task_id: str) -> tuple[str, str] | None:
+    """A failed or cancelled task that `task_id` waits on through unfinished tasks, with its status; None when
+    there is none. A failed dependency is not cascaded as a cancelled one is, so a new task behind a task behind it
+    was assigned as if it could start."""
+    seen = {task_id}
+    frontier = [task_id]
+    while frontier:
+        marks = ", ".join("?" * len(frontier))
+        rows = conn.execute(
+            f"SELECT t.id, t.status FROM task_deps d JOIN tasks t ON t.swarm_id = d.swarm_id AND t.id = d.depends_on "
+            f"WHERE d.swarm_id = ? AND d.task_id IN ({marks}) ORDER BY t.seq", (swarm_id, *frontier)).fetchall()
+        frontier = []
+        for r in rows:
+            if r["status"] in NEVER_SUCCEEDS:
+                return r["id"], r["status"]
+            if r["status"] != "succeeded" and r["id"] not in seen:
+                seen.add(r["id"])
+                frontier.append(r["id"])
+    return None
 
 
 def submit_and_assign(

@@ -20,6 +20,7 @@ from ansf_mcp.coordinator.episode import Assignment, Episode, Unassigned
 # Board states a dependency never leaves and never succeeds from: a task behind one can never start. A cancelled
 # one counts as a failed one did; its dependents were assigned as if it would still run.
 NEVER_SUCCEEDS = ("failed", "cancelled")
+WAITS_ON_DEAD = "waits on "
 CAPACITY_EXHAUSTED = "capacity exhausted"
 DEPENDENCY_LEFT_OUT = "dependency left out"  # placeholder while solving; never in an answer
 # Per unit of open load per slot: below any difference in fit an estimator makes, above float noise at the
@@ -124,7 +125,8 @@ def solve(
             if dep not in external:
                 reasons[task.id] = f"unknown dependency {dep!r}"
                 break
-            if external[dep] in NEVER_SUCCEEDS:
+            # The board names a dependency that waits on a failed one as "waits on 'x', which failed".
+            if external[dep] in NEVER_SUCCEEDS or external[dep].startswith(WAITS_ON_DEAD):
                 reasons[task.id] = f"dependency {dep!r} {external[dep]}"
                 break
 
