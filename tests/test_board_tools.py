@@ -282,3 +282,14 @@ async def test_an_agent_at_capacity_is_told_which_claims_it_holds(client: Client
     await call(client, "report_outcome", swarm_id=sw, task_id=held["task"], agent_id="agent-0", success=True,
                claim=held["claim"])
     assert (await call(client, "next_task", swarm_id=sw, agent_id="agent-0"))["status"] == "assigned"
+
+
+async def test_an_agent_at_capacity_is_told_at_once_even_when_it_asks_to_wait(client: Client) -> None:
+    """The agent that lost a claim's answer is told to call again; it called with wait_s, as an agent loop does, and
+    was kept waiting the whole wait_s (up to a minute) for a change that only its own report could make, before it
+    heard which claims it holds."""
+    sw = await board(client, 1, [{"id": "a", "description": "first"}, {"id": "b", "description": "second"}])
+    lost = await call(client, "next_task", swarm_id=sw, agent_id="agent-0")
+    again = await call(client, "next_task", swarm_id=sw, agent_id="agent-0", wait_s=10)
+    assert again["status"] == "wait" and again["waited_s"] < 2, again
+    assert [(h["task"], h["claim"]) for h in again["held"]] == [(lost["task"]["id"], lost["claim"])]

@@ -107,8 +107,16 @@ def test_a_request_cut_off_mid_answer_is_answered_and_never_sent_twice(stub: Stu
     stub.cut_calls = True
     out = relay(lambda: stub.endpoint, INIT, INITIALIZED, CALL)
     assert [m["id"] for m in out] == [1, 5]
-    assert out[1]["error"]["message"].endswith("call again")
+    assert "call again" in out[1]["error"]["message"].lower()
     assert stub.methods().count("tools/call") == 1  # not resent: the server may have acted on it
+
+
+def test_a_request_cut_off_mid_answer_is_said_to_be_perhaps_done(stub: Stub):
+    """'Call again' alone made a lead whose coordinate (without task ids) was cut off put the tasks up twice."""
+    stub.cut_calls = True
+    out = relay(lambda: stub.endpoint, INIT, INITIALIZED, CALL)
+    said = out[1]["error"]["message"]
+    assert "perhaps after carrying it out" in said and "coordinate" in said and "swarm_status" in said, said
 
 
 def test_a_message_that_never_reached_a_server_goes_to_the_restarted_one_after_the_handshake(stub: Stub):
@@ -322,3 +330,40 @@ def test_a_server_that_refuses_json_only_gets_every_request_again_with_streams(s
     r._reconnect(r._generation, replay=1)
     r._post(json.dumps({**CALL, "id": 9}).encode(), is_handshake=False, stream=False)
     assert [(i, a) for m, i, a in stub.accepts if m == "tools/call"][-1] == (9, "application/json")
+
+
+def test_a_stale_record_naming_a_pid_now_used_by_another_ansf_process_stops_nothing(tmp_path, monkeypatch):
+    """The state file outlives a server that stopped after idling; once its pid was reused by another ansf process
+    (another agent's relay, a server of another project), the next relay took that process for a hung server of its
+    own and sent it SIGTERM."""
+    import subprocess
+    import sys
+
+    from ansf_mcp.server import shared
+
+    key = shared.Key(data_dir=tmp_path / "data", project=tmp_path)
+    shared.read_token(key.data_dir)
+    (key.data_dir / shared.STATE_DIR).mkdir()
+    # Another agent's relay on the same project, as `ps` shows it.
+    relay = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "ansf_mcp", "serve",
+                              "--project", str(tmp_path)])
+    try:
+        shared._state_path(key).write_text(json.dumps({"host": "127.0.0.1", "port": 9, "pid": relay.pid}))
+        started = Endpoint(host="127.0.0.1", port=1, token="t", pid=1)
+        monkeypatch.setattr(shared, "_start", lambda *args, **kwargs: started)
+        assert shared.ensure(key) is started
+        with pytest.raises(subprocess.TimeoutExpired):
+            relay.wait(timeout=0.5)
+    finally:
+        relay.kill()
+        relay.wait()
+    # A hung server of this key, alive and silent, is still stopped: it would hold its memory forever.
+    hung = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                             *shared.server_command(key, 9, 300, None)[1:]])
+    try:
+        shared._state_path(key).write_text(json.dumps({"host": "127.0.0.1", "port": 9, "pid": hung.pid}))
+        assert shared.ensure(key) is started
+        assert hung.wait(timeout=10) == -15
+    finally:
+        hung.kill()
+        hung.wait()

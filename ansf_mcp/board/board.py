@@ -743,6 +743,10 @@ class Board:
                 step.done()
             if claim.status != "wait" or anyio.current_time() >= deadline or self.store.waits_ended:
                 break
+            if claim.held:
+                # At its capacity: only the agent's own report or release can change this answer, and it cannot
+                # send one while this call waits (an agent that lost a claim's answer calls again to find it).
+                break
             recheck = min(deadline, anyio.current_time() + RECHECK_S)
             while (left := recheck - anyio.current_time()) > 0 and not self.store.waits_ended:
                 if await anyio.to_thread.run_sync(self.store.wait_news, key, seen, left) != seen:

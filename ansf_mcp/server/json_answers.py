@@ -10,8 +10,14 @@ without a progress token); any other POST keeps its stream. Notifications tied t
 no wire and are dropped, as in the SDK's JSON mode; the session's standing GET stream (resource updates, list
 changes) is untouched. A client that follows the specification sends both types and sees no change.
 
+A long-poll answered in JSON (next_task or read_messages with wait_s) is cancelled when its connection closes
+before the answer: its caller is gone (a relay killed, or stopped by its client's SIGTERM), and a wait left running
+claimed the next ready task for an agent that would never hear of it. The SDK does not watch the connection, and
+the specification says a disconnect is no cancellation because an SSE stream can be resumed; a JSON answer cannot.
+
 Private SDK parts, for want of public ones in mcp 2.3 (pinned below 2.4): the session manager's `_admit_session`,
-the transport's `_handle_post_request` and its per-session `is_json_response_enabled` flag.
+the transport's `_handle_post_request`, its `_read_stream_writer` and its per-session `is_json_response_enabled`
+flag.
 """
 
 from __future__ import annotations
@@ -23,13 +29,15 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
+import anyio
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from mcp_types import JSONRPCNotification, JSONRPCRequest
 from starlette.requests import Request
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from ansf_mcp.server.lines import is_long_poll
 from ansf_mcp.server.streams import WrappedStream
 
 log = logging.getLogger(__name__)
@@ -73,16 +81,46 @@ class JsonWhenAsked(StreamableHTTPServerTransport):
         if self._json_by_default or not wants_json_only(request.headers.get("accept", "")):
             await super()._handle_post_request(scope, request, receive, send)
             return
-        rid = _request_id(await request.body())  # Starlette keeps the body: the SDK reads it again for free
+        message = _message(await request.body())  # Starlette keeps the body: the SDK reads it again for free
+        rid = message.get("id") if isinstance(message, dict) else None
+        rid = None if rid is None else str(rid)  # as the SDK keys its streams
         chosen = _ANSWER_IN_JSON.set(True)
         if rid is not None:
             self._json_ids.add(rid)
         try:
-            await super()._handle_post_request(scope, request, receive, send)
+            if is_long_poll(message):
+                await self._answer_unless_gone(message, scope, request, receive, send)
+            else:
+                await super()._handle_post_request(scope, request, receive, send)
         finally:
             _ANSWER_IN_JSON.reset(chosen)
             if rid is not None:
                 self._json_ids.discard(rid)
+
+    async def _answer_unless_gone(self, poll: dict[str, Any], scope: Scope, request: Request, receive: Receive,
+                                  send: Send) -> None:
+        """The SDK's answer to a long-poll, cancelled as the relay would cancel it if the connection closes first."""
+        answered = False
+
+        async def sending(message: Message) -> None:
+            nonlocal answered
+            answered = True  # the server (uvicorn) reports a disconnect once the answer is out, too
+            await send(message)
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            writer = self._read_stream_writer
+            if answered or writer is None:
+                return
+            note = JSONRPCNotification(jsonrpc="2.0", method="notifications/cancelled", params={
+                "requestId": poll["id"], "reason": "the connection closed before the answer"})
+            await writer.send(SessionMessage(note))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch)
+            await super()._handle_post_request(scope, request, receive, sending)
+            tg.cancel_scope.cancel()
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[tuple[Any, Any]]:
@@ -90,14 +128,12 @@ class JsonWhenAsked(StreamableHTTPServerTransport):
             yield read, DropTiedToJson(write, self._json_ids)
 
 
-def _request_id(body: bytes) -> str | None:
-    """The id of the JSON-RPC request in `body`, as the SDK keys its streams (str), or None."""
+def _message(body: bytes) -> Any:
+    """The JSON in `body`, or None; the SDK answers a body that is no JSON-RPC message."""
     try:
-        message = json.loads(body)
+        return json.loads(body)
     except (ValueError, RecursionError):
         return None
-    rid = message.get("id") if isinstance(message, dict) else None
-    return None if rid is None else str(rid)
 
 
 class DropTiedToJson(WrappedStream):

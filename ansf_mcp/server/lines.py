@@ -1,8 +1,10 @@
-"""Reading a JSON-RPC request's id from a line no parser accepts; standard library only (the relay uses it too)."""
+"""Reading JSON-RPC lines: a request's id from a line no parser accepts, whether a request is a long-poll; standard
+library only (the relay uses them too)."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 
 def request_id(line: str) -> int | str | None:
@@ -49,3 +51,15 @@ def _scalar(line: str, start: int) -> int | str | None:
         except UnicodeEncodeError:
             return None
     return value
+
+
+def is_long_poll(message: Any) -> bool:
+    """A request that may wait for the board to change: next_task or read_messages with wait_s above 0."""
+    if not isinstance(message, dict) or message.get("method") != "tools/call" or "id" not in message:
+        return False
+    params = message.get("params") or {}
+    arguments = params.get("arguments") if isinstance(params, dict) else None
+    if not isinstance(params, dict) or params.get("name") not in ("next_task", "read_messages"):
+        return False
+    wait = arguments.get("wait_s") if isinstance(arguments, dict) else None
+    return isinstance(wait, int | float) and not isinstance(wait, bool) and wait > 0

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 from ansf_mcp import trace
-from ansf_mcp.server.lines import request_id
+from ansf_mcp.server.lines import is_long_poll, request_id
 from ansf_mcp.server.shared import Endpoint, SharedServerError, running
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ class Relay:
                 params = message.get("params") or {}
                 step = trace.span("relay", tool=params.get("name"), agent=(params.get("arguments") or {}).get("agent_id"))
                 step.mark("read")  # type: ignore[union-attr]
-            if _is_long_poll(message):
+            if is_long_poll(message):
                 with self._waiting_lock:
                     self._waiting.add(message.get("id"))
             params = message.get("params") if isinstance(message, dict) else None
@@ -201,8 +201,13 @@ class Relay:
                 except (SharedServerError, Unreached, Lost) as start_exc:
                     return self._fail(rid, f"the shared ANSF server could not be restarted: {start_exc}")
             except Lost as exc:  # the next message finds the server gone and restarts it
-                return self._fail(rid, f"the shared ANSF server stopped while answering this request ({exc}); "
-                                       "it is restarted on the next call: call again")
+                # "Call again" alone duplicated what the server had done before it stopped: a coordinate without
+                # task ids put its tasks up twice, a message went out twice.
+                return self._fail(rid, f"the shared ANSF server stopped while answering this request ({exc}), "
+                                       "perhaps after carrying it out; it is restarted on the next call. Call "
+                                       "again; a call that adds something (coordinate, send_message, spawn_swarm) "
+                                       "only after checking it is not there yet (swarm_status, read_messages); "
+                                       "report_outcome answers a repeated report as the first")
             except Exception as exc:  # a relay that dies leaves its client waiting: answer instead
                 log.exception("relay failure")
                 return self._fail(rid, f"the relay failed: {exc}")
@@ -423,18 +428,6 @@ def _not_a_message(message: Any) -> str | None:
     if "params" in message and not isinstance(message["params"], dict):
         return "params: Input should be an object"
     return None
-
-
-def _is_long_poll(message: Any) -> bool:
-    """A request that may wait for the board to change: next_task or read_messages with wait_s above 0."""
-    if not isinstance(message, dict) or message.get("method") != "tools/call" or "id" not in message:
-        return False
-    params = message.get("params") or {}
-    arguments = params.get("arguments") if isinstance(params, dict) else None
-    if not isinstance(params, dict) or params.get("name") not in ("next_task", "read_messages"):
-        return False
-    wait = arguments.get("wait_s") if isinstance(arguments, dict) else None
-    return isinstance(wait, int | float) and not isinstance(wait, bool) and wait > 0
 
 
 def _wants_progress(message: Any) -> bool:

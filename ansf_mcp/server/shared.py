@@ -262,17 +262,22 @@ def ensure(key: Key, *, idle_exit_s: float = DEFAULT_IDLE_EXIT_S, log_level: str
         known = _read_state(key, token)
         if known is not None and running(known.pid) and answers(known.host, known.port, known.pid):
             return known
-        if known is not None and running(known.pid) and _is_ours(known.pid):
+        if known is not None and running(known.pid) and _is_ours(known.pid, key):
             with contextlib.suppress(OSError):
                 os.kill(known.pid, signal.SIGTERM)  # alive but not answering: it would hold memory forever
         return _start(key, token, idle_exit_s, log_level)
 
 
-def _is_ours(pid: int) -> bool:
+def _is_ours(pid: int, key: Key) -> bool:
+    """Whether `pid` is a shared server for `key`. The state file outlives a server that stopped after idling, and
+    its pid may since belong to any process: another agent's relay names the same project, and any ansf process
+    names `ansf_mcp`."""
     try:
-        return b"ansf_mcp" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
+    mine = [b"--transport", b"http", b"--idle-exit-s", str(key.data_dir).encode(), str(key.project).encode()]
+    return all(arg in argv for arg in mine)
 
 
 class IdleExit:
