@@ -362,3 +362,21 @@ def test_a_store_path_that_is_a_directory_says_so(tmp_path: Path) -> None:
     # SQLite said only "unable to open database file" for `--store DIR`.
     with pytest.raises(StoreError, match=r"it is a directory; a store is a file, such as .*ansf\.sqlite3"):
         open_store(tmp_path)
+
+
+def test_an_error_inside_a_write_is_one_store_error_on_both_engines_and_nothing_is_written(store_spec) -> None:
+    # SQLite let its own error out of a write's body: a background writer (the phase-change record) catches
+    # StoreError, as PostgreSQL's store raises, so the SQLite one ended silently in its thread.
+    store = open_store(store_spec)
+    try:
+        insert = "INSERT INTO swarms (id, name, topology, created_at) VALUES (?, 'w', 'mesh', 0)"
+        with store.transaction() as conn:
+            conn.execute(insert, ("kept",))
+        with pytest.raises(StoreError, match="nothing was written"):
+            with store.transaction() as conn:
+                conn.execute(insert, ("lost",))
+                conn.execute("SELECT * FROM no_such_table")
+        with store.reading() as conn:
+            assert [r[0] for r in conn.execute("SELECT id FROM swarms ORDER BY id")] == ["kept"]
+    finally:
+        store.close()

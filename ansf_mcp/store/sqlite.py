@@ -148,7 +148,9 @@ class SqliteStore(Store):
                 yield self._writer
             except BaseException as exc:
                 self._rollback()
-                if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+                # One sentence, as on PostgreSQL and as reads already are: a caller that records in the background
+                # (a phase change) catches StoreError, and a raw sqlite3 error ended silently in its thread.
+                if isinstance(exc, sqlite3.Error):
                     raise self._busy(exc, "nothing was written") from exc
                 raise
             else:
