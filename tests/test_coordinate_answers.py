@@ -129,10 +129,9 @@ async def test_a_misspelt_argument_or_field_is_refused_not_dropped(client: Clien
     assert status["swarm"]["tasks_matching"] == 0
 
 
-@pytest.mark.parametrize("strategy", ["similarity", "history"])
+@pytest.mark.parametrize("strategy", ["auto", "neural", "similarity", "history"])
 async def test_tasks_put_up_one_call_at_a_time_spread_over_equal_agents(client: Client, strategy: str) -> None:
-    # Equal agents tie exactly; the first one took every task while the others were told to wait for it. (The
-    # network does not tie them: its estimate depends on an agent's slot, docs/MODEL.md "Limits".)
+    # Equal agents tie exactly; the first one took every task while the others were told to wait for it.
     sw = (await client.call_tool("spawn_swarm", {"name": "s", "agents": [{"role": "dev"}] * 3})).structured_content
     chosen = []
     for i in range(6):

@@ -72,11 +72,19 @@ def predict(net, episode: Episode, comparisons=None) -> np.ndarray:
     cmp = comparisons or Comparisons(episode)
     pair = F.pair_features(episode, cmp)
     keep = net.cfg.seq_history
-    for agents, tasks in F.blocks(episode, keep):
+    order, group = F.canonical_order(episode)
+    for agents, tasks in F.blocks(episode, keep, order):
         if tasks:
             prep = F.prepare(episode, cmp=cmp, pair=pair, agents=agents, tasks=tasks, seq_history=keep)
             logits = net(F.collate([prep]))[0]
             p[np.ix_(agents, tasks)] = torch.sigmoid(logits).double().numpy()
+    # Equal agents still sit in different slots: they get the mean of their rows, so they tie exactly.
+    if len(set(group)) < n_a:
+        ids = np.asarray(group)
+        for g in np.unique(ids):
+            rows = np.flatnonzero(ids == g)
+            if len(rows) > 1:
+                p[rows] = p[rows].mean(axis=0)
     return p
 
 

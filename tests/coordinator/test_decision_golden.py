@@ -55,8 +55,8 @@ def test_a_decision_is_what_it_was(case: dict) -> None:
     want = case["expected"]
     got = d.result.model_dump(mode="json", exclude={"elapsed_ms"})
     assert got == want["result"]
-    # success_model (the success model before a swarm's shift) came after the file; with no record of it in the
-    # case's tallies there is no shift, so it is exactly the reported p_success
+    # success_model (the success model before a swarm's shift) is not stored: with no record of it in the case's
+    # tallies there is no shift, so it is exactly the reported p_success
     model = d.estimates.pop(SUCCESS_MODEL, None)
     if model is not None:
         assert np.array_equal(model, d.estimates[REPORTED])
