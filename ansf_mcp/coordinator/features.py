@@ -223,6 +223,8 @@ def canonical_order(episode: Episode) -> tuple[list[int], list[int]]:
         key = zlib.crc32("\x1f".join((a.role, *sorted(a.capabilities), str(a.capacity))).encode())
         for h in a.history:
             key = zlib.crc32(f"\x1e{int(h.success)}{h.task}".encode(), key)
+        # Averaged as equals only when the checksum, the history's length, role, capabilities and capacity all
+        # agree; the measured figures (docs/MODEL.md) are for this order, so the checksum stays as it is.
         keys.append((key, len(a.history), a.role, tuple(sorted(a.capabilities)), a.capacity))
     order = sorted(range(len(keys)), key=lambda i: keys[i])
     ids: dict[tuple, int] = {}
