@@ -15,7 +15,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from ansf_mcp.semantic.positions import from_server
+from ansf_mcp.semantic.positions import from_server, split_lines
 
 BOM = b"\xef\xbb\xbf"
 
@@ -69,7 +69,7 @@ def reindent(body: str, indent: str, newline: str) -> list[str]:
 
 def apply_lsp_edits(text: str, edits: list[dict], encoding: str, rel: str) -> str:
     """Apply LSP TextEdits (positions in the server's column unit) to `text`."""
-    lines = text.splitlines(keepends=True)
+    lines = split_lines(text, keepends=True)
     starts = [0]
     for ln in lines:
         starts.append(starts[-1] + len(ln))

@@ -16,7 +16,7 @@ from ansf_mcp.semantic.cache import make_key
 from ansf_mcp.semantic.languages import language_of
 from ansf_mcp.semantic.models import Diagnostics, PatternMatches
 from ansf_mcp.semantic.paths import MAX_FILE_BYTES, read_text, resolve_in_root, stamp_ns, walk_files
-from ansf_mcp.semantic.positions import from_server, to_server
+from ansf_mcp.semantic.positions import from_server, split_lines, to_server
 
 MAX_PATTERN_CHARS = 2_000
 MAX_LINE_CHARS = 300  # a matched line is cut around its match to this many characters
@@ -158,7 +158,7 @@ class InspectionMixin:
             except OSError:
                 continue
             scanned += 1
-            lines = text.splitlines()
+            lines = split_lines(text)
             group: list[dict] = []
             first_line = skip_lines if index == skip_files else 0
             for i in range(first_line, len(lines)):

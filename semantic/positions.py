@@ -8,8 +8,23 @@ boundary goes through here, with the text of its line.
 
 from __future__ import annotations
 
+import re
+
 UTF8, UTF16, UTF32 = "utf-8", "utf-16", "utf-32"
 OFFERED = [UTF32, UTF16]  # what the client offers: code points first, the LSP default second
+
+# `str.splitlines` also breaks at these; LSP and Python's tokenizer do not, and they may stand inside a line of
+# source (^L between sections, U+2028 in a comment or string), where they would shift every later line number
+_OTHER_BREAKS = re.compile("[\v\f\x1c-\x1e\x85\u2028\u2029]")
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
+def split_lines(text: str, keepends: bool = False) -> list[str]:
+    """`text` as the lines a language server numbers: broken at CRLF, CR and LF only."""
+    if not _OTHER_BREAKS.search(text):
+        return text.splitlines(keepends)
+    lines = _LINE.findall(text)
+    return lines if keepends else [ln.rstrip("\r\n") for ln in lines]
 
 
 def _units(ch: str, encoding: str) -> int:

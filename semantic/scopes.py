@@ -15,6 +15,8 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from ansf_mcp.semantic.positions import split_lines
+
 # what an occurrence is, as the answers label it
 CODE, IMPORT, ALL, STRING_ANNOTATION, ATTRIBUTE = "code", "import", "__all__", "string annotation", "attribute"
 PARAMETER, KEYWORD = "parameter", "keyword argument"
@@ -164,7 +166,7 @@ def _absolute(module: str | None, level: int, here: str | None, is_package: bool
 
 class _Analyser:
     def __init__(self, text: str, name: str, module: str | None, is_package: bool) -> None:
-        self.lines = text.splitlines()
+        self.lines = split_lines(text)
         self.name = name
         self.module = module
         self.is_package = is_package
@@ -491,7 +493,7 @@ def classes(text: str, rel: str, name: str) -> list[ClassInfo]:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return []
-    lines = text.splitlines()
+    lines = split_lines(text)
     out: list[ClassInfo] = []
 
     def walk(body: list[ast.stmt], chain: tuple[str, ...]) -> None:
@@ -576,7 +578,7 @@ def member_occurrences(text: str, name: str, owners: set[tuple[str, ...]],
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return None
-    lines = text.splitlines()
+    lines = split_lines(text)
 
     def col(line: int, byte_col: int) -> int:  # ast counts UTF-8 bytes, answers count code points
         t = lines[line] if 0 <= line < len(lines) else ""

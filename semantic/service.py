@@ -45,7 +45,7 @@ from ansf_mcp.semantic.paths import (
     uri_to_path,
     walk_files,
 )
-from ansf_mcp.semantic.positions import UTF32, from_server, to_server
+from ansf_mcp.semantic.positions import UTF32, from_server, split_lines, to_server
 from ansf_mcp.semantic.scopes import ProjectScopes
 from ansf_mcp.semantic.symbol_table import Entry, SymbolTable
 from ansf_mcp.semantic.symbolic_edit import MAX_MENTIONS, EditingMixin, leftover_mentions
@@ -170,7 +170,7 @@ def _external_line(path: Path, line: int) -> str:
     """One line of a file outside the project (a definition in the environment), for its column only."""
     if path.stat().st_size > 8 * 1024 * 1024:
         return ""
-    lines = read_text(path)[0].splitlines()
+    lines = split_lines(read_text(path)[0])
     return lines[line] if 0 <= line < len(lines) else ""
 
 
@@ -352,7 +352,7 @@ class SemanticService(InspectionMixin, EditingMixin):
         if memo and memo[0] == h:
             return memo[1]
         text, _clean = read_text(path)
-        lines = text.splitlines()
+        lines = split_lines(text)
         if len(self._lines_memo) > 512:
             self._lines_memo.clear()
         self._lines_memo[str(path)] = (h, lines)

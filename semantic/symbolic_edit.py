@@ -19,7 +19,7 @@ from ansf_mcp.semantic.editing import EditError, FileChange
 from ansf_mcp.semantic.languages import language_of
 from ansf_mcp.semantic.models import EditedFile, EditResult, Mention
 from ansf_mcp.semantic.paths import SKIP_DIRS, PathRefused, resolve_in_root, uri_to_path
-from ansf_mcp.semantic.positions import to_server
+from ansf_mcp.semantic.positions import split_lines, to_server
 
 if TYPE_CHECKING:
     from ansf_mcp.semantic import symbols as sym
@@ -73,7 +73,7 @@ def leftover_mentions(text: str, name: str, rel: str, lang: str) -> list[Mention
     import tokenize
 
     word = re.compile(rf"(?<![\w$]){re.escape(name)}(?![\w$])")
-    lines = text.splitlines()
+    lines = split_lines(text)
 
     def mention(line: int, kind: str) -> Mention:
         return Mention(relative_path=rel, line=line, kind=kind, text=lines[line - 1].strip()[:160])
@@ -211,7 +211,7 @@ class EditingMixin:
         raw, text, bom = editing.load(path, rel)
         if raw != before:
             raise editing.ChangedOnDisk(f"{rel} changed on disk while the edit was prepared; nothing was changed")
-        lines = text.splitlines(keepends=True)
+        lines = split_lines(text, keepends=True)
         with_decorators = decorators if decorators is not None else bool(body and body.lstrip().startswith("@"))
         first, last = self._span(path, lang, loc, lines, rel, with_decorators)
         def_line = lines[loc.node["range"][0]]
@@ -289,7 +289,7 @@ class EditingMixin:
         raw, text, bom = editing.load(path, rel)
         if raw != before:
             raise editing.ChangedOnDisk(f"{rel} changed on disk while the edit was prepared; nothing was changed")
-        lines = text.splitlines(keepends=True)
+        lines = split_lines(text, keepends=True)
         first, last = self._span(path, lang, loc, lines, rel, True)
         outside = [r for r in refs if not (r["relative_path"] == rel and first + 1 <= r["line"] <= last + 1)]
         if outside:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from ansf_mcp.semantic.editing import EditError, FileChange
 from ansf_mcp.semantic.languages import LanguageUnavailable
 from ansf_mcp.semantic.lsp import LspError, LspTimeout
+from ansf_mcp.semantic.positions import split_lines
 
 if TYPE_CHECKING:
     from ansf_mcp.semantic.lsp import LanguageServer
@@ -51,7 +52,7 @@ def _uses(path: Path, d: dict, name: str | None) -> bool:
     first = (rng.get("start") or {}).get("line", 0)
     last = (rng.get("end") or {}).get("line", first)
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[first:last + 1]
+        lines = split_lines(path.read_text(encoding="utf-8", errors="replace"))[first:last + 1]
     except OSError:
         return True
     word = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)")

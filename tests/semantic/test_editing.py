@@ -306,3 +306,20 @@ def test_an_edit_to_the_end_of_a_file_adds_no_blank_line():
     # a column past the end of a line's text is that line's end (LSP's rule), elsewhere in the file
     edit = {"range": {"start": {"line": 0, "character": 7}, "end": {"line": 0, "character": 99}}, "newText": "b"}
     assert apply_lsp_edits(text, [edit], "utf-16", "m.py") == "import b\nprint(a.total(1))\n"
+
+
+async def test_lines_are_counted_as_the_language_server_counts_them(env):
+    """A form feed or U+2028 inside a line is no line break for LSP or Python's tokenizer; counted as one, every
+    later line number was off by one: edits refused as sharing a line, renames as changed on disk."""
+    server, service, root = env
+    f = root / "src/geo/breaks.py"
+    f.write_text('"""Breaks."""\n# a\u2028b\n\x0c\n\nclass A:\n    def m(self) -> int:\n        x = 1\n        return x\n\n'
+                 '    def n(self) -> int:\n        return 2\n\n\nVALUE = A().n()\n', encoding="utf-8")
+    service.replace_symbol_body("A/m", "src/geo/breaks.py", "def m(self) -> int:\n    return 5\n")
+    service.rename_symbol("A/n", "src/geo/breaks.py", "nn")
+    service.rename_symbol("VALUE", "src/geo/breaks.py", "VAL")
+    assert f.read_text(encoding="utf-8") == (
+        '"""Breaks."""\n# a\u2028b\n\x0c\n\nclass A:\n    def m(self) -> int:\n        return 5\n\n'
+        '    def nn(self) -> int:\n        return 2\n\n\nVAL = A().nn()\n')
+    found = await ok(server, "search_for_pattern", {"pattern": "VAL =", "relative_path": "src/geo/breaks.py"})
+    assert [m["line"] for f in found["files"] for m in f["matches"]] == [13]
