@@ -58,7 +58,11 @@ def load(path: Path, rel: str) -> tuple[bytes, str, bool]:
 
 
 def newline_of(text: str) -> str:
-    return "\r\n" if "\r\n" in text else "\n"
+    if "\r\n" in text:
+        return "\r\n"
+    # a file with lone CRs only (classic Mac OS) keeps them: an LF after its last CR would pair up with it as one
+    # CRLF break, swallowing a blank line and shifting the lines the answer names
+    return "\r" if "\r" in text and "\n" not in text else "\n"
 
 
 def reindent(body: str, indent: str, newline: str) -> list[str]:

@@ -323,3 +323,12 @@ async def test_lines_are_counted_as_the_language_server_counts_them(env):
         '    def nn(self) -> int:\n        return 2\n\n\nVAL = A().nn()\n')
     found = await ok(server, "search_for_pattern", {"pattern": "VAL =", "relative_path": "src/geo/breaks.py"})
     assert [m["line"] for f in found["files"] for m in f["matches"]] == [13]
+
+
+async def test_an_insert_keeps_lone_cr_line_endings(env):
+    _server, service, root = env
+    f = root / "src/geo/cr.py"
+    f.write_bytes(b'"""CR."""\r\r\rdef a() -> int:\r    return 1\r')
+    r = service.insert_after_symbol("a", "src/geo/cr.py", "def b() -> int:\n    return 2\n")
+    assert f.read_bytes() == b'"""CR."""\r\r\rdef a() -> int:\r    return 1\r\r\rdef b() -> int:\r    return 2\r'
+    assert (r.files[0].start_line, r.files[0].end_line) == (8, 9)
