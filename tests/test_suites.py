@@ -214,3 +214,27 @@ def test_in_all_an_unusable_input_fails_its_section_without_a_traceback(
     assert result["error"] == "/nowhere is not a readable git repository"
     [logged] = [r for r in caplog.records if r.name == runner.log.name]
     assert logged.exc_info is None and "not a readable git repository" in logged.getMessage()
+
+
+def interrupted_run(ctx: SuiteContext) -> dict[str, Any]:
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_mid_run_says_so_in_one_line_and_leaves_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C during a suite printed a traceback from wherever the suite was, and left the report folder behind
+    empty: one line, exit 130, nothing stored, no folder."""
+    from ansf_mcp.cli import main
+
+    record = suites.Suite("fake", "a fake", "this test's own runner", f"{__name__}:interrupted_run",
+                          f"{__name__}:fake_markdown")
+    monkeypatch.setattr(suites, "BY_NAME", {**suites.BY_NAME, "fake": record})
+    monkeypatch.setattr(runner, "SUITE_NAMES", (*suites.NAMES, "fake"))
+    data, out = tmp_path / "data", tmp_path / "o"
+    try:
+        code = main(["bench", "--suite", "fake", "--data-dir", str(data), "--out", str(out)])
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped `ansf bench` as a traceback")
+    err = capsys.readouterr().err
+    assert code == 130 and err == "ansf bench: interrupted; nothing stored or written\n", err
+    assert not out.exists() and stored_runs(data) == 0

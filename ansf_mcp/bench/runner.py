@@ -171,13 +171,23 @@ def run_cli(
         repo=repo.resolve() if repo else None,
     )
     out = out_dir or settings.data_dir / "bench" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    out_is_new = not out.exists()
     # Everything a run needs at its end is checked before it starts: a run takes minutes, and an unwritable folder
     # or an unreachable store found afterwards lost its report.
     refusal = _refusal(suite, ctx, settings, out, json_path)
     if refusal:
         print(f"ansf bench: {refusal}", file=sys.stderr)
         return 2
-    report = run_suite(suite, ctx)
+    try:
+        report = run_suite(suite, ctx)
+    except KeyboardInterrupt:
+        # A suite stopped halfway has no figures worth keeping: nothing is stored or written, and the report folder
+        # made for this run does not stay behind empty.
+        if out_is_new:
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        print("ansf bench: interrupted; nothing stored or written", file=sys.stderr)
+        return 130
     print(report.markdown)  # first: a store or disk that fails now cannot hide the results
     failed = [name for name, r in report.results.items() if "error" in r]
     code = 1 if failed else 0
