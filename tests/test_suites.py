@@ -134,6 +134,9 @@ def test_bench_checks_its_outputs_and_store_before_running(fake_suite: list[str]
     for extra, said in (
         (["--out", "/proc/nope"], "cannot write the report to /proc/nope"),
         (["--json", str(tmp_path / "missing" / "r.json")], "cannot write the JSON report"),
+        (["--json", str(tmp_path)], "cannot write the JSON report"),
+        # A folder os.access calls writable for root: the run went ahead, was stored, and its JSON then failed.
+        (["--json", "/proc/nope.json"], "cannot write the JSON report"),
         (["--store", "postgresql://u:secret@127.0.0.1:1/db"], "cannot open the PostgreSQL store"),
     ):
         assert main(["bench", "--suite", "fake", "--data-dir", str(data), *extra]) == 2, extra
