@@ -241,3 +241,29 @@ def test_ctrl_c_mid_run_says_so_in_one_line_and_leaves_nothing(monkeypatch: pyte
     err = capsys.readouterr().err
     assert code == 130 and err == "ansf bench: interrupted; nothing stored or written\n", err
     assert not out.exists() and stored_runs(data) == 0
+
+
+def test_simulated_value_ratios_say_simulated_in_the_phases_table_and_the_charts(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The phases table headed its simulated column plain 'value ratio' (only a lower-case footnote said so), and
+    both value-ratio charts said '(simulated)' in passing: a figure lifted from either read as a real one."""
+    from ansf_mcp.bench import charts, phases_suite
+    from ansf_mcp.system.report import BenchmarkReport
+
+    row = {"phase": "2 enhanced", "strategy": ["neural"], "first_decision_ms": 900.0, "decisions_per_s": 50.0,
+           "quality": {"value_ratio": 0.8, "ci95": 0.02, "episodes": 40},
+           "coordinate_16x64": {"p50_ms": 17.0, "p99_ms": 19.0}, "agents_holding_work": 8, "agents": 16, "swarms": 1,
+           "server_rss_mib": 350.0, "torch_imported": True}
+    table = phases_suite.markdown({"matrix": {"enhanced": row}})
+    header = table.splitlines()[0]
+    assert "SIMULATED value ratio" in header, header
+    titles: list[str] = []
+    monkeypatch.setattr(charts, "_bars", lambda path, title, *a, **k: titles.append(title) or path)
+    coordination = {"quality": {"student": {"heldout": {"mean": 0.8, "ci95": 0.02, "n": 40}}}}
+    report = BenchmarkReport(suite="all", version="0", commit=None, machine=runner.machine(), started_at=0.0,
+                             duration_s=1.0, quick=True, results={"phases": {"matrix": {"enhanced": row}},
+                                                                  "coordination": coordination},
+                             value_ratios=[], markdown="")
+    charts.draw_charts(report, tmp_path)
+    quality = [t for t in titles if "value ratio" in t]
+    assert len(quality) == 2 and all(t.startswith("SIMULATED ") for t in quality), titles
