@@ -267,3 +267,12 @@ def test_simulated_value_ratios_say_simulated_in_the_phases_table_and_the_charts
     charts.draw_charts(report, tmp_path)
     quality = [t for t in titles if "value ratio" in t]
     assert len(quality) == 2 and all(t.startswith("SIMULATED ") for t in quality), titles
+
+
+def test_a_suite_that_reports_value_ratios_says_simulated_in_its_source_line() -> None:
+    """Every report section opens with 'Source: ...'. The coordination and phases lines said 'simulated' in passing,
+    and coordination's named two of the four splits it reports."""
+    with_ratios = [s for s in suites.SUITES if s.ratios]
+    assert with_ratios and all("SIMULATED" in s.source for s in with_ratios), [s.source for s in with_ratios]
+    coordination = suites.BY_NAME["coordination"].source
+    assert "shifted" in coordination and "family" in coordination and "outcome-driven" in coordination
