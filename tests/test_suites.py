@@ -276,3 +276,17 @@ def test_a_suite_that_reports_value_ratios_says_simulated_in_its_source_line() -
     assert with_ratios and all("SIMULATED" in s.source for s in with_ratios), [s.source for s in with_ratios]
     coordination = suites.BY_NAME["coordination"].source
     assert "shifted" in coordination and "family" in coordination and "outcome-driven" in coordination
+
+
+def test_the_memory_report_shows_its_targets() -> None:
+    """The memory suite judged `idle_server_at_most_80_mib` and stored it, but its Markdown never printed it: a
+    missed target was visible only in the JSON."""
+    from ansf_mcp.bench import memory_suite
+
+    result = {"server": {"idle_rss_mib": 95.0, "torch_imported_when_idle": False, "after_coordinate_auto_rss_mib": 300.0,
+                         "coordinate_auto_strategy": "neural", "torch_imported_after_coordinate": True},
+              "profiles": "no neural profile is shipped in this build",
+              "peak_coordinating_16x64": {"episodes": 20, "peak_rss_mib": 320.0, "strategies": ["neural"]},
+              "largest_accepted_input": None, "semantic_cache_on_disk_bytes": None, "semantic_cache_dir": "/c",
+              "targets": {"idle_server_at_most_80_mib": False}}
+    assert "Targets: idle_server_at_most_80_mib MISSED." in memory_suite.markdown(result)
