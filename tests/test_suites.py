@@ -134,6 +134,9 @@ def test_bench_checks_its_outputs_and_store_before_running(fake_suite: list[str]
     for extra, said in (
         (["--out", "/proc/nope"], "cannot write the report to /proc/nope"),
         (["--json", str(tmp_path / "missing" / "r.json")], "cannot write the JSON report"),
+        (["--json", str(tmp_path)], "cannot write the JSON report"),
+        # A folder os.access calls writable for root: the run went ahead, was stored, and its JSON then failed.
+        (["--json", "/proc/nope.json"], "cannot write the JSON report"),
         (["--store", "postgresql://u:secret@127.0.0.1:1/db"], "cannot open the PostgreSQL store"),
     ):
         assert main(["bench", "--suite", "fake", "--data-dir", str(data), *extra]) == 2, extra
@@ -214,3 +217,76 @@ def test_in_all_an_unusable_input_fails_its_section_without_a_traceback(
     assert result["error"] == "/nowhere is not a readable git repository"
     [logged] = [r for r in caplog.records if r.name == runner.log.name]
     assert logged.exc_info is None and "not a readable git repository" in logged.getMessage()
+
+
+def interrupted_run(ctx: SuiteContext) -> dict[str, Any]:
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_mid_run_says_so_in_one_line_and_leaves_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C during a suite printed a traceback from wherever the suite was, and left the report folder behind
+    empty: one line, exit 130, nothing stored, no folder."""
+    from ansf_mcp.cli import main
+
+    record = suites.Suite("fake", "a fake", "this test's own runner", f"{__name__}:interrupted_run",
+                          f"{__name__}:fake_markdown")
+    monkeypatch.setattr(suites, "BY_NAME", {**suites.BY_NAME, "fake": record})
+    monkeypatch.setattr(runner, "SUITE_NAMES", (*suites.NAMES, "fake"))
+    data, out = tmp_path / "data", tmp_path / "o"
+    try:
+        code = main(["bench", "--suite", "fake", "--data-dir", str(data), "--out", str(out)])
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped `ansf bench` as a traceback")
+    err = capsys.readouterr().err
+    assert code == 130 and err == "ansf bench: interrupted; nothing stored or written\n", err
+    assert not out.exists() and stored_runs(data) == 0
+
+
+def test_simulated_value_ratios_say_simulated_in_the_phases_table_and_the_charts(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The phases table headed its simulated column plain 'value ratio' (only a lower-case footnote said so), and
+    both value-ratio charts said '(simulated)' in passing: a figure lifted from either read as a real one."""
+    from ansf_mcp.bench import charts, phases_suite
+    from ansf_mcp.system.report import BenchmarkReport
+
+    row = {"phase": "2 enhanced", "strategy": ["neural"], "first_decision_ms": 900.0, "decisions_per_s": 50.0,
+           "quality": {"value_ratio": 0.8, "ci95": 0.02, "episodes": 40},
+           "coordinate_16x64": {"p50_ms": 17.0, "p99_ms": 19.0}, "agents_holding_work": 8, "agents": 16, "swarms": 1,
+           "server_rss_mib": 350.0, "torch_imported": True}
+    table = phases_suite.markdown({"matrix": {"enhanced": row}})
+    header = table.splitlines()[0]
+    assert "SIMULATED value ratio" in header, header
+    titles: list[str] = []
+    monkeypatch.setattr(charts, "_bars", lambda path, title, *a, **k: titles.append(title) or path)
+    coordination = {"quality": {"student": {"heldout": {"mean": 0.8, "ci95": 0.02, "n": 40}}}}
+    report = BenchmarkReport(suite="all", version="0", commit=None, machine=runner.machine(), started_at=0.0,
+                             duration_s=1.0, quick=True, results={"phases": {"matrix": {"enhanced": row}},
+                                                                  "coordination": coordination},
+                             value_ratios=[], markdown="")
+    charts.draw_charts(report, tmp_path)
+    quality = [t for t in titles if "value ratio" in t]
+    assert len(quality) == 2 and all(t.startswith("SIMULATED ") for t in quality), titles
+
+
+def test_a_suite_that_reports_value_ratios_says_simulated_in_its_source_line() -> None:
+    """Every report section opens with 'Source: ...'. The coordination and phases lines said 'simulated' in passing,
+    and coordination's named two of the four splits it reports."""
+    with_ratios = [s for s in suites.SUITES if s.ratios]
+    assert with_ratios and all("SIMULATED" in s.source for s in with_ratios), [s.source for s in with_ratios]
+    coordination = suites.BY_NAME["coordination"].source
+    assert "shifted" in coordination and "family" in coordination and "outcome-driven" in coordination
+
+
+def test_the_memory_report_shows_its_targets() -> None:
+    """The memory suite judged `idle_server_at_most_80_mib` and stored it, but its Markdown never printed it: a
+    missed target was visible only in the JSON."""
+    from ansf_mcp.bench import memory_suite
+
+    result = {"server": {"idle_rss_mib": 95.0, "torch_imported_when_idle": False, "after_coordinate_auto_rss_mib": 300.0,
+                         "coordinate_auto_strategy": "neural", "torch_imported_after_coordinate": True},
+              "profiles": "no neural profile is shipped in this build",
+              "peak_coordinating_16x64": {"episodes": 20, "peak_rss_mib": 320.0, "strategies": ["neural"]},
+              "largest_accepted_input": None, "semantic_cache_on_disk_bytes": None, "semantic_cache_dir": "/c",
+              "targets": {"idle_server_at_most_80_mib": False}}
+    assert "Targets: idle_server_at_most_80_mib MISSED." in memory_suite.markdown(result)

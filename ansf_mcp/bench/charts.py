@@ -59,13 +59,14 @@ def draw_charts(report: BenchmarkReport, out_dir: Path) -> list[Path]:
                              [r["phase"] for r in rows], [r["coordinate_16x64"]["p50_ms"] for r in rows], "ms"))
         quality = [r for r in rows if r["quality"].get("value_ratio") is not None]
         if quality:
-            written.append(_bars(out_dir / "phases-quality.png", "value ratio (simulated held-out) by phase, 95 % CI",
+            written.append(_bars(out_dir / "phases-quality.png",
+                                 "SIMULATED value ratio (held-out episodes) by phase, 95 % CI",
                                  [r["phase"] for r in quality], [r["quality"]["value_ratio"] for r in quality],
                                  "value ratio", [r["quality"]["ci95"] for r in quality]))
     bars = suites.BY_NAME["coordination"].value_ratios(results.get("coordination", {"error": "not run"}))
     if bars:
         written.append(_bars(out_dir / "coordination-quality.png",
-                             "value ratio vs oracle (simulated), 95 % CI", [b.label for b in bars],
+                             "SIMULATED value ratio vs oracle, 95 % CI", [b.label for b in bars],
                              [b.mean for b in bars], "value ratio",
                              [(b.ci[1] - b.ci[0]) / 2 if b.ci else 0.0 for b in bars]))
     return written

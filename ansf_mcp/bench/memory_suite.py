@@ -134,4 +134,6 @@ def markdown(r: dict[str, Any]) -> str:
     cache = r["semantic_cache_on_disk_bytes"]
     lines.append(f"| semantic cache on disk | {'—' if cache is None else f'{cache / 2**20:.2f}'} | "
                  f"{r['semantic_cache_dir']}{'' if cache is not None else ' (empty: no semantic query yet)'} |")
+    if r.get("targets"):  # judged in the result; a missed one must show in the report, not only in its JSON
+        lines += ["", "Targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in r["targets"].items()) + "."]
     return "\n".join(lines)

@@ -143,7 +143,7 @@ def value_ratios(result: dict[str, Any]) -> list[ValueRatio]:
 
 def markdown(r: dict[str, Any]) -> str:
     lines = [
-        "| phase | strategy | value ratio ± 95 % CI | first decision ms | coordinate p50 / p99 ms | decisions/s | agents holding work | server RSS MiB | torch |",
+        "| phase | strategy | SIMULATED value ratio ± 95 % CI | first decision ms | coordinate p50 / p99 ms | decisions/s | agents holding work | server RSS MiB | torch |",
         "| --- | --- | --- | ---: | --- | ---: | --- | ---: | --- |",
     ]
     for row in r["matrix"].values():
@@ -157,5 +157,6 @@ def markdown(r: dict[str, Any]) -> str:
             f"{row['server_rss_mib']} | {'loaded' if row['torch_imported'] else 'not imported'} |"
         )
     lines.append("")
-    lines.append("Phases forced through prepared cgroup v2 folders; quality on simulated held-out episodes.")
+    lines.append("Phases forced through prepared cgroup v2 folders. The value ratio is measured on SIMULATED held-out "
+                 "episodes; the rest is REAL, measured on the servers.")
     return "\n".join(lines)

@@ -171,13 +171,23 @@ def run_cli(
         repo=repo.resolve() if repo else None,
     )
     out = out_dir or settings.data_dir / "bench" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    out_is_new = not out.exists()
     # Everything a run needs at its end is checked before it starts: a run takes minutes, and an unwritable folder
     # or an unreachable store found afterwards lost its report.
     refusal = _refusal(suite, ctx, settings, out, json_path)
     if refusal:
         print(f"ansf bench: {refusal}", file=sys.stderr)
         return 2
-    report = run_suite(suite, ctx)
+    try:
+        report = run_suite(suite, ctx)
+    except KeyboardInterrupt:
+        # A suite stopped halfway has no figures worth keeping: nothing is stored or written, and the report folder
+        # made for this run does not stay behind empty.
+        if out_is_new:
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        print("ansf bench: interrupted; nothing stored or written", file=sys.stderr)
+        return 130
     print(report.markdown)  # first: a store or disk that fails now cannot hide the results
     failed = [name for name, r in report.results.items() if "error" in r]
     code = 1 if failed else 0
@@ -198,15 +208,27 @@ def run_cli(
     return code
 
 
+def _can_write(path: Path) -> bool:
+    """Whether `path` can be written, found by opening it as the report will be: os.access on its folder says yes
+    to root everywhere (/proc included) and says nothing of a read-only file already there."""
+    existed = path.exists()
+    try:
+        with path.open("a"):
+            pass
+    except OSError:
+        return False
+    if not existed:
+        path.unlink(missing_ok=True)
+    return True
+
+
 def _refusal(suite: str, ctx: SuiteContext, settings: Settings, out: Path, json_path: Path | None) -> str | None:
     """Why `ansf bench` cannot run `suite` as asked (None: it can): an unknown suite, a --json file or report folder
     that cannot be written, a store that cannot be opened, or an input the named suite cannot use."""
     if suite not in SUITE_NAMES:
         return f"unknown suite {suite!r}; available: {', '.join(SUITE_NAMES)}"
-    if json_path is not None:
-        folder = json_path.parent
-        if json_path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-            return f"cannot write the JSON report to {json_path}"
+    if json_path is not None and not _can_write(json_path):
+        return f"cannot write the JSON report to {json_path}"
     try:
         open_store(settings.store_spec, timeout_s=settings.store_timeout_s).close()
     except StoreError as exc:

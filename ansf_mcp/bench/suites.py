@@ -49,7 +49,8 @@ SUITES: tuple[Suite, ...] = (
           "a real stdio server subprocess driven by the SDK client; echo tool in the same run",
           _B + "mcp_suite:run", _B + "mcp_suite:markdown"),
     Suite("coordination", "coordination vs oracle on SIMULATED episodes",
-          "ansf_mcp.lab.bench on simulated held-out and shifted episodes with the shipped checkpoints",
+          "ansf_mcp.lab.bench with the shipped checkpoints on SIMULATED episodes (classic held-out and shifted, the "
+          "broad family's held-out sources and their outcome-driven variant); latency and RSS REAL",
           _B + "external_suites:run_coordination", _B + "external_suites:markdown_from_result",
           ratios=_B + "external_suites:coordination_ratios"),
     Suite("replay", "replay (top-1 on real git history)",
@@ -63,7 +64,7 @@ SUITES: tuple[Suite, ...] = (
           "psutil RSS of a real stdio server, VmHWM peaks of fresh interpreters, the cache directory on disk",
           _B + "memory_suite:run", _B + "memory_suite:markdown"),
     Suite("phases", "phase matrix (quality simulated)",
-          "stdio servers under prepared cgroup folders, one per phase; quality on simulated held-out episodes",
+          "stdio servers under prepared cgroup folders, one per phase; quality on SIMULATED held-out episodes",
           _B + "phases_suite:run", _B + "phases_suite:markdown", ratios=_B + "phases_suite:value_ratios"),
     Suite("chaos", "chaos (servers killed)",
           "stdio servers SIGKILLed mid-workload, several servers on one data directory, schema fuzzing",

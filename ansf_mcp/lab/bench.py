@@ -216,7 +216,7 @@ def run_coordination_bench(
         f"process after one {big} decision.",
         "",
         f"| method | classic held-out | classic shifted | family held-out | outcome-driven family held-out | "
-        f"{big} p50 / p95 ms | beside a busy process p50 / p95 ms | RSS MB | file MB |",
+        f"{big} p50 / p95 ms | beside a busy process p50 / p95 ms | RSS MiB | file MiB |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for m in methods:

@@ -108,6 +108,8 @@ def test_quick_bench_reports_every_method() -> None:
     assert "16x64" in out["latency"][DEFAULT_PROFILE]
     assert out["latency_beside_busy_process"][DEFAULT_PROFILE]["p95_ms"] > 0
     assert "| method |" in out["markdown"] and seen[-1] == 1.0
+    # RSS and file sizes are divided by 2**20: the table said MB beside the memory suite's MiB for the same unit.
+    assert "| RSS MiB | file MiB |" in out["markdown"] and " MB " not in out["markdown"]
     json.dumps(out)
 
 
