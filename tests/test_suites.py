@@ -164,8 +164,8 @@ def test_bench_names_the_invalid_setting_in_one_line(monkeypatch: pytest.MonkeyP
 
 
 def test_a_bad_replay_repository_is_refused_in_one_line_and_nothing_stored(tmp_path: Path) -> None:
-    """QA F4: a missing path, a folder that is no git repository, too little history: one line, exit 2, no
-    traceback, no failed run stored."""
+    """QA F4: a missing path, a folder that is no git repository, one with no commit, too little history: one line,
+    exit 2, no traceback, no failed run stored."""
     from tests.git_history import GitHistory
 
     short = tmp_path / "short"
@@ -174,9 +174,12 @@ def test_a_bad_replay_repository_is_refused_in_one_line_and_nothing_stored(tmp_p
     for n in range(3):
         history.commit("ada", f"add the parser module part {n}")
     history.write(short)
+    empty = tmp_path / "empty"
+    subprocess.run(["git", "init", "-q", str(empty)], check=True)
     data = tmp_path / "data"
     refused_in_one_line(data, "replay", "--repo", [(tmp_path / "nonexistent", "is not a readable git repository"),
                                                    (tmp_path, "is not a readable git repository"),
+                                                   (empty, "has no commits yet; replay needs its history"),
                                                    (short, "has 3 usable commits; replay needs at least 116")])
 
 

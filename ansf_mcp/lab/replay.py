@@ -142,7 +142,15 @@ def read_history(
     """Parse `git log` of `rev`, oldest first, and prepare the commits that can serve as tasks."""
     repo = Path(repo)
     label = name or (repo.parent.name if repo.name in ("repo", ".git") else repo.name)
-    head = _git(repo, "rev-parse", "--verify", f"{rev}^{{commit}}").strip()
+    try:
+        head = _git(repo, "rev-parse", "--verify", f"{rev}^{{commit}}").strip()
+    except ReplayError:
+        # A repository with no commit yet answered "is not a readable git repository: fatal: Needed a single
+        # revision", which sends a user looking for a broken clone.
+        if rev == "HEAD" and subprocess.run(["git", "-C", str(repo), "rev-parse", "--git-dir"],
+                                            capture_output=True).returncode == 0:
+            raise ReplayError(f"{repo} has no commits yet; replay needs its history") from None
+        raise
     fmt = _RECORD + _FIELD.join(["%H", "%an", "%ae", "%at", "%s", "%b"]) + _FIELD
     args = ["log", "--no-merges", "--date-order", "--reverse", f"--format={fmt}", head]
     if with_files:
