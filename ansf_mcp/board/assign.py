@@ -16,7 +16,7 @@ from ansf_mcp.board.lookup import agent_rows, require
 from ansf_mcp.board.models import TaskSpec
 from ansf_mcp.board.tasks import insert_tasks, plan_tasks
 from ansf_mcp.coordinator.episode import CoordinationResult, Episode, EpisodeAgent, EpisodeTask, HistoryItem
-from ansf_mcp.coordinator.solver import NEVER_SUCCEEDS, WAITS_ON_DEAD
+from ansf_mcp.coordinator.solver import WAITS_ON_DEAD
 from ansf_mcp.coordinator.strategies import decide
 from ansf_mcp.store.base import Connection
 from ansf_mcp.store.db import Store
@@ -57,11 +57,9 @@ def build_episode(
                 (swarm_id, *outside),
             )
         } if outside else {}  # PostgreSQL refuses an empty IN ()
-        for dep, status in list(external.items()):
-            if status in ("open", "claimed"):
-                dead = _dead_ancestor(conn, swarm_id, dep)
-                if dead is not None:
-                    external[dep] = f"{WAITS_ON_DEAD}{dead[0]!r}, which {dead[1]}"
+        for dep, (dead, status) in _dead_ancestors(
+                conn, swarm_id, [d for d, state in external.items() if state in ("open", "claimed")]).items():
+            external[dep] = f"{WAITS_ON_DEAD}{dead!r}, which {status}"
         tallies = scores.tallies(conn, swarm_id)
         load = {r[0]: int(r[1]) for r in conn.execute(
             "SELECT assignee, COUNT(*) FROM tasks WHERE swarm_id = ? AND assignee IS NOT NULL "
@@ -73,25 +71,28 @@ def build_episode(
     return Episode(id=swarm_id, agents=agents, tasks=tasks), external, ids, tallies, load
 
 
-def _dead_ancestor(conn: Connection, swarm_id: str, task_id: str) -> tuple[str, str] | None:
-    """A failed or cancelled task that `task_id` waits on through unfinished tasks, with its status; None when
-    there is none. A failed dependency is not cascaded as a cancelled one is, so a new task behind a task behind it
-    was assigned as if it could start."""
-    seen = {task_id}
-    frontier = [task_id]
-    while frontier:
-        marks = ", ".join("?" * len(frontier))
-        rows = conn.execute(
-            f"SELECT t.id, t.status FROM task_deps d JOIN tasks t ON t.swarm_id = d.swarm_id AND t.id = d.depends_on "
-            f"WHERE d.swarm_id = ? AND d.task_id IN ({marks}) ORDER BY t.seq", (swarm_id, *frontier)).fetchall()
-        frontier = []
-        for r in rows:
-            if r["status"] in NEVER_SUCCEEDS:
-                return r["id"], r["status"]
-            if r["status"] != "succeeded" and r["id"] not in seen:
-                seen.add(r["id"])
-                frontier.append(r["id"])
-    return None
+# Up the dependencies of each task, through unfinished ones only, to the failed or cancelled tasks they wait on.
+_DEAD_ANCESTORS_SQL = """WITH RECURSIVE up(origin, id) AS (
+    SELECT d.task_id, d.depends_on FROM task_deps d WHERE d.swarm_id = ? AND d.task_id IN ({marks})
+    UNION
+    SELECT up.origin, d.depends_on FROM up
+    JOIN tasks t ON t.swarm_id = ? AND t.id = up.id AND t.status IN ('open', 'claimed')
+    JOIN task_deps d ON d.swarm_id = t.swarm_id AND d.task_id = t.id)
+SELECT up.origin, t.id, t.status FROM up JOIN tasks t ON t.swarm_id = ? AND t.id = up.id
+WHERE t.status IN ('failed', 'cancelled') ORDER BY up.origin, t.seq"""
+
+
+def _dead_ancestors(conn: Connection, swarm_id: str, task_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """For each of `task_ids` that waits, through unfinished tasks, on a failed or cancelled task: the earliest such
+    task and its status. A failed dependency is not cascaded as a cancelled one is, so a new task behind a task
+    behind it was assigned as if it could start. One query, however long the chains."""
+    if not task_ids:
+        return {}
+    found: dict[str, tuple[str, str]] = {}
+    sql = _DEAD_ANCESTORS_SQL.format(marks=", ".join("?" * len(task_ids)))
+    for origin, dead, status in conn.execute(sql, (swarm_id, *task_ids, swarm_id, swarm_id)):
+        found.setdefault(origin, (dead, status))
+    return found
 
 
 def submit_and_assign(
