@@ -121,7 +121,8 @@ class SqliteStore(Store):
             log.info("store migrated to schema %d", version)
         return len(MIGRATIONS)
 
-    def _busy(self, exc: sqlite3.Error, doing: str) -> StoreError:
+    def _error(self, exc: sqlite3.Error, doing: str) -> StoreError:
+        """Any SQLite error as one sentence; a lock held past the time-out says which setting waits."""
         if "locked" in str(exc) or "busy" in str(exc):
             return StoreError(f"the store {self.path} stayed locked by another process for {self.timeout_s:g} s "
                               f"(ANSF_STORE_TIMEOUT_S), so {doing}; try again")
@@ -141,7 +142,7 @@ class SqliteStore(Store):
                 self._writer.execute(f"PRAGMA busy_timeout={max(1, int((deadline - time.monotonic()) * 1000))}")
                 self._writer.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise self._busy(exc, "nothing was written") from exc
+                raise self._error(exc, "nothing was written") from exc
             trace.mark("begin")
             self._in_transaction.active = True
             try:
@@ -151,7 +152,7 @@ class SqliteStore(Store):
                 # One sentence, as on PostgreSQL and as reads already are: a caller that records in the background
                 # (a phase change) catches StoreError, and a raw sqlite3 error ended silently in its thread.
                 if isinstance(exc, sqlite3.Error):
-                    raise self._busy(exc, "nothing was written") from exc
+                    raise self._error(exc, "nothing was written") from exc
                 raise
             else:
                 trace.mark("commit0")
@@ -187,7 +188,7 @@ class SqliteStore(Store):
             except sqlite3.Error as exc:
                 # One sentence, as on PostgreSQL: callers that report a store they cannot read (describe, ansf
                 # status, the dashboard) catch StoreError, and a damaged page is no crash of theirs.
-                raise self._busy(exc, "nothing could be read") from exc
+                raise self._error(exc, "nothing could be read") from exc
 
     def close(self) -> None:
         with self._write_lock, self._read_lock:
