@@ -116,15 +116,12 @@ def register(tools: Toolbox, app: Runtime) -> None:
         suite: Annotated[Suite, Field(description=f"which suite: {suites.names_text()}")] = "mcp",
         quick: Annotated[bool, Field(description="fewer repetitions (seconds to a minute, not many minutes)")] = True,
     ) -> BenchmarkRun:
-        record = suites.BY_NAME.get(suite)
-        check = record.check_fn() if record is not None else None
-        if check is not None:
-            # As `ansf bench` does: input the suite cannot use is refused now, not found minutes later as a failed run.
-            probe = SuiteContext(quick=quick, project=app.settings.project_root, data_dir=app.settings.data_dir)
-            try:
-                await anyio.to_thread.run_sync(check, probe)
-            except SuiteInputError as exc:
-                raise ToolError(f"benchmark {suite}: {exc}; nothing was started") from exc
+        # As `ansf bench` does: input the suite cannot use is refused now, not found minutes later as a failed run.
+        probe = SuiteContext(quick=quick, project=app.settings.project_root, data_dir=app.settings.data_dir)
+        try:
+            await anyio.to_thread.run_sync(suites.check_input, suite, probe)
+        except SuiteInputError as exc:
+            raise ToolError(f"benchmark {suite}: {exc}; nothing was started") from exc
         with lock:
             busy = [r for r in runs.values() if r.state in ("running", "cancelling")]
             if busy:

@@ -233,13 +233,10 @@ def _refusal(suite: str, ctx: SuiteContext, settings: Settings, out: Path, json_
         open_store(settings.store_spec, timeout_s=settings.store_timeout_s).close()
     except StoreError as exc:
         return str(exc)
-    record = suites.BY_NAME.get(suite)
-    check = record.check_fn() if record is not None else None
-    if check is not None:  # in `all`, a suite's unusable input fails that suite's section alone
-        try:
-            check(ctx)
-        except SuiteInputError as exc:
-            return str(exc)
+    try:
+        suites.check_input(suite, ctx)
+    except SuiteInputError as exc:
+        return str(exc)
     try:  # last: a refused run leaves no empty report folder behind
         prepare_out_dir(out)
     except OSError as exc:

@@ -80,6 +80,15 @@ ALL_ORDER: tuple[str, ...] = tuple(s.name for s in SUITES if s.in_all)
 NAMES: tuple[str, ...] = (*BY_NAME, ALL)
 
 
+def check_input(name: str, ctx: Any) -> None:
+    """Raise SuiteInputError when the suite named `name` cannot use what `ctx` gives it (its `check`); a suite
+    without a check, or `all`, accepts anything here (in `all`, an unusable input fails that suite's section)."""
+    record = BY_NAME.get(name)
+    check = record.check_fn() if record is not None else None
+    if check is not None:
+        check(ctx)
+
+
 def names_text() -> str:
     """`mcp, coordination, ..., all; or chaos, scale (only when named)`: the CLI's and the tool's list."""
     named_only = [s.name for s in SUITES if not s.in_all]
