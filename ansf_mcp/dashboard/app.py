@@ -41,6 +41,14 @@ __all__ = ["DEFAULT_PORT", "Dashboard", "build_dashboard", "dashboard_asgi", "op
 # time between two live snapshots.
 LIVE_WAIT_S = 1.0
 LIVE_GAP_S = 0.2
+# The live re-read scans the tasks table (tens of ms on a board of 10^5 tasks): on a busy board the gap grows
+# so that these reads take at most this share of one core, whatever the board's size.
+LIVE_READ_SHARE = 0.1
+
+
+def live_gap(read_s: float) -> float:
+    """Seconds to wait after a live snapshot whose reading took `read_s`."""
+    return max(LIVE_GAP_S, read_s * (1.0 / LIVE_READ_SHARE - 1.0))
 
 
 class Hub:
@@ -108,7 +116,7 @@ class Dashboard:
 
     async def _listen(self) -> None:
         """Wait on the store's news (LISTEN/NOTIFY on PostgreSQL, so every replica's changes) instead of polling
-        the board; a busy board is pushed at most every LIVE_GAP_S."""
+        the board; a busy board is pushed at most every LIVE_GAP_S, less often when the re-read is slow (live_gap)."""
         store = self.app.store
         seen = await asyncio.to_thread(store.any_news_version)
         while True:
@@ -116,13 +124,14 @@ class Dashboard:
             if now == seen:
                 continue
             seen = now
+            started = time.monotonic()
             try:
                 await self.board_changed()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("dashboard live update failed; the next news or collection tries again")
-            await asyncio.sleep(LIVE_GAP_S)
+            await asyncio.sleep(live_gap(time.monotonic() - started))
 
     async def _loop(self, every: float, step: Callable[[], Any], what: str) -> None:
         while True:

@@ -111,3 +111,51 @@ def test_news_from_another_replica_wakes_a_waiter_on_any_key(pg_cluster) -> None
     finally:
         here.close()
         there.close()
+
+
+def test_a_slow_live_reread_widens_the_gap_so_reads_stay_a_tenth_of_a_core() -> None:
+    from ansf_mcp.dashboard.app import LIVE_GAP_S, live_gap
+
+    assert live_gap(0.001) == LIVE_GAP_S  # a small board: pushed as often as before
+    assert live_gap(0.05) == pytest.approx(0.45)  # 50 ms reads: 10 % of the time spent reading
+    assert live_gap(1.0) == pytest.approx(9.0)
+
+
+@pytest.mark.anyio
+async def test_the_listener_waits_by_how_long_the_last_live_reread_took(settings, monkeypatch) -> None:
+    import asyncio
+
+    from ansf_mcp.dashboard import app as dashboard_app
+    from ansf_mcp.dashboard.app import Dashboard
+    from ansf_mcp.dashboard.config import DashboardConfig
+    from ansf_mcp.runtime import Runtime
+
+    store = open_store(settings.store_spec)
+    try:
+        dash = Dashboard(Runtime(settings=settings, store=store), DashboardConfig(interval_s=3600))
+        reads: list[float] = []
+
+        async def slow_board_changed():
+            time.sleep(0.3)  # a board whose re-read is slow
+            return None
+
+        def gap(read_s: float) -> float:
+            reads.append(read_s)
+            return 0.0
+
+        dash.board_changed = slow_board_changed  # type: ignore[method-assign]
+        monkeypatch.setattr(dashboard_app, "live_gap", gap)
+        listener = asyncio.create_task(dash._listen())
+        await asyncio.sleep(0.2)
+        board = Board(store)
+        sw = board.spawn("news", agents("a"), "mesh").swarm_id
+        board.coordinate(sw, [TaskSpec(id="t0", description="first")], "round-robin")
+        board.claim_next(sw, board.get_task(sw, "t0").task.assignee)
+        for _ in range(50):
+            if reads:
+                break
+            await asyncio.sleep(0.1)
+        listener.cancel()
+        assert reads and reads[0] >= 0.3
+    finally:
+        store.close()
