@@ -293,3 +293,32 @@ def test_the_memory_report_shows_its_targets() -> None:
               "largest_accepted_input": None, "semantic_cache_on_disk_bytes": None, "semantic_cache_dir": "/c",
               "targets": {"idle_server_at_most_80_mib": False}}
     assert "Targets: idle_server_at_most_80_mib MISSED." in memory_suite.markdown(result)
+
+
+def test_a_tail_percentile_from_too_few_samples_is_printed_as_the_maximum_with_its_count() -> None:
+    """The phases suite printed 'p99' from 30 decisions and the coordination table 'p95' from 5 calls, with no count:
+    the slowest call under another name. A percentile needs n >= 100 / (100 - q) samples (p95: 20, p99: 100);
+    below that the summary leaves it out, says why, and every table prints 'max … of n=…'."""
+    from ansf_mcp.bench import mcp_suite, phases_suite
+    from ansf_mcp.system.stats import latency_summary, quantile_text
+
+    ms = [0.001 * (k + 1) for k in range(100)]  # 1 ms .. 100 ms
+    few = latency_summary(ms[:19])
+    assert few["n"] == 19 and few["p95_ms"] is None and few["p99_ms"] is None and few["max_ms"] == 19.0
+    assert few["withheld"] == {"p95": "n=19 < 20", "p99": "n=19 < 100"} and few["p50_ms"] == 10.0
+    assert latency_summary(ms[:20])["p95_ms"] is not None and latency_summary(ms[:99])["p99_ms"] is None
+    assert "withheld" not in latency_summary(ms) and latency_summary(ms)["p99_ms"] is not None
+    assert quantile_text(few, 95) == "max 19.0 of n=19" and quantile_text(few, 50) == "10.0 (n=19)"
+
+    thirty = latency_summary(ms[:30])
+    row = {"phase": "2 enhanced", "strategy": ["neural"], "first_decision_ms": 900.0, "decisions_per_s": 50.0,
+           "quality": {"value_ratio": 0.8, "ci95": 0.02, "episodes": 40}, "coordinate_16x64": thirty,
+           "agents_holding_work": 8, "agents": 16, "swarms": 1, "server_rss_mib": 350.0, "torch_imported": True}
+    phases = phases_suite.markdown({"matrix": {"enhanced": row}})
+    assert "| 15.5 / max 30.0 of n=30 |" in phases, phases
+    latency = {"echo": {**thirty, "ratio_to_echo_p50": 1.0}, "swarm_status": {**latency_summary(ms), "ratio_to_echo_p50": 3.3}}
+    mcp = mcp_suite.markdown({"latency": latency, "answer_size": {}, "sequential_calls_per_s": {}, "board": "b",
+                              "transport": "t", "targets": {}})
+    assert "| echo | 30 | 15.500 | max 30.000 of n=30 | 1.00 |" in mcp, mcp
+    assert "| swarm_status | 100 | 50.500 | 99.010 | 3.30 |" in mcp, mcp
+

@@ -24,7 +24,7 @@ from mcp import Client
 
 from ansf_mcp.bench.context import SuiteContext
 from ansf_mcp.bench.procs import server_params
-from ansf_mcp.system.stats import latency_summary
+from ansf_mcp.system.stats import latency_summary, quantile_text
 
 Progress = Callable[[float, str], None]
 
@@ -177,7 +177,8 @@ def markdown(report: dict[str, Any]) -> str:
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for name, f in report["latency"].items():
-        lines.append(f"| {name} | {f['n']} | {f['p50_ms']:.3f} | {f['p99_ms']:.3f} | {f['ratio_to_echo_p50']:.2f} |")
+        lines.append(f"| {name} | {f['n']} | {quantile_text(f, 50, 3, with_n=False)} | "
+                     f"{quantile_text(f, 99, 3, with_n=False)} | {f['ratio_to_echo_p50']:.2f} |")
     lines += ["", "| answer | text chars | structured chars | sent chars | ≈ tokens |", "| --- | ---: | ---: | ---: | ---: |"]
     for name, s in report.get("answer_size", {}).items():
         lines.append(f"| {name} | {s['text_chars']} | {s['structured_chars']} | {s['sent_chars']} | {s['tokens']} |")

@@ -33,7 +33,7 @@ from mcp import Client, StdioServerParameters
 from ansf_mcp.bench.semantic_truth import completeness, name_counts, name_lines
 from ansf_mcp.semantic.cache import dir_bytes
 from ansf_mcp.system.measure import peak_rss, tree_rss
-from ansf_mcp.system.stats import latency_summary
+from ansf_mcp.system.stats import latency_summary, quantiles_text
 
 WARM_REPS = 5
 
@@ -322,9 +322,9 @@ async def _no_validation(name: str, result: Any) -> None:
     return None
 
 
-def _ms(samples_s: list[float]) -> dict[str, float]:
+def _ms(samples_s: list[float]) -> dict[str, Any]:
     """The latency summary in ms, rounded to 0.1 ms."""
-    return {k: round(v, 1) if k != "n" else v for k, v in latency_summary(samples_s).items()}
+    return {k: round(v, 1) if isinstance(v, float) else v for k, v in latency_summary(samples_s).items()}
 
 
 async def rename_run(side: Side, root: Path, name_path: str, rel: str, new_name: str, test_cmd: str | None,
@@ -415,8 +415,8 @@ def markdown(report: dict[str, Any]) -> str:
                 cells = []
                 for side in (ours, ser):
                     v = (side.get("latency_ms") or {}).get(tool, {}).get(kind)
-                    cells.append(f"{v['p50_ms']:.1f} / {v['p95_ms']:.1f}" if v else "—")
-                lines.append(f"| {tool} {kind} p50 / p95, ms | {cells[0]} | {cells[1]} |")
+                    cells.append(quantiles_text(v))
+                lines.append(f"| {tool} {kind} p50 / p95 ms (n) | {cells[0]} | {cells[1]} |")
         rss = [side.get("peak_rss_mib_vmhwm") or {} for side in (ours, ser)]
         lines.append(f"| peak RSS server + language servers, MiB | {rss[0].get('server', '—')} + "
                      f"{rss[0].get('children', '—')} | {rss[1].get('server', '—')} + {rss[1].get('children', '—')} |")
