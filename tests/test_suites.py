@@ -322,3 +322,41 @@ def test_a_tail_percentile_from_too_few_samples_is_printed_as_the_maximum_with_i
     assert "| echo | 30 | 15.500 | max 30.000 of n=30 | 1.00 |" in mcp, mcp
     assert "| swarm_status | 100 | 50.500 | 99.010 | 3.30 |" in mcp, mcp
 
+class NoisyClient:
+    """A client whose calls cost `cost[tool]` of a fake clock, times a load that doubles halfway through: the
+    shared machine getting busier while a benchmark runs."""
+
+    def __init__(self, cost: dict[str, float], calls_before_load: int):
+        self.now, self.calls, self.cost, self.calls_before_load = 0.0, 0, cost, calls_before_load
+        self.order: list[str] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def call_tool(self, tool: str, args: dict[str, Any]) -> Any:
+        self.calls += 1
+        self.order.append(tool)
+        self.now += self.cost[tool] * (1 if self.calls <= self.calls_before_load else 2)
+        return type("Result", (), {"is_error": False})()
+
+
+def test_a_calls_per_s_pair_is_measured_in_alternating_turns_with_the_ratio_of_each_round(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """swarm_status calls/s and echo calls/s were each measured in one block, one after the other, and printed side
+    by side: a load change between the blocks became their ratio (here: 1.0 for calls that differ by 2x). Now
+    they take turns (A B, B A, ...) and the report gives the ratio of every round, median and range."""
+    from ansf_mcp.bench import mcp_suite
+
+    client = NoisyClient({"swarm_status": 0.002, "echo": 0.001}, calls_before_load=60)
+    monkeypatch.setattr(mcp_suite.time, "perf_counter", client.clock)
+    pair = anyio.run(mcp_suite._interleaved_rates, client, ("swarm_status", "swarm_status", {}),
+                     ("echo", "echo", {"text": "ping"}), 6, 10)
+    assert client.order[:20] == ["swarm_status"] * 10 + ["echo"] * 10
+    assert client.order[20:40] == ["echo"] * 10 + ["swarm_status"] * 10  # B A in the second round
+    assert pair["ratio_a_to_b"] == {"n": 6, "median": 0.5, "min": 0.5, "max": 0.5}
+    assert pair["calls_per_s"]["swarm_status"] < pair["calls_per_s"]["echo"]
+    text = mcp_suite.markdown({"latency": {}, "answer_size": {}, "board": "b", "transport": "t", "targets": {},
+                               "sequential_calls_per_s": pair["calls_per_s"], "calls_per_s_pairs": [pair]})
+    assert (f"swarm_status {pair['calls_per_s']['swarm_status']} beside echo {pair['calls_per_s']['echo']}; "
+            "ratio per round median 0.50 (range 0.50–0.50, n=6 rounds)") in text, text
+
