@@ -322,6 +322,7 @@ def test_a_tail_percentile_from_too_few_samples_is_printed_as_the_maximum_with_i
     assert "| echo | 30 | 15.500 | max 30.000 of n=30 | 1.00 |" in mcp, mcp
     assert "| swarm_status | 100 | 50.500 | 99.010 | 3.30 |" in mcp, mcp
 
+
 class NoisyClient:
     """A client whose calls cost `cost[tool]` of a fake clock, times a load that doubles halfway through: the
     shared machine getting busier while a benchmark runs."""
@@ -360,3 +361,48 @@ def test_a_calls_per_s_pair_is_measured_in_alternating_turns_with_the_ratio_of_e
     assert (f"swarm_status {pair['calls_per_s']['swarm_status']} beside echo {pair['calls_per_s']['echo']}; "
             "ratio per round median 0.50 (range 0.50–0.50, n=6 rounds)") in text, text
 
+
+def test_every_report_section_says_which_store_it_measured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Most suites measure servers on a throw-away data directory of their own, on purpose, and the report never
+    said so: a reader of the benchmark tool's report took the figures for the configured store's."""
+    record = suites.Suite("fake", "a fake", "this test's own runner", f"{__name__}:fake_run",
+                          f"{__name__}:fake_markdown", store=suites.THROWAWAY)
+    monkeypatch.setattr(suites, "BY_NAME", {**suites.BY_NAME, "fake": record})
+    monkeypatch.setattr(runner, "SUITE_NAMES", (*suites.NAMES, "fake"))
+    report = runner.run_suite("fake", SuiteContext(quick=True, project=tmp_path, data_dir=tmp_path))
+    assert f"Store measured: {suites.THROWAWAY}." in report.markdown and report.results["fake"]["store"]
+    assert {s.name for s in suites.SUITES if s.store == suites.THROWAWAY} == {"mcp", "memory", "phases", "chaos"}
+    assert "--store / ANSF_STORE" in suites.BY_NAME["scale"].store
+
+
+SEEN_STORES: list[str | None] = []
+
+
+def store_noting_run(ctx: SuiteContext) -> dict[str, Any]:
+    SEEN_STORES.append(ctx.store)
+    return {"answer": 42}
+
+
+@pytest.mark.anyio
+async def test_the_benchmark_tool_gives_its_suites_the_server_s_store(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    """`ansf bench --store` handed the store to the suites; the benchmark tool did not, so `scale` on a server
+    configured with a PostgreSQL store measured a throw-away cluster instead, and said nothing."""
+    record = suites.Suite("memory", "memory", "this test's own runner", f"{__name__}:store_noting_run",
+                          f"{__name__}:fake_markdown")
+    monkeypatch.setattr(suites, "BY_NAME", {**suites.BY_NAME, "memory": record})
+    SEEN_STORES.clear()
+    other = tmp_path / "elsewhere" / "board.sqlite3"
+    settings = Settings.load(data_dir=tmp_path / "data", project_root=tmp_path, store=str(other), warm_model=False)
+    server, app = build_server(settings)
+    try:
+        async with Client(server) as client:
+            run = (await client.call_tool("benchmark", {"suite": "memory"})).structured_content
+            with anyio.fail_after(60):
+                while run["state"] not in ("succeeded", "failed"):
+                    await anyio.sleep(0.05)
+                    run = (await client.call_tool("benchmark_status", {"run_id": run["run_id"]})).structured_content
+    finally:
+        app.shutdown()
+    assert run["state"] == "succeeded", run.get("error")
+    assert SEEN_STORES == [settings.store] and settings.store is not None
