@@ -293,3 +293,116 @@ def test_the_memory_report_shows_its_targets() -> None:
               "largest_accepted_input": None, "semantic_cache_on_disk_bytes": None, "semantic_cache_dir": "/c",
               "targets": {"idle_server_at_most_80_mib": False}}
     assert "Targets: idle_server_at_most_80_mib MISSED." in memory_suite.markdown(result)
+
+
+def test_a_tail_percentile_from_too_few_samples_is_printed_as_the_maximum_with_its_count() -> None:
+    """The phases suite printed 'p99' from 30 decisions and the coordination table 'p95' from 5 calls, with no count:
+    the slowest call under another name. A percentile needs n >= 100 / (100 - q) samples (p95: 20, p99: 100);
+    below that the summary leaves it out, says why, and every table prints 'max … of n=…'."""
+    from ansf_mcp.bench import mcp_suite, phases_suite
+    from ansf_mcp.system.stats import latency_summary, quantile_text
+
+    ms = [0.001 * (k + 1) for k in range(100)]  # 1 ms .. 100 ms
+    few = latency_summary(ms[:19])
+    assert few["n"] == 19 and few["p95_ms"] is None and few["p99_ms"] is None and few["max_ms"] == 19.0
+    assert few["withheld"] == {"p95": "n=19 < 20", "p99": "n=19 < 100"} and few["p50_ms"] == 10.0
+    assert latency_summary(ms[:20])["p95_ms"] is not None and latency_summary(ms[:99])["p99_ms"] is None
+    assert "withheld" not in latency_summary(ms) and latency_summary(ms)["p99_ms"] is not None
+    assert quantile_text(few, 95) == "max 19.0 of n=19" and quantile_text(few, 50) == "10.0 (n=19)"
+
+    thirty = latency_summary(ms[:30])
+    row = {"phase": "2 enhanced", "strategy": ["neural"], "first_decision_ms": 900.0, "decisions_per_s": 50.0,
+           "quality": {"value_ratio": 0.8, "ci95": 0.02, "episodes": 40}, "coordinate_16x64": thirty,
+           "agents_holding_work": 8, "agents": 16, "swarms": 1, "server_rss_mib": 350.0, "torch_imported": True}
+    phases = phases_suite.markdown({"matrix": {"enhanced": row}})
+    assert "| 15.5 / max 30.0 of n=30 |" in phases, phases
+    latency = {"echo": {**thirty, "ratio_to_echo_p50": 1.0}, "swarm_status": {**latency_summary(ms), "ratio_to_echo_p50": 3.3}}
+    mcp = mcp_suite.markdown({"latency": latency, "answer_size": {}, "sequential_calls_per_s": {}, "board": "b",
+                              "transport": "t", "targets": {}})
+    assert "| echo | 30 | 15.500 | max 30.000 of n=30 | 1.00 |" in mcp, mcp
+    assert "| swarm_status | 100 | 50.500 | 99.010 | 3.30 |" in mcp, mcp
+
+
+class NoisyClient:
+    """A client whose calls cost `cost[tool]` of a fake clock, times a load that doubles halfway through: the
+    shared machine getting busier while a benchmark runs."""
+
+    def __init__(self, cost: dict[str, float], calls_before_load: int):
+        self.now, self.calls, self.cost, self.calls_before_load = 0.0, 0, cost, calls_before_load
+        self.order: list[str] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def call_tool(self, tool: str, args: dict[str, Any]) -> Any:
+        self.calls += 1
+        self.order.append(tool)
+        self.now += self.cost[tool] * (1 if self.calls <= self.calls_before_load else 2)
+        return type("Result", (), {"is_error": False})()
+
+
+def test_a_calls_per_s_pair_is_measured_in_alternating_turns_with_the_ratio_of_each_round(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """swarm_status calls/s and echo calls/s were each measured in one block, one after the other, and printed side
+    by side: a load change between the blocks became their ratio (here: 1.0 for calls that differ by 2x). Now
+    they take turns (A B, B A, ...) and the report gives the ratio of every round, median and range."""
+    from ansf_mcp.bench import mcp_suite
+
+    client = NoisyClient({"swarm_status": 0.002, "echo": 0.001}, calls_before_load=60)
+    monkeypatch.setattr(mcp_suite.time, "perf_counter", client.clock)
+    pair = anyio.run(mcp_suite._interleaved_rates, client, ("swarm_status", "swarm_status", {}),
+                     ("echo", "echo", {"text": "ping"}), 6, 10)
+    assert client.order[:20] == ["swarm_status"] * 10 + ["echo"] * 10
+    assert client.order[20:40] == ["echo"] * 10 + ["swarm_status"] * 10  # B A in the second round
+    assert pair["ratio_a_to_b"] == {"n": 6, "median": 0.5, "min": 0.5, "max": 0.5}
+    assert pair["calls_per_s"]["swarm_status"] < pair["calls_per_s"]["echo"]
+    text = mcp_suite.markdown({"latency": {}, "answer_size": {}, "board": "b", "transport": "t", "targets": {},
+                               "sequential_calls_per_s": pair["calls_per_s"], "calls_per_s_pairs": [pair]})
+    assert (f"swarm_status {pair['calls_per_s']['swarm_status']} beside echo {pair['calls_per_s']['echo']}; "
+            "ratio per round median 0.50 (range 0.50–0.50, n=6 rounds)") in text, text
+
+
+def test_every_report_section_says_which_store_it_measured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Most suites measure servers on a throw-away data directory of their own, on purpose, and the report never
+    said so: a reader of the benchmark tool's report took the figures for the configured store's."""
+    record = suites.Suite("fake", "a fake", "this test's own runner", f"{__name__}:fake_run",
+                          f"{__name__}:fake_markdown", store=suites.THROWAWAY)
+    monkeypatch.setattr(suites, "BY_NAME", {**suites.BY_NAME, "fake": record})
+    monkeypatch.setattr(runner, "SUITE_NAMES", (*suites.NAMES, "fake"))
+    report = runner.run_suite("fake", SuiteContext(quick=True, project=tmp_path, data_dir=tmp_path))
+    assert f"Store measured: {suites.THROWAWAY}." in report.markdown and report.results["fake"]["store"]
+    assert {s.name for s in suites.SUITES if s.store == suites.THROWAWAY} == {"mcp", "memory", "phases", "chaos"}
+    assert "--store / ANSF_STORE" in suites.BY_NAME["scale"].store
+
+
+SEEN_STORES: list[str | None] = []
+
+
+def store_noting_run(ctx: SuiteContext) -> dict[str, Any]:
+    SEEN_STORES.append(ctx.store)
+    return {"answer": 42}
+
+
+@pytest.mark.anyio
+async def test_the_benchmark_tool_gives_its_suites_the_server_s_store(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    """`ansf bench --store` handed the store to the suites; the benchmark tool did not, so `scale` on a server
+    configured with a PostgreSQL store measured a throw-away cluster instead, and said nothing."""
+    record = suites.Suite("memory", "memory", "this test's own runner", f"{__name__}:store_noting_run",
+                          f"{__name__}:fake_markdown")
+    monkeypatch.setattr(suites, "BY_NAME", {**suites.BY_NAME, "memory": record})
+    SEEN_STORES.clear()
+    other = tmp_path / "elsewhere" / "board.sqlite3"
+    settings = Settings.load(data_dir=tmp_path / "data", project_root=tmp_path, store=str(other), warm_model=False)
+    server, app = build_server(settings)
+    try:
+        async with Client(server) as client:
+            run = (await client.call_tool("benchmark", {"suite": "memory"})).structured_content
+            with anyio.fail_after(60):
+                while run["state"] not in ("succeeded", "failed"):
+                    await anyio.sleep(0.05)
+                    run = (await client.call_tool("benchmark_status", {"run_id": run["run_id"]})).structured_content
+    finally:
+        app.shutdown()
+    assert run["state"] == "succeeded", run.get("error")
+    assert SEEN_STORES == [settings.store] and settings.store is not None

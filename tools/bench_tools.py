@@ -117,7 +117,8 @@ def register(tools: Toolbox, app: Runtime) -> None:
         quick: Annotated[bool, Field(description="fewer repetitions (seconds to a minute, not many minutes)")] = True,
     ) -> BenchmarkRun:
         # As `ansf bench` does: input the suite cannot use is refused now, not found minutes later as a failed run.
-        probe = SuiteContext(quick=quick, project=app.settings.project_root, data_dir=app.settings.data_dir)
+        probe = SuiteContext(quick=quick, project=app.settings.project_root, data_dir=app.settings.data_dir,
+                             store=app.settings.store)
         try:
             await anyio.to_thread.run_sync(suites.check_input, suite, probe)
         except SuiteInputError as exc:
@@ -131,8 +132,11 @@ def register(tools: Toolbox, app: Runtime) -> None:
             def report(fraction: float, message: str) -> None:
                 run.progress, run.message = fraction, message
 
+            # The server's own store, as `ansf bench --store` passes it: without it `scale` measured a throw-away
+            # PostgreSQL cluster even on a server configured with one (the other suites keep their own on purpose:
+            # suites.Suite.store, said in the report).
             ctx = SuiteContext(quick=quick, project=app.settings.project_root, data_dir=app.settings.data_dir,
-                               report=report)
+                               store=app.settings.store, report=report)
             run = _Run(suite, quick, ctx)
             runs[run.id] = run
             run.thread = threading.Thread(target=work, args=(run,), name=f"ansf-{run.id}", daemon=True)

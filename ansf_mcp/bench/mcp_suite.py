@@ -1,7 +1,8 @@
 """Suite `mcp`: our tools over a real stdio connection, beside a trivial echo tool in the same run.
 
 Calls are interleaved with echo calls so that noise on this shared machine hits both alike; the ratio
-tool p50 / echo p50 is the headline, absolute numbers are context.
+tool p50 / echo p50 is the headline, absolute numbers are context. The calls/s of swarm_status and echo are
+measured the same way, in short alternating turns, with the ratio of each round beside the two rates.
 
 The SDK's client re-validates every structured result against the tool's output schema with jsonschema (~5-10 µs
 per JSON value here), which for a swarm_status page costs more than the server's work. The headline series switch
@@ -24,7 +25,7 @@ from mcp import Client
 
 from ansf_mcp.bench.context import SuiteContext
 from ansf_mcp.bench.procs import server_params
-from ansf_mcp.system.stats import latency_summary
+from ansf_mcp.system.stats import latency_summary, percentile, quantile_text
 
 Progress = Callable[[float, str], None]
 
@@ -59,15 +60,35 @@ async def _timed(client: Client, tool: str, args: dict[str, Any]) -> tuple[float
     return elapsed, result
 
 
-async def _rate(client: Client, tool: str, args: dict[str, Any], n: int) -> float:
-    started = time.perf_counter()
-    for _ in range(n):
-        await _timed(client, tool, args)
-    return round(n / (time.perf_counter() - started), 1)
+async def _interleaved_rates(client: Client, a: tuple[str, str, dict[str, Any]], b: tuple[str, str, dict[str, Any]],
+                             rounds: int, per_turn: int) -> dict[str, Any]:
+    """Calls/s of two calls taking turns: `rounds` rounds of one turn of `per_turn` calls each, A B then B A (so
+    neither always goes first), and the ratio A/B of every round. On a shared machine only rates measured side by
+    side compare: two blocks measured one after the other each met other noise, and their ratio showed it."""
+    (name_a, tool_a, args_a), (name_b, tool_b, args_b) = a, b
+    calls = {name_a: (tool_a, args_a), name_b: (tool_b, args_b)}
+    seconds = {name_a: 0.0, name_b: 0.0}
+    ratios: list[float] = []
+    for r in range(rounds):
+        turn: dict[str, float] = {}
+        for name in ((name_a, name_b) if r % 2 == 0 else (name_b, name_a)):
+            tool, args = calls[name]
+            started = time.perf_counter()
+            for _ in range(per_turn):
+                await _timed(client, tool, args)
+            turn[name] = time.perf_counter() - started
+            seconds[name] += turn[name]
+        ratios.append(turn[name_b] / turn[name_a])  # (per_turn / t_a) / (per_turn / t_b)
+    ordered = sorted(ratios)
+    return {"a": name_a, "b": name_b, "rounds": rounds, "calls_per_turn": per_turn,
+            "calls_per_s": {name: round(rounds * per_turn / t, 1) for name, t in seconds.items()},
+            "ratio_a_to_b": {"n": rounds, "median": round(percentile(ordered, 50), 3),
+                             "min": round(ordered[0], 3), "max": round(ordered[-1], 3)}}
 
 
 async def _run(data_dir: Path, quick: bool, progress: Progress | None) -> dict[str, Any]:
     n_status = 60 if quick else 600
+    rounds = 6 if quick else 20  # turns of 10 (quick) or 30 calls: short enough that both sides meet one load
     n_pairs = 40 if quick else 300
     n_coord = 5 if quick else 40
     params = server_params(data_dir, echo=True)
@@ -99,15 +120,16 @@ async def _run(data_dir: Path, quick: bool, progress: Progress | None) -> dict[s
         for _ in range(n_status):
             samples["echo" + on].append((await _timed(client, "echo", {"text": "ping"}))[0])
             samples["swarm_status" + on].append((await _timed(client, "swarm_status", status_args))[0])
-        rates = {"swarm_status" + on: await _rate(client, "swarm_status", status_args, n_status),
-                 "echo" + on: await _rate(client, "echo", {"text": "ping"}, n_status)}
+        pairs = [await _interleaved_rates(client, ("swarm_status" + on, "swarm_status", status_args),
+                                          ("echo" + on, "echo", {"text": "ping"}), rounds, n_status // rounds)]
         client.session.validate_tool_result = skip_validation  # type: ignore[method-assign]
         for _ in range(n_status):
             samples["echo"].append((await _timed(client, "echo", {"text": "ping"}))[0])
             samples["swarm_status"].append((await _timed(client, "swarm_status", status_args))[0])
             samples["swarm_status (all swarms)"].append((await _timed(client, "swarm_status", {}))[0])
-        rates["swarm_status"] = await _rate(client, "swarm_status", status_args, n_status)
-        rates["echo"] = await _rate(client, "echo", {"text": "ping"}, n_status)
+        pairs.append(await _interleaved_rates(client, ("swarm_status", "swarm_status", status_args),
+                                              ("echo", "echo", {"text": "ping"}), rounds, n_status // rounds))
+        rates = {name: rate for pair in pairs for name, rate in pair["calls_per_s"].items()}
         if progress:
             progress(0.5, "next_task + report_outcome")
         _, work_swarm = await _timed(client, "spawn_swarm", {"name": "bench-work", "agents": agents})
@@ -154,6 +176,7 @@ async def _run(data_dir: Path, quick: bool, progress: Progress | None) -> dict[s
         "board": f"{BOARD_AGENTS} agents, {BOARD_TASKS} tasks for swarm_status; {n_pairs} tasks for claims",
         "latency": summary,
         "sequential_calls_per_s": rates,
+        "calls_per_s_pairs": pairs,
         "answer_size": sizes,
         "targets": {
             f"swarm_status_p50_within_{TARGET_RATIO:g}x_echo": summary["swarm_status"]["ratio_to_echo_p50"]
@@ -177,13 +200,24 @@ def markdown(report: dict[str, Any]) -> str:
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for name, f in report["latency"].items():
-        lines.append(f"| {name} | {f['n']} | {f['p50_ms']:.3f} | {f['p99_ms']:.3f} | {f['ratio_to_echo_p50']:.2f} |")
+        lines.append(f"| {name} | {f['n']} | {quantile_text(f, 50, 3, with_n=False)} | "
+                     f"{quantile_text(f, 99, 3, with_n=False)} | {f['ratio_to_echo_p50']:.2f} |")
     lines += ["", "| answer | text chars | structured chars | sent chars | ≈ tokens |", "| --- | ---: | ---: | ---: | ---: |"]
     for name, s in report.get("answer_size", {}).items():
         lines.append(f"| {name} | {s['text_chars']} | {s['structured_chars']} | {s['sent_chars']} | {s['tokens']} |")
     rates = report["sequential_calls_per_s"]
     lines.append("")
     lines.append(f"Board: {report['board']}; transport: {report['transport']}.")
-    lines.append("Sequential calls/s: " + ", ".join(f"{k} {v}" for k, v in rates.items()) + ".")
+    pairs = report.get("calls_per_s_pairs")
+    if pairs:
+        for p in pairs:
+            ratio_ = p["ratio_a_to_b"]
+            lines.append(f"Sequential calls/s, interleaved ({p['rounds']} rounds of {p['calls_per_turn']} calls each, "
+                         f"turns A B then B A): {p['a']} {p['calls_per_s'][p['a']]} beside {p['b']} "
+                         f"{p['calls_per_s'][p['b']]}; ratio per round median {ratio_['median']:.2f} (range "
+                         f"{ratio_['min']:.2f}–{ratio_['max']:.2f}, n={ratio_['n']} rounds).")
+    else:  # a report stored before the rates were interleaved: blocks measured one after another, no ratio
+        lines.append("Sequential calls/s, each measured in its own block (not comparable with one another): "
+                     + ", ".join(f"{k} {v}" for k, v in rates.items()) + ".")
     lines.append("Targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in report["targets"].items()) + ".")
     return "\n".join(lines)

@@ -20,7 +20,7 @@ from ansf_mcp.bench.context import SuiteContext
 from ansf_mcp.bench.procs import server_params, server_process
 from ansf_mcp.system.measure import process_rss
 from ansf_mcp.system.report import ValueRatio, ratio
-from ansf_mcp.system.stats import latency_summary
+from ansf_mcp.system.stats import latency_summary, quantiles_text
 
 GiB = 1 << 30
 # Memory fraction written into each phase's cgroup folder (defaults: critical ≥ 0.99, enhanced ≥ 0.80).
@@ -152,7 +152,7 @@ def markdown(r: dict[str, Any]) -> str:
         lat = row["coordinate_16x64"]
         lines.append(
             f"| {row['phase']} | {', '.join(row['strategy'])} | {quality} | {row['first_decision_ms']} | "
-            f"{lat['p50_ms']:.1f} / {lat['p99_ms']:.1f} | "
+            f"{quantiles_text(lat, (50, 99))} | "
             f"{row['decisions_per_s']} | {row['agents_holding_work']} of {row['agents']} in {row['swarms']} swarm(s) | "
             f"{row['server_rss_mib']} | {'loaded' if row['torch_imported'] else 'not imported'} |"
         )

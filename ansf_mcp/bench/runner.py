@@ -99,7 +99,9 @@ def run_suite(suite: str, ctx: SuiteContext) -> BenchmarkReport:
         results[name] = result
         ratios += record.value_ratios(result)
         body = f"**failed:** {result['error']}" if "error" in result else markdown(result)
-        sections.append(f"## {name}\n\nSource: {source}. Took {result['duration_s']} s.\n\n{body}\n")
+        result["store"] = record.store
+        sections.append(f"## {name}\n\nSource: {source}. Store measured: {record.store}. Took {result['duration_s']} s."
+                        f"\n\n{body}\n")
     ctx.report = report_progress
     ctx.progress(1.0, f"{suite}: done")
     return BenchmarkReport(

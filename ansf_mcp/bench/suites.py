@@ -24,6 +24,10 @@ class Suite:
     # "module:function" taking a SuiteContext and raising SuiteInputError when the suite's input cannot be used:
     # `ansf bench` calls it for a suite named alone, so a bad argument is refused before anything runs.
     check: str | None = None
+    # Which store the suite's figures come from, said in every report section: most suites measure servers on a
+    # throw-away data directory of their own on purpose (a benchmark must not write thousands of tasks into the
+    # board it is asked about, nor be skewed by what that board holds); only `scale` uses the configured store.
+    store: str = "none (measures no store)"
 
     def run_fn(self) -> Callable[..., dict[str, Any]]:
         return _load(self.runner)
@@ -44,10 +48,11 @@ def _load(ref: str) -> Any:
 
 
 _B = "ansf_mcp.bench."
+THROWAWAY = "a throw-away data directory of its own, deliberately not the configured store (--store / ANSF_STORE)"
 SUITES: tuple[Suite, ...] = (
     Suite("mcp", "mcp latency",
           "a real stdio server subprocess driven by the SDK client; echo tool in the same run",
-          _B + "mcp_suite:run", _B + "mcp_suite:markdown"),
+          _B + "mcp_suite:run", _B + "mcp_suite:markdown", store=THROWAWAY),
     Suite("coordination", "coordination vs oracle on SIMULATED episodes",
           "ansf_mcp.lab.bench with the shipped checkpoints on SIMULATED episodes (classic held-out and shifted, the "
           "broad family's held-out sources and their outcome-driven variant); latency and RSS REAL",
@@ -62,17 +67,20 @@ SUITES: tuple[Suite, ...] = (
           check=_B + "external_suites:check_semantic"),
     Suite("memory", "memory",
           "psutil RSS of a real stdio server, VmHWM peaks of fresh interpreters, the cache directory on disk",
-          _B + "memory_suite:run", _B + "memory_suite:markdown"),
+          _B + "memory_suite:run", _B + "memory_suite:markdown", store=THROWAWAY),
     Suite("phases", "phase matrix (quality simulated)",
           "stdio servers under prepared cgroup folders, one per phase; quality on SIMULATED held-out episodes",
-          _B + "phases_suite:run", _B + "phases_suite:markdown", ratios=_B + "phases_suite:value_ratios"),
+          _B + "phases_suite:run", _B + "phases_suite:markdown", ratios=_B + "phases_suite:value_ratios",
+          store=THROWAWAY),
     Suite("chaos", "chaos (servers killed)",
           "stdio servers SIGKILLed mid-workload, several servers on one data directory, schema fuzzing",
-          _B + "chaos_suite:run", _B + "chaos_suite:markdown", in_all=False),
+          _B + "chaos_suite:run", _B + "chaos_suite:markdown", in_all=False, store=THROWAWAY),
     Suite("scale", "scale (replicas on PostgreSQL)",
           "HTTP replicas on one PostgreSQL database (a throw-away cluster, or --store's server) beside one SQLite "
           "server; replicas SIGKILLed mid-workload",
-          _B + "scale_suite:run", _B + "scale_suite:markdown", in_all=False),
+          _B + "scale_suite:run", _B + "scale_suite:markdown", in_all=False,
+          store="PostgreSQL: scratch databases on the configured store's server when --store / ANSF_STORE is a "
+                "postgresql:// URL, else a throw-away cluster; SQLite: a throw-away file"),
 )
 BY_NAME: dict[str, Suite] = {s.name: s for s in SUITES}
 ALL = "all"

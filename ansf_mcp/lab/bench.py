@@ -14,12 +14,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from ansf_mcp.coordinator.episode import NON_LEARNED
 from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE, PROFILES
 from ansf_mcp.coordinator.strategies import ModelUnavailable, coordinate
 from ansf_mcp.lab import evaluate, family, simulator
+from ansf_mcp.system.stats import latency_summary, quantiles_text
 
 Progress = Callable[[float, str], None]
 BASELINES = NON_LEARNED
@@ -60,13 +59,8 @@ def _rss(profile: str) -> float | None:
         return None
 
 
-def _percentiles(times: list[float]) -> dict:
-    return {
-        "p50_ms": float(np.percentile(times, 50)),
-        "p95_ms": float(np.percentile(times, 95)),
-        "p99_ms": float(np.percentile(times, 99)),
-        "n": len(times),
-    }
+def _percentiles(times_ms: list[float]) -> dict:
+    return latency_summary([t / 1000 for t in times_ms])
 
 
 def _fmt(mean_ci: tuple[float, float] | None) -> str:
@@ -235,8 +229,8 @@ def run_coordination_bench(
                 cell(m, "shifted"),
                 cell(m, "family"),
                 cell(m, "outcomes"),
-                f"{lat['p50_ms']:.1f} / {lat['p95_ms']:.1f}" if lat else "–",
-                f"{busy_lat['p50_ms']:.1f} / {busy_lat['p95_ms']:.1f}" if busy_lat else "–",
+                quantiles_text(lat) if lat else "–",
+                quantiles_text(busy_lat) if busy_lat else "–",
                 mem if mem is not None else "–",
                 f"{size / 2**20:.2f}" if size else "–",
             )
@@ -250,7 +244,7 @@ def run_coordination_bench(
         lines.append(
             f"| {m} | "
             + " | ".join(
-                f"{per[f'{a}x{t}']['p50_ms']:.1f} / {per[f'{a}x{t}']['p95_ms']:.1f}" for a, t in sizes
+                quantiles_text(per[f"{a}x{t}"]) for a, t in sizes
             )
             + " |"
         )

@@ -15,8 +15,15 @@ def test_bench_reports_all_figures(tmp_path):
                            warm_reps=2, replay_len=40)
     assert set(r["tools"]) == {"symbols_overview", "find_symbol", "find_references", "goto_definition"}
     for v in r["tools"].values():
-        assert v["cold"]["p50_ms"] > 0 and v["warm"]["p99_ms"] > 0
-    assert r["direct_jedi"]["requests"]["textDocument/references"]["n"] > 0
+        assert v["cold"]["p50_ms"] > 0 and v["warm"]["p50_ms"] > 0 and v["warm"]["max_ms"] > 0
+    # jedi direct timed as ours: cold (each query once) and warm (the repeats) apart, never one mixed summary,
+    # with the same counts where every query answered; the first request (server start) in neither.
+    direct = r["direct_jedi"]["tools"]
+    assert set(direct) == set(r["tools"]) and direct["find_references"]["method"] == "textDocument/references"
+    for tool, d in direct.items():
+        assert d["warm"]["n"] == 2 * d["cold"]["n"] and d["cold"]["n"] <= r["tools"][tool]["cold"]["n"]
+        assert d["warm"]["n"] == r["tools"][tool]["warm"]["n"]
+    assert r["direct_jedi"]["start_plus_first_call_seconds"] > 0 and r["server"]["first_call_seconds"] > 0
     assert r["server"]["start_seconds"] > 0 and r["server"]["rss_mb"] > 0
     assert 0 < r["replay"]["hit_ratio"] <= 1 and r["replay"]["bytes_on_disk"] > 0
     assert seen[-1] == 1.0
@@ -35,3 +42,27 @@ def test_the_replay_hit_ratio_names_what_it_counts() -> None:
                     "latency": lat, "bytes_on_disk": 458_752}}
     text = format_table(r)
     assert "answer-cache hit ratio 81.2% (65 hits of 80 cache lookups)" in text, text
+
+
+def test_the_jedi_comparison_sets_cold_beside_cold_and_warm_beside_warm_with_counts() -> None:
+    """Ours had cold and warm columns; jedi direct had one p50 / p99 from a single pass (each query's first
+    request), printed beside them: warm cache hits read against cold language-server requests, with no n."""
+    from ansf_mcp.system.stats import latency_summary
+
+    def summary(n: int, ms: float) -> dict:
+        return latency_summary([ms / 1000] * n)
+
+    r = {"project": "p", "files_in_project": 74, "files_sampled": 8, "queries": 44,
+         "tools": {"find_references": {"cold": summary(16, 40.0), "warm": summary(32, 1.0)}},
+         "direct_jedi": {"start_plus_first_call_seconds": 1.5,
+                         "tools": {"find_references": {"method": "textDocument/references",
+                                                       "cold": summary(16, 30.0), "warm": summary(200, 20.0)}}},
+         "server": {"start_seconds": 0.5, "first_call_seconds": 1.7, "rss_mb": 143.5},
+         "cache_after_passes": {"bytes_on_disk": 1}, "replay": {"queries": 100, "distinct": 24, "hit_ratio": 0.8,
+                                                                 "hits": 64, "misses": 16, "latency": summary(100, 2.0),
+                                                                 "bytes_on_disk": 1}}
+    text = format_table(r)
+    assert "| tool | ours cold | jedi direct cold | ours warm | jedi direct warm |" in text, text
+    assert ("| find_references | 40.000 / max 40.000 of n=16 | 30.000 / max 30.000 of n=16 | "
+            "1.000 / max 1.000 of n=32 | 20.000 / 20.000 (n=200) |") in text, text
+    assert "First request (language server start + first call, n=1): ours 1.7 s, jedi direct 1.5 s." in text
