@@ -8,6 +8,7 @@ from typing import Any
 
 from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES, brier, log_loss
 from ansf_mcp.dashboard.figure import Figure
+from ansf_mcp.system.stats import min_samples as min_samples_for
 from ansf_mcp.system.stats import percentile
 
 # Strategies whose `p_success` is a probability. `auto` chooses among exactly the estimators that produce one (it
@@ -136,10 +137,11 @@ def coordinate_latency(conn: sqlite3.Connection, since: float, min_samples: int 
     if n < min_samples:
         note = f"{n} coordinate decision(s) in the window; {min_samples} needed"
         return {"p50": Figure(None, n, note), "p95": Figure(None, n, note)}
-    return {
-        "p50": Figure(percentile(values, 50), n),
-        "p95": Figure(percentile(values, 95), n),
-    }
+    # A p95 of fewer than 20 decisions is the slowest one or two under another name (stats.min_samples).
+    tail = min_samples_for(95)
+    p95 = (Figure(percentile(values, 95), n) if n >= tail
+           else Figure(None, n, f"{n} coordinate decision(s) in the window; a p95 needs {tail}"))
+    return {"p50": Figure(percentile(values, 50), n), "p95": p95}
 
 
 def efficiency(conn: sqlite3.Connection, since: float, min_samples: int) -> Figure:

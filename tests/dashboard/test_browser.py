@@ -64,7 +64,7 @@ def env(tmp_path_factory):
     # simulated coordination benchmark and a replay of real history.
     seeded = anyio.run(seed_through_tools, Settings.load(data_dir=data_dir, project_root=root), STRATEGIES)
     store = open_store(data_dir / "ansf.sqlite3")
-    add_decisions(store, [3.0, 4.0, 5.5, 7.0, 12.0] * 3)
+    add_decisions(store, [3.0, 4.0, 5.5, 7.0, 12.0] * 4)
     add_benchmark(store)
     add_replay(store)
     proc = DashboardProcess(data_dir, root)

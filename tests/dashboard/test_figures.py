@@ -173,7 +173,7 @@ def test_an_alert_of_a_retired_rule_is_cleared(store: Store) -> None:
 
 
 def test_latency_alert_above_threshold(store: Store) -> None:
-    add_decisions(store, [900.0] * 10)
+    add_decisions(store, [900.0] * 20)
     _, events = alerts.check(store, cfg())
     assert {e["name"] for e in events} == {"coordinate_p95"}
     assert "above 500" in events[0]["message"]
@@ -194,7 +194,7 @@ def test_ring_keeps_the_newest_1000_points_and_survives_a_restart(settings) -> N
 
 def test_collect_snapshot_has_every_chart_source(settings, store: Store) -> None:
     add_outcomes(store, [(True, 0.9)] * 10, duration_s=1.0)
-    add_decisions(store, [5.0] * 10)
+    add_decisions(store, [5.0] * 20)
     add_benchmark(store)
     app = Runtime(settings=settings, store=store)
     c = Collector(app, cfg(interval_s=1))
@@ -433,3 +433,12 @@ def test_estimator_scores_per_swarm_what_auto_uses_and_the_prior(settings, store
         assert "disabled in the current phase" in held["reason"]
     finally:
         scoring.prior.cache_clear()
+
+
+def test_no_p95_from_fewer_than_twenty_decisions(store: Store) -> None:
+    """A p95 of 19 decisions is the slowest one under another name: no figure, and no alert on it."""
+    add_decisions(store, [900.0] * 19)
+    figs, events = alerts.check(store, cfg())
+    assert figs["coordinate_p95_ms"].value is None and "a p95 needs 20" in figs["coordinate_p95_ms"].note
+    assert figs["coordinate_p50_ms"].value == 900.0
+    assert events == []
