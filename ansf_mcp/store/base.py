@@ -20,6 +20,13 @@ from pydantic import BaseModel
 
 # A store call waits at most this long for a lock or an unresponsive database (ANSF_STORE_TIMEOUT_S).
 DEFAULT_TIMEOUT_S = 10.0
+# Schema migrations on PostgreSQL run outside the call time-out: a step on a large table of a live database may
+# take minutes, and a step killed half-way leaves a replica that cannot start (ANSF_MIGRATION_TIMEOUT_S; 0: none).
+DEFAULT_MIGRATION_TIMEOUT_S = 3600.0
+# How long a migration step waits for a table another session holds (ANSF_MIGRATION_LOCK_TIMEOUT_S). Short, and
+# below the call time-out: while a step waits in a table's lock queue, every other replica's call on that table
+# queues behind it.
+DEFAULT_MIGRATION_LOCK_TIMEOUT_S = 5.0
 
 
 class StoreError(RuntimeError):

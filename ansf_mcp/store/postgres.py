@@ -11,7 +11,11 @@ take an advisory lock so replicas that start together migrate once.
 Time-outs: the server ends a statement, a lock wait or an idle transaction that runs past `timeout_s`
 (statement_timeout, lock_timeout, idle_in_transaction_session_timeout), TCP keepalives notice a peer that is
 gone, and a watchdog thread cuts the connection of a call that gets no answer at all (a database that hangs
-never enforces its own time-outs), so every call ends within about `timeout_s` with one sentence.
+never enforces its own time-outs), so every call ends within about `timeout_s` with one sentence. Schema
+migrations are not calls: a step on a large table may take minutes, so each statement of a migration may run
+`migration_timeout_s` (ANSF_MIGRATION_TIMEOUT_S), while a step waits only `migration_lock_timeout_s` for a table
+another session holds (it would stall every replica's calls on that table meanwhile); either way the migration
+is one transaction, so it stops with one sentence and nothing changed.
 """
 
 from __future__ import annotations
@@ -34,7 +38,15 @@ from psycopg.adapt import Transformer
 from psycopg.generators import execute
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from ansf_mcp.store.base import DEFAULT_TIMEOUT_S, Connection, ServerFunction, Store, StoreError
+from ansf_mcp.store.base import (
+    DEFAULT_MIGRATION_LOCK_TIMEOUT_S,
+    DEFAULT_MIGRATION_TIMEOUT_S,
+    DEFAULT_TIMEOUT_S,
+    Connection,
+    ServerFunction,
+    Store,
+    StoreError,
+)
 from ansf_mcp.store.migrations import MIGRATIONS, postgres_ddl
 
 log = logging.getLogger(__name__)
@@ -471,8 +483,12 @@ class PostgresStore(Store):
     # restart the first call then gets a fresh connection instead of an error.
     CHECK_IDLE_S = 2.0
 
-    def __init__(self, url: str, timeout_s: float = DEFAULT_TIMEOUT_S):
+    def __init__(self, url: str, timeout_s: float = DEFAULT_TIMEOUT_S, *,
+                 migration_timeout_s: float = DEFAULT_MIGRATION_TIMEOUT_S,
+                 migration_lock_timeout_s: float = DEFAULT_MIGRATION_LOCK_TIMEOUT_S):
         super().__init__(timeout_s)
+        self.migration_timeout_s = migration_timeout_s
+        self.migration_lock_timeout_s = migration_lock_timeout_s
         self.url = "postgresql://" + url.split("://", 1)[1]  # libpq knows no "+psycopg" dialect suffix
         self.location = redact(self.url)
         self.trips = TripCounter()
@@ -569,9 +585,20 @@ class PostgresStore(Store):
         return StoreError(f"store error, so {doing}: {message}")
 
     def _migrate(self, raw: psycopg.Connection[Any]) -> int:
-        conn = PgConnection(raw, self._watchdog)
+        # The call time-outs this connection was opened with would end a long step half-way (and roll the whole
+        # migration back, leaving a replica that cannot start): the migration sets bounds of its own, for this
+        # transaction only, and a watchdog of its own that waits as long.
+        statement_ms = int(self.migration_timeout_s * 1000)  # 0: none, as PostgreSQL reads it
+        lock_ms = max(1, int(self.migration_lock_timeout_s * 1000))
+        watchdog = Watchdog(self.migration_timeout_s + WATCHDOG_GRACE_S if self.migration_timeout_s else math.inf)
+        conn = PgConnection(raw, watchdog)
+        current: int | None = None
+        step: tuple[int, str] | None = None  # the version and statement being applied
         try:
             conn.execute("BEGIN")
+            conn.execute(f"SET LOCAL statement_timeout = {statement_ms}")
+            # Waiting for another replica's migration is waiting for a migration: the same bound as running one.
+            conn.execute(f"SET LOCAL lock_timeout = {statement_ms}")
             # Replicas that start together queue here; the first migrates, the others find it done.
             conn.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
             exists = conn.execute("SELECT to_regclass('ansf_schema') IS NOT NULL").fetchone()[0]
@@ -581,22 +608,87 @@ class PostgresStore(Store):
                     f"the store at {self.location} has schema {current}, newer than this version knows "
                     f"({len(MIGRATIONS)}); upgrade ansf-mcp or use another database"
                 )
+            if current == len(MIGRATIONS):
+                conn.execute("COMMIT")
+                return current
+            conn.execute(f"SET LOCAL lock_timeout = {lock_ms}")
             if not exists:
                 conn.execute("CREATE TABLE ansf_schema (version INTEGER NOT NULL)")
                 conn.execute("INSERT INTO ansf_schema (version) VALUES (0)")
             for version in range(current + 1, len(MIGRATIONS) + 1):
                 for statement in MIGRATIONS[version - 1]:
+                    step = (version, statement)
                     conn.execute(postgres_ddl(statement))
                 conn.execute("UPDATE ansf_schema SET version = ?", (version,))
                 log.info("store migrated to schema %d", version)
+            step = None
             conn.execute("COMMIT")
         except psycopg.Error as exc:
             self._rollback(raw)
-            raise self._error(exc, raw, "the schema was not changed") from exc
+            raise self._migration_error(exc, raw, watchdog, current, step) from exc
         except BaseException:
             self._rollback(raw)
             raise
+        finally:
+            watchdog.stop()
         return len(MIGRATIONS)
+
+    def _migration_error(self, exc: psycopg.Error, raw: psycopg.Connection[Any], watchdog: Watchdog,
+                         current: int | None, step: tuple[int, str] | None) -> StoreError:
+        """A failed migration in one sentence: what it waited for or ran into, and what to do."""
+        message = one_line(exc)
+        where = f"the PostgreSQL store at {self.location}"
+        if watchdog.fired(raw):
+            return StoreError(f"{where} gave no answer for {watchdog.deadline_s:g} s while its schema was migrated "
+                              "(ANSF_MIGRATION_TIMEOUT_S and 2 s of grace), so the schema was not changed; check "
+                              "that the database is up and start again")
+        timed_out = isinstance(exc, psycopg.errors.LockNotAvailable) or (
+            isinstance(exc, psycopg.errors.QueryCanceled) and "statement timeout" in message)
+        if current is None:  # still waiting for the migration lock, or reading the version
+            if timed_out:
+                return StoreError(f"another server has been migrating the schema of {where} for over "
+                                  f"{self.migration_timeout_s:g} s (ANSF_MIGRATION_TIMEOUT_S), so this one did not "
+                                  "start; let that migration finish and start again")
+            return StoreError(f"could not read the schema version of {where}: {message}")
+        if step is None:
+            return StoreError(f"the schema migration of {where} failed, so nothing was changed: {message}")
+        version, statement = step
+        shown = " ".join(statement.split())
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        kept = f"nothing was changed (the schema stays at {current}, this server needs {len(MIGRATIONS)})"
+        if isinstance(exc, psycopg.errors.LockNotAvailable):
+            return StoreError(f"the migration of {where} to schema {version} waited "
+                              f"{self.migration_lock_timeout_s:g} s (ANSF_MIGRATION_LOCK_TIMEOUT_S) for a table held "
+                              f"by {self._holders(raw, statement)} ({shown}), so {kept}; end or wait for that "
+                              "transaction, then start this server again")
+        if timed_out:
+            return StoreError(f"the migration of {where} to schema {version} ran past {self.migration_timeout_s:g} s "
+                              f"(ANSF_MIGRATION_TIMEOUT_S) on {shown}, so {kept}; raise ANSF_MIGRATION_TIMEOUT_S "
+                              "(0: no limit) and start again")
+        return StoreError(f"the migration of {where} to schema {version} failed on {shown}: {message}, so {kept}")
+
+    @staticmethod
+    def _holders(raw: psycopg.Connection[Any], statement: str) -> str:
+        """Who holds the tables a migration statement names (its indexes' tables too), as the user can find
+        them in pg_stat_activity; read after the migration gave up, so the holder is usually still there."""
+        names = sorted(set(re.findall(r"[A-Za-z_]\w*", statement)))
+        try:
+            rows = raw.execute(
+                "SELECT DISTINCT a.pid, coalesce(nullif(a.application_name, ''), 'no name'), coalesce(a.state, '?'), "
+                "extract(epoch FROM now() - a.xact_start)::int, c.relname, a.xact_start "
+                "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid JOIN pg_class c ON c.oid = l.relation "
+                "WHERE l.granted AND l.pid <> pg_backend_pid() AND l.database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND l.relation IN (SELECT to_regclass(w) FROM unnest(%s::text[]) w "
+                "UNION SELECT i.indrelid FROM pg_index i "
+                "WHERE i.indexrelid IN (SELECT to_regclass(w) FROM unnest(%s::text[]) w)) "
+                "ORDER BY a.xact_start LIMIT 3", (names, names)).fetchall()
+        except psycopg.Error:
+            rows = []
+        if not rows:
+            return "another session"
+        return "; ".join(f"session pid {pid} ('{app}', {state}, in a transaction for {age} s, holding {table})"
+                         for pid, app, state, age, table, _ in rows)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
