@@ -490,3 +490,41 @@ def test_a_replica_waits_for_another_replicas_long_migration(pg_cluster, monkeyp
             assert time.monotonic() - started >= 1.5
         finally:
             release.join()
+
+
+def test_a_server_whose_schema_a_newer_one_changed_mid_run_says_so(store_spec: str | Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two releases share one store; the newer starts and migrates while the older runs. An additive step leaves
+    the older one working; one that changes what it uses (a renamed column) made its calls fail with the
+    database's "no such column", which did not say the schema had moved or what to do."""
+    from ansf_mcp.store import postgres
+    from ansf_mcp.store import sqlite as sqlite_store
+
+    older = open_store(store_spec)
+    try:
+        swarms.spawn(older, "before", agents("a"), "mesh")
+        additive = [*MIGRATIONS, ["CREATE TABLE newer_things (x INTEGER)"]]
+        for module in (postgres, sqlite_store):
+            monkeypatch.setattr(module, "MIGRATIONS", additive)
+        open_store(store_spec).close()
+        swarms.spawn(older, "after an additive step", agents("a"), "mesh")
+        renamed = [*additive, ["ALTER TABLE swarms RENAME COLUMN topology TO shape"]]
+        for module in (postgres, sqlite_store):
+            monkeypatch.setattr(module, "MIGRATIONS", renamed)
+        open_store(store_spec).close()
+        newer = len(renamed)
+        with pytest.raises(StoreError) as refused:
+            swarms.spawn(older, "after a rename", agents("a"), "mesh")
+        assert str(refused.value) == (
+            f"the store's schema is now {newer}, newer than this server's {len(MIGRATIONS)}: a newer ansf-mcp "
+            "sharing it migrated it while this server ran, so nothing was written; upgrade this server and "
+            "restart it")
+        with pytest.raises(StoreError, match=f"schema is now {newer}.*so nothing could be read"), \
+                older.reading() as conn:
+            conn.execute("SELECT topology FROM swarms").fetchall()
+    finally:
+        older.close()
+    for module in (postgres, sqlite_store):
+        monkeypatch.setattr(module, "MIGRATIONS", MIGRATIONS)
+    with pytest.raises(StoreError, match=f"has schema {newer}, newer than this version knows"):
+        open_store(store_spec)  # and an older replica started now refuses at once

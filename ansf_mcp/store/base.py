@@ -188,6 +188,16 @@ class Store(ABC):
                 (name, os.getpid(), status, time.time()),
             )
 
+    # -- a schema newer than this server's, met while it runs ---------------------------------------------------
+
+    def schema_moved(self, found: int, doing: str) -> StoreError:
+        """A newer release sharing the store migrated it while this server ran, and a statement of this one no
+        longer fits: said as what to do, not as the database's "no such column". Additive migrations never get
+        here (this server's statements still fit); a replica of the older release refuses to start from now on."""
+        return StoreError(f"the store's schema is now {found}, newer than this server's {self.schema_version}: a "
+                          f"newer ansf-mcp sharing it migrated it while this server ran, so {doing}; upgrade this "
+                          "server and restart it")
+
     # -- what it is ------------------------------------------------------------------------------------------
 
     def describe(self) -> StoreInfo:

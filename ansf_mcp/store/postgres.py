@@ -99,6 +99,11 @@ def pg_sql(sql: str) -> str:
     return _TOKEN.sub(sub, sql)
 
 
+# What a statement of an older release meets on a schema a newer one changed under it (a column renamed or
+# dropped...): the only errors worth a look at the schema's version.
+_UNDEFINED = (psycopg.errors.UndefinedColumn, psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction,
+              psycopg.errors.UndefinedObject)
+
 _TUPLES_OK = psycopg.pq.ExecStatus.TUPLES_OK
 _FATAL_ERROR = psycopg.pq.ExecStatus.FATAL_ERROR
 
@@ -578,11 +583,27 @@ class PostgresStore(Store):
             return StoreError(f"the PostgreSQL store at {self.location} did not answer within "
                               f"{self._watchdog.deadline_s:g} s (ANSF_STORE_TIMEOUT_S {self.timeout_s:g} s and "
                               f"{WATCHDOG_GRACE_S:g} s of grace), so {doing}; try again")
+        if isinstance(exc, _UNDEFINED):
+            found = self._schema_now(raw)
+            if found is not None and found > self.schema_version:
+                return self.schema_moved(found, doing)
         message = one_line(exc)
         if "statement timeout" in message or "lock timeout" in message:
             return StoreError(f"the PostgreSQL store did not finish within {self.timeout_s:g} s "
                               f"(ANSF_STORE_TIMEOUT_S), so {doing}; try again")
         return StoreError(f"store error, so {doing}: {message}")
+
+    @staticmethod
+    def _schema_now(raw: psycopg.Connection[Any]) -> int | None:
+        """The schema version as the database has it now, on the failed call's own connection once it is out of
+        its transaction (a transaction in error answers nothing); None when that cannot be read."""
+        if raw.closed or raw.broken or raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            return None
+        try:
+            row = raw.execute("SELECT version FROM ansf_schema").fetchone()
+        except psycopg.Error:
+            return None
+        return int(row[0]) if row else None
 
     def _migrate(self, raw: psycopg.Connection[Any]) -> int:
         # The call time-outs this connection was opened with would end a long step half-way (and roll the whole
