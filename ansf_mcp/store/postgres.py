@@ -56,6 +56,8 @@ WATCHDOG_GRACE_S = 2.0
 
 # pg_advisory_xact_lock key for migrations (any constant; "ansf" in ASCII).
 MIGRATION_LOCK = 0x616E7366
+# How often a replica that starts while another migrates looks whether it is done.
+MIGRATION_POLL_S = 0.25
 
 # News go out only when a process other than the sender listens: a NOTIFY wakes every listening backend and its
 # client, about a tenth of a claim's time, which one server alone would pay for nothing (its own waiters are woken
@@ -607,21 +609,28 @@ class PostgresStore(Store):
 
     def _migrate(self, raw: psycopg.Connection[Any]) -> int:
         # The call time-outs this connection was opened with would end a long step half-way (and roll the whole
-        # migration back, leaving a replica that cannot start): the migration sets bounds of its own, for this
-        # transaction only, and a watchdog of its own that waits as long.
-        statement_ms = int(self.migration_timeout_s * 1000)  # 0: none, as PostgreSQL reads it
-        lock_ms = max(1, int(self.migration_lock_timeout_s * 1000))
-        watchdog = Watchdog(self.migration_timeout_s + WATCHDOG_GRACE_S if self.migration_timeout_s else math.inf)
-        conn = PgConnection(raw, watchdog)
+        # migration back, leaving a replica that cannot start): the steps run under bounds of their own, for this
+        # transaction only, with a watchdog that waits as long. Everything else keeps the call's bounds, so a
+        # database gone silent is still noticed after the call time-out.
+        steps_watchdog = Watchdog(self.migration_timeout_s + WATCHDOG_GRACE_S if self.migration_timeout_s
+                                  else math.inf)
+        conn = PgConnection(raw, self._watchdog)
+        steps = PgConnection(raw, steps_watchdog)
         current: int | None = None
         step: tuple[int, str] | None = None  # the version and statement being applied
         try:
             conn.execute("BEGIN")
-            conn.execute(f"SET LOCAL statement_timeout = {statement_ms}")
-            # Waiting for another replica's migration is waiting for a migration: the same bound as running one.
-            conn.execute(f"SET LOCAL lock_timeout = {statement_ms}")
-            # Replicas that start together queue here; the first migrates, the others find it done.
-            conn.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+            # Replicas that start together queue here; the first migrates, the others find it done. Polled, not
+            # waited for in one statement: the wait may be as long as another replica's migration, and a silent
+            # database must not look like one.
+            give_up = time.monotonic() + (self.migration_timeout_s or math.inf)
+            while not conn.execute("SELECT pg_try_advisory_xact_lock(?)", (MIGRATION_LOCK,)).fetchone()[0]:
+                if time.monotonic() >= give_up:
+                    raise StoreError(f"another server has been migrating the schema of the PostgreSQL store at "
+                                     f"{self.location} for over {self.migration_timeout_s:g} s "
+                                     "(ANSF_MIGRATION_TIMEOUT_S), so this one did not start; let that migration "
+                                     "finish and start again")
+                time.sleep(MIGRATION_POLL_S)
             exists = conn.execute("SELECT to_regclass('ansf_schema') IS NOT NULL").fetchone()[0]
             current = conn.execute("SELECT version FROM ansf_schema").fetchone()[0] if exists else 0
             if current > len(MIGRATIONS):
@@ -629,60 +638,53 @@ class PostgresStore(Store):
                     f"the store at {self.location} has schema {current}, newer than this version knows "
                     f"({len(MIGRATIONS)}); upgrade ansf-mcp or use another database"
                 )
-            if current == len(MIGRATIONS):
-                conn.execute("COMMIT")
-                return current
-            conn.execute(f"SET LOCAL lock_timeout = {lock_ms}")
+            if current < len(MIGRATIONS):
+                conn.execute(f"SET LOCAL statement_timeout = {int(self.migration_timeout_s * 1000)}")  # 0: none
+                conn.execute(f"SET LOCAL lock_timeout = {max(1, int(self.migration_lock_timeout_s * 1000))}")
             if not exists:
                 conn.execute("CREATE TABLE ansf_schema (version INTEGER NOT NULL)")
                 conn.execute("INSERT INTO ansf_schema (version) VALUES (0)")
             for version in range(current + 1, len(MIGRATIONS) + 1):
                 for statement in MIGRATIONS[version - 1]:
                     step = (version, statement)
-                    conn.execute(postgres_ddl(statement))
+                    steps.execute(postgres_ddl(statement))
+                step = None
                 conn.execute("UPDATE ansf_schema SET version = ?", (version,))
                 log.info("store migrated to schema %d", version)
-            step = None
             conn.execute("COMMIT")
         except psycopg.Error as exc:
             self._rollback(raw)
-            raise self._migration_error(exc, raw, watchdog, current, step) from exc
+            if self._watchdog.fired(raw):
+                raise self._error(exc, raw, "the schema was not changed") from exc
+            raise self._migration_error(exc, raw, steps_watchdog, current, step) from exc
         except BaseException:
             self._rollback(raw)
             raise
         finally:
-            watchdog.stop()
+            steps_watchdog.stop()
         return len(MIGRATIONS)
 
     def _migration_error(self, exc: psycopg.Error, raw: psycopg.Connection[Any], watchdog: Watchdog,
                          current: int | None, step: tuple[int, str] | None) -> StoreError:
-        """A failed migration in one sentence: what it waited for or ran into, and what to do."""
+        """A failed migration step in one sentence: what it waited for or ran into, and what to do."""
         message = one_line(exc)
         where = f"the PostgreSQL store at {self.location}"
-        if watchdog.fired(raw):
-            return StoreError(f"{where} gave no answer for {watchdog.deadline_s:g} s while its schema was migrated "
-                              "(ANSF_MIGRATION_TIMEOUT_S and 2 s of grace), so the schema was not changed; check "
-                              "that the database is up and start again")
-        timed_out = isinstance(exc, psycopg.errors.LockNotAvailable) or (
-            isinstance(exc, psycopg.errors.QueryCanceled) and "statement timeout" in message)
-        if current is None:  # still waiting for the migration lock, or reading the version
-            if timed_out:
-                return StoreError(f"another server has been migrating the schema of {where} for over "
-                                  f"{self.migration_timeout_s:g} s (ANSF_MIGRATION_TIMEOUT_S), so this one did not "
-                                  "start; let that migration finish and start again")
-            return StoreError(f"could not read the schema version of {where}: {message}")
         if step is None:
-            return StoreError(f"the schema migration of {where} failed, so nothing was changed: {message}")
+            return StoreError(f"could not migrate the schema of {where}, so nothing was changed: {message}")
         version, statement = step
         shown = " ".join(statement.split())
         shown = shown if len(shown) <= 60 else shown[:57] + "..."
         kept = f"nothing was changed (the schema stays at {current}, this server needs {len(MIGRATIONS)})"
+        if watchdog.fired(raw):
+            return StoreError(f"{where} gave no answer for {watchdog.deadline_s:g} s during the migration to schema "
+                              f"{version} (ANSF_MIGRATION_TIMEOUT_S and {WATCHDOG_GRACE_S:g} s of grace), so "
+                              f"{kept}; check that the database is up and start again")
         if isinstance(exc, psycopg.errors.LockNotAvailable):
             return StoreError(f"the migration of {where} to schema {version} waited "
                               f"{self.migration_lock_timeout_s:g} s (ANSF_MIGRATION_LOCK_TIMEOUT_S) for a table held "
                               f"by {self._holders(raw, statement)} ({shown}), so {kept}; end or wait for that "
                               "transaction, then start this server again")
-        if timed_out:
+        if isinstance(exc, psycopg.errors.QueryCanceled) and "statement timeout" in message:
             return StoreError(f"the migration of {where} to schema {version} ran past {self.migration_timeout_s:g} s "
                               f"(ANSF_MIGRATION_TIMEOUT_S) on {shown}, so {kept}; raise ANSF_MIGRATION_TIMEOUT_S "
                               "(0: no limit) and start again")
