@@ -271,7 +271,7 @@ def _prune_functions(args: argparse.Namespace) -> int:
         print("ansf prune-functions: the store is SQLite, which keeps no server-side functions", file=sys.stderr)
         return 2
     try:
-        store = open_store(settings.store_spec, timeout_s=settings.store_timeout_s)
+        store = open_store(settings.store_spec, **settings.store_options)
         try:
             names = pg_functions.prune(store) if args.yes else pg_functions.stale(store)
         finally:

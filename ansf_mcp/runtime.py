@@ -141,7 +141,7 @@ class Runtime:
         describe its own process, not the server's, so they are not recorded; and it never decides, so it does not
         warm the model, whose load (~300 MB, a `model_loads` row) would be shown as the server's.
         """
-        store = open_store(settings.store_spec, timeout_s=settings.store_timeout_s)
+        store = open_store(settings.store_spec, **settings.store_options)
         runtime = cls(settings=settings, store=store, governor=Governor(settings))
         if watcher:
             runtime.warmer.start(False, "off: a watcher (the standalone dashboard) makes no decisions")

@@ -11,7 +11,11 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from ansf_mcp.store import db
-from ansf_mcp.store.base import DEFAULT_TIMEOUT_S
+from ansf_mcp.store.base import (
+    DEFAULT_MIGRATION_LOCK_TIMEOUT_S,
+    DEFAULT_MIGRATION_TIMEOUT_S,
+    DEFAULT_TIMEOUT_S,
+)
 
 Transport = Literal["stdio", "sse", "http"]
 
@@ -40,6 +44,8 @@ ENV_VARS: dict[str, str] = {
     "ANSF_READ_ONLY": "read_only",
     "ANSF_SEMANTIC_INDEX": "semantic_index",
     "ANSF_STORE_TIMEOUT_S": "store_timeout_s",
+    "ANSF_MIGRATION_TIMEOUT_S": "migration_timeout_s",
+    "ANSF_MIGRATION_LOCK_TIMEOUT_S": "migration_lock_timeout_s",
     "ANSF_STORE_WORKERS": "store_workers",
     "ANSF_READ_DEADLINE_S": "read_deadline_s",
 }
@@ -92,6 +98,10 @@ class Settings(BaseModel):
     # sentence; board calls run in a pool of this many threads, never on the event loop.
     store_timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=600)
     store_workers: int = Field(default=8, ge=1, le=64)
+    # PostgreSQL schema migrations: the whole migration may run this long (0: no limit), and each step waits this
+    # long for a table another session holds, then the migration stops, changes nothing and says who held it.
+    migration_timeout_s: float = Field(default=DEFAULT_MIGRATION_TIMEOUT_S, ge=0, le=7 * 24 * 3600)
+    migration_lock_timeout_s: float = Field(default=DEFAULT_MIGRATION_LOCK_TIMEOUT_S, gt=0, le=3600)
     # Read-only board answers (swarm_status, get_task) give up sooner: a hung database gets a one-sentence answer
     # within this, while writes keep the longer store time-out.
     read_deadline_s: float = Field(default=0.8, gt=0, le=600)
@@ -127,6 +137,12 @@ class Settings(BaseModel):
     def store_spec(self) -> str | Path:
         """What `open_store` opens."""
         return db.resolve(self.store, self.data_dir)
+
+    @property
+    def store_options(self) -> dict[str, float]:
+        """What `open_store` / `peek` take besides the store: the call time-out and the migration bounds."""
+        return {"timeout_s": self.store_timeout_s, "migration_timeout_s": self.migration_timeout_s,
+                "migration_lock_timeout_s": self.migration_lock_timeout_s}
 
     @property
     def store_label(self) -> str:

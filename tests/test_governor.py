@@ -248,3 +248,59 @@ def test_a_limit_on_an_enclosing_group_binds(tmp_path: Path, monkeypatch: pytest
     r = read_memory(root / "v1")
     assert (r.used_bytes, r.limit_bytes, r.source) == (int(1.9 * GiB), 2 * GiB,
                                                        "cgroup v1 (the limit of an enclosing group, /)")
+
+
+def machine_of(monkeypatch: pytest.MonkeyPatch, total: int) -> None:
+    """psutil reports a machine of `total` bytes (the test machine's own size must not matter)."""
+    import psutil
+
+    real = psutil.virtual_memory
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: real()._replace(total=total, available=total // 2))
+
+
+def test_a_cgroup_limit_above_the_machine_memory_is_not_the_bound(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container allowed 64 GiB on a 16 GiB machine meets the machine's end first: 12 GiB used is 75 %, not
+    19 % (the limit was taken as it was, so the phase stayed optimal until the machine ran out)."""
+    machine_of(monkeypatch, 16 * GiB)
+    r = read_memory(cgroup_v2(tmp_path / "v2", used=12 * GiB, limit=64 * GiB))
+    assert (r.used_bytes, r.limit_bytes, r.bound) == (12 * GiB, 16 * GiB, "physical memory")
+    assert r.fraction == pytest.approx(0.75)
+    assert r.source == ("cgroup v2 (its limit, 64.0 GiB, is above the machine's 16.0 GiB of memory; "
+                        "the machine's memory is the bound in force)")
+    r = read_memory(cgroup_v1(tmp_path / "v1", used=12 * GiB, limit=64 * GiB))
+    assert (r.limit_bytes, r.bound) == (16 * GiB, "physical memory") and r.source.startswith("cgroup v1 (its limit")
+    # A limit below the machine's memory is the bound, as before.
+    r = read_memory(cgroup_v2(tmp_path / "small", used=2 * GiB, limit=8 * GiB))
+    assert (r.limit_bytes, r.bound, r.source) == (8 * GiB, "cgroup limit", "cgroup v2")
+    r = read_memory(cgroup_v2(tmp_path / "max", used=2 * GiB, limit="max"))
+    assert (r.limit_bytes, r.bound) == (16 * GiB, "physical memory") and "no limit" in r.source
+
+
+def test_an_enclosing_limit_above_the_machine_does_not_hide_a_smaller_one(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Groups are compared against the bound each really sets: a slice of 1 TiB using 15 of the machine's 16 GiB
+    is nearer its end (94 %) than a scope at 3 of its 4 GiB (75 %), though 15 GiB of 1 TiB looked like 1.5 %."""
+    from ansf_mcp.governor import memory
+
+    machine_of(monkeypatch, 16 * GiB)
+    root = tmp_path / "cg"
+    cgroup_v2(root / "big.slice", used=15 * GiB, limit=1 << 40)
+    cgroup_v2(root / "big.slice" / "ansf.scope", used=3 * GiB, limit=4 * GiB)
+    monkeypatch.setattr(memory, "_own_cgroup_paths", lambda: ("/big.slice/ansf.scope", None))
+    r = read_memory(root)
+    assert (r.used_bytes, r.limit_bytes, r.bound) == (15 * GiB, 16 * GiB, "physical memory")
+    assert r.source.startswith("cgroup v2 (the limit of an enclosing group, /big.slice) (its limit, 1024.0 GiB")
+
+
+@pytest.mark.anyio
+async def test_system_status_says_which_bound_is_in_force(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    machine_of(monkeypatch, 8 * GiB)
+    root = cgroup_v2(tmp_path / "cg", used=int(7.95 * GiB), limit=32 * GiB)
+    server, _ = build_server(Settings(data_dir=tmp_path / "data", cgroup_root=root, warm_model=False))
+    async with Client(server) as client:
+        status = (await client.call_tool("system_status", {})).structured_content
+    memory = status["phase"]["memory"]
+    assert (memory["bound"], memory["limit_bytes"]) == ("physical memory", 8 * GiB)
+    assert "the machine's memory is the bound in force" in memory["source"]
+    assert status["phase"]["phase"] == "1 critical"  # 99.4 % of the machine, though 25 % of the cgroup's limit

@@ -380,3 +380,151 @@ def test_an_error_inside_a_write_is_one_store_error_on_both_engines_and_nothing_
             assert [r[0] for r in conn.execute("SELECT id FROM swarms ORDER BY id")] == ["kept"]
     finally:
         store.close()
+
+
+# -- PostgreSQL migrations run under bounds of their own, not the call time-out -------------------------------
+
+
+def _pg_schema(url: str) -> tuple[int, set[str]]:
+    """The schema version and the tables a PostgreSQL database holds, read apart from any store."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        version = conn.execute("SELECT version FROM ansf_schema").fetchone()[0]  # type: ignore[index]
+        tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+        columns = {f"tasks.{r[0]}" for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'tasks'")}
+    return version, tables | columns
+
+
+def _one_more_migration(monkeypatch: pytest.MonkeyPatch, *statements: str) -> int:
+    """A release with one more migration than this one (its statements), as the PostgreSQL store sees it."""
+    from ansf_mcp.store import postgres
+
+    monkeypatch.setattr(postgres, "MIGRATIONS", [*MIGRATIONS, list(statements)])
+    return len(MIGRATIONS) + 1
+
+
+def test_a_pg_migration_may_run_longer_than_a_call(pg_cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step on a large table takes longer than the call time-out: it ran under that time-out and was killed
+    half-way (the whole migration rolled back, and the replica could not start). Calls keep their time-out."""
+    url = pg_cluster.new_database()
+    open_store(url).close()
+    newer = _one_more_migration(monkeypatch, "CREATE TABLE slow_step (x INTEGER)", "SELECT pg_sleep(2)")
+    store = open_store(url, timeout_s=1)
+    try:
+        assert store.schema_version == newer
+        with pytest.raises(StoreError, match="ANSF_STORE_TIMEOUT_S"), store.reading() as conn:
+            conn.execute("SELECT pg_sleep(3)")  # the migration's bound was its own, not the connection's
+    finally:
+        store.close()
+    version, tables = _pg_schema(url)
+    assert version == newer and "slow_step" in tables
+
+
+def test_a_pg_migration_past_its_own_bound_changes_nothing(pg_cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = pg_cluster.new_database()
+    open_store(url).close()
+    _one_more_migration(monkeypatch, "CREATE TABLE slow_step (x INTEGER)", "SELECT pg_sleep(3)")
+    with pytest.raises(StoreError) as refused:
+        open_store(url, timeout_s=10, migration_timeout_s=0.5)
+    message = str(refused.value)
+    assert "ran past 0.5 s (ANSF_MIGRATION_TIMEOUT_S)" in message and "SELECT pg_sleep(3)" in message
+    assert f"nothing was changed (the schema stays at {len(MIGRATIONS)}" in message and "\n" not in message
+    version, tables = _pg_schema(url)
+    assert version == len(MIGRATIONS) and "slow_step" not in tables
+
+
+def test_a_pg_migration_behind_a_long_transaction_says_who_holds_the_table(
+        pg_cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another session's long transaction on a table a step must change: the step waits the migration's lock
+    time-out (not the 30 s call time-out: meanwhile every replica's call on that table queues behind it), then
+    the migration stops, changes nothing and names the session."""
+    import psycopg
+
+    url = pg_cluster.new_database()
+    open_store(url).close()
+    newer = _one_more_migration(monkeypatch, "CREATE TABLE half_done (x INTEGER)",
+                                "ALTER TABLE tasks ADD COLUMN extra TEXT")
+    with psycopg.connect(url, application_name="nightly report") as report:
+        report.execute("SELECT COUNT(*) FROM tasks")  # its transaction stays open, holding the table
+        pid = report.info.backend_pid
+        started = time.monotonic()
+        with pytest.raises(StoreError) as refused:
+            open_store(url, timeout_s=30)
+        waited = time.monotonic() - started
+    message = str(refused.value)
+    assert waited < 15, f"waited {waited:.1f} s"
+    assert f"to schema {newer} waited 5 s (ANSF_MIGRATION_LOCK_TIMEOUT_S)" in message
+    assert f"session pid {pid} ('nightly report', idle in transaction" in message and "holding tasks" in message
+    assert f"nothing was changed (the schema stays at {len(MIGRATIONS)}" in message and "\n" not in message
+    version, tables = _pg_schema(url)
+    assert version == len(MIGRATIONS) and not {"half_done", "tasks.extra"} & tables
+    # The session gone, the same migration goes through.
+    open_store(url, timeout_s=30).close()
+    version, tables = _pg_schema(url)
+    assert version == newer and {"half_done", "tasks.extra"} <= tables
+
+
+def test_a_replica_waits_for_another_replicas_long_migration(pg_cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replica that starts while another migrates waits for it past the call time-out (it failed after 1 s
+    with the call's "try again"); past the migration bound it says that another server is migrating."""
+    import psycopg
+
+    from ansf_mcp.store.postgres import MIGRATION_LOCK
+
+    url = pg_cluster.new_database()
+    open_store(url).close()
+    with psycopg.connect(url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        with pytest.raises(StoreError) as refused:
+            open_store(url, timeout_s=1, migration_timeout_s=0.5)
+        assert str(refused.value) == (
+            f"another server has been migrating the schema of the PostgreSQL store at {url} for over 0.5 s "
+            "(ANSF_MIGRATION_TIMEOUT_S), so this one did not start; let that migration finish and start again")
+        release = threading.Timer(2.0, lambda: other.execute("SELECT pg_advisory_unlock_all()"))
+        release.start()
+        try:
+            started = time.monotonic()
+            open_store(url, timeout_s=1).close()
+            assert time.monotonic() - started >= 1.5
+        finally:
+            release.join()
+
+
+def test_a_server_whose_schema_a_newer_one_changed_mid_run_says_so(store_spec: str | Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two releases share one store; the newer starts and migrates while the older runs. An additive step leaves
+    the older one working; one that changes what it uses (a renamed column) made its calls fail with the
+    database's "no such column", which did not say the schema had moved or what to do."""
+    from ansf_mcp.store import postgres
+    from ansf_mcp.store import sqlite as sqlite_store
+
+    older = open_store(store_spec)
+    try:
+        swarms.spawn(older, "before", agents("a"), "mesh")
+        additive = [*MIGRATIONS, ["CREATE TABLE newer_things (x INTEGER)"]]
+        for module in (postgres, sqlite_store):
+            monkeypatch.setattr(module, "MIGRATIONS", additive)
+        open_store(store_spec).close()
+        swarms.spawn(older, "after an additive step", agents("a"), "mesh")
+        renamed = [*additive, ["ALTER TABLE swarms RENAME COLUMN topology TO shape"]]
+        for module in (postgres, sqlite_store):
+            monkeypatch.setattr(module, "MIGRATIONS", renamed)
+        open_store(store_spec).close()
+        newer = len(renamed)
+        with pytest.raises(StoreError) as refused:
+            swarms.spawn(older, "after a rename", agents("a"), "mesh")
+        assert str(refused.value) == (
+            f"the store's schema is now {newer}, newer than this server's {len(MIGRATIONS)}: a newer ansf-mcp "
+            "sharing it migrated it while this server ran, so nothing was written; upgrade this server and "
+            "restart it")
+        with pytest.raises(StoreError, match=f"schema is now {newer}.*so nothing could be read"), \
+                older.reading() as conn:
+            conn.execute("SELECT topology FROM swarms").fetchall()
+    finally:
+        older.close()
+    for module in (postgres, sqlite_store):
+        monkeypatch.setattr(module, "MIGRATIONS", MIGRATIONS)
+    with pytest.raises(StoreError, match=f"has schema {newer}, newer than this version knows"):
+        open_store(store_spec)  # and an older replica started now refuses at once

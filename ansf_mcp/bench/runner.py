@@ -194,7 +194,7 @@ def run_cli(
     failed = [name for name, r in report.results.items() if "error" in r]
     code = 1 if failed else 0
     try:
-        with contextlib.closing(open_store(settings.store_spec, timeout_s=settings.store_timeout_s)) as kept:
+        with contextlib.closing(open_store(settings.store_spec, **settings.store_options)) as kept:
             stored = f"run {keep(report, kept)} stored in {settings.store_label}"
     except StoreError as exc:
         stored, code = f"run not stored: {exc}", 1
@@ -232,7 +232,7 @@ def _refusal(suite: str, ctx: SuiteContext, settings: Settings, out: Path, json_
     if json_path is not None and not _can_write(json_path):
         return f"cannot write the JSON report to {json_path}"
     try:
-        open_store(settings.store_spec, timeout_s=settings.store_timeout_s).close()
+        open_store(settings.store_spec, **settings.store_options).close()
     except StoreError as exc:
         return str(exc)
     try:

@@ -11,7 +11,8 @@ from ansf_mcp.governor.memory import MemoryReading, read_memory
 
 def memory_figures(reading: MemoryReading) -> dict[str, Any]:
     return {"used_bytes": int(reading.used_bytes), "limit_bytes": int(reading.limit_bytes) or None,
-            "fraction": float(reading.fraction), "source": str(reading.source)}
+            "fraction": float(reading.fraction), "source": str(reading.source),
+            "bound": str(reading.bound)}
 
 
 def memory_reading(cgroup_root: Path | str = "/sys/fs/cgroup") -> dict[str, Any]:

@@ -14,6 +14,7 @@ class MemoryView(BaseModel):
     limit_bytes: int | None = None
     fraction: float | None = None
     source: str = ""
+    bound: str = ""  # "cgroup limit" or "physical memory": which one limit_bytes is
 
 
 class PhaseView(BaseModel):

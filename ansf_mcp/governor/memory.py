@@ -1,7 +1,8 @@
 """Memory as the process's container sees it: cgroup v2, cgroup v1, else the host (psutil).
 
 Inside a container psutil reports the host's memory, which says nothing about the limit we will be killed at,
-so cgroup files win whenever they hold a real limit.
+so cgroup files win whenever they hold a real limit. A cgroup limit above the machine's memory is no bound at all:
+the machine runs out first, so the bound in force is the smaller of the two, and the reading says which.
 """
 
 from __future__ import annotations
@@ -15,12 +16,18 @@ import psutil
 UNLIMITED_V1 = 1 << 60
 
 
+# Which bound `limit_bytes` is: the one the process meets first.
+BOUND_CGROUP = "cgroup limit"
+BOUND_MACHINE = "physical memory"
+
+
 @dataclass(frozen=True)
 class MemoryReading:
     used_bytes: int
     limit_bytes: int
     fraction: float
     source: str
+    bound: str = BOUND_MACHINE
 
 
 def _own_cgroup_paths() -> tuple[str | None, str | None]:
@@ -78,13 +85,33 @@ def _candidates(root: Path, own: str | None) -> list[Path]:
     return dirs
 
 
-def _binding(groups: list[tuple[int, int | None]]) -> tuple[int, int | None, int]:
+def _binding(groups: list[tuple[int, int | None]], total: int) -> tuple[int, int | None, int]:
     """(used, limit, index) of the group whose limit is nearest to being reached; the innermost group with no
     limit anywhere. A limit on an enclosing group binds its members as much as their own: a service in a scope
-    without a limit, under a slice with one, is killed at the slice's."""
-    limited = [(used / limit, i) for i, (used, limit) in enumerate(groups) if limit]
+    without a limit, under a slice with one, is killed at the slice's. Each limit counts as at most `total` (the
+    machine's memory) when groups are compared: a slice allowed more than the machine has binds no earlier than
+    the machine, and a smaller limit elsewhere may bind first."""
+    limited = [(used / min(limit, total or limit), i) for i, (used, limit) in enumerate(groups) if limit]
     i = max(limited)[1] if limited else 0
     return groups[i][0], groups[i][1], i
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def _reading(used: int, limit: int | None, total: int, version: str, enclosing: str) -> MemoryReading:
+    """The reading against the bound in force: the cgroup's limit, or the machine's memory when there is no limit
+    or the limit is above it (then the source says both figures)."""
+    if limit is None:
+        bound, source = total, f"{version} (no limit set; host memory as the limit)"
+    elif total and limit > total:
+        bound = total
+        source = (f"{version}{enclosing} (its limit, {_gib(limit)}, is above the machine's {_gib(total)} of memory; "
+                  "the machine's memory is the bound in force)")
+    else:
+        return MemoryReading(used, limit, used / limit if limit else 0.0, version + enclosing, BOUND_CGROUP)
+    return MemoryReading(used, bound, used / bound if bound else 0.0, source, BOUND_MACHINE)
 
 
 def _enclosing(where: list[Path], i: int, dirs: list[Path]) -> str:
@@ -111,11 +138,9 @@ def read_memory(cgroup_root: Path) -> MemoryReading:
         found.append((max(0, current - _stat(d / "memory.stat", "inactive_file")), _read_int(d / "memory.max")))
         where.append(d)
     if found:
-        used, limit, i = _binding(found)
-        source = "cgroup v2" + _enclosing(where, i, v2_dirs)
-        if limit is None:
-            limit, source = _host_total(), "cgroup v2 (no limit set; host memory as the limit)"
-        return MemoryReading(used, limit, used / limit if limit else 0.0, source)
+        total = _host_total()
+        used, limit, i = _binding(found, total)
+        return _reading(used, limit, total, "cgroup v2", _enclosing(where, i, v2_dirs))
     v1_dirs = _candidates(cgroup_root / "memory", own_v1)
     for d in v1_dirs:
         usage = _read_int(d / "memory.usage_in_bytes")
@@ -127,11 +152,9 @@ def read_memory(cgroup_root: Path) -> MemoryReading:
         found.append((max(0, usage - inactive), limit if limit < UNLIMITED_V1 else None))
         where.append(d)
     if found:
-        used, limit, i = _binding(found)
-        source = "cgroup v1" + _enclosing(where, i, v1_dirs)
-        if limit is None:
-            limit, source = _host_total(), "cgroup v1 (no limit set; host memory as the limit)"
-        return MemoryReading(used, limit, used / limit if limit else 0.0, source)
+        total = _host_total()
+        used, limit, i = _binding(found, total)
+        return _reading(used, limit, total, "cgroup v1", _enclosing(where, i, v1_dirs))
     vm = psutil.virtual_memory()
     used = vm.total - vm.available
-    return MemoryReading(used, vm.total, used / vm.total, "psutil (host memory)")
+    return MemoryReading(used, vm.total, used / vm.total, "psutil (host memory)", BOUND_MACHINE)

@@ -138,7 +138,7 @@ class Governor:
             "memory": None
             if r is None
             else {"used_bytes": r.used_bytes, "limit_bytes": r.limit_bytes, "fraction": round(r.fraction, 4),
-                  "source": r.source},
+                  "source": r.source, "bound": r.bound},
             "changes": dict(self.changes),
         }
 

@@ -68,7 +68,7 @@ def build_status(settings: Settings, store: StoreInfo, phase: dict[str, Any], **
 
 def offline_status(settings: Settings) -> SystemStatus:
     """`ansf status`: the store as it is on disk or on its server (a missing SQLite file is not created)."""
-    return build_status(settings, peek(settings.store_spec, settings.store_timeout_s), Governor(settings).snapshot())
+    return build_status(settings, peek(settings.store_spec, **settings.store_options), Governor(settings).snapshot())
 
 
 async def live_status(app: Runtime) -> SystemStatus:

@@ -20,6 +20,13 @@ from pydantic import BaseModel
 
 # A store call waits at most this long for a lock or an unresponsive database (ANSF_STORE_TIMEOUT_S).
 DEFAULT_TIMEOUT_S = 10.0
+# Schema migrations on PostgreSQL run outside the call time-out: a step on a large table of a live database may
+# take minutes, and a step killed half-way leaves a replica that cannot start (ANSF_MIGRATION_TIMEOUT_S; 0: none).
+DEFAULT_MIGRATION_TIMEOUT_S = 3600.0
+# How long a migration step waits for a table another session holds (ANSF_MIGRATION_LOCK_TIMEOUT_S). Short, and
+# below the call time-out: while a step waits in a table's lock queue, every other replica's call on that table
+# queues behind it.
+DEFAULT_MIGRATION_LOCK_TIMEOUT_S = 5.0
 
 
 class StoreError(RuntimeError):
@@ -180,6 +187,16 @@ class Store(ABC):
                 "updated_at = excluded.updated_at",
                 (name, os.getpid(), status, time.time()),
             )
+
+    # -- a schema newer than this server's, met while it runs ---------------------------------------------------
+
+    def schema_moved(self, found: int, doing: str) -> StoreError:
+        """A newer release sharing the store migrated it while this server ran, and a statement of this one no
+        longer fits: said as what to do, not as the database's "no such column". Additive migrations never get
+        here (this server's statements still fit); a replica of the older release refuses to start from now on."""
+        return StoreError(f"the store's schema is now {found}, newer than this server's {self.schema_version}: a "
+                          f"newer ansf-mcp sharing it migrated it while this server ran, so {doing}; upgrade this "
+                          "server and restart it")
 
     # -- what it is ------------------------------------------------------------------------------------------
 

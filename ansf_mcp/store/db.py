@@ -9,9 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ansf_mcp.store.base import DEFAULT_TIMEOUT_S, Connection, Row, Store, StoreError, StoreInfo
+from ansf_mcp.store.base import (
+    DEFAULT_MIGRATION_LOCK_TIMEOUT_S,
+    DEFAULT_MIGRATION_TIMEOUT_S,
+    DEFAULT_TIMEOUT_S,
+    Connection,
+    Row,
+    Store,
+    StoreError,
+    StoreInfo,
+)
 
-__all__ = ["DEFAULT_TIMEOUT_S", "Connection", "Row", "Store", "StoreError", "StoreInfo", "check_spec", "label",
+__all__ = ["DEFAULT_MIGRATION_LOCK_TIMEOUT_S", "DEFAULT_MIGRATION_TIMEOUT_S", "DEFAULT_TIMEOUT_S", "Connection", "Row", "Store", "StoreError", "StoreInfo", "check_spec", "label",
            "open_store", "peek", "resolve", "sqlite_path"]
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
@@ -52,24 +61,28 @@ def label(spec: str | Path) -> str:
     return redact(spec)
 
 
-def open_store(spec: str | Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> Store:
-    """A `postgresql://` URL opens PostgreSQL; anything else is the path of a SQLite database."""
+def open_store(spec: str | Path, timeout_s: float = DEFAULT_TIMEOUT_S, *,
+               migration_timeout_s: float = DEFAULT_MIGRATION_TIMEOUT_S,
+               migration_lock_timeout_s: float = DEFAULT_MIGRATION_LOCK_TIMEOUT_S) -> Store:
+    """A `postgresql://` URL opens PostgreSQL; anything else is the path of a SQLite database. The migration
+    bounds are PostgreSQL's (SQLite has no statement time-out; its migrations wait `timeout_s` for the file)."""
     if _is_url(spec):
         from ansf_mcp.store.postgres import PostgresStore  # psycopg is imported only when asked for
 
-        return PostgresStore(str(spec), timeout_s)
+        return PostgresStore(str(spec), timeout_s, migration_timeout_s=migration_timeout_s,
+                             migration_lock_timeout_s=migration_lock_timeout_s)
     from ansf_mcp.store.sqlite import SqliteStore
 
     return SqliteStore(Path(spec), timeout_s)
 
 
-def peek(spec: str | Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> StoreInfo:
+def peek(spec: str | Path, timeout_s: float = DEFAULT_TIMEOUT_S, **migration_bounds: float) -> StoreInfo:
     """What a store holds, for `ansf status` without a server; a SQLite file not there yet is not created."""
     if isinstance(spec, Path) and not spec.exists():
         return StoreInfo(engine="sqlite", location=str(spec), exists=False)
     engine = "postgresql" if _is_url(spec) else "sqlite"
     try:
-        store = open_store(spec, timeout_s)
+        store = open_store(spec, timeout_s, **migration_bounds)
     except StoreError as exc:
         return StoreInfo(engine=engine, location=label(spec), exists=None, error=str(exc))
     try:

@@ -11,7 +11,11 @@ take an advisory lock so replicas that start together migrate once.
 Time-outs: the server ends a statement, a lock wait or an idle transaction that runs past `timeout_s`
 (statement_timeout, lock_timeout, idle_in_transaction_session_timeout), TCP keepalives notice a peer that is
 gone, and a watchdog thread cuts the connection of a call that gets no answer at all (a database that hangs
-never enforces its own time-outs), so every call ends within about `timeout_s` with one sentence.
+never enforces its own time-outs), so every call ends within about `timeout_s` with one sentence. Schema
+migrations are not calls: a step on a large table may take minutes, so each statement of a migration may run
+`migration_timeout_s` (ANSF_MIGRATION_TIMEOUT_S), while a step waits only `migration_lock_timeout_s` for a table
+another session holds (it would stall every replica's calls on that table meanwhile); either way the migration
+is one transaction, so it stops with one sentence and nothing changed.
 """
 
 from __future__ import annotations
@@ -34,7 +38,15 @@ from psycopg.adapt import Transformer
 from psycopg.generators import execute
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from ansf_mcp.store.base import DEFAULT_TIMEOUT_S, Connection, ServerFunction, Store, StoreError
+from ansf_mcp.store.base import (
+    DEFAULT_MIGRATION_LOCK_TIMEOUT_S,
+    DEFAULT_MIGRATION_TIMEOUT_S,
+    DEFAULT_TIMEOUT_S,
+    Connection,
+    ServerFunction,
+    Store,
+    StoreError,
+)
 from ansf_mcp.store.migrations import MIGRATIONS, postgres_ddl
 
 log = logging.getLogger(__name__)
@@ -44,6 +56,8 @@ WATCHDOG_GRACE_S = 2.0
 
 # pg_advisory_xact_lock key for migrations (any constant; "ansf" in ASCII).
 MIGRATION_LOCK = 0x616E7366
+# How often a replica that starts while another migrates looks whether it is done.
+MIGRATION_POLL_S = 0.25
 
 # News go out only when a process other than the sender listens: a NOTIFY wakes every listening backend and its
 # client, about a tenth of a claim's time, which one server alone would pay for nothing (its own waiters are woken
@@ -86,6 +100,11 @@ def pg_sql(sql: str) -> str:
 
     return _TOKEN.sub(sub, sql)
 
+
+# What a statement of an older release meets on a schema a newer one changed under it (a column renamed or
+# dropped...): the only errors worth a look at the schema's version.
+_UNDEFINED = (psycopg.errors.UndefinedColumn, psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction,
+              psycopg.errors.UndefinedObject)
 
 _TUPLES_OK = psycopg.pq.ExecStatus.TUPLES_OK
 _FATAL_ERROR = psycopg.pq.ExecStatus.FATAL_ERROR
@@ -471,8 +490,12 @@ class PostgresStore(Store):
     # restart the first call then gets a fresh connection instead of an error.
     CHECK_IDLE_S = 2.0
 
-    def __init__(self, url: str, timeout_s: float = DEFAULT_TIMEOUT_S):
+    def __init__(self, url: str, timeout_s: float = DEFAULT_TIMEOUT_S, *,
+                 migration_timeout_s: float = DEFAULT_MIGRATION_TIMEOUT_S,
+                 migration_lock_timeout_s: float = DEFAULT_MIGRATION_LOCK_TIMEOUT_S):
         super().__init__(timeout_s)
+        self.migration_timeout_s = migration_timeout_s
+        self.migration_lock_timeout_s = migration_lock_timeout_s
         self.url = "postgresql://" + url.split("://", 1)[1]  # libpq knows no "+psycopg" dialect suffix
         self.location = redact(self.url)
         self.trips = TripCounter()
@@ -562,18 +585,52 @@ class PostgresStore(Store):
             return StoreError(f"the PostgreSQL store at {self.location} did not answer within "
                               f"{self._watchdog.deadline_s:g} s (ANSF_STORE_TIMEOUT_S {self.timeout_s:g} s and "
                               f"{WATCHDOG_GRACE_S:g} s of grace), so {doing}; try again")
+        if isinstance(exc, _UNDEFINED):
+            found = self._schema_now(raw)
+            if found is not None and found > self.schema_version:
+                return self.schema_moved(found, doing)
         message = one_line(exc)
         if "statement timeout" in message or "lock timeout" in message:
             return StoreError(f"the PostgreSQL store did not finish within {self.timeout_s:g} s "
                               f"(ANSF_STORE_TIMEOUT_S), so {doing}; try again")
         return StoreError(f"store error, so {doing}: {message}")
 
+    @staticmethod
+    def _schema_now(raw: psycopg.Connection[Any]) -> int | None:
+        """The schema version as the database has it now, on the failed call's own connection once it is out of
+        its transaction (a transaction in error answers nothing); None when that cannot be read."""
+        if raw.closed or raw.broken or raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            return None
+        try:
+            row = raw.execute("SELECT version FROM ansf_schema").fetchone()
+        except psycopg.Error:
+            return None
+        return int(row[0]) if row else None
+
     def _migrate(self, raw: psycopg.Connection[Any]) -> int:
+        # The call time-outs this connection was opened with would end a long step half-way (and roll the whole
+        # migration back, leaving a replica that cannot start): the steps run under bounds of their own, for this
+        # transaction only, with a watchdog that waits as long. Everything else keeps the call's bounds, so a
+        # database gone silent is still noticed after the call time-out.
+        steps_watchdog = Watchdog(self.migration_timeout_s + WATCHDOG_GRACE_S if self.migration_timeout_s
+                                  else math.inf)
         conn = PgConnection(raw, self._watchdog)
+        steps = PgConnection(raw, steps_watchdog)
+        current: int | None = None
+        step: tuple[int, str] | None = None  # the version and statement being applied
         try:
             conn.execute("BEGIN")
-            # Replicas that start together queue here; the first migrates, the others find it done.
-            conn.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+            # Replicas that start together queue here; the first migrates, the others find it done. Polled, not
+            # waited for in one statement: the wait may be as long as another replica's migration, and a silent
+            # database must not look like one.
+            give_up = time.monotonic() + (self.migration_timeout_s or math.inf)
+            while not conn.execute("SELECT pg_try_advisory_xact_lock(?)", (MIGRATION_LOCK,)).fetchone()[0]:
+                if time.monotonic() >= give_up:
+                    raise StoreError(f"another server has been migrating the schema of the PostgreSQL store at "
+                                     f"{self.location} for over {self.migration_timeout_s:g} s "
+                                     "(ANSF_MIGRATION_TIMEOUT_S), so this one did not start; let that migration "
+                                     "finish and start again")
+                time.sleep(MIGRATION_POLL_S)
             exists = conn.execute("SELECT to_regclass('ansf_schema') IS NOT NULL").fetchone()[0]
             current = conn.execute("SELECT version FROM ansf_schema").fetchone()[0] if exists else 0
             if current > len(MIGRATIONS):
@@ -581,22 +638,80 @@ class PostgresStore(Store):
                     f"the store at {self.location} has schema {current}, newer than this version knows "
                     f"({len(MIGRATIONS)}); upgrade ansf-mcp or use another database"
                 )
+            if current < len(MIGRATIONS):
+                conn.execute(f"SET LOCAL statement_timeout = {int(self.migration_timeout_s * 1000)}")  # 0: none
+                conn.execute(f"SET LOCAL lock_timeout = {max(1, int(self.migration_lock_timeout_s * 1000))}")
             if not exists:
                 conn.execute("CREATE TABLE ansf_schema (version INTEGER NOT NULL)")
                 conn.execute("INSERT INTO ansf_schema (version) VALUES (0)")
             for version in range(current + 1, len(MIGRATIONS) + 1):
                 for statement in MIGRATIONS[version - 1]:
-                    conn.execute(postgres_ddl(statement))
+                    step = (version, statement)
+                    steps.execute(postgres_ddl(statement))
+                step = None
                 conn.execute("UPDATE ansf_schema SET version = ?", (version,))
                 log.info("store migrated to schema %d", version)
             conn.execute("COMMIT")
         except psycopg.Error as exc:
             self._rollback(raw)
-            raise self._error(exc, raw, "the schema was not changed") from exc
+            if self._watchdog.fired(raw):
+                raise self._error(exc, raw, "the schema was not changed") from exc
+            raise self._migration_error(exc, raw, steps_watchdog, current, step) from exc
         except BaseException:
             self._rollback(raw)
             raise
+        finally:
+            steps_watchdog.stop()
         return len(MIGRATIONS)
+
+    def _migration_error(self, exc: psycopg.Error, raw: psycopg.Connection[Any], watchdog: Watchdog,
+                         current: int | None, step: tuple[int, str] | None) -> StoreError:
+        """A failed migration step in one sentence: what it waited for or ran into, and what to do."""
+        message = one_line(exc)
+        where = f"the PostgreSQL store at {self.location}"
+        if step is None:
+            return StoreError(f"could not migrate the schema of {where}, so nothing was changed: {message}")
+        version, statement = step
+        shown = " ".join(statement.split())
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        kept = f"nothing was changed (the schema stays at {current}, this server needs {len(MIGRATIONS)})"
+        if watchdog.fired(raw):
+            return StoreError(f"{where} gave no answer for {watchdog.deadline_s:g} s during the migration to schema "
+                              f"{version} (ANSF_MIGRATION_TIMEOUT_S and {WATCHDOG_GRACE_S:g} s of grace), so "
+                              f"{kept}; check that the database is up and start again")
+        if isinstance(exc, psycopg.errors.LockNotAvailable):
+            return StoreError(f"the migration of {where} to schema {version} waited "
+                              f"{self.migration_lock_timeout_s:g} s (ANSF_MIGRATION_LOCK_TIMEOUT_S) for a table held "
+                              f"by {self._holders(raw, statement)} ({shown}), so {kept}; end or wait for that "
+                              "transaction, then start this server again")
+        if isinstance(exc, psycopg.errors.QueryCanceled) and "statement timeout" in message:
+            return StoreError(f"the migration of {where} to schema {version} ran past {self.migration_timeout_s:g} s "
+                              f"(ANSF_MIGRATION_TIMEOUT_S) on {shown}, so {kept}; raise ANSF_MIGRATION_TIMEOUT_S "
+                              "(0: no limit) and start again")
+        return StoreError(f"the migration of {where} to schema {version} failed on {shown}: {message}, so {kept}")
+
+    @staticmethod
+    def _holders(raw: psycopg.Connection[Any], statement: str) -> str:
+        """Who holds the tables a migration statement names (its indexes' tables too), as the user can find
+        them in pg_stat_activity; read after the migration gave up, so the holder is usually still there."""
+        names = sorted(set(re.findall(r"[A-Za-z_]\w*", statement)))
+        try:
+            rows = raw.execute(
+                "SELECT DISTINCT a.pid, coalesce(nullif(a.application_name, ''), 'no name'), coalesce(a.state, '?'), "
+                "extract(epoch FROM now() - a.xact_start)::int, c.relname, a.xact_start "
+                "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid JOIN pg_class c ON c.oid = l.relation "
+                "WHERE l.granted AND l.pid <> pg_backend_pid() AND l.database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND l.relation IN (SELECT to_regclass(w) FROM unnest(%s::text[]) w "
+                "UNION SELECT i.indrelid FROM pg_index i "
+                "WHERE i.indexrelid IN (SELECT to_regclass(w) FROM unnest(%s::text[]) w)) "
+                "ORDER BY a.xact_start LIMIT 3", (names, names)).fetchall()
+        except psycopg.Error:
+            rows = []
+        if not rows:
+            return "another session"
+        return "; ".join(f"session pid {pid} ('{app}', {state}, in a transaction for {age} s, holding {table})"
+                         for pid, app, state, age, table, _ in rows)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

@@ -26,6 +26,9 @@ from ansf_mcp.store.migrations import MIGRATIONS, PostgresOnly
 log = logging.getLogger(__name__)
 
 
+# SQLite's words for a statement that names what the schema no longer has (a newer server changed it).
+_UNDEFINED = ("no such table", "no such column", "has no column named")
+
 # Opening a WAL store writes its shared-memory file (32 KiB) and may grow the log: below this it cannot open.
 ROOM_TO_OPEN_BYTES = 1 << 20
 
@@ -122,11 +125,27 @@ class SqliteStore(Store):
         return len(MIGRATIONS)
 
     def _error(self, exc: sqlite3.Error, doing: str) -> StoreError:
-        """Any SQLite error as one sentence; a lock held past the time-out says which setting waits."""
+        """Any SQLite error as one sentence; a lock held past the time-out says which setting waits, and a
+        statement that no longer fits a schema a newer server migrated says so."""
+        if any(words in str(exc) for words in _UNDEFINED):
+            found = self._schema_now()
+            if found is not None and found > self.schema_version:
+                return self.schema_moved(found, doing)
         if "locked" in str(exc) or "busy" in str(exc):
             return StoreError(f"the store {self.path} stayed locked by another process for {self.timeout_s:g} s "
                               f"(ANSF_STORE_TIMEOUT_S), so {doing}; try again")
         return StoreError(f"store error, so {doing}: {exc}")
+
+    def _schema_now(self) -> int | None:
+        # A connection of its own: the failed call's may sit in a transaction, or hold the read lock's snapshot.
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=1.0)
+            try:
+                return int(conn.execute("PRAGMA user_version").fetchone()[0])
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return None
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
