@@ -55,6 +55,7 @@ from ansf_mcp.board.lookup import agent_rows, require, require_agent
 from ansf_mcp.board.models import (
     AgentSpec,
     AgentView,
+    BoardDecision,
     Claim,
     DissolveReceipt,
     HeldClaim,
@@ -76,7 +77,7 @@ from ansf_mcp.board.models import (
 )
 from ansf_mcp.board.tasks import deps_from, deps_query, one_task, task_query, task_row, task_rows, to_views
 from ansf_mcp.coordinator import scoring
-from ansf_mcp.coordinator.episode import CoordinationResult, ModelUnavailable
+from ansf_mcp.coordinator.episode import ModelUnavailable
 from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES, AutoChoice, EstimatorScore, Tally, choose
 from ansf_mcp.coordinator.warmup import ModelWarmer
 from ansf_mcp.governor.phases import PhaseLimits
@@ -244,8 +245,9 @@ class Board:
         self._changed(swarm_id)
         return receipt
 
-    def coordinate(self, swarm_id: str, specs: list[TaskSpec], strategy: str) -> CoordinationResult:
-        """Put tasks on the board and assign them with `strategy` (the neural one only where the phase allows)."""
+    def coordinate(self, swarm_id: str, specs: list[TaskSpec], strategy: str) -> BoardDecision:
+        """Put tasks on the board and assign them with `strategy` (the neural one only where the phase allows);
+        a repeat of a call that succeeded is answered with the tasks' assignments now, and writes nothing."""
         from ansf_mcp.board import assign  # numpy and scipy cost ~60 MB that an idle server should not carry
 
         neural_allowed = self.limits().neural_allowed
@@ -256,7 +258,8 @@ class Board:
                 loaded_ms = self.warmer.ensure(None)
         result = assign.submit_and_assign(self.store, swarm_id, specs, strategy, neural_allowed=neural_allowed,
                                           clock=self.clock)
-        self._changed(swarm_id)
+        if result.repeat is None:  # a repeat changed nothing: nobody waiting on the board is woken for it
+            self._changed(swarm_id)
         if loaded_ms is not None:  # this call loaded the model (no warm-up): keep it out of later full collections
             heap.settle_soon("the model's load")  # after this answer has gone
         return result
