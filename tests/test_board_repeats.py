@@ -12,7 +12,7 @@ from mcp import Client, StdioServerParameters
 
 from ansf_mcp.board import assign
 from ansf_mcp.board.board import Board
-from ansf_mcp.board.errors import Conflict
+from ansf_mcp.board.errors import Conflict, NotFound, Refused
 from ansf_mcp.board.lifecycle import BoardPolicy
 from ansf_mcp.board.models import TaskSpec
 from ansf_mcp.store.db import Store, open_store
@@ -163,3 +163,89 @@ async def test_a_coordinate_retried_over_stdio_gets_the_assignments_and_writes_n
         text = await error(client, "coordinate", swarm_id=sw, tasks=tasks, strategy="round-robin")
         assert "task id 'api' is already on this swarm's board with other content (priority 1 there, 7 here)" in text
         assert (await call(client, "swarm_status", swarm_id=sw))["swarm"]["tasks_matching"] == 3
+
+
+def test_a_repeated_release_answers_as_one_and_a_renewal_after_it_says_the_claim_ended(store: Store,
+                                                                                        board: Board) -> None:
+    sw = board.spawn("s", agents("a", "b"), "mesh").swarm_id
+    board.coordinate(sw, PLAN[:1], "round-robin")
+    claim = board.claim_next(sw, "agent-0")
+    first = board.release(sw, "schema", "agent-0", "blocked on review", claim.claim)
+    assert first.note is None and (first.state, first.attempts, first.claim) == ("ready", 0, 1)
+    for named in (claim.claim, None):  # by its number, or as the agent's last claim on the task
+        again = board.release(sw, "schema", "agent-0", "blocked on review", named)
+        assert again.model_dump(exclude={"note"}) == first.model_dump(exclude={"note"})
+        assert "a repeat: claim #1 of 'agent-0' on this task was already released" in again.note
+    with pytest.raises(Refused, match="claim #1 of 'agent-0' on it ended: it was released"):
+        board.renew(sw, "schema", "agent-0", 60, claim.claim)
+    # Taken by another agent since: the repeat still answers for claim #1 (the task's state is as it is now) ...
+    assert board.claim_next(sw, "agent-1").claim == 2
+    later = board.release(sw, "schema", "agent-0", "blocked on review", 1)
+    assert (later.state, later.claim) == ("claimed", 1) and later.note
+    with store.reading() as conn:
+        row = conn.execute("SELECT lease_owner, attempts FROM tasks WHERE id = 'schema'").fetchone()
+        assert (row[0], row[1]) == ("agent-1", 1)  # the repeat wrote nothing over agent-1's claim
+    # ... and a claim that was never released is refused as before.
+    with pytest.raises(Refused, match="never held a claim #5"):
+        board.release(sw, "schema", "agent-0", "", 5)
+    board.report(sw, "schema", "agent-1", True)
+    with pytest.raises(Refused, match="claim #2 of 'agent-1' on it ended: its outcome was recorded"):
+        board.release(sw, "schema", "agent-1", "")
+
+
+def test_a_repeated_cancel_and_retry_answer_as_one_and_write_nothing(store: Store, board: Board,
+                                                                     clock: FakeClock) -> None:
+    sw = board.spawn("s", agents("a"), "mesh").swarm_id
+    board.coordinate(sw, PLAN, "round-robin")
+    first = board.manage(sw, "schema", "cancel", reason="scope cut")
+    assert first.cancelled == ["api", "docs"]
+    clock.advance(5)
+    again = board.manage(sw, "schema", "cancel", reason="scope cut")
+    assert (again.state, again.cancelled, again.changed) == ("cancelled", ["api", "docs"], [])
+    assert "a repeat: an earlier call already cancelled it for the same reason" in again.note
+    with pytest.raises(Refused, match=r"task 'api' is already cancelled \(cancelled with 'schema', which it "
+                                      r"depends on\); there is nothing to cancel"):
+        board.manage(sw, "api", "cancel", reason="scope cut")
+    with pytest.raises(Refused, match=r"already cancelled \(cancelled: scope cut\)"):
+        board.manage(sw, "schema", "cancel", reason="another reason")
+    retried = board.manage(sw, "schema", "retry", reason="back in scope")
+    assert retried.changed == ["state", "attempts"]
+    again = board.manage(sw, "schema", "retry", reason="back in scope")
+    assert (again.state, again.attempts, again.changed) == ("ready", 0, [])
+    assert "a repeat: an earlier retry with the same reason already put it back" in again.note
+    with store.reading() as conn:
+        assert conn.execute("SELECT MAX(updated_at) FROM tasks").fetchone()[0] == clock.now
+    with pytest.raises(Refused, match=r"task 'schema' is ready \(its last change: retried: back in scope "):
+        board.manage(sw, "schema", "retry", reason="other")
+    assert board.claim_next(sw, "agent-0").task.id == "schema"
+    with pytest.raises(Refused, match=r"task 'schema' is claimed \(its last change: retried: back in scope"):
+        board.manage(sw, "schema", "retry", reason="back in scope")
+
+
+def test_a_repeated_reassign_writes_nothing_so_the_takeover_grace_runs_on(store: Store, board: Board,
+                                                                          clock: FakeClock) -> None:
+    sw = board.spawn("s", agents("a", "b"), "mesh").swarm_id
+    board.coordinate(sw, PLAN[:1], "round-robin")
+    assert board.reassign(sw, "schema", "agent-1").note is None
+    clock.advance(300)
+    again = board.reassign(sw, "schema", "agent-1")
+    assert (again.assignee, again.state) == ("agent-1", "ready") and "already assigned to 'agent-1'" in again.note
+    clock.advance(301)  # agent-1 never showed up: 601 s since the first reassign, not 301 since the repeat
+    taken = board.claim_next(sw, "agent-0")
+    assert taken.claimed and taken.taken_over_from == "agent-1"
+    with pytest.raises(Refused, match="it is already with 'agent-0', the agent this call names, so nothing was"):
+        board.reassign(sw, "schema", "agent-0")
+
+
+def test_a_repeated_dissolve_answers_what_the_first_removed(store: Store, board: Board) -> None:
+    sw = board.spawn("s", agents("a", "b"), "mesh").swarm_id
+    board.coordinate(sw, PLAN, "round-robin")
+    board.send(sw, "agent-0", "agent-1", "hi")
+    first = board.dissolve(sw)
+    assert first.note is None and first.removed["tasks"] == 3
+    again = board.dissolve(sw)
+    assert again.removed == first.removed and "a repeat: an earlier call dissolved this swarm" in again.note
+    with pytest.raises(NotFound, match="unknown swarm"):
+        board.view(sw)
+    with pytest.raises(NotFound, match="unknown swarm 'swarm-000000000000'"):
+        board.dissolve("swarm-000000000000")

@@ -233,6 +233,7 @@ class ReleaseReceipt(BaseModel):
     state: TaskState
     attempts: int = Field(description="attempts counted so far; a released claim is not counted")
     claim: int
+    note: str | None = Field(default=None, description="set when the claim was already released: a repeat")
 
 
 class ReassignReceipt(BaseModel):
@@ -240,6 +241,7 @@ class ReassignReceipt(BaseModel):
     state: TaskState
     assignee: str | None = Field(default=None, description="the new assignee; null: any agent may take it")
     previous: str | None = None
+    note: str | None = Field(default=None, description="set when it was so already: a repeat, nothing written")
 
 
 class MessageView(BaseModel):
@@ -260,3 +262,4 @@ class SentMessage(BaseModel):
 class DissolveReceipt(BaseModel):
     swarm_id: str
     removed: dict[str, int]
+    note: str | None = Field(default=None, description="set when it was already dissolved: a repeat")
