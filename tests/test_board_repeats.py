@@ -4,6 +4,8 @@ board tool does the second time, on both engines. The first call committed; the 
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -134,6 +136,44 @@ def test_a_repeat_that_arrives_while_the_first_call_decides_is_answered_as_one(s
     outer = board.coordinate(sw, PLAN, "round-robin")
     assert inner[0].repeat is None and outer.repeat and outer.assignments == inner[0].assignments
     assert written(store)["tasks"] == 3 and written(store)["decisions"] == 1
+
+
+def test_two_identical_calls_writing_at_once_write_once_and_the_second_answers_as_a_repeat(
+        store: Store, board: Board, monkeypatch) -> None:
+    """The retry reaches its write while the first call's transaction is still open: SQLite's writers take turns;
+    on PostgreSQL both planned the same ids, and the second failed on the duplicate key with a store error."""
+    sw = board.spawn("s", agents("backend", "writer", capacity=2), "mesh").swarm_id
+    insert, inserted, go = assign.insert_tasks, threading.Event(), threading.Event()
+
+    def first_holds_its_transaction_open(*args, **kwargs):
+        ids = insert(*args, **kwargs)
+        if threading.current_thread().name == "first":
+            inserted.set()
+            go.wait(10)
+        return ids
+
+    monkeypatch.setattr(assign, "insert_tasks", first_holds_its_transaction_open)
+    answers: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            answers[threading.current_thread().name] = board.coordinate(sw, PLAN, "round-robin")
+        except Exception as exc:  # the test shows what the call raised
+            answers[threading.current_thread().name] = exc
+
+    first = threading.Thread(target=run, name="first")
+    first.start()
+    assert inserted.wait(10)
+    second = threading.Thread(target=run, name="second")
+    second.start()
+    time.sleep(0.5)  # the second call reaches its write and waits there
+    go.set()
+    first.join(10)
+    second.join(10)
+    assert answers["first"].repeat is None, answers["first"]
+    assert not isinstance(answers["second"], Exception), answers["second"]
+    assert answers["second"].repeat and answers["second"].assignments == answers["first"].assignments
+    assert written(store)["decisions"] == 1
 
 
 @contextlib.asynccontextmanager

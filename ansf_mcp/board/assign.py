@@ -136,6 +136,10 @@ def submit_and_assign(
     result = BoardDecision.model_construct(**dict(decision.result))
     try:
         with store.transaction() as conn:
+            # Coordinate's writes on one swarm take turns (SQLite's writers always do): a repeat that arrives while
+            # the first call writes then finds its tasks, where on PostgreSQL it planned the same ids and failed on
+            # the duplicate key. Claims and reports on the swarm are not held up: they only refer to its row.
+            require(conn, swarm_id, store.for_turns)
             result = _write(conn, swarm_id, specs, planned, episode, decision, result, clock)
     except Repeat as repeat:  # the same call, retried while this one decided, was written first
         return repeated(store, swarm_id, repeat, strategy, started)
@@ -146,7 +150,6 @@ def _write(conn: Connection, swarm_id: str, specs: list[TaskSpec], planned: list
            decision: Decision, result: BoardDecision, clock: Callable[[], float]) -> BoardDecision:
     """The tasks, the assignment, the estimators' predictions and the decision record, in the caller's
     transaction; the result with the ids the tasks got."""
-    require(conn, swarm_id)
     ids = insert_tasks(conn, swarm_id, specs, now=clock())
     # Another client may have added tasks since the plan: the same specs in the same order get the new ids.
     rename = dict(zip(planned, ids, strict=True))
