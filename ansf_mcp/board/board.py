@@ -16,6 +16,9 @@ Rules that keep a history honest:
 - an outcome is accepted only from the agent that holds a live lease on the task; anything else is refused with
   the task's state and holder, and nothing is written;
 - one outcome per claim: the same report again gets the first answer back and writes no second row;
+- a call repeated after its answer was lost, whose effect is already in place (the same release, cancel or retry,
+  a reassignment as it stands, a dissolved swarm, a coordinate call whose tasks are on the board as given), is
+  answered as a repeat and writes nothing; where a repeat cannot be told apart, the refusal says the state;
 - a released claim does not count as an attempt; an expired one does;
 - every claim has a number (tasks.claim_seq, the lease's fencing number); a caller that names its claim is
   refused once that claim is over, even if the same agent holds a newer one.
