@@ -19,6 +19,7 @@ from ansf_mcp.board.models import (
     MAX_SUMMARY_CHARS,
     MAX_TASKS_PER_CALL,
     AgentSpec,
+    BoardDecision,
     Claim,
     DissolveReceipt,
     LeaseReceipt,
@@ -38,7 +39,7 @@ from ansf_mcp.board.models import (
     TaskState,
     Topology,
 )
-from ansf_mcp.coordinator.episode import MAX_TEXT_CHARS, CoordinationResult, Strategy
+from ansf_mcp.coordinator.episode import MAX_TEXT_CHARS, Strategy
 from ansf_mcp.runtime import Runtime
 
 # Ids copied from earlier answers go undescribed and their patterns unlisted: every worker's client lists them in
@@ -59,7 +60,7 @@ class PresetSwarms(BaseModel):
     swarms: list[SwarmView]
 
 
-class CoordinationAnswer(CoordinationResult):
+class CoordinationAnswer(BoardDecision):
     shrunk: str | None = Field(
         default=None,
         description="set when the answer was too large: how many assignments and unassigned tasks are listed; every "
@@ -139,7 +140,7 @@ def status_steps(status: SwarmStatus) -> Shrinking[SwarmStatus]:
     return Shrinking(status, *steps)
 
 
-def coordination_steps(result: CoordinationResult) -> Shrinking[CoordinationAnswer]:
+def coordination_steps(result: BoardDecision) -> Shrinking[CoordinationAnswer]:
     """Full -> the first part of each list, shorter and shorter, saying how much is listed and where the rest is.
     Without these steps the generic cut halved the lists and cut the reason with nothing in the answer saying so:
     1 000 tasks came back as 125 assignments and no unassigned, read as if that were the whole decision."""

@@ -12,13 +12,21 @@ import time
 from collections.abc import Callable, Sequence
 
 from ansf_mcp.board import scores
+from ansf_mcp.board.errors import Repeat
 from ansf_mcp.board.lookup import agent_rows, require
-from ansf_mcp.board.models import TaskSpec
+from ansf_mcp.board.models import BoardDecision, TaskSpec
 from ansf_mcp.board.tasks import insert_tasks, plan_tasks
-from ansf_mcp.coordinator.episode import CoordinationResult, Episode, EpisodeAgent, EpisodeTask, HistoryItem
+from ansf_mcp.coordinator.episode import (
+    Assignment,
+    Episode,
+    EpisodeAgent,
+    EpisodeTask,
+    HistoryItem,
+    Unassigned,
+)
 from ansf_mcp.coordinator.solver import WAITS_ON_DEAD
-from ansf_mcp.coordinator.strategies import decide
-from ansf_mcp.store.base import Connection
+from ansf_mcp.coordinator.strategies import Decision, decide
+from ansf_mcp.store.base import Connection, Row
 from ansf_mcp.store.db import Store
 
 # Most recent outcomes per agent that enter a decision; older ones say less about today's agent.
@@ -105,10 +113,15 @@ def submit_and_assign(
     neural=None,
     model: str | None = None,
     clock: Callable[[], float] = time.time,
-) -> CoordinationResult:
+) -> BoardDecision:
     """Add the tasks and record the chosen assignment, atomically: a failure leaves the board as it was.
-    `clock` is the board's (tests move it; the takeover grace is measured from when a task was put up)."""
-    episode, external, planned, tallies, load = build_episode(store, swarm_id, specs)
+    `clock` is the board's (tests move it; the takeover grace is measured from when a task was put up).
+    A repeat of a call that succeeded (every task already on the board as given) is answered from the board."""
+    started = time.perf_counter()
+    try:
+        episode, external, planned, tallies, load = build_episode(store, swarm_id, specs)
+    except Repeat as repeat:
+        return repeated(store, swarm_id, repeat, strategy, started)
     decision = decide(
         episode,
         strategy,
@@ -119,42 +132,91 @@ def submit_and_assign(
         open_load=load,
         tallies=tallies,
     )
-    result = decision.result
-    with store.transaction() as conn:
-        require(conn, swarm_id)
-        ids = insert_tasks(conn, swarm_id, specs, now=clock())
-        # Another client may have added tasks since the plan: the same specs in the same order get the new ids.
-        rename = dict(zip(planned, ids, strict=True))
-        if ids != planned:
-            result = result.model_copy(
-                update={
-                    "assignments": [a.model_copy(update={"task": rename[a.task]}) for a in result.assignments],
-                    "unassigned": [u.model_copy(update={"task": rename[u.task]}) for u in result.unassigned],
-                }
-            )
-        conn.executemany(
-            "UPDATE tasks SET assignee = ?, p_success = ?, confidence = ?, strategy = ? WHERE swarm_id = ? AND id = ?",
-            [(a.agent, a.p_success, a.confidence, result.strategy, swarm_id, a.task) for a in result.assignments],
-        )
-        scores.record_predictions(
-            conn, swarm_id, episode, decision.result.assignments, decision.estimates, task_ids=rename
-        )
-        conn.execute(
-            "INSERT INTO decisions (swarm_id, strategy, model, agents, tasks, assigned, elapsed_ms, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                swarm_id,
-                result.strategy,
-                result.model,
-                len(episode.agents),
-                len(episode.tasks),
-                len(result.assignments),
-                result.elapsed_ms,
-                clock(),
-            ),
-        )
-        conn.executemany(
-            "UPDATE tasks SET strategy = ?, last_error = ? WHERE swarm_id = ? AND id = ?",
-            [(result.strategy, f"unassigned: {u.reason}", swarm_id, u.task) for u in result.unassigned],
-        )
+    # Validated by the decision already: carried over as it is (a 1 000-task answer is not validated twice).
+    result = BoardDecision.model_construct(**dict(decision.result))
+    try:
+        with store.transaction() as conn:
+            # Coordinate's writes on one swarm take turns (SQLite's writers always do): a repeat that arrives while
+            # the first call writes then finds its tasks, where on PostgreSQL it planned the same ids and failed on
+            # the duplicate key. Claims and reports on the swarm are not held up: they only refer to its row.
+            require(conn, swarm_id, store.for_turns)
+            result = _write(conn, swarm_id, specs, planned, episode, decision, result, clock)
+    except Repeat as repeat:  # the same call, retried while this one decided, was written first
+        return repeated(store, swarm_id, repeat, strategy, started)
     return result
+
+
+def _write(conn: Connection, swarm_id: str, specs: list[TaskSpec], planned: list[str], episode: Episode,
+           decision: Decision, result: BoardDecision, clock: Callable[[], float]) -> BoardDecision:
+    """The tasks, the assignment, the estimators' predictions and the decision record, in the caller's
+    transaction; the result with the ids the tasks got."""
+    ids = insert_tasks(conn, swarm_id, specs, now=clock())
+    # Another client may have added tasks since the plan: the same specs in the same order get the new ids.
+    rename = dict(zip(planned, ids, strict=True))
+    if ids != planned:
+        result = result.model_copy(
+            update={
+                "assignments": [a.model_copy(update={"task": rename[a.task]}) for a in result.assignments],
+                "unassigned": [u.model_copy(update={"task": rename[u.task]}) for u in result.unassigned],
+            }
+        )
+    conn.executemany(
+        "UPDATE tasks SET assignee = ?, p_success = ?, confidence = ?, strategy = ? WHERE swarm_id = ? AND id = ?",
+        [(a.agent, a.p_success, a.confidence, result.strategy, swarm_id, a.task) for a in result.assignments],
+    )
+    scores.record_predictions(
+        conn, swarm_id, episode, decision.result.assignments, decision.estimates, task_ids=rename
+    )
+    conn.execute(
+        "INSERT INTO decisions (swarm_id, strategy, model, agents, tasks, assigned, elapsed_ms, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            swarm_id,
+            result.strategy,
+            result.model,
+            len(episode.agents),
+            len(episode.tasks),
+            len(result.assignments),
+            result.elapsed_ms,
+            clock(),
+        ),
+    )
+    conn.executemany(
+        "UPDATE tasks SET strategy = ?, last_error = ? WHERE swarm_id = ? AND id = ?",
+        [(result.strategy, f"{UNASSIGNED}{u.reason}", swarm_id, u.task) for u in result.unassigned],
+    )
+    return result
+
+
+UNASSIGNED = "unassigned: "
+
+
+def repeated(store: Store, swarm_id: str, repeat: Repeat, strategy: str, started: float) -> BoardDecision:
+    """The answer to a repeat: the tasks' assignments as they are now, read from the board (nothing is decided or
+    written). A task without an assignee is listed unassigned with what the board says about it: the decision's
+    reason, or what happened since (released, failed, cancelled)."""
+    rows: dict[str, Row] = {}
+    with store.reading() as conn:
+        for start in range(0, len(repeat.ids), 500):  # SQLite caps the number of bound parameters
+            chunk = repeat.ids[start : start + 500]
+            rows.update((r["id"], r) for r in conn.execute(
+                "SELECT id, status, assignee, p_success, confidence, strategy, last_error FROM tasks "
+                f"WHERE swarm_id = ? AND id IN ({','.join('?' * len(chunk))})", (swarm_id, *chunk)))
+    assignments, unassigned = [], []
+    for task_id in repeat.ids:
+        r = rows.get(task_id)
+        if r is None:  # dissolved or changed between the plan and this read: say so rather than guess
+            unassigned.append(Unassigned(task=task_id, reason="no longer on the board"))
+        elif r["assignee"] is not None:
+            # confidence is kept only for the agent the decision chose; a task another agent took has none.
+            assignments.append(Assignment(task=task_id, agent=r["assignee"], p_success=r["p_success"],
+                                          confidence=r["confidence"] if r["confidence"] is not None else 0.0))
+        else:
+            why = r["last_error"] or f"not assigned ({r['status']})"
+            unassigned.append(Unassigned(task=task_id, reason=why.removeprefix(UNASSIGNED)))
+    used = next((r["strategy"] for r in rows.values() if r["strategy"]), strategy)
+    return BoardDecision(
+        id=swarm_id, strategy=used, assignments=assignments, unassigned=unassigned,
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+        repeat=f"a repeat of an earlier call: {repeat}, so nothing new was written and nothing was decided again; "
+               "these are the tasks' assignments now (swarm_status shows their states)")

@@ -16,6 +16,9 @@ Rules that keep a history honest:
 - an outcome is accepted only from the agent that holds a live lease on the task; anything else is refused with
   the task's state and holder, and nothing is written;
 - one outcome per claim: the same report again gets the first answer back and writes no second row;
+- a call repeated after its answer was lost, whose effect is already in place (the same release, cancel or retry,
+  a reassignment as it stands, a dissolved swarm, a coordinate call whose tasks are on the board as given), is
+  answered as a repeat and writes nothing; where a repeat cannot be told apart, the refusal says the state;
 - a released claim does not count as an attempt; an expired one does;
 - every claim has a number (tasks.claim_seq, the lease's fencing number); a caller that names its claim is
   refused once that claim is over, even if the same agent holds a newer one.
@@ -55,6 +58,7 @@ from ansf_mcp.board.lookup import agent_rows, require, require_agent
 from ansf_mcp.board.models import (
     AgentSpec,
     AgentView,
+    BoardDecision,
     Claim,
     DissolveReceipt,
     HeldClaim,
@@ -76,7 +80,7 @@ from ansf_mcp.board.models import (
 )
 from ansf_mcp.board.tasks import deps_from, deps_query, one_task, task_query, task_row, task_rows, to_views
 from ansf_mcp.coordinator import scoring
-from ansf_mcp.coordinator.episode import CoordinationResult, ModelUnavailable
+from ansf_mcp.coordinator.episode import ModelUnavailable
 from ansf_mcp.coordinator.scoring import AUTO_CANDIDATES, AutoChoice, EstimatorScore, Tally, choose
 from ansf_mcp.coordinator.warmup import ModelWarmer
 from ansf_mcp.governor.phases import PhaseLimits
@@ -241,11 +245,13 @@ class Board:
 
     def dissolve(self, swarm_id: str) -> DissolveReceipt:
         receipt = swarms.dissolve(self.store, swarm_id)
-        self._changed(swarm_id)
+        if receipt.note is None:  # a repeat changed nothing
+            self._changed(swarm_id)
         return receipt
 
-    def coordinate(self, swarm_id: str, specs: list[TaskSpec], strategy: str) -> CoordinationResult:
-        """Put tasks on the board and assign them with `strategy` (the neural one only where the phase allows)."""
+    def coordinate(self, swarm_id: str, specs: list[TaskSpec], strategy: str) -> BoardDecision:
+        """Put tasks on the board and assign them with `strategy` (the neural one only where the phase allows);
+        a repeat of a call that succeeded is answered with the tasks' assignments now, and writes nothing."""
         from ansf_mcp.board import assign  # numpy and scipy cost ~60 MB that an idle server should not carry
 
         neural_allowed = self.limits().neural_allowed
@@ -256,7 +262,8 @@ class Board:
                 loaded_ms = self.warmer.ensure(None)
         result = assign.submit_and_assign(self.store, swarm_id, specs, strategy, neural_allowed=neural_allowed,
                                           clock=self.clock)
-        self._changed(swarm_id)
+        if result.repeat is None:  # a repeat changed nothing: nobody waiting on the board is woken for it
+            self._changed(swarm_id)
         if loaded_ms is not None:  # this call loaded the model (no warm-up): keep it out of later full collections
             heap.settle_soon("the model's load")  # after this answer has gone
         return result
@@ -564,13 +571,20 @@ class Board:
                      reason="nothing ready for this agent yet: " + "; ".join(parts) + "; call again or pass wait_s")
 
     def _held(self, conn: Connection, swarm_id: str, task_id: str, agent_id: str, now: float,
-              doing: str, claim: int | None = None) -> Row:
+              doing: str, claim: int | None = None,
+              repeat: Callable[[Connection, str, Row, str, int | None, float], T | None] | None = None) -> Row | T:
         """The task row (locked) if `agent_id` holds a live lease on it — claim number `claim` when given —
-        else a Refused that says who does and what it is."""
+        else what `repeat` answers (the call's answer when its effect is already in place), else a Refused that
+        says who does and what it is."""
         require(conn, swarm_id)
         require_agent(conn, swarm_id, agent_id)
         task = self._task(conn, swarm_id, task_id, now, lock=True)
-        if task["state"] == "claimed" and task["lease_owner"] == agent_id:
+        holds = task["state"] == "claimed" and task["lease_owner"] == agent_id
+        if repeat is not None and not (holds and claim in (None, task["claim_seq"])):
+            answer = repeat(conn, swarm_id, task, agent_id, claim, now)
+            if answer is not None:
+                return answer
+        if holds:
             self._fence(task, agent_id, claim, doing)
             return task
         raise Refused(f"cannot {doing}: {self._describe(conn, swarm_id, task, agent_id, now, claim)}; "
@@ -642,7 +656,10 @@ class Board:
         """The holder gives the task back without an outcome: anyone may take it, and the attempt is not counted."""
         with self.store.transaction() as conn:
             now = self.clock()
-            task = self._held(conn, swarm_id, task_id, agent_id, now, "release the task", claim)
+            task = self._held(conn, swarm_id, task_id, agent_id, now, "release the task", claim,
+                              self._released_before)
+            if isinstance(task, ReleaseReceipt):
+                return task
             conn.execute(
                 "UPDATE tasks SET status = 'open', lease_owner = NULL, lease_expires_at = NULL, assignee = NULL, "
                 "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, last_error = ?, updated_at = ? "
@@ -658,6 +675,22 @@ class Board:
         self._changed(swarm_id)
         return ReleaseReceipt(task_id=task_id, state=view.state, attempts=view.attempts, claim=task["claim_seq"])
 
+    def _released_before(self, conn: Connection, swarm_id: str, task: Row, agent_id: str, claim: int | None,
+                         now: float) -> ReleaseReceipt | None:
+        """A release repeated: the claim it names (else the agent's last on the task) was already released by
+        this agent. Answered with the task as it is now; None when that is not so (the caller is told why)."""
+        mine = conn.execute(
+            "SELECT claim_seq, ended FROM claims WHERE swarm_id = ? AND task_id = ? AND agent_id = ? "
+            + ("AND claim_seq = ? " if claim is not None else "") + "ORDER BY claim_seq DESC LIMIT 1",
+            (swarm_id, task["id"], agent_id, *(() if claim is None else (claim,))),
+        ).fetchone()
+        if mine is None or mine["ended"] != "released":
+            return None
+        return ReleaseReceipt(
+            task_id=task["id"], state=task["state"], attempts=task["attempts"], claim=mine["claim_seq"],
+            note=f"a repeat: claim #{mine['claim_seq']} of {agent_id!r} on this task was already released (an "
+                 "earlier call did it), so nothing was written; the state and attempts are the task's now")
+
     def reassign(self, swarm_id: str, task_id: str, to_agent: str | None) -> ReassignReceipt:
         """Move a task that nobody holds to another agent (or to nobody: any agent may then take it)."""
         with self.store.transaction() as conn:
@@ -668,13 +701,22 @@ class Board:
             self._expire(conn, swarm_id, now)
             task = self._task(conn, swarm_id, task_id, now, lock=True)
             if task["state"] == "claimed":
+                mine = (f"; it is already with {to_agent!r}, the agent this call names, so nothing was changed"
+                        if task["lease_owner"] == to_agent else "")
                 raise Refused(
                     f"task {task_id!r} is claimed by {task['lease_owner']!r} (lease "
-                    f"{task['lease_expires_at'] - now:.0f} s left); the holder can release_task it, or it returns to "
-                    "the board when the lease runs out"
+                    f"{task['lease_expires_at'] - now:.0f} s left){mine}; the holder can release_task it, or it "
+                    "returns to the board when the lease runs out"
                 )
             if task["state"] in manage.FINISHED:
                 raise Refused(f"task {task_id!r} is already {task['state']}; there is nothing left to assign")
+            if task["assignee"] == to_agent:
+                # Rewriting it would restart the takeover grace of its agent (counted from updated_at): a repeat
+                # after a lost answer would delay the takeover of work pinned to an agent that is gone.
+                return ReassignReceipt(
+                    task_id=task_id, state=task["state"], assignee=to_agent, previous=to_agent,
+                    note=f"already {'assigned to ' + repr(to_agent) if to_agent else 'unassigned'} (a repeat, or "
+                         "it was so before), so nothing was written")
             conn.execute("UPDATE tasks SET assignee = ?, updated_at = ? WHERE swarm_id = ? AND id = ?",
                          (to_agent, now, swarm_id, task_id))
         self._changed(swarm_id)

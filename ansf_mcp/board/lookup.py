@@ -6,8 +6,9 @@ from ansf_mcp.board.errors import NotFound
 from ansf_mcp.store.base import Connection, Row
 
 
-def require(conn: Connection, swarm_id: str) -> Row:
-    row = conn.execute("SELECT * FROM swarms WHERE id = ?", (swarm_id,)).fetchone()
+def require(conn: Connection, swarm_id: str, lock: str = "") -> Row:
+    """The swarm's row; `lock` (a store's lock clause) holds it for the transaction."""
+    row = conn.execute(f"SELECT * FROM swarms WHERE id = ?{lock}", (swarm_id,)).fetchone()
     if row is None:
         raise NotFound(f"unknown swarm {swarm_id!r}; swarm_status() lists the swarms")
     return row

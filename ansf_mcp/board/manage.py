@@ -99,12 +99,21 @@ def retry(conn: Connection, policy: BoardPolicy, now: float, swarm_id: str, task
           lock: str = "") -> TaskChange:
     task = task_row(conn, policy, now, swarm_id, task_id, lock)
     if task["state"] not in ("failed", "cancelled"):
-        raise Refused(f"task {task_id!r} is {task['state']}; only a failed or cancelled task is retried")
+        last = task["last_error"] or ""
+        # The text a retry writes, up to what it was before: the same retry again finds it on a task nobody has
+        # claimed since (a claim clears the attempts' zero, a release or an outcome rewrites the text).
+        if (task["state"] in ("ready", "blocked") and task["attempts"] == 0
+                and last.startswith(f"{_retried(reason)} (before: ")):
+            return TaskChange(task_id=task_id, action="retry", state=task["state"], attempts=0, changed=[],
+                              note=f"a repeat: an earlier retry{' with the same reason' if reason else ''} already "
+                                   f"put it back on the board, so nothing was written ({last})")
+        since = f" (its last change: {last})" if last.startswith("retried") else ""
+        raise Refused(f"task {task_id!r} is {task['state']}{since}; only a failed or cancelled task is retried")
     before = task["last_error"] or task["state"]
     conn.execute(
         "UPDATE tasks SET status = 'open', attempts = 0, assignee = NULL, lease_owner = NULL, lease_expires_at = NULL, "
         "last_error = ?, updated_at = ? WHERE swarm_id = ? AND id = ?",
-        (f"retried{': ' + reason if reason else ''} (before: {before})", now, swarm_id, task_id),
+        (f"{_retried(reason)} (before: {before})", now, swarm_id, task_id),
     )
     state = task_row(conn, policy, now, swarm_id, task_id)["state"]
     return TaskChange(
@@ -114,22 +123,40 @@ def retry(conn: Connection, policy: BoardPolicy, now: float, swarm_id: str, task
     )
 
 
+def _retried(reason: str) -> str:
+    return f"retried{': ' + reason if reason else ''}"
+
+
+def _cancelled_with(task_id: str) -> str:
+    return f"cancelled with {task_id!r}, which it depends on"
+
+
 def cancel(conn: Connection, policy: BoardPolicy, now: float, swarm_id: str, task_id: str, reason: str,
            lock: str = "") -> TaskChange:
     task = task_row(conn, policy, now, swarm_id, task_id, lock)
+    why = f"cancelled{': ' + reason if reason else ''}"
     if task["state"] == "claimed":
         raise Refused(f"task {task_id!r} is claimed by {task['lease_owner']!r}; the holder can release_task it (or "
                       "its lease runs out), then cancel it")
+    if task["state"] == "cancelled" and task["last_error"] == why:
+        # Cancelled for the same reason: this call's effect is in place (a retry after a lost answer). The tasks
+        # cancelled with it are those still marked so; a cancelled task changes only by a retry, which rewrites that.
+        cascaded = [r[0] for r in conn.execute(
+            "SELECT id FROM tasks WHERE swarm_id = ? AND status = 'cancelled' AND last_error = ? ORDER BY seq",
+            (swarm_id, _cancelled_with(task_id)))]
+        return TaskChange(task_id=task_id, action="cancel", state="cancelled", attempts=task["attempts"], changed=[],
+                          cancelled=cascaded,
+                          note=f"a repeat: an earlier call already cancelled it{' for the same reason' if reason else ''}, "
+                               "so nothing was written")
     if task["state"] in ("succeeded", "cancelled"):
-        raise Refused(f"task {task_id!r} is already {task['state']}; there is nothing to cancel")
+        how = f" ({task['last_error']})" if task["state"] == "cancelled" and task["last_error"] else ""
+        raise Refused(f"task {task_id!r} is already {task['state']}{how}; there is nothing to cancel")
     dependents = _unfinished_dependents(conn, policy, now, swarm_id, task_id)
     ids = [task_id, *(r["id"] for r in dependents)]
-    why = f"cancelled{': ' + reason if reason else ''}"
     conn.executemany(
         "UPDATE tasks SET status = 'cancelled', assignee = NULL, last_error = ?, updated_at = ? "
         "WHERE swarm_id = ? AND id = ?",
-        [(why if tid == task_id else f"cancelled with {task_id!r}, which it depends on", now, swarm_id, tid)
-         for tid in ids],
+        [(why if tid == task_id else _cancelled_with(task_id), now, swarm_id, tid) for tid in ids],
     )
     cascaded = ids[1:]
     return TaskChange(

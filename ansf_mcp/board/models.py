@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic_core import PydanticCustomError
 
-from ansf_mcp.coordinator.episode import MAX_TEXT_CHARS
+from ansf_mcp.coordinator.episode import MAX_TEXT_CHARS, CoordinationResult
 from ansf_mcp.coordinator.scoring import EstimatorScore
 
 Topology = Literal["mesh", "hierarchical", "ring", "star"]
@@ -64,6 +64,15 @@ class TaskSpec(BaseModel):
         default_factory=list, max_length=100,
         description="ids of tasks (on the board or in this call) that must succeed first",
     )
+
+
+class BoardDecision(CoordinationResult):
+    """A decision on the board: the episode result, and whether this call was a repeat (answered from the board,
+    nothing decided or written). Not in CoordinationResult: `ansf coordinate`'s output format has no board."""
+
+    repeat: str | None = Field(
+        default=None, description="set when every task was already on the board as given: an earlier call's "
+        "repeat, answered with the tasks' current assignments; nothing was written")
 
 
 class AgentView(BaseModel):
@@ -224,6 +233,7 @@ class ReleaseReceipt(BaseModel):
     state: TaskState
     attempts: int = Field(description="attempts counted so far; a released claim is not counted")
     claim: int
+    note: str | None = Field(default=None, description="set when the claim was already released: a repeat")
 
 
 class ReassignReceipt(BaseModel):
@@ -231,6 +241,7 @@ class ReassignReceipt(BaseModel):
     state: TaskState
     assignee: str | None = Field(default=None, description="the new assignee; null: any agent may take it")
     previous: str | None = None
+    note: str | None = Field(default=None, description="set when it was so already: a repeat, nothing written")
 
 
 class MessageView(BaseModel):
@@ -251,3 +262,4 @@ class SentMessage(BaseModel):
 class DissolveReceipt(BaseModel):
     swarm_id: str
     removed: dict[str, int]
+    note: str | None = Field(default=None, description="set when it was already dissolved: a repeat")

@@ -73,11 +73,23 @@ def spawn(store: Store, name: str, agents: list[AgentSpec], topology: Topology) 
 
 
 def dissolve(store: Store, swarm_id: str) -> DissolveReceipt:
+    """Delete the swarm and all it holds; the same call again answers what the first removed, with a note."""
     with store.transaction() as conn:
-        require(conn, swarm_id)
+        if conn.execute("SELECT 1 FROM swarms WHERE id = ?", (swarm_id,)).fetchone() is None:
+            gone = conn.execute("SELECT receipt, dissolved_at FROM dissolved_swarms WHERE id = ?",
+                                (swarm_id,)).fetchone()
+            if gone is None:
+                require(conn, swarm_id)  # never existed: NotFound
+            first = DissolveReceipt.model_validate_json(gone["receipt"])
+            return first.model_copy(update={"note": (
+                f"a repeat: an earlier call dissolved this swarm {max(0.0, time.time() - gone['dissolved_at']):.0f} s "
+                "ago and removed what is listed; nothing was written now")})
         removed = {
             table: conn.execute(f"SELECT COUNT(*) FROM {table} WHERE swarm_id = ?", (swarm_id,)).fetchone()[0]
             for table in ("agents", "tasks", "outcomes", "messages", "claims")
         }
+        receipt = DissolveReceipt(swarm_id=swarm_id, removed=removed)
         conn.execute("DELETE FROM swarms WHERE id = ?", (swarm_id,))
-    return DissolveReceipt(swarm_id=swarm_id, removed=removed)
+        conn.execute("INSERT INTO dissolved_swarms (id, receipt, dissolved_at) VALUES (?, ?, ?)",
+                     (swarm_id, receipt.model_dump_json(), time.time()))
+    return receipt

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-from ansf_mcp.board.errors import BoardError, Conflict, NotFound
+from ansf_mcp.board.errors import BoardError, Conflict, NotFound, Repeat
 from ansf_mcp.board.lifecycle import STATE_SQL, BoardPolicy, params
 from ansf_mcp.board.models import MAX_TASKS_PER_CALL, TaskSpec, TaskView
 from ansf_mcp.store.base import Connection, Row
@@ -163,12 +163,13 @@ def _plan(conn: Connection, swarm_id: str, specs: list[TaskSpec]) -> tuple[list[
     for k, spec in enumerate(specs):
         if spec.id is None:
             continue
-        if spec.id in existing:
-            raise Conflict(f"task id {spec.id!r} is already on this swarm's board")
         if spec.id in explicit:
             raise Conflict(f"task id {spec.id!r} appears twice in this call (tasks[{explicit[spec.id]}] and "
                            f"tasks[{k}]); each task needs its own id")
         explicit[spec.id] = k
+    on_board = [spec for spec in specs if spec.id is not None and spec.id in existing]
+    if on_board:
+        _already_there(conn, swarm_id, specs, on_board)
     ids: list[str] = []
     taken = set(existing) | explicit.keys()
     counter = seq0
@@ -196,6 +197,58 @@ def _plan(conn: Connection, swarm_id: str, specs: list[TaskSpec]) -> tuple[list[
     if cycle:
         raise BoardError(cycle_text(cycle))
     return ids, seq0
+
+
+# How much of a differing text an error quotes: enough to recognise it, not a whole description.
+QUOTED = 60
+
+
+def _quote(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= QUOTED else text[: QUOTED - 1] + "…"
+
+
+def _already_there(conn: Connection, swarm_id: str, specs: list[TaskSpec], on_board: list[TaskSpec]) -> None:
+    """Some ids of the call are on the board (read only on this path: the new tasks' ids were read anyway).
+    Raises Repeat when every task of the call is there exactly as given (a client retrying a call whose answer
+    it lost); otherwise a Conflict that names what differs. Either way nothing of the call is written."""
+    ids = [s.id for s in on_board]
+    rows: dict[str, Row] = {}
+    deps: dict[str, set[str]] = defaultdict(set)
+    for start in range(0, len(ids), 500):  # SQLite caps the number of bound parameters
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows.update((r["id"], r) for r in conn.execute(
+            f"SELECT id, description, priority FROM tasks WHERE swarm_id = ? AND id IN ({marks})", (swarm_id, *chunk)))
+        for r in conn.execute(f"SELECT task_id, depends_on FROM task_deps WHERE swarm_id = ? AND task_id IN ({marks})",
+                              (swarm_id, *chunk)):
+            deps[r[0]].add(r[1])
+    for spec in on_board:
+        row = rows[spec.id]
+        differs = []
+        if row["description"] != spec.description:
+            differs.append(f"description {_quote(row['description'])} there, {_quote(spec.description)} here")
+        if row["priority"] != spec.priority:
+            differs.append(f"priority {row['priority']} there, {spec.priority} here")
+        if deps[spec.id] != set(spec.depends_on):
+            differs.append(f"depends_on {sorted(deps[spec.id])} there, {sorted(set(spec.depends_on))} here")
+        if differs:
+            raise Conflict(f"task id {spec.id!r} is already on this swarm's board with other content ("
+                           + "; ".join(differs) + "); a task id names one task, so nothing of this call was "
+                           "written: give the new task another id, or manage_task(action='edit') the one there")
+    if len(on_board) == len(specs):
+        raise Repeat(f"all {len(ids)} task(s) of this call are already on this swarm's board as given", ids)
+    new = [s.id for s in specs if s.id is not None and s.id not in rows]
+    anonymous = sum(1 for s in specs if s.id is None)
+    rest = []
+    if new:
+        rest.append(f"{', '.join(map(repr, new[:5]))}{', ...' if len(new) > 5 else ''} "
+                    f"{'is' if len(new) == 1 else 'are'} not")
+    if anonymous:
+        rest.append(f"{anonymous} task(s) without an id cannot be recognised")
+    raise Conflict(f"task(s) {', '.join(map(repr, ids[:5]))}{', ...' if len(ids) > 5 else ''} of this call are "
+                   f"already on this swarm's board as given, but {' and '.join(rest)}: this is not a repeat of one earlier call, "
+                   "so nothing of it was written; send only the tasks that are not on the board yet")
 
 
 def _present(conn: Connection, swarm_id: str, ids: set[str]) -> set[str]:

@@ -83,6 +83,9 @@ class Store(ABC):
     # claim passes over tasks another replica is claiming right now (`skip_locked`; the tasks are aliased `t`).
     for_update: ClassVar[str] = ""
     skip_locked: ClassVar[str] = ""
+    # A lock on a parent row (a swarm) that writers of its children take turns on, while rows that only refer to it
+    # are still written (`FOR NO KEY UPDATE` does not conflict with the key-share lock a foreign key check takes).
+    for_turns: ClassVar[str] = ""
     # A waiter in another process re-reads at least this often (the engine may wake it sooner).
     news_poll_s: ClassVar[float] = 0.25
     # Whether news from other processes (other replicas) arrive here as they happen, or only changes made in this

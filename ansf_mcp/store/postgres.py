@@ -475,6 +475,7 @@ class PostgresStore(Store):
 
     engine = "postgresql"
     for_update = " FOR UPDATE"
+    for_turns = " FOR NO KEY UPDATE"
     # Claims read tasks as `t` joined with their assignee (an outer join, which PostgreSQL will not lock).
     skip_locked = " FOR UPDATE OF t SKIP LOCKED"
     # One channel for all news; the payload is the key. A listener thread (one LISTEN connection per process,
