@@ -51,6 +51,10 @@ class LspTimeout(LspError):
     pass
 
 
+class _ServerExited(LspProtocolError):
+    """The server's output ended with the request unanswered: it exited or was killed, it did not refuse."""
+
+
 class _Handler(LanguageServerHandler):
     """multilspy's handler, started with death-signal + own session so children die with us."""
 
@@ -83,7 +87,7 @@ class _Handler(LanguageServerHandler):
             self._response_handlers.clear()
             for request in pending:
                 with contextlib.suppress(Exception):
-                    await request.on_error(LspProtocolError(ErrorCodes.InternalError, "the language server exited"))
+                    await request.on_error(_ServerExited(ErrorCodes.InternalError, "the language server exited"))
 
 
 class LspLoop:
@@ -405,6 +409,8 @@ class LanguageServer:
         for attempt in (1, 2):
             try:
                 return self.loop.call(self._request(method, path, make_params, also_open), timeout=budget)
+            except _ServerExited as exc:  # a crash (or kill -9) under the request: as for a hang, restart and retry
+                last = exc
             except LspProtocolError as exc:
                 raise LspError(f"{self.spec.language} server answered {method} with an error: {exc}") from exc
             except LspError as exc:
@@ -425,7 +431,12 @@ class LanguageServer:
         if isinstance(last, (TimeoutError, asyncio.TimeoutError)):
             raise LspTimeout(f"{self.spec.language} language server did not answer {method} within "
                              f"{self.request_timeout:.0f}s, even after a restart")
-        raise LspError(f"{self.spec.language} language server failed on {method} (restarted once): {last}")
+        if isinstance(last, _ServerExited):
+            raise LspError(f"{self.spec.language} language server ({self.spec.display_name}) exited while answering "
+                           f"{method}, again after a restart; try again shortly (the next call starts a fresh "
+                           "server)")
+        raise LspError(f"{self.spec.language} language server failed on {method} (restarted once): {last}; try "
+                       "again shortly")
 
     async def _diagnostics_of(self, path: Path, wait: float) -> list[dict] | None:
         async with self._session() as h:
