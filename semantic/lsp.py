@@ -58,6 +58,8 @@ class _ServerExited(LspProtocolError):
 class _Handler(LanguageServerHandler):
     """multilspy's handler, started with death-signal + own session so children die with us."""
 
+    REAP_POLL_S = 0.2
+
     async def start(self) -> None:
         env = os.environ.copy()
         env.update(self.process_launch_info.env)
@@ -77,6 +79,18 @@ class _Handler(LanguageServerHandler):
         self.task_counter += 1
         self.tasks[self.task_counter] = self.loop.create_task(self.run_forever_stderr())
         self.task_counter += 1
+        self.tasks[self.task_counter] = self.loop.create_task(self._reap())
+        self.task_counter += 1
+
+    async def _reap(self) -> None:
+        """When the process we started dies, its group goes too: a launcher (basedpyright's Python wrapper of a
+        node server) killed alone leaves its real server running on our pipes, answering as if nothing happened,
+        and alive after every restart and after shutdown."""
+        proc = self.process
+        assert proc is not None
+        while proc.returncode is None:  # not proc.wait(): before 3.12 it also waits for the pipes to close
+            await asyncio.sleep(self.REAP_POLL_S)
+        _kill_group(proc.pid)
 
     async def run_forever(self) -> bool:
         try:
@@ -204,6 +218,8 @@ class LanguageServer:
         return bool(h and h.process and h.process.returncode is None)
 
     async def _start(self) -> None:
+        if self.handler is not None:  # a dead server's reader and pipes (and any process left in its group) go first
+            await self._kill()
         t0 = time.perf_counter()
         h = _Handler(ProcessLaunchInfo(cmd=list(self.spec.cmd), env=dict(self.spec.env), cwd=str(self.root)),
                      logger=None)
@@ -568,6 +584,11 @@ def _folders(root: Path):
     async def _f():
         return [{"uri": root.as_uri(), "name": root.name}]
     return _f()
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(Exception):
+        os.killpg(pgid, signal.SIGKILL)  # own session => pgid == the leader's pid, even after the leader died
 
 
 def _kill_tree(pid: int) -> None:

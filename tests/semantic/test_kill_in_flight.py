@@ -4,7 +4,6 @@ every file wholly old or wholly new."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
@@ -29,24 +28,45 @@ class KillOnSend:
     """SIGKILLs the language server once a request of `method` was written to it and before it could answer (so
     the request is in flight), `times` times."""
 
-    def __init__(self, monkeypatch, method: str, times: int = 1) -> None:
-        self.method, self.left, self.killed = method, times, []
+    def __init__(self, monkeypatch, method: str, times: int = 1, server: str = "") -> None:
+        self.method, self.left, self.killed, self.group = method, times, [], []
         original = lsp._Handler._send_payload
 
         async def send(handler, payload):
-            if payload.get("method") != self.method or self.left <= 0:
+            if payload.get("method") != self.method or self.left <= 0 \
+                    or server not in " ".join(handler.process_launch_info.cmd):
                 return await original(handler, payload)
-            self.left -= 1
-            pid = handler.process.pid
-            self.killed.append(pid)
-            # stopped first, so that a warm server cannot answer in the instant before the kill lands
-            os.kill(pid, signal.SIGSTOP)
+            pid = self._stop(handler)
             try:
                 await original(handler, payload)
             finally:
                 os.kill(pid, signal.SIGKILL)
 
+        original_sync = lsp._Handler._send_payload_sync  # notifications (didChange) go this way
+
+        def send_sync(handler, payload):
+            if payload.get("method") != self.method or self.left <= 0 \
+                    or server not in " ".join(handler.process_launch_info.cmd):
+                return original_sync(handler, payload)
+            pid = self._stop(handler)
+            try:
+                original_sync(handler, payload)
+            finally:
+                os.kill(pid, signal.SIGKILL)
+
         monkeypatch.setattr(lsp._Handler, "_send_payload", send)
+        monkeypatch.setattr(lsp._Handler, "_send_payload_sync", send_sync)
+
+    def _stop(self, handler) -> int:
+        """Stops the server's whole process group (a launcher's real server too), so that a warm server cannot
+        answer in the instant before the kill lands; the kill then hits only the process we started, as a
+        user's `kill -9 <pid>` would."""
+        self.left -= 1
+        pid = handler.process.pid
+        self.killed.append(pid)
+        self.group += [p.pid for p in psutil.Process(pid).children(recursive=True)]
+        os.killpg(pid, signal.SIGSTOP)
+        return pid
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -71,11 +91,18 @@ def _assert_clear(r) -> None:
         assert "Traceback" not in msg and len(msg) < 400, msg
 
 
-def _gone(pids: list[int]) -> None:
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            psutil.Process(pid).wait(timeout=10)
-        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+def _gone(kill: KillOnSend) -> None:
+    """The killed processes and every process they had started are gone (at most zombies awaiting a reaper)."""
+    deadline = time.monotonic() + 10
+    for pid in kill.killed + kill.group:
+        while True:
+            try:
+                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            assert time.monotonic() < deadline, f"process {pid} of a killed language server is still running"
+            time.sleep(0.1)
 
 
 REFS = {"name_path": "scale", "relative_path": "src/geo/units.py"}
@@ -105,7 +132,7 @@ async def test_a_kill_in_flight_ends_the_call_soon_and_the_next_call_works(pypro
     assert r.structured_content == expected and seconds < BOUND_S
     srv = service.server("python")
     assert srv.alive() and srv.pid not in kill.killed
-    _gone(kill.killed)
+    _gone(kill)
 
 
 async def test_a_server_killed_on_every_try_gives_one_clear_sentence_then_recovers(pyproj_copy, tmp_path,
@@ -121,7 +148,7 @@ async def test_a_server_killed_on_every_try_gives_one_clear_sentence_then_recove
     r, seconds = await _timed(server, "find_references", REFS)
     assert not r.is_error, _text(r)
     assert r.structured_content == expected and seconds < BOUND_S
-    _gone(kill.killed)
+    _gone(kill)
 
 
 NESTED = "def outer():\n    def inner(x):\n        return x + 1\n\n    return inner(1) + inner(2)\n"
@@ -159,6 +186,7 @@ async def test_a_rename_whose_server_is_killed_leaves_every_file_whole(pyproj_co
             assert args["new_name"].encode() in after[rel]
     assert not list((tmp_path / "data" / "edits").glob("*")), "no transaction left behind"
     kill.left = 0
+    _gone(kill)
     # the next edit works, on a fresh server, and starts from whatever the files now hold
     if not r.is_error:
         args = {**args, "name_path": args["name_path"].replace(args["name_path"].rsplit("/", 1)[-1],
@@ -167,3 +195,43 @@ async def test_a_rename_whose_server_is_killed_leaves_every_file_whole(pyproj_co
     r = await call(server, "rename_symbol", args)
     assert not r.is_error, _text(r)
     assert service.server("python").alive()
+
+
+async def test_a_call_right_after_a_kill_meets_a_fresh_server(pyproj_copy, tmp_path):
+    """Killed between two calls, the next one made at once (before the death is reaped): not sent into the dead
+    server's pipe to wait out the request timeout."""
+    server, _app, service = build(pyproj_copy, tmp_path / "data", request_timeout=REQUEST_TIMEOUT_S)
+    expected = await ok(server, "find_references", REFS)
+    for _ in range(3):
+        service.cache.clear()
+        pid = service.server("python").pid
+        os.kill(pid, signal.SIGKILL)
+        r, seconds = await _timed(server, "find_references", REFS)
+        assert not r.is_error, _text(r)
+        assert r.structured_content == expected and seconds < BOUND_S, seconds
+        assert service.server("python").pid != pid
+
+
+NEW_BODY = "def make_id(prefix):\n    return prefix + \"-key\"\n"
+
+
+async def test_an_edit_whose_type_checker_is_killed_lands_whole_and_says_so(pyproj_copy, tmp_path, monkeypatch):
+    """The type net's checker killed while it holds the edit's new text: the edit is written whole (or not at
+    all) within the net's budget, says its types were not checked, and the next edit is checked again."""
+    server, _app, _service = build(pyproj_copy, tmp_path / "data", request_timeout=REQUEST_TIMEOUT_S,
+                                   type_net_seconds=8.0)
+    args = {"name_path": "make_id", "relative_path": "src/geo/base.py", "body": NEW_BODY}
+    base = pyproj_copy / "src/geo/base.py"
+    old = base.read_bytes()
+    kill = KillOnSend(monkeypatch, "textDocument/didChange", server="basedpyright")
+    r, seconds = await _timed(server, "replace_symbol_body", args)
+    assert kill.killed and seconds < 8.0 + BOUND_S, seconds
+    assert not r.is_error, _text(r)
+    assert "types not checked" in r.structured_content["types"], r.structured_content
+    new = base.read_bytes()
+    assert new == old.replace(b'return prefix + "-id"', b'return prefix + "-key"')
+    assert not list((tmp_path / "data" / "edits").glob("*"))
+    r = await ok(server, "replace_symbol_body", {**args, "body": NEW_BODY.replace("-key", "-tag")})
+    assert r["types"].startswith("types checked"), r
+    assert base.read_bytes() == old.replace(b'return prefix + "-id"', b'return prefix + "-tag"')
+    _gone(kill)
