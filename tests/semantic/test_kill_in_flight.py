@@ -185,6 +185,7 @@ async def test_a_rename_whose_server_is_killed_leaves_every_file_whole(pyproj_co
         for rel in changed:  # wholly new: the old name is gone from what the rename rewrote, the new one there
             assert args["new_name"].encode() in after[rel]
     assert not list((tmp_path / "data" / "edits").glob("*")), "no transaction left behind"
+    assert not list((tmp_path / "data" / "locks").glob("*")), "no file lock left held"
     kill.left = 0
     _gone(kill)
     # the next edit works, on a fresh server, and starts from whatever the files now hold
