@@ -446,7 +446,7 @@ class LanguageServer:
                 break
         if isinstance(last, (TimeoutError, asyncio.TimeoutError)):
             raise LspTimeout(f"{self.spec.language} language server did not answer {method} within "
-                             f"{self.request_timeout:.0f}s, even after a restart")
+                             f"{self.request_timeout:.0f}s, even after a restart; try again shortly")
         if isinstance(last, _ServerExited):
             raise LspError(f"{self.spec.language} language server ({self.spec.display_name}) exited while answering "
                            f"{method}, again after a restart; try again shortly (the next call starts a fresh "
