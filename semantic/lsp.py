@@ -51,8 +51,14 @@ class LspTimeout(LspError):
     pass
 
 
+class _ServerExited(LspProtocolError):
+    """The server's output ended with the request unanswered: it exited or was killed, it did not refuse."""
+
+
 class _Handler(LanguageServerHandler):
     """multilspy's handler, started with death-signal + own session so children die with us."""
+
+    REAP_POLL_S = 0.2
 
     async def start(self) -> None:
         env = os.environ.copy()
@@ -73,6 +79,18 @@ class _Handler(LanguageServerHandler):
         self.task_counter += 1
         self.tasks[self.task_counter] = self.loop.create_task(self.run_forever_stderr())
         self.task_counter += 1
+        self.tasks[self.task_counter] = self.loop.create_task(self._reap())
+        self.task_counter += 1
+
+    async def _reap(self) -> None:
+        """When the process we started dies, its group goes too: a launcher (basedpyright's Python wrapper of a
+        node server) killed alone leaves its real server running on our pipes, answering as if nothing happened,
+        and alive after every restart and after shutdown."""
+        proc = self.process
+        assert proc is not None
+        while proc.returncode is None:  # not proc.wait(): before 3.12 it also waits for the pipes to close
+            await asyncio.sleep(self.REAP_POLL_S)
+        _kill_group(proc.pid)
 
     async def run_forever(self) -> bool:
         try:
@@ -83,7 +101,7 @@ class _Handler(LanguageServerHandler):
             self._response_handlers.clear()
             for request in pending:
                 with contextlib.suppress(Exception):
-                    await request.on_error(LspProtocolError(ErrorCodes.InternalError, "the language server exited"))
+                    await request.on_error(_ServerExited(ErrorCodes.InternalError, "the language server exited"))
 
 
 class LspLoop:
@@ -200,6 +218,8 @@ class LanguageServer:
         return bool(h and h.process and h.process.returncode is None)
 
     async def _start(self) -> None:
+        if self.handler is not None:  # a dead server's reader and pipes (and any process left in its group) go first
+            await self._kill()
         t0 = time.perf_counter()
         h = _Handler(ProcessLaunchInfo(cmd=list(self.spec.cmd), env=dict(self.spec.env), cwd=str(self.root)),
                      logger=None)
@@ -405,6 +425,8 @@ class LanguageServer:
         for attempt in (1, 2):
             try:
                 return self.loop.call(self._request(method, path, make_params, also_open), timeout=budget)
+            except _ServerExited as exc:  # a crash (or kill -9) under the request: as for a hang, restart and retry
+                last = exc
             except LspProtocolError as exc:
                 raise LspError(f"{self.spec.language} server answered {method} with an error: {exc}") from exc
             except LspError as exc:
@@ -424,8 +446,13 @@ class LanguageServer:
                 break
         if isinstance(last, (TimeoutError, asyncio.TimeoutError)):
             raise LspTimeout(f"{self.spec.language} language server did not answer {method} within "
-                             f"{self.request_timeout:.0f}s, even after a restart")
-        raise LspError(f"{self.spec.language} language server failed on {method} (restarted once): {last}")
+                             f"{self.request_timeout:.0f}s, even after a restart; try again shortly")
+        if isinstance(last, _ServerExited):
+            raise LspError(f"{self.spec.language} language server ({self.spec.display_name}) exited while answering "
+                           f"{method}, again after a restart; try again shortly (the next call starts a fresh "
+                           "server)")
+        raise LspError(f"{self.spec.language} language server failed on {method} (restarted once): {last}; try "
+                       "again shortly")
 
     async def _diagnostics_of(self, path: Path, wait: float) -> list[dict] | None:
         async with self._session() as h:
@@ -557,6 +584,11 @@ def _folders(root: Path):
     async def _f():
         return [{"uri": root.as_uri(), "name": root.name}]
     return _f()
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(Exception):
+        os.killpg(pgid, signal.SIGKILL)  # own session => pgid == the leader's pid, even after the leader died
 
 
 def _kill_tree(pid: int) -> None:

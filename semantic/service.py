@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 # most this long, so that one member's references do not hold the language server from every other call.
 MAX_MEMBER_CHECKS = 300
 MEMBER_CHECK_S = 5.0
-ANSWER_FORMAT = "columns-in-code-points+reference-kinds+mentions+member-precision"
+ANSWER_FORMAT = "columns-in-code-points+reference-kinds+mentions+member-precision+scan-cap-note"
 MAX_SCAN_FILES = 2_000
 
 
@@ -636,8 +636,20 @@ class SemanticService(InspectionMixin, EditingMixin):
             answer = {"refs": refs, "note": None, "mentions": None}
             if lang == "python":
                 answer = self._python_precision(rel, loc, refs)
+                if capped := self._scan_capped(lang):
+                    answer["note"] = f"{answer['note']}; {capped}" if answer["note"] else capped
             self.cache.set(key, answer, tag=project_tag(lang))
         return ReferenceList(path, rel, lang, loc, answer["refs"], key, answer["note"], answer["mentions"])
+
+    def _scan_capped(self, lang: str) -> str | None:
+        """Why a references answer may be incomplete: jedi parses, and the scope check reads, at most
+        MAX_SCAN_FILES files, so on a larger project the rest is missing without a word unless we say so."""
+        n = sum(1 for _ in walk_files(self.root, self.root, LANGUAGE_EXTENSIONS[lang], limit=MAX_SCAN_FILES + 1))
+        if n <= MAX_SCAN_FILES:
+            return None
+        return (f"the project has more than {MAX_SCAN_FILES} {LANGUAGE_NAMES[lang]} files and at most "
+                f"{MAX_SCAN_FILES} were searched, so references in the others may be missing; search_for_pattern "
+                "finds the name in every file")
 
     # ---- Python scopes -----------------------------------------------------------------------------
     def _labelled(self, refs: list[dict], name: str) -> list[dict]:
