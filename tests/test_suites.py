@@ -461,3 +461,21 @@ async def test_the_benchmark_tool_gives_its_suites_the_server_s_store(monkeypatc
     assert run["state"] == "succeeded", run.get("error")
     assert SEEN_STORES == [settings.store] and settings.store is not None
 
+
+def test_bench_coordinate_prints_its_percentiles_with_n_and_no_p95_from_too_few_decisions() -> None:
+    """scripts/bench_coordinate.py computed its own p95: from 10 decisions that was the slowest one under
+    another name. It now reports the suites' summary: n beside every figure, the p95 withheld below 20."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_coordinate",
+                                                  Path(__file__).parent.parent / "scripts" / "bench_coordinate.py")
+    assert spec and spec.loader
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    few = script.percentiles([10.0 + i for i in range(10)])
+    assert few["n"] == 10 and few["p95_ms"] is None and few["withheld"]["p95"] == "n=10 < 20"
+    assert few["max_ms"] == 19.0 and few["min_ms"] == 10.0
+    assert few["text"] == "14.50 / max 19.00 of n=10"
+    enough = script.percentiles([10.0 + i for i in range(40)])
+    assert enough["n"] == 40 and enough["p95_ms"] == 47.05 and enough["p99_ms"] is None
+    assert enough["text"] == "29.50 / 47.05 (n=40)"
