@@ -1,7 +1,8 @@
 """Scale: several HTTP replicas on one PostgreSQL board, beside one SQLite server, in the same run.
 
 - `throughput`: claims+outcomes per second (next_task then report_outcome, 8 concurrent agents whose requests
-  land on any replica) with 1, 2 and 3 PostgreSQL replicas and with one SQLite server; ratios to SQLite.
+  land on any replica) with 1, 2 and 3 PostgreSQL replicas and with one SQLite server, taking turns in ROUNDS
+  rounds on replicas kept running; ratios to SQLite over all rounds and per round (median, range, n).
 - `chaos`: 3 replicas, agents working through the board while replicas are SIGKILLed and restarted; afterwards:
   no claim acknowledged to two agents, no task lost (every task succeeded or failed), none succeeded twice,
   attempts never above the limit, every acknowledged outcome stored.
@@ -9,13 +10,15 @@
 - `round_trips`: requests sent to PostgreSQL per claim and per outcome, counted by the driver's cursor
   (store/postgres.py's CountingCursor) on a board in this process.
 - `stdio`: one server over stdio per engine, one agent claiming and reporting, the engines interleaved in rounds
-  so both see the same machine load; claims+outcomes per second and PostgreSQL's ratio to SQLite.
+  (which goes first alternates) so both see the same machine load; claims+outcomes per second and PostgreSQL's
+  ratio to SQLite, over all rounds and per round.
 - `delayed`: replicas "on other hosts": a delaying TCP relay (bench/delay_relay.py, loopback only) between the
   replicas and the database adds 1 ms or 5 ms of round trip (simulated network, real everything else); 1, 2 and
   3 replicas with none, 1 ms and 5 ms, beside one SQLite server, DELAYED_AGENTS agents. Each replica keeps
   DELAYED_WORKERS writes in flight, so one replica is bound by its round trips rather than by the machine's two
   cores (with 8 workers one replica already needs more CPU than that: the phase measured the CPU, not the
-  network); each row says how busy the machine's CPUs were.
+  network); each row says how busy the machine's CPUs were. The ten configurations take turns in ROUNDS rounds
+  like the throughput rows; ratios to one replica (and to SQLite) per round.
 
 Every throughput row also says where the CPU went, per claim+outcome: the replicas, PostgreSQL (our own
 cluster only), the delay relay and the load generator (this process: raw JSON-RPC through httpcore, the same
