@@ -369,6 +369,9 @@ class LoadedSetup:
     def __init__(self, label: str, cost: float, clock: dict[str, Any]):
         self.label, self.cost, self.clock = label, cost, clock
 
+    def prepare(self, tasks: int, count: int) -> None:
+        self.clock["prepared"].append((self.label, tasks, count))
+
     def turn(self, tasks: int, seed: int = 0) -> float:
         self.clock["order"].append(self.label)
         slow = 2 if self.clock["done"] >= self.clock["tasks_before_load"] else 1
@@ -382,11 +385,12 @@ def test_scale_rows_take_turns_in_rounds_with_the_ratio_of_each_round() -> None:
     Now the rows take turns (A B, then B A), each with its share of the tasks, and each ratio is taken per round."""
     from ansf_mcp.bench import scale_suite
 
-    clock: dict[str, Any] = {"order": [], "done": 0, "tasks_before_load": 400}
+    clock: dict[str, Any] = {"order": [], "prepared": [], "done": 0, "tasks_before_load": 400}
     setups = [LoadedSetup("sqlite", 0.002, clock), LoadedSetup("postgresql-1", 0.001, clock)]
     rates = scale_suite._interleaved(setups, 400, 4)  # type: ignore[arg-type]
     assert clock["order"] == ["sqlite", "postgresql-1", "postgresql-1", "sqlite"] * 2
     assert clock["done"] == 800  # the same tasks as two runs of 400, split over the rounds
+    assert sorted(clock["prepared"]) == [("postgresql-1", 100, 4), ("sqlite", 100, 4)]  # set up before, untimed
     assert scale_suite._per_round(rates, "postgresql-1", "sqlite") == {"n": 4, "median": 2.0, "min": 2.0,
                                                                        "max": 2.0}
     row = {"replicas": 1, "pairs": 400, "seconds": 1.0, "pairs_per_s": 400.0, "ratio_to_sqlite": 2.0, "rounds": 4,

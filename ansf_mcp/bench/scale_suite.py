@@ -259,19 +259,27 @@ class Agents:
 
 def _setup(replica: Replica, tasks: int, agents: int = AGENTS) -> str:
     """A swarm of `agents` agents and `tasks` tasks, through the first replica."""
+    return _swarms(replica, tasks, agents, 1)[0]
+
+
+def _swarms(replica: Replica, tasks: int, agents: int, count: int) -> list[str]:
+    """`count` swarms of `agents` agents and `tasks` tasks each, through one session with the replica."""
     import anyio
     from mcp import Client
 
-    async def go() -> str:
+    async def go() -> list[str]:
+        swarms = []
         async with Client(f"{replica.url}/mcp") as c:
-            r = await c.call_tool("spawn_swarm", {"name": "scale", "agents": [{"role": f"w{i}"} for i in
-                                                                              range(agents)]})
-            sw = r.structured_content["swarm_id"]
-            for start in range(0, tasks, 1000):
-                batch = [{"description": f"task {k}"} for k in range(start, min(tasks, start + 1000))]
-                r = await c.call_tool("coordinate", {"swarm_id": sw, "tasks": batch, "strategy": "round-robin"})
-                assert not r.is_error, r.content[0].text
-            return sw
+            for _ in range(count):
+                r = await c.call_tool("spawn_swarm", {"name": "scale", "agents": [{"role": f"w{i}"} for i in
+                                                                                  range(agents)]})
+                sw = r.structured_content["swarm_id"]
+                for start in range(0, tasks, 1000):
+                    batch = [{"description": f"task {k}"} for k in range(start, min(tasks, start + 1000))]
+                    r = await c.call_tool("coordinate", {"swarm_id": sw, "tasks": batch, "strategy": "round-robin"})
+                    assert not r.is_error, r.content[0].text
+                swarms.append(sw)
+        return swarms
 
     return anyio.run(go)
 
@@ -328,6 +336,7 @@ class Setup:
         self.replicas = [Replica(store, tmp / f"data-{label}", tmp, workers=workers) for _ in range(replicas_n)]
         self.turns: list[dict[str, Any]] = []
         self.sessions: dict[int, list[Connection]] = {}
+        self.prepared: dict[int, list[str]] = {}  # swarms set up ahead of the rounds, by their task count
 
     def __enter__(self) -> Setup:
         try:
@@ -345,11 +354,17 @@ class Setup:
         for r in self.replicas:
             r.stop()
 
+    def prepare(self, tasks: int, count: int) -> None:
+        """The swarms of `count` rounds of `tasks` tasks, made before the rounds so that the rounds are only
+        the measured work: setting one up per turn cost as much as a short round of work."""
+        self.prepared.setdefault(tasks, []).extend(_swarms(self.replicas[0], tasks, self.n_agents, count))
+
     def turn(self, tasks: int, seed: int = 0) -> float:
         """One round: a swarm of `tasks` tasks worked through; its claims+outcomes per second."""
         import anyio
 
-        sw = _setup(self.replicas[0], tasks, self.n_agents)
+        ready = self.prepared.get(tasks)
+        sw = ready.pop(0) if ready else _setup(self.replicas[0], tasks, self.n_agents)
         agents = Agents(self.replicas, sw, seed=seed, agents=self.n_agents, sessions=self.sessions)
         before, cpu_before = _cpu_ticks(), _parts_cpu(self.replicas, self.backend, self.relay_pid)
         t0 = time.perf_counter()
@@ -405,7 +420,13 @@ def _interleaved(setups: list[Setup], tasks: int, rounds: int,
     B A: none always first or last), `tasks` split over the rounds; the rate of every turn, by label. On a shared
     machine only configurations measured side by side compare: rows measured one after the other each met other
     load, and their ratio showed it."""
+    from concurrent.futures import ThreadPoolExecutor
+
     per_turn = -(-tasks // rounds)
+    # Untimed, all configurations at once: their set-up calls mostly wait on round trips (a relay's delay too).
+    with ThreadPoolExecutor(max_workers=len(setups)) as pool:
+        for done in [pool.submit(s.prepare, per_turn, rounds) for s in setups]:
+            done.result()
     rates: list[dict[str, float]] = []
     for r in range(rounds):
         if progress:
