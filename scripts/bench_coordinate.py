@@ -8,7 +8,9 @@ instead of the editable install's (this venv's), with this interpreter's librari
 16 agents (4 roles), 6 rounds of 16 tasks claimed and reported (70 % successes, seeded), then batches of 64 new
 tasks decided with `auto` on a growing board. In-process runs (a fresh interpreter per run) and stdio servers (one
 per tree, calls alternated A B B A ...) are interleaved tree by tree, so the shared machine's load hits all alike;
-the load average is recorded before and after. In-process runs also report the process's CPU time per
+the load average is recorded before and after.
+Every latency carries its n; a p95 from fewer than 20 decisions (a p99 from fewer than 100) is left null, with why
+under `withheld` (ansf_mcp.system.stats, as in `ansf bench`). In-process runs also report the process's CPU time per
 decision, which the machine's load changes far less than wall time.
 """
 
@@ -31,7 +33,7 @@ import anyio
 import psutil
 from mcp import Client, StdioServerParameters
 
-from ansf_mcp.system.stats import percentile
+from ansf_mcp.system.stats import latency_summary, quantiles_text
 
 ROLES = ("backend", "frontend", "tests", "devops")
 WORDS = {"backend": "api endpoint database query schema migration", "frontend": "ui button page css layout render",
@@ -96,9 +98,14 @@ runpy.run_module('ansf_mcp', run_name='__main__', alter_sys=True)
 """
 
 
-def percentiles(ms: list[float]) -> dict[str, float]:
-    return {"n": len(ms), "p50_ms": round(percentile(ms, 50), 2), "p95_ms": round(percentile(ms, 95), 2),
-            "min_ms": round(min(ms), 2)}
+def percentiles(ms: list[float]) -> dict[str, Any]:
+    """Milliseconds in; the suites' summary out (n, p50..p99 with a tail withheld below its sample count, max,
+    mean) plus the minimum, and `text`, "p50 / p95" as the reports print it. The script's own p95 had been the
+    slowest call or two under another name whenever a run was given few decisions."""
+    out = latency_summary([v / 1000 for v in ms])
+    out["min_ms"] = round(min(ms), 4)
+    out["text"] = quantiles_text(out, (50, 95), 2)
+    return out
 
 
 def in_process(tree: str, calls: int) -> dict[str, list[float]]:

@@ -148,5 +148,31 @@ def test_the_stdio_phase_says_where_each_engine_s_cpu_went(pg_cluster, tmp_path)
     assert set(result["server_cpu_ms_per_pair"]) == {"sqlite", "postgresql"}
     assert min(result["server_cpu_ms_per_pair"].values()) > 0
     assert result["postgresql_backend_cpu_ms_per_pair"] > 0
+    # The engines' ratio is taken in every round, not only over the whole run.
+    per_round = result["ratio_per_round"]
+    assert per_round["n"] == 4 and 0 < per_round["min"] <= per_round["median"] <= per_round["max"]
     line = scale_suite.markdown({"stdio": result})
     assert f"plus PostgreSQL itself {result['postgresql_backend_cpu_ms_per_pair']} ms" in line
+    assert "n=4 rounds" in line
+
+
+@pytest.mark.slow
+def test_the_throughput_rows_take_turns_on_replicas_kept_running(pg_cluster, tmp_path) -> None:
+    """The scale suite's throughput table, bounded: SQLite and 1, 2 and 3 PostgreSQL replicas take turns in two
+    rounds on the same replicas; every row sums its rounds and every PostgreSQL row has a ratio per round."""
+    from ansf_mcp.bench import scale_suite
+
+    def fresh() -> str:
+        return pg_cluster.new_database()
+
+    fresh.cpu_s = pg_cluster.cpu_s  # type: ignore[attr-defined]
+    rows = scale_suite._throughput_table(fresh, 24, tmp_path, rounds=2)
+    assert [(r["engine"], r["replicas"]) for r in rows] == [("sqlite", 1), ("postgresql", 1), ("postgresql", 2),
+                                                            ("postgresql", 3)]
+    for row in rows:
+        assert row["rounds"] == 2 and row["pairs"] >= 24 and row["duplicate_claims"] == 0, row
+    for row in rows[1:]:
+        per_round = row["ratio_to_sqlite_per_round"]
+        assert per_round["n"] == 2 and 0 < per_round["min"] <= per_round["max"], row
+        assert row["cpu_ms_per_pair"]["backend"] > 0
+    assert "take turns in 2 rounds" in scale_suite.markdown({"throughput": rows})

@@ -362,6 +362,64 @@ def test_a_calls_per_s_pair_is_measured_in_alternating_turns_with_the_ratio_of_e
             "ratio per round median 0.50 (range 0.50–0.50, n=6 rounds)") in text, text
 
 
+class LoadedSetup:
+    """A scale-suite configuration whose turns run on a shared clock: `cost` seconds per task, doubled once the
+    machine has done `tasks_before_load` tasks (a load change half-way through the run)."""
+
+    def __init__(self, label: str, cost: float, clock: dict[str, Any]):
+        self.label, self.cost, self.clock = label, cost, clock
+
+    def prepare(self, tasks: int, count: int) -> None:
+        self.clock["prepared"].append((self.label, tasks, count))
+
+    def turn(self, tasks: int, seed: int = 0) -> float:
+        self.clock["order"].append(self.label)
+        slow = 2 if self.clock["done"] >= self.clock["tasks_before_load"] else 1
+        self.clock["done"] += tasks
+        return tasks / (tasks * self.cost * slow)
+
+
+def test_scale_rows_take_turns_in_rounds_with_the_ratio_of_each_round() -> None:
+    """The scale suite measured SQLite, then 1, 2 and 3 PostgreSQL replicas, one after the other: a load change
+    between two rows became their ratio (here PostgreSQL twice as fast reads 1.0 once the load doubles under it).
+    Now the rows take turns (A B, then B A), each with its share of the tasks, and each ratio is taken per round."""
+    from ansf_mcp.bench import scale_suite
+
+    clock: dict[str, Any] = {"order": [], "prepared": [], "done": 0, "tasks_before_load": 400}
+    setups = [LoadedSetup("sqlite", 0.002, clock), LoadedSetup("postgresql-1", 0.001, clock)]
+    rates = scale_suite._interleaved(setups, 400, 4)  # type: ignore[arg-type]
+    assert clock["order"] == ["sqlite", "postgresql-1", "postgresql-1", "sqlite"] * 2
+    assert clock["done"] == 800  # the same tasks as two runs of 400, split over the rounds
+    assert sorted(clock["prepared"]) == [("postgresql-1", 100, 4), ("sqlite", 100, 4)]  # set up before, untimed
+    assert scale_suite._per_round(rates, "postgresql-1", "sqlite") == {"n": 4, "median": 2.0, "min": 2.0,
+                                                                       "max": 2.0}
+    row = {"replicas": 1, "pairs": 400, "seconds": 1.0, "pairs_per_s": 400.0, "ratio_to_sqlite": 2.0, "rounds": 4,
+           "ratio_to_sqlite_per_round": scale_suite._per_round(rates, "postgresql-1", "sqlite")}
+    text = scale_suite.markdown({"throughput": [{"engine": "sqlite", **row, "ratio_to_sqlite": 1.0,
+                                                 "ratio_to_sqlite_per_round": None},
+                                                {"engine": "postgresql", **row}],
+                                 "delayed": [{"engine": "postgresql", "rtt_ms": 5.0, "workers": 1, "agents": 6, **row,
+                                              "replicas": 3, "ratio_to_one_replica": 2.0,
+                                              "ratio_to_one_replica_per_round": row["ratio_to_sqlite_per_round"]}]})
+    assert "| postgresql | 1 | 400 | 1.0 | 400.0 | 2.0 | 2.00 (range 2.00–2.00, n=4 rounds) |" in text, text
+    assert "| 400.0 | 2.0 | 2.00 (range 2.00–2.00, n=4 rounds) |" in text.split("delaying relay")[1], text
+    assert text.count("take turns in 4 rounds") == 2, text
+    # A report stored before the rows took turns says so instead of offering its ratios as comparable.
+    old = scale_suite.markdown({"throughput": [{"engine": "postgresql", **row, "ratio_to_sqlite_per_round": None}]})
+    assert "measured one after another" in old, old
+
+
+def test_the_scale_stdio_line_gives_the_ratio_of_every_round() -> None:
+    from ansf_mcp.bench import scale_suite
+
+    st = {"rounds": 4, "pairs_per_round": 10, "sqlite_pairs_per_s": 300.0, "postgresql_pairs_per_s": 220.0,
+          "ratio": 0.73, "server_cpu_ms_per_pair": {}, "postgresql_backend_cpu_ms_per_pair": None,
+          "ratio_per_round": {"n": 4, "median": 0.725, "min": 0.7, "max": 0.76}}
+    assert "(0.73x; per round median 0.72 (range 0.70–0.76, n=4 rounds))" in scale_suite.markdown({"stdio": st})
+    del st["ratio_per_round"]
+    assert "one ratio over all rounds" in scale_suite.markdown({"stdio": st})
+
+
 def test_every_report_section_says_which_store_it_measured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Most suites measure servers on a throw-away data directory of their own, on purpose, and the report never
     said so: a reader of the benchmark tool's report took the figures for the configured store's."""
@@ -406,3 +464,22 @@ async def test_the_benchmark_tool_gives_its_suites_the_server_s_store(monkeypatc
         app.shutdown()
     assert run["state"] == "succeeded", run.get("error")
     assert SEEN_STORES == [settings.store] and settings.store is not None
+
+
+def test_bench_coordinate_prints_its_percentiles_with_n_and_no_p95_from_too_few_decisions() -> None:
+    """scripts/bench_coordinate.py computed its own p95: from 10 decisions that was the slowest one under
+    another name. It now reports the suites' summary: n beside every figure, the p95 withheld below 20."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_coordinate",
+                                                  Path(__file__).parent.parent / "scripts" / "bench_coordinate.py")
+    assert spec and spec.loader
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    few = script.percentiles([10.0 + i for i in range(10)])
+    assert few["n"] == 10 and few["p95_ms"] is None and few["withheld"]["p95"] == "n=10 < 20"
+    assert few["max_ms"] == 19.0 and few["min_ms"] == 10.0
+    assert few["text"] == "14.50 / max 19.00 of n=10"
+    enough = script.percentiles([10.0 + i for i in range(40)])
+    assert enough["n"] == 40 and enough["p95_ms"] == 47.05 and enough["p99_ms"] is None
+    assert enough["text"] == "29.50 / 47.05 (n=40)"

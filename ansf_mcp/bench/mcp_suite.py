@@ -25,7 +25,7 @@ from mcp import Client
 
 from ansf_mcp.bench.context import SuiteContext
 from ansf_mcp.bench.procs import server_params
-from ansf_mcp.system.stats import latency_summary, percentile, quantile_text
+from ansf_mcp.system.stats import latency_summary, quantile_text, ratio_summary, ratio_text
 
 Progress = Callable[[float, str], None]
 
@@ -79,11 +79,9 @@ async def _interleaved_rates(client: Client, a: tuple[str, str, dict[str, Any]],
             turn[name] = time.perf_counter() - started
             seconds[name] += turn[name]
         ratios.append(turn[name_b] / turn[name_a])  # (per_turn / t_a) / (per_turn / t_b)
-    ordered = sorted(ratios)
     return {"a": name_a, "b": name_b, "rounds": rounds, "calls_per_turn": per_turn,
             "calls_per_s": {name: round(rounds * per_turn / t, 1) for name, t in seconds.items()},
-            "ratio_a_to_b": {"n": rounds, "median": round(percentile(ordered, 50), 3),
-                             "min": round(ordered[0], 3), "max": round(ordered[-1], 3)}}
+            "ratio_a_to_b": ratio_summary(ratios)}
 
 
 async def _run(data_dir: Path, quick: bool, progress: Progress | None) -> dict[str, Any]:
@@ -211,11 +209,9 @@ def markdown(report: dict[str, Any]) -> str:
     pairs = report.get("calls_per_s_pairs")
     if pairs:
         for p in pairs:
-            ratio_ = p["ratio_a_to_b"]
             lines.append(f"Sequential calls/s, interleaved ({p['rounds']} rounds of {p['calls_per_turn']} calls each, "
                          f"turns A B then B A): {p['a']} {p['calls_per_s'][p['a']]} beside {p['b']} "
-                         f"{p['calls_per_s'][p['b']]}; ratio per round median {ratio_['median']:.2f} (range "
-                         f"{ratio_['min']:.2f}–{ratio_['max']:.2f}, n={ratio_['n']} rounds).")
+                         f"{p['calls_per_s'][p['b']]}; ratio per round median {ratio_text(p['ratio_a_to_b'])}.")
     else:  # a report stored before the rates were interleaved: blocks measured one after another, no ratio
         lines.append("Sequential calls/s, each measured in its own block (not comparable with one another): "
                      + ", ".join(f"{k} {v}" for k, v in rates.items()) + ".")

@@ -1,7 +1,8 @@
 """Scale: several HTTP replicas on one PostgreSQL board, beside one SQLite server, in the same run.
 
 - `throughput`: claims+outcomes per second (next_task then report_outcome, 8 concurrent agents whose requests
-  land on any replica) with 1, 2 and 3 PostgreSQL replicas and with one SQLite server; ratios to SQLite.
+  land on any replica) with 1, 2 and 3 PostgreSQL replicas and with one SQLite server, taking turns in ROUNDS
+  rounds on replicas kept running; ratios to SQLite over all rounds and per round (median, range, n).
 - `chaos`: 3 replicas, agents working through the board while replicas are SIGKILLed and restarted; afterwards:
   no claim acknowledged to two agents, no task lost (every task succeeded or failed), none succeeded twice,
   attempts never above the limit, every acknowledged outcome stored.
@@ -9,13 +10,15 @@
 - `round_trips`: requests sent to PostgreSQL per claim and per outcome, counted by the driver's cursor
   (store/postgres.py's CountingCursor) on a board in this process.
 - `stdio`: one server over stdio per engine, one agent claiming and reporting, the engines interleaved in rounds
-  so both see the same machine load; claims+outcomes per second and PostgreSQL's ratio to SQLite.
+  (which goes first alternates) so both see the same machine load; claims+outcomes per second and PostgreSQL's
+  ratio to SQLite, over all rounds and per round.
 - `delayed`: replicas "on other hosts": a delaying TCP relay (bench/delay_relay.py, loopback only) between the
   replicas and the database adds 1 ms or 5 ms of round trip (simulated network, real everything else); 1, 2 and
   3 replicas with none, 1 ms and 5 ms, beside one SQLite server, DELAYED_AGENTS agents. Each replica keeps
   DELAYED_WORKERS writes in flight, so one replica is bound by its round trips rather than by the machine's two
   cores (with 8 workers one replica already needs more CPU than that: the phase measured the CPU, not the
-  network); each row says how busy the machine's CPUs were.
+  network); each row says how busy the machine's CPUs were. The ten configurations take turns in ROUNDS rounds
+  like the throughput rows; ratios to one replica (and to SQLite) per round.
 
 Every throughput row also says where the CPU went, per claim+outcome: the replicas, PostgreSQL (our own
 cluster only), the delay relay and the load generator (this process: raw JSON-RPC through httpcore, the same
@@ -44,6 +47,7 @@ from typing import Any, ClassVar
 from ansf_mcp.bench.context import SuiteContext
 from ansf_mcp.bench.pgcluster import postgres
 from ansf_mcp.ports import free_port
+from ansf_mcp.system.stats import ratio_summary, ratio_text
 
 AGENTS = 8
 # The delayed phase: each replica has DELAYED_WORKERS writes in flight (a claim is 2 round trips, an outcome 3:
@@ -61,6 +65,9 @@ STDIO_WARMUP_PAIRS = 20
 DELAYS_S = (0.001, 0.005)
 MAX_ATTEMPTS = 6
 CHAOS_LEASE_S = 3.0
+# Rounds of the throughput and delayed tables, each configuration's tasks split over them: even so (A B, B A,
+# A B, B A) every configuration goes first and last as often, and each row has a ratio for every round.
+ROUNDS = 4
 
 
 class Replica:
@@ -176,9 +183,14 @@ class Agents:
     replica died is sent again to another one (the board's rules make that safe: claims are fenced, a repeated
     report gets the first answer)."""
 
-    def __init__(self, replicas: list[Replica], swarm: str, seed: int = 0, agents: int = AGENTS):
+    def __init__(self, replicas: list[Replica], swarm: str, seed: int = 0, agents: int = AGENTS,
+                 sessions: dict[int, list[Connection]] | None = None):
         self.replicas, self.swarm, self.agents = replicas, swarm, agents
         self.seed = seed
+        # Kept across runs on the same replicas (a configuration's rounds), so that only its first round pays
+        # for opening every agent's session with every replica, as one long run did.
+        self.sessions = sessions
+        self.last_outcome_at: float | None = None
         self.claims: list[tuple[str, int, str]] = []  # acknowledged (task, claim number, agent)
         self.outcomes: list[tuple[str, int]] = []  # acknowledged (task, claim number)
         self.retries = 0
@@ -199,7 +211,12 @@ class Agents:
 
         rng = random.Random(self.seed * 100 + i)
         me = f"agent-{i}"
-        conns = [Connection(http, r.url) for r in self.replicas]
+        if self.sessions is None:
+            conns = [Connection(http, r.url) for r in self.replicas]
+        else:
+            conns = self.sessions.setdefault(i, [Connection(http, r.url) for r in self.replicas])
+            for conn in conns:
+                conn.http = http  # each run has its own connection pool; the MCP sessions outlive it
 
         async def call(tool: str, **args: Any) -> dict[str, Any]:
             for _ in range(600):
@@ -235,25 +252,34 @@ class Agents:
                 await call("report_outcome", swarm_id=self.swarm, task_id=task, agent_id=me,
                            success=rng.random() > 0.1, summary="done", claim=claim)
                 self.outcomes.append((task, claim))
+                self.last_outcome_at = time.perf_counter()
             except ToolRefused:
                 pass  # the lease ran out while the answer was lost with a killed replica: refused, as it must be
 
 
 def _setup(replica: Replica, tasks: int, agents: int = AGENTS) -> str:
     """A swarm of `agents` agents and `tasks` tasks, through the first replica."""
+    return _swarms(replica, tasks, agents, 1)[0]
+
+
+def _swarms(replica: Replica, tasks: int, agents: int, count: int) -> list[str]:
+    """`count` swarms of `agents` agents and `tasks` tasks each, through one session with the replica."""
     import anyio
     from mcp import Client
 
-    async def go() -> str:
+    async def go() -> list[str]:
+        swarms = []
         async with Client(f"{replica.url}/mcp") as c:
-            r = await c.call_tool("spawn_swarm", {"name": "scale", "agents": [{"role": f"w{i}"} for i in
-                                                                              range(agents)]})
-            sw = r.structured_content["swarm_id"]
-            for start in range(0, tasks, 1000):
-                batch = [{"description": f"task {k}"} for k in range(start, min(tasks, start + 1000))]
-                r = await c.call_tool("coordinate", {"swarm_id": sw, "tasks": batch, "strategy": "round-robin"})
-                assert not r.is_error, r.content[0].text
-            return sw
+            for _ in range(count):
+                r = await c.call_tool("spawn_swarm", {"name": "scale", "agents": [{"role": f"w{i}"} for i in
+                                                                                  range(agents)]})
+                sw = r.structured_content["swarm_id"]
+                for start in range(0, tasks, 1000):
+                    batch = [{"description": f"task {k}"} for k in range(start, min(tasks, start + 1000))]
+                    r = await c.call_tool("coordinate", {"swarm_id": sw, "tasks": batch, "strategy": "round-robin"})
+                    assert not r.is_error, r.content[0].text
+                swarms.append(sw)
+        return swarms
 
     return anyio.run(go)
 
@@ -297,43 +323,121 @@ def _parts_cpu(replicas: list[Replica], backend: Callable[[], float | None] | No
             "load_generator": own.ru_utime + own.ru_stime}
 
 
+class Setup:
+    """One configuration of a throughput table (engine, replicas, writes in flight, relay), its replicas started
+    once and kept for every round: a round then costs one swarm's set-up, not the replicas' start, and the rounds
+    of all configurations can take turns. `turn` measures one round; `row` sums the rounds."""
+
+    def __init__(self, label: str, store: str, replicas_n: int, tmp: Path, n_agents: int = AGENTS,
+                 workers: int | None = None, backend: Callable[[], float | None] | None = None,
+                 relay_pid: int | None = None):
+        self.label, self.n_agents, self.workers = label, n_agents, workers
+        self.backend, self.relay_pid = backend, relay_pid
+        self.replicas = [Replica(store, tmp / f"data-{label}", tmp, workers=workers) for _ in range(replicas_n)]
+        self.turns: list[dict[str, Any]] = []
+        self.sessions: dict[int, list[Connection]] = {}
+        self.prepared: dict[int, list[str]] = {}  # swarms set up ahead of the rounds, by their task count
+
+    def __enter__(self) -> Setup:
+        try:
+            for r in self.replicas:
+                r.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        for r in self.replicas:
+            r.stop()
+
+    def prepare(self, tasks: int, count: int) -> None:
+        """The swarms of `count` rounds of `tasks` tasks, made before the rounds so that the rounds are only
+        the measured work: setting one up per turn cost as much as a short round of work."""
+        self.prepared.setdefault(tasks, []).extend(_swarms(self.replicas[0], tasks, self.n_agents, count))
+
+    def turn(self, tasks: int, seed: int = 0) -> float:
+        """One round: a swarm of `tasks` tasks worked through; its claims+outcomes per second."""
+        import anyio
+
+        ready = self.prepared.get(tasks)
+        sw = ready.pop(0) if ready else _setup(self.replicas[0], tasks, self.n_agents)
+        agents = Agents(self.replicas, sw, seed=seed, agents=self.n_agents, sessions=self.sessions)
+        before, cpu_before = _cpu_ticks(), _parts_cpu(self.replicas, self.backend, self.relay_pid)
+        t0 = time.perf_counter()
+        anyio.run(agents.run)
+        # Up to the last outcome: after it the agents only poll (0.1 s apart) until they see the board empty, a
+        # wait that a short round would count as a large share of its time.
+        elapsed = (agents.last_outcome_at or time.perf_counter()) - t0
+        after, cpu_after = _cpu_ticks(), _parts_cpu(self.replicas, self.backend, self.relay_pid)
+        self.turns.append({
+            "pairs": len(agents.outcomes), "seconds": elapsed,
+            "ticks": (after[0] - before[0], after[1] - before[1]) if before and after else None,
+            "cpu": {part: (cpu_after[part] - cpu_before[part])  # type: ignore[operator]
+                    if cpu_before[part] is not None and cpu_after[part] is not None else None for part in cpu_before},
+            "duplicate_claims": len(agents.claims) - len({(t, n) for t, n, _ in agents.claims})})
+        return len(agents.outcomes) / elapsed
+
+    def row(self) -> dict[str, Any]:
+        """The rounds together: rates over all of them, and where the CPU went per claim+outcome."""
+        pairs = sum(t["pairs"] for t in self.turns)
+        elapsed = sum(t["seconds"] for t in self.turns)
+        ticks = [t["ticks"] for t in self.turns]
+        every, idle = (sum(t[0] for t in ticks), sum(t[1] for t in ticks)) if None not in ticks else (0, 0)
+        busy = round(1 - idle / every, 2) if every > 0 else None
+        spent = {part: None if any(t["cpu"][part] is None for t in self.turns)
+                 else sum(t["cpu"][part] for t in self.turns) for part in self.turns[0]["cpu"]}
+        return {"replicas": len(self.replicas), "agents": self.n_agents, "workers": self.workers, "pairs": pairs,
+                "rounds": len(self.turns),
+                "seconds": round(elapsed, 2), "pairs_per_s": round(pairs / elapsed, 1),
+                "machine_cpu_busy": busy,  # every process on the machine, ours or not: near 1.0 means CPU-bound
+                "cpu_bound": None if busy is None else busy >= CPU_BOUND_BUSY,
+                "cpus": os.cpu_count(),
+                # CPU milliseconds per claim+outcome of each part; `cores_used`: all our parts together, in cores.
+                "cpu_ms_per_pair": {part: None if s is None or not pairs else round(1000 * s / pairs, 2)
+                                    for part, s in spent.items()},
+                "cores_used": round(sum(s for s in spent.values() if s is not None) / elapsed, 2),
+                "duplicate_claims": sum(t["duplicate_claims"] for t in self.turns)}
+
+
 def _throughput(store: str, replicas_n: int, tasks: int, tmp: Path, n_agents: int = AGENTS,
                 workers: int | None = None, backend: Callable[[], float | None] | None = None,
                 relay_pid: int | None = None) -> dict[str, Any]:
-    """Claims+outcomes per second of `n_agents` agents on `replicas_n` replicas, and the CPU each part spent
-    per claim+outcome (`backend`: the database's CPU seconds so far, when it is ours to see; on SQLite the
+    """Claims+outcomes per second of `n_agents` agents on `replicas_n` replicas in one go, and the CPU each part
+    spent per claim+outcome (`backend`: the database's CPU seconds so far, when it is ours to see; on SQLite the
     database is inside the replica)."""
-    import anyio
+    with Setup("one", store, replicas_n, tmp, n_agents, workers, backend, relay_pid) as setup:
+        setup.turn(tasks)
+    return setup.row()
 
-    replicas = [Replica(store, tmp / "data", tmp, workers=workers) for _ in range(replicas_n)]
-    try:
-        for r in replicas:
-            r.start()
-        sw = _setup(replicas[0], tasks, n_agents)
-        agents = Agents(replicas, sw, agents=n_agents)
-        before, cpu_before = _cpu_ticks(), _parts_cpu(replicas, backend, relay_pid)
-        t0 = time.perf_counter()
-        anyio.run(agents.run)
-        elapsed = time.perf_counter() - t0
-        after, cpu_after = _cpu_ticks(), _parts_cpu(replicas, backend, relay_pid)
-    finally:
-        for r in replicas:
-            r.stop()
-    pairs = len(agents.outcomes)
-    busy = (round(1 - (after[1] - before[1]) / (after[0] - before[0]), 2)
-            if before and after and after[0] > before[0] else None)
-    spent = {part: (cpu_after[part] - cpu_before[part])  # type: ignore[operator]
-             if cpu_before[part] is not None and cpu_after[part] is not None else None for part in cpu_before}
-    return {"replicas": replicas_n, "agents": n_agents, "workers": workers, "pairs": pairs,
-            "seconds": round(elapsed, 2), "pairs_per_s": round(pairs / elapsed, 1),
-            "machine_cpu_busy": busy,  # every process on the machine, ours or not: near 1.0 means CPU-bound
-            "cpu_bound": None if busy is None else busy >= CPU_BOUND_BUSY,
-            "cpus": os.cpu_count(),
-            # CPU milliseconds per claim+outcome of each part; `cores_used`: all our parts together, in cores.
-            "cpu_ms_per_pair": {part: None if s is None or not pairs else round(1000 * s / pairs, 2)
-                                for part, s in spent.items()},
-            "cores_used": round(sum(s for s in spent.values() if s is not None) / elapsed, 2),
-            "duplicate_claims": len(agents.claims) - len({(t, n) for t, n, _ in agents.claims})}
+
+def _interleaved(setups: list[Setup], tasks: int, rounds: int,
+                 progress: Callable[[int], None] | None = None) -> list[dict[str, float]]:
+    """`rounds` rounds of one turn per configuration, in order on even rounds and reversed on odd ones (A B, then
+    B A: none always first or last), `tasks` split over the rounds; the rate of every turn, by label. On a shared
+    machine only configurations measured side by side compare: rows measured one after the other each met other
+    load, and their ratio showed it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    per_turn = -(-tasks // rounds)
+    # Untimed, all configurations at once: their set-up calls mostly wait on round trips (a relay's delay too).
+    with ThreadPoolExecutor(max_workers=len(setups)) as pool:
+        for done in [pool.submit(s.prepare, per_turn, rounds) for s in setups]:
+            done.result()
+    rates: list[dict[str, float]] = []
+    for r in range(rounds):
+        if progress:
+            progress(r)
+        rates.append({s.label: s.turn(per_turn, seed=r) for s in (setups if r % 2 == 0 else setups[::-1])})
+    return rates
+
+
+def _per_round(rates: list[dict[str, float]], label: str, reference: str) -> dict[str, Any]:
+    """The ratio of `label`'s rate to `reference`'s, round by round."""
+    return ratio_summary([r[label] / r[reference] for r in rates])
 
 
 def _chaos(store: str, tasks: int, kills: int, tmp: Path, restart_db: Any = None) -> dict[str, Any]:
@@ -476,7 +580,8 @@ def _round_trips(url: str, tasks: int = 40) -> dict[str, Any]:
 def _stdio(tmp: Path, pg_url: str, rounds: int, pairs: int,
            backend: Callable[[], float | None] | None = None) -> dict[str, Any]:
     """One stdio server per engine, one agent each, STDIO_WARMUP_PAIRS untimed, then `rounds` rounds of `pairs`
-    claim+outcome pairs, the engines taking turns within every round; beside the rates, the CPU per claim+outcome
+    claim+outcome pairs, the engines taking turns within every round (SQLite first, then PostgreSQL first, ...),
+    and PostgreSQL's ratio to SQLite in every round; beside the rates, the CPU per claim+outcome
     of each server process and of PostgreSQL (`backend`, when it is ours to see), counted during the engine's own
     turns only."""
     from ansf_mcp.bench.chaos_suite import StdioServer
@@ -509,26 +614,31 @@ def _stdio(tmp: Path, pg_url: str, rounds: int, pairs: int,
             # Untimed: the first calls create the functions, plan their statements and open pooled connections.
             for _ in range(STDIO_WARMUP_PAIRS):
                 pair(server, sw)
-        for _ in range(rounds):
-            for engine, server in servers.items():
+        ratios: list[float] = []
+        for r in range(rounds):
+            turn: dict[str, float] = {}
+            for engine in (("sqlite", "postgresql") if r % 2 == 0 else ("postgresql", "sqlite")):
+                server = servers[engine]
                 db = backend if engine == "postgresql" else None
                 cpu0, db0 = _cpu_s(server.proc.pid), db() if db else None
                 t0 = time.perf_counter()
                 for _ in range(pairs):
                     pair(server, swarms[engine])
                     done[engine] += 1
-                seconds[engine] += time.perf_counter() - t0
+                turn[engine] = time.perf_counter() - t0
+                seconds[engine] += turn[engine]
                 cpu1, db1 = _cpu_s(server.proc.pid), db() if db else None
                 cpu[engine] += (cpu1 or 0.0) - (cpu0 or 0.0)
                 if db:
                     backend_s = None if db0 is None or db1 is None or backend_s is None else backend_s + db1 - db0
+            ratios.append(turn["sqlite"] / turn["postgresql"])  # the same pairs each: rate ratio, PostgreSQL / SQLite
     finally:
         for server in servers.values():
             server.close()
     rate = {e: round(done[e] / seconds[e], 1) for e in done}
     return {"rounds": rounds, "pairs_per_round": pairs, "sqlite_pairs_per_s": rate["sqlite"],
             "postgresql_pairs_per_s": rate["postgresql"],
-            "ratio": round(rate["postgresql"] / rate["sqlite"], 2),
+            "ratio": round(rate["postgresql"] / rate["sqlite"], 2), "ratio_per_round": ratio_summary(ratios),
             # CPU ms per claim+outcome: each stdio server (SQLite's includes its database), and PostgreSQL's.
             "server_cpu_ms_per_pair": {e: round(1000 * cpu[e] / done[e], 2) for e in done if done[e]},
             "postgresql_backend_cpu_ms_per_pair": None if backend_s is None or not done["postgresql"]
@@ -544,32 +654,61 @@ def _via(url: str, port: int) -> str:
     return urlunsplit(parts._replace(netloc=f"{auth}127.0.0.1:{port}"))
 
 
-def _delayed(fresh: Any, tasks: int, tmp: Path) -> list[dict[str, Any]]:
+def _delayed(fresh: Any, tasks: int, tmp: Path, rounds: int,
+             progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
     """1, 2 and 3 replicas with no added delay and behind 1 ms and 5 ms, each replica with DELAYED_WORKERS
     writes in flight: what the target asks is whether replicas add up when each one waits on the network, and a
     replica limited by its own round trips shows that below the CPU this machine has (with 8 workers one
-    replica alone already needs more CPU than two cores give; `machine_cpu_busy` says when a row hit it)."""
+    replica alone already needs more CPU than two cores give; `machine_cpu_busy` says when a row hit it).
+    Every configuration (ten of them, with the SQLite server) is kept running and they take turns in `rounds`
+    rounds, so each row's ratio to one replica, and to SQLite, is taken round by round."""
     from urllib.parse import urlsplit
 
     from ansf_mcp.bench.delay_relay import DelayRelay
 
-    rows: list[dict[str, Any]] = []
-    sqlite = _throughput(str(tmp / "delayed.sqlite3"), 1, tasks, tmp, DELAYED_AGENTS, DELAYED_WORKERS)
-    rows.append({"engine": "sqlite", "rtt_ms": 0.0, **sqlite, "ratio_to_one_replica": None})
-    for rtt in (0.0, *DELAYS_S):
-        one = None
-        for n in (1, 2, 3):
-            url = fresh()
-            port = urlsplit(url).port
-            assert port is not None
-            with DelayRelay(port, rtt) if rtt else contextlib.nullcontext() as relay:
-                row = _throughput(_via(url, relay.port) if relay else url, n, tasks, tmp, DELAYED_AGENTS,
-                                  DELAYED_WORKERS, backend=getattr(fresh, "cpu_s", None),
-                                  relay_pid=relay.proc.pid if relay and relay.proc else None)
-            one = one or row["pairs_per_s"]
-            rows.append({"engine": "postgresql", "rtt_ms": rtt * 1000, **row,
-                         "ratio_to_one_replica": round(row["pairs_per_s"] / one, 2),
-                         "ratio_to_sqlite": round(row["pairs_per_s"] / sqlite["pairs_per_s"], 2)})
+    backend = getattr(fresh, "cpu_s", None)
+    with contextlib.ExitStack() as stack:
+        sqlite = stack.enter_context(Setup("sqlite", str(tmp / "delayed.sqlite3"), 1, tmp, DELAYED_AGENTS,
+                                           DELAYED_WORKERS))
+        setups: dict[tuple[float, int], Setup] = {}
+        for rtt in (0.0, *DELAYS_S):
+            for n in (1, 2, 3):
+                url = fresh()
+                port = urlsplit(url).port
+                assert port is not None
+                relay = stack.enter_context(DelayRelay(port, rtt)) if rtt else None
+                setups[rtt, n] = stack.enter_context(Setup(
+                    f"postgresql-{rtt * 1000:g}ms-{n}", _via(url, relay.port) if relay else url, n, tmp,
+                    DELAYED_AGENTS, DELAYED_WORKERS, backend=backend,
+                    relay_pid=relay.proc.pid if relay and relay.proc else None))
+        rates = _interleaved([sqlite, *setups.values()], tasks, rounds, progress)
+    base = sqlite.row()
+    rows: list[dict[str, Any]] = [{"engine": "sqlite", "rtt_ms": 0.0, **base, "ratio_to_one_replica": None}]
+    for (rtt, n), setup in setups.items():
+        row, one = setup.row(), setups[rtt, 1]
+        rows.append({"engine": "postgresql", "rtt_ms": rtt * 1000, **row,
+                     "ratio_to_one_replica": round(row["pairs_per_s"] / one.row()["pairs_per_s"], 2),
+                     "ratio_to_one_replica_per_round": _per_round(rates, setup.label, one.label) if n > 1 else None,
+                     "ratio_to_sqlite": round(row["pairs_per_s"] / base["pairs_per_s"], 2),
+                     "ratio_to_sqlite_per_round": _per_round(rates, setup.label, sqlite.label)})
+    return rows
+
+
+def _throughput_table(fresh: Any, tasks: int, tmp: Path, rounds: int,
+                      progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    """One SQLite server and 1, 2 and 3 PostgreSQL replicas, 8 agents, taking turns in `rounds` rounds; each
+    PostgreSQL row's ratio to SQLite round by round."""
+    backend = getattr(fresh, "cpu_s", None)
+    with contextlib.ExitStack() as stack:
+        sqlite = stack.enter_context(Setup("sqlite", str(tmp / "scale.sqlite3"), 1, tmp))
+        setups = [stack.enter_context(Setup(f"postgresql-{n}", fresh(), n, tmp, backend=backend)) for n in (1, 2, 3)]
+        rates = _interleaved([sqlite, *setups], tasks, rounds, progress)
+    base = sqlite.row()
+    rows: list[dict[str, Any]] = [{"engine": "sqlite", **base, "ratio_to_sqlite": 1.0}]
+    for setup in setups:
+        row = setup.row()
+        rows.append({"engine": "postgresql", **row, "ratio_to_sqlite": round(row["pairs_per_s"] / base["pairs_per_s"], 2),
+                     "ratio_to_sqlite_per_round": _per_round(rates, setup.label, sqlite.label)})
     return rows
 
 
@@ -579,14 +718,9 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
     out: dict[str, Any] = {"agents": AGENTS, "throughput": []}
     with tempfile.TemporaryDirectory(prefix="ansf-scale-") as tmpdir, postgres(ctx) as fresh:
         tmp = Path(tmpdir)
-        ctx.progress(0.02, "throughput: one SQLite server")
-        sqlite = _throughput(str(tmp / "scale.sqlite3"), 1, tasks, tmp)
-        out["throughput"].append({"engine": "sqlite", **sqlite, "ratio_to_sqlite": 1.0})
-        for k, n in enumerate((1, 2, 3)):
-            ctx.progress(0.05 + 0.1 * k, f"throughput: {n} PostgreSQL replica(s)")
-            row = _throughput(fresh(), n, tasks, tmp, backend=getattr(fresh, "cpu_s", None))
-            row["ratio_to_sqlite"] = round(row["pairs_per_s"] / sqlite["pairs_per_s"], 2)
-            out["throughput"].append({"engine": "postgresql", **row})
+        ctx.progress(0.02, "throughput: one SQLite server and 1, 2 and 3 PostgreSQL replicas, taking turns")
+        out["throughput"] = _throughput_table(fresh, tasks, tmp, ROUNDS, lambda r: ctx.progress(
+            0.02 + 0.18 * r / ROUNDS, f"throughput: round {r + 1} of {ROUNDS}"))
         ctx.progress(0.2, "round trips per claim and per outcome")
         out["round_trips"] = _round_trips(fresh())
         ctx.progress(0.22, "one stdio server per engine, interleaved")
@@ -594,7 +728,8 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
         out["stdio"] = _stdio(tmp, fresh(), rounds=16 if ctx.quick else 50, pairs=10 if ctx.quick else 20,
                               backend=getattr(fresh, "cpu_s", None))
         ctx.progress(0.25, "1, 2 and 3 replicas with no delay, 1 ms and 5 ms of round trip to the database")
-        out["delayed"] = _delayed(fresh, max(tasks, DELAYED_MIN_TASKS), tmp)
+        out["delayed"] = _delayed(fresh, max(tasks, DELAYED_MIN_TASKS), tmp, ROUNDS, lambda r: ctx.progress(
+            0.25 + 0.35 * r / ROUNDS, f"delayed: round {r + 1} of {ROUNDS}"))
         ctx.progress(0.6, f"chaos: 3 replicas, {chaos_tasks} tasks, {kills} SIGKILLs")
         out["chaos"] = _chaos(fresh(), chaos_tasks, kills, tmp, getattr(fresh, "restart", None))
         ctx.progress(0.95, "takeover: a dead agent's work back on the board")
@@ -616,13 +751,25 @@ def _cpu_cells(row: dict[str, Any]) -> str:
     return f"{shown} | {row.get('cores_used', '-')} of {row.get('cpus', '?')} ({busy}{bound})"
 
 
+def _rounds_note(rows: list[dict[str, Any]], key: str) -> str:
+    """How a table's rows were measured: taking turns, or (a report stored before they did) one after another."""
+    if any(r.get(key) for r in rows):
+        rounds = max(r.get("rounds") or 0 for r in rows)
+        return (f"The rows take turns in {rounds} rounds (in order, then "
+                "reversed), each row's tasks split over them; a ratio per round is median (range, n rounds).")
+    return ("Rows measured one after another (a report stored before they took turns): their ratios also hold the "
+            "load change between them.")
+
+
 def markdown(result: dict[str, Any]) -> str:
     lines = ["| engine | replicas | claims+outcomes | seconds | per second | ratio to one SQLite server "
-             f"| {CPU_COLUMNS} |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             f"| per round | {CPU_COLUMNS} |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in result.get("throughput", []):
         lines.append(f"| {r['engine']} | {r['replicas']} | {r['pairs']} | {r['seconds']} | {r['pairs_per_s']} | "
-                     f"{r['ratio_to_sqlite']} | {_cpu_cells(r)} |")
+                     f"{r['ratio_to_sqlite']} | {ratio_text(r.get('ratio_to_sqlite_per_round'))} | {_cpu_cells(r)} |")
+    if result.get("throughput"):
+        lines += ["", _rounds_note(result["throughput"], "ratio_to_sqlite_per_round")]
     rt = result.get("round_trips")
     if rt:
         lines += ["", f"Round trips to PostgreSQL, counted by the driver over {rt['claims']} claims and "
@@ -633,18 +780,23 @@ def markdown(result: dict[str, Any]) -> str:
         cpu = st.get("server_cpu_ms_per_pair") or {}
         lines += ["", f"One server over stdio, one agent, engines interleaved ({st['rounds']} rounds of "
                   f"{st['pairs_per_round']} claims+outcomes): SQLite {st['sqlite_pairs_per_s']}/s, PostgreSQL "
-                  f"{st['postgresql_pairs_per_s']}/s ({st['ratio']}x). CPU per claim+outcome: SQLite server "
+                  f"{st['postgresql_pairs_per_s']}/s ({st['ratio']}x; "
+                  + (f"per round median {ratio_text(st['ratio_per_round'])}" if st.get("ratio_per_round")
+                     else "one ratio over all rounds, a report stored before each round had its own")
+                  + f"). CPU per claim+outcome: SQLite server "
                   f"{cpu.get('sqlite')} ms; PostgreSQL server {cpu.get('postgresql')} ms plus PostgreSQL itself "
                   f"{st.get('postgresql_backend_cpu_ms_per_pair')} ms."]
     if result.get("delayed"):
         lines += ["", "Replicas behind a simulated network round trip (delaying relay on loopback):", "",
                   "| engine | round trip ms | replicas | writes in flight each | agents | claims+outcomes | per second "
-                  f"| vs one replica | {CPU_COLUMNS} |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  f"| vs one replica | per round | {CPU_COLUMNS} |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in result["delayed"]:
+            per_round = r.get("ratio_to_one_replica_per_round")
             lines.append(f"| {r['engine']} | {r['rtt_ms']:g} | {r['replicas']} | {r.get('workers') or 8} | "
                          f"{r['agents']} | {r['pairs']} | {r['pairs_per_s']} | {r['ratio_to_one_replica'] or ''} | "
-                         f"{_cpu_cells(r)} |")
+                         f"{ratio_text(per_round) if per_round else ''} | {_cpu_cells(r)} |")
+        lines += ["", _rounds_note(result["delayed"], "ratio_to_sqlite_per_round")]
     c = result.get("chaos")
     if c:
         lines += ["", f"Chaos: {c['replicas']} replicas, {c['agents']} agents, {c['tasks']} tasks, {c['claims']} claims "

@@ -86,3 +86,21 @@ def quantiles_text(summary: Mapping[str, Any] | None, qs: Sequence[int] = (50, 9
     if any(p.startswith("max ") or p.startswith("—") for p in parts):
         return " / ".join(parts)  # the "max … of n=…" part already says n
     return " / ".join(parts) + f" (n={n})"
+
+
+def ratio_summary(ratios: Sequence[float], digits: int = 3) -> dict[str, Any]:
+    """Ratios of two figures measured side by side, one per round, as a report keeps them: n (rounds), median,
+    min and max. On a shared machine only figures measured together compare, so a comparison is a ratio per
+    round, and its spread over the rounds is how far to trust the median."""
+    if not ratios:
+        raise ValueError("ratio summary of no rounds")
+    return {"n": len(ratios), "median": round(percentile(ratios, 50), digits),
+            "min": round(min(ratios), digits), "max": round(max(ratios), digits)}
+
+
+def ratio_text(summary: Mapping[str, Any] | None, digits: int = 2) -> str:
+    """A `ratio_summary` as a report prints it: "0.73 (range 0.70–0.76, n=50 rounds)"; "—" for none."""
+    if not summary:
+        return "—"
+    return (f"{summary['median']:.{digits}f} (range {summary['min']:.{digits}f}–{summary['max']:.{digits}f}, "
+            f"n={summary['n']} round{'s' if summary['n'] != 1 else ''})")
