@@ -15,9 +15,13 @@ import httpx
 import pytest
 from mcp import Client
 
+from ansf_mcp.board.board import Board
+from ansf_mcp.board.lifecycle import BoardPolicy
 from ansf_mcp.ports import free_port
 from ansf_mcp.server.app import build_server
 from ansf_mcp.settings import Settings
+from ansf_mcp.store.db import Store, open_store
+from tests.board_helpers import FakeClock
 
 REQUIRE_ALL = os.environ.get("ANSF_REQUIRE_ALL") == "1"
 # Fixture repositories are code the language servers read, with tests of their own: never collected here.
@@ -73,6 +77,25 @@ def store_spec(engine: str, request: pytest.FixtureRequest, tmp_path: Path) -> s
     if engine == "sqlite":
         return tmp_path / "db.sqlite3"
     return request.getfixturevalue("pg_cluster").new_database()
+
+
+@pytest.fixture
+def store(store_spec: str | Path) -> Iterator[Store]:
+    """An open store on this test's engine (a module may define its own `store`, which then wins)."""
+    s = open_store(store_spec)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def board(store: Store, clock: FakeClock) -> Board:
+    """A board over `store` on the fake clock: 3 attempts, 60 s leases, 600 s takeover grace."""
+    return Board(store, BoardPolicy(max_attempts=3, lease_s=60, takeover_grace_s=600), clock=clock)
 
 
 @pytest.fixture

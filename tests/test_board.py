@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,23 +16,6 @@ from ansf_mcp.board.models import AgentSpec, TaskSpec
 from ansf_mcp.governor.phases import PhaseLimits
 from ansf_mcp.store.db import Store, StoreError, open_store
 from tests.board_helpers import FakeClock, agents, tasks
-
-
-@pytest.fixture
-def store(store_spec: str | Path) -> Iterator[Store]:
-    s = open_store(store_spec)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def board(store: Store, clock: FakeClock) -> Board:
-    return Board(store, BoardPolicy(max_attempts=3, lease_s=60, takeover_grace_s=600), clock=clock)
 
 
 def put(store: Store, swarm_id: str, specs: list[TaskSpec], now: float | None = None) -> list[str]:

@@ -20,11 +20,6 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def settings(settings, store_spec):
     return settings.model_copy(update={"store": str(store_spec), "max_attempts": 2})
 

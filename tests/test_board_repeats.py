@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,30 +15,11 @@ from mcp import Client, StdioServerParameters
 from ansf_mcp.board import assign
 from ansf_mcp.board.board import Board
 from ansf_mcp.board.errors import Conflict, NotFound, Refused
-from ansf_mcp.board.lifecycle import BoardPolicy
 from ansf_mcp.board.models import TaskSpec
-from ansf_mcp.store.db import Store, open_store
+from ansf_mcp.store.db import Store
 from tests.board_helpers import FakeClock, agents
 from tests.conftest import ansf_command, subprocess_env
 from tests.mcp_calls import call, error
-
-
-@pytest.fixture
-def store(store_spec: str | Path) -> Iterator[Store]:
-    s = open_store(store_spec)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def board(store: Store, clock: FakeClock) -> Board:
-    return Board(store, BoardPolicy(max_attempts=3, lease_s=60, takeover_grace_s=600), clock=clock)
-
 
 PLAN = [
     TaskSpec(id="schema", description="Design the orders schema", priority=3),

@@ -16,11 +16,6 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def settings(settings, store_spec):
     """The whole suite on both engines: the server's store is this test's SQLite file or PostgreSQL database."""
     return settings.model_copy(update={"store": str(store_spec)})

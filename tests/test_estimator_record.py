@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,13 +26,6 @@ from ansf_mcp.store.postgres import PostgresStore
 from tests.board_helpers import FakeClock, agents
 from tests.mcp_calls import call
 from tests.test_transports import _children_named, stdio_params
-
-
-@pytest.fixture
-def store(store_spec: str | Path) -> Iterator[Store]:
-    s = open_store(store_spec)
-    yield s
-    s.close()
 
 
 def _outcome(i: int) -> tuple[dict[str, float], bool]:

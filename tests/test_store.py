@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,13 +25,6 @@ from ansf_mcp.store.migrations import MIGRATIONS, postgres_ddl
 from ansf_mcp.store.postgres import pg_sql, redact
 from tests.board_helpers import FakeClock, agents
 from tests.conftest import ansf_command, subprocess_env
-
-
-@pytest.fixture
-def store(store_spec: str | Path) -> Iterator[Store]:
-    s = open_store(store_spec)
-    yield s
-    s.close()
 
 
 def test_parameters_are_rewritten_outside_literals_only() -> None:
