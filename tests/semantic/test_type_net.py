@@ -11,7 +11,7 @@ import pytest
 from ansf_mcp.semantic import type_net
 from ansf_mcp.semantic.editing import EditError, FileChange
 from ansf_mcp.semantic.languages import LanguageUnavailable
-from ansf_mcp.semantic.lsp import LspError, LspTimeout
+from ansf_mcp.semantic.lsp import LspError, LspExited, LspTimeout
 
 from tests.semantic.conftest import FIXTURES, build
 from tests.semantic.helpers import err, ok
@@ -167,6 +167,9 @@ def test_types_not_checked_says_why():
     slow = FakeChecker(None, None, fail=LspTimeout("gave no diagnostics within 2 s"))
     assert type_net.check(lambda: slow, CHANGE, "python", budget_s=2) == \
         "types not checked (basedpyright: no answer within the budget of 2 s)"
+    died = FakeChecker(None, None, fail=LspExited("Python language server (basedpyright) exited"))
+    assert type_net.check(lambda: died, CHANGE, "python") == \
+        "types not checked (basedpyright died before it answered; the next edit starts it again)"
     dead = FakeChecker(None, None, fail=LspError("the language server exited"))
     assert type_net.check(lambda: dead, CHANGE, "python") == \
         "types not checked (basedpyright: the language server exited)"
