@@ -7,7 +7,8 @@ answers). An error that the new content has and the old did not (compared by rul
 since an edit moves lines) refuses the edit with the first such error in one sentence, nothing written, unless
 the caller allowed type errors. Bounded: at most MAX_FILES files and TYPE_NET_SECONDS in all, a cold start of
 the checker included; past that, or with the checker unavailable, dead (noticed at once, not at the end of
-the budget) or the memory phase critical, the answer says "types not checked" and why.
+the budget), the memory phase critical or a budget of 0 (no checker is started), the answer says "types not
+checked" and why.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ def check(checker: Callable[[], LanguageServer], changes: list[FileChange], lang
         return f"types not checked (no type checker for {lang} here)"
     if len(changes) > MAX_FILES:
         return f"types not checked (the edit changes {len(changes)} files; the net checks at most {MAX_FILES})"
+    if budget_s <= 0:  # a budget of 0 turns the net off: not even the checker's start is worth paying for
+        return f"types not checked (the type net's budget is {budget_s:g} s)"
     changed = {ch.path for ch in changes}
     deps = [(p, rel) for p, rel in dependents or [] if p not in changed][:MAX_FILES - len(changes)]
     checked = [(ch.path, ch.rel) for ch in changes] + deps
