@@ -55,6 +55,10 @@ class _ServerExited(LspProtocolError):
     """The server's output ended with the request unanswered: it exited or was killed, it did not refuse."""
 
 
+class LspExited(LspError):
+    """The server died while we waited for what it would publish (diagnostics are not a request: no answer fails)."""
+
+
 class _Handler(LanguageServerHandler):
     """multilspy's handler, started with death-signal + own session so children die with us."""
 
@@ -74,6 +78,8 @@ class _Handler(LanguageServerHandler):
             preexec_fn=_die_with_parent,
             limit=2**20,
         )
+        # Set when the process is gone: waits for publications (which no pending request stands for) end on it.
+        self.exited = asyncio.Event()
         self.loop = asyncio.get_event_loop()
         self.tasks[self.task_counter] = self.loop.create_task(self.run_forever())
         self.task_counter += 1
@@ -90,6 +96,7 @@ class _Handler(LanguageServerHandler):
         assert proc is not None
         while proc.returncode is None:  # not proc.wait(): before 3.12 it also waits for the pipes to close
             await asyncio.sleep(self.REAP_POLL_S)
+        self.exited.set()
         _kill_group(proc.pid)
 
     async def run_forever(self) -> bool:
@@ -97,6 +104,7 @@ class _Handler(LanguageServerHandler):
             return await super().run_forever()
         finally:
             # The server's stdout ended (it exited or was killed): answer what still waits now, not at the timeout.
+            self.exited.set()
             pending = list(self._response_handlers.values())
             self._response_handlers.clear()
             for request in pending:
@@ -510,12 +518,30 @@ class LanguageServer:
                         overlaid.append(path)
                 uris[path] = uri
             # every file settles at once: a rename's files or an edit's importers cost one settle time, not one each
-            await asyncio.gather(*(self._settled(uri, self._diag.setdefault(uri, asyncio.Event()), wait)
-                                   for uri in uris.values()))
+            await self._unless_exited(h, asyncio.gather(
+                *(self._settled(uri, self._diag.setdefault(uri, asyncio.Event()), wait) for uri in uris.values())))
             answers = {path: self._published.get(uri) for path, uri in uris.items()}
             if overlaid:
                 await self._withdraw(overlaid, overlay_from, h)
             return answers
+
+    async def _unless_exited(self, h: _Handler, waiting) -> None:
+        """`waiting`, unless the server dies first: a dead server publishes nothing more, so waiting out the
+        caller's budget would only delay the same answer. Raises LspExited."""
+        task = asyncio.ensure_future(waiting)
+        died = asyncio.ensure_future(h.exited.wait())
+        try:
+            await asyncio.wait({task, died}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            died.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        if not task.done() or task.cancelled() or h.exited.is_set():
+            raise LspExited(f"{self.spec.language} language server ({self.spec.display_name}) exited before it "
+                            "published its diagnostics; the next request starts a fresh one")
+        task.result()
 
     async def _withdraw(self, overlaid: list[Path], overlay_from: int, h: _Handler) -> None:
         """Give the server the files on disk again (the overlay may be refused and never written) and forget what

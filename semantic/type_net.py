@@ -6,8 +6,9 @@ files on disk back and forgets what it said about the overlay, so a refused edit
 answers). An error that the new content has and the old did not (compared by rule and message, not by line,
 since an edit moves lines) refuses the edit with the first such error in one sentence, nothing written, unless
 the caller allowed type errors. Bounded: at most MAX_FILES files and TYPE_NET_SECONDS in all, a cold start of
-the checker included; past that, or with the checker unavailable or the memory phase critical, the answer says
-"types not checked" and why.
+the checker included; past that, or with the checker unavailable, dead (noticed at once, not at the end of
+the budget), the memory phase critical or a budget of 0 (no checker is started), the answer says "types not
+checked" and why.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from ansf_mcp.semantic.editing import EditError, FileChange
 from ansf_mcp.semantic.languages import LanguageUnavailable
-from ansf_mcp.semantic.lsp import LspError, LspTimeout
+from ansf_mcp.semantic.lsp import LspError, LspExited, LspTimeout
 from ansf_mcp.semantic.positions import split_lines
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ def check(checker: Callable[[], LanguageServer], changes: list[FileChange], lang
         return f"types not checked (no type checker for {lang} here)"
     if len(changes) > MAX_FILES:
         return f"types not checked (the edit changes {len(changes)} files; the net checks at most {MAX_FILES})"
+    if budget_s <= 0:  # a budget of 0 turns the net off: not even the checker's start is worth paying for
+        return f"types not checked (the type net's budget is {budget_s:g} s)"
     changed = {ch.path for ch in changes}
     deps = [(p, rel) for p, rel in dependents or [] if p not in changed][:MAX_FILES - len(changes)]
     checked = [(ch.path, ch.rel) for ch in changes] + deps
@@ -94,6 +97,8 @@ def check(checker: Callable[[], LanguageServer], changes: list[FileChange], lang
         return f"types not checked ({exc})"
     except (LspTimeout, TimeoutError):
         return f"types not checked ({CHECKER}: no answer within the budget of {budget_s:g} s)"
+    except LspExited:
+        return f"types not checked ({CHECKER} died before it answered; the next edit starts it again)"
     except LspError as exc:
         return f"types not checked ({CHECKER}: {exc})"
     silent = [rel for p, rel in checked if before.get(p) is None or after.get(p) is None]

@@ -7,11 +7,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import psutil
 import pytest
 from ansf_mcp.semantic import type_net
 from ansf_mcp.semantic.editing import EditError, FileChange
 from ansf_mcp.semantic.languages import LanguageUnavailable
-from ansf_mcp.semantic.lsp import LspError, LspTimeout
+from ansf_mcp.semantic.lsp import LspError, LspExited, LspTimeout
 
 from tests.semantic.conftest import FIXTURES, build
 from tests.semantic.helpers import err, ok
@@ -119,6 +120,29 @@ async def test_a_rename_compares_errors_about_the_old_name_as_errors_about_the_n
     assert "item.colour" in (root / SEEDED).read_text() and "class Article" in (root / MODELS).read_text()
 
 
+async def test_a_budget_of_0_starts_no_type_checker_and_says_so(tmp_path):
+    from ansf_mcp.semantic.languages.python import TYPE_CHECKER_KEY
+
+    root = tmp_path / "typeerrors"
+    shutil.copytree(FIXTURES / "typeerrors", root)
+    server, _app, service = build(root, tmp_path / "data", type_net_seconds=0)
+    name, body = BAD_BODIES["replace_symbol_body"]
+    r = await ok(server, "replace_symbol_body", {"name_path": name, "relative_path": MODELS, "body": body})
+    assert TYPE_CHECKER_KEY not in service._servers
+    # the module's other tests keep a checker running for their own project: only this project's counts
+    ours = [p.pid for p in psutil.Process().children(recursive=True) if _runs_in(p, root)]
+    assert not ours, "basedpyright was started for this project"
+    assert r["types"] == "types not checked (the type net's budget is 0 s)", r
+    assert "+ 'x'" in (root / MODELS).read_text()  # nothing checked, so nothing refused
+
+
+def _runs_in(p: psutil.Process, root: Path) -> bool:
+    try:
+        return "pyright" in " ".join(p.cmdline()) and Path(p.cwd()).resolve() == root.resolve()
+    except psutil.Error:
+        return False
+
+
 # ---- the net's own decisions, without a server --------------------------------------------------------
 class FakeChecker:
     def __init__(self, before: list[dict] | None, after: list[dict] | None, fail: Exception | None = None):
@@ -167,6 +191,15 @@ def test_types_not_checked_says_why():
     slow = FakeChecker(None, None, fail=LspTimeout("gave no diagnostics within 2 s"))
     assert type_net.check(lambda: slow, CHANGE, "python", budget_s=2) == \
         "types not checked (basedpyright: no answer within the budget of 2 s)"
+    died = FakeChecker(None, None, fail=LspExited("Python language server (basedpyright) exited"))
+    assert type_net.check(lambda: died, CHANGE, "python") == \
+        "types not checked (basedpyright died before it answered; the next edit starts it again)"
+
+    def never_started():
+        raise AssertionError("a budget of 0 started the checker")
+
+    assert type_net.check(never_started, CHANGE, "python", budget_s=0) == \
+        "types not checked (the type net's budget is 0 s)"
     dead = FakeChecker(None, None, fail=LspError("the language server exited"))
     assert type_net.check(lambda: dead, CHANGE, "python") == \
         "types not checked (basedpyright: the language server exited)"
