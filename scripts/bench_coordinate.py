@@ -12,6 +12,12 @@ the load average is recorded before and after.
 Every latency carries its n; a p95 from fewer than 20 decisions (a p99 from fewer than 100) is left null, with why
 under `withheld` (ansf_mcp.system.stats, as in `ansf bench`). In-process runs also report the process's CPU time per
 decision, which the machine's load changes far less than wall time.
+
+Only figures measured in the same rounds compare on a shared machine, so `ratios` gives every tree after the first
+its ratio to the first (above 1: slower), one per round, as `ratio_summary` keeps them (median, min, max, n):
+in-process, per interleaved run (that run's p50 over the first tree's p50 in the same run); over stdio, per block of
+4 consecutive A/B pairs (each tree first twice; a short tail joins the block before). The same ratios go to stderr
+as one line.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import anyio
 import psutil
 from mcp import Client, StdioServerParameters
 
-from ansf_mcp.system.stats import latency_summary, quantiles_text
+from ansf_mcp.system.stats import latency_summary, quantiles_text, ratio_summary, ratio_text
 
 ROLES = ("backend", "frontend", "tests", "devops")
 WORDS = {"backend": "api endpoint database query schema migration", "frontend": "ui button page css layout render",
@@ -106,6 +112,44 @@ def percentiles(ms: list[float]) -> dict[str, Any]:
     out["min_ms"] = round(min(ms), 4)
     out["text"] = quantiles_text(out, (50, 95), 2)
     return out
+
+
+# Pairs of stdio calls per ratio round. One pair's ratio is mostly the jitter of two single round trips on a shared
+# machine (a few ms on ~30); the median of 4 pairs damps one slow call, and an even count lets each tree go first
+# equally often (the calls alternate A B / B A), while a block of ~0.25 s is still short enough that both trees meet
+# the same load.
+STDIO_BLOCK = 4
+
+
+def stdio_blocks(calls: int, size: int = STDIO_BLOCK) -> list[tuple[int, int]]:
+    """[start, end) of each ratio round over `calls` alternated calls; a tail shorter than `size` joins the block
+    before (a round of one or two pairs would be the noisiest of all), and fewer calls than `size` make one round."""
+    starts = list(range(0, calls, size))
+    if len(starts) > 1 and calls - starts[-1] < size:
+        starts.pop()
+    return list(zip(starts, [*starts[1:], calls], strict=True))
+
+
+def ratios_to_first(in_process_ms: dict[str, list[list[float]]], stdio_ms: dict[str, list[float]]) -> dict[str, Any]:
+    """Every tree after the first against the first, one ratio per round: per interleaved in-process run (p50 over
+    p50) and per `stdio_blocks` block of stdio calls (median over median)."""
+    labels = list(in_process_ms)
+    first = labels[0]
+    out: dict[str, Any] = {"reference": first, "figure": "p50 ratio to the reference (above 1: slower)",
+                           "stdio_pairs_per_round": STDIO_BLOCK, "in_process": {}, "stdio": {}}
+    for label in labels[1:]:
+        out["in_process"][label] = ratio_summary([statistics.median(mine) / statistics.median(ref) for mine, ref
+                                                  in zip(in_process_ms[label], in_process_ms[first], strict=True)])
+        out["stdio"][label] = ratio_summary([statistics.median(stdio_ms[label][a:b]) / statistics.median(stdio_ms[first][a:b])
+                                             for a, b in stdio_blocks(len(stdio_ms[first]))])
+    return out
+
+
+def ratios_line(ratios: dict[str, Any]) -> str:
+    """`ratios` as one line of text."""
+    parts = [f"{label}: in-process {ratio_text(ratios['in_process'][label])}, stdio {ratio_text(ratios['stdio'][label])}"
+             for label in ratios["in_process"]]
+    return f"p50 ratio to {ratios['reference']} per round: " + "; ".join(parts)
 
 
 def in_process(tree: str, calls: int) -> dict[str, list[float]]:
@@ -226,8 +270,13 @@ def main() -> None:
             "cpu": percentiles([x for r in per_run for x in r["cpu_ms"]]),
         }
     stdio = anyio.run(over_stdio, trees, args.stdio_calls)
-    report["stdio"] = {label: {**percentiles(v.pop("ms")), **v} for label, v in stdio.items()}
+    stdio_ms = {label: v.pop("ms") for label, v in stdio.items()}
+    report["stdio"] = {label: {**percentiles(stdio_ms[label]), **v} for label, v in stdio.items()}
     report["load_after"] = os.getloadavg()
+    if len(trees) > 1:
+        report["ratios"] = ratios_to_first({label: [r["ms"] for r in per_run] for label, per_run in runs.items()},
+                                           stdio_ms)
+        print(ratios_line(report["ratios"]), file=sys.stderr)
     print(json.dumps(report, indent=1))
 
 

@@ -483,3 +483,29 @@ def test_bench_coordinate_prints_its_percentiles_with_n_and_no_p95_from_too_few_
     enough = script.percentiles([10.0 + i for i in range(40)])
     assert enough["n"] == 40 and enough["p95_ms"] == 47.05 and enough["p99_ms"] is None
     assert enough["text"] == "29.50 / 47.05 (n=40)"
+
+
+@pytest.mark.slow
+def test_bench_coordinate_reports_each_trees_ratio_to_the_first_per_round() -> None:
+    """The script printed each tree's percentiles side by side, which on a shared machine met different load:
+    only the ratio per round of figures measured together compares. The same checkout twice must give a ratio
+    (not asserted near 1: that would be a timing bound) with one round per in-process run and per stdio block."""
+    import json
+    import math
+    import sys
+
+    root = Path(__file__).parent.parent
+    out = subprocess.run([sys.executable, str(root / "scripts" / "bench_coordinate.py"), "--tree", f"a={root}",
+                          "--tree", f"b={root}", "--runs", "1", "--calls", "2", "--stdio-calls", "8"],
+                         capture_output=True, text=True, timeout=600, cwd=root)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout)
+    assert {"in_process", "stdio", "load_before", "load_after"} <= set(report)  # the keys others read, unchanged
+    ratios = report["ratios"]
+    assert ratios["reference"] == "a" and set(ratios["in_process"]) == set(ratios["stdio"]) == {"b"}
+    assert ratios["in_process"]["b"]["n"] == 1  # one interleaved run
+    assert ratios["stdio"]["b"]["n"] == 2  # 8 calls: two blocks of 4 pairs
+    for summary in (ratios["in_process"]["b"], ratios["stdio"]["b"]):
+        assert math.isfinite(summary["median"]) and summary["median"] > 0
+        assert summary["min"] <= summary["median"] <= summary["max"]
+    assert "p50 ratio to a per round: b: in-process" in out.stderr
