@@ -43,6 +43,7 @@ ENV_VARS: dict[str, str] = {
     "ANSF_SEMANTIC_DEADLINE_S": "semantic_deadline_s",
     "ANSF_READ_ONLY": "read_only",
     "ANSF_SEMANTIC_INDEX": "semantic_index",
+    "ANSF_TYPE_NET_S": "type_net_s",
     "ANSF_STORE_TIMEOUT_S": "store_timeout_s",
     "ANSF_MIGRATION_TIMEOUT_S": "migration_timeout_s",
     "ANSF_MIGRATION_LOCK_TIMEOUT_S": "migration_lock_timeout_s",
@@ -94,6 +95,10 @@ class Settings(BaseModel):
     # Semantic tools: worker threads of their own (never the transport's) and a deadline per call.
     semantic_workers: int = Field(default=4, ge=1, le=64)
     semantic_deadline_s: float = Field(default=20.0, gt=0, le=600)
+    # The type net: how long a Python edit may wait for basedpyright's verdict on its new content (a cold start of
+    # the checker included), then it is written with "types not checked"; 0 turns the net off and starts no
+    # checker for edits. The semantic layer's own default (type_net.TYPE_NET_SECONDS) is the same 12 s.
+    type_net_s: float = Field(default=12.0, ge=0, le=600)
     # The store: a call waits at most this long for a lock or an unresponsive database, then fails in one
     # sentence; board calls run in a pool of this many threads, never on the event loop.
     store_timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=600)

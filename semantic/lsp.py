@@ -466,7 +466,7 @@ class LanguageServer:
         async with self._session() as h:
             uri = await self._sync_doc(path, h)
             ev = self._diag.setdefault(uri, asyncio.Event())
-        await self._settled(uri, ev, wait)
+        await self._unless_exited(h, self._settled(uri, ev, wait))
         return self._published.get(uri)
 
     async def _settled(self, uri: str, ev: asyncio.Event, wait: float) -> None:
@@ -572,7 +572,8 @@ class LanguageServer:
                 from exc
 
     def diagnostics(self, path: Path, wait: float = 10.0) -> list[dict] | None:
-        """What the server published for the file's current content (None: nothing within `wait` seconds)."""
+        """What the server published for the file's current content (None: nothing within `wait` seconds);
+        LspExited as soon as the server dies while it waits."""
         try:
             return self.loop.call(self._diagnostics_of(path, wait), timeout=wait + self.init_timeout + 10)
         except (TimeoutError, OSError) as exc:

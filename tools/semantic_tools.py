@@ -45,6 +45,8 @@ def register(tools: Toolbox, runtime: Runtime, **service_options: Any) -> Semant
     and its language servers start lazily on first use. `service_options` go to SemanticService (tests and the
     benchmark: caches, request timeouts, fake servers)."""
     settings = runtime.settings
+    # a caller's own budget (tests, benchmarks) wins over the setting
+    service_options = {"type_net_seconds": settings.type_net_s, **service_options}
     host = SemanticHost(
         settings.project_root, settings.data_dir, read_only=settings.read_only,
         workers=settings.semantic_workers, deadline_s=settings.semantic_deadline_s,

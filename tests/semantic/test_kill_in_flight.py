@@ -4,6 +4,7 @@ every file wholly old or wholly new."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 from ansf_mcp.semantic import lsp, type_net
+from ansf_mcp.semantic.service import SemanticService
 
 from tests.semantic.conftest import build
 from tests.semantic.helpers import call, ok
@@ -246,4 +248,29 @@ async def test_an_edit_whose_type_checker_is_killed_lands_whole_and_says_so_at_o
     r = await ok(server, "replace_symbol_body", {**args, "body": NEW_BODY.replace("-key", "-tag")})
     assert r["types"].startswith("types checked"), r
     assert base.read_bytes() == old.replace(b'return prefix + "-id"', b'return prefix + "-tag"')
+    _gone(kill)
+
+
+async def test_diagnostics_whose_type_checker_is_killed_say_so_at_once_and_the_next_call_works(pyproj_copy,
+                                                                                                 tmp_path,
+                                                                                                 monkeypatch):
+    """basedpyright killed while get_diagnostics waits for what it publishes (a notification, not a request: no
+    answer is owed, so nothing fails the wait): one sentence at once, not the whole wait, then a fresh checker."""
+    wait_s = inspect.signature(SemanticService.get_diagnostics).parameters["wait_seconds"].default
+    server, _app, service = build(pyproj_copy, tmp_path / "data", request_timeout=REQUEST_TIMEOUT_S)
+    expected = await ok(server, "get_diagnostics", {"relative_path": "src/geo/base.py"})  # warm: no cold start
+    args = {"relative_path": "src/geo/report.py"}  # not open yet: its didOpen is what the checker dies under
+    kill = KillOnSend(monkeypatch, "textDocument/didOpen", server="basedpyright")
+    r = await call(server, "get_diagnostics", args)
+    assert kill.killed and kill.at is not None, "the file was sent (and the checker killed under it)"
+    after_kill = time.monotonic() - kill.at
+    assert after_kill < wait_s / 2, f"get_diagnostics answered {after_kill:.1f} s after its checker died: {_text(r)}"
+    assert r.is_error, r.structured_content
+    msg = _text(r)
+    assert "basedpyright died" in msg and "next call starts it again" in msg, msg
+    assert "Traceback" not in msg and len(msg) < 400, msg
+    r = await ok(server, "get_diagnostics", args)
+    assert r["note"] is None, r
+    assert await ok(server, "get_diagnostics", {"relative_path": "src/geo/base.py"}) == expected
+    assert service.type_checker().alive() and service.type_checker().pid not in kill.killed
     _gone(kill)

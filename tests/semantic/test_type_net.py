@@ -5,6 +5,7 @@ a clean models.py and a seeded.py full of type errors)."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import psutil
@@ -13,7 +14,10 @@ from ansf_mcp.semantic import type_net
 from ansf_mcp.semantic.editing import EditError, FileChange
 from ansf_mcp.semantic.languages import LanguageUnavailable
 from ansf_mcp.semantic.lsp import LspError, LspExited, LspTimeout
+from mcp import Client, StdioServerParameters
 
+from ansf_mcp.settings import Settings
+from tests.conftest import ansf_command, subprocess_env
 from tests.semantic.conftest import FIXTURES, build
 from tests.semantic.helpers import err, ok
 
@@ -253,3 +257,47 @@ def test_an_importing_files_new_error_counts_only_where_it_uses_the_name(tmp_pat
     fake = FakeChecker({a: [], dep: []}, {a: [], dep: [override, call]})
     with pytest.raises(EditError, match=r"it at b.py:6: Argument missing"):
         type_net.check(lambda: fake, change, "python", dependents=[(dep, "b.py")], name="total")
+
+
+# ---- the ANSF_TYPE_NET_S setting, through `ansf serve` as a user starts it -------------------------------------
+def _serve(root: Path, data_dir: Path, budget: str) -> tuple[list[str], dict[str, str]]:
+    env = {**subprocess_env(data_dir), "ANSF_TYPE_NET_S": budget, "ANSF_SEMANTIC_INDEX": "0"}
+    return [*ansf_command(), "serve", "--project", str(root)], env
+
+
+async def test_ansf_type_net_s_0_turns_the_net_off_in_a_real_server(tmp_path):
+    root = tmp_path / "typeerrors"
+    shutil.copytree(FIXTURES / "typeerrors", root)
+    cmd, env = _serve(root, tmp_path / "data", "0")
+    name, body = BAD_BODIES["replace_symbol_body"]
+    async with Client(StdioServerParameters(command=cmd[0], args=cmd[1:], env=env, cwd=str(root)),
+                      mode="legacy") as client:
+        r = await client.call_tool("replace_symbol_body", {"name_path": name, "relative_path": MODELS, "body": body})
+        assert not r.is_error, r.content
+        assert r.structured_content["types"] == "types not checked (the type net's budget is 0 s)", r.structured_content
+        # looked for while the server still runs: a checker it started would be alive now
+        ours = [p.pid for p in psutil.process_iter() if _runs_in(p, root)]
+        assert not ours, "basedpyright was started for this project"
+    assert "+ 'x'" in (root / MODELS).read_text()
+
+
+def test_a_negative_ansf_type_net_s_is_refused_at_start_in_one_sentence(tmp_path):
+    cmd, env = _serve(tmp_path, tmp_path / "data", "-1")
+    try:
+        done = subprocess.run(cmd, env=env, cwd=str(tmp_path), stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("ansf serve started with ANSF_TYPE_NET_S=-1")
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert done.stderr == ("ansf serve: invalid setting: ANSF_TYPE_NET_S='-1': Input should be greater than or "
+                           "equal to 0\n"), done.stderr
+
+
+def test_the_setting_reaches_the_service_and_a_callers_budget_wins(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANSF_TYPE_NET_S", "7.5")
+    root = tmp_path / "typeerrors"
+    shutil.copytree(FIXTURES / "typeerrors", root)
+    assert build(root, tmp_path / "data")[2].type_net_seconds == 7.5
+    assert build(root, tmp_path / "data2", type_net_seconds=3)[2].type_net_seconds == 3
+    monkeypatch.delenv("ANSF_TYPE_NET_S")
+    assert Settings.load().type_net_s == type_net.TYPE_NET_SECONDS  # one default, whichever way it is built
