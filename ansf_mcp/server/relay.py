@@ -202,12 +202,13 @@ class Relay:
                     return self._fail(rid, f"the shared ANSF server could not be restarted: {start_exc}")
             except Lost as exc:  # the next message finds the server gone and restarts it
                 # "Call again" alone duplicated what the server had done before it stopped: a coordinate without
-                # task ids put its tasks up twice, a message went out twice.
+                # task ids put its tasks up twice, a message went out twice (board/README "repeated calls").
                 return self._fail(rid, f"the shared ANSF server stopped while answering this request ({exc}), "
                                        "perhaps after carrying it out; it is restarted on the next call. Call "
-                                       "again; a call that adds something (coordinate, send_message, spawn_swarm) "
-                                       "only after checking it is not there yet (swarm_status, read_messages); "
-                                       "report_outcome answers a repeated report as the first")
+                                       "again: report_outcome, release_task, manage_task, dissolve_swarm and a "
+                                       "coordinate whose tasks all have ids answer a repeat as the first; a "
+                                       "coordinate without task ids, send_message or spawn_swarm only after "
+                                       "checking it is not there yet (swarm_status, read_messages)")
             except Exception as exc:  # a relay that dies leaves its client waiting: answer instead
                 log.exception("relay failure")
                 return self._fail(rid, f"the relay failed: {exc}")
