@@ -49,6 +49,10 @@ def _load(ref: str) -> Any:
 
 _B = "ansf_mcp.bench."
 THROWAWAY = "a throw-away data directory of its own, deliberately not the configured store (--store / ANSF_STORE)"
+# Suites that run PostgreSQL servers (bench.pgcluster.postgres): scratch databases on the configured server when
+# there is one, as the `benchmark` tool and `ansf bench --store` pass it.
+SCRATCH_PG = ("PostgreSQL: scratch databases on the configured store's server when --store / ANSF_STORE is a "
+              "postgresql:// URL, else a throw-away cluster; SQLite: a throw-away file")
 SUITES: tuple[Suite, ...] = (
     Suite("mcp", "mcp latency",
           "a real stdio server subprocess driven by the SDK client; echo tool in the same run",
@@ -74,13 +78,12 @@ SUITES: tuple[Suite, ...] = (
           store=THROWAWAY),
     Suite("chaos", "chaos (servers killed)",
           "stdio servers SIGKILLed mid-workload, several servers on one data directory, schema fuzzing",
-          _B + "chaos_suite:run", _B + "chaos_suite:markdown", in_all=False, store=THROWAWAY),
+          _B + "chaos_suite:run", _B + "chaos_suite:markdown", in_all=False, store=SCRATCH_PG),
     Suite("scale", "scale (replicas on PostgreSQL)",
           "HTTP replicas on one PostgreSQL database (a throw-away cluster, or --store's server) beside one SQLite "
           "server; replicas SIGKILLed mid-workload",
           _B + "scale_suite:run", _B + "scale_suite:markdown", in_all=False,
-          store="PostgreSQL: scratch databases on the configured store's server when --store / ANSF_STORE is a "
-                "postgresql:// URL, else a throw-away cluster; SQLite: a throw-away file"),
+          store=SCRATCH_PG),
 )
 BY_NAME: dict[str, Suite] = {s.name: s for s in SUITES}
 ALL = "all"
