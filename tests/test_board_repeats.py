@@ -16,7 +16,7 @@ from ansf_mcp.board import assign
 from ansf_mcp.board.board import Board
 from ansf_mcp.board.errors import Conflict, NotFound, Refused
 from ansf_mcp.board.models import TaskSpec
-from ansf_mcp.store.db import Store
+from ansf_mcp.store.db import Store, open_store
 from tests.board_helpers import FakeClock, agents
 from tests.conftest import ansf_command, subprocess_env
 from tests.mcp_calls import call, error
@@ -270,3 +270,36 @@ def test_a_repeated_dissolve_answers_what_the_first_removed(store: Store, board:
         board.view(sw)
     with pytest.raises(NotFound, match="unknown swarm 'swarm-000000000000'"):
         board.dissolve("swarm-000000000000")
+
+
+def test_a_dissolve_repeated_while_the_first_still_writes_waits_and_answers_as_a_repeat(
+        store_spec: str | Path, store: Store, board: Board) -> None:
+    """The first call's transaction (another connection, here) has deleted the swarm and written its receipt but not
+    committed: the repeat waits for it and answers with the receipt. On PostgreSQL its unlocked check saw the swarm
+    still there, and the receipt's insert failed on the key after the first committed."""
+    from ansf_mcp.board.models import DissolveReceipt
+
+    sw = board.spawn("s", agents("a"), "mesh").swarm_id
+    first = DissolveReceipt(swarm_id=sw, removed={"agents": 1, "tasks": 0, "outcomes": 0, "messages": 0, "claims": 0})
+    other = open_store(store_spec)
+    answers: list[object] = []
+
+    def repeat() -> None:
+        try:
+            answers.append(board.dissolve(sw))
+        except Exception as exc:  # the test shows what the call raised
+            answers.append(exc)
+
+    try:
+        with other.transaction() as conn:
+            conn.execute("DELETE FROM swarms WHERE id = ?", (sw,))
+            conn.execute("INSERT INTO dissolved_swarms (id, receipt, dissolved_at) VALUES (?, ?, ?)",
+                         (sw, first.model_dump_json(), time.time()))
+            second = threading.Thread(target=repeat)
+            second.start()
+            time.sleep(0.5)  # the repeat reaches its check and waits on the first call's write
+        second.join(10)
+    finally:
+        other.close()
+    assert len(answers) == 1 and not isinstance(answers[0], Exception), answers
+    assert answers[0].removed == first.removed and "a repeat" in answers[0].note

@@ -75,7 +75,9 @@ def spawn(store: Store, name: str, agents: list[AgentSpec], topology: Topology) 
 def dissolve(store: Store, swarm_id: str) -> DissolveReceipt:
     """Delete the swarm and all it holds; the same call again answers what the first removed, with a note."""
     with store.transaction() as conn:
-        if conn.execute("SELECT 1 FROM swarms WHERE id = ?", (swarm_id,)).fetchone() is None:
+        # Locked: a repeat arriving while the first call writes waits for it, then finds the receipt (on PostgreSQL it
+        # saw the swarm still there and failed on the receipt's key).
+        if conn.execute(f"SELECT 1 FROM swarms WHERE id = ?{store.for_update}", (swarm_id,)).fetchone() is None:
             gone = conn.execute("SELECT receipt, dissolved_at FROM dissolved_swarms WHERE id = ?",
                                 (swarm_id,)).fetchone()
             if gone is None:
