@@ -214,24 +214,22 @@ def _already_there(conn: Connection, swarm_id: str, specs: list[TaskSpec], on_bo
     it lost); otherwise a Conflict that names what differs. Either way nothing of the call is written."""
     ids = [s.id for s in on_board]
     rows: dict[str, Row] = {}
-    deps: dict[str, set[str]] = defaultdict(set)
     for start in range(0, len(ids), 500):  # SQLite caps the number of bound parameters
         chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
         rows.update((r["id"], r) for r in conn.execute(
-            f"SELECT id, description, priority FROM tasks WHERE swarm_id = ? AND id IN ({marks})", (swarm_id, *chunk)))
-        for r in conn.execute(f"SELECT task_id, depends_on FROM task_deps WHERE swarm_id = ? AND task_id IN ({marks})",
-                              (swarm_id, *chunk)):
-            deps[r[0]].add(r[1])
+            f"SELECT id, description, priority FROM tasks WHERE swarm_id = ? AND id IN ({','.join('?' * len(chunk))})",
+            (swarm_id, *chunk)))
+    deps = _deps_of(conn, swarm_id, ids)
     for spec in on_board:
         row = rows[spec.id]
+        there = sorted({dep for dep, _ in deps.get(spec.id, [])})
         differs = []
         if row["description"] != spec.description:
             differs.append(f"description {_quote(row['description'])} there, {_quote(spec.description)} here")
         if row["priority"] != spec.priority:
             differs.append(f"priority {row['priority']} there, {spec.priority} here")
-        if deps[spec.id] != set(spec.depends_on):
-            differs.append(f"depends_on {sorted(deps[spec.id])} there, {sorted(set(spec.depends_on))} here")
+        if there != sorted(set(spec.depends_on)):
+            differs.append(f"depends_on {there} there, {sorted(set(spec.depends_on))} here")
         if differs:
             raise Conflict(f"task id {spec.id!r} is already on this swarm's board with other content ("
                            + "; ".join(differs) + "); a task id names one task, so nothing of this call was "
