@@ -55,6 +55,10 @@ class _ServerExited(LspProtocolError):
     """The server's output ended with the request unanswered: it exited or was killed, it did not refuse."""
 
 
+class _ServerStopped(_ServerExited):
+    """We ended the server ourselves (shutdown, memory pressure, another call's restart): no crash to recover from."""
+
+
 class LspExited(LspError):
     """The server died while we waited for what it would publish (diagnostics are not a request: no answer fails)."""
 
@@ -63,6 +67,7 @@ class _Handler(LanguageServerHandler):
     """multilspy's handler, started with death-signal + own session so children die with us."""
 
     REAP_POLL_S = 0.2
+    stopped = False  # set when we kill it on purpose (LanguageServer._kill)
 
     async def start(self) -> None:
         env = os.environ.copy()
@@ -107,9 +112,11 @@ class _Handler(LanguageServerHandler):
             self.exited.set()
             pending = list(self._response_handlers.values())
             self._response_handlers.clear()
+            gone = (_ServerStopped(ErrorCodes.InternalError, "the language server was stopped") if self.stopped
+                    else _ServerExited(ErrorCodes.InternalError, "the language server exited"))
             for request in pending:
                 with contextlib.suppress(Exception):
-                    await request.on_error(_ServerExited(ErrorCodes.InternalError, "the language server exited"))
+                    await request.on_error(gone)
 
 
 class LspLoop:
@@ -301,7 +308,14 @@ class LanguageServer:
         if not h or not h.process:
             return
         proc = h.process
-        _kill_tree(proc.pid)
+        h.stopped = True
+        # A dead leader's pid may since belong to another process: only a live one is killed with its children. Its
+        # group is killed either way (a pid is not reused while a group of that id has members), in case its reaper
+        # had not yet done it.
+        if proc.returncode is None:
+            _kill_tree(proc.pid)
+        else:
+            _kill_group(proc.pid)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(proc.wait(), 3)
         with contextlib.suppress(Exception):
@@ -433,6 +447,16 @@ class LanguageServer:
         for attempt in (1, 2):
             try:
                 return self.loop.call(self._request(method, path, make_params, also_open), timeout=budget)
+            except _ServerStopped as exc:
+                # Stopped on purpose: after a shutdown or a memory trim nothing is started again here; after another
+                # call's restart the new server takes the retry.
+                if self.handler is None:
+                    raise LspError(f"{self.spec.language} language server was stopped while answering {method} "
+                                   "(the server is shutting down or freeing memory); try again") from exc
+                last = exc
+                if attempt == 1:
+                    continue
+                break  # stopped twice: leave the server the other call started alone
             except _ServerExited as exc:  # a crash (or kill -9) under the request: as for a hang, restart and retry
                 last = exc
             except LspProtocolError as exc:
@@ -624,8 +648,7 @@ def _kill_tree(pid: int) -> None:
         procs = [*parent.children(recursive=True), parent]
     except psutil.Error:
         procs = []
-    with contextlib.suppress(Exception):
-        os.killpg(pid, signal.SIGKILL)  # own session => pgid == pid
+    _kill_group(pid)
     for p in procs:
         with contextlib.suppress(psutil.Error):
             p.kill()

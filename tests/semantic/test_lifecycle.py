@@ -109,3 +109,46 @@ def test_no_orphans_after_sigkill_of_parent(tmp_path):
         time.sleep(0.1)
     alive = psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE
     assert not alive, f"language server {child} outlived its SIGKILLed parent"
+
+
+def test_a_server_stopped_under_a_request_stays_stopped_and_the_call_says_so(tmp_path):
+    """Stopping a server on purpose (shutdown, a memory trim) ends its in-flight request at once with one sentence
+    and starts nothing; taken for a crash, it was restarted and the call waited out a second time-out."""
+    import threading
+
+    from ansf_mcp.semantic.lsp import LanguageServer, LspError, LspLoop
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    target = proj / "a.py"
+    target.write_text("fake = 1\n")
+    loop = LspLoop()
+    srv = LanguageServer(_spec("always"), proj, loop, request_timeout=6, init_timeout=10)
+    out: dict[str, object] = {}
+
+    def ask() -> None:
+        t0 = time.monotonic()
+        try:
+            out["answer"] = srv.request("textDocument/documentSymbol", target,
+                                        lambda uri: {"textDocument": {"uri": uri}})
+        except LspError as exc:
+            out["error"] = str(exc)
+        out["took"] = time.monotonic() - t0
+
+    try:
+        worker = threading.Thread(target=ask)
+        worker.start()
+        deadline = time.monotonic() + 20
+        while not srv.alive():  # the request started the server and waits on it
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)
+        stopped_at = time.monotonic()
+        srv.stop()
+        worker.join(20)
+        assert "was stopped while answering textDocument/documentSymbol" in str(out.get("error")), out
+        assert time.monotonic() - stopped_at < 5  # not a second request time-out
+        assert srv.restarts == 0 and not srv.alive()
+    finally:
+        srv.stop()
+        loop.stop()
