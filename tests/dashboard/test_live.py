@@ -135,15 +135,18 @@ async def test_the_listener_waits_by_how_long_the_last_live_reread_took(settings
         dash = Dashboard(Runtime(settings=settings, store=store), DashboardConfig(interval_s=3600))
         reads: list[float] = []
 
-        async def slow_board_changed():
+        await dash.collect_once()  # then news brings a live re-read, not a first collection
+        board_now = dash.collector.board_now
+
+        def slow_board_now(*args, **kwargs):
             time.sleep(0.3)  # a board whose re-read is slow
-            return None
+            return board_now(*args, **kwargs)
 
         def gap(read_s: float) -> float:
             reads.append(read_s)
             return 0.0
 
-        dash.board_changed = slow_board_changed  # type: ignore[method-assign]
+        monkeypatch.setattr(dash.collector, "board_now", slow_board_now)
         monkeypatch.setattr(dashboard_app, "live_gap", gap)
         listener = asyncio.create_task(dash._listen())
         await asyncio.sleep(0.2)
