@@ -7,7 +7,8 @@ Each tree is a checkout of this repository (e.g. `git archive <commit> | tar -x 
 instead of the editable install's (this venv's), with this interpreter's libraries. The board is SIMULATED and the same for every tree:
 16 agents (4 roles), 6 rounds of 16 tasks claimed and reported (70 % successes, seeded), then batches of 64 new
 tasks decided with `auto` on a growing board. In-process runs (a fresh interpreter per run) and stdio servers (one
-per tree, calls alternated A B B A ...) are interleaved tree by tree, so the shared machine's load hits all alike;
+per tree, calls alternated A B B A ...) are interleaved tree by tree (in-process runs A B, then B A), so the
+shared machine's load hits all alike;
 the load average is recorded before and after.
 Every latency carries its n; a p95 from fewer than 20 decisions (a p99 from fewer than 100) is left null, with why
 under `withheld` (ansf_mcp.system.stats, as in `ansf bench`). In-process runs also report the process's CPU time per
@@ -258,8 +259,9 @@ def main() -> None:
     trees = {label: str(Path(d).resolve()) for label, d in (t.split("=", 1) for t in args.tree)}
     report: dict[str, Any] = {"load_before": os.getloadavg(), "cpus": os.cpu_count(), "in_process": {}}
     runs: dict[str, list[dict[str, list[float]]]] = {label: [] for label in trees}
-    for _ in range(args.runs):
-        for label, tree in trees.items():
+    for i in range(args.runs):
+        # A B, then B A: the tree that goes first in a run does not always meet the same moment of the load.
+        for label, tree in (list(trees.items()) if i % 2 == 0 else list(trees.items())[::-1]):
             runs[label].append(in_process(tree, args.calls))
     for label, per_run in runs.items():
         # Wall time is what a caller waits; the process's CPU time is what the decision costs, which the load
