@@ -123,30 +123,29 @@ def submit_and_assign(
     `clock` is the board's (tests move it; the takeover grace is measured from when a task was put up).
     A repeat of a call that succeeded (every task already on the board as given) is answered from the board."""
     started = time.perf_counter()
+    # A repeat is found when the tasks are planned (all already there as given), or when the write finds them put
+    # up meanwhile by the same call retried while this one decided; either way it is answered from the board.
     try:
         episode, external, planned, tallies, load = build_episode(store, swarm_id, specs)
-    except Repeat as repeat:
-        return repeated(store, swarm_id, repeat, strategy, started)
-    decision = decide(
-        episode,
-        strategy,
-        model=model,
-        neural_allowed=neural_allowed,
-        neural=neural,
-        external_states=external,
-        open_load=load,
-        tallies=tallies,
-    )
-    # Validated by the decision already: carried over as it is (a 1 000-task answer is not validated twice).
-    result = BoardDecision.model_construct(**dict(decision.result))
-    try:
+        decision = decide(
+            episode,
+            strategy,
+            model=model,
+            neural_allowed=neural_allowed,
+            neural=neural,
+            external_states=external,
+            open_load=load,
+            tallies=tallies,
+        )
+        # Validated by the decision already: carried over as it is (a 1 000-task answer is not validated twice).
+        result = BoardDecision.model_construct(**dict(decision.result))
         with store.transaction() as conn:
             # Coordinate's writes on one swarm take turns (SQLite's writers always do): a repeat that arrives while
             # the first call writes then finds its tasks, where on PostgreSQL it planned the same ids and failed on
             # the duplicate key. Claims and reports on the swarm are not held up: they only refer to its row.
             require(conn, swarm_id, store.for_turns)
             result = _write(conn, swarm_id, specs, planned, episode, decision, result, clock)
-    except Repeat as repeat:  # the same call, retried while this one decided, was written first
+    except Repeat as repeat:
         return repeated(store, swarm_id, repeat, strategy, started)
     return result
 
