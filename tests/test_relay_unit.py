@@ -9,6 +9,7 @@ import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -332,6 +333,18 @@ def test_a_server_that_refuses_json_only_gets_every_request_again_with_streams(s
     assert [(i, a) for m, i, a in stub.accepts if m == "tools/call"][-1] == (9, "application/json")
 
 
+def _exec_done(proc) -> None:
+    """Wait until the process's command line is readable: right after a start on a busy machine /proc/PID/cmdline
+    can still read empty, which `_is_ours` rightly takes for a stranger (it would make both checks below vacuous or
+    false); the processes these checks are about have been running for a while."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while not Path(f"/proc/{proc.pid}/cmdline").read_bytes().strip(b"\0"):
+        assert time.monotonic() < deadline, "the process never showed its command line"
+        time.sleep(0.01)
+
+
 def test_a_stale_record_naming_a_pid_now_used_by_another_ansf_process_stops_nothing(tmp_path, monkeypatch):
     """The state file outlives a server that stopped after idling; once its pid was reused by another ansf process
     (another agent's relay, a server of another project), the next relay took that process for a hung server of its
@@ -348,6 +361,7 @@ def test_a_stale_record_naming_a_pid_now_used_by_another_ansf_process_stops_noth
     relay = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "ansf_mcp", "serve",
                               "--project", str(tmp_path)])
     try:
+        _exec_done(relay)
         shared._state_path(key).write_text(json.dumps({"host": "127.0.0.1", "port": 9, "pid": relay.pid}))
         started = Endpoint(host="127.0.0.1", port=1, token="t", pid=1)
         monkeypatch.setattr(shared, "_start", lambda *args, **kwargs: started)
@@ -361,6 +375,7 @@ def test_a_stale_record_naming_a_pid_now_used_by_another_ansf_process_stops_noth
     hung = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
                              *shared.server_command(key, 9, 300, None)[1:]])
     try:
+        _exec_done(hung)
         shared._state_path(key).write_text(json.dumps({"host": "127.0.0.1", "port": 9, "pid": hung.pid}))
         assert shared.ensure(key) is started
         assert hung.wait(timeout=10) == -15
