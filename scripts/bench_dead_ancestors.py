@@ -3,7 +3,10 @@ task of a 1 000-task open chain, with one failed task elsewhere on the board (so
 finds nothing). Prints, per engine, the median of `--runs` timings of `build_episode` (the whole read) and of the
 walk alone, in milliseconds. A scratch measurement, not a test: run it before and after a change to the walk.
 
-    .venv/bin/python scripts/bench_dead_ancestors.py --engine sqlite --engine postgresql
+    .venv/bin/python scripts/bench_dead_ancestors.py --engine sqlite --engine postgresql [--analyze]
+
+A fresh board has no planner statistics (PostgreSQL plans its joins blind until autovacuum analyzes the tables);
+`--analyze` times the board as it is once they are gathered.
 """
 
 from __future__ import annotations
@@ -35,8 +38,11 @@ def board(store: Store) -> tuple[str, list[TaskSpec]]:
     return sw, [TaskSpec(id=f"n{i}", description=f"after step {i}", depends_on=[f"c{i}"]) for i in range(CHAIN)]
 
 
-def measure(store: Store, runs: int) -> dict[str, float]:
+def measure(store: Store, runs: int, analyze: bool) -> dict[str, float]:
     sw, specs = board(store)
+    if analyze:  # the planner's statistics, as PostgreSQL's autovacuum gathers them soon after such a write
+        with store.transaction() as conn:
+            conn.execute("ANALYZE")
     origins = [f"c{i}" for i in range(CHAIN)]
     whole, walk = [], []
     for _ in range(runs):
@@ -56,6 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", action="append", choices=("sqlite", "postgresql"))
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--analyze", action="store_true", help="ANALYZE the board before timing")
     args = parser.parse_args()
     out = {}
     for engine in args.engine or ["sqlite"]:
@@ -63,7 +70,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 store = open_store(Path(tmp) / "db.sqlite3")
                 try:
-                    out[engine] = measure(store, args.runs)
+                    out[engine] = measure(store, args.runs, args.analyze)
                 finally:
                     store.close()
         else:
@@ -73,7 +80,7 @@ def main() -> None:
             try:
                 store = open_store(cluster.new_database())
                 try:
-                    out[engine] = measure(store, args.runs)
+                    out[engine] = measure(store, args.runs, args.analyze)
                 finally:
                     store.close()
             finally:
