@@ -147,15 +147,20 @@ def submit_and_assign(
     neural=None,
     model: str | None = None,
     clock: Callable[[], float] = time.time,
+    before_decision: Callable[[], None] | None = None,
 ) -> BoardDecision:
     """Add the tasks and record the chosen assignment, atomically: a failure leaves the board as it was.
     `clock` is the board's (tests move it; the takeover grace is measured from when a task was put up).
-    A repeat of a call that succeeded (every task already on the board as given) is answered from the board."""
+    A repeat of a call that succeeded (every task already on the board as given) is answered from the board.
+    `before_decision` runs once the tasks are planned and found no repeat, outside the read: the model's load,
+    which a repeat must not wait for (seconds, and a row of its own)."""
     started = time.perf_counter()
     # A repeat is found when the tasks are planned (all already there as given), or when the write finds them put
     # up meanwhile by the same call retried while this one decided; either way it is answered from the board.
     try:
         episode, external, planned, tallies, load = build_episode(store, swarm_id, specs)
+        if before_decision is not None:
+            before_decision()
         decision = decide(
             episode,
             strategy,
