@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import random
 import threading
 from pathlib import Path
 
@@ -476,3 +478,77 @@ def test_estimate_does_not_follow_a_task_to_another_agent(store: Store, board: B
     with store.reading() as conn:
         rows = conn.execute("SELECT agent_id, p_success FROM outcomes WHERE swarm_id = ? ORDER BY id", (sw,)).fetchall()
     assert rows[0]["p_success"] is not None and rows[1]["p_success"] is None
+
+
+DEAD = ("failed", "cancelled")
+
+
+def dead_ancestors_by_hand(deps: dict[str, list[str]], status: dict[str, str], seq: dict[str, int],
+                           origin: str) -> tuple[str, str] | None:
+    """The rule, walked naively from one origin: every failed or cancelled task reached through open or claimed
+    ones only, the earliest put up (lowest seq) chosen."""
+    seen, stack, dead = set(), list(deps.get(origin, [])), []
+    while stack:
+        task = stack.pop()
+        if task in seen:
+            continue
+        seen.add(task)
+        if status[task] in DEAD:
+            dead.append(task)
+        elif status[task] in ("open", "claimed"):
+            stack.extend(deps.get(task, []))
+    return min(((t, status[t]) for t in dead), key=lambda d: seq[d[0]], default=None)
+
+
+def board_graph(store: Store, sw: str, specs: list[TaskSpec], status: dict[str, str]) -> None:
+    put(store, sw, specs)
+    with store.transaction() as conn:
+        for task, state in status.items():
+            conn.execute("UPDATE tasks SET status = ? WHERE swarm_id = ? AND id = ?", (state, sw, task))
+
+
+def test_the_failed_ancestor_of_each_dependency_is_the_earliest_one_behind_unfinished_tasks(store: Store) -> None:
+    """coordinate's walk from the new tasks' dependencies to the failed or cancelled tasks they wait on: several dead
+    tasks, diamonds, a claimed task on the way, a finished task that hides one, and long chains sharing ancestors."""
+    sw = swarms.spawn(store, "s", agents("a"), "mesh")
+    spec = functools.partial(TaskSpec, description="work")
+    specs = [spec(id="f-early"), spec(id="c-mid"), spec(id="f-late"), spec(id="f-hidden"),
+             spec(id="done", depends_on=["f-hidden"]),
+             # A diamond under f-late, whose right side also waits on c-mid (put up earlier than f-late).
+             spec(id="top", depends_on=["f-late"]), spec(id="left", depends_on=["top"]),
+             spec(id="right", depends_on=["top", "c-mid"]), spec(id="bottom", depends_on=["left", "right"]),
+             spec(id="left-only", depends_on=["left"]),
+             spec(id="direct", depends_on=["f-late", "f-early"]), spec(id="behind-done", depends_on=["done"]),
+             spec(id="k0", depends_on=["f-late"]),
+             *(spec(id=f"k{i}", depends_on=[f"k{i - 1}", "f-early"] if i == 150 else [f"k{i - 1}"])
+               for i in range(1, 300)),
+             spec(id="q0", depends_on=["done"]), *(spec(id=f"q{i}", depends_on=[f"q{i - 1}"]) for i in range(1, 200)),
+             spec(id="both", depends_on=["k299", "bottom"])]
+    board_graph(store, sw, specs, {"f-early": "failed", "c-mid": "cancelled", "f-late": "failed",
+                                   "f-hidden": "failed", "done": "done", "right": "claimed", "k10": "claimed"})
+    origins = ["bottom", "left-only", "right", "direct", "behind-done", "k0", "k100", "k149", "k150", "k299",
+               "q199", "both", "top"]
+    with store.reading() as conn:
+        found = assign._dead_ancestors(conn, sw, origins)
+    assert found == {
+        "bottom": ("c-mid", "cancelled"), "left-only": ("f-late", "failed"), "right": ("c-mid", "cancelled"),
+        "direct": ("f-early", "failed"), "k0": ("f-late", "failed"), "k100": ("f-late", "failed"),
+        "k149": ("f-late", "failed"), "k150": ("f-early", "failed"), "k299": ("f-early", "failed"),
+        "both": ("f-early", "failed"), "top": ("f-late", "failed"),
+    }
+
+
+def test_the_failed_ancestor_walk_agrees_with_a_naive_walk_on_a_random_board(store: Store) -> None:
+    rng = random.Random(12)
+    sw = swarms.spawn(store, "s", agents("a"), "mesh")
+    ids = [f"t{i}" for i in range(400)]
+    deps = {t: sorted({ids[rng.randrange(i)] for _ in range(rng.choice((0, 1, 1, 2, 3)))}) if i else []
+            for i, t in enumerate(ids)}
+    status = {t: rng.choices(["open", "claimed", "done", "failed", "cancelled"], [60, 10, 15, 10, 5])[0] for t in ids}
+    board_graph(store, sw, [TaskSpec(id=t, description="work", depends_on=deps[t]) for t in ids], status)
+    origins = [t for t in ids if status[t] in ("open", "claimed")]
+    with store.reading() as conn:
+        found = assign._dead_ancestors(conn, sw, origins)
+    seq = {t: i for i, t in enumerate(ids)}
+    expected = {o: d for o in origins if (d := dead_ancestors_by_hand(deps, status, seq, o)) is not None}
+    assert found == expected and len(expected) > 50

@@ -303,3 +303,49 @@ def test_a_dissolve_repeated_while_the_first_still_writes_waits_and_answers_as_a
         other.close()
     assert len(answers) == 1 and not isinstance(answers[0], Exception), answers
     assert answers[0].removed == first.removed and "a repeat" in answers[0].note
+
+
+class RecordingWarmer:
+    """Stands in for the model's warmer: records each load asked for, and refuses one when told to (a load that
+    must not happen)."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.refuse = False
+
+    def ensure(self, model: str | None, trigger: str = "first use") -> float | None:
+        if self.refuse:
+            raise AssertionError("the model was loaded for a call already answered by the board")
+        self.asked.append(trigger)
+        return None  # as if loaded already: the decision runs without the network (below)
+
+    def status(self) -> dict[str, str]:
+        return {"state": "loaded"}
+
+
+def test_a_repeated_coordinate_is_recognised_before_any_model_load_or_decision(store: Store, board: Board,
+                                                                               monkeypatch) -> None:
+    """A client re-sending coordinate(auto) after a lost answer, to a server whose model is not loaded yet: the
+    repeat is answered from the board without loading the network (seconds, and a model_loads row written)."""
+    from ansf_mcp.coordinator import strategies
+    from ansf_mcp.coordinator.episode import ModelUnavailable
+
+    def no_network(model):
+        raise ModelUnavailable("no network in this test")
+
+    monkeypatch.setattr(strategies, "_load_neural", no_network)  # auto falls back to the other estimators
+    warmer = RecordingWarmer()
+    board.warmer = warmer  # type: ignore[assignment]
+    sw = board.spawn("s", agents("backend", "writer", capacity=2), "mesh").swarm_id
+    first = board.coordinate(sw, PLAN, "auto")
+    assert first.repeat is None and warmer.asked == ["first use"]
+    warmer.refuse = True
+
+    def no_decision(*args, **kwargs):
+        raise AssertionError("a repeat was decided again")
+
+    monkeypatch.setattr(assign, "decide", no_decision)
+    before = written(store)
+    again = board.coordinate(sw, PLAN, "auto")
+    assert again.repeat and again.assignments == first.assignments and again.unassigned == first.unassigned
+    assert written(store) == before

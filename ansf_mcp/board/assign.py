@@ -79,33 +79,62 @@ def build_episode(
     return Episode(id=swarm_id, agents=agents, tasks=tasks), external, ids, tallies, load
 
 
-# Up the dependencies of each task, through unfinished ones only, to the failed or cancelled tasks they wait on.
-_DEAD_ANCESTORS_SQL = """WITH RECURSIVE up(origin, id) AS (
-    SELECT d.task_id, d.depends_on FROM task_deps d WHERE d.swarm_id = ? AND d.task_id IN ({marks})
+# The tasks the walk goes through (the given ones, then every open or claimed task up their dependencies), each once
+# however many of the given tasks it lies behind, and the dependencies of each that matter: unfinished ones, which
+# the walk continues through, and failed or cancelled ones, where it ends. CROSS JOIN keeps SQLite's planner from
+# putting the swarm's dependencies outside the walk: it read all of them for each task walked.
+_DEAD_ANCESTORS_SQL = """WITH RECURSIVE walk(id) AS (
+    SELECT id FROM tasks WHERE swarm_id = ? AND id IN ({marks})
     UNION
-    SELECT up.origin, d.depends_on FROM up
-    JOIN tasks t ON t.swarm_id = ? AND t.id = up.id AND t.status IN ('open', 'claimed')
-    JOIN task_deps d ON d.swarm_id = t.swarm_id AND d.task_id = t.id)
-SELECT up.origin, t.id, t.status FROM up JOIN tasks t ON t.swarm_id = ? AND t.id = up.id
-WHERE t.status IN ('failed', 'cancelled') ORDER BY up.origin, t.seq"""
+    SELECT d.depends_on FROM walk
+    CROSS JOIN task_deps d
+    JOIN tasks t ON t.swarm_id = d.swarm_id AND t.id = d.depends_on AND t.status IN ('open', 'claimed')
+    WHERE d.swarm_id = ? AND d.task_id = walk.id)
+SELECT d.task_id, d.depends_on, t.status, t.seq FROM walk
+CROSS JOIN task_deps d
+JOIN tasks t ON t.swarm_id = d.swarm_id AND t.id = d.depends_on
+WHERE d.swarm_id = ? AND d.task_id = walk.id AND t.status IN ('open', 'claimed', 'failed', 'cancelled')"""
 
 
 def _dead_ancestors(conn: Connection, swarm_id: str, task_ids: list[str]) -> dict[str, tuple[str, str]]:
     """For each of `task_ids` that waits, through unfinished tasks, on a failed or cancelled task: the earliest such
-    task and its status. A failed dependency is not cascaded as a cancelled one is, so a new task behind a task
-    behind it was assigned as if it could start. One query, however long the chains."""
+    task (the lowest seq, the order they were put up in; then the id, though one swarm's seqs never repeat) and its
+    status. A failed dependency is not cascaded as a cancelled one is, so a new task behind a task behind it was
+    assigned as if it could start. One query reads each task behind them once, and each is answered once here, from
+    its dependencies' answers (a walk per given task read a 1 000-task chain once per task in it)."""
     if not task_ids:
         return {}
-    # Most boards have no failed or cancelled task: then there is nothing to find, and the walk (each chain once per
-    # task in it) is skipped. An index read.
+    # Most boards have no failed or cancelled task: then there is nothing to find, and the walk is skipped. An
+    # index read.
     if conn.execute("SELECT 1 FROM tasks WHERE swarm_id = ? AND status IN ('failed', 'cancelled') LIMIT 1",
                     (swarm_id,)).fetchone() is None:
         return {}
-    found: dict[str, tuple[str, str]] = {}
+    deps: dict[str, list[str]] = {}
+    dead: dict[str, tuple[int, str, str]] = {}  # a failed or cancelled dependency: (seq, id, status)
     sql = _DEAD_ANCESTORS_SQL.format(marks=", ".join("?" * len(task_ids)))
-    for origin, dead, status in conn.execute(sql, (swarm_id, *task_ids, swarm_id, swarm_id)):
-        found.setdefault(origin, (dead, status))
-    return found
+    for task, dep, status, seq in conn.execute(sql, (swarm_id, *task_ids, swarm_id, swarm_id)):
+        deps.setdefault(task, []).append(dep)
+        if status in ("failed", "cancelled"):
+            dead[dep] = (seq, dep, status)
+    earliest: dict[str, tuple[int, str, str] | None] = {}
+    entered: set[str] = set()
+    for origin in task_ids:
+        # Depth first, without recursion (a chain is as deep as the board is long): a task is entered, its
+        # unfinished dependencies answered, then it. The board refuses cycles; a dependency met again while still
+        # being answered (only in a cycle) is passed over, so the walk ends.
+        stack = [origin]
+        while stack:
+            task = stack[-1]
+            if task in earliest:
+                stack.pop()
+            elif task not in entered:
+                entered.add(task)
+                stack.extend(d for d in deps.get(task, ()) if d not in dead and d not in entered)
+            else:
+                stack.pop()
+                candidates = (dead[d] if d in dead else earliest.get(d) for d in deps.get(task, ()))
+                earliest[task] = min((c for c in candidates if c is not None), default=None)
+    return {origin: (found[1], found[2]) for origin in task_ids if (found := earliest[origin]) is not None}
 
 
 def submit_and_assign(
@@ -118,15 +147,20 @@ def submit_and_assign(
     neural=None,
     model: str | None = None,
     clock: Callable[[], float] = time.time,
+    before_decision: Callable[[], None] | None = None,
 ) -> BoardDecision:
     """Add the tasks and record the chosen assignment, atomically: a failure leaves the board as it was.
     `clock` is the board's (tests move it; the takeover grace is measured from when a task was put up).
-    A repeat of a call that succeeded (every task already on the board as given) is answered from the board."""
+    A repeat of a call that succeeded (every task already on the board as given) is answered from the board.
+    `before_decision` runs once the tasks are planned and found no repeat, outside the read: the model's load,
+    which a repeat must not wait for (seconds, and a row of its own)."""
     started = time.perf_counter()
     # A repeat is found when the tasks are planned (all already there as given), or when the write finds them put
     # up meanwhile by the same call retried while this one decided; either way it is answered from the board.
     try:
         episode, external, planned, tallies, load = build_episode(store, swarm_id, specs)
+        if before_decision is not None:
+            before_decision()
         decision = decide(
             episode,
             strategy,

@@ -255,16 +255,22 @@ class Board:
         from ansf_mcp.board import assign  # numpy and scipy cost ~60 MB that an idle server should not carry
 
         neural_allowed = self.limits().neural_allowed
-        loaded_ms = None
-        if strategy in ("auto", "neural") and neural_allowed and self.warmer is not None:
-            # A model not loaded yet loads here, timed as a model load, not inside the decision.
+        warmer = self.warmer if strategy in ("auto", "neural") and neural_allowed else None
+        loaded: list[float] = []
+
+        def load_model(warmer: ModelWarmer) -> None:
+            # A model not loaded yet loads here, timed as a model load, not inside the decision; after the plan,
+            # so a repeat (answered from the board) loads nothing.
             with contextlib.suppress(ModelUnavailable):  # auto falls back; neural says why in the decision
-                loaded_ms = self.warmer.ensure(None)
-        result = assign.submit_and_assign(self.store, swarm_id, specs, strategy, neural_allowed=neural_allowed,
-                                          clock=self.clock)
+                if (loaded_ms := warmer.ensure(None)) is not None:
+                    loaded.append(loaded_ms)
+
+        result = assign.submit_and_assign(
+            self.store, swarm_id, specs, strategy, neural_allowed=neural_allowed, clock=self.clock,
+            before_decision=functools.partial(load_model, warmer) if warmer is not None else None)
         if result.repeat is None:  # a repeat changed nothing: nobody waiting on the board is woken for it
             self._changed(swarm_id)
-        if loaded_ms is not None:  # this call loaded the model (no warm-up): keep it out of later full collections
+        if loaded:  # this call loaded the model (no warm-up): keep it out of later full collections
             heap.settle_soon("the model's load")  # after this answer has gone
         return result
 
