@@ -323,6 +323,15 @@ def test_a_tail_percentile_from_too_few_samples_is_printed_as_the_maximum_with_i
     assert "| swarm_status | 100 | 50.500 | 99.010 | 3.30 |" in mcp, mcp
 
 
+def test_things_timed_side_by_side_alternate_which_goes_first_round_by_round() -> None:
+    """The suites and scripts/bench_coordinate.py each had their own copy of this alternation; they now share one,
+    and its order is what their reports say: A B, B A, A B, B A (the first thing is first on even rounds)."""
+    from ansf_mcp.bench.interleave import round_order
+
+    assert [round_order(("A", "B"), r) for r in range(4)] == [["A", "B"], ["B", "A"], ["A", "B"], ["B", "A"]]
+    assert round_order(["x", "y", "z"], 1) == ["z", "y", "x"]  # three or more: reversed, none always last
+
+
 class NoisyClient:
     """A client whose calls cost `cost[tool]` of a fake clock, times a load that doubles halfway through: the
     shared machine getting busier while a benchmark runs."""

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ansf_mcp.bench.context import SuiteContext
+from ansf_mcp.bench.interleave import round_order
 from ansf_mcp.bench.pgcluster import postgres
 from ansf_mcp.ports import free_port
 from ansf_mcp.system.stats import ratio_summary, ratio_text
@@ -431,7 +432,7 @@ def _interleaved(setups: list[Setup], tasks: int, rounds: int,
     for r in range(rounds):
         if progress:
             progress(r)
-        rates.append({s.label: s.turn(per_turn, seed=r) for s in (setups if r % 2 == 0 else setups[::-1])})
+        rates.append({s.label: s.turn(per_turn, seed=r) for s in round_order(setups, r)})
     return rates
 
 
@@ -617,7 +618,7 @@ def _stdio(tmp: Path, pg_url: str, rounds: int, pairs: int,
         ratios: list[float] = []
         for r in range(rounds):
             turn: dict[str, float] = {}
-            for engine in (("sqlite", "postgresql") if r % 2 == 0 else ("postgresql", "sqlite")):
+            for engine in round_order(("sqlite", "postgresql"), r):
                 server = servers[engine]
                 db = backend if engine == "postgresql" else None
                 cpu0, db0 = _cpu_s(server.proc.pid), db() if db else None
