@@ -40,6 +40,7 @@ import anyio
 import psutil
 from mcp import Client, StdioServerParameters
 
+from ansf_mcp.bench.interleave import round_order
 from ansf_mcp.system.stats import latency_summary, quantiles_text, ratio_summary, ratio_text
 
 ROLES = ("backend", "frontend", "tests", "devops")
@@ -229,9 +230,8 @@ async def over_stdio(trees: dict[str, str], calls: int) -> dict[str, Any]:
         for i in range(1, 3):  # warm-up, not recorded
             for label, client in clients.items():
                 await _call(client, "coordinate", {"swarm_id": swarms[label], "tasks": _batch(i), "strategy": "auto"})
-        order = list(clients)
         for i in range(3, 3 + calls):
-            for label in order if i % 2 else reversed(order):
+            for label in round_order(list(clients), i - 3):  # calls 0-2 were the first decision and the warm-up
                 elapsed, res = await _call(clients[label], "coordinate",
                                            {"swarm_id": swarms[label], "tasks": _batch(i), "strategy": "auto"})
                 out[label]["ms"].append(elapsed)
@@ -261,7 +261,7 @@ def main() -> None:
     runs: dict[str, list[dict[str, list[float]]]] = {label: [] for label in trees}
     for i in range(args.runs):
         # A B, then B A: the tree that goes first in a run does not always meet the same moment of the load.
-        for label, tree in (list(trees.items()) if i % 2 == 0 else list(trees.items())[::-1]):
+        for label, tree in round_order(list(trees.items()), i):
             runs[label].append(in_process(tree, args.calls))
     for label, per_run in runs.items():
         # Wall time is what a caller waits; the process's CPU time is what the decision costs, which the load

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from ansf_mcp.board.models import AgentSpec, TaskSpec
 from ansf_mcp.coordinator.scoring import Tally
 from ansf_mcp.store.base import Connection
 from ansf_mcp.store.db import Store, open_store
+from ansf_mcp.system.stats import latency_summary
 
 ESTIMATORS = ("neural", "similarity", "history", "p_success")
 
@@ -78,15 +78,15 @@ def main() -> None:
                     board.records = scores.Records()
                 started = time.perf_counter()
                 view = board.view(sw)
-                times[which].append((time.perf_counter() - started) * 1000)
+                times[which].append(time.perf_counter() - started)
             scores.tallies = kept  # type: ignore[assignment]
             with store.reading() as conn:
                 pairs = conn.execute("SELECT COUNT(*) FROM estimator_outcomes").fetchone()[0]
             out = {
                 "engine": store.engine, "outcomes_per_estimator": args.outcomes, "kept_pairs": pairs,
                 "tasks": len(view.tasks), "reads_each": args.reads,
-                **{f"{k}_p50_ms": round(statistics.median(v), 3) for k, v in times.items()},
-                **{f"{k}_p90_ms": round(statistics.quantiles(v, n=10)[-1], 3) for k, v in times.items()},
+                # The suites' summary of each: n beside the figures, a tail withheld below its sample count.
+                "read": {k: latency_summary(v) for k, v in times.items()},
                 "auto_uses": view.auto_uses,
             }
             print(json.dumps(out))

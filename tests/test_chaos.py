@@ -66,3 +66,18 @@ def test_the_chaos_report_names_the_engine_each_fuzzing_ran_on() -> None:
     table = markdown({"fuzz": fuzz, "fuzz_postgresql": {**fuzz, "calls": 250}})
     assert "| schema fuzzing (SQLite) | 300 calls |" in table
     assert "| schema fuzzing (PostgreSQL) | 250 calls |" in table
+
+
+def test_the_soak_row_gives_the_restart_time_with_its_n_and_no_p95_from_few_kills() -> None:
+    """The soak kept the middle restart time of its own (the upper one of an even count) and never printed it:
+    it is now the suites' summary, with n, and a p95 from fewer than 20 kills is the maximum, said so."""
+    from ansf_mcp.bench.chaos_suite import markdown
+    from ansf_mcp.system.stats import latency_summary
+
+    soak = {"kills": 8, "tasks": 120, "lost": [], "succeeded_twice": [], "double_claims": [], "missing": [],
+            "restart": latency_summary([0.1 * (i + 1) for i in range(8)])}
+    assert soak["restart"]["n"] == 8 and soak["restart"]["p50_ms"] == 450.0 and soak["restart"]["p95_ms"] is None
+    assert "; restart (ms) p50 / p95 450.0 / max 800.0 of n=8 |" in markdown({"kill_soak": soak})
+    # A report stored before the soak kept it prints a dash, not a made-up figure.
+    del soak["restart"]
+    assert "restart (ms) p50 / p95 — |" in markdown({"kill_soak_postgresql": soak})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -323,6 +324,15 @@ def test_a_tail_percentile_from_too_few_samples_is_printed_as_the_maximum_with_i
     assert "| swarm_status | 100 | 50.500 | 99.010 | 3.30 |" in mcp, mcp
 
 
+def test_things_timed_side_by_side_alternate_which_goes_first_round_by_round() -> None:
+    """The suites and scripts/bench_coordinate.py each had their own copy of this alternation; they now share one,
+    and its order is what their reports say: A B, B A, A B, B A (the first thing is first on even rounds)."""
+    from ansf_mcp.bench.interleave import round_order
+
+    assert [round_order(("A", "B"), r) for r in range(4)] == [["A", "B"], ["B", "A"], ["A", "B"], ["B", "A"]]
+    assert round_order(["x", "y", "z"], 1) == ["z", "y", "x"]  # three or more: reversed, none always last
+
+
 class NoisyClient:
     """A client whose calls cost `cost[tool]` of a fake clock, times a load that doubles halfway through: the
     shared machine getting busier while a benchmark runs."""
@@ -418,6 +428,64 @@ def test_the_scale_stdio_line_gives_the_ratio_of_every_round() -> None:
     assert "(0.73x; per round median 0.72 (range 0.70–0.76, n=4 rounds))" in scale_suite.markdown({"stdio": st})
     del st["ratio_per_round"]
     assert "one ratio over all rounds" in scale_suite.markdown({"stdio": st})
+
+
+def _skip_scale_phases(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scale suite's run with every phase a stub: what is left is its PostgreSQL server and the report."""
+    from ansf_mcp.bench import scale_suite
+
+    for phase in ("_stdio", "_chaos", "_takeover"):
+        monkeypatch.setattr(scale_suite, phase, lambda *a, **k: None)
+    for table in ("_throughput_table", "_delayed"):
+        monkeypatch.setattr(scale_suite, table, lambda *a, **k: [])
+    monkeypatch.setattr(scale_suite, "_round_trips", lambda url: None)
+
+
+def test_the_scale_report_names_the_users_postgresql_server_without_its_credentials(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pg_cluster: Any) -> None:
+    """The scale report never said which PostgreSQL server its figures came from, so two reports from different
+    servers (another version, ours or the user's) read as comparable. It now gives the server's version and
+    whether it was the --store URL's server, by host, port and database: never the URL's user or password."""
+    from ansf_mcp.bench import scale_suite
+
+    _skip_scale_phases(monkeypatch)
+    pg_cluster.admin("CREATE ROLE scale_report_reader LOGIN CREATEDB PASSWORD 'do-not-print-me'")
+    url = pg_cluster.url(user="scale_report_reader", password="do-not-print-me")
+    result = scale_suite.run(SuiteContext(quick=True, project=tmp_path, data_dir=tmp_path, store=url))
+    server = result["postgresql"]
+    assert server["source"] == "store" and server["version_num"] >= 100000 and server["version"]
+    assert (server["host"], server["port"], server["database"]) == ("127.0.0.1", pg_cluster.port, "postgres")
+    text = scale_suite.markdown(result)
+    assert (f"PostgreSQL server: {server['version']} (server_version_num {server['version_num']}), the --store "
+            f"server (127.0.0.1:{pg_cluster.port}, database postgres;") in text.splitlines()[0], text
+    for shown in (json.dumps(result), text):
+        assert "do-not-print-me" not in shown and "scale_report_reader" not in shown
+
+
+@pytest.mark.slow
+def test_the_scale_report_says_when_its_postgresql_server_was_a_throw_away_one(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from ansf_mcp.bench import scale_suite
+    from ansf_mcp.bench.pgcluster import find_bindir
+    from tests.conftest import need
+
+    need(find_bindir() is not None, "PostgreSQL (initdb, pg_ctl, postgres)")
+    _skip_scale_phases(monkeypatch)
+    result = scale_suite.run(SuiteContext(quick=True, project=tmp_path, data_dir=tmp_path))
+    server = result["postgresql"]
+    assert server["source"] == "scratch" and server["host"] == "127.0.0.1" and server["version_num"] >= 100000
+    assert (f"(server_version_num {server['version_num']}), a throw-away cluster started for this run "
+            f"(127.0.0.1:{server['port']}).") in scale_suite.markdown(result)
+
+
+def test_a_scale_report_stored_before_it_named_its_server_says_so() -> None:
+    from ansf_mcp.bench import scale_suite
+
+    assert scale_suite.markdown({"throughput": []}).startswith("| engine |")  # nothing measured: no server line
+    st = {"rounds": 4, "pairs_per_round": 10, "sqlite_pairs_per_s": 300.0, "postgresql_pairs_per_s": 220.0,
+          "ratio": 0.73, "server_cpu_ms_per_pair": {}, "postgresql_backend_cpu_ms_per_pair": None}
+    assert scale_suite.markdown({"stdio": st}).startswith(
+        "PostgreSQL server: not recorded (a report stored before it was).\n")
 
 
 def test_every_report_section_says_which_store_it_measured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ansf_mcp.bench.context import SuiteContext
+from ansf_mcp.system.stats import latency_summary, quantiles_text
 
 HANDSHAKE = [
     {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
@@ -230,7 +231,8 @@ def kill_soak(data_dir: Path, *, tasks: int = 1000, kills: int = 72, agents: int
         "succeeded_twice": [row[0] for row in twice],
         "double_claims": sorted(t for t, who in claims_acked.items() if len(who) > 1),
         "missing": sorted(set(planned) - set(final)),
-        "restart_s_p50": sorted(restarts_s)[len(restarts_s) // 2] if restarts_s else None,
+        # A server's start after each kill, summarised as every latency is: its n beside the figures.
+        "restart": latency_summary(restarts_s) if restarts_s else None,
     }
 
 
@@ -357,7 +359,8 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(
                 f"| SIGKILL soak ({engine}) | {soak.get('kills')} kills over {soak.get('tasks')} tasks | lost "
                 f"{len(soak.get('lost', []))}, succeeded twice {len(soak.get('succeeded_twice', []))}, double claims "
-                f"{len(soak.get('double_claims', []))}, missing {len(soak.get('missing', []))} |")
+                f"{len(soak.get('double_claims', []))}, missing {len(soak.get('missing', []))}; restart (ms) p50 / p95 "
+                f"{quantiles_text(soak.get('restart'))} |")
     for key, value in result.items():
         if key.startswith("shared_directory"):
             where = "one PostgreSQL board" if key.endswith("postgresql") else "one data directory"

@@ -24,6 +24,7 @@ import anyio
 from mcp import Client
 
 from ansf_mcp.bench.context import SuiteContext
+from ansf_mcp.bench.interleave import round_order
 from ansf_mcp.bench.procs import server_params
 from ansf_mcp.system.stats import latency_summary, quantile_text, ratio_summary, ratio_text
 
@@ -71,7 +72,7 @@ async def _interleaved_rates(client: Client, a: tuple[str, str, dict[str, Any]],
     ratios: list[float] = []
     for r in range(rounds):
         turn: dict[str, float] = {}
-        for name in ((name_a, name_b) if r % 2 == 0 else (name_b, name_a)):
+        for name in round_order((name_a, name_b), r):
             tool, args = calls[name]
             started = time.perf_counter()
             for _ in range(per_turn):

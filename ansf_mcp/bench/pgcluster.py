@@ -150,9 +150,23 @@ def remove(cluster: Cluster) -> None:
     shutil.rmtree(cluster.root, ignore_errors=True)
 
 
+def server_info(url: str, source: str) -> dict[str, Any]:
+    """Which PostgreSQL server a report measured: its version, and `source`, "scratch" (a throw-away cluster of
+    this run) or "store" (the --store URL's server). Where it is comes from the open connection (host, port,
+    database), never from the URL, which may carry a user and password."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=30) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+        info = conn.info
+        return {"source": source, "version": row[0] if row else None, "version_num": info.server_version,
+                "host": info.host, "port": info.port, "database": info.dbname}
+
+
 @contextlib.contextmanager
 def postgres(ctx: Any) -> Iterator[Any]:
-    """A function making a fresh database URL: on the --store server, or in a throw-away cluster."""
+    """A function making a fresh database URL: on the --store server, or in a throw-away cluster. Its `server`
+    is that server's `server_info`, for the report."""
     import psycopg
 
     names = itertools.count(1)
@@ -164,6 +178,7 @@ def postgres(ctx: Any) -> Iterator[Any]:
                 conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
             return base.rsplit("/", 1)[0] + "/" + name
 
+        fresh.server = server_info(base, "store")  # type: ignore[attr-defined]
         yield fresh
         return
     cluster = start_cluster()
@@ -173,6 +188,7 @@ def postgres(ctx: Any) -> Iterator[Any]:
 
         fresh_own.restart = cluster.restart  # type: ignore[attr-defined]  # only our own cluster may be restarted
         fresh_own.cpu_s = cluster.cpu_s  # type: ignore[attr-defined]  # the database's CPU, for the scale suite
+        fresh_own.server = server_info(cluster.url(), "scratch")  # type: ignore[attr-defined]
         yield fresh_own
     finally:
         remove(cluster)

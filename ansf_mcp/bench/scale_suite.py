@@ -26,7 +26,8 @@ tool calls over the same transport as any client), the cores they used together 
 CPU-bound; on a 2-core host that limit is what a row with more replicas runs into.
 
 PostgreSQL: the `--store` URL's server when one is given (a scratch database per phase, so the role needs
-CREATEDB), else a throw-away cluster of our own (ansf_mcp.bench.pgcluster; needs Debian's postgresql).
+CREATEDB), else a throw-away cluster of our own (ansf_mcp.bench.pgcluster; needs Debian's postgresql). The report
+names it (`postgresql`: version, which of the two, host, port and database; never the URL's user or password).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ansf_mcp.bench.context import SuiteContext
+from ansf_mcp.bench.interleave import round_order
 from ansf_mcp.bench.pgcluster import postgres
 from ansf_mcp.ports import free_port
 from ansf_mcp.system.stats import ratio_summary, ratio_text
@@ -431,7 +433,7 @@ def _interleaved(setups: list[Setup], tasks: int, rounds: int,
     for r in range(rounds):
         if progress:
             progress(r)
-        rates.append({s.label: s.turn(per_turn, seed=r) for s in (setups if r % 2 == 0 else setups[::-1])})
+        rates.append({s.label: s.turn(per_turn, seed=r) for s in round_order(setups, r)})
     return rates
 
 
@@ -617,7 +619,7 @@ def _stdio(tmp: Path, pg_url: str, rounds: int, pairs: int,
         ratios: list[float] = []
         for r in range(rounds):
             turn: dict[str, float] = {}
-            for engine in (("sqlite", "postgresql") if r % 2 == 0 else ("postgresql", "sqlite")):
+            for engine in round_order(("sqlite", "postgresql"), r):
                 server = servers[engine]
                 db = backend if engine == "postgresql" else None
                 cpu0, db0 = _cpu_s(server.proc.pid), db() if db else None
@@ -718,6 +720,8 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
     out: dict[str, Any] = {"agents": AGENTS, "throughput": []}
     with tempfile.TemporaryDirectory(prefix="ansf-scale-") as tmpdir, postgres(ctx) as fresh:
         tmp = Path(tmpdir)
+        # Figures from two runs compare only on the same server (version, and ours or the user's).
+        out["postgresql"] = fresh.server
         ctx.progress(0.02, "throughput: one SQLite server and 1, 2 and 3 PostgreSQL replicas, taking turns")
         out["throughput"] = _throughput_table(fresh, tasks, tmp, ROUNDS, lambda r: ctx.progress(
             0.02 + 0.18 * r / ROUNDS, f"throughput: round {r + 1} of {ROUNDS}"))
@@ -761,10 +765,28 @@ def _rounds_note(rows: list[dict[str, Any]], key: str) -> str:
             "load change between them.")
 
 
+def _server_line(result: dict[str, Any]) -> str | None:
+    """Which PostgreSQL server the figures are from; None for a result with no PostgreSQL section."""
+    pg = result.get("postgresql")
+    if not pg:
+        if not any(result.get(k) for k in ("throughput", "stdio", "delayed", "chaos", "takeover")):
+            return None
+        return "PostgreSQL server: not recorded (a report stored before it was)."
+    where = f"{pg['host']}:{pg['port']}"
+    if pg["source"] == "scratch":
+        whose = f"a throw-away cluster started for this run ({where})"
+    else:
+        whose = (f"the --store server ({where}, database {pg['database']}; each phase in a scratch database of "
+                 "its own on it)")
+    return f"PostgreSQL server: {pg['version']} (server_version_num {pg['version_num']}), {whose}."
+
+
 def markdown(result: dict[str, Any]) -> str:
-    lines = ["| engine | replicas | claims+outcomes | seconds | per second | ratio to one SQLite server "
-             f"| per round | {CPU_COLUMNS} |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    server = _server_line(result)
+    lines = [server, ""] if server else []
+    lines += ["| engine | replicas | claims+outcomes | seconds | per second | ratio to one SQLite server "
+              f"| per round | {CPU_COLUMNS} |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in result.get("throughput", []):
         lines.append(f"| {r['engine']} | {r['replicas']} | {r['pairs']} | {r['seconds']} | {r['pairs_per_s']} | "
                      f"{r['ratio_to_sqlite']} | {ratio_text(r.get('ratio_to_sqlite_per_round'))} | {_cpu_cells(r)} |")
