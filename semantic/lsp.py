@@ -520,11 +520,11 @@ class LanguageServer:
         raise LspError(f"{self.spec.language} language server failed on {method} (restarted once): {last}; try "
                        "again shortly")
 
-    async def _diagnostics_of(self, path: Path, wait: float) -> list[dict] | None:
+    async def _diagnostics_of(self, path: Path, wait: float, name: str | None) -> list[dict] | None:
         async with self._session() as h:
             uri = await self._sync_doc(path, h)
             ev = self._diag.setdefault(uri, asyncio.Event())
-        await self._unless_exited(h, self._settled(uri, ev, wait))
+        await self._unless_exited(h, self._settled(uri, ev, wait), f"diagnostics for {name or path.name}")
         return self._published.get(uri)
 
     async def _settled(self, uri: str, ev: asyncio.Event, wait: float) -> None:
@@ -577,15 +577,17 @@ class LanguageServer:
                 uris[path] = uri
             # every file settles at once: a rename's files or an edit's importers cost one settle time, not one each
             await self._unless_exited(h, asyncio.gather(
-                *(self._settled(uri, self._diag.setdefault(uri, asyncio.Event()), wait) for uri in uris.values())))
+                *(self._settled(uri, self._diag.setdefault(uri, asyncio.Event()), wait) for uri in uris.values())),
+                "its diagnostics")
             answers = {path: self._published.get(uri) for path, uri in uris.items()}
             if overlaid:
                 await self._withdraw(overlaid, overlay_from, h)
             return answers
 
-    async def _unless_exited(self, h: _Handler, waiting) -> None:
+    async def _unless_exited(self, h: _Handler, waiting, what: str) -> None:
         """`waiting`, unless the server dies first: a dead server publishes nothing more, so waiting out the
-        caller's budget would only delay the same answer. Raises LspExited."""
+        caller's budget would only delay the same answer. Raises LspExited, saying it died before it published
+        `what`."""
         task = asyncio.ensure_future(waiting)
         died = asyncio.ensure_future(h.exited.wait())
         try:
@@ -597,8 +599,9 @@ class LanguageServer:
                 with contextlib.suppress(BaseException):
                     await task
         if not task.done() or task.cancelled() or h.exited.is_set():
-            raise LspExited(f"{self.spec.language} language server ({self.spec.display_name}) exited before it "
-                            "published its diagnostics; the next request starts a fresh one")
+            # the dead server stays registered: its next request finds it not alive and starts a fresh one
+            raise LspExited(f"{self.spec.display_name} died before it published {what}; the next call starts it "
+                            "again")
         task.result()
 
     async def _withdraw(self, overlaid: list[Path], overlay_from: int, h: _Handler) -> None:
@@ -629,11 +632,11 @@ class LanguageServer:
             raise LspError(f"{self.spec.language} language server failed while publishing diagnostics: {exc}") \
                 from exc
 
-    def diagnostics(self, path: Path, wait: float = 10.0) -> list[dict] | None:
+    def diagnostics(self, path: Path, wait: float = 10.0, name: str | None = None) -> list[dict] | None:
         """What the server published for the file's current content (None: nothing within `wait` seconds);
-        LspExited as soon as the server dies while it waits."""
+        LspExited as soon as the server dies while it waits. `name`: the file as the caller's sentences name it."""
         try:
-            return self.loop.call(self._diagnostics_of(path, wait), timeout=wait + self.init_timeout + 10)
+            return self.loop.call(self._diagnostics_of(path, wait, name), timeout=wait + self.init_timeout + 10)
         except (TimeoutError, OSError) as exc:
             raise LspError(f"{self.spec.language} language server failed while publishing diagnostics: {exc}") \
                 from exc
