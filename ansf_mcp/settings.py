@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from ansf_mcp.semantic.defaults import TYPE_NET_SECONDS
 from ansf_mcp.store import db
 from ansf_mcp.store.base import (
     DEFAULT_MIGRATION_LOCK_TIMEOUT_S,
@@ -97,8 +98,8 @@ class Settings(BaseModel):
     semantic_deadline_s: float = Field(default=20.0, gt=0, le=600)
     # The type net: how long a Python edit may wait for basedpyright's verdict on its new content (a cold start of
     # the checker included), then it is written with "types not checked"; 0 turns the net off and starts no
-    # checker for edits. The semantic layer's own default (type_net.TYPE_NET_SECONDS) is the same 12 s.
-    type_net_s: float = Field(default=12.0, ge=0, le=600)
+    # checker for edits. No longer than semantic_deadline_s (the edit must answer within its call's deadline).
+    type_net_s: float = Field(default=TYPE_NET_SECONDS, ge=0, le=600)
     # The store: a call waits at most this long for a lock or an unresponsive database, then fails in one
     # sentence; board calls run in a pool of this many threads, never on the event loop.
     store_timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=600)
@@ -115,6 +116,18 @@ class Settings(BaseModel):
     def _ordered_thresholds(self) -> Settings:
         if self.phase_enhanced_at >= self.phase_critical_at:
             raise ValueError("phase_enhanced_at must be below phase_critical_at")
+        return self
+
+    @model_validator(mode="after")
+    def _type_net_within_deadline(self) -> Settings:
+        # A budget past the call's deadline is never used: the call has failed on its deadline by then. Only a
+        # budget the user set is refused: the default shrinks to a shorter deadline the user set alone.
+        if self.type_net_s > self.semantic_deadline_s and "type_net_s" not in self.model_fields_set:
+            self.type_net_s = self.semantic_deadline_s
+        if self.type_net_s > self.semantic_deadline_s:
+            raise ValueError(f"type_net_s ({self.type_net_s:g} s) is longer than semantic_deadline_s "
+                             f"({self.semantic_deadline_s:g} s), the deadline of the whole call it runs in: set it "
+                             "at most that, or 0 to turn the type net off")
         return self
 
     @field_validator("data_dir", "project_root", mode="after")

@@ -14,7 +14,6 @@ from typing import Any
 
 from ansf_mcp.semantic.cache import make_key
 from ansf_mcp.semantic.languages import language_of
-from ansf_mcp.semantic.lsp import LspExited
 from ansf_mcp.semantic.models import Diagnostics, PatternMatches
 from ansf_mcp.semantic.paths import MAX_FILE_BYTES, read_text, resolve_in_root, stamp_ns, walk_files
 from ansf_mcp.semantic.positions import from_server, split_lines, to_server
@@ -213,12 +212,7 @@ class InspectionMixin:
             except LanguageUnavailable as exc:
                 checker = "jedi-language-server (syntax only)"
                 note = f"syntax errors only: {exc}"
-        try:
-            published = srv.diagnostics(path, wait=wait_seconds)
-        except LspExited as exc:
-            # the dead server stays registered: its next request finds it not alive and starts a fresh one
-            raise LspExited(f"{srv.spec.display_name} died before it published diagnostics for {rel}; the next "
-                            "call starts it again") from exc
+        published = srv.diagnostics(path, wait=wait_seconds, name=rel)  # a death: LspExited, its sentence said
         lines = self.lines(path)
 
         def col(ln: int, units: int) -> int:

@@ -93,6 +93,14 @@ class _Handler(LanguageServerHandler):
         self.tasks[self.task_counter] = self.loop.create_task(self._reap())
         self.task_counter += 1
 
+    async def send_request(self, method: str, params: dict | None = None) -> Any:
+        # A request written after the server's output ended is answered by nobody (run_forever answered only what
+        # was pending then): it would wait out the whole request timeout instead of failing like the one before it.
+        if self.exited.is_set():
+            raise (_ServerStopped(ErrorCodes.InternalError, "the language server was stopped") if self.stopped
+                   else _ServerExited(ErrorCodes.InternalError, "the language server exited"))
+        return await super().send_request(method, params)
+
     async def _reap(self) -> None:
         """When the process we started dies, its group goes too: a launcher (basedpyright's Python wrapper of a
         node server) killed alone leaves its real server running on our pipes, answering as if nothing happened,
@@ -221,6 +229,9 @@ class LanguageServer:
         self._foreground_at = 0.0
         self._fg_lock = threading.Lock()
         self.position_encoding = UTF16  # what the running server counts columns in (negotiated at initialise)
+        # Set by stop(): its owner has dropped it (shutdown, memory trim), so a server started now would be a
+        # process nobody stops.
+        self.closed = False
 
     # ---- lifecycle (loop thread) -------------------------------------------------------------------
     @property
@@ -276,6 +287,10 @@ class LanguageServer:
             h.on_notification(n, _ignore)
         h.on_notification("textDocument/publishDiagnostics", _diagnostics)
         await h.start()
+        if h.stopped:  # stopped while its process was being spawned: _kill found no process to end, so end it here
+            await _end(h)
+            raise LspError(f"{self.spec.language} language server ({self.spec.display_name}) was stopped while "
+                           "starting")
         params = {
             "processId": os.getpid(),
             "rootPath": str(self.root),
@@ -305,24 +320,8 @@ class LanguageServer:
         h = self.handler
         self.handler = None
         self.open_docs.clear()
-        if not h or not h.process:
-            return
-        proc = h.process
-        h.stopped = True
-        # A dead leader's pid may since belong to another process: only a live one is killed with its children. Its
-        # group is killed either way (a pid is not reused while a group of that id has members), in case its reaper
-        # had not yet done it.
-        if proc.returncode is None:
-            _kill_tree(proc.pid)
-        else:
-            _kill_group(proc.pid)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(proc.wait(), 3)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(h._cancel_pending_tasks(), 3)
-        for pipe in (proc.stdin, proc.stdout, proc.stderr):
-            with contextlib.suppress(Exception):
-                pipe.close()  # type: ignore[union-attr]
+        if h is not None:
+            await _end(h)
 
     async def _shutdown(self) -> None:
         h = self.handler
@@ -333,6 +332,7 @@ class LanguageServer:
         await self._kill()
 
     def stop(self) -> None:
+        self.closed = True
         with contextlib.suppress(Exception):
             self.loop.call(self._shutdown(), timeout=8)
 
@@ -390,20 +390,33 @@ class LanguageServer:
         for uri in list(self.open_docs):
             await self._sync_doc(Path(uri_to_path(uri)), h)
 
-    @contextlib.asynccontextmanager
-    async def _session(self):
-        """The server's request lock held and the server started: its handler."""
-        if self._lock is None:
+    def _request_lock(self) -> asyncio.Lock:
+        if self._lock is None:  # made on the loop thread, where it is used
             self._lock = asyncio.Lock()
-        async with self._lock:
+        return self._lock
+
+    def _stopped_error(self, method: str | None = None) -> LspError:
+        what = f" while answering {method}" if method else ""
+        return LspError(f"{self.spec.language} language server was stopped{what} (the server is shutting down or "
+                        "freeing memory); try again")
+
+    @contextlib.asynccontextmanager
+    async def _session(self, used: list[_Handler] | None = None):
+        """The server's request lock held and the server started: its handler (also appended to `used`, so that a
+        failed call can tell which server failed it)."""
+        async with self._request_lock():
             if not self.alive():
+                if self.closed:
+                    raise self._stopped_error()
                 await self._start()
             assert self.handler is not None
+            if used is not None:
+                used.append(self.handler)
             yield self.handler
 
     async def _request(self, method: str, path: Path | None, make_params: Callable[[str | None], dict],
-                       also_open: list[Path] | None) -> Any:
-        async with self._session() as h:
+                       also_open: list[Path] | None, used: list[_Handler] | None = None) -> Any:
+        async with self._session(used) as h:
             await self._refresh_open(h)
             for p in also_open or ():
                 await self._sync_doc(p, h)
@@ -411,10 +424,31 @@ class LanguageServer:
             self.requests += 1
             return await asyncio.wait_for(h.send_request(method, make_params(uri)), self.request_timeout)
 
-    async def _restart(self) -> None:
-        self.restarts += 1
-        await self._kill()
-        await self._start()
+    async def _restart(self, failed: _Handler | None) -> None:
+        """Restart the server that failed a call (None: its start failed), unless another call already did.
+
+        Two calls can fail on one server (the second was sent before the first noticed the death): each restarting
+        it would kill the other's new server, or leak one whose spawn the kill did not yet see. The comparison and
+        _kill's swap of the handler run with no await between them on the one loop thread, so only one call gets
+        past it; it kills outside the request lock, so a call stuck on the hung server is freed at once (it retries
+        on the new one), and starts under it, so a call's lazy start and this one never both spawn."""
+        if self.handler is not failed:
+            return  # restarted (or started afresh) by another call already: the retry goes to that server
+        if failed is not None:
+            self.restarts += 1
+            await self._kill()
+        async with self._request_lock():
+            if self.closed:  # stopped on purpose meanwhile: its owner has dropped it
+                raise self._stopped_error()
+            if not self.alive():  # else a call's retry started one while we waited for the lock
+                # failed starts share the None handler, so each passes the check above: only one that starts counts
+                self.restarts += failed is None
+                await self._start()
+
+    async def _retire(self, failed: _Handler | None) -> None:
+        """Stop the server that failed a call twice, unless it was already replaced (the new one is another call's)."""
+        if failed is not None and self.handler is failed:
+            await self._kill()
 
     def request(self, method: str, path: Path | None, make_params: Callable[[str | None], dict],
                 also_open: list[Path] | None = None) -> Any:
@@ -445,18 +479,9 @@ class LanguageServer:
         last: Exception | None = None
         budget = self.request_timeout + self.init_timeout + 10 + 25 * len(also_open or ())
         for attempt in (1, 2):
+            used: list[_Handler] = []
             try:
-                return self.loop.call(self._request(method, path, make_params, also_open), timeout=budget)
-            except _ServerStopped as exc:
-                # Stopped on purpose: after a shutdown or a memory trim nothing is started again here; after another
-                # call's restart the new server takes the retry.
-                if self.handler is None:
-                    raise LspError(f"{self.spec.language} language server was stopped while answering {method} "
-                                   "(the server is shutting down or freeing memory); try again") from exc
-                last = exc
-                if attempt == 1:
-                    continue
-                break  # stopped twice: leave the server the other call started alone
+                return self.loop.call(self._request(method, path, make_params, also_open, used), timeout=budget)
             except _ServerExited as exc:  # a crash (or kill -9) under the request: as for a hang, restart and retry
                 last = exc
             except LspProtocolError as exc:
@@ -465,15 +490,24 @@ class LanguageServer:
                 last = exc
             except (TimeoutError, BrokenPipeError, ConnectionResetError, OSError) as exc:
                 last = exc
+            if self.closed:  # stopped on purpose (shutdown, memory trim): nothing is started again here
+                raise self._stopped_error(method) from last
+            failed = used[0] if used else None
+            if isinstance(last, _ServerStopped):  # another call's restart ended it: the new server takes the retry
+                if attempt == 1:
+                    continue
+                break  # stopped twice: leave the server the other call started alone
             if attempt == 2:  # give up; the next call starts a fresh server lazily
                 log.warning("%s %s failed again (%r); stopping the server", self.spec.key, method, last)
                 with contextlib.suppress(Exception):
-                    self.loop.call(self._kill(), timeout=10)
+                    self.loop.call(self._retire(failed), timeout=10)
                 break
             log.warning("%s %s failed (%r); restarting the server and retrying once", self.spec.key, method, last)
             try:
-                self.loop.call(self._restart(), timeout=self.init_timeout + 10)
+                self.loop.call(self._restart(failed), timeout=self.init_timeout + 10)
             except Exception as exc:
+                if self.closed:
+                    raise self._stopped_error(method) from exc
                 last = exc
                 break
         if isinstance(last, (TimeoutError, asyncio.TimeoutError)):
@@ -486,11 +520,11 @@ class LanguageServer:
         raise LspError(f"{self.spec.language} language server failed on {method} (restarted once): {last}; try "
                        "again shortly")
 
-    async def _diagnostics_of(self, path: Path, wait: float) -> list[dict] | None:
+    async def _diagnostics_of(self, path: Path, wait: float, name: str | None) -> list[dict] | None:
         async with self._session() as h:
             uri = await self._sync_doc(path, h)
             ev = self._diag.setdefault(uri, asyncio.Event())
-        await self._unless_exited(h, self._settled(uri, ev, wait))
+        await self._unless_exited(h, self._settled(uri, ev, wait), f"diagnostics for {name or path.name}")
         return self._published.get(uri)
 
     async def _settled(self, uri: str, ev: asyncio.Event, wait: float) -> None:
@@ -543,15 +577,17 @@ class LanguageServer:
                 uris[path] = uri
             # every file settles at once: a rename's files or an edit's importers cost one settle time, not one each
             await self._unless_exited(h, asyncio.gather(
-                *(self._settled(uri, self._diag.setdefault(uri, asyncio.Event()), wait) for uri in uris.values())))
+                *(self._settled(uri, self._diag.setdefault(uri, asyncio.Event()), wait) for uri in uris.values())),
+                "its diagnostics")
             answers = {path: self._published.get(uri) for path, uri in uris.items()}
             if overlaid:
                 await self._withdraw(overlaid, overlay_from, h)
             return answers
 
-    async def _unless_exited(self, h: _Handler, waiting) -> None:
+    async def _unless_exited(self, h: _Handler, waiting, what: str) -> None:
         """`waiting`, unless the server dies first: a dead server publishes nothing more, so waiting out the
-        caller's budget would only delay the same answer. Raises LspExited."""
+        caller's budget would only delay the same answer. Raises LspExited, saying it died before it published
+        `what`."""
         task = asyncio.ensure_future(waiting)
         died = asyncio.ensure_future(h.exited.wait())
         try:
@@ -563,8 +599,9 @@ class LanguageServer:
                 with contextlib.suppress(BaseException):
                     await task
         if not task.done() or task.cancelled() or h.exited.is_set():
-            raise LspExited(f"{self.spec.language} language server ({self.spec.display_name}) exited before it "
-                            "published its diagnostics; the next request starts a fresh one")
+            # the dead server stays registered: its next request finds it not alive and starts a fresh one
+            raise LspExited(f"{self.spec.display_name} died before it published {what}; the next call starts it "
+                            "again")
         task.result()
 
     async def _withdraw(self, overlaid: list[Path], overlay_from: int, h: _Handler) -> None:
@@ -595,11 +632,11 @@ class LanguageServer:
             raise LspError(f"{self.spec.language} language server failed while publishing diagnostics: {exc}") \
                 from exc
 
-    def diagnostics(self, path: Path, wait: float = 10.0) -> list[dict] | None:
+    def diagnostics(self, path: Path, wait: float = 10.0, name: str | None = None) -> list[dict] | None:
         """What the server published for the file's current content (None: nothing within `wait` seconds);
-        LspExited as soon as the server dies while it waits."""
+        LspExited as soon as the server dies while it waits. `name`: the file as the caller's sentences name it."""
         try:
-            return self.loop.call(self._diagnostics_of(path, wait), timeout=wait + self.init_timeout + 10)
+            return self.loop.call(self._diagnostics_of(path, wait, name), timeout=wait + self.init_timeout + 10)
         except (TimeoutError, OSError) as exc:
             raise LspError(f"{self.spec.language} language server failed while publishing diagnostics: {exc}") \
                 from exc
@@ -635,6 +672,28 @@ def _folders(root: Path):
     async def _f():
         return [{"uri": root.as_uri(), "name": root.name}]
     return _f()
+
+
+async def _end(h: _Handler) -> None:
+    """Kill a handler's server (its whole process group) and close its reader and pipes."""
+    h.stopped = True
+    proc = h.process
+    if proc is None:  # not spawned yet: the _start spawning it sees `stopped` and ends it
+        return
+    # A dead leader's pid may since belong to another process: only a live one is killed with its children. Its
+    # group is killed either way (a pid is not reused while a group of that id has members), in case its reaper
+    # had not yet done it.
+    if proc.returncode is None:
+        _kill_tree(proc.pid)
+    else:
+        _kill_group(proc.pid)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(proc.wait(), 3)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(h._cancel_pending_tasks(), 3)
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        with contextlib.suppress(Exception):
+            pipe.close()  # type: ignore[union-attr]
 
 
 def _kill_group(pgid: int) -> None:

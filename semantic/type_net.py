@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ansf_mcp.semantic.defaults import TYPE_NET_SECONDS
 from ansf_mcp.semantic.editing import EditError, FileChange
 from ansf_mcp.semantic.languages import LanguageUnavailable
 from ansf_mcp.semantic.lsp import LspError, LspExited, LspTimeout
@@ -28,7 +29,6 @@ from ansf_mcp.semantic.positions import split_lines
 if TYPE_CHECKING:
     from ansf_mcp.semantic.lsp import LanguageServer
 
-TYPE_NET_SECONDS = 12.0
 MAX_FILES = 40  # the language server keeps 64 documents open; an overlay evicted would be checked on disk
 CHECKER = "basedpyright"
 ERROR = 1

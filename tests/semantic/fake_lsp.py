@@ -1,10 +1,17 @@
-"""A minimal LSP server for lifecycle tests: hangs on the first documentSymbol when told to."""
+"""A minimal LSP server for lifecycle tests: hangs on the first documentSymbol when told to.
+
+argv: [marker] [mode]. With a marker path, the first documentSymbol (the marker not yet there) is never answered:
+mode "hang" (the default) keeps answering the rest; mode "mute" closes its output half a second later and answers
+nothing more, alive (a death as its client sees it, before the process is reaped)."""
 
 import json
 import os
 import sys
+import time
 
 marker = sys.argv[1] if len(sys.argv) > 1 else ""
+mode = sys.argv[2] if len(sys.argv) > 2 else "hang"
+muted = False
 inp, out = sys.stdin.buffer, sys.stdout.buffer
 
 
@@ -25,6 +32,8 @@ while True:
         if line in (b"\r\n", b"\n"):
             break
     msg = json.loads(inp.read(length))
+    if muted:
+        continue
     method, mid = msg.get("method"), msg.get("id")
     if method == "initialize":
         send({"jsonrpc": "2.0", "id": mid, "result": {"capabilities": {"documentSymbolProvider": True}}})
@@ -33,6 +42,10 @@ while True:
             continue  # hang forever
         if marker and not os.path.exists(marker):
             open(marker, "w").close()
+            if mode == "mute":
+                time.sleep(0.5)  # time for a second call to queue behind this one
+                os.close(1)
+                muted = True
             continue  # hang: never answer this one
         rng = {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 5}}
         send({"jsonrpc": "2.0", "id": mid, "result": [

@@ -152,3 +152,81 @@ def test_a_server_stopped_under_a_request_stays_stopped_and_the_call_says_so(tmp
     finally:
         srv.stop()
         loop.stop()
+
+
+def _fake_servers() -> list[int]:
+    """Live (not zombie) fake language servers started by this process."""
+    live = []
+    for p in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if str(FAKE) in p.cmdline() and p.status() != psutil.STATUS_ZOMBIE:
+                live.append(p.pid)
+    return live
+
+
+def test_two_calls_failing_on_one_dead_server_restart_it_once(tmp_path, monkeypatch):
+    """The second call was sent to the server after it died, before anything restarted it: both fail on it, and
+    both would restart it (the second killing the first's new server, or leaking one whose spawn it did not see).
+    One restart; both calls answered by the new server; no process left but that one."""
+    import threading
+
+    from ansf_mcp.semantic import lsp
+    from ansf_mcp.semantic.lsp import LanguageServer, LspLoop
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    target = proj / "a.py"
+    target.write_text("fake = 1\n")
+    started: list[lsp._Handler] = []
+    sent: list[tuple[lsp._Handler, str]] = []
+    original_start, original_send = lsp._Handler.start, lsp._Handler.send_request
+
+    async def start(handler):
+        await original_start(handler)
+        started.append(handler)
+
+    async def send_request(handler, method, params=None):
+        sent.append((handler, method))
+        return await original_send(handler, method, params)
+
+    monkeypatch.setattr(lsp._Handler, "start", start)
+    monkeypatch.setattr(lsp._Handler, "send_request", send_request)
+    loop = LspLoop()
+    # a request timeout far above the test's bound: a call that only ends by timing out fails it
+    srv = LanguageServer(_spec(str(tmp_path / "muted-once"), "mute"), proj, loop, request_timeout=20,
+                         init_timeout=10)
+    out: dict[str, object] = {}
+
+    def ask(name: str) -> None:
+        try:
+            out[name] = srv.request("textDocument/documentSymbol", target, lambda uri: {"textDocument": {"uri": uri}})
+        except Exception as exc:  # whatever ended the call is what the assertion shows
+            out[name] = exc
+
+    try:
+        srv.request("textDocument/hover", target, lambda uri: {"textDocument": {"uri": uri}})  # started and warm
+        first = srv.handler
+        t0 = time.monotonic()
+        callers = [threading.Thread(target=ask, args=(name,)) for name in ("a", "b")]
+        for t in callers:
+            t.start()
+        for t in callers:
+            t.join(30)
+        took = time.monotonic() - t0
+        symbols = [{"name": "fake", "kind": 12, "range": {"start": {"line": 0, "character": 0},
+                                                          "end": {"line": 0, "character": 5}},
+                    "selectionRange": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 5}},
+                    "children": []}]
+        assert out == {"a": symbols, "b": symbols}, out
+        # both calls were sent to the dead server (the second after its output had ended)
+        assert [m for h, m in sent if h is first].count("textDocument/documentSymbol") == 2, sent
+        assert took < 8, f"the calls took {took:.1f} s"
+        assert srv.restarts == 1 and len(started) == 2, (srv.restarts, started)
+        assert _fake_servers() == [srv.pid], "only the restarted server is left running"
+    finally:
+        srv.stop()
+        loop.stop()
+    deadline = time.monotonic() + 10
+    while _fake_servers():
+        assert time.monotonic() < deadline, f"language servers left running: {_fake_servers()}"
+        time.sleep(0.1)

@@ -15,8 +15,9 @@ from ansf_mcp.semantic.editing import EditError, FileChange
 from ansf_mcp.semantic.languages import LanguageUnavailable
 from ansf_mcp.semantic.lsp import LspError, LspExited, LspTimeout
 from mcp import Client, StdioServerParameters
+from pydantic import ValidationError
 
-from ansf_mcp.settings import Settings
+from ansf_mcp.settings import Settings, invalid_setting
 from tests.conftest import ansf_command, subprocess_env
 from tests.semantic.conftest import FIXTURES, build
 from tests.semantic.helpers import err, ok
@@ -291,6 +292,43 @@ def test_a_negative_ansf_type_net_s_is_refused_at_start_in_one_sentence(tmp_path
     assert done.returncode == 2, (done.returncode, done.stderr)
     assert done.stderr == ("ansf serve: invalid setting: ANSF_TYPE_NET_S='-1': Input should be greater than or "
                            "equal to 0\n"), done.stderr
+
+
+def test_a_type_net_longer_than_the_call_deadline_is_refused_at_start_in_one_sentence(tmp_path):
+    cmd, env = _serve(tmp_path, tmp_path / "data", "30")
+    env["ANSF_SEMANTIC_DEADLINE_S"] = "25"
+    try:
+        done = subprocess.run(cmd, env=env, cwd=str(tmp_path), stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("ansf serve started with ANSF_TYPE_NET_S=30 and ANSF_SEMANTIC_DEADLINE_S=25")
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert done.stderr == ("ansf serve: invalid setting: ANSF_TYPE_NET_S (30 s) is longer than "
+                           "ANSF_SEMANTIC_DEADLINE_S (25 s), the deadline of the whole call it runs in: set it at "
+                           "most that, or 0 to turn the type net off (set: ANSF_SEMANTIC_DEADLINE_S='25', "
+                           "ANSF_TYPE_NET_S='30')\n"), done.stderr
+
+
+@pytest.mark.parametrize("net,deadline,ok", [
+    ("21", "20", None),
+    ("20", "20", 20),  # the net may take the whole deadline: the edit then says "types not checked"
+    ("0", "5", 0),  # the net off: no budget to compare
+    (None, "5", 5),  # the default 12 s net, never set, shrinks to a shorter deadline set alone
+    ("5", None, 5),
+])
+def test_the_type_net_must_fit_the_call_deadline(monkeypatch, net, deadline, ok):
+    for var, value in (("ANSF_TYPE_NET_S", net), ("ANSF_SEMANTIC_DEADLINE_S", deadline)):
+        if value is None:
+            monkeypatch.delenv(var, raising=False)
+        else:
+            monkeypatch.setenv(var, value)
+    if ok is not None:
+        assert Settings.load().type_net_s == ok
+        return
+    with pytest.raises(ValidationError) as caught:
+        Settings.load()
+    msg = invalid_setting(caught.value)
+    assert msg.startswith(f"ANSF_TYPE_NET_S ({net} s) is longer than ANSF_SEMANTIC_DEADLINE_S ({deadline} s)"), msg
 
 
 def test_the_setting_reaches_the_service_and_a_callers_budget_wins(tmp_path, monkeypatch):

@@ -1,0 +1,7 @@
+"""Defaults that the server's settings share with the semantic layer.
+
+Its own module, importing nothing: the settings (loaded by every `ansf` command) take them from here without
+loading the language-server machinery, and the layer's own defaults cannot drift from the settings'."""
+
+# The type net's budget per edit, a cold start of the checker included (ANSF_TYPE_NET_S).
+TYPE_NET_SECONDS = 12.0
