@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -579,3 +580,27 @@ def test_bench_coordinate_reports_each_trees_ratio_to_the_first_per_round() -> N
         assert math.isfinite(summary["median"]) and summary["median"] > 0
         assert summary["min"] <= summary["median"] <= summary["max"]
     assert "p50 ratio to a per round: b: in-process" in out.stderr
+
+
+def test_a_scale_row_s_cpu_covers_the_same_window_as_its_rate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A round's rate stopped at the last outcome, but its CPU was read once the agents had stopped, after their
+    polling tail (up to 0.1 s of sleeps and calls that do no work): the CPU per claim+outcome and the cores used
+    counted a time the rate did not. Both now stop when an agent first sees the board done. Here every part's
+    "CPU" is the wall clock, so cores used is 1.0 exactly when the two windows are the same, and a tail of 0.5 s
+    after the agents stop would show as more."""
+    from ansf_mcp.bench import scale_suite
+
+    monkeypatch.setattr(scale_suite, "_parts_cpu", lambda *a: {"replicas": time.perf_counter(), "backend": None,
+                                                               "relay": None, "load_generator": None})
+    real_run = scale_suite.Agents.run
+
+    async def run_with_a_tail(self: Any) -> None:
+        await real_run(self)
+        await anyio.sleep(0.5)
+
+    monkeypatch.setattr(scale_suite.Agents, "run", run_with_a_tail)
+    with scale_suite.Setup("sqlite", str(tmp_path / "window.sqlite3"), 1, tmp_path, n_agents=4) as setup:
+        setup.turn(40)
+    row = setup.row()
+    assert row["pairs"] >= 40 and row["seconds"] < 10, row
+    assert row["cores_used"] == 1.0, row

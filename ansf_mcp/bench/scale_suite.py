@@ -23,7 +23,9 @@
 Every throughput row also says where the CPU went, per claim+outcome: the replicas, PostgreSQL (our own
 cluster only), the delay relay and the load generator (this process: raw JSON-RPC through httpcore, the same
 tool calls over the same transport as any client), the cores they used together and whether the machine was
-CPU-bound; on a 2-core host that limit is what a row with more replicas runs into.
+CPU-bound; on a 2-core host that limit is what a row with more replicas runs into. The CPU, the machine's ticks
+and the rate cover one window: from a round's start until an agent first sees the board done, not the agents'
+polling tail after it.
 
 PostgreSQL: the `--store` URL's server when one is given (a scratch database per phase, so the role needs
 CREATEDB), else a throw-away cluster of our own (ansf_mcp.bench.pgcluster; needs Debian's postgresql). The report
@@ -186,13 +188,15 @@ class Agents:
     report gets the first answer)."""
 
     def __init__(self, replicas: list[Replica], swarm: str, seed: int = 0, agents: int = AGENTS,
-                 sessions: dict[int, list[Connection]] | None = None):
+                 sessions: dict[int, list[Connection]] | None = None, on_done: Callable[[], None] | None = None):
         self.replicas, self.swarm, self.agents = replicas, swarm, agents
         self.seed = seed
         # Kept across runs on the same replicas (a configuration's rounds), so that only its first round pays
         # for opening every agent's session with every replica, as one long run did.
         self.sessions = sessions
-        self.last_outcome_at: float | None = None
+        # Called once, in the event loop, when an agent first sees the board done: the end of the work, before
+        # the other agents' polling tail (up to 0.1 s of sleeps and calls that do no work).
+        self.on_done, self._done_seen = on_done, False
         self.claims: list[tuple[str, int, str]] = []  # acknowledged (task, claim number, agent)
         self.outcomes: list[tuple[str, int]] = []  # acknowledged (task, claim number)
         self.retries = 0
@@ -245,6 +249,10 @@ class Agents:
                 # waiting to expire) may still put work back.
                 counts = (await call("swarm_status", swarm_id=self.swarm, limit=1))["swarm"]["tasks_by_state"]
                 if counts["ready"] + counts["claimed"] + counts["blocked"] == 0:
+                    if not self._done_seen:
+                        self._done_seen = True
+                        if self.on_done:
+                            self.on_done()
                     return
                 await anyio.sleep(0.1)
                 continue
@@ -254,7 +262,6 @@ class Agents:
                 await call("report_outcome", swarm_id=self.swarm, task_id=task, agent_id=me,
                            success=rng.random() > 0.1, summary="done", claim=claim)
                 self.outcomes.append((task, claim))
-                self.last_outcome_at = time.perf_counter()
             except ToolRefused:
                 pass  # the lease ran out while the answer was lost with a killed replica: refused, as it must be
 
@@ -367,14 +374,22 @@ class Setup:
 
         ready = self.prepared.get(tasks)
         sw = ready.pop(0) if ready else _setup(self.replicas[0], tasks, self.n_agents)
-        agents = Agents(self.replicas, sw, seed=seed, agents=self.n_agents, sessions=self.sessions)
+        end: list[tuple[float, tuple[int, int] | None, dict[str, float | None]]] = []
+
+        def work_done() -> None:
+            end.append((time.perf_counter(), _cpu_ticks(), _parts_cpu(self.replicas, self.backend, self.relay_pid)))
+
+        agents = Agents(self.replicas, sw, seed=seed, agents=self.n_agents, sessions=self.sessions,
+                        on_done=work_done)
         before, cpu_before = _cpu_ticks(), _parts_cpu(self.replicas, self.backend, self.relay_pid)
         t0 = time.perf_counter()
         anyio.run(agents.run)
-        # Up to the last outcome: after it the agents only poll (0.1 s apart) until they see the board empty, a
-        # wait that a short round would count as a large share of its time.
-        elapsed = (agents.last_outcome_at or time.perf_counter()) - t0
-        after, cpu_after = _cpu_ticks(), _parts_cpu(self.replicas, self.backend, self.relay_pid)
+        # The time, the machine's ticks and every part's CPU all stop when an agent first sees the board done:
+        # after that the others only poll (0.1 s apart) until they see it too, a wait that would count as a large
+        # share of a short round, in its seconds or (had they gone on to the end) in its CPU per claim+outcome.
+        assert end, "the agents stopped before any of them saw the board done"
+        stop, after, cpu_after = end[0]
+        elapsed = stop - t0
         self.turns.append({
             "pairs": len(agents.outcomes), "seconds": elapsed,
             "ticks": (after[0] - before[0], after[1] - before[1]) if before and after else None,

@@ -4,7 +4,9 @@ direct beside ours, server start time and RSS, cache bytes on disk, hit ratio on
 Query set: up to `max_files` Python files of the project (seeded sample); per file a `symbols_overview`, and for
 up to 2 of its top-level functions/classes a `find_symbol`, a `find_references` and a `goto_definition` on the
 name. The replayed log draws `replay_len` queries from that set with Zipf(1.2) popularity (agents revisit hot
-files) in seeded random order, and replays them against a fresh cache.
+files) in seeded random order, and replays them against a fresh cache. jedi-language-server direct answers the
+same queries (those ours answered without an error) in the same passes, query by query, which side goes first
+alternating (bench/interleave.py), so both meet the same moments of a shared machine's load.
 
 Run: ansf bench --suite semantic --project PROJECT (or python -m ansf_mcp.bench.semantic_suite PROJECT [--json FILE])
 """
@@ -24,6 +26,7 @@ from typing import Any
 
 import anyio
 
+from ansf_mcp.bench.interleave import round_order
 from ansf_mcp.semantic.languages.python import EXTENSIONS as PY_EXT
 from ansf_mcp.semantic.languages.python import spec as python_spec
 from ansf_mcp.semantic.lsp import LanguageServer, LspLoop
@@ -42,6 +45,7 @@ def _summary(xs: list[float]) -> dict | None:
 def run_semantic_bench(project: Path, data_dir: Path, progress: Callable[[float, str], None] | None = None,
                        *, max_files: int = 25, warm_reps: int = 5, replay_len: int = 400, seed: int = 7) -> dict:
     from ansf_mcp.semantic.host import SemanticHost
+    from ansf_mcp.semantic.service import SemanticService
     from ansf_mcp.tools.registry import Toolbox, tool_server
     from ansf_mcp.tools.semantic_tools import add_tools
 
@@ -64,31 +68,75 @@ def run_semantic_bench(project: Path, data_dir: Path, progress: Callable[[float,
         return server, host.service()
 
     result: dict[str, Any] = {"project": str(project), "files_in_project": len(files), "files_sampled": len(rels)}
+    # jedi-language-server direct: same init options, same requests, no MCP, no cache, no post-processing; and a
+    # service of our own that finds find_references' positions, outside any timing (not part of the request).
+    loop = LspLoop()
+    direct = LanguageServer(python_spec(project), project, loop)
+    locator = SemanticService(project, data_dir, cache_dir=bench_dir / "locate-cache")
 
     async def main() -> None:
         from mcp import Client
 
         server, svc = make("cache")
         tools: dict[str, dict[str, list[float]]] = {}
+        direct_lat: dict[str, dict[str, list[float]]] = {}
         queries: list[tuple[str, dict]] = []
+        turns = 0
 
-        def rec(phase: str, tool: str, dt: float) -> None:
-            tools.setdefault(tool, {"cold": [], "warm": []})[phase].append(dt)
+        def direct_params(tool: str, args: dict) -> tuple[Path, dict]:
+            if tool == "find_references":
+                _p, _r, _l, loc = locator._locate(args["name_path"], args["relative_path"])
+                return project / args["relative_path"], {
+                    "position": {"line": loc.node["sel"][0], "character": loc.node["sel"][1]},
+                    "context": {"includeDeclaration": False}}
+            if tool == "goto_definition":
+                return project / args["relative_path"], {"position": {"line": args["line"] - 1,
+                                                                      "character": args["column"] - 1}}
+            return project / args["relative_path"], {}
+
+        def timed_direct(tool: str, path: Path, extra: dict) -> float:
+            t0 = time.perf_counter()
+            direct.request(DIRECT_METHOD[tool], path, lambda u: {"textDocument": {"uri": u}, **extra})
+            return time.perf_counter() - t0
+
+        async def both(c: Any, tool: str, args: dict, phase: str) -> Any:
+            """One query timed on both sides, which goes first alternating query by query (round_order), so a
+            load change on this shared machine meets both alike; ours's answer. A query ours answered with an
+            error is kept by neither: both cold columns are the same queries."""
+            nonlocal turns
+            path, extra = await anyio.to_thread.run_sync(direct_params, tool, args)  # untimed
+            took: dict[str, float] = {}
+            answers = []
+            for side in round_order(("ours", "direct"), turns):
+                if side == "ours":
+                    t0 = time.perf_counter()
+                    answers.append(await c.call_tool(tool, args))
+                    took[side] = time.perf_counter() - t0
+                else:
+                    took[side] = await anyio.to_thread.run_sync(timed_direct, tool, path, extra)
+            turns += 1
+            answer = answers[0]
+            if not answer.is_error:
+                tools.setdefault(tool, {"cold": [], "warm": []})[phase].append(took["ours"])
+                direct_lat.setdefault(tool, {"cold": [], "warm": []})[phase].append(took["direct"])
+            return answer
 
         async with Client(server) as c:
+            # The first request of each (language server start) apart, in neither cold column.
             t0 = time.perf_counter()
             await c.call_tool("symbols_overview", {"relative_path": rels[0]})
             first_call = time.perf_counter() - t0
             srv = svc.server("python")
             result["server"] = {"name": "jedi-language-server", "version": srv.spec.version,
                                 "start_seconds": srv.start_seconds, "first_call_seconds": round(first_call, 3)}
+            result["direct_jedi"] = {"start_plus_first_call_seconds": round(await anyio.to_thread.run_sync(
+                timed_direct, "symbols_overview", project / rels[0], {}), 3)}
             svc.cache.clear()
-            say(0.05, "cold pass")
+            say(0.05, "cold pass, jedi direct interleaved")
             for i, rel in enumerate(rels):
-                t0 = time.perf_counter()
-                r = await c.call_tool("symbols_overview", {"relative_path": rel})
-                rec("cold", "symbols_overview", time.perf_counter() - t0)
-                queries.append(("symbols_overview", {"relative_path": rel}))
+                r = await both(c, "symbols_overview", {"relative_path": rel}, "cold")
+                if not r.is_error:
+                    queries.append(("symbols_overview", {"relative_path": rel}))
                 syms = [] if r.is_error else next(iter(r.structured_content["files"].values()), [])
                 picks = [s for s in syms if s["kind"] in ("function", "class")][:2]
                 for s in picks:
@@ -97,20 +145,19 @@ def run_semantic_bench(project: Path, data_dir: Path, progress: Callable[[float,
                         ("find_references", {"name_path": s["name_path"], "relative_path": rel}),
                         ("goto_definition", {"relative_path": rel, "line": s["line"], "column": s["column"]}),
                     ):
-                        t0 = time.perf_counter()
-                        r = await c.call_tool(tool, args)
-                        if not r.is_error:  # jedi direct replays only these: both cold columns are the same queries
-                            rec("cold", tool, time.perf_counter() - t0)
+                        if not (await both(c, tool, args, "cold")).is_error:
                             queries.append((tool, args))
                 say(0.05 + 0.4 * (i + 1) / len(rels), f"cold {i + 1}/{len(rels)}")
-            say(0.5, "warm passes")
+            say(0.5, "warm passes, jedi direct interleaved")
             for _ in range(warm_reps):
                 for tool, args in queries:
-                    t0 = time.perf_counter()
-                    await c.call_tool(tool, args)
-                    rec("warm", tool, time.perf_counter() - t0)
+                    await both(c, tool, args, "warm")
             result["server"]["rss_mb"] = round((srv.rss_bytes() or 0) / 2**20, 1)
             result["tools"] = {t: {"cold": _summary(v["cold"]), "warm": _summary(v["warm"])} for t, v in tools.items()}
+            result["direct_jedi"].update({
+                "start_seconds": direct.start_seconds, "rss_mb": round((direct.rss_bytes() or 0) / 2**20, 1),
+                "tools": {t: {"method": DIRECT_METHOD[t], "cold": _summary(v["cold"]), "warm": _summary(v["warm"])}
+                          for t, v in direct_lat.items()}})
             result["cache_after_passes"] = {k: svc.cache.stats()[k] for k in ("entries", "bytes_on_disk", "hits",
                                                                              "misses")}
         svc.shutdown()
@@ -135,52 +182,11 @@ def run_semantic_bench(project: Path, data_dir: Path, progress: Callable[[float,
                             "how": "seeded Zipf(1.2) draw over the benchmark's own query set, fresh cache"}
         svc2.shutdown()
         result["queries"] = len(queries)
-        result["_queries"] = queries
 
-    anyio.run(main)
-    queries = result.pop("_queries")
-
-    # jedi-language-server direct: same init options, same requests, no MCP, no cache, no post-processing. Timed
-    # as ours is, so the two sides compare: the first request (server start) apart, then one cold pass (each
-    # query's first request) and `warm_reps` warm passes over the same queries, each kept in its own summary.
-    say(0.8, "jedi-language-server direct")
-    loop = LspLoop()
-    direct = LanguageServer(python_spec(project), project, loop)
-    direct_lat: dict[str, dict[str, list[float]]] = {}
-    t0 = time.perf_counter()
-    direct.request("textDocument/documentSymbol", project / rels[0], lambda u: {"textDocument": {"uri": u}})
-    direct_start = time.perf_counter() - t0
-    svc3 = None
     try:
-        from ansf_mcp.semantic.service import SemanticService
-
-        svc3 = SemanticService(project, data_dir, cache_dir=bench_dir / "locate-cache")
-        requests: list[tuple[str, Path, dict]] = []
-        for tool, args in queries:  # positions found before any timing: not part of the request
-            if tool == "find_references":
-                _p, _r, _l, loc = svc3._locate(args["name_path"], args["relative_path"])
-                extra = {"position": {"line": loc.node["sel"][0], "character": loc.node["sel"][1]},
-                         "context": {"includeDeclaration": False}}
-            elif tool == "goto_definition":
-                extra = {"position": {"line": args["line"] - 1, "character": args["column"] - 1}}
-            else:
-                extra = {}
-            requests.append((tool, project / args["relative_path"], extra))
-        for phase, passes in (("cold", 1), ("warm", warm_reps)):
-            for _ in range(passes):
-                for tool, path, extra in requests:
-                    t0 = time.perf_counter()
-                    direct.request(DIRECT_METHOD[tool], path,
-                                   lambda u, extra=extra: {"textDocument": {"uri": u}, **extra})
-                    direct_lat.setdefault(tool, {"cold": [], "warm": []})[phase].append(time.perf_counter() - t0)
+        anyio.run(main)
     finally:
-        if svc3:
-            svc3.shutdown()
-        result["direct_jedi"] = {"start_plus_first_call_seconds": round(direct_start, 3),
-                                 "start_seconds": direct.start_seconds,
-                                 "rss_mb": round((direct.rss_bytes() or 0) / 2**20, 1),
-                                 "tools": {t: {"method": DIRECT_METHOD[t], "cold": _summary(v["cold"]),
-                                               "warm": _summary(v["warm"])} for t, v in direct_lat.items()}}
+        locator.shutdown()
         direct.stop()
         loop.stop()
         shutil.rmtree(bench_dir, ignore_errors=True)
@@ -195,8 +201,8 @@ def format_table(r: dict) -> str:
     lines = [f"Project: `{r['project']}` ({r['files_in_project']} Python files, {r['files_sampled']} sampled, "
              f"{r['queries']} queries)", "",
              "Ours: through MCP in-process, with our answer cache. jedi-language-server direct: the same queries as "
-             "bare LSP requests, no MCP, no cache, timed after ours in the same run (not interleaved). Both sides "
-             "alike: the first request (language server start) apart, cold = each query's first request (the "
+             "bare LSP requests, no MCP, no cache, interleaved with ours query by query (which side goes first "
+             "alternates). Both sides alike: the first request (language server start) apart, cold = each query's first request (the "
              "queries ours answered), warm = the repeats after it. p50 / p99 ms with the sample count n.", "",
              "| tool | ours cold | jedi direct cold | ours warm | jedi direct warm |", "|---|---|---|---|---|"]
     direct = r["direct_jedi"].get("tools") or {}

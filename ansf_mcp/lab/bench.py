@@ -14,6 +14,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
+
+from ansf_mcp.bench.interleave import round_order
 from ansf_mcp.coordinator.episode import NON_LEARNED
 from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE, PROFILES
 from ansf_mcp.coordinator.strategies import ModelUnavailable, coordinate
@@ -27,6 +30,8 @@ SHIFTED_SEED = 20_262
 LATENCY_SIZES = ((4, 8), (8, 16), (8, 32), (16, 32), (16, 64))
 QUALITY_AGENTS = (4, 12)
 QUALITY_TASKS = (6, 24)
+# Rounds of the biggest decision's latency, quiet and beside a busy process taking turns, the calls split over them.
+LOAD_ROUNDS = 4
 
 _RSS_SCRIPT = """
 import json, sys, psutil
@@ -157,20 +162,40 @@ def run_coordination_bench(
         coordinate(ep, "neural", neural=loaded[m]) if m in loaded else coordinate(ep, m)
         return (time.perf_counter() - t0) * 1000
 
+    big = f"{sizes[-1][0]}x{sizes[-1][1]}"
+    beside = [*(p for p in loaded if p == DEFAULT_PROFILE), "similarity", "history"]
     for k, m in enumerate(latency):
         for a, t in sizes:
+            if m in beside and f"{a}x{t}" == big:
+                continue  # timed below, in turns with the busy process
             eps = lat_eps[(a, t)]
             times = [timed(m, eps[r % len(eps)].episode) for r in range(reps + 2)][2:]  # two warm-up calls
             latency[m][f"{a}x{t}"] = _percentiles(times)
         say(0.65 + 0.15 * (k + 1) / len(latency), f"latency {m}")
-    # The same biggest decision with one busy process beside it (a shared 2-core machine is the norm here).
+    # The biggest decision quiet and with one busy process beside it (a shared 2-core machine is the norm here),
+    # taking turns in LOAD_ROUNDS rounds (round_order: quiet busy, then busy quiet): timed one block after the
+    # other, a load change between the blocks read as the busy process's cost. The busy process is paused in the
+    # quiet rounds, not restarted, so no round pays for its start.
     contended: dict[str, dict] = {}
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    spinner = psutil.Process(busy.pid)
     try:
         big_eps = lat_eps[sizes[-1]]
-        for m in [*(p for p in loaded if p == DEFAULT_PROFILE), "similarity", "history"]:
-            times = [timed(m, big_eps[r % len(big_eps)].episode) for r in range(reps + 2)][2:]
-            contended[m] = _percentiles(times)
+        for m in beside:
+            for r in range(2):  # two warm-up calls
+                timed(m, big_eps[r % len(big_eps)].episode)
+            runs: dict[str, list[float]] = {"quiet": [], "busy": []}
+            for r in range(LOAD_ROUNDS):
+                for load in round_order(("quiet", "busy"), r):
+                    if load == "busy":
+                        spinner.resume()
+                    else:
+                        spinner.suspend()
+                    for _ in range(reps // LOAD_ROUNDS + (r < reps % LOAD_ROUNDS)):
+                        ep = big_eps[(2 + len(runs[load])) % len(big_eps)].episode
+                        runs[load].append(timed(m, ep))
+            latency[m][big] = _percentiles(runs["quiet"])
+            contended[m] = _percentiles(runs["busy"])
     finally:
         busy.kill()
         busy.wait()
@@ -195,8 +220,6 @@ def run_coordination_bench(
         }
     base_of = {p: PROFILES[p].network.name + ".safetensors" for p in PROFILES}
 
-    big = f"{sizes[-1][0]}x{sizes[-1][1]}"
-
     def cell(m: str, split: str) -> str:
         q = quality[m].get(split)
         return _fmt((q["mean"], q["ci95"])) if q else "–"
@@ -206,7 +229,9 @@ def run_coordination_bench(
         f"the broad family's held-out sources, {n} from its outcome-driven variant (held-out sources); "
         f"{QUALITY_AGENTS[0]}-{QUALITY_AGENTS[1]} agents × "
         f"{QUALITY_TASKS[0]}-{QUALITY_TASKS[1]} tasks; value ratio mean ± 95 % CI. Latency: `coordinate` end to end "
-        f"(estimate + solver), {reps} calls on agents with 40-60 past tasks, {os.cpu_count()} CPUs. RSS: a fresh "
+        f"(estimate + solver), {reps} calls on agents with 40-60 past tasks, {os.cpu_count()} CPUs; {big} quiet "
+        f"and beside a busy process (one spinning Python process, paused in the quiet rounds) taking turns in "
+        f"{LOAD_ROUNDS} rounds, which goes first alternating, so both columns met the same load. RSS: a fresh "
         f"process after one {big} decision.",
         "",
         f"| method | classic held-out | classic shifted | family held-out | outcome-driven family held-out | "
@@ -261,6 +286,7 @@ def run_coordination_bench(
         "quality": quality,
         "latency": latency,
         "latency_beside_busy_process": contended,
+        "latency_load_rounds": LOAD_ROUNDS,
         "rss_mb": rss,
         "files": files,
         "unavailable": errors,

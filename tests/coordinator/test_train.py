@@ -93,10 +93,19 @@ def test_reserved_repositories_can_never_be_listed(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_quick_bench_reports_every_method() -> None:
+def test_quick_bench_reports_every_method(monkeypatch: pytest.MonkeyPatch) -> None:
     from ansf_mcp.coordinator.profiles import DEFAULT_PROFILE
+    from ansf_mcp.lab import bench
     from ansf_mcp.lab.bench import run_coordination_bench
 
+    loads: list[list[str]] = []
+    round_order = bench.round_order
+
+    def recorded(items: tuple[str, ...], round_: int) -> list[str]:
+        loads.append(round_order(items, round_))
+        return loads[-1]
+
+    monkeypatch.setattr(bench, "round_order", recorded)
     seen = []
     out = run_coordination_bench(lambda f, m: seen.append(f), quick=True)
     assert out["simulated"] is True
@@ -110,6 +119,12 @@ def test_quick_bench_reports_every_method() -> None:
     busy = out["latency_beside_busy_process"][DEFAULT_PROFILE]
     assert busy["n"] == 5 and busy["p95_ms"] is None and busy["max_ms"] >= busy["p50_ms"] > 0
     assert f"max {busy['max_ms']:.1f} of n=5" in out["markdown"]
+    # The quiet and the busy column were two blocks, one after the other, compared as if measured together; they
+    # now take turns (quiet busy, busy quiet, ...) for each method, with as many calls each.
+    assert out["latency"][DEFAULT_PROFILE]["16x64"]["n"] == 5
+    assert loads[:bench.LOAD_ROUNDS] == [["quiet", "busy"], ["busy", "quiet"]] * (bench.LOAD_ROUNDS // 2)
+    assert len(loads) == bench.LOAD_ROUNDS * len(out["latency_beside_busy_process"])
+    assert f"taking turns in {bench.LOAD_ROUNDS} rounds" in out["markdown"]
     assert "| method |" in out["markdown"] and seen[-1] == 1.0
     # RSS and file sizes are divided by 2**20: the table said MB beside the memory suite's MiB for the same unit.
     assert "| RSS MiB | file MiB |" in out["markdown"] and " MB " not in out["markdown"]

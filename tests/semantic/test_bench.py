@@ -9,25 +9,40 @@ from tests.semantic.conftest import FIXTURES
 
 
 @pytest.mark.slow
-def test_bench_reports_all_figures(tmp_path):
+def test_bench_reports_all_figures(tmp_path, monkeypatch):
+    from ansf_mcp.bench import semantic_suite
+
     seen = []
+    turns: list[tuple[list[str], int]] = []
+    round_order = semantic_suite.round_order
+
+    def recorded(items, round_):
+        turns.append((round_order(items, round_), round_))
+        return turns[-1][0]
+
+    monkeypatch.setattr(semantic_suite, "round_order", recorded)
     r = run_semantic_bench(FIXTURES / "pyproj", tmp_path, lambda f, m: seen.append(f), max_files=4,
                            warm_reps=2, replay_len=40)
     assert set(r["tools"]) == {"symbols_overview", "find_symbol", "find_references", "goto_definition"}
     for v in r["tools"].values():
         assert v["cold"]["p50_ms"] > 0 and v["warm"]["p50_ms"] > 0 and v["warm"]["max_ms"] > 0
     # jedi direct timed as ours: cold (each query once) and warm (the repeats) apart, never one mixed summary,
-    # with the same counts where every query answered; the first request (server start) in neither.
+    # on the same queries, so with the same counts; the first request (server start) in neither.
     direct = r["direct_jedi"]["tools"]
     assert set(direct) == set(r["tools"]) and direct["find_references"]["method"] == "textDocument/references"
     for tool, d in direct.items():
-        assert d["warm"]["n"] == 2 * d["cold"]["n"] and d["cold"]["n"] <= r["tools"][tool]["cold"]["n"]
+        assert d["warm"]["n"] == 2 * d["cold"]["n"] and d["cold"]["n"] == r["tools"][tool]["cold"]["n"]
         assert d["warm"]["n"] == r["tools"][tool]["warm"]["n"]
+    # Timed after ours, jedi direct met another moment of the machine's load; now each query is timed on both
+    # sides in turn, which goes first alternating query by query (round_order: ours first, then jedi first, ...).
+    assert [k for _, k in turns] == list(range(len(turns))) and len(turns) >= r["queries"] * 3
+    assert [order for order, _ in turns[:2]] == [["ours", "direct"], ["direct", "ours"]]
     assert r["direct_jedi"]["start_plus_first_call_seconds"] > 0 and r["server"]["first_call_seconds"] > 0
     assert r["server"]["start_seconds"] > 0 and r["server"]["rss_mb"] > 0
     assert 0 < r["replay"]["hit_ratio"] <= 1 and r["replay"]["bytes_on_disk"] > 0
     assert seen[-1] == 1.0
     assert "| find_references |" in format_table(r)
+    assert "interleaved with ours query by query" in format_table(r)
 
 
 def test_the_replay_hit_ratio_names_what_it_counts() -> None:
