@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from mcp import Client, StdioServerParameters
@@ -16,10 +17,13 @@ from ansf_mcp.board import assign
 from ansf_mcp.board.board import Board
 from ansf_mcp.board.errors import Conflict, NotFound, Refused
 from ansf_mcp.board.models import TaskSpec
+from ansf_mcp.store.base import Connection
 from ansf_mcp.store.db import Store, open_store
 from tests.board_helpers import FakeClock, agents
 from tests.conftest import ansf_command, subprocess_env
 from tests.mcp_calls import call, error
+
+T = TypeVar("T")
 
 PLAN = [
     TaskSpec(id="schema", description="Design the orders schema", priority=3),
@@ -303,6 +307,95 @@ def test_a_dissolve_repeated_while_the_first_still_writes_waits_and_answers_as_a
         other.close()
     assert len(answers) == 1 and not isinstance(answers[0], Exception), answers
     assert answers[0].removed == first.removed and "a repeat" in answers[0].note
+
+
+def race(store: Store, clock: FakeClock, call: Callable[[], T]) -> dict[str, T | Exception]:
+    """`call` twice at once: "first" writes and holds its transaction open (the clock moved on meanwhile) while
+    "second" starts and reaches its read; then "first" commits. Each answer, or what it raised."""
+    transaction, written, go = store.transaction, threading.Event(), threading.Event()
+
+    @contextlib.contextmanager
+    def first_commits_late() -> Iterator[Connection]:
+        with transaction() as conn:
+            yield conn
+            if threading.current_thread().name == "first":
+                clock.advance(5)  # a second write would show in updated_at
+                written.set()
+                go.wait(10)
+
+    answers: dict[str, T | Exception] = {}
+
+    def run() -> None:
+        try:
+            answers[threading.current_thread().name] = call()
+        except Exception as exc:  # the test shows what the call raised
+            answers[threading.current_thread().name] = exc
+
+    store.transaction = first_commits_late  # type: ignore[method-assign]
+    try:
+        first = threading.Thread(target=run, name="first")
+        first.start()
+        assert written.wait(10)
+        second = threading.Thread(target=run, name="second")
+        second.start()
+        time.sleep(0.5)  # the second call reaches its locked read (PostgreSQL) or the write lock (SQLite) and waits
+        go.set()
+        first.join(10)
+        second.join(10)
+    finally:
+        del store.transaction
+    assert not isinstance(answers["first"], Exception), answers["first"]
+    assert not isinstance(answers["second"], Exception), answers["second"]
+    return answers
+
+
+def last_write(store: Store) -> float:
+    with store.reading() as conn:
+        return conn.execute("SELECT MAX(updated_at) FROM tasks").fetchone()[0]
+
+
+def test_a_release_repeated_while_the_first_still_writes_answers_as_a_repeat(store: Store, board: Board,
+                                                                             clock: FakeClock) -> None:
+    sw = board.spawn("s", agents("a", "b"), "mesh").swarm_id
+    board.coordinate(sw, PLAN[:1], "round-robin")
+    claim = board.claim_next(sw, "agent-0").claim
+    at = clock.now
+    answers = race(store, clock, lambda: board.release(sw, "schema", "agent-0", "blocked on review", claim))
+    assert answers["first"].note is None and (answers["first"].state, answers["first"].attempts) == ("ready", 0)
+    assert "a repeat: claim #1 of 'agent-0' on this task was already released" in answers["second"].note
+    assert answers["second"].model_dump(exclude={"note"}) == answers["first"].model_dump(exclude={"note"})
+    with store.reading() as conn:
+        assert [tuple(r) for r in conn.execute("SELECT ended, ended_at FROM claims")] == [("released", at)]
+    assert last_write(store) == at
+
+
+def test_a_reassign_repeated_while_the_first_still_writes_answers_as_a_repeat(store: Store, board: Board,
+                                                                              clock: FakeClock) -> None:
+    sw = board.spawn("s", agents("a", "b"), "mesh").swarm_id
+    board.coordinate(sw, PLAN[:1], "round-robin")
+    at = clock.now
+    answers = race(store, clock, lambda: board.reassign(sw, "schema", "agent-1"))
+    assert answers["first"].note is None and answers["first"].previous == "agent-0"
+    assert (answers["second"].assignee, answers["second"].previous) == ("agent-1", "agent-1")
+    assert "already assigned to 'agent-1'" in answers["second"].note
+    assert last_write(store) == at  # the takeover grace counts from the first call
+
+
+@pytest.mark.parametrize("action", ["cancel", "retry"])
+def test_a_cancel_or_retry_repeated_while_the_first_still_writes_answers_as_a_repeat(
+        store: Store, board: Board, clock: FakeClock, action: str) -> None:
+    sw = board.spawn("s", agents("a"), "mesh").swarm_id
+    board.coordinate(sw, PLAN, "round-robin")
+    if action == "retry":
+        board.manage(sw, "schema", "cancel", reason="scope cut")
+        clock.advance(5)
+    at = clock.now
+    answers = race(store, clock, lambda: board.manage(sw, "schema", action, reason="back in scope"))  # type: ignore[arg-type]
+    assert answers["first"].changed and "a repeat" not in answers["first"].note
+    assert answers["second"].changed == [] and "a repeat: an earlier" in answers["second"].note
+    assert answers["second"].cancelled == answers["first"].cancelled
+    assert (answers["second"].state, answers["second"].attempts) == (answers["first"].state, answers["first"].attempts)
+    assert last_write(store) == at
 
 
 class RecordingWarmer:

@@ -26,7 +26,7 @@ from ansf_mcp.coordinator.episode import (
 )
 from ansf_mcp.coordinator.solver import WAITS_ON_DEAD
 from ansf_mcp.coordinator.strategies import Decision, decide
-from ansf_mcp.store.base import Connection, Row
+from ansf_mcp.store.base import Connection
 from ansf_mcp.store.db import Store
 
 # Most recent outcomes per agent that enter a decision; older ones say less about today's agent.
@@ -180,7 +180,7 @@ def submit_and_assign(
             require(conn, swarm_id, store.for_turns)
             result = _write(conn, swarm_id, specs, planned, episode, decision, result, clock)
     except Repeat as repeat:
-        return repeated(store, swarm_id, repeat, strategy, started)
+        return repeated(swarm_id, repeat, strategy, started)
     return result
 
 
@@ -229,23 +229,15 @@ def _write(conn: Connection, swarm_id: str, specs: list[TaskSpec], planned: list
 UNASSIGNED = "unassigned: "
 
 
-def repeated(store: Store, swarm_id: str, repeat: Repeat, strategy: str, started: float) -> BoardDecision:
-    """The answer to a repeat: the tasks' assignments as they are now, read from the board (nothing is decided or
-    written). A task without an assignee is listed unassigned with what the board says about it: the decision's
+def repeated(swarm_id: str, repeat: Repeat, strategy: str, started: float) -> BoardDecision:
+    """The answer to a repeat: the tasks' assignments as the check that recognised it read them (nothing is decided
+    or written). A task without an assignee is listed unassigned with what the board says about it: the decision's
     reason, or what happened since (released, failed, cancelled)."""
-    rows: dict[str, Row] = {}
-    with store.reading() as conn:
-        for start in range(0, len(repeat.ids), 500):  # SQLite caps the number of bound parameters
-            chunk = repeat.ids[start : start + 500]
-            rows.update((r["id"], r) for r in conn.execute(
-                "SELECT id, status, assignee, p_success, confidence, strategy, last_error FROM tasks "
-                f"WHERE swarm_id = ? AND id IN ({','.join('?' * len(chunk))})", (swarm_id, *chunk)))
+    rows = repeat.rows
     assignments, unassigned = [], []
     for task_id in repeat.ids:
-        r = rows.get(task_id)
-        if r is None:  # dissolved or changed between the plan and this read: say so rather than guess
-            unassigned.append(Unassigned(task=task_id, reason="no longer on the board"))
-        elif r["assignee"] is not None:
+        r = rows[task_id]
+        if r["assignee"] is not None:
             # confidence is kept only for the agent the decision chose; a task another agent took has none.
             assignments.append(Assignment(task=task_id, agent=r["assignee"], p_success=r["p_success"],
                                           confidence=r["confidence"] if r["confidence"] is not None else 0.0))

@@ -577,20 +577,13 @@ class Board:
                      reason="nothing ready for this agent yet: " + "; ".join(parts) + "; call again or pass wait_s")
 
     def _held(self, conn: Connection, swarm_id: str, task_id: str, agent_id: str, now: float,
-              doing: str, claim: int | None = None,
-              repeat: Callable[[Connection, str, Row, str, int | None, float], T | None] | None = None) -> Row | T:
+              doing: str, claim: int | None = None) -> Row:
         """The task row (locked) if `agent_id` holds a live lease on it — claim number `claim` when given —
-        else what `repeat` answers (the call's answer when its effect is already in place), else a Refused that
-        says who does and what it is."""
+        else a Refused that says who does and what it is."""
         require(conn, swarm_id)
         require_agent(conn, swarm_id, agent_id)
         task = self._task(conn, swarm_id, task_id, now, lock=True)
-        holds = task["state"] == "claimed" and task["lease_owner"] == agent_id
-        if repeat is not None and not (holds and claim in (None, task["claim_seq"])):
-            answer = repeat(conn, swarm_id, task, agent_id, claim, now)
-            if answer is not None:
-                return answer
-        if holds:
+        if task["state"] == "claimed" and task["lease_owner"] == agent_id:
             self._fence(task, agent_id, claim, doing)
             return task
         raise Refused(f"cannot {doing}: {self._describe(conn, swarm_id, task, agent_id, now, claim)}; "
@@ -662,10 +655,14 @@ class Board:
         """The holder gives the task back without an outcome: anyone may take it, and the attempt is not counted."""
         with self.store.transaction() as conn:
             now = self.clock()
-            task = self._held(conn, swarm_id, task_id, agent_id, now, "release the task", claim,
-                              self._released_before)
-            if isinstance(task, ReleaseReceipt):
-                return task
+            try:
+                task = self._held(conn, swarm_id, task_id, agent_id, now, "release the task", claim)
+            except Refused:
+                # Not this claim's holder (any more): an earlier call may have released it already.
+                repeat = self._released_before(conn, swarm_id, task_id, agent_id, claim, now)
+                if repeat is None:
+                    raise
+                return repeat
             conn.execute(
                 "UPDATE tasks SET status = 'open', lease_owner = NULL, lease_expires_at = NULL, assignee = NULL, "
                 "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, last_error = ?, updated_at = ? "
@@ -681,19 +678,20 @@ class Board:
         self._changed(swarm_id)
         return ReleaseReceipt(task_id=task_id, state=view.state, attempts=view.attempts, claim=task["claim_seq"])
 
-    def _released_before(self, conn: Connection, swarm_id: str, task: Row, agent_id: str, claim: int | None,
+    def _released_before(self, conn: Connection, swarm_id: str, task_id: str, agent_id: str, claim: int | None,
                          now: float) -> ReleaseReceipt | None:
         """A release repeated: the claim it names (else the agent's last on the task) was already released by
         this agent. Answered with the task as it is now; None when that is not so (the caller is told why)."""
         mine = conn.execute(
             "SELECT claim_seq, ended FROM claims WHERE swarm_id = ? AND task_id = ? AND agent_id = ? "
             + ("AND claim_seq = ? " if claim is not None else "") + "ORDER BY claim_seq DESC LIMIT 1",
-            (swarm_id, task["id"], agent_id, *(() if claim is None else (claim,))),
+            (swarm_id, task_id, agent_id, *(() if claim is None else (claim,))),
         ).fetchone()
         if mine is None or mine["ended"] != "released":
             return None
+        task = self._task(conn, swarm_id, task_id, now)  # locked already, by the read in _held
         return ReleaseReceipt(
-            task_id=task["id"], state=task["state"], attempts=task["attempts"], claim=mine["claim_seq"],
+            task_id=task_id, state=task["state"], attempts=task["attempts"], claim=mine["claim_seq"],
             note=f"a repeat: claim #{mine['claim_seq']} of {agent_id!r} on this task was already released (an "
                  "earlier call did it), so nothing was written; the state and attempts are the task's now")
 

@@ -217,8 +217,9 @@ def _already_there(conn: Connection, swarm_id: str, specs: list[TaskSpec], on_bo
     for start in range(0, len(ids), 500):  # SQLite caps the number of bound parameters
         chunk = ids[start : start + 500]
         rows.update((r["id"], r) for r in conn.execute(
-            f"SELECT id, description, priority FROM tasks WHERE swarm_id = ? AND id IN ({','.join('?' * len(chunk))})",
-            (swarm_id, *chunk)))
+            # With what the answer to a repeat says (assign.repeated), so the repeat is answered from this read.
+            "SELECT id, description, priority, status, assignee, p_success, confidence, strategy, last_error "
+            f"FROM tasks WHERE swarm_id = ? AND id IN ({','.join('?' * len(chunk))})", (swarm_id, *chunk)))
     deps = _deps_of(conn, swarm_id, ids)
     for spec in on_board:
         row = rows[spec.id]
@@ -235,7 +236,7 @@ def _already_there(conn: Connection, swarm_id: str, specs: list[TaskSpec], on_bo
                            + "; ".join(differs) + "); a task id names one task, so nothing of this call was "
                            "written: give the new task another id, or manage_task(action='edit') the one there")
     if len(on_board) == len(specs):
-        raise Repeat(f"all {len(ids)} task(s) of this call are already on this swarm's board as given", ids)
+        raise Repeat(f"all {len(ids)} task(s) of this call are already on this swarm's board as given", ids, rows)
     new = [s.id for s in specs if s.id is not None and s.id not in rows]
     anonymous = sum(1 for s in specs if s.id is None)
     rest = []
