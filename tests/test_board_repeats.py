@@ -93,6 +93,23 @@ def test_the_same_id_with_other_content_is_refused_whole_naming_what_differs(
     assert "nothing of this call was written" in text and written(store) == before
 
 
+def test_a_task_gone_between_the_reads_of_a_repeat_check_is_one_clear_sentence(
+        store: Store, board: Board, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check reads which ids are there, then their rows; on PostgreSQL the two are not one transaction, so a
+    dissolve in between left the second read short and a bare KeyError reached the caller."""
+    from ansf_mcp.board import tasks
+
+    sw = board.spawn("s", agents("backend", "writer"), "mesh").swarm_id
+    board.coordinate(sw, PLAN, "round-robin")
+    before = written(store)
+    present = tasks._present
+    monkeypatch.setattr(tasks, "_present", lambda conn, swarm_id, ids: present(conn, swarm_id, ids) | {"ghost"})
+    with pytest.raises(Conflict, match=r"task\(s\) \['ghost'\] left this swarm's board while this call read it; "
+                                       "nothing of this call was written"):
+        board.coordinate(sw, [*PLAN, TaskSpec(id="ghost", description="gone")], "round-robin")
+    assert written(store) == before
+
+
 def test_a_call_only_partly_on_the_board_is_no_repeat_and_writes_nothing(store: Store, board: Board) -> None:
     sw = board.spawn("s", agents("backend"), "mesh").swarm_id
     board.coordinate(sw, PLAN[:1], "round-robin")

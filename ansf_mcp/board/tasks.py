@@ -220,6 +220,10 @@ def _already_there(conn: Connection, swarm_id: str, specs: list[TaskSpec], on_bo
             # With what the answer to a repeat says (assign.repeated), so the repeat is answered from this read.
             "SELECT id, description, priority, status, assignee, p_success, confidence, strategy, last_error "
             f"FROM tasks WHERE swarm_id = ? AND id IN ({','.join('?' * len(chunk))})", (swarm_id, *chunk)))
+    gone = [i for i in ids if i not in rows]
+    if gone:  # the board changed between the two reads (a dissolve, on PostgreSQL, whose plan is no one transaction)
+        raise Conflict(f"task(s) {gone!r} left this swarm's board while this call read it; nothing of this call was "
+                       "written: check swarm_status, then call again")
     deps = _deps_of(conn, swarm_id, ids)
     for spec in on_board:
         row = rows[spec.id]
