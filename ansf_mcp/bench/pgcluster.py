@@ -163,6 +163,22 @@ def server_info(url: str, source: str) -> dict[str, Any]:
                 "host": info.host, "port": info.port, "database": info.dbname}
 
 
+def server_line(pg: dict[str, Any] | None) -> str:
+    """The report's sentence for a `server_info` record. `None` is a report stored before suites kept one; a
+    `{"skipped": why}` record is a run that had no PostgreSQL to measure."""
+    if not pg:
+        return "PostgreSQL server: not recorded (a report stored before it was)."
+    if "skipped" in pg:
+        return f"PostgreSQL server: none ({pg['skipped']})."
+    where = f"{pg['host']}:{pg['port']}"
+    if pg["source"] == "scratch":
+        whose = f"a throw-away cluster started for this run ({where})"
+    else:
+        whose = (f"the --store server ({where}, database {pg['database']}; each phase in a scratch database of "
+                 "its own on it)")
+    return f"PostgreSQL server: {pg['version']} (server_version_num {pg['version_num']}), {whose}."
+
+
 @contextlib.contextmanager
 def postgres(ctx: Any) -> Iterator[Any]:
     """A function making a fresh database URL: on the --store server, or in a throw-away cluster. Its `server`
