@@ -121,3 +121,15 @@ def test_a_chaos_report_without_a_server_record_says_why() -> None:
     skipped = {"skipped": "PostgreSQL is not installed and --store names no server"}
     assert markdown({"postgresql": skipped, "kill_soak": soak}).startswith(
         "PostgreSQL server: none (PostgreSQL is not installed and --store names no server).\n")
+
+
+def test_two_suite_runs_in_one_process_on_one_store_server_get_databases_of_their_own(pg_cluster: Any) -> None:
+    """Each run counted its scratch databases from 1 under the process's id, so a second run in the same process
+    (the chaos suite after the scale one, or the benchmark tool asked twice) hit DuplicateDatabase."""
+    from types import SimpleNamespace
+
+    from ansf_mcp.bench.pgcluster import postgres
+
+    ctx = SimpleNamespace(store=pg_cluster.url())
+    with postgres(ctx) as first, postgres(ctx) as second:
+        assert first() != second()
