@@ -334,6 +334,19 @@ def test_things_timed_side_by_side_alternate_which_goes_first_round_by_round() -
     assert round_order(["x", "y", "z"], 1) == ["z", "y", "x"]  # three or more: reversed, none always last
 
 
+def test_a_rotation_puts_each_of_n_items_first_once_every_n_rounds() -> None:
+    """bench_live_record read its three readers A B C every round, so one always went first. A Latin square
+    rotation gives each item each position once every n rounds, and for two items is the same A B, B A."""
+    from ansf_mcp.bench.interleave import rotation_order, round_order
+
+    three = ["A", "B", "C"]
+    assert [rotation_order(three, r) for r in range(4)] == [three, ["B", "C", "A"], ["C", "A", "B"], three]
+    for position in range(3):
+        assert sorted(rotation_order(three, r)[position] for r in range(3)) == three
+    assert all(rotation_order(("A", "B"), r) == round_order(("A", "B"), r) for r in range(6))
+    assert rotation_order([], 3) == [] and rotation_order(("x",), 5) == ["x"]
+
+
 class NoisyClient:
     """A client whose calls cost `cost[tool]` of a fake clock, times a load that doubles halfway through: the
     shared machine getting busier while a benchmark runs."""
