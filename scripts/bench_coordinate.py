@@ -28,7 +28,6 @@ import json
 import os
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ import psutil
 from mcp import Client, StdioServerParameters
 
 from ansf_mcp.bench.interleave import round_order
-from ansf_mcp.system.stats import latency_summary, quantiles_text, ratio_summary, ratio_text
+from ansf_mcp.system.stats import latency_summary, percentile, quantiles_text, ratio_summary, ratio_text
 
 ROLES = ("backend", "frontend", "tests", "devops")
 WORDS = {"backend": "api endpoint database query schema migration", "frontend": "ui button page css layout render",
@@ -116,6 +115,19 @@ def percentiles(ms: list[float]) -> dict[str, Any]:
     return out
 
 
+def in_process_summary(per_run: list[dict[str, list[float]]]) -> dict[str, Any]:
+    """One tree's in-process runs: the summary over all their decisions, each run's p50 with its n (the script's
+    own median had no n, and gave a figure from a single decision as readily as from twenty), and the CPU time."""
+    runs = [percentiles(r["ms"]) for r in per_run]
+    return {
+        **percentiles([x for r in per_run for x in r["ms"]]),
+        "p50_per_run": [{"n": run["n"], "p50_ms": run["p50_ms"]} for run in runs],
+        # Wall time is what a caller waits; the process's CPU time is what the decision costs, which the load
+        # of a shared machine changes far less.
+        "cpu": percentiles([x for r in per_run for x in r["cpu_ms"]]),
+    }
+
+
 # Pairs of stdio calls per ratio round. One pair's ratio is mostly the jitter of two single round trips on a shared
 # machine (a few ms on ~30); the median of 4 pairs damps one slow call, and an even count lets each tree go first
 # equally often (the calls alternate A B / B A), while a block of ~0.25 s is still short enough that both trees meet
@@ -140,9 +152,9 @@ def ratios_to_first(in_process_ms: dict[str, list[list[float]]], stdio_ms: dict[
     out: dict[str, Any] = {"reference": first, "figure": "p50 ratio to the reference (above 1: slower)",
                            "stdio_pairs_per_round": STDIO_BLOCK, "in_process": {}, "stdio": {}}
     for label in labels[1:]:
-        out["in_process"][label] = ratio_summary([statistics.median(mine) / statistics.median(ref) for mine, ref
+        out["in_process"][label] = ratio_summary([percentile(mine, 50) / percentile(ref, 50) for mine, ref
                                                   in zip(in_process_ms[label], in_process_ms[first], strict=True)])
-        out["stdio"][label] = ratio_summary([statistics.median(stdio_ms[label][a:b]) / statistics.median(stdio_ms[first][a:b])
+        out["stdio"][label] = ratio_summary([percentile(stdio_ms[label][a:b], 50) / percentile(stdio_ms[first][a:b], 50)
                                              for a, b in stdio_blocks(len(stdio_ms[first]))])
     return out
 
@@ -264,13 +276,7 @@ def main() -> None:
         for label, tree in round_order(list(trees.items()), i):
             runs[label].append(in_process(tree, args.calls))
     for label, per_run in runs.items():
-        # Wall time is what a caller waits; the process's CPU time is what the decision costs, which the load
-        # of a shared machine changes far less.
-        report["in_process"][label] = {
-            **percentiles([x for r in per_run for x in r["ms"]]),
-            "p50_per_run_ms": [round(statistics.median(r["ms"]), 2) for r in per_run],
-            "cpu": percentiles([x for r in per_run for x in r["cpu_ms"]]),
-        }
+        report["in_process"][label] = in_process_summary(per_run)
     stdio = anyio.run(over_stdio, trees, args.stdio_calls)
     stdio_ms = {label: v.pop("ms") for label, v in stdio.items()}
     report["stdio"] = {label: {**percentiles(stdio_ms[label]), **v} for label, v in stdio.items()}

@@ -1,7 +1,8 @@
 """What the recalibrated live record costs `swarm_status` (Board.view): a swarm with 600 outcomes scored for each of
 four estimators (so each keeps its newest 512 pairs) and 64 tasks on the board, read with the raw-sums reader the
 record replaced ("before"), and with the record as it is now, first read after an outcome (the board's memo empty:
-pairs read and recalibrated) and read again (the memo's); interleaved in the same run; prints one JSON line.
+pairs read and recalibrated) and read again (the memo's); interleaved in the same run, the three rotating which
+goes first each round (A B C, B C A, C A B: ansf_mcp.bench.interleave); prints one JSON line.
 
     .venv/bin/python scripts/bench_live_record.py --reads 300
     .venv/bin/python scripts/bench_live_record.py --reads 300 --store postgresql://...   # a database of your own
@@ -18,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ansf_mcp.bench.interleave import rotation_order
 from ansf_mcp.board import scores
 from ansf_mcp.board.board import Board
 from ansf_mcp.board.models import AgentSpec, TaskSpec
@@ -70,21 +72,26 @@ def main() -> None:
             board = Board(store)
             kept = scores.tallies
             times: dict[str, list[float]] = {"before": [], "after_first_read": [], "after_again": []}
-            board.view(sw)  # numpy and the first plans, off the clock
-            for i in range(3 * args.reads):
-                which = list(times)[i % 3]
-                scores.tallies = raw_tallies if which == "before" else kept  # type: ignore[assignment]
-                if which == "after_first_read":  # as after an outcome: the memo has nothing for this swarm
-                    board.records = scores.Records()
-                started = time.perf_counter()
-                view = board.view(sw)
-                times[which].append(time.perf_counter() - started)
+            # Numpy and the first plans, off the clock; it also fills the memo, so "after_again" finds it filled
+            # even in a round where it goes first (the raw reader never touches it).
+            board.view(sw)
+            first = dict.fromkeys(times, 0)
+            for r in range(args.reads):
+                order = rotation_order(list(times), r)
+                first[order[0]] += 1
+                for which in order:
+                    scores.tallies = raw_tallies if which == "before" else kept  # type: ignore[assignment]
+                    if which == "after_first_read":  # as after an outcome: the memo has nothing for this swarm
+                        board.records = scores.Records()
+                    started = time.perf_counter()
+                    view = board.view(sw)
+                    times[which].append(time.perf_counter() - started)
             scores.tallies = kept  # type: ignore[assignment]
             with store.reading() as conn:
                 pairs = conn.execute("SELECT COUNT(*) FROM estimator_outcomes").fetchone()[0]
             out = {
                 "engine": store.engine, "outcomes_per_estimator": args.outcomes, "kept_pairs": pairs,
-                "tasks": len(view.tasks), "reads_each": args.reads,
+                "tasks": len(view.tasks), "reads_each": args.reads, "first_in_round": first,
                 # The suites' summary of each: n beside the figures, a tail withheld below its sample count.
                 "read": {k: latency_summary(v) for k, v in times.items()},
                 "auto_uses": view.auto_uses,

@@ -28,6 +28,8 @@ def test_bench_live_record_gives_each_read_its_n_and_no_p90_from_too_few_reads()
         assert summary["n"] == 5 and summary["p50_ms"] > 0
         assert summary["p90_ms"] is None and summary["withheld"]["p90"] == "n=5 < 10"
         assert summary["max_ms"] >= summary["p50_ms"]
+    # The readers take turns going first (A B C, B C A, C A B, ...), not "before" every round.
+    assert report["first_in_round"] == {"before": 2, "after_first_read": 2, "after_again": 1}
 
 
 @pytest.mark.slow

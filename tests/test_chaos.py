@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ansf_mcp.bench.chaos_suite import kill_soak, shared_directory
+from ansf_mcp.bench.pgcluster import server_line
 
 
 def _fuzz_holds(report: dict) -> None:
@@ -81,3 +83,53 @@ def test_the_soak_row_gives_the_restart_time_with_its_n_and_no_p95_from_few_kill
     # A report stored before the soak kept it prints a dash, not a made-up figure.
     del soak["restart"]
     assert "restart (ms) p50 / p95 — |" in markdown({"kill_soak_postgresql": soak})
+
+
+def test_the_chaos_report_names_the_users_postgresql_server_without_its_credentials(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pg_cluster: Any) -> None:
+    """The chaos suite started its PostgreSQL as the scale suite does, but its report never said which server it
+    was: it now carries the same record (version, ours or the --store one, host/port/database), never the URL's
+    user or password."""
+    from ansf_mcp.bench import chaos_suite, fuzz
+    from ansf_mcp.bench.context import SuiteContext
+
+    # Only the server record and the report are under test: every check is a stub.
+    monkeypatch.setattr(chaos_suite, "kill_soak", lambda *a, **k: {})
+    monkeypatch.setattr(chaos_suite, "shared_directory", lambda *a, servers, **k: {
+        "servers": servers, "claims": 0, "duplicates": [], "errors": []})
+    monkeypatch.setattr(fuzz, "fuzz_tools", lambda *a, **k: {})
+    pg_cluster.admin("CREATE ROLE chaos_report_reader LOGIN CREATEDB PASSWORD 'do-not-print-me'")
+    url = pg_cluster.url(user="chaos_report_reader", password="do-not-print-me")
+    result = chaos_suite.run(SuiteContext(quick=True, project=tmp_path, data_dir=tmp_path, store=url))
+    server = result["postgresql"]
+    assert server["source"] == "store" and server["version_num"] >= 100000 and server["version"]
+    assert (server["host"], server["port"], server["database"]) == ("127.0.0.1", pg_cluster.port, "postgres")
+    text = chaos_suite.markdown(result)
+    assert text.splitlines()[0] == server_line(server), text
+    assert f"the --store server (127.0.0.1:{pg_cluster.port}, database postgres;" in text.splitlines()[0]
+    for shown in (json.dumps(result), text):
+        assert "do-not-print-me" not in shown and "chaos_report_reader" not in shown
+
+
+def test_a_chaos_report_without_a_server_record_says_why() -> None:
+    from ansf_mcp.bench.chaos_suite import markdown
+
+    soak = {"kills": 1, "tasks": 1, "lost": [], "succeeded_twice": [], "double_claims": [], "missing": []}
+    assert markdown({"kill_soak": soak}).startswith("| check |")  # SQLite only, stored: nothing to name
+    assert markdown({"kill_soak_postgresql": soak}).startswith(
+        "PostgreSQL server: not recorded (a report stored before it was).\n")
+    skipped = {"skipped": "PostgreSQL is not installed and --store names no server"}
+    assert markdown({"postgresql": skipped, "kill_soak": soak}).startswith(
+        "PostgreSQL server: none (PostgreSQL is not installed and --store names no server).\n")
+
+
+def test_two_suite_runs_in_one_process_on_one_store_server_get_databases_of_their_own(pg_cluster: Any) -> None:
+    """Each run counted its scratch databases from 1 under the process's id, so a second run in the same process
+    (the chaos suite after the scale one, or the benchmark tool asked twice) hit DuplicateDatabase."""
+    from types import SimpleNamespace
+
+    from ansf_mcp.bench.pgcluster import postgres
+
+    ctx = SimpleNamespace(store=pg_cluster.url())
+    with postgres(ctx) as first, postgres(ctx) as second:
+        assert first() != second()

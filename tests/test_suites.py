@@ -334,6 +334,19 @@ def test_things_timed_side_by_side_alternate_which_goes_first_round_by_round() -
     assert round_order(["x", "y", "z"], 1) == ["z", "y", "x"]  # three or more: reversed, none always last
 
 
+def test_a_rotation_puts_each_of_n_items_first_once_every_n_rounds() -> None:
+    """bench_live_record read its three readers A B C every round, so one always went first. A Latin square
+    rotation gives each item each position once every n rounds, and for two items is the same A B, B A."""
+    from ansf_mcp.bench.interleave import rotation_order, round_order
+
+    three = ["A", "B", "C"]
+    assert [rotation_order(three, r) for r in range(4)] == [three, ["B", "C", "A"], ["C", "A", "B"], three]
+    for position in range(3):
+        assert sorted(rotation_order(three, r)[position] for r in range(3)) == three
+    assert all(rotation_order(("A", "B"), r) == round_order(("A", "B"), r) for r in range(6))
+    assert rotation_order([], 3) == [] and rotation_order(("x",), 5) == ["x"]
+
+
 class NoisyClient:
     """A client whose calls cost `cost[tool]` of a fake clock, times a load that doubles halfway through: the
     shared machine getting busier while a benchmark runs."""
@@ -537,9 +550,7 @@ async def test_the_benchmark_tool_gives_its_suites_the_server_s_store(monkeypatc
     assert SEEN_STORES == [settings.store] and settings.store is not None
 
 
-def test_bench_coordinate_prints_its_percentiles_with_n_and_no_p95_from_too_few_decisions() -> None:
-    """scripts/bench_coordinate.py computed its own p95: from 10 decisions that was the slowest one under
-    another name. It now reports the suites' summary: n beside every figure, the p95 withheld below 20."""
+def _bench_coordinate() -> Any:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench_coordinate",
@@ -547,6 +558,13 @@ def test_bench_coordinate_prints_its_percentiles_with_n_and_no_p95_from_too_few_
     assert spec and spec.loader
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_bench_coordinate_prints_its_percentiles_with_n_and_no_p95_from_too_few_decisions() -> None:
+    """scripts/bench_coordinate.py computed its own p95: from 10 decisions that was the slowest one under
+    another name. It now reports the suites' summary: n beside every figure, the p95 withheld below 20."""
+    script = _bench_coordinate()
     few = script.percentiles([10.0 + i for i in range(10)])
     assert few["n"] == 10 and few["p95_ms"] is None and few["withheld"]["p95"] == "n=10 < 20"
     assert few["max_ms"] == 19.0 and few["min_ms"] == 10.0
@@ -554,6 +572,15 @@ def test_bench_coordinate_prints_its_percentiles_with_n_and_no_p95_from_too_few_
     enough = script.percentiles([10.0 + i for i in range(40)])
     assert enough["n"] == 40 and enough["p95_ms"] == 47.05 and enough["p99_ms"] is None
     assert enough["text"] == "29.50 / 47.05 (n=40)"
+
+
+def test_bench_coordinate_gives_each_in_process_runs_p50_with_its_n() -> None:
+    """Each run's median came from `statistics.median`, without n: a run of one decision printed a "p50" as
+    readily as one of twenty. It is now the stats helper's p50 with its n, None from a single decision."""
+    summary = _bench_coordinate().in_process_summary([
+        {"ms": [10.0, 12.0, 30.0, 11.0], "cpu_ms": [9.0, 9.0, 9.0, 9.0]}, {"ms": [20.0], "cpu_ms": [8.0]}])
+    assert summary["p50_per_run"] == [{"n": 4, "p50_ms": 11.5}, {"n": 1, "p50_ms": None}]
+    assert summary["n"] == 5 and summary["p50_ms"] == 12.0 and summary["cpu"]["n"] == 5
 
 
 @pytest.mark.slow

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ansf_mcp.bench.context import SuiteContext
+from ansf_mcp.bench.pgcluster import find_bindir, postgres, server_line
 from ansf_mcp.system.stats import latency_summary, quantiles_text
 
 HANDSHAKE = [
@@ -311,8 +312,6 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
     import tempfile
     from contextlib import nullcontext
 
-    from ansf_mcp.bench.pgcluster import find_bindir, postgres
-
     results: dict[str, Any] = {}
     store = getattr(ctx, "store", None) or ""
     # PostgreSQL: the --store server, else a throw-away cluster when PostgreSQL is installed, else SQLite only.
@@ -321,6 +320,9 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
         results["postgresql"] = {"skipped": "PostgreSQL is not installed and --store names no server"}
     with tempfile.TemporaryDirectory(prefix="ansf-chaos-") as tmp, (postgres(ctx) if has_pg else nullcontext()) as fresh:
         root = Path(tmp)
+        if fresh is not None:
+            # As in the scale suite: figures from two runs compare only on the same server.
+            results["postgresql"] = fresh.server
         for e, engine in enumerate(("sqlite", "postgresql") if has_pg else ("sqlite",)):
             suffix = "" if engine == "sqlite" else "_postgresql"
             soak_dir = root / f"soak{suffix}" / "data"
@@ -352,7 +354,10 @@ def run(ctx: SuiteContext) -> dict[str, Any]:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    lines = ["| check | tried | held |", "| --- | --- | --- |"]
+    lines = []
+    if "postgresql" in result or any(k.endswith("_postgresql") for k in result):
+        lines += [server_line(result.get("postgresql")), ""]
+    lines += ["| check | tried | held |", "| --- | --- | --- |"]
     for key, soak in result.items():
         if key.startswith("kill_soak"):
             engine = "PostgreSQL" if key.endswith("postgresql") else "SQLite"

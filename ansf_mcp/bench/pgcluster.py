@@ -163,17 +163,38 @@ def server_info(url: str, source: str) -> dict[str, Any]:
                 "host": info.host, "port": info.port, "database": info.dbname}
 
 
+def server_line(pg: dict[str, Any] | None) -> str:
+    """The report's sentence for a `server_info` record. `None` is a report stored before suites kept one; a
+    `{"skipped": why}` record is a run that had no PostgreSQL to measure."""
+    if not pg:
+        return "PostgreSQL server: not recorded (a report stored before it was)."
+    if "skipped" in pg:
+        return f"PostgreSQL server: none ({pg['skipped']})."
+    where = f"{pg['host']}:{pg['port']}"
+    if pg["source"] == "scratch":
+        whose = f"a throw-away cluster started for this run ({where})"
+    else:
+        whose = (f"the --store server ({where}, database {pg['database']}; each phase in a scratch database of "
+                 "its own on it)")
+    return f"PostgreSQL server: {pg['version']} (server_version_num {pg['version_num']}), {whose}."
+
+
+# One count for the whole process, not one per `postgres()`: a second suite run in the same process (the
+# benchmark tool, or the chaos suite after the scale one) on the same --store server would otherwise ask for a
+# database name the first already created.
+_STORE_NAMES = itertools.count(1)
+
+
 @contextlib.contextmanager
 def postgres(ctx: Any) -> Iterator[Any]:
     """A function making a fresh database URL: on the --store server, or in a throw-away cluster. Its `server`
     is that server's `server_info`, for the report."""
     import psycopg
 
-    names = itertools.count(1)
     base = getattr(ctx, "store", None)
     if base and base.startswith(("postgresql://", "postgres://")):
         def fresh() -> str:
-            name = f"ansf_scale_{os.getpid()}_{next(names)}"
+            name = f"ansf_scale_{os.getpid()}_{next(_STORE_NAMES)}"
             with psycopg.connect(base, autocommit=True) as conn:
                 conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
             return base.rsplit("/", 1)[0] + "/" + name

@@ -49,7 +49,7 @@ from typing import Any, ClassVar
 
 from ansf_mcp.bench.context import SuiteContext
 from ansf_mcp.bench.interleave import round_order
-from ansf_mcp.bench.pgcluster import postgres
+from ansf_mcp.bench.pgcluster import postgres, server_line
 from ansf_mcp.ports import free_port
 from ansf_mcp.system.stats import ratio_summary, ratio_text
 
@@ -783,17 +783,9 @@ def _rounds_note(rows: list[dict[str, Any]], key: str) -> str:
 def _server_line(result: dict[str, Any]) -> str | None:
     """Which PostgreSQL server the figures are from; None for a result with no PostgreSQL section."""
     pg = result.get("postgresql")
-    if not pg:
-        if not any(result.get(k) for k in ("throughput", "stdio", "delayed", "chaos", "takeover")):
-            return None
-        return "PostgreSQL server: not recorded (a report stored before it was)."
-    where = f"{pg['host']}:{pg['port']}"
-    if pg["source"] == "scratch":
-        whose = f"a throw-away cluster started for this run ({where})"
-    else:
-        whose = (f"the --store server ({where}, database {pg['database']}; each phase in a scratch database of "
-                 "its own on it)")
-    return f"PostgreSQL server: {pg['version']} (server_version_num {pg['version_num']}), {whose}."
+    if not pg and not any(result.get(k) for k in ("throughput", "stdio", "delayed", "chaos", "takeover")):
+        return None
+    return server_line(pg)
 
 
 def markdown(result: dict[str, Any]) -> str:
