@@ -133,3 +133,27 @@ def test_two_suite_runs_in_one_process_on_one_store_server_get_databases_of_thei
     ctx = SimpleNamespace(store=pg_cluster.url())
     with postgres(ctx) as first, postgres(ctx) as second:
         assert first() != second()
+
+
+def test_a_suite_run_on_a_store_server_leaves_no_scratch_database_there(pg_cluster: Any) -> None:
+    """The suites make their scratch databases on the user's --store server; they were never dropped, so each run
+    left its databases behind on a server that is not ours. One a session still holds goes too."""
+    from types import SimpleNamespace
+
+    import psycopg
+
+    from ansf_mcp.bench.pgcluster import postgres
+
+    def scratch() -> set[str]:
+        with psycopg.connect(pg_cluster.url()) as conn:
+            return {r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'ansf_scale_%'")}
+
+    before = scratch()
+    with postgres(SimpleNamespace(store=pg_cluster.url())) as fresh:
+        urls = [fresh(), fresh()]
+        held = psycopg.connect(urls[1])  # a replica or agent the suite killed may leave a session open
+        assert len(scratch() - before) == 2
+    try:
+        assert scratch() == before
+    finally:
+        held.close()

@@ -11,6 +11,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -175,7 +176,7 @@ def server_line(pg: dict[str, Any] | None) -> str:
         whose = f"a throw-away cluster started for this run ({where})"
     else:
         whose = (f"the --store server ({where}, database {pg['database']}; each phase in a scratch database of "
-                 "its own on it)")
+                 "its own on it, dropped at the end)")
     return f"PostgreSQL server: {pg['version']} (server_version_num {pg['version_num']}), {whose}."
 
 
@@ -183,6 +184,24 @@ def server_line(pg: dict[str, Any] | None) -> str:
 # benchmark tool, or the chaos suite after the scale one) on the same --store server would otherwise ask for a
 # database name the first already created.
 _STORE_NAMES = itertools.count(1)
+
+
+def _drop(base: str, names: list[str]) -> None:
+    """Drop the scratch databases made on the --store server; one that cannot go is named on stderr, not raised
+    (the benchmark's figures are already measured)."""
+    import psycopg
+
+    left = []
+    for name in names:
+        try:
+            with psycopg.connect(base, autocommit=True) as conn:
+                # FORCE (PostgreSQL 13+) ends the sessions a killed replica or agent may still hold on it.
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+        except psycopg.Error as exc:
+            left.append(f"{name} ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})")
+    if left:
+        print(f"ansf bench: could not drop the scratch database(s) {', '.join(left)} on the --store server; drop "
+              "them by hand", file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -193,14 +212,21 @@ def postgres(ctx: Any) -> Iterator[Any]:
 
     base = getattr(ctx, "store", None)
     if base and base.startswith(("postgresql://", "postgres://")):
+        made: list[str] = []
+
         def fresh() -> str:
             name = f"ansf_scale_{os.getpid()}_{next(_STORE_NAMES)}"
             with psycopg.connect(base, autocommit=True) as conn:
                 conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+            made.append(name)
             return base.rsplit("/", 1)[0] + "/" + name
 
         fresh.server = server_info(base, "store")  # type: ignore[attr-defined]
-        yield fresh
+        try:
+            yield fresh
+        finally:
+            # The user's server, not ours: a benchmark leaves none of its scratch databases behind there.
+            _drop(base, made)
         return
     cluster = start_cluster()
     try:

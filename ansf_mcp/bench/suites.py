@@ -52,7 +52,7 @@ THROWAWAY = "a throw-away data directory of its own, deliberately not the config
 # Suites that run PostgreSQL servers (bench.pgcluster.postgres): scratch databases on the configured server when
 # there is one, as the `benchmark` tool and `ansf bench --store` pass it.
 SCRATCH_PG = ("PostgreSQL: scratch databases on the configured store's server when --store / ANSF_STORE is a "
-              "postgresql:// URL, else a throw-away cluster; SQLite: a throw-away file")
+              "postgresql:// URL (dropped at the end), else a throw-away cluster; SQLite: a throw-away file")
 SUITES: tuple[Suite, ...] = (
     Suite("mcp", "mcp latency",
           "a real stdio server subprocess driven by the SDK client; echo tool in the same run",
