@@ -195,8 +195,11 @@ def _drop(base: str, names: list[str]) -> None:
     for name in names:
         try:
             with psycopg.connect(base, autocommit=True) as conn:
-                # FORCE (PostgreSQL 13+) ends the sessions a killed replica or agent may still hold on it.
-                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+                try:
+                    # FORCE ends the sessions a killed replica or agent may still hold on it.
+                    conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+                except psycopg.errors.SyntaxError:  # before PostgreSQL 13
+                    conn.execute(f"DROP DATABASE IF EXISTS {name}")  # type: ignore[arg-type]
         except psycopg.Error as exc:
             left.append(f"{name} ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})")
     if left:
