@@ -10,6 +10,7 @@ import pytest
 
 from ansf_mcp.bench.chaos_suite import kill_soak, shared_directory
 from ansf_mcp.bench.pgcluster import server_line
+from tests.bench_helpers import assert_store_server_named, store_role_url
 
 
 def _fuzz_holds(report: dict) -> None:
@@ -98,17 +99,11 @@ def test_the_chaos_report_names_the_users_postgresql_server_without_its_credenti
     monkeypatch.setattr(chaos_suite, "shared_directory", lambda *a, servers, **k: {
         "servers": servers, "claims": 0, "duplicates": [], "errors": []})
     monkeypatch.setattr(fuzz, "fuzz_tools", lambda *a, **k: {})
-    pg_cluster.admin("CREATE ROLE chaos_report_reader LOGIN CREATEDB PASSWORD 'do-not-print-me'")
-    url = pg_cluster.url(user="chaos_report_reader", password="do-not-print-me")
+    url = store_role_url(pg_cluster, "chaos_report_reader")
     result = chaos_suite.run(SuiteContext(quick=True, project=tmp_path, data_dir=tmp_path, store=url))
-    server = result["postgresql"]
-    assert server["source"] == "store" and server["version_num"] >= 100000 and server["version"]
-    assert (server["host"], server["port"], server["database"]) == ("127.0.0.1", pg_cluster.port, "postgres")
     text = chaos_suite.markdown(result)
-    assert text.splitlines()[0] == server_line(server), text
-    assert f"the --store server (127.0.0.1:{pg_cluster.port}, database postgres;" in text.splitlines()[0]
-    for shown in (json.dumps(result), text):
-        assert "do-not-print-me" not in shown and "chaos_report_reader" not in shown
+    assert text.splitlines()[0] == server_line(result["postgresql"]), text
+    assert_store_server_named(result, text, pg_cluster, "chaos_report_reader")
 
 
 def test_a_chaos_report_without_a_server_record_says_why() -> None:

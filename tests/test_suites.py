@@ -16,6 +16,7 @@ from ansf_mcp.bench import runner, suites
 from ansf_mcp.bench.context import SuiteContext
 from ansf_mcp.server.app import build_server
 from ansf_mcp.settings import Settings
+from tests.bench_helpers import assert_store_server_named, store_role_url
 from tests.conftest import ansf_command, subprocess_env
 
 
@@ -463,17 +464,9 @@ def test_the_scale_report_names_the_users_postgresql_server_without_its_credenti
     from ansf_mcp.bench import scale_suite
 
     _skip_scale_phases(monkeypatch)
-    pg_cluster.admin("CREATE ROLE scale_report_reader LOGIN CREATEDB PASSWORD 'do-not-print-me'")
-    url = pg_cluster.url(user="scale_report_reader", password="do-not-print-me")
+    url = store_role_url(pg_cluster, "scale_report_reader")
     result = scale_suite.run(SuiteContext(quick=True, project=tmp_path, data_dir=tmp_path, store=url))
-    server = result["postgresql"]
-    assert server["source"] == "store" and server["version_num"] >= 100000 and server["version"]
-    assert (server["host"], server["port"], server["database"]) == ("127.0.0.1", pg_cluster.port, "postgres")
-    text = scale_suite.markdown(result)
-    assert (f"PostgreSQL server: {server['version']} (server_version_num {server['version_num']}), the --store "
-            f"server (127.0.0.1:{pg_cluster.port}, database postgres;") in text.splitlines()[0], text
-    for shown in (json.dumps(result), text):
-        assert "do-not-print-me" not in shown and "scale_report_reader" not in shown
+    assert_store_server_named(result, scale_suite.markdown(result), pg_cluster, "scale_report_reader")
 
 
 @pytest.mark.slow
@@ -588,7 +581,6 @@ def test_bench_coordinate_reports_each_trees_ratio_to_the_first_per_round() -> N
     """The script printed each tree's percentiles side by side, which on a shared machine met different load:
     only the ratio per round of figures measured together compares. The same checkout twice must give a ratio
     (not asserted near 1: that would be a timing bound) with one round per in-process run and per stdio block."""
-    import json
     import math
     import sys
 

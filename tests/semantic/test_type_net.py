@@ -282,31 +282,29 @@ async def test_ansf_type_net_s_0_turns_the_net_off_in_a_real_server(tmp_path):
     assert "+ 'x'" in (root / MODELS).read_text()
 
 
-def test_a_negative_ansf_type_net_s_is_refused_at_start_in_one_sentence(tmp_path):
-    cmd, env = _serve(tmp_path, tmp_path / "data", "-1")
+def _refused_at_start(tmp_path, net: str, **more: str) -> str:
+    """`ansf serve` with these settings exits with code 2 before serving: its stderr."""
+    cmd, env = _serve(tmp_path, tmp_path / "data", net)
+    env.update(more)
     try:
         done = subprocess.run(cmd, env=env, cwd=str(tmp_path), stdin=subprocess.DEVNULL, capture_output=True,
                               text=True, timeout=60)
     except subprocess.TimeoutExpired:
-        pytest.fail("ansf serve started with ANSF_TYPE_NET_S=-1")
+        pytest.fail(f"ansf serve started with ANSF_TYPE_NET_S={net} {more}")
     assert done.returncode == 2, (done.returncode, done.stderr)
-    assert done.stderr == ("ansf serve: invalid setting: ANSF_TYPE_NET_S='-1': Input should be greater than or "
-                           "equal to 0\n"), done.stderr
+    return done.stderr
+
+
+def test_a_negative_ansf_type_net_s_is_refused_at_start_in_one_sentence(tmp_path):
+    assert _refused_at_start(tmp_path, "-1") == ("ansf serve: invalid setting: ANSF_TYPE_NET_S='-1': Input should be "
+                                                 "greater than or equal to 0\n")
 
 
 def test_a_type_net_longer_than_the_call_deadline_is_refused_at_start_in_one_sentence(tmp_path):
-    cmd, env = _serve(tmp_path, tmp_path / "data", "30")
-    env["ANSF_SEMANTIC_DEADLINE_S"] = "25"
-    try:
-        done = subprocess.run(cmd, env=env, cwd=str(tmp_path), stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=60)
-    except subprocess.TimeoutExpired:
-        pytest.fail("ansf serve started with ANSF_TYPE_NET_S=30 and ANSF_SEMANTIC_DEADLINE_S=25")
-    assert done.returncode == 2, (done.returncode, done.stderr)
-    assert done.stderr == ("ansf serve: invalid setting: ANSF_TYPE_NET_S (30 s) is longer than "
-                           "ANSF_SEMANTIC_DEADLINE_S (25 s), the deadline of the whole call it runs in: set it at "
-                           "most that, or 0 to turn the type net off (set: ANSF_SEMANTIC_DEADLINE_S='25', "
-                           "ANSF_TYPE_NET_S='30')\n"), done.stderr
+    assert _refused_at_start(tmp_path, "30", ANSF_SEMANTIC_DEADLINE_S="25") == (
+        "ansf serve: invalid setting: ANSF_TYPE_NET_S (30 s) is longer than ANSF_SEMANTIC_DEADLINE_S (25 s), the "
+        "deadline of the whole call it runs in: set it at most that, or 0 to turn the type net off (set: "
+        "ANSF_SEMANTIC_DEADLINE_S='25', ANSF_TYPE_NET_S='30')\n")
 
 
 @pytest.mark.parametrize("net,deadline,ok", [
