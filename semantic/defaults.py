@@ -5,3 +5,6 @@ loading the language-server machinery, and the layer's own defaults cannot drift
 
 # The type net's budget per edit, a cold start of the checker included (ANSF_TYPE_NET_S).
 TYPE_NET_SECONDS = 12.0
+
+# A semantic call's deadline: past it the caller gets the reason at once (ANSF_SEMANTIC_DEADLINE_S).
+SEMANTIC_DEADLINE_SECONDS = 20.0

@@ -524,7 +524,7 @@ class LanguageServer:
         async with self._session() as h:
             uri = await self._sync_doc(path, h)
             ev = self._diag.setdefault(uri, asyncio.Event())
-        await self._unless_exited(h, self._settled(uri, ev, wait), f"diagnostics for {name or path.name}")
+        await self._unless_exited(h, self._settled(uri, ev, wait), [uri], f"diagnostics for {name or path.name}")
         return self._published.get(uri)
 
     async def _settled(self, uri: str, ev: asyncio.Event, wait: float) -> None:
@@ -578,27 +578,33 @@ class LanguageServer:
             # every file settles at once: a rename's files or an edit's importers cost one settle time, not one each
             await self._unless_exited(h, asyncio.gather(
                 *(self._settled(uri, self._diag.setdefault(uri, asyncio.Event()), wait) for uri in uris.values())),
-                "its diagnostics")
+                list(uris.values()), "its diagnostics")
             answers = {path: self._published.get(uri) for path, uri in uris.items()}
             if overlaid:
                 await self._withdraw(overlaid, overlay_from, h)
             return answers
 
-    async def _unless_exited(self, h: _Handler, waiting, what: str) -> None:
-        """`waiting`, unless the server dies first: a dead server publishes nothing more, so waiting out the
-        caller's budget would only delay the same answer. Raises LspExited, saying it died before it published
-        `what`."""
+    async def _unless_exited(self, h: _Handler, waiting, uris: list[str], what: str) -> None:
+        """`waiting` (for what is published for `uris`), unless the server dies first: a dead server publishes
+        nothing more, so waiting out the caller's budget would only delay the same answer. Raises LspExited,
+        saying it died before it published `what`."""
         task = asyncio.ensure_future(waiting)
         died = asyncio.ensure_future(h.exited.wait())
+        finished = False  # the wait ended on its own, not cancelled below
         try:
             await asyncio.wait({task, died}, return_when=asyncio.FIRST_COMPLETED)
+            finished = task.done()
         finally:
             died.cancel()
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
-        if not task.done() or task.cancelled() or h.exited.is_set():
+        # The wait settled with a publication for every file before the death was seen (the server published, then
+        # exited): that answer arrived and stands. Settled without one (its wait ran out) it is no answer, and a
+        # death with the wait still running raises at once: a staged publisher's first list may be partial.
+        answered = finished and not task.cancelled() and all(uri in self._published for uri in uris)
+        if not answered and (not finished or task.cancelled() or h.exited.is_set()):
             # the dead server stays registered: its next request finds it not alive and starts a fresh one
             raise LspExited(f"{self.spec.display_name} died before it published {what}; the next call starts it "
                             "again")

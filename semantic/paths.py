@@ -112,11 +112,14 @@ def walk_files(root: Path, start: Path, extensions: frozenset[str] | None = None
         stack.extend(reversed(dirs))
 
 
-def stat_fingerprint(root: Path, extensions: frozenset[str], h) -> int:
-    """Feed (relative path, mtime, size) of every source file into hash `h`; return the file count."""
+def stat_fingerprint(root: Path, extensions: frozenset[str], h, walked: list[Path] | None = None) -> int:
+    """Feed (relative path, mtime, size) of every source file into hash `h`; return the file count. `walked`
+    receives every path in walk order, for a caller that needs the files as well (one walk, not two)."""
     n = 0
     root_s = str(root.resolve())
     for p in walk_files(root, root.resolve(), extensions):
+        if walked is not None:
+            walked.append(p)
         try:
             st = p.stat()
         except OSError:

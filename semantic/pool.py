@@ -12,6 +12,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from ansf_mcp.semantic.defaults import SEMANTIC_DEADLINE_SECONDS
+
 log = logging.getLogger(__name__)
 
 
@@ -28,7 +30,7 @@ class SemanticPool:
     behind it. Threads are daemons: a stuck one never holds up the process's exit.
     """
 
-    def __init__(self, workers: int = 4, deadline_s: float = 20.0) -> None:
+    def __init__(self, workers: int = 4, deadline_s: float = SEMANTIC_DEADLINE_SECONDS) -> None:
         self.workers = workers
         self.deadline_s = deadline_s
         self._queue: queue.SimpleQueue[tuple[Future, Callable[[], Any]] | None] = queue.SimpleQueue()

@@ -206,6 +206,16 @@ def _hinted_first(remaining: list[Path], name: str | None, hinted: set[Path] | N
     return len(hit)
 
 
+def _scan_capped(lang: str, files: int) -> str | None:
+    """Why a references answer may be incomplete: jedi parses, and the scope check reads, at most
+    MAX_SCAN_FILES files, so on a larger project the rest is missing without a word unless we say so."""
+    if files <= MAX_SCAN_FILES:
+        return None
+    return (f"the project has more than {MAX_SCAN_FILES} {LANGUAGE_NAMES[lang]} files and at most "
+            f"{MAX_SCAN_FILES} were searched, so references in the others may be missing; search_for_pattern "
+            "finds the name in every file")
+
+
 class SemanticService(InspectionMixin, EditingMixin):
     def __init__(self, project_root: Path, data_dir: Path, *, request_timeout: float = 30.0,
                  read_only: bool = False, cache_dir: Path | None = None,
@@ -360,9 +370,14 @@ class SemanticService(InspectionMixin, EditingMixin):
 
     def project_state(self, lang: str) -> str:
         """Hash of (path, mtime, size) of every source file of `lang`: cross-file answers key on it."""
+        return self.project_walk(lang)[0]
+
+    def project_walk(self, lang: str) -> tuple[str, list[Path]]:
+        """The project state of `lang` and its source files in walk order, from one walk of the project."""
         h = hashlib.blake2b(digest_size=16)
-        stat_fingerprint(self.root, LANGUAGE_EXTENSIONS[lang], h)
-        return h.hexdigest()
+        walked: list[Path] = []
+        stat_fingerprint(self.root, LANGUAGE_EXTENSIONS[lang], h, walked)
+        return h.hexdigest(), walked
 
     def rel(self, path: Path) -> str | None:
         try:
@@ -621,7 +636,9 @@ class SemanticService(InspectionMixin, EditingMixin):
         srv = self.server(lang)
         line, col = loc.node["sel"]
         line_text = self._line(path, line)
-        state = self.project_state(lang)
+        # The same walk gives the cache key and, on a miss, the files the scope check reads (a walk each was two
+        # or three passes over every folder of the project per call).
+        state, walked = self.project_walk(lang)
         key = make_key(self.fingerprint(srv), rel, self.content_hash(path), "references", line, col, state)
         answer = self.cache.get(key)
         if answer is None:
@@ -635,21 +652,11 @@ class SemanticService(InspectionMixin, EditingMixin):
                                            progress=progress)
             answer = {"refs": refs, "note": None, "mentions": None}
             if lang == "python":
-                answer = self._python_precision(rel, loc, refs)
-                if capped := self._scan_capped(lang):
+                answer = self._python_precision(rel, loc, refs, walked[:MAX_SCAN_FILES], state)
+                if capped := _scan_capped(lang, len(walked)):
                     answer["note"] = f"{answer['note']}; {capped}" if answer["note"] else capped
             self.cache.set(key, answer, tag=project_tag(lang))
         return ReferenceList(path, rel, lang, loc, answer["refs"], key, answer["note"], answer["mentions"])
-
-    def _scan_capped(self, lang: str) -> str | None:
-        """Why a references answer may be incomplete: jedi parses, and the scope check reads, at most
-        MAX_SCAN_FILES files, so on a larger project the rest is missing without a word unless we say so."""
-        n = sum(1 for _ in walk_files(self.root, self.root, LANGUAGE_EXTENSIONS[lang], limit=MAX_SCAN_FILES + 1))
-        if n <= MAX_SCAN_FILES:
-            return None
-        return (f"the project has more than {MAX_SCAN_FILES} {LANGUAGE_NAMES[lang]} files and at most "
-                f"{MAX_SCAN_FILES} were searched, so references in the others may be missing; search_for_pattern "
-                "finds the name in every file")
 
     # ---- Python scopes -----------------------------------------------------------------------------
     def _labelled(self, refs: list[dict], name: str) -> list[dict]:
@@ -670,13 +677,14 @@ class SemanticService(InspectionMixin, EditingMixin):
             out.append({**r, "kind": occ.kind if occ is not None else CODE})
         return out
 
-    def project_scopes(self, rel: str, name: str) -> ProjectScopes:
-        """Which occurrences of `name` across the project's Python files are the global `name` of `rel`."""
+    def project_scopes(self, rel: str, name: str, files: list[Path] | None = None) -> ProjectScopes:
+        """Which occurrences of `name` across the project's Python files are the global `name` of `rel`;
+        `files`: the files to read when the caller has walked the project already."""
         from ansf_mcp.semantic.languages.python import extra_paths
 
         word = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)")
         texts: dict[str, str | None] = {}
-        for p in walk_files(self.root, self.root, LANGUAGE_EXTENSIONS["python"], limit=MAX_SCAN_FILES):
+        for p in self._scan_files(files):
             prel = self.rel(p)
             if prel is None:
                 continue
@@ -689,7 +697,14 @@ class SemanticService(InspectionMixin, EditingMixin):
         roots = [self.rel(Path(r)) or "" for r in extra_paths(self.root)]
         return ProjectScopes(rel, name, texts.get, list(texts), roots)
 
-    def _python_precision(self, rel: str, loc: sym.Located, refs: list[dict]) -> dict[str, Any]:
+    def _scan_files(self, files: list[Path] | None) -> list[Path]:
+        """The Python files a scope or member check reads: the caller's, or the first MAX_SCAN_FILES walked."""
+        if files is not None:
+            return files
+        return list(walk_files(self.root, self.root, LANGUAGE_EXTENSIONS["python"], limit=MAX_SCAN_FILES))
+
+    def _python_precision(self, rel: str, loc: sym.Located, refs: list[dict], files: list[Path],
+                          state: str) -> dict[str, Any]:
         """jedi's references, each labelled with its kind; for a module-level name, without the occurrences
         that bind another object of that name (parameters, locals, class attributes, another module's import)
         and with the places it is written as a string (`__all__` entries, string annotations)."""
@@ -699,8 +714,8 @@ class SemanticService(InspectionMixin, EditingMixin):
             owner = self.class_owner(rel, loc)
             if owner is None:  # a function's local: jedi resolves it by scope, each reference labelled
                 return {"refs": self._labelled(refs, name), "note": None, "mentions": None}
-            return self._member_precision(rel, owner, name, refs)
-        scopes = self.project_scopes(rel, name)
+            return self._member_precision(rel, owner, name, refs, files, state)
+        scopes = self.project_scopes(rel, name, files)
         kept: list[dict] = []
         left_out: dict[str, int] = {}
         for r in refs:
@@ -745,7 +760,8 @@ class SemanticService(InspectionMixin, EditingMixin):
             return None
         return owner if any(c.chain == owner for c in classes(text, rel, loc.node["name"])) else None
 
-    def _member_precision(self, rel: str, owner: tuple[str, ...], name: str, refs: list[dict]) -> dict[str, Any]:
+    def _member_precision(self, rel: str, owner: tuple[str, ...], name: str, refs: list[dict], files: list[Path],
+                          state: str) -> dict[str, Any]:
         """A class member's references: jedi's answer without what cannot be this member, plus the definitions
         of the same member in its class family (overrides). jedi falls back to the bare name when it cannot
         infer a receiver, and then lists every `name` of the project; an `obj.name` whose definition jedi finds
@@ -761,7 +777,7 @@ class SemanticService(InspectionMixin, EditingMixin):
         )
 
         texts: dict[str, str] = {}
-        for p in walk_files(self.root, self.root, LANGUAGE_EXTENSIONS["python"], limit=MAX_SCAN_FILES):
+        for p in files:
             prel = self.rel(p)
             with contextlib.suppress(OSError):
                 text = read_text(p)[0] if prel is not None else ""
@@ -801,7 +817,7 @@ class SemanticService(InspectionMixin, EditingMixin):
             """Where jedi says the use at (line, column), 1-based, is defined; empty when it cannot say (also when
             the file changed since it was read, or the server failed: the use is then taken as unresolved)."""
             try:
-                found = self.goto_definition(frel, line, column).definitions
+                found = self.goto_definition(frel, line, column, state=state).definitions
             except (SemanticInputError, LspError, OSError):
                 return set()
             return {(d.relative_path, d.line - 1) for d in found}
@@ -923,7 +939,9 @@ class SemanticService(InspectionMixin, EditingMixin):
             log.debug("describe %s:%s failed: %s", rel, ln, exc)
         return {"relative_path": rel, "line": ln + 1, "column": cl + 1, "symbol": symbol, "context": context}
 
-    def goto_definition(self, relative_path: str, line: int, column: int) -> Definitions:
+    def goto_definition(self, relative_path: str, line: int, column: int, *, state: str | None = None
+                        ) -> Definitions:
+        """`state`: the project state when the caller has it already (a references call asking per use)."""
         path, rel, lang = self._file(relative_path)
         lines = self.lines(path)
         if line < 1 or line > max(1, len(lines)):
@@ -932,7 +950,8 @@ class SemanticService(InspectionMixin, EditingMixin):
         if column < 1 or column > width:
             raise SemanticInputError(f"column {column} is outside line {line} of {rel} (1..{width})")
         srv = self.server(lang)
-        state = self.project_state(lang)
+        if state is None:
+            state = self.project_state(lang)
         key = make_key(self.fingerprint(srv), rel, self.content_hash(path), "definition", line, column, state)
         defs = self.cache.get(key)
         if defs is None:

@@ -2,7 +2,8 @@
 
 argv: [marker] [mode]. With a marker path, the first documentSymbol (the marker not yet there) is never answered:
 mode "hang" (the default) keeps answering the rest; mode "mute" closes its output half a second later and answers
-nothing more, alive (a death as its client sees it, before the process is reaped)."""
+nothing more, alive (a death as its client sees it, before the process is reaped). Marker "publish-and-die":
+publishes one diagnostic for the first file opened, then exits (an answer that arrived before the death)."""
 
 import json
 import os
@@ -37,6 +38,12 @@ while True:
     method, mid = msg.get("method"), msg.get("id")
     if method == "initialize":
         send({"jsonrpc": "2.0", "id": mid, "result": {"capabilities": {"documentSymbolProvider": True}}})
+    elif method == "textDocument/didOpen" and marker == "publish-and-die":
+        uri = msg["params"]["textDocument"]["uri"]
+        rng = {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 4}}
+        send({"jsonrpc": "2.0", "method": "textDocument/publishDiagnostics", "params": {
+            "uri": uri, "diagnostics": [{"range": rng, "severity": 1, "message": "fake error"}]}})
+        sys.exit(0)
     elif method == "textDocument/documentSymbol":
         if marker == "always":
             continue  # hang forever

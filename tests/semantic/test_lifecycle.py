@@ -230,3 +230,30 @@ def test_two_calls_failing_on_one_dead_server_restart_it_once(tmp_path, monkeypa
     while _fake_servers():
         assert time.monotonic() < deadline, f"language servers left running: {_fake_servers()}"
         time.sleep(0.1)
+
+
+def test_diagnostics_published_just_before_the_server_died_are_the_answer(tmp_path, monkeypatch):
+    """The server publishes, then exits, and the wait ends as its death is seen: the answer had arrived and
+    stands (taken for "died before it published", it was discarded and the caller told there was none)."""
+    from ansf_mcp.semantic.lsp import LanguageServer, LspLoop
+
+    settled = LanguageServer._settled
+
+    async def settled_as_it_dies(self, uri, ev, wait):
+        await settled(self, uri, ev, wait)
+        # the race, every time: the waits for the answer and for the death end in the same turn of the loop
+        await self.handler.exited.wait()
+
+    monkeypatch.setattr(LanguageServer, "_settled", settled_as_it_dies)
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    target = proj / "a.py"
+    target.write_text("fake = 1\n")
+    loop = LspLoop()
+    srv = LanguageServer(_spec("publish-and-die"), proj, loop, request_timeout=6, init_timeout=10)
+    try:
+        found = srv.diagnostics(target, wait=5)
+        assert [d["message"] for d in found or []] == ["fake error"], found
+    finally:
+        srv.stop()
+        loop.stop()

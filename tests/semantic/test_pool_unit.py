@@ -4,10 +4,15 @@ deadline are answered at once and say why, even when the stuck call ends before 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 
 import pytest
+from ansf_mcp.semantic.defaults import SEMANTIC_DEADLINE_SECONDS
+from ansf_mcp.semantic.host import SemanticHost
 from ansf_mcp.semantic.pool import SemanticCallError, SemanticPool
+
+from ansf_mcp.settings import Settings
 
 
 class EndsAtOnce(SemanticPool):
@@ -55,3 +60,10 @@ def test_queued_calls_say_why_they_failed_fast_even_after_the_stuck_call_ended()
     assert len(answers) == 5
     assert all(a.startswith("semantic tools are failing fast: goto_definition('a.py') has had no answer") for a in
                answers), answers
+
+
+def test_one_deadline_default_whichever_way_the_layer_is_built() -> None:
+    # The server builds the pool from Settings; tests and benchmarks build the host or the pool directly.
+    host_default = inspect.signature(SemanticHost).parameters["deadline_s"].default
+    assert Settings.model_fields["semantic_deadline_s"].default == SEMANTIC_DEADLINE_SECONDS
+    assert SemanticPool().deadline_s == host_default == SEMANTIC_DEADLINE_SECONDS

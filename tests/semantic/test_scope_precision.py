@@ -332,3 +332,30 @@ async def test_the_member_check_stops_at_its_budget_and_says_so(shop, monkeypatc
     assert "only the first 0 `obj.total` uses were checked" in r["note"], r["note"]
     # unchecked, jedi's attribute uses stand: cart.total() in report.py is still there
     assert ("shop/report.py", 5, "attribute") in [(x["relative_path"], x["line"], x["kind"]) for x in flat(r)]
+
+
+@pytest.mark.parametrize("name_path, relative_path", [
+    ("request", "webapp/globals.py"),  # a module global: the scope check reads the project's files
+    ("Config/merged", "webapp/config.py"),  # a class member: the family check reads them
+    ("outer/inner", "webapp/handlers.py"),  # a function's local: no scope check
+])
+def test_one_references_call_walks_the_project_once(tmp_path, monkeypatch, name_path, relative_path):
+    # The project's state (the cache key), the files the scope check reads and the note on a capped scan all
+    # come from one walk: each more is another pass over every folder of a large project, per call.
+    from ansf_mcp.semantic import paths
+    from ansf_mcp.semantic import service as service_module
+
+    root = tmp_path / "shadowproj"
+    shutil.copytree(PROJECT, root)
+    _server, _app, service = build(root, tmp_path / "data")
+    walks: list[Path] = []
+    walk = paths.walk_files
+
+    def counted(root, start, *args, **kwargs):
+        walks.append(start)
+        return walk(root, start, *args, **kwargs)
+
+    monkeypatch.setattr(paths, "walk_files", counted)
+    monkeypatch.setattr(service_module, "walk_files", counted)
+    assert service.reference_list(name_path, relative_path).refs
+    assert len(walks) == 1, walks
