@@ -26,6 +26,14 @@ def _spec(*args: str) -> ServerSpec:
     return ServerSpec(language="Python", key="python", cmd=[sys.executable, str(FAKE), *args], version="fake-1")
 
 
+def _fake_project(tmp_path: Path) -> tuple[Path, Path]:
+    """A one-file project for the fake server: the project and its file."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "a.py").write_text("fake = 1\n")
+    return proj, proj / "a.py"
+
+
 async def test_hung_server_is_restarted_and_call_retried(tmp_path):
     proj = tmp_path / "proj"
     proj.mkdir()
@@ -118,10 +126,7 @@ def test_a_server_stopped_under_a_request_stays_stopped_and_the_call_says_so(tmp
 
     from ansf_mcp.semantic.lsp import LanguageServer, LspError, LspLoop
 
-    proj = tmp_path / "proj"
-    proj.mkdir()
-    target = proj / "a.py"
-    target.write_text("fake = 1\n")
+    proj, target = _fake_project(tmp_path)
     loop = LspLoop()
     srv = LanguageServer(_spec("always"), proj, loop, request_timeout=6, init_timeout=10)
     out: dict[str, object] = {}
@@ -173,10 +178,7 @@ def test_two_calls_failing_on_one_dead_server_restart_it_once(tmp_path, monkeypa
     from ansf_mcp.semantic import lsp
     from ansf_mcp.semantic.lsp import LanguageServer, LspLoop
 
-    proj = tmp_path / "proj"
-    proj.mkdir()
-    target = proj / "a.py"
-    target.write_text("fake = 1\n")
+    proj, target = _fake_project(tmp_path)
     started: list[lsp._Handler] = []
     sent: list[tuple[lsp._Handler, str]] = []
     original_start, original_send = lsp._Handler.start, lsp._Handler.send_request
@@ -245,10 +247,7 @@ def test_diagnostics_published_just_before_the_server_died_are_the_answer(tmp_pa
         await self.handler.exited.wait()
 
     monkeypatch.setattr(LanguageServer, "_settled", settled_as_it_dies)
-    proj = tmp_path / "proj"
-    proj.mkdir()
-    target = proj / "a.py"
-    target.write_text("fake = 1\n")
+    proj, target = _fake_project(tmp_path)
     loop = LspLoop()
     srv = LanguageServer(_spec("publish-and-die"), proj, loop, request_timeout=6, init_timeout=10)
     try:
