@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from ansf_mcp.semantic.defaults import SEMANTIC_DEADLINE_SECONDS, TYPE_NET_SECONDS
+from ansf_mcp.semantic.defaults import SEMANTIC_DEADLINE_SECONDS, SEMANTIC_WORKERS, TYPE_NET_SECONDS
 from ansf_mcp.store import db
 from ansf_mcp.store.base import (
     DEFAULT_MIGRATION_LOCK_TIMEOUT_S,
@@ -94,7 +94,7 @@ class Settings(BaseModel):
     http_header_timeout_s: float = Field(default=10.0, gt=0, le=600)
     http_max_connections: int | None = Field(default=None, ge=1, le=1_000_000)
     # Semantic tools: worker threads of their own (never the transport's) and a deadline per call.
-    semantic_workers: int = Field(default=4, ge=1, le=64)
+    semantic_workers: int = Field(default=SEMANTIC_WORKERS, ge=1, le=64)
     semantic_deadline_s: float = Field(default=SEMANTIC_DEADLINE_SECONDS, gt=0, le=600)
     # The type net: how long a Python edit may wait for basedpyright's verdict on its new content (a cold start of
     # the checker included), then it is written with "types not checked"; 0 turns the net off and starts no

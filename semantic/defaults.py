@@ -8,3 +8,6 @@ TYPE_NET_SECONDS = 12.0
 
 # A semantic call's deadline: past it the caller gets the reason at once (ANSF_SEMANTIC_DEADLINE_S).
 SEMANTIC_DEADLINE_SECONDS = 20.0
+
+# Threads answering semantic calls at once (ANSF_SEMANTIC_WORKERS).
+SEMANTIC_WORKERS = 4

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ansf_mcp.semantic.defaults import SEMANTIC_DEADLINE_SECONDS
+from ansf_mcp.semantic.defaults import SEMANTIC_DEADLINE_SECONDS, SEMANTIC_WORKERS
 from ansf_mcp.semantic.models import (
     Definitions,
     Diagnostics,
@@ -200,7 +200,7 @@ class StatusPublisher:
 
 
 class SemanticHost:
-    def __init__(self, project_root: Path, data_dir: Path, *, read_only: bool = False, workers: int = 4,
+    def __init__(self, project_root: Path, data_dir: Path, *, read_only: bool = False, workers: int = SEMANTIC_WORKERS,
                  deadline_s: float = SEMANTIC_DEADLINE_SECONDS, index: bool = False, phase: Callable[[], str | None] | None = None,
                  publish: Callable[[str], None] | None = None, **service_options: Any) -> None:
         """`phase`: the operating phase's label now (the index budget follows it); `publish`: writes the status

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from ansf_mcp.semantic.defaults import SEMANTIC_DEADLINE_SECONDS
+from ansf_mcp.semantic.defaults import SEMANTIC_DEADLINE_SECONDS, SEMANTIC_WORKERS
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class SemanticPool:
     behind it. Threads are daemons: a stuck one never holds up the process's exit.
     """
 
-    def __init__(self, workers: int = 4, deadline_s: float = SEMANTIC_DEADLINE_SECONDS) -> None:
+    def __init__(self, workers: int = SEMANTIC_WORKERS, deadline_s: float = SEMANTIC_DEADLINE_SECONDS) -> None:
         self.workers = workers
         self.deadline_s = deadline_s
         self._queue: queue.SimpleQueue[tuple[Future, Callable[[], Any]] | None] = queue.SimpleQueue()

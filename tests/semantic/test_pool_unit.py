@@ -8,7 +8,7 @@ import inspect
 import threading
 
 import pytest
-from ansf_mcp.semantic.defaults import SEMANTIC_DEADLINE_SECONDS
+from ansf_mcp.semantic.defaults import SEMANTIC_DEADLINE_SECONDS, SEMANTIC_WORKERS
 from ansf_mcp.semantic.host import SemanticHost
 from ansf_mcp.semantic.pool import SemanticCallError, SemanticPool
 
@@ -62,8 +62,10 @@ def test_queued_calls_say_why_they_failed_fast_even_after_the_stuck_call_ended()
                answers), answers
 
 
-def test_one_deadline_default_whichever_way_the_layer_is_built() -> None:
+def test_one_deadline_and_worker_count_default_whichever_way_the_layer_is_built() -> None:
     # The server builds the pool from Settings; tests and benchmarks build the host or the pool directly.
     host_default = inspect.signature(SemanticHost).parameters["deadline_s"].default
     assert Settings.model_fields["semantic_deadline_s"].default == SEMANTIC_DEADLINE_SECONDS
     assert SemanticPool().deadline_s == host_default == SEMANTIC_DEADLINE_SECONDS
+    workers = inspect.signature(SemanticHost).parameters["workers"].default
+    assert Settings.model_fields["semantic_workers"].default == SemanticPool().workers == workers == SEMANTIC_WORKERS
