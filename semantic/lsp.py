@@ -246,6 +246,8 @@ class LanguageServer:
     async def _start(self) -> None:
         if self.handler is not None:  # a dead server's reader and pipes (and any process left in its group) go first
             await self._kill()
+            if self.closed:  # stopped on purpose while the dead one was ended: a server started now nobody stops
+                raise self._stopped_error()
         t0 = time.perf_counter()
         h = _Handler(ProcessLaunchInfo(cmd=list(self.spec.cmd), env=dict(self.spec.env), cwd=str(self.root)),
                      logger=None)
@@ -287,8 +289,10 @@ class LanguageServer:
             h.on_notification(n, _ignore)
         h.on_notification("textDocument/publishDiagnostics", _diagnostics)
         await h.start()
-        if h.stopped:  # stopped while its process was being spawned: _kill found no process to end, so end it here
+        if h.stopped or self.closed:  # stopped while its process was being spawned: end it here, nobody else will
             await _end(h)
+            if self.handler is h:
+                self.handler = None
             raise LspError(f"{self.spec.language} language server ({self.spec.display_name}) was stopped while "
                            "starting")
         params = {

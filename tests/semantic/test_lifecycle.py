@@ -256,3 +256,58 @@ def test_diagnostics_published_just_before_the_server_died_are_the_answer(tmp_pa
     finally:
         srv.stop()
         loop.stop()
+
+
+def test_a_server_stopped_while_its_dead_one_is_ended_starts_nothing(tmp_path, monkeypatch):
+    """A call finds its server dead and starts a new one; while the dead one is being ended, the owner stops the
+    server (a memory trim, a shutdown). The start went on regardless: a server nobody would stop again."""
+    import asyncio
+    import threading
+
+    from ansf_mcp.semantic import lsp
+    from ansf_mcp.semantic.lsp import LanguageServer, LspError, LspLoop
+
+    proj, target = _fake_project(tmp_path)
+    loop = LspLoop()
+    srv = LanguageServer(_spec(), proj, loop, request_timeout=5, init_timeout=10)
+
+    def ask() -> object:
+        return srv.request("textDocument/hover", target, lambda uri: {"textDocument": {"uri": uri}})
+
+    try:
+        ask()
+        dead = srv.handler
+        os.kill(srv.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while srv.alive():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        ended = threading.Event()
+        end = lsp._end
+
+        async def slow_end(h):  # the window, widened: the stop lands while the dead handler is being ended
+            await end(h)
+            if h is dead:
+                ended.set()
+                await asyncio.sleep(1.0)
+
+        monkeypatch.setattr(lsp, "_end", slow_end)
+        out: dict[str, object] = {}
+
+        def call() -> None:
+            try:
+                out["answer"] = ask()
+            except LspError as exc:
+                out["error"] = str(exc)
+
+        worker = threading.Thread(target=call)
+        worker.start()
+        assert ended.wait(10)
+        srv.stop()
+        worker.join(20)
+        assert "was stopped" in str(out.get("error")), out
+        assert not srv.alive() and srv.handler is None
+        assert not _fake_servers()
+    finally:
+        srv.stop()
+        loop.stop()
