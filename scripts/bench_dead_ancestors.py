@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from ansf_mcp.board import assign, swarms
 from ansf_mcp.board.models import AgentSpec, TaskSpec
 from ansf_mcp.board.tasks import insert_tasks
 from ansf_mcp.store.db import Store, open_store
+from ansf_mcp.system.stats import percentile
 
 CHAIN = 1_000
 
@@ -54,7 +54,7 @@ def measure(store: Store, runs: int, analyze: bool) -> dict[str, float]:
             found = assign._dead_ancestors(conn, sw, origins)
             walk.append((time.perf_counter() - started) * 1000)
         assert found == {}, found  # the failed task is not behind the chain
-    return {"build_episode_ms": round(statistics.median(whole), 1), "walk_ms": round(statistics.median(walk), 1),
+    return {"build_episode_ms": round(percentile(whole, 50), 1), "walk_ms": round(percentile(walk, 50), 1),
             "runs": runs}
 
 
