@@ -152,3 +152,22 @@ def test_a_suite_run_on_a_store_server_leaves_no_scratch_database_there(pg_clust
         assert scratch() == before
     finally:
         held.close()
+
+
+def test_a_scratch_database_left_by_a_dead_run_with_this_pid_is_no_obstacle(pg_cluster: Any, monkeypatch) -> None:
+    """A run killed before it dropped its scratch databases leaves them behind; a later process given the same pid
+    asked for the same names and failed with DuplicateDatabase."""
+    import itertools
+    import os
+    from types import SimpleNamespace
+
+    from ansf_mcp.bench import pgcluster
+
+    monkeypatch.setattr(pgcluster, "_STORE_NAMES", itertools.count(1))
+    left = f"ansf_scale_{os.getpid()}_1"
+    pg_cluster.admin(f"CREATE DATABASE {left}")
+    try:
+        with pgcluster.postgres(SimpleNamespace(store=pg_cluster.url())) as fresh:
+            assert fresh().rsplit("/", 1)[1] != left
+    finally:
+        pg_cluster.admin(f"DROP DATABASE {left}")

@@ -9,6 +9,7 @@ import glob
 import itertools
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import sys
@@ -218,7 +219,8 @@ def postgres(ctx: Any) -> Iterator[Any]:
         made: list[str] = []
 
         def fresh() -> str:
-            name = f"ansf_scale_{os.getpid()}_{next(_STORE_NAMES)}"
+            # A random part too: a run that died before dropping its databases may have had this pid.
+            name = f"ansf_scale_{os.getpid()}_{next(_STORE_NAMES)}_{secrets.token_hex(4)}"
             with psycopg.connect(base, autocommit=True) as conn:
                 conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
             made.append(name)
