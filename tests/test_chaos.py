@@ -161,6 +161,8 @@ def test_a_scratch_database_left_by_a_dead_run_with_this_pid_is_no_obstacle(pg_c
     import os
     from types import SimpleNamespace
 
+    import psycopg
+
     from ansf_mcp.bench import pgcluster
 
     monkeypatch.setattr(pgcluster, "_STORE_NAMES", itertools.count(1))
@@ -168,6 +170,18 @@ def test_a_scratch_database_left_by_a_dead_run_with_this_pid_is_no_obstacle(pg_c
     pg_cluster.admin(f"CREATE DATABASE {left}")
     try:
         with pgcluster.postgres(SimpleNamespace(store=pg_cluster.url())) as fresh:
-            assert fresh().rsplit("/", 1)[1] != left
+            made = fresh().rsplit("/", 1)[1]  # used to raise DuplicateDatabase
+            with psycopg.connect(pg_cluster.url()) as conn:
+                assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (made,)).fetchone()
     finally:
         pg_cluster.admin(f"DROP DATABASE {left}")
+
+
+def test_a_scratch_database_url_keeps_the_store_urls_options() -> None:
+    """The scratch URL was the --store URL cut at its last '/': its options (sslmode, ...) were lost, and a URL
+    without a database part lost its host."""
+    from ansf_mcp.bench.pgcluster import _with_database
+
+    assert _with_database("postgresql://u:pw@db.example:6432/app?sslmode=require", "ansf_scale_1") == \
+        "postgresql://u:pw@db.example:6432/ansf_scale_1?sslmode=require"
+    assert _with_database("postgresql://db.example", "ansf_scale_1") == "postgresql://db.example/ansf_scale_1"

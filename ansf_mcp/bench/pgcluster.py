@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from ansf_mcp.ports import free_port
 
@@ -192,20 +193,32 @@ def _drop(base: str, names: list[str]) -> None:
     (the benchmark's figures are already measured)."""
     import psycopg
 
+    from ansf_mcp.store.postgres import one_line
+
+    if not names:
+        return
     left = []
-    for name in names:
-        try:
-            with psycopg.connect(base, autocommit=True) as conn:
+    try:
+        with psycopg.connect(base, autocommit=True) as conn:
+            for name in names:
                 try:
-                    # FORCE ends the sessions a killed replica or agent may still hold on it.
-                    conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
-                except psycopg.errors.SyntaxError:  # before PostgreSQL 13
-                    conn.execute(f"DROP DATABASE IF EXISTS {name}")  # type: ignore[arg-type]
-        except psycopg.Error as exc:
-            left.append(f"{name} ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})")
+                    try:
+                        # FORCE ends the sessions a killed replica or agent may still hold on it.
+                        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+                    except psycopg.errors.SyntaxError:  # before PostgreSQL 13
+                        conn.execute(f"DROP DATABASE IF EXISTS {name}")  # type: ignore[arg-type]
+                except psycopg.Error as exc:
+                    left.append(f"{name} ({one_line(exc)})")
+    except psycopg.Error as exc:  # the server itself is gone: none of them could go
+        left = [f"{name} ({one_line(exc)})" for name in names]
     if left:
         print(f"ansf bench: could not drop the scratch database(s) {', '.join(left)} on the --store server; drop "
               "them by hand", file=sys.stderr)
+
+
+def _with_database(url: str, name: str) -> str:
+    """The same server URL naming another database; its options (sslmode, ...) kept."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 @contextlib.contextmanager
@@ -224,7 +237,7 @@ def postgres(ctx: Any) -> Iterator[Any]:
             with psycopg.connect(base, autocommit=True) as conn:
                 conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
             made.append(name)
-            return base.rsplit("/", 1)[0] + "/" + name
+            return _with_database(base, name)
 
         fresh.server = server_info(base, "store")  # type: ignore[attr-defined]
         try:
