@@ -10,7 +10,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from ansf_mcp.semantic.defaults import SEMANTIC_DEADLINE_SECONDS, SEMANTIC_WORKERS, TYPE_NET_SECONDS
+from ansf_mcp.semantic.defaults import (
+    SEMANTIC_DEADLINE_SECONDS,
+    SEMANTIC_WORKERS,
+    TYPE_NET_MAX_SHARE,
+    TYPE_NET_SECONDS,
+)
 from ansf_mcp.store import db
 from ansf_mcp.store.base import (
     DEFAULT_MIGRATION_LOCK_TIMEOUT_S,
@@ -120,14 +125,16 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _type_net_within_deadline(self) -> Settings:
-        # A budget past the call's deadline is never used: the call has failed on its deadline by then. Only a
-        # budget the user set is refused: the default shrinks to a shorter deadline the user set alone.
-        if self.type_net_s > self.semantic_deadline_s and "type_net_s" not in self.model_fields_set:
-            self.type_net_s = self.semantic_deadline_s
-        if self.type_net_s > self.semantic_deadline_s:
-            raise ValueError(f"type_net_s ({self.type_net_s:g} s) is longer than semantic_deadline_s "
-                             f"({self.semantic_deadline_s:g} s), the deadline of the whole call it runs in: set it "
-                             "at most that, or 0 to turn the type net off")
+        # The net may take at most TYPE_NET_MAX_SHARE of the call's deadline, leaving the edit room to finish
+        # within it. Only a budget the user set is refused: the default shrinks to a shorter deadline set alone.
+        most = round(TYPE_NET_MAX_SHARE * self.semantic_deadline_s, 3)
+        if self.type_net_s > most and "type_net_s" not in self.model_fields_set:
+            self.type_net_s = most
+        if self.type_net_s > most:
+            raise ValueError(f"type_net_s ({self.type_net_s:g} s) is longer than {TYPE_NET_MAX_SHARE:.0%} of "
+                             f"semantic_deadline_s ({self.semantic_deadline_s:g} s), the deadline of the whole call "
+                             f"it runs in, which the edit itself needs the rest of: set it at most {most:g} s, or 0 "
+                             "to turn the type net off")
         return self
 
     @field_validator("data_dir", "project_root", mode="after")

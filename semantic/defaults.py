@@ -9,5 +9,10 @@ TYPE_NET_SECONDS = 12.0
 # A semantic call's deadline: past it the caller gets the reason at once (ANSF_SEMANTIC_DEADLINE_S).
 SEMANTIC_DEADLINE_SECONDS = 20.0
 
+# The most of a call's deadline the type net may take (the defaults' own ratio): the rest is the edit's reads,
+# plan and write, which run on after a deadline has answered the caller, so a net that could fill the deadline
+# made an edit land after its caller was told there was no answer (and a retried insert land twice).
+TYPE_NET_MAX_SHARE = TYPE_NET_SECONDS / SEMANTIC_DEADLINE_SECONDS
+
 # Threads answering semantic calls at once (ANSF_SEMANTIC_WORKERS).
 SEMANTIC_WORKERS = 4
