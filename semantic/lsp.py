@@ -97,9 +97,13 @@ class _Handler(LanguageServerHandler):
         # A request written after the server's output ended is answered by nobody (run_forever answered only what
         # was pending then): it would wait out the whole request timeout instead of failing like the one before it.
         if self.exited.is_set():
-            raise (_ServerStopped(ErrorCodes.InternalError, "the language server was stopped") if self.stopped
-                   else _ServerExited(ErrorCodes.InternalError, "the language server exited"))
+            raise self._gone()
         return await super().send_request(method, params)
+
+    def _gone(self) -> _ServerExited:
+        """What a request to this ended server is answered with: stopped by us, or exited on its own."""
+        return (_ServerStopped(ErrorCodes.InternalError, "the language server was stopped") if self.stopped
+                else _ServerExited(ErrorCodes.InternalError, "the language server exited"))
 
     async def _reap(self) -> None:
         """When the process we started dies, its group goes too: a launcher (basedpyright's Python wrapper of a
@@ -120,8 +124,7 @@ class _Handler(LanguageServerHandler):
             self.exited.set()
             pending = list(self._response_handlers.values())
             self._response_handlers.clear()
-            gone = (_ServerStopped(ErrorCodes.InternalError, "the language server was stopped") if self.stopped
-                    else _ServerExited(ErrorCodes.InternalError, "the language server exited"))
+            gone = self._gone()
             for request in pending:
                 with contextlib.suppress(Exception):
                     await request.on_error(gone)
@@ -594,10 +597,9 @@ class LanguageServer:
         saying it died before it published `what`."""
         task = asyncio.ensure_future(waiting)
         died = asyncio.ensure_future(h.exited.wait())
-        finished = False  # the wait ended on its own, not cancelled below
         try:
             await asyncio.wait({task, died}, return_when=asyncio.FIRST_COMPLETED)
-            finished = task.done()
+            finished = task.done()  # the wait ended on its own, not cancelled below
         finally:
             died.cancel()
             if not task.done():
@@ -607,8 +609,7 @@ class LanguageServer:
         # The wait settled with a publication for every file before the death was seen (the server published, then
         # exited): that answer arrived and stands. Settled without one (its wait ran out) it is no answer, and a
         # death with the wait still running raises at once: a staged publisher's first list may be partial.
-        answered = finished and not task.cancelled() and all(uri in self._published for uri in uris)
-        if not answered and (not finished or task.cancelled() or h.exited.is_set()):
+        if not finished or (h.exited.is_set() and not all(uri in self._published for uri in uris)):
             # the dead server stays registered: its next request finds it not alive and starts a fresh one
             raise LspExited(f"{self.spec.display_name} died before it published {what}; the next call starts it "
                             "again")

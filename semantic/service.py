@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -647,7 +648,7 @@ class SemanticService(InspectionMixin, EditingMixin):
             raw = srv.request("textDocument/references", path, lambda uri: {
                 "textDocument": {"uri": uri},
                 "position": {"line": line, "character": to_server(line_text, col, srv.position_encoding)},
-                "context": {"includeDeclaration": False}}, also_open=self.also_open(srv, lang)) or []
+                "context": {"includeDeclaration": False}}, also_open=self.also_open(srv, lang, walked)) or []
             refs = self._locations_to_refs(raw, lang, srv.position_encoding, exclude=(str(path), line, col),
                                            progress=progress)
             answer = {"refs": refs, "note": None, "mentions": None}
@@ -881,11 +882,13 @@ class SemanticService(InspectionMixin, EditingMixin):
                          "its list missed may be missing")
         return {"refs": kept, "note": "; ".join(notes) or None, "mentions": None}
 
-    def also_open(self, srv: LanguageServer, lang: str) -> list[Path] | None:
-        """Files to open first for cross-file requests (clangd has no background index)."""
+    def also_open(self, srv: LanguageServer, lang: str, walked: list[Path] | None = None) -> list[Path] | None:
+        """Files to open first for cross-file requests (clangd has no background index); `walked`: the project's
+        files from a walk the caller already made."""
         if not srv.spec.open_all_for_references:
             return None
-        return list(walk_files(self.root, self.root, LANGUAGE_EXTENSIONS[lang]))[:C_OPEN_ALL_LIMIT]
+        files = walked if walked is not None else walk_files(self.root, self.root, LANGUAGE_EXTENSIONS[lang])
+        return list(itertools.islice(files, C_OPEN_ALL_LIMIT))
 
     def _line(self, path: Path, line: int) -> str:
         lines = self.lines(path)
